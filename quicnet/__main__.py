@@ -1,0 +1,5 @@
+"""``python -m quicnet``: the ``quicnet`` command."""
+
+from quicnet.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``quicnet`` command: OpenSSL's verbs and flags over :mod:`quicnet.crypto`."""

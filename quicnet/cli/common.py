@@ -1,0 +1,95 @@
+"""What every verb shares: flag parsing, input/output, passphrases, errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import NoReturn
+
+from quicnet.errors import QuicnetError
+
+__all__ = [
+    "CliError",
+    "Parser",
+    "add_output_flags",
+    "read_input",
+    "read_passphrase",
+    "write_output",
+]
+
+
+class CliError(QuicnetError):
+    """A user error the CLI reports in one line (bad flag value, missing file...)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """OpenSSL-style flags (``-in``, ``-out``) with one-line errors and no abbreviations."""
+
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=f"quicnet {prog}", description=description, allow_abbrev=False)
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: {message} (see '{self.prog} -help')\n")
+        raise SystemExit(2)
+
+
+def read_input(path: str | None, what: str = "input") -> bytes:
+    """Bytes from ``path``, or from standard input when ``path`` is None or ``-``."""
+    if path is None or path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+
+
+def write_output(path: str | None, data: bytes, *, private: bool = False) -> None:
+    """Write to ``path`` (mode 0600 for private material), or to standard output."""
+    if path is None or path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+
+
+def read_passphrase(spec: str | None) -> bytes | None:
+    """OpenSSL's pass phrase arguments: ``pass:TEXT``, ``env:VAR``, ``file:PATH``, ``stdin``."""
+    if spec is None:
+        return None
+    kind, _, value = spec.partition(":")
+    if kind == "pass":
+        return value.encode()
+    if kind == "env":
+        if value not in os.environ:
+            raise CliError(f"environment variable {value!r} (from {spec!r}) is not set")
+        return os.environ[value].encode()
+    if kind == "file":
+        data = read_input(value, "passphrase file")
+        return data.splitlines()[0] if data else b""
+    if spec == "stdin":
+        line = sys.stdin.buffer.readline()
+        return line.rstrip(b"\r\n")
+    raise CliError(f"unrecognised passphrase source {spec!r}; use pass:, env:, file: or stdin")
+
+
+def add_output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-out", metavar="FILE", help="output file (default: standard output)")
+    p.add_argument("-outform", choices=("PEM", "DER", "pem", "der"), default="PEM")
+
+
+def pem_or_der(outform: str) -> bool:
+    """True for PEM."""
+    return outform.upper() == "PEM"
+
+
+def cipher_flag(p: argparse.ArgumentParser) -> None:
+    """``-aes256`` and friends: encrypt the private key written (PKCS#8, PBES2 AES-256-CBC)."""
+    for name in ("-aes256", "-aes-256-cbc", "-aes128", "-aes-128-cbc", "-aes192", "-aes-192-cbc"):
+        p.add_argument(name, dest="encrypt", action="store_true", help=argparse.SUPPRESS)

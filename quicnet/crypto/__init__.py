@@ -1,0 +1,119 @@
+"""The crypto toolkit: a small, typed layer over pyca/cryptography.
+
+Keys (:mod:`~quicnet.crypto.keys`), X.509 certificates and CSRs
+(:mod:`~quicnet.crypto.certs`), path validation (:mod:`~quicnet.crypto.verify`),
+development identities, TLS key exchange (:mod:`~quicnet.crypto.kex`), AEAD
+and QUIC header protection (:mod:`~quicnet.crypto.aead`), HKDF and the TLS 1.3
+derivations (:mod:`~quicnet.crypto.kdf`), hashes, randomness.
+
+This package is the only one in quicnet that imports pyca/cryptography.
+"""
+
+from quicnet.crypto.aead import Aead, AeadAlgorithm, HeaderProtection
+from quicnet.crypto.certs import (
+    Certificate,
+    CertificateRequest,
+    check_chain_order,
+    format_fingerprint,
+    issue_certificate,
+    load_certificate,
+    load_certificates,
+    load_csr,
+    make_ca,
+    make_csr,
+    self_signed_certificate,
+)
+from quicnet.crypto.errors import (
+    BadCertificateSignature,
+    CertificateError,
+    CertificateExpired,
+    CertificateNotYetValid,
+    ChainOrderError,
+    CryptoError,
+    DecodeError,
+    DecryptError,
+    InvalidSignatureError,
+    KeyExchangeError,
+    NameMismatch,
+    NotACA,
+    PassphraseError,
+    PathTooLong,
+    UnknownIssuer,
+    UnsuitableCertificate,
+    UnsupportedAlgorithmError,
+    UnsupportedCriticalExtension,
+)
+from quicnet.crypto.hashes import HASH_NAMES, Hasher, digest, digest_size, hmac_digest
+from quicnet.crypto.identity import DevIdentity, dev_identity
+from quicnet.crypto.kdf import derive_secret, hkdf_expand, hkdf_expand_label, hkdf_extract
+from quicnet.crypto.kex import KeyShare, NamedGroup, respond_key_share
+from quicnet.crypto.keys import (
+    KEY_ALGORITHMS,
+    PrivateKey,
+    PublicKey,
+    generate_private_key,
+    load_private_key,
+    load_public_key,
+)
+from quicnet.crypto.random import constant_time_eq, random_bytes
+from quicnet.crypto.signing import SignatureScheme
+from quicnet.crypto.verify import verify_chain
+
+__all__ = [
+    "HASH_NAMES",
+    "KEY_ALGORITHMS",
+    "Aead",
+    "AeadAlgorithm",
+    "BadCertificateSignature",
+    "Certificate",
+    "CertificateError",
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "CertificateRequest",
+    "ChainOrderError",
+    "CryptoError",
+    "DecodeError",
+    "DecryptError",
+    "DevIdentity",
+    "Hasher",
+    "HeaderProtection",
+    "InvalidSignatureError",
+    "KeyExchangeError",
+    "KeyShare",
+    "NameMismatch",
+    "NamedGroup",
+    "NotACA",
+    "PassphraseError",
+    "PathTooLong",
+    "PrivateKey",
+    "PublicKey",
+    "SignatureScheme",
+    "UnknownIssuer",
+    "UnsuitableCertificate",
+    "UnsupportedAlgorithmError",
+    "UnsupportedCriticalExtension",
+    "check_chain_order",
+    "constant_time_eq",
+    "derive_secret",
+    "dev_identity",
+    "digest",
+    "digest_size",
+    "format_fingerprint",
+    "generate_private_key",
+    "hkdf_expand",
+    "hkdf_expand_label",
+    "hkdf_extract",
+    "hmac_digest",
+    "issue_certificate",
+    "load_certificate",
+    "load_certificates",
+    "load_csr",
+    "load_private_key",
+    "load_public_key",
+    "make_ca",
+    "make_csr",
+    "random_bytes",
+    "respond_key_share",
+    "self_signed_certificate",
+    "verify_chain",
+]

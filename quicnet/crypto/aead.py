@@ -1,0 +1,117 @@
+"""AEAD packet protection and QUIC header protection, built once per key.
+
+Constructing a cipher context costs far more than sealing one small packet,
+so :class:`Aead` and :class:`HeaderProtection` take the key at construction
+and are reused for every packet under that key (DESIGN.md, Performance).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from quicnet.crypto.errors import CryptoError, DecryptError
+
+__all__ = ["Aead", "AeadAlgorithm", "HeaderProtection"]
+
+_NONCE_LENGTH = 12
+_TAG_LENGTH = 16
+_SAMPLE_LENGTH = 16
+_ZEROS5 = bytes(5)
+
+
+class AeadAlgorithm(enum.Enum):
+    """The AEADs of TLS 1.3 and QUIC; the value is the key length in bytes."""
+
+    AES_128_GCM = 16
+    AES_256_GCM = 32
+    CHACHA20_POLY1305 = 33  # key is 32 bytes; the value only has to be distinct
+
+    @property
+    def key_length(self) -> int:
+        return 32 if self is AeadAlgorithm.CHACHA20_POLY1305 else self.value
+
+    @property
+    def iv_length(self) -> int:
+        return _NONCE_LENGTH
+
+    @property
+    def tag_length(self) -> int:
+        return _TAG_LENGTH
+
+
+class Aead:
+    """An AEAD key with its static IV (RFC 8446 §5.3, RFC 9001 §5.3).
+
+    The per-record nonce is the IV XOR the left-padded sequence or packet
+    number, computed on integers so no bytes are allocated for it.
+    """
+
+    __slots__ = ("_ctx", "_iv", "algorithm")
+
+    def __init__(self, algorithm: AeadAlgorithm, key: bytes, iv: bytes) -> None:
+        if len(key) != algorithm.key_length:
+            raise CryptoError(f"{algorithm.name} needs a {algorithm.key_length}-byte key")
+        if len(iv) != _NONCE_LENGTH:
+            raise CryptoError(f"AEAD IV must be {_NONCE_LENGTH} bytes")
+        self.algorithm = algorithm
+        self._ctx: AESGCM | ChaCha20Poly1305 = (
+            ChaCha20Poly1305(key) if algorithm is AeadAlgorithm.CHACHA20_POLY1305 else AESGCM(key)
+        )
+        self._iv = int.from_bytes(iv, "big")
+
+    def nonce(self, counter: int) -> bytes:
+        """The nonce for sequence/packet number ``counter``."""
+        return (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big")
+
+    def seal(self, counter: int, plaintext: bytes, associated_data: bytes) -> bytes:
+        """Encrypt and authenticate; returns ciphertext followed by the 16-byte tag."""
+        return self._ctx.encrypt(
+            (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"), plaintext, associated_data
+        )
+
+    def open(self, counter: int, ciphertext: bytes, associated_data: bytes) -> bytes:
+        """Authenticate and decrypt; raises :class:`DecryptError` on any mismatch."""
+        try:
+            return self._ctx.decrypt(
+                (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"), ciphertext, associated_data
+            )
+        except InvalidTag:
+            raise DecryptError("AEAD authentication failed") from None
+
+
+class HeaderProtection:
+    """QUIC header-protection mask generator (RFC 9001 §5.4).
+
+    ``mask(sample)`` returns the 5-byte mask for a 16-byte ciphertext sample:
+    AES-ECB of the sample for the AES suites (§5.4.3), ChaCha20 keystream with
+    counter and nonce taken from the sample for ChaCha20 (§5.4.4).
+    """
+
+    __slots__ = ("_ecb", "_key", "algorithm")
+
+    def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
+        if len(key) != algorithm.key_length:
+            raise CryptoError(
+                f"{algorithm.name} header protection needs a {algorithm.key_length}-byte key"
+            )
+        self.algorithm = algorithm
+        self._key = key
+        # ECB keeps no state between blocks, so one encryptor serves every packet.
+        self._ecb = (
+            None
+            if algorithm is AeadAlgorithm.CHACHA20_POLY1305
+            else Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        )
+
+    def mask(self, sample: bytes) -> bytes:
+        if len(sample) != _SAMPLE_LENGTH:
+            raise CryptoError(f"header protection sample must be {_SAMPLE_LENGTH} bytes")
+        if self._ecb is not None:
+            return self._ecb.update(sample)[:5]
+        # pyca's ChaCha20 nonce is counter (4 bytes, little-endian) || nonce (12),
+        # exactly the layout of the sample.
+        return Cipher(algorithms.ChaCha20(self._key, sample), None).encryptor().update(_ZEROS5)

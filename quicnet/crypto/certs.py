@@ -1,0 +1,485 @@
+"""X.509 certificates and CSRs: read, write, make, issue.
+
+:class:`Certificate` and :class:`CertificateRequest` wrap pyca/cryptography's
+objects so nothing above :mod:`quicnet.crypto` touches them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization as ser
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from quicnet.crypto.errors import (
+    ChainOrderError,
+    CryptoError,
+    DecodeError,
+    InvalidSignatureError,
+    UnsupportedAlgorithmError,
+)
+from quicnet.crypto.hashes import digest, hash_algorithm
+from quicnet.crypto.keys import PrivateKey, PublicKey, PycaPublicKey
+from quicnet.crypto.names import parse_name, san_entries
+from quicnet.crypto.pem import is_pem, pem_blocks
+
+__all__ = [
+    "Certificate",
+    "CertificateRequest",
+    "check_chain_order",
+    "format_fingerprint",
+    "issue_certificate",
+    "load_certificate",
+    "load_certificates",
+    "load_csr",
+    "make_ca",
+    "make_csr",
+    "self_signed_certificate",
+]
+
+_CLOCK_SKEW = datetime.timedelta(minutes=5)  # backdate notBefore for peers with slow clocks
+
+
+def format_fingerprint(fingerprint: bytes) -> str:
+    """``AB:CD:...``, the way ``openssl x509 -fingerprint`` prints it."""
+    return ":".join(f"{b:02X}" for b in fingerprint)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _wrap_public(key: object) -> PublicKey:
+    if not isinstance(key, PycaPublicKey):
+        raise UnsupportedAlgorithmError(f"unsupported public key type {type(key).__name__}")
+    return PublicKey(key)
+
+
+def _san(extensions: x509.Extensions) -> tuple[list[str], list[str]]:
+    try:
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return dns, ips
+
+
+class Certificate:
+    """An X.509 certificate."""
+
+    __slots__ = ("_cert", "_der")
+
+    def __init__(self, cert: x509.Certificate) -> None:
+        self._cert = cert
+        self._der = cert.public_bytes(ser.Encoding.DER)
+
+    @classmethod
+    def from_der(cls, der: bytes) -> Certificate:
+        try:
+            return cls(x509.load_der_x509_certificate(der))
+        except ValueError as exc:
+            raise DecodeError(f"not a valid DER certificate: {exc}") from None
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> Certificate:
+        return load_certificate(pem)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Certificate) and self._der == other._der
+
+    def __hash__(self) -> int:
+        return hash(self._der)
+
+    def __repr__(self) -> str:
+        return f"<Certificate {self.subject!r} serial={self.serial_number:x}>"
+
+    def to_der(self) -> bytes:
+        return self._der
+
+    def to_pem(self) -> bytes:
+        return self._cert.public_bytes(ser.Encoding.PEM)
+
+    @property
+    def subject(self) -> str:
+        """The subject as an RFC 4514 string (``CN=example,O=Org``)."""
+        return self._cert.subject.rfc4514_string()
+
+    @property
+    def issuer(self) -> str:
+        return self._cert.issuer.rfc4514_string()
+
+    @property
+    def is_self_issued(self) -> bool:
+        return self._cert.subject == self._cert.issuer
+
+    @property
+    def serial_number(self) -> int:
+        return self._cert.serial_number
+
+    @property
+    def not_before(self) -> datetime.datetime:
+        return self._cert.not_valid_before_utc
+
+    @property
+    def not_after(self) -> datetime.datetime:
+        return self._cert.not_valid_after_utc
+
+    @property
+    def signature_algorithm(self) -> str:
+        oid = self._cert.signature_algorithm_oid
+        return oid._name if oid._name != "Unknown OID" else oid.dotted_string
+
+    def public_key(self) -> PublicKey:
+        try:
+            return _wrap_public(self._cert.public_key())
+        except ValueError as exc:
+            raise DecodeError(f"certificate public key is malformed: {exc}") from None
+
+    def _extensions(self) -> x509.Extensions:
+        try:
+            return self._cert.extensions
+        except ValueError as exc:  # duplicate or malformed extension
+            raise DecodeError(f"certificate extensions are malformed: {exc}") from None
+
+    @property
+    def dns_names(self) -> list[str]:
+        return _san(self._extensions())[0]
+
+    @property
+    def ip_addresses(self) -> list[str]:
+        return _san(self._extensions())[1]
+
+    def _basic_constraints(self) -> x509.BasicConstraints | None:
+        try:
+            return self._extensions().get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            return None
+
+    @property
+    def is_ca(self) -> bool:
+        bc = self._basic_constraints()
+        return bc is not None and bc.ca
+
+    @property
+    def path_length(self) -> int | None:
+        bc = self._basic_constraints()
+        return bc.path_length if bc is not None else None
+
+    def fingerprint(self, hash_name: str = "sha256") -> bytes:
+        """Hash of the DER certificate (what a certificate pin names)."""
+        return digest(hash_name, self._der)
+
+    def spki_fingerprint(self, hash_name: str = "sha256") -> bytes:
+        """Hash of the SubjectPublicKeyInfo (a pin that survives re-issuing)."""
+        return self.public_key().fingerprint(hash_name)
+
+    def issued(self, child: Certificate) -> bool:
+        """True when this certificate's name and key signed ``child``."""
+        try:
+            child._cert.verify_directly_issued_by(self._cert)
+        except (ValueError, TypeError, Exception):
+            return False
+        return True
+
+    def to_text(self) -> str:
+        from quicnet.crypto.text import certificate_text
+
+        return certificate_text(self)
+
+
+class CertificateRequest:
+    """A PKCS#10 certificate signing request."""
+
+    __slots__ = ("_csr",)
+
+    def __init__(self, csr: x509.CertificateSigningRequest) -> None:
+        self._csr = csr
+
+    def to_der(self) -> bytes:
+        return self._csr.public_bytes(ser.Encoding.DER)
+
+    def to_pem(self) -> bytes:
+        return self._csr.public_bytes(ser.Encoding.PEM)
+
+    @property
+    def subject(self) -> str:
+        return self._csr.subject.rfc4514_string()
+
+    def public_key(self) -> PublicKey:
+        try:
+            return _wrap_public(self._csr.public_key())
+        except ValueError as exc:
+            raise DecodeError(f"CSR public key is malformed: {exc}") from None
+
+    def _extensions(self) -> x509.Extensions:
+        try:
+            return self._csr.extensions
+        except ValueError as exc:
+            raise DecodeError(f"CSR extensions are malformed: {exc}") from None
+
+    @property
+    def dns_names(self) -> list[str]:
+        return _san(self._extensions())[0]
+
+    @property
+    def ip_addresses(self) -> list[str]:
+        return _san(self._extensions())[1]
+
+    def verify_signature(self) -> None:
+        """Raise :class:`InvalidSignatureError` unless the CSR is signed by its own key."""
+        try:
+            ok = self._csr.is_signature_valid
+        except Exception:
+            ok = False
+        if not ok:
+            raise InvalidSignatureError("CSR signature does not verify with its public key")
+
+    def to_text(self) -> str:
+        from quicnet.crypto.text import csr_text
+
+        return csr_text(self)
+
+
+def load_certificates(data: bytes) -> list[Certificate]:
+    """Every certificate in ``data``: a PEM bundle (in file order) or one DER certificate."""
+    if is_pem(data):
+        blocks = [
+            b for label, b in pem_blocks(data) if label in ("CERTIFICATE", "TRUSTED CERTIFICATE")
+        ]
+        if not blocks:
+            raise DecodeError("no CERTIFICATE PEM block found")
+        certs = []
+        for block in blocks:
+            try:
+                certs.append(Certificate(x509.load_pem_x509_certificate(block)))
+            except ValueError as exc:
+                raise DecodeError(f"not a valid PEM certificate: {exc}") from None
+        return certs
+    return [Certificate.from_der(data)]
+
+
+def load_certificate(data: bytes) -> Certificate:
+    """The first certificate in ``data`` (PEM or DER)."""
+    return load_certificates(data)[0]
+
+
+def load_csr(data: bytes) -> CertificateRequest:
+    """A certificate signing request, PEM or DER."""
+    try:
+        if is_pem(data):
+            blocks = [b for label, b in pem_blocks(data) if label.endswith("CERTIFICATE REQUEST")]
+            if not blocks:
+                raise DecodeError("no CERTIFICATE REQUEST PEM block found")
+            return CertificateRequest(x509.load_pem_x509_csr(blocks[0]))
+        return CertificateRequest(x509.load_der_x509_csr(data))
+    except ValueError as exc:
+        raise DecodeError(f"not a valid certificate signing request: {exc}") from None
+
+
+def check_chain_order(chain: Sequence[Certificate]) -> None:
+    """Raise :class:`ChainOrderError` unless each certificate was issued by the next."""
+    for i in range(len(chain) - 1):
+        if not chain[i + 1].issued(chain[i]):
+            raise ChainOrderError(
+                f"certificate {i + 1} ({chain[i + 1].subject!r}) did not issue certificate {i} "
+                f"({chain[i].subject!r}): a chain goes leaf first, then each issuer in turn"
+            )
+
+
+def _signature_hash(key: PrivateKey) -> object:
+    """The hash a certificate signature by ``key`` uses (None for Ed*/ML-DSA)."""
+    k = key._key
+    if isinstance(k, rsa.RSAPrivateKey):
+        return hash_algorithm("sha256")  # sha256WithRSAEncryption: what every verifier takes
+    if isinstance(k, ec.EllipticCurvePrivateKey):
+        return hash_algorithm({"P-256": "sha256", "P-384": "sha384"}.get(key.curve or "", "sha512"))
+    if not key.can_sign:
+        raise UnsupportedAlgorithmError(f"{key.description} keys cannot sign certificates")
+    return None
+
+
+def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> Certificate:
+    try:
+        return Certificate(builder.sign(key._key, _signature_hash(key)))  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise CryptoError(f"cannot sign the certificate: {exc}") from None
+
+
+def _validity(
+    days: int, not_before: datetime.datetime | None
+) -> tuple[datetime.datetime, datetime.datetime]:
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    start = not_before or (_utcnow() - _CLOCK_SKEW)
+    return start, start + datetime.timedelta(days=days)
+
+
+def _random_serial() -> int:
+    return x509.random_serial_number()
+
+
+def _key_usage(public: PublicKey, *, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=public.algorithm == "RSA" and not ca,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _add_profile(
+    builder: x509.CertificateBuilder,
+    public: PublicKey,
+    *,
+    ca: bool,
+    path_length: int | None,
+    names: Sequence[str],
+    issuer_public: PublicKey,
+) -> x509.CertificateBuilder:
+    builder = builder.add_extension(
+        x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
+    )
+    builder = builder.add_extension(_key_usage(public, ca=ca), critical=True)
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(san_entries(names)), critical=False
+        )
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(public._key), critical=False
+    )
+    return builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public._key),  # type: ignore[arg-type]
+        critical=False,
+    )
+
+
+def self_signed_certificate(
+    key: PrivateKey,
+    subject: str,
+    *,
+    names: Sequence[str] = (),
+    days: int = 365,
+    is_ca: bool = False,
+    path_length: int | None = None,
+    not_before: datetime.datetime | None = None,
+    serial_number: int | None = None,
+) -> Certificate:
+    """A certificate for ``key`` signed by ``key`` itself.
+
+    ``names`` become the subjectAltName (IP addresses are recognised). With
+    ``is_ca`` it is a root CA: basicConstraints CA:TRUE, keyCertSign.
+    """
+    name = parse_name(subject)
+    public = key.public_key()
+    start, end = _validity(days, not_before)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public._key)
+        .serial_number(serial_number or _random_serial())
+        .not_valid_before(start)
+        .not_valid_after(end)
+    )
+    builder = _add_profile(
+        builder, public, ca=is_ca, path_length=path_length, names=names, issuer_public=public
+    )
+    return _sign(builder, key)
+
+
+def make_ca(
+    key: PrivateKey,
+    subject: str = "/CN=quicnet development CA",
+    *,
+    days: int = 3650,
+    path_length: int | None = None,
+    not_before: datetime.datetime | None = None,
+) -> Certificate:
+    """A self-signed root CA certificate for ``key``."""
+    return self_signed_certificate(
+        key, subject, days=days, is_ca=True, path_length=path_length, not_before=not_before
+    )
+
+
+def make_csr(key: PrivateKey, subject: str, *, names: Iterable[str] = ()) -> CertificateRequest:
+    """A CSR for ``key`` with ``subject`` and the subjectAltName ``names``."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(parse_name(subject))
+    entries = san_entries(names)
+    if entries:
+        builder = builder.add_extension(x509.SubjectAlternativeName(entries), critical=False)
+    try:
+        return CertificateRequest(builder.sign(key._key, _signature_hash(key)))  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise CryptoError(f"cannot sign the CSR: {exc}") from None
+
+
+def issue_certificate(
+    csr: CertificateRequest,
+    issuer: Certificate,
+    issuer_key: PrivateKey,
+    *,
+    days: int = 365,
+    is_ca: bool = False,
+    path_length: int | None = None,
+    names: Sequence[str] | None = None,
+    not_before: datetime.datetime | None = None,
+    serial_number: int | None = None,
+) -> Certificate:
+    """Issue a certificate for ``csr``, signed by ``issuer``/``issuer_key``.
+
+    The CSR's signature is checked first. Its subjectAltName is copied unless
+    ``names`` is given. The validity never extends past the issuer's.
+    """
+    csr.verify_signature()
+    if issuer_key.public_key() != issuer.public_key():
+        raise CryptoError("the issuer key does not match the issuer certificate")
+    if not issuer.is_ca:
+        raise CryptoError(f"{issuer.subject!r} is not a CA certificate (basicConstraints CA:FALSE)")
+    public = csr.public_key()
+    if names is None:
+        names = csr.dns_names + csr.ip_addresses
+    start, end = _validity(days, not_before)
+    end = min(end, issuer.not_after)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(csr._csr.subject)
+        .issuer_name(issuer._cert.subject)
+        .public_key(public._key)
+        .serial_number(serial_number or _random_serial())
+        .not_valid_before(start)
+        .not_valid_after(end)
+    )
+    builder = _add_profile(
+        builder,
+        public,
+        ca=is_ca,
+        path_length=path_length,
+        names=names,
+        issuer_public=issuer.public_key(),
+    )
+    return _sign(builder, issuer_key)
+
+
+def is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

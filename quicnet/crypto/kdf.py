@@ -1,0 +1,52 @@
+"""HKDF (RFC 5869) and the TLS 1.3 derivations built on it (RFC 8446 §7.1)."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from quicnet.crypto.errors import CryptoError
+from quicnet.crypto.hashes import digest, hash_algorithm, hmac_digest
+
+__all__ = ["derive_secret", "hkdf_expand", "hkdf_expand_label", "hkdf_extract"]
+
+
+def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract(salt, IKM) = HMAC-Hash(salt, IKM); an empty salt means HashLen zeros."""
+    if not salt:
+        salt = bytes(hash_algorithm(hash_name).digest_size)
+    return hmac_digest(hash_name, salt, ikm)
+
+
+def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-Expand(PRK, info, L)."""
+    try:
+        return HKDFExpand(hash_algorithm(hash_name), length, info).derive(prk)
+    except ValueError as exc:  # L > 255 * HashLen
+        raise CryptoError(f"HKDF-Expand: {exc}") from None
+
+
+def hkdf_expand_label(
+    hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` is given without the ``tls13 `` prefix."""
+    full_label = b"tls13 " + label
+    if len(full_label) > 255 or len(context) > 255:
+        raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
+    info = (
+        length.to_bytes(2, "big")
+        + bytes((len(full_label),))
+        + full_label
+        + bytes((len(context),))
+        + context
+    )
+    return hkdf_expand(hash_name, secret, info, length)
+
+
+def derive_secret(hash_name: str, secret: bytes, label: bytes, messages: bytes) -> bytes:
+    """Derive-Secret(Secret, Label, Messages) (RFC 8446 §7.1).
+
+    ``messages`` is the concatenated handshake transcript; pass ``b""`` for
+    the "derived" secrets, whose context is the hash of no messages.
+    """
+    transcript_hash = digest(hash_name, messages)
+    return hkdf_expand_label(hash_name, secret, label, transcript_hash, len(transcript_hash))

@@ -1,0 +1,99 @@
+"""Distinguished names and subjectAltNames as users write them.
+
+``/CN=example/O=Org`` (OpenSSL's ``-subj``) and ``CN=example,O=Org``
+(RFC 4514) both parse; names in ``names=`` arguments are DNS names unless
+they parse as IP addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from quicnet.crypto.errors import DecodeError
+
+__all__ = ["dns_name_matches", "parse_name", "san_entries"]
+
+_ATTRS = {
+    "CN": NameOID.COMMON_NAME,
+    "C": NameOID.COUNTRY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "STREET": NameOID.STREET_ADDRESS,
+    "DC": NameOID.DOMAIN_COMPONENT,
+    "UID": NameOID.USER_ID,
+    "SN": NameOID.SURNAME,
+    "GN": NameOID.GIVEN_NAME,
+    "TITLE": NameOID.TITLE,
+    "SERIALNUMBER": NameOID.SERIAL_NUMBER,
+    "EMAILADDRESS": NameOID.EMAIL_ADDRESS,
+}
+
+
+def _split_unescaped(text: str, sep: str) -> list[str]:
+    parts = re.split(r"(?<!\\)" + re.escape(sep), text)
+    return [p.replace("\\" + sep, sep) for p in parts]
+
+
+def parse_name(subject: str) -> x509.Name:
+    """Parse ``/CN=a/O=b`` or ``CN=a,O=b`` into an X.509 Name."""
+    text = subject.strip()
+    if not text:
+        raise DecodeError("empty subject name")
+    # OpenSSL's -subj form starts with "/"; otherwise RFC 4514's commas.
+    parts = _split_unescaped(text[1:], "/") if text.startswith("/") else _split_unescaped(text, ",")
+    attributes = []
+    for part in parts:
+        if not part.strip():
+            continue
+        key, eq, value = part.partition("=")
+        oid = _ATTRS.get(key.strip().upper())
+        if not eq or oid is None:
+            raise DecodeError(f"cannot parse subject component {part!r} (expected e.g. CN=name)")
+        value = value.strip()
+        if not value:
+            raise DecodeError(f"subject component {key.strip()} has an empty value")
+        try:
+            attributes.append(x509.NameAttribute(oid, value))
+        except ValueError as exc:  # e.g. C= must be two letters
+            raise DecodeError(f"bad subject component {part!r}: {exc}") from None
+    if not attributes:
+        raise DecodeError(f"no attributes in subject {subject!r}")
+    return x509.Name(attributes)
+
+
+def san_entries(names: Iterable[str]) -> list[x509.GeneralName]:
+    """DNS names and IP addresses (auto-detected) as GeneralNames."""
+    entries: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            dns = name.strip().rstrip(".").lower()
+            if not dns or any(c.isspace() for c in dns):
+                raise DecodeError(f"{name!r} is neither a DNS name nor an IP address") from None
+            try:
+                entries.append(x509.DNSName(dns))
+            except ValueError as exc:
+                raise DecodeError(f"bad DNS name {name!r}: {exc}") from None
+    return entries
+
+
+def dns_name_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 §6.4: exact match, or ``*`` as the whole leftmost label of ``pattern``."""
+    pattern = pattern.rstrip(".").lower()
+    host = host.rstrip(".").lower()
+    if pattern == host:
+        return True
+    if not pattern.startswith("*."):
+        return False
+    rest = pattern[2:]
+    head, dot, tail = host.partition(".")
+    # The wildcard covers exactly one non-empty label and never a bare public suffix.
+    return bool(dot) and bool(head) and tail == rest and "." in rest
