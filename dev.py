@@ -31,7 +31,7 @@ def _stamp(extras: str) -> str:
 
 def ensure_env(extras: str) -> None:
     """Create .venv and install quicnet (editable) with ``extras``, unless already done."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit(f"quicnet needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp_file = VENV / f".quicnet-installed-{extras.replace(',', '-') or 'base'}"
     if PYTHON.exists() and stamp_file.exists() and stamp_file.read_text() == _stamp(extras):

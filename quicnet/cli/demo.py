@@ -71,7 +71,7 @@ def demo(argv: list[str]) -> int:
         ),
     ):
         try:
-            verify_chain([leaf], [ca], **kwargs)  # type: ignore[arg-type]
+            verify_chain([leaf], [ca], **kwargs)
         except CertificateError as exc:
             print(f"  rejected, {label}: {type(exc).__name__}")
         else:  # pragma: no cover - would be a bug
