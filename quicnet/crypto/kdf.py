@@ -19,6 +19,10 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand(PRK, info, L)."""
+    if length < 0:
+        raise CryptoError(f"HKDF-Expand: negative length {length}")
+    if length == 0:
+        return b""
     try:
         return HKDFExpand(hash_algorithm(hash_name), length, info).derive(prk)
     except ValueError as exc:  # L > 255 * HashLen
@@ -30,6 +34,8 @@ def hkdf_expand_label(
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` is given without the ``tls13 `` prefix."""
     full_label = b"tls13 " + label
+    if not 0 <= length < 1 << 16:
+        raise CryptoError(f"HKDF-Expand-Label: length {length} does not fit 16 bits")
     if len(full_label) > 255 or len(context) > 255:
         raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
     info = (

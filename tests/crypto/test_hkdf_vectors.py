@@ -1,0 +1,166 @@
+"""Known-answer tests for HKDF (RFC 5869 Appendix A, test cases 1-4).
+
+The vectors are typed in from RFC 5869.  Each one is also recomputed with the
+standard library's ``hmac`` so that a typo in a vector cannot hide behind a
+matching bug in the library (and vice versa).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import pytest
+
+from quicnet.crypto.errors import CryptoError
+from quicnet.crypto.hashes import hmac_digest
+from quicnet.crypto.kdf import hkdf_expand, hkdf_extract
+
+
+@dataclass(frozen=True)
+class HkdfCase:
+    name: str
+    hash_name: str
+    ikm: bytes
+    salt: bytes
+    info: bytes
+    length: int
+    prk: bytes
+    okm: bytes
+
+
+CASES = [
+    HkdfCase(
+        name="A.1 basic SHA-256",
+        hash_name="sha256",
+        ikm=bytes.fromhex("0b" * 22),
+        salt=bytes.fromhex("000102030405060708090a0b0c"),
+        info=bytes.fromhex("f0f1f2f3f4f5f6f7f8f9"),
+        length=42,
+        prk=bytes.fromhex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5"),
+        okm=bytes.fromhex(
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+        ),
+    ),
+    HkdfCase(
+        name="A.2 longer inputs SHA-256",
+        hash_name="sha256",
+        ikm=bytes(range(0x00, 0x50)),
+        salt=bytes(range(0x60, 0xB0)),
+        info=bytes(range(0xB0, 0x100)),
+        length=82,
+        prk=bytes.fromhex("06a6b88c5853361a06104c9ceb35b45cef760014904671014a193f40c15fc244"),
+        okm=bytes.fromhex(
+            "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c"
+            "59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71"
+            "cc30c58179ec3e87c14c01d5c1f3434f1d87"
+        ),
+    ),
+    HkdfCase(
+        name="A.3 zero-length salt and info SHA-256",
+        hash_name="sha256",
+        ikm=bytes.fromhex("0b" * 22),
+        salt=b"",
+        info=b"",
+        length=42,
+        prk=bytes.fromhex("19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04"),
+        okm=bytes.fromhex(
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
+        ),
+    ),
+    HkdfCase(
+        name="A.4 basic SHA-1",
+        hash_name="sha1",
+        ikm=bytes.fromhex("0b" * 11),
+        salt=bytes.fromhex("000102030405060708090a0b0c"),
+        info=bytes.fromhex("f0f1f2f3f4f5f6f7f8f9"),
+        length=42,
+        prk=bytes.fromhex("9b6c18c432a7bf8f0e71c8eb88f4b30baa2ba243"),
+        okm=bytes.fromhex(
+            "085a01ea1b10f36933068b56efa5ad81a4f14b822f5b091568a9cdd4f155fda2c22e422478d305f3f896"
+        ),
+    ),
+]
+
+_ids = [c.name for c in CASES]
+
+
+# --- an independent HKDF straight from RFC 5869 §2.2/§2.3, on the stdlib -----------------
+
+
+def _ref_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
+    if not salt:
+        salt = bytes(hashlib.new(hash_name).digest_size)
+    return hmac.new(salt, ikm, hash_name).digest()
+
+
+def _ref_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
+    okm = b""
+    block = b""
+    counter = 1
+    while len(okm) < length:
+        block = hmac.new(prk, block + info + bytes((counter,)), hash_name).digest()
+        okm += block
+        counter += 1
+    return okm[:length]
+
+
+# --- tests --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_vector_agrees_with_stdlib_reference(case: HkdfCase) -> None:
+    """Guards the typed-in vectors themselves."""
+    assert _ref_extract(case.hash_name, case.salt, case.ikm) == case.prk
+    assert _ref_expand(case.hash_name, case.prk, case.info, case.length) == case.okm
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_hkdf_extract(case: HkdfCase) -> None:
+    assert hkdf_extract(case.hash_name, case.salt, case.ikm) == case.prk
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_hkdf_expand(case: HkdfCase) -> None:
+    okm = hkdf_expand(case.hash_name, case.prk, case.info, case.length)
+    assert len(okm) == case.length
+    assert okm == case.okm
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_hkdf_expand_prefixes(case: HkdfCase) -> None:
+    """Shorter outputs are prefixes of longer ones (T(1) || T(2) || ...)."""
+    for length in (1, 16, 20, 32, case.length - 1):
+        assert hkdf_expand(case.hash_name, case.prk, case.info, length) == case.okm[:length]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_hkdf_extract_is_hmac_with_salt_as_key(case: HkdfCase) -> None:
+    key = case.salt or bytes(hashlib.new(case.hash_name).digest_size)
+    assert hmac_digest(case.hash_name, key, case.ikm) == case.prk
+
+
+def test_empty_salt_equals_hashlen_zero_salt() -> None:
+    """RFC 5869 §2.2: a missing salt is HashLen zero octets."""
+    ikm = bytes.fromhex("0b" * 22)
+    assert hkdf_extract("sha256", b"", ikm) == hkdf_extract("sha256", bytes(32), ikm)
+    assert hkdf_extract("sha384", b"", ikm) == _ref_extract("sha384", bytes(48), ikm)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384", "sha512"])
+@pytest.mark.parametrize("length", [0, 1, 31, 32, 33, 64, 100, 255])
+def test_hkdf_expand_matches_reference_other_hashes(hash_name: str, length: int) -> None:
+    prk = _ref_extract(hash_name, b"salt", b"input keying material")
+    info = b"context info"
+    assert hkdf_expand(hash_name, prk, info, length) == _ref_expand(hash_name, prk, info, length)
+
+
+@pytest.mark.parametrize(("hash_name", "hash_len"), [("sha256", 32), ("sha1", 20)])
+def test_hkdf_expand_length_limit(hash_name: str, hash_len: int) -> None:
+    """L may be at most 255 * HashLen (RFC 5869 §2.3)."""
+    prk = bytes(range(hash_len))
+    max_len = 255 * hash_len
+    assert hkdf_expand(hash_name, prk, b"", max_len) == _ref_expand(hash_name, prk, b"", max_len)
+    with pytest.raises(CryptoError):
+        hkdf_expand(hash_name, prk, b"", max_len + 1)
