@@ -1,0 +1,101 @@
+"""Authentication: CertificateVerify content (§4.4.3) and checking the peer's chain."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from quicnet.crypto import (
+    Certificate,
+    CertificateError,
+    CryptoError,
+    PrivateKey,
+    SignatureScheme,
+    constant_time_eq,
+    load_certificate,
+    verify_chain,
+)
+from quicnet.crypto.signing import SCHEME_INFO
+from quicnet.tls.alerts import AlertDescription
+from quicnet.tls.errors import ProtocolViolation
+from quicnet.tls.messages import CertificateEntry
+
+__all__ = [
+    "certificate_verify_content",
+    "choose_signature_scheme",
+    "decode_certificate_chain",
+    "is_ip_address",
+    "verify_peer_certificates",
+]
+
+_SERVER_CONTEXT = b"TLS 1.3, server CertificateVerify"
+_CLIENT_CONTEXT = b"TLS 1.3, client CertificateVerify"
+
+
+def certificate_verify_content(transcript_hash: bytes, *, server: bool) -> bytes:
+    """64 spaces, the context string, a zero byte, the transcript hash (§4.4.3)."""
+    return b" " * 64 + (_SERVER_CONTEXT if server else _CLIENT_CONTEXT) + b"\x00" + transcript_hash
+
+
+def choose_signature_scheme(key: PrivateKey, peer_schemes: Sequence[int]) -> SignatureScheme:
+    """Our key's best scheme that the peer accepts in CertificateVerify."""
+    for scheme in key.signature_schemes:
+        if SCHEME_INFO[scheme].handshake_allowed and scheme in peer_schemes:
+            return scheme
+    raise ProtocolViolation(
+        f"no signature scheme in common for a {key.description} key",
+        AlertDescription.handshake_failure,
+    )
+
+
+def is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def decode_certificate_chain(entries: Sequence[CertificateEntry]) -> list[Certificate]:
+    chain = []
+    for entry in entries:
+        try:
+            chain.append(load_certificate(entry.cert_data))
+        except CryptoError as exc:
+            raise ProtocolViolation(
+                f"peer certificate does not parse: {exc}", AlertDescription.bad_certificate
+            ) from None
+    return chain
+
+
+def verify_peer_certificates(
+    chain: Sequence[Certificate],
+    *,
+    roots: Sequence[Certificate],
+    pins: Sequence[bytes],
+    name: str | None,
+    purpose: str,
+    skip: bool = False,
+) -> None:
+    """Accept the chain if a pin matches its leaf, or it validates to a root for ``name``."""
+    if skip:
+        return
+    leaf = chain[0]
+    if pins:
+        cert_fp, spki_fp = leaf.fingerprint(), leaf.spki_fingerprint()
+        if any(constant_time_eq(p, cert_fp) or constant_time_eq(p, spki_fp) for p in pins):
+            return
+        if not roots:
+            raise ProtocolViolation(
+                "peer certificate matches no pinned fingerprint", AlertDescription.bad_certificate
+            )
+    try:
+        verify_chain(chain, roots, name=name, purpose="server" if purpose == "server" else "client")
+    except CertificateError as exc:
+        raise ProtocolViolation(
+            f"peer certificate rejected: {exc}", AlertDescription(exc.alert)
+        ) from None
+    except CryptoError as exc:  # malformed extensions found during validation
+        raise ProtocolViolation(
+            f"peer certificate rejected: {exc}", AlertDescription.bad_certificate
+        ) from None

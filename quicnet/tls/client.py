@@ -1,0 +1,584 @@
+"""The TLS 1.3 client state machine (RFC 8446 Appendix A.1)."""
+
+from __future__ import annotations
+
+from quicnet.crypto import KeyExchangeError, KeyShare, SignatureScheme, digest, random_bytes
+from quicnet.crypto.errors import InvalidSignatureError, UnsupportedAlgorithmError
+from quicnet.crypto.signing import SCHEME_INFO
+from quicnet.tls import extensions as ext
+from quicnet.tls.alerts import AlertDescription
+from quicnet.tls.auth import (
+    certificate_verify_content,
+    choose_signature_scheme,
+    decode_certificate_chain,
+    is_ip_address,
+    verify_peer_certificates,
+)
+from quicnet.tls.config import ClientConfig
+from quicnet.tls.engine import TLSEngine
+from quicnet.tls.errors import ProtocolViolation, UsageError
+from quicnet.tls.events import Epoch, HandshakeComplete, SessionTicketReceived
+from quicnet.tls.extensions import ExtensionType as ET
+from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule, resumption_psk
+from quicnet.tls.messages import (
+    Certificate,
+    CertificateEntry,
+    CertificateRequest,
+    CertificateVerify,
+    ClientHello,
+    EncryptedExtensions,
+    EndOfEarlyData,
+    Extension,
+    Finished,
+    HandshakeMessage,
+    NewSessionTicket,
+    ServerHello,
+    encode_message,
+)
+from quicnet.tls.session import SessionTicket
+
+__all__ = ["TLSClient"]
+
+# §4.1.3: the last 8 bytes of ServerHello.random when a TLS 1.3 server negotiates lower.
+DOWNGRADE_SENTINELS = (b"DOWNGRD\x01", b"DOWNGRD\x00")
+
+# §4.2: extensions each message may carry (responses to what we offered).
+_SERVER_HELLO_EXTENSIONS = {ET.supported_versions, ET.key_share, ET.pre_shared_key}
+_HRR_EXTENSIONS = {ET.supported_versions, ET.key_share, ET.cookie}
+_EE_FORBIDDEN = {
+    ET.supported_versions,
+    ET.key_share,
+    ET.pre_shared_key,
+    ET.psk_key_exchange_modes,
+    ET.signature_algorithms,
+    ET.signature_algorithms_cert,
+    ET.cookie,
+    ET.certificate_authorities,
+    ET.post_handshake_auth,
+    ET.oid_filters,
+    ET.padding,
+}
+
+
+class TLSClient(TLSEngine):
+    """A TLS 1.3 client. Call :meth:`start`, then feed what the server sends."""
+
+    is_client = True
+
+    def __init__(self, config: ClientConfig, *, quic: bool = False) -> None:
+        config.validate()
+        if quic and config.quic_transport_parameters is None:
+            raise UsageError("a QUIC client must set quic_transport_parameters")
+        super().__init__(config.key_log, quic=quic)
+        self.config = config
+        self._shares: dict[int, KeyShare] = {}
+        self._session_id = b""
+        self._offered_extensions: set[int] = set()
+        self._offered_psk: SessionTicket | None = None
+        self._hello_retry = False
+        self._hrr_group: int | None = None
+        self._cookie: bytes | None = None
+        self._now = 0.0
+        self._early_data_offered = False
+        self.early_data_accepted = False
+        self.resumed = False
+        self.group: int | None = None
+        self._certificate_request: CertificateRequest | None = None
+        self._server_signature_scheme: int | None = None
+        self._resumption_master_secret = b""
+        self.peer_record_size_limit: int | None = None
+        self.peer_transport_parameters: bytes | None = None
+
+    # ClientHello ------------------------------------------------------------------
+    def start(self, now: float) -> None:
+        """Queue the ClientHello (and the 0-RTT write secret when early data is offered)."""
+        if self.state != "START":
+            raise UsageError("start() was already called")
+        self.client_random = random_bytes(32)
+        if self.config.middlebox_compatibility and not self.quic:
+            self._session_id = random_bytes(32)
+        for group in self.config.key_share_groups:
+            self._shares[group] = KeyShare(group)
+        session = self.config.session
+        if session is not None and self._session_usable(session, now):
+            self._offered_psk = session
+            self._early_data_offered = self._early_data_allowed(session)
+        hello = self._client_hello(now)
+        self._send(Epoch.INITIAL, hello)
+        if self._early_data_offered:
+            assert self._offered_psk is not None
+            suite = CipherSuite(self._offered_psk.cipher_suite)
+            info = CIPHER_SUITES[suite]
+            schedule = KeySchedule(info, self._offered_psk.resumption_psk)
+            hello_hash = self.transcript.digest_as(info.hash_name)
+            secret = schedule.client_early_traffic_secret(hello_hash)
+            self.cipher_suite = suite  # §4.2.10: 0-RTT uses the ticket's suite
+            self._secret(Epoch.ZERO_RTT, True, secret, "CLIENT_EARLY_TRAFFIC_SECRET")
+            self.cipher_suite = None
+        self.state = "WAIT_SH"
+
+    def _session_usable(self, session: SessionTicket, now: float) -> bool:
+        if not session.is_valid_at(now) or session.cipher_suite not in self.config.cipher_suites:
+            return False
+        name = self.config.server_name
+        return session.server_name is None or name is None or session.server_name == name
+
+    def _early_data_allowed(self, session: SessionTicket) -> bool:
+        if not self.config.enable_early_data or session.max_early_data_size == 0:
+            return False
+        alpn = session.alpn_protocol
+        return alpn is None or alpn in self.config.alpn_protocols
+
+    def _client_hello(self, now: float) -> ClientHello:
+        c = self.config
+        items: list[Extension] = []
+        name = c.server_name
+        if name and not is_ip_address(name):  # RFC 6066 §3: no IP literals in SNI
+            items.append(Extension(ET.server_name, ext.encode_server_name(name)))
+        items.append(Extension(ET.supported_groups, ext.encode_u16_list(list(c.groups))))
+        items.append(
+            Extension(ET.signature_algorithms, ext.encode_u16_list(list(c.signature_algorithms)))
+        )
+        items.append(Extension(ET.supported_versions, ext.encode_supported_versions_client()))
+        if self._hrr_group is not None:
+            share = self._shares[self._hrr_group]
+            entries = [ext.KeyShareEntry(share.group, share.key_exchange)]
+        else:
+            entries = [ext.KeyShareEntry(s.group, s.key_exchange) for s in self._shares.values()]
+        items.append(Extension(ET.key_share, ext.encode_key_share_client(entries)))
+        if c.alpn_protocols:
+            items.append(
+                Extension(
+                    ET.application_layer_protocol_negotiation, ext.encode_alpn(c.alpn_protocols)
+                )
+            )
+        if c.record_size_limit is not None:
+            items.append(
+                Extension(ET.record_size_limit, ext.encode_record_size_limit(c.record_size_limit))
+            )
+        if self._cookie is not None:
+            items.append(Extension(ET.cookie, ext.encode_cookie(self._cookie)))
+        if self.quic:
+            assert c.quic_transport_parameters is not None
+            items.append(Extension(ET.quic_transport_parameters, c.quic_transport_parameters))
+        items.append(Extension(ET.psk_key_exchange_modes, ext.encode_psk_modes()))
+        if self._early_data_offered and not self._hello_retry:
+            items.append(Extension(ET.early_data, b""))
+        self._offered_extensions = {e.type for e in items}
+        suites = tuple(int(s) for s in c.cipher_suites)
+        psk = self._offered_psk
+        if psk is None:
+            return ClientHello(self.client_random, self._session_id, suites, tuple(items))
+        # §4.2.11: pre_shared_key goes last; its binder covers the hello up to the binders.
+        self._offered_extensions.add(ET.pre_shared_key)
+        hash_len = CIPHER_SUITES[CipherSuite(psk.cipher_suite)].hash_length
+        identity = ext.PskIdentity(psk.ticket, psk.obfuscated_age(now))
+        offer = ext.OfferedPsks((identity,), (bytes(hash_len),))
+        draft = ClientHello(
+            self.client_random,
+            self._session_id,
+            suites,
+            (*items, Extension(ET.pre_shared_key, ext.encode_pre_shared_key_client(offer))),
+        )
+        truncated = encode_message(draft)[: -ext.binders_length(offer)]
+        binder = self._psk_binder(psk, truncated)
+        offer = ext.OfferedPsks((identity,), (binder,))
+        return ClientHello(
+            self.client_random,
+            self._session_id,
+            suites,
+            (*items, Extension(ET.pre_shared_key, ext.encode_pre_shared_key_client(offer))),
+        )
+
+    def _psk_binder(self, psk: SessionTicket, truncated_hello: bytes) -> bytes:
+        """§4.2.11.2: HMAC over the transcript up to and including the truncated hello."""
+        info = CIPHER_SUITES[CipherSuite(psk.cipher_suite)]
+        schedule = KeySchedule(info, psk.resumption_psk)
+        if self._hello_retry:
+            prefix = self.transcript.digest_with(truncated_hello)
+        else:
+            prefix = digest(info.hash_name, truncated_hello)
+        return schedule.finished_verify_data(schedule.binder_key(), prefix)
+
+    # Dispatch ---------------------------------------------------------------------
+    def _handle(self, epoch: Epoch, message: HandshakeMessage, raw: bytes, now: float) -> None:
+        self._now = now
+        state = self.state
+        if state == "WAIT_SH" and isinstance(message, ServerHello) and epoch == Epoch.INITIAL:
+            self._on_server_hello(message, raw)
+        elif (
+            state == "WAIT_EE"
+            and isinstance(message, EncryptedExtensions)
+            and epoch == Epoch.HANDSHAKE
+        ):
+            self._on_encrypted_extensions(message, raw)
+        elif (
+            state == "WAIT_CERT_CR"
+            and isinstance(message, CertificateRequest)
+            and epoch == Epoch.HANDSHAKE
+        ):
+            self._on_certificate_request(message, raw)
+        elif (
+            state in ("WAIT_CERT_CR", "WAIT_CERT")
+            and isinstance(message, Certificate)
+            and epoch == Epoch.HANDSHAKE
+        ):
+            self._on_certificate(message, raw)
+        elif (
+            state == "WAIT_CV"
+            and isinstance(message, CertificateVerify)
+            and epoch == Epoch.HANDSHAKE
+        ):
+            self._on_certificate_verify(message, raw)
+        elif (
+            state == "WAIT_FINISHED" and isinstance(message, Finished) and epoch == Epoch.HANDSHAKE
+        ):
+            self._on_finished(message, raw)
+        elif (
+            state == "CONNECTED"
+            and isinstance(message, NewSessionTicket)
+            and epoch == Epoch.ONE_RTT
+        ):
+            self._on_new_session_ticket(message, now)
+        else:
+            raise self._unexpected(message)
+
+    # ServerHello / HelloRetryRequest -------------------------------------------------
+    def _check_hello_common(self, hello: ServerHello) -> None:
+        versions = hello.extension(ET.supported_versions)
+        if versions is None:
+            if hello.random[-8:] in DOWNGRADE_SENTINELS:
+                raise ProtocolViolation(
+                    "downgrade sentinel in ServerHello.random", AlertDescription.illegal_parameter
+                )
+            raise ProtocolViolation(
+                "the server does not speak TLS 1.3", AlertDescription.protocol_version
+            )
+        if ext.decode_supported_versions_server(versions) != ext.TLS13:
+            raise ProtocolViolation(
+                "the server selected a version other than TLS 1.3",
+                AlertDescription.illegal_parameter,
+            )
+        if hello.legacy_version != 0x0303:
+            raise ProtocolViolation(
+                "ServerHello.legacy_version is not 0x0303", AlertDescription.protocol_version
+            )
+        if hello.legacy_session_id_echo != self._session_id:
+            raise ProtocolViolation(
+                "legacy_session_id_echo does not match", AlertDescription.illegal_parameter
+            )
+        if hello.cipher_suite not in self.config.cipher_suites or hello.legacy_compression_method:
+            raise ProtocolViolation(
+                "the server chose a cipher suite or compression we did not offer",
+                AlertDescription.illegal_parameter,
+            )
+
+    def _on_server_hello(self, hello: ServerHello, raw: bytes) -> None:
+        self._check_hello_common(hello)
+        if hello.is_hello_retry_request:
+            self._on_hello_retry_request(hello, raw)
+            return
+        allowed = _SERVER_HELLO_EXTENSIONS
+        for e in hello.extensions:
+            if e.type not in allowed:
+                raise ProtocolViolation(
+                    f"extension {e.type} not allowed in ServerHello",
+                    AlertDescription.illegal_parameter
+                    if e.type in self._offered_extensions
+                    else AlertDescription.unsupported_extension,
+                )
+        suite = CipherSuite(hello.cipher_suite)
+        if self._hello_retry and suite != self.cipher_suite:
+            raise ProtocolViolation(
+                "ServerHello cipher suite differs from the HelloRetryRequest's",
+                AlertDescription.illegal_parameter,
+            )
+        psk: bytes | None = None
+        selected = hello.extension(ET.pre_shared_key)
+        if selected is not None:
+            offered = self._offered_psk
+            if offered is None or ext.decode_pre_shared_key_server(selected) != 0:
+                raise ProtocolViolation(
+                    "the server selected a PSK we did not offer", AlertDescription.illegal_parameter
+                )
+            if (
+                CIPHER_SUITES[suite].hash_name
+                != CIPHER_SUITES[CipherSuite(offered.cipher_suite)].hash_name
+            ):
+                raise ProtocolViolation(
+                    "resumed with a cipher suite of another hash",
+                    AlertDescription.illegal_parameter,
+                )
+            psk = offered.resumption_psk
+            self.resumed = True
+        share_data = hello.extension(ET.key_share)
+        if share_data is None:
+            # We offer only psk_dhe_ke, so a key share is always required.
+            raise ProtocolViolation(
+                "ServerHello has no key_share", AlertDescription.missing_extension
+            )
+        entry = ext.decode_key_share_server(share_data)
+        share = self._shares.get(entry.group)
+        if share is None or (self._hrr_group is not None and entry.group != self._hrr_group):
+            raise ProtocolViolation(
+                "the server's key share is for a group we did not send",
+                AlertDescription.illegal_parameter,
+            )
+        try:
+            shared_secret = share.shared_secret(entry.key_exchange)
+        except KeyExchangeError as exc:
+            raise ProtocolViolation(str(exc), AlertDescription.illegal_parameter) from None
+        self.group = entry.group
+        if self._hello_retry:
+            assert self.suite is not None
+            self.key_schedule = KeySchedule(self.suite, psk)
+        else:
+            self._set_suite(suite, psk)
+        self.transcript.add(raw)
+        assert self.key_schedule is not None
+        self.key_schedule.enter_handshake(shared_secret)
+        self._shares.clear()
+        self._install_handshake_secrets()
+        self.state = "WAIT_EE"
+
+    def _on_hello_retry_request(self, hello: ServerHello, raw: bytes) -> None:
+        if self._hello_retry:
+            raise ProtocolViolation(
+                "a second HelloRetryRequest", AlertDescription.unexpected_message
+            )
+        for e in hello.extensions:
+            if e.type not in _HRR_EXTENSIONS:
+                raise ProtocolViolation(
+                    f"extension {e.type} not allowed in HelloRetryRequest",
+                    AlertDescription.unsupported_extension,
+                )
+        group_data = hello.extension(ET.key_share)
+        cookie_data = hello.extension(ET.cookie)
+        if group_data is None and cookie_data is None:
+            # §4.1.4: an HRR that would not change the ClientHello.
+            raise ProtocolViolation(
+                "HelloRetryRequest asks for nothing", AlertDescription.illegal_parameter
+            )
+        if group_data is not None:
+            group = ext.decode_key_share_hrr(group_data)
+            if group not in self.config.groups or group in self._shares:
+                raise ProtocolViolation(
+                    f"HelloRetryRequest asks for group 0x{group:04x}",
+                    AlertDescription.illegal_parameter,
+                )
+            self._shares = {group: KeyShare(group)}
+            self._hrr_group = group
+        else:
+            self._hrr_group = next(iter(self._shares))
+        if cookie_data is not None:
+            self._cookie = ext.decode_cookie(cookie_data)
+        suite = CipherSuite(hello.cipher_suite)
+        self._hello_retry = True
+        self.cipher_suite = None
+        self._set_suite(suite)
+        self.transcript.restart_for_hello_retry(self.suite.hash_name if self.suite else "sha256")
+        self.transcript.add(raw)
+        offered = self._offered_psk
+        if offered is not None and (
+            CIPHER_SUITES[CipherSuite(offered.cipher_suite)].hash_name
+            != CIPHER_SUITES[suite].hash_name
+        ):
+            self._offered_psk = None  # §4.1.4: a PSK of another hash cannot follow this HRR
+        self._early_data_offered = False
+        self._send(Epoch.INITIAL, self._client_hello(self._now))
+        self.state = "WAIT_SH"
+
+    # Encrypted flight -----------------------------------------------------------------
+    def _on_encrypted_extensions(self, message: EncryptedExtensions, raw: bytes) -> None:
+        for e in message.extensions:
+            if e.type not in self._offered_extensions:  # §4.2: a response to no request
+                raise ProtocolViolation(
+                    f"EncryptedExtensions answers extension {e.type} we did not offer",
+                    AlertDescription.unsupported_extension,
+                )
+            if e.type in _EE_FORBIDDEN:
+                raise ProtocolViolation(
+                    f"extension {e.type} not allowed in EncryptedExtensions",
+                    AlertDescription.illegal_parameter,
+                )
+        alpn = message.extension(ET.application_layer_protocol_negotiation)
+        if alpn is not None:
+            protocols = ext.decode_alpn(alpn)
+            if len(protocols) != 1 or protocols[0] not in self.config.alpn_protocols:
+                raise ProtocolViolation(
+                    "the server chose an ALPN protocol we did not offer",
+                    AlertDescription.illegal_parameter,
+                )
+            self.alpn_protocol = protocols[0]
+        elif self.quic and self.config.alpn_protocols:
+            raise ProtocolViolation(
+                "QUIC requires an ALPN protocol", AlertDescription.no_application_protocol
+            )
+        early = message.extension(ET.early_data)
+        if early is not None:
+            ext.decode_empty(early, "early_data")
+            if not self._early_data_offered or not self.resumed:
+                raise ProtocolViolation(
+                    "early data accepted but not offered", AlertDescription.illegal_parameter
+                )
+            offered = self._offered_psk
+            if offered is not None and offered.alpn_protocol != self.alpn_protocol:
+                raise ProtocolViolation(
+                    "0-RTT accepted with a different ALPN", AlertDescription.illegal_parameter
+                )
+            self.early_data_accepted = True
+        limit = message.extension(ET.record_size_limit)
+        if limit is not None:
+            self.peer_record_size_limit = ext.decode_record_size_limit(limit)
+        tp = message.extension(ET.quic_transport_parameters)
+        if self.quic and tp is None:
+            raise ProtocolViolation(
+                "the server sent no quic_transport_parameters", AlertDescription.missing_extension
+            )
+        self.peer_transport_parameters = tp
+        self.transcript.add(raw)
+        self.state = "WAIT_FINISHED" if self.resumed else "WAIT_CERT_CR"
+
+    def _on_certificate_request(self, message: CertificateRequest, raw: bytes) -> None:
+        if message.certificate_request_context:
+            raise ProtocolViolation(
+                "CertificateRequest context must be empty in the handshake",
+                AlertDescription.illegal_parameter,
+            )
+        algs = message.extension(ET.signature_algorithms)
+        if algs is None:
+            raise ProtocolViolation(
+                "CertificateRequest has no signature_algorithms", AlertDescription.missing_extension
+            )
+        ext.decode_u16_list(algs, "signature_algorithms")
+        self._certificate_request = message
+        self.transcript.add(raw)
+        self.state = "WAIT_CERT"
+
+    def _on_certificate(self, message: Certificate, raw: bytes) -> None:
+        if message.certificate_request_context:
+            raise ProtocolViolation(
+                "server Certificate context must be empty", AlertDescription.illegal_parameter
+            )
+        if not message.certificate_list:
+            raise ProtocolViolation("the server sent no certificate", AlertDescription.decode_error)
+        chain = decode_certificate_chain(message.certificate_list)
+        c = self.config
+        verify_peer_certificates(
+            chain,
+            roots=c.trust_roots,
+            pins=c.pinned_fingerprints,
+            name=c.server_name,
+            purpose="server",
+            skip=c.insecure_skip_verify,
+        )
+        self.peer_certificates = tuple(chain)
+        self.transcript.add(raw)
+        self.state = "WAIT_CV"
+
+    def _on_certificate_verify(self, message: CertificateVerify, raw: bytes) -> None:
+        scheme = message.algorithm
+        if (
+            scheme not in self.config.signature_algorithms
+            or not SCHEME_INFO[SignatureScheme(scheme)].handshake_allowed
+        ):
+            raise ProtocolViolation(
+                f"CertificateVerify with scheme 0x{scheme:04x} we did not offer",
+                AlertDescription.illegal_parameter,
+            )
+        content = certificate_verify_content(self.transcript.digest(), server=True)
+        try:
+            self.peer_certificates[0].public_key().verify(scheme, message.signature, content)
+        except (InvalidSignatureError, UnsupportedAlgorithmError) as exc:
+            raise ProtocolViolation(
+                f"server CertificateVerify: {exc}", AlertDescription.decrypt_error
+            ) from None
+        self._server_signature_scheme = scheme
+        self.transcript.add(raw)
+        self.state = "WAIT_FINISHED"
+
+    def _on_finished(self, message: Finished, raw: bytes) -> None:
+        assert self.key_schedule is not None
+        if not self.key_schedule.check_finished(
+            self.server_handshake_secret, self.transcript.digest(), message.verify_data
+        ):
+            raise ProtocolViolation(
+                "server Finished does not verify", AlertDescription.decrypt_error
+            )
+        self.transcript.add(raw)
+        self._derive_application_secrets()
+        self._secret(
+            Epoch.ONE_RTT, False, self.server_application_secret, "SERVER_TRAFFIC_SECRET_0"
+        )
+        if self.early_data_accepted and not self.quic:
+            self._send(Epoch.ZERO_RTT, EndOfEarlyData())  # §4.5 (QUIC omits it: RFC 9001 §8.3)
+        if self._certificate_request is not None:
+            self._send_client_certificate(self._certificate_request)
+        verify_data = self.key_schedule.finished_verify_data(
+            self.client_handshake_secret, self.transcript.digest()
+        )
+        self._send(Epoch.HANDSHAKE, Finished(verify_data))
+        self._resumption_master_secret = self.key_schedule.resumption_master_secret(
+            self.transcript.digest()
+        )
+        self._secret(Epoch.ONE_RTT, True, self.client_application_secret, "CLIENT_TRAFFIC_SECRET_0")
+        self.state = "CONNECTED"
+        self.handshake_complete = True
+        assert self.cipher_suite is not None
+        self._events.append(
+            HandshakeComplete(
+                cipher_suite=self.cipher_suite,
+                group=self.group,
+                alpn_protocol=self.alpn_protocol,
+                resumed=self.resumed,
+                early_data_accepted=self.early_data_accepted,
+                peer_certificates=self.peer_certificates,
+                server_name=self.config.server_name,
+                signature_scheme=self._server_signature_scheme,
+            )
+        )
+
+    def _send_client_certificate(self, request: CertificateRequest) -> None:
+        c = self.config
+        algs_data = request.extension(ET.signature_algorithms)
+        assert algs_data is not None
+        peer_algs = ext.decode_u16_list(algs_data, "signature_algorithms")
+        key = c.private_key
+        usable = key is not None and any(
+            s in peer_algs and SCHEME_INFO[s].handshake_allowed for s in key.signature_schemes
+        )
+        if not usable or key is None:
+            self._send(Epoch.HANDSHAKE, Certificate(b"", ()))  # §4.4.2: empty when we have none
+            return
+        entries = tuple(CertificateEntry(cert.to_der()) for cert in c.certificate_chain)
+        self._send(Epoch.HANDSHAKE, Certificate(b"", entries))
+        scheme = choose_signature_scheme(key, peer_algs)
+        content = certificate_verify_content(self.transcript.digest(), server=False)
+        self._send(Epoch.HANDSHAKE, CertificateVerify(scheme, key.sign(scheme, content)))
+
+    # Post-handshake -------------------------------------------------------------------
+    def _on_new_session_ticket(self, message: NewSessionTicket, now: float) -> None:
+        assert self.suite is not None and self.cipher_suite is not None
+        max_early = 0
+        early = message.extension(ET.early_data)
+        if early is not None:
+            max_early = ext.decode_early_data_ticket(early)
+        if message.ticket_lifetime > 7 * 86400:  # §4.6.1
+            raise ProtocolViolation(
+                "ticket lifetime over seven days", AlertDescription.illegal_parameter
+            )
+        ticket = SessionTicket(
+            ticket=message.ticket,
+            resumption_psk=resumption_psk(
+                self.suite, self._resumption_master_secret, message.ticket_nonce
+            ),
+            cipher_suite=self.cipher_suite,
+            ticket_lifetime=message.ticket_lifetime,
+            ticket_age_add=message.ticket_age_add,
+            received_at=now,
+            max_early_data_size=max_early,
+            server_name=self.config.server_name,
+            alpn_protocol=self.alpn_protocol,
+            transport_parameters=self.peer_transport_parameters,
+        )
+        self._events.append(SessionTicketReceived(ticket))

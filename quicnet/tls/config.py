@@ -1,0 +1,146 @@
+"""Client and server configuration, named in RFC 8446's words.
+
+Defaults are secure: a client verifies the server's chain and name against
+``trust_roots`` unless it pins a fingerprint or sets
+``insecure_skip_verify=True``; a client with neither roots nor pins cannot
+connect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from quicnet.crypto import Certificate, NamedGroup, PrivateKey, SignatureScheme
+from quicnet.tls.errors import UsageError
+from quicnet.tls.key_schedule import CipherSuite
+from quicnet.tls.session import SessionTicket, StrikeRegister, TicketKeys
+
+__all__ = [
+    "DEFAULT_CIPHER_SUITES",
+    "DEFAULT_GROUPS",
+    "DEFAULT_SIGNATURE_ALGORITHMS",
+    "ClientConfig",
+    "ClientAuth",
+    "KeyLog",
+    "ServerConfig",
+]
+
+DEFAULT_CIPHER_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_AES_128_GCM_SHA256,
+    CipherSuite.TLS_AES_256_GCM_SHA384,
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+)
+DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
+    NamedGroup.x25519,
+    NamedGroup.X25519MLKEM768,
+    NamedGroup.secp256r1,
+    NamedGroup.secp384r1,
+)
+DEFAULT_SIGNATURE_ALGORITHMS: tuple[SignatureScheme, ...] = (
+    SignatureScheme.ecdsa_secp256r1_sha256,
+    SignatureScheme.ed25519,
+    SignatureScheme.rsa_pss_rsae_sha256,
+    SignatureScheme.ecdsa_secp384r1_sha384,
+    SignatureScheme.rsa_pss_rsae_sha384,
+    SignatureScheme.rsa_pss_rsae_sha512,
+    SignatureScheme.ed448,
+    SignatureScheme.ecdsa_secp521r1_sha512,
+    SignatureScheme.mldsa44,
+    SignatureScheme.mldsa65,
+    SignatureScheme.mldsa87,
+    # Accepted in certificates only (signature_algorithms_cert semantics, §4.2.3).
+    SignatureScheme.rsa_pkcs1_sha256,
+    SignatureScheme.rsa_pkcs1_sha384,
+    SignatureScheme.rsa_pkcs1_sha512,
+)
+
+#: Called with one SSLKEYLOGFILE line (no newline), e.g. to append to a file.
+KeyLog = Callable[[str], None]
+
+
+@dataclass
+class ClientConfig:
+    """What a TLS client offers and how it authenticates the server."""
+
+    server_name: str | None = None
+    alpn_protocols: Sequence[str] = ()
+    #: Roots the server's chain must lead to (path validation + name check).
+    trust_roots: Sequence[Certificate] = ()
+    #: SHA-256 of the server's certificate or of its public key (SPKI): either matches.
+    pinned_fingerprints: Sequence[bytes] = ()
+    #: Accept any server certificate. Only for tests against servers you control.
+    insecure_skip_verify: bool = False
+    cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
+    groups: Sequence[NamedGroup] = DEFAULT_GROUPS
+    #: Groups to send a key share for in the first ClientHello (the rest via HRR).
+    key_share_groups: Sequence[NamedGroup] = (NamedGroup.x25519,)
+    signature_algorithms: Sequence[SignatureScheme] = DEFAULT_SIGNATURE_ALGORITHMS
+    #: Client certificate for mutual TLS (sent when the server asks).
+    certificate_chain: Sequence[Certificate] = ()
+    private_key: PrivateKey | None = None
+    #: A ticket from an earlier connection to resume.
+    session: SessionTicket | None = None
+    #: Send early data (0-RTT) when ``session`` allows it.
+    enable_early_data: bool = False
+    #: Opaque quic_transport_parameters to send (QUIC only).
+    quic_transport_parameters: bytes | None = None
+    record_size_limit: int | None = None
+    #: TLS over TCP: session-id echo and dummy ChangeCipherSpec (RFC 8446 §D.4).
+    middlebox_compatibility: bool = True
+    key_log: KeyLog | None = None
+
+    def validate(self) -> None:
+        if not (self.trust_roots or self.pinned_fingerprints or self.insecure_skip_verify):
+            raise UsageError(
+                "the client has no way to authenticate the server: give trust_roots, "
+                "pinned_fingerprints, or set insecure_skip_verify=True"
+            )
+        if bool(self.certificate_chain) != (self.private_key is not None):
+            raise UsageError("a client certificate needs both certificate_chain and private_key")
+        if not self.cipher_suites or not self.groups:
+            raise UsageError("at least one cipher suite and one group are needed")
+        for g in self.key_share_groups:
+            if g not in self.groups:
+                raise UsageError(f"key share group {g.name} is not among the offered groups")
+
+
+class ClientAuth:
+    """Whether a server asks for client certificates (OpenSSL's -verify / -Verify)."""
+
+    NONE = 0
+    OPTIONAL = 1
+    REQUIRED = 2
+
+
+@dataclass
+class ServerConfig:
+    """A TLS server's identity and policy."""
+
+    certificate_chain: Sequence[Certificate]
+    private_key: PrivateKey
+    alpn_protocols: Sequence[str] = ()
+    cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
+    groups: Sequence[NamedGroup] = DEFAULT_GROUPS
+    signature_algorithms: Sequence[SignatureScheme] = DEFAULT_SIGNATURE_ALGORITHMS
+    client_auth: int = ClientAuth.NONE
+    #: Roots client certificates must lead to (for client_auth).
+    client_trust_roots: Sequence[Certificate] = ()
+    ticket_keys: TicketKeys | None = field(default_factory=TicketKeys)
+    tickets_to_send: int = 2
+    ticket_lifetime: int = 7200
+    #: 0 disables early data; QUIC requires 0xFFFFFFFF when enabled (RFC 9001 §4.6.1).
+    max_early_data_size: int = 0
+    anti_replay: StrikeRegister = field(default_factory=StrikeRegister)
+    quic_transport_parameters: bytes | None = None
+    record_size_limit: int | None = None
+    middlebox_compatibility: bool = True
+    key_log: KeyLog | None = None
+
+    def validate(self) -> None:
+        if not self.certificate_chain:
+            raise UsageError("a server needs a certificate chain")
+        if self.certificate_chain[0].public_key() != self.private_key.public_key():
+            raise UsageError("the private key does not match the certificate")
+        if self.client_auth and not self.client_trust_roots:
+            raise UsageError("client_auth needs client_trust_roots")

@@ -1,0 +1,156 @@
+"""What the client and server state machines share.
+
+The engine is sans-I/O: handshake bytes come in with
+:meth:`TLSEngine.receive` tagged with their :class:`Epoch`, bytes to send
+come out of :meth:`TLSEngine.data_to_send` tagged the same way, and
+:meth:`TLSEngine.next_event` hands out traffic secrets as they become ready,
+the completed handshake, and session tickets. ``now`` is wall-clock seconds
+(it dates tickets).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from quicnet.crypto import Certificate
+from quicnet.tls.alerts import AlertDescription
+from quicnet.tls.config import KeyLog
+from quicnet.tls.errors import ProtocolViolation, UsageError
+from quicnet.tls.events import Epoch, TLSEvent, TrafficSecretReady
+from quicnet.tls.key_schedule import (
+    CIPHER_SUITES,
+    CipherSuite,
+    KeySchedule,
+    SuiteInfo,
+    Transcript,
+    export_keying_material,
+)
+from quicnet.tls.messages import (
+    HandshakeMessage,
+    HandshakeReassembler,
+    decode_message,
+    encode_message,
+)
+
+__all__ = ["TLSEngine"]
+
+
+class TLSEngine:
+    """Base of :class:`~quicnet.tls.client.TLSClient` and :class:`~quicnet.tls.server.TLSServer`."""
+
+    is_client: bool
+
+    def __init__(self, key_log: KeyLog | None, *, quic: bool) -> None:
+        self.quic = quic
+        self.state = "START"
+        self._key_log = key_log
+        self._events: deque[TLSEvent] = deque()
+        self._outgoing: list[tuple[Epoch, bytearray]] = []
+        self._reassembler = HandshakeReassembler()
+        self._reassembly_epoch: Epoch | None = None
+        self.transcript = Transcript()
+        self.cipher_suite: CipherSuite | None = None
+        self.suite: SuiteInfo | None = None
+        self.key_schedule: KeySchedule | None = None
+        self.client_random = b""
+        self.alpn_protocol: str | None = None
+        self.peer_certificates: tuple[Certificate, ...] = ()
+        self.handshake_complete = False
+        self._exporter_master_secret = b""
+        self.client_handshake_secret = b""
+        self.server_handshake_secret = b""
+        #: Current application traffic secrets (for KeyUpdate on TCP).
+        self.client_application_secret = b""
+        self.server_application_secret = b""
+
+    # The caller's side ------------------------------------------------------------
+    def receive(self, epoch: Epoch, data: bytes, now: float) -> None:
+        """Feed handshake bytes that arrived at ``epoch``; raises ProtocolViolation."""
+        if (
+            self._reassembly_epoch is not None
+            and len(self._reassembler)
+            and epoch != self._reassembly_epoch
+        ):
+            # §5.1: handshake messages must not span key changes.
+            raise ProtocolViolation(
+                "a handshake message spans a key change", AlertDescription.unexpected_message
+            )
+        self._reassembly_epoch = epoch
+        for raw in self._reassembler.feed(data):
+            message = decode_message(raw)
+            self._handle(epoch, message, raw, now)
+
+    def data_to_send(self) -> list[tuple[Epoch, bytes]]:
+        """Handshake bytes to send, in order, each with the epoch that must protect it."""
+        out = [(epoch, bytes(buf)) for epoch, buf in self._outgoing if buf]
+        self._outgoing.clear()
+        return out
+
+    def next_event(self) -> TLSEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """RFC 8446 §7.5 exporter; available once the handshake is complete."""
+        if not self._exporter_master_secret or self.suite is None:
+            raise UsageError("keying material can be exported only after the handshake")
+        return export_keying_material(
+            self.suite, self._exporter_master_secret, label, context, length
+        )
+
+    # For the state machines ---------------------------------------------------------
+    def _handle(self, epoch: Epoch, message: HandshakeMessage, raw: bytes, now: float) -> None:
+        raise NotImplementedError
+
+    def _unexpected(self, message: HandshakeMessage) -> ProtocolViolation:
+        return ProtocolViolation(
+            f"unexpected {type(message).__name__} in state {self.state}",
+            AlertDescription.unexpected_message,
+        )
+
+    def _send(self, epoch: Epoch, message: HandshakeMessage, *, transcript: bool = True) -> bytes:
+        raw = encode_message(message)
+        if transcript:
+            self.transcript.add(raw)
+        if self._outgoing and self._outgoing[-1][0] == epoch:
+            self._outgoing[-1][1].extend(raw)
+        else:
+            self._outgoing.append((epoch, bytearray(raw)))
+        return raw
+
+    def _set_suite(self, suite: CipherSuite, psk: bytes | None = None) -> None:
+        self.cipher_suite = suite
+        self.suite = CIPHER_SUITES[suite]
+        self.transcript.set_hash(self.suite.hash_name)
+        self.key_schedule = KeySchedule(self.suite, psk)
+
+    def _secret(self, epoch: Epoch, is_write: bool, secret: bytes, log_label: str) -> None:
+        assert self.cipher_suite is not None
+        self._events.append(TrafficSecretReady(epoch, is_write, self.cipher_suite, secret))
+        self._log(log_label, secret)
+
+    def _log(self, label: str, secret: bytes) -> None:
+        if self._key_log is not None:
+            self._key_log(f"{label} {self.client_random.hex()} {secret.hex()}")
+
+    def _install_handshake_secrets(self, *, defer_server_read: bool = False) -> None:
+        """After ServerHello: both handshake traffic secrets.
+
+        A TCP server that accepted early data keeps reading 0-RTT records until
+        EndOfEarlyData, so it asks for its read secret later (``defer_server_read``).
+        """
+        assert self.key_schedule is not None
+        client, server = self.key_schedule.handshake_traffic_secrets(self.transcript.digest())
+        self.client_handshake_secret, self.server_handshake_secret = client, server
+        self._secret(Epoch.HANDSHAKE, not self.is_client, server, "SERVER_HANDSHAKE_TRAFFIC_SECRET")
+        if not defer_server_read:
+            self._secret(Epoch.HANDSHAKE, self.is_client, client, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")
+
+    def _derive_application_secrets(self) -> None:
+        """After the server's Finished: application and exporter secrets."""
+        assert self.key_schedule is not None
+        self.key_schedule.enter_master()
+        transcript_hash = self.transcript.digest()
+        client, server = self.key_schedule.application_traffic_secrets(transcript_hash)
+        self.client_application_secret, self.server_application_secret = client, server
+        self._exporter_master_secret = self.key_schedule.exporter_master_secret(transcript_hash)
+        self._log("EXPORTER_SECRET", self._exporter_master_secret)

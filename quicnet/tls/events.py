@@ -1,0 +1,61 @@
+"""What the TLS engine tells its caller, as small frozen dataclasses."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from quicnet.crypto import Certificate
+from quicnet.tls.key_schedule import CipherSuite
+from quicnet.tls.session import SessionTicket
+
+__all__ = [
+    "Epoch",
+    "HandshakeComplete",
+    "SessionTicketReceived",
+    "TLSEvent",
+    "TrafficSecretReady",
+]
+
+
+class Epoch(enum.IntEnum):
+    """Encryption levels, named as QUIC names them (RFC 9001 §4)."""
+
+    INITIAL = 0  # cleartext: ClientHello, ServerHello
+    ZERO_RTT = 1
+    HANDSHAKE = 2
+    ONE_RTT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSecretReady:
+    """A traffic secret to install: ``is_write`` for sending, else for receiving."""
+
+    epoch: Epoch
+    is_write: bool
+    cipher_suite: CipherSuite
+    secret: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete:
+    """The handshake finished; what was negotiated."""
+
+    cipher_suite: CipherSuite
+    group: int | None  # None for a PSK-only handshake
+    alpn_protocol: str | None
+    resumed: bool
+    early_data_accepted: bool
+    peer_certificates: tuple[Certificate, ...]
+    server_name: str | None
+    signature_scheme: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicketReceived:
+    """The server sent a ticket; keep it to resume (``ClientConfig.session``)."""
+
+    ticket: SessionTicket
+
+
+TLSEvent = TrafficSecretReady | HandshakeComplete | SessionTicketReceived

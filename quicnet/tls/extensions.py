@@ -1,0 +1,363 @@
+"""Extension bodies (RFC 8446 §4.2, RFC 7301, RFC 8449, RFC 9001 §8.2).
+
+One ``encode_*``/``decode_*`` pair per extension and per message it appears
+in where the shapes differ. Decoders raise
+:class:`~quicnet.tls.errors.DecodeError` on malformed bodies.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from quicnet.tls.alerts import AlertDescription
+from quicnet.tls.errors import DecodeError, ProtocolViolation
+from quicnet.tls.wire import Reader, Writer
+
+__all__ = [
+    "ExtensionType",
+    "KeyShareEntry",
+    "OfferedPsks",
+    "PskIdentity",
+    "PskKeyExchangeMode",
+]
+
+TLS13 = 0x0304
+
+
+class ExtensionType(enum.IntEnum):
+    server_name = 0
+    max_fragment_length = 1
+    status_request = 5
+    supported_groups = 10
+    signature_algorithms = 13
+    use_srtp = 14
+    heartbeat = 15
+    application_layer_protocol_negotiation = 16
+    signed_certificate_timestamp = 18
+    client_certificate_type = 19
+    server_certificate_type = 20
+    padding = 21
+    record_size_limit = 28
+    pre_shared_key = 41
+    early_data = 42
+    supported_versions = 43
+    cookie = 44
+    psk_key_exchange_modes = 45
+    certificate_authorities = 47
+    oid_filters = 48
+    post_handshake_auth = 49
+    signature_algorithms_cert = 50
+    key_share = 51
+    quic_transport_parameters = 57
+    renegotiation_info = 0xFF01
+
+
+class PskKeyExchangeMode(enum.IntEnum):
+    psk_ke = 0
+    psk_dhe_ke = 1
+
+
+def _done(r: Reader, what: str) -> None:
+    r.expect_end(f"the {what} extension")
+
+
+# server_name (RFC 6066 §3) ---------------------------------------------------
+
+
+def encode_server_name(host: str) -> bytes:
+    name = Writer()
+    name.uint8(0)  # host_name
+    name.vector(host.encode("ascii"), 2)
+    w = Writer()
+    w.vector(name.getvalue(), 2)
+    return w.getvalue()
+
+
+def decode_server_name(data: bytes) -> str | None:
+    r = Reader(data)
+    names = r.sub(2, min_length=1)
+    _done(r, "server_name")
+    host: str | None = None
+    while not names.at_end():
+        kind = names.uint8()
+        value = names.vector(2, min_length=1)
+        if kind == 0:
+            if host is not None:  # RFC 6066: one name per type
+                raise DecodeError("two host_name entries in server_name")
+            try:
+                host = value.decode("ascii")
+            except UnicodeDecodeError:
+                raise DecodeError("server_name is not ASCII") from None
+    return host
+
+
+# supported_versions (§4.2.1) ---------------------------------------------------
+
+
+def encode_supported_versions_client(versions: tuple[int, ...] = (TLS13,)) -> bytes:
+    w = Writer()
+    w.uint16_list(versions, 1)
+    return w.getvalue()
+
+
+def decode_supported_versions_client(data: bytes) -> list[int]:
+    r = Reader(data)
+    versions = r.uint16_list(1, min_length=2)
+    _done(r, "supported_versions")
+    return versions
+
+
+def encode_supported_versions_server(version: int = TLS13) -> bytes:
+    return version.to_bytes(2, "big")
+
+
+def decode_supported_versions_server(data: bytes) -> int:
+    r = Reader(data)
+    version = r.uint16()
+    _done(r, "supported_versions")
+    return version
+
+
+# supported_groups, signature_algorithms(_cert) -------------------------------------
+
+
+def encode_u16_list(values: tuple[int, ...] | list[int]) -> bytes:
+    w = Writer()
+    w.uint16_list(values, 2)
+    return w.getvalue()
+
+
+def decode_u16_list(data: bytes, what: str) -> list[int]:
+    r = Reader(data)
+    values = r.uint16_list(2, min_length=2)
+    _done(r, what)
+    return values
+
+
+# key_share (§4.2.8) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareEntry:
+    group: int
+    key_exchange: bytes
+
+
+def _write_entry(w: Writer, entry: KeyShareEntry) -> None:
+    w.uint16(entry.group)
+    w.vector(entry.key_exchange, 2)
+
+
+def _read_entry(r: Reader) -> KeyShareEntry:
+    return KeyShareEntry(r.uint16(), r.vector(2, min_length=1))
+
+
+def encode_key_share_client(entries: list[KeyShareEntry] | tuple[KeyShareEntry, ...]) -> bytes:
+    inner = Writer()
+    for entry in entries:
+        _write_entry(inner, entry)
+    w = Writer()
+    w.vector(inner.getvalue(), 2)
+    return w.getvalue()
+
+
+def decode_key_share_client(data: bytes) -> list[KeyShareEntry]:
+    r = Reader(data)
+    block = r.sub(2)
+    _done(r, "key_share")
+    entries = []
+    groups: set[int] = set()
+    while not block.at_end():
+        entry = _read_entry(block)
+        if entry.group in groups:  # §4.2.8: no two shares for one group
+            raise ProtocolViolation(
+                f"two key shares for group 0x{entry.group:04x}", AlertDescription.illegal_parameter
+            )
+        groups.add(entry.group)
+        entries.append(entry)
+    return entries
+
+
+def encode_key_share_server(entry: KeyShareEntry) -> bytes:
+    w = Writer()
+    _write_entry(w, entry)
+    return w.getvalue()
+
+
+def decode_key_share_server(data: bytes) -> KeyShareEntry:
+    r = Reader(data)
+    entry = _read_entry(r)
+    _done(r, "key_share")
+    return entry
+
+
+def encode_key_share_hrr(group: int) -> bytes:
+    return group.to_bytes(2, "big")
+
+
+def decode_key_share_hrr(data: bytes) -> int:
+    r = Reader(data)
+    group = r.uint16()
+    _done(r, "key_share")
+    return group
+
+
+# ALPN (RFC 7301) ----------------------------------------------------------------
+
+
+def encode_alpn(protocols: Sequence[str]) -> bytes:
+    inner = Writer()
+    for proto in protocols:
+        inner.vector(proto.encode(), 1)
+    w = Writer()
+    w.vector(inner.getvalue(), 2)
+    return w.getvalue()
+
+
+def decode_alpn(data: bytes) -> list[str]:
+    r = Reader(data)
+    block = r.sub(2, min_length=2)
+    _done(r, "ALPN")
+    protocols = []
+    while not block.at_end():
+        name = block.vector(1, min_length=1)
+        protocols.append(name.decode("latin-1"))
+    return protocols
+
+
+# psk_key_exchange_modes (§4.2.9) -----------------------------------------------------
+
+
+def encode_psk_modes(modes: tuple[int, ...] = (PskKeyExchangeMode.psk_dhe_ke,)) -> bytes:
+    w = Writer()
+    w.vector(bytes(modes), 1)
+    return w.getvalue()
+
+
+def decode_psk_modes(data: bytes) -> list[int]:
+    r = Reader(data)
+    modes = list(r.vector(1, min_length=1))
+    _done(r, "psk_key_exchange_modes")
+    return modes
+
+
+# pre_shared_key (§4.2.11) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PskIdentity:
+    identity: bytes
+    obfuscated_ticket_age: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedPsks:
+    identities: tuple[PskIdentity, ...]
+    binders: tuple[bytes, ...]
+
+
+def encode_identities(identities: tuple[PskIdentity, ...]) -> bytes:
+    inner = Writer()
+    for ident in identities:
+        inner.vector(ident.identity, 2)
+        inner.uint32(ident.obfuscated_ticket_age)
+    w = Writer()
+    w.vector(inner.getvalue(), 2)
+    return w.getvalue()
+
+
+def encode_binders(binders: tuple[bytes, ...]) -> bytes:
+    inner = Writer()
+    for binder in binders:
+        inner.vector(binder, 1)
+    w = Writer()
+    w.vector(inner.getvalue(), 2)
+    return w.getvalue()
+
+
+def encode_pre_shared_key_client(offer: OfferedPsks) -> bytes:
+    return encode_identities(offer.identities) + encode_binders(offer.binders)
+
+
+def decode_pre_shared_key_client(data: bytes) -> OfferedPsks:
+    r = Reader(data)
+    block = r.sub(2, min_length=7)
+    identities = []
+    while not block.at_end():
+        identities.append(PskIdentity(block.vector(2, min_length=1), block.uint32()))
+    binder_block = r.sub(2, min_length=33)
+    binders = []
+    while not binder_block.at_end():
+        binders.append(binder_block.vector(1, min_length=32))
+    _done(r, "pre_shared_key")
+    if len(binders) != len(identities):  # §4.2.11
+        raise ProtocolViolation(
+            "pre_shared_key has a different number of binders and identities",
+            AlertDescription.illegal_parameter,
+        )
+    return OfferedPsks(tuple(identities), tuple(binders))
+
+
+def binders_length(offer: OfferedPsks) -> int:
+    """Bytes the binders list takes at the end of the ClientHello (what §4.2.11.2 truncates)."""
+    return 2 + sum(1 + len(b) for b in offer.binders)
+
+
+def encode_pre_shared_key_server(selected_identity: int) -> bytes:
+    return selected_identity.to_bytes(2, "big")
+
+
+def decode_pre_shared_key_server(data: bytes) -> int:
+    r = Reader(data)
+    selected = r.uint16()
+    _done(r, "pre_shared_key")
+    return selected
+
+
+# early_data (§4.2.10), cookie (§4.2.2), record_size_limit (RFC 8449) ---------------------
+
+
+def encode_early_data_ticket(max_early_data_size: int) -> bytes:
+    return max_early_data_size.to_bytes(4, "big")
+
+
+def decode_early_data_ticket(data: bytes) -> int:
+    r = Reader(data)
+    size = r.uint32()
+    _done(r, "early_data")
+    return size
+
+
+def decode_empty(data: bytes, what: str) -> None:
+    if data:
+        raise DecodeError(f"the {what} extension must be empty here")
+
+
+def encode_cookie(cookie: bytes) -> bytes:
+    w = Writer()
+    w.vector(cookie, 2)
+    return w.getvalue()
+
+
+def decode_cookie(data: bytes) -> bytes:
+    r = Reader(data)
+    cookie = r.vector(2, min_length=1)
+    _done(r, "cookie")
+    return cookie
+
+
+def encode_record_size_limit(limit: int) -> bytes:
+    return limit.to_bytes(2, "big")
+
+
+def decode_record_size_limit(data: bytes) -> int:
+    r = Reader(data)
+    limit = r.uint16()
+    _done(r, "record_size_limit")
+    if limit < 64:  # RFC 8449 §4
+        raise ProtocolViolation(
+            f"record_size_limit {limit} below 64", AlertDescription.illegal_parameter
+        )
+    return limit

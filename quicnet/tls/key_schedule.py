@@ -1,0 +1,215 @@
+"""The TLS 1.3 key schedule (RFC 8446 §7) and the transcript hash (§4.4.1)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from quicnet.crypto import (
+    Aead,
+    AeadAlgorithm,
+    Hasher,
+    constant_time_eq,
+    digest,
+    hkdf_expand_label,
+    hkdf_extract,
+    hmac_digest,
+)
+from quicnet.tls.messages import HandshakeType
+
+__all__ = ["CIPHER_SUITES", "CipherSuite", "KeySchedule", "SuiteInfo", "Transcript"]
+
+
+class CipherSuite(enum.IntEnum):
+    TLS_AES_128_GCM_SHA256 = 0x1301
+    TLS_AES_256_GCM_SHA384 = 0x1302
+    TLS_CHACHA20_POLY1305_SHA256 = 0x1303
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteInfo:
+    hash_name: str
+    hash_length: int
+    aead: AeadAlgorithm
+
+    @property
+    def key_length(self) -> int:
+        return self.aead.key_length
+
+
+CIPHER_SUITES: dict[CipherSuite, SuiteInfo] = {
+    CipherSuite.TLS_AES_128_GCM_SHA256: SuiteInfo("sha256", 32, AeadAlgorithm.AES_128_GCM),
+    CipherSuite.TLS_AES_256_GCM_SHA384: SuiteInfo("sha384", 48, AeadAlgorithm.AES_256_GCM),
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256: SuiteInfo(
+        "sha256", 32, AeadAlgorithm.CHACHA20_POLY1305
+    ),
+}
+
+
+class Transcript:
+    """Running hash of the handshake messages (§4.4.1).
+
+    The client sends its ClientHello before it knows the hash, so the raw
+    messages are kept (a handshake is a few kilobytes) and hashed once
+    :meth:`set_hash` names the suite's hash. After a HelloRetryRequest the
+    first ClientHello is replaced by a synthetic ``message_hash``.
+    """
+
+    __slots__ = ("_hasher", "_messages")
+
+    def __init__(self) -> None:
+        self._messages: list[bytes] = []
+        self._hasher: Hasher | None = None
+
+    @property
+    def hash_name(self) -> str | None:
+        return self._hasher.name if self._hasher is not None else None
+
+    def set_hash(self, hash_name: str) -> None:
+        if self._hasher is not None and self._hasher.name == hash_name:
+            return
+        self._hasher = Hasher(hash_name)
+        for message in self._messages:
+            self._hasher.update(message)
+
+    def add(self, message: bytes) -> None:
+        self._messages.append(message)
+        if self._hasher is not None:
+            self._hasher.update(message)
+
+    def digest(self) -> bytes:
+        if self._hasher is None:
+            raise RuntimeError("transcript hash read before the cipher suite is known")
+        return self._hasher.digest()
+
+    def digest_as(self, hash_name: str) -> bytes:
+        """The transcript hashed with ``hash_name``, whatever the current hash."""
+        h = Hasher(hash_name)
+        for message in self._messages:
+            h.update(message)
+        return h.digest()
+
+    def digest_with(self, extra: bytes) -> bytes:
+        """Hash of the transcript followed by ``extra``, without adding it."""
+        if self._hasher is None:
+            raise RuntimeError("transcript hash read before the cipher suite is known")
+        h = self._hasher.copy()
+        h.update(extra)
+        return h.digest()
+
+    def restart_for_hello_retry(self, hash_name: str) -> None:
+        """Replace ClientHello1 by message_hash(Hash(ClientHello1)) (§4.4.1)."""
+        self.set_hash(hash_name)
+        ch1_hash = self.digest()
+        synthetic = bytes((HandshakeType.message_hash, 0, 0, len(ch1_hash))) + ch1_hash
+        self._messages = [synthetic]
+        self._hasher = Hasher(hash_name)
+        self._hasher.update(synthetic)
+
+
+class KeySchedule:
+    """Secrets of one connection, derived step by step as the handshake goes."""
+
+    __slots__ = ("early_secret", "handshake_secret", "hash_length", "hash_name", "master_secret")
+
+    def __init__(self, suite: SuiteInfo, psk: bytes | None = None) -> None:
+        self.hash_name = suite.hash_name
+        self.hash_length = suite.hash_length
+        zeros = bytes(self.hash_length)
+        self.early_secret = hkdf_extract(self.hash_name, zeros, psk or zeros)
+        self.handshake_secret = b""
+        self.master_secret = b""
+
+    def derive(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
+        """Derive-Secret with the transcript hash already computed."""
+        return hkdf_expand_label(self.hash_name, secret, label, transcript_hash, self.hash_length)
+
+    def _empty_hash(self) -> bytes:
+        return digest(self.hash_name, b"")
+
+    # Early secrets (PSK) -------------------------------------------------------
+    def binder_key(self, *, external: bool = False) -> bytes:
+        label = b"ext binder" if external else b"res binder"
+        return self.derive(self.early_secret, label, self._empty_hash())
+
+    def client_early_traffic_secret(self, transcript_hash: bytes) -> bytes:
+        return self.derive(self.early_secret, b"c e traffic", transcript_hash)
+
+    def early_exporter_master_secret(self, transcript_hash: bytes) -> bytes:
+        return self.derive(self.early_secret, b"e exp master", transcript_hash)
+
+    # Handshake --------------------------------------------------------------------
+    def enter_handshake(self, shared_secret: bytes) -> None:
+        derived = self.derive(self.early_secret, b"derived", self._empty_hash())
+        self.handshake_secret = hkdf_extract(self.hash_name, derived, shared_secret)
+
+    def handshake_traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
+        """``(client, server)`` handshake traffic secrets; hash of ClientHello..ServerHello."""
+        return (
+            self.derive(self.handshake_secret, b"c hs traffic", transcript_hash),
+            self.derive(self.handshake_secret, b"s hs traffic", transcript_hash),
+        )
+
+    # Application ------------------------------------------------------------------
+    def enter_master(self) -> None:
+        derived = self.derive(self.handshake_secret, b"derived", self._empty_hash())
+        self.master_secret = hkdf_extract(self.hash_name, derived, bytes(self.hash_length))
+
+    def application_traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
+        """``(client, server)`` application secrets; hash of ClientHello..server Finished."""
+        return (
+            self.derive(self.master_secret, b"c ap traffic", transcript_hash),
+            self.derive(self.master_secret, b"s ap traffic", transcript_hash),
+        )
+
+    def exporter_master_secret(self, transcript_hash: bytes) -> bytes:
+        return self.derive(self.master_secret, b"exp master", transcript_hash)
+
+    def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
+        """Hash of ClientHello..client Finished."""
+        return self.derive(self.master_secret, b"res master", transcript_hash)
+
+    # Finished (§4.4.4) -------------------------------------------------------------
+    def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
+        finished_key = hkdf_expand_label(
+            self.hash_name, base_key, b"finished", b"", self.hash_length
+        )
+        return hmac_digest(self.hash_name, finished_key, transcript_hash)
+
+    def check_finished(self, base_key: bytes, transcript_hash: bytes, verify_data: bytes) -> bool:
+        return constant_time_eq(self.finished_verify_data(base_key, transcript_hash), verify_data)
+
+
+def traffic_aead(suite: SuiteInfo, secret: bytes) -> Aead:
+    """The record-protection AEAD for a traffic secret (§7.3)."""
+    key = hkdf_expand_label(suite.hash_name, secret, b"key", b"", suite.key_length)
+    iv = hkdf_expand_label(suite.hash_name, secret, b"iv", b"", 12)
+    return Aead(suite.aead, key, iv)
+
+
+def next_traffic_secret(suite: SuiteInfo, secret: bytes) -> bytes:
+    """application_traffic_secret_N+1 (§7.2)."""
+    return hkdf_expand_label(suite.hash_name, secret, b"traffic upd", b"", suite.hash_length)
+
+
+def resumption_psk(suite: SuiteInfo, resumption_master_secret: bytes, ticket_nonce: bytes) -> bytes:
+    """The PSK a NewSessionTicket stands for (§4.6.1)."""
+    return hkdf_expand_label(
+        suite.hash_name, resumption_master_secret, b"resumption", ticket_nonce, suite.hash_length
+    )
+
+
+def export_keying_material(
+    suite: SuiteInfo, exporter_master_secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """TLS-Exporter(label, context_value, key_length) (§7.5)."""
+    secret = hkdf_expand_label(
+        suite.hash_name,
+        exporter_master_secret,
+        label,
+        digest(suite.hash_name, b""),
+        suite.hash_length,
+    )
+    return hkdf_expand_label(
+        suite.hash_name, secret, b"exporter", digest(suite.hash_name, context), length
+    )

@@ -1,0 +1,416 @@
+"""Handshake messages (RFC 8446 §4): frozen dataclasses and their codec.
+
+Extensions stay as ``(type, data)`` pairs in wire order, so a message decodes
+and re-encodes byte for byte; :mod:`quicnet.tls.extensions` reads and writes
+their bodies.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from quicnet.tls.alerts import AlertDescription
+from quicnet.tls.errors import DecodeError, ProtocolViolation
+from quicnet.tls.wire import Reader, Writer
+
+__all__ = [
+    "HELLO_RETRY_REQUEST_RANDOM",
+    "MAX_HANDSHAKE_MESSAGE",
+    "Certificate",
+    "CertificateEntry",
+    "CertificateRequest",
+    "CertificateVerify",
+    "ClientHello",
+    "EncryptedExtensions",
+    "EndOfEarlyData",
+    "Extension",
+    "Finished",
+    "HandshakeMessage",
+    "HandshakeReassembler",
+    "HandshakeType",
+    "KeyUpdate",
+    "NewSessionTicket",
+    "ServerHello",
+    "decode_message",
+    "encode_message",
+]
+
+#: SHA-256("HelloRetryRequest"): the ServerHello.random of an HRR (§4.1.3).
+HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+)
+#: Largest handshake message accepted (a long certificate chain fits easily).
+MAX_HANDSHAKE_MESSAGE = 1 << 18
+LEGACY_VERSION = 0x0303
+
+
+class HandshakeType(enum.IntEnum):
+    client_hello = 1
+    server_hello = 2
+    new_session_ticket = 4
+    end_of_early_data = 5
+    encrypted_extensions = 8
+    certificate = 11
+    certificate_request = 13
+    certificate_verify = 15
+    finished = 20
+    key_update = 24
+    message_hash = 254
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    type: int
+    data: bytes
+
+
+Extensions = tuple[Extension, ...]
+
+
+def _read_extensions(r: Reader, *, min_length: int = 0) -> Extensions:
+    block = r.sub(2, min_length=min_length)
+    seen: set[int] = set()
+    items = []
+    while not block.at_end():
+        ext_type = block.uint16()
+        data = block.vector(2)
+        if ext_type in seen:  # §4.2: at most one extension of each type
+            raise ProtocolViolation(
+                f"duplicate extension {ext_type}", AlertDescription.illegal_parameter
+            )
+        seen.add(ext_type)
+        items.append(Extension(ext_type, data))
+    return tuple(items)
+
+
+def _write_extensions(w: Writer, extensions: Extensions) -> None:
+    inner = Writer()
+    for ext in extensions:
+        inner.uint16(ext.type)
+        inner.vector(ext.data, 2)
+    w.vector(inner.getvalue(), 2)
+
+
+def find_extension(extensions: Extensions, ext_type: int) -> bytes | None:
+    for ext in extensions:
+        if ext.type == ext_type:
+            return ext.data
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    random: bytes
+    legacy_session_id: bytes
+    cipher_suites: tuple[int, ...]
+    extensions: Extensions
+    legacy_version: int = LEGACY_VERSION
+    legacy_compression_methods: bytes = b"\x00"
+
+    msg_type = HandshakeType.client_hello
+
+    def extension(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    def _encode(self, w: Writer) -> None:
+        w.uint16(self.legacy_version)
+        w.write(self.random)
+        w.vector(self.legacy_session_id, 1)
+        w.uint16_list(self.cipher_suites, 2)
+        w.vector(self.legacy_compression_methods, 1)
+        _write_extensions(w, self.extensions)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> ClientHello:
+        legacy_version = r.uint16()
+        random = r.read(32)
+        session_id = r.vector(1)
+        if len(session_id) > 32:
+            raise DecodeError("legacy_session_id longer than 32 bytes")
+        suites = r.uint16_list(2, min_length=2)
+        compression = r.vector(1, min_length=1)
+        extensions = _read_extensions(r, min_length=8) if not r.at_end() else ()
+        return cls(random, session_id, tuple(suites), extensions, legacy_version, compression)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    random: bytes
+    legacy_session_id_echo: bytes
+    cipher_suite: int
+    extensions: Extensions
+    legacy_version: int = LEGACY_VERSION
+    legacy_compression_method: int = 0
+
+    msg_type = HandshakeType.server_hello
+
+    @property
+    def is_hello_retry_request(self) -> bool:
+        return self.random == HELLO_RETRY_REQUEST_RANDOM
+
+    def extension(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    def _encode(self, w: Writer) -> None:
+        w.uint16(self.legacy_version)
+        w.write(self.random)
+        w.vector(self.legacy_session_id_echo, 1)
+        w.uint16(self.cipher_suite)
+        w.uint8(self.legacy_compression_method)
+        _write_extensions(w, self.extensions)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> ServerHello:
+        legacy_version = r.uint16()
+        random = r.read(32)
+        session_id = r.vector(1)
+        if len(session_id) > 32:
+            raise DecodeError("legacy_session_id_echo longer than 32 bytes")
+        suite = r.uint16()
+        compression = r.uint8()
+        extensions = _read_extensions(r, min_length=6)
+        return cls(random, session_id, suite, extensions, legacy_version, compression)
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedExtensions:
+    extensions: Extensions
+
+    msg_type = HandshakeType.encrypted_extensions
+
+    def extension(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    def _encode(self, w: Writer) -> None:
+        _write_extensions(w, self.extensions)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> EncryptedExtensions:
+        return cls(_read_extensions(r))
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    certificate_request_context: bytes
+    extensions: Extensions
+
+    msg_type = HandshakeType.certificate_request
+
+    def extension(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    def _encode(self, w: Writer) -> None:
+        w.vector(self.certificate_request_context, 1)
+        _write_extensions(w, self.extensions)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> CertificateRequest:
+        context = r.vector(1)
+        return cls(context, _read_extensions(r, min_length=2))
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateEntry:
+    cert_data: bytes
+    extensions: Extensions = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    certificate_request_context: bytes
+    certificate_list: tuple[CertificateEntry, ...]
+
+    msg_type = HandshakeType.certificate
+
+    def _encode(self, w: Writer) -> None:
+        w.vector(self.certificate_request_context, 1)
+        inner = Writer()
+        for entry in self.certificate_list:
+            inner.vector(entry.cert_data, 3)
+            _write_extensions(inner, entry.extensions)
+        w.vector(inner.getvalue(), 3)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> Certificate:
+        context = r.vector(1)
+        block = r.sub(3)
+        entries = []
+        while not block.at_end():
+            data = block.vector(3, min_length=1)
+            entries.append(CertificateEntry(data, _read_extensions(block)))
+        return cls(context, tuple(entries))
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVerify:
+    algorithm: int
+    signature: bytes
+
+    msg_type = HandshakeType.certificate_verify
+
+    def _encode(self, w: Writer) -> None:
+        w.uint16(self.algorithm)
+        w.vector(self.signature, 2)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> CertificateVerify:
+        return cls(r.uint16(), r.vector(2))
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    verify_data: bytes
+
+    msg_type = HandshakeType.finished
+
+    def _encode(self, w: Writer) -> None:
+        w.write(self.verify_data)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> Finished:
+        return cls(r.read(r.remaining))
+
+
+@dataclass(frozen=True, slots=True)
+class NewSessionTicket:
+    ticket_lifetime: int
+    ticket_age_add: int
+    ticket_nonce: bytes
+    ticket: bytes
+    extensions: Extensions = ()
+
+    msg_type = HandshakeType.new_session_ticket
+
+    def extension(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    def _encode(self, w: Writer) -> None:
+        w.uint32(self.ticket_lifetime)
+        w.uint32(self.ticket_age_add)
+        w.vector(self.ticket_nonce, 1)
+        w.vector(self.ticket, 2)
+        _write_extensions(w, self.extensions)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> NewSessionTicket:
+        lifetime = r.uint32()
+        age_add = r.uint32()
+        nonce = r.vector(1)
+        ticket = r.vector(2, min_length=1)
+        return cls(lifetime, age_add, nonce, ticket, _read_extensions(r))
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfEarlyData:
+    msg_type = HandshakeType.end_of_early_data
+
+    def _encode(self, w: Writer) -> None:
+        pass
+
+    @classmethod
+    def _decode(cls, r: Reader) -> EndOfEarlyData:
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdate:
+    request_update: bool
+
+    msg_type = HandshakeType.key_update
+
+    def _encode(self, w: Writer) -> None:
+        w.uint8(1 if self.request_update else 0)
+
+    @classmethod
+    def _decode(cls, r: Reader) -> KeyUpdate:
+        value = r.uint8()
+        if value > 1:  # §4.6.3
+            raise ProtocolViolation(
+                f"KeyUpdate request_update {value}", AlertDescription.illegal_parameter
+            )
+        return cls(value == 1)
+
+
+HandshakeMessage = (
+    ClientHello
+    | ServerHello
+    | EncryptedExtensions
+    | CertificateRequest
+    | Certificate
+    | CertificateVerify
+    | Finished
+    | NewSessionTicket
+    | EndOfEarlyData
+    | KeyUpdate
+)
+
+_DECODERS: dict[int, type[HandshakeMessage]] = {
+    cls.msg_type: cls
+    for cls in (
+        ClientHello,
+        ServerHello,
+        EncryptedExtensions,
+        CertificateRequest,
+        Certificate,
+        CertificateVerify,
+        Finished,
+        NewSessionTicket,
+        EndOfEarlyData,
+        KeyUpdate,
+    )
+}
+
+
+def encode_message(message: HandshakeMessage) -> bytes:
+    """The message with its 4-byte handshake header."""
+    w = Writer()
+    message._encode(w)
+    body = w.getvalue()
+    return bytes((message.msg_type,)) + len(body).to_bytes(3, "big") + body
+
+
+def decode_message(data: bytes) -> HandshakeMessage:
+    """Parse one whole message (header included); anything malformed raises DecodeError."""
+    r = Reader(data)
+    msg_type = r.uint8()
+    length = r.uint24()
+    if length != r.remaining:
+        raise DecodeError(f"handshake length {length} but {r.remaining} bytes follow")
+    cls = _DECODERS.get(msg_type)
+    if cls is None:
+        raise ProtocolViolation(
+            f"unknown handshake message type {msg_type}", AlertDescription.unexpected_message
+        )
+    message = cls._decode(r)
+    r.expect_end(cls.__name__)
+    return message
+
+
+class HandshakeReassembler:
+    """Splits a stream of handshake bytes (records or CRYPTO frames) into messages."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Append ``data``; return every complete message (header included)."""
+        self._buf += data
+        out = []
+        while len(self._buf) >= 4:
+            length = int.from_bytes(self._buf[1:4], "big")
+            if length > MAX_HANDSHAKE_MESSAGE:
+                raise ProtocolViolation(
+                    f"handshake message of {length} bytes exceeds {MAX_HANDSHAKE_MESSAGE}",
+                    AlertDescription.decode_error,
+                )
+            if len(self._buf) < 4 + length:
+                break
+            out.append(bytes(self._buf[: 4 + length]))
+            del self._buf[: 4 + length]
+        return out

@@ -1,0 +1,549 @@
+"""The TLS 1.3 server state machine (RFC 8446 Appendix A.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quicnet.crypto import (
+    InvalidSignatureError,
+    KeyExchangeError,
+    SignatureScheme,
+    constant_time_eq,
+    digest,
+    random_bytes,
+    respond_key_share,
+)
+from quicnet.crypto.errors import UnsupportedAlgorithmError
+from quicnet.crypto.signing import SCHEME_INFO
+from quicnet.tls import extensions as ext
+from quicnet.tls.alerts import AlertDescription
+from quicnet.tls.auth import (
+    certificate_verify_content,
+    choose_signature_scheme,
+    decode_certificate_chain,
+    verify_peer_certificates,
+)
+from quicnet.tls.config import ClientAuth, ServerConfig
+from quicnet.tls.engine import TLSEngine
+from quicnet.tls.errors import ProtocolViolation, UsageError
+from quicnet.tls.events import Epoch, HandshakeComplete
+from quicnet.tls.extensions import ExtensionType as ET
+from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule, resumption_psk
+from quicnet.tls.messages import (
+    HELLO_RETRY_REQUEST_RANDOM,
+    Certificate,
+    CertificateEntry,
+    CertificateRequest,
+    CertificateVerify,
+    ClientHello,
+    EncryptedExtensions,
+    EndOfEarlyData,
+    Extension,
+    Finished,
+    HandshakeMessage,
+    NewSessionTicket,
+    ServerHello,
+)
+from quicnet.tls.session import TicketState
+
+__all__ = ["TLSServer"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Hello:
+    """What the server read from a ClientHello."""
+
+    suites: list[int]
+    groups: list[int]
+    shares: dict[int, bytes]
+    signature_algorithms: list[int]
+    alpn: list[str] | None
+    server_name: str | None
+    psk_modes: list[int]
+    psk: ext.OfferedPsks | None
+    early_data: bool
+    record_size_limit: int | None
+    transport_parameters: bytes | None
+    cookie: bytes | None
+
+
+def _parse_client_hello(hello: ClientHello) -> _Hello:
+    if hello.legacy_compression_methods != b"\x00":
+        raise ProtocolViolation(
+            "TLS 1.3 ClientHello must offer only null compression",
+            AlertDescription.illegal_parameter,
+        )
+    versions_data = hello.extension(ET.supported_versions)
+    if versions_data is None or ext.TLS13 not in ext.decode_supported_versions_client(
+        versions_data
+    ):
+        raise ProtocolViolation(
+            "the client does not offer TLS 1.3", AlertDescription.protocol_version
+        )
+    if hello.extensions and any(e.type == ET.pre_shared_key for e in hello.extensions[:-1]):
+        raise ProtocolViolation(  # §4.2.11
+            "pre_shared_key is not the last extension", AlertDescription.illegal_parameter
+        )
+    groups_data = hello.extension(ET.supported_groups)
+    shares_data = hello.extension(ET.key_share)
+    if (groups_data is None) != (shares_data is None):  # §9.2
+        raise ProtocolViolation(
+            "supported_groups and key_share must come together", AlertDescription.missing_extension
+        )
+    groups = ext.decode_u16_list(groups_data, "supported_groups") if groups_data else []
+    shares = (
+        {e.group: e.key_exchange for e in ext.decode_key_share_client(shares_data)}
+        if shares_data
+        else {}
+    )
+    for group in shares:
+        if group not in groups:  # §4.2.8
+            raise ProtocolViolation(
+                "key share for a group not in supported_groups", AlertDescription.illegal_parameter
+            )
+    sigs = hello.extension(ET.signature_algorithms)
+    alpn = hello.extension(ET.application_layer_protocol_negotiation)
+    sni = hello.extension(ET.server_name)
+    modes = hello.extension(ET.psk_key_exchange_modes)
+    psk = hello.extension(ET.pre_shared_key)
+    early = hello.extension(ET.early_data)
+    if early is not None:
+        ext.decode_empty(early, "early_data")
+    if psk is not None and modes is None:  # §4.2.9
+        raise ProtocolViolation(
+            "pre_shared_key without psk_key_exchange_modes", AlertDescription.missing_extension
+        )
+    limit = hello.extension(ET.record_size_limit)
+    cookie = hello.extension(ET.cookie)
+    return _Hello(
+        suites=list(hello.cipher_suites),
+        groups=groups,
+        shares=shares,
+        signature_algorithms=ext.decode_u16_list(sigs, "signature_algorithms") if sigs else [],
+        alpn=ext.decode_alpn(alpn) if alpn is not None else None,
+        server_name=ext.decode_server_name(sni) if sni is not None else None,
+        psk_modes=ext.decode_psk_modes(modes) if modes is not None else [],
+        psk=ext.decode_pre_shared_key_client(psk) if psk is not None else None,
+        early_data=early is not None,
+        record_size_limit=ext.decode_record_size_limit(limit) if limit is not None else None,
+        transport_parameters=hello.extension(ET.quic_transport_parameters),
+        cookie=ext.decode_cookie(cookie) if cookie is not None else None,
+    )
+
+
+class TLSServer(TLSEngine):
+    """A TLS 1.3 server for one connection. Feed it the client's bytes."""
+
+    is_client = False
+
+    def __init__(self, config: ServerConfig, *, quic: bool = False) -> None:
+        config.validate()
+        if quic and config.quic_transport_parameters is None:
+            raise UsageError("a QUIC server must set quic_transport_parameters")
+        if quic and config.max_early_data_size not in (0, 0xFFFFFFFF):
+            raise UsageError("QUIC needs max_early_data_size 0 or 0xFFFFFFFF (RFC 9001 §4.6.1)")
+        super().__init__(config.key_log, quic=quic)
+        self.config = config
+        self.server_name: str | None = None
+        self.group: int | None = None
+        self.resumed = False
+        self.early_data_accepted = False
+        self.peer_record_size_limit: int | None = None
+        self.peer_transport_parameters: bytes | None = None
+        self._hrr_group: int | None = None
+        self._first_hello: ClientHello | None = None
+        self._signature_scheme: int | None = None
+        self._tickets_sent = 0
+
+    def _handle(self, epoch: Epoch, message: HandshakeMessage, raw: bytes, now: float) -> None:
+        state = self.state
+        if (
+            state in ("START", "WAIT_CH2")
+            and isinstance(message, ClientHello)
+            and epoch == Epoch.INITIAL
+        ):
+            self._on_client_hello(message, raw, now)
+        elif (
+            state == "WAIT_EOED" and isinstance(message, EndOfEarlyData) and epoch == Epoch.ZERO_RTT
+        ):
+            self.transcript.add(raw)
+            self._secret(
+                Epoch.HANDSHAKE,
+                False,
+                self.client_handshake_secret,
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            )
+            self.state = self._after_server_flight()
+        elif state == "WAIT_CERT" and isinstance(message, Certificate) and epoch == Epoch.HANDSHAKE:
+            self._on_certificate(message, raw)
+        elif (
+            state == "WAIT_CV"
+            and isinstance(message, CertificateVerify)
+            and epoch == Epoch.HANDSHAKE
+        ):
+            self._on_certificate_verify(message, raw)
+        elif (
+            state == "WAIT_FINISHED" and isinstance(message, Finished) and epoch == Epoch.HANDSHAKE
+        ):
+            self._on_finished(message, raw, now)
+        else:
+            raise self._unexpected(message)
+
+    # ClientHello -----------------------------------------------------------------------
+    def _on_client_hello(self, hello: ClientHello, raw: bytes, now: float) -> None:
+        c = self.config
+        offer = _parse_client_hello(hello)
+        if self.state == "WAIT_CH2":
+            self._check_second_hello(hello, offer)
+        else:
+            self.client_random = hello.random
+        if self.quic and offer.transport_parameters is None:
+            raise ProtocolViolation(
+                "no quic_transport_parameters", AlertDescription.missing_extension
+            )
+        # Cipher suite: our preference among the client's.
+        suite = next((s for s in c.cipher_suites if s in offer.suites), None)
+        if suite is None:
+            raise ProtocolViolation("no cipher suite in common", AlertDescription.handshake_failure)
+        alpn = self._choose_alpn(offer.alpn)
+        # Key exchange group: prefer one the client already sent a share for.
+        mutual = [g for g in c.groups if g in offer.groups]
+        if not mutual:
+            raise ProtocolViolation(
+                "no key exchange group in common", AlertDescription.handshake_failure
+            )
+        shared = [g for g in mutual if g in offer.shares]
+        if not shared:
+            if self.state == "WAIT_CH2":
+                raise ProtocolViolation(
+                    "second ClientHello still lacks the share", AlertDescription.illegal_parameter
+                )
+            self._send_hello_retry(hello, raw, suite, mutual[0])
+            return
+        group = shared[0]
+
+        if self.state != "WAIT_CH2":
+            self.transcript.add(raw)
+        # The transcript now ends with this ClientHello (for binders, without it).
+        psk_state, psk_index = self._select_psk(hello, raw, offer, suite, now)
+        if psk_state is not None:
+            suite = CipherSuite(psk_state.cipher_suite)
+        if self.state == "WAIT_CH2":
+            self.transcript.add(raw)
+        self.cipher_suite = suite
+        self.suite = CIPHER_SUITES[suite]
+        self.transcript.set_hash(self.suite.hash_name)
+        self.key_schedule = KeySchedule(self.suite, psk_state.resumption_psk if psk_state else None)
+        self.resumed = psk_state is not None
+        self.alpn_protocol = alpn
+        self.server_name = offer.server_name
+        self.peer_record_size_limit = offer.record_size_limit
+        self.peer_transport_parameters = offer.transport_parameters
+
+        self.early_data_accepted = (
+            psk_state is not None
+            and psk_index == 0
+            and offer.early_data
+            and self._hrr_group is None
+            and self._early_data_acceptable(psk_state, hello, offer, now)
+        )
+        if self.early_data_accepted:
+            early = self.key_schedule.client_early_traffic_secret(self.transcript.digest())
+            self._secret(Epoch.ZERO_RTT, False, early, "CLIENT_EARLY_TRAFFIC_SECRET")
+
+        try:
+            server_share, shared_secret = respond_key_share(group, offer.shares[group])
+        except KeyExchangeError as exc:
+            raise ProtocolViolation(str(exc), AlertDescription.illegal_parameter) from None
+        self.group = group
+        sh_ext = [
+            Extension(ET.supported_versions, ext.encode_supported_versions_server()),
+            Extension(
+                ET.key_share, ext.encode_key_share_server(ext.KeyShareEntry(group, server_share))
+            ),
+        ]
+        if psk_state is not None:
+            sh_ext.append(Extension(ET.pre_shared_key, ext.encode_pre_shared_key_server(psk_index)))
+        self._send(
+            Epoch.INITIAL,
+            ServerHello(random_bytes(32), hello.legacy_session_id, suite, tuple(sh_ext)),
+        )
+        self.key_schedule.enter_handshake(shared_secret)
+        defer = self.early_data_accepted and not self.quic
+        self._install_handshake_secrets(defer_server_read=defer)
+        self._send_server_flight(offer)
+        self._derive_application_secrets()
+        self._secret(Epoch.ONE_RTT, True, self.server_application_secret, "SERVER_TRAFFIC_SECRET_0")
+        self.state = "WAIT_EOED" if defer else self._after_server_flight()
+
+    def _after_server_flight(self) -> str:
+        if self.config.client_auth != ClientAuth.NONE and not self.resumed:
+            return "WAIT_CERT"
+        return "WAIT_FINISHED"
+
+    def _check_second_hello(self, hello: ClientHello, offer: _Hello) -> None:
+        first = self._first_hello
+        assert first is not None
+        # §4.1.2: the second ClientHello repeats the first but for a few fields.
+        if hello.random != first.random or hello.legacy_session_id != first.legacy_session_id:
+            raise ProtocolViolation(
+                "second ClientHello changed its random or session id",
+                AlertDescription.illegal_parameter,
+            )
+        if hello.cipher_suites != first.cipher_suites:
+            raise ProtocolViolation(
+                "second ClientHello changed its cipher suites", AlertDescription.illegal_parameter
+            )
+        if list(offer.shares) != [self._hrr_group]:
+            raise ProtocolViolation(
+                "second ClientHello must carry exactly the requested key share",
+                AlertDescription.illegal_parameter,
+            )
+        if offer.early_data:
+            raise ProtocolViolation(
+                "early_data after HelloRetryRequest", AlertDescription.illegal_parameter
+            )
+
+    def _choose_alpn(self, offered: list[str] | None) -> str | None:
+        ours = self.config.alpn_protocols
+        if offered is None:
+            if self.quic and ours:
+                raise ProtocolViolation(
+                    "QUIC requires ALPN", AlertDescription.no_application_protocol
+                )
+            return None
+        if not ours:
+            return None
+        for proto in ours:
+            if proto in offered:
+                return proto
+        raise ProtocolViolation(  # RFC 7301 §3.2
+            f"no application protocol in common (client offers {', '.join(offered)})",
+            AlertDescription.no_application_protocol,
+        )
+
+    def _send_hello_retry(
+        self, hello: ClientHello, raw: bytes, suite: CipherSuite, group: int
+    ) -> None:
+        self._first_hello = hello
+        self._hrr_group = group
+        self.cipher_suite = suite
+        self.suite = CIPHER_SUITES[suite]
+        self.transcript.add(raw)
+        self.transcript.restart_for_hello_retry(self.suite.hash_name)
+        retry = ServerHello(
+            HELLO_RETRY_REQUEST_RANDOM,
+            hello.legacy_session_id,
+            suite,
+            (
+                Extension(ET.supported_versions, ext.encode_supported_versions_server()),
+                Extension(ET.key_share, ext.encode_key_share_hrr(group)),
+            ),
+        )
+        self._send(Epoch.INITIAL, retry)
+        self.state = "WAIT_CH2"
+
+    # Resumption and early data ----------------------------------------------------------
+    def _select_psk(
+        self, hello: ClientHello, raw: bytes, offer: _Hello, suite: CipherSuite, now: float
+    ) -> tuple[TicketState | None, int]:
+        keys = self.config.ticket_keys
+        if (
+            offer.psk is None
+            or keys is None
+            or ext.PskKeyExchangeMode.psk_dhe_ke not in offer.psk_modes
+        ):
+            return None, 0
+        truncated = raw[: -ext.binders_length(offer.psk)]
+        for index, identity in enumerate(offer.psk.identities):
+            state = keys.open(identity.identity)
+            if (
+                state is None
+                or state.cipher_suite not in offer.suites
+                or state.cipher_suite not in self.config.cipher_suites
+            ):
+                continue
+            if now > state.issued_at + state.ticket_lifetime or now < state.issued_at - 60:
+                continue
+            info = CIPHER_SUITES[CipherSuite(state.cipher_suite)]
+            if info.hash_name != CIPHER_SUITES[suite].hash_name and self._hrr_group is not None:
+                continue  # after HRR the hash is fixed
+            schedule = KeySchedule(info, state.resumption_psk)
+            if self._hrr_group is not None:
+                transcript_hash = self.transcript.digest_with(truncated)
+            else:
+                transcript_hash = digest(info.hash_name, truncated)
+            expected = schedule.finished_verify_data(schedule.binder_key(), transcript_hash)
+            if not constant_time_eq(expected, offer.psk.binders[index]):
+                # §4.2.11: a binder that does not validate aborts the handshake.
+                raise ProtocolViolation(
+                    "PSK binder does not verify", AlertDescription.decrypt_error
+                )
+            return state, index
+        return None, 0
+
+    def _early_data_acceptable(
+        self, state: TicketState, hello: ClientHello, offer: _Hello, now: float
+    ) -> bool:
+        c = self.config
+        if not c.max_early_data_size or not state.max_early_data_size:
+            return False
+        if state.cipher_suite != self.cipher_suite or state.alpn_protocol != self.alpn_protocol:
+            return False
+        assert offer.psk is not None
+        identity = offer.psk.identities[0]
+        claimed_age = ((identity.obfuscated_ticket_age - state.ticket_age_add) & 0xFFFFFFFF) / 1000
+        return c.anti_replay.accept(
+            identity.identity,
+            expires_at=state.issued_at + state.ticket_lifetime,
+            claimed_age=claimed_age,
+            real_age=now - state.issued_at,
+            now=now,
+        )
+
+    # The server's flight -------------------------------------------------------------
+    def _send_server_flight(self, offer: _Hello) -> None:
+        c = self.config
+        ee: list[Extension] = []
+        if offer.server_name is not None:
+            ee.append(Extension(ET.server_name, b""))
+        if self.alpn_protocol is not None:
+            ee.append(
+                Extension(
+                    ET.application_layer_protocol_negotiation, ext.encode_alpn([self.alpn_protocol])
+                )
+            )
+        if self.early_data_accepted:
+            ee.append(Extension(ET.early_data, b""))
+        if offer.record_size_limit is not None and c.record_size_limit is not None:
+            ee.append(
+                Extension(ET.record_size_limit, ext.encode_record_size_limit(c.record_size_limit))
+            )
+        if self.quic:
+            assert c.quic_transport_parameters is not None
+            ee.append(Extension(ET.quic_transport_parameters, c.quic_transport_parameters))
+        self._send(Epoch.HANDSHAKE, EncryptedExtensions(tuple(ee)))
+        if not self.resumed:
+            if c.client_auth != ClientAuth.NONE:
+                algs = ext.encode_u16_list(
+                    [int(s) for s in c.signature_algorithms if SCHEME_INFO[s].handshake_allowed]
+                )
+                self._send(
+                    Epoch.HANDSHAKE,
+                    CertificateRequest(b"", (Extension(ET.signature_algorithms, algs),)),
+                )
+            if not offer.signature_algorithms:
+                raise ProtocolViolation(
+                    "ClientHello has no signature_algorithms", AlertDescription.missing_extension
+                )
+            scheme = choose_signature_scheme(c.private_key, offer.signature_algorithms)
+            entries = tuple(CertificateEntry(cert.to_der()) for cert in c.certificate_chain)
+            self._send(Epoch.HANDSHAKE, Certificate(b"", entries))
+            content = certificate_verify_content(self.transcript.digest(), server=True)
+            self._send(
+                Epoch.HANDSHAKE, CertificateVerify(scheme, c.private_key.sign(scheme, content))
+            )
+            self._signature_scheme = scheme
+        assert self.key_schedule is not None
+        verify_data = self.key_schedule.finished_verify_data(
+            self.server_handshake_secret, self.transcript.digest()
+        )
+        self._send(Epoch.HANDSHAKE, Finished(verify_data))
+
+    # The client's second flight ---------------------------------------------------------
+    def _on_certificate(self, message: Certificate, raw: bytes) -> None:
+        if message.certificate_request_context:
+            raise ProtocolViolation(
+                "client Certificate context must be empty", AlertDescription.illegal_parameter
+            )
+        self.transcript.add(raw)
+        if not message.certificate_list:
+            if self.config.client_auth == ClientAuth.REQUIRED:
+                raise ProtocolViolation(
+                    "a client certificate is required", AlertDescription.certificate_required
+                )
+            self.state = "WAIT_FINISHED"
+            return
+        chain = decode_certificate_chain(message.certificate_list)
+        verify_peer_certificates(
+            chain, roots=self.config.client_trust_roots, pins=(), name=None, purpose="client"
+        )
+        self.peer_certificates = tuple(chain)
+        self.state = "WAIT_CV"
+
+    def _on_certificate_verify(self, message: CertificateVerify, raw: bytes) -> None:
+        scheme = message.algorithm
+        allowed = [s for s in self.config.signature_algorithms if SCHEME_INFO[s].handshake_allowed]
+        if scheme not in allowed:
+            raise ProtocolViolation(
+                f"CertificateVerify scheme 0x{scheme:04x} not offered",
+                AlertDescription.illegal_parameter,
+            )
+        content = certificate_verify_content(self.transcript.digest(), server=False)
+        try:
+            self.peer_certificates[0].public_key().verify(
+                SignatureScheme(scheme), message.signature, content
+            )
+        except (InvalidSignatureError, UnsupportedAlgorithmError) as exc:
+            raise ProtocolViolation(
+                f"client CertificateVerify: {exc}", AlertDescription.decrypt_error
+            ) from None
+        self.transcript.add(raw)
+        self.state = "WAIT_FINISHED"
+
+    def _on_finished(self, message: Finished, raw: bytes, now: float) -> None:
+        assert self.key_schedule is not None and self.cipher_suite is not None
+        if not self.key_schedule.check_finished(
+            self.client_handshake_secret, self.transcript.digest(), message.verify_data
+        ):
+            raise ProtocolViolation(
+                "client Finished does not verify", AlertDescription.decrypt_error
+            )
+        self.transcript.add(raw)
+        self._secret(
+            Epoch.ONE_RTT, False, self.client_application_secret, "CLIENT_TRAFFIC_SECRET_0"
+        )
+        self.state = "CONNECTED"
+        self.handshake_complete = True
+        resumption_master = self.key_schedule.resumption_master_secret(self.transcript.digest())
+        for _ in range(self.config.tickets_to_send):
+            self._send_ticket(resumption_master, now)
+        self._events.append(
+            HandshakeComplete(
+                cipher_suite=self.cipher_suite,
+                group=self.group,
+                alpn_protocol=self.alpn_protocol,
+                resumed=self.resumed,
+                early_data_accepted=self.early_data_accepted,
+                peer_certificates=self.peer_certificates,
+                server_name=self.server_name,
+                signature_scheme=self._signature_scheme,
+            )
+        )
+
+    def _send_ticket(self, resumption_master: bytes, now: float) -> None:
+        c = self.config
+        if c.ticket_keys is None or self.suite is None or self.cipher_suite is None:
+            return
+        nonce = self._tickets_sent.to_bytes(8, "big")
+        self._tickets_sent += 1
+        age_add = int.from_bytes(random_bytes(4), "big")
+        state = TicketState(
+            cipher_suite=self.cipher_suite,
+            resumption_psk=resumption_psk(self.suite, resumption_master, nonce),
+            issued_at=now,
+            ticket_lifetime=c.ticket_lifetime,
+            ticket_age_add=age_add,
+            max_early_data_size=c.max_early_data_size,
+            alpn_protocol=self.alpn_protocol,
+            server_name=self.server_name,
+        )
+        extensions: tuple[Extension, ...] = ()
+        if c.max_early_data_size:
+            extensions = (
+                Extension(ET.early_data, ext.encode_early_data_ticket(c.max_early_data_size)),
+            )
+        ticket = NewSessionTicket(
+            c.ticket_lifetime, age_add, nonce, c.ticket_keys.seal(state), extensions
+        )
+        self._send(Epoch.ONE_RTT, ticket, transcript=False)

@@ -1,0 +1,255 @@
+"""Session tickets (RFC 8446 §4.6.1), the server's ticket keys, and 0-RTT anti-replay.
+
+The client keeps a :class:`SessionTicket` per ticket received and offers it
+to resume. The server's tickets are self-encrypted: all state lives inside
+the ticket, sealed with AES-256-GCM under a :class:`TicketKeys` key that can
+be rotated (old keys still open tickets until dropped).
+
+0-RTT anti-replay (§8) is a bounded strike register (:class:`StrikeRegister`):
+early data is accepted at most once per ticket, only while the ticket's
+claimed age agrees with the server's clock to within a window, and not at
+all when the register is full.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from quicnet.crypto import Aead, AeadAlgorithm, DecryptError, digest, random_bytes
+from quicnet.tls.errors import DecodeError, UsageError
+from quicnet.tls.wire import Reader, Writer
+
+__all__ = ["SessionTicket", "StrikeRegister", "TicketKeys", "TicketState"]
+
+_SESSION_MAGIC = b"QNS1"
+_PEM_LABEL = "QUICNET TLS SESSION"
+_TICKET_VERSION = 1
+
+
+def _opt_str(w: Writer, value: str | None) -> None:
+    w.vector((value or "").encode(), 2)
+
+
+def _read_opt_str(r: Reader) -> str | None:
+    raw = r.vector(2)
+    try:
+        return raw.decode() or None
+    except UnicodeDecodeError:
+        raise DecodeError("session field is not UTF-8") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicket:
+    """What a client needs to resume: the ticket and the PSK it stands for.
+
+    ``received_at`` is wall-clock seconds (the ``now`` the engine was given).
+    """
+
+    ticket: bytes
+    resumption_psk: bytes
+    cipher_suite: int
+    ticket_lifetime: int
+    ticket_age_add: int
+    received_at: float
+    max_early_data_size: int
+    server_name: str | None
+    alpn_protocol: str | None
+    transport_parameters: bytes | None = None
+
+    def is_valid_at(self, now: float) -> bool:
+        return 0 <= now - self.received_at <= min(self.ticket_lifetime, 7 * 86400)
+
+    def obfuscated_age(self, now: float) -> int:
+        """§4.2.11.1: milliseconds since receipt plus ticket_age_add, mod 2^32."""
+        age_ms = max(0, int((now - self.received_at) * 1000))
+        return (age_ms + self.ticket_age_add) & 0xFFFFFFFF
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.write(_SESSION_MAGIC)
+        w.vector(self.ticket, 2)
+        w.vector(self.resumption_psk, 1)
+        w.uint16(self.cipher_suite)
+        w.uint32(self.ticket_lifetime)
+        w.uint32(self.ticket_age_add)
+        w.uint(int(self.received_at * 1000), 8)
+        w.uint32(self.max_early_data_size)
+        _opt_str(w, self.server_name)
+        _opt_str(w, self.alpn_protocol)
+        w.uint8(self.transport_parameters is not None)
+        w.vector(self.transport_parameters or b"", 2)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SessionTicket:
+        r = Reader(data)
+        if r.read(4) != _SESSION_MAGIC:
+            raise DecodeError("not a quicnet session")
+        ticket = r.vector(2, min_length=1)
+        psk = r.vector(1, min_length=32)
+        suite = r.uint16()
+        lifetime = r.uint32()
+        age_add = r.uint32()
+        received = r.uint(8) / 1000
+        max_early = r.uint32()
+        sni = _read_opt_str(r)
+        alpn = _read_opt_str(r)
+        has_tp = r.uint8()
+        tp = r.vector(2)
+        r.expect_end("the session")
+        return cls(
+            ticket,
+            psk,
+            suite,
+            lifetime,
+            age_add,
+            received,
+            max_early,
+            sni,
+            alpn,
+            tp if has_tp else None,
+        )
+
+    def to_pem(self) -> bytes:
+        body = base64.encodebytes(self.to_bytes()).decode()
+        return f"-----BEGIN {_PEM_LABEL}-----\n{body}-----END {_PEM_LABEL}-----\n".encode()
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> SessionTicket:
+        text = data.decode("ascii", "replace")
+        begin, end = f"-----BEGIN {_PEM_LABEL}-----", f"-----END {_PEM_LABEL}-----"
+        if begin not in text or end not in text:
+            raise DecodeError(f"no {_PEM_LABEL} block found")
+        body = text.split(begin, 1)[1].split(end, 1)[0]
+        try:
+            raw = base64.b64decode("".join(body.split()), validate=True)
+        except ValueError:
+            raise DecodeError("session block is not base64") from None
+        return cls.from_bytes(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    """What the server seals into a ticket."""
+
+    cipher_suite: int
+    resumption_psk: bytes
+    issued_at: float
+    ticket_lifetime: int
+    ticket_age_add: int
+    max_early_data_size: int
+    alpn_protocol: str | None
+    server_name: str | None
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.uint8(_TICKET_VERSION)
+        w.uint16(self.cipher_suite)
+        w.vector(self.resumption_psk, 1)
+        w.uint(int(self.issued_at * 1000), 8)
+        w.uint32(self.ticket_lifetime)
+        w.uint32(self.ticket_age_add)
+        w.uint32(self.max_early_data_size)
+        _opt_str(w, self.alpn_protocol)
+        _opt_str(w, self.server_name)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> TicketState:
+        r = Reader(data)
+        if r.uint8() != _TICKET_VERSION:
+            raise DecodeError("unknown ticket version")
+        state = cls(
+            r.uint16(),
+            r.vector(1, min_length=32),
+            r.uint(8) / 1000,
+            r.uint32(),
+            r.uint32(),
+            r.uint32(),
+            _read_opt_str(r),
+            _read_opt_str(r),
+        )
+        r.expect_end("the ticket")
+        return state
+
+
+_KEY_ID_LENGTH = 16
+
+
+class TicketKeys:
+    """The server's ticket-encryption keys: one current, a few previous.
+
+    Share one instance between servers that should resume each other's
+    sessions; call :meth:`rotate` periodically (e.g. daily) so a stolen key
+    exposes a bounded window of sessions.
+    """
+
+    def __init__(self, keep_previous: int = 2, key: bytes | None = None) -> None:
+        self.keep_previous = keep_previous
+        self._keys: OrderedDict[bytes, Aead] = OrderedDict()
+        self._current_id = b""
+        self.rotate(key)
+
+    def rotate(self, key: bytes | None = None) -> None:
+        """Start sealing with a new key (random unless given); keep the last few for opening."""
+        key = key or random_bytes(32)
+        if len(key) != 32:
+            raise UsageError("ticket keys are 32 bytes")
+        key_id = digest("sha256", b"quicnet ticket key id" + key)[:_KEY_ID_LENGTH]
+        self._keys[key_id] = Aead(AeadAlgorithm.AES_256_GCM, key, bytes(12))
+        self._current_id = key_id
+        while len(self._keys) > self.keep_previous + 1:
+            self._keys.popitem(last=False)
+
+    def seal(self, state: TicketState) -> bytes:
+        nonce = random_bytes(12)
+        aead = self._keys[self._current_id]
+        counter = int.from_bytes(nonce, "big")  # IV is zero, so the nonce is the counter
+        return self._current_id + nonce + aead.seal(counter, state.encode(), self._current_id)
+
+    def open(self, ticket: bytes) -> TicketState | None:
+        """The state in ``ticket``, or None if it is not ours, was tampered with, or too old."""
+        if len(ticket) < _KEY_ID_LENGTH + 12 + 16:
+            return None
+        key_id = ticket[:_KEY_ID_LENGTH]
+        aead = self._keys.get(key_id)
+        if aead is None:
+            return None
+        counter = int.from_bytes(ticket[_KEY_ID_LENGTH : _KEY_ID_LENGTH + 12], "big")
+        try:
+            plain = aead.open(counter, ticket[_KEY_ID_LENGTH + 12 :], key_id)
+            return TicketState.decode(plain)
+        except (DecryptError, DecodeError):
+            return None
+
+
+class StrikeRegister:
+    """Remembers which tickets already carried early data (RFC 8446 §8.1-8.2)."""
+
+    def __init__(self, capacity: int = 100_000, window: float = 10.0) -> None:
+        self.capacity = capacity
+        #: How far the client's claimed ticket age may differ from the real one (seconds).
+        self.window = window
+        self._seen: OrderedDict[bytes, float] = OrderedDict()  # ticket hash -> expiry
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def accept(
+        self, ticket: bytes, expires_at: float, claimed_age: float, real_age: float, now: float
+    ) -> bool:
+        """True exactly once per fresh ticket; False for replays, stale ages, or when full."""
+        while self._seen:
+            key, expiry = next(iter(self._seen.items()))
+            if expiry > now:
+                break
+            del self._seen[key]
+        if abs(claimed_age - real_age) > self.window:
+            return False
+        key = digest("sha256", ticket)
+        if key in self._seen or len(self._seen) >= self.capacity:
+            return False
+        self._seen[key] = expires_at
+        return True

@@ -1,0 +1,118 @@
+"""Reading and writing TLS's presentation language (RFC 8446 §3).
+
+:class:`Reader` raises :class:`~quicnet.tls.errors.DecodeError` on any
+short read, so no parser can leak an IndexError or struct.error.
+"""
+
+from __future__ import annotations
+
+from quicnet.tls.errors import DecodeError
+
+__all__ = ["Reader", "Writer"]
+
+
+class Reader:
+    """A cursor over a message body."""
+
+    __slots__ = ("_data", "_end", "_pos")
+
+    def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
+        self._data = data
+        self._pos = start
+        self._end = len(data) if end is None else end
+
+    @property
+    def remaining(self) -> int:
+        return self._end - self._pos
+
+    def at_end(self) -> bool:
+        return self._pos >= self._end
+
+    def expect_end(self, what: str) -> None:
+        if self._pos != self._end:
+            raise DecodeError(f"{self._end - self._pos} trailing bytes after {what}")
+
+    def read(self, n: int) -> bytes:
+        if n > self._end - self._pos:
+            raise DecodeError(f"truncated: wanted {n} bytes, {self._end - self._pos} left")
+        start = self._pos
+        self._pos += n
+        return self._data[start : self._pos]
+
+    def uint(self, size: int) -> int:
+        return int.from_bytes(self.read(size), "big")
+
+    def uint8(self) -> int:
+        return self.uint(1)
+
+    def uint16(self) -> int:
+        return self.uint(2)
+
+    def uint24(self) -> int:
+        return self.uint(3)
+
+    def uint32(self) -> int:
+        return self.uint(4)
+
+    def vector(self, length_size: int, *, min_length: int = 0) -> bytes:
+        """``opaque x<min..2^(8*length_size)-1>``."""
+        n = self.uint(length_size)
+        if n < min_length:
+            raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
+        return self.read(n)
+
+    def sub(self, length_size: int, *, min_length: int = 0) -> Reader:
+        """A reader over the next length-prefixed vector."""
+        n = self.uint(length_size)
+        if n < min_length:
+            raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
+        if n > self._end - self._pos:
+            raise DecodeError(f"truncated: vector of {n} bytes, {self._end - self._pos} left")
+        r = Reader(self._data, self._pos, self._pos + n)
+        self._pos += n
+        return r
+
+    def uint16_list(self, length_size: int, *, min_length: int = 0) -> list[int]:
+        body = self.vector(length_size, min_length=min_length)
+        if len(body) % 2:
+            raise DecodeError("odd length for a list of 16-bit values")
+        return [int.from_bytes(body[i : i + 2], "big") for i in range(0, len(body), 2)]
+
+
+class Writer:
+    """Builds a message body."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def getvalue(self) -> bytes:
+        return bytes(self._buf)
+
+    def write(self, data: bytes) -> None:
+        self._buf += data
+
+    def uint(self, value: int, size: int) -> None:
+        self._buf += value.to_bytes(size, "big")
+
+    def uint8(self, value: int) -> None:
+        self._buf.append(value)
+
+    def uint16(self, value: int) -> None:
+        self._buf += value.to_bytes(2, "big")
+
+    def uint24(self, value: int) -> None:
+        self._buf += value.to_bytes(3, "big")
+
+    def uint32(self, value: int) -> None:
+        self._buf += value.to_bytes(4, "big")
+
+    def vector(self, data: bytes, length_size: int) -> None:
+        if len(data) >= 1 << (8 * length_size):
+            raise ValueError(f"{len(data)} bytes do not fit a {length_size}-byte length")
+        self._buf += len(data).to_bytes(length_size, "big")
+        self._buf += data
+
+    def uint16_list(self, values: list[int] | tuple[int, ...], length_size: int) -> None:
+        self.vector(b"".join(v.to_bytes(2, "big") for v in values), length_size)
