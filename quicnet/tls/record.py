@@ -1,0 +1,402 @@
+"""The TLS 1.3 record layer (RFC 8446 §5) over a byte stream such as TCP.
+
+:class:`TLSConnection` wraps a client or server engine: TCP bytes in with
+:meth:`~TLSConnection.receive_data`, TCP bytes out of
+:meth:`~TLSConnection.data_to_send`, application data with
+:meth:`~TLSConnection.send`, events from :meth:`~TLSConnection.next_event`.
+It owns record protection, fragmentation, the middlebox-compatibility
+ChangeCipherSpec (Appendix D.4), KeyUpdate (§4.6.3), alerts and close_notify.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from quicnet.crypto import Aead, DecryptError
+from quicnet.tls.alerts import AlertDescription, AlertLevel
+from quicnet.tls.client import TLSClient
+from quicnet.tls.config import ClientConfig, ServerConfig
+from quicnet.tls.errors import AlertReceived, DecodeError, ProtocolViolation, TLSError, UsageError
+from quicnet.tls.events import Epoch, HandshakeComplete, SessionTicketReceived, TrafficSecretReady
+from quicnet.tls.key_schedule import CIPHER_SUITES, next_traffic_secret, traffic_aead
+from quicnet.tls.messages import (
+    HandshakeReassembler,
+    HandshakeType,
+    KeyUpdate,
+    decode_message,
+    encode_message,
+)
+from quicnet.tls.server import TLSServer
+
+__all__ = ["ApplicationData", "ConnectionClosed", "RecordEvent", "TLSConnection"]
+
+CHANGE_CIPHER_SPEC = 20
+ALERT = 21
+HANDSHAKE = 22
+APPLICATION_DATA = 23
+_CONTENT_TYPES = {CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA}
+MAX_PLAINTEXT = 1 << 14
+MAX_CIPHERTEXT = MAX_PLAINTEXT + 256
+_HEADER = 5
+_TAG = 16
+# Send a KeyUpdate well before the AES-GCM limit of 2^24.5 full records (RFC 8446 §5.5).
+KEY_UPDATE_AFTER_RECORDS = 1 << 23
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationData:
+    """Application bytes from the peer; ``early`` for accepted 0-RTT data (server side)."""
+
+    data: bytes
+    early: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer sent close_notify: no more data will come."""
+
+
+RecordEvent = ApplicationData | ConnectionClosed | HandshakeComplete | SessionTicketReceived
+
+
+class _Protection:
+    """One direction's AEAD with its sequence number (reset at each key change)."""
+
+    __slots__ = ("aead", "epoch", "secret", "sequence")
+
+    def __init__(self, epoch: Epoch, secret: bytes, aead: Aead) -> None:
+        self.epoch = epoch
+        self.secret = secret
+        self.aead = aead
+        self.sequence = 0
+
+
+class TLSConnection:
+    """One TLS 1.3 connection over a reliable byte stream (sans-I/O)."""
+
+    def __init__(self, engine: TLSClient | TLSServer) -> None:
+        self.engine = engine
+        self.is_client = engine.is_client
+        self._inbuf = bytearray()
+        self._out = bytearray()
+        self._events: deque[RecordEvent] = deque()
+        self._read: _Protection | None = None
+        self._write: dict[Epoch, _Protection] = {}
+        self._post_handshake = HandshakeReassembler()
+        self._ccs_sent = not self._compat
+        self._early_data_skipped = 0
+        self.closed = False  # no more records in or out (alert or both close_notify)
+        self.peer_closed = False
+        self.local_closed = False
+        self.first_record = True
+
+    @property
+    def _compat(self) -> bool:
+        return bool(self.engine.config.middlebox_compatibility)
+
+    @classmethod
+    def client(cls, config: ClientConfig) -> TLSConnection:
+        return cls(TLSClient(config))
+
+    @classmethod
+    def server(cls, config: ServerConfig) -> TLSConnection:
+        return cls(TLSServer(config))
+
+    # Public API -----------------------------------------------------------------------
+    @property
+    def handshake_complete(self) -> bool:
+        return self.engine.handshake_complete
+
+    def start(self, now: float) -> None:
+        """Client: queue the ClientHello (and 0-RTT keys when a session allows)."""
+        if not isinstance(self.engine, TLSClient):
+            raise UsageError("only a client starts the handshake")
+        self.engine.start(now)
+        self._drain_engine()
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Process bytes from the peer. A protocol error queues the alert, then raises."""
+        if self.closed:
+            return
+        self._inbuf += data
+        try:
+            self._process_records(now)
+        except TLSError as exc:
+            if isinstance(exc, ProtocolViolation):
+                self._send_alert(exc.alert)
+            self.closed = True
+            raise
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def next_event(self) -> RecordEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def send(self, data: bytes) -> None:
+        """Queue application data (after the handshake)."""
+        if self.closed or self.local_closed:
+            raise UsageError("the connection is closed for sending")
+        if not self.engine.handshake_complete or Epoch.ONE_RTT not in self._write:
+            raise UsageError("application data can be sent only after the handshake")
+        self._write_records(Epoch.ONE_RTT, APPLICATION_DATA, data)
+
+    def send_early_data(self, data: bytes) -> None:
+        """Client: queue 0-RTT data (the server may reject it; see HandshakeComplete)."""
+        engine = self.engine
+        if not isinstance(engine, TLSClient) or Epoch.ZERO_RTT not in self._write:
+            raise UsageError("no early data can be sent (no session that allows it)")
+        if engine.handshake_complete or not (
+            engine.state == "WAIT_SH" or engine.early_data_accepted
+        ):
+            raise UsageError("early data can be sent only until the server's Finished")
+        self._write_records(Epoch.ZERO_RTT, APPLICATION_DATA, data)
+
+    def key_update(self, *, request_peer: bool = True) -> None:
+        """Send KeyUpdate and switch to the next sending key (§4.6.3)."""
+        if not self.engine.handshake_complete or self.closed:
+            raise UsageError("KeyUpdate needs a completed handshake")
+        self._send_key_update(request_peer)
+
+    def close(self) -> None:
+        """Send close_notify; keep reading until the peer's close_notify."""
+        if self.local_closed or self.closed:
+            return
+        self._send_alert(AlertDescription.close_notify)
+        self.local_closed = True
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        return self.engine.export_keying_material(label, context, length)
+
+    # Reading --------------------------------------------------------------------------
+    def _process_records(self, now: float) -> None:
+        buf = self._inbuf
+        while len(buf) >= _HEADER and not self.closed:
+            content_type = buf[0]
+            length = int.from_bytes(buf[3:5], "big")
+            if content_type not in _CONTENT_TYPES:
+                raise ProtocolViolation(
+                    f"unknown record type {content_type}", AlertDescription.unexpected_message
+                )
+            limit = MAX_CIPHERTEXT if self._read is not None else MAX_PLAINTEXT
+            if length > limit:
+                raise ProtocolViolation(
+                    f"record of {length} bytes exceeds {limit}", AlertDescription.record_overflow
+                )
+            if len(buf) < _HEADER + length:
+                return
+            header = bytes(buf[:_HEADER])
+            fragment = bytes(buf[_HEADER : _HEADER + length])
+            del buf[: _HEADER + length]
+            self._process_record(content_type, header, fragment, now)
+
+    def _process_record(
+        self, content_type: int, header: bytes, fragment: bytes, now: float
+    ) -> None:
+        if content_type == CHANGE_CIPHER_SPEC:
+            # Appendix D.4: one unprotected 0x01 before the peer's Finished is ignored.
+            if fragment != b"\x01" or self.engine.handshake_complete:
+                raise ProtocolViolation(
+                    "unexpected change_cipher_spec", AlertDescription.unexpected_message
+                )
+            return
+        protection = self._read
+        if protection is None:
+            if content_type == APPLICATION_DATA:
+                raise ProtocolViolation(
+                    "protected record before keys", AlertDescription.unexpected_message
+                )
+            self._dispatch(content_type, fragment, Epoch.INITIAL, now)
+            return
+        if content_type != APPLICATION_DATA:
+            raise ProtocolViolation(
+                f"record type {content_type} must be protected now",
+                AlertDescription.unexpected_message,
+            )
+        try:
+            plaintext = protection.aead.open(protection.sequence, fragment, header)
+        except DecryptError:
+            if self._skippable_early_data(len(fragment)):
+                return
+            raise ProtocolViolation(
+                "record authentication failed", AlertDescription.bad_record_mac
+            ) from None
+        protection.sequence += 1
+        # §5.4: strip zero padding; the last non-zero byte is the real content type.
+        end = len(plaintext)
+        while end and plaintext[end - 1] == 0:
+            end -= 1
+        if end == 0:
+            raise ProtocolViolation(
+                "protected record has no content type", AlertDescription.unexpected_message
+            )
+        inner_type = plaintext[end - 1]
+        if end - 1 > self._max_receive_plaintext():
+            raise ProtocolViolation("record plaintext too long", AlertDescription.record_overflow)
+        self._dispatch(inner_type, plaintext[: end - 1], protection.epoch, now)
+
+    def _skippable_early_data(self, size: int) -> bool:
+        """§4.2.10: a server that rejected 0-RTT skips undecryptable records, up to a limit."""
+        engine = self.engine
+        if (
+            not isinstance(engine, TLSServer)
+            or engine.early_data_accepted
+            or engine.handshake_complete
+        ):
+            return False
+        if (
+            engine.state not in ("WAIT_FINISHED", "WAIT_CERT")
+            or not engine.config.max_early_data_size
+        ):
+            return False
+        self._early_data_skipped += size
+        return self._early_data_skipped <= max(engine.config.max_early_data_size, 1 << 14) + 256
+
+    def _max_receive_plaintext(self) -> int:
+        limit = self.engine.config.record_size_limit
+        return MAX_PLAINTEXT if limit is None else min(MAX_PLAINTEXT, limit - 1)
+
+    def _dispatch(self, content_type: int, data: bytes, epoch: Epoch, now: float) -> None:
+        if content_type == HANDSHAKE:
+            if not data:
+                raise ProtocolViolation(
+                    "empty handshake record", AlertDescription.unexpected_message
+                )
+            if self.engine.handshake_complete:
+                self._post_handshake_messages(data, now)
+            else:
+                self.engine.receive(epoch, data, now)
+                self._drain_engine()
+        elif content_type == ALERT:
+            self._on_alert(data)
+        elif content_type == APPLICATION_DATA:
+            early = epoch == Epoch.ZERO_RTT
+            if not (self.engine.handshake_complete and epoch == Epoch.ONE_RTT) and not early:
+                raise ProtocolViolation(
+                    "application data before the handshake completed",
+                    AlertDescription.unexpected_message,
+                )
+            if self.peer_closed:
+                raise ProtocolViolation(
+                    "data after close_notify", AlertDescription.unexpected_message
+                )
+            if data:
+                self._events.append(ApplicationData(data, early))
+        else:  # change_cipher_spec inside protection
+            raise ProtocolViolation(
+                "protected change_cipher_spec", AlertDescription.unexpected_message
+            )
+
+    def _on_alert(self, data: bytes) -> None:
+        if len(data) != 2:
+            raise DecodeError("an alert is two bytes")
+        level, description = data[0], data[1]
+        if description == AlertDescription.close_notify:
+            self.peer_closed = True
+            self._events.append(ConnectionClosed())
+            if self.local_closed:
+                self.closed = True
+            return
+        if description == AlertDescription.user_canceled and level == AlertLevel.warning:
+            return  # §6.1: followed by close_notify
+        self.closed = True
+        try:
+            name = AlertDescription(description).name
+        except ValueError:
+            name = str(description)
+        raise AlertReceived(f"the peer sent alert {name}", AlertDescription.internal_error)
+
+    def _post_handshake_messages(self, data: bytes, now: float) -> None:
+        for raw in self._post_handshake.feed(data):
+            if raw[0] == HandshakeType.key_update:
+                self._on_key_update(raw)
+            else:
+                self.engine.receive(Epoch.ONE_RTT, raw, now)
+                self._drain_engine()
+
+    def _on_key_update(self, raw: bytes) -> None:
+        message = decode_message(raw)
+        assert isinstance(message, KeyUpdate)
+        if len(self._post_handshake):  # §5.1: KeyUpdate must end on a record boundary
+            raise ProtocolViolation(
+                "data after KeyUpdate in its record", AlertDescription.unexpected_message
+            )
+        read = self._read
+        assert read is not None and self.engine.suite is not None
+        secret = next_traffic_secret(self.engine.suite, read.secret)
+        self._read = _Protection(Epoch.ONE_RTT, secret, traffic_aead(self.engine.suite, secret))
+        if message.request_update and not self.local_closed:
+            self._send_key_update(False)
+
+    # Writing ---------------------------------------------------------------------------
+    def _drain_engine(self) -> None:
+        engine = self.engine
+        while (event := engine.next_event()) is not None:
+            if isinstance(event, TrafficSecretReady):
+                suite = CIPHER_SUITES[event.cipher_suite]
+                protection = _Protection(
+                    event.epoch, event.secret, traffic_aead(suite, event.secret)
+                )
+                if event.is_write:
+                    self._write[event.epoch] = protection
+                else:
+                    self._read = protection
+            else:
+                self._events.append(event)
+        for epoch, data in engine.data_to_send():
+            self._write_records(epoch, HANDSHAKE, data)
+
+    def _max_send_plaintext(self) -> int:
+        limit = self.engine.peer_record_size_limit
+        return MAX_PLAINTEXT if limit is None else min(MAX_PLAINTEXT, limit - 1)
+
+    def _write_records(self, epoch: Epoch, content_type: int, data: bytes) -> None:
+        size = self._max_send_plaintext()
+        if epoch == Epoch.INITIAL:
+            version = b"\x03\x01" if self.first_record else b"\x03\x03"  # §5.1
+            for i in range(0, len(data), size):
+                chunk = data[i : i + size]
+                self._out += (
+                    bytes((content_type,)) + version + len(chunk).to_bytes(2, "big") + chunk
+                )
+            self.first_record = False
+            return
+        if not self._ccs_sent:
+            self._out += b"\x14\x03\x03\x00\x01\x01"  # Appendix D.4 dummy ChangeCipherSpec
+            self._ccs_sent = True
+        protection = self._write[epoch]
+        for i in range(0, max(len(data), 1), size):
+            inner = data[i : i + size] + bytes((content_type,))
+            header = b"\x17\x03\x03" + (len(inner) + _TAG).to_bytes(2, "big")
+            self._out += header + protection.aead.seal(protection.sequence, inner, header)
+            protection.sequence += 1
+        if (
+            epoch == Epoch.ONE_RTT
+            and content_type == APPLICATION_DATA
+            and protection.sequence >= KEY_UPDATE_AFTER_RECORDS
+        ):
+            self._send_key_update(False)
+
+    def _send_key_update(self, request_peer: bool) -> None:
+        suite = self.engine.suite
+        assert suite is not None
+        self._write_records(Epoch.ONE_RTT, HANDSHAKE, encode_message(KeyUpdate(request_peer)))
+        current = self._write[Epoch.ONE_RTT]
+        secret = next_traffic_secret(suite, current.secret)
+        self._write[Epoch.ONE_RTT] = _Protection(Epoch.ONE_RTT, secret, traffic_aead(suite, secret))
+
+    def _send_alert(self, description: AlertDescription) -> None:
+        level = (
+            AlertLevel.warning if description == AlertDescription.close_notify else AlertLevel.fatal
+        )
+        body = bytes((level, description))
+        epoch = max(self._write, default=Epoch.INITIAL)
+        if epoch == Epoch.ZERO_RTT and Epoch.ONE_RTT not in self._write:
+            epoch = Epoch.INITIAL if Epoch.HANDSHAKE not in self._write else Epoch.HANDSHAKE
+        if epoch == Epoch.INITIAL:
+            self._out += b"\x15\x03\x03\x00\x02" + body
+        else:
+            self._write_records(epoch, ALERT, body)
