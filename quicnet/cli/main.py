@@ -19,6 +19,8 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
     from quicnet.cli.digest import dgst, rand
     from quicnet.cli.keys import genpkey, pkey
     from quicnet.cli.req import req
+    from quicnet.cli.s_client import s_client
+    from quicnet.cli.s_server import s_server
     from quicnet.cli.verify import verify
     from quicnet.cli.x509 import x509
 
@@ -32,6 +34,8 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
         "dgst": (dgst, "hash files"),
         "rand": (rand, "random bytes"),
         "ca": (ca, "a small on-disk development CA: init, issue, list"),
+        "s_client": (s_client, "TLS 1.3 client (stdin to the server, replies to stdout)"),
+        "s_server": (s_server, "TLS 1.3 server; -www answers GET / with a status page"),
     }
 
 

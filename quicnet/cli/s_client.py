@@ -1,0 +1,168 @@
+"""``s_client``: a TLS 1.3 client on stdin/stdout, with OpenSSL's flags."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+
+from quicnet.cli.common import CliError, Parser, read_input, read_passphrase, write_output
+from quicnet.cli.tls_common import (
+    add_tls_flags,
+    key_log_writer,
+    load_identity,
+    load_roots,
+    parse_ciphersuites,
+    parse_groups,
+)
+from quicnet.crypto import NamedGroup, format_fingerprint
+from quicnet.tls import ClientConfig, HandshakeComplete, SessionTicket, open_connection
+from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise CliError(f"-connect {text!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def describe(h: HandshakeComplete, quiet: bool) -> None:
+    if quiet:
+        return
+    err = sys.stderr
+    err.write("CONNECTED\n")
+    err.write(f"Protocol: TLSv1.3\nCipher: {h.cipher_suite.name}\n")
+    if h.group is not None:
+        err.write(f"Group: {NamedGroup(h.group).name}\n")
+    err.write(f"ALPN: {h.alpn_protocol or '(none)'}\n")
+    err.write(f"Resumed: {'yes' if h.resumed else 'no'}\n")
+    err.write(f"Early data: {'accepted' if h.early_data_accepted else 'not accepted'}\n")
+    if h.peer_certificates:
+        leaf = h.peer_certificates[0]
+        err.write(f"Server certificate: {leaf.subject}\n")
+        err.write(f"  SHA256 Fingerprint={format_fingerprint(leaf.fingerprint())}\n")
+    err.flush()
+
+
+def _read_stdin() -> bytes:
+    try:
+        return os.read(sys.stdin.fileno(), 1 << 16)
+    except (OSError, ValueError, AttributeError):  # no usable stdin: treat as EOF
+        return b""
+
+
+def start_stdin_reader(queue: asyncio.Queue[bytes | None]) -> None:
+    """Feed stdin chunks (None at EOF) into ``queue`` from a daemon thread.
+
+    A thread, not the loop's executor: a read blocked on a terminal must not
+    keep the process alive at exit.
+    """
+    loop = asyncio.get_running_loop()
+
+    def pump() -> None:
+        while True:
+            chunk = _read_stdin()
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, chunk or None)
+            except RuntimeError:  # the loop is gone
+                return
+            if not chunk:
+                return
+
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
+
+
+async def run(argv: list[str]) -> int:
+    p = Parser("s_client", "TLS 1.3 client: stdin goes to the server, its replies to stdout.")
+    p.add_argument("-connect", required=True, metavar="HOST:PORT")
+    p.add_argument("-servername", metavar="NAME", help="SNI and the name to verify (default: host)")
+    p.add_argument("-insecure", action="store_true", help="do NOT verify the server (tests only)")
+    p.add_argument(
+        "-pin",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="SHA-256 of the server cert or its key",
+    )
+    p.add_argument("-sess_out", metavar="FILE", help="save the session for -sess_in")
+    p.add_argument("-sess_in", metavar="FILE", help="resume this session")
+    p.add_argument(
+        "-early_data", metavar="FILE", help="send this file as 0-RTT data (with -sess_in)"
+    )
+    p.add_argument("-ign_eof", action="store_true", help="keep reading after stdin ends")
+    add_tls_flags(p)
+    a = p.parse_args(argv)
+
+    host, port = split_host_port(a.connect)
+    chain, key = load_identity(a.cert, a.key, read_passphrase(a.passin))
+    pins = []
+    for pin in a.pin:
+        try:
+            pins.append(bytes.fromhex(pin.replace(":", "")))
+        except ValueError:
+            raise CliError(f"-pin {pin!r} is not hex") from None
+    session = SessionTicket.from_pem(read_input(a.sess_in, "session")) if a.sess_in else None
+    roots = [] if a.insecure or (pins and not a.CAfile) else load_roots(a.CAfile)
+    if not (roots or pins or a.insecure):
+        raise CliError("no trusted roots: give -CAfile, -pin, or -insecure")
+    config = ClientConfig(
+        server_name=a.servername or host,
+        alpn_protocols=a.alpn.split(",") if a.alpn else (),
+        trust_roots=roots,
+        pinned_fingerprints=pins,
+        insecure_skip_verify=a.insecure,
+        cipher_suites=parse_ciphersuites(a.ciphersuites)
+        if a.ciphersuites
+        else DEFAULT_CIPHER_SUITES,
+        groups=parse_groups(a.groups) if a.groups else DEFAULT_GROUPS,
+        certificate_chain=chain,
+        private_key=key,
+        session=session,
+        enable_early_data=bool(a.early_data),
+        key_log=key_log_writer(a.keylogfile),
+    )
+    if a.groups:
+        config.key_share_groups = config.groups[:1]
+    early = read_input(a.early_data, "early data") if a.early_data else None
+    reader, writer = await open_connection(host, port, config, early_data=early)
+    assert writer.handshake is not None
+    describe(writer.handshake, a.quiet)
+    if early and not writer.handshake.early_data_accepted:
+        writer.write(early)  # rejected 0-RTT data goes again, now in 1-RTT
+
+    async def save_session() -> None:
+        ticket = await writer.wait_session_ticket()
+        write_output(a.sess_out, ticket.to_pem(), private=True)
+
+    saver = asyncio.ensure_future(save_session()) if a.sess_out else None
+    outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
+    start_stdin_reader(outgoing)
+
+    async def send_loop() -> None:
+        while (chunk := await outgoing.get()) is not None:
+            writer.write(chunk)
+            await writer.drain()
+        if not a.ign_eof:
+            writer.write_eof()
+
+    sender = asyncio.ensure_future(send_loop())
+    try:
+        while data := await reader.read(1 << 16):
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+    finally:
+        if saver is not None:
+            try:
+                await asyncio.wait_for(saver, 2.0)
+            except TimeoutError:
+                sys.stderr.write("s_client: the server sent no session ticket\n")
+        sender.cancel()
+        writer.close()
+    return 0
+
+
+def s_client(argv: list[str]) -> int:
+    return asyncio.run(run(argv))

@@ -1,0 +1,236 @@
+"""asyncio streams over quicnet's TLS 1.3: ``open_connection`` and ``start_server``.
+
+They mirror :func:`asyncio.open_connection` / :func:`asyncio.start_server`,
+giving an :class:`asyncio.StreamReader` and a :class:`TLSStreamWriter`::
+
+    reader, writer = await open_connection("example.com", 443, ClientConfig(...))
+    writer.write(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    await writer.drain()
+    page = await reader.read()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from quicnet.tls.config import ClientConfig, ServerConfig
+from quicnet.tls.errors import TLSError, UsageError
+from quicnet.tls.events import HandshakeComplete, SessionTicketReceived
+from quicnet.tls.record import ApplicationData, ConnectionClosed, TLSConnection
+from quicnet.tls.session import SessionTicket
+
+__all__ = ["TLSStreamWriter", "open_connection", "start_server"]
+
+_READ_SIZE = 1 << 16
+
+
+class TLSStreamWriter:
+    """The sending half of a TLS stream, shaped like :class:`asyncio.StreamWriter`."""
+
+    def __init__(self, conn: TLSConnection, raw_writer: asyncio.StreamWriter) -> None:
+        self.connection = conn
+        self._raw = raw_writer
+        #: What the handshake negotiated.
+        self.handshake: HandshakeComplete | None = None
+        #: Session tickets received so far (client side), newest last.
+        self.session_tickets: list[SessionTicket] = []
+        self._pump: asyncio.Task[None] | None = None
+        self._ticket_arrived = asyncio.Event()
+        self.error: BaseException | None = None
+
+    async def wait_session_ticket(self) -> SessionTicket:
+        """The first session ticket, waiting for the server to send one."""
+        await self._ticket_arrived.wait()
+        return self.session_tickets[0]
+
+    def _flush(self) -> None:
+        data = self.connection.data_to_send()
+        if data and not self._raw.is_closing():
+            self._raw.write(data)
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.connection.send(bytes(data))
+        self._flush()
+
+    def writelines(self, lines: list[bytes]) -> None:
+        self.write(b"".join(lines))
+
+    async def drain(self) -> None:
+        await self._raw.drain()
+
+    def key_update(self, *, request_peer: bool = True) -> None:
+        """Switch to new traffic keys (TLS KeyUpdate), asking the peer to do the same."""
+        self.connection.key_update(request_peer=request_peer)
+        self._flush()
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        return self.connection.export_keying_material(label, context, length)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        """Send close_notify; the peer's data can still be read."""
+        self.connection.close()
+        self._flush()
+
+    def is_closing(self) -> bool:
+        return self._raw.is_closing()
+
+    def close(self) -> None:
+        with contextlib.suppress(TLSError):
+            self.connection.close()
+            self._flush()
+        self._raw.close()
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._raw.wait_closed()
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "tls_handshake":
+            return self.handshake
+        if name == "peercert":
+            return (
+                self.handshake.peer_certificates[0]
+                if self.handshake and self.handshake.peer_certificates
+                else default
+            )
+        return self._raw.get_extra_info(name, default)
+
+
+def _deliver(conn: TLSConnection, writer: TLSStreamWriter, reader: asyncio.StreamReader) -> bool:
+    """Move events to the app; True once the peer closed."""
+    closed = False
+    while (event := conn.next_event()) is not None:
+        if isinstance(event, ApplicationData):
+            reader.feed_data(event.data)
+        elif isinstance(event, HandshakeComplete):
+            writer.handshake = event
+        elif isinstance(event, SessionTicketReceived):
+            writer.session_tickets.append(event.ticket)
+            writer._ticket_arrived.set()
+        elif isinstance(event, ConnectionClosed):
+            closed = True
+    return closed
+
+
+async def _handshake(
+    conn: TLSConnection,
+    raw_reader: asyncio.StreamReader,
+    writer: TLSStreamWriter,
+    reader: asyncio.StreamReader,
+) -> None:
+    writer._flush()
+    while not conn.handshake_complete:
+        data = await raw_reader.read(_READ_SIZE)
+        if not data:
+            raise ConnectionResetError("the peer closed the connection during the handshake")
+        try:
+            conn.receive_data(data, time.time())
+        finally:
+            writer._flush()
+        _deliver(conn, writer, reader)
+
+
+async def _pump(
+    conn: TLSConnection,
+    raw_reader: asyncio.StreamReader,
+    writer: TLSStreamWriter,
+    reader: asyncio.StreamReader,
+) -> None:
+    """Read records until EOF, close_notify or an error; feed the app's reader."""
+    try:
+        while True:
+            if _deliver(conn, writer, reader):
+                break
+            data = await raw_reader.read(_READ_SIZE)
+            if not data:
+                break  # truncation without close_notify: the app sees EOF
+            try:
+                conn.receive_data(data, time.time())
+            finally:
+                writer._flush()
+        reader.feed_eof()
+    except TLSError as exc:
+        writer.error = exc
+        reader.set_exception(exc)
+    except (ConnectionError, OSError) as exc:
+        writer.error = exc
+        reader.set_exception(exc)
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    config: ClientConfig,
+    *,
+    early_data: bytes | None = None,
+    handshake_timeout: float = 30.0,
+) -> tuple[asyncio.StreamReader, TLSStreamWriter]:
+    """Connect over TCP and complete a TLS 1.3 handshake.
+
+    ``config.server_name`` defaults to ``host``. ``early_data`` is sent as 0-RTT
+    when ``config.session`` allows; check ``writer.handshake.early_data_accepted``
+    and resend it if it was rejected.
+    """
+    if config.server_name is None:
+        config.server_name = host
+    raw_reader, raw_writer = await asyncio.open_connection(host, port)
+    conn = TLSConnection.client(config)
+    reader = asyncio.StreamReader()
+    writer = TLSStreamWriter(conn, raw_writer)
+    try:
+        conn.start(time.time())
+        if early_data:
+            # Without a session that allows 0-RTT nothing is sent: the caller resends.
+            with contextlib.suppress(UsageError):
+                conn.send_early_data(early_data)
+        await asyncio.wait_for(_handshake(conn, raw_reader, writer, reader), handshake_timeout)
+    except BaseException:
+        raw_writer.close()
+        raise
+    writer._pump = asyncio.ensure_future(_pump(conn, raw_reader, writer, reader))
+    return reader, writer
+
+
+async def start_server(
+    client_connected_cb: Callable[[asyncio.StreamReader, TLSStreamWriter], Awaitable[None] | None],
+    host: str | None,
+    port: int,
+    config: ServerConfig,
+    *,
+    handshake_timeout: float = 30.0,
+    **kwargs: Any,
+) -> asyncio.Server:
+    """Accept TCP connections and call ``client_connected_cb`` after each TLS handshake.
+
+    Handshake failures close that connection and are otherwise ignored (the
+    server keeps serving).
+    """
+
+    async def handle(raw_reader: asyncio.StreamReader, raw_writer: asyncio.StreamWriter) -> None:
+        conn = TLSConnection.server(config)
+        reader = asyncio.StreamReader()
+        writer = TLSStreamWriter(conn, raw_writer)
+        try:
+            await asyncio.wait_for(_handshake(conn, raw_reader, writer, reader), handshake_timeout)
+        except (TLSError, ConnectionError, OSError, TimeoutError):
+            raw_writer.close()
+            return
+        writer._pump = asyncio.ensure_future(_pump(conn, raw_reader, writer, reader))
+        result = client_connected_cb(reader, writer)
+        if asyncio.iscoroutine(result):
+            await result
+
+    return await asyncio.start_server(handle, host, port, **kwargs)
