@@ -19,6 +19,7 @@ from quicnet.tls.engine import TLSEngine
 from quicnet.tls.errors import ProtocolViolation, UsageError
 from quicnet.tls.events import Epoch, HandshakeComplete, SessionTicketReceived
 from quicnet.tls.extensions import ExtensionType as ET
+from quicnet.tls.fixed import FixedInputs
 from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule, resumption_psk
 from quicnet.tls.messages import (
     Certificate,
@@ -31,6 +32,7 @@ from quicnet.tls.messages import (
     Extension,
     Finished,
     HandshakeMessage,
+    HandshakeType,
     NewSessionTicket,
     ServerHello,
     encode_message,
@@ -65,12 +67,15 @@ class TLSClient(TLSEngine):
 
     is_client = True
 
-    def __init__(self, config: ClientConfig, *, quic: bool = False) -> None:
+    def __init__(
+        self, config: ClientConfig, *, quic: bool = False, fixed: FixedInputs | None = None
+    ) -> None:
         config.validate()
         if quic and config.quic_transport_parameters is None:
             raise UsageError("a QUIC client must set quic_transport_parameters")
         super().__init__(config.key_log, quic=quic)
         self.config = config
+        self._fixed = fixed or FixedInputs()
         self._shares: dict[int, KeyShare] = {}
         self._session_id = b""
         self._offered_extensions: set[int] = set()
@@ -94,11 +99,12 @@ class TLSClient(TLSEngine):
         """Queue the ClientHello (and the 0-RTT write secret when early data is offered)."""
         if self.state != "START":
             raise UsageError("start() was already called")
-        self.client_random = random_bytes(32)
+        fixed = self._fixed
+        self.client_random = fixed.random or random_bytes(32)
         if self.config.middlebox_compatibility and not self.quic:
-            self._session_id = random_bytes(32)
+            self._session_id = fixed.session_id or random_bytes(32)
         for group in self.config.key_share_groups:
-            self._shares[group] = KeyShare(group)
+            self._shares[group] = self._new_share(group)
         session = self.config.session
         if session is not None and self._session_usable(session, now):
             self._offered_psk = session
@@ -116,6 +122,10 @@ class TLSClient(TLSEngine):
             self._secret(Epoch.ZERO_RTT, True, secret, "CLIENT_EARLY_TRAFFIC_SECRET")
             self.cipher_suite = None
         self.state = "WAIT_SH"
+
+    def _new_share(self, group: int) -> KeyShare:
+        private = self._fixed.key_share_private_keys.get(group)
+        return KeyShare(group) if private is None else KeyShare.from_private_bytes(group, private)
 
     def _session_usable(self, session: SessionTicket, now: float) -> bool:
         if not session.is_valid_at(now) or session.cipher_suite not in self.config.cipher_suites:
@@ -164,6 +174,8 @@ class TLSClient(TLSEngine):
         items.append(Extension(ET.psk_key_exchange_modes, ext.encode_psk_modes()))
         if self._early_data_offered and not self._hello_retry:
             items.append(Extension(ET.early_data, b""))
+        if self._fixed.extensions is not None:
+            items = self._fixed.extensions(HandshakeType.client_hello, items)
         self._offered_extensions = {e.type for e in items}
         suites = tuple(int(s) for s in c.cipher_suites)
         psk = self._offered_psk
@@ -366,7 +378,7 @@ class TLSClient(TLSEngine):
                     f"HelloRetryRequest asks for group 0x{group:04x}",
                     AlertDescription.illegal_parameter,
                 )
-            self._shares = {group: KeyShare(group)}
+            self._shares = {group: self._new_share(group)}
             self._hrr_group = group
         else:
             self._hrr_group = next(iter(self._shares))

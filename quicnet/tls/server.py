@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from quicnet.crypto import (
     InvalidSignatureError,
     KeyExchangeError,
+    KeyShare,
     SignatureScheme,
     constant_time_eq,
     digest,
@@ -28,6 +29,7 @@ from quicnet.tls.engine import TLSEngine
 from quicnet.tls.errors import ProtocolViolation, UsageError
 from quicnet.tls.events import Epoch, HandshakeComplete
 from quicnet.tls.extensions import ExtensionType as ET
+from quicnet.tls.fixed import FixedInputs
 from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule, resumption_psk
 from quicnet.tls.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
@@ -41,6 +43,7 @@ from quicnet.tls.messages import (
     Extension,
     Finished,
     HandshakeMessage,
+    HandshakeType,
     NewSessionTicket,
     ServerHello,
 )
@@ -136,7 +139,9 @@ class TLSServer(TLSEngine):
 
     is_client = False
 
-    def __init__(self, config: ServerConfig, *, quic: bool = False) -> None:
+    def __init__(
+        self, config: ServerConfig, *, quic: bool = False, fixed: FixedInputs | None = None
+    ) -> None:
         config.validate()
         if quic and config.quic_transport_parameters is None:
             raise UsageError("a QUIC server must set quic_transport_parameters")
@@ -144,6 +149,7 @@ class TLSServer(TLSEngine):
             raise UsageError("QUIC needs max_early_data_size 0 or 0xFFFFFFFF (RFC 9001 §4.6.1)")
         super().__init__(config.key_log, quic=quic)
         self.config = config
+        self._fixed = fixed or FixedInputs()
         self.server_name: str | None = None
         self.group: int | None = None
         self.resumed = False
@@ -252,7 +258,13 @@ class TLSServer(TLSEngine):
             self._secret(Epoch.ZERO_RTT, False, early, "CLIENT_EARLY_TRAFFIC_SECRET")
 
         try:
-            server_share, shared_secret = respond_key_share(group, offer.shares[group])
+            private = self._fixed.key_share_private_keys.get(group)
+            if private is None:
+                server_share, shared_secret = respond_key_share(group, offer.shares[group])
+            else:
+                share = KeyShare.from_private_bytes(group, private)
+                server_share = share.key_exchange
+                shared_secret = share.shared_secret(offer.shares[group])
         except KeyExchangeError as exc:
             raise ProtocolViolation(str(exc), AlertDescription.illegal_parameter) from None
         self.group = group
@@ -422,6 +434,8 @@ class TLSServer(TLSEngine):
         if self.quic:
             assert c.quic_transport_parameters is not None
             ee.append(Extension(ET.quic_transport_parameters, c.quic_transport_parameters))
+        if self._fixed.extensions is not None:
+            ee = self._fixed.extensions(HandshakeType.encrypted_extensions, ee)
         self._send(Epoch.HANDSHAKE, EncryptedExtensions(tuple(ee)))
         if not self.resumed:
             if c.client_auth != ClientAuth.NONE:
@@ -526,13 +540,25 @@ class TLSServer(TLSEngine):
         if c.ticket_keys is None or self.suite is None or self.cipher_suite is None:
             return
         nonce = self._tickets_sent.to_bytes(8, "big")
-        self._tickets_sent += 1
         age_add = int.from_bytes(random_bytes(4), "big")
+        lifetime = c.ticket_lifetime
+        fixed = (
+            self._fixed.tickets[self._tickets_sent]
+            if self._tickets_sent < len(self._fixed.tickets)
+            else None
+        )
+        if fixed is not None:
+            nonce, age_add, lifetime = (
+                fixed.ticket_nonce,
+                fixed.ticket_age_add,
+                fixed.ticket_lifetime,
+            )
+        self._tickets_sent += 1
         state = TicketState(
             cipher_suite=self.cipher_suite,
             resumption_psk=resumption_psk(self.suite, resumption_master, nonce),
             issued_at=now,
-            ticket_lifetime=c.ticket_lifetime,
+            ticket_lifetime=lifetime,
             ticket_age_add=age_add,
             max_early_data_size=c.max_early_data_size,
             alpn_protocol=self.alpn_protocol,
