@@ -45,7 +45,7 @@ def machine() -> dict[str, Any]:
 def summary(samples: list[float]) -> dict[str, float]:
     """Median and p99 of ``samples`` (seconds), reported in microseconds."""
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {
         "n": len(ordered),
         "median_us": statistics.median(ordered) * 1e6,

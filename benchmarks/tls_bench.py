@@ -23,15 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, machine, summary, write  # noqa: E402
+from _common import RESULTS, machine, summary, write
 
-from quicnet.crypto import (  # noqa: E402
+from quicnet.crypto import (
     generate_private_key,
     issue_certificate,
     make_ca,
     make_csr,
 )
-from quicnet.tls import (  # noqa: E402
+from quicnet.tls import (
     ClientConfig,
     ServerConfig,
     TLSConnection,
@@ -120,14 +120,20 @@ async def bulk(ca, leaf, key, client_ctx, server_ctx, size: int, stack: str) -> 
         writer.close()
 
     if stack == "quicnet":
-        server = await start_server(sink, "127.0.0.1", 0, ServerConfig([leaf], key, tickets_to_send=0))
+        server = await start_server(
+            sink, "127.0.0.1", 0, ServerConfig([leaf], key, tickets_to_send=0)
+        )
     else:
         server = await asyncio.start_server(sink, "127.0.0.1", 0, ssl=server_ctx)
     port = server.sockets[0].getsockname()[1]
     if stack == "quicnet":
-        _, writer = await open_connection("127.0.0.1", port, ClientConfig(server_name="localhost", trust_roots=[ca]))
+        _, writer = await open_connection(
+            "127.0.0.1", port, ClientConfig(server_name="localhost", trust_roots=[ca])
+        )
     else:
-        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost"
+        )
     start = time.perf_counter()
     sent = 0
     while sent < size:
@@ -192,7 +198,9 @@ def main() -> None:
                 s.append(ssl_handshake(client_ctx, server_ctx))
             results["handshake"]["quicnet"][kind] = summary(q)
             results["handshake"]["python_ssl"][kind] = summary(s)
-            print(f"{kind:12} quicnet {summary(q)['median_us']:9.0f} us   ssl {summary(s)['median_us']:9.0f} us")
+            print(
+                f"{kind:12} quicnet {summary(q)['median_us']:9.0f} us   ssl {summary(s)['median_us']:9.0f} us"
+            )
         ca, leaf, key = identity("ecdsa_p256")
         client_ctx, server_ctx = ssl_contexts(ca, leaf, key, tmp)
         results["bulk_bytes"] = size
