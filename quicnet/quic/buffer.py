@@ -1,0 +1,92 @@
+"""Variable-length integers (RFC 9000 §16) and a reader/writer for QUIC wire data.
+
+:class:`Reader` raises :class:`~quicnet.quic.errors.TransportError`
+(FRAME_ENCODING_ERROR) on any short read, so no parser leaks an IndexError.
+"""
+
+from __future__ import annotations
+
+from quicnet.quic.errors import TransportError, TransportErrorCode
+
+__all__ = ["MAX_VARINT", "Reader", "encode_varint", "varint_size"]
+
+MAX_VARINT = (1 << 62) - 1
+
+
+def varint_size(value: int) -> int:
+    if value < 0x40:
+        return 1
+    if value < 0x4000:
+        return 2
+    if value < 0x40000000:
+        return 4
+    if value <= MAX_VARINT:
+        return 8
+    raise ValueError(f"{value} does not fit a QUIC varint")
+
+
+def encode_varint(value: int) -> bytes:
+    if value < 0x40:
+        return bytes((value,))
+    if value < 0x4000:
+        return (value | 0x4000).to_bytes(2, "big")
+    if value < 0x40000000:
+        return (value | 0x80000000).to_bytes(4, "big")
+    if value <= MAX_VARINT:
+        return (value | 0xC000000000000000).to_bytes(8, "big")
+    raise ValueError(f"{value} does not fit a QUIC varint")
+
+
+def _short(what: str) -> TransportError:
+    return TransportError(TransportErrorCode.FRAME_ENCODING_ERROR, f"truncated {what}")
+
+
+class Reader:
+    """A cursor over a packet payload or a transport-parameter block."""
+
+    __slots__ = ("data", "end", "pos")
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    def at_end(self) -> bool:
+        return self.pos >= self.end
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def varint(self) -> int:
+        pos = self.pos
+        if pos >= self.end:
+            raise _short("varint")
+        first = self.data[pos]
+        length = 1 << (first >> 6)
+        if pos + length > self.end:
+            raise _short("varint")
+        self.pos = pos + length
+        if length == 1:
+            return first
+        return int.from_bytes(self.data[pos : pos + length], "big") & ((1 << (8 * length - 2)) - 1)
+
+    def uint8(self) -> int:
+        if self.pos >= self.end:
+            raise _short("byte")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def uint(self, size: int) -> int:
+        return int.from_bytes(self.read(size), "big")
+
+    def read(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise _short("field")
+        start = self.pos
+        self.pos += n
+        return self.data[start : self.pos]
+
+    def read_varint_bytes(self) -> bytes:
+        """A varint length followed by that many bytes."""
+        return self.read(self.varint())

@@ -1,0 +1,392 @@
+"""QUIC frames (RFC 9000 §19, RFC 9221 §4): types, parsing and encoding.
+
+:func:`parse_frame` returns one frozen dataclass per frame; the connection's
+receive path has inline fast paths for the hot frames (ACK, STREAM,
+DATAGRAM, PADDING) and uses these for the rest. Malformed frames raise
+TransportError with FRAME_ENCODING_ERROR (or the code §19 names).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint
+from quicnet.quic.errors import TransportError, TransportErrorCode
+
+__all__ = [
+    "AckFrame",
+    "ConnectionCloseFrame",
+    "CryptoFrame",
+    "DatagramFrame",
+    "Frame",
+    "FrameType",
+    "NewConnectionIdFrame",
+    "StreamFrame",
+    "encode_ack",
+    "encode_connection_close",
+    "encode_crypto",
+    "encode_datagram",
+    "encode_stream",
+    "parse_frame",
+]
+
+
+class FrameType(enum.IntEnum):
+    PADDING = 0x00
+    PING = 0x01
+    ACK = 0x02
+    ACK_ECN = 0x03
+    RESET_STREAM = 0x04
+    STOP_SENDING = 0x05
+    CRYPTO = 0x06
+    NEW_TOKEN = 0x07
+    STREAM_BASE = 0x08  # 0x08-0x0f: OFF=0x04, LEN=0x02, FIN=0x01
+    MAX_DATA = 0x10
+    MAX_STREAM_DATA = 0x11
+    MAX_STREAMS_BIDI = 0x12
+    MAX_STREAMS_UNI = 0x13
+    DATA_BLOCKED = 0x14
+    STREAM_DATA_BLOCKED = 0x15
+    STREAMS_BLOCKED_BIDI = 0x16
+    STREAMS_BLOCKED_UNI = 0x17
+    NEW_CONNECTION_ID = 0x18
+    RETIRE_CONNECTION_ID = 0x19
+    PATH_CHALLENGE = 0x1A
+    PATH_RESPONSE = 0x1B
+    CONNECTION_CLOSE = 0x1C
+    CONNECTION_CLOSE_APP = 0x1D
+    HANDSHAKE_DONE = 0x1E
+    DATAGRAM = 0x30
+    DATAGRAM_LEN = 0x31
+
+
+def _error(
+    frame_type: int, reason: str, code: int = TransportErrorCode.FRAME_ENCODING_ERROR
+) -> TransportError:
+    return TransportError(code, reason, frame_type)
+
+
+@dataclass(frozen=True, slots=True)
+class PaddingFrame:
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class PingFrame:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AckFrame:
+    #: Acknowledged ranges, inclusive, largest first: ((largest, smallest), ...).
+    ranges: tuple[tuple[int, int], ...]
+    ack_delay: int  # raw; scale by 2^ack_delay_exponent microseconds
+    ecn_counts: tuple[int, int, int] | None = None
+
+    @property
+    def largest_acknowledged(self) -> int:
+        return self.ranges[0][0]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetStreamFrame:
+    stream_id: int
+    error_code: int
+    final_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopSendingFrame:
+    stream_id: int
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoFrame:
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewTokenFrame:
+    token: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFrame:
+    stream_id: int
+    offset: int
+    data: bytes
+    fin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MaxDataFrame:
+    maximum_data: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaxStreamDataFrame:
+    stream_id: int
+    maximum_stream_data: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaxStreamsFrame:
+    bidirectional: bool
+    maximum_streams: int
+
+
+@dataclass(frozen=True, slots=True)
+class DataBlockedFrame:
+    maximum_data: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDataBlockedFrame:
+    stream_id: int
+    maximum_stream_data: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamsBlockedFrame:
+    bidirectional: bool
+    maximum_streams: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewConnectionIdFrame:
+    sequence_number: int
+    retire_prior_to: int
+    connection_id: bytes
+    stateless_reset_token: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RetireConnectionIdFrame:
+    sequence_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class PathChallengeFrame:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PathResponseFrame:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCloseFrame:
+    error_code: int
+    frame_type: int | None  # None for the application variant (0x1d)
+    reason: bytes
+
+    @property
+    def is_application(self) -> bool:
+        return self.frame_type is None
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeDoneFrame:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramFrame:
+    data: bytes
+
+
+Frame = (
+    PaddingFrame
+    | PingFrame
+    | AckFrame
+    | ResetStreamFrame
+    | StopSendingFrame
+    | CryptoFrame
+    | NewTokenFrame
+    | StreamFrame
+    | MaxDataFrame
+    | MaxStreamDataFrame
+    | MaxStreamsFrame
+    | DataBlockedFrame
+    | StreamDataBlockedFrame
+    | StreamsBlockedFrame
+    | NewConnectionIdFrame
+    | RetireConnectionIdFrame
+    | PathChallengeFrame
+    | PathResponseFrame
+    | ConnectionCloseFrame
+    | HandshakeDoneFrame
+    | DatagramFrame
+)
+
+
+def _parse_ack(r: Reader, frame_type: int) -> AckFrame:
+    largest = r.varint()
+    delay = r.varint()
+    count = r.varint()
+    first = r.varint()
+    if first > largest:
+        raise _error(frame_type, "ACK first range below zero")
+    smallest = largest - first
+    ranges = [(largest, smallest)]
+    if count > r.remaining:  # every range takes at least 2 bytes
+        raise _error(frame_type, "ACK range count exceeds the frame")
+    for _ in range(count):
+        gap = r.varint()
+        length = r.varint()
+        largest = smallest - gap - 2
+        if largest < 0 or length > largest:
+            raise _error(frame_type, "ACK range below zero")
+        smallest = largest - length
+        ranges.append((largest, smallest))
+    ecn = None
+    if frame_type == FrameType.ACK_ECN:
+        ecn = (r.varint(), r.varint(), r.varint())
+    return AckFrame(tuple(ranges), delay, ecn)
+
+
+def _parse_stream(r: Reader, frame_type: int) -> StreamFrame:
+    stream_id = r.varint()
+    offset = r.varint() if frame_type & 0x04 else 0
+    length = r.varint() if frame_type & 0x02 else r.remaining
+    data = r.read(length)
+    if offset + length > MAX_VARINT:  # §19.8
+        raise _error(
+            frame_type, "stream data beyond 2^62-1", TransportErrorCode.FRAME_ENCODING_ERROR
+        )
+    return StreamFrame(stream_id, offset, data, bool(frame_type & 0x01))
+
+
+def parse_frame(r: Reader, frame_type: int) -> Frame:
+    """Parse the body of a frame whose type varint was already read."""
+    t = frame_type
+    if t == FrameType.PADDING:
+        n = 1
+        while not r.at_end() and r.data[r.pos] == 0:
+            r.pos += 1
+            n += 1
+        return PaddingFrame(n)
+    if t == FrameType.PING:
+        return PingFrame()
+    if t in (FrameType.ACK, FrameType.ACK_ECN):
+        return _parse_ack(r, t)
+    if t == FrameType.RESET_STREAM:
+        return ResetStreamFrame(r.varint(), r.varint(), r.varint())
+    if t == FrameType.STOP_SENDING:
+        return StopSendingFrame(r.varint(), r.varint())
+    if t == FrameType.CRYPTO:
+        offset = r.varint()
+        data = r.read_varint_bytes()
+        if offset + len(data) > MAX_VARINT:
+            raise _error(t, "crypto data beyond 2^62-1")
+        return CryptoFrame(offset, data)
+    if t == FrameType.NEW_TOKEN:
+        token = r.read_varint_bytes()
+        if not token:
+            raise _error(t, "empty NEW_TOKEN")
+        return NewTokenFrame(token)
+    if 0x08 <= t <= 0x0F:
+        return _parse_stream(r, t)
+    if t == FrameType.MAX_DATA:
+        return MaxDataFrame(r.varint())
+    if t == FrameType.MAX_STREAM_DATA:
+        return MaxStreamDataFrame(r.varint(), r.varint())
+    if t in (FrameType.MAX_STREAMS_BIDI, FrameType.MAX_STREAMS_UNI):
+        n = r.varint()
+        if n > 1 << 60:
+            raise _error(t, "MAX_STREAMS above 2^60")
+        return MaxStreamsFrame(t == FrameType.MAX_STREAMS_BIDI, n)
+    if t == FrameType.DATA_BLOCKED:
+        return DataBlockedFrame(r.varint())
+    if t == FrameType.STREAM_DATA_BLOCKED:
+        return StreamDataBlockedFrame(r.varint(), r.varint())
+    if t in (FrameType.STREAMS_BLOCKED_BIDI, FrameType.STREAMS_BLOCKED_UNI):
+        n = r.varint()
+        if n > 1 << 60:
+            raise _error(t, "STREAMS_BLOCKED above 2^60")
+        return StreamsBlockedFrame(t == FrameType.STREAMS_BLOCKED_BIDI, n)
+    if t == FrameType.NEW_CONNECTION_ID:
+        seq = r.varint()
+        retire = r.varint()
+        length = r.uint8()
+        if not 1 <= length <= 20:
+            raise _error(t, "NEW_CONNECTION_ID length outside 1..20")
+        cid = r.read(length)
+        token = r.read(16)
+        if retire > seq:
+            raise _error(t, "retire_prior_to above sequence number")
+        return NewConnectionIdFrame(seq, retire, cid, token)
+    if t == FrameType.RETIRE_CONNECTION_ID:
+        return RetireConnectionIdFrame(r.varint())
+    if t == FrameType.PATH_CHALLENGE:
+        return PathChallengeFrame(r.read(8))
+    if t == FrameType.PATH_RESPONSE:
+        return PathResponseFrame(r.read(8))
+    if t in (FrameType.CONNECTION_CLOSE, FrameType.CONNECTION_CLOSE_APP):
+        code = r.varint()
+        offending = r.varint() if t == FrameType.CONNECTION_CLOSE else None
+        reason = r.read_varint_bytes()
+        return ConnectionCloseFrame(code, offending, reason)
+    if t == FrameType.HANDSHAKE_DONE:
+        return HandshakeDoneFrame()
+    if t == FrameType.DATAGRAM:
+        return DatagramFrame(r.read(r.remaining))
+    if t == FrameType.DATAGRAM_LEN:
+        return DatagramFrame(r.read_varint_bytes())
+    raise _error(t, f"unknown frame type 0x{t:x}")
+
+
+# Encoding --------------------------------------------------------------------------
+
+
+def encode_ack(ranges: list[tuple[int, int]], ack_delay: int) -> bytes:
+    """ACK for inclusive ranges ``(largest, smallest)``, largest first."""
+    largest, smallest = ranges[0]
+    out = bytearray((FrameType.ACK,))
+    out += encode_varint(largest) + encode_varint(ack_delay) + encode_varint(len(ranges) - 1)
+    out += encode_varint(largest - smallest)
+    for hi, lo in ranges[1:]:
+        out += encode_varint(smallest - hi - 2) + encode_varint(hi - lo)
+        smallest = lo
+    return bytes(out)
+
+
+def encode_crypto(offset: int, data: bytes) -> bytes:
+    return b"\x06" + encode_varint(offset) + encode_varint(len(data)) + data
+
+
+def stream_header(stream_id: int, offset: int, length: int | None, fin: bool) -> bytes:
+    """The STREAM frame header; ``length`` None omits the Length field (frame to packet end)."""
+    t = 0x08 | (0x04 if offset else 0) | (0x02 if length is not None else 0) | (0x01 if fin else 0)
+    out = bytes((t,)) + encode_varint(stream_id)
+    if offset:
+        out += encode_varint(offset)
+    if length is not None:
+        out += encode_varint(length)
+    return out
+
+
+def encode_stream(stream_id: int, offset: int, data: bytes, fin: bool) -> bytes:
+    return stream_header(stream_id, offset, len(data), fin) + data
+
+
+def encode_datagram(data: bytes, *, with_length: bool = True) -> bytes:
+    if with_length:
+        return b"\x31" + encode_varint(len(data)) + data
+    return b"\x30" + data
+
+
+def encode_connection_close(error_code: int, frame_type: int | None, reason: bytes) -> bytes:
+    if frame_type is None:
+        return b"\x1d" + encode_varint(error_code) + encode_varint(len(reason)) + reason
+    return (
+        b"\x1c"
+        + encode_varint(error_code)
+        + encode_varint(frame_type)
+        + encode_varint(len(reason))
+        + reason
+    )

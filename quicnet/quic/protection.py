@@ -1,0 +1,123 @@
+"""Packet and header protection (RFC 9001 §5), built once per key.
+
+:class:`PacketKey` holds one direction's AEAD and header-protection
+contexts; :func:`initial_keys` derives the Initial ones from the client's
+first Destination Connection ID.
+"""
+
+from __future__ import annotations
+
+from quicnet.crypto import (
+    Aead,
+    AeadAlgorithm,
+    DecryptError,
+    HeaderProtection,
+    hkdf_expand_label,
+    hkdf_extract,
+)
+from quicnet.quic.versions import VERSION_PARAMS, VersionParams
+
+__all__ = ["PacketKey", "initial_keys", "next_key_secret", "retry_integrity_tag"]
+
+_SAMPLE_LENGTH = 16
+
+
+class PacketKey:
+    """AEAD + header protection for one direction at one epoch (and key phase)."""
+
+    __slots__ = ("aead", "algorithm", "hash_name", "hp", "hp_key", "secret", "version")
+
+    def __init__(
+        self,
+        algorithm: AeadAlgorithm,
+        hash_name: str,
+        secret: bytes,
+        version: int,
+        hp_key: bytes | None = None,
+    ) -> None:
+        params = VERSION_PARAMS[version]
+        self.algorithm = algorithm
+        self.hash_name = hash_name
+        self.secret = secret
+        self.version = version
+        key_len = algorithm.key_length
+        key = hkdf_expand_label(hash_name, secret, params.key_label, b"", key_len)
+        iv = hkdf_expand_label(hash_name, secret, params.iv_label, b"", 12)
+        self.aead = Aead(algorithm, key, iv)
+        # RFC 9001 §6.1: the header-protection key does not change at key update.
+        self.hp_key = hp_key or hkdf_expand_label(hash_name, secret, params.hp_label, b"", key_len)
+        self.hp = HeaderProtection(algorithm, self.hp_key)
+
+    def next_generation(self) -> PacketKey:
+        """The key after a key update (same header-protection key)."""
+        return PacketKey(
+            self.algorithm,
+            self.hash_name,
+            next_key_secret(self.hash_name, self.secret, VERSION_PARAMS[self.version]),
+            self.version,
+            self.hp_key,
+        )
+
+    def protect(self, header: bytes, payload: bytes, packet_number: int) -> bytes:
+        """Seal ``payload`` and mask ``header`` (which ends with the packet number)."""
+        pn_length = (header[0] & 0x03) + 1
+        ciphertext = self.aead.seal(packet_number, payload, header)
+        # The sample starts 4 bytes after the start of the packet number (§5.4.2).
+        offset = 4 - pn_length
+        mask = self.hp.mask(ciphertext[offset : offset + _SAMPLE_LENGTH])
+        first = header[0] ^ (mask[0] & (0x0F if header[0] & 0x80 else 0x1F))
+        pn_start = len(header) - pn_length
+        pn = bytes(b ^ m for b, m in zip(header[pn_start:], mask[1 : 1 + pn_length], strict=True))
+        return bytes((first,)) + header[1:pn_start] + pn + ciphertext
+
+    def unprotect_header(self, packet: bytes, pn_offset: int) -> tuple[int, int, int]:
+        """Remove header protection: ``(first_byte, truncated_pn, pn_length)``.
+
+        Raises DecryptError if the packet is too short to sample.
+        """
+        sample_start = pn_offset + 4
+        if len(packet) < sample_start + _SAMPLE_LENGTH:
+            raise DecryptError("packet too short for a header-protection sample")
+        mask = self.hp.mask(packet[sample_start : sample_start + _SAMPLE_LENGTH])
+        first = packet[0] ^ (mask[0] & (0x0F if packet[0] & 0x80 else 0x1F))
+        pn_length = (first & 0x03) + 1
+        truncated = 0
+        for i in range(pn_length):
+            truncated = (truncated << 8) | (packet[pn_offset + i] ^ mask[1 + i])
+        return first, truncated, pn_length
+
+    def open(self, header: bytes, ciphertext: bytes, packet_number: int) -> bytes:
+        """Authenticate and decrypt; ``header`` is the unprotected header (AAD)."""
+        return self.aead.open(packet_number, ciphertext, header)
+
+
+def initial_secrets(version: int, destination_cid: bytes) -> tuple[bytes, bytes]:
+    """``(client_initial_secret, server_initial_secret)`` (RFC 9001 §5.2)."""
+    params = VERSION_PARAMS[version]
+    initial = hkdf_extract("sha256", params.initial_salt, destination_cid)
+    client = hkdf_expand_label("sha256", initial, b"client in", b"", 32)
+    server = hkdf_expand_label("sha256", initial, b"server in", b"", 32)
+    return client, server
+
+
+def initial_keys(
+    version: int, destination_cid: bytes, *, is_client: bool
+) -> tuple[PacketKey, PacketKey]:
+    """``(send, receive)`` Initial keys for one side."""
+    client, server = initial_secrets(version, destination_cid)
+    c = PacketKey(AeadAlgorithm.AES_128_GCM, "sha256", client, version)
+    s = PacketKey(AeadAlgorithm.AES_128_GCM, "sha256", server, version)
+    return (c, s) if is_client else (s, c)
+
+
+def next_key_secret(hash_name: str, secret: bytes, params: VersionParams) -> bytes:
+    """RFC 9001 §6.1: the next 1-RTT secret."""
+    length = 48 if hash_name == "sha384" else 32
+    return hkdf_expand_label(hash_name, secret, params.ku_label, b"", length)
+
+
+def retry_integrity_tag(version: int, pseudo_packet: bytes) -> bytes:
+    """RFC 9001 §5.8 / RFC 9369 §3.3.3: the 16-byte Retry integrity tag."""
+    params = VERSION_PARAMS[version]
+    aead = Aead(AeadAlgorithm.AES_128_GCM, params.retry_key, params.retry_nonce)
+    return aead.seal(0, b"", pseudo_packet)

@@ -1,0 +1,222 @@
+"""Transport parameters (RFC 9000 §18, RFC 9221 §3), encoded and validated.
+
+A violation raises :class:`~quicnet.quic.errors.TransportError` with
+TRANSPORT_PARAMETER_ERROR, as §7.4 requires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint
+from quicnet.quic.errors import TransportError, TransportErrorCode
+
+__all__ = ["PreferredAddress", "TransportParameterId", "TransportParameters"]
+
+
+class TransportParameterId(enum.IntEnum):
+    original_destination_connection_id = 0x00
+    max_idle_timeout = 0x01
+    stateless_reset_token = 0x02
+    max_udp_payload_size = 0x03
+    initial_max_data = 0x04
+    initial_max_stream_data_bidi_local = 0x05
+    initial_max_stream_data_bidi_remote = 0x06
+    initial_max_stream_data_uni = 0x07
+    initial_max_streams_bidi = 0x08
+    initial_max_streams_uni = 0x09
+    ack_delay_exponent = 0x0A
+    max_ack_delay = 0x0B
+    disable_active_migration = 0x0C
+    preferred_address = 0x0D
+    active_connection_id_limit = 0x0E
+    initial_source_connection_id = 0x0F
+    retry_source_connection_id = 0x10
+    version_information = 0x11  # RFC 9368
+    max_datagram_frame_size = 0x20  # RFC 9221
+
+
+_ID = TransportParameterId
+_SERVER_ONLY = {
+    _ID.original_destination_connection_id,
+    _ID.preferred_address,
+    _ID.retry_source_connection_id,
+    _ID.stateless_reset_token,
+}
+_INTEGER = {
+    _ID.max_idle_timeout,
+    _ID.max_udp_payload_size,
+    _ID.initial_max_data,
+    _ID.initial_max_stream_data_bidi_local,
+    _ID.initial_max_stream_data_bidi_remote,
+    _ID.initial_max_stream_data_uni,
+    _ID.initial_max_streams_bidi,
+    _ID.initial_max_streams_uni,
+    _ID.ack_delay_exponent,
+    _ID.max_ack_delay,
+    _ID.active_connection_id_limit,
+    _ID.max_datagram_frame_size,
+}
+_CID = {
+    _ID.original_destination_connection_id,
+    _ID.initial_source_connection_id,
+    _ID.retry_source_connection_id,
+}
+
+
+def _error(reason: str) -> TransportError:
+    return TransportError(TransportErrorCode.TRANSPORT_PARAMETER_ERROR, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PreferredAddress:
+    ipv4_address: bytes  # 4 bytes
+    ipv4_port: int
+    ipv6_address: bytes  # 16 bytes
+    ipv6_port: int
+    connection_id: bytes
+    stateless_reset_token: bytes
+
+    def encode(self) -> bytes:
+        return (
+            self.ipv4_address
+            + self.ipv4_port.to_bytes(2, "big")
+            + self.ipv6_address
+            + self.ipv6_port.to_bytes(2, "big")
+            + bytes((len(self.connection_id),))
+            + self.connection_id
+            + self.stateless_reset_token
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> PreferredAddress:
+        try:
+            r = Reader(data)
+            v4, p4, v6, p6 = r.read(4), r.uint(2), r.read(16), r.uint(2)
+            cid = r.read(r.uint8())
+            token = r.read(16)
+        except TransportError:
+            raise _error("preferred_address is truncated") from None
+        if not r.at_end() or not 1 <= len(cid) <= 20:
+            raise _error("preferred_address is malformed")
+        return cls(v4, p4, v6, p6, cid, token)
+
+
+@dataclass(frozen=True, slots=True)
+class TransportParameters:
+    """Every §18.2 parameter with its default; unknown ones are ignored on receipt."""
+
+    original_destination_connection_id: bytes | None = None
+    max_idle_timeout: int = 0  # milliseconds; 0 = none
+    stateless_reset_token: bytes | None = None
+    max_udp_payload_size: int = 65527
+    initial_max_data: int = 0
+    initial_max_stream_data_bidi_local: int = 0
+    initial_max_stream_data_bidi_remote: int = 0
+    initial_max_stream_data_uni: int = 0
+    initial_max_streams_bidi: int = 0
+    initial_max_streams_uni: int = 0
+    ack_delay_exponent: int = 3
+    max_ack_delay: int = 25  # milliseconds
+    disable_active_migration: bool = False
+    preferred_address: PreferredAddress | None = None
+    active_connection_id_limit: int = 2
+    initial_source_connection_id: bytes | None = None
+    retry_source_connection_id: bytes | None = None
+    max_datagram_frame_size: int | None = None  # RFC 9221: absent = no DATAGRAM frames
+    version_information: bytes | None = None
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        defaults = TransportParameters()
+        for pid in _ID:
+            value = getattr(self, pid.name)
+            if value is None or (value == getattr(defaults, pid.name) and pid in _INTEGER):
+                continue
+            if pid == _ID.disable_active_migration:
+                if value:
+                    out += encode_varint(pid) + b"\x00"
+                continue
+            if pid in _INTEGER:
+                body = encode_varint(value)
+            elif pid == _ID.preferred_address:
+                body = value.encode()
+            else:
+                body = value
+            out += encode_varint(pid) + encode_varint(len(body)) + body
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
+        """Parse and validate the peer's parameters (§18.2, §7.4)."""
+        values: dict[str, object] = {}
+        seen: set[int] = set()
+        r = Reader(data)
+        try:
+            while not r.at_end():
+                pid = r.varint()
+                body = r.read_varint_bytes()
+                if pid in seen:
+                    raise _error(f"transport parameter 0x{pid:x} appears twice")
+                seen.add(pid)
+                if pid not in _ID._value2member_map_:
+                    continue  # §18.1: unknown (and reserved) parameters are ignored
+                known = _ID(pid)
+                if known in _SERVER_ONLY and not from_server:
+                    raise _error(f"a client sent the server-only parameter {known.name}")
+                values[known.name] = _decode_value(known, body)
+        except TransportError as exc:
+            if exc.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR:
+                raise
+            raise _error(f"malformed transport parameters: {exc.reason}") from None
+        params = cls(**values)  # type: ignore[arg-type]
+        params.validate()
+        return params
+
+    def validate(self) -> None:
+        if self.max_udp_payload_size < 1200:
+            raise _error("max_udp_payload_size below 1200")
+        if self.ack_delay_exponent > 20:
+            raise _error("ack_delay_exponent above 20")
+        if self.max_ack_delay >= 1 << 14:
+            raise _error("max_ack_delay of 2^14 ms or more")
+        if self.active_connection_id_limit < 2:
+            raise _error("active_connection_id_limit below 2")
+        for name in ("initial_max_streams_bidi", "initial_max_streams_uni"):
+            if getattr(self, name) > 1 << 60:
+                raise _error(f"{name} above 2^60")
+        if self.stateless_reset_token is not None and len(self.stateless_reset_token) != 16:
+            raise _error("stateless_reset_token is not 16 bytes")
+        for name in (
+            "original_destination_connection_id",
+            "initial_source_connection_id",
+            "retry_source_connection_id",
+        ):
+            value = getattr(self, name)
+            if value is not None and len(value) > 20:
+                raise _error(f"{name} longer than 20 bytes")
+
+    def replace(self, **changes: object) -> TransportParameters:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _decode_value(pid: TransportParameterId, body: bytes) -> object:
+    if pid in _INTEGER:
+        r = Reader(body)
+        value = r.varint()
+        if not r.at_end():
+            raise _error(f"{pid.name} has trailing bytes")
+        if value > MAX_VARINT:
+            raise _error(f"{pid.name} too large")
+        return value
+    if pid == _ID.disable_active_migration:
+        if body:
+            raise _error("disable_active_migration must be empty")
+        return True
+    if pid == _ID.preferred_address:
+        return PreferredAddress.decode(body)
+    if pid in _CID or pid in (_ID.stateless_reset_token, _ID.version_information):
+        return body
+    raise _error(f"unhandled parameter {pid.name}")  # pragma: no cover
