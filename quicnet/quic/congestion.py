@@ -1,0 +1,115 @@
+"""Congestion control behind a small interface (RFC 9002 §7), NewReno, and pacing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+__all__ = ["CongestionController", "NewReno", "Pacer"]
+
+K_LOSS_REDUCTION_FACTOR = 0.5
+
+
+class SentInfo(Protocol):
+    size: int
+    time_sent: float
+
+
+class CongestionController(Protocol):
+    """What loss recovery needs from a congestion controller."""
+
+    congestion_window: int
+    bytes_in_flight: int
+
+    def on_packet_sent(self, size: int) -> None: ...
+    def on_packets_acked(self, packets: Iterable[SentInfo], now: float) -> None: ...
+    def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None: ...
+    def on_persistent_congestion(self) -> None: ...
+    def discard(self, packets: Iterable[SentInfo]) -> None: ...
+
+
+class NewReno:
+    """RFC 9002 §7 and Appendix B: slow start, congestion avoidance, recovery periods."""
+
+    def __init__(self, max_datagram_size: int = 1200) -> None:
+        self.max_datagram_size = max_datagram_size
+        self.minimum_window = 2 * max_datagram_size
+        # §7.2: min(10 * max_datagram_size, max(14720, 2 * max_datagram_size)).
+        self.congestion_window = min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))
+        self.bytes_in_flight = 0
+        self.ssthresh: float = float("inf")
+        self.congestion_recovery_start_time: float | None = None
+        self._acked_in_avoidance = 0
+
+    def _in_recovery(self, time_sent: float) -> bool:
+        start = self.congestion_recovery_start_time
+        return start is not None and time_sent <= start
+
+    def on_packet_sent(self, size: int) -> None:
+        self.bytes_in_flight += size
+
+    def on_packets_acked(self, packets: Iterable[SentInfo], now: float) -> None:
+        for p in packets:
+            self.bytes_in_flight -= p.size
+            if self._in_recovery(p.time_sent):
+                continue  # §7.3.2: no growth for packets sent before recovery began
+            if self.congestion_window < self.ssthresh:
+                self.congestion_window += p.size  # slow start
+            else:
+                self._acked_in_avoidance += p.size
+                if self._acked_in_avoidance >= self.congestion_window:
+                    self._acked_in_avoidance -= self.congestion_window
+                    self.congestion_window += self.max_datagram_size
+
+    def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
+        latest_sent: float | None = None
+        for p in packets:
+            self.bytes_in_flight -= p.size
+            latest_sent = p.time_sent if latest_sent is None else max(latest_sent, p.time_sent)
+        if latest_sent is not None and not self._in_recovery(latest_sent):
+            self.congestion_recovery_start_time = now
+            self.ssthresh = max(
+                self.congestion_window * K_LOSS_REDUCTION_FACTOR, self.minimum_window
+            )
+            self.congestion_window = int(self.ssthresh)
+            self._acked_in_avoidance = 0
+
+    def on_persistent_congestion(self) -> None:
+        self.congestion_window = self.minimum_window  # §7.6.2
+        self.congestion_recovery_start_time = None
+
+    def discard(self, packets: Iterable[SentInfo]) -> None:
+        """Packets of a discarded packet number space leave bytes_in_flight (§6.4)."""
+        for p in packets:
+            self.bytes_in_flight -= p.size
+
+
+class Pacer:
+    """Spreads a congestion window over a round trip (RFC 9002 §7.7), with a burst allowance."""
+
+    def __init__(self, max_datagram_size: int = 1200) -> None:
+        self.max_datagram_size = max_datagram_size
+        self.burst = 10 * max_datagram_size
+        self.tokens = float(self.burst)
+        self.rate: float | None = None  # bytes per second
+        self.last_update = 0.0
+
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        if smoothed_rtt > 0:
+            self.rate = 1.25 * congestion_window / smoothed_rtt  # N = 1.25
+
+    def _refill(self, now: float) -> None:
+        if self.rate is not None and now > self.last_update:
+            self.tokens = min(self.burst, self.tokens + (now - self.last_update) * self.rate)
+        self.last_update = max(self.last_update, now)
+
+    def next_send_time(self, now: float, size: int) -> float | None:
+        """None if a packet of ``size`` may go now, else when it may."""
+        self._refill(now)
+        if self.rate is None or self.tokens >= size:
+            return None
+        return now + (size - self.tokens) / self.rate
+
+    def on_sent(self, now: float, size: int) -> None:
+        self._refill(now)
+        self.tokens = max(0.0, self.tokens - size)

@@ -1,0 +1,291 @@
+"""Loss detection and RTT estimation (RFC 9002 §5, §6, Appendix A)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from quicnet.quic.congestion import CongestionController, NewReno, Pacer
+from quicnet.quic.rangeset import RangeSet
+
+__all__ = ["K_GRANULARITY", "PacketSpace", "Recovery", "RttEstimator", "SentPacket"]
+
+K_PACKET_THRESHOLD = 3
+K_TIME_THRESHOLD = 9 / 8
+K_GRANULARITY = 0.001
+K_INITIAL_RTT = 0.333
+K_PERSISTENT_CONGESTION_THRESHOLD = 3
+
+#: Called once per frame sent in a packet: True when acknowledged, False when lost.
+DeliveryHandler = Callable[[bool], None]
+
+
+class RttEstimator:
+    """§5: latest, min, smoothed RTT and its variation."""
+
+    __slots__ = ("first_sample", "latest_rtt", "min_rtt", "rttvar", "smoothed_rtt")
+
+    def __init__(self) -> None:
+        self.latest_rtt = 0.0
+        self.min_rtt = 0.0
+        self.smoothed_rtt = K_INITIAL_RTT
+        self.rttvar = K_INITIAL_RTT / 2
+        self.first_sample = False
+
+    def update(
+        self,
+        latest_rtt: float,
+        ack_delay: float,
+        *,
+        handshake_confirmed: bool,
+        max_ack_delay: float,
+    ) -> None:
+        self.latest_rtt = latest_rtt
+        if not self.first_sample:
+            self.first_sample = True
+            self.min_rtt = latest_rtt
+            self.smoothed_rtt = latest_rtt
+            self.rttvar = latest_rtt / 2
+            return
+        self.min_rtt = min(self.min_rtt, latest_rtt)
+        if handshake_confirmed:
+            ack_delay = min(ack_delay, max_ack_delay)
+        adjusted = latest_rtt - ack_delay if latest_rtt >= self.min_rtt + ack_delay else latest_rtt
+        self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.smoothed_rtt - adjusted)
+        self.smoothed_rtt = 0.875 * self.smoothed_rtt + 0.125 * adjusted
+
+
+@dataclass(slots=True)
+class SentPacket:
+    packet_number: int
+    time_sent: float
+    ack_eliciting: bool
+    in_flight: bool
+    size: int
+    handlers: list[DeliveryHandler] = field(default_factory=list)
+
+
+class PacketSpace:
+    """One packet number space: what we sent, what we received, what to acknowledge."""
+
+    __slots__ = (
+        "ack_eliciting_in_flight",
+        "ack_queued",
+        "discarded",
+        "largest_acked",
+        "largest_received",
+        "largest_received_time",
+        "loss_time",
+        "next_packet_number",
+        "received",
+        "sent",
+        "time_of_last_ack_eliciting",
+        "unacked_ack_eliciting",
+    )
+
+    def __init__(self) -> None:
+        self.next_packet_number = 0
+        self.largest_acked: int | None = None
+        self.sent: dict[int, SentPacket] = {}
+        self.loss_time: float | None = None
+        self.time_of_last_ack_eliciting: float | None = None
+        self.ack_eliciting_in_flight = 0
+        self.received = RangeSet()
+        self.largest_received = -1
+        self.largest_received_time = 0.0
+        self.ack_queued = False  # an ACK frame should be sent
+        self.unacked_ack_eliciting = 0  # ack-eliciting packets received since our last ACK
+        self.discarded = False
+
+
+class Recovery:
+    """Loss detection state for all three packet number spaces of a connection."""
+
+    def __init__(self, *, max_ack_delay: float = 0.025, max_datagram_size: int = 1200) -> None:
+        self.rtt = RttEstimator()
+        self.spaces = (PacketSpace(), PacketSpace(), PacketSpace())  # Initial, Handshake, 1-RTT
+        self.cc: CongestionController = NewReno(max_datagram_size)
+        self.pacer = Pacer(max_datagram_size)
+        self.pto_count = 0
+        self.max_ack_delay = max_ack_delay  # the peer's, seconds
+        self.handshake_confirmed = False
+        self.peer_completed_address_validation = False  # client: server validated us
+        self.first_rtt_sample_time: float | None = None
+
+    @property
+    def bytes_in_flight(self) -> int:
+        return self.cc.bytes_in_flight
+
+    # Sending --------------------------------------------------------------------------
+    def on_packet_sent(self, space_id: int, packet: SentPacket) -> None:
+        space = self.spaces[space_id]
+        space.sent[packet.packet_number] = packet
+        if packet.in_flight:
+            if packet.ack_eliciting:
+                space.time_of_last_ack_eliciting = packet.time_sent
+                space.ack_eliciting_in_flight += 1
+            self.cc.on_packet_sent(packet.size)
+            self.pacer.on_sent(packet.time_sent, packet.size)
+
+    # Receiving ACKs (§A.7) -----------------------------------------------------------------
+    def on_ack_received(
+        self, space_id: int, ranges: tuple[tuple[int, int], ...], ack_delay: float, now: float
+    ) -> tuple[list[SentPacket], list[SentPacket]]:
+        """Process an ACK frame; returns ``(newly_acked, newly_lost)``."""
+        space = self.spaces[space_id]
+        largest = ranges[0][0]
+        space.largest_acked = (
+            largest if space.largest_acked is None else max(space.largest_acked, largest)
+        )
+        acked: list[SentPacket] = []
+        sent = space.sent
+        for hi, lo in ranges:
+            if hi - lo < len(sent):
+                for pn in range(lo, hi + 1):
+                    p = sent.pop(pn, None)
+                    if p is not None:
+                        acked.append(p)
+            else:
+                for pn in [pn for pn in sent if lo <= pn <= hi]:
+                    acked.append(sent.pop(pn))
+        if not acked:
+            return [], []
+        acked.sort(key=lambda p: p.packet_number)
+        newest = acked[-1]
+        if newest.packet_number == largest and any(p.ack_eliciting for p in acked):
+            self.rtt.update(
+                now - newest.time_sent,
+                ack_delay if space_id == 2 else 0.0,
+                handshake_confirmed=self.handshake_confirmed,
+                max_ack_delay=self.max_ack_delay,
+            )
+            if self.first_rtt_sample_time is None:
+                self.first_rtt_sample_time = now
+        for p in acked:
+            if p.ack_eliciting and p.in_flight:
+                space.ack_eliciting_in_flight -= 1
+        lost = self._detect_lost(space_id, now)
+        in_flight = [p for p in acked if p.in_flight]
+        self.cc.on_packets_acked(in_flight, now)
+        if lost:
+            self._on_lost(lost, now)
+        # §6.2.1: the PTO backoff resets on an ACK, except a client's before the
+        # server validated its address.
+        if self.peer_completed_address_validation or space_id != 0:
+            self.pto_count = 0
+        self.pacer.update_rate(self.cc.congestion_window, self.rtt.smoothed_rtt)
+        for p in acked:
+            for handler in p.handlers:
+                handler(True)
+        return acked, lost
+
+    def _loss_delay(self) -> float:
+        rtt = self.rtt
+        return max(K_TIME_THRESHOLD * max(rtt.latest_rtt, rtt.smoothed_rtt), K_GRANULARITY)
+
+    def _detect_lost(self, space_id: int, now: float) -> list[SentPacket]:
+        """§6.1: packet and time thresholds."""
+        space = self.spaces[space_id]
+        space.loss_time = None
+        largest = space.largest_acked
+        if largest is None:
+            return []
+        lost_send_time = now - self._loss_delay()
+        lost: list[SentPacket] = []
+        for pn, p in list(space.sent.items()):
+            if pn > largest:
+                continue
+            if p.time_sent <= lost_send_time or largest >= pn + K_PACKET_THRESHOLD:
+                del space.sent[pn]
+                if p.ack_eliciting and p.in_flight:
+                    space.ack_eliciting_in_flight -= 1
+                lost.append(p)
+            else:
+                deadline = p.time_sent + self._loss_delay()
+                space.loss_time = (
+                    deadline if space.loss_time is None else min(space.loss_time, deadline)
+                )
+        return lost
+
+    def _on_lost(self, lost: list[SentPacket], now: float) -> None:
+        in_flight = [p for p in lost if p.in_flight]
+        self.cc.on_packets_lost(in_flight, now)
+        if self._persistent_congestion(in_flight):
+            self.cc.on_persistent_congestion()
+        for p in lost:
+            for handler in p.handlers:
+                handler(False)
+
+    def _persistent_congestion(self, lost: list[SentPacket]) -> bool:
+        """§7.6: ack-eliciting losses spanning more than the congestion period."""
+        if self.first_rtt_sample_time is None:
+            return False
+        eliciting = [
+            p for p in lost if p.ack_eliciting and p.time_sent > self.first_rtt_sample_time
+        ]
+        if len(eliciting) < 2:
+            return False
+        rtt = self.rtt
+        duration = (
+            rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY) + self.max_ack_delay
+        ) * K_PERSISTENT_CONGESTION_THRESHOLD
+        return eliciting[-1].time_sent - eliciting[0].time_sent > duration
+
+    # Timers (§6.2, §A.8) -------------------------------------------------------------------
+    def pto_duration(self, space_id: int) -> float:
+        rtt = self.rtt
+        duration = rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY)
+        if space_id == 2:
+            duration += self.max_ack_delay
+        return duration * (1 << self.pto_count)
+
+    def earliest_loss_time(self) -> tuple[float | None, int]:
+        best: tuple[float | None, int] = (None, 0)
+        for i, space in enumerate(self.spaces):
+            if space.loss_time is not None and (best[0] is None or space.loss_time < best[0]):
+                best = (space.loss_time, i)
+        return best
+
+    def pto_time(
+        self, now: float, *, has_handshake_keys: bool, is_client: bool
+    ) -> tuple[float | None, int]:
+        """When the probe timeout fires, and for which space."""
+        if not any(s.ack_eliciting_in_flight for s in self.spaces):
+            # §6.2.2.1: a client keeps probing until the server validated its address.
+            if is_client and not self.peer_completed_address_validation:
+                space_id = 1 if has_handshake_keys else 0
+                return now + self.pto_duration(space_id) if self.pto_count else (
+                    self._anchor(space_id) or now
+                ) + self.pto_duration(space_id), space_id
+            return None, 0
+        best: tuple[float | None, int] = (None, 0)
+        for i, space in enumerate(self.spaces):
+            if not space.ack_eliciting_in_flight or space.time_of_last_ack_eliciting is None:
+                continue
+            if i == 2 and not self.handshake_confirmed:
+                continue  # §6.2.1: no 1-RTT PTO before the handshake is confirmed
+            t = space.time_of_last_ack_eliciting + self.pto_duration(i)
+            if best[0] is None or t < best[0]:
+                best = (t, i)
+        return best
+
+    def _anchor(self, space_id: int) -> float | None:
+        return self.spaces[space_id].time_of_last_ack_eliciting
+
+    def detect_lost_on_timer(self, space_id: int, now: float) -> list[SentPacket]:
+        lost = self._detect_lost(space_id, now)
+        if lost:
+            self._on_lost(lost, now)
+        return lost
+
+    def discard_space(self, space_id: int) -> None:
+        """§6.4: forget a space's packets without declaring them lost."""
+        space = self.spaces[space_id]
+        in_flight = [p for p in space.sent.values() if p.in_flight]
+        self.cc.discard(in_flight)
+        space.sent.clear()
+        space.loss_time = None
+        space.ack_eliciting_in_flight = 0
+        space.time_of_last_ack_eliciting = None
+        space.discarded = True
+        self.pto_count = 0
