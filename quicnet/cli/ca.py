@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from quicnet.cli.common import CliError, Parser, read_input, read_passphrase
+from quicnet.cli.common import CliError, Parser, parse_days, read_input, read_passphrase
 from quicnet.cli.extensions import parse_extensions
 from quicnet.crypto import load_csr
 from quicnet.crypto.devca import DevCA
@@ -23,7 +23,9 @@ def ca(argv: list[str]) -> int:
         p.add_argument("-subj", default="/CN=quicnet development CA")
         p.add_argument("-days", type=int, default=3650)
         a = p.parse_args(rest)
-        authority = DevCA.init(a.dir, a.subj, days=a.days, password=read_passphrase(a.passin))
+        authority = DevCA.init(
+            a.dir, a.subj, days=parse_days(a.days), password=read_passphrase(a.passin)
+        )
         print(f"created CA {authority.certificate.subject!r} in {a.dir}")
         print(f"trust this root: {a.dir}/ca.pem")
         return 0
@@ -43,7 +45,7 @@ def ca(argv: list[str]) -> int:
             a.subj,
             names=ext.names,
             csr=csr,
-            days=a.days,
+            days=parse_days(a.days),
             is_ca=bool(ext.is_ca),
             key_algorithm=a.algorithm,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
 from typing import NoReturn
@@ -77,6 +78,36 @@ def read_passphrase(spec: str | None) -> bytes | None:
         line = sys.stdin.buffer.readline()
         return line.rstrip(b"\r\n")
     raise CliError(f"unrecognised passphrase source {spec!r}; use pass:, env:, file: or stdin")
+
+
+def parse_serial(text: str | None) -> int | None:
+    """``-set_serial``: decimal or 0x-prefixed hex."""
+    if text is None:
+        return None
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise CliError(f"-set_serial {text!r} is not a number (decimal or 0x hex)") from None
+    if value <= 0:
+        raise CliError("-set_serial must be positive")
+    return value
+
+
+def parse_days(days: int) -> int:
+    if days < 1:
+        raise CliError(f"-days must be at least 1, not {days}")
+    return days
+
+
+def openssl_hex(value: int) -> str:
+    """Upper-case hex with an even number of digits, as OpenSSL writes serials."""
+    text = f"{value:X}"
+    return "0" + text if len(text) % 2 else text
+
+
+def openssl_time(moment: datetime.datetime) -> str:
+    """``Jan  2 03:04:05 2026 GMT`` (day padded with a space, like OpenSSL)."""
+    return f"{moment:%b} {moment.day:2d} {moment:%H:%M:%S %Y} GMT"
 
 
 def add_output_flags(p: argparse.ArgumentParser) -> None:

@@ -65,6 +65,7 @@ def rand(argv: list[str]) -> int:
     if a.hex:
         data = data.hex().encode() + b"\n"
     elif a.base64:
-        data = base64.encodebytes(data)
+        text = base64.b64encode(data)
+        data = b"".join(text[i : i + 64] + b"\n" for i in range(0, len(text), 64))
     write_output(a.out, data)
     return 0

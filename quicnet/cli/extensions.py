@@ -39,7 +39,7 @@ def _parse_san(value: str, spec: ExtensionSpec) -> None:
             raise CliError(
                 f"subjectAltName entry {item.strip()!r}: only DNS:name and IP:address are supported"
             )
-        spec.names.append(name.strip())
+        spec.names.append(f"{kind}:{name.strip()}")  # the kind decides, as in OpenSSL
 
 
 def _parse_basic_constraints(value: str, spec: ExtensionSpec) -> None:

@@ -9,6 +9,8 @@ from quicnet.cli.common import (
     CliError,
     Parser,
     add_output_flags,
+    parse_days,
+    parse_serial,
     pem_or_der,
     read_input,
     read_passphrase,
@@ -59,6 +61,8 @@ def req(argv: list[str]) -> int:
     add_output_flags(p)
     a = p.parse_args(argv)
 
+    if a.input and a.x509:
+        return _self_sign_request(a)
     if not (a.new or a.x509 or a.newkey) or a.input:
         return _check_request(a)
     if a.key and a.newkey:
@@ -79,14 +83,14 @@ def req(argv: list[str]) -> int:
         raise CliError("-subj is required (for example -subj /CN=example.com)")
     ext = parse_extensions(a.addext)
     if a.x509:
-        serial = int(a.set_serial, 0) if a.set_serial else None
+        serial = parse_serial(a.set_serial)
         # OpenSSL's default config makes `req -x509` a CA certificate.
         is_ca = ext.is_ca if ext.is_ca is not None else True
         cert = self_signed_certificate(
             key,
             a.subj,
             names=ext.names,
-            days=a.days,
+            days=parse_days(a.days),
             is_ca=is_ca,
             path_length=ext.path_length,
             serial_number=serial,
@@ -99,6 +103,37 @@ def req(argv: list[str]) -> int:
         out = b"" if a.noout else (csr.to_pem() if pem_or_der(a.outform) else csr.to_der())
         if a.text:
             out = csr.to_text().encode() + out
+    write_output(a.out, out)
+    return 0
+
+
+def _self_sign_request(a: argparse.Namespace) -> int:
+    """``req -x509 -in r.csr -key k.pem``: a self-signed certificate from a request."""
+    if not a.key:
+        raise CliError("req -x509 -in needs -key FILE to sign with")
+    csr = load_csr(read_input(a.input, "request"))
+    csr.verify_signature()
+    key = load_private_key(read_input(a.key, "key"), read_passphrase(a.passin))
+    if key.public_key() != csr.public_key():
+        raise CliError("-key does not match the request's public key")
+    ext = parse_extensions(a.addext)
+    names = (
+        ext.names
+        if ext.has_names
+        else [f"DNS:{n}" for n in csr.dns_names] + [f"IP:{i}" for i in csr.ip_addresses]
+    )
+    cert = self_signed_certificate(
+        key,
+        a.subj or csr.subject,
+        names=names,
+        days=parse_days(a.days),
+        is_ca=ext.is_ca if ext.is_ca is not None else True,
+        path_length=ext.path_length,
+        serial_number=parse_serial(a.set_serial),
+    )
+    out = b"" if a.noout else (cert.to_pem() if pem_or_der(a.outform) else cert.to_der())
+    if a.text:
+        out = cert.to_text().encode() + out
     write_output(a.out, out)
     return 0
 

@@ -20,23 +20,30 @@ def verify(argv: list[str]) -> int:
     p.add_argument("-verify_ip", metavar="IP")
     p.add_argument("-attime", type=int, metavar="EPOCH", help="validate at this Unix time")
     p.add_argument("-purpose", choices=sorted(_PURPOSES), default="any")
+    p.add_argument(
+        "-partial_chain",
+        action="store_true",
+        help="trust CAfile certificates that are not self-signed (intermediates) as anchors",
+    )
     p.add_argument("certificates", nargs="*", metavar="cert.pem")
     a = p.parse_args(argv)
 
     roots = load_certificates(read_input(a.CAfile, "CA file"))
     pool: list[Certificate] = []
+    if not a.partial_chain:  # like OpenSSL: only self-signed CAfile entries are anchors
+        pool += [c for c in roots if not c.is_self_issued]
+        roots = [c for c in roots if c.is_self_issued]
     for path in a.untrusted:
         pool += load_certificates(read_input(path, "untrusted file"))
     at = datetime.datetime.fromtimestamp(a.attime, datetime.UTC) if a.attime is not None else None
-    name = a.verify_hostname or a.verify_ip
+    names = [n for n in (a.verify_hostname, a.verify_ip) if n]
     failed = False
     for path in a.certificates or ["-"]:
         label = "stdin" if path == "-" else path
         chain = load_certificates(read_input(path, "certificate"))
         try:
-            verify_chain(
-                chain[:1] + chain[1:] + pool, roots, name=name, at=at, purpose=_PURPOSES[a.purpose]
-            )
+            for name in names or [None]:
+                verify_chain(chain + pool, roots, name=name, at=at, purpose=_PURPOSES[a.purpose])
         except CertificateError as exc:
             sys.stderr.write(f"{label}: verification failed: {exc}\n")
             failed = True

@@ -10,6 +10,10 @@ from quicnet.cli.common import (
     CliError,
     Parser,
     add_output_flags,
+    openssl_hex,
+    openssl_time,
+    parse_days,
+    parse_serial,
     pem_or_der,
     read_input,
     read_passphrase,
@@ -47,7 +51,7 @@ def hash_label(name: str) -> str:
     return name.upper()
 
 
-def add_hash_flags(p: argparse.ArgumentParser, default: str) -> None:
+def add_hash_flags(p: argparse.ArgumentParser, default: str | None) -> None:
     for name in HASH_NAMES:
         p.add_argument(f"-{name}", dest="hash", action="store_const", const=name)
     p.set_defaults(hash=default)
@@ -67,7 +71,7 @@ def _next_serial(ca_path: str, serial_file: str | None, create: bool) -> int | N
         serial = int.from_bytes(random_bytes(16), "big") >> 1
     except ValueError:
         raise CliError(f"serial file {path!r} does not hold a hex number") from None
-    write_output(path, f"{serial:X}\n".encode())
+    write_output(path, f"{openssl_hex(serial)}\n".encode())
     return serial
 
 
@@ -83,14 +87,12 @@ def _issue(a: argparse.Namespace) -> Certificate:
     names: list[str] | None = spec.names if spec.has_names else None
     if names is None and a.copy_extensions == "none":
         names = []
-    serial = (
-        int(a.set_serial, 0) if a.set_serial else _next_serial(a.CA, a.CAserial, a.CAcreateserial)
-    )
+    serial = parse_serial(a.set_serial) or _next_serial(a.CA, a.CAserial, a.CAcreateserial)
     return issue_certificate(
         csr,
         ca,
         ca_key,
-        days=a.days,
+        days=parse_days(a.days),
         is_ca=bool(spec.is_ca),
         path_length=spec.path_length,
         names=names,
@@ -128,7 +130,7 @@ def x509(argv: list[str]) -> int:
     p.add_argument("-enddate", action="store_true")
     p.add_argument("-pubkey", action="store_true")
     p.add_argument("-checkend", type=int, metavar="SECONDS")
-    add_hash_flags(p, "sha1")
+    add_hash_flags(p, None)
     add_output_flags(p)
     a = p.parse_args(argv)
 
@@ -139,14 +141,16 @@ def x509(argv: list[str]) -> int:
     if a.issuer:
         lines.append(f"issuer={cert.issuer}")
     if a.serial:
-        lines.append(f"serial={cert.serial_number:X}")
+        lines.append(f"serial={openssl_hex(cert.serial_number)}")
     if a.dates:
-        lines.append(f"notBefore={cert.not_before:%b %d %H:%M:%S %Y} GMT")
+        lines.append(f"notBefore={openssl_time(cert.not_before)}")
     if a.dates or a.enddate:
-        lines.append(f"notAfter={cert.not_after:%b %d %H:%M:%S %Y} GMT")
+        lines.append(f"notAfter={openssl_time(cert.not_after)}")
     if a.fingerprint:
-        fp = format_fingerprint(cert.fingerprint(a.hash))
-        lines.append(f"{a.hash} Fingerprint={fp}")
+        # OpenSSL labels its default digest "SHA1" and a chosen one by its flag name.
+        name = a.hash or "sha1"
+        label = name if a.hash else "SHA1"
+        lines.append(f"{label} Fingerprint={format_fingerprint(cert.fingerprint(name))}")
     out = "".join(line + "\n" for line in lines).encode()
     if a.pubkey:
         out += cert.public_key().to_pem()

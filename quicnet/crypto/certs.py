@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm as _PycaUnsupported
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -59,6 +60,18 @@ def _wrap_public(key: object) -> PublicKey:
     return PublicKey(key)
 
 
+def _check_parsable(obj: x509.Certificate | x509.CertificateSigningRequest) -> None:
+    """pyca parses names and extensions lazily; fail at load time, with our error."""
+    try:
+        obj.subject.rfc4514_string()
+        if isinstance(obj, x509.Certificate):
+            obj.issuer.rfc4514_string()
+            obj.not_valid_before_utc, obj.not_valid_after_utc  # noqa: B018
+        obj.extensions  # noqa: B018
+    except (ValueError, TypeError) as exc:
+        raise DecodeError(f"malformed name, time or extension: {exc}") from None
+
+
 def _san(extensions: x509.Extensions) -> tuple[list[str], list[str]]:
     try:
         san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -77,12 +90,15 @@ class Certificate:
     def __init__(self, cert: x509.Certificate) -> None:
         self._cert = cert
         self._der = cert.public_bytes(ser.Encoding.DER)
+        _check_parsable(cert)
 
     @classmethod
     def from_der(cls, der: bytes) -> Certificate:
         try:
             return cls(x509.load_der_x509_certificate(der))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
+            if isinstance(exc, CryptoError):
+                raise
             raise DecodeError(f"not a valid DER certificate: {exc}") from None
 
     @classmethod
@@ -137,6 +153,8 @@ class Certificate:
     def public_key(self) -> PublicKey:
         try:
             return _wrap_public(self._cert.public_key())
+        except _PycaUnsupported as exc:
+            raise UnsupportedAlgorithmError(f"certificate public key: {exc}") from None
         except ValueError as exc:
             raise DecodeError(f"certificate public key is malformed: {exc}") from None
 
@@ -199,6 +217,7 @@ class CertificateRequest:
 
     def __init__(self, csr: x509.CertificateSigningRequest) -> None:
         self._csr = csr
+        _check_parsable(csr)
 
     def to_der(self) -> bytes:
         return self._csr.public_bytes(ser.Encoding.DER)
@@ -213,6 +232,8 @@ class CertificateRequest:
     def public_key(self) -> PublicKey:
         try:
             return _wrap_public(self._csr.public_key())
+        except _PycaUnsupported as exc:
+            raise UnsupportedAlgorithmError(f"CSR public key: {exc}") from None
         except ValueError as exc:
             raise DecodeError(f"CSR public key is malformed: {exc}") from None
 
@@ -257,7 +278,9 @@ def load_certificates(data: bytes) -> list[Certificate]:
         for block in blocks:
             try:
                 certs.append(Certificate(x509.load_pem_x509_certificate(block)))
-            except ValueError as exc:
+            except (ValueError, x509.InvalidVersion) as exc:
+                if isinstance(exc, CryptoError):
+                    raise
                 raise DecodeError(f"not a valid PEM certificate: {exc}") from None
         return certs
     return [Certificate.from_der(data)]
@@ -277,7 +300,9 @@ def load_csr(data: bytes) -> CertificateRequest:
                 raise DecodeError("no CERTIFICATE REQUEST PEM block found")
             return CertificateRequest(x509.load_pem_x509_csr(blocks[0]))
         return CertificateRequest(x509.load_der_x509_csr(data))
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
+        if isinstance(exc, CryptoError):
+            raise
         raise DecodeError(f"not a valid certificate signing request: {exc}") from None
 
 
@@ -314,7 +339,7 @@ def _validity(
     days: int, not_before: datetime.datetime | None
 ) -> tuple[datetime.datetime, datetime.datetime]:
     if days < 1:
-        raise ValueError("days must be at least 1")
+        raise CryptoError(f"the validity must be at least 1 day, not {days}")
     start = not_before or (_utcnow() - _CLOCK_SKEW)
     return start, start + datetime.timedelta(days=days)
 

@@ -92,10 +92,16 @@ class DevCA:
         (root / "index.txt").write_text("")
         return cls(root, password)
 
+    def _peek_serial(self) -> int:
+        try:
+            return int((self.directory / "serial").read_text().strip(), 16)
+        except (OSError, ValueError):
+            raise CryptoError(f"{self.directory}/serial is missing or not hex") from None
+
     def _take_serial(self) -> int:
-        path = self.directory / "serial"
-        serial = int(path.read_text().strip(), 16)
-        path.write_text(f"{serial + 1:X}\n")
+        serial = self._peek_serial()
+        text = f"{serial + 1:X}"
+        (self.directory / "serial").write_text(("0" + text if len(text) % 2 else text) + "\n")
         return serial
 
     def issue(
@@ -109,24 +115,28 @@ class DevCA:
         key_algorithm: str = "EC",
     ) -> IssuedCertificate:
         """Issue a certificate: from ``csr``, or for a fresh key made here for ``subject``."""
-        key_path: Path | None = None
-        serial = self._take_serial()
+        ca_key = self._key()  # fails first on a wrong passphrase: nothing written
+        key: PrivateKey | None = None
         if csr is None:
             if not subject:
                 raise CryptoError("give a subject (or a CSR) to issue a certificate")
             key = generate_private_key(key_algorithm)
             csr = make_csr(key, subject, names=names)
-            key_path = self.directory / "private" / f"{serial:X}.key"
-            _write_private(key_path, key.to_pem())
+        serial = self._peek_serial()
         cert = issue_certificate(
             csr,
             self.certificate,
-            self._key(),
+            ca_key,
             days=days,
             is_ca=is_ca,
             names=list(names) or None,
             serial_number=serial,
         )
+        self._take_serial()
+        key_path: Path | None = None
+        if key is not None:
+            key_path = self.directory / "private" / f"{serial:X}.key"
+            _write_private(key_path, key.to_pem())
         cert_path = self.directory / "certs" / f"{serial:X}.pem"
         cert_path.write_bytes(cert.to_pem())
         # OpenSSL index.txt: status, expiry (YYMMDDHHMMSSZ), revocation, serial, file, subject

@@ -69,9 +69,26 @@ def parse_name(subject: str) -> x509.Name:
 
 
 def san_entries(names: Iterable[str]) -> list[x509.GeneralName]:
-    """DNS names and IP addresses (auto-detected) as GeneralNames."""
+    """DNS names and IP addresses as GeneralNames.
+
+    ``DNS:name`` and ``IP:address`` say which; a bare name is an IP address
+    if it parses as one, else a DNS name.
+    """
     entries: list[x509.GeneralName] = []
     for name in names:
+        kind, sep, value = name.partition(":")
+        if sep and kind.upper() == "IP":
+            try:
+                entries.append(x509.IPAddress(ipaddress.ip_address(value.strip())))
+            except ValueError:
+                raise DecodeError(f"bad IP address {value.strip()!r} in subjectAltName") from None
+            continue
+        if sep and kind.upper() == "DNS":
+            dns = value.strip().rstrip(".").lower()
+            if not dns or any(c.isspace() for c in dns):
+                raise DecodeError(f"bad DNS name {value!r} in subjectAltName")
+            entries.append(x509.DNSName(dns))
+            continue
         try:
             entries.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
