@@ -1,0 +1,288 @@
+"""QUIC streams (RFC 9000 §2-§4): send and receive halves with flow control.
+
+The receive half reassembles out-of-order and overlapping STREAM frames into
+an in-order byte stream, never buffering beyond the flow-control window it
+advertised. The send half keeps data until it is acknowledged and hands out
+ranges to (re)transmit.
+"""
+
+from __future__ import annotations
+
+from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
+from quicnet.quic.rangeset import RangeSet
+
+__all__ = ["QuicStream", "stream_is_bidirectional", "stream_is_client_initiated"]
+
+
+def stream_is_client_initiated(stream_id: int) -> bool:
+    return not stream_id & 0x01
+
+
+def stream_is_bidirectional(stream_id: int) -> bool:
+    return not stream_id & 0x02
+
+
+class ReceiveHalf:
+    """§3.2: Recv -> Size Known -> Data Recvd -> Data Read, or Reset."""
+
+    __slots__ = (
+        "_buffer",
+        "_received",
+        "final_size",
+        "highest_offset",
+        "max_stream_data",
+        "read_offset",
+        "reset_error_code",
+        "stop_sending_error_code",
+        "window",
+    )
+
+    def __init__(self, window: int) -> None:
+        self._buffer = bytearray()  # bytes from read_offset on; holes are zero-filled
+        self._received = RangeSet()
+        self.read_offset = 0
+        self.highest_offset = 0
+        self.final_size: int | None = None
+        self.window = window
+        self.max_stream_data = window  # the limit we advertised
+        self.reset_error_code: int | None = None
+        self.stop_sending_error_code: int | None = None
+
+    def receive(self, offset: int, data: bytes, fin: bool) -> int:
+        """Store a STREAM frame; returns how far ``highest_offset`` grew (for connection flow control)."""
+        end = offset + len(data)
+        if end > self.max_stream_data:
+            raise TransportError(
+                TransportErrorCode.FLOW_CONTROL_ERROR, "stream data beyond MAX_STREAM_DATA"
+            )
+        if self.final_size is not None and (
+            end > self.final_size or (fin and end != self.final_size)
+        ):
+            raise TransportError(
+                TransportErrorCode.FINAL_SIZE_ERROR, "stream data beyond or changing its final size"
+            )
+        if fin:
+            if end < self.highest_offset:
+                raise TransportError(
+                    TransportErrorCode.FINAL_SIZE_ERROR, "final size below data already received"
+                )
+            self.final_size = end
+        grew = max(0, end - self.highest_offset)
+        self.highest_offset = max(self.highest_offset, end)
+        if self.reset_error_code is not None:
+            return grew
+        start = max(offset, self.read_offset)
+        if start < end:
+            pos = start - self.read_offset
+            need = end - self.read_offset
+            if len(self._buffer) < need:
+                self._buffer.extend(bytes(need - len(self._buffer)))
+            self._buffer[pos : pos + (end - start)] = data[start - offset :]
+            self._received.add(start, end)
+        return grew
+
+    def read(self) -> bytes:
+        """Contiguous bytes from ``read_offset`` (consumed)."""
+        if not self._received or self._received.first[0] != self.read_offset:
+            return b""
+        stop = self._received.first[1]
+        n = stop - self.read_offset
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        self._received.shift()
+        self.read_offset = stop
+        return data
+
+    @property
+    def finished(self) -> bool:
+        """All data up to the final size was read."""
+        return self.final_size is not None and self.read_offset == self.final_size
+
+    def window_update(self) -> int | None:
+        """A new MAX_STREAM_DATA value when half the window is consumed, else None."""
+        if self.final_size is not None or self.reset_error_code is not None:
+            return None
+        if self.max_stream_data - self.read_offset <= self.window // 2:
+            self.max_stream_data = self.read_offset + self.window
+            return self.max_stream_data
+        return None
+
+    def reset(self, error_code: int, final_size: int) -> int:
+        """RESET_STREAM: returns how far ``highest_offset`` grew."""
+        if final_size > self.max_stream_data:
+            raise TransportError(
+                TransportErrorCode.FLOW_CONTROL_ERROR, "reset final size beyond MAX_STREAM_DATA"
+            )
+        if (
+            self.final_size is not None and final_size != self.final_size
+        ) or final_size < self.highest_offset:
+            raise TransportError(
+                TransportErrorCode.FINAL_SIZE_ERROR, "RESET_STREAM changes the final size"
+            )
+        grew = final_size - self.highest_offset
+        self.highest_offset = final_size
+        self.final_size = final_size
+        self.reset_error_code = error_code
+        self._buffer.clear()
+        self._received = RangeSet()
+        return grew
+
+
+class SendHalf:
+    """§3.1: Ready -> Send -> Data Sent -> Data Recvd, or Reset Sent -> Reset Recvd."""
+
+    __slots__ = (
+        "_acked",
+        "_buffer",
+        "_buffer_start",
+        "_pending",
+        "fin_acked",
+        "fin_offset",
+        "fin_pending",
+        "max_stream_data",
+        "offset",
+        "reset_error_code",
+        "reset_pending",
+        "sent_high",
+    )
+
+    def __init__(self, max_stream_data: int) -> None:
+        self._buffer = bytearray()  # data from _buffer_start (lowest unacked) on
+        self._buffer_start = 0
+        self._pending = RangeSet()  # ranges to send or resend
+        self._acked = RangeSet()
+        self.offset = 0  # bytes written by the application
+        self.sent_high = 0  # highest offset ever sent
+        self.max_stream_data = max_stream_data  # the peer's limit
+        self.fin_offset: int | None = None
+        self.fin_pending = False
+        self.fin_acked = False
+        self.reset_error_code: int | None = None
+        self.reset_pending = False
+
+    def write(self, data: bytes, fin: bool) -> None:
+        if self.fin_offset is not None or self.reset_error_code is not None:
+            raise QuicUsageError("the stream was already finished or reset")
+        if data:
+            self._buffer += data
+            self._pending.add(self.offset, self.offset + len(data))
+            self.offset += len(data)
+        if fin:
+            self.fin_offset = self.offset
+            self.fin_pending = True
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written but not yet acknowledged."""
+        return self.offset - self._buffer_start
+
+    def has_pending(self) -> bool:
+        if self.reset_error_code is not None:
+            return self.reset_pending
+        if self._pending and self._pending.first[0] < self.max_stream_data:
+            return True
+        return self.fin_pending and (not self._pending)
+
+    def next_range(
+        self, max_bytes: int, connection_credit: int
+    ) -> tuple[int, bytes, bool, int] | None:
+        """The next ``(offset, data, fin, new_bytes)`` to send, or None.
+
+        Retransmissions are free, but bytes beyond the highest offset ever
+        sent count against the connection's MAX_DATA: at most
+        ``connection_credit`` of them, reported back as ``new_bytes``.
+        """
+        if self.reset_error_code is not None:
+            return None
+        if not self._pending:
+            if self.fin_pending and self.fin_offset is not None:
+                self.fin_pending = False
+                return self.fin_offset, b"", True, 0
+            return None
+        start, stop = self._pending.first
+        stop = min(stop, start + max_bytes, self.max_stream_data)
+        if stop > self.sent_high:
+            stop = min(stop, max(start, self.sent_high) + connection_credit)
+        if stop <= start:
+            return None
+        new_bytes = max(0, stop - max(start, self.sent_high))
+        self.sent_high = max(self.sent_high, stop)
+        data = bytes(self._buffer[start - self._buffer_start : stop - self._buffer_start])
+        self._pending.subtract(start, stop)
+        fin = self.fin_pending and self.fin_offset == stop and not self._pending
+        if fin:
+            self.fin_pending = False
+        return start, data, fin, new_bytes
+
+    def on_ack(self, offset: int, length: int, fin: bool) -> None:
+        if length:
+            self._acked.add(offset, offset + length)
+        if fin:
+            self.fin_acked = True
+        if self._acked and self._acked.first[0] == self._buffer_start:
+            stop = self._acked.first[1]
+            del self._buffer[: stop - self._buffer_start]
+            self._buffer_start = stop
+            self._acked.shift()
+
+    def on_lost(self, offset: int, length: int, fin: bool) -> None:
+        if self.reset_error_code is not None:
+            return
+        start = max(offset, self._buffer_start)
+        if start < offset + length:
+            self._pending.add(start, offset + length)
+            # Drop parts already acknowledged.
+            for a, b in list(self._acked):
+                self._pending.subtract(a, b)
+        if fin and not self.fin_acked:
+            self.fin_pending = True
+
+    @property
+    def all_acked(self) -> bool:
+        return self.fin_acked and self._buffer_start == self.fin_offset
+
+    def reset(self, error_code: int) -> None:
+        if self.reset_error_code is None and not self.all_acked:
+            self.reset_error_code = error_code
+            self.reset_pending = True
+            self._pending = RangeSet()
+            self.fin_pending = False
+
+    @property
+    def final_size(self) -> int:
+        return self.offset
+
+
+class QuicStream:
+    """One stream: a send half, a receive half, or both."""
+
+    __slots__ = ("is_local", "receiver", "sender", "stream_id")
+
+    def __init__(
+        self,
+        stream_id: int,
+        *,
+        is_client: bool,
+        receive_window: int,
+        send_limit: int,
+    ) -> None:
+        self.stream_id = stream_id
+        self.is_local = stream_is_client_initiated(stream_id) == is_client
+        bidi = stream_is_bidirectional(stream_id)
+        self.receiver = ReceiveHalf(receive_window) if bidi or not self.is_local else None
+        self.sender = SendHalf(send_limit) if bidi or self.is_local else None
+
+    @property
+    def finished(self) -> bool:
+        """Both halves done: the stream can be forgotten."""
+        recv_done = (
+            self.receiver is None
+            or self.receiver.finished
+            or self.receiver.reset_error_code is not None
+        )
+        send_done = (
+            self.sender is None
+            or self.sender.all_acked
+            or (self.sender.reset_error_code is not None and not self.sender.reset_pending)
+        )
+        return recv_done and send_done
