@@ -29,6 +29,7 @@ class ReceiveHalf:
         "_buffer",
         "_received",
         "final_size",
+        "fin_delivered",
         "highest_offset",
         "max_stream_data",
         "read_offset",
@@ -43,6 +44,7 @@ class ReceiveHalf:
         self.read_offset = 0
         self.highest_offset = 0
         self.final_size: int | None = None
+        self.fin_delivered = False
         self.window = window
         self.max_stream_data = window  # the limit we advertised
         self.reset_error_code: int | None = None

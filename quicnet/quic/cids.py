@@ -1,0 +1,159 @@
+"""Connection IDs (RFC 9000 §5.1, §19.15-16): the ones we issue and the peer's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from quicnet.crypto import constant_time_eq, random_bytes
+from quicnet.quic.errors import TransportError, TransportErrorCode
+from quicnet.quic.frames import NewConnectionIdFrame
+
+__all__ = ["ConnectionIdManager", "PeerCid"]
+
+
+@dataclass(slots=True)
+class LocalCid:
+    sequence_number: int
+    cid: bytes
+    stateless_reset_token: bytes
+
+
+@dataclass(slots=True)
+class PeerCid:
+    sequence_number: int
+    cid: bytes
+    stateless_reset_token: bytes | None
+
+
+class ConnectionIdManager:
+    """Issues our CIDs (with reset tokens) and tracks the peer's."""
+
+    def __init__(
+        self,
+        initial_local_cid: bytes,
+        *,
+        cid_length: int,
+        reset_token_for: Callable[[bytes], bytes],
+        active_connection_id_limit: int,
+    ) -> None:
+        self.cid_length = cid_length
+        self._reset_token_for = reset_token_for
+        self.local: dict[int, LocalCid] = {
+            0: LocalCid(0, initial_local_cid, reset_token_for(initial_local_cid))
+        }
+        self._next_local_sequence = 1
+        self.peer: dict[int, PeerCid] = {}
+        self.current_peer_sequence = 0
+        self._retire_prior_to = 0  # the peer's highest retire_prior_to
+        self.our_limit = active_connection_id_limit  # what we told the peer we keep
+        #: Frames to send: NEW_CONNECTION_ID for ours, RETIRE_CONNECTION_ID for the peer's.
+        self.pending_new: list[LocalCid] = []
+        self.pending_retire: list[int] = []
+        #: Routing changes for the endpoint: (cid, added?).
+        self.routing_changes: list[tuple[bytes, bool]] = []
+
+    # Ours ---------------------------------------------------------------------------
+    def issue(self, count: int) -> None:
+        """Issue ``count`` more CIDs (zero-length CIDs cannot have siblings)."""
+        if self.cid_length == 0:
+            return
+        for _ in range(count):
+            cid = random_bytes(self.cid_length)
+            entry = LocalCid(self._next_local_sequence, cid, self._reset_token_for(cid))
+            self.local[entry.sequence_number] = entry
+            self._next_local_sequence += 1
+            self.pending_new.append(entry)
+            self.routing_changes.append((cid, True))
+
+    def on_retire(self, sequence_number: int, packet_dcid: bytes) -> None:
+        """RETIRE_CONNECTION_ID from the peer (§19.16)."""
+        if sequence_number >= self._next_local_sequence:
+            raise TransportError(
+                TransportErrorCode.PROTOCOL_VIOLATION, "RETIRE_CONNECTION_ID for a CID never issued"
+            )
+        entry = self.local.get(sequence_number)
+        if entry is None:
+            return
+        if entry.cid == packet_dcid:
+            raise TransportError(
+                TransportErrorCode.PROTOCOL_VIOLATION, "RETIRE_CONNECTION_ID for the CID in use"
+            )
+        del self.local[sequence_number]
+        self.routing_changes.append((entry.cid, False))
+        self.issue(1)
+
+    def is_local(self, cid: bytes) -> bool:
+        return any(e.cid == cid for e in self.local.values())
+
+    # The peer's -------------------------------------------------------------------------
+    def set_initial_peer(self, cid: bytes, stateless_reset_token: bytes | None = None) -> None:
+        self.peer = {0: PeerCid(0, cid, stateless_reset_token)}
+        self.current_peer_sequence = 0
+
+    def set_peer_reset_token(self, token: bytes) -> None:
+        """The server's stateless_reset_token transport parameter belongs to CID 0."""
+        if 0 in self.peer:
+            self.peer[0].stateless_reset_token = token
+
+    @property
+    def current_peer_cid(self) -> bytes:
+        return self.peer[self.current_peer_sequence].cid
+
+    def on_new_connection_id(self, frame: NewConnectionIdFrame, peer_uses_empty_cid: bool) -> None:
+        """NEW_CONNECTION_ID from the peer (§19.15)."""
+        if peer_uses_empty_cid:
+            raise TransportError(
+                TransportErrorCode.PROTOCOL_VIOLATION,
+                "NEW_CONNECTION_ID from a peer with a zero-length CID",
+            )
+        existing = self.peer.get(frame.sequence_number)
+        if existing is not None:
+            if (
+                existing.cid != frame.connection_id
+                or existing.stateless_reset_token != frame.stateless_reset_token
+            ):
+                raise TransportError(
+                    TransportErrorCode.PROTOCOL_VIOLATION,
+                    "NEW_CONNECTION_ID reuses a sequence number",
+                )
+            return
+        if frame.sequence_number < self._retire_prior_to:
+            self.pending_retire.append(frame.sequence_number)  # already retired: retire at once
+            return
+        self.peer[frame.sequence_number] = PeerCid(
+            frame.sequence_number, frame.connection_id, frame.stateless_reset_token
+        )
+        if frame.retire_prior_to > self._retire_prior_to:
+            self._retire_prior_to = frame.retire_prior_to
+            for seq in [s for s in self.peer if s < frame.retire_prior_to]:
+                del self.peer[seq]
+                self.pending_retire.append(seq)
+            if self.current_peer_sequence not in self.peer:
+                self.current_peer_sequence = min(self.peer)
+        if len(self.peer) > self.our_limit:
+            raise TransportError(
+                TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
+                "the peer issued more CIDs than our limit",
+            )
+
+    def switch_peer_cid(self) -> bool:
+        """Move to an unused peer CID (for migration); False if none is spare."""
+        spare = [s for s in self.peer if s != self.current_peer_sequence]
+        if not spare:
+            return False
+        old = self.current_peer_sequence
+        self.current_peer_sequence = min(spare)
+        del self.peer[old]
+        self.pending_retire.append(old)
+        return True
+
+    def is_stateless_reset(self, datagram: bytes) -> bool:
+        """RFC 9000 §10.3.1: the last 16 bytes equal a token the peer gave us."""
+        if len(datagram) < 21:
+            return False
+        tail = datagram[-16:]
+        return any(
+            p.stateless_reset_token is not None and constant_time_eq(p.stateless_reset_token, tail)
+            for p in self.peer.values()
+        )

@@ -1,0 +1,53 @@
+"""QUIC configuration: transport limits plus the TLS identity and trust."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from quicnet.crypto import Certificate, NamedGroup, PrivateKey
+from quicnet.quic.congestion import CongestionController, NewReno
+from quicnet.quic.versions import QuicVersion
+from quicnet.tls import CipherSuite, SessionTicket, TicketKeys
+from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
+
+__all__ = ["QuicConfiguration"]
+
+
+@dataclass
+class QuicConfiguration:
+    """Everything a QUIC endpoint needs; the defaults suit a game or an RPC link."""
+
+    is_client: bool = True
+    alpn_protocols: Sequence[str] = ("quicnet",)
+    # TLS identity (server; optional client certificate) and trust (client).
+    certificate_chain: Sequence[Certificate] = ()
+    private_key: PrivateKey | None = None
+    server_name: str | None = None
+    trust_roots: Sequence[Certificate] = ()
+    pinned_fingerprints: Sequence[bytes] = ()
+    insecure_skip_verify: bool = False
+    cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
+    groups: Sequence[NamedGroup] = DEFAULT_GROUPS
+    key_log: Callable[[str], None] | None = None
+    session_ticket: SessionTicket | None = None
+    ticket_keys: TicketKeys | None = field(default_factory=TicketKeys)
+    enable_early_data: bool = False  # client: 0-RTT with session_ticket; server: accept it
+    # Transport parameters (RFC 9000 §18.2), in seconds and bytes.
+    idle_timeout: float = 30.0
+    initial_max_data: int = 4 << 20
+    initial_max_stream_data: int = 1 << 20
+    initial_max_streams_bidi: int = 128
+    initial_max_streams_uni: int = 128
+    max_datagram_frame_size: int | None = 65535  # None: no DATAGRAM frames (RFC 9221)
+    ack_delay_exponent: int = 3
+    max_ack_delay: float = 0.025
+    active_connection_id_limit: int = 4
+    connection_id_length: int = 8
+    max_udp_payload_size: int = 1452
+    #: The version to start with; the other supported one is offered on negotiation.
+    version: int = QuicVersion.V1
+    supported_versions: Sequence[int] = (QuicVersion.V1, QuicVersion.V2)
+    congestion_controller: Callable[[int], CongestionController] = NewReno
+    #: Bytes of CRYPTO data buffered per epoch before CRYPTO_BUFFER_EXCEEDED.
+    max_crypto_buffer: int = 1 << 16

@@ -1,0 +1,278 @@
+"""All streams of a connection: creation limits, connection flow control, stream frames."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
+from quicnet.quic.events import QuicEvent, StopSendingReceived, StreamDataReceived, StreamReset
+from quicnet.quic.frames import (
+    MaxStreamDataFrame,
+    MaxStreamsFrame,
+    ResetStreamFrame,
+    StopSendingFrame,
+    StreamFrame,
+)
+from quicnet.quic.streams import QuicStream, stream_is_bidirectional, stream_is_client_initiated
+from quicnet.quic.transport_params import TransportParameters
+
+__all__ = ["StreamManager"]
+
+
+class StreamManager:
+    def __init__(
+        self, *, is_client: bool, local: TransportParameters, events: deque[QuicEvent]
+    ) -> None:
+        self.is_client = is_client
+        self.local = local
+        self._events = events
+        self.streams: dict[int, QuicStream] = {}
+        # Connection-level flow control (§4.1).
+        self.max_data_local = local.initial_max_data  # what we allow
+        self.data_received = 0  # highest offsets summed over streams
+        self.data_consumed = 0
+        self.max_data_remote = 0  # what the peer allows
+        self.data_sent = 0  # new bytes sent, summed
+        # Stream limits (§4.6).
+        self.max_streams_local = {
+            True: local.initial_max_streams_bidi,
+            False: local.initial_max_streams_uni,
+        }
+        self.max_streams_remote = {True: 0, False: 0}
+        self.opened_remote = {True: 0, False: 0}  # highest count the peer opened
+        self.next_local_index = {True: 0, False: 0}
+        self._remote_params: TransportParameters | None = None
+        # Control frames waiting for a packet.
+        self.pending_max_data = False
+        self.pending_max_stream_data: set[int] = set()
+        self.pending_max_streams: set[bool] = set()
+        self.pending_stop_sending: dict[int, int] = {}
+        self.send_queue: deque[int] = deque()  # streams with data to send, round robin
+
+    def set_remote_parameters(self, params: TransportParameters) -> None:
+        self._remote_params = params
+        self.max_data_remote = params.initial_max_data
+        self.max_streams_remote = {
+            True: params.initial_max_streams_bidi,
+            False: params.initial_max_streams_uni,
+        }
+        for stream in self.streams.values():
+            if stream.sender is not None:
+                stream.sender.max_stream_data = max(
+                    stream.sender.max_stream_data, self._send_limit(stream.stream_id)
+                )
+
+    def _send_limit(self, stream_id: int) -> int:
+        """The peer's initial limit for our sending on ``stream_id``."""
+        p = self._remote_params
+        if p is None:
+            return 0
+        if not stream_is_bidirectional(stream_id):
+            return p.initial_max_stream_data_uni
+        local = stream_is_client_initiated(stream_id) == self.is_client
+        # The peer's "bidi_remote" limit applies to streams we opened (remote to the peer).
+        return (
+            p.initial_max_stream_data_bidi_remote if local else p.initial_max_stream_data_bidi_local
+        )
+
+    def _receive_window(self, stream_id: int) -> int:
+        p = self.local
+        if not stream_is_bidirectional(stream_id):
+            return p.initial_max_stream_data_uni
+        local = stream_is_client_initiated(stream_id) == self.is_client
+        return (
+            p.initial_max_stream_data_bidi_local if local else p.initial_max_stream_data_bidi_remote
+        )
+
+    def _new(self, stream_id: int) -> QuicStream:
+        stream = QuicStream(
+            stream_id,
+            is_client=self.is_client,
+            receive_window=self._receive_window(stream_id),
+            send_limit=self._send_limit(stream_id),
+        )
+        self.streams[stream_id] = stream
+        return stream
+
+    # Local API ------------------------------------------------------------------------
+    def open(self, bidirectional: bool) -> int:
+        index = self.next_local_index[bidirectional]
+        if index >= self.max_streams_remote[bidirectional]:
+            raise QuicUsageError(
+                f"the peer allows {self.max_streams_remote[bidirectional]} "
+                f"{'bidirectional' if bidirectional else 'unidirectional'} streams; all are open"
+            )
+        self.next_local_index[bidirectional] = index + 1
+        stream_id = (index << 2) | (0 if self.is_client else 1) | (0 if bidirectional else 2)
+        self._new(stream_id)
+        return stream_id
+
+    def get_local(self, stream_id: int) -> QuicStream:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            raise QuicUsageError(f"stream {stream_id} does not exist (or has ended)")
+        return stream
+
+    def send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        stream = self.get_local(stream_id)
+        if stream.sender is None:
+            raise QuicUsageError(f"stream {stream_id} is receive-only")
+        stream.sender.write(data, end_stream)
+        self.schedule(stream_id)
+
+    def schedule(self, stream_id: int) -> None:
+        if stream_id not in self.send_queue:
+            self.send_queue.append(stream_id)
+
+    def reset(self, stream_id: int, error_code: int) -> None:
+        stream = self.get_local(stream_id)
+        if stream.sender is None:
+            raise QuicUsageError(f"stream {stream_id} is receive-only")
+        stream.sender.reset(error_code)
+        self.schedule(stream_id)
+
+    def stop_sending(self, stream_id: int, error_code: int) -> None:
+        stream = self.get_local(stream_id)
+        if stream.receiver is None:
+            raise QuicUsageError(f"stream {stream_id} is send-only")
+        stream.receiver.stop_sending_error_code = error_code
+        self.pending_stop_sending[stream_id] = error_code
+
+    # Frames from the peer ---------------------------------------------------------------
+    def _peer_stream(
+        self, stream_id: int, frame_type: int, *, receiving: bool
+    ) -> QuicStream | None:
+        """The stream a peer frame names, opening peer streams implicitly (§3.2)."""
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            if receiving and stream.receiver is None:
+                raise TransportError(
+                    TransportErrorCode.STREAM_STATE_ERROR,
+                    "data on our send-only stream",
+                    frame_type,
+                )
+            if not receiving and stream.sender is None:
+                raise TransportError(
+                    TransportErrorCode.STREAM_STATE_ERROR,
+                    "frame for our receive-only stream",
+                    frame_type,
+                )
+            return stream
+        bidi = stream_is_bidirectional(stream_id)
+        index = stream_id >> 2
+        if stream_is_client_initiated(stream_id) == self.is_client:  # ours
+            if index >= self.next_local_index[bidi]:
+                raise TransportError(
+                    TransportErrorCode.STREAM_STATE_ERROR,
+                    "frame for a stream we never opened",
+                    frame_type,
+                )
+            return None  # finished and forgotten
+        if not bidi and not receiving:
+            raise TransportError(
+                TransportErrorCode.STREAM_STATE_ERROR,
+                "frame for the peer's send-only stream",
+                frame_type,
+            )
+        if index >= self.max_streams_local[bidi]:
+            raise TransportError(
+                TransportErrorCode.STREAM_LIMIT_ERROR, "the peer exceeded MAX_STREAMS", frame_type
+            )
+        if index < self.opened_remote[bidi]:
+            return None  # already finished and forgotten
+        for i in range(self.opened_remote[bidi], index + 1):  # lower streams open implicitly
+            self._new((i << 2) | (stream_id & 0x03))
+        self.opened_remote[bidi] = index + 1
+        return self.streams[stream_id]
+
+    def on_stream(self, frame: StreamFrame, frame_type: int) -> None:
+        stream = self._peer_stream(frame.stream_id, frame_type, receiving=True)
+        if stream is None or stream.receiver is None:
+            return
+        grew = stream.receiver.receive(frame.offset, frame.data, frame.fin)
+        self._account_received(grew, frame_type)
+        self._deliver(stream)
+
+    def _account_received(self, grew: int, frame_type: int) -> None:
+        self.data_received += grew
+        if self.data_received > self.max_data_local:
+            raise TransportError(
+                TransportErrorCode.FLOW_CONTROL_ERROR, "the peer exceeded MAX_DATA", frame_type
+            )
+
+    def _deliver(self, stream: QuicStream) -> None:
+        receiver = stream.receiver
+        assert receiver is not None
+        if receiver.reset_error_code is not None:
+            return
+        data = receiver.read()
+        end = receiver.finished and not receiver.fin_delivered
+        if data or end:
+            receiver.fin_delivered = receiver.fin_delivered or end
+            self.data_consumed += len(data)
+            self._events.append(StreamDataReceived(stream.stream_id, data, end))
+            if receiver.window_update() is not None:
+                self.pending_max_stream_data.add(stream.stream_id)
+            if self.max_data_local - self.data_consumed <= self.local.initial_max_data // 2:
+                self.max_data_local = self.data_consumed + self.local.initial_max_data
+                self.pending_max_data = True
+        self._maybe_forget(stream)
+
+    def on_reset_stream(self, frame: ResetStreamFrame, frame_type: int) -> None:
+        stream = self._peer_stream(frame.stream_id, frame_type, receiving=True)
+        if stream is None or stream.receiver is None:
+            return
+        already = stream.receiver.reset_error_code is not None
+        grew = stream.receiver.reset(frame.error_code, frame.final_size)
+        self._account_received(grew, frame_type)
+        if not already:
+            self._events.append(StreamReset(frame.stream_id, frame.error_code))
+        self._maybe_forget(stream)
+
+    def on_stop_sending(self, frame: StopSendingFrame, frame_type: int) -> None:
+        stream = self._peer_stream(frame.stream_id, frame_type, receiving=False)
+        if stream is None or stream.sender is None:
+            return
+        if stream.sender.reset_error_code is None and not stream.sender.all_acked:
+            stream.sender.reset(frame.error_code)  # §3.5: answer with RESET_STREAM
+            self.schedule(frame.stream_id)
+            self._events.append(StopSendingReceived(frame.stream_id, frame.error_code))
+
+    def on_max_stream_data(self, frame: MaxStreamDataFrame, frame_type: int) -> None:
+        stream = self._peer_stream(frame.stream_id, frame_type, receiving=False)
+        if (
+            stream is not None
+            and stream.sender is not None
+            and frame.maximum_stream_data > stream.sender.max_stream_data
+        ):
+            stream.sender.max_stream_data = frame.maximum_stream_data
+            self.schedule(frame.stream_id)
+
+    def on_max_data(self, maximum: int) -> None:
+        if maximum > self.max_data_remote:
+            self.max_data_remote = maximum
+            for stream_id, stream in self.streams.items():
+                if stream.sender is not None and stream.sender.has_pending():
+                    self.schedule(stream_id)
+
+    def on_max_streams(self, frame: MaxStreamsFrame) -> None:
+        if frame.maximum_streams > self.max_streams_remote[frame.bidirectional]:
+            self.max_streams_remote[frame.bidirectional] = frame.maximum_streams
+
+    def _maybe_forget(self, stream: QuicStream) -> None:
+        """A finished peer stream frees a slot: raise MAX_STREAMS (§4.6)."""
+        if stream.finished and stream.stream_id in self.streams:
+            del self.streams[stream.stream_id]
+            if not stream.is_local:
+                bidi = stream_is_bidirectional(stream.stream_id)
+                self.max_streams_local[bidi] += 1
+                self.pending_max_streams.add(bidi)
+
+    def on_sender_done(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            self._maybe_forget(stream)
+
+    @property
+    def connection_credit(self) -> int:
+        return max(0, self.max_data_remote - self.data_sent)
