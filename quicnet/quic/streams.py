@@ -28,8 +28,8 @@ class ReceiveHalf:
     __slots__ = (
         "_buffer",
         "_received",
-        "final_size",
         "fin_delivered",
+        "final_size",
         "highest_offset",
         "max_stream_data",
         "read_offset",

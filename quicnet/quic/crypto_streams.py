@@ -1,0 +1,34 @@
+"""Per-epoch CRYPTO streams and packet keys (RFC 9001 §4)."""
+
+from __future__ import annotations
+
+from quicnet.quic.errors import TransportError, TransportErrorCode
+from quicnet.quic.protection import PacketKey
+from quicnet.quic.streams import ReceiveHalf, SendHalf
+
+__all__ = ["CryptoSpace"]
+
+
+class CryptoSpace:
+    """CRYPTO data in both directions for one epoch, and its keys."""
+
+    __slots__ = ("receiver", "recv_key", "send_key", "sender")
+
+    def __init__(self, max_buffer: int) -> None:
+        self.sender = SendHalf(1 << 62)
+        self.receiver = ReceiveHalf(max_buffer)
+        self.send_key: PacketKey | None = None
+        self.recv_key: PacketKey | None = None
+
+    def receive(self, offset: int, data: bytes) -> bytes:
+        """Store a CRYPTO frame; return the newly contiguous bytes for TLS."""
+        if offset + len(data) > self.receiver.max_stream_data:
+            raise TransportError(
+                TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "CRYPTO data beyond the buffer limit"
+            )
+        self.receiver.receive(offset, data, False)
+        out = self.receiver.read()
+        if out:
+            # The window slides as TLS consumes: the limit is on buffered, not total, data.
+            self.receiver.max_stream_data = self.receiver.read_offset + self.receiver.window
+        return out
