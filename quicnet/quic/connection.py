@@ -171,7 +171,8 @@ class QuicConnection:
         self.tls = self._make_tls()
         self.sender = PacketSender(self)
         if not self.is_client:
-            self._install_initial_keys(self.original_destination_cid)
+            # The client's Initial after a Retry is keyed by the Retry's source CID.
+            self._install_initial_keys(retry_source_cid or self.original_destination_cid)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""

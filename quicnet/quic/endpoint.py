@@ -1,0 +1,252 @@
+"""The server endpoint: one socket's worth of connections (RFC 9000 §5.2, §6, §8, §10.3).
+
+It owns no socket. It parses only the version-independent invariants of each
+datagram (RFC 8999), routes by destination connection ID to a connection,
+accepts new connections on Initial packets of at least 1200 bytes, answers
+unknown versions with Version Negotiation and unknown short-header CIDs with
+stateless resets, can demand address validation with Retry, and caps
+connections and handshakes in progress. Closed connections are reaped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+
+from quicnet.crypto import hmac_digest, random_bytes
+from quicnet.quic.config import QuicConfiguration
+from quicnet.quic.connection import Address, ConnectionState, QuicConnection
+from quicnet.quic.errors import QuicUsageError, TransportError
+from quicnet.quic.events import QuicEvent
+from quicnet.quic.packets import (
+    MIN_INITIAL_DATAGRAM,
+    PacketType,
+    build_retry,
+    build_version_negotiation,
+    parse_invariant_header,
+    parse_long_header,
+)
+from quicnet.quic.tokens import RetryTokenManager
+from quicnet.quic.versions import VERSION_PARAMS
+
+__all__ = ["EndpointStats", "QuicEndpoint"]
+
+#: Smallest stateless reset we send (RFC 9000 §10.3: at least 21 bytes to look like a packet).
+MIN_STATELESS_RESET = 21
+#: A reserved version (0x?a?a?a?a) listed in Version Negotiation to keep clients honest (§6.3).
+GREASE_VERSION = 0x1A2A3A4A
+
+
+@dataclass
+class EndpointStats:
+    datagrams_received: int = 0
+    datagrams_dropped: int = 0
+    version_negotiations_sent: int = 0
+    retries_sent: int = 0
+    stateless_resets_sent: int = 0
+    connections_accepted: int = 0
+    connections_refused: int = 0
+
+
+class QuicEndpoint:
+    """A QUIC server endpoint (sans-I/O)."""
+
+    def __init__(
+        self,
+        configuration: QuicConfiguration,
+        *,
+        stateless_reset_key: bytes | None = None,
+        require_retry: bool = False,
+        retry_secret: bytes | None = None,
+        max_connections: int = 10_000,
+        max_handshakes: int = 1_000,
+        max_stateless_resets_per_second: int = 100,
+    ) -> None:
+        if configuration.is_client:
+            raise QuicUsageError("an endpoint serves: give it a server configuration")
+        self.configuration = configuration
+        #: Persist this to reset connections of a previous run after a restart.
+        self.stateless_reset_key = stateless_reset_key or random_bytes(32)
+        self.require_retry = require_retry
+        self._tokens = RetryTokenManager(retry_secret)
+        self.max_connections = max_connections
+        self.max_handshakes = max_handshakes
+        self._reset_budget = max_stateless_resets_per_second
+        self._reset_tokens = float(max_stateless_resets_per_second)
+        self._reset_refill_at = 0.0
+        self.connections: dict[bytes, QuicConnection] = {}  # every routable CID -> connection
+        self._all: set[QuicConnection] = set()
+        self._outgoing: deque[tuple[bytes, Address]] = deque()
+        self._events: deque[tuple[QuicConnection, QuicEvent]] = deque()
+        self.stats = EndpointStats()
+
+    def reset_token(self, cid: bytes) -> bytes:
+        """The stateless reset token for one of our CIDs (a keyed hash: survives restarts)."""
+        return hmac_digest("sha256", self.stateless_reset_key, b"quicnet reset" + cid)[:16]
+
+    # Datagrams in ---------------------------------------------------------------------
+    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
+        self.stats.datagrams_received += 1
+        cid_length = self.configuration.connection_id_length
+        try:
+            header = parse_invariant_header(data, cid_length)
+        except TransportError:
+            self.stats.datagrams_dropped += 1
+            return
+        conn = self.connections.get(header.destination_cid)
+        if conn is not None:
+            conn.receive_datagram(data, address, now)
+            self._after(conn)
+            return
+        if not header.is_long:
+            self._maybe_stateless_reset(data, header.destination_cid, address, now)
+            return
+        version = header.version
+        assert version is not None
+        if version not in self.configuration.supported_versions or version not in VERSION_PARAMS:
+            if version != 0 and len(data) >= MIN_INITIAL_DATAGRAM:
+                self._send_version_negotiation(
+                    header.source_cid or b"", header.destination_cid, address
+                )
+            else:
+                self.stats.datagrams_dropped += 1
+            return
+        self._maybe_accept(data, address, version, now)
+
+    def _maybe_accept(self, data: bytes, address: Address, version: int, now: float) -> None:
+        try:
+            long = parse_long_header(data)
+        except TransportError:
+            self.stats.datagrams_dropped += 1
+            return
+        # §14.1: only an Initial in a full-size datagram may open a connection.
+        if long.packet_type != PacketType.INITIAL or len(data) < MIN_INITIAL_DATAGRAM:
+            self.stats.datagrams_dropped += 1
+            return
+        if len(long.destination_cid) < 8:  # §7.2: the client's first DCID is at least 8 bytes
+            self.stats.datagrams_dropped += 1
+            return
+        original_dcid = long.destination_cid
+        retry_scid: bytes | None = None
+        validated = False
+        if long.token:
+            token = self._tokens.validate(long.token, address, now)
+            if token is None or token.retry_source_cid != long.destination_cid:
+                self.stats.datagrams_dropped += 1  # forged, stale or replayed elsewhere
+                return
+            original_dcid, retry_scid, validated = (
+                token.original_destination_cid,
+                token.retry_source_cid,
+                True,
+            )
+        elif self.require_retry:
+            self._send_retry(long.source_cid, long.destination_cid, version, address, now)
+            return
+        handshaking = sum(1 for c in self._all if c.state == ConnectionState.HANDSHAKE)
+        if len(self._all) >= self.max_connections or handshaking >= self.max_handshakes:
+            self.stats.connections_refused += 1
+            return
+        config = self.configuration
+        if config.version != version:
+            config = replace(config, version=version)
+        conn = QuicConnection(
+            config,
+            original_destination_cid=original_dcid,
+            retry_source_cid=retry_scid,
+            reset_token_for=self.reset_token,
+            peer_address_validated=validated,
+        )
+        self._all.add(conn)
+        self.connections[conn.host_cid] = conn
+        self.connections[long.destination_cid] = conn  # until the client switches to ours
+        self.stats.connections_accepted += 1
+        conn.receive_datagram(data, address, now)
+        self._after(conn)
+
+    def _send_version_negotiation(
+        self, client_scid: bytes, client_dcid: bytes, address: Address
+    ) -> None:
+        versions = [GREASE_VERSION, *self.configuration.supported_versions]
+        unused = random_bytes(1)[0]
+        self._outgoing.append(
+            (build_version_negotiation(client_scid, client_dcid, versions, unused), address)
+        )
+        self.stats.version_negotiations_sent += 1
+
+    def _send_retry(
+        self, client_scid: bytes, client_dcid: bytes, version: int, address: Address, now: float
+    ) -> None:
+        new_scid = random_bytes(self.configuration.connection_id_length)
+        token = self._tokens.create(address, client_dcid, new_scid, now)
+        self._outgoing.append(
+            (build_retry(version, client_scid, new_scid, client_dcid, token), address)
+        )
+        self.stats.retries_sent += 1
+
+    def _maybe_stateless_reset(
+        self, data: bytes, dcid: bytes, address: Address, now: float
+    ) -> None:
+        """§10.3: a reset is always shorter than its trigger, never below 21 bytes, rate-limited."""
+        size = min(len(data) - 1, 43)
+        if size < MIN_STATELESS_RESET or not dcid:
+            self.stats.datagrams_dropped += 1
+            return
+        elapsed = now - self._reset_refill_at
+        self._reset_refill_at = now
+        self._reset_tokens = min(
+            float(self._reset_budget), self._reset_tokens + elapsed * self._reset_budget
+        )
+        if self._reset_tokens < 1:
+            self.stats.datagrams_dropped += 1
+            return
+        self._reset_tokens -= 1
+        filler = bytearray(random_bytes(size - 16))
+        filler[0] = 0x40 | (filler[0] & 0x3F)  # looks like a short header
+        self._outgoing.append((bytes(filler) + self.reset_token(dcid), address))
+        self.stats.stateless_resets_sent += 1
+
+    # Bookkeeping --------------------------------------------------------------------------
+    def _after(self, conn: QuicConnection) -> None:
+        """Apply routing changes and collect events after a connection did something."""
+        for cid, added in conn.cids.routing_changes:
+            if added:
+                self.connections[cid] = conn
+            elif self.connections.get(cid) is conn:
+                del self.connections[cid]
+        conn.cids.routing_changes.clear()
+        while (event := conn.next_event()) is not None:
+            self._events.append((conn, event))
+        if conn.state == ConnectionState.TERMINATED:
+            self._reap(conn)
+
+    def _reap(self, conn: QuicConnection) -> None:
+        self._all.discard(conn)
+        for cid in [c for c, owner in self.connections.items() if owner is conn]:
+            del self.connections[cid]
+
+    # Datagrams out, timers, events --------------------------------------------------------------
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        out = list(self._outgoing)
+        self._outgoing.clear()
+        for conn in list(self._all):
+            out += conn.datagrams_to_send(now)
+            self._after(conn)
+        return out
+
+    def next_timer(self) -> float | None:
+        timers = [t for c in self._all if (t := c.next_timer()) is not None]
+        return min(timers) if timers else None
+
+    def handle_timer(self, now: float) -> None:
+        for conn in list(self._all):
+            t = conn.next_timer()
+            if t is not None and t <= now:
+                conn.handle_timer(now)
+                self._after(conn)
+
+    def next_event(self) -> tuple[QuicConnection, QuicEvent] | None:
+        return self._events.popleft() if self._events else None
+
+    def close(self, error_code: int = 0, reason: str = "server shutting down") -> None:
+        for conn in list(self._all):
+            conn.close(error_code, reason)
