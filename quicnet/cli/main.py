@@ -18,6 +18,8 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
     from quicnet.cli.demo import demo
     from quicnet.cli.digest import dgst, rand
     from quicnet.cli.keys import genpkey, pkey
+    from quicnet.cli.q_client import q_client
+    from quicnet.cli.q_server import q_server
     from quicnet.cli.req import req
     from quicnet.cli.s_client import s_client
     from quicnet.cli.s_server import s_server
@@ -36,6 +38,8 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
         "ca": (ca, "a small on-disk development CA: init, issue, list"),
         "s_client": (s_client, "TLS 1.3 client (stdin to the server, replies to stdout)"),
         "s_server": (s_server, "TLS 1.3 server; -www answers GET / with a status page"),
+        "q_client": (q_client, "QUIC client: stdin on a stream, or hq-interop downloads"),
+        "q_server": (q_server, "QUIC server: echo, or -www DIR over hq-interop"),
     }
 
 

@@ -1,0 +1,122 @@
+"""``q_client``: a QUIC client: stdin on one stream, or hq-interop downloads of URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from quicnet.cli.common import CliError, Parser
+from quicnet.cli.s_client import split_host_port
+from quicnet.cli.tls_common import key_log_writer, load_roots
+from quicnet.io.aio import QuicClient, connect, run
+from quicnet.quic import ConnectionTerminated, QuicConfiguration, StreamDataReceived, StreamReset
+
+
+async def _download(client: QuicClient, urls: list[str], out: Path, timeout: float) -> int:
+    """One stream per URL, all at once; returns how many failed."""
+    conn = client.connection
+    files: dict[int, tuple[Path, bytearray]] = {}
+    for url in urls:
+        path = urlparse(url).path or "/"
+        stream_id = conn.create_stream()
+        files[stream_id] = (out / (Path(path).name or "index.html"), bytearray())
+        client.send_stream_data(stream_id, f"GET {path}\r\n".encode(), end_stream=True)
+    done: set[int] = set()
+    failed = 0
+
+    async def collect() -> None:
+        nonlocal failed
+        async for event in client.events():
+            if isinstance(event, StreamDataReceived) and event.stream_id in files:
+                files[event.stream_id][1].extend(event.data)
+                if event.end_stream:
+                    target, data = files[event.stream_id]
+                    target.write_bytes(bytes(data))
+                    done.add(event.stream_id)
+            elif isinstance(event, StreamReset) and event.stream_id in files:
+                sys.stderr.write(
+                    f"q_client: {files[event.stream_id][0].name}: refused by the server\n"
+                )
+                done.add(event.stream_id)
+                failed += 1
+            elif isinstance(event, ConnectionTerminated):
+                return
+            if len(done) == len(files):
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(collect(), timeout)
+    missing = len(files) - len(done)
+    for stream_id, (target, _) in files.items():
+        if stream_id not in done:
+            sys.stderr.write(f"q_client: {target.name}: incomplete\n")
+    return failed + missing
+
+
+async def _stdin_exchange(client: QuicClient, timeout: float) -> int:
+    data = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
+    stream_id = client.connection.create_stream()
+    client.send_stream_data(stream_id, data, end_stream=True)
+
+    async def collect() -> None:
+        async for event in client.events():
+            if isinstance(event, StreamDataReceived) and event.stream_id == stream_id:
+                sys.stdout.buffer.write(event.data)
+                sys.stdout.buffer.flush()
+                if event.end_stream:
+                    return
+
+    await asyncio.wait_for(collect(), timeout)
+    return 0
+
+
+async def main(argv: list[str]) -> int:
+    p = Parser("q_client", "QUIC client: sends stdin on a stream, or downloads URLs (hq-interop).")
+    p.add_argument("-connect", required=True, metavar="HOST:PORT")
+    p.add_argument("-servername", metavar="NAME")
+    p.add_argument("-alpn", metavar="P1,P2")
+    p.add_argument("-CAfile", metavar="FILE")
+    p.add_argument("-insecure", action="store_true", help="do NOT verify the server (tests only)")
+    p.add_argument("-pin", action="append", default=[], metavar="HEX")
+    p.add_argument("-keylogfile", metavar="FILE")
+    p.add_argument("-out", metavar="DIR", default=".", help="where downloads go (default: .)")
+    p.add_argument("-timeout", type=float, default=60.0)
+    p.add_argument("urls", nargs="*", metavar="URL")
+    a = p.parse_args(argv)
+
+    host, port = split_host_port(a.connect)
+    pins = [bytes.fromhex(x.replace(":", "")) for x in a.pin]
+    roots = [] if a.insecure or (pins and not a.CAfile) else load_roots(a.CAfile)
+    if not (roots or pins or a.insecure):
+        raise CliError("no trusted roots: give -CAfile, -pin, or -insecure")
+    alpn = a.alpn.split(",") if a.alpn else (["hq-interop"] if a.urls else ["quicnet"])
+    config = QuicConfiguration(
+        is_client=True,
+        alpn_protocols=alpn,
+        server_name=a.servername or host,
+        trust_roots=roots,
+        pinned_fingerprints=pins,
+        insecure_skip_verify=a.insecure,
+        key_log=key_log_writer(a.keylogfile or os.environ.get("SSLKEYLOGFILE")),
+    )
+    try:
+        client = await asyncio.wait_for(connect(host, port, config), a.timeout)
+    except (ConnectionError, TimeoutError) as exc:
+        raise CliError(f"cannot connect to {a.connect}: {exc or 'timed out'}") from None
+    try:
+        if a.urls:
+            out = Path(a.out)
+            out.mkdir(parents=True, exist_ok=True)
+            failed = await _download(client, a.urls, out, a.timeout)
+            return 1 if failed else 0
+        return await _stdin_exchange(client, a.timeout)
+    finally:
+        await client.close()
+
+
+def q_client(argv: list[str]) -> int:
+    return int(run(main(argv)))

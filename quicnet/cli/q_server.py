@@ -1,0 +1,116 @@
+"""``q_server``: a QUIC server that echoes streams, or serves files over HTTP/0.9 (hq-interop)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from quicnet.cli.common import CliError, Parser, read_passphrase
+from quicnet.cli.tls_common import key_log_writer, load_identity
+from quicnet.crypto import dev_identity
+from quicnet.io.aio import run, serve
+from quicnet.quic import (
+    ConnectionTerminated,
+    DatagramReceived,
+    HandshakeCompleted,
+    QuicConfiguration,
+    QuicConnection,
+    QuicEvent,
+    StreamDataReceived,
+)
+
+_MAX_REQUEST = 4096
+
+
+def _resolve(root: Path, request: bytes) -> Path | None:
+    """The file a ``GET /path`` names inside ``root`` (None if malformed or outside)."""
+    line = request.split(b"\r\n", 1)[0].split(b"\n", 1)[0].decode("latin-1").strip()
+    if not line.startswith("GET "):
+        return None
+    target = line[4:].split(" ", 1)[0].split("?", 1)[0]
+    path = (root / target.lstrip("/")).resolve()
+    if root not in path.parents and path != root:
+        return None  # no escaping the served directory
+    return path if path.is_file() else None
+
+
+async def main(argv: list[str]) -> int:
+    p = Parser(
+        "q_server", "QUIC server: echoes each stream, or with -www serves files (hq-interop)."
+    )
+    p.add_argument("-accept", default="4433", metavar="[HOST:]PORT")
+    p.add_argument("-cert", metavar="FILE")
+    p.add_argument("-key", metavar="FILE")
+    p.add_argument("-pass", dest="passin", metavar="ARG")
+    p.add_argument(
+        "-www", metavar="DIR", help="serve files from DIR over HTTP/0.9 (ALPN hq-interop)"
+    )
+    p.add_argument("-retry", action="store_true", help="validate client addresses with Retry")
+    p.add_argument("-alpn", metavar="P1,P2")
+    p.add_argument("-keylogfile", metavar="FILE")
+    p.add_argument("-quiet", action="store_true")
+    a = p.parse_args(argv)
+
+    host, _, port_text = a.accept.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port_text.isdigit():
+        raise CliError(f"-accept {a.accept!r}: expected [HOST:]PORT")
+    chain, key = load_identity(a.cert, a.key, read_passphrase(a.passin))
+    if key is None:
+        ident = dev_identity()
+        chain, key = list(ident.certificate_chain), ident.private_key
+        sys.stderr.write(
+            f"q_server: no -cert, using a development identity; pin: {ident.fingerprint.hex()}\n"
+        )
+    root = Path(a.www).resolve() if a.www else None
+    if root is not None and not root.is_dir():
+        raise CliError(f"-www {a.www!r} is not a directory")
+    alpn = a.alpn.split(",") if a.alpn else (["hq-interop"] if root else ["quicnet", "hq-interop"])
+    config = QuicConfiguration(
+        is_client=False,
+        alpn_protocols=alpn,
+        certificate_chain=chain,
+        private_key=key,
+        key_log=key_log_writer(a.keylogfile),
+    )
+    requests: dict[tuple[int, int], bytearray] = {}
+
+    def handle(conn: QuicConnection, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived):
+            if root is None:
+                conn.send_stream_data(event.stream_id, event.data, event.end_stream)
+                return
+            key_ = (id(conn), event.stream_id)
+            buf = requests.setdefault(key_, bytearray())
+            buf += event.data
+            if len(buf) > _MAX_REQUEST:
+                conn.reset_stream(event.stream_id, 0x101)
+                requests.pop(key_, None)
+            elif event.end_stream or b"\n" in buf:
+                requests.pop(key_, None)
+                path = _resolve(root, bytes(buf))
+                if path is None:
+                    conn.reset_stream(event.stream_id, 0x104)  # like H3_REQUEST_REJECTED
+                else:
+                    conn.send_stream_data(event.stream_id, path.read_bytes(), True)
+        elif isinstance(event, DatagramReceived):
+            conn.send_datagram(event.data)
+        elif isinstance(event, (HandshakeCompleted, ConnectionTerminated)) and not a.quiet:
+            sys.stderr.write(f"q_server: {event}\n")
+
+    server = await serve(host, int(port_text), config, handle, require_retry=a.retry)
+    bound = server.local_address
+    print(f"ACCEPT {bound[0]}:{bound[1]}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.close()
+    return 0
+
+
+def q_server(argv: list[str]) -> int:
+    try:
+        return int(run(main(argv)))
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,254 @@
+"""asyncio driver for QUIC: the same sans-I/O core, on the event loop.
+
+::
+
+    client = await connect("127.0.0.1", 4433, QuicConfiguration(...))
+    stream_id = client.connection.create_stream()
+    client.send_stream_data(stream_id, b"hello", end_stream=True)
+    async for event in client.events():
+        ...
+
+Uses uvloop when it is installed and :func:`run` starts the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, cast
+
+from quicnet.quic.config import QuicConfiguration
+from quicnet.quic.connection import Address, ConnectionState, QuicConnection
+from quicnet.quic.endpoint import QuicEndpoint
+from quicnet.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
+
+__all__ = ["QuicClient", "QuicServer", "connect", "run", "serve"]
+
+
+def run(main: Coroutine[Any, Any, Any]) -> Any:
+    """``asyncio.run`` with uvloop when it is installed."""
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+class _Transporter(asyncio.DatagramProtocol):
+    """Moves datagrams between a transport and a sans-I/O object; keeps its timer armed."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    # Subclasses provide these three.
+    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
+        raise NotImplementedError
+
+    def _next_timer(self) -> float | None:
+        raise NotImplementedError
+
+    def _on_timer(self, now: float) -> None:
+        raise NotImplementedError
+
+    def transmit(self) -> None:
+        """Send what is due and re-arm the timer."""
+        now = self.loop.time()
+        if self.transport is not None:
+            for data, address in self._pending(now):
+                self.transport.sendto(data, address[:2])
+        deadline = self._next_timer()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = (
+                None if deadline is None else self.loop.call_at(max(deadline, now), self._fire)
+            )
+            self._timer_at = deadline
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._on_timer(self.loop.time())
+        self.transmit()
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP errors: recovery treats what was lost as lost
+
+    def stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class QuicClient(_Transporter):
+    """A client connection on the event loop."""
+
+    def __init__(self, connection: QuicConnection) -> None:
+        super().__init__()
+        self.connection = connection
+        self._queue: asyncio.Queue[QuicEvent] = asyncio.Queue()
+        self._connected = self.loop.create_future()
+        self._closed = self.loop.create_future()
+
+    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
+        return self.connection.datagrams_to_send(now)
+
+    def _next_timer(self) -> float | None:
+        return self.connection.next_timer()
+
+    def _on_timer(self, now: float) -> None:
+        self.connection.handle_timer(now)
+        self._dispatch()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.connection.receive_datagram(data, addr, self.loop.time())
+        self._dispatch()
+        self.transmit()
+
+    def _dispatch(self) -> None:
+        while (event := self.connection.next_event()) is not None:
+            if isinstance(event, HandshakeCompleted) and not self._connected.done():
+                self._connected.set_result(None)
+            if isinstance(event, ConnectionTerminated):
+                if not self._connected.done():
+                    self._connected.set_exception(
+                        ConnectionError(f"connection failed: {event.reason}")
+                    )
+                if not self._closed.done():
+                    self._closed.set_result(None)
+            self._queue.put_nowait(event)
+        if self.connection.state == ConnectionState.TERMINATED and not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_connected(self) -> None:
+        await self._connected
+
+    async def next_event(self) -> QuicEvent:
+        return await self._queue.get()
+
+    async def events(self) -> AsyncIterator[QuicEvent]:
+        """Every event until the connection ends (the ConnectionTerminated included)."""
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, ConnectionTerminated):
+                return
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self.connection.send_stream_data(stream_id, data, end_stream)
+        self.transmit()
+
+    def send_datagram(self, data: bytes) -> int:
+        datagram_id = self.connection.send_datagram(data)
+        self.transmit()
+        return datagram_id
+
+    async def close(self, error_code: int = 0, reason: str = "") -> None:
+        """Close and wait until the connection has terminated (closing period included)."""
+        self.connection.close(error_code, reason)
+        self.transmit()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._closed), 5.0)
+        self.stop_timer()
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def connect(
+    host: str, port: int, configuration: QuicConfiguration, *, wait_connected: bool = True
+) -> QuicClient:
+    """Open a client connection; by default returns once the handshake completed."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=2)  # SOCK_DGRAM
+    address = infos[0][4]
+    if configuration.server_name is None:
+        configuration.server_name = host
+    connection = QuicConnection(configuration)
+    _, protocol = await loop.create_datagram_endpoint(
+        lambda: QuicClient(connection),
+        remote_addr=None,
+        local_addr=("::" if ":" in str(address[0]) else "0.0.0.0", 0),
+    )
+    assert isinstance(protocol, QuicClient)
+    connection.connect((str(address[0]), int(address[1])), loop.time())
+    protocol.transmit()
+    if wait_connected:
+        await protocol.wait_connected()
+    return protocol
+
+
+Handler = Callable[[QuicConnection, QuicEvent], Awaitable[None] | None]
+
+
+class QuicServer(_Transporter):
+    """A server endpoint on the event loop; ``handler`` sees every connection's events."""
+
+    def __init__(self, endpoint: QuicEndpoint, handler: Handler) -> None:
+        super().__init__()
+        self.endpoint = endpoint
+        self._handler = handler
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
+        return self.endpoint.datagrams_to_send(now)
+
+    def _next_timer(self) -> float | None:
+        return self.endpoint.next_timer()
+
+    def _on_timer(self, now: float) -> None:
+        self.endpoint.handle_timer(now)
+        self._dispatch()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.endpoint.receive_datagram(data, addr, self.loop.time())
+        self._dispatch()
+        self.transmit()
+
+    def _dispatch(self) -> None:
+        while (item := self.endpoint.next_event()) is not None:
+            result = self._handler(*item)
+            if asyncio.iscoroutine(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.transmit()
+
+    @property
+    def local_address(self) -> Address:
+        assert self.transport is not None
+        name: Address = self.transport.get_extra_info("sockname")
+        return name
+
+    async def close(self) -> None:
+        self.endpoint.close()
+        self.transmit()
+        self.stop_timer()
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def serve(
+    host: str,
+    port: int,
+    configuration: QuicConfiguration,
+    handler: Handler,
+    **endpoint_options: Any,
+) -> QuicServer:
+    """Start a server endpoint; ``handler(connection, event)`` runs for every event."""
+    loop = asyncio.get_running_loop()
+    endpoint = QuicEndpoint(configuration, **endpoint_options)
+    _, protocol = await loop.create_datagram_endpoint(
+        lambda: QuicServer(endpoint, handler), local_addr=(host, port)
+    )
+    assert isinstance(protocol, QuicServer)
+    return protocol
