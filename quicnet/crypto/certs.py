@@ -68,7 +68,7 @@ def _check_parsable(obj: x509.Certificate | x509.CertificateSigningRequest) -> N
             obj.issuer.rfc4514_string()
             obj.not_valid_before_utc, obj.not_valid_after_utc  # noqa: B018
         obj.extensions  # noqa: B018
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, x509.UnsupportedGeneralNameType) as exc:
         raise DecodeError(f"malformed name, time or extension: {exc}") from None
 
 

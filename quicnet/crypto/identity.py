@@ -54,7 +54,9 @@ def dev_identity(
     few milliseconds.
     """
     ca_key = generate_private_key("EC", curve="P-256")
-    ca = make_ca(ca_key, "/CN=quicnet dev CA", days=days, path_length=0, not_before=not_before)
+    # A unique name per CA, so trusting another run's root reads as "unknown CA".
+    ca_name = f"/CN=quicnet dev CA {ca_key.public_key().fingerprint().hex()[:12]}"
+    ca = make_ca(ca_key, ca_name, days=days, path_length=0, not_before=not_before)
     key = generate_private_key("EC", curve="P-256")
     subject = "/CN=" + (names[0] if names else "quicnet dev server")
     leaf = issue_certificate(

@@ -167,6 +167,17 @@ def _name_allowed(nc: x509.NameConstraints, kind: str, value: str) -> bool:
     return not excluded_hit and (permitted_hit or not has_permitted)
 
 
+def _key_ids_compatible(child: Certificate, issuer: Certificate) -> bool:
+    """False when both key identifiers are present and differ (RFC 5280 §4.2.1.1)."""
+    aki = _ext(child, x509.AuthorityKeyIdentifier)
+    ski = _ext(issuer, x509.SubjectKeyIdentifier)
+    if not isinstance(aki, x509.AuthorityKeyIdentifier) or aki.key_identifier is None:
+        return True
+    if not isinstance(ski, x509.SubjectKeyIdentifier):
+        return True
+    return aki.key_identifier == ski.digest
+
+
 def verify_chain(
     chain: Sequence[Certificate],
     roots: Sequence[Certificate],
@@ -198,6 +209,8 @@ def verify_chain(
             raise PathTooLong(f"no trusted root within {MAX_PATH_LENGTH} certificates")
         candidates = [c for c in roots if c._cert.subject == current._cert.issuer]
         candidates += [c for c in pool if c._cert.subject == current._cert.issuer and c not in path]
+        # A same-named CA with another key (per AKI/SKI) is a different CA, not a forger.
+        candidates = [c for c in candidates if _key_ids_compatible(current, c)]
         if not candidates:
             what = "self-signed certificate" if current.is_self_issued else "certificate"
             raise UnknownIssuer(

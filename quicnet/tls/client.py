@@ -309,6 +309,11 @@ class TLSClient(TLSEngine):
         selected = hello.extension(ET.pre_shared_key)
         if selected is not None:
             offered = self._offered_psk
+            if ET.pre_shared_key not in self._offered_extensions:
+                raise ProtocolViolation(  # §4.2: a response to no request
+                    "pre_shared_key in ServerHello but none offered",
+                    AlertDescription.unsupported_extension,
+                )
             if offered is None or ext.decode_pre_shared_key_server(selected) != 0:
                 raise ProtocolViolation(
                     "the server selected a PSK we did not offer", AlertDescription.illegal_parameter
@@ -362,7 +367,9 @@ class TLSClient(TLSEngine):
             if e.type not in _HRR_EXTENSIONS:
                 raise ProtocolViolation(
                     f"extension {e.type} not allowed in HelloRetryRequest",
-                    AlertDescription.unsupported_extension,
+                    AlertDescription.illegal_parameter
+                    if e.type in self._offered_extensions
+                    else AlertDescription.unsupported_extension,
                 )
         group_data = hello.extension(ET.key_share)
         cookie_data = hello.extension(ET.cookie)
@@ -442,6 +449,7 @@ class TLSClient(TLSEngine):
         limit = message.extension(ET.record_size_limit)
         if limit is not None:
             self.peer_record_size_limit = ext.decode_record_size_limit(limit)
+            self.local_record_size_limit = self.config.record_size_limit
         tp = message.extension(ET.quic_transport_parameters)
         if self.quic and tp is None:
             raise ProtocolViolation(
@@ -511,6 +519,8 @@ class TLSClient(TLSEngine):
 
     def _on_finished(self, message: Finished, raw: bytes) -> None:
         assert self.key_schedule is not None
+        if len(message.verify_data) != self.key_schedule.hash_length:
+            raise ProtocolViolation("Finished of the wrong length", AlertDescription.decode_error)
         if not self.key_schedule.check_finished(
             self.server_handshake_secret, self.transcript.digest(), message.verify_data
         ):

@@ -58,6 +58,9 @@ class TLSEngine:
         self.handshake_complete = False
         self._exporter_master_secret = b""
         self.client_handshake_secret = b""
+        self._read_key_changes = 0
+        #: The record_size_limit we announced and the peer accepted (RFC 8449), if any.
+        self.local_record_size_limit: int | None = None
         self.server_handshake_secret = b""
         #: Current application traffic secrets (for KeyUpdate on TCP).
         self.client_application_secret = b""
@@ -76,9 +79,19 @@ class TLSEngine:
                 "a handshake message spans a key change", AlertDescription.unexpected_message
             )
         self._reassembly_epoch = epoch
-        for raw in self._reassembler.feed(data):
+        messages = self._reassembler.feed(data)
+        for i, raw in enumerate(messages):
+            reads_before = self._read_key_changes
             message = decode_message(raw)
             self._handle(epoch, message, raw, now)
+            if self._read_key_changes != reads_before and (
+                i + 1 < len(messages) or len(self._reassembler)
+            ):
+                # §5.1: a key change must fall on a record boundary.
+                raise ProtocolViolation(
+                    "handshake data follows a key change in the same record",
+                    AlertDescription.unexpected_message,
+                )
 
     def data_to_send(self) -> list[tuple[Epoch, bytes]]:
         """Handshake bytes to send, in order, each with the epoch that must protect it."""
@@ -126,6 +139,8 @@ class TLSEngine:
     def _secret(self, epoch: Epoch, is_write: bool, secret: bytes, log_label: str) -> None:
         assert self.cipher_suite is not None
         self._events.append(TrafficSecretReady(epoch, is_write, self.cipher_suite, secret))
+        if not is_write:
+            self._read_key_changes += 1
         self._log(log_label, secret)
 
     def _log(self, label: str, secret: bytes) -> None:

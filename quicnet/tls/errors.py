@@ -34,7 +34,9 @@ class DecodeError(ProtocolViolation):
 
 
 class AlertReceived(TLSError):
-    """The peer sent a fatal alert (or close_notify)."""
+    """The peer sent a fatal alert; ``description`` is its code."""
+
+    description: int = AlertDescription.internal_error
 
 
 class UsageError(TLSError):

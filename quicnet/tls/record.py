@@ -90,6 +90,7 @@ class TLSConnection:
         self.peer_closed = False
         self.local_closed = False
         self.first_record = True
+        self._peer_protected_seen = False
 
     @property
     def _compat(self) -> bool:
@@ -124,9 +125,36 @@ class TLSConnection:
             self._process_records(now)
         except TLSError as exc:
             if isinstance(exc, ProtocolViolation):
-                self._send_alert(exc.alert)
+                self._fail(exc.alert)
             self.closed = True
             raise
+        except Exception as exc:  # a bug must still end the connection cleanly
+            self._fail(AlertDescription.internal_error)
+            self.closed = True
+            raise ProtocolViolation(
+                f"internal error: {exc!r}", AlertDescription.internal_error
+            ) from exc
+
+    def _fail(self, alert: AlertDescription) -> None:
+        """Send a fatal alert under the newest keys the peer can have.
+
+        A client that just processed ServerHello has handshake keys the server
+        also has, so they protect its alert. A server's unsent flight never
+        reaches the client, so its alert uses the keys of what it did send.
+        """
+        if self.is_client:
+            while (event := self.engine.next_event()) is not None:
+                # The server reads our 1-RTT keys only after our Finished, never sent now.
+                if (
+                    isinstance(event, TrafficSecretReady)
+                    and event.is_write
+                    and event.epoch == Epoch.HANDSHAKE
+                ):
+                    suite = CIPHER_SUITES[event.cipher_suite]
+                    self._write[event.epoch] = _Protection(
+                        event.epoch, event.secret, traffic_aead(suite, event.secret)
+                    )
+        self._send_alert(alert)
 
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
@@ -197,13 +225,22 @@ class TLSConnection:
         self, content_type: int, header: bytes, fragment: bytes, now: float
     ) -> None:
         if content_type == CHANGE_CIPHER_SPEC:
-            # Appendix D.4: one unprotected 0x01 before the peer's Finished is ignored.
-            if fragment != b"\x01" or self.engine.handshake_complete:
+            # Appendix D.4: one unprotected 0x01 between the hellos and Finished is ignored;
+            # §5: before the ClientHello it is an unexpected record.
+            if (
+                fragment != b"\x01"
+                or self.engine.handshake_complete
+                or self.engine.state == "START"
+            ):
                 raise ProtocolViolation(
                     "unexpected change_cipher_spec", AlertDescription.unexpected_message
                 )
             return
         protection = self._read
+        if content_type == ALERT and not self._peer_protected_seen:
+            # A peer that failed before deriving keys (e.g. on our ServerHello) alerts in clear.
+            self._dispatch(content_type, fragment, Epoch.INITIAL, now)
+            return
         if protection is None:
             if content_type == APPLICATION_DATA:
                 raise ProtocolViolation(
@@ -225,7 +262,10 @@ class TLSConnection:
                 "record authentication failed", AlertDescription.bad_record_mac
             ) from None
         protection.sequence += 1
-        # §5.4: strip zero padding; the last non-zero byte is the real content type.
+        self._peer_protected_seen = True
+        # §5.4: the limit covers content type and padding; then strip the padding.
+        if len(plaintext) > self._max_receive_plaintext() + 1:
+            raise ProtocolViolation("record plaintext too long", AlertDescription.record_overflow)
         end = len(plaintext)
         while end and plaintext[end - 1] == 0:
             end -= 1
@@ -234,8 +274,6 @@ class TLSConnection:
                 "protected record has no content type", AlertDescription.unexpected_message
             )
         inner_type = plaintext[end - 1]
-        if end - 1 > self._max_receive_plaintext():
-            raise ProtocolViolation("record plaintext too long", AlertDescription.record_overflow)
         self._dispatch(inner_type, plaintext[: end - 1], protection.epoch, now)
 
     def _skippable_early_data(self, size: int) -> bool:
@@ -243,6 +281,7 @@ class TLSConnection:
         engine = self.engine
         if (
             not isinstance(engine, TLSServer)
+            or not engine.early_data_offered
             or engine.early_data_accepted
             or engine.handshake_complete
         ):
@@ -256,7 +295,7 @@ class TLSConnection:
         return self._early_data_skipped <= max(engine.config.max_early_data_size, 1 << 14) + 256
 
     def _max_receive_plaintext(self) -> int:
-        limit = self.engine.config.record_size_limit
+        limit = self.engine.local_record_size_limit
         return MAX_PLAINTEXT if limit is None else min(MAX_PLAINTEXT, limit - 1)
 
     def _dispatch(self, content_type: int, data: bytes, epoch: Epoch, now: float) -> None:
@@ -280,9 +319,7 @@ class TLSConnection:
                     AlertDescription.unexpected_message,
                 )
             if self.peer_closed:
-                raise ProtocolViolation(
-                    "data after close_notify", AlertDescription.unexpected_message
-                )
+                return  # §6.1: data after a closure alert is ignored
             if data:
                 self._events.append(ApplicationData(data, early))
         else:  # change_cipher_spec inside protection
@@ -307,7 +344,9 @@ class TLSConnection:
             name = AlertDescription(description).name
         except ValueError:
             name = str(description)
-        raise AlertReceived(f"the peer sent alert {name}", AlertDescription.internal_error)
+        error = AlertReceived(f"the peer sent alert {name}", AlertDescription.internal_error)
+        error.description = description
+        raise error
 
     def _post_handshake_messages(self, data: bytes, now: float) -> None:
         for raw in self._post_handshake.feed(data):
@@ -356,7 +395,7 @@ class TLSConnection:
     def _write_records(self, epoch: Epoch, content_type: int, data: bytes) -> None:
         size = self._max_send_plaintext()
         if epoch == Epoch.INITIAL:
-            version = b"\x03\x01" if self.first_record else b"\x03\x03"  # §5.1
+            version = b"\x03\x01" if self.first_record and self.is_client else b"\x03\x03"  # §5.1
             for i in range(0, len(data), size):
                 chunk = data[i : i + size]
                 self._out += (

@@ -71,17 +71,17 @@ class _Hello:
 
 
 def _parse_client_hello(hello: ClientHello) -> _Hello:
-    if hello.legacy_compression_methods != b"\x00":
-        raise ProtocolViolation(
-            "TLS 1.3 ClientHello must offer only null compression",
-            AlertDescription.illegal_parameter,
-        )
     versions_data = hello.extension(ET.supported_versions)
     if versions_data is None or ext.TLS13 not in ext.decode_supported_versions_client(
         versions_data
     ):
         raise ProtocolViolation(
             "the client does not offer TLS 1.3", AlertDescription.protocol_version
+        )
+    if hello.legacy_compression_methods != b"\x00":
+        raise ProtocolViolation(
+            "TLS 1.3 ClientHello must offer only null compression",
+            AlertDescription.illegal_parameter,
         )
     if hello.extensions and any(e.type == ET.pre_shared_key for e in hello.extensions[:-1]):
         raise ProtocolViolation(  # §4.2.11
@@ -154,6 +154,8 @@ class TLSServer(TLSEngine):
         self.group: int | None = None
         self.resumed = False
         self.early_data_accepted = False
+        #: The ClientHello offered early data (accepted or not).
+        self.early_data_offered = False
         self.peer_record_size_limit: int | None = None
         self.peer_transport_parameters: bytes | None = None
         self._hrr_group: int | None = None
@@ -244,6 +246,9 @@ class TLSServer(TLSEngine):
         self.alpn_protocol = alpn
         self.server_name = offer.server_name
         self.peer_record_size_limit = offer.record_size_limit
+        self.early_data_offered = offer.early_data
+        if offer.record_size_limit is not None and c.record_size_limit is not None:
+            self.local_record_size_limit = c.record_size_limit
         self.peer_transport_parameters = offer.transport_parameters
 
         self.early_data_accepted = (
@@ -507,6 +512,8 @@ class TLSServer(TLSEngine):
 
     def _on_finished(self, message: Finished, raw: bytes, now: float) -> None:
         assert self.key_schedule is not None and self.cipher_suite is not None
+        if len(message.verify_data) != self.key_schedule.hash_length:
+            raise ProtocolViolation("Finished of the wrong length", AlertDescription.decode_error)
         if not self.key_schedule.check_finished(
             self.client_handshake_secret, self.transcript.digest(), message.verify_data
         ):

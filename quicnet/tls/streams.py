@@ -163,6 +163,7 @@ async def _pump(
                 writer._flush()
         reader.feed_eof()
     except TLSError as exc:
+        _deliver(conn, writer, reader)  # authenticated data that came before the failure
         writer.error = exc
         reader.set_exception(exc)
     except (ConnectionError, OSError) as exc:
