@@ -60,7 +60,9 @@ def decode_certificate_chain(entries: Sequence[CertificateEntry]) -> list[Certif
     chain = []
     for entry in entries:
         try:
-            chain.append(load_certificate(entry.cert_data))
+            cert = load_certificate(entry.cert_data)
+            cert.public_key()  # a malformed key is a bad certificate, found now
+            chain.append(cert)
         except CryptoError as exc:
             raise ProtocolViolation(
                 f"peer certificate does not parse: {exc}", AlertDescription.bad_certificate

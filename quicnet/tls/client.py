@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quicnet.crypto import KeyExchangeError, KeyShare, SignatureScheme, digest, random_bytes
-from quicnet.crypto.errors import InvalidSignatureError, UnsupportedAlgorithmError
+from quicnet.crypto.errors import CryptoError, InvalidSignatureError, UnsupportedAlgorithmError
 from quicnet.crypto.signing import SCHEME_INFO
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
@@ -509,7 +509,7 @@ class TLSClient(TLSEngine):
         content = certificate_verify_content(self.transcript.digest(), server=True)
         try:
             self.peer_certificates[0].public_key().verify(scheme, message.signature, content)
-        except (InvalidSignatureError, UnsupportedAlgorithmError) as exc:
+        except (InvalidSignatureError, UnsupportedAlgorithmError, CryptoError) as exc:
             raise ProtocolViolation(
                 f"server CertificateVerify: {exc}", AlertDescription.decrypt_error
             ) from None

@@ -98,11 +98,27 @@ class ClientConfig:
             )
         if bool(self.certificate_chain) != (self.private_key is not None):
             raise UsageError("a client certificate needs both certificate_chain and private_key")
+        if self.private_key is not None and (
+            self.certificate_chain[0].public_key() != self.private_key.public_key()
+        ):
+            raise UsageError("the client private key does not match its certificate")
+        _check_alpn(self.alpn_protocols)
         if not self.cipher_suites or not self.groups:
             raise UsageError("at least one cipher suite and one group are needed")
         for g in self.key_share_groups:
             if g not in self.groups:
                 raise UsageError(f"key share group {g.name} is not among the offered groups")
+
+
+def _check_alpn(protocols: Sequence[str]) -> None:
+    """RFC 7301 §3.1: names are 1-255 bytes (carried as latin-1 here)."""
+    for name in protocols:
+        try:
+            raw = name.encode("latin-1")
+        except UnicodeEncodeError:
+            raise UsageError(f"ALPN name {name!r} is not latin-1") from None
+        if not 1 <= len(raw) <= 255:
+            raise UsageError(f"ALPN name {name!r} must be 1 to 255 bytes")
 
 
 class ClientAuth:
@@ -144,3 +160,4 @@ class ServerConfig:
             raise UsageError("the private key does not match the certificate")
         if self.client_auth and not self.client_trust_roots:
             raise UsageError("client_auth needs client_trust_roots")
+        _check_alpn(self.alpn_protocols)

@@ -210,7 +210,7 @@ def decode_key_share_hrr(data: bytes) -> int:
 def encode_alpn(protocols: Sequence[str]) -> bytes:
     inner = Writer()
     for proto in protocols:
-        inner.vector(proto.encode(), 1)
+        inner.vector(proto.encode("latin-1"), 1)
     w = Writer()
     w.vector(inner.getvalue(), 2)
     return w.getvalue()

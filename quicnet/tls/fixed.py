@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from quicnet.tls.messages import Extension, HandshakeType
+from quicnet.tls.session import TicketState
 
 __all__ = ["FixedInputs", "FixedTicket"]
 
@@ -35,3 +36,5 @@ class FixedInputs:
     #: (server) before they are sent (pre_shared_key stays last regardless).
     extensions: Callable[[HandshakeType, list[Extension]], list[Extension]] | None = None
     tickets: Sequence[FixedTicket] = ()
+    #: Server: tickets (by identity) to accept with the given state, as if sealed by us.
+    ticket_states: Mapping[bytes, TicketState] = field(default_factory=dict)

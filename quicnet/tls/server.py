@@ -14,7 +14,7 @@ from quicnet.crypto import (
     random_bytes,
     respond_key_share,
 )
-from quicnet.crypto.errors import UnsupportedAlgorithmError
+from quicnet.crypto.errors import CryptoError, UnsupportedAlgorithmError
 from quicnet.crypto.signing import SCHEME_INFO
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
@@ -274,16 +274,25 @@ class TLSServer(TLSEngine):
             raise ProtocolViolation(str(exc), AlertDescription.illegal_parameter) from None
         self.group = group
         sh_ext = [
-            Extension(ET.supported_versions, ext.encode_supported_versions_server()),
             Extension(
                 ET.key_share, ext.encode_key_share_server(ext.KeyShareEntry(group, server_share))
             ),
+            Extension(ET.supported_versions, ext.encode_supported_versions_server()),
         ]
-        if psk_state is not None:
-            sh_ext.append(Extension(ET.pre_shared_key, ext.encode_pre_shared_key_server(psk_index)))
+        if psk_state is not None:  # first, as in RFC 8448's traces
+            sh_ext.insert(
+                0, Extension(ET.pre_shared_key, ext.encode_pre_shared_key_server(psk_index))
+            )
+        if self._fixed.extensions is not None:
+            sh_ext = self._fixed.extensions(HandshakeType.server_hello, sh_ext)
         self._send(
             Epoch.INITIAL,
-            ServerHello(random_bytes(32), hello.legacy_session_id, suite, tuple(sh_ext)),
+            ServerHello(
+                self._fixed.random or random_bytes(32),
+                hello.legacy_session_id,
+                suite,
+                tuple(sh_ext),
+            ),
         )
         self.key_schedule.enter_handshake(shared_secret)
         defer = self.early_data_accepted and not self.quic
@@ -373,7 +382,7 @@ class TLSServer(TLSEngine):
             return None, 0
         truncated = raw[: -ext.binders_length(offer.psk)]
         for index, identity in enumerate(offer.psk.identities):
-            state = keys.open(identity.identity)
+            state = self._fixed.ticket_states.get(identity.identity) or keys.open(identity.identity)
             if (
                 state is None
                 or state.cipher_suite not in offer.suites
@@ -503,7 +512,7 @@ class TLSServer(TLSEngine):
             self.peer_certificates[0].public_key().verify(
                 SignatureScheme(scheme), message.signature, content
             )
-        except (InvalidSignatureError, UnsupportedAlgorithmError) as exc:
+        except (InvalidSignatureError, UnsupportedAlgorithmError, CryptoError) as exc:
             raise ProtocolViolation(
                 f"client CertificateVerify: {exc}", AlertDescription.decrypt_error
             ) from None
@@ -576,7 +585,6 @@ class TLSServer(TLSEngine):
             extensions = (
                 Extension(ET.early_data, ext.encode_early_data_ticket(c.max_early_data_size)),
             )
-        ticket = NewSessionTicket(
-            c.ticket_lifetime, age_add, nonce, c.ticket_keys.seal(state), extensions
-        )
+        sealed = fixed.ticket if fixed is not None else c.ticket_keys.seal(state)
+        ticket = NewSessionTicket(lifetime, age_add, nonce, sealed, extensions)
         self._send(Epoch.ONE_RTT, ticket, transcript=False)
