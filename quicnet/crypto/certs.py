@@ -26,7 +26,7 @@ from quicnet.crypto.errors import (
 from quicnet.crypto.hashes import digest, hash_algorithm
 from quicnet.crypto.keys import PrivateKey, PublicKey, PycaPublicKey
 from quicnet.crypto.names import parse_name, san_entries
-from quicnet.crypto.pem import is_pem, pem_blocks
+from quicnet.crypto.pem import is_pem, pem_blocks, pem_body
 
 __all__ = [
     "Certificate",
@@ -68,7 +68,7 @@ def _check_parsable(obj: x509.Certificate | x509.CertificateSigningRequest) -> N
             obj.issuer.rfc4514_string()
             obj.not_valid_before_utc, obj.not_valid_after_utc  # noqa: B018
         obj.extensions  # noqa: B018
-    except (ValueError, TypeError, x509.UnsupportedGeneralNameType) as exc:
+    except (ValueError, TypeError, x509.UnsupportedGeneralNameType, x509.DuplicateExtension) as exc:
         raise DecodeError(f"malformed name, time or extension: {exc}") from None
 
 
@@ -269,21 +269,31 @@ class CertificateRequest:
 def load_certificates(data: bytes) -> list[Certificate]:
     """Every certificate in ``data``: a PEM bundle (in file order) or one DER certificate."""
     if is_pem(data):
-        blocks = [
-            b for label, b in pem_blocks(data) if label in ("CERTIFICATE", "TRUSTED CERTIFICATE")
-        ]
-        if not blocks:
-            raise DecodeError("no CERTIFICATE PEM block found")
         certs = []
-        for block in blocks:
-            try:
-                certs.append(Certificate(x509.load_pem_x509_certificate(block)))
-            except (ValueError, x509.InvalidVersion) as exc:
-                if isinstance(exc, CryptoError):
-                    raise
-                raise DecodeError(f"not a valid PEM certificate: {exc}") from None
+        for label, block in pem_blocks(data):
+            if label == "CERTIFICATE":
+                certs.append(Certificate.from_der(pem_body(block)))
+            elif label == "TRUSTED CERTIFICATE":
+                # OpenSSL's -trustout form: the certificate, then trust settings.
+                der = pem_body(block)
+                certs.append(Certificate.from_der(der[: _der_element_length(der)]))
+        if not certs:
+            raise DecodeError("no CERTIFICATE PEM block found")
         return certs
     return [Certificate.from_der(data)]
+
+
+def _der_element_length(der: bytes) -> int:
+    """Length of the first DER TLV in ``der`` (header included)."""
+    if len(der) < 2:
+        raise DecodeError("truncated DER")
+    first = der[1]
+    if first < 0x80:
+        return 2 + first
+    n = first & 0x7F
+    if n == 0 or n > 4 or len(der) < 2 + n:
+        raise DecodeError("bad DER length")
+    return 2 + n + int.from_bytes(der[2 : 2 + n], "big")
 
 
 def load_certificate(data: bytes) -> Certificate:
@@ -329,8 +339,9 @@ def _signature_hash(key: PrivateKey) -> object:
 
 
 def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> Certificate:
+    algorithm = _signature_hash(key)  # UnsupportedAlgorithmError for keys that cannot sign
     try:
-        return Certificate(builder.sign(key._key, _signature_hash(key)))  # type: ignore[arg-type]
+        return Certificate(builder.sign(key._key, algorithm))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
         raise CryptoError(f"cannot sign the certificate: {exc}") from None
 
@@ -449,8 +460,9 @@ def make_csr(key: PrivateKey, subject: str, *, names: Iterable[str] = ()) -> Cer
     entries = san_entries(names)
     if entries:
         builder = builder.add_extension(x509.SubjectAlternativeName(entries), critical=False)
+    algorithm = _signature_hash(key)
     try:
-        return CertificateRequest(builder.sign(key._key, _signature_hash(key)))  # type: ignore[arg-type]
+        return CertificateRequest(builder.sign(key._key, algorithm))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
         raise CryptoError(f"cannot sign the CSR: {exc}") from None
 
@@ -482,6 +494,8 @@ def issue_certificate(
         names = csr.dns_names + csr.ip_addresses
     start, end = _validity(days, not_before)
     end = min(end, issuer.not_after)
+    if end <= start:
+        raise CryptoError(f"the issuer {issuer.subject!r} expired at {issuer.not_after:%Y-%m-%d}")
     builder = (
         x509.CertificateBuilder()
         .subject_name(csr._csr.subject)

@@ -140,7 +140,9 @@ class DevCA:
         cert_path = self.directory / "certs" / f"{serial:X}.pem"
         cert_path.write_bytes(cert.to_pem())
         # OpenSSL index.txt: status, expiry (YYMMDDHHMMSSZ), revocation, serial, file, subject
-        line = f"V\t{cert.not_after:%y%m%d%H%M%S}Z\t\t{serial:X}\tunknown\t/{cert.subject.replace(',', '/')}\n"
+        # OpenSSL index.txt subject: RDNs in encoding order, "/"-separated.
+        subject = "/" + "/".join(rdn.rfc4514_string() for rdn in cert._cert.subject.rdns)
+        line = f"V\t{cert.not_after:%y%m%d%H%M%S}Z\t\t{serial:X}\tunknown\t{subject}\n"
         with open(self.directory / "index.txt", "a") as f:
             f.write(line)
         return IssuedCertificate(serial, cert.subject, cert.not_after, cert_path, key_path)
@@ -148,9 +150,7 @@ class DevCA:
     def issued(self) -> list[IssuedCertificate]:
         """Every certificate this CA issued, oldest first."""
         result = []
-        for path in sorted(
-            (self.directory / "certs").glob("*.pem"), key=lambda p: p.stat().st_mtime_ns
-        ):
+        for path in sorted((self.directory / "certs").glob("*.pem"), key=lambda p: int(p.stem, 16)):
             cert: Certificate = load_certificate(path.read_bytes())
             key_path = self.directory / "private" / f"{path.stem}.key"
             result.append(

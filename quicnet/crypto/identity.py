@@ -53,6 +53,8 @@ def dev_identity(
     The CA's key is discarded, so the root can issue nothing else. Takes a
     few milliseconds.
     """
+    # One start for both, so the leaf gets its full validity (it is clipped to the CA's).
+    not_before = not_before or datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     ca_key = generate_private_key("EC", curve="P-256")
     # A unique name per CA, so trusting another run's root reads as "unknown CA".
     ca_name = f"/CN=quicnet dev CA {ca_key.public_key().fingerprint().hex()[:12]}"

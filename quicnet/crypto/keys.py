@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, TypeAlias
 
+from cryptography.exceptions import InternalError as _PycaInternalError
 from cryptography.exceptions import InvalidSignature
 from cryptography.exceptions import UnsupportedAlgorithm as _PycaUnsupported
 from cryptography.hazmat.primitives import serialization as ser
@@ -396,6 +397,19 @@ def _pem_block(data: bytes, suffixes: Iterable[str], what: str) -> bytes:
     raise DecodeError(f"no {what} PEM block found")
 
 
+def _is_encrypted(data: bytes, loader: object) -> bool:
+    """True if ``data`` is an encrypted private key (it asks for a passphrase)."""
+    if b"ENCRYPTED" in data[:64] or b"Proc-Type: 4,ENCRYPTED" in data:
+        return True
+    try:
+        loader(data, None)  # type: ignore[operator]
+    except TypeError:
+        return True  # "Password was not given but private key is encrypted"
+    except Exception:
+        return False
+    return False
+
+
 def load_private_key(data: bytes, password: bytes | None = None) -> PrivateKey:
     """Read a private key: PEM or DER; PKCS#8 (plain or encrypted), PKCS#1 or SEC1."""
     if is_pem(data):
@@ -411,9 +425,10 @@ def load_private_key(data: bytes, password: bytes | None = None) -> PrivateKey:
                 key = loader(data, None)  # like OpenSSL: a passphrase for a plain key is ignored
             else:
                 raise PassphraseError("the key is encrypted: a passphrase is needed") from None
-    except ValueError as exc:
-        text = str(exc).lower()
-        if password is not None and ("decrypt" in text or "password" in text):
+    except (ValueError, _PycaInternalError):
+        # Decryption garbage and corrupt keys look alike; an encrypted key that fails
+        # with a passphrase given is a wrong passphrase.
+        if password is not None and _is_encrypted(data, loader):
             raise PassphraseError("wrong passphrase for the encrypted key") from None
         raise DecodeError("not a valid private key (PEM or DER)") from None
     except _PycaUnsupported as exc:
@@ -430,7 +445,7 @@ def load_public_key(data: bytes) -> PublicKey:
             key = ser.load_pem_public_key(_pem_block(data, ("PUBLIC KEY",), "public key"))
         else:
             key = ser.load_der_public_key(data)
-    except ValueError:
+    except (ValueError, _PycaInternalError):
         raise DecodeError("not a valid public key (PEM or DER SubjectPublicKeyInfo)") from None
     except _PycaUnsupported as exc:
         raise UnsupportedAlgorithmError(f"unsupported public key: {exc}") from None

@@ -46,8 +46,16 @@ def parse_name(subject: str) -> x509.Name:
     text = subject.strip()
     if not text:
         raise DecodeError("empty subject name")
-    # OpenSSL's -subj form starts with "/"; otherwise RFC 4514's commas.
-    parts = _split_unescaped(text[1:], "/") if text.startswith("/") else _split_unescaped(text, ",")
+    if not text.startswith("/"):
+        # RFC 4514: most specific RDN first (the reverse of the encoding order).
+        try:
+            name = x509.Name.from_rfc4514_string(text, {k: v for k, v in _ATTRS.items()})
+        except ValueError as exc:
+            raise DecodeError(f"cannot parse subject {subject!r}: {exc}") from None
+        if not len(name):
+            raise DecodeError(f"no attributes in subject {subject!r}")
+        return name
+    parts = _split_unescaped(text[1:], "/")  # OpenSSL's -subj form, encoding order
     attributes = []
     for part in parts:
         if not part.strip():

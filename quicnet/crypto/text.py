@@ -115,6 +115,17 @@ def _extension_lines(extensions: x509.Extensions) -> list[str]:
     return lines
 
 
+def _serial_text(serial: int) -> str:
+    sign = "-" if serial < 0 else ""
+    magnitude = abs(serial)
+    return (
+        sign
+        + format_fingerprint(
+            magnitude.to_bytes((magnitude.bit_length() + 7) // 8 or 1, "big")
+        ).lower()
+    )
+
+
 def certificate_text(cert: Certificate) -> str:
     c = cert._cert
     public = cert.public_key()
@@ -123,7 +134,7 @@ def certificate_text(cert: Certificate) -> str:
         "    Data:",
         f"        Version: {c.version.value + 1} (0x{c.version.value:x})",
         "        Serial Number:",
-        f"            {format_fingerprint(c.serial_number.to_bytes((c.serial_number.bit_length() + 7) // 8 or 1, 'big')).lower()}",
+        f"            {_serial_text(c.serial_number)}",
         f"        Signature Algorithm: {cert.signature_algorithm}",
         f"        Issuer: {cert.issuer}",
         "        Validity",

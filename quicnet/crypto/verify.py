@@ -178,6 +178,52 @@ def _key_ids_compatible(child: Certificate, issuer: Certificate) -> bool:
     return aki.key_identifier == ski.digest
 
 
+def _build_path(
+    path: list[Certificate],
+    roots: Sequence[Certificate],
+    root_set: set[Certificate],
+    pool: list[Certificate],
+    at: datetime.datetime,
+) -> list[Certificate]:
+    """Depth-first search from ``path[-1]`` to a root, backtracking over issuers that fail."""
+    current = path[-1]
+    if current in root_set:
+        return path
+    if len(path) > MAX_PATH_LENGTH:
+        raise PathTooLong(f"no trusted root within {MAX_PATH_LENGTH} certificates")
+    candidates = [c for c in roots if c._cert.subject == current._cert.issuer]
+    candidates += [c for c in pool if c._cert.subject == current._cert.issuer and c not in path]
+    # A same-named CA with another key (per AKI/SKI) is a different CA, not a forger.
+    candidates = [c for c in candidates if _key_ids_compatible(current, c)]
+    if not candidates:
+        what = "self-signed certificate" if current.is_self_issued else "certificate"
+        raise UnknownIssuer(
+            f"{what} {current.subject!r} was issued by {current.issuer!r}, "
+            "which is not a trusted root or a supplied intermediate"
+        )
+    failures: list[CertificateError] = []
+    for issuer in candidates:
+        if not issuer.issued(current):
+            failures.append(
+                BadCertificateSignature(
+                    f"the signature on {current.subject!r} does not verify with the key of {current.issuer!r}"
+                )
+            )
+            continue
+        try:
+            below = sum(1 for c in path[1:] if not c.is_self_issued)
+            _check_issuer(issuer, below)
+            _check_critical(issuer)
+            _check_time(issuer, at)
+            _check_name_constraints(issuer, path)
+            return _build_path([*path, issuer], roots, root_set, pool, at)
+        except CertificateError as exc:
+            failures.append(exc)
+    # Report the failure of the most promising candidate: one that at least signed.
+    signed = [f for f in failures if not isinstance(f, BadCertificateSignature)]
+    raise (signed or failures)[0]
+
+
 def verify_chain(
     chain: Sequence[Certificate],
     roots: Sequence[Certificate],
@@ -202,34 +248,7 @@ def verify_chain(
 
     _check_critical(leaf)
     _check_time(leaf, at)
-    path = [leaf]
-    current = leaf
-    while current not in root_set:
-        if len(path) > MAX_PATH_LENGTH:
-            raise PathTooLong(f"no trusted root within {MAX_PATH_LENGTH} certificates")
-        candidates = [c for c in roots if c._cert.subject == current._cert.issuer]
-        candidates += [c for c in pool if c._cert.subject == current._cert.issuer and c not in path]
-        # A same-named CA with another key (per AKI/SKI) is a different CA, not a forger.
-        candidates = [c for c in candidates if _key_ids_compatible(current, c)]
-        if not candidates:
-            what = "self-signed certificate" if current.is_self_issued else "certificate"
-            raise UnknownIssuer(
-                f"{what} {current.subject!r} was issued by {current.issuer!r}, "
-                "which is not a trusted root or a supplied intermediate"
-            )
-        issuer = next((c for c in candidates if c.issued(current)), None)
-        if issuer is None:
-            raise BadCertificateSignature(
-                f"the signature on {current.subject!r} does not verify with the key of {current.issuer!r}"
-            )
-        below = sum(1 for c in path[1:] if not c.is_self_issued)
-        _check_issuer(issuer, below)
-        _check_critical(issuer)
-        _check_time(issuer, at)
-        _check_name_constraints(issuer, path)
-        path.append(issuer)
-        current = issuer
-
+    path = _build_path([leaf], roots, root_set, pool, at)
     _check_leaf_usage(leaf, purpose)
     if name is not None:
         _check_name(leaf, name)
