@@ -106,9 +106,10 @@ class Pacer:
     def next_send_time(self, now: float, size: int) -> float | None:
         """None if a packet of ``size`` may go now, else when it may."""
         self._refill(now)
-        if self.rate is None or self.tokens >= size:
+        shortfall = size - self.tokens
+        if self.rate is None or shortfall < 1:  # a fraction of a byte is float noise
             return None
-        return now + (size - self.tokens) / self.rate
+        return now + max(shortfall / self.rate, 1e-6)  # strictly later: no idle re-fire
 
     def on_sent(self, now: float, size: int) -> None:
         self._refill(now)

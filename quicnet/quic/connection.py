@@ -130,6 +130,7 @@ class QuicConnection:
         self._prev_recv_key: PacketKey | None = None
         self._packets_in_key_phase = 0
         self._key_update_confirmed = True  # the peer acknowledged a packet in the current phase
+        self._key_phase_first_pn = 0
         self.key_updates = 0
         # Handshake progress.
         self.handshake_complete = False
@@ -148,7 +149,8 @@ class QuicConnection:
         self._version_negotiated = False
         # Timers.
         self.idle_timeout = c.idle_timeout
-        self._last_activity = 0.0
+        self._last_activity: float | None = None
+        self._idle_restart_on_send = False
         self._close_deadline: float | None = None
         self._ack_deadline: float | None = None
         self._close_frame: bytes | None = None
@@ -167,6 +169,9 @@ class QuicConnection:
         self._next_datagram_id = 0
         self._ping_pending = False
         self._path_responses: deque[bytes] = deque()
+        self._path_challenges: deque[bytes] = deque()  # PATH_CHALLENGE data to send
+        self._path_challenge: bytes | None = None  # what the current path must echo
+        self.path_migrations = 0
         self.alpn_protocol: str | None = None
         self.tls = self._make_tls()
         self.sender = PacketSender(self)
@@ -251,7 +256,7 @@ class QuicConnection:
 
     def connect(self, address: Address, now: float) -> None:
         """Client: start the handshake toward ``address``."""
-        if not self.is_client or self._last_activity:
+        if not self.is_client or self._last_activity is not None:
             raise QuicUsageError("connect() is for a new client connection")
         self.peer_address = address
         self.cids.set_initial_peer(self.original_destination_cid)
@@ -443,7 +448,10 @@ class QuicConnection:
         space = self.recovery.spaces[_EPOCH_SPACE[epoch]]
         try:
             plain_first, truncated, pn_len = key.unprotect_header(packet, rel_pn_offset)
-        except DecryptError:
+        except DecryptError:  # too short to sample: may still be a stateless reset
+            if epoch == Epoch.ONE_RTT and start == 0 and self.cids.is_stateless_reset(data):
+                self._terminate(0, None, "stateless reset", by_peer=True, stateless_reset=True)
+                return None
             return end
         pn = decode_packet_number(truncated, pn_len, space.largest_received)
         header_bytes = (
@@ -468,6 +476,13 @@ class QuicConnection:
             return end  # duplicate (or hopelessly old)
         self._on_packet_authenticated(epoch, peer_scid, dcid, address, now)
         ack_eliciting = self._handle_frames(epoch, payload, now, dcid)
+        if (
+            address != self.peer_address
+            and epoch == Epoch.ONE_RTT
+            and pn > space.largest_received
+            and self.handshake_confirmed
+        ):
+            self._on_peer_address_change(address)
         space.received.add(pn)
         if pn > space.largest_received:
             space.largest_received = pn
@@ -519,6 +534,7 @@ class QuicConnection:
         space = self.spaces[Epoch.ONE_RTT]
         assert space.send_key is not None
         space.send_key = space.send_key.next_generation()
+        self._key_phase_first_pn = self.recovery.spaces[2].next_packet_number
         self.key_phase ^= 1
         self._packets_in_key_phase = 0
         self.key_updates += 1
@@ -527,6 +543,7 @@ class QuicConnection:
         self, epoch: Epoch, peer_scid: bytes | None, dcid: bytes, address: Address, now: float
     ) -> None:
         self._last_activity = now
+        self._idle_restart_on_send = True
         if not self._received_first_packet:
             self._received_first_packet = True
             if peer_scid is not None:
@@ -539,9 +556,18 @@ class QuicConnection:
             self.address_validated = True  # §8.1: a Handshake packet proves the address
             self._discard_epoch(Epoch.INITIAL)
 
+    def _on_peer_address_change(self, address: Address) -> None:
+        """RFC 9000 §9.3: follow a rebinding peer and validate the new path."""
+        self.peer_address = address
+        self._path_challenge = random_bytes(8)
+        self._path_challenges.append(self._path_challenge)
+        self.path_migrations += 1
+
     def _on_retry(self, packet: bytes, source_cid: bytes, token: bytes, now: float) -> None:
         """§17.2.5: accept one valid Retry before any other packet from the server."""
         if not self.is_client or self._received_first_packet or self._retry_happened or not token:
+            return
+        if source_cid == self.original_destination_cid:  # RFC 9000 §17.2.5.1
             return
         if not retry_is_valid(packet, self.original_destination_cid, self.version):
             return
@@ -597,7 +623,7 @@ class QuicConnection:
             elif isinstance(frame, fr.DatagramFrame):
                 if (
                     self.local_params.max_datagram_frame_size is None
-                    or len(payload) > self.local_params.max_datagram_frame_size + 16
+                    or len(frame.data) + 1 > self.local_params.max_datagram_frame_size
                 ):
                     raise TransportError(
                         TransportErrorCode.PROTOCOL_VIOLATION,
@@ -644,6 +670,9 @@ class QuicConnection:
             self.cids.on_retire(frame.sequence_number, dcid)
         elif isinstance(frame, fr.PathChallengeFrame):
             self._path_responses.append(frame.data)
+        elif isinstance(frame, fr.PathResponseFrame):
+            if self._path_challenge is not None and frame.data == self._path_challenge:
+                self._path_challenge = None  # §8.2.2: the new path is validated
         elif isinstance(frame, fr.HandshakeDoneFrame):
             if not self.is_client:
                 raise TransportError(
@@ -670,8 +699,13 @@ class QuicConnection:
         )
         delay = (frame.ack_delay << exponent) / 1e6
         acked, _lost = self.recovery.on_ack_received(space_id, frame.ranges, delay, now)
-        if acked and epoch == Epoch.ONE_RTT and not self._key_update_confirmed:
-            self._key_update_confirmed = True
+        if (
+            acked
+            and epoch == Epoch.ONE_RTT
+            and not self._key_update_confirmed
+            and acked[-1].packet_number >= self._key_phase_first_pn
+        ):
+            self._key_update_confirmed = True  # RFC 9001 §6.5: a packet of the new phase
 
     # TLS ---------------------------------------------------------------------------------
     def _drain_tls(self, now: float) -> None:
@@ -829,16 +863,14 @@ class QuicConnection:
         if self.state in (ConnectionState.CLOSING, ConnectionState.DRAINING):
             return self._close_deadline
         candidates = []
-        if self.idle_timeout and self._last_activity:
-            candidates.append(
-                self._last_activity + max(self.idle_timeout, 3 * self.recovery.pto_duration(2))
-            )
+        if self.idle_timeout and self._last_activity is not None:
+            candidates.append(self._idle_deadline(self._last_activity))
         loss_time, _ = self.recovery.earliest_loss_time()
         if loss_time is not None:
             candidates.append(loss_time)
         elif self._may_send_probe():
             pto, _ = self.recovery.pto_time(
-                self._last_activity,
+                self._last_activity or 0.0,
                 has_handshake_keys=self.spaces[Epoch.HANDSHAKE].send_key is not None,
                 is_client=self.is_client,
             )
@@ -849,6 +881,21 @@ class QuicConnection:
         if self._pacing_deadline is not None:
             candidates.append(self._pacing_deadline)
         return min(candidates) if candidates else None
+
+    def _idle_deadline(self, last_activity: float) -> float:
+        # RFC 9000 §10.1: at least three PTOs, measured without backoff.
+        return last_activity + max(self.idle_timeout, 3 * self.recovery.pto_base())
+
+    def start_idle_timer(self, now: float) -> None:
+        """Arm the idle timeout from ``now`` (a server connection, from its first datagram)."""
+        if self._last_activity is None:
+            self._last_activity = now
+
+    def on_ack_eliciting_sent(self, now: float) -> None:
+        """RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer."""
+        if self._idle_restart_on_send:
+            self._idle_restart_on_send = False
+            self._last_activity = now
 
     def _may_send_probe(self) -> bool:
         # §8.1 / RFC 9002 §6.2.2.1: an amplification-limited server does not arm the PTO.
@@ -863,9 +910,8 @@ class QuicConnection:
             return
         if (
             self.idle_timeout
-            and self._last_activity
-            and now
-            >= self._last_activity + max(self.idle_timeout, 3 * self.recovery.pto_duration(2))
+            and self._last_activity is not None
+            and now >= self._idle_deadline(self._last_activity)
         ):
             self._terminate(TransportErrorCode.NO_ERROR, None, "idle timeout", by_peer=False)
             return
@@ -878,10 +924,15 @@ class QuicConnection:
                 self.recovery.detect_lost_on_timer(space_id, now)
             return
         pto, space_id = self.recovery.pto_time(
-            self._last_activity,
+            self._last_activity or 0.0,
             has_handshake_keys=self.spaces[Epoch.HANDSHAKE].send_key is not None,
             is_client=self.is_client,
         )
         if pto is not None and now >= pto and self._may_send_probe():
             self.recovery.pto_count += 1
             self._probes_pending[space_id] = 2  # §6.2.4: one or two probe packets
+            # Probes carry unacknowledged handshake data rather than a bare PING.
+            for space in self.recovery.spaces[:2]:
+                for packet in space.sent.values():
+                    for requeue in packet.retransmit:
+                        requeue(False)

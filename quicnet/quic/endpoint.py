@@ -33,8 +33,6 @@ __all__ = ["EndpointStats", "QuicEndpoint"]
 
 #: Smallest stateless reset we send (RFC 9000 §10.3: at least 21 bytes to look like a packet).
 MIN_STATELESS_RESET = 21
-#: A reserved version (0x?a?a?a?a) listed in Version Negotiation to keep clients honest (§6.3).
-GREASE_VERSION = 0x1A2A3A4A
 
 
 @dataclass
@@ -106,7 +104,7 @@ class QuicEndpoint:
         if version not in self.configuration.supported_versions or version not in VERSION_PARAMS:
             if version != 0 and len(data) >= MIN_INITIAL_DATAGRAM:
                 self._send_version_negotiation(
-                    header.source_cid or b"", header.destination_cid, address
+                    header.source_cid or b"", header.destination_cid, address, version
                 )
             else:
                 self.stats.datagrams_dropped += 1
@@ -159,14 +157,24 @@ class QuicEndpoint:
         self._all.add(conn)
         self.connections[conn.host_cid] = conn
         self.connections[long.destination_cid] = conn  # until the client switches to ours
-        self.stats.connections_accepted += 1
+        conn.start_idle_timer(now)
         conn.receive_datagram(data, address, now)
+        if not conn._received_first_packet:
+            # The Initial did not decrypt (forged, or corrupted in transit): keep nothing.
+            self._reap(conn)
+            self.stats.datagrams_dropped += 1
+            return
+        self.stats.connections_accepted += 1
         self._after(conn)
 
     def _send_version_negotiation(
-        self, client_scid: bytes, client_dcid: bytes, address: Address
+        self, client_scid: bytes, client_dcid: bytes, address: Address, client_version: int
     ) -> None:
-        versions = [GREASE_VERSION, *self.configuration.supported_versions]
+        # §6.3: a reserved version, never the one the client just tried.
+        grease = (int.from_bytes(random_bytes(4), "big") & 0xF0F0F0F0) | 0x0A0A0A0A
+        if grease == client_version:
+            grease ^= 0x10000000
+        versions = [grease, *self.configuration.supported_versions]
         unused = random_bytes(1)[0]
         self._outgoing.append(
             (build_version_negotiation(client_scid, client_dcid, versions, unused), address)

@@ -63,6 +63,8 @@ class RangeSet:
 
     def subtract(self, start: int, stop: int) -> None:
         """Remove ``[start, stop)``."""
+        if stop <= start:
+            return
         out_starts: list[int] = []
         out_stops: list[int] = []
         for s, e in self:

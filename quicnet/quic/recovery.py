@@ -63,6 +63,7 @@ class SentPacket:
     in_flight: bool
     size: int
     handlers: list[DeliveryHandler] = field(default_factory=list)
+    retransmit: list[DeliveryHandler] = field(default_factory=list)
 
 
 class PacketSpace:
@@ -190,18 +191,19 @@ class Recovery:
         largest = space.largest_acked
         if largest is None:
             return []
-        lost_send_time = now - self._loss_delay()
+        loss_delay = self._loss_delay()
         lost: list[SentPacket] = []
         for pn, p in list(space.sent.items()):
             if pn > largest:
                 continue
-            if p.time_sent <= lost_send_time or largest >= pn + K_PACKET_THRESHOLD:
+            # The same expression as the timer's deadline, so a timer never re-fires idle.
+            if p.time_sent + loss_delay <= now or largest >= pn + K_PACKET_THRESHOLD:
                 del space.sent[pn]
                 if p.ack_eliciting and p.in_flight:
                     space.ack_eliciting_in_flight -= 1
                 lost.append(p)
             else:
-                deadline = p.time_sent + self._loss_delay()
+                deadline = p.time_sent + loss_delay
                 space.loss_time = (
                     deadline if space.loss_time is None else min(space.loss_time, deadline)
                 )
@@ -210,26 +212,38 @@ class Recovery:
     def _on_lost(self, lost: list[SentPacket], now: float) -> None:
         in_flight = [p for p in lost if p.in_flight]
         self.cc.on_packets_lost(in_flight, now)
-        if self._persistent_congestion(in_flight):
+        if self._persistent_congestion(lost):
             self.cc.on_persistent_congestion()
         for p in lost:
             for handler in p.handlers:
                 handler(False)
 
     def _persistent_congestion(self, lost: list[SentPacket]) -> bool:
-        """§7.6: ack-eliciting losses spanning more than the congestion period."""
+        """§7.6: two ack-eliciting losses further apart than the congestion period,
+        with every packet sent between them lost too (§7.6.2).
+
+        Only runs of consecutive packet numbers count: a gap means a packet in
+        between was acknowledged (or not lost), which rules the run out.
+        """
         if self.first_rtt_sample_time is None:
-            return False
-        eliciting = [
-            p for p in lost if p.ack_eliciting and p.time_sent > self.first_rtt_sample_time
-        ]
-        if len(eliciting) < 2:
             return False
         rtt = self.rtt
         duration = (
             rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY) + self.max_ack_delay
         ) * K_PERSISTENT_CONGESTION_THRESHOLD
-        return eliciting[-1].time_sent - eliciting[0].time_sent > duration
+        start: SentPacket | None = None
+        previous: SentPacket | None = None
+        for p in sorted(lost, key=lambda p: p.packet_number):
+            if previous is None or p.packet_number != previous.packet_number + 1:
+                start = None  # the run is broken
+            previous = p
+            if not p.ack_eliciting or p.time_sent <= self.first_rtt_sample_time:
+                continue
+            if start is None:
+                start = p
+            elif p.time_sent - start.time_sent > duration:
+                return True
+        return False
 
     # Timers (§6.2, §A.8) -------------------------------------------------------------------
     def pto_duration(self, space_id: int) -> float:
@@ -238,6 +252,11 @@ class Recovery:
         if space_id == 2:
             duration += self.max_ack_delay
         return duration * (1 << self.pto_count)
+
+    def pto_base(self) -> float:
+        """The 1-RTT PTO without backoff (for the idle timeout, RFC 9000 §10.1)."""
+        rtt = self.rtt
+        return rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY) + self.max_ack_delay
 
     def earliest_loss_time(self) -> tuple[float | None, int]:
         best: tuple[float | None, int] = (None, 0)

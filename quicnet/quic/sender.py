@@ -39,7 +39,16 @@ MAX_DATAGRAMS_PER_CALL = 64
 class _Packet:
     """A packet being filled: header fields, payload, delivery handlers."""
 
-    __slots__ = ("ack_eliciting", "epoch", "handlers", "header", "payload", "pn", "pn_len")
+    __slots__ = (
+        "ack_eliciting",
+        "epoch",
+        "handlers",
+        "header",
+        "payload",
+        "pn",
+        "pn_len",
+        "retransmit",
+    )
 
     def __init__(self, epoch: Epoch, header: bytes, pn: int, pn_len: int) -> None:
         self.epoch = epoch
@@ -48,6 +57,8 @@ class _Packet:
         self.pn_len = pn_len
         self.payload = bytearray()
         self.handlers: list[DeliveryHandler] = []
+        #: Called with False when a probe should carry this packet's CRYPTO data again.
+        self.retransmit: list[DeliveryHandler] = []
         self.ack_eliciting = False
 
     def overhead(self) -> int:
@@ -69,9 +80,10 @@ class PacketSender:
         c = self.c
         from quicnet.quic.connection import ConnectionState
 
-        if c.peer_address is None or c.state in (
-            ConnectionState.TERMINATED,
-            ConnectionState.DRAINING,
+        if (
+            c.peer_address is None
+            or not c.cids.peer  # a server that has not authenticated a packet yet
+            or c.state in (ConnectionState.TERMINATED, ConnectionState.DRAINING)
         ):
             return []
         if c.state == ConnectionState.CLOSING:
@@ -153,8 +165,11 @@ class PacketSender:
                     packet.ack_eliciting or in_flight,
                     len(wire),
                     packet.handlers,
+                    packet.retransmit,
                 ),
             )
+        if packet.ack_eliciting:
+            c.on_ack_eliciting_sent(now)
         if packet.epoch == Epoch.ONE_RTT:
             c._packets_in_key_phase += 1
         if packet.epoch == Epoch.HANDSHAKE and c.is_client:
@@ -182,7 +197,10 @@ class PacketSender:
         for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT):
             if c.spaces[epoch].send_key is None or remaining < 48:
                 continue
-            packet = self._fill_packet(epoch, remaining, now, allow_eliciting)
+            # Handshake data is small and unblocks everything else: it is not held
+            # back by a congestion window full of 1-RTT packets the peer cannot read yet.
+            eliciting = allow_eliciting or epoch != Epoch.ONE_RTT
+            packet = self._fill_packet(epoch, remaining, now, eliciting)
             if packet is not None:
                 packets.append(packet)
                 remaining -= packet.size()
@@ -247,6 +265,7 @@ class PacketSender:
             or c.cids.pending_new
             or c.cids.pending_retire
             or c._path_responses
+            or c._path_challenges
             or c._handshake_done_pending
             or c._ping_pending
         )
@@ -279,6 +298,7 @@ class PacketSender:
             offset, data, _fin, _new = chunk
             payload += fr.encode_crypto(offset, data)
             handlers.append(_range_handler(crypto, offset, len(data), False))
+            packet.retransmit.append(_range_handler(crypto, offset, len(data), False))
         if packet.epoch == Epoch.ONE_RTT and c.handshake_complete:
             self._add_one_rtt_frames(packet, room)
         if len(payload) > start:
@@ -297,9 +317,11 @@ class PacketSender:
         if c._handshake_done_pending and room_left() >= 1:
             payload += b"\x1e"
             c._handshake_done_pending = False
-            handlers.append(_flag_handler(self, "_handshake_done_pending"))
+            handlers.append(_flag_handler(c, "_handshake_done_pending"))
         while c._path_responses and room_left() >= 9:
             payload += b"\x1b" + c._path_responses.popleft()
+        while c._path_challenges and room_left() >= 9:
+            payload += b"\x1a" + c._path_challenges.popleft()
         while c.cids.pending_new and room_left() >= 45:
             entry = c.cids.pending_new.pop(0)
             payload += (

@@ -252,7 +252,8 @@ class SendHalf:
 
     @property
     def final_size(self) -> int:
-        return self.offset
+        """What RESET_STREAM reports: bytes sent, not merely written (§19.4)."""
+        return self.sent_high if self.reset_error_code is not None else self.offset
 
 
 class QuicStream:

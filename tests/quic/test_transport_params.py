@@ -1,0 +1,244 @@
+"""Transport parameters (RFC 9000 §18, RFC 9221 §3): encoding, decoding, validation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quicnet.quic.buffer import MAX_VARINT
+from quicnet.quic.errors import TransportError, TransportErrorCode
+from quicnet.quic.transport_params import (
+    PreferredAddress,
+    TransportParameterId,
+    TransportParameters,
+)
+
+TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+
+
+def v(value: int) -> bytes:
+    if value < 1 << 6:
+        return value.to_bytes(1, "big")
+    if value < 1 << 14:
+        return (value | 0x4000).to_bytes(2, "big")
+    if value < 1 << 30:
+        return (value | 0x8000_0000).to_bytes(4, "big")
+    return (value | 0xC000_0000_0000_0000).to_bytes(8, "big")
+
+
+def param(pid: int, body: bytes) -> bytes:
+    return v(pid) + v(len(body)) + body
+
+
+def decode_error(data: bytes, *, from_server: bool = True) -> TransportError:
+    with pytest.raises(TransportError) as info:
+        TransportParameters.decode(data, from_server=from_server)
+    assert info.value.error_code == TPE
+    return info.value
+
+
+PREFERRED = PreferredAddress(
+    ipv4_address=bytes((192, 0, 2, 1)),
+    ipv4_port=443,
+    ipv6_address=bytes(range(16)),
+    ipv6_port=8443,
+    connection_id=b"\x11" * 8,
+    stateless_reset_token=b"\x22" * 16,
+)
+
+
+def test_empty_means_defaults() -> None:
+    params = TransportParameters.decode(b"", from_server=True)
+    assert params == TransportParameters()
+    assert params.max_udp_payload_size == 65527
+    assert params.ack_delay_exponent == 3 and params.max_ack_delay == 25
+    assert params.active_connection_id_limit == 2
+    assert params.max_datagram_frame_size is None  # absent: no DATAGRAM frames
+    assert TransportParameters().encode() == b""
+
+
+def test_full_server_parameters_round_trip() -> None:
+    params = TransportParameters(
+        original_destination_connection_id=b"\x83\x94\xc8\xf0\x3e\x51\x57\x08",
+        max_idle_timeout=30_000,
+        stateless_reset_token=b"\x33" * 16,
+        max_udp_payload_size=1452,
+        initial_max_data=1 << 22,
+        initial_max_stream_data_bidi_local=1 << 20,
+        initial_max_stream_data_bidi_remote=1 << 19,
+        initial_max_stream_data_uni=1 << 18,
+        initial_max_streams_bidi=100,
+        initial_max_streams_uni=3,
+        ack_delay_exponent=10,
+        max_ack_delay=100,
+        disable_active_migration=True,
+        preferred_address=PREFERRED,
+        active_connection_id_limit=8,
+        initial_source_connection_id=b"\xaa" * 8,
+        retry_source_connection_id=b"\xbb" * 20,
+        max_datagram_frame_size=1200,
+        version_information=bytes.fromhex("00000001000000016b3343cf"),
+    )
+    wire = params.encode()
+    assert TransportParameters.decode(wire, from_server=True) == params
+    # Spot-check the wire form of a few (RFC 9000 §18: id, length, value).
+    assert param(0x01, v(30_000)) in wire
+    assert param(0x0C, b"") in wire
+    assert param(0x20, v(1200)) in wire
+
+
+def test_zero_length_connection_ids_are_not_absent() -> None:
+    params = TransportParameters(initial_source_connection_id=b"")
+    decoded = TransportParameters.decode(params.encode(), from_server=False)
+    assert decoded.initial_source_connection_id == b""
+
+
+def test_unknown_and_reserved_parameters_are_ignored() -> None:
+    wire = (
+        param(31 * 5 + 27, b"grease")  # reserved (§18.1)
+        + param(0x4000, b"")
+        + param(0x04, v(1000))
+        + param(0x3FFF_FFFF, bytes(40))
+    )
+    assert TransportParameters.decode(wire, from_server=False).initial_max_data == 1000
+
+
+@pytest.mark.parametrize(
+    ("wire", "from_server"),
+    [
+        (param(0x04, v(1)) + param(0x04, v(2)), True),  # a parameter twice
+        (param(0x77, b"") + param(0x77, b""), True),  # even an unknown one
+        (param(0x00, b"\x01" * 8), False),  # server-only, from a client
+        (param(0x02, b"\x01" * 16), False),
+        (param(0x0D, PREFERRED.encode()), False),
+        (param(0x10, b"\x01" * 8), False),
+        (param(0x03, v(1199)), True),  # max_udp_payload_size below 1200
+        (param(0x0A, v(21)), True),  # ack_delay_exponent above 20
+        (param(0x0B, v(1 << 14)), True),  # max_ack_delay of 2^14 ms
+        (param(0x0E, v(1)), True),  # active_connection_id_limit below 2
+        (param(0x08, v((1 << 60) + 1)), True),  # initial_max_streams above 2^60
+        (param(0x09, v((1 << 60) + 1)), True),
+        (param(0x02, b"\x01" * 15), True),  # reset token not 16 bytes
+        (param(0x0F, b"\x01" * 21), True),  # CID longer than 20
+        (param(0x00, b"\x01" * 21), True),
+        (param(0x0C, b"\x00"), True),  # disable_active_migration with a body
+        (param(0x04, v(5) + b"\x00"), True),  # integer with trailing bytes
+        (param(0x04, b""), True),  # integer with no bytes
+        (param(0x04, b"\x40"), True),  # truncated varint inside
+        (param(0x0D, PREFERRED.encode()[:-1]), True),  # preferred_address truncated
+        (param(0x0D, PREFERRED.encode() + b"\x00"), True),  # ... or too long
+        (
+            param(0x0D, PREFERRED.encode().replace(b"\x08" + b"\x11" * 8, b"\x00")),
+            True,
+        ),  # zero-length CID
+        (v(0x04) + v(10) + v(1), True),  # body shorter than its length
+        (v(0x04), True),  # no length at all
+        (b"\x40", True),  # truncated id
+    ],
+)
+def test_invalid_parameters(wire: bytes, from_server: bool) -> None:
+    decode_error(wire, from_server=from_server)
+
+
+def test_boundaries_that_are_valid() -> None:
+    ok = (
+        param(0x03, v(1200))
+        + param(0x0A, v(20))
+        + param(0x0B, v((1 << 14) - 1))
+        + param(0x0E, v(2))
+        + param(0x08, v(1 << 60))
+        + param(0x0F, b"\x01" * 20)
+    )
+    params = TransportParameters.decode(ok, from_server=False)
+    assert params.max_udp_payload_size == 1200 and params.initial_max_streams_bidi == 1 << 60
+
+
+def test_preferred_address_round_trip() -> None:
+    assert PreferredAddress.decode(PREFERRED.encode()) == PREFERRED
+    assert len(PREFERRED.encode()) == 4 + 2 + 16 + 2 + 1 + 8 + 16
+
+
+def test_ids_match_the_rfc() -> None:
+    expected = {
+        "original_destination_connection_id": 0x00,
+        "max_idle_timeout": 0x01,
+        "stateless_reset_token": 0x02,
+        "max_udp_payload_size": 0x03,
+        "initial_max_data": 0x04,
+        "initial_max_stream_data_bidi_local": 0x05,
+        "initial_max_stream_data_bidi_remote": 0x06,
+        "initial_max_stream_data_uni": 0x07,
+        "initial_max_streams_bidi": 0x08,
+        "initial_max_streams_uni": 0x09,
+        "ack_delay_exponent": 0x0A,
+        "max_ack_delay": 0x0B,
+        "disable_active_migration": 0x0C,
+        "preferred_address": 0x0D,
+        "active_connection_id_limit": 0x0E,
+        "initial_source_connection_id": 0x0F,
+        "retry_source_connection_id": 0x10,
+        "version_information": 0x11,
+        "max_datagram_frame_size": 0x20,
+    }
+    assert {p.name: int(p) for p in TransportParameterId} == expected
+
+
+# Properties ------------------------------------------------------------------------------------
+
+_cid = st.binary(max_size=20)
+_params = st.builds(
+    TransportParameters,
+    original_destination_connection_id=st.one_of(st.none(), _cid),
+    max_idle_timeout=st.integers(0, MAX_VARINT),
+    stateless_reset_token=st.one_of(st.none(), st.binary(min_size=16, max_size=16)),
+    max_udp_payload_size=st.integers(1200, MAX_VARINT),
+    initial_max_data=st.integers(0, MAX_VARINT),
+    initial_max_stream_data_bidi_local=st.integers(0, MAX_VARINT),
+    initial_max_stream_data_bidi_remote=st.integers(0, MAX_VARINT),
+    initial_max_stream_data_uni=st.integers(0, MAX_VARINT),
+    initial_max_streams_bidi=st.integers(0, 1 << 60),
+    initial_max_streams_uni=st.integers(0, 1 << 60),
+    ack_delay_exponent=st.integers(0, 20),
+    max_ack_delay=st.integers(0, (1 << 14) - 1),
+    disable_active_migration=st.booleans(),
+    preferred_address=st.one_of(st.none(), st.just(PREFERRED)),
+    active_connection_id_limit=st.integers(2, MAX_VARINT),
+    initial_source_connection_id=st.one_of(st.none(), _cid),
+    retry_source_connection_id=st.one_of(st.none(), _cid),
+    max_datagram_frame_size=st.one_of(st.none(), st.integers(0, MAX_VARINT)),
+    version_information=st.one_of(st.none(), st.binary(max_size=12)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_params)
+def test_round_trip(params: TransportParameters) -> None:
+    assert TransportParameters.decode(params.encode(), from_server=True) == params
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_random_bytes_raise_only_transport_parameter_error(data: bytes, from_server: bool) -> None:
+    try:
+        TransportParameters.decode(data, from_server=from_server)
+    except TransportError as exc:
+        assert exc.error_code == TPE
+
+
+@settings(max_examples=300, deadline=None)
+@given(_params, st.data())
+def test_mutated_parameters_raise_only_transport_parameter_error(
+    params: TransportParameters, data: st.DataObject
+) -> None:
+    wire = bytearray(params.encode())
+    if not wire:
+        return
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(wire) - 1))
+        wire[pos] ^= data.draw(st.integers(1, 255))
+    cut = data.draw(st.integers(0, len(wire)))
+    try:
+        TransportParameters.decode(bytes(wire[:cut]), from_server=True)
+    except TransportError as exc:
+        assert exc.error_code == TPE
