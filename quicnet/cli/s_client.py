@@ -130,8 +130,6 @@ async def run(argv: list[str]) -> int:
     reader, writer = await open_connection(host, port, config, early_data=early)
     assert writer.handshake is not None
     describe(writer.handshake, a.quiet)
-    if early and not writer.handshake.early_data_accepted:
-        writer.write(early)  # rejected 0-RTT data goes again, now in 1-RTT
 
     async def save_session() -> None:
         ticket = await writer.wait_session_ticket()

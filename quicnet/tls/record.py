@@ -86,6 +86,7 @@ class TLSConnection:
         self._post_handshake = HandshakeReassembler()
         self._ccs_sent = not self._compat
         self._early_data_skipped = 0
+        self._early_data_sent = 0
         self.closed = False  # no more records in or out (alert or both close_notify)
         self.peer_closed = False
         self.local_closed = False
@@ -172,8 +173,11 @@ class TLSConnection:
             raise UsageError("application data can be sent only after the handshake")
         self._write_records(Epoch.ONE_RTT, APPLICATION_DATA, data)
 
-    def send_early_data(self, data: bytes) -> None:
-        """Client: queue 0-RTT data (the server may reject it; see HandshakeComplete)."""
+    def send_early_data(self, data: bytes) -> int:
+        """Client: queue 0-RTT data; returns how many bytes went (the ticket's limit caps it).
+
+        The server may still reject them: see ``HandshakeComplete.early_data_accepted``.
+        """
         engine = self.engine
         if not isinstance(engine, TLSClient) or Epoch.ZERO_RTT not in self._write:
             raise UsageError("no early data can be sent (no session that allows it)")
@@ -181,7 +185,14 @@ class TLSConnection:
             engine.state == "WAIT_SH" or engine.early_data_accepted
         ):
             raise UsageError("early data can be sent only until the server's Finished")
-        self._write_records(Epoch.ZERO_RTT, APPLICATION_DATA, data)
+        session = engine.config.session
+        limit = session.max_early_data_size if session is not None else 0
+        room = max(0, limit - self._early_data_sent)  # RFC 8446 §4.2.10
+        chunk = data[:room]
+        if chunk:
+            self._write_records(Epoch.ZERO_RTT, APPLICATION_DATA, chunk)
+            self._early_data_sent += len(chunk)
+        return len(chunk)
 
     def key_update(self, *, request_peer: bool = True) -> None:
         """Send KeyUpdate and switch to the next sending key (§4.6.3)."""
@@ -242,6 +253,8 @@ class TLSConnection:
             self._dispatch(content_type, fragment, Epoch.INITIAL, now)
             return
         if protection is None:
+            if content_type == APPLICATION_DATA and self._skippable_early_data(len(fragment)):
+                return  # 0-RTT after our HelloRetryRequest: skipped (§4.2.10)
             if content_type == APPLICATION_DATA:
                 raise ProtocolViolation(
                     "protected record before keys", AlertDescription.unexpected_message
@@ -286,10 +299,7 @@ class TLSConnection:
             or engine.handshake_complete
         ):
             return False
-        if (
-            engine.state not in ("WAIT_FINISHED", "WAIT_CERT")
-            or not engine.config.max_early_data_size
-        ):
+        if engine.state not in ("WAIT_CH2", "WAIT_FINISHED", "WAIT_CERT"):
             return False
         self._early_data_skipped += size
         return self._early_data_skipped <= max(engine.config.max_early_data_size, 1 << 14) + 256

@@ -201,6 +201,7 @@ class TLSServer(TLSEngine):
     def _on_client_hello(self, hello: ClientHello, raw: bytes, now: float) -> None:
         c = self.config
         offer = _parse_client_hello(hello)
+        self.early_data_offered = self.early_data_offered or offer.early_data
         if self.state == "WAIT_CH2":
             self._check_second_hello(hello, offer)
         else:

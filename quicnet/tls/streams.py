@@ -152,7 +152,8 @@ async def _pump(
     """Read records until EOF, close_notify or an error; feed the app's reader."""
     try:
         while True:
-            if _deliver(conn, writer, reader):
+            # The peer may have closed in the same read that finished the handshake.
+            if _deliver(conn, writer, reader) or conn.peer_closed:
                 break
             data = await raw_reader.read(_READ_SIZE)
             if not data:
@@ -182,8 +183,9 @@ async def open_connection(
     """Connect over TCP and complete a TLS 1.3 handshake.
 
     ``config.server_name`` defaults to ``host``. ``early_data`` is sent as 0-RTT
-    when ``config.session`` allows; check ``writer.handshake.early_data_accepted``
-    and resend it if it was rejected.
+    as far as ``config.session`` allows; whatever the server did not accept (all
+    of it if it rejected 0-RTT, the part beyond the ticket's limit otherwise) is
+    sent right after the handshake, so it always arrives once.
     """
     if config.server_name is None:
         config.server_name = host
@@ -193,11 +195,16 @@ async def open_connection(
     writer = TLSStreamWriter(conn, raw_writer)
     try:
         conn.start(time.time())
+        sent_early = 0
         if early_data:
-            # Without a session that allows 0-RTT nothing is sent: the caller resends.
-            with contextlib.suppress(UsageError):
-                conn.send_early_data(early_data)
+            with contextlib.suppress(UsageError):  # no session allowing 0-RTT: sent later
+                sent_early = conn.send_early_data(early_data)
         await asyncio.wait_for(_handshake(conn, raw_reader, writer, reader), handshake_timeout)
+        if early_data:
+            accepted = writer.handshake is not None and writer.handshake.early_data_accepted
+            rest = early_data[sent_early:] if accepted else early_data
+            if rest:
+                writer.write(rest)
     except BaseException:
         raw_writer.close()
         raise
