@@ -16,29 +16,20 @@ import enum
 from collections import deque
 from collections.abc import Callable
 
-from quicnet.crypto import DecryptError, hmac_digest, random_bytes
+from quicnet.crypto import hmac_digest, random_bytes
 from quicnet.quic import frames as fr
-from quicnet.quic.buffer import Reader
 from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.crypto_streams import CryptoSpace
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import (
     ConnectionTerminated,
-    DatagramReceived,
     HandshakeCompleted,
     QuicEvent,
     SessionTicketReceived,
 )
-from quicnet.quic.packets import (
-    MIN_INITIAL_DATAGRAM,
-    PacketType,
-    decode_packet_number,
-    parse_long_header,
-    parse_version_negotiation,
-    retry_is_valid,
-)
 from quicnet.quic.protection import PacketKey, initial_keys
+from quicnet.quic.receiver import _EPOCH_SPACE, PacketReceiver
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.sender import PacketSender
 from quicnet.quic.stream_manager import StreamManager
@@ -60,19 +51,6 @@ from quicnet.tls.key_schedule import CIPHER_SUITES
 __all__ = ["ConnectionState", "QuicConnection"]
 
 Address = tuple[str, int] | tuple[str, int, int, int]
-
-# Frames allowed per packet type (RFC 9000 §12.4, Table 3).
-_HANDSHAKE_FRAMES = frozenset({0x00, 0x01, 0x02, 0x03, 0x06, 0x1C})
-_ZERO_RTT_FORBIDDEN = frozenset({0x02, 0x03, 0x06, 0x07, 0x19, 0x1B, 0x1E})
-_NOT_ACK_ELICITING = frozenset({0x00, 0x02, 0x03, 0x1C, 0x1D})
-_EPOCH_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
-_PACKET_EPOCH = {
-    PacketType.INITIAL: Epoch.INITIAL,
-    PacketType.HANDSHAKE: Epoch.HANDSHAKE,
-    PacketType.ZERO_RTT: Epoch.ZERO_RTT,
-}
-#: AEAD confidentiality limit for AES-GCM packets (RFC 9001 §6.6), with margin.
-KEY_UPDATE_PACKETS = 1 << 22
 
 
 class ConnectionState(enum.Enum):
@@ -175,6 +153,7 @@ class QuicConnection:
         self.alpn_protocol: str | None = None
         self.tls = self._make_tls()
         self.sender = PacketSender(self)
+        self.receiver = PacketReceiver(self)
         if not self.is_client:
             # The client's Initial after a Retry is keyed by the Retry's source CID.
             self._install_initial_keys(retry_source_cid or self.original_destination_cid)
@@ -355,12 +334,12 @@ class QuicConnection:
             and len(data) >= 5
             and data[1:5] == b"\x00\x00\x00\x00"
         ):
-            self._on_version_negotiation(data, now)
+            self.receiver._on_version_negotiation(data, now)
             return
         start = 0
         while start < len(data):
             try:
-                end = self._receive_packet(data, start, address, now)
+                end = self.receiver._receive_packet(data, start, address, now)
             except TransportError as exc:
                 self._enter_closing(
                     exc.error_code, exc.frame_type or 0, exc.reason, application=False
@@ -376,156 +355,6 @@ class QuicConnection:
                 break
             start = end
 
-    def _on_version_negotiation(self, data: bytes, now: float) -> None:
-        """§6.2: restart with a version both sides support, once, before any other packet."""
-        if self._received_first_packet or self._version_negotiated:
-            return
-        try:
-            dcid, _scid, versions = parse_version_negotiation(data)
-        except TransportError:
-            return
-        if dcid != self.host_cid or self.version in versions:
-            return  # §6.2: a VN listing our version is discarded
-        common = [v for v in self.configuration.supported_versions if v in versions]
-        if not common:
-            self._terminate(
-                TransportErrorCode.NO_ERROR, None, "no common QUIC version", by_peer=True
-            )
-            return
-        self._version_negotiated = True
-        self.version = common[0]
-        self._restart_handshake(now)
-
-    def _restart_handshake(self, now: float) -> None:
-        """Start over (after Version Negotiation) with fresh TLS and Initial state."""
-        self.recovery = Recovery(max_ack_delay=0.025, max_datagram_size=1200)
-        self.recovery.cc = self.configuration.congestion_controller(1200)
-        self.spaces = {
-            e: CryptoSpace(self.configuration.max_crypto_buffer)
-            for e in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)
-        }
-        self.tls = self._make_tls()
-        self._install_initial_keys(self.original_destination_cid)
-        assert isinstance(self.tls, TLSClient)
-        self.tls.start(now)
-        self._drain_tls(now)
-
-    def _receive_packet(self, data: bytes, start: int, address: Address, now: float) -> int | None:
-        """Process the packet at ``start``; return where the next one starts (None: stop)."""
-        first = data[start]
-        if first & 0x80:
-            try:
-                header = parse_long_header(data, start)
-            except TransportError:
-                return None  # unknown version or malformed: drop the rest
-            if header.version != self.version:
-                return None
-            if header.packet_type == PacketType.RETRY:
-                self._on_retry(data[start:], header.source_cid, header.token, now)
-                return None
-            epoch = _PACKET_EPOCH[header.packet_type]
-            if (
-                not self.is_client
-                and header.packet_type == PacketType.INITIAL
-                and len(data) < MIN_INITIAL_DATAGRAM
-            ):
-                return None  # §14.1: a server drops Initials in small datagrams
-            pn_offset, end, dcid = header.pn_offset, header.end, header.destination_cid
-            peer_scid: bytes | None = header.source_cid
-        else:
-            epoch = Epoch.ONE_RTT
-            pn_offset = start + 1 + self.configuration.connection_id_length
-            end = len(data)
-            dcid = data[start + 1 : pn_offset]
-            peer_scid = None
-            if len(data) < pn_offset or not first & 0x40:
-                return None
-        key = self._recv_key(epoch)
-        if key is None:
-            return end  # keys not (yet, or any longer) available: drop this packet
-        packet = data[start:end]
-        rel_pn_offset = pn_offset - start
-        space = self.recovery.spaces[_EPOCH_SPACE[epoch]]
-        try:
-            plain_first, truncated, pn_len = key.unprotect_header(packet, rel_pn_offset)
-        except DecryptError:  # too short to sample: may still be a stateless reset
-            if epoch == Epoch.ONE_RTT and start == 0 and self.cids.is_stateless_reset(data):
-                self._terminate(0, None, "stateless reset", by_peer=True, stateless_reset=True)
-                return None
-            return end
-        pn = decode_packet_number(truncated, pn_len, space.largest_received)
-        header_bytes = (
-            bytes((plain_first,)) + packet[1:rel_pn_offset] + truncated.to_bytes(pn_len, "big")
-        )
-        ciphertext = packet[rel_pn_offset + pn_len :]
-        try:
-            if epoch == Epoch.ONE_RTT:
-                payload = self._open_one_rtt(plain_first, header_bytes, ciphertext, pn)
-            else:
-                payload = key.open(header_bytes, ciphertext, pn)
-        except DecryptError:
-            if epoch == Epoch.ONE_RTT and start == 0 and self.cids.is_stateless_reset(data):
-                self._terminate(0, None, "stateless reset", by_peer=True, stateless_reset=True)
-                return None
-            return end
-        # §17.2/17.3: reserved bits must be zero once protection is removed.
-        reserved = plain_first & (0x0C if first & 0x80 else 0x18)
-        if reserved:
-            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
-        if pn in space.received or pn < space.largest_received - 100_000:
-            return end  # duplicate (or hopelessly old)
-        self._on_packet_authenticated(epoch, peer_scid, dcid, address, now)
-        ack_eliciting = self._handle_frames(epoch, payload, now, dcid)
-        if (
-            address != self.peer_address
-            and epoch == Epoch.ONE_RTT
-            and pn > space.largest_received
-            and self.handshake_confirmed
-        ):
-            self._on_peer_address_change(address)
-        space.received.add(pn)
-        if pn > space.largest_received:
-            space.largest_received = pn
-            space.largest_received_time = now
-        if len(space.received) > 64:
-            space.received.trim_below(space.received.descending()[31][1])
-        if ack_eliciting:
-            space.unacked_ack_eliciting += 1
-            if epoch != Epoch.ONE_RTT or space.unacked_ack_eliciting >= 2:
-                space.ack_queued = True  # §13.2.1
-            elif self._ack_deadline is None:
-                self._ack_deadline = now + self.configuration.max_ack_delay
-        self._drain_tls(now)
-        return end
-
-    def _recv_key(self, epoch: Epoch) -> PacketKey | None:
-        if epoch == Epoch.ZERO_RTT:
-            return self.zero_rtt_recv_key
-        return self.spaces[epoch].recv_key
-
-    def _open_one_rtt(self, plain_first: int, header: bytes, ciphertext: bytes, pn: int) -> bytes:
-        """RFC 9001 §6.3: a flipped key-phase bit means the next keys (or late old ones)."""
-        phase = (plain_first >> 2) & 0x01
-        current = self.spaces[Epoch.ONE_RTT].recv_key
-        assert current is not None
-        if phase == self.recv_key_phase:
-            return current.open(header, ciphertext, pn)
-        if self._prev_recv_key is not None and pn < self.recovery.spaces[2].largest_received:
-            return self._prev_recv_key.open(header, ciphertext, pn)
-        if not self.handshake_confirmed:
-            raise TransportError(
-                TransportErrorCode.KEY_UPDATE_ERROR, "key update before the handshake was confirmed"
-            )
-        nxt = self._next_recv_key or current.next_generation()
-        payload = nxt.open(header, ciphertext, pn)  # DecryptError leaves state untouched
-        self._prev_recv_key = current
-        self.spaces[Epoch.ONE_RTT].recv_key = nxt
-        self._next_recv_key = nxt.next_generation()
-        self.recv_key_phase = phase
-        if phase != self.key_phase:  # the peer started it: follow (§6.2)
-            self._update_send_key()
-        return payload
-
     def _initiate_key_update(self) -> None:
         self._update_send_key()
         self._key_update_confirmed = False
@@ -539,173 +368,9 @@ class QuicConnection:
         self._packets_in_key_phase = 0
         self.key_updates += 1
 
-    def _on_packet_authenticated(
-        self, epoch: Epoch, peer_scid: bytes | None, dcid: bytes, address: Address, now: float
-    ) -> None:
-        self._last_activity = now
-        self._idle_restart_on_send = True
-        if not self._received_first_packet:
-            self._received_first_packet = True
-            if peer_scid is not None:
-                self._peer_initial_source_cid = peer_scid
-                if self.is_client:
-                    self.cids.set_initial_peer(peer_scid)  # §7.2: use the server's chosen CID
-                else:
-                    self.cids.set_initial_peer(peer_scid)
-        if not self.is_client and epoch == Epoch.HANDSHAKE:
-            self.address_validated = True  # §8.1: a Handshake packet proves the address
-            self._discard_epoch(Epoch.INITIAL)
-
-    def _on_peer_address_change(self, address: Address) -> None:
-        """RFC 9000 §9.3: follow a rebinding peer and validate the new path."""
-        self.peer_address = address
-        self._path_challenge = random_bytes(8)
-        self._path_challenges.append(self._path_challenge)
-        self.path_migrations += 1
-
-    def _on_retry(self, packet: bytes, source_cid: bytes, token: bytes, now: float) -> None:
-        """§17.2.5: accept one valid Retry before any other packet from the server."""
-        if not self.is_client or self._received_first_packet or self._retry_happened or not token:
-            return
-        if source_cid == self.original_destination_cid:  # RFC 9000 §17.2.5.1
-            return
-        if not retry_is_valid(packet, self.original_destination_cid, self.version):
-            return
-        self._retry_happened = True
-        self._retry_source_cid = source_cid
-        self._retry_token = token
-        self.cids.set_initial_peer(source_cid)
-        self._install_initial_keys(source_cid)
-        # Everything sent in Initial packets goes again under the new keys.
-        space = self.recovery.spaces[0]
-        self.recovery.cc.discard([p for p in space.sent.values() if p.in_flight])
-        for p in list(space.sent.values()):
-            for handler in p.handlers:
-                handler(False)
-        space.sent.clear()
-        space.ack_eliciting_in_flight = 0
-
     # Frames ------------------------------------------------------------------------------
-    def _handle_frames(self, epoch: Epoch, payload: bytes, now: float, dcid: bytes) -> bool:
-        """Process a packet's frames; True if it was ack-eliciting."""
-        r = Reader(payload)
-        if r.at_end():
-            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
-        ack_eliciting = False
-        streams = self.streams
-        while not r.at_end():
-            t = r.varint()
-            if epoch in (Epoch.INITIAL, Epoch.HANDSHAKE) and t not in _HANDSHAKE_FRAMES:
-                raise TransportError(
-                    TransportErrorCode.PROTOCOL_VIOLATION,
-                    f"frame 0x{t:x} not allowed at {epoch.name}",
-                    t,
-                )
-            if epoch == Epoch.ZERO_RTT and t in _ZERO_RTT_FORBIDDEN:
-                raise TransportError(
-                    TransportErrorCode.PROTOCOL_VIOLATION, f"frame 0x{t:x} not allowed in 0-RTT", t
-                )
-            if t not in _NOT_ACK_ELICITING:
-                ack_eliciting = True
-            if t == 0x00:  # PADDING: skip the run
-                while r.pos < r.end and payload[r.pos] == 0:
-                    r.pos += 1
-                continue
-            frame = fr.parse_frame(r, t)
-            if isinstance(frame, fr.StreamFrame):
-                if epoch != Epoch.ONE_RTT and epoch != Epoch.ZERO_RTT:
-                    raise TransportError(
-                        TransportErrorCode.PROTOCOL_VIOLATION, "STREAM outside 1-RTT", t
-                    )
-                streams.on_stream(frame, t)
-            elif isinstance(frame, fr.AckFrame):
-                self._on_ack(epoch, frame, now)
-            elif isinstance(frame, fr.DatagramFrame):
-                if (
-                    self.local_params.max_datagram_frame_size is None
-                    or len(frame.data) + 1 > self.local_params.max_datagram_frame_size
-                ):
-                    raise TransportError(
-                        TransportErrorCode.PROTOCOL_VIOLATION,
-                        "DATAGRAM frame not allowed or too large",
-                        t,
-                    )
-                self._events.append(DatagramReceived(frame.data))
-            elif isinstance(frame, fr.CryptoFrame):
-                data = self.spaces[Epoch.ONE_RTT if epoch == Epoch.ZERO_RTT else epoch].receive(
-                    frame.offset, frame.data
-                )
-                if data:
-                    self.tls.receive(epoch, data, now)
-            elif isinstance(frame, (fr.PingFrame, fr.PaddingFrame)):
-                pass
-            else:
-                self._handle_control_frame(frame, t, epoch, dcid, now)
-        return ack_eliciting
 
-    def _handle_control_frame(
-        self, frame: fr.Frame, t: int, epoch: Epoch, dcid: bytes, now: float
-    ) -> None:
-        streams = self.streams
-        if isinstance(frame, fr.ConnectionCloseFrame):
-            reason = frame.reason.decode("utf-8", "replace")
-            self._enter_draining(
-                frame.error_code, frame.frame_type, reason, frame.is_application, now
-            )
-        elif isinstance(frame, fr.MaxDataFrame):
-            streams.on_max_data(frame.maximum_data)
-        elif isinstance(frame, fr.MaxStreamDataFrame):
-            streams.on_max_stream_data(frame, t)
-        elif isinstance(frame, fr.MaxStreamsFrame):
-            streams.on_max_streams(frame)
-        elif isinstance(frame, fr.ResetStreamFrame):
-            streams.on_reset_stream(frame, t)
-        elif isinstance(frame, fr.StopSendingFrame):
-            streams.on_stop_sending(frame, t)
-        elif isinstance(frame, fr.NewConnectionIdFrame):
-            self.cids.on_new_connection_id(
-                frame, peer_uses_empty_cid=len(self.cids.current_peer_cid) == 0
-            )
-        elif isinstance(frame, fr.RetireConnectionIdFrame):
-            self.cids.on_retire(frame.sequence_number, dcid)
-        elif isinstance(frame, fr.PathChallengeFrame):
-            self._path_responses.append(frame.data)
-        elif isinstance(frame, fr.PathResponseFrame):
-            if self._path_challenge is not None and frame.data == self._path_challenge:
-                self._path_challenge = None  # §8.2.2: the new path is validated
-        elif isinstance(frame, fr.HandshakeDoneFrame):
-            if not self.is_client:
-                raise TransportError(
-                    TransportErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from a client", t
-                )
-            self._confirm_handshake()
-        elif isinstance(frame, fr.NewTokenFrame) and not self.is_client:
-            raise TransportError(
-                TransportErrorCode.PROTOCOL_VIOLATION, "NEW_TOKEN from a client", t
-            )
-        # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED, PATH_RESPONSE: informational.
-
-    def _on_ack(self, epoch: Epoch, frame: fr.AckFrame, now: float) -> None:
-        space_id = _EPOCH_SPACE[epoch]
-        space = self.recovery.spaces[space_id]
-        if frame.largest_acknowledged >= space.next_packet_number:
-            raise TransportError(
-                TransportErrorCode.PROTOCOL_VIOLATION, "ACK for a packet never sent", 0x02
-            )
-        exponent = (
-            self.remote_params.ack_delay_exponent
-            if self.remote_params and epoch == Epoch.ONE_RTT
-            else 3
-        )
-        delay = (frame.ack_delay << exponent) / 1e6
-        acked, _lost = self.recovery.on_ack_received(space_id, frame.ranges, delay, now)
-        if (
-            acked
-            and epoch == Epoch.ONE_RTT
-            and not self._key_update_confirmed
-            and acked[-1].packet_number >= self._key_phase_first_pn
-        ):
-            self._key_update_confirmed = True  # RFC 9001 §6.5: a packet of the new phase
+    # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED, PATH_RESPONSE: informational.
 
     # TLS ---------------------------------------------------------------------------------
     def _drain_tls(self, now: float) -> None:

@@ -32,6 +32,8 @@ __all__ = ["PacketSender"]
 _TAG = 16
 _SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ONE_RTT: 2}
 _LONG_TYPE = {Epoch.INITIAL: PacketType.INITIAL, Epoch.HANDSHAKE: PacketType.HANDSHAKE}
+#: AEAD confidentiality limit for AES-GCM packets (RFC 9001 §6.6), with margin.
+KEY_UPDATE_PACKETS = 1 << 22
 MAX_PACKET_SIZE = 1200  # no PMTU discovery yet: the size every path must carry (§14)
 MAX_DATAGRAMS_PER_CALL = 64
 
@@ -172,6 +174,13 @@ class PacketSender:
             c.on_ack_eliciting_sent(now)
         if packet.epoch == Epoch.ONE_RTT:
             c._packets_in_key_phase += 1
+            # RFC 9001 §6.6: update keys well before the AEAD confidentiality limit.
+            if (
+                c._packets_in_key_phase >= KEY_UPDATE_PACKETS
+                and c._key_update_confirmed
+                and c.handshake_confirmed
+            ):
+                c._initiate_key_update()
         if packet.epoch == Epoch.HANDSHAKE and c.is_client:
             c._discard_epoch(Epoch.INITIAL)  # RFC 9001 §4.9.1
         return wire
