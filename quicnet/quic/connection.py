@@ -28,12 +28,14 @@ from quicnet.quic.events import (
     QuicEvent,
     SessionTicketReceived,
 )
+from quicnet.quic.packets import MIN_INITIAL_DATAGRAM
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.receiver import _EPOCH_SPACE, PacketReceiver
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.sender import PacketSender
 from quicnet.quic.stream_manager import StreamManager
 from quicnet.quic.transport_params import TransportParameters
+from quicnet.quic.versions import VERSION_PARAMS
 from quicnet.tls import (
     ClientConfig,
     Epoch,
@@ -81,7 +83,15 @@ class QuicConnection:
         c = configuration
         self.configuration = c
         self.is_client = c.is_client
-        self.version = c.version
+        #: The version offered first; may be one we do not speak, to provoke
+        #: Version Negotiation (RFC 9000 §6, the interop runner's test).
+        self.offered_version = c.version
+        known = [v for v in c.supported_versions if v in VERSION_PARAMS]
+        if c.version not in VERSION_PARAMS and (not c.is_client or not known):
+            raise QuicUsageError(f"unsupported QUIC version 0x{c.version:08x}")
+        self.version = c.version if c.version in VERSION_PARAMS else known[0]
+        self._version_probes_left = 0 if c.version in VERSION_PARAMS else 3
+        self._version_probe_due: float | None = None
         self.state = ConnectionState.HANDSHAKE
         self._events: deque[QuicEvent] = deque()
         self.peer_address: Address | None = None
@@ -239,11 +249,36 @@ class QuicConnection:
             raise QuicUsageError("connect() is for a new client connection")
         self.peer_address = address
         self.cids.set_initial_peer(self.original_destination_cid)
-        self._install_initial_keys(self.original_destination_cid)
         self._last_activity = now
+        if self._version_probes_left:
+            self._version_probe_due = now  # an unknown version first: wait for VN
+            return
+        self._install_initial_keys(self.original_destination_cid)
         assert isinstance(self.tls, TLSClient)
         self.tls.start(now)
         self._drain_tls(now)
+
+    def version_probe(self, now: float) -> bytes | None:
+        """A full-size long-header datagram in the unknown offered version, when due."""
+        due = self._version_probe_due
+        if due is None or now < due or self._version_negotiated:
+            return None
+        if not self._version_probes_left:
+            self._version_probe_due = None
+            self._terminate(0, None, "no Version Negotiation answered", by_peer=False)
+            return None
+        self._version_probes_left -= 1
+        self._version_probe_due = now + 1.0
+        dcid, scid = self.original_destination_cid, self.host_cid
+        header = (
+            bytes((0xC0 | random_bytes(1)[0] & 0x3F,))
+            + self.offered_version.to_bytes(4, "big")
+            + bytes((len(dcid),))
+            + dcid
+            + bytes((len(scid),))
+            + scid
+        )
+        return header + random_bytes(MIN_INITIAL_DATAGRAM - len(header))
 
     # Public API -------------------------------------------------------------------------
     def next_event(self) -> QuicEvent | None:
@@ -545,6 +580,8 @@ class QuicConnection:
             candidates.append(self._ack_deadline)
         if self._pacing_deadline is not None:
             candidates.append(self._pacing_deadline)
+        if self._version_probe_due is not None and not self._version_negotiated:
+            candidates.append(self._version_probe_due)
         return min(candidates) if candidates else None
 
     def _idle_deadline(self, last_activity: float) -> float:

@@ -60,13 +60,14 @@ class PacketReceiver:
             dcid, _scid, versions = parse_version_negotiation(data)
         except TransportError:
             return
-        if dcid != c.host_cid or c.version in versions:
-            return  # §6.2: a VN listing our version is discarded
+        if dcid != c.host_cid or c.offered_version in versions:
+            return  # §6.2: a VN listing the version we offered is discarded
         common = [v for v in c.configuration.supported_versions if v in versions]
         if not common:
             c._terminate(TransportErrorCode.NO_ERROR, None, "no common QUIC version", by_peer=True)
             return
         c._version_negotiated = True
+        c._version_probe_due = None
         c.version = common[0]
         self._restart_handshake(now)
 

@@ -90,6 +90,9 @@ class PacketSender:
             return []
         if c.state == ConnectionState.CLOSING:
             return self._close_datagrams(now)
+        if c._version_probe_due is not None:
+            probe = c.version_probe(now)
+            return [(probe, c.peer_address)] if probe is not None else []
         out: list[tuple[bytes, Address]] = []
         c._pacing_deadline = None
         while len(out) < MAX_DATAGRAMS_PER_CALL:
@@ -245,8 +248,14 @@ class PacketSender:
                 if epoch == Epoch.ONE_RTT:
                     c._ack_deadline = None
         if allow_eliciting:
-            self._add_eliciting_frames(packet, max_size - packet.overhead(), now)
             probes = c._probes_pending.get(space_id, 0)
+            if probes and space_id < 2 and not c.spaces[epoch].sender.has_pending():
+                # Each probe datagram carries the unacknowledged CRYPTO data: a peer
+                # drops an Initial without it (RFC 9000 §17.2.2).
+                for sent in rspace.sent.values():
+                    for requeue in sent.retransmit:
+                        requeue(False)
+            self._add_eliciting_frames(packet, max_size - packet.overhead(), now)
             if probes:
                 if not packet.ack_eliciting:
                     payload += b"\x01"  # PING
