@@ -64,12 +64,13 @@ class _Transporter(asyncio.DatagramProtocol):
             for data, address in self._pending(now):
                 self.transport.sendto(data, address[:2])
         deadline = self._next_timer()
-        if deadline != self._timer_at:
+        # Re-arm only for an earlier deadline: a timer that fires early is harmless
+        # (the core checks its own deadlines and hands back the next one), while
+        # cancelling and re-creating a handle per datagram costs more than the packet.
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = (
-                None if deadline is None else self.loop.call_at(max(deadline, now), self._fire)
-            )
+            self._timer = self.loop.call_at(max(deadline, now), self._fire)
             self._timer_at = deadline
 
     def _fire(self) -> None:

@@ -140,18 +140,20 @@ class Recovery:
         )
         acked: list[SentPacket] = []
         sent = space.sent
-        for hi, lo in ranges:
-            if hi - lo < len(sent):
-                for pn in range(lo, hi + 1):
-                    p = sent.pop(pn, None)
-                    if p is not None:
-                        acked.append(p)
-            else:
-                for pn in [pn for pn in sent if lo <= pn <= hi]:
-                    acked.append(sent.pop(pn))
+        # One merge pass: ``sent`` is in ascending packet-number order, the ranges
+        # descending; each in-flight packet is looked at once, whatever the ranges.
+        ascending = ranges[::-1]
+        i = 0
+        last = len(ascending)
+        for pn in list(sent):
+            while i < last and pn > ascending[i][0]:
+                i += 1
+            if i == last:
+                break
+            if pn >= ascending[i][1]:
+                acked.append(sent.pop(pn))
         if not acked:
             return [], []
-        acked.sort(key=lambda p: p.packet_number)
         newest = acked[-1]
         if newest.packet_number == largest and any(p.ack_eliciting for p in acked):
             self.rtt.update(

@@ -232,6 +232,13 @@ class PacketSender:
         c = self.c
         space_id = _SPACE[epoch]
         rspace = c.recovery.spaces[space_id]
+        probes = c._probes_pending.get(space_id, 0)
+        if not (
+            (rspace.ack_queued and rspace.received)
+            or probes
+            or (allow_eliciting and self._has_eliciting(epoch))
+        ):
+            return None  # the common case on the hot path: nothing for this space
         packet = self._new_packet(epoch)
         room = max_size - packet.overhead()
         if room <= 0:
@@ -248,7 +255,6 @@ class PacketSender:
                 if epoch == Epoch.ONE_RTT:
                     c._ack_deadline = None
         if allow_eliciting:
-            probes = c._probes_pending.get(space_id, 0)
             if probes and space_id < 2 and not c.spaces[epoch].sender.has_pending():
                 # Each probe datagram carries the unacknowledged CRYPTO data: a peer
                 # drops an Initial without it (RFC 9000 §17.2.2).
