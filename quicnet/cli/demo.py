@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from quicnet.cli.common import Parser
+from quicnet.cli.live import run_live
 from quicnet.crypto import (
     Aead,
     AeadAlgorithm,
@@ -38,6 +39,8 @@ def _step(text: str, started: float) -> None:
 def demo(argv: list[str]) -> int:
     p = Parser("demo", "Make a CA, issue a server certificate, verify it; agree a key.")
     p.add_argument("-dir", metavar="DIR", help="also write ca.pem, server.pem, server.key here")
+    p.add_argument("-seconds", type=float, default=5.0, help="how long the live part runs")
+    p.add_argument("-clients", type=int, default=3, help="QUIC clients in the live part")
     a = p.parse_args(argv)
 
     print("quicnet toolkit demo\n")
@@ -100,5 +103,8 @@ def demo(argv: list[str]) -> int:
         (out / "server.key").chmod(0o600)
         print(f"\n  wrote {out}/ca.pem, server.pem, server.key")
         print(f"  check with: openssl verify -CAfile {out}/ca.pem {out}/server.pem")
+    if a.seconds > 0 and a.clients > 0:
+        print("\nlive: a local QUIC server and clients (datagrams echoed, a stream each)")
+        run_live(a.seconds, a.clients)
     print("\ndemo OK")
     return 0

@@ -126,16 +126,21 @@ def test_ca_with_encrypted_key(qn, qn_ok, openssl):
 
 
 def test_demo_prints_demo_ok(qn_ok):
-    r = qn_ok("demo")
+    r = qn_ok("demo", "-seconds", "1.5", "-clients", "2")
     lines = r.text.splitlines()
     assert lines[-1] == "demo OK"
+    # The live part: a table row per client per second, then totals with data moved.
+    assert any(line.split()[:2] == ["1.0", "2"] for line in lines if line.strip())
+    total = next(line for line in lines if line.strip().startswith("total:"))
+    assert float(total.split()[1]) > 0  # megabytes delivered reliably
+    assert int(total.split("s, ")[1].split()[0]) > 0  # datagrams echoed
     assert "rejected, wrong name 'example.com': NameMismatch" in r.text
     assert "rejected, in 30 days (expired): CertificateExpired" in r.text
     assert not Path("ca.pem").exists()  # nothing written without -dir
 
 
 def test_demo_dir_files_verify_with_openssl(qn_ok, openssl):
-    r = qn_ok("demo", "-dir", "out")
+    r = qn_ok("demo", "-dir", "out", "-seconds", "0")
     assert r.text.splitlines()[-1] == "demo OK"
     out = openssl(*sh("verify -CAfile out/ca.pem -verify_hostname localhost out/server.pem"))
     assert out.stdout == b"out/server.pem: OK\n"
