@@ -69,6 +69,22 @@ class _Driver:
             out.append((data, address))
         return out
 
+    def _cycle(self, core: QuicConnection | QuicEndpoint, timeout: float) -> None:
+        """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
+        now = time.monotonic()
+        self._send(core.datagrams_to_send(now))
+        deadline = core.next_timer()
+        wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
+        if self._wait(wait):
+            now = time.monotonic()
+            for data, address in self._read():
+                core.receive_datagram(data, address, now)
+        now = time.monotonic()
+        deadline = core.next_timer()
+        if deadline is not None and deadline <= now:
+            core.handle_timer(now)
+        self._send(core.datagrams_to_send(now))
+
     @property
     def local_address(self) -> Address:
         name: Address = self.sock.getsockname()
@@ -98,19 +114,7 @@ class UdpClient(_Driver):
     def poll(self, timeout: float = 0.0) -> list[QuicEvent]:
         """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
         conn = self.connection
-        now = time.monotonic()
-        self._send(conn.datagrams_to_send(now))
-        deadline = conn.next_timer()
-        wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
-        if self._wait(wait):
-            now = time.monotonic()
-            for data, address in self._read():
-                conn.receive_datagram(data, address, now)
-        now = time.monotonic()
-        deadline = conn.next_timer()
-        if deadline is not None and deadline <= now:
-            conn.handle_timer(now)
-        self._send(conn.datagrams_to_send(now))
+        self._cycle(conn, timeout)
         events = []
         while (event := conn.next_event()) is not None:
             events.append(event)
@@ -135,18 +139,9 @@ class UdpServer(_Driver):
         self.endpoint = QuicEndpoint(configuration, **endpoint_options)  # type: ignore[arg-type]
 
     def poll(self, timeout: float = 0.0) -> list[tuple[QuicConnection, QuicEvent]]:
+        """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
         endpoint = self.endpoint
-        now = time.monotonic()
-        self._send(endpoint.datagrams_to_send(now))
-        deadline = endpoint.next_timer()
-        wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
-        if self._wait(wait):
-            now = time.monotonic()
-            for data, address in self._read():
-                endpoint.receive_datagram(data, address, now)
-        now = time.monotonic()
-        endpoint.handle_timer(now)
-        self._send(endpoint.datagrams_to_send(now))
+        self._cycle(endpoint, timeout)
         events = []
         while (item := endpoint.next_event()) is not None:
             events.append(item)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from quicnet.crypto import KeyExchangeError, KeyShare, SignatureScheme, digest, random_bytes
 from quicnet.crypto.errors import CryptoError, InvalidSignatureError, UnsupportedAlgorithmError
 from quicnet.crypto.signing import SCHEME_INFO
@@ -31,7 +33,6 @@ from quicnet.tls.messages import (
     EndOfEarlyData,
     Extension,
     Finished,
-    HandshakeMessage,
     HandshakeType,
     NewSessionTicket,
     ServerHello,
@@ -66,6 +67,17 @@ class TLSClient(TLSEngine):
     """A TLS 1.3 client. Call :meth:`start`, then feed what the server sends."""
 
     is_client = True
+    #: RFC 8446 Appendix A.1 as data: (state, message, epoch) -> handler.
+    TRANSITIONS: ClassVar[dict[tuple[str, type, Epoch], str]] = {
+        ("WAIT_SH", ServerHello, Epoch.INITIAL): "_on_server_hello",
+        ("WAIT_EE", EncryptedExtensions, Epoch.HANDSHAKE): "_on_encrypted_extensions",
+        ("WAIT_CERT_CR", CertificateRequest, Epoch.HANDSHAKE): "_on_certificate_request",
+        ("WAIT_CERT_CR", Certificate, Epoch.HANDSHAKE): "_on_certificate",
+        ("WAIT_CERT", Certificate, Epoch.HANDSHAKE): "_on_certificate",
+        ("WAIT_CV", CertificateVerify, Epoch.HANDSHAKE): "_on_certificate_verify",
+        ("WAIT_FINISHED", Finished, Epoch.HANDSHAKE): "_on_finished",
+        ("CONNECTED", NewSessionTicket, Epoch.ONE_RTT): "_on_new_session_ticket",
+    }
 
     def __init__(
         self, config: ClientConfig, *, quic: bool = False, fixed: FixedInputs | None = None
@@ -83,7 +95,6 @@ class TLSClient(TLSEngine):
         self._hello_retry = False
         self._hrr_group: int | None = None
         self._cookie: bytes | None = None
-        self._now = 0.0
         self._early_data_offered = False
         self.early_data_accepted = False
         self.resumed = False
@@ -212,50 +223,6 @@ class TLSClient(TLSEngine):
             prefix = digest(info.hash_name, truncated_hello)
         return schedule.finished_verify_data(schedule.binder_key(), prefix)
 
-    # Dispatch ---------------------------------------------------------------------
-    def _handle(self, epoch: Epoch, message: HandshakeMessage, raw: bytes, now: float) -> None:
-        self._now = now
-        state = self.state
-        if state == "WAIT_SH" and isinstance(message, ServerHello) and epoch == Epoch.INITIAL:
-            self._on_server_hello(message, raw)
-        elif (
-            state == "WAIT_EE"
-            and isinstance(message, EncryptedExtensions)
-            and epoch == Epoch.HANDSHAKE
-        ):
-            self._on_encrypted_extensions(message, raw)
-        elif (
-            state == "WAIT_CERT_CR"
-            and isinstance(message, CertificateRequest)
-            and epoch == Epoch.HANDSHAKE
-        ):
-            self._on_certificate_request(message, raw)
-        elif (
-            state in ("WAIT_CERT_CR", "WAIT_CERT")
-            and isinstance(message, Certificate)
-            and epoch == Epoch.HANDSHAKE
-        ):
-            self._on_certificate(message, raw)
-        elif (
-            state == "WAIT_CV"
-            and isinstance(message, CertificateVerify)
-            and epoch == Epoch.HANDSHAKE
-        ):
-            self._on_certificate_verify(message, raw)
-        elif (
-            state == "WAIT_FINISHED" and isinstance(message, Finished) and epoch == Epoch.HANDSHAKE
-        ):
-            self._on_finished(message, raw)
-        elif (
-            state == "CONNECTED"
-            and isinstance(message, NewSessionTicket)
-            and epoch == Epoch.ONE_RTT
-        ):
-            self._on_new_session_ticket(message, now)
-        else:
-            raise self._unexpected(message)
-
-    # ServerHello / HelloRetryRequest -------------------------------------------------
     def _check_hello_common(self, hello: ServerHello) -> None:
         versions = hello.extension(ET.supported_versions)
         if versions is None:
@@ -285,10 +252,10 @@ class TLSClient(TLSEngine):
                 AlertDescription.illegal_parameter,
             )
 
-    def _on_server_hello(self, hello: ServerHello, raw: bytes) -> None:
+    def _on_server_hello(self, hello: ServerHello, raw: bytes, now: float) -> None:
         self._check_hello_common(hello)
         if hello.is_hello_retry_request:
-            self._on_hello_retry_request(hello, raw)
+            self._on_hello_retry_request(hello, raw, now)
             return
         allowed = _SERVER_HELLO_EXTENSIONS
         for e in hello.extensions:
@@ -358,7 +325,7 @@ class TLSClient(TLSEngine):
         self._install_handshake_secrets()
         self.state = "WAIT_EE"
 
-    def _on_hello_retry_request(self, hello: ServerHello, raw: bytes) -> None:
+    def _on_hello_retry_request(self, hello: ServerHello, raw: bytes, now: float) -> None:
         if self._hello_retry:
             raise ProtocolViolation(
                 "a second HelloRetryRequest", AlertDescription.unexpected_message
@@ -404,11 +371,13 @@ class TLSClient(TLSEngine):
         ):
             self._offered_psk = None  # §4.1.4: a PSK of another hash cannot follow this HRR
         self._early_data_offered = False
-        self._send(Epoch.INITIAL, self._client_hello(self._now))
+        self._send(Epoch.INITIAL, self._client_hello(now))
         self.state = "WAIT_SH"
 
     # Encrypted flight -----------------------------------------------------------------
-    def _on_encrypted_extensions(self, message: EncryptedExtensions, raw: bytes) -> None:
+    def _on_encrypted_extensions(
+        self, message: EncryptedExtensions, raw: bytes, now: float
+    ) -> None:
         for e in message.extensions:
             if e.type not in self._offered_extensions:  # §4.2: a response to no request
                 raise ProtocolViolation(
@@ -459,7 +428,7 @@ class TLSClient(TLSEngine):
         self.transcript.add(raw)
         self.state = "WAIT_FINISHED" if self.resumed else "WAIT_CERT_CR"
 
-    def _on_certificate_request(self, message: CertificateRequest, raw: bytes) -> None:
+    def _on_certificate_request(self, message: CertificateRequest, raw: bytes, now: float) -> None:
         if message.certificate_request_context:
             raise ProtocolViolation(
                 "CertificateRequest context must be empty in the handshake",
@@ -475,7 +444,7 @@ class TLSClient(TLSEngine):
         self.transcript.add(raw)
         self.state = "WAIT_CERT"
 
-    def _on_certificate(self, message: Certificate, raw: bytes) -> None:
+    def _on_certificate(self, message: Certificate, raw: bytes, now: float) -> None:
         if message.certificate_request_context:
             raise ProtocolViolation(
                 "server Certificate context must be empty", AlertDescription.illegal_parameter
@@ -496,7 +465,7 @@ class TLSClient(TLSEngine):
         self.transcript.add(raw)
         self.state = "WAIT_CV"
 
-    def _on_certificate_verify(self, message: CertificateVerify, raw: bytes) -> None:
+    def _on_certificate_verify(self, message: CertificateVerify, raw: bytes, now: float) -> None:
         scheme = message.algorithm
         if (
             scheme not in self.config.signature_algorithms
@@ -517,7 +486,7 @@ class TLSClient(TLSEngine):
         self.transcript.add(raw)
         self.state = "WAIT_FINISHED"
 
-    def _on_finished(self, message: Finished, raw: bytes) -> None:
+    def _on_finished(self, message: Finished, raw: bytes, now: float) -> None:
         assert self.key_schedule is not None
         if len(message.verify_data) != self.key_schedule.hash_length:
             raise ProtocolViolation("Finished of the wrong length", AlertDescription.decode_error)
@@ -579,7 +548,7 @@ class TLSClient(TLSEngine):
         self._send(Epoch.HANDSHAKE, CertificateVerify(scheme, key.sign(scheme, content)))
 
     # Post-handshake -------------------------------------------------------------------
-    def _on_new_session_ticket(self, message: NewSessionTicket, now: float) -> None:
+    def _on_new_session_ticket(self, message: NewSessionTicket, raw: bytes, now: float) -> None:
         assert self.suite is not None and self.cipher_suite is not None
         max_early = 0
         early = message.extension(ET.early_data)

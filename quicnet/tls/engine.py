@@ -11,6 +11,7 @@ the completed handshake, and session tickets. ``now`` is wall-clock seconds
 from __future__ import annotations
 
 from collections import deque
+from typing import ClassVar
 
 from quicnet.crypto import Certificate
 from quicnet.tls.alerts import AlertDescription
@@ -111,8 +112,14 @@ class TLSEngine:
         )
 
     # For the state machines ---------------------------------------------------------
+    #: (state, message class, epoch) -> name of the handler; anything else is unexpected.
+    TRANSITIONS: ClassVar[dict[tuple[str, type, Epoch], str]] = {}
+
     def _handle(self, epoch: Epoch, message: HandshakeMessage, raw: bytes, now: float) -> None:
-        raise NotImplementedError
+        handler = self.TRANSITIONS.get((self.state, type(message), epoch))
+        if handler is None:
+            raise self._unexpected(message)
+        getattr(self, handler)(message, raw, now)
 
     def _unexpected(self, message: HandshakeMessage) -> ProtocolViolation:
         return ProtocolViolation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from quicnet.crypto import (
     InvalidSignatureError,
@@ -42,7 +43,6 @@ from quicnet.tls.messages import (
     EndOfEarlyData,
     Extension,
     Finished,
-    HandshakeMessage,
     HandshakeType,
     NewSessionTicket,
     ServerHello,
@@ -138,6 +138,15 @@ class TLSServer(TLSEngine):
     """A TLS 1.3 server for one connection. Feed it the client's bytes."""
 
     is_client = False
+    #: RFC 8446 Appendix A.2 as data: (state, message, epoch) -> handler.
+    TRANSITIONS: ClassVar[dict[tuple[str, type, Epoch], str]] = {
+        ("START", ClientHello, Epoch.INITIAL): "_on_client_hello",
+        ("WAIT_CH2", ClientHello, Epoch.INITIAL): "_on_client_hello",
+        ("WAIT_EOED", EndOfEarlyData, Epoch.ZERO_RTT): "_on_end_of_early_data",
+        ("WAIT_CERT", Certificate, Epoch.HANDSHAKE): "_on_certificate",
+        ("WAIT_CV", CertificateVerify, Epoch.HANDSHAKE): "_on_certificate_verify",
+        ("WAIT_FINISHED", Finished, Epoch.HANDSHAKE): "_on_finished",
+    }
 
     def __init__(
         self, config: ServerConfig, *, quic: bool = False, fixed: FixedInputs | None = None
@@ -163,41 +172,6 @@ class TLSServer(TLSEngine):
         self._signature_scheme: int | None = None
         self._tickets_sent = 0
 
-    def _handle(self, epoch: Epoch, message: HandshakeMessage, raw: bytes, now: float) -> None:
-        state = self.state
-        if (
-            state in ("START", "WAIT_CH2")
-            and isinstance(message, ClientHello)
-            and epoch == Epoch.INITIAL
-        ):
-            self._on_client_hello(message, raw, now)
-        elif (
-            state == "WAIT_EOED" and isinstance(message, EndOfEarlyData) and epoch == Epoch.ZERO_RTT
-        ):
-            self.transcript.add(raw)
-            self._secret(
-                Epoch.HANDSHAKE,
-                False,
-                self.client_handshake_secret,
-                "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
-            )
-            self.state = self._after_server_flight()
-        elif state == "WAIT_CERT" and isinstance(message, Certificate) and epoch == Epoch.HANDSHAKE:
-            self._on_certificate(message, raw)
-        elif (
-            state == "WAIT_CV"
-            and isinstance(message, CertificateVerify)
-            and epoch == Epoch.HANDSHAKE
-        ):
-            self._on_certificate_verify(message, raw)
-        elif (
-            state == "WAIT_FINISHED" and isinstance(message, Finished) and epoch == Epoch.HANDSHAKE
-        ):
-            self._on_finished(message, raw, now)
-        else:
-            raise self._unexpected(message)
-
-    # ClientHello -----------------------------------------------------------------------
     def _on_client_hello(self, hello: ClientHello, raw: bytes, now: float) -> None:
         c = self.config
         offer = _parse_client_hello(hello)
@@ -302,6 +276,14 @@ class TLSServer(TLSEngine):
         self._derive_application_secrets()
         self._secret(Epoch.ONE_RTT, True, self.server_application_secret, "SERVER_TRAFFIC_SECRET_0")
         self.state = "WAIT_EOED" if defer else self._after_server_flight()
+
+    def _on_end_of_early_data(self, message: EndOfEarlyData, raw: bytes, now: float) -> None:
+        self.transcript.add(raw)
+        # The client's handshake keys protect what follows EndOfEarlyData (§4.5).
+        self._secret(
+            Epoch.HANDSHAKE, False, self.client_handshake_secret, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
+        )
+        self.state = self._after_server_flight()
 
     def _after_server_flight(self) -> str:
         if self.config.client_auth != ClientAuth.NONE and not self.resumed:
@@ -480,7 +462,7 @@ class TLSServer(TLSEngine):
         self._send(Epoch.HANDSHAKE, Finished(verify_data))
 
     # The client's second flight ---------------------------------------------------------
-    def _on_certificate(self, message: Certificate, raw: bytes) -> None:
+    def _on_certificate(self, message: Certificate, raw: bytes, now: float) -> None:
         if message.certificate_request_context:
             raise ProtocolViolation(
                 "client Certificate context must be empty", AlertDescription.illegal_parameter
@@ -500,7 +482,7 @@ class TLSServer(TLSEngine):
         self.peer_certificates = tuple(chain)
         self.state = "WAIT_CV"
 
-    def _on_certificate_verify(self, message: CertificateVerify, raw: bytes) -> None:
+    def _on_certificate_verify(self, message: CertificateVerify, raw: bytes, now: float) -> None:
         scheme = message.algorithm
         allowed = [s for s in self.config.signature_algorithms if SCHEME_INFO[s].handshake_allowed]
         if scheme not in allowed:
