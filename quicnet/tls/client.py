@@ -82,12 +82,8 @@ class TLSClient(TLSEngine):
     def __init__(
         self, config: ClientConfig, *, quic: bool = False, fixed: FixedInputs | None = None
     ) -> None:
-        config.validate()
-        if quic and config.quic_transport_parameters is None:
-            raise UsageError("a QUIC client must set quic_transport_parameters")
-        super().__init__(config.key_log, quic=quic)
+        super().__init__(config, quic=quic, fixed=fixed)
         self.config = config
-        self._fixed = fixed or FixedInputs()
         self._shares: dict[int, KeyShare] = {}
         self._session_id = b""
         self._offered_extensions: set[int] = set()
@@ -96,14 +92,9 @@ class TLSClient(TLSEngine):
         self._hrr_group: int | None = None
         self._cookie: bytes | None = None
         self._early_data_offered = False
-        self.early_data_accepted = False
-        self.resumed = False
-        self.group: int | None = None
         self._certificate_request: CertificateRequest | None = None
         self._server_signature_scheme: int | None = None
         self._resumption_master_secret = b""
-        self.peer_record_size_limit: int | None = None
-        self.peer_transport_parameters: bytes | None = None
 
     # ClientHello ------------------------------------------------------------------
     def start(self, now: float) -> None:

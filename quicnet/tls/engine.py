@@ -15,9 +15,10 @@ from typing import ClassVar
 
 from quicnet.crypto import Certificate
 from quicnet.tls.alerts import AlertDescription
-from quicnet.tls.config import KeyLog
+from quicnet.tls.config import ClientConfig, ServerConfig
 from quicnet.tls.errors import ProtocolViolation, UsageError
 from quicnet.tls.events import Epoch, TLSEvent, TrafficSecretReady
+from quicnet.tls.fixed import FixedInputs
 from quicnet.tls.key_schedule import (
     CIPHER_SUITES,
     CipherSuite,
@@ -41,10 +42,22 @@ class TLSEngine:
 
     is_client: bool
 
-    def __init__(self, key_log: KeyLog | None, *, quic: bool) -> None:
+    def __init__(
+        self, config: ClientConfig | ServerConfig, *, quic: bool, fixed: FixedInputs | None
+    ) -> None:
+        config.validate()
+        if quic and config.quic_transport_parameters is None:
+            raise UsageError("a QUIC endpoint must set quic_transport_parameters")
         self.quic = quic
         self.state = "START"
-        self._key_log = key_log
+        self._key_log = config.key_log
+        self._fixed = fixed or FixedInputs()
+        # What the handshake settles, for both roles.
+        self.group: int | None = None
+        self.resumed = False
+        self.early_data_accepted = False
+        self.peer_record_size_limit: int | None = None
+        self.peer_transport_parameters: bytes | None = None
         self._events: deque[TLSEvent] = deque()
         self._outgoing: list[tuple[Epoch, bytearray]] = []
         self._reassembler = HandshakeReassembler()

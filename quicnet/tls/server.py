@@ -151,22 +151,13 @@ class TLSServer(TLSEngine):
     def __init__(
         self, config: ServerConfig, *, quic: bool = False, fixed: FixedInputs | None = None
     ) -> None:
-        config.validate()
-        if quic and config.quic_transport_parameters is None:
-            raise UsageError("a QUIC server must set quic_transport_parameters")
         if quic and config.max_early_data_size not in (0, 0xFFFFFFFF):
             raise UsageError("QUIC needs max_early_data_size 0 or 0xFFFFFFFF (RFC 9001 §4.6.1)")
-        super().__init__(config.key_log, quic=quic)
+        super().__init__(config, quic=quic, fixed=fixed)
         self.config = config
-        self._fixed = fixed or FixedInputs()
         self.server_name: str | None = None
-        self.group: int | None = None
-        self.resumed = False
-        self.early_data_accepted = False
         #: The ClientHello offered early data (accepted or not).
         self.early_data_offered = False
-        self.peer_record_size_limit: int | None = None
-        self.peer_transport_parameters: bytes | None = None
         self._hrr_group: int | None = None
         self._first_hello: ClientHello | None = None
         self._signature_scheme: int | None = None
