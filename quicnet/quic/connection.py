@@ -13,6 +13,7 @@ Sending lives in :mod:`quicnet.quic.sender`, stream bookkeeping in
 from __future__ import annotations
 
 import enum
+import logging
 from collections import deque
 from collections.abc import Callable
 
@@ -51,6 +52,8 @@ from quicnet.tls import SessionTicketReceived as TLSSessionTicket
 from quicnet.tls.key_schedule import CIPHER_SUITES
 
 __all__ = ["ConnectionState", "QuicConnection"]
+
+_log = logging.getLogger("quicnet.quic")
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 
@@ -384,6 +387,12 @@ class QuicConnection:
                 alert = exc.alert if isinstance(exc, ProtocolViolation) else 80
                 self._enter_closing(
                     TransportErrorCode.CRYPTO_ERROR + int(alert), 0x06, str(exc), application=False
+                )
+                return
+            except Exception:  # a bug in quicnet: end this connection, never its server
+                _log.exception("internal error processing a datagram; closing the connection")
+                self._enter_closing(
+                    TransportErrorCode.INTERNAL_ERROR, 0, "internal error", application=False
                 )
                 return
             if end is None:

@@ -10,6 +10,7 @@ connections and handshakes in progress. Closed connections are reaped.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, replace
 
@@ -30,6 +31,8 @@ from quicnet.quic.tokens import RetryTokenManager
 from quicnet.quic.versions import VERSION_PARAMS
 
 __all__ = ["EndpointStats", "QuicEndpoint"]
+
+_log = logging.getLogger("quicnet.quic")
 
 #: Smallest stateless reset we send (RFC 9000 §10.3: at least 21 bytes to look like a packet).
 MIN_STATELESS_RESET = 21
@@ -227,6 +230,12 @@ class QuicEndpoint:
         if conn.state == ConnectionState.TERMINATED:
             self._reap(conn)
 
+    def _fail(self, conn: QuicConnection) -> None:
+        _log.exception("internal error in a connection; dropping it")
+        conn._terminate(0x01, None, "internal error", by_peer=False)  # INTERNAL_ERROR
+        self._after(conn)
+        self._reap(conn)
+
     def _reap(self, conn: QuicConnection) -> None:
         self._all.discard(conn)
         for cid in [c for c, owner in self.connections.items() if owner is conn]:
@@ -237,7 +246,11 @@ class QuicEndpoint:
         out = list(self._outgoing)
         self._outgoing.clear()
         for conn in list(self._all):
-            out += conn.datagrams_to_send(now)
+            try:
+                out += conn.datagrams_to_send(now)
+            except Exception:  # a bug in one connection never stops the others
+                self._fail(conn)
+                continue
             self._after(conn)
         return out
 
@@ -249,7 +262,11 @@ class QuicEndpoint:
         for conn in list(self._all):
             t = conn.next_timer()
             if t is not None and t <= now:
-                conn.handle_timer(now)
+                try:
+                    conn.handle_timer(now)
+                except Exception:  # a bug in one connection never stops the others
+                    self._fail(conn)
+                    continue
                 self._after(conn)
 
     def next_event(self) -> tuple[QuicConnection, QuicEvent] | None:
