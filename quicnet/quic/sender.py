@@ -46,6 +46,7 @@ class _Packet:
         "epoch",
         "handlers",
         "header",
+        "padded",
         "payload",
         "pn",
         "pn_len",
@@ -62,6 +63,7 @@ class _Packet:
         #: Called with False when a probe should carry this packet's CRYPTO data again.
         self.retransmit: list[DeliveryHandler] = []
         self.ack_eliciting = False
+        self.padded = False  # PADDING makes a packet count as in flight (RFC 9002 §2)
 
     def overhead(self) -> int:
         length_field = 2 if self.epoch != Epoch.ONE_RTT else 0
@@ -150,6 +152,7 @@ class PacketSender:
         # §5.4.2: the sample needs 4 bytes after the start of the packet number.
         if packet.pn_len + len(packet.payload) < 4:
             packet.payload += bytes(4 - packet.pn_len - len(packet.payload))
+            packet.padded = True
         pn_bytes = (packet.pn & ((1 << (8 * packet.pn_len)) - 1)).to_bytes(packet.pn_len, "big")
         if packet.epoch == Epoch.ONE_RTT:
             header = packet.header + pn_bytes
@@ -160,14 +163,13 @@ class PacketSender:
         rspace = c.recovery.spaces[_SPACE[packet.epoch]]
         rspace.next_packet_number += 1
         if record:
-            in_flight = packet.ack_eliciting or 0 in packet.payload[:1]
             c.recovery.on_packet_sent(
                 _SPACE[packet.epoch],
                 SentPacket(
                     packet.pn,
                     now,
                     packet.ack_eliciting,
-                    packet.ack_eliciting or in_flight,
+                    packet.ack_eliciting or packet.padded,
                     len(wire),
                     packet.handlers,
                     packet.retransmit,
@@ -224,6 +226,7 @@ class PacketSender:
             if total < MIN_INITIAL_DATAGRAM:
                 last = packets[-1]
                 last.payload += bytes(MIN_INITIAL_DATAGRAM - total)
+                last.padded = True
         return b"".join(self._seal(p, now) for p in packets)
 
     def _fill_packet(
