@@ -236,11 +236,8 @@ class PacketSender:
         space_id = _SPACE[epoch]
         rspace = c.recovery.spaces[space_id]
         probes = c._probes_pending.get(space_id, 0)
-        if not (
-            (rspace.ack_queued and rspace.received)
-            or probes
-            or (allow_eliciting and self._has_eliciting(epoch))
-        ):
+        has_eliciting = allow_eliciting and self._has_eliciting(epoch)
+        if not ((rspace.ack_queued and rspace.received) or probes or has_eliciting):
             return None  # the common case on the hot path: nothing for this space
         packet = self._new_packet(epoch)
         room = max_size - packet.overhead()
@@ -248,7 +245,7 @@ class PacketSender:
             return None
         payload = packet.payload
         # ACK (§13.2): always when queued; piggybacked whenever anything else goes.
-        piggyback = rspace.unacked_ack_eliciting and allow_eliciting and self._has_eliciting(epoch)
+        piggyback = rspace.unacked_ack_eliciting and has_eliciting
         if (rspace.ack_queued or piggyback) and rspace.received:
             ack = self._ack_frame(epoch, now)
             if len(ack) <= room:
