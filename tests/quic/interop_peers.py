@@ -72,6 +72,15 @@ class HardTimeout(Exception):
     """The test ran past ``HARD_TIMEOUT``."""
 
 
+#: Which side quicnet plays in a parametrized interop test.
+ROLES = ("quicnet_server", "quicnet_client")
+
+
+@pytest.fixture(params=ROLES)
+def role(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(autouse=True)
 def hard_timeout() -> Iterator[None]:
     """Interrupt the test (in its own thread) after HARD_TIMEOUT seconds."""

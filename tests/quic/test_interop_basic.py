@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from interop_peers import (  # noqa: F401  (fixtures are used by name)
     ALPN,
     Gate,
@@ -30,6 +29,7 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
     pump,
     quicnet_client_config,
     quicnet_server_config,
+    role,
     run_peer_client,
     sha256,
     stack,
@@ -38,13 +38,6 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
 
 from quicnet.quic import QuicVersion
 from quicnet.tls import CipherSuite
-
-ROLES = ("quicnet_server", "quicnet_client")
-
-
-@pytest.fixture(params=ROLES)
-def role(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _download(

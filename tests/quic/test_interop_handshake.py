@@ -37,6 +37,7 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
     quicnet_client_config,
     quicnet_server_config,
     relay,
+    role,
     run_peer_client,
     sha256,
     stack,
@@ -45,15 +46,9 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
 
 from quicnet.quic import QuicVersion
 
-ROLES = ("quicnet_server", "quicnet_client")
 #: Reserved versions (RFC 9000 §15, 0x?a?a?a?a) a client may offer to force negotiation.
 GREASE_1A = 0x1A2A3A4A
 GREASE_5A = 0x5A6A7A8A
-
-
-@pytest.fixture(params=ROLES)
-def role(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _get_via(

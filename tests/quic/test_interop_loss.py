@@ -33,18 +33,12 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
     quicnet_client_config,
     quicnet_server_config,
     relay,
+    role,
     run_peer_client,
     sha256,
     stack,
     wait_future,
 )
-
-ROLES = ("quicnet_server", "quicnet_client")
-
-
-@pytest.fixture(params=ROLES)
-def role(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _download_through(
