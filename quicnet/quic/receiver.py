@@ -149,8 +149,8 @@ class PacketReceiver:
         reserved = plain_first & (0x0C if first & 0x80 else 0x18)
         if reserved:
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
-        if pn in space.received or pn < space.largest_received - 100_000:
-            return end  # duplicate (or hopelessly old)
+        if space.is_duplicate(pn):
+            return end
         self._on_packet_authenticated(epoch, peer_scid, dcid, address, now)
         ack_eliciting = self._handle_frames(epoch, payload, now, dcid)
         if (
@@ -160,12 +160,7 @@ class PacketReceiver:
             and c.handshake_confirmed
         ):
             self._on_peer_address_change(address)
-        space.received.add(pn)
-        if pn > space.largest_received:
-            space.largest_received = pn
-            space.largest_received_time = now
-        if len(space.received) > 64:
-            space.received.trim_below(space.received.descending()[31][1])
+        space.on_packet_received(pn, now)
         if ack_eliciting:
             space.unacked_ack_eliciting += 1
             if epoch != Epoch.ONE_RTT or space.unacked_ack_eliciting >= 2:
@@ -191,12 +186,16 @@ class PacketReceiver:
             return current.open(header, ciphertext, pn)
         if c._prev_recv_key is not None and pn < c.recovery.spaces[2].largest_received:
             return c._prev_recv_key.open(header, ciphertext, pn)
-        if not c.handshake_confirmed:
+        nxt = c._next_recv_key or current.next_generation()
+        # Decrypt first: a forged packet with a flipped bit fails here and is dropped;
+        # only an authenticated one can be an error (DecryptError leaves state untouched).
+        payload = nxt.open(header, ciphertext, pn)
+        if not c.is_client and not c.handshake_confirmed:
+            # §6.1: the client cannot have confirmed the handshake before the server
+            # completed it; a client may see the server's update before HANDSHAKE_DONE.
             raise TransportError(
                 TransportErrorCode.KEY_UPDATE_ERROR, "key update before the handshake was confirmed"
             )
-        nxt = c._next_recv_key or current.next_generation()
-        payload = nxt.open(header, ciphertext, pn)  # DecryptError leaves state untouched
         c._prev_recv_key = current
         c.spaces[Epoch.ONE_RTT].recv_key = nxt
         c._next_recv_key = nxt.next_generation()

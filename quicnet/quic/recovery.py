@@ -15,6 +15,8 @@ K_TIME_THRESHOLD = 9 / 8
 K_GRANULARITY = 0.001
 K_INITIAL_RTT = 0.333
 K_PERSISTENT_CONGESTION_THRESHOLD = 3
+#: Received packet-number ranges kept for ACK frames before the oldest half is forgotten.
+MAX_RECEIVED_RANGES = 64
 
 #: Called once per frame sent in a packet: True when acknowledged, False when lost.
 DeliveryHandler = Callable[[bool], None]
@@ -79,6 +81,7 @@ class PacketSpace:
         "loss_time",
         "next_packet_number",
         "received",
+        "received_floor",
         "sent",
         "time_of_last_ack_eliciting",
         "unacked_ack_eliciting",
@@ -92,11 +95,30 @@ class PacketSpace:
         self.time_of_last_ack_eliciting: float | None = None
         self.ack_eliciting_in_flight = 0
         self.received = RangeSet()
+        #: Packet numbers below this were forgotten to bound ``received``: they count as
+        #: duplicates forever, so a replayed old packet is never processed again (§12.3).
+        self.received_floor = 0
         self.largest_received = -1
         self.largest_received_time = 0.0
         self.ack_queued = False  # an ACK frame should be sent
         self.unacked_ack_eliciting = 0  # ack-eliciting packets received since our last ACK
         self.discarded = False
+
+    def is_duplicate(self, packet_number: int) -> bool:
+        """RFC 9000 §12.3: seen before, or too old to tell (below the floor)."""
+        return packet_number < self.received_floor or packet_number in self.received
+
+    def on_packet_received(self, packet_number: int, now: float) -> None:
+        """Record an authenticated packet number; keep at most 64 ranges (§13.2.3)."""
+        received = self.received
+        received.add(packet_number)
+        if packet_number > self.largest_received:
+            self.largest_received = packet_number
+            self.largest_received_time = now
+        if len(received) > MAX_RECEIVED_RANGES:
+            floor = received.descending()[MAX_RECEIVED_RANGES // 2 - 1][1]
+            received.trim_below(floor)
+            self.received_floor = floor
 
 
 class Recovery:
