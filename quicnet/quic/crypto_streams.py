@@ -8,6 +8,9 @@ from quicnet.quic.streams import ReceiveHalf, SendHalf
 
 __all__ = ["CryptoSpace"]
 
+#: A handshake flight arrives in a handful of packets; holes beyond this are an attack.
+MAX_CRYPTO_FRAGMENTS = 64
+
 
 class CryptoSpace:
     """CRYPTO data in both directions for one epoch, and its keys."""
@@ -27,6 +30,10 @@ class CryptoSpace:
                 TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "CRYPTO data beyond the buffer limit"
             )
         self.receiver.receive(offset, data, False)
+        if self.receiver.fragments > MAX_CRYPTO_FRAGMENTS:  # RFC 9000 §21.7
+            raise TransportError(
+                TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "CRYPTO data too fragmented"
+            )
         out = self.receiver.read()
         if out:
             # The window slides as TLS consumes: the limit is on buffered, not total, data.

@@ -62,23 +62,31 @@ class RangeSet:
         stops[lo:hi] = [stop]
 
     def subtract(self, start: int, stop: int) -> None:
-        """Remove ``[start, stop)``."""
+        """Remove ``[start, stop)``: two binary searches and one splice."""
         if stop <= start:
             return
-        out_starts: list[int] = []
-        out_stops: list[int] = []
-        for s, e in self:
-            if e <= start or s >= stop:
-                out_starts.append(s)
-                out_stops.append(e)
-                continue
-            if s < start:
-                out_starts.append(s)
-                out_stops.append(start)
-            if e > stop:
-                out_starts.append(stop)
-                out_stops.append(e)
-        self._starts, self._stops = out_starts, out_stops
+        starts, stops = self._starts, self._stops
+        lo = bisect.bisect_right(stops, start)  # first range that ends after start
+        hi = bisect.bisect_left(starts, stop)  # ranges from here on start at/after stop
+        if lo >= hi:
+            return
+        new_starts: list[int] = []
+        new_stops: list[int] = []
+        if starts[lo] < start:
+            new_starts.append(starts[lo])
+            new_stops.append(start)
+        if stops[hi - 1] > stop:
+            new_starts.append(stop)
+            new_stops.append(stops[hi - 1])
+        starts[lo:hi] = new_starts
+        stops[lo:hi] = new_stops
+
+    def overlapping(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """The ranges that intersect ``[start, stop)``, clipped to it."""
+        starts, stops = self._starts, self._stops
+        lo = bisect.bisect_right(stops, start)
+        hi = bisect.bisect_left(starts, stop)
+        return [(max(starts[i], start), min(stops[i], stop)) for i in range(lo, hi)]
 
     def shift(self) -> tuple[int, int]:
         """Remove and return the lowest range."""

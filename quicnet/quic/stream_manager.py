@@ -18,6 +18,10 @@ from quicnet.quic.transport_params import TransportParameters
 
 __all__ = ["StreamManager"]
 
+#: The fewest buffered stream ranges a connection may hold before it is an attack (§21.7);
+#: larger connection windows allow one range per 512 bytes of window.
+MIN_FRAGMENT_LIMIT = 1024
+
 
 class StreamManager:
     def __init__(
@@ -33,6 +37,9 @@ class StreamManager:
         self.data_consumed = 0
         self.max_data_remote = 0  # what the peer allows
         self.data_sent = 0  # new bytes sent, summed
+        # Reassembly state (§21.7): separate byte ranges buffered over all streams.
+        self.fragments = 0
+        self.max_fragments = max(MIN_FRAGMENT_LIMIT, local.initial_max_data // 512)
         # Stream limits (§4.6).
         self.max_streams_local = {
             True: local.initial_max_streams_bidi,
@@ -189,9 +196,20 @@ class StreamManager:
         stream = self._peer_stream(frame.stream_id, frame_type, receiving=True)
         if stream is None or stream.receiver is None:
             return
-        grew = stream.receiver.receive(frame.offset, frame.data, frame.fin)
+        receiver = stream.receiver
+        before = receiver.fragments
+        grew = receiver.receive(frame.offset, frame.data, frame.fin)
         self._account_received(grew, frame_type)
         self._deliver(stream)
+        self._account_fragments(receiver.fragments - before, frame_type)
+
+    def _account_fragments(self, change: int, frame_type: int) -> None:
+        """RFC 9000 §21.7: bound the ranges buffered across all streams (§21.9: an error)."""
+        self.fragments += change
+        if self.fragments > self.max_fragments:
+            raise TransportError(
+                TransportErrorCode.PROTOCOL_VIOLATION, "stream data too fragmented", frame_type
+            )
 
     def _account_received(self, grew: int, frame_type: int) -> None:
         self.data_received += grew
@@ -223,8 +241,10 @@ class StreamManager:
         if stream is None or stream.receiver is None:
             return
         already = stream.receiver.reset_error_code is not None
+        before = stream.receiver.fragments
         grew = stream.receiver.reset(frame.error_code, frame.final_size)
         self._account_received(grew, frame_type)
+        self._account_fragments(stream.receiver.fragments - before, frame_type)
         if not already:
             self._events.append(StreamReset(frame.stream_id, frame.error_code))
         self._maybe_forget(stream)

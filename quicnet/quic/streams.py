@@ -96,6 +96,11 @@ class ReceiveHalf:
         return data
 
     @property
+    def fragments(self) -> int:
+        """How many separate byte ranges are buffered (holes + 1; RFC 9000 §21.7)."""
+        return len(self._received)
+
+    @property
     def finished(self) -> bool:
         """All data up to the final size was read."""
         return self.final_size is not None and self.read_offset == self.final_size
@@ -233,8 +238,8 @@ class SendHalf:
         start = max(offset, self._buffer_start)
         if start < offset + length:
             self._pending.add(start, offset + length)
-            # Drop parts already acknowledged.
-            for a, b in list(self._acked):
+            # Drop parts already acknowledged (only those inside the lost range).
+            for a, b in self._acked.overlapping(start, offset + length):
                 self._pending.subtract(a, b)
         if fin and not self.fin_acked:
             self.fin_pending = True

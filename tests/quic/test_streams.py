@@ -410,6 +410,65 @@ def test_finished_peer_streams_raise_max_streams() -> None:
     server.on_stream(StreamFrame(6, 0, b"next", True), 0x08)  # the new slot is usable
 
 
+def _wide_manager(max_data: int, stream_window: int) -> StreamManager:
+    params = TransportParameters(
+        initial_max_data=max_data,
+        initial_max_stream_data_bidi_local=stream_window,
+        initial_max_stream_data_bidi_remote=stream_window,
+        initial_max_streams_bidi=8,
+    )
+    manager = StreamManager(is_client=False, local=params, events=deque())
+    manager.set_remote_parameters(params)
+    return manager
+
+
+@pytest.mark.parametrize("order", ["descending", "ascending", "across streams"])
+def test_fragmenting_stream_data_is_bounded(order: str) -> None:
+    """RFC 9000 §21.7: 1-byte frames with holes between them stop at a fixed bound.
+
+    The attack cost O(n^2) in the range set (and its memory grew with n); now the
+    buffered ranges over all streams are capped and the peer gets PROTOCOL_VIOLATION.
+    """
+    manager = _wide_manager(max_data=4 << 20, stream_window=1 << 20)
+    limit = manager.max_fragments
+    assert limit == 8192  # one range per 512 bytes of the 4 MiB connection window
+    offsets = [2 * i + 1 for i in range(200_000 // 8)]
+    frames: list[tuple[int, int]] = []
+    if order == "descending":
+        frames = [(0, o) for o in reversed(offsets)]
+    elif order == "ascending":
+        frames = [(0, o) for o in offsets]
+    else:
+        frames = [(4 * s, o) for o in offsets[:2000] for s in range(8)]
+    sent = 0
+    with pytest.raises(TransportError) as info:
+        for stream_id, offset in frames:
+            manager.on_stream(StreamFrame(stream_id, offset, b"x", False), 0x0E)
+            sent += 1
+            assert manager.fragments <= limit
+    assert info.value.error_code == TransportErrorCode.PROTOCOL_VIOLATION
+    assert sent == limit
+
+
+def test_ordinary_loss_stays_far_below_the_fragment_bound() -> None:
+    """Full-sized frames with every other one lost: a 1 MiB window holds ~450 holes."""
+    manager = _wide_manager(max_data=4 << 20, stream_window=1 << 20)
+    for offset in range(0, (1 << 20) - 2400, 2400):
+        manager.on_stream(StreamFrame(0, offset + 1200, bytes(1200), False), 0x0E)
+    assert 400 < manager.fragments < manager.max_fragments
+    for offset in range(0, (1 << 20) - 2400, 2400):  # the retransmissions fill the holes
+        manager.on_stream(StreamFrame(0, offset, bytes(1200), False), 0x0E)
+    assert manager.fragments <= 1
+
+
+def test_fragmented_crypto_data_is_bounded() -> None:
+    space = CryptoSpace(1 << 16)
+    with pytest.raises(TransportError) as info:
+        for offset in range(1, 1 << 15, 2):
+            space.receive(offset, b"x")
+    assert info.value.error_code == TransportErrorCode.CRYPTO_BUFFER_EXCEEDED
+
+
 def test_quic_stream_halves_by_id() -> None:
     assert QuicStream(0, is_client=True, receive_window=1, send_limit=1).receiver is not None
     uni_ours = QuicStream(2, is_client=True, receive_window=1, send_limit=1)
@@ -424,7 +483,9 @@ def test_quic_stream_halves_by_id() -> None:
 _ops = st.lists(
     st.one_of(
         st.tuples(st.sampled_from(["add", "trim"]), st.integers(0, 200), st.integers(0, 40)),
-        st.tuples(st.just("subtract"), st.integers(0, 200), st.integers(1, 40)),
+        st.tuples(
+            st.sampled_from(["subtract", "overlap"]), st.integers(0, 200), st.integers(1, 40)
+        ),
     ),
     max_size=60,
 )
@@ -443,9 +504,12 @@ def test_rangeset_behaves_like_a_set(ops: list[tuple[str, int, int]]) -> None:
         elif op == "subtract":
             ranges.subtract(start, stop)
             reference -= set(range(start, stop))
-        else:
+        elif op == "trim":
             ranges.trim_below(start)
             reference = {x for x in reference if x >= start}
+        else:  # the members of [start, stop) as clipped ranges
+            got = {x for a, b in ranges.overlapping(start, stop) for x in range(a, b)}
+            assert got == {x for x in reference if start <= x < stop}
         # Same members, and a canonical form: sorted, disjoint, non-adjacent, non-empty.
         members = {x for a, b in ranges for x in range(a, b)}
         assert members == reference
