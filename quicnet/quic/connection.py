@@ -214,6 +214,7 @@ class QuicConnection:
                     insecure_skip_verify=c.insecure_skip_verify,
                     cipher_suites=c.cipher_suites,
                     groups=c.groups,
+                    key_share_groups=c.groups[:1],  # the others by HelloRetryRequest
                     certificate_chain=c.certificate_chain,
                     private_key=c.private_key,
                     session=c.session_ticket,
@@ -429,7 +430,13 @@ class QuicConnection:
         for epoch, data in tls.data_to_send():
             space = self.spaces[epoch if epoch != Epoch.ZERO_RTT else Epoch.ONE_RTT]
             space.sender.write(data, False)
-        if not self.is_client and self.remote_params is None and tls.state != "START":
+        # The server learns them from the ClientHello it accepts (after a HelloRetryRequest,
+        # from the second one); the TLS engine refuses a ClientHello without them.
+        if (
+            not self.is_client
+            and self.remote_params is None
+            and tls.peer_transport_parameters is not None
+        ):
             self._set_remote_params(tls.peer_transport_parameters)
 
     def _install_secret(self, event: TrafficSecretReady) -> None:

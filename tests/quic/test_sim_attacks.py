@@ -10,15 +10,27 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
 from simnet import (
     CLIENT_ADDR,
     SERVER_ADDR,
     Simulation,
+    StreamCollector,
     handshake,
     make_pair,
+    packet_types,
+    send_on_new_streams,
 )
 
-from quicnet.quic import ConnectionState, ConnectionTerminated, DatagramReceived, QuicConnection
+from quicnet.crypto import NamedGroup
+from quicnet.quic import (
+    ConnectionState,
+    ConnectionTerminated,
+    DatagramReceived,
+    QuicConnection,
+    QuicVersion,
+)
+from quicnet.quic.packets import PacketType
 
 
 def _client(sim: Simulation) -> QuicConnection:
@@ -79,3 +91,33 @@ def test_forged_key_phase_does_not_kill_a_client_mid_handshake() -> None:
     assert client.state == ConnectionState.HANDSHAKE or client.state == ConnectionState.CONNECTED
     assert not sim.client.events_of(ConnectionTerminated)
     sim.run_until(lambda: client.handshake_confirmed, what="confirmation")
+
+
+# RFC 8446 §4.1.4 in QUIC (RFC 9001 §4.7 is silent: HelloRetryRequest works as in TLS).
+
+
+@pytest.mark.parametrize("version", [QuicVersion.V1, QuicVersion.V2], ids=["v1", "v2"])
+@pytest.mark.parametrize("retry", [False, True], ids=["no-retry", "retry"])
+def test_hello_retry_request_in_quic(version: int, retry: bool) -> None:
+    """The client's only key share is for a group the server does not accept."""
+    sim = make_pair(
+        seed=33,
+        client={"groups": (NamedGroup.secp256r1, NamedGroup.x25519), "version": version},
+        server={"groups": (NamedGroup.x25519,)},
+        endpoint={"require_retry": retry},
+    )
+    client = _client(sim)
+    flights: list[list[PacketType]] = []
+    sim.s2c.taps.append(lambda data, now: flights.append(packet_types(data)))
+    handshake(sim)
+    # The HelloRetryRequest travels alone: no Handshake packet until the second ClientHello.
+    answers = [types for types in flights if PacketType.RETRY not in types]
+    assert answers[0] == [PacketType.INITIAL]
+    assert PacketType.HANDSHAKE in answers[1]
+    assert client.state == ConnectionState.CONNECTED and client.version == version
+    assert client.tls.group == NamedGroup.x25519
+    assert not sim.server.events_of(ConnectionTerminated)
+    sent = send_on_new_streams(client, [b"after a retry request"])
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    sim.run_until(lambda: collector.complete(sent), what="transfer")
