@@ -214,6 +214,10 @@ class PacketSender:
             # Handshake data is small and unblocks everything else: it is not held
             # back by a congestion window full of 1-RTT packets the peer cannot read yet.
             eliciting = allow_eliciting or epoch != Epoch.ONE_RTT
+            if epoch == Epoch.INITIAL and budget < MIN_INITIAL_DATAGRAM:
+                # §14.1 pads an ack-eliciting Initial to 1200 bytes; §8.1 forbids the
+                # padding beyond 3x: without room for both, only an ACK may go.
+                eliciting = False
             packet = self._fill_packet(epoch, remaining, now, eliciting)
             if packet is not None:
                 packets.append(packet)

@@ -22,7 +22,7 @@ from simnet import (
     send_on_new_streams,
 )
 
-from quicnet.crypto import NamedGroup
+from quicnet.crypto import NamedGroup, dev_identity
 from quicnet.quic import (
     ConnectionState,
     ConnectionTerminated,
@@ -121,3 +121,32 @@ def test_hello_retry_request_in_quic(version: int, retry: bool) -> None:
     collector = StreamCollector()
     sim.server.on_event = collector
     sim.run_until(lambda: collector.complete(sent), what="transfer")
+
+
+# RFC 9000 §8.1, §14.1: padding an Initial to 1200 bytes never breaks the 3x limit.
+
+
+@pytest.mark.parametrize("extra_names", [0, 12, 25, 40, 70])
+def test_padding_never_exceeds_the_amplification_limit(extra_names: int) -> None:
+    """Only the client's first datagram arrives; the server probes until it gives up.
+
+    Certificates of several sizes leave different remainders of the 3x budget after the
+    first flight: a probe that would need padding beyond the remainder must wait.
+    """
+    names = ("localhost", *(f"name-{i}.padding.example" for i in range(extra_names)))
+    ident = dev_identity(names)
+    sim = make_pair(
+        seed=34,
+        client={"trust_roots": (ident.trust_root,)},
+        server={"certificate_chain": ident.certificate_chain, "private_key": ident.private_key},
+    )
+    first: list[bytes] = []
+    sim.c2s.filter = lambda data, now: not first and not first.append(data)  # type: ignore[func-returns-value]
+    highest = [0]
+    sim.s2c.taps.append(lambda data, now: highest.__setitem__(0, sim.s2c.stats.bytes))
+    sim.connect()
+    sim.run_for(40.0)
+    received = sim.c2s.stats.delivered_bytes
+    assert received == 1200
+    assert sim.s2c.stats.bytes > 1200  # the server did answer (and probe)
+    assert highest[0] <= 3 * received
