@@ -50,6 +50,9 @@ class ConnectionIdManager:
         #: Frames to send: NEW_CONNECTION_ID for ours, RETIRE_CONNECTION_ID for the peer's.
         self.pending_new: list[LocalCid] = []
         self.pending_retire: list[int] = []
+        #: The peer's CIDs we retired and the peer has not acknowledged retiring (§5.1.2):
+        #: a peer that keeps us retiring faster than it acknowledges is stopped.
+        self._retiring: set[int] = set()
         #: Routing changes for the endpoint: (cid, added?).
         self.routing_changes: list[tuple[bytes, bool]] = []
 
@@ -119,7 +122,7 @@ class ConnectionIdManager:
                 )
             return
         if frame.sequence_number < self._retire_prior_to:
-            self.pending_retire.append(frame.sequence_number)  # already retired: retire at once
+            self._retire(frame.sequence_number)  # already retired: retire at once
             return
         self.peer[frame.sequence_number] = PeerCid(
             frame.sequence_number, frame.connection_id, frame.stateless_reset_token
@@ -128,7 +131,7 @@ class ConnectionIdManager:
             self._retire_prior_to = frame.retire_prior_to
             for seq in [s for s in self.peer if s < frame.retire_prior_to]:
                 del self.peer[seq]
-                self.pending_retire.append(seq)
+                self._retire(seq)
             if self.current_peer_sequence not in self.peer:
                 self.current_peer_sequence = min(self.peer)
         if len(self.peer) > self.our_limit:
@@ -145,8 +148,29 @@ class ConnectionIdManager:
         old = self.current_peer_sequence
         self.current_peer_sequence = min(spare)
         del self.peer[old]
-        self.pending_retire.append(old)
+        self._retire(old)
         return True
+
+    def _retire(self, sequence_number: int) -> None:
+        """Queue RETIRE_CONNECTION_ID once per sequence number until it is acknowledged."""
+        if sequence_number in self._retiring:
+            return
+        # §5.1.2: tracking at least twice active_connection_id_limit; beyond that it is
+        # the peer's doing, and CONNECTION_ID_LIMIT_ERROR.
+        if len(self._retiring) >= 2 * max(self.our_limit, 2):
+            raise TransportError(
+                TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
+                "the peer made us retire too many connection IDs at once",
+            )
+        self._retiring.add(sequence_number)
+        self.pending_retire.append(sequence_number)
+
+    def on_retire_delivered(self, sequence_number: int, acked: bool) -> None:
+        """A RETIRE_CONNECTION_ID frame was acknowledged (done) or lost (sent again)."""
+        if acked:
+            self._retiring.discard(sequence_number)
+        elif sequence_number in self._retiring:
+            self.pending_retire.append(sequence_number)
 
     def is_stateless_reset(self, datagram: bytes) -> bool:
         """RFC 9000 §10.3.1: the last 16 bytes equal a token the peer gave us."""

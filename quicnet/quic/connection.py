@@ -20,6 +20,7 @@ from collections.abc import Callable
 from quicnet.crypto import hmac_digest, random_bytes
 from quicnet.quic import frames as fr
 from quicnet.quic.cids import ConnectionIdManager
+from quicnet.quic.closing import ClosingState
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.crypto_streams import CryptoSpace
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
@@ -30,6 +31,7 @@ from quicnet.quic.events import (
     SessionTicketReceived,
 )
 from quicnet.quic.packets import MIN_INITIAL_DATAGRAM
+from quicnet.quic.paths import Path, PathManager, address_key
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.receiver import _EPOCH_SPACE, PacketReceiver
 from quicnet.quic.recovery import Recovery
@@ -97,7 +99,8 @@ class QuicConnection:
         self._version_probe_due: float | None = None
         self.state = ConnectionState.HANDSHAKE
         self._events: deque[QuicEvent] = deque()
-        self.peer_address: Address | None = None
+        #: The peer's addresses: the current path, a fallback, those being probed (§9).
+        self.paths = PathManager()
         local_cid = local_cid if local_cid is not None else random_bytes(c.connection_id_length)
         self.host_cid = local_cid
         self.cids = ConnectionIdManager(
@@ -126,10 +129,16 @@ class QuicConnection:
         # Handshake progress.
         self.handshake_complete = False
         self.handshake_confirmed = False
-        self.address_validated = peer_address_validated or self.is_client
-        self.bytes_received = 0
-        self.bytes_sent = 0  # counted toward the 3x limit before validation
+        # A client validated the server's address by choosing it; a server whose client
+        # showed a Retry token validated the client's (§8.1).
+        self._first_path_validated = peer_address_validated or self.is_client
         self._received_first_packet = False
+        #: Set when a packet of the datagram being processed was authenticated.
+        self._datagram_authenticated = False
+        #: The address the datagram being processed came from.
+        self._datagram_address: Address | None = None
+        #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
+        self._active_dcid = b""
         self._discarded_epochs: set[Epoch] = set()
         self._handshake_done_pending = False
         self._retry_token = b""
@@ -142,12 +151,9 @@ class QuicConnection:
         self.idle_timeout = c.idle_timeout
         self._last_activity: float | None = None
         self._idle_restart_on_send = False
-        self._close_deadline: float | None = None
+        self._close_deadline: float | None = None  # end of the closing or draining period
         self._ack_deadline: float | None = None
-        self._close_frame: bytes | None = None
-        self._close_reason: ConnectionTerminated | None = None
-        self._close_resend_due = False
-        self._close_application = True
+        self.closing: ClosingState | None = None
         self._pacing_deadline: float | None = None
         self._probes_pending: dict[int, int] = {}
         # Application data.
@@ -159,10 +165,6 @@ class QuicConnection:
         self._datagrams: deque[tuple[int, bytes]] = deque()
         self._next_datagram_id = 0
         self._ping_pending = False
-        self._path_responses: deque[bytes] = deque()
-        self._path_challenges: deque[bytes] = deque()  # PATH_CHALLENGE data to send
-        self._path_challenge: bytes | None = None  # what the current path must echo
-        self.path_migrations = 0
         self.alpn_protocol: str | None = None
         self.tls = self._make_tls()
         self.sender = PacketSender(self)
@@ -174,6 +176,44 @@ class QuicConnection:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""
         return self.sender.datagrams_to_send(now)
+
+    # Paths --------------------------------------------------------------------------
+    @property
+    def peer_address(self) -> Address | None:
+        """Where packets go: the current path's peer address."""
+        current = self.paths.current
+        return None if current is None else current.address
+
+    @property
+    def address_validated(self) -> bool:
+        """The peer proved it owns the current path's address (RFC 9000 §8)."""
+        current = self.paths.current
+        return self._first_path_validated if current is None else current.validated
+
+    @property
+    def path_migrations(self) -> int:
+        """How many times the peer moved the connection to another address."""
+        return self.paths.migrations
+
+    def _on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:
+        """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address``."""
+        old, new = self.paths.migrate(address, now, self.recovery.pto_base())
+        if old.key[0] != new.key[0]:
+            # §9.4: a new IP address (not only a new port) may not carry our sending
+            # rate: fresh congestion and RTT state, or that of a path we come back to.
+            restore, new.recovery_state = new.recovery_state, None
+            fresh = self.configuration.congestion_controller(1200)
+            old.recovery_state = self.recovery.switch_path(fresh, restore)
+        if dcid != self._active_dcid and not self.cids.switch_peer_cid():
+            # §9.5: the peer moved to a new CID of ours; without a spare one of its own
+            # we keep the current one (linkable, but the connection goes on).
+            _log.debug("no spare peer connection ID for the new path")
+
+    def _on_path_reverted(self, failed: Path, fallback: Path) -> None:
+        """§9.3.2: validation of the current path failed; back to the last validated one."""
+        if failed.key[0] != fallback.key[0] and fallback.recovery_state is not None:
+            restore, fallback.recovery_state = fallback.recovery_state, None
+            self.recovery.switch_path(self.configuration.congestion_controller(1200), restore)
 
     # Setup ---------------------------------------------------------------------------
     def _local_transport_parameters(self) -> TransportParameters:
@@ -251,7 +291,7 @@ class QuicConnection:
         """Client: start the handshake toward ``address``."""
         if not self.is_client or self._last_activity is not None:
             raise QuicUsageError("connect() is for a new client connection")
-        self.peer_address = address
+        self.paths.start(address, validated=True)
         self.cids.set_initial_peer(self.original_destination_cid)
         self._last_activity = now
         if self._version_probes_left:
@@ -356,17 +396,22 @@ class QuicConnection:
     # Receiving ---------------------------------------------------------------------------
     def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
         """Process one UDP datagram from ``address``."""
-        if self.state == ConnectionState.TERMINATED:
+        state = self.state
+        if state == ConnectionState.TERMINATED:
             return
-        self.bytes_received += len(data)
-        if self.peer_address is None:
-            self.peer_address = address
-        if self.state in (ConnectionState.CLOSING, ConnectionState.DRAINING):
-            if self.state == ConnectionState.CLOSING:
-                self._close_resend_due = True  # §10.2.1: answer with CONNECTION_CLOSE
+        current = self.paths.current
+        if current is None:  # a server's first datagram: the handshake's path
+            current = self.paths.start(address, validated=self._first_path_validated)
+        on_current = address == current.address or address_key(address) == current.key
+        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
+            closing = self.closing
+            if closing is not None and on_current:
+                # §10.2.1: only the peer's address, at a falling rate, within the 3x limit.
+                current.bytes_received += len(data)
+                closing.on_packet_received()
             return
-        if not data:
-            return
+        if not data or (self.is_client and not on_current):
+            return  # §9: a client discards packets from an unknown server address
         if (
             self.is_client
             and data[0] & 0x80
@@ -375,6 +420,13 @@ class QuicConnection:
         ):
             self.receiver._on_version_negotiation(data, now)
             return
+        self._datagram_authenticated = False
+        self._datagram_address = address
+        self._receive_packets(data, address, now)
+        if self._datagram_authenticated:  # §8: what earns a path its 3x budget
+            self.paths.on_authenticated(address, len(data))
+
+    def _receive_packets(self, data: bytes, address: Address, now: float) -> None:
         start = 0
         while start < len(data):
             try:
@@ -524,15 +576,14 @@ class QuicConnection:
     def _enter_closing(
         self, error_code: int, frame_type: int | None, reason: str, *, application: bool
     ) -> None:
-        self._close_frame = fr.encode_connection_close(
+        frame = fr.encode_connection_close(
             error_code, None if application else (frame_type or 0), reason.encode()[:200]
         )
-        self._close_application = application
-        self._close_reason = ConnectionTerminated(
+        event = ConnectionTerminated(
             error_code, frame_type, reason, by_peer=False, is_application=application
         )
+        self.closing = ClosingState(frame, application, event)
         self.state = ConnectionState.CLOSING
-        self._close_resend_due = True
         self._close_deadline = None  # set when the close frame is sent
 
     def _enter_draining(
@@ -547,7 +598,7 @@ class QuicConnection:
                 error_code, frame_type, reason, by_peer=True, is_application=application
             )
         )
-        self._close_reason = None
+        self.closing = None
 
     def _terminate(
         self,
@@ -562,8 +613,8 @@ class QuicConnection:
             return
         previous = self.state
         self.state = ConnectionState.TERMINATED
-        if previous == ConnectionState.CLOSING and self._close_reason is not None:
-            self._events.append(self._close_reason)
+        if previous == ConnectionState.CLOSING and self.closing is not None:
+            self._events.append(self.closing.event)
         elif previous != ConnectionState.DRAINING:
             self._events.append(
                 ConnectionTerminated(
@@ -598,6 +649,8 @@ class QuicConnection:
             candidates.append(self._pacing_deadline)
         if self._version_probe_due is not None and not self._version_negotiated:
             candidates.append(self._version_probe_due)
+        if self.paths.active and (path_timer := self.paths.next_timer()) is not None:
+            candidates.append(path_timer)
         return min(candidates) if candidates else None
 
     def _idle_deadline(self, last_activity: float) -> float:
@@ -617,7 +670,8 @@ class QuicConnection:
 
     def _may_send_probe(self) -> bool:
         # §8.1 / RFC 9002 §6.2.2.1: an amplification-limited server does not arm the PTO.
-        return self.address_validated or self.bytes_sent < 3 * self.bytes_received
+        current = self.paths.current
+        return current is None or current.validated or current.budget() > 0
 
     def handle_timer(self, now: float) -> None:
         if self.state == ConnectionState.TERMINATED:
@@ -636,6 +690,12 @@ class QuicConnection:
         if self._ack_deadline is not None and now >= self._ack_deadline:
             self._ack_deadline = None
             self.recovery.spaces[2].ack_queued = True
+        if self.paths.active and not self.paths.on_timer(now, self._on_path_reverted):
+            # §9.3.2: no validated address left to fall back to: end silently.
+            self._terminate(
+                TransportErrorCode.NO_ERROR, None, "path validation failed", by_peer=False
+            )
+            return
         loss_time, space_id = self.recovery.earliest_loss_time()
         if loss_time is not None:
             if now >= loss_time:

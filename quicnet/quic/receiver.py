@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from quicnet.crypto import DecryptError, random_bytes
+from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import Reader
 from quicnet.quic.crypto_streams import CryptoSpace
@@ -24,6 +24,7 @@ from quicnet.quic.packets import (
     parse_version_negotiation,
     retry_is_valid,
 )
+from quicnet.quic.paths import address_key
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.recovery import Recovery
 from quicnet.tls import Epoch, TLSClient
@@ -37,6 +38,7 @@ __all__ = ["PacketReceiver"]
 _HANDSHAKE_FRAMES = frozenset({0x00, 0x01, 0x02, 0x03, 0x06, 0x1C})
 _ZERO_RTT_FORBIDDEN = frozenset({0x02, 0x03, 0x06, 0x07, 0x19, 0x1B, 0x1E})
 _NOT_ACK_ELICITING = frozenset({0x00, 0x02, 0x03, 0x1C, 0x1D})
+_PROBING = frozenset({0x00, 0x18, 0x1A, 0x1B})  # PADDING, NEW_CONNECTION_ID, PATH_* (§9.1)
 _EPOCH_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
 _PACKET_EPOCH = {
     PacketType.INITIAL: Epoch.INITIAL,
@@ -152,14 +154,18 @@ class PacketReceiver:
         if space.is_duplicate(pn):
             return end
         self._on_packet_authenticated(epoch, peer_scid, dcid, address, now)
-        ack_eliciting = self._handle_frames(epoch, payload, now, dcid)
-        if (
-            address != c.peer_address
-            and epoch == Epoch.ONE_RTT
-            and pn > space.largest_received
-            and c.handshake_confirmed
-        ):
-            self._on_peer_address_change(address)
+        ack_eliciting, non_probing = self._handle_frames(epoch, payload, now, dcid)
+        if non_probing and epoch == Epoch.ONE_RTT and pn > space.largest_received:
+            current = c.paths.current
+            if (
+                current is not None
+                and address != current.address
+                and address_key(address) != current.key
+                and c.handshake_confirmed
+                and not c.is_client
+            ):
+                c._on_peer_migrated(address, dcid, now)  # §9.3: the newest packet decides
+            c._active_dcid = dcid
         space.on_packet_received(pn, now)
         if ack_eliciting:
             space.unacked_ack_eliciting += 1
@@ -218,17 +224,12 @@ class PacketReceiver:
                     c.cids.set_initial_peer(peer_scid)  # §7.2: use the server's chosen CID
                 else:
                     c.cids.set_initial_peer(peer_scid)
+        c._datagram_authenticated = True
         if not c.is_client and epoch == Epoch.HANDSHAKE:
-            c.address_validated = True  # §8.1: a Handshake packet proves the address
+            current = c.paths.current
+            if current is not None and address_key(address) == current.key:
+                current.validated = True  # §8.1: a Handshake packet proves the address
             c._discard_epoch(Epoch.INITIAL)
-
-    def _on_peer_address_change(self, address: Address) -> None:
-        """RFC 9000 §9.3: follow a rebinding peer and validate the new path."""
-        c = self.c
-        c.peer_address = address
-        c._path_challenge = random_bytes(8)
-        c._path_challenges.append(c._path_challenge)
-        c.path_migrations += 1
 
     def _on_retry(self, packet: bytes, source_cid: bytes, token: bytes, now: float) -> None:
         """§17.2.5: accept one valid Retry before any other packet from the server."""
@@ -253,13 +254,16 @@ class PacketReceiver:
         space.sent.clear()
         space.ack_eliciting_in_flight = 0
 
-    def _handle_frames(self, epoch: Epoch, payload: bytes, now: float, dcid: bytes) -> bool:
-        """Process a packet's frames; True if it was ack-eliciting."""
+    def _handle_frames(
+        self, epoch: Epoch, payload: bytes, now: float, dcid: bytes
+    ) -> tuple[bool, bool]:
+        """Process a packet's frames; returns (ack-eliciting?, non-probing? (§9.1))."""
         c = self.c
         r = Reader(payload)
         if r.at_end():
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         ack_eliciting = False
+        non_probing = False
         streams = c.streams
         while not r.at_end():
             t = r.varint()
@@ -275,6 +279,8 @@ class PacketReceiver:
                 )
             if t not in _NOT_ACK_ELICITING:
                 ack_eliciting = True
+            if t not in _PROBING:
+                non_probing = True
             if t == 0x00:  # PADDING: skip the run
                 while r.pos < r.end and payload[r.pos] == 0:
                     r.pos += 1
@@ -309,7 +315,7 @@ class PacketReceiver:
                 pass
             else:
                 self._handle_control_frame(frame, t, epoch, dcid, now)
-        return ack_eliciting
+        return ack_eliciting, non_probing
 
     def _handle_control_frame(
         self, frame: fr.Frame, t: int, epoch: Epoch, dcid: bytes, now: float
@@ -336,10 +342,12 @@ class PacketReceiver:
         elif isinstance(frame, fr.RetireConnectionIdFrame):
             c.cids.on_retire(frame.sequence_number, dcid)
         elif isinstance(frame, fr.PathChallengeFrame):
-            c._path_responses.append(frame.data)
+            # §8.2.2: the response goes on the path the challenge came on.
+            address = c._datagram_address
+            if address is not None:
+                c.paths.on_challenge(c.paths.path_for(address), frame.data)
         elif isinstance(frame, fr.PathResponseFrame):
-            if c._path_challenge is not None and frame.data == c._path_challenge:
-                c._path_challenge = None  # §8.2.2: the new path is validated
+            c.paths.on_response(frame.data)  # §8.2.3: validates the challenged path
         elif isinstance(frame, fr.HandshakeDoneFrame):
             if not c.is_client:
                 raise TransportError(

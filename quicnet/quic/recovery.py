@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from quicnet.quic.congestion import CongestionController, NewReno, Pacer
 from quicnet.quic.rangeset import RangeSet
 
-__all__ = ["K_GRANULARITY", "PacketSpace", "Recovery", "RttEstimator", "SentPacket"]
+__all__ = [
+    "K_GRANULARITY",
+    "PacketSpace",
+    "PathRecoveryState",
+    "Recovery",
+    "RttEstimator",
+    "SentPacket",
+]
 
 K_PACKET_THRESHOLD = 3
 K_TIME_THRESHOLD = 9 / 8
@@ -66,6 +73,16 @@ class SentPacket:
     size: int
     handlers: list[DeliveryHandler] = field(default_factory=list)
     retransmit: list[DeliveryHandler] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PathRecoveryState:
+    """Congestion control and RTT of a path the connection left (RFC 9000 §9.4)."""
+
+    rtt: RttEstimator
+    cc: CongestionController
+    pacer: Pacer
+    first_rtt_sample_time: float | None
 
 
 class PacketSpace:
@@ -138,6 +155,36 @@ class Recovery:
     @property
     def bytes_in_flight(self) -> int:
         return self.cc.bytes_in_flight
+
+    # Paths (RFC 9000 §9.4) -------------------------------------------------------------
+    def switch_path(
+        self, fresh_cc: CongestionController, restore: PathRecoveryState | None = None
+    ) -> PathRecoveryState:
+        """Start a new path with fresh (or restored) congestion and RTT state.
+
+        Returns the state of the path being left, to restore if the connection comes
+        back to it (§9.3: after a spurious migration). Packets in flight on the old
+        path stop counting toward any controller; they are still acknowledged or
+        declared lost, and their frames retransmitted, as usual.
+        """
+        saved = PathRecoveryState(self.rtt, self.cc, self.pacer, self.first_rtt_sample_time)
+        for space in self.spaces:
+            for packet in space.sent.values():
+                if packet.in_flight:
+                    packet.in_flight = False
+                    if packet.ack_eliciting:
+                        space.ack_eliciting_in_flight -= 1
+        if restore is not None:
+            self.rtt, self.cc, self.pacer = restore.rtt, restore.cc, restore.pacer
+            self.first_rtt_sample_time = restore.first_rtt_sample_time
+        else:
+            self.rtt = RttEstimator()
+            self.cc = fresh_cc
+            self.pacer = Pacer(self.pacer.max_datagram_size)
+            self.first_rtt_sample_time = None
+        self.cc.bytes_in_flight = 0
+        self.pto_count = 0
+        return saved
 
     # Sending --------------------------------------------------------------------------
     def on_packet_sent(self, space_id: int, packet: SentPacket) -> None:

@@ -10,6 +10,7 @@ re-queued as data (never as the same packet).
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING
 
 from quicnet.quic import frames as fr
@@ -26,6 +27,7 @@ from quicnet.tls import Epoch
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import Address, QuicConnection
+    from quicnet.quic.paths import Path
 
 __all__ = ["PacketSender"]
 
@@ -84,48 +86,81 @@ class PacketSender:
         c = self.c
         from quicnet.quic.connection import ConnectionState
 
+        path = c.paths.current
         if (
-            c.peer_address is None
+            path is None
             or not c.cids.peer  # a server that has not authenticated a packet yet
             or c.state in (ConnectionState.TERMINATED, ConnectionState.DRAINING)
         ):
             return []
         if c.state == ConnectionState.CLOSING:
-            return self._close_datagrams(now)
+            return self._close_datagrams(path, now)
         if c._version_probe_due is not None:
             probe = c.version_probe(now)
-            return [(probe, c.peer_address)] if probe is not None else []
+            return [(probe, path.address)] if probe is not None else []
         out: list[tuple[bytes, Address]] = []
+        if c.paths.active and c.handshake_complete:
+            for probed in c.paths.paths_due(now):
+                if datagram := self._path_datagram(probed, now):
+                    probed.bytes_sent += len(datagram)
+                    out.append((datagram, probed.address))
         c._pacing_deadline = None
+        address = path.address
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            datagram = self._build_datagram(now)
+            datagram = self._build_datagram(path, now)
             if not datagram:
                 break
-            c.bytes_sent += len(datagram)
-            out.append((datagram, c.peer_address))
+            path.bytes_sent += len(datagram)
+            out.append((datagram, address))
         return out
 
-    def _close_datagrams(self, now: float) -> list[tuple[bytes, Address]]:
+    def _path_datagram(self, path: Path, now: float) -> bytes:
+        """PATH_RESPONSE and/or PATH_CHALLENGE for ``path``, alone in a datagram.
+
+        RFC 9000 §8.2.1-8.2.2: expanded to 1200 bytes, or as far as the path's 3x
+        budget allows. It goes outside congestion control (§9.4 allows probes that
+        exception): it is sent at most once per PTO and per challenge received.
+        """
         c = self.c
-        if not c._close_resend_due or c._close_frame is None:
+        packet = self._new_packet(Epoch.ONE_RTT)
+        challenge = c.paths.challenge_due(path, now)
+        budget = path.budget()
+        if packet.overhead() + 9 * (challenge + (path.response is not None)) > budget:
+            return b""  # the 3x limit leaves no room yet: wait for the peer's next datagram
+        if path.response is not None:
+            packet.payload += b"\x1b" + path.response
+            path.response = None
+        if challenge:
+            packet.payload += b"\x1a" + c.paths.new_challenge(path, now, c.recovery.pto_base())
+        packet.ack_eliciting = True
+        size = min(MIN_INITIAL_DATAGRAM, budget)
+        if packet.size() < size:
+            packet.payload += bytes(size - packet.size())
+        return self._seal(packet, now, in_flight=False)
+
+    def _close_datagrams(self, path: Path, now: float) -> list[tuple[bytes, Address]]:
+        c = self.c
+        closing = c.closing
+        if closing is None or not closing.send_due:
             return []
-        c._close_resend_due = False
+        closing.send_due = False
         if c._close_deadline is None:
             c._close_deadline = now + 3 * c.recovery.pto_duration(2)
         buf = bytearray()
         for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT):
             if c.spaces[epoch].send_key is None:
                 continue
-            frame = c._close_frame
-            if epoch != Epoch.ONE_RTT and c._close_application and frame[0] == 0x1D:
+            frame = closing.frame
+            if epoch != Epoch.ONE_RTT and closing.application and frame[0] == 0x1D:
                 # §10.2.3: before 1-RTT an application close becomes APPLICATION_ERROR.
                 frame = fr.encode_connection_close(0x0C, 0, b"")
             packet = self._new_packet(epoch)
             packet.payload += frame
             buf += self._seal(packet, now, record=False)
-        if not buf or c.peer_address is None:
+        if not buf or len(buf) > path.budget():  # §10.2.1: within the 3x limit
             return []
-        return [(bytes(buf), c.peer_address)]
+        path.bytes_sent += len(buf)
+        return [(bytes(buf), path.address)]
 
     def _new_packet(self, epoch: Epoch) -> _Packet:
         c = self.c
@@ -143,7 +178,9 @@ class PacketSender:
         packet = _Packet(epoch, header, pn, pn_len)
         return packet
 
-    def _seal(self, packet: _Packet, now: float, *, record: bool = True) -> bytes:
+    def _seal(
+        self, packet: _Packet, now: float, *, record: bool = True, in_flight: bool = True
+    ) -> bytes:
         """Protect ``packet`` and hand its record to recovery."""
         c = self.c
         space = c.spaces[packet.epoch]
@@ -169,7 +206,7 @@ class PacketSender:
                     packet.pn,
                     now,
                     packet.ack_eliciting,
-                    packet.ack_eliciting or packet.padded,
+                    in_flight and (packet.ack_eliciting or packet.padded),
                     len(wire),
                     packet.handlers,
                     packet.retransmit,
@@ -190,11 +227,11 @@ class PacketSender:
             c._discard_epoch(Epoch.INITIAL)  # RFC 9001 §4.9.1
         return wire
 
-    def _build_datagram(self, now: float) -> bytes:
+    def _build_datagram(self, path: Path, now: float) -> bytes:
         c = self.c
         budget = MAX_PACKET_SIZE
-        if not c.address_validated:  # §8.1: three times what we received
-            budget = min(budget, 3 * c.bytes_received - c.bytes_sent)
+        if not path.validated:  # §8.1, §9.3.1: three times what we received
+            budget = min(budget, path.budget())
             if budget < 64:
                 return b""
         cc = c.recovery.cc
@@ -292,8 +329,6 @@ class PacketSender:
             or s.pending_stop_sending
             or c.cids.pending_new
             or c.cids.pending_retire
-            or c._path_responses
-            or c._path_challenges
             or c._handshake_done_pending
             or c._ping_pending
         )
@@ -346,10 +381,6 @@ class PacketSender:
             payload += b"\x1e"
             c._handshake_done_pending = False
             handlers.append(_flag_handler(c, "_handshake_done_pending"))
-        while c._path_responses and room_left() >= 9:
-            payload += b"\x1b" + c._path_responses.popleft()
-        while c._path_challenges and room_left() >= 9:
-            payload += b"\x1a" + c._path_challenges.popleft()
         while c.cids.pending_new and room_left() >= 45:
             entry = c.cids.pending_new.pop(0)
             payload += (
@@ -364,7 +395,7 @@ class PacketSender:
         while c.cids.pending_retire and room_left() >= 9:
             seq = c.cids.pending_retire.pop(0)
             payload += b"\x19" + encode_varint(seq)
-            handlers.append(_requeue_handler(c.cids.pending_retire, seq))
+            handlers.append(partial(c.cids.on_retire_delivered, seq))
         if streams.pending_max_data and room_left() >= 9:
             payload += b"\x10" + encode_varint(streams.max_data_local)
             streams.pending_max_data = False

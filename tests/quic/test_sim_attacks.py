@@ -19,6 +19,7 @@ from simnet import (
     handshake,
     make_pair,
     packet_types,
+    payloads,
     send_on_new_streams,
 )
 
@@ -29,8 +30,13 @@ from quicnet.quic import (
     DatagramReceived,
     QuicConnection,
     QuicVersion,
+    StreamDataReceived,
+    TransportErrorCode,
 )
-from quicnet.quic.packets import PacketType
+from quicnet.quic import frames as fr
+from quicnet.quic.buffer import Reader, encode_varint
+from quicnet.quic.packets import PacketType, decode_packet_number
+from quicnet.tls import Epoch
 
 
 def _client(sim: Simulation) -> QuicConnection:
@@ -150,3 +156,239 @@ def test_padding_never_exceeds_the_amplification_limit(extra_names: int) -> None
     assert received == 1200
     assert sim.s2c.stats.bytes > 1200  # the server did answer (and probe)
     assert highest[0] <= 3 * received
+
+
+# RFC 9000 §9.3, §9.3.1-9.3.3, §9.4, §8.2: migration toward an address nobody validated.
+
+VICTIM = ("10.66.6.6", 6666)
+
+
+def _download(sim: Simulation, size: int, seed: int) -> tuple[StreamCollector, dict[int, bytes]]:
+    """The client asks, the server sends ``size`` bytes back on the same stream."""
+    body = payloads(seed, [size])[0]
+
+    def serve(node, conn, event) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(event, StreamDataReceived) and event.end_stream:
+            conn.send_stream_data(event.stream_id, body, end_stream=True)
+
+    sim.server.on_event = serve
+    collector = StreamCollector()
+    sim.client.on_event = collector
+    asked = send_on_new_streams(_client(sim), [b"GET"])
+    return collector, {sid: body for sid in asked}
+
+
+def _sent_to(sim: Simulation, address: tuple[str, int]) -> int:
+    return sum(len(d) for _src, dst, d in sim.sent_elsewhere if dst == address)
+
+
+def test_a_forwarded_packet_cannot_pull_a_download_to_another_address() -> None:
+    sim = make_pair(seed=35)
+    handshake(sim)
+    collector, expected = _download(sim, 2_000_000, 35)
+    sim.run_for(0.3)  # the download is under way
+    # An on-path attacker forwards one client packet from the victim's address, ahead
+    # of the original (which it drops): it now carries the newest packet number.
+    forwarded: list[bytes] = []
+
+    def steal(data: bytes, now: float) -> bool:
+        if forwarded or data[0] & 0x80:
+            return True
+        forwarded.append(data)
+        sim.inject(data, VICTIM, SERVER_ADDR)
+        return False
+
+    sim.c2s.filter = steal
+    sim.run_until(lambda: bool(forwarded), what="a client packet to forward")
+    sim.c2s.filter = None
+    sim.run_until(lambda: collector.complete(expected), timeout=60.0, what="download")
+    assert bytes(collector.data[next(iter(expected))]) == next(iter(expected.values()))
+    # §9.3.1: the victim saw at most three times what "it" sent (one forwarded datagram).
+    assert 0 < _sent_to(sim, VICTIM) <= 3 * len(forwarded[0])
+    server = sim.server.connection
+    assert server.peer_address == CLIENT_ADDR  # reverted (§9.3.2) or moved back (§9.3.3)
+    assert server.state == ConnectionState.CONNECTED
+
+
+def test_failed_validation_reverts_to_the_last_validated_address() -> None:
+    """The real client goes quiet after the forged migration: validation times out."""
+    sim = make_pair(seed=36)
+    handshake(sim)
+    client = _client(sim)
+    sim.run_for(0.1)
+    client.send_datagram(b"x")
+    captured: list[bytes] = []
+    sim.c2s.taps.append(lambda data, now: captured.append(data))
+    sim.c2s.filter = lambda data, now: False  # the client's packets stop arriving
+    sim.flush()
+    assert captured
+    sim.inject(captured[-1], VICTIM, SERVER_ADDR)
+    sim.run_for(0.01)
+    server = sim.server.connection
+    assert server.peer_address == VICTIM  # §9.3: it moves, limited by 3x until validated
+    sim.run_for(5.0)  # three PTOs and more
+    assert server.peer_address == CLIENT_ADDR
+    assert _sent_to(sim, VICTIM) <= 3 * len(captured[-1])
+    sim.c2s.filter = None
+    client.send_datagram(b"still here")
+    sim.run_for(0.5)
+    assert server.state == ConnectionState.CONNECTED
+    assert b"still here" in [e.data for e in sim.server.events_of(DatagramReceived)]
+
+
+def one_rtt_frame_types(datagram: bytes, receiver: QuicConnection) -> list[int]:
+    """The frame types of a 1-RTT datagram, opened with the receiver's current keys."""
+    if not datagram or datagram[0] & 0x80:
+        return []
+    key = receiver.spaces[Epoch.ONE_RTT].recv_key
+    assert key is not None
+    pn_offset = 1 + receiver.configuration.connection_id_length
+    first, truncated, pn_len = key.unprotect_header(datagram, pn_offset)
+    largest = receiver.recovery.spaces[2].largest_received
+    pn = decode_packet_number(truncated, pn_len, largest)
+    header = bytes((first,)) + datagram[1:pn_offset] + truncated.to_bytes(pn_len, "big")
+    payload = key.open(header, datagram[pn_offset + pn_len :], pn)
+    reader = Reader(payload)
+    types = []
+    while not reader.at_end():
+        t = reader.varint()
+        if t:
+            fr.parse_frame(reader, t)
+            types.append(t)
+    return types
+
+
+PATH_CHALLENGE, PATH_RESPONSE = 0x1A, 0x1B
+
+
+@pytest.mark.parametrize("how", ["nat-rebinding", "new-address-and-cid"])
+def test_peer_migration_is_validated_with_expanded_probes(how: str) -> None:
+    """§8.2.1-8.2.2: challenge and response datagrams are 1200 bytes; §9.4: a new IP
+    resets congestion control, a new port keeps it; §9.5: a new CID from the peer is
+    answered with a new CID of its own."""
+    sim = make_pair(seed=37)
+    handshake(sim)
+    client = _client(sim)
+    sim.run_for(0.5)  # NEW_CONNECTION_ID frames have arrived on both sides
+    server = sim.server.connection
+    controller_before = server.recovery.cc
+    server_cid_before = server.cids.current_peer_cid
+    challenges: list[int] = []
+    responses: list[int] = []
+    sim.s2c.taps.append(
+        lambda d, now: (
+            challenges.append(len(d)) if PATH_CHALLENGE in one_rtt_frame_types(d, client) else None
+        )
+    )
+    sim.c2s.taps.append(
+        lambda d, now: (
+            responses.append(len(d)) if PATH_RESPONSE in one_rtt_frame_types(d, server) else None
+        )
+    )
+    if how == "nat-rebinding":
+        sim.rebind_client(("10.0.0.1", 50001))
+    else:
+        sim.rebind_client(("10.0.0.9", 50000))
+        assert client.cids.switch_peer_cid()  # what an actively migrating client does
+    sent = send_on_new_streams(client, payloads(37, [30_000]))
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    sim.run_until(lambda: collector.complete(sent), what="transfer after migrating")
+    sim.run_for(1.0)
+    assert server.peer_address == sim.client.address and server.address_validated
+    assert server.path_migrations == 1
+    assert challenges and all(size == 1200 for size in challenges)
+    assert responses and all(size == 1200 for size in responses)
+    if how == "nat-rebinding":
+        assert server.cids.current_peer_cid == server_cid_before
+        assert server.recovery.cc is controller_before
+    else:
+        assert server.cids.current_peer_cid != server_cid_before
+        assert server.recovery.cc is not controller_before  # slow start on the new path
+
+
+# RFC 9000 §10.2.1: a closing connection answers only its peer, at a falling rate.
+
+
+def test_closing_connection_reflects_nothing_to_third_parties() -> None:
+    sim = make_pair(seed=38)
+    handshake(sim)
+    server = sim.server.connection
+    sim.c2s.filter = lambda data, now: False  # the client's close never comes back
+    server.close(0, "bye")
+    sim.run_for(0.01)
+    assert server.state == ConnectionState.CLOSING
+    closes_before = sim.s2c.stats.datagrams
+    junk = b"\x40" + server.host_cid  # 9 bytes: a short header for the closing CID
+    for i in range(200):
+        sim.inject(junk, VICTIM, SERVER_ADDR, delay=i * 1e-4)
+        sim.inject(junk, CLIENT_ADDR, SERVER_ADDR, delay=i * 1e-4)  # spoofing the peer
+    sim.run_for(0.05)
+    assert server.state == ConnectionState.CLOSING
+    assert _sent_to(sim, VICTIM) == 0  # not attributed to the connection: silence
+    # The peer's address got an answer to the 1st, 2nd, 4th ... 128th packet: 8, not 200.
+    assert sim.s2c.stats.datagrams - closes_before == 8
+
+
+# Queues a peer fills (RFC 9000 §8.2.2, §5.1.2, §21.9): each has a bound.
+
+
+def seal_one_rtt(sender: QuicConnection, payload: bytes) -> bytes:
+    """A 1-RTT packet from ``sender`` carrying ``payload`` (frames), as the peer would get it.
+
+    Uses the sender's keys and its next packet number (which it then skips), so the
+    receiver authenticates it like any other packet of the connection.
+    """
+    key = sender.spaces[Epoch.ONE_RTT].send_key
+    assert key is not None
+    space = sender.recovery.spaces[2]
+    pn = space.next_packet_number
+    space.next_packet_number += 1
+    header = bytes((0x43 | sender.key_phase << 2,)) + sender.cids.current_peer_cid
+    return key.protect(header + pn.to_bytes(4, "big"), payload, pn)
+
+
+def test_a_flood_of_path_challenges_owes_one_response_per_path() -> None:
+    sim = make_pair(seed=39)
+    handshake(sim)
+    client = _client(sim)
+    server = sim.server.connection
+    rng = random.Random("challenges")
+    frames = b"".join(b"\x1a" + rng.randbytes(8) for _ in range(120))
+    for _ in range(1000):  # 120,000 PATH_CHALLENGE frames, all authenticated
+        sim.inject(seal_one_rtt(client, frames), CLIENT_ADDR, SERVER_ADDR)
+    sim.run_for(0.001)
+    owed = [p.response for p in server.paths.paths() if p.response is not None]
+    assert len(owed) <= 1
+    sim.run_for(0.5)
+    assert server.state == ConnectionState.CONNECTED
+    # Answered at most once per datagram that carried challenges, never per frame.
+    assert sim.s2c.stats.datagrams <= 1000 + 50
+
+
+def test_retirements_the_peer_forces_are_bounded() -> None:
+    """NEW_CONNECTION_ID frames that retire everything before them, never acknowledged."""
+    sim = make_pair(seed=40)
+    handshake(sim)
+    client = _client(sim)
+    server = sim.server.connection
+    sim.s2c.filter = lambda data, now: False  # the server's RETIRE frames never arrive
+    rng = random.Random("retire")
+    for seq in range(1, 200):
+        frame = (
+            b"\x18"
+            + encode_varint(100 + seq)
+            + encode_varint(100 + seq)  # retire_prior_to: everything older
+            + bytes((8,))
+            + rng.randbytes(8)
+            + rng.randbytes(16)
+        )
+        sim.inject(seal_one_rtt(client, frame), CLIENT_ADDR, SERVER_ADDR)
+        sim.run_for(0.001)
+        assert len(server.cids.pending_retire) <= 8
+        if server.state != ConnectionState.CONNECTED:
+            break
+    closes = [e for e in sim.server.events_of(ConnectionTerminated)]
+    assert server.state in (ConnectionState.CLOSING, ConnectionState.TERMINATED)
+    assert closes == [] or closes[0].error_code == TransportErrorCode.CONNECTION_ID_LIMIT_ERROR
+    assert server.closing is None or b"retire" in server.closing.frame

@@ -1,0 +1,254 @@
+"""Network paths to the peer (RFC 9000 §8, §9): validation, the 3x limit, migration.
+
+A :class:`Path` is one peer address as this endpoint sees it: whether the peer
+proved it owns the address, how many bytes went each way (the anti-amplification
+budget, §8), the PATH_CHALLENGE data outstanding on it and the PATH_RESPONSE
+owed on it. :class:`PathManager` holds the current path, the last validated
+one to fall back to (§9.3.2), and a few others being probed, and decides what
+happens when packets arrive from somewhere new. It never sends: the sender asks
+it which frames each path needs and tells it what it sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from quicnet.crypto import random_bytes
+from quicnet.quic.recovery import PathRecoveryState
+
+__all__ = ["MAX_PATHS", "MIN_PROBE_SIZE", "Path", "PathManager", "address_key"]
+
+Address = tuple[str, int] | tuple[str, int, int, int]
+
+#: Paths tracked at once: the current one, the fallback and two being probed. An
+#: attacker forwarding packets from many addresses only ever replaces the oldest probe.
+MAX_PATHS = 4
+#: PATH_CHALLENGE data outstanding per path; a response to any of them validates it.
+MAX_CHALLENGES = 3
+#: Room for a 1-RTT packet with PATH_RESPONSE and PATH_CHALLENGE (20-byte CID, 4-byte PN).
+MIN_PROBE_SIZE = 64
+#: RFC 9002 §6.2.2: the PTO of a path with no RTT sample (kInitialRtt 333 ms x 3).
+INITIAL_PTO = 0.999
+
+
+def address_key(address: Address | Any) -> tuple[str, int]:
+    """Host and port: what identifies a peer address (IPv6 flow info and scope aside)."""
+    return (str(address[0]), int(address[1]))
+
+
+class Path:
+    """One peer address: validation state, bytes each way, challenges and responses."""
+
+    __slots__ = (
+        "address",
+        "bytes_received",
+        "bytes_sent",
+        "challenge_due",
+        "challenges",
+        "key",
+        "recovery_state",
+        "response",
+        "validated",
+        "validation_deadline",
+    )
+
+    def __init__(self, address: Address, *, validated: bool = False) -> None:
+        self.address = address
+        self.key = address_key(address)
+        self.validated = validated
+        #: Bytes of datagrams from this address that carried an authenticated packet, and
+        #: bytes we sent to it: before validation the second is at most 3x the first (§8).
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        #: PATH_CHALLENGE data sent on this path and not yet answered (§8.2.1).
+        self.challenges: list[bytes] = []
+        #: When to send (another) PATH_CHALLENGE; None: no validation under way.
+        self.challenge_due: float | None = None
+        #: When validation is abandoned (§8.2.4).
+        self.validation_deadline: float | None = None
+        #: The data of the latest PATH_CHALLENGE received on this path, to echo (§8.2.2).
+        self.response: bytes | None = None
+        #: Congestion and RTT state kept while another path is current (§9.4).
+        self.recovery_state: PathRecoveryState | None = None
+
+    def budget(self) -> int:
+        """Bytes we may still send to this address (§8.1, §9.3.1); large once validated."""
+        if self.validated:
+            return 1 << 62
+        return max(0, 3 * self.bytes_received - self.bytes_sent)
+
+    @property
+    def validating(self) -> bool:
+        return self.validation_deadline is not None
+
+    def __repr__(self) -> str:
+        state = "validated" if self.validated else "unvalidated"
+        return f"Path({self.key[0]}:{self.key[1]}, {state})"
+
+
+class PathManager:
+    """The connection's paths: the current one, a fallback, and those being probed."""
+
+    def __init__(self) -> None:
+        self.current: Path | None = None
+        #: The last validated path before the current one: where a failed validation
+        #: of the current path reverts to (§9.3.2).
+        self.fallback: Path | None = None
+        self._paths: dict[tuple[str, int], Path] = {}
+        #: Connection migrations the peer made (each change of the current path).
+        self.migrations = 0
+        #: Some path owes a response or is being validated (the sender's cheap check).
+        self.active = False
+
+    # Setup -------------------------------------------------------------------------------
+    def start(self, address: Address, *, validated: bool) -> Path:
+        """The handshake's path (§8.1 validates it, or a Retry token did)."""
+        path = Path(address, validated=validated)
+        self._paths = {path.key: path}
+        self.current = path
+        return path
+
+    def get(self, address: Address) -> Path | None:
+        return self._paths.get(address_key(address))
+
+    def paths(self) -> list[Path]:
+        return list(self._paths.values())
+
+    def path_for(self, address: Address) -> Path:
+        """The path for ``address``, made if new; the oldest probe makes room (bounded)."""
+        key = address_key(address)
+        path = self._paths.get(key)
+        if path is not None:
+            return path
+        if len(self._paths) >= MAX_PATHS:
+            for old_key, old in self._paths.items():
+                if old is not self.current and old is not self.fallback:
+                    del self._paths[old_key]
+                    break
+        path = Path(address)
+        self._paths[key] = path
+        return path
+
+    # Receiving -----------------------------------------------------------------------------
+    def on_authenticated(self, address: Address, size: int) -> Path:
+        """A datagram from ``address`` carried an authenticated packet: it earns budget."""
+        current = self.current
+        if current is not None and current.key == address_key(address):
+            current.bytes_received += size
+            return current
+        path = self.path_for(address)
+        path.bytes_received += size
+        return path
+
+    def on_challenge(self, path: Path, data: bytes) -> None:
+        """§8.2.2: echo the latest challenge on the path it came on (one response owed)."""
+        path.response = data
+        self.active = True
+
+    def on_response(self, data: bytes) -> Path | None:
+        """§8.2.3: a response on any path validates the path its challenge was sent on."""
+        for path in self._paths.values():
+            if data in path.challenges:
+                path.validated = True
+                path.challenges.clear()
+                path.challenge_due = path.validation_deadline = None
+                return path
+        return None
+
+    def migrate(self, address: Address, now: float, pto: float) -> tuple[Path, Path]:
+        """§9.3: the peer's highest-numbered non-probing packet came from ``address``.
+
+        Makes that path current, starts validating it unless it was validated before,
+        and re-validates the previous one (§9.3.3). Returns ``(old, new)``.
+        """
+        old = self.current
+        assert old is not None
+        new = self.path_for(address)
+        if old.validated:
+            self.fallback = old
+        self.current = new
+        self.migrations += 1
+        if not new.validated:
+            self.validate(new, now, pto)
+        if old.validated and not old.validating:
+            # §9.3.3: a forwarded copy may have won the race; make the old path speak.
+            self.validate(old, now, pto)
+        return old, new
+
+    def validate(self, path: Path, now: float, pto: float) -> None:
+        """Start (or restart) path validation: a challenge now, give up after 3 PTOs."""
+        path.challenge_due = now
+        path.validation_deadline = now + 3 * max(pto, INITIAL_PTO)  # §8.2.4
+        self.active = True
+
+    # Sending ---------------------------------------------------------------------------------
+    def challenge_due(self, path: Path, now: float) -> bool:
+        due = path.challenge_due
+        return due is not None and due <= now
+
+    def new_challenge(self, path: Path, now: float, pto: float) -> bytes:
+        """PATH_CHALLENGE data to send on ``path`` now; the next one after a PTO."""
+        data = random_bytes(8)
+        path.challenges.append(data)
+        del path.challenges[:-MAX_CHALLENGES]
+        path.challenge_due = now + max(pto, 0.001)
+        return data
+
+    def paths_due(self, now: float) -> list[Path]:
+        """Paths that owe a PATH_RESPONSE or a PATH_CHALLENGE now (and have budget for it)."""
+        out = []
+        busy = False
+        for path in self._paths.values():
+            if path.response is None and path.validation_deadline is None:
+                continue
+            busy = True
+            if (path.response is not None or self.challenge_due(path, now)) and (
+                path.budget() >= MIN_PROBE_SIZE
+            ):
+                out.append(path)
+        self.active = busy
+        return out
+
+    # Timers ----------------------------------------------------------------------------------
+    def next_timer(self) -> float | None:
+        """The earliest challenge to send or validation to abandon.
+
+        A challenge the 3x limit does not let out yet waits for the peer's next
+        datagram, not for a timer (which would fire again at once).
+        """
+        best: float | None = None
+        for path in self._paths.values():
+            t = path.validation_deadline
+            if t is not None and (best is None or t < best):
+                best = t
+            t = path.challenge_due
+            if t is not None and (best is None or t < best) and path.budget() >= MIN_PROBE_SIZE:
+                best = t
+        return best
+
+    def on_timer(self, now: float, on_revert: Callable[[Path, Path], None]) -> bool:
+        """Abandon validations past their deadline (§8.2.4).
+
+        If the current path failed, fall back to the last validated one (§9.3.2),
+        calling ``on_revert(failed, fallback)``. Returns False when the current path
+        failed and there is nothing to fall back to: the connection must end silently.
+        """
+        for path in list(self._paths.values()):
+            deadline = path.validation_deadline
+            if deadline is None or now < deadline:
+                continue
+            path.challenges.clear()
+            path.challenge_due = path.validation_deadline = None
+            if path is not self.current:
+                if path is not self.fallback and not path.validated:
+                    del self._paths[path.key]
+                continue
+            fallback = self.fallback
+            if fallback is None or fallback is path:
+                return False
+            self.current = fallback
+            self.fallback = None
+            del self._paths[path.key]
+            on_revert(path, fallback)
+        return True
