@@ -84,6 +84,7 @@ class QuicConnection:
         retry_source_cid: bytes | None = None,
         reset_token_for: Callable[[bytes], bytes] | None = None,
         peer_address_validated: bool = False,
+        initial_keys: tuple[PacketKey, PacketKey] | None = None,
     ) -> None:
         c = configuration
         self.configuration = c
@@ -170,8 +171,12 @@ class QuicConnection:
         self.sender = PacketSender(self)
         self.receiver = PacketReceiver(self)
         if not self.is_client:
-            # The client's Initial after a Retry is keyed by the Retry's source CID.
-            self._install_initial_keys(retry_source_cid or self.original_destination_cid)
+            if initial_keys is not None:  # derived by the endpoint to check the first packet
+                space = self.spaces[Epoch.INITIAL]
+                space.send_key, space.recv_key = initial_keys
+            else:
+                # The client's Initial after a Retry is keyed by the Retry's source CID.
+                self._install_initial_keys(retry_source_cid or self.original_destination_cid)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""

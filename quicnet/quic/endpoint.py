@@ -14,19 +14,22 @@ import logging
 from collections import deque
 from dataclasses import dataclass, replace
 
-from quicnet.crypto import hmac_digest, random_bytes
+from quicnet.crypto import DecryptError, hmac_digest, random_bytes
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import Address, ConnectionState, QuicConnection
 from quicnet.quic.errors import QuicUsageError, TransportError
 from quicnet.quic.events import QuicEvent
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
+    LongHeader,
     PacketType,
     build_retry,
     build_version_negotiation,
+    decode_packet_number,
     parse_invariant_header,
     parse_long_header,
 )
+from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.tokens import RetryTokenManager
 from quicnet.quic.versions import VERSION_PARAMS
 
@@ -61,6 +64,7 @@ class QuicEndpoint:
         retry_secret: bytes | None = None,
         max_connections: int = 10_000,
         max_handshakes: int = 1_000,
+        retry_threshold: int | None = None,
         max_stateless_resets_per_second: int = 100,
     ) -> None:
         if configuration.is_client:
@@ -72,11 +76,21 @@ class QuicEndpoint:
         self._tokens = RetryTokenManager(retry_secret)
         self.max_connections = max_connections
         self.max_handshakes = max_handshakes
+        #: With this many handshakes in progress, new clients must first answer a Retry
+        #: (require_retry: always). Spoofed Initials then cannot hold handshake slots.
+        self.retry_threshold = (
+            0
+            if require_retry
+            else max(1, max_handshakes // 4)
+            if retry_threshold is None
+            else retry_threshold
+        )
         self._reset_budget = max_stateless_resets_per_second
         self._reset_tokens = float(max_stateless_resets_per_second)
         self._reset_refill_at = 0.0
         self.connections: dict[bytes, QuicConnection] = {}  # every routable CID -> connection
         self._all: set[QuicConnection] = set()
+        self._handshaking: set[QuicConnection] = set()
         self._outgoing: deque[tuple[bytes, Address]] = deque()
         self._events: deque[tuple[QuicConnection, QuicEvent]] = deque()
         self.stats = EndpointStats()
@@ -140,10 +154,17 @@ class QuicEndpoint:
                 token.retry_source_cid,
                 True,
             )
-        elif self.require_retry:
+        keys = _open_client_initial(data, long)
+        if keys is None:
+            # Forged or corrupted: decrypt before building anything (RFC 9001 §5.2 keys
+            # are public, but a packet that does not open costs one AEAD call, no state).
+            self.stats.datagrams_dropped += 1
+            return
+        handshaking = len(self._handshaking)
+        if not validated and handshaking >= self.retry_threshold:
+            # Under load, prove the address first: spoofed Initials never come back.
             self._send_retry(long.source_cid, long.destination_cid, version, address, now)
             return
-        handshaking = sum(1 for c in self._all if c.state == ConnectionState.HANDSHAKE)
         if len(self._all) >= self.max_connections or handshaking >= self.max_handshakes:
             self.stats.connections_refused += 1
             return
@@ -156,8 +177,10 @@ class QuicEndpoint:
             retry_source_cid=retry_scid,
             reset_token_for=self.reset_token,
             peer_address_validated=validated,
+            initial_keys=keys,
         )
         self._all.add(conn)
+        self._handshaking.add(conn)
         self.connections[conn.host_cid] = conn
         self.connections[long.destination_cid] = conn  # until the client switches to ours
         conn.start_idle_timer(now)
@@ -225,6 +248,8 @@ class QuicEndpoint:
             elif self.connections.get(cid) is conn:
                 del self.connections[cid]
         conn.cids.routing_changes.clear()
+        if conn.state != ConnectionState.HANDSHAKE:
+            self._handshaking.discard(conn)
         while (event := conn.next_event()) is not None:
             self._events.append((conn, event))
         if conn.state == ConnectionState.TERMINATED:
@@ -238,6 +263,7 @@ class QuicEndpoint:
 
     def _reap(self, conn: QuicConnection) -> None:
         self._all.discard(conn)
+        self._handshaking.discard(conn)
         for cid in [c for c, owner in self.connections.items() if owner is conn]:
             del self.connections[cid]
 
@@ -275,3 +301,18 @@ class QuicEndpoint:
     def close(self, error_code: int = 0, reason: str = "server shutting down") -> None:
         for conn in list(self._all):
             conn.close(error_code, reason)
+
+
+def _open_client_initial(datagram: bytes, header: LongHeader) -> tuple[PacketKey, PacketKey] | None:
+    """The server's Initial keys if the client's first packet authenticates under them."""
+    send, recv = initial_keys(header.version, header.destination_cid, is_client=False)
+    packet = datagram[: header.end]
+    offset = header.pn_offset
+    try:
+        first, truncated, pn_len = recv.unprotect_header(packet, offset)
+        pn = decode_packet_number(truncated, pn_len, -1)
+        aad = bytes((first,)) + packet[1:offset] + truncated.to_bytes(pn_len, "big")
+        recv.open(aad, packet[offset + pn_len :], pn)
+    except DecryptError:
+        return None
+    return send, recv

@@ -8,6 +8,7 @@ everything else comes from the simulated network (``simnet``).
 from __future__ import annotations
 
 import random
+import sys
 from collections import Counter
 
 import pytest
@@ -16,11 +17,13 @@ from simnet import (
     SERVER_ADDR,
     Simulation,
     StreamCollector,
+    client_config,
     handshake,
     make_pair,
     packet_types,
     payloads,
     send_on_new_streams,
+    server_config,
 )
 
 from quicnet.crypto import NamedGroup, dev_identity
@@ -35,6 +38,7 @@ from quicnet.quic import (
 )
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import Reader, encode_varint
+from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.packets import PacketType, decode_packet_number
 from quicnet.tls import Epoch
 
@@ -392,3 +396,56 @@ def test_retirements_the_peer_forces_are_bounded() -> None:
     assert server.state in (ConnectionState.CLOSING, ConnectionState.TERMINATED)
     assert closes == [] or closes[0].error_code == TransportErrorCode.CONNECTION_ID_LIMIT_ERROR
     assert server.closing is None or b"retire" in server.closing.frame
+
+
+# RFC 9000 §8.1.2, §21.1: spoofed Initials do not lock real clients out.
+
+
+def _spoofed_initials(count: int) -> list[bytes]:
+    """First datagrams of ``count`` real clients that will never answer (valid Initials)."""
+    out = []
+    for _ in range(count):
+        conn = QuicConnection(client_config())
+        conn.connect(SERVER_ADDR, 1.0)
+        out.append(conn.datagrams_to_send(1.0)[0][0])
+    return out
+
+
+def test_spoofed_initials_do_not_lock_out_a_real_client() -> None:
+    sim = make_pair(seed=41, endpoint={"max_handshakes": 40})
+    endpoint = sim.server.impl
+    assert isinstance(endpoint, QuicEndpoint)
+    assert endpoint.retry_threshold == 10
+    for i, initial in enumerate(_spoofed_initials(200)):
+        sim.inject(initial, (f"10.77.{i // 250}.{i % 250}", 4000 + i), SERVER_ADDR)
+    sim.run_for(0.01)
+    # Past the threshold the endpoint answers with Retry and keeps no state.
+    assert len(endpoint._handshaking) == 10
+    assert endpoint.stats.retries_sent == 190
+    took = handshake(sim, timeout=5.0)
+    assert took < 1.0  # one extra round trip for the Retry, not a lockout
+    assert _client(sim).state == ConnectionState.CONNECTED
+
+
+def test_an_undecryptable_initial_builds_no_connection() -> None:
+    """RFC 9001 §5.2: decrypt the first packet before allocating anything for it."""
+    endpoint = QuicEndpoint(server_config())
+    good = _spoofed_initials(1)[0]
+    forged = bytearray(good)
+    forged[-1] ^= 0x01  # the AEAD tag no longer verifies
+    constructed: list[str] = []
+    init_code = QuicConnection.__init__.__code__
+
+    def watch(frame, event, arg):  # type: ignore[no-untyped-def]
+        if event == "call" and frame.f_code is init_code:
+            constructed.append("QuicConnection")
+
+    sys.setprofile(watch)
+    try:
+        endpoint.receive_datagram(bytes(forged), CLIENT_ADDR, 1.0)
+        forged_calls = len(constructed)
+        endpoint.receive_datagram(good, CLIENT_ADDR, 1.0)
+    finally:
+        sys.setprofile(None)
+    assert forged_calls == 0
+    assert len(constructed) == 1 and endpoint.stats.connections_accepted == 1
