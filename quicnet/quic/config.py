@@ -40,6 +40,8 @@ class QuicConfiguration:
     initial_max_streams_bidi: int = 128
     initial_max_streams_uni: int = 128
     max_datagram_frame_size: int | None = 65535  # None: no DATAGRAM frames (RFC 9221)
+    #: Received datagrams waiting for the application; beyond this new ones are dropped.
+    max_received_datagrams: int = 1024
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025
     active_connection_id_limit: int = 4

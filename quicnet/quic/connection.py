@@ -26,9 +26,11 @@ from quicnet.quic.crypto_streams import CryptoSpace
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import (
     ConnectionTerminated,
+    DatagramReceived,
     HandshakeCompleted,
     QuicEvent,
     SessionTicketReceived,
+    StreamDataReceived,
 )
 from quicnet.quic.packets import MIN_INITIAL_DATAGRAM
 from quicnet.quic.paths import Path, PathManager, address_key
@@ -56,6 +58,9 @@ from quicnet.tls.key_schedule import CIPHER_SUITES
 __all__ = ["ConnectionState", "QuicConnection"]
 
 _log = logging.getLogger("quicnet.quic")
+
+#: Session tickets per connection handed to the application; more are ignored.
+MAX_SESSION_TICKETS = 4
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 
@@ -164,6 +169,11 @@ class QuicConnection:
             is_client=self.is_client, local=self.local_params, events=self._events
         )
         self._datagrams: deque[tuple[int, bytes]] = deque()
+        #: Received DATAGRAM payloads waiting in the event queue; beyond the configured
+        #: bound new ones are dropped (RFC 9221 §5: unreliable, the receiver may).
+        self.datagrams_queued = 0
+        self.datagrams_dropped = 0
+        self._tickets_received = 0
         self._next_datagram_id = 0
         self._ping_pending = False
         self.alpn_protocol: str | None = None
@@ -331,7 +341,21 @@ class QuicConnection:
 
     # Public API -------------------------------------------------------------------------
     def next_event(self) -> QuicEvent | None:
-        return self._events.popleft() if self._events else None
+        """The next event, or None. Taking a StreamDataReceived is what consumes its
+        data: flow-control credit goes back to the peer only then (RFC 9000 §4)."""
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if type(event) is StreamDataReceived:
+            if event.data:
+                self.streams.on_data_consumed(event.stream_id, len(event.data))
+        elif type(event) is DatagramReceived:
+            self.datagrams_queued -= 1
+        return event
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
 
     def create_stream(self, *, bidirectional: bool = True) -> int:
         """Open a stream; returns its id."""
@@ -483,7 +507,10 @@ class QuicConnection:
             elif isinstance(event, HandshakeComplete):
                 self._on_handshake_complete(event)
             elif isinstance(event, TLSSessionTicket):
-                self._events.append(SessionTicketReceived(event.ticket))
+                # A peer may send any number of NewSessionTicket messages; keep a few.
+                self._tickets_received += 1
+                if self._tickets_received <= MAX_SESSION_TICKETS:
+                    self._events.append(SessionTicketReceived(event.ticket))
         for epoch, data in tls.data_to_send():
             space = self.spaces[epoch if epoch != Epoch.ZERO_RTT else Epoch.ONE_RTT]
             space.sender.write(data, False)

@@ -92,7 +92,9 @@ class QuicEndpoint:
         self._all: set[QuicConnection] = set()
         self._handshaking: set[QuicConnection] = set()
         self._outgoing: deque[tuple[bytes, Address]] = deque()
-        self._events: deque[tuple[QuicConnection, QuicEvent]] = deque()
+        #: Connections with events waiting, oldest first. Events stay in their connection
+        #: until the application takes them, so stream credit follows what it consumes.
+        self._event_ready: dict[QuicConnection, None] = {}
         self.stats = EndpointStats()
 
     def reset_token(self, cid: bytes) -> bytes:
@@ -250,8 +252,8 @@ class QuicEndpoint:
         conn.cids.routing_changes.clear()
         if conn.state != ConnectionState.HANDSHAKE:
             self._handshaking.discard(conn)
-        while (event := conn.next_event()) is not None:
-            self._events.append((conn, event))
+        if conn.has_events:
+            self._event_ready[conn] = None
         if conn.state == ConnectionState.TERMINATED:
             self._reap(conn)
 
@@ -296,7 +298,16 @@ class QuicEndpoint:
                 self._after(conn)
 
     def next_event(self) -> tuple[QuicConnection, QuicEvent] | None:
-        return self._events.popleft() if self._events else None
+        """The next ``(connection, event)``: a connection's events in order, connections
+        in the order they had something to say."""
+        ready = self._event_ready
+        while ready:
+            conn = next(iter(ready))
+            event = conn.next_event()
+            if event is not None:
+                return conn, event
+            del ready[conn]
+        return None
 
     def close(self, error_code: int = 0, reason: str = "server shutting down") -> None:
         for conn in list(self._all):

@@ -304,7 +304,11 @@ class PacketReceiver:
                         "DATAGRAM frame not allowed or too large",
                         t,
                     )
-                c._events.append(DatagramReceived(frame.data))
+                if c.datagrams_queued < c.configuration.max_received_datagrams:
+                    c.datagrams_queued += 1
+                    c._events.append(DatagramReceived(frame.data))
+                else:  # the application is not reading: drop (RFC 9221 §5)
+                    c.datagrams_dropped += 1
             elif isinstance(frame, fr.CryptoFrame):
                 data = c.spaces[Epoch.ONE_RTT if epoch == Epoch.ZERO_RTT else epoch].receive(
                     frame.offset, frame.data

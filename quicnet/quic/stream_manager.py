@@ -227,14 +227,27 @@ class StreamManager:
         end = receiver.finished and not receiver.fin_delivered
         if data or end:
             receiver.fin_delivered = receiver.fin_delivered or end
-            self.data_consumed += len(data)
             self._events.append(StreamDataReceived(stream.stream_id, data, end))
-            if receiver.window_update() is not None:
-                self.pending_max_stream_data.add(stream.stream_id)
-            if self.max_data_local - self.data_consumed <= self.local.initial_max_data // 2:
-                self.max_data_local = self.data_consumed + self.local.initial_max_data
-                self.pending_max_data = True
         self._maybe_forget(stream)
+
+    def on_data_consumed(self, stream_id: int, length: int) -> None:
+        """The application took ``length`` bytes of ``stream_id`` out of an event.
+
+        Only now are they off our hands: credit (MAX_STREAM_DATA, MAX_DATA) follows
+        what the application consumes, so a peer cannot fill memory with data the
+        application is not reading (RFC 9000 §4.1-4.2).
+        """
+        stream = self.streams.get(stream_id)
+        receiver = stream.receiver if stream is not None else None
+        if receiver is not None and receiver.consume(length) is not None:
+            self.pending_max_stream_data.add(stream_id)
+        self._release_credit(length)
+
+    def _release_credit(self, length: int) -> None:
+        self.data_consumed += length
+        if self.max_data_local - self.data_consumed <= self.local.initial_max_data // 2:
+            self.max_data_local = self.data_consumed + self.local.initial_max_data
+            self.pending_max_data = True
 
     def on_reset_stream(self, frame: ResetStreamFrame, frame_type: int) -> None:
         stream = self._peer_stream(frame.stream_id, frame_type, receiving=True)
@@ -246,6 +259,8 @@ class StreamManager:
         self._account_received(grew, frame_type)
         self._account_fragments(stream.receiver.fragments - before, frame_type)
         if not already:
+            # §4.5: bytes up to the final size that will never be delivered free their credit.
+            self._release_credit(frame.final_size - stream.receiver.read_offset)
             self._events.append(StreamReset(frame.stream_id, frame.error_code))
         self._maybe_forget(stream)
 

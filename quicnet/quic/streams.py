@@ -28,6 +28,7 @@ class ReceiveHalf:
     __slots__ = (
         "_buffer",
         "_received",
+        "consumed_offset",
         "fin_delivered",
         "final_size",
         "highest_offset",
@@ -41,7 +42,8 @@ class ReceiveHalf:
     def __init__(self, window: int) -> None:
         self._buffer = bytearray()  # bytes from read_offset on; holes are zero-filled
         self._received = RangeSet()
-        self.read_offset = 0
+        self.read_offset = 0  # handed to the application (queued as events)
+        self.consumed_offset = 0  # taken by the application: what earns new credit
         self.highest_offset = 0
         self.final_size: int | None = None
         self.fin_delivered = False
@@ -105,12 +107,14 @@ class ReceiveHalf:
         """All data up to the final size was read."""
         return self.final_size is not None and self.read_offset == self.final_size
 
-    def window_update(self) -> int | None:
-        """A new MAX_STREAM_DATA value when half the window is consumed, else None."""
+    def consume(self, length: int) -> int | None:
+        """The application took ``length`` bytes: a new MAX_STREAM_DATA value when half
+        the window is free again, else None (RFC 9000 §4.2: credit follows consumption)."""
+        self.consumed_offset += length
         if self.final_size is not None or self.reset_error_code is not None:
             return None
-        if self.max_stream_data - self.read_offset <= self.window // 2:
-            self.max_stream_data = self.read_offset + self.window
+        if self.max_stream_data - self.consumed_offset <= self.window // 2:
+            self.max_stream_data = self.consumed_offset + self.window
             return self.max_stream_data
         return None
 

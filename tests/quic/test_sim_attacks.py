@@ -449,3 +449,64 @@ def test_an_undecryptable_initial_builds_no_connection() -> None:
         sys.setprofile(None)
     assert forged_calls == 0
     assert len(constructed) == 1 and endpoint.stats.connections_accepted == 1
+
+
+# RFC 9000 §4: credit goes back when the application consumes data, not when it is queued.
+
+
+def _exchange(a: QuicConnection, b: QuicConnection, now: float, rounds: int) -> float:
+    """Move datagrams both ways (lossless, 1 ms apart) without taking any events."""
+    addr = {id(a): CLIENT_ADDR, id(b): SERVER_ADDR}
+    for _ in range(rounds):
+        now += 0.001
+        for src, dst in ((a, b), (b, a)):
+            for data, _to in src.datagrams_to_send(now):
+                dst.receive_datagram(data, addr[id(src)], now)
+        for conn in (a, b):
+            if (t := conn.next_timer()) is not None and t <= now:
+                conn.handle_timer(now)
+    return now
+
+
+def test_unread_stream_data_stops_the_sender_at_the_window() -> None:
+    client = QuicConnection(client_config())
+    server = QuicConnection(
+        server_config(), original_destination_cid=client.original_destination_cid
+    )
+    client.connect(SERVER_ADDR, 1.0)
+    now = _exchange(client, server, 1.0, 20)
+    assert client.handshake_complete and server.handshake_complete
+    while server.next_event() is not None:  # the handshake's events
+        pass
+    stream_id = client.create_stream()
+    client.send_stream_data(stream_id, bytes(16 << 20), end_stream=True)
+    now = _exchange(client, server, now, 2000)  # the server's application reads nothing
+    window = server.configuration.initial_max_stream_data
+    queued = [e for e in server._events if isinstance(e, StreamDataReceived)]
+    assert sum(len(e.data) for e in queued) == window  # exactly one window, no more
+    assert server.streams.max_data_local == server.configuration.initial_max_data
+    # The application reads: credit flows again and the transfer completes.
+    got = 0
+    for _ in range(3000):
+        while (event := server.next_event()) is not None:
+            if isinstance(event, StreamDataReceived):
+                got += len(event.data)
+        if got == 16 << 20:
+            break
+        now = _exchange(client, server, now, 5)
+    assert got == 16 << 20
+
+
+def test_unread_datagrams_are_bounded() -> None:
+    sim = make_pair(seed=42, server={"max_received_datagrams": 50})
+    handshake(sim)
+    client = _client(sim)
+    server = sim.server.connection
+    sim.server.drain = lambda: None  # type: ignore[method-assign]  # an application that stopped reading
+    for i in range(300):
+        client.send_datagram(i.to_bytes(4, "big"))
+        sim.run_for(0.001)
+    sim.run_for(0.2)
+    assert server.datagrams_queued == 50 and server.datagrams_dropped == 250
+    got = [e.data for e in iter(server.next_event, None) if isinstance(e, DatagramReceived)]
+    assert got == [i.to_bytes(4, "big") for i in range(50)]

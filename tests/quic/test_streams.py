@@ -100,18 +100,18 @@ def test_flow_control_error() -> None:
     assert info.value.error_code == FCE
 
 
-def test_window_update_after_half_the_window_is_read() -> None:
+def test_credit_follows_what_the_application_consumes() -> None:
+    """RFC 9000 §4.2: MAX_STREAM_DATA grows with consumption, not with delivery."""
     half = ReceiveHalf(100)
-    half.receive(0, bytes(49), False)
-    half.read()
-    assert half.window_update() is None
-    half.receive(49, bytes(1), False)
-    half.read()
-    assert half.window_update() == 150 and half.max_stream_data == 150
-    half.receive(100, bytes(50), False)  # now allowed
+    half.receive(0, bytes(50), False)
+    assert len(half.read()) == 50
+    assert half.max_stream_data == 100  # delivered, not yet consumed: no new credit
+    assert half.consume(49) is None
+    assert half.consume(1) == 150 and half.max_stream_data == 150
+    half.receive(50, bytes(100), False)  # now allowed
     half.receive(150, b"", True)
     half.read()
-    assert half.window_update() is None  # the final size is known: no more credit
+    assert half.consume(100) is None  # the final size is known: no more credit
 
 
 @pytest.mark.parametrize(
@@ -376,11 +376,20 @@ def test_connection_flow_control() -> None:
 
 
 def test_connection_window_is_extended_as_data_is_consumed() -> None:
-    server, _ = _manager(is_client=False, max_data=2000)
+    server, events = _manager(is_client=False, max_data=2000)
     server.on_stream(StreamFrame(0, 0, bytes(1000), False), 0x08)
+    assert events and not server.pending_max_data  # queued for the application only
+    server.on_data_consumed(0, 1000)
     assert server.pending_max_data and server.max_data_local == 3000
     server.on_stream(StreamFrame(4, 0, bytes(1000), False), 0x08)  # would exceed 2000 before
     assert server.data_received == 2000
+
+
+def test_a_reset_stream_gives_back_the_credit_of_what_it_never_delivered() -> None:
+    server, _ = _manager(is_client=False, max_data=2000)
+    server.on_stream(StreamFrame(0, 500, bytes(500), False), 0x08)  # a hole: nothing delivered
+    server.on_reset_stream(ResetStreamFrame(0, 7, 1000), 0x04)
+    assert server.data_consumed == 1000 and server.pending_max_data
 
 
 def test_reset_and_stop_sending_events() -> None:
