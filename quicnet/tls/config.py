@@ -36,6 +36,8 @@ DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
     NamedGroup.X25519MLKEM768,
     NamedGroup.secp256r1,
     NamedGroup.secp384r1,
+    NamedGroup.secp521r1,
+    NamedGroup.x448,
 )
 DEFAULT_SIGNATURE_ALGORITHMS: tuple[SignatureScheme, ...] = (
     SignatureScheme.ecdsa_secp256r1_sha256,

@@ -84,7 +84,7 @@ class TLSConnection:
         self._read: _Protection | None = None
         self._write: dict[Epoch, _Protection] = {}
         self._post_handshake = HandshakeReassembler()
-        self._ccs_sent = not self._compat
+        self._ccs_sent = False
         self._early_data_skipped = 0
         self._early_data_sent = 0
         self.closed = False  # no more records in or out (alert or both close_notify)
@@ -93,9 +93,13 @@ class TLSConnection:
         self.first_record = True
         self._peer_protected_seen = False
 
-    @property
-    def _compat(self) -> bool:
-        return bool(self.engine.config.middlebox_compatibility)
+    def _ccs_due(self) -> bool:
+        """Appendix D.4: one dummy ChangeCipherSpec in middlebox-compatibility mode."""
+        engine = self.engine
+        if self._ccs_sent or not engine.config.middlebox_compatibility:
+            return False
+        # A server uses the mode only if the client asked (non-empty legacy_session_id).
+        return isinstance(engine, TLSClient) or bool(engine.legacy_session_id)
 
     @classmethod
     def client(cls, config: ClientConfig) -> TLSConnection:
@@ -412,10 +416,12 @@ class TLSConnection:
                     bytes((content_type,)) + version + len(chunk).to_bytes(2, "big") + chunk
                 )
             self.first_record = False
+            # D.4: the server's dummy CCS follows its first handshake message (SH or HRR).
+            if not self.is_client and self._ccs_due():
+                self._write_dummy_ccs()
             return
-        if not self._ccs_sent:
-            self._out += b"\x14\x03\x03\x00\x01\x01"  # Appendix D.4 dummy ChangeCipherSpec
-            self._ccs_sent = True
+        if self.is_client and self._ccs_due():
+            self._write_dummy_ccs()  # D.4: after the ClientHello, before any protected record
         protection = self._write[epoch]
         for i in range(0, max(len(data), 1), size):
             inner = data[i : i + size] + bytes((content_type,))
@@ -428,6 +434,10 @@ class TLSConnection:
             and protection.sequence >= KEY_UPDATE_AFTER_RECORDS
         ):
             self._send_key_update(False)
+
+    def _write_dummy_ccs(self) -> None:
+        self._out += b"\x14\x03\x03\x00\x01\x01"
+        self._ccs_sent = True
 
     def _send_key_update(self, request_peer: bool) -> None:
         suite = self.engine.suite

@@ -71,6 +71,10 @@ class _Hello:
 
 
 def _parse_client_hello(hello: ClientHello) -> _Hello:
+    if hello.legacy_version <= 0x0300:  # Appendix D.5: SSL 3.0 or older
+        raise ProtocolViolation(
+            "ClientHello.legacy_version is 0x0300 or lower", AlertDescription.protocol_version
+        )
     versions_data = hello.extension(ET.supported_versions)
     if versions_data is None or ext.TLS13 not in ext.decode_supported_versions_client(
         versions_data
@@ -156,6 +160,8 @@ class TLSServer(TLSEngine):
         super().__init__(config, quic=quic, fixed=fixed)
         self.config = config
         self.server_name: str | None = None
+        #: The client's legacy_session_id: non-empty asks for middlebox compatibility (D.4).
+        self.legacy_session_id = b""
         #: The ClientHello offered early data (accepted or not).
         self.early_data_offered = False
         self._hrr_group: int | None = None
@@ -171,6 +177,7 @@ class TLSServer(TLSEngine):
             self._check_second_hello(hello, offer)
         else:
             self.client_random = hello.random
+            self.legacy_session_id = hello.legacy_session_id
         if self.quic and offer.transport_parameters is None:
             raise ProtocolViolation(
                 "no quic_transport_parameters", AlertDescription.missing_extension

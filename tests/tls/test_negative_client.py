@@ -767,3 +767,46 @@ def test_application_data_then_broken_record_delivers_only_what_came_before():
     bad = flip(server.protect(Epoch.ONE_RTT, APPLICATION_DATA, b"forged"), 10)
     after = server.protect(Epoch.ONE_RTT, APPLICATION_DATA, b"after")
     expect_violation(client, bad + after, A.bad_record_mac, peer=server)
+
+
+# Groups: P-521 and X448 like the others (§4.2.7, §4.2.8) ----------------------------------------------
+@pytest.mark.parametrize("group", [NamedGroup.secp521r1, NamedGroup.x448], ids=lambda g: g.name)
+def test_default_client_offers_p521_and_x448_and_follows_a_retry_to_them(group):
+    client, hello, ch = start_client()
+    groups = ext.decode_u16_list(hello.extension(ET.supported_groups), "supported_groups")
+    assert group in groups
+    server = Puppet.server(server_config(groups=(group,)))
+    server.receive(ch)
+    (retry,) = server.flight()
+    assert retry.message.is_hello_retry_request
+    client.receive_data(server.records([retry]), NOW)
+    server.receive(client.data_to_send())
+    client.receive_data(server.records(server.flight()), NOW)
+    assert client.handshake_complete and client.engine.group == group
+
+
+def invalid_server_shares(group: NamedGroup) -> dict[str, bytes]:
+    good = KeyShare(group).key_exchange
+    if group in (NamedGroup.x25519, NamedGroup.x448):
+        return {"small-order": bytes(len(good)), "short": good[:-1], "long": good + b"\x09"}
+    coordinate = (len(good) - 1) // 2
+    return {
+        "not-on-curve": b"\x04" + (1).to_bytes(coordinate, "big") * 2,
+        "infinity": b"\x00",
+        "short": good[:-1],
+        "long": good + b"\x09",
+    }
+
+
+@pytest.mark.parametrize(
+    "group, key_exchange",
+    [
+        pytest.param(g, kx, id=f"{g.name}-{kind}")
+        for g in (NamedGroup.x448, NamedGroup.secp256r1, NamedGroup.secp521r1)
+        for kind, kx in invalid_server_shares(g).items()
+    ],
+)
+def test_server_hello_with_an_invalid_share_is_illegal_parameter(group, key_exchange):
+    client, sh = sh_setup(client_config(groups=(group,), key_share_groups=(group,)))
+    bad = with_extension(sh, share_ext(group, key_exchange))
+    expect_violation(client, sh_record(bad), A.illegal_parameter)

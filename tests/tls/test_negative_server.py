@@ -683,3 +683,155 @@ def test_client_certificate_verify_with_rsa_pkcs1_sha256_is_illegal_parameter(sc
         assert server.engine.state == "WAIT_FINISHED"
         return
     expect_violation(server, client.records(flight), A.illegal_parameter, peer=client)
+
+
+# Strict-peer conformance (RFC 8446 MUSTs a tlsfuzzer-like client checks) ----------------------------
+@pytest.mark.parametrize("version", [0x0300, 0x0200, 0x0002], ids=lambda v: f"{v:#06x}")
+def test_client_hello_legacy_version_0x0300_or_lower_is_protocol_version(version):
+    """Appendix D.5: even with supported_versions offering TLS 1.3."""
+    hello = client_hello(legacy_version=version)
+    expect_violation(fresh_server(), hello_record(hello), A.protocol_version)
+
+
+def test_client_hello_legacy_version_0x0301_still_negotiates_tls13():
+    sh = answer(fresh_server(), client_hello(legacy_version=0x0301))
+    assert not sh.is_hello_retry_request
+    assert ext.decode_supported_versions_server(sh.extension(ET.supported_versions)) == 0x0304
+
+
+@pytest.mark.parametrize("dropped", [ET.key_share, ET.supported_groups], ids=lambda t: f"ext{t}")
+def test_second_client_hello_missing_key_share_or_supported_groups_is_missing_extension(dropped):
+    """§9.2 holds for the second ClientHello too: never answered with another HRR."""
+    server, first = retry_setup()
+    hello = without_extension(second_hello(first, x25519_share()), dropped)
+    expect_violation(server, hello_record(hello, b"\x03\x03"), A.missing_extension)
+
+
+def only_unknown_shares_hook(kind, items):
+    """Replace the client's P-384 share by shares for two groups no server knows."""
+    out = []
+    for item in items:
+        if item.type == ET.key_share:
+            entries = ext.decode_key_share_client(item.data)
+            if any(e.group == NamedGroup.secp384r1 for e in entries):
+                item = Extension(
+                    ET.key_share,
+                    ext.encode_key_share_client(
+                        [
+                            ext.KeyShareEntry(0x3A3A, b"\x07" * 32),
+                            ext.KeyShareEntry(0x0101, b"\x01"),
+                        ]
+                    ),
+                )
+        out.append(item)
+    return out
+
+
+def test_key_shares_only_for_unknown_groups_get_a_hello_retry_for_a_listed_group():
+    cc = client_config(
+        groups=(0x3A3A, 0x0101, NamedGroup.x25519, NamedGroup.secp384r1),
+        key_share_groups=(NamedGroup.secp384r1,),
+    )
+    client = TLSConnection(TLSClient(cc, fixed=FixedInputs(extensions=only_unknown_shares_hook)))
+    server = fresh_server()
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    out = server.data_to_send()
+    hrr = decode_message(split_records(out)[0][2])
+    assert hrr.is_hello_retry_request
+    assert ext.decode_key_share_hrr(hrr.extension(ET.key_share)) == NamedGroup.x25519
+    client.receive_data(out, NOW)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    assert server.engine.group == NamedGroup.x25519
+
+
+def group_hello(group: int, key_exchange: bytes) -> ClientHello:
+    hello = replace_ext(client_hello(), ET.supported_groups, ext.encode_u16_list([group]))
+    entry = ext.KeyShareEntry(group, key_exchange)
+    return replace_ext(hello, ET.key_share, ext.encode_key_share_client([entry]))
+
+
+ALL_GROUPS = [
+    NamedGroup.x25519,
+    NamedGroup.x448,
+    NamedGroup.secp256r1,
+    NamedGroup.secp384r1,
+    NamedGroup.secp521r1,
+]
+
+
+@pytest.mark.parametrize("group", ALL_GROUPS, ids=lambda g: g.name)
+def test_default_server_accepts_every_group(group):
+    """P-521 and X448 are accepted by default, like the other groups (§4.2.7)."""
+    sh = answer(fresh_server(), group_hello(group, KeyShare(group).key_exchange))
+    assert not sh.is_hello_retry_request
+    assert ext.decode_key_share_server(sh.extension(ET.key_share)).group == group
+
+
+def invalid_shares(group: NamedGroup) -> dict[str, bytes]:
+    good = KeyShare(group).key_exchange
+    if group in (NamedGroup.x25519, NamedGroup.x448):
+        # u = 0 is of small order: the shared secret would be all zeros (§7.4.2).
+        return {"small-order": bytes(len(good)), "short": good[:-1], "long": good + b"\x09"}
+    coordinate = (len(good) - 1) // 2
+    off_curve = b"\x04" + (1).to_bytes(coordinate, "big") + (1).to_bytes(coordinate, "big")
+    return {
+        "not-on-curve": off_curve,
+        "infinity": b"\x00",
+        "compressed": bytes((2 + (good[-1] & 1),)) + good[1 : 1 + coordinate],
+        "short": good[:-1],
+        "long": good + b"\x09",
+    }
+
+
+@pytest.mark.parametrize(
+    "group, key_exchange",
+    [
+        pytest.param(g, kx, id=f"{g.name}-{kind}")
+        for g in ALL_GROUPS
+        for kind, kx in invalid_shares(g).items()
+    ],
+)
+def test_invalid_key_share_is_illegal_parameter(group, key_exchange):
+    """§4.2.8.1-2: a share that is no valid public value of its group."""
+    hello = group_hello(group, key_exchange)
+    expect_violation(fresh_server(), hello_record(hello), A.illegal_parameter)
+
+
+def test_compat_server_sends_change_cipher_spec_right_after_hello_retry_request_only():
+    """Appendix D.4: the dummy CCS follows the first server handshake message, here the HRR."""
+    server = fresh_server()
+    server.receive_data(hello_record(first_hello_without_share()), NOW)
+    out = split_records(server.data_to_send())
+    assert [r[0] for r in out] == [HANDSHAKE, CHANGE_CIPHER_SPEC]
+    assert decode_message(out[0][2]).is_hello_retry_request
+    assert out[1][2] == b"\x01"
+    second = second_hello(first_hello_without_share(), x25519_share())
+    server.receive_data(hello_record(second, b"\x03\x03"), NOW)
+    kinds = [r[0] for r in split_records(server.data_to_send())]
+    assert kinds[0] == HANDSHAKE and CHANGE_CIPHER_SPEC not in kinds  # exactly once
+
+
+def test_compat_client_and_server_complete_after_hello_retry_request():
+    cc = client_config(groups=(NamedGroup.x25519, NamedGroup.secp256r1))
+    client = TLSConnection.client(cc)
+    server = fresh_server(groups=[NamedGroup.secp256r1])
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    out = server.data_to_send()
+    assert [r[0] for r in split_records(out)] == [HANDSHAKE, CHANGE_CIPHER_SPEC]
+    client.receive_data(out, NOW)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+
+
+def test_server_sends_no_change_cipher_spec_to_a_client_outside_compat_mode():
+    """An empty legacy_session_id means the client did not ask for middlebox compatibility."""
+    hello = dataclasses.replace(first_hello_without_share(), legacy_session_id=b"")
+    server = fresh_server()
+    server.receive_data(hello_record(hello), NOW)
+    assert [r[0] for r in split_records(server.data_to_send())] == [HANDSHAKE]
+    second = second_hello(hello, x25519_share())
+    server.receive_data(hello_record(second, b"\x03\x03"), NOW)
+    assert CHANGE_CIPHER_SPEC not in [r[0] for r in split_records(server.data_to_send())]
