@@ -85,7 +85,7 @@ class TLSConnection:
         self._write: dict[Epoch, _Protection] = {}
         self._post_handshake = HandshakeReassembler()
         self._ccs_sent = False
-        self._early_data_skipped = 0
+        self._early_data_received = 0
         self._early_data_sent = 0
         self.closed = False  # no more records in or out (alert or both close_notify)
         self.peer_closed = False
@@ -224,7 +224,9 @@ class TLSConnection:
                 raise ProtocolViolation(
                     f"unknown record type {content_type}", AlertDescription.unexpected_message
                 )
-            limit = MAX_CIPHERTEXT if self._read is not None else MAX_PLAINTEXT
+            # §5.2: protected records (0-RTT ones before an HRR too) may carry 2^14 + 256.
+            protected = self._read is not None or content_type == APPLICATION_DATA
+            limit = MAX_CIPHERTEXT if protected else MAX_PLAINTEXT
             if length > limit:
                 raise ProtocolViolation(
                     f"record of {length} bytes exceeds {limit}", AlertDescription.record_overflow
@@ -301,12 +303,26 @@ class TLSConnection:
             or not engine.early_data_offered
             or engine.early_data_accepted
             or engine.handshake_complete
+            or self._peer_protected_seen  # a record under handshake keys ends early data
         ):
             return False
-        if engine.state not in ("WAIT_CH2", "WAIT_FINISHED", "WAIT_CERT"):
+        # After an HRR early data can only precede the second ClientHello.
+        expected = ("WAIT_CH2",) if engine.hello_retry_sent else ("WAIT_FINISHED", "WAIT_CERT")
+        if engine.state not in expected:
             return False
-        self._early_data_skipped += size
-        return self._early_data_skipped <= max(engine.config.max_early_data_size, 1 << 14) + 256
+        # The plaintext is at most the record less its content type and tag (§5.2).
+        self._count_early_data(max(0, size - 1 - _TAG))
+        return True
+
+    def _count_early_data(self, size: int) -> None:
+        """§4.2.10, §4.6.1: more early data than max_early_data_size is unexpected_message."""
+        assert isinstance(self.engine, TLSServer)
+        self._early_data_received += size
+        if self._early_data_received > self.engine.early_data_limit:
+            raise ProtocolViolation(
+                f"more than {self.engine.early_data_limit} bytes of early data",
+                AlertDescription.unexpected_message,
+            )
 
     def _max_receive_plaintext(self) -> int:
         limit = self.engine.local_record_size_limit
@@ -332,6 +348,8 @@ class TLSConnection:
                     "application data before the handshake completed",
                     AlertDescription.unexpected_message,
                 )
+            if early:
+                self._count_early_data(len(data))
             if self.peer_closed:
                 return  # §6.1: data after a closure alert is ignored
             if data:
@@ -342,6 +360,8 @@ class TLSConnection:
             )
 
     def _on_alert(self, data: bytes) -> None:
+        if not data:  # §5.1: alerts are never fragmented, so never empty
+            raise ProtocolViolation("empty alert record", AlertDescription.unexpected_message)
         if len(data) != 2:
             raise DecodeError("an alert is two bytes")
         level, description = data[0], data[1]

@@ -51,6 +51,10 @@ from quicnet.tls.session import TicketState
 
 __all__ = ["TLSServer"]
 
+#: Early data a server with 0-RTT disabled still skips (RFC 8446 §4.2.10) for a client
+#: holding an older ticket: the 16 KiB other stacks default to.
+SKIP_EARLY_DATA_DEFAULT = 1 << 14
+
 
 @dataclass(frozen=True, slots=True)
 class _Hello:
@@ -164,15 +168,23 @@ class TLSServer(TLSEngine):
         self.legacy_session_id = b""
         #: The ClientHello offered early data (accepted or not).
         self.early_data_offered = False
+        #: §4.2.10: bytes of early data this connection may receive, or skip if rejected.
+        self.early_data_limit = 0
         self._hrr_group: int | None = None
         self._first_hello: ClientHello | None = None
         self._signature_scheme: int | None = None
         self._tickets_sent = 0
 
+    @property
+    def hello_retry_sent(self) -> bool:
+        return self._hrr_group is not None
+
     def _on_client_hello(self, hello: ClientHello, raw: bytes, now: float) -> None:
         c = self.config
         offer = _parse_client_hello(hello)
         self.early_data_offered = self.early_data_offered or offer.early_data
+        if offer.early_data:
+            self.early_data_limit = c.max_early_data_size or SKIP_EARLY_DATA_DEFAULT
         if self.state == "WAIT_CH2":
             self._check_second_hello(hello, offer)
         else:
@@ -219,7 +231,6 @@ class TLSServer(TLSEngine):
         self.alpn_protocol = alpn
         self.server_name = offer.server_name
         self.peer_record_size_limit = offer.record_size_limit
-        self.early_data_offered = offer.early_data
         if offer.record_size_limit is not None and c.record_size_limit is not None:
             self.local_record_size_limit = c.record_size_limit
         self.peer_transport_parameters = offer.transport_parameters
@@ -231,6 +242,9 @@ class TLSServer(TLSEngine):
             and self._hrr_group is None
             and self._early_data_acceptable(psk_state, hello, offer, now)
         )
+        if psk_state is not None and offer.early_data:
+            # §4.2.10: the ticket's max_early_data_size is what the client was told.
+            self.early_data_limit = psk_state.max_early_data_size or self.early_data_limit
         if self.early_data_accepted:
             early = self.key_schedule.client_early_traffic_secret(self.transcript.digest())
             self._secret(Epoch.ZERO_RTT, False, early, "CLIENT_EARLY_TRAFFIC_SECRET")

@@ -307,6 +307,43 @@ def test_protected_record_without_a_content_type_is_unexpected_message(side):
     expect_violation(conn, forged, A.unexpected_message, peer=peer)
 
 
+def all_zeros(peer: Puppet, epoch: Epoch, length: int) -> bytes:
+    """A genuine protected record whose plaintext is only zeros: no content type (§5.4)."""
+    keys = peer.write[epoch]
+    header = b"\x17\x03\x03" + (length + 16).to_bytes(2, "big")
+    sealed = keys.aead.seal(keys.sequence, bytes(length), header)
+    keys.sequence += 1
+    return header + sealed
+
+
+@pytest.mark.parametrize("length", [0, 1, MAX_PLAINTEXT + 1], ids=["empty", "1", "max"])
+def test_all_zero_plaintext_during_the_handshake_to_a_client_is_unexpected_message(length):
+    client, _, ch = start_client()
+    server = Puppet.server()
+    server.receive(ch)
+    data = server.records(server.flight()[:1]) + all_zeros(server, Epoch.HANDSHAKE, length)
+    expect_violation(client, data, A.unexpected_message, peer=server)
+
+
+@pytest.mark.parametrize("length", [0, 1, MAX_PLAINTEXT + 1], ids=["empty", "1", "max"])
+def test_all_zero_plaintext_during_the_handshake_to_a_server_is_unexpected_message(length):
+    server = TLSConnection.server(server_config())
+    client = Puppet.client()
+    server.receive_data(client.records(client.flight()), NOW)
+    client.receive(server.data_to_send())
+    expect_violation(
+        server, all_zeros(client, Epoch.HANDSHAKE, length), A.unexpected_message, peer=client
+    )
+
+
+@sides
+def test_all_zero_plaintext_of_the_maximum_size_is_unexpected_message(side):
+    conn, peer = under_test(side)
+    expect_violation(
+        conn, all_zeros(peer, Epoch.ONE_RTT, MAX_PLAINTEXT + 1), A.unexpected_message, peer=peer
+    )
+
+
 @sides
 def test_protected_record_with_an_unknown_inner_type_is_unexpected_message(side):
     conn, peer = under_test(side)
@@ -519,10 +556,27 @@ def test_plaintext_alert_before_the_server_hello_raises_alert_received():
 
 
 @sides
-@pytest.mark.parametrize("body", [b"\x02", b"\x02\x28\x00", b""], ids=["1-byte", "3-byte", "empty"])
+@pytest.mark.parametrize("body", [b"\x02", b"\x02\x28\x00"], ids=["1-byte", "3-byte"])
 def test_alert_of_the_wrong_length_is_decode_error(side, body):
     conn, peer = under_test(side)
     expect_violation(conn, peer.protect(Epoch.ONE_RTT, ALERT, body), A.decode_error, peer=peer)
+
+
+@sides
+def test_empty_protected_alert_record_is_unexpected_message(side):
+    """§5.1: an alert record holds exactly one alert; an empty one is no alert at all."""
+    conn, peer = under_test(side)
+    expect_violation(conn, peer.protect(Epoch.ONE_RTT, ALERT, b""), A.unexpected_message, peer=peer)
+
+
+def test_empty_plaintext_alert_record_is_unexpected_message():
+    client, _, _ = start_client()
+    expect_violation(client, record(ALERT, b""), A.unexpected_message)
+
+
+def test_plaintext_alert_of_the_wrong_length_is_decode_error():
+    client, _, _ = start_client()
+    expect_violation(client, record(ALERT, b"\x02\x28\x00"), A.decode_error)
 
 
 @sides

@@ -53,6 +53,7 @@ from quicnet.tls import (
     HandshakeComplete,
     ProtocolViolation,
     SessionTicketReceived,
+    StrikeRegister,
     TLSClient,
     TLSConnection,
 )
@@ -835,3 +836,159 @@ def test_server_sends_no_change_cipher_spec_to_a_client_outside_compat_mode():
     second = second_hello(hello, x25519_share())
     server.receive_data(hello_record(second, b"\x03\x03"), NOW)
     assert CHANGE_CIPHER_SPEC not in [r[0] for r in split_records(server.data_to_send())]
+
+
+# Early data limits (RFC 8446 §4.2.10) ---------------------------------------------------------------
+EARLY_LIMIT = 16384
+MAX_RECORD = 1 << 14
+
+
+@pytest.fixture(scope="module")
+def early_ticket():
+    """A server configuration allowing 16 KiB of 0-RTT, and a ticket it issued."""
+    sc = server_config(max_early_data_size=EARLY_LIMIT)
+    client = TLSConnection.client(client_config())
+    server = TLSConnection.server(sc)
+    client.start(NOW)
+    pump(client, server)
+    (ticket, *_) = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    assert ticket.max_early_data_size == EARLY_LIMIT
+    return sc, ticket
+
+
+def early_records(client: Puppet, total: int, chunk: int) -> list[bytes]:
+    return [
+        client.protect(Epoch.ZERO_RTT, APPLICATION_DATA, b"e" * min(chunk, total - i))
+        for i in range(0, total, chunk)
+    ]
+
+
+def early_setup(early_ticket, *, accept: bool, **sc_changes):
+    sc, ticket = early_ticket
+    sc = dataclasses.replace(sc, anti_replay=StrikeRegister(capacity=1000 if accept else 0))
+    sc = dataclasses.replace(sc, **sc_changes)
+    cc = client_config(session=ticket, enable_early_data=True)
+    client = Puppet.client(cc)
+    server = TLSConnection.server(sc)
+    return server, client
+
+
+def early_bytes(server: TLSConnection) -> int:
+    return sum(len(e.data) for e in drain(server) if isinstance(e, ApplicationData) and e.early)
+
+
+def test_accepted_early_data_up_to_the_ticket_limit_is_delivered(early_ticket):
+    server, client = early_setup(early_ticket, accept=True)
+    (hello,) = client.flight()
+    server.receive_data(
+        client.records([hello]) + b"".join(early_records(client, EARLY_LIMIT, 4096)), NOW
+    )
+    assert server.engine.early_data_accepted
+    assert early_bytes(server) == EARLY_LIMIT
+
+
+@pytest.mark.parametrize("total", [EARLY_LIMIT + 1, 1 << 20], ids=["one-byte-over", "1MiB"])
+def test_accepted_early_data_beyond_the_ticket_limit_is_unexpected_message(early_ticket, total):
+    server, client = early_setup(early_ticket, accept=True)
+    (hello,) = client.flight()
+    server.receive_data(client.records([hello]), NOW)
+    assert server.engine.early_data_accepted
+    client.receive(server.data_to_send())  # the puppet reads the alert under handshake keys
+    data = b"".join(early_records(client, total, MAX_RECORD))
+    with pytest.raises(ProtocolViolation) as info:
+        server.receive_data(data, NOW)
+    assert info.value.alert == A.unexpected_message
+    assert client.decrypt_alerts(server.data_to_send()) == [bytes((2, A.unexpected_message))]
+    assert early_bytes(server) <= EARLY_LIMIT
+    assert_dead(server)
+
+
+def rejected_flight(client: Puppet, early_total: int, chunk: int, *, ccs_between: bool) -> bytes:
+    (hello,) = client.flight()
+    out = client.records([hello]) + record(CHANGE_CIPHER_SPEC, b"\x01")
+    for i, rec in enumerate(early_records(client, early_total, chunk)):
+        if ccs_between and i == 1:
+            out += record(CHANGE_CIPHER_SPEC, b"\x01")  # §5: a CCS may come any time now
+        out += rec
+    return out
+
+
+@pytest.mark.parametrize("chunk", [64, 1024, MAX_RECORD], ids=lambda c: f"records-of-{c}")
+def test_rejected_early_data_is_skipped_up_to_the_limit_and_the_handshake_completes(
+    early_ticket, chunk
+):
+    """§4.2.10: the limit counts early data, not the records' overhead."""
+    server, client = early_setup(early_ticket, accept=False)
+    server.receive_data(rejected_flight(client, EARLY_LIMIT, chunk, ccs_between=True), NOW)
+    assert not server.engine.early_data_accepted
+    client.receive(server.data_to_send())
+    server.receive_data(client.records(client.flight()), NOW)
+    assert server.handshake_complete and early_bytes(server) == 0
+
+
+def test_rejected_early_data_beyond_the_limit_is_unexpected_message(early_ticket):
+    server, client = early_setup(early_ticket, accept=False)
+    (hello,) = client.flight()
+    server.receive_data(client.records([hello]), NOW)
+    client.receive(server.data_to_send())
+    data = b"".join(early_records(client, EARLY_LIMIT + 1024, 1024))
+    expect_violation(server, data, A.unexpected_message, peer=client)
+
+
+def retry_early_setup(early_ticket):
+    """A resuming client with early data whose key share the server does not take: HRR."""
+    sc, ticket = early_ticket
+    sc = dataclasses.replace(sc, groups=[NamedGroup.secp256r1])
+    cc = client_config(
+        session=ticket,
+        enable_early_data=True,
+        groups=(NamedGroup.x25519, NamedGroup.secp256r1),
+    )
+    return TLSConnection.server(sc), TLSConnection.client(cc)
+
+
+@pytest.mark.parametrize("chunk", [512, MAX_RECORD], ids=lambda c: f"records-of-{c}")
+def test_early_data_before_a_hello_retry_is_skipped_with_ccs_between_records(early_ticket, chunk):
+    server, client = retry_early_setup(early_ticket)
+    client.start(NOW)
+    for _ in range(0, EARLY_LIMIT, chunk):
+        assert client.send_early_data(b"r" * chunk) == chunk
+    records = split_records(client.data_to_send())
+    assert [r[0] for r in records[:3]] == [HANDSHAKE, CHANGE_CIPHER_SPEC, APPLICATION_DATA]
+    data = b"".join(h + f for _, h, f in records[:3]) + record(CHANGE_CIPHER_SPEC, b"\x01")
+    data += b"".join(h + f for _, h, f in records[3:])
+    server.receive_data(data, NOW)
+    answer = split_records(server.data_to_send())
+    assert [r[0] for r in answer] == [HANDSHAKE, CHANGE_CIPHER_SPEC]  # HRR + dummy CCS
+    client.receive_data(b"".join(h + f for _, h, f in answer), NOW)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    assert not server.engine.early_data_accepted and early_bytes(server) == 0
+    client.send(b"after the retry")
+    server.receive_data(client.data_to_send(), NOW)
+    assert drain(server) == [ApplicationData(b"after the retry")]
+
+
+def test_early_data_before_a_hello_retry_beyond_the_limit_is_unexpected_message(early_ticket):
+    server, client = retry_early_setup(early_ticket)
+    client.start(NOW)
+    hello = client.data_to_send()
+    forged = record(APPLICATION_DATA, bytes(1024 + 17))  # undecryptable, like early data
+    server.receive_data(hello + forged * (EARLY_LIMIT // 1024), NOW)
+    assert server.engine.state == "WAIT_CH2"
+    with pytest.raises(ProtocolViolation) as info:
+        server.receive_data(forged, NOW)
+    assert info.value.alert == A.unexpected_message
+
+
+def test_undecryptable_record_after_the_second_client_hello_is_bad_record_mac(early_ticket):
+    """After an HRR early data can only precede the second ClientHello."""
+    server, client = retry_early_setup(early_ticket)
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    client.receive_data(server.data_to_send(), NOW)
+    server.receive_data(client.data_to_send(), NOW)  # the second ClientHello
+    assert server.engine.state == "WAIT_FINISHED"
+    with pytest.raises(ProtocolViolation) as info:
+        server.receive_data(record(APPLICATION_DATA, bytes(100)), NOW)
+    assert info.value.alert == A.bad_record_mac
