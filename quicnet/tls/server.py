@@ -194,8 +194,8 @@ class TLSServer(TLSEngine):
             raise ProtocolViolation(
                 "no quic_transport_parameters", AlertDescription.missing_extension
             )
-        # Cipher suite: our preference among the client's.
-        suite = next((s for s in c.cipher_suites if s in offer.suites), None)
+        # Cipher suite: our preference among the client's; after an HRR, the HRR's (§4.1.4).
+        suite = self.cipher_suite or next((s for s in c.cipher_suites if s in offer.suites), None)
         if suite is None:
             raise ProtocolViolation("no cipher suite in common", AlertDescription.handshake_failure)
         alpn = self._choose_alpn(offer.alpn)
@@ -219,8 +219,8 @@ class TLSServer(TLSEngine):
             self.transcript.add(raw)
         # The transcript now ends with this ClientHello (for binders, without it).
         psk_state, psk_index = self._select_psk(hello, raw, offer, suite, now)
-        if psk_state is not None:
-            suite = CipherSuite(psk_state.cipher_suite)
+        if psk_state is not None and self._hrr_group is None:
+            suite = CipherSuite(psk_state.cipher_suite)  # any suite of the PSK's hash would do
         if self.state == "WAIT_CH2":
             self.transcript.add(raw)
         self.cipher_suite = suite

@@ -992,3 +992,69 @@ def test_undecryptable_record_after_the_second_client_hello_is_bad_record_mac(ea
     with pytest.raises(ProtocolViolation) as info:
         server.receive_data(record(APPLICATION_DATA, bytes(100)), NOW)
     assert info.value.alert == A.bad_record_mac
+
+
+# Resumption after a HelloRetryRequest (RFC 8446 §4.1.4, §4.2.11) ---------------------------------------
+AES128, AES256, CHACHA = 0x1301, 0x1302, 0x1303
+
+
+def ticket_for(sc, suite: int):
+    client = TLSConnection.client(client_config(cipher_suites=(suite,)))
+    server = TLSConnection.server(sc)
+    client.start(NOW)
+    pump(client, server)
+    (ticket, *_) = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    assert ticket.cipher_suite == suite
+    return ticket
+
+
+def resume_after_retry(sc, ticket):
+    cc = client_config(
+        session=ticket,
+        cipher_suites=(AES128, AES256, CHACHA),
+        groups=(NamedGroup.x25519, NamedGroup.secp256r1),
+    )
+    client = TLSConnection.client(cc)
+    server = TLSConnection.server(dataclasses.replace(sc, groups=[NamedGroup.secp256r1]))
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    out = server.data_to_send()
+    retry = decode_message(split_records(out)[0][2])
+    assert retry.is_hello_retry_request and retry.cipher_suite == AES128
+    client.receive_data(out, NOW)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    return client, server
+
+
+def test_resumption_after_a_retry_keeps_the_retry_suite_with_a_ticket_of_another_suite():
+    """The ticket is for ChaCha20 (SHA-256); the HRR chose AES-128 (SHA-256): resume with it."""
+    sc = server_config(cipher_suites=[AES128, CHACHA])
+    client, server = resume_after_retry(sc, ticket_for(sc, CHACHA))
+    assert server.engine.resumed and client.engine.resumed
+    assert server.engine.cipher_suite == client.engine.cipher_suite == AES128
+
+
+def test_resumption_after_a_retry_ignores_a_ticket_of_another_hash():
+    """A SHA-384 ticket cannot follow an HRR that fixed SHA-256: a full handshake instead."""
+    sc = server_config(cipher_suites=[AES128, AES256])
+    client, server = resume_after_retry(sc, ticket_for(sc, AES256))
+    assert not server.engine.resumed and not client.engine.resumed
+    assert server.engine.cipher_suite == AES128
+
+
+def test_second_client_hello_still_offering_a_psk_of_another_hash_gets_a_full_handshake():
+    """A client that keeps offering its SHA-384 PSK after a SHA-256 HRR: the PSK is ignored
+    (its binder, here zeros, is never checked) and the handshake goes on without it."""
+    sc = server_config(cipher_suites=[AES128, AES256])
+    ticket = ticket_for(sc, AES256)
+    server = TLSConnection.server(sc)
+    server.receive_data(hello_record(first_hello_without_share()), NOW)
+    assert decode_message(split_records(server.data_to_send())[0][2]).cipher_suite == AES128
+    identity = ext.PskIdentity(ticket.ticket, ticket.obfuscated_age(NOW))
+    psk = ext.encode_pre_shared_key_client(ext.OfferedPsks((identity,), (bytes(48),)))
+    second = second_hello(first_hello_without_share(), x25519_share())
+    second = with_extension(second, Extension(ET.pre_shared_key, psk))
+    server.receive_data(hello_record(second, b"\x03\x03"), NOW)
+    assert not server.engine.resumed and server.engine.cipher_suite == AES128
+    assert server.engine.state == "WAIT_FINISHED"
