@@ -228,6 +228,10 @@ class TLSServer(TLSEngine):
         self.transcript.set_hash(self.suite.hash_name)
         self.key_schedule = KeySchedule(self.suite, psk_state.resumption_psk if psk_state else None)
         self.resumed = psk_state is not None
+        if psk_state is not None and psk_state.peer_certificates:
+            # The client's identity from the full handshake, sealed in the ticket.
+            entries = [CertificateEntry(der) for der in psk_state.peer_certificates]
+            self.peer_certificates = tuple(decode_certificate_chain(entries))
         self.alpn_protocol = alpn
         self.server_name = offer.server_name
         self.peer_record_size_limit = offer.record_size_limit
@@ -386,6 +390,8 @@ class TLSServer(TLSEngine):
                 continue
             if now > state.issued_at + state.ticket_lifetime or now < state.issued_at - 60:
                 continue
+            if not self._ticket_identity_acceptable(state):
+                continue
             info = CIPHER_SUITES[CipherSuite(state.cipher_suite)]
             if info.hash_name != CIPHER_SUITES[suite].hash_name and self._hrr_group is not None:
                 continue  # after HRR the hash is fixed
@@ -402,6 +408,22 @@ class TLSServer(TLSEngine):
                 )
             return state, index
         return None, 0
+
+    def _ticket_identity_acceptable(self, state: TicketState) -> bool:
+        """The client identity a ticket carries must satisfy today's client_auth policy."""
+        c = self.config
+        if c.client_auth == ClientAuth.NONE:
+            return True
+        if not state.peer_certificates:
+            return c.client_auth != ClientAuth.REQUIRED
+        try:  # roots may have changed and certificates expired since the ticket was issued
+            chain = decode_certificate_chain([CertificateEntry(d) for d in state.peer_certificates])
+            verify_peer_certificates(
+                chain, roots=c.client_trust_roots, pins=(), name=None, purpose="client"
+            )
+        except ProtocolViolation:
+            return False
+        return True
 
     def _early_data_acceptable(
         self, state: TicketState, hello: ClientHello, offer: _Hello, now: float
@@ -574,6 +596,7 @@ class TLSServer(TLSEngine):
             max_early_data_size=c.max_early_data_size,
             alpn_protocol=self.alpn_protocol,
             server_name=self.server_name,
+            peer_certificates=tuple(cert.to_der() for cert in self.peer_certificates),
         )
         extensions: tuple[Extension, ...] = ()
         if c.max_early_data_size:
@@ -581,5 +604,7 @@ class TLSServer(TLSEngine):
                 Extension(ET.early_data, ext.encode_early_data_ticket(c.max_early_data_size)),
             )
         sealed = fixed.ticket if fixed is not None else c.ticket_keys.seal(state)
+        if len(sealed) > 0xFFFF:  # §4.6.1: a client chain too large to seal: no ticket
+            return
         ticket = NewSessionTicket(lifetime, age_add, nonce, sealed, extensions)
         self._send(Epoch.ONE_RTT, ticket, transcript=False)

@@ -714,6 +714,35 @@ def test_openssl_client_resumption(
     run_async(main())
 
 
+def test_openssl_client_resumed_mutual_tls_keeps_its_certificate(
+    procs: Processes, pki: InteropPki, tmp_path: Path
+) -> None:
+    """The resumed session knows the client's chain, as the full handshake did."""
+    session = tmp_path / "session.pem"
+    identity = pki.client()
+    cert = ("-cert", identity.cert_file, "-key", identity.key_file)
+
+    async def main() -> None:
+        config = pki.server().server_config(
+            client_auth=ClientAuth.REQUIRED, client_trust_roots=[pki.client_ca.root]
+        )
+        async with quicnet_server(config) as (port, accepted):
+            first = s_client(procs, pki, port, *cert, "-sess_out", session)
+            reader, writer = await greet(first, accepted)
+            assert writer.handshake is not None and not writer.handshake.resumed
+            await s_client_closes(first, reader, writer)
+
+            second = s_client(procs, pki, port, *cert, "-sess_in", session)
+            reader, writer = await greet(second, accepted, "again")
+            assert writer.handshake is not None and writer.handshake.resumed
+            assert writer.handshake.peer_certificates == (identity.leaf,)
+            assert writer.get_extra_info("peercert") == identity.leaf
+            await s_client_closes(second, reader, writer)
+        assert "Reused, TLSv1.3" in second.text
+
+    run_async(main())
+
+
 def test_openssl_client_early_data(procs: Processes, pki: InteropPki, tmp_path: Path) -> None:
     """0-RTT accepted once; the replay of the same ticket is refused (but still resumes)."""
     session, early = tmp_path / "session.pem", tmp_path / "early.txt"

@@ -54,6 +54,7 @@ from quicnet.tls import (
     ProtocolViolation,
     SessionTicketReceived,
     StrikeRegister,
+    TicketKeys,
     TLSClient,
     TLSConnection,
 )
@@ -593,6 +594,71 @@ def test_control_mutual_tls_completes():
     server.receive_data(client.records(flight), NOW)
     assert server.handshake_complete
     assert server.engine.peer_certificates
+
+
+def mtls_session(client_auth=ClientAuth.REQUIRED, **sc_kwargs):
+    """A full mutual-TLS handshake; the server config and a ticket the client got."""
+    ident = identity("client")
+    sc = server_config(client_auth=client_auth, client_trust_roots=[ident.root], **sc_kwargs)
+    cc = client_config(certificate_chain=ident.chain, private_key=ident.key)
+    client, server = TLSConnection.client(cc), TLSConnection.server(sc)
+    client.start(NOW)
+    pump(client, server)
+    (done,) = [e for e in drain(server) if isinstance(e, HandshakeComplete)]
+    assert done.peer_certificates == ident.chain and not done.resumed
+    (ticket, *_) = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    return sc, cc, ticket
+
+
+def resume(sc, cc, ticket):
+    client = TLSConnection.client(dataclasses.replace(cc, session=ticket))
+    server = TLSConnection.server(sc)
+    client.start(NOW)
+    pump(client, server)
+    (done,) = [e for e in drain(server) if isinstance(e, HandshakeComplete)]
+    tickets = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    return server, done, tickets
+
+
+def test_resumed_mutual_tls_session_keeps_the_client_certificate_chain():
+    sc, cc, ticket = mtls_session()
+    server, done, tickets = resume(sc, cc, ticket)
+    assert done.resumed
+    assert done.peer_certificates == identity("client").chain
+    assert server.engine.peer_certificates == identity("client").chain
+    # A ticket issued on the resumed connection carries the identity on.
+    _, again, _ = resume(sc, cc, tickets[0])
+    assert again.resumed and again.peer_certificates == identity("client").chain
+
+
+def test_session_without_a_client_certificate_does_not_resume_where_one_is_required():
+    """A ticket from an OPTIONAL server (no certificate sent) on a REQUIRED one sharing keys."""
+    keys = TicketKeys()
+    optional = server_config(
+        client_auth=ClientAuth.OPTIONAL,
+        client_trust_roots=[identity("client").root],
+        ticket_keys=keys,
+    )
+    client, server = TLSConnection.client(client_config()), TLSConnection.server(optional)
+    client.start(NOW)
+    pump(client, server)
+    (ticket, *_) = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    required = dataclasses.replace(optional, client_auth=ClientAuth.REQUIRED)
+    server = TLSConnection.server(required)
+    client = TLSConnection.client(client_config(session=ticket))
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    assert not server.engine.resumed and server.engine.state == "WAIT_CERT"
+
+
+def test_session_whose_client_certificate_is_no_longer_trusted_does_not_resume():
+    sc, cc, ticket = mtls_session()
+    other_root = make_ca(generate_private_key("EC"), "/CN=another client CA", days=1)
+    server = TLSConnection.server(dataclasses.replace(sc, client_trust_roots=[other_root]))
+    client = TLSConnection.client(dataclasses.replace(cc, session=ticket))
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    assert not server.engine.resumed and server.engine.state == "WAIT_CERT"
 
 
 def test_client_certificate_required_but_empty_is_certificate_required():
