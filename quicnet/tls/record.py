@@ -86,6 +86,7 @@ class TLSConnection:
         self._post_handshake = HandshakeReassembler()
         self._ccs_sent = False
         self._early_data_received = 0
+        self._key_update_reply_queued = False
         self._early_data_sent = 0
         self.closed = False  # no more records in or out (alert or both close_notify)
         self.peer_closed = False
@@ -164,6 +165,7 @@ class TLSConnection:
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
         self._out.clear()
+        self._key_update_reply_queued = False
         return out
 
     def next_event(self) -> RecordEvent | None:
@@ -383,8 +385,15 @@ class TLSConnection:
         raise error
 
     def _post_handshake_messages(self, data: bytes, now: float) -> None:
-        for raw in self._post_handshake.feed(data):
+        messages = self._post_handshake.feed(data)
+        for i, raw in enumerate(messages):
             if raw[0] == HandshakeType.key_update:
+                # §5.1: a key change falls on a record boundary, so KeyUpdate ends its
+                # record: at most one (one key derivation) per record.
+                if i + 1 < len(messages) or len(self._post_handshake):
+                    raise ProtocolViolation(
+                        "data after KeyUpdate in its record", AlertDescription.unexpected_message
+                    )
                 self._on_key_update(raw)
             else:
                 self.engine.receive(Epoch.ONE_RTT, raw, now)
@@ -393,16 +402,15 @@ class TLSConnection:
     def _on_key_update(self, raw: bytes) -> None:
         message = decode_message(raw)
         assert isinstance(message, KeyUpdate)
-        if len(self._post_handshake):  # §5.1: KeyUpdate must end on a record boundary
-            raise ProtocolViolation(
-                "data after KeyUpdate in its record", AlertDescription.unexpected_message
-            )
         read = self._read
         assert read is not None and self.engine.suite is not None
         secret = next_traffic_secret(self.engine.suite, read.secret)
         self._read = _Protection(Epoch.ONE_RTT, secret, traffic_aead(self.engine.suite, secret))
-        if message.request_update and not self.local_closed:
+        # §4.6.3: requests that arrive while our reply is still queued (not yet handed
+        # out, no application data after it) are all answered by that one reply.
+        if message.request_update and not self.local_closed and not self._key_update_reply_queued:
             self._send_key_update(False)
+            self._key_update_reply_queued = True
 
     # Writing ---------------------------------------------------------------------------
     def _drain_engine(self) -> None:
@@ -443,6 +451,8 @@ class TLSConnection:
         if self.is_client and self._ccs_due():
             self._write_dummy_ccs()  # D.4: after the ClientHello, before any protected record
         protection = self._write[epoch]
+        if content_type == APPLICATION_DATA:
+            self._key_update_reply_queued = False  # a later request needs its own reply
         for i in range(0, max(len(data), 1), size):
             inner = data[i : i + size] + bytes((content_type,))
             header = b"\x17\x03\x03" + (len(inner) + _TAG).to_bytes(2, "big")
