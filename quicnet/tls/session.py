@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from quicnet.crypto import Aead, AeadAlgorithm, DecryptError, digest, random_bytes
 from quicnet.tls.errors import DecodeError, UsageError
@@ -48,10 +48,10 @@ class SessionTicket:
     """
 
     ticket: bytes
-    resumption_psk: bytes
+    resumption_psk: bytes = field(repr=False)  # a secret: never in a repr
     cipher_suite: int
     ticket_lifetime: int
-    ticket_age_add: int
+    ticket_age_add: int = field(repr=False)  # hides the ticket's age (§4.2.11.1)
     received_at: float
     max_early_data_size: int
     server_name: str | None
@@ -135,10 +135,10 @@ class TicketState:
     """What the server seals into a ticket."""
 
     cipher_suite: int
-    resumption_psk: bytes
+    resumption_psk: bytes = field(repr=False)  # a secret: never in a repr
     issued_at: float
     ticket_lifetime: int
-    ticket_age_add: int
+    ticket_age_add: int = field(repr=False)
     max_early_data_size: int
     alpn_protocol: str | None
     server_name: str | None
