@@ -22,6 +22,7 @@ from test_negative_helpers import (
     Puppet,
     assert_dead,
     client_config,
+    connected_pair,
     drain,
     expect_violation,
     identity,
@@ -46,9 +47,13 @@ from quicnet.tls import (
     AlertDescription,
     AlertReceived,
     ApplicationData,
+    ClientConfig,
+    ConfigurationError,
     Epoch,
     HandshakeComplete,
+    TLSClient,
     TLSConnection,
+    UsageError,
 )
 from quicnet.tls import extensions as ext
 from quicnet.tls.auth import certificate_verify_content
@@ -711,6 +716,73 @@ def test_server_certificate_matching_no_pin_is_bad_certificate():
     cc.trust_roots = ()
     cc.pinned_fingerprints = [bytes(32)]
     genuine_handshake_failure(cc, server_config(), A.bad_certificate)
+
+
+# The server's name must be checked (RFC 6125; RFC 8446 §4.4.2.2) -----------------------------------
+def elsewhere_identity():
+    """A certificate for www.elsewhere.example, issued by the root the client trusts."""
+    return identity("elsewhere", names=["www.elsewhere.example"])
+
+
+def test_client_with_roots_but_no_server_name_is_a_configuration_error():
+    root = identity().root
+    for name in (None, ""):
+        with pytest.raises(ConfigurationError, match="server_name"):
+            TLSConnection.client(ClientConfig(server_name=name, trust_roots=[root]))
+
+
+def test_configuration_error_is_a_usage_error_and_sends_nothing():
+    with pytest.raises(UsageError):
+        TLSClient(ClientConfig(trust_roots=[identity().root]))
+
+
+def test_without_name_checks_disabled_explicitly_any_trusted_certificate_is_accepted():
+    """verify_server_name=False is the documented opt-out: the chain is still checked."""
+    ident = elsewhere_identity()
+    cc = ClientConfig(trust_roots=[ident.root], verify_server_name=False)
+    client, _ = connected_pair(cc, server_config(ident))
+    assert client.handshake_complete
+    genuine_handshake_failure(
+        ClientConfig(trust_roots=[other_ca()], verify_server_name=False),
+        server_config(ident),
+        A.unknown_ca,
+    )
+
+
+def test_a_certificate_for_another_name_from_a_trusted_root_is_bad_certificate():
+    ident = elsewhere_identity()
+    genuine_handshake_failure(
+        client_config(ident.root, server_name="localhost"), server_config(ident), A.bad_certificate
+    )
+
+
+def test_pinned_client_needs_no_server_name():
+    ident = elsewhere_identity()
+    cc = ClientConfig(pinned_fingerprints=[ident.chain[0].fingerprint()])
+    client, _ = connected_pair(cc, server_config(ident))
+    assert client.handshake_complete
+
+
+def test_pins_and_roots_without_a_name_accept_only_the_pinned_certificate():
+    """With no name to check, the roots cannot vouch for an unpinned certificate."""
+    ident = elsewhere_identity()
+    cc = ClientConfig(trust_roots=[ident.root], pinned_fingerprints=[bytes(32)])
+    genuine_handshake_failure(cc, server_config(ident), A.bad_certificate)
+
+
+@pytest.mark.parametrize(
+    "name, accepted",
+    [("127.0.0.1", True), ("::1", True), ("127.0.0.2", False), ("[::1]", True)],
+)
+def test_ip_literal_server_name_is_checked_against_ip_addresses(name, accepted):
+    cc = client_config(server_name=name)
+    client, hello, _ = start_client(cc)
+    assert hello.extension(ET.server_name) is None  # RFC 6066 §3: no IP literals in SNI
+    if accepted:
+        client, _ = connected_pair(cc, server_config())
+        assert client.handshake_complete
+    else:
+        genuine_handshake_failure(cc, server_config(), A.bad_certificate)
 
 
 # After the handshake ------------------------------------------------------------------------------
