@@ -12,6 +12,7 @@ returns the events. Call it once a frame::
 
 from __future__ import annotations
 
+import dataclasses
 import select
 import socket
 import time
@@ -106,6 +107,8 @@ class UdpClient(_Driver):
         now: float | None = None,
     ) -> None:
         host = local_host or ("::" if ":" in str(address[0]) else "0.0.0.0")
+        if configuration.server_name is None:  # verify the host we connect to, as aio does
+            configuration = dataclasses.replace(configuration, server_name=str(address[0]))
         self.sock = open_udp_socket(host, 0)
         self.connection = QuicConnection(configuration)
         self.connection.connect(address, time.monotonic() if now is None else now)

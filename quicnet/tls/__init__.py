@@ -9,7 +9,14 @@
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.client import TLSClient
 from quicnet.tls.config import ClientAuth, ClientConfig, ServerConfig
-from quicnet.tls.errors import AlertReceived, DecodeError, ProtocolViolation, TLSError, UsageError
+from quicnet.tls.errors import (
+    AlertReceived,
+    ConfigurationError,
+    DecodeError,
+    ProtocolViolation,
+    TLSError,
+    UsageError,
+)
 from quicnet.tls.events import (
     Epoch,
     HandshakeComplete,
@@ -30,6 +37,7 @@ __all__ = [
     "CipherSuite",
     "ClientAuth",
     "ClientConfig",
+    "ConfigurationError",
     "ConnectionClosed",
     "DecodeError",
     "Epoch",

@@ -50,7 +50,7 @@ def choose_signature_scheme(key: PrivateKey, peer_schemes: Sequence[int]) -> Sig
 
 def is_ip_address(name: str) -> bool:
     try:
-        ipaddress.ip_address(name)
+        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
     except ValueError:
         return False
     return True
@@ -78,8 +78,12 @@ def verify_peer_certificates(
     name: str | None,
     purpose: str,
     skip: bool = False,
+    require_name: bool = False,
 ) -> None:
-    """Accept the chain if a pin matches its leaf, or it validates to a root for ``name``."""
+    """Accept the chain if a pin matches its leaf, or it validates to a root for ``name``.
+
+    With ``require_name`` the roots vouch only for a leaf checked against ``name``.
+    """
     if skip:
         return
     leaf = chain[0]
@@ -87,7 +91,7 @@ def verify_peer_certificates(
         cert_fp, spki_fp = leaf.fingerprint(), leaf.spki_fingerprint()
         if any(constant_time_eq(p, cert_fp) or constant_time_eq(p, spki_fp) for p in pins):
             return
-        if not roots:
+        if not roots or (require_name and not name):
             raise ProtocolViolation(
                 "peer certificate matches no pinned fingerprint", AlertDescription.bad_certificate
             )

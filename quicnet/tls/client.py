@@ -448,9 +448,10 @@ class TLSClient(TLSEngine):
             chain,
             roots=c.trust_roots,
             pins=c.pinned_fingerprints,
-            name=c.server_name,
+            name=c.server_name or None,
             purpose="server",
             skip=c.insecure_skip_verify,
+            require_name=c.verify_server_name,
         )
         self.peer_certificates = tuple(chain)
         self.transcript.add(raw)

@@ -3,7 +3,8 @@
 Defaults are secure: a client verifies the server's chain and name against
 ``trust_roots`` unless it pins a fingerprint or sets
 ``insecure_skip_verify=True``; a client with neither roots nor pins cannot
-connect.
+connect, and one with roots needs a ``server_name`` (DNS name or IP address)
+unless it opts out with ``verify_server_name=False``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from quicnet.crypto import Certificate, NamedGroup, PrivateKey, SignatureScheme
-from quicnet.tls.errors import UsageError
+from quicnet.tls.errors import ConfigurationError, UsageError
 from quicnet.tls.key_schedule import CipherSuite
 from quicnet.tls.session import SessionTicket, StrikeRegister, TicketKeys
 
@@ -36,6 +37,8 @@ DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
     NamedGroup.X25519MLKEM768,
     NamedGroup.secp256r1,
     NamedGroup.secp384r1,
+    NamedGroup.secp521r1,
+    NamedGroup.x448,
 )
 DEFAULT_SIGNATURE_ALGORITHMS: tuple[SignatureScheme, ...] = (
     SignatureScheme.ecdsa_secp256r1_sha256,
@@ -71,6 +74,9 @@ class ClientConfig:
     pinned_fingerprints: Sequence[bytes] = ()
     #: Accept any server certificate. Only for tests against servers you control.
     insecure_skip_verify: bool = False
+    #: Check the certificate against ``server_name`` (required with ``trust_roots``).
+    #: False accepts a certificate for *any* name from a trusted root: opt out knowingly.
+    verify_server_name: bool = True
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
     #: Groups to send a key share for in the first ClientHello (the rest via HRR).
@@ -95,6 +101,19 @@ class ClientConfig:
             raise UsageError(
                 "the client has no way to authenticate the server: give trust_roots, "
                 "pinned_fingerprints, or set insecure_skip_verify=True"
+            )
+        if (
+            self.trust_roots
+            and not self.pinned_fingerprints
+            and not self.insecure_skip_verify
+            and self.verify_server_name
+            and not self.server_name
+        ):
+            # RFC 6125: a chain to a trusted root proves nothing without the expected name.
+            raise ConfigurationError(
+                "no server_name to verify the server's certificate against: set server_name "
+                "(a DNS name or an IP address), pin a fingerprint, or set "
+                "verify_server_name=False to accept any name a trusted root vouches for"
             )
         if bool(self.certificate_chain) != (self.private_key is not None):
             raise UsageError("a client certificate needs both certificate_chain and private_key")

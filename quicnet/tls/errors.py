@@ -3,7 +3,8 @@
 - :class:`ProtocolViolation`: the peer sent something RFC 8446 forbids; the
   engine answers with ``alert`` and the connection ends.
 - :class:`AlertReceived`: the peer ended the connection with an alert.
-- :class:`UsageError`: the local caller misused the API (no alert is sent).
+- :class:`UsageError`: the local caller misused the API (no alert is sent);
+  :class:`ConfigurationError` when the configuration itself is unsafe or incomplete.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from __future__ import annotations
 from quicnet.errors import QuicnetError
 from quicnet.tls.alerts import AlertDescription
 
-__all__ = ["AlertReceived", "DecodeError", "ProtocolViolation", "TLSError", "UsageError"]
+__all__ = [
+    "AlertReceived",
+    "ConfigurationError",
+    "DecodeError",
+    "ProtocolViolation",
+    "TLSError",
+    "UsageError",
+]
 
 
 class TLSError(QuicnetError):
@@ -41,3 +49,7 @@ class AlertReceived(TLSError):
 
 class UsageError(TLSError):
     """The caller used the engine wrongly; nothing was sent to the peer."""
+
+
+class ConfigurationError(UsageError):
+    """A configuration that cannot be used safely (e.g. no server name to verify)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from quicnet.crypto import Certificate
 from quicnet.tls.key_schedule import CipherSuite
@@ -34,7 +34,7 @@ class TrafficSecretReady:
     epoch: Epoch
     is_write: bool
     cipher_suite: CipherSuite
-    secret: bytes
+    secret: bytes = field(repr=False)  # never in a repr or a log
 
 
 @dataclass(frozen=True, slots=True)

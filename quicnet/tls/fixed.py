@@ -31,7 +31,7 @@ class FixedInputs:
     random: bytes | None = None
     session_id: bytes | None = None
     #: group -> private key bytes for our key shares.
-    key_share_private_keys: Mapping[int, bytes] = field(default_factory=dict)
+    key_share_private_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
     #: Rewrites the extensions of ClientHello (client) or EncryptedExtensions
     #: (server) before they are sent (pre_shared_key stays last regardless).
     extensions: Callable[[HandshakeType, list[Extension]], list[Extension]] | None = None

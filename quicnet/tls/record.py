@@ -84,8 +84,9 @@ class TLSConnection:
         self._read: _Protection | None = None
         self._write: dict[Epoch, _Protection] = {}
         self._post_handshake = HandshakeReassembler()
-        self._ccs_sent = not self._compat
-        self._early_data_skipped = 0
+        self._ccs_sent = False
+        self._early_data_received = 0
+        self._key_update_reply_queued = False
         self._early_data_sent = 0
         self.closed = False  # no more records in or out (alert or both close_notify)
         self.peer_closed = False
@@ -93,9 +94,13 @@ class TLSConnection:
         self.first_record = True
         self._peer_protected_seen = False
 
-    @property
-    def _compat(self) -> bool:
-        return bool(self.engine.config.middlebox_compatibility)
+    def _ccs_due(self) -> bool:
+        """Appendix D.4: one dummy ChangeCipherSpec in middlebox-compatibility mode."""
+        engine = self.engine
+        if self._ccs_sent or not engine.config.middlebox_compatibility:
+            return False
+        # A server uses the mode only if the client asked (non-empty legacy_session_id).
+        return isinstance(engine, TLSClient) or bool(engine.legacy_session_id)
 
     @classmethod
     def client(cls, config: ClientConfig) -> TLSConnection:
@@ -160,6 +165,7 @@ class TLSConnection:
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
         self._out.clear()
+        self._key_update_reply_queued = False
         return out
 
     def next_event(self) -> RecordEvent | None:
@@ -220,7 +226,9 @@ class TLSConnection:
                 raise ProtocolViolation(
                     f"unknown record type {content_type}", AlertDescription.unexpected_message
                 )
-            limit = MAX_CIPHERTEXT if self._read is not None else MAX_PLAINTEXT
+            # §5.2: protected records (0-RTT ones before an HRR too) may carry 2^14 + 256.
+            protected = self._read is not None or content_type == APPLICATION_DATA
+            limit = MAX_CIPHERTEXT if protected else MAX_PLAINTEXT
             if length > limit:
                 raise ProtocolViolation(
                     f"record of {length} bytes exceeds {limit}", AlertDescription.record_overflow
@@ -297,12 +305,26 @@ class TLSConnection:
             or not engine.early_data_offered
             or engine.early_data_accepted
             or engine.handshake_complete
+            or self._peer_protected_seen  # a record under handshake keys ends early data
         ):
             return False
-        if engine.state not in ("WAIT_CH2", "WAIT_FINISHED", "WAIT_CERT"):
+        # After an HRR early data can only precede the second ClientHello.
+        expected = ("WAIT_CH2",) if engine.hello_retry_sent else ("WAIT_FINISHED", "WAIT_CERT")
+        if engine.state not in expected:
             return False
-        self._early_data_skipped += size
-        return self._early_data_skipped <= max(engine.config.max_early_data_size, 1 << 14) + 256
+        # The plaintext is at most the record less its content type and tag (§5.2).
+        self._count_early_data(max(0, size - 1 - _TAG))
+        return True
+
+    def _count_early_data(self, size: int) -> None:
+        """§4.2.10, §4.6.1: more early data than max_early_data_size is unexpected_message."""
+        assert isinstance(self.engine, TLSServer)
+        self._early_data_received += size
+        if self._early_data_received > self.engine.early_data_limit:
+            raise ProtocolViolation(
+                f"more than {self.engine.early_data_limit} bytes of early data",
+                AlertDescription.unexpected_message,
+            )
 
     def _max_receive_plaintext(self) -> int:
         limit = self.engine.local_record_size_limit
@@ -328,6 +350,8 @@ class TLSConnection:
                     "application data before the handshake completed",
                     AlertDescription.unexpected_message,
                 )
+            if early:
+                self._count_early_data(len(data))
             if self.peer_closed:
                 return  # §6.1: data after a closure alert is ignored
             if data:
@@ -338,6 +362,8 @@ class TLSConnection:
             )
 
     def _on_alert(self, data: bytes) -> None:
+        if not data:  # §5.1: alerts are never fragmented, so never empty
+            raise ProtocolViolation("empty alert record", AlertDescription.unexpected_message)
         if len(data) != 2:
             raise DecodeError("an alert is two bytes")
         level, description = data[0], data[1]
@@ -359,8 +385,15 @@ class TLSConnection:
         raise error
 
     def _post_handshake_messages(self, data: bytes, now: float) -> None:
-        for raw in self._post_handshake.feed(data):
+        messages = self._post_handshake.feed(data)
+        for i, raw in enumerate(messages):
             if raw[0] == HandshakeType.key_update:
+                # §5.1: a key change falls on a record boundary, so KeyUpdate ends its
+                # record: at most one (one key derivation) per record.
+                if i + 1 < len(messages) or len(self._post_handshake):
+                    raise ProtocolViolation(
+                        "data after KeyUpdate in its record", AlertDescription.unexpected_message
+                    )
                 self._on_key_update(raw)
             else:
                 self.engine.receive(Epoch.ONE_RTT, raw, now)
@@ -369,16 +402,15 @@ class TLSConnection:
     def _on_key_update(self, raw: bytes) -> None:
         message = decode_message(raw)
         assert isinstance(message, KeyUpdate)
-        if len(self._post_handshake):  # §5.1: KeyUpdate must end on a record boundary
-            raise ProtocolViolation(
-                "data after KeyUpdate in its record", AlertDescription.unexpected_message
-            )
         read = self._read
         assert read is not None and self.engine.suite is not None
         secret = next_traffic_secret(self.engine.suite, read.secret)
         self._read = _Protection(Epoch.ONE_RTT, secret, traffic_aead(self.engine.suite, secret))
-        if message.request_update and not self.local_closed:
+        # §4.6.3: requests that arrive while our reply is still queued (not yet handed
+        # out, no application data after it) are all answered by that one reply.
+        if message.request_update and not self.local_closed and not self._key_update_reply_queued:
             self._send_key_update(False)
+            self._key_update_reply_queued = True
 
     # Writing ---------------------------------------------------------------------------
     def _drain_engine(self) -> None:
@@ -412,11 +444,15 @@ class TLSConnection:
                     bytes((content_type,)) + version + len(chunk).to_bytes(2, "big") + chunk
                 )
             self.first_record = False
+            # D.4: the server's dummy CCS follows its first handshake message (SH or HRR).
+            if not self.is_client and self._ccs_due():
+                self._write_dummy_ccs()
             return
-        if not self._ccs_sent:
-            self._out += b"\x14\x03\x03\x00\x01\x01"  # Appendix D.4 dummy ChangeCipherSpec
-            self._ccs_sent = True
+        if self.is_client and self._ccs_due():
+            self._write_dummy_ccs()  # D.4: after the ClientHello, before any protected record
         protection = self._write[epoch]
+        if content_type == APPLICATION_DATA:
+            self._key_update_reply_queued = False  # a later request needs its own reply
         for i in range(0, max(len(data), 1), size):
             inner = data[i : i + size] + bytes((content_type,))
             header = b"\x17\x03\x03" + (len(inner) + _TAG).to_bytes(2, "big")
@@ -428,6 +464,10 @@ class TLSConnection:
             and protection.sequence >= KEY_UPDATE_AFTER_RECORDS
         ):
             self._send_key_update(False)
+
+    def _write_dummy_ccs(self) -> None:
+        self._out += b"\x14\x03\x03\x00\x01\x01"
+        self._ccs_sent = True
 
     def _send_key_update(self, request_peer: bool) -> None:
         suite = self.engine.suite

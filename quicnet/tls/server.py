@@ -51,6 +51,10 @@ from quicnet.tls.session import TicketState
 
 __all__ = ["TLSServer"]
 
+#: Early data a server with 0-RTT disabled still skips (RFC 8446 §4.2.10) for a client
+#: holding an older ticket: the 16 KiB other stacks default to.
+SKIP_EARLY_DATA_DEFAULT = 1 << 14
+
 
 @dataclass(frozen=True, slots=True)
 class _Hello:
@@ -71,6 +75,10 @@ class _Hello:
 
 
 def _parse_client_hello(hello: ClientHello) -> _Hello:
+    if hello.legacy_version <= 0x0300:  # Appendix D.5: SSL 3.0 or older
+        raise ProtocolViolation(
+            "ClientHello.legacy_version is 0x0300 or lower", AlertDescription.protocol_version
+        )
     versions_data = hello.extension(ET.supported_versions)
     if versions_data is None or ext.TLS13 not in ext.decode_supported_versions_client(
         versions_data
@@ -156,27 +164,38 @@ class TLSServer(TLSEngine):
         super().__init__(config, quic=quic, fixed=fixed)
         self.config = config
         self.server_name: str | None = None
+        #: The client's legacy_session_id: non-empty asks for middlebox compatibility (D.4).
+        self.legacy_session_id = b""
         #: The ClientHello offered early data (accepted or not).
         self.early_data_offered = False
+        #: §4.2.10: bytes of early data this connection may receive, or skip if rejected.
+        self.early_data_limit = 0
         self._hrr_group: int | None = None
         self._first_hello: ClientHello | None = None
         self._signature_scheme: int | None = None
         self._tickets_sent = 0
 
+    @property
+    def hello_retry_sent(self) -> bool:
+        return self._hrr_group is not None
+
     def _on_client_hello(self, hello: ClientHello, raw: bytes, now: float) -> None:
         c = self.config
         offer = _parse_client_hello(hello)
         self.early_data_offered = self.early_data_offered or offer.early_data
+        if offer.early_data:
+            self.early_data_limit = c.max_early_data_size or SKIP_EARLY_DATA_DEFAULT
         if self.state == "WAIT_CH2":
             self._check_second_hello(hello, offer)
         else:
             self.client_random = hello.random
+            self.legacy_session_id = hello.legacy_session_id
         if self.quic and offer.transport_parameters is None:
             raise ProtocolViolation(
                 "no quic_transport_parameters", AlertDescription.missing_extension
             )
-        # Cipher suite: our preference among the client's.
-        suite = next((s for s in c.cipher_suites if s in offer.suites), None)
+        # Cipher suite: our preference among the client's; after an HRR, the HRR's (§4.1.4).
+        suite = self.cipher_suite or next((s for s in c.cipher_suites if s in offer.suites), None)
         if suite is None:
             raise ProtocolViolation("no cipher suite in common", AlertDescription.handshake_failure)
         alpn = self._choose_alpn(offer.alpn)
@@ -200,8 +219,8 @@ class TLSServer(TLSEngine):
             self.transcript.add(raw)
         # The transcript now ends with this ClientHello (for binders, without it).
         psk_state, psk_index = self._select_psk(hello, raw, offer, suite, now)
-        if psk_state is not None:
-            suite = CipherSuite(psk_state.cipher_suite)
+        if psk_state is not None and self._hrr_group is None:
+            suite = CipherSuite(psk_state.cipher_suite)  # any suite of the PSK's hash would do
         if self.state == "WAIT_CH2":
             self.transcript.add(raw)
         self.cipher_suite = suite
@@ -209,10 +228,13 @@ class TLSServer(TLSEngine):
         self.transcript.set_hash(self.suite.hash_name)
         self.key_schedule = KeySchedule(self.suite, psk_state.resumption_psk if psk_state else None)
         self.resumed = psk_state is not None
+        if psk_state is not None and psk_state.peer_certificates:
+            # The client's identity from the full handshake, sealed in the ticket.
+            entries = [CertificateEntry(der) for der in psk_state.peer_certificates]
+            self.peer_certificates = tuple(decode_certificate_chain(entries))
         self.alpn_protocol = alpn
         self.server_name = offer.server_name
         self.peer_record_size_limit = offer.record_size_limit
-        self.early_data_offered = offer.early_data
         if offer.record_size_limit is not None and c.record_size_limit is not None:
             self.local_record_size_limit = c.record_size_limit
         self.peer_transport_parameters = offer.transport_parameters
@@ -224,6 +246,9 @@ class TLSServer(TLSEngine):
             and self._hrr_group is None
             and self._early_data_acceptable(psk_state, hello, offer, now)
         )
+        if psk_state is not None and offer.early_data:
+            # §4.2.10: the ticket's max_early_data_size is what the client was told.
+            self.early_data_limit = psk_state.max_early_data_size or self.early_data_limit
         if self.early_data_accepted:
             early = self.key_schedule.client_early_traffic_secret(self.transcript.digest())
             self._secret(Epoch.ZERO_RTT, False, early, "CLIENT_EARLY_TRAFFIC_SECRET")
@@ -365,6 +390,8 @@ class TLSServer(TLSEngine):
                 continue
             if now > state.issued_at + state.ticket_lifetime or now < state.issued_at - 60:
                 continue
+            if not self._ticket_identity_acceptable(state):
+                continue
             info = CIPHER_SUITES[CipherSuite(state.cipher_suite)]
             if info.hash_name != CIPHER_SUITES[suite].hash_name and self._hrr_group is not None:
                 continue  # after HRR the hash is fixed
@@ -381,6 +408,22 @@ class TLSServer(TLSEngine):
                 )
             return state, index
         return None, 0
+
+    def _ticket_identity_acceptable(self, state: TicketState) -> bool:
+        """The client identity a ticket carries must satisfy today's client_auth policy."""
+        c = self.config
+        if c.client_auth == ClientAuth.NONE:
+            return True
+        if not state.peer_certificates:
+            return c.client_auth != ClientAuth.REQUIRED
+        try:  # roots may have changed and certificates expired since the ticket was issued
+            chain = decode_certificate_chain([CertificateEntry(d) for d in state.peer_certificates])
+            verify_peer_certificates(
+                chain, roots=c.client_trust_roots, pins=(), name=None, purpose="client"
+            )
+        except ProtocolViolation:
+            return False
+        return True
 
     def _early_data_acceptable(
         self, state: TicketState, hello: ClientHello, offer: _Hello, now: float
@@ -553,6 +596,7 @@ class TLSServer(TLSEngine):
             max_early_data_size=c.max_early_data_size,
             alpn_protocol=self.alpn_protocol,
             server_name=self.server_name,
+            peer_certificates=tuple(cert.to_der() for cert in self.peer_certificates),
         )
         extensions: tuple[Extension, ...] = ()
         if c.max_early_data_size:
@@ -560,5 +604,7 @@ class TLSServer(TLSEngine):
                 Extension(ET.early_data, ext.encode_early_data_ticket(c.max_early_data_size)),
             )
         sealed = fixed.ticket if fixed is not None else c.ticket_keys.seal(state)
+        if len(sealed) > 0xFFFF:  # §4.6.1: a client chain too large to seal: no ticket
+            return
         ticket = NewSessionTicket(lifetime, age_add, nonce, sealed, extensions)
         self._send(Epoch.ONE_RTT, ticket, transcript=False)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from quicnet.crypto import Aead, AeadAlgorithm, DecryptError, digest, random_bytes
 from quicnet.tls.errors import DecodeError, UsageError
@@ -25,7 +25,7 @@ __all__ = ["SessionTicket", "StrikeRegister", "TicketKeys", "TicketState"]
 
 _SESSION_MAGIC = b"QNS1"
 _PEM_LABEL = "QUICNET TLS SESSION"
-_TICKET_VERSION = 1
+_TICKET_VERSION = 2
 
 
 def _opt_str(w: Writer, value: str | None) -> None:
@@ -48,10 +48,10 @@ class SessionTicket:
     """
 
     ticket: bytes
-    resumption_psk: bytes
+    resumption_psk: bytes = field(repr=False)  # a secret: never in a repr
     cipher_suite: int
     ticket_lifetime: int
-    ticket_age_add: int
+    ticket_age_add: int = field(repr=False)  # hides the ticket's age (§4.2.11.1)
     received_at: float
     max_early_data_size: int
     server_name: str | None
@@ -135,13 +135,15 @@ class TicketState:
     """What the server seals into a ticket."""
 
     cipher_suite: int
-    resumption_psk: bytes
+    resumption_psk: bytes = field(repr=False)  # a secret: never in a repr
     issued_at: float
     ticket_lifetime: int
-    ticket_age_add: int
+    ticket_age_add: int = field(repr=False)
     max_early_data_size: int
     alpn_protocol: str | None
     server_name: str | None
+    #: The client's certificate chain (DER, leaf first) from the full handshake.
+    peer_certificates: tuple[bytes, ...] = ()
 
     def encode(self) -> bytes:
         w = Writer()
@@ -154,6 +156,10 @@ class TicketState:
         w.uint32(self.max_early_data_size)
         _opt_str(w, self.alpn_protocol)
         _opt_str(w, self.server_name)
+        chain = Writer()
+        for der in self.peer_certificates:
+            chain.vector(der, 3)
+        w.vector(chain.getvalue(), 3)
         return w.getvalue()
 
     @classmethod
@@ -161,7 +167,7 @@ class TicketState:
         r = Reader(data)
         if r.uint8() != _TICKET_VERSION:
             raise DecodeError("unknown ticket version")
-        state = cls(
+        fields = (
             r.uint16(),
             r.vector(1, min_length=32),
             r.uint(8) / 1000,
@@ -171,8 +177,12 @@ class TicketState:
             _read_opt_str(r),
             _read_opt_str(r),
         )
+        chain = r.sub(3)
+        certificates = []
+        while not chain.at_end():
+            certificates.append(chain.vector(3, min_length=1))
         r.expect_end("the ticket")
-        return state
+        return cls(*fields, peer_certificates=tuple(certificates))
 
 
 _KEY_ID_LENGTH = 16

@@ -26,6 +26,42 @@ from quicnet.tls.session import SessionTicket
 __all__ = ["TLSStreamWriter", "open_connection", "start_server"]
 
 _READ_SIZE = 1 << 16
+#: asyncio's default: the reader stops reading the socket above twice this many bytes.
+DEFAULT_LIMIT = 1 << 16
+
+
+class _ReadGate(asyncio.ReadTransport):
+    """The transport the application's StreamReader sees.
+
+    asyncio.StreamReader pauses its transport when more than 2 x ``limit`` bytes
+    are buffered and resumes it once the application has read below ``limit``;
+    here that stops and restarts the record pump, so TCP flow control slows the
+    peer instead of the buffer growing without bound.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def pause_reading(self) -> None:
+        self._open.clear()
+
+    def resume_reading(self) -> None:
+        self._open.set()
+
+    def is_reading(self) -> bool:
+        return self._open.is_set()
+
+    async def wait_open(self) -> None:
+        await self._open.wait()
+
+
+def _app_reader(limit: int) -> tuple[asyncio.StreamReader, _ReadGate]:
+    reader = asyncio.StreamReader(limit=limit)
+    gate = _ReadGate()
+    reader.set_transport(gate)
+    return reader, gate
 
 
 class TLSStreamWriter:
@@ -40,7 +76,18 @@ class TLSStreamWriter:
         self.session_tickets: list[SessionTicket] = []
         self._pump: asyncio.Task[None] | None = None
         self._ticket_arrived = asyncio.Event()
+        self._gate: _ReadGate | None = None
         self.error: BaseException | None = None
+
+    @property
+    def transport(self) -> asyncio.BaseTransport:
+        """The TCP transport underneath, as :attr:`asyncio.StreamWriter.transport`."""
+        return self._raw.transport
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while the reader holds more than its limit allows: nothing is read then."""
+        return self._gate is not None and not self._gate.is_reading()
 
     async def wait_session_ticket(self) -> SessionTicket:
         """The first session ticket, waiting for the server to send one."""
@@ -88,6 +135,8 @@ class TLSStreamWriter:
             self.connection.close()
             self._flush()
         self._raw.close()
+        if self._gate is not None:
+            self._gate.resume_reading()  # let the pump see the end instead of waiting
 
     async def wait_closed(self) -> None:
         with contextlib.suppress(ConnectionError):
@@ -150,11 +199,14 @@ async def _pump(
     reader: asyncio.StreamReader,
 ) -> None:
     """Read records until EOF, close_notify or an error; feed the app's reader."""
+    gate = writer._gate
     try:
         while True:
             # The peer may have closed in the same read that finished the handshake.
             if _deliver(conn, writer, reader) or conn.peer_closed:
                 break
+            if gate is not None:
+                await gate.wait_open()  # backpressure: the application is behind
             data = await raw_reader.read(_READ_SIZE)
             if not data:
                 break  # truncation without close_notify: the app sees EOF
@@ -179,20 +231,24 @@ async def open_connection(
     *,
     early_data: bytes | None = None,
     handshake_timeout: float = 30.0,
+    limit: int = DEFAULT_LIMIT,
 ) -> tuple[asyncio.StreamReader, TLSStreamWriter]:
     """Connect over TCP and complete a TLS 1.3 handshake.
 
     ``config.server_name`` defaults to ``host``. ``early_data`` is sent as 0-RTT
     as far as ``config.session`` allows; whatever the server did not accept (all
     of it if it rejected 0-RTT, the part beyond the ticket's limit otherwise) is
-    sent right after the handshake, so it always arrives once.
+    sent right after the handshake, so it always arrives once. ``limit`` is the
+    reader's, as in :func:`asyncio.open_connection`: above twice that much
+    unread data, reading from the socket pauses.
     """
     if config.server_name is None:
         config.server_name = host
     raw_reader, raw_writer = await asyncio.open_connection(host, port)
     conn = TLSConnection.client(config)
-    reader = asyncio.StreamReader()
+    reader, gate = _app_reader(limit)
     writer = TLSStreamWriter(conn, raw_writer)
+    writer._gate = gate
     try:
         conn.start(time.time())
         sent_early = 0
@@ -219,18 +275,21 @@ async def start_server(
     config: ServerConfig,
     *,
     handshake_timeout: float = 30.0,
+    limit: int = DEFAULT_LIMIT,
     **kwargs: Any,
 ) -> asyncio.Server:
     """Accept TCP connections and call ``client_connected_cb`` after each TLS handshake.
 
     Handshake failures close that connection and are otherwise ignored (the
-    server keeps serving).
+    server keeps serving). ``limit`` bounds each reader's buffer as in
+    :func:`asyncio.start_server` (reading pauses above twice the limit).
     """
 
     async def handle(raw_reader: asyncio.StreamReader, raw_writer: asyncio.StreamWriter) -> None:
         conn = TLSConnection.server(config)
-        reader = asyncio.StreamReader()
+        reader, gate = _app_reader(limit)
         writer = TLSStreamWriter(conn, raw_writer)
+        writer._gate = gate
         try:
             await asyncio.wait_for(_handshake(conn, raw_reader, writer, reader), handshake_timeout)
         except (TLSError, ConnectionError, OSError, TimeoutError):

@@ -176,6 +176,18 @@ def test_quicnet_client_group(procs: Processes, pki: InteropPki, group: NamedGro
     assert handshake.group == group
 
 
+@pytest.mark.parametrize("group", [NamedGroup.secp521r1, NamedGroup.x448], ids=lambda g: g.name)
+def test_quicnet_client_default_groups_reach_a_server_of_one_group(
+    procs: Processes, pki: InteropPki, group: NamedGroup
+) -> None:
+    """P-521 and X448 are offered by default (reached through a HelloRetryRequest)."""
+    flag, page_name, _ = OPENSSL_GROUPS[group]
+    _, port = s_server(procs, pki, "-www", "-groups", flag)
+    handshake, page, _ = run_async(www_get(port, pki.client_config()))
+    assert f"Shared groups: {page_name}\n".encode() in page
+    assert handshake.group == group
+
+
 @pytest.mark.parametrize("suite", list(CipherSuite), ids=lambda s: s.name)
 def test_quicnet_client_hello_retry_request(
     procs: Processes, pki: InteropPki, suite: CipherSuite
@@ -528,6 +540,23 @@ def test_openssl_client_group(procs: Processes, pki: InteropPki, group: NamedGro
     run_async(main())
 
 
+@pytest.mark.parametrize("group", [NamedGroup.secp521r1, NamedGroup.x448], ids=lambda g: g.name)
+def test_openssl_client_group_against_default_server_groups(
+    procs: Processes, pki: InteropPki, group: NamedGroup
+) -> None:
+    flag, _, temp_key = OPENSSL_GROUPS[group]
+
+    async def main() -> None:
+        async with quicnet_server(pki.server().server_config()) as (port, accepted):
+            proc = s_client(procs, pki, port, "-groups", flag)
+            reader, writer = await greet(proc, accepted)
+            assert writer.handshake is not None and writer.handshake.group == group
+            await s_client_closes(proc, reader, writer)
+        assert f"Server Temp Key: {temp_key}" in proc.text
+
+    run_async(main())
+
+
 @pytest.mark.parametrize(
     ("server_groups", "suite", "hrr"),
     [
@@ -681,6 +710,35 @@ def test_openssl_client_resumption(
             await s_client_closes(second, reader, writer)
         assert "Reused, TLSv1.3" in second.text
         assert second.count(RECEIVED_SERVER_HELLO) == (2 if hrr else 1)
+
+    run_async(main())
+
+
+def test_openssl_client_resumed_mutual_tls_keeps_its_certificate(
+    procs: Processes, pki: InteropPki, tmp_path: Path
+) -> None:
+    """The resumed session knows the client's chain, as the full handshake did."""
+    session = tmp_path / "session.pem"
+    identity = pki.client()
+    cert = ("-cert", identity.cert_file, "-key", identity.key_file)
+
+    async def main() -> None:
+        config = pki.server().server_config(
+            client_auth=ClientAuth.REQUIRED, client_trust_roots=[pki.client_ca.root]
+        )
+        async with quicnet_server(config) as (port, accepted):
+            first = s_client(procs, pki, port, *cert, "-sess_out", session)
+            reader, writer = await greet(first, accepted)
+            assert writer.handshake is not None and not writer.handshake.resumed
+            await s_client_closes(first, reader, writer)
+
+            second = s_client(procs, pki, port, *cert, "-sess_in", session)
+            reader, writer = await greet(second, accepted, "again")
+            assert writer.handshake is not None and writer.handshake.resumed
+            assert writer.handshake.peer_certificates == (identity.leaf,)
+            assert writer.get_extra_info("peercert") == identity.leaf
+            await s_client_closes(second, reader, writer)
+        assert "Reused, TLSv1.3" in second.text
 
     run_async(main())
 

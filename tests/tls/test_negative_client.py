@@ -22,6 +22,7 @@ from test_negative_helpers import (
     Puppet,
     assert_dead,
     client_config,
+    connected_pair,
     drain,
     expect_violation,
     identity,
@@ -46,9 +47,13 @@ from quicnet.tls import (
     AlertDescription,
     AlertReceived,
     ApplicationData,
+    ClientConfig,
+    ConfigurationError,
     Epoch,
     HandshakeComplete,
+    TLSClient,
     TLSConnection,
+    UsageError,
 )
 from quicnet.tls import extensions as ext
 from quicnet.tls.auth import certificate_verify_content
@@ -713,6 +718,73 @@ def test_server_certificate_matching_no_pin_is_bad_certificate():
     genuine_handshake_failure(cc, server_config(), A.bad_certificate)
 
 
+# The server's name must be checked (RFC 6125; RFC 8446 §4.4.2.2) -----------------------------------
+def elsewhere_identity():
+    """A certificate for www.elsewhere.example, issued by the root the client trusts."""
+    return identity("elsewhere", names=["www.elsewhere.example"])
+
+
+def test_client_with_roots_but_no_server_name_is_a_configuration_error():
+    root = identity().root
+    for name in (None, ""):
+        with pytest.raises(ConfigurationError, match="server_name"):
+            TLSConnection.client(ClientConfig(server_name=name, trust_roots=[root]))
+
+
+def test_configuration_error_is_a_usage_error_and_sends_nothing():
+    with pytest.raises(UsageError):
+        TLSClient(ClientConfig(trust_roots=[identity().root]))
+
+
+def test_without_name_checks_disabled_explicitly_any_trusted_certificate_is_accepted():
+    """verify_server_name=False is the documented opt-out: the chain is still checked."""
+    ident = elsewhere_identity()
+    cc = ClientConfig(trust_roots=[ident.root], verify_server_name=False)
+    client, _ = connected_pair(cc, server_config(ident))
+    assert client.handshake_complete
+    genuine_handshake_failure(
+        ClientConfig(trust_roots=[other_ca()], verify_server_name=False),
+        server_config(ident),
+        A.unknown_ca,
+    )
+
+
+def test_a_certificate_for_another_name_from_a_trusted_root_is_bad_certificate():
+    ident = elsewhere_identity()
+    genuine_handshake_failure(
+        client_config(ident.root, server_name="localhost"), server_config(ident), A.bad_certificate
+    )
+
+
+def test_pinned_client_needs_no_server_name():
+    ident = elsewhere_identity()
+    cc = ClientConfig(pinned_fingerprints=[ident.chain[0].fingerprint()])
+    client, _ = connected_pair(cc, server_config(ident))
+    assert client.handshake_complete
+
+
+def test_pins_and_roots_without_a_name_accept_only_the_pinned_certificate():
+    """With no name to check, the roots cannot vouch for an unpinned certificate."""
+    ident = elsewhere_identity()
+    cc = ClientConfig(trust_roots=[ident.root], pinned_fingerprints=[bytes(32)])
+    genuine_handshake_failure(cc, server_config(ident), A.bad_certificate)
+
+
+@pytest.mark.parametrize(
+    "name, accepted",
+    [("127.0.0.1", True), ("::1", True), ("127.0.0.2", False), ("[::1]", True)],
+)
+def test_ip_literal_server_name_is_checked_against_ip_addresses(name, accepted):
+    cc = client_config(server_name=name)
+    client, hello, _ = start_client(cc)
+    assert hello.extension(ET.server_name) is None  # RFC 6066 §3: no IP literals in SNI
+    if accepted:
+        client, _ = connected_pair(cc, server_config())
+        assert client.handshake_complete
+    else:
+        genuine_handshake_failure(cc, server_config(), A.bad_certificate)
+
+
 # After the handshake ------------------------------------------------------------------------------
 def connected_via_puppet(cc=None):
     client, server, flight = setup(cc)
@@ -767,3 +839,46 @@ def test_application_data_then_broken_record_delivers_only_what_came_before():
     bad = flip(server.protect(Epoch.ONE_RTT, APPLICATION_DATA, b"forged"), 10)
     after = server.protect(Epoch.ONE_RTT, APPLICATION_DATA, b"after")
     expect_violation(client, bad + after, A.bad_record_mac, peer=server)
+
+
+# Groups: P-521 and X448 like the others (§4.2.7, §4.2.8) ----------------------------------------------
+@pytest.mark.parametrize("group", [NamedGroup.secp521r1, NamedGroup.x448], ids=lambda g: g.name)
+def test_default_client_offers_p521_and_x448_and_follows_a_retry_to_them(group):
+    client, hello, ch = start_client()
+    groups = ext.decode_u16_list(hello.extension(ET.supported_groups), "supported_groups")
+    assert group in groups
+    server = Puppet.server(server_config(groups=(group,)))
+    server.receive(ch)
+    (retry,) = server.flight()
+    assert retry.message.is_hello_retry_request
+    client.receive_data(server.records([retry]), NOW)
+    server.receive(client.data_to_send())
+    client.receive_data(server.records(server.flight()), NOW)
+    assert client.handshake_complete and client.engine.group == group
+
+
+def invalid_server_shares(group: NamedGroup) -> dict[str, bytes]:
+    good = KeyShare(group).key_exchange
+    if group in (NamedGroup.x25519, NamedGroup.x448):
+        return {"small-order": bytes(len(good)), "short": good[:-1], "long": good + b"\x09"}
+    coordinate = (len(good) - 1) // 2
+    return {
+        "not-on-curve": b"\x04" + (1).to_bytes(coordinate, "big") * 2,
+        "infinity": b"\x00",
+        "short": good[:-1],
+        "long": good + b"\x09",
+    }
+
+
+@pytest.mark.parametrize(
+    "group, key_exchange",
+    [
+        pytest.param(g, kx, id=f"{g.name}-{kind}")
+        for g in (NamedGroup.x448, NamedGroup.secp256r1, NamedGroup.secp521r1)
+        for kind, kx in invalid_server_shares(g).items()
+    ],
+)
+def test_server_hello_with_an_invalid_share_is_illegal_parameter(group, key_exchange):
+    client, sh = sh_setup(client_config(groups=(group,), key_share_groups=(group,)))
+    bad = with_extension(sh, share_ext(group, key_exchange))
+    expect_violation(client, sh_record(bad), A.illegal_parameter)

@@ -39,7 +39,8 @@ from quicnet.tls import (
     ProtocolViolation,
     TLSConnection,
 )
-from quicnet.tls.messages import KeyUpdate, encode_message
+from quicnet.tls.key_schedule import CIPHER_SUITES, next_traffic_secret, traffic_aead
+from quicnet.tls.messages import HandshakeType, KeyUpdate, encode_message
 
 A = AlertDescription
 MAX_PLAINTEXT = 1 << 14
@@ -307,6 +308,43 @@ def test_protected_record_without_a_content_type_is_unexpected_message(side):
     expect_violation(conn, forged, A.unexpected_message, peer=peer)
 
 
+def all_zeros(peer: Puppet, epoch: Epoch, length: int) -> bytes:
+    """A genuine protected record whose plaintext is only zeros: no content type (§5.4)."""
+    keys = peer.write[epoch]
+    header = b"\x17\x03\x03" + (length + 16).to_bytes(2, "big")
+    sealed = keys.aead.seal(keys.sequence, bytes(length), header)
+    keys.sequence += 1
+    return header + sealed
+
+
+@pytest.mark.parametrize("length", [0, 1, MAX_PLAINTEXT + 1], ids=["empty", "1", "max"])
+def test_all_zero_plaintext_during_the_handshake_to_a_client_is_unexpected_message(length):
+    client, _, ch = start_client()
+    server = Puppet.server()
+    server.receive(ch)
+    data = server.records(server.flight()[:1]) + all_zeros(server, Epoch.HANDSHAKE, length)
+    expect_violation(client, data, A.unexpected_message, peer=server)
+
+
+@pytest.mark.parametrize("length", [0, 1, MAX_PLAINTEXT + 1], ids=["empty", "1", "max"])
+def test_all_zero_plaintext_during_the_handshake_to_a_server_is_unexpected_message(length):
+    server = TLSConnection.server(server_config())
+    client = Puppet.client()
+    server.receive_data(client.records(client.flight()), NOW)
+    client.receive(server.data_to_send())
+    expect_violation(
+        server, all_zeros(client, Epoch.HANDSHAKE, length), A.unexpected_message, peer=client
+    )
+
+
+@sides
+def test_all_zero_plaintext_of_the_maximum_size_is_unexpected_message(side):
+    conn, peer = under_test(side)
+    expect_violation(
+        conn, all_zeros(peer, Epoch.ONE_RTT, MAX_PLAINTEXT + 1), A.unexpected_message, peer=peer
+    )
+
+
 @sides
 def test_protected_record_with_an_unknown_inner_type_is_unexpected_message(side):
     conn, peer = under_test(side)
@@ -481,6 +519,99 @@ def test_key_update_of_the_wrong_length_is_decode_error(side):
     expect_violation(conn, bad, A.decode_error, peer=peer)
 
 
+class PeerKeys:
+    """The puppet's 1-RTT secrets, stepped as KeyUpdate requires (§7.2)."""
+
+    def __init__(self, peer: Puppet) -> None:
+        engine = peer.engine
+        self.peer = peer
+        self.suite = CIPHER_SUITES[engine.cipher_suite]
+        mine, theirs = engine.client_application_secret, engine.server_application_secret
+        if not engine.is_client:
+            mine, theirs = theirs, mine
+        self.write_secret, self.read_secret = mine, theirs
+
+    def key_update(self, request: bool) -> bytes:
+        """A KeyUpdate record under the current key; later records use the next one."""
+        out = self.peer.protect(Epoch.ONE_RTT, HANDSHAKE, encode_message(KeyUpdate(request)))
+        self.write_secret = next_traffic_secret(self.suite, self.write_secret)
+        self.peer.write[Epoch.ONE_RTT].aead = traffic_aead(self.suite, self.write_secret)
+        self.peer.write[Epoch.ONE_RTT].sequence = 0
+        return out
+
+    def read(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Decrypt what the connection sent, following its KeyUpdates."""
+        out = []
+        for _, header, fragment in split_records(data):
+            ((content_type, payload),) = self.peer.receive(header + fragment, feed=False)
+            out.append((content_type, payload))
+            if content_type == HANDSHAKE and payload[0] == HandshakeType.key_update:
+                self.read_secret = next_traffic_secret(self.suite, self.read_secret)
+                self.peer.read.aead = traffic_aead(self.suite, self.read_secret)
+                self.peer.read.sequence = 0
+        return out
+
+
+KU_NOT_REQUESTED = (HANDSHAKE, encode_message(KeyUpdate(False)))
+
+
+@sides
+@pytest.mark.parametrize("count", [2, 1000])
+def test_several_key_updates_in_one_record_are_unexpected_message(side, count):
+    """§5.1: a KeyUpdate precedes a key change, so it must end its record: one per record."""
+    conn, peer = under_test(side)
+    flood = encode_message(KeyUpdate(True)) * count
+    expect_violation(
+        conn, peer.protect(Epoch.ONE_RTT, HANDSHAKE, flood), A.unexpected_message, peer=peer
+    )
+
+
+@sides
+def test_message_after_a_key_update_in_its_record_is_unexpected_message(side):
+    conn, peer = under_test(side)
+    data = encode_message(KeyUpdate(False)) + encode_message(KeyUpdate(False))
+    expect_violation(
+        conn, peer.protect(Epoch.ONE_RTT, HANDSHAKE, data), A.unexpected_message, peer=peer
+    )
+
+
+@sides
+def test_key_update_requests_read_together_get_a_single_reply(side):
+    """§4.6.3: many requests while we are silent are answered by one KeyUpdate."""
+    conn, peer = under_test(side)
+    keys = PeerKeys(peer)
+    flood = b"".join(keys.key_update(True) for _ in range(200))
+    conn.receive_data(flood, NOW)
+    conn.receive_data(keys.key_update(True), NOW)  # still not sent: still one reply
+    conn.receive_data(app(peer, b"data under the 202nd key"), NOW)
+    assert delivered(conn) == b"data under the 202nd key"
+    assert keys.read(conn.data_to_send()) == [KU_NOT_REQUESTED]
+    conn.send(b"under our next key")
+    assert keys.read(conn.data_to_send()) == [(APPLICATION_DATA, b"under our next key")]
+    # Once the reply has left, a new request gets a new reply.
+    conn.receive_data(keys.key_update(True), NOW)
+    assert keys.read(conn.data_to_send()) == [KU_NOT_REQUESTED]
+
+
+@sides
+def test_key_update_request_after_our_data_gets_a_new_reply_before_more_data(side):
+    """The reply must precede our next application data (§4.6.3), even when one is queued."""
+    conn, peer = under_test(side)
+    keys = PeerKeys(peer)
+    conn.receive_data(keys.key_update(True), NOW)
+    conn.send(b"one")
+    conn.receive_data(keys.key_update(True), NOW)
+    conn.send(b"two")
+    assert keys.read(conn.data_to_send()) == [
+        KU_NOT_REQUESTED,
+        (APPLICATION_DATA, b"one"),
+        KU_NOT_REQUESTED,
+        (APPLICATION_DATA, b"two"),
+    ]
+    conn.receive_data(app(peer, b"still in step"), NOW)
+    assert delivered(conn) == b"still in step"
+
+
 def test_key_update_during_the_handshake_is_unexpected_message():
     client, _, ch = start_client()
     server = Puppet.server()
@@ -519,10 +650,27 @@ def test_plaintext_alert_before_the_server_hello_raises_alert_received():
 
 
 @sides
-@pytest.mark.parametrize("body", [b"\x02", b"\x02\x28\x00", b""], ids=["1-byte", "3-byte", "empty"])
+@pytest.mark.parametrize("body", [b"\x02", b"\x02\x28\x00"], ids=["1-byte", "3-byte"])
 def test_alert_of_the_wrong_length_is_decode_error(side, body):
     conn, peer = under_test(side)
     expect_violation(conn, peer.protect(Epoch.ONE_RTT, ALERT, body), A.decode_error, peer=peer)
+
+
+@sides
+def test_empty_protected_alert_record_is_unexpected_message(side):
+    """§5.1: an alert record holds exactly one alert; an empty one is no alert at all."""
+    conn, peer = under_test(side)
+    expect_violation(conn, peer.protect(Epoch.ONE_RTT, ALERT, b""), A.unexpected_message, peer=peer)
+
+
+def test_empty_plaintext_alert_record_is_unexpected_message():
+    client, _, _ = start_client()
+    expect_violation(client, record(ALERT, b""), A.unexpected_message)
+
+
+def test_plaintext_alert_of_the_wrong_length_is_decode_error():
+    client, _, _ = start_client()
+    expect_violation(client, record(ALERT, b"\x02\x28\x00"), A.decode_error)
 
 
 @sides

@@ -53,6 +53,8 @@ from quicnet.tls import (
     HandshakeComplete,
     ProtocolViolation,
     SessionTicketReceived,
+    StrikeRegister,
+    TicketKeys,
     TLSClient,
     TLSConnection,
 )
@@ -594,6 +596,71 @@ def test_control_mutual_tls_completes():
     assert server.engine.peer_certificates
 
 
+def mtls_session(client_auth=ClientAuth.REQUIRED, **sc_kwargs):
+    """A full mutual-TLS handshake; the server config and a ticket the client got."""
+    ident = identity("client")
+    sc = server_config(client_auth=client_auth, client_trust_roots=[ident.root], **sc_kwargs)
+    cc = client_config(certificate_chain=ident.chain, private_key=ident.key)
+    client, server = TLSConnection.client(cc), TLSConnection.server(sc)
+    client.start(NOW)
+    pump(client, server)
+    (done,) = [e for e in drain(server) if isinstance(e, HandshakeComplete)]
+    assert done.peer_certificates == ident.chain and not done.resumed
+    (ticket, *_) = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    return sc, cc, ticket
+
+
+def resume(sc, cc, ticket):
+    client = TLSConnection.client(dataclasses.replace(cc, session=ticket))
+    server = TLSConnection.server(sc)
+    client.start(NOW)
+    pump(client, server)
+    (done,) = [e for e in drain(server) if isinstance(e, HandshakeComplete)]
+    tickets = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    return server, done, tickets
+
+
+def test_resumed_mutual_tls_session_keeps_the_client_certificate_chain():
+    sc, cc, ticket = mtls_session()
+    server, done, tickets = resume(sc, cc, ticket)
+    assert done.resumed
+    assert done.peer_certificates == identity("client").chain
+    assert server.engine.peer_certificates == identity("client").chain
+    # A ticket issued on the resumed connection carries the identity on.
+    _, again, _ = resume(sc, cc, tickets[0])
+    assert again.resumed and again.peer_certificates == identity("client").chain
+
+
+def test_session_without_a_client_certificate_does_not_resume_where_one_is_required():
+    """A ticket from an OPTIONAL server (no certificate sent) on a REQUIRED one sharing keys."""
+    keys = TicketKeys()
+    optional = server_config(
+        client_auth=ClientAuth.OPTIONAL,
+        client_trust_roots=[identity("client").root],
+        ticket_keys=keys,
+    )
+    client, server = TLSConnection.client(client_config()), TLSConnection.server(optional)
+    client.start(NOW)
+    pump(client, server)
+    (ticket, *_) = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    required = dataclasses.replace(optional, client_auth=ClientAuth.REQUIRED)
+    server = TLSConnection.server(required)
+    client = TLSConnection.client(client_config(session=ticket))
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    assert not server.engine.resumed and server.engine.state == "WAIT_CERT"
+
+
+def test_session_whose_client_certificate_is_no_longer_trusted_does_not_resume():
+    sc, cc, ticket = mtls_session()
+    other_root = make_ca(generate_private_key("EC"), "/CN=another client CA", days=1)
+    server = TLSConnection.server(dataclasses.replace(sc, client_trust_roots=[other_root]))
+    client = TLSConnection.client(dataclasses.replace(cc, session=ticket))
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    assert not server.engine.resumed and server.engine.state == "WAIT_CERT"
+
+
 def test_client_certificate_required_but_empty_is_certificate_required():
     server, client, _, flight = flight_setup(
         sc=server_config(client_auth=ClientAuth.REQUIRED, client_trust_roots=[identity().root])
@@ -683,3 +750,377 @@ def test_client_certificate_verify_with_rsa_pkcs1_sha256_is_illegal_parameter(sc
         assert server.engine.state == "WAIT_FINISHED"
         return
     expect_violation(server, client.records(flight), A.illegal_parameter, peer=client)
+
+
+# Strict-peer conformance (RFC 8446 MUSTs a tlsfuzzer-like client checks) ----------------------------
+@pytest.mark.parametrize("version", [0x0300, 0x0200, 0x0002], ids=lambda v: f"{v:#06x}")
+def test_client_hello_legacy_version_0x0300_or_lower_is_protocol_version(version):
+    """Appendix D.5: even with supported_versions offering TLS 1.3."""
+    hello = client_hello(legacy_version=version)
+    expect_violation(fresh_server(), hello_record(hello), A.protocol_version)
+
+
+def test_client_hello_legacy_version_0x0301_still_negotiates_tls13():
+    sh = answer(fresh_server(), client_hello(legacy_version=0x0301))
+    assert not sh.is_hello_retry_request
+    assert ext.decode_supported_versions_server(sh.extension(ET.supported_versions)) == 0x0304
+
+
+@pytest.mark.parametrize("dropped", [ET.key_share, ET.supported_groups], ids=lambda t: f"ext{t}")
+def test_second_client_hello_missing_key_share_or_supported_groups_is_missing_extension(dropped):
+    """§9.2 holds for the second ClientHello too: never answered with another HRR."""
+    server, first = retry_setup()
+    hello = without_extension(second_hello(first, x25519_share()), dropped)
+    expect_violation(server, hello_record(hello, b"\x03\x03"), A.missing_extension)
+
+
+def only_unknown_shares_hook(kind, items):
+    """Replace the client's P-384 share by shares for two groups no server knows."""
+    out = []
+    for item in items:
+        if item.type == ET.key_share:
+            entries = ext.decode_key_share_client(item.data)
+            if any(e.group == NamedGroup.secp384r1 for e in entries):
+                item = Extension(
+                    ET.key_share,
+                    ext.encode_key_share_client(
+                        [
+                            ext.KeyShareEntry(0x3A3A, b"\x07" * 32),
+                            ext.KeyShareEntry(0x0101, b"\x01"),
+                        ]
+                    ),
+                )
+        out.append(item)
+    return out
+
+
+def test_key_shares_only_for_unknown_groups_get_a_hello_retry_for_a_listed_group():
+    cc = client_config(
+        groups=(0x3A3A, 0x0101, NamedGroup.x25519, NamedGroup.secp384r1),
+        key_share_groups=(NamedGroup.secp384r1,),
+    )
+    client = TLSConnection(TLSClient(cc, fixed=FixedInputs(extensions=only_unknown_shares_hook)))
+    server = fresh_server()
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    out = server.data_to_send()
+    hrr = decode_message(split_records(out)[0][2])
+    assert hrr.is_hello_retry_request
+    assert ext.decode_key_share_hrr(hrr.extension(ET.key_share)) == NamedGroup.x25519
+    client.receive_data(out, NOW)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    assert server.engine.group == NamedGroup.x25519
+
+
+def group_hello(group: int, key_exchange: bytes) -> ClientHello:
+    hello = replace_ext(client_hello(), ET.supported_groups, ext.encode_u16_list([group]))
+    entry = ext.KeyShareEntry(group, key_exchange)
+    return replace_ext(hello, ET.key_share, ext.encode_key_share_client([entry]))
+
+
+ALL_GROUPS = [
+    NamedGroup.x25519,
+    NamedGroup.x448,
+    NamedGroup.secp256r1,
+    NamedGroup.secp384r1,
+    NamedGroup.secp521r1,
+]
+
+
+@pytest.mark.parametrize("group", ALL_GROUPS, ids=lambda g: g.name)
+def test_default_server_accepts_every_group(group):
+    """P-521 and X448 are accepted by default, like the other groups (§4.2.7)."""
+    sh = answer(fresh_server(), group_hello(group, KeyShare(group).key_exchange))
+    assert not sh.is_hello_retry_request
+    assert ext.decode_key_share_server(sh.extension(ET.key_share)).group == group
+
+
+def invalid_shares(group: NamedGroup) -> dict[str, bytes]:
+    good = KeyShare(group).key_exchange
+    if group in (NamedGroup.x25519, NamedGroup.x448):
+        # u = 0 is of small order: the shared secret would be all zeros (§7.4.2).
+        return {"small-order": bytes(len(good)), "short": good[:-1], "long": good + b"\x09"}
+    coordinate = (len(good) - 1) // 2
+    off_curve = b"\x04" + (1).to_bytes(coordinate, "big") + (1).to_bytes(coordinate, "big")
+    return {
+        "not-on-curve": off_curve,
+        "infinity": b"\x00",
+        "compressed": bytes((2 + (good[-1] & 1),)) + good[1 : 1 + coordinate],
+        "short": good[:-1],
+        "long": good + b"\x09",
+    }
+
+
+@pytest.mark.parametrize(
+    "group, key_exchange",
+    [
+        pytest.param(g, kx, id=f"{g.name}-{kind}")
+        for g in ALL_GROUPS
+        for kind, kx in invalid_shares(g).items()
+    ],
+)
+def test_invalid_key_share_is_illegal_parameter(group, key_exchange):
+    """§4.2.8.1-2: a share that is no valid public value of its group."""
+    hello = group_hello(group, key_exchange)
+    expect_violation(fresh_server(), hello_record(hello), A.illegal_parameter)
+
+
+def test_compat_server_sends_change_cipher_spec_right_after_hello_retry_request_only():
+    """Appendix D.4: the dummy CCS follows the first server handshake message, here the HRR."""
+    server = fresh_server()
+    server.receive_data(hello_record(first_hello_without_share()), NOW)
+    out = split_records(server.data_to_send())
+    assert [r[0] for r in out] == [HANDSHAKE, CHANGE_CIPHER_SPEC]
+    assert decode_message(out[0][2]).is_hello_retry_request
+    assert out[1][2] == b"\x01"
+    second = second_hello(first_hello_without_share(), x25519_share())
+    server.receive_data(hello_record(second, b"\x03\x03"), NOW)
+    kinds = [r[0] for r in split_records(server.data_to_send())]
+    assert kinds[0] == HANDSHAKE and CHANGE_CIPHER_SPEC not in kinds  # exactly once
+
+
+def test_compat_client_and_server_complete_after_hello_retry_request():
+    cc = client_config(groups=(NamedGroup.x25519, NamedGroup.secp256r1))
+    client = TLSConnection.client(cc)
+    server = fresh_server(groups=[NamedGroup.secp256r1])
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    out = server.data_to_send()
+    assert [r[0] for r in split_records(out)] == [HANDSHAKE, CHANGE_CIPHER_SPEC]
+    client.receive_data(out, NOW)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+
+
+def test_server_sends_no_change_cipher_spec_to_a_client_outside_compat_mode():
+    """An empty legacy_session_id means the client did not ask for middlebox compatibility."""
+    hello = dataclasses.replace(first_hello_without_share(), legacy_session_id=b"")
+    server = fresh_server()
+    server.receive_data(hello_record(hello), NOW)
+    assert [r[0] for r in split_records(server.data_to_send())] == [HANDSHAKE]
+    second = second_hello(hello, x25519_share())
+    server.receive_data(hello_record(second, b"\x03\x03"), NOW)
+    assert CHANGE_CIPHER_SPEC not in [r[0] for r in split_records(server.data_to_send())]
+
+
+# Early data limits (RFC 8446 §4.2.10) ---------------------------------------------------------------
+EARLY_LIMIT = 16384
+MAX_RECORD = 1 << 14
+
+
+@pytest.fixture(scope="module")
+def early_ticket():
+    """A server configuration allowing 16 KiB of 0-RTT, and a ticket it issued."""
+    sc = server_config(max_early_data_size=EARLY_LIMIT)
+    client = TLSConnection.client(client_config())
+    server = TLSConnection.server(sc)
+    client.start(NOW)
+    pump(client, server)
+    (ticket, *_) = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    assert ticket.max_early_data_size == EARLY_LIMIT
+    return sc, ticket
+
+
+def early_records(client: Puppet, total: int, chunk: int) -> list[bytes]:
+    return [
+        client.protect(Epoch.ZERO_RTT, APPLICATION_DATA, b"e" * min(chunk, total - i))
+        for i in range(0, total, chunk)
+    ]
+
+
+def early_setup(early_ticket, *, accept: bool, **sc_changes):
+    sc, ticket = early_ticket
+    sc = dataclasses.replace(sc, anti_replay=StrikeRegister(capacity=1000 if accept else 0))
+    sc = dataclasses.replace(sc, **sc_changes)
+    cc = client_config(session=ticket, enable_early_data=True)
+    client = Puppet.client(cc)
+    server = TLSConnection.server(sc)
+    return server, client
+
+
+def early_bytes(server: TLSConnection) -> int:
+    return sum(len(e.data) for e in drain(server) if isinstance(e, ApplicationData) and e.early)
+
+
+def test_accepted_early_data_up_to_the_ticket_limit_is_delivered(early_ticket):
+    server, client = early_setup(early_ticket, accept=True)
+    (hello,) = client.flight()
+    server.receive_data(
+        client.records([hello]) + b"".join(early_records(client, EARLY_LIMIT, 4096)), NOW
+    )
+    assert server.engine.early_data_accepted
+    assert early_bytes(server) == EARLY_LIMIT
+
+
+@pytest.mark.parametrize("total", [EARLY_LIMIT + 1, 1 << 20], ids=["one-byte-over", "1MiB"])
+def test_accepted_early_data_beyond_the_ticket_limit_is_unexpected_message(early_ticket, total):
+    server, client = early_setup(early_ticket, accept=True)
+    (hello,) = client.flight()
+    server.receive_data(client.records([hello]), NOW)
+    assert server.engine.early_data_accepted
+    client.receive(server.data_to_send())  # the puppet reads the alert under handshake keys
+    data = b"".join(early_records(client, total, MAX_RECORD))
+    with pytest.raises(ProtocolViolation) as info:
+        server.receive_data(data, NOW)
+    assert info.value.alert == A.unexpected_message
+    assert client.decrypt_alerts(server.data_to_send()) == [bytes((2, A.unexpected_message))]
+    assert early_bytes(server) <= EARLY_LIMIT
+    assert_dead(server)
+
+
+def rejected_flight(client: Puppet, early_total: int, chunk: int, *, ccs_between: bool) -> bytes:
+    (hello,) = client.flight()
+    out = client.records([hello]) + record(CHANGE_CIPHER_SPEC, b"\x01")
+    for i, rec in enumerate(early_records(client, early_total, chunk)):
+        if ccs_between and i == 1:
+            out += record(CHANGE_CIPHER_SPEC, b"\x01")  # §5: a CCS may come any time now
+        out += rec
+    return out
+
+
+@pytest.mark.parametrize("chunk", [64, 1024, MAX_RECORD], ids=lambda c: f"records-of-{c}")
+def test_rejected_early_data_is_skipped_up_to_the_limit_and_the_handshake_completes(
+    early_ticket, chunk
+):
+    """§4.2.10: the limit counts early data, not the records' overhead."""
+    server, client = early_setup(early_ticket, accept=False)
+    server.receive_data(rejected_flight(client, EARLY_LIMIT, chunk, ccs_between=True), NOW)
+    assert not server.engine.early_data_accepted
+    client.receive(server.data_to_send())
+    server.receive_data(client.records(client.flight()), NOW)
+    assert server.handshake_complete and early_bytes(server) == 0
+
+
+def test_rejected_early_data_beyond_the_limit_is_unexpected_message(early_ticket):
+    server, client = early_setup(early_ticket, accept=False)
+    (hello,) = client.flight()
+    server.receive_data(client.records([hello]), NOW)
+    client.receive(server.data_to_send())
+    data = b"".join(early_records(client, EARLY_LIMIT + 1024, 1024))
+    expect_violation(server, data, A.unexpected_message, peer=client)
+
+
+def retry_early_setup(early_ticket):
+    """A resuming client with early data whose key share the server does not take: HRR."""
+    sc, ticket = early_ticket
+    sc = dataclasses.replace(sc, groups=[NamedGroup.secp256r1])
+    cc = client_config(
+        session=ticket,
+        enable_early_data=True,
+        groups=(NamedGroup.x25519, NamedGroup.secp256r1),
+    )
+    return TLSConnection.server(sc), TLSConnection.client(cc)
+
+
+@pytest.mark.parametrize("chunk", [512, MAX_RECORD], ids=lambda c: f"records-of-{c}")
+def test_early_data_before_a_hello_retry_is_skipped_with_ccs_between_records(early_ticket, chunk):
+    server, client = retry_early_setup(early_ticket)
+    client.start(NOW)
+    for _ in range(0, EARLY_LIMIT, chunk):
+        assert client.send_early_data(b"r" * chunk) == chunk
+    records = split_records(client.data_to_send())
+    assert [r[0] for r in records[:3]] == [HANDSHAKE, CHANGE_CIPHER_SPEC, APPLICATION_DATA]
+    data = b"".join(h + f for _, h, f in records[:3]) + record(CHANGE_CIPHER_SPEC, b"\x01")
+    data += b"".join(h + f for _, h, f in records[3:])
+    server.receive_data(data, NOW)
+    answer = split_records(server.data_to_send())
+    assert [r[0] for r in answer] == [HANDSHAKE, CHANGE_CIPHER_SPEC]  # HRR + dummy CCS
+    client.receive_data(b"".join(h + f for _, h, f in answer), NOW)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    assert not server.engine.early_data_accepted and early_bytes(server) == 0
+    client.send(b"after the retry")
+    server.receive_data(client.data_to_send(), NOW)
+    assert drain(server) == [ApplicationData(b"after the retry")]
+
+
+def test_early_data_before_a_hello_retry_beyond_the_limit_is_unexpected_message(early_ticket):
+    server, client = retry_early_setup(early_ticket)
+    client.start(NOW)
+    hello = client.data_to_send()
+    forged = record(APPLICATION_DATA, bytes(1024 + 17))  # undecryptable, like early data
+    server.receive_data(hello + forged * (EARLY_LIMIT // 1024), NOW)
+    assert server.engine.state == "WAIT_CH2"
+    with pytest.raises(ProtocolViolation) as info:
+        server.receive_data(forged, NOW)
+    assert info.value.alert == A.unexpected_message
+
+
+def test_undecryptable_record_after_the_second_client_hello_is_bad_record_mac(early_ticket):
+    """After an HRR early data can only precede the second ClientHello."""
+    server, client = retry_early_setup(early_ticket)
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    client.receive_data(server.data_to_send(), NOW)
+    server.receive_data(client.data_to_send(), NOW)  # the second ClientHello
+    assert server.engine.state == "WAIT_FINISHED"
+    with pytest.raises(ProtocolViolation) as info:
+        server.receive_data(record(APPLICATION_DATA, bytes(100)), NOW)
+    assert info.value.alert == A.bad_record_mac
+
+
+# Resumption after a HelloRetryRequest (RFC 8446 §4.1.4, §4.2.11) ---------------------------------------
+AES128, AES256, CHACHA = 0x1301, 0x1302, 0x1303
+
+
+def ticket_for(sc, suite: int):
+    client = TLSConnection.client(client_config(cipher_suites=(suite,)))
+    server = TLSConnection.server(sc)
+    client.start(NOW)
+    pump(client, server)
+    (ticket, *_) = [e.ticket for e in drain(client) if isinstance(e, SessionTicketReceived)]
+    assert ticket.cipher_suite == suite
+    return ticket
+
+
+def resume_after_retry(sc, ticket):
+    cc = client_config(
+        session=ticket,
+        cipher_suites=(AES128, AES256, CHACHA),
+        groups=(NamedGroup.x25519, NamedGroup.secp256r1),
+    )
+    client = TLSConnection.client(cc)
+    server = TLSConnection.server(dataclasses.replace(sc, groups=[NamedGroup.secp256r1]))
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    out = server.data_to_send()
+    retry = decode_message(split_records(out)[0][2])
+    assert retry.is_hello_retry_request and retry.cipher_suite == AES128
+    client.receive_data(out, NOW)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    return client, server
+
+
+def test_resumption_after_a_retry_keeps_the_retry_suite_with_a_ticket_of_another_suite():
+    """The ticket is for ChaCha20 (SHA-256); the HRR chose AES-128 (SHA-256): resume with it."""
+    sc = server_config(cipher_suites=[AES128, CHACHA])
+    client, server = resume_after_retry(sc, ticket_for(sc, CHACHA))
+    assert server.engine.resumed and client.engine.resumed
+    assert server.engine.cipher_suite == client.engine.cipher_suite == AES128
+
+
+def test_resumption_after_a_retry_ignores_a_ticket_of_another_hash():
+    """A SHA-384 ticket cannot follow an HRR that fixed SHA-256: a full handshake instead."""
+    sc = server_config(cipher_suites=[AES128, AES256])
+    client, server = resume_after_retry(sc, ticket_for(sc, AES256))
+    assert not server.engine.resumed and not client.engine.resumed
+    assert server.engine.cipher_suite == AES128
+
+
+def test_second_client_hello_still_offering_a_psk_of_another_hash_gets_a_full_handshake():
+    """A client that keeps offering its SHA-384 PSK after a SHA-256 HRR: the PSK is ignored
+    (its binder, here zeros, is never checked) and the handshake goes on without it."""
+    sc = server_config(cipher_suites=[AES128, AES256])
+    ticket = ticket_for(sc, AES256)
+    server = TLSConnection.server(sc)
+    server.receive_data(hello_record(first_hello_without_share()), NOW)
+    assert decode_message(split_records(server.data_to_send())[0][2]).cipher_suite == AES128
+    identity = ext.PskIdentity(ticket.ticket, ticket.obfuscated_age(NOW))
+    psk = ext.encode_pre_shared_key_client(ext.OfferedPsks((identity,), (bytes(48),)))
+    second = second_hello(first_hello_without_share(), x25519_share())
+    second = with_extension(second, Extension(ET.pre_shared_key, psk))
+    server.receive_data(hello_record(second, b"\x03\x03"), NOW)
+    assert not server.engine.resumed and server.engine.cipher_suite == AES128
+    assert server.engine.state == "WAIT_FINISHED"

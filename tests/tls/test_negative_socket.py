@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import socket
 
 import pytest
 from test_negative_helpers import (
@@ -261,3 +263,82 @@ def test_data_before_a_forged_record_in_the_same_segment_reaches_the_reader():
             await reader.read()
 
     run(forging_scenario(forging_server, client_side))
+
+
+# Receive backpressure -------------------------------------------------------------------------------
+BACKPRESSURE_TOTAL = 40 << 20
+BACKPRESSURE_CHUNK = 16 << 10
+#: What may be in flight before the stalled reader stops the sender: the reader's 2 x limit,
+#: the raw socket reader's buffer, both shrunken kernel buffers, the writer's buffer.
+BACKPRESSURE_BOUND = 4 << 20
+
+
+def test_a_reader_that_does_not_read_stops_the_peer_writing():
+    """The stream reader pauses reading from TCP above its limit (asyncio's rule), so a
+    peer writing 40 MiB to an application that reads nothing sees its drain() hold it
+    back; once the application reads, everything arrives intact."""
+    data = bytes(range(256)) * (BACKPRESSURE_CHUNK // 256)
+
+    async def main():
+        released = asyncio.Event()
+        paused = asyncio.Event()
+        consumed = asyncio.Event()
+        server_side: dict = {}
+        received = hashlib.sha256()
+
+        async def consumer(reader, writer):
+            server_side["writer"] = writer
+            await released.wait()
+            left = BACKPRESSURE_TOTAL
+            while left:
+                piece = await reader.read(1 << 20)
+                assert piece, "EOF before all the data arrived"
+                received.update(piece)
+                left -= len(piece)
+            consumed.set()
+            writer.close()
+
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        server = await start_server(consumer, None, None, server_config(), sock=listener)
+        port = listener.getsockname()[1]
+        _, writer = await open_connection("127.0.0.1", port, client_config())
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+        sent_hash = hashlib.sha256()
+
+        async def producer():
+            sent = 0
+            while sent < BACKPRESSURE_TOTAL:
+                writer.write(data)
+                sent_hash.update(data)
+                await writer.drain()
+                sent += len(data)
+                if not released.is_set():
+                    assert sent <= BACKPRESSURE_BOUND, (
+                        f"{sent} bytes went out to an application that read nothing"
+                    )
+                    peer = server_side.get("writer")
+                    # Backpressure reached TCP: TLS stopped reading, so did the socket.
+                    if peer is not None and peer.reading_paused and not peer.transport.is_reading():
+                        paused.set()
+            return sent
+
+        task = asyncio.ensure_future(producer())
+        waiter = asyncio.ensure_future(paused.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            waiter.cancel()
+            task.result()  # the bound assertion, if it failed
+            raise AssertionError("all the data went through with nothing read")
+        assert not task.done()  # the producer is held back
+        released.set()
+        assert await task == BACKPRESSURE_TOTAL
+        await consumed.wait()
+        assert received.digest() == sent_hash.digest()
+        assert not server_side["writer"].reading_paused
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(asyncio.wait_for(main(), 120))

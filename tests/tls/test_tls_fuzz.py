@@ -486,6 +486,7 @@ def ticket_states(draw: st.DrawFn) -> TicketState:
         max_early_data_size=draw(st.integers(0, 2**32 - 1)),
         alpn_protocol=draw(st.none() | st.text(min_size=1, max_size=10)),
         server_name=draw(st.none() | st.text(min_size=1, max_size=20)),
+        peer_certificates=tuple(draw(st.lists(st.binary(min_size=1, max_size=40), max_size=3))),
     )
 
 
@@ -1110,3 +1111,95 @@ def test_bytes_after_finished_in_its_record_are_rejected(side: str) -> None:
     assert conn.closed
     out = conn.data_to_send()
     assert _aead(alert_secret).open(0, out[5:], out[:5]) == b"\x02\x0a\x15"  # only the alert
+
+
+# Secrets never appear in a repr ------------------------------------------------------------------
+def _secret_forms(secret: bytes) -> list[str]:
+    """How a secret could leak into text: hex (either case) or its bytes repr."""
+    return [secret.hex(), secret.hex().upper(), repr(secret)[2:-1]]
+
+
+def _assert_no_secret(texts: list[str], secrets: list[bytes]) -> None:
+    for text in texts:
+        for secret in secrets:
+            for form in _secret_forms(secret):
+                assert form not in text, f"a secret ({secret.hex()[:8]}...) leaks in {text[:80]!r}"
+
+
+@FUZZ
+@given(session_tickets(), ticket_states())
+def test_session_ticket_and_ticket_state_reprs_hide_the_psk(
+    ticket: SessionTicket, state: TicketState
+) -> None:
+    public = [ticket.ticket, ticket.transport_parameters or b"", *state.peer_certificates]
+    assume(not any(s.resumption_psk in p for s in (ticket, state) for p in public))
+    for obj, psk in ((ticket, ticket.resumption_psk), (state, state.resumption_psk)):
+        _assert_no_secret([repr(obj), str(obj)], [psk])
+
+
+def _engine_pump(client: TLSClient, server: TLSServer) -> None:
+    for _ in range(10):
+        moved = False
+        for source, sink in ((client, server), (server, client)):
+            for epoch, data in source.data_to_send():
+                sink.receive(epoch, data, NOW_FUZZ)
+                moved = True
+        if not moved:
+            return
+
+
+NOW_FUZZ = 1_700_000_000.0
+
+
+def test_no_secret_appears_in_the_repr_of_anything_a_session_produces() -> None:
+    """Full handshake, mTLS, resumption with 0-RTT: every event, ticket, state and config."""
+    from quicnet.crypto import dev_identity
+    from quicnet.tls import SessionTicketReceived, TrafficSecretReady
+
+    secret_lines: list[str] = []
+    server_ident, client_ident = dev_identity(), dev_identity()
+    sc = ServerConfig(
+        list(server_ident.certificate_chain),
+        server_ident.private_key,
+        client_auth=ClientAuth.REQUIRED,
+        client_trust_roots=[client_ident.trust_root],
+        max_early_data_size=1024,
+        key_log=secret_lines.append,
+    )
+    cc = ClientConfig(
+        server_name="localhost",
+        trust_roots=[server_ident.trust_root],
+        certificate_chain=list(client_ident.certificate_chain),
+        private_key=client_ident.private_key,
+        enable_early_data=True,
+        key_log=secret_lines.append,
+    )
+    objects: list[Any] = []
+    tickets: list[SessionTicket] = []
+    for session in (None, "resume"):
+        if session is not None:
+            cc = ClientConfig(**{**cc.__dict__, "session": tickets[0]})
+        client, server = TLSClient(cc), TLSServer(sc)
+        client.start(NOW_FUZZ)
+        _engine_pump(client, server)
+        assert client.handshake_complete and server.handshake_complete
+        for engine in (client, server):
+            while (event := engine.next_event()) is not None:
+                objects.append(event)
+                if isinstance(event, SessionTicketReceived):
+                    tickets.append(event.ticket)
+        objects += [client, server, client.key_schedule, server.key_schedule, cc, sc]
+    assert any(isinstance(o, TrafficSecretReady) for o in objects)
+    assert objects[-1] is sc and client.resumed and client.early_data_accepted
+    assert sc.ticket_keys is not None
+    states = [sc.ticket_keys.open(t.ticket) for t in tickets]
+    objects += tickets + states
+    objects.append(FixedInputs(key_share_private_keys={NamedGroup.x25519: bytes(range(1, 33))}))
+
+    secrets = [bytes.fromhex(line.split()[2]) for line in secret_lines]
+    secrets += [t.resumption_psk for t in tickets]
+    secrets += [s.resumption_psk for s in states if s is not None]
+    secrets += [e.secret for e in objects if isinstance(e, TrafficSecretReady)]
+    secrets.append(bytes(range(1, 33)))
+    assert len(secrets) > 20
+    _assert_no_secret([repr(o) for o in objects] + [str(o) for o in objects], secrets)

@@ -1,0 +1,64 @@
+"""The tick-driven UDP driver (quicnet.io.udp) over real loopback sockets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from quicnet.crypto import dev_identity
+from quicnet.io.udp import UdpClient, UdpServer
+from quicnet.quic import ConnectionTerminated, HandshakeCompleted, QuicConfiguration
+from quicnet.quic.errors import TransportErrorCode
+from quicnet.tls import AlertDescription, ConfigurationError
+
+
+def handshake(client: UdpClient, server: UdpServer) -> HandshakeCompleted | ConnectionTerminated:
+    """Poll both until the client completes its handshake or its connection ends."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        server.poll(0.005)
+        for event in client.poll(0.005):
+            if isinstance(event, HandshakeCompleted | ConnectionTerminated):
+                return event
+    raise AssertionError("the handshake neither completed nor failed")
+
+
+@pytest.mark.parametrize(
+    "names", [("localhost", "127.0.0.1"), ("localhost",)], ids=["ip-san", "dns-only"]
+)
+def test_udp_client_verifies_the_address_it_connects_to(names: tuple[str, ...]) -> None:
+    """Like the asyncio driver, the client checks the host it connects to (here an IP
+    literal, so against the certificate's IP addresses) when no server_name is given."""
+    ident = dev_identity(names=names)
+    server = UdpServer(
+        QuicConfiguration(
+            is_client=False,
+            certificate_chain=ident.certificate_chain,
+            private_key=ident.private_key,
+        )
+    )
+    config = QuicConfiguration(trust_roots=[ident.trust_root])
+    client = UdpClient(config, server.local_address)
+    try:
+        event = handshake(client, server)
+        if "127.0.0.1" in names:
+            assert isinstance(event, HandshakeCompleted)
+        else:
+            assert isinstance(event, ConnectionTerminated)
+            assert (
+                event.error_code
+                == TransportErrorCode.CRYPTO_ERROR + AlertDescription.bad_certificate
+            )
+        assert config.server_name is None  # the caller's configuration is left alone
+    finally:
+        client.close_socket()
+        server.close_socket()
+
+
+def test_quic_client_without_any_name_to_verify_is_a_configuration_error() -> None:
+    """Only the driver knows the host: a bare connection must be told the name."""
+    from quicnet.quic.connection import QuicConnection
+
+    with pytest.raises(ConfigurationError, match="server_name"):
+        QuicConnection(QuicConfiguration(trust_roots=[dev_identity().trust_root]))
