@@ -27,6 +27,8 @@ class QuicConfiguration:
     trust_roots: Sequence[Certificate] = ()
     pinned_fingerprints: Sequence[bytes] = ()
     insecure_skip_verify: bool = False
+    #: Client: check the certificate's name against server_name (required unless pinned).
+    verify_server_name: bool = True
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
     key_log: Callable[[str], None] | None = None

@@ -267,6 +267,7 @@ class QuicConnection:
                     trust_roots=c.trust_roots,
                     pinned_fingerprints=c.pinned_fingerprints,
                     insecure_skip_verify=c.insecure_skip_verify,
+                    verify_server_name=c.verify_server_name,
                     cipher_suites=c.cipher_suites,
                     groups=c.groups,
                     key_share_groups=c.groups[:1],  # the others by HelloRetryRequest

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from simnet import handshake as sim_handshake
+from simnet import make_pair
 
 from quicnet.crypto import dev_identity
 from quicnet.io.udp import UdpClient, UdpServer
 from quicnet.quic import ConnectionTerminated, HandshakeCompleted, QuicConfiguration
+from quicnet.quic.connection import QuicConnection
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.tls import AlertDescription, ConfigurationError
 
@@ -58,7 +61,13 @@ def test_udp_client_verifies_the_address_it_connects_to(names: tuple[str, ...]) 
 
 def test_quic_client_without_any_name_to_verify_is_a_configuration_error() -> None:
     """Only the driver knows the host: a bare connection must be told the name."""
-    from quicnet.quic.connection import QuicConnection
-
     with pytest.raises(ConfigurationError, match="server_name"):
         QuicConnection(QuicConfiguration(trust_roots=[dev_identity().trust_root]))
+
+
+def test_quic_client_may_opt_out_of_name_checks_explicitly() -> None:
+    """verify_server_name=False reaches TLS: any name a trusted root vouches for passes."""
+    sim = make_pair(seed=3, client={"server_name": None, "verify_server_name": False})
+    sim_handshake(sim)
+    conn = sim.client.impl
+    assert isinstance(conn, QuicConnection) and conn.handshake_confirmed
