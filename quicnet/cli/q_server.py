@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from quicnet.quic import (
     QuicConfiguration,
     QuicConnection,
     QuicEvent,
+    QuicUsageError,
     StreamDataReceived,
 )
 
@@ -75,12 +77,29 @@ async def main(argv: list[str]) -> int:
         key_log=key_log_writer(a.keylogfile),
     )
     requests: dict[tuple[int, int], bytearray] = {}
+    #: (connection, peer's unidirectional stream) -> our stream carrying its echo.
+    echo_streams: dict[tuple[int, int], int] = {}
+
+    def echo(conn: QuicConnection, event: StreamDataReceived) -> None:
+        stream_id = event.stream_id
+        if stream_id & 0x2:
+            # RFC 9000 §2.1: a peer's unidirectional stream is receive-only for us;
+            # its echo goes back on a unidirectional stream of our own.
+            key_ = (id(conn), stream_id)
+            if key_ not in echo_streams:
+                echo_streams[key_] = conn.create_stream(bidirectional=False)
+            stream_id = echo_streams[key_]
+            if event.end_stream:
+                del echo_streams[key_]
+        conn.send_stream_data(stream_id, event.data, event.end_stream)
 
     def handle(conn: QuicConnection, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
             if root is None:
-                conn.send_stream_data(event.stream_id, event.data, event.end_stream)
+                echo(conn, event)
                 return
+            if event.stream_id & 0x2:
+                return  # hq-interop requests come on bidirectional streams only
             key_ = (id(conn), event.stream_id)
             buf = requests.setdefault(key_, bytearray())
             buf += event.data
@@ -95,9 +114,15 @@ async def main(argv: list[str]) -> int:
                 else:
                     conn.send_stream_data(event.stream_id, path.read_bytes(), True)
         elif isinstance(event, DatagramReceived):
-            conn.send_datagram(event.data)
-        elif isinstance(event, (HandshakeCompleted, ConnectionTerminated)) and not a.quiet:
-            sys.stderr.write(f"q_server: {event}\n")
+            with contextlib.suppress(QuicUsageError):  # larger than the client accepts: dropped
+                conn.send_datagram(event.data)
+        elif isinstance(event, (HandshakeCompleted, ConnectionTerminated)):
+            if isinstance(event, ConnectionTerminated):
+                for table in (requests, echo_streams):
+                    for k in [k for k in table if k[0] == id(conn)]:
+                        del table[k]
+            if not a.quiet:
+                sys.stderr.write(f"q_server: {event}\n")
 
     server = await serve(host, int(port_text), config, handle, require_retry=a.retry)
     bound = server.local_address
