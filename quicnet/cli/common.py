@@ -8,6 +8,7 @@ import os
 import sys
 from typing import NoReturn
 
+from quicnet.crypto.keyfile import write_private_file
 from quicnet.errors import QuicnetError
 
 __all__ = [
@@ -47,13 +48,20 @@ def read_input(path: str | None, what: str = "input") -> bytes:
 
 
 def write_output(path: str | None, data: bytes, *, private: bool = False) -> None:
-    """Write to ``path`` (mode 0600 for private material), or to standard output."""
+    """Write to ``path``, or to standard output.
+
+    Private material goes to a fresh file of mode 0600 that replaces ``path``
+    (never written through a symlink, never left with an old file's mode).
+    """
     if path is None or path == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+        if private:
+            write_private_file(path, data)
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
     except OSError as exc:
