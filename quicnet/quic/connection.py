@@ -143,6 +143,7 @@ class QuicConnection:
         self._last_activity: float | None = None
         self._idle_restart_on_send = False
         self._close_deadline: float | None = None
+        self._handshake_deadline: float | None = None
         self._ack_deadline: float | None = None
         self._close_frame: bytes | None = None
         self._close_reason: ConnectionTerminated | None = None
@@ -253,6 +254,7 @@ class QuicConnection:
         self.peer_address = address
         self.cids.set_initial_peer(self.original_destination_cid)
         self._last_activity = now
+        self._start_handshake_deadline(now)
         if self._version_probes_left:
             self._version_probe_due = now  # an unknown version first: wait for VN
             return
@@ -591,6 +593,8 @@ class QuicConnection:
             candidates.append(self._pacing_deadline)
         if self._version_probe_due is not None and not self._version_negotiated:
             candidates.append(self._version_probe_due)
+        if self._handshake_deadline is not None and not self.handshake_complete:
+            candidates.append(self._handshake_deadline)
         return min(candidates) if candidates else None
 
     def _idle_deadline(self, last_activity: float) -> float:
@@ -601,6 +605,14 @@ class QuicConnection:
         """Arm the idle timeout from ``now`` (a server connection, from its first datagram)."""
         if self._last_activity is None:
             self._last_activity = now
+        self._start_handshake_deadline(now)
+
+    def _start_handshake_deadline(self, now: float) -> None:
+        # Not an RFC 9000 timer (§10.1 leaves a stalled handshake to the idle timeout): a
+        # local limit, so a client whose server never answers gives up in seconds.
+        timeout = self.configuration.handshake_timeout
+        if timeout and self._handshake_deadline is None:
+            self._handshake_deadline = now + timeout
 
     def on_ack_eliciting_sent(self, now: float) -> None:
         """RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer."""
@@ -618,6 +630,12 @@ class QuicConnection:
         if self.state in (ConnectionState.CLOSING, ConnectionState.DRAINING):
             if self._close_deadline is not None and now >= self._close_deadline:
                 self._terminate(0, None, "closed", by_peer=False)
+            return
+        deadline = self._handshake_deadline
+        if deadline is not None and not self.handshake_complete and now >= deadline:
+            timeout = self.configuration.handshake_timeout
+            reason = f"handshake timeout: not completed within {timeout:g} s"
+            self._terminate(TransportErrorCode.NO_ERROR, None, reason, by_peer=False)
             return
         if (
             self.idle_timeout
