@@ -7,7 +7,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from quicnet.cli.common import CliError, Parser, read_passphrase
+from quicnet.cli.common import CliError, Parser, network_error, parse_accept, read_passphrase
 from quicnet.cli.tls_common import key_log_writer, load_identity
 from quicnet.crypto import dev_identity
 from quicnet.io.aio import run, serve
@@ -54,17 +54,12 @@ async def main(argv: list[str]) -> int:
     p.add_argument("-quiet", action="store_true")
     a = p.parse_args(argv)
 
-    host, _, port_text = a.accept.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if not port_text.isdigit():
-        raise CliError(f"-accept {a.accept!r}: expected [HOST:]PORT")
+    host, port = parse_accept(a.accept)
     chain, key = load_identity(a.cert, a.key, read_passphrase(a.passin))
+    development = key is None
     if key is None:
         ident = dev_identity()
         chain, key = list(ident.certificate_chain), ident.private_key
-        sys.stderr.write(
-            f"q_server: no -cert, using a development identity; pin: {ident.fingerprint.hex()}\n"
-        )
     root = Path(a.www).resolve() if a.www else None
     if root is not None and not root.is_dir():
         raise CliError(f"-www {a.www!r} is not a directory")
@@ -124,7 +119,14 @@ async def main(argv: list[str]) -> int:
             if not a.quiet:
                 sys.stderr.write(f"q_server: {event}\n")
 
-    server = await serve(host, int(port_text), config, handle, require_retry=a.retry)
+    try:
+        server = await serve(host, port, config, handle, require_retry=a.retry)
+    except OSError as exc:  # in use, not a local address, unknown name
+        raise network_error(f"cannot listen on {a.accept}", exc) from None
+    if development:
+        sys.stderr.write(
+            f"q_server: no -cert, using a development identity; pin: {chain[0].fingerprint().hex()}\n"
+        )
     bound = server.local_address
     print(f"ACCEPT {bound[0]}:{bound[1]}", flush=True)
     try:

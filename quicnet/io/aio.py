@@ -28,7 +28,7 @@ from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
 
-__all__ = ["QuicClient", "QuicServer", "connect", "run", "serve"]
+__all__ = ["QuicClient", "QuicServer", "connect", "describe_termination", "run", "serve"]
 
 _log = logging.getLogger("quicnet.io")
 
@@ -43,6 +43,25 @@ def run(main: Coroutine[Any, Any, Any]) -> Any:
     except ImportError:
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def describe_termination(event: ConnectionTerminated) -> str:
+    """How a connection ended, in words: who closed it, the error code and the reason."""
+    if event.stateless_reset:
+        return "reset by the peer (stateless reset)"
+    if not event.by_peer:
+        return event.reason or "closed"
+    code = event.error_code
+    if event.is_application:
+        kind = f"application error 0x{code:x}"
+    elif 0x100 <= code <= 0x1FF:  # RFC 9001 §4.8: CRYPTO_ERROR carries a TLS alert
+        kind = f"CRYPTO_ERROR 0x{code:x} (TLS alert {code - 0x100})"
+    else:
+        try:
+            kind = f"{TransportErrorCode(code).name} 0x{code:x}"
+        except ValueError:
+            kind = f"transport error 0x{code:x}"
+    return f"closed by the peer with {kind}" + (f": {event.reason}" if event.reason else "")
 
 
 class _Transporter:
@@ -171,7 +190,7 @@ class QuicClient(_Transporter):
             if isinstance(event, ConnectionTerminated):
                 if not self._connected.done():
                     self._connected.set_exception(
-                        ConnectionError(f"connection failed: {event.reason}")
+                        ConnectionError(f"connection failed: {describe_termination(event)}")
                     )
                 if not self._closed.done():
                     self._closed.set_result(None)
