@@ -8,16 +8,12 @@ import io
 import os
 import select
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-OPENSSL = shutil.which("openssl")
-OPENSSL_MISSING = "openssl binary not on PATH; install openssl to run the interop tests"
 
 #: The console script installed next to the interpreter (the ``quicnet`` entry point).
 QUICNET_EXE = Path(sys.executable).with_name("quicnet")
