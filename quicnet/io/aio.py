@@ -289,7 +289,8 @@ class QuicServer(_Transporter):
 
     def _handler_failed(self, conn: QuicConnection, event: QuicEvent, exc: BaseException) -> None:
         """A handler bug ends its own connection, never the server or the loop."""
-        _log.error("the handler failed on %r; closing its connection", event, exc_info=exc)
+        name = type(event).__name__
+        _log.error("the handler failed on %s; closing its connection", name, exc_info=exc)
         # RFC 9000 §20.1: INTERNAL_ERROR, without the details (they are in the log).
         conn.close(TransportErrorCode.INTERNAL_ERROR, "internal error", application=False)
 

@@ -107,18 +107,16 @@ def test_q_client_gives_up_after_its_handshake_timeout(silent_udp: socket.socket
     assert len(first) >= 1200 and first[0] & 0xC0 == 0xC0
 
 
-def test_q_client_exits_1_when_the_server_closes_with_an_error() -> None:
-    """The server closes with application error 0x10a: q_client says so and exits 1."""
+def _q_client_against(
+    handle: Callable[[QuicConnection, QuicEvent], None], *args: str
+) -> tuple[int, str]:
+    """Run ``q_client`` (a child process, stdin b"hello") against an in-test server."""
     ident = dev_identity()
     config = QuicConfiguration(
         is_client=False,
         certificate_chain=ident.certificate_chain,
         private_key=ident.private_key,
     )
-
-    def handle(conn: QuicConnection, event: QuicEvent) -> None:
-        if isinstance(event, StreamDataReceived):
-            conn.close(0x10A, "go away")
 
     async def scenario() -> tuple[int, str]:
         server = await serve("127.0.0.1", 0, config, handle)
@@ -128,6 +126,7 @@ def test_q_client_exits_1_when_the_server_closes_with_an_error() -> None:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 *("-m", "quicnet", "q_client", "-connect", f"127.0.0.1:{port}", "-pin", pin),
+                *args,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -138,7 +137,29 @@ def test_q_client_exits_1_when_the_server_closes_with_an_error() -> None:
         finally:
             await server.close()
 
-    code, err = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_q_client_exits_1_when_the_server_closes_with_an_error() -> None:
+    """The server closes with application error 0x10a: q_client says so and exits 1."""
+
+    def handle(conn: QuicConnection, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived):
+            conn.close(0x10A, "go away")
+
+    code, err = _q_client_against(handle)
     assert code == 1, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert "0x10a" in err and "go away" in err, err
+
+
+def test_q_client_timeout_on_an_unanswered_stream_is_a_one_line_error() -> None:
+    """The handshake completes, the server never answers the stream: -timeout ends it."""
+
+    def handle(conn: QuicConnection, event: QuicEvent) -> None:
+        return None  # reads everything, answers nothing
+
+    code, err = _q_client_against(handle, "-timeout", "0.5")
+    assert code == 1, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "-timeout 0.5 s" in err, err
