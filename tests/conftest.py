@@ -1,9 +1,9 @@
-"""Suite-wide settings: deterministic hypothesis runs in CI."""
+"""Suite-wide settings: deterministic hypothesis runs in CI; openssl required in CI."""
 
 from __future__ import annotations
 
-import os
-
+import pytest
+from ci_support import IN_CI, require_openssl
 from hypothesis import HealthCheck, settings
 
 # CI replays the same examples every run, so a red build is reproducible;
@@ -16,4 +16,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.load_profile("ci" if IN_CI else "dev")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``openssl`` skip without the binary, or fail in CI (ci_support)."""
+    if item.get_closest_marker("openssl") is not None:
+        require_openssl()

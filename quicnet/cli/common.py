@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import socket
 import sys
 from typing import NoReturn
 
+from quicnet.crypto.keyfile import write_private_file
 from quicnet.errors import QuicnetError
 
 __all__ = [
     "CliError",
     "Parser",
     "add_output_flags",
+    "network_error",
+    "parse_accept",
     "read_input",
     "read_passphrase",
+    "split_host_port",
     "write_output",
 ]
 
@@ -47,13 +52,20 @@ def read_input(path: str | None, what: str = "input") -> bytes:
 
 
 def write_output(path: str | None, data: bytes, *, private: bool = False) -> None:
-    """Write to ``path`` (mode 0600 for private material), or to standard output."""
+    """Write to ``path``, or to standard output.
+
+    Private material goes to a fresh file of mode 0600 that replaces ``path``
+    (never written through a symlink, never left with an old file's mode).
+    """
     if path is None or path == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+        if private:
+            write_private_file(path, data)
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
     except OSError as exc:
@@ -78,6 +90,38 @@ def read_passphrase(spec: str | None) -> bytes | None:
         line = sys.stdin.buffer.readline()
         return line.rstrip(b"\r\n")
     raise CliError(f"unrecognised passphrase source {spec!r}; use pass:, env:, file: or stdin")
+
+
+def _port(text: str, flag: str, spec: str, *, listening: bool) -> int:
+    low = 0 if listening else 1  # port 0 asks the OS for a free port: only when listening
+    if not text.isdigit() or not low <= int(text) <= 65535:
+        raise CliError(f"{flag} {spec!r}: the port must be a number from {low} to 65535")
+    return int(text)
+
+
+def split_host_port(text: str, flag: str = "-connect") -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``, to connect to."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise CliError(f"{flag} {text!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", _port(port, flag, text, listening=False)
+
+
+def parse_accept(text: str) -> tuple[str, int]:
+    """``-accept [HOST:]PORT`` (the host defaults to 127.0.0.1; port 0 picks a free one)."""
+    host, _, port = text.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", _port(port, "-accept", text, listening=True)
+
+
+def network_error(action: str, exc: OSError) -> CliError:
+    """A one-line reason for a socket error the user can act on (refused, unknown name...)."""
+    if isinstance(exc, socket.gaierror):
+        reason = f"cannot resolve the name ({exc.strerror or exc})"
+    elif exc.errno is not None:
+        reason = os.strerror(exc.errno)  # asyncio rewrites strerror; the errno is plainer
+    else:
+        reason = str(exc) or type(exc).__name__
+    return CliError(f"{action}: {reason}")
 
 
 def parse_serial(text: str | None) -> int | None:

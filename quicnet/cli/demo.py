@@ -30,6 +30,7 @@ from quicnet.crypto import (
     respond_key_share,
     verify_chain,
 )
+from quicnet.crypto.keyfile import write_private_file
 
 
 def _step(text: str, started: float) -> None:
@@ -99,8 +100,7 @@ def demo(argv: list[str]) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "ca.pem").write_bytes(ca.to_pem())
         (out / "server.pem").write_bytes(leaf.to_pem())
-        (out / "server.key").write_bytes(server_key.to_pem())
-        (out / "server.key").chmod(0o600)
+        write_private_file(out / "server.key", server_key.to_pem())
         print(f"\n  wrote {out}/ca.pem, server.pem, server.key")
         print(f"  check with: openssl verify -CAfile {out}/ca.pem {out}/server.pem")
     if a.seconds > 0 and a.clients > 0:

@@ -9,11 +9,17 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from quicnet.cli.common import CliError, Parser
-from quicnet.cli.s_client import split_host_port
-from quicnet.cli.tls_common import key_log_writer, load_roots
-from quicnet.io.aio import QuicClient, connect, run
+from quicnet.cli.common import CliError, Parser, network_error, split_host_port
+from quicnet.cli.tls_common import key_log_writer, load_roots, parse_pins
+from quicnet.io.aio import QuicClient, connect, describe_termination, run
 from quicnet.quic import ConnectionTerminated, QuicConfiguration, StreamDataReceived, StreamReset
+
+
+def _closed_with_error(event: ConnectionTerminated) -> CliError | None:
+    """The error to exit with when the connection ended in an error (None for a clean close)."""
+    if event.error_code == 0 and not event.stateless_reset:
+        return None
+    return CliError(f"connection {describe_termination(event)}")
 
 
 async def _download(client: QuicClient, urls: list[str], out: Path, timeout: float) -> int:
@@ -27,6 +33,7 @@ async def _download(client: QuicClient, urls: list[str], out: Path, timeout: flo
         client.send_stream_data(stream_id, f"GET {path}\r\n".encode(), end_stream=True)
     done: set[int] = set()
     failed = 0
+    ended: list[ConnectionTerminated] = []
 
     async def collect() -> None:
         nonlocal failed
@@ -44,6 +51,7 @@ async def _download(client: QuicClient, urls: list[str], out: Path, timeout: flo
                 done.add(event.stream_id)
                 failed += 1
             elif isinstance(event, ConnectionTerminated):
+                ended.append(event)
                 return
             if len(done) == len(files):
                 return
@@ -54,6 +62,8 @@ async def _download(client: QuicClient, urls: list[str], out: Path, timeout: flo
     for stream_id, (target, _) in files.items():
         if stream_id not in done:
             sys.stderr.write(f"q_client: {target.name}: incomplete\n")
+    if ended and (error := _closed_with_error(ended[0])) is not None:
+        raise error
     return failed + missing
 
 
@@ -69,8 +79,15 @@ async def _stdin_exchange(client: QuicClient, timeout: float) -> int:
                 sys.stdout.buffer.flush()
                 if event.end_stream:
                     return
+            elif isinstance(event, ConnectionTerminated):
+                raise _closed_with_error(event) or CliError(
+                    f"connection {describe_termination(event)} before the answer ended"
+                )
 
-    await asyncio.wait_for(collect(), timeout)
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError:
+        raise CliError(f"no complete answer within -timeout {timeout:g} s") from None
     return 0
 
 
@@ -84,12 +101,27 @@ async def main(argv: list[str]) -> int:
     p.add_argument("-pin", action="append", default=[], metavar="HEX")
     p.add_argument("-keylogfile", metavar="FILE")
     p.add_argument("-out", metavar="DIR", default=".", help="where downloads go (default: .)")
-    p.add_argument("-timeout", type=float, default=60.0)
+    p.add_argument(
+        "-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds for the exchange after the handshake (default 60)",
+    )
+    p.add_argument(
+        "-handshake_timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="give up when the handshake is not done within S seconds (default 10)",
+    )
     p.add_argument("urls", nargs="*", metavar="URL")
     a = p.parse_args(argv)
 
     host, port = split_host_port(a.connect)
-    pins = [bytes.fromhex(x.replace(":", "")) for x in a.pin]
+    pins = parse_pins(a.pin)
+    if not a.handshake_timeout > 0:
+        raise CliError(f"-handshake_timeout must be positive, not {a.handshake_timeout:g}")
     roots = [] if a.insecure or (pins and not a.CAfile) else load_roots(a.CAfile)
     if not (roots or pins or a.insecure):
         raise CliError("no trusted roots: give -CAfile, -pin, or -insecure")
@@ -102,11 +134,13 @@ async def main(argv: list[str]) -> int:
         pinned_fingerprints=pins,
         insecure_skip_verify=a.insecure,
         key_log=key_log_writer(a.keylogfile or os.environ.get("SSLKEYLOGFILE")),
+        handshake_timeout=a.handshake_timeout,
     )
     try:
-        client = await asyncio.wait_for(connect(host, port, config), a.timeout)
-    except (ConnectionError, TimeoutError) as exc:
-        raise CliError(f"cannot connect to {a.connect}: {exc or 'timed out'}") from None
+        # The connection's own handshake deadline bounds this wait.
+        client = await connect(host, port, config)
+    except OSError as exc:  # unknown name, no route; the handshake failed or timed out
+        raise network_error(f"cannot connect to {a.connect}", exc) from None
     try:
         if a.urls:
             out = Path(a.out)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
-from quicnet.cli.common import CliError, Parser, read_passphrase
+from quicnet.cli.common import CliError, Parser, network_error, parse_accept, read_passphrase
 from quicnet.cli.tls_common import key_log_writer, load_identity
 from quicnet.crypto import dev_identity
 from quicnet.io.aio import run, serve
@@ -17,6 +18,7 @@ from quicnet.quic import (
     QuicConfiguration,
     QuicConnection,
     QuicEvent,
+    QuicUsageError,
     StreamDataReceived,
 )
 
@@ -52,17 +54,12 @@ async def main(argv: list[str]) -> int:
     p.add_argument("-quiet", action="store_true")
     a = p.parse_args(argv)
 
-    host, _, port_text = a.accept.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if not port_text.isdigit():
-        raise CliError(f"-accept {a.accept!r}: expected [HOST:]PORT")
+    host, port = parse_accept(a.accept)
     chain, key = load_identity(a.cert, a.key, read_passphrase(a.passin))
+    development = key is None
     if key is None:
         ident = dev_identity()
         chain, key = list(ident.certificate_chain), ident.private_key
-        sys.stderr.write(
-            f"q_server: no -cert, using a development identity; pin: {ident.fingerprint.hex()}\n"
-        )
     root = Path(a.www).resolve() if a.www else None
     if root is not None and not root.is_dir():
         raise CliError(f"-www {a.www!r} is not a directory")
@@ -75,12 +72,29 @@ async def main(argv: list[str]) -> int:
         key_log=key_log_writer(a.keylogfile),
     )
     requests: dict[tuple[int, int], bytearray] = {}
+    #: (connection, peer's unidirectional stream) -> our stream carrying its echo.
+    echo_streams: dict[tuple[int, int], int] = {}
+
+    def echo(conn: QuicConnection, event: StreamDataReceived) -> None:
+        stream_id = event.stream_id
+        if stream_id & 0x2:
+            # RFC 9000 §2.1: a peer's unidirectional stream is receive-only for us;
+            # its echo goes back on a unidirectional stream of our own.
+            key_ = (id(conn), stream_id)
+            if key_ not in echo_streams:
+                echo_streams[key_] = conn.create_stream(bidirectional=False)
+            stream_id = echo_streams[key_]
+            if event.end_stream:
+                del echo_streams[key_]
+        conn.send_stream_data(stream_id, event.data, event.end_stream)
 
     def handle(conn: QuicConnection, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
             if root is None:
-                conn.send_stream_data(event.stream_id, event.data, event.end_stream)
+                echo(conn, event)
                 return
+            if event.stream_id & 0x2:
+                return  # hq-interop requests come on bidirectional streams only
             key_ = (id(conn), event.stream_id)
             buf = requests.setdefault(key_, bytearray())
             buf += event.data
@@ -95,11 +109,24 @@ async def main(argv: list[str]) -> int:
                 else:
                     conn.send_stream_data(event.stream_id, path.read_bytes(), True)
         elif isinstance(event, DatagramReceived):
-            conn.send_datagram(event.data)
-        elif isinstance(event, (HandshakeCompleted, ConnectionTerminated)) and not a.quiet:
-            sys.stderr.write(f"q_server: {event}\n")
+            with contextlib.suppress(QuicUsageError):  # larger than the client accepts: dropped
+                conn.send_datagram(event.data)
+        elif isinstance(event, (HandshakeCompleted, ConnectionTerminated)):
+            if isinstance(event, ConnectionTerminated):
+                for table in (requests, echo_streams):
+                    for k in [k for k in table if k[0] == id(conn)]:
+                        del table[k]
+            if not a.quiet:
+                sys.stderr.write(f"q_server: {event}\n")
 
-    server = await serve(host, int(port_text), config, handle, require_retry=a.retry)
+    try:
+        server = await serve(host, port, config, handle, require_retry=a.retry)
+    except OSError as exc:  # in use, not a local address, unknown name
+        raise network_error(f"cannot listen on {a.accept}", exc) from None
+    if development:
+        sys.stderr.write(
+            f"q_server: no -cert, using a development identity; pin: {chain[0].fingerprint().hex()}\n"
+        )
     bound = server.local_address
     print(f"ACCEPT {bound[0]}:{bound[1]}", flush=True)
     try:

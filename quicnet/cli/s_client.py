@@ -7,7 +7,15 @@ import os
 import sys
 import threading
 
-from quicnet.cli.common import CliError, Parser, read_input, read_passphrase, write_output
+from quicnet.cli.common import (
+    CliError,
+    Parser,
+    network_error,
+    read_input,
+    read_passphrase,
+    split_host_port,
+    write_output,
+)
 from quicnet.cli.tls_common import (
     add_tls_flags,
     key_log_writer,
@@ -15,18 +23,11 @@ from quicnet.cli.tls_common import (
     load_roots,
     parse_ciphersuites,
     parse_groups,
+    parse_pins,
 )
 from quicnet.crypto import NamedGroup, format_fingerprint
 from quicnet.tls import ClientConfig, HandshakeComplete, SessionTicket, open_connection
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
-
-
-def split_host_port(text: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port``."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise CliError(f"-connect {text!r}: expected HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def describe(h: HandshakeComplete, quiet: bool) -> None:
@@ -98,12 +99,7 @@ async def run(argv: list[str]) -> int:
 
     host, port = split_host_port(a.connect)
     chain, key = load_identity(a.cert, a.key, read_passphrase(a.passin))
-    pins = []
-    for pin in a.pin:
-        try:
-            pins.append(bytes.fromhex(pin.replace(":", "")))
-        except ValueError:
-            raise CliError(f"-pin {pin!r} is not hex") from None
+    pins = parse_pins(a.pin)
     session = SessionTicket.from_pem(read_input(a.sess_in, "session")) if a.sess_in else None
     roots = [] if a.insecure or (pins and not a.CAfile) else load_roots(a.CAfile)
     if not (roots or pins or a.insecure):
@@ -127,7 +123,10 @@ async def run(argv: list[str]) -> int:
     if a.groups:
         config.key_share_groups = config.groups[:1]
     early = read_input(a.early_data, "early data") if a.early_data else None
-    reader, writer = await open_connection(host, port, config, early_data=early)
+    try:
+        reader, writer = await open_connection(host, port, config, early_data=early)
+    except OSError as exc:  # refused, unreachable, unknown name: the user's to fix
+        raise network_error(f"cannot connect to {a.connect}", exc) from None
     assert writer.handshake is not None
     describe(writer.handshake, a.quiet)
 
@@ -151,6 +150,8 @@ async def run(argv: list[str]) -> int:
         while data := await reader.read(1 << 16):
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
+    except OSError as exc:  # reset by the server, network gone
+        raise network_error(f"connection to {a.connect} lost", exc) from None
     finally:
         if saver is not None:
             try:

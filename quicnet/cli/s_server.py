@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import sys
 
-from quicnet.cli.common import Parser, read_passphrase
-from quicnet.cli.s_client import split_host_port, start_stdin_reader
+from quicnet.cli.common import Parser, network_error, parse_accept, read_passphrase
+from quicnet.cli.s_client import start_stdin_reader
 from quicnet.cli.tls_common import (
     add_tls_flags,
     key_log_writer,
@@ -59,15 +59,12 @@ async def run(argv: list[str]) -> int:
     add_tls_flags(p)
     a = p.parse_args(argv)
 
-    host, port = ("127.0.0.1", int(a.accept)) if a.accept.isdigit() else split_host_port(a.accept)
+    host, port = parse_accept(a.accept)
     chain, key = load_identity(a.cert, a.key, read_passphrase(a.passin))
+    development = key is None
     if key is None:
         ident = dev_identity()
         chain, key = list(ident.certificate_chain), ident.private_key
-        sys.stderr.write(
-            "s_server: no -cert given, using a fresh development identity\n"
-            f"  pin it with: -pin {ident.fingerprint.hex()}\n"
-        )
     client_auth = (
         ClientAuth.REQUIRED
         if a.Verify is not None
@@ -124,7 +121,15 @@ async def run(argv: list[str]) -> int:
                 if remaining <= 0:
                     done.set()
 
-    server = await start_server(handle, host, port, config)
+    try:
+        server = await start_server(handle, host, port, config)
+    except OSError as exc:  # in use, not a local address, unknown name
+        raise network_error(f"cannot listen on {a.accept}", exc) from None
+    if development:
+        sys.stderr.write(
+            "s_server: no -cert given, using a fresh development identity\n"
+            f"  pin it with: -pin {chain[0].fingerprint().hex()}\n"
+        )
     bound = server.sockets[0].getsockname()
     print(f"ACCEPT {bound[0]}:{bound[1]}", flush=True)
     if not a.quiet:

@@ -73,6 +73,20 @@ def key_log_writer(path: str | None) -> Callable[[str], None] | None:
     return write
 
 
+def parse_pins(values: list[str]) -> list[bytes]:
+    """``-pin HEX``: SHA-256 fingerprints of a certificate or its public key (colons allowed)."""
+    pins = []
+    for value in values:
+        try:
+            pin = bytes.fromhex(value.replace(":", ""))
+        except ValueError:
+            pin = b""
+        if len(pin) != 32:
+            raise CliError(f"-pin {value!r} is not a SHA-256 fingerprint (64 hex digits)")
+        pins.append(pin)
+    return pins
+
+
 def add_tls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-alpn", metavar="P1,P2", help="ALPN protocols, comma separated")
     p.add_argument("-groups", metavar="G1:G2", help="key exchange groups, in preference order")

@@ -27,6 +27,7 @@ from quicnet.crypto.certs import (
     make_csr,
 )
 from quicnet.crypto.errors import CryptoError
+from quicnet.crypto.keyfile import write_private_file
 from quicnet.crypto.keys import PrivateKey, generate_private_key, load_private_key
 from quicnet.crypto.random import random_bytes
 
@@ -42,12 +43,6 @@ class IssuedCertificate:
     not_after: datetime.datetime
     certificate_path: Path
     key_path: Path | None
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 class DevCA:
@@ -86,7 +81,7 @@ class DevCA:
         cert = make_ca(key, subject, days=days)
         (root / "certs").mkdir(parents=True, exist_ok=True)
         (root / "private").mkdir(mode=0o700, exist_ok=True)
-        _write_private(root / "private" / "ca.key", key.to_pem(password))
+        write_private_file(root / "private" / "ca.key", key.to_pem(password))
         (root / "ca.pem").write_bytes(cert.to_pem())
         (root / "serial").write_text(f"{int.from_bytes(random_bytes(8), 'big') | 1 << 62:X}\n")
         (root / "index.txt").write_text("")
@@ -136,7 +131,7 @@ class DevCA:
         key_path: Path | None = None
         if key is not None:
             key_path = self.directory / "private" / f"{serial:X}.key"
-            _write_private(key_path, key.to_pem())
+            write_private_file(key_path, key.to_pem())
         cert_path = self.directory / "certs" / f"{serial:X}.pem"
         cert_path.write_bytes(cert.to_pem())
         # OpenSSL index.txt: status, expiry (YYMMDDHHMMSSZ), revocation, serial, file, subject

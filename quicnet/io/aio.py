@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -23,9 +25,12 @@ from quicnet.io.udp import open_udp_socket
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import Address, ConnectionState, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
+from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
 
-__all__ = ["QuicClient", "QuicServer", "connect", "run", "serve"]
+__all__ = ["QuicClient", "QuicServer", "connect", "describe_termination", "run", "serve"]
+
+_log = logging.getLogger("quicnet.io")
 
 _MAX_DATAGRAM = 65536
 _READS_PER_WAKEUP = 256
@@ -38,6 +43,25 @@ def run(main: Coroutine[Any, Any, Any]) -> Any:
     except ImportError:
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def describe_termination(event: ConnectionTerminated) -> str:
+    """How a connection ended, in words: who closed it, the error code and the reason."""
+    if event.stateless_reset:
+        return "reset by the peer (stateless reset)"
+    if not event.by_peer:
+        return event.reason or "closed"
+    code = event.error_code
+    if event.is_application:
+        kind = f"application error 0x{code:x}"
+    elif 0x100 <= code <= 0x1FF:  # RFC 9001 §4.8: CRYPTO_ERROR carries a TLS alert
+        kind = f"CRYPTO_ERROR 0x{code:x} (TLS alert {code - 0x100})"
+    else:
+        try:
+            kind = f"{TransportErrorCode(code).name} 0x{code:x}"
+        except ValueError:
+            kind = f"transport error 0x{code:x}"
+    return f"closed by the peer with {kind}" + (f": {event.reason}" if event.reason else "")
 
 
 class _Transporter:
@@ -64,16 +88,18 @@ class _Transporter:
         if sock is None:
             return
         now = self.loop.time()
-        for _ in range(_READS_PER_WAKEUP):
-            try:
-                data, address = sock.recvfrom(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue  # ICMP errors surface here: recovery treats the loss as loss
-            self._receive(data, address, now)
-        self._dispatch()
-        self.transmit()
+        try:
+            for _ in range(_READS_PER_WAKEUP):
+                try:
+                    data, address = sock.recvfrom(_MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue  # ICMP errors surface here: recovery treats the loss as loss
+                self._receive(data, address, now)
+            self._dispatch()
+        finally:
+            self.transmit()  # whatever happened above, what is queued leaves now
 
     def detach(self) -> None:
         self.stop_timer()
@@ -123,8 +149,10 @@ class _Transporter:
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._on_timer(self.loop.time())
-        self.transmit()
+        try:
+            self._on_timer(self.loop.time())
+        finally:
+            self.transmit()
 
     def stop_timer(self) -> None:
         if self._timer is not None:
@@ -162,7 +190,7 @@ class QuicClient(_Transporter):
             if isinstance(event, ConnectionTerminated):
                 if not self._connected.done():
                     self._connected.set_exception(
-                        ConnectionError(f"connection failed: {event.reason}")
+                        ConnectionError(f"connection failed: {describe_termination(event)}")
                     )
                 if not self._closed.done():
                     self._closed.set_result(None)
@@ -248,14 +276,28 @@ class QuicServer(_Transporter):
 
     def _dispatch(self) -> None:
         while (item := self.endpoint.next_event()) is not None:
-            result = self._handler(*item)
+            conn, event = item
+            try:
+                result = self._handler(conn, event)
+            except Exception as exc:
+                self._handler_failed(conn, event, exc)
+                continue
             if asyncio.iscoroutine(result):
                 task = asyncio.ensure_future(result)
                 self._tasks.add(task)
-                task.add_done_callback(self._done)
+                task.add_done_callback(functools.partial(self._done, conn, event))
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _handler_failed(self, conn: QuicConnection, event: QuicEvent, exc: BaseException) -> None:
+        """A handler bug ends its own connection, never the server or the loop."""
+        name = type(event).__name__
+        _log.error("the handler failed on %s; closing its connection", name, exc_info=exc)
+        # RFC 9000 §20.1: INTERNAL_ERROR, without the details (they are in the log).
+        conn.close(TransportErrorCode.INTERNAL_ERROR, "internal error", application=False)
+
+    def _done(self, conn: QuicConnection, event: QuicEvent, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._handler_failed(conn, event, exc)
         self.transmit()
 
     @property

@@ -32,9 +32,13 @@ def open_udp_socket(host: str, port: int) -> socket.socket:
     """A non-blocking UDP socket bound to ``host:port`` (port 0 picks one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 21)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 21)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()  # a failed bind (in use, unknown name) leaks no socket
+        raise
     sock.setblocking(False)
     return sock
 

@@ -35,6 +35,9 @@ class QuicConfiguration:
     session_ticket: SessionTicket | None = None
     ticket_keys: TicketKeys | None = field(default_factory=TicketKeys)
     enable_early_data: bool = False  # client: 0-RTT with session_ticket; server: accept it
+    #: Seconds a handshake may take before the connection gives up (None: only the
+    #: idle timeout applies); a client is not left waiting on a server that never answers.
+    handshake_timeout: float | None = 10.0
     # Transport parameters (RFC 9000 §18.2), in seconds and bytes.
     idle_timeout: float = 30.0
     initial_max_data: int = 4 << 20

@@ -158,6 +158,7 @@ class QuicConnection:
         self._last_activity: float | None = None
         self._idle_restart_on_send = False
         self._close_deadline: float | None = None  # end of the closing or draining period
+        self._handshake_deadline: float | None = None
         self._ack_deadline: float | None = None
         self.closing: ClosingState | None = None
         self._pacing_deadline: float | None = None
@@ -310,6 +311,7 @@ class QuicConnection:
         self.paths.start(address, validated=True)
         self.cids.set_initial_peer(self.original_destination_cid)
         self._last_activity = now
+        self._start_handshake_deadline(now)
         if self._version_probes_left:
             self._version_probe_due = now  # an unknown version first: wait for VN
             return
@@ -684,6 +686,8 @@ class QuicConnection:
             candidates.append(self._version_probe_due)
         if self.paths.active and (path_timer := self.paths.next_timer()) is not None:
             candidates.append(path_timer)
+        if self._handshake_deadline is not None and not self.handshake_complete:
+            candidates.append(self._handshake_deadline)
         return min(candidates) if candidates else None
 
     def _idle_deadline(self, last_activity: float) -> float:
@@ -694,6 +698,14 @@ class QuicConnection:
         """Arm the idle timeout from ``now`` (a server connection, from its first datagram)."""
         if self._last_activity is None:
             self._last_activity = now
+        self._start_handshake_deadline(now)
+
+    def _start_handshake_deadline(self, now: float) -> None:
+        # Not an RFC 9000 timer (§10.1 leaves a stalled handshake to the idle timeout): a
+        # local limit, so a client whose server never answers gives up in seconds.
+        timeout = self.configuration.handshake_timeout
+        if timeout and self._handshake_deadline is None:
+            self._handshake_deadline = now + timeout
 
     def on_ack_eliciting_sent(self, now: float) -> None:
         """RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer."""
@@ -712,6 +724,12 @@ class QuicConnection:
         if self.state in (ConnectionState.CLOSING, ConnectionState.DRAINING):
             if self._close_deadline is not None and now >= self._close_deadline:
                 self._terminate(0, None, "closed", by_peer=False)
+            return
+        deadline = self._handshake_deadline
+        if deadline is not None and not self.handshake_complete and now >= deadline:
+            timeout = self.configuration.handshake_timeout
+            reason = f"handshake timeout: not completed within {timeout:g} s"
+            self._terminate(TransportErrorCode.NO_ERROR, None, reason, by_peer=False)
             return
         if (
             self.idle_timeout

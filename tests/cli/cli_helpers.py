@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import os
+import select
 import shlex
-import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-OPENSSL = shutil.which("openssl")
-OPENSSL_MISSING = "openssl binary not on PATH; install openssl to run the interop tests"
 
 #: The console script installed next to the interpreter (the ``quicnet`` entry point).
 QUICNET_EXE = Path(sys.executable).with_name("quicnet")
@@ -62,6 +63,61 @@ def run_subprocess(
         cwd=cwd,
         timeout=60,
     )
+
+
+@dataclass
+class ServerProcess:
+    """A ``quicnet s_server``/``q_server`` child and the address its ACCEPT line named."""
+
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+
+    def stop(self) -> str:
+        """Terminate the server; returns what it wrote to stderr."""
+        self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=10)
+        return err.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def cli_server(
+    *argv: str, cwd: Path | None = None, deadline: float = 30.0
+) -> Iterator[ServerProcess]:
+    """Run ``python -m quicnet VERB ...`` until it prints ``ACCEPT host:port``; kill it after."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quicnet", *argv],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        end = time.monotonic() + deadline
+        while not line.endswith(b"\n"):
+            left = end - time.monotonic()
+            ready, _, _ = select.select([proc.stdout], [], [], max(left, 0))
+            if not ready:
+                raise AssertionError(f"{argv[0]} printed no ACCEPT line: {line!r}")
+            chunk = os.read(proc.stdout.fileno(), 1)
+            if not chunk:
+                err = proc.stderr.read() if proc.stderr else b""
+                raise AssertionError(f"{argv[0]} exited before ACCEPT: {err!r}")
+            line += chunk
+        words = line.decode().split()
+        assert words[0] == "ACCEPT", line
+        host, _, port = words[1].rpartition(":")
+        yield ServerProcess(proc, host.strip("[]"), int(port))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.communicate(timeout=10)
 
 
 def assert_one_line_error(

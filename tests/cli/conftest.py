@@ -3,7 +3,7 @@
 ``qn`` runs the CLI in-process (``quicnet.cli.main.main``) in a fresh
 temporary working directory and returns a :class:`Result` (code, stdout,
 stderr); ``openssl`` runs the real ``openssl`` binary in the same directory
-(the test is skipped when the binary is missing).
+(without the binary the test is skipped, or fails in CI: see tests/ci_support.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import OPENSSL, OPENSSL_MISSING, FakeStdin, Result, exit_code
+from ci_support import require_openssl
+from cli_helpers import FakeStdin, Result, exit_code
 
 from quicnet.cli.main import main
 
@@ -64,14 +65,13 @@ def qn_ok(qn: Runner) -> Runner:
 def openssl(work: Path) -> OpenSSL:
     """Run the real ``openssl`` in the test's directory (fails the test on a non-zero exit
     unless ``check=False``)."""
-    if OPENSSL is None:
-        pytest.skip(OPENSSL_MISSING)
+    binary = require_openssl()
 
     def run(
         *args: object, stdin: bytes | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
         p = subprocess.run(
-            [OPENSSL, *map(str, args)], input=stdin, capture_output=True, cwd=work, timeout=60
+            [binary, *map(str, args)], input=stdin, capture_output=True, cwd=work, timeout=60
         )
         if check and p.returncode != 0:
             pytest.fail(

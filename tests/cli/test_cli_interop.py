@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_helpers import OPENSSL, OPENSSL_MISSING, assert_one_line_error, pem_unwrap, sh
+from ci_support import require_openssl
+from cli_helpers import assert_one_line_error, pem_unwrap, sh
 
 from quicnet.cli.main import main
 
@@ -33,15 +34,14 @@ def quicnet_rsa_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def openssl_rsa_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """RSA keys made by OpenSSL: PKCS#8 (``genpkey``) and PKCS#1 (``genrsa -traditional``)."""
-    if OPENSSL is None:
-        pytest.skip(OPENSSL_MISSING)
+    openssl = require_openssl()
     d = tmp_path_factory.mktemp("orsa")
     pkcs8, pkcs1 = d / "pkcs8.pem", d / "pkcs1.pem"
     for args in (
         ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pkcs8],
         ["genrsa", "-traditional", "-out", pkcs1, "2048"],
     ):
-        subprocess.run([OPENSSL, *map(str, args)], check=True, capture_output=True, timeout=60)
+        subprocess.run([openssl, *map(str, args)], check=True, capture_output=True, timeout=60)
     return {"pkcs8": pkcs8, "pkcs1": pkcs1}
 
 

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import OPENSSL, OPENSSL_MISSING, assert_one_line_error, run_subprocess, sh
+from ci_support import require_openssl
+from cli_helpers import assert_one_line_error, run_subprocess, sh
 
 from quicnet.cli.main import main
 
@@ -220,10 +221,10 @@ SCENARIOS = [
 @pytest.mark.openssl
 @pytest.mark.parametrize(("command", "expected_ok"), SCENARIOS)
 def test_same_verdict_as_openssl(qn, in_pki, command, expected_ok):
-    if OPENSSL is None:
-        pytest.skip(OPENSSL_MISSING)
     args = sh(command)
-    theirs = subprocess.run([OPENSSL, "verify", *args], capture_output=True, cwd=in_pki, timeout=60)
+    theirs = subprocess.run(
+        [require_openssl(), "verify", *args], capture_output=True, cwd=in_pki, timeout=60
+    )
     ours = qn("verify", *args)
     assert ours.code != 3, ours.err
     assert (theirs.returncode == 0) is expected_ok, theirs.stderr  # the scenario is what we think

@@ -265,6 +265,10 @@ def test_sending_restarts_the_idle_timer() -> None:
     sim.client.on_event = back
     sent = send_on_new_streams(_client(sim), [b"still there?"])
     sim.run_until(lambda: back.complete(sent), timeout=2.0, what="answer")
+    # Sending 10 ms before the deadline pushed it out: the answer came, nobody timed out.
+    assert [bytes(d) for d in back.data.values()] == [b"still there?"]
+    assert _client(sim).state == ConnectionState.CONNECTED
+    assert not sim.client.events_of(ConnectionTerminated)
 
 
 def test_nat_rebinding() -> None:
@@ -517,14 +521,21 @@ def _garbage_initial(dcid: bytes | None = None) -> bytes:
 
 def test_undecryptable_initial_does_not_break_the_endpoint() -> None:
     sim = make_pair(seed=14)
+    endpoint = sim.server.impl
+    assert isinstance(endpoint, QuicEndpoint)
     sim.inject(_garbage_initial(), ("10.9.9.9", 9999), SERVER_ADDR)
     sim.run_for(0.1)
+    # Dropped: no connection kept, nothing sent back to the stranger.
+    assert endpoint.stats.datagrams_dropped == 1 and endpoint.stats.connections_accepted == 0
+    assert not endpoint.connections and not sim.sent_elsewhere
     # A real client still gets served.
     collector = StreamCollector()
     sim.server.on_event = collector
     handshake(sim)
     sent = send_on_new_streams(_client(sim), [b"still there"])
     sim.run_until(lambda: collector.complete(sent), what="transfer")
+    assert [bytes(d) for d in collector.data.values()] == [b"still there"]
+    assert endpoint.stats.connections_accepted == 1
 
 
 def test_undecryptable_initials_do_not_use_up_handshake_slots() -> None:

@@ -21,7 +21,6 @@ import hashlib
 import os
 import random
 import re
-import shutil
 import ssl
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pytest
+from ci_support import require_openssl
 
 from quicnet.crypto import (
     Certificate,
@@ -48,9 +48,8 @@ from quicnet.tls.key_schedule import next_traffic_secret
 
 T = TypeVar("T")
 
-OPENSSL = shutil.which("openssl")
-OPENSSL_MISSING = "openssl binary not on PATH; install openssl to run TLS interop tests"
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason=OPENSSL_MISSING)
+#: Tests that run the openssl binary: skipped without it, failed in CI (tests/conftest.py).
+needs_openssl = pytest.mark.openssl
 
 #: Upper bound for any one test's network activity (seconds).
 TIMEOUT = 30.0
@@ -387,8 +386,7 @@ class Processes:
         return proc
 
     def openssl(self, *args: object, **kwargs: Any) -> Proc:
-        assert OPENSSL is not None
-        return self.start(OPENSSL, *args, **kwargs)
+        return self.start(require_openssl(), *args, **kwargs)
 
     def quicnet(self, *args: object, **kwargs: Any) -> Proc:
         return self.start(sys.executable, "-m", "quicnet", *args, **kwargs)

@@ -229,7 +229,7 @@ def test_signature_algorithm_per_issuer_key(
     assert leaf.signature_algorithm == expected
     assert root.issued(leaf)
     assert not leaf.issued(root)
-    verify_chain([leaf], [root], name="leaf.test")
+    assert verify_chain([leaf], [root], name="leaf.test") == [leaf, root]
     # And a CSR signed by this key type verifies.
     csr = make_csr(issuer_key, "/CN=csr", names=["csr.test"])
     csr.verify_signature()
@@ -809,7 +809,10 @@ def test_dev_identity_custom_names_and_time() -> None:
     assert leaf.not_before == T0 and leaf.not_after == T0 + 2 * DAY
     at = T0 + DAY
     for name in ("game.test", "lobby.rooms.game.test", "10.1.2.3"):
-        verify_chain([leaf], [ident.trust_root], name=name, at=at)
+        assert verify_chain([leaf], [ident.trust_root], name=name, at=at) == [
+            leaf,
+            ident.trust_root,
+        ]
     for name in ("localhost", "127.0.0.1", "rooms.game.test"):
         with pytest.raises(NameMismatch):
             verify_chain([leaf], [ident.trust_root], name=name, at=at)

@@ -103,7 +103,7 @@ def test_issue_round_trip(ca: DevCA) -> None:
         assert load_private_key(entry.key_path.read_bytes()).public_key() == cert.public_key()
         path = verify_chain([cert], [ca.certificate], name=f"host{n}.test")
         assert path == [cert, ca.certificate]
-        verify_chain([cert], [ca.certificate], name=f"10.0.0.{n}")
+        assert verify_chain([cert], [ca.certificate], name=f"10.0.0.{n}") == path
 
     lines = index_lines(ca)
     assert len(lines) == 4
@@ -150,7 +150,7 @@ def test_issue_from_csr_writes_no_key(ca: DevCA) -> None:
     assert cert.public_key() == key.public_key()
     assert cert.subject == "CN=from-csr.test"
     assert cert.dns_names == ["from-csr.test"] and cert.ip_addresses == ["::1"]
-    verify_chain([cert], [ca.certificate], name="::1")
+    assert verify_chain([cert], [ca.certificate], name="::1") == [cert, ca.certificate]
     # names= overrides the CSR's.
     other = load_certificate(
         ca.issue(csr=csr, names=["granted.test"]).certificate_path.read_bytes()
@@ -221,7 +221,7 @@ def test_passphrase_protected_ca(tmp_path: Path) -> None:
     assert mode(root / "private" / "ca.key") == 0o600
     entry = ca.issue("/CN=p.test", names=["p.test"])
     cert = load_certificate(entry.certificate_path.read_bytes())
-    verify_chain([cert], [ca.certificate], name="p.test")
+    assert verify_chain([cert], [ca.certificate], name="p.test") == [cert, ca.certificate]
     # Reopened with the passphrase: works; without it: refused when signing.
     DevCA(root, password=b"ca secret").issue("/CN=q.test")
     with pytest.raises(PassphraseError):

@@ -309,13 +309,21 @@ def test_scheme_uses_the_right_hash_and_padding(
     signature = key.sign(scheme, DATA)
     pyca_public = serialization.load_der_public_key(key.public_key().to_der())
     hash_cls = SCHEME_HASH[scheme]
-    if scheme.name.startswith("ecdsa"):
-        pyca_public.verify(signature, DATA, ec.ECDSA(hash_cls()))
-    elif scheme.name.startswith("rsa_pkcs1"):
-        pyca_public.verify(signature, DATA, padding.PKCS1v15(), hash_cls())
-    else:
-        pss = padding.PSS(padding.MGF1(hash_cls()), salt_length=hash_cls.digest_size)
-        pyca_public.verify(signature, DATA, pss, hash_cls())
+
+    def pyca_verify(hash_cls: type[hashes.HashAlgorithm]) -> None:
+        """pyca's verify: returns nothing, raises InvalidSignature on a mismatch."""
+        if scheme.name.startswith("ecdsa"):
+            pyca_public.verify(signature, DATA, ec.ECDSA(hash_cls()))
+        elif scheme.name.startswith("rsa_pkcs1"):
+            pyca_public.verify(signature, DATA, padding.PKCS1v15(), hash_cls())
+        else:
+            pss = padding.PSS(padding.MGF1(hash_cls()), salt_length=hash_cls.digest_size)
+            pyca_public.verify(signature, DATA, pss, hash_cls())
+
+    pyca_verify(hash_cls)  # the scheme's own hash and padding: accepted
+    other = hashes.SHA384 if hash_cls is hashes.SHA256 else hashes.SHA256
+    with pytest.raises(InvalidSignature):  # so the check above does tell hashes apart
+        pyca_verify(other)
 
 
 def test_default_signature_scheme_is_first_listed(case_key: tuple[KeyCase, PrivateKey]) -> None:

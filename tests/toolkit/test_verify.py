@@ -64,6 +64,11 @@ def verify(
     return verify_chain(chain, roots, **kw)  # type: ignore[arg-type]
 
 
+def path_of(chain: Chain) -> list[Certificate]:
+    """The validated path verify_chain returns for a Chain: leaf, intermediate, root."""
+    return [chain.leaf, chain.intermediate, chain.root]
+
+
 def pyca_name(cert: Certificate) -> x509.Name:
     return x509.load_der_x509_certificate(cert.to_der()).subject
 
@@ -144,8 +149,8 @@ def test_name_is_optional(chain: Chain) -> None:
 
 def test_validation_at_explicit_times(chain: Chain) -> None:
     leaf = chain.leaf
-    verify(chain, at=leaf.not_before)
-    verify(chain, at=leaf.not_after)
+    assert verify(chain, at=leaf.not_before) == path_of(chain)
+    assert verify(chain, at=leaf.not_after) == path_of(chain)
     with pytest.raises(CertificateExpired):
         verify(chain, at=leaf.not_after + SECOND)
     with pytest.raises(CertificateNotYetValid):
@@ -154,7 +159,7 @@ def test_validation_at_explicit_times(chain: Chain) -> None:
 
 def test_default_time_is_now() -> None:
     fresh = build_chain(start=datetime.datetime.now(UTC) - DAY)
-    verify_chain(fresh.presented, [fresh.root], name="a.example.com")
+    assert verify_chain(fresh.presented, [fresh.root], name="a.example.com") == path_of(fresh)
     old = build_chain(start=T0, leaf_days=30)  # expired long ago
     with pytest.raises(CertificateExpired):
         verify_chain(old.presented, [old.root], name="a.example.com")
@@ -165,12 +170,12 @@ def test_default_time_is_now() -> None:
     ["192.0.2.7", "2001:db8::7", "[2001:db8::7]", "2001:0db8:0000:0000:0000:0000:0000:0007"],
 )
 def test_ip_names(chain: Chain, name: str) -> None:
-    verify(chain, name=name)
+    assert verify(chain, name=name) == path_of(chain)
 
 
 @pytest.mark.parametrize("name", ["A.EXAMPLE.COM", "a.example.com."])
 def test_dns_names_are_case_and_dot_insensitive(chain: Chain, name: str) -> None:
-    verify(chain, name=name)
+    assert verify(chain, name=name) == path_of(chain)
 
 
 def test_intermediates_in_any_order() -> None:
@@ -231,7 +236,7 @@ def test_pinned_ca_issued_leaf(chain: Chain) -> None:
 def test_client_purpose(chain: Chain) -> None:
     # quicnet's leaves carry serverAuth and clientAuth.
     for purpose in ("server", "client", "any"):
-        verify(chain, purpose=purpose)
+        assert verify(chain, purpose=purpose) == path_of(chain)
 
 
 # --------------------------------------------------------------------------- time errors
@@ -246,7 +251,7 @@ def test_leaf_not_yet_valid() -> None:
     c = build_chain(leaf_start=T0 + 20 * DAY)
     with pytest.raises(CertificateNotYetValid, match=r"a\.example\.com"):
         verify(c, at=T0 + 10 * DAY)
-    verify(c, at=T0 + 21 * DAY)
+    assert verify(c, at=T0 + 21 * DAY) == path_of(c)
     with pytest.raises(CertificateNotYetValid):
         verify(build_chain(), at=T0 - DAY)
 
@@ -261,7 +266,7 @@ def _reissued_intermediate(c: Chain, *, days: int, start: datetime.datetime = T0
 
 def test_intermediate_expired(chain: Chain) -> None:
     stale = _reissued_intermediate(chain, days=5)
-    verify(chain)  # the current intermediate is fine at AT ...
+    assert verify(chain) == path_of(chain)  # the current intermediate is fine at AT ...
     with pytest.raises(CertificateExpired, match="Intermediate"):  # ... the stale copy is not
         verify([chain.leaf, stale], [chain.root])
 
@@ -280,8 +285,9 @@ def test_root_expired(chain: Chain) -> None:
 
 def test_stale_intermediate_copy_before_the_current_one(chain: Chain) -> None:
     stale = _reissued_intermediate(chain, days=5)
-    assert verify([chain.leaf, chain.intermediate, stale], [chain.root])  # passes
-    assert verify([chain.leaf, stale, chain.intermediate], [chain.root])  # order swapped
+    # The stale copy is passed over for the current one, whatever the order.
+    assert verify([chain.leaf, chain.intermediate, stale], [chain.root]) == path_of(chain)
+    assert verify([chain.leaf, stale, chain.intermediate], [chain.root]) == path_of(chain)
 
 
 # --------------------------------------------------------------------------------- names
@@ -302,7 +308,7 @@ def test_ip_mismatch(chain: Chain, name: str) -> None:
 def test_ip_name_does_not_match_dns_entries() -> None:
     # A DNS SAN entry never satisfies an IP address, even one spelled like it.
     c = build_chain(names=["a.example.com", "10.0.0.1"])
-    verify(c, name="10.0.0.1")
+    assert verify(c, name="10.0.0.1") == path_of(c)
     with pytest.raises(NameMismatch):
         verify(c, name="10.0.0.2")
 
@@ -310,7 +316,7 @@ def test_ip_name_does_not_match_dns_entries() -> None:
 def test_wildcard_rules() -> None:
     c = build_chain(names=["*.example.com"])
     for ok in ("a.example.com", "WWW.EXAMPLE.COM", "x-y.example.com"):
-        verify(c, name=ok)
+        assert verify(c, name=ok) == path_of(c)
     for bad in ("example.com", "a.b.example.com", "a.example.org", "aexample.com", ".example.com"):
         with pytest.raises(NameMismatch):
             verify(c, name=bad)
@@ -320,7 +326,7 @@ def test_no_common_name_fallback() -> None:
     c = build_chain(names=[])
     assert c.leaf.subject == "CN=leaf"
     assert c.leaf.dns_names == [] and c.leaf.ip_addresses == []
-    verify(c)  # fine without a name...
+    assert verify(c) == path_of(c)  # fine without a name...
     with pytest.raises(NameMismatch):  # ...but the CN is never used as a name
         verify(c, name="leaf")
     key = new_key()
@@ -545,7 +551,7 @@ def test_intermediate_path_length() -> None:
     with pytest.raises(PathTooLong, match="Ladder Int 0"):
         verify(presented, [root])
     presented, root = _ladder(None, 2, int_path_length=1)
-    verify(presented, [root])
+    assert verify(presented, [root]) == [*presented, root]
 
 
 def test_depth_limit() -> None:
@@ -573,7 +579,8 @@ def test_unknown_extension_on_leaf(chain: Chain, critical: bool) -> None:
         with pytest.raises(UnsupportedCriticalExtension, match=UNKNOWN_OID.dotted_string):
             verify([leaf, chain.intermediate], [chain.root], name="u.example")
     else:
-        verify([leaf, chain.intermediate], [chain.root], name="u.example")
+        path = verify([leaf, chain.intermediate], [chain.root], name="u.example")
+        assert path == [leaf, chain.intermediate, chain.root]
 
 
 def test_unknown_critical_extension_on_intermediate(chain: Chain) -> None:
@@ -601,8 +608,8 @@ def test_client_only_leaf_is_unsuitable_for_a_server(chain: Chain) -> None:
     presented = [leaf, chain.intermediate]
     with pytest.raises(UnsuitableCertificate):
         verify(presented, [chain.root], purpose="server")
-    verify(presented, [chain.root], purpose="client")
-    verify(presented, [chain.root], purpose="any")
+    assert verify(presented, [chain.root], purpose="client") == [*presented, chain.root]
+    assert verify(presented, [chain.root], purpose="any") == [*presented, chain.root]
 
 
 def test_server_only_leaf_is_unsuitable_for_a_client(chain: Chain) -> None:
@@ -613,7 +620,8 @@ def test_server_only_leaf_is_unsuitable_for_a_client(chain: Chain) -> None:
     leaf = raw_issue(chain.intermediate, chain.intermediate_key, new_key(), "s.example", exts)
     with pytest.raises(UnsuitableCertificate):
         verify([leaf, chain.intermediate], [chain.root], purpose="client")
-    verify([leaf, chain.intermediate], [chain.root], purpose="server")
+    path = verify([leaf, chain.intermediate], [chain.root], purpose="server")
+    assert path == [leaf, chain.intermediate, chain.root]
 
 
 def test_any_eku_and_missing_eku_are_accepted(chain: Chain) -> None:
@@ -623,8 +631,9 @@ def test_any_eku_and_missing_eku_are_accepted(chain: Chain) -> None:
     ]
     for exts in (any_eku, leaf_extensions("x.example")):
         leaf = raw_issue(chain.intermediate, chain.intermediate_key, new_key(), "x.example", exts)
-        verify([leaf, chain.intermediate], [chain.root], purpose="server")
-        verify([leaf, chain.intermediate], [chain.root], purpose="client")
+        expected = [leaf, chain.intermediate, chain.root]
+        assert verify([leaf, chain.intermediate], [chain.root], purpose="server") == expected
+        assert verify([leaf, chain.intermediate], [chain.root], purpose="client") == expected
 
 
 def test_leaf_without_digital_signature(chain: Chain) -> None:
@@ -673,7 +682,7 @@ def test_permitted_dns_subtree(chain: Chain) -> None:
     inter, key = _constrained(chain, [x509.DNSName("example.com")])
     for ok in ("example.com", "a.example.com", "a.b.example.com"):
         leaf = _leaf_under(inter, key, ok)
-        verify([leaf, inter], [chain.root], name=ok)
+        assert verify([leaf, inter], [chain.root], name=ok) == [leaf, inter, chain.root]
     for bad in ("other.org", "evilexample.com", "example.com.evil.org"):
         _assert_constraint_violation([_leaf_under(inter, key, bad), inter], chain.root)
     # One name outside the subtree is enough to fail.
@@ -684,7 +693,8 @@ def test_permitted_dns_subtree(chain: Chain) -> None:
 
 def test_excluded_dns_subtree(chain: Chain) -> None:
     inter, key = _constrained(chain, None, [x509.DNSName("secret.example.com")])
-    verify([_leaf_under(inter, key, "public.example.com"), inter], [chain.root])
+    public = _leaf_under(inter, key, "public.example.com")
+    assert verify([public, inter], [chain.root]) == [public, inter, chain.root]
     _assert_constraint_violation(
         [_leaf_under(inter, key, "x.secret.example.com"), inter], chain.root
     )
@@ -699,12 +709,14 @@ def test_permitted_ip_subtree(chain: Chain) -> None:
             x509.IPAddress(ipaddress.ip_network("2001:db8::/32")),
         ],
     )
-    verify([_leaf_under(inter, key, "10.1.2.3"), inter], [chain.root], name="10.1.2.3")
-    verify([_leaf_under(inter, key, "2001:db8::5"), inter], [chain.root], name="2001:db8::5")
+    for name in ("10.1.2.3", "2001:db8::5"):
+        leaf = _leaf_under(inter, key, name)
+        assert verify([leaf, inter], [chain.root], name=name) == [leaf, inter, chain.root]
     _assert_constraint_violation([_leaf_under(inter, key, "192.168.1.1"), inter], chain.root)
     _assert_constraint_violation([_leaf_under(inter, key, "2001:db9::1"), inter], chain.root)
     # Only IP subtrees are given, so DNS names are unconstrained.
-    verify([_leaf_under(inter, key, "anything.example"), inter], [chain.root])
+    dns_leaf = _leaf_under(inter, key, "anything.example")
+    assert verify([dns_leaf, inter], [chain.root]) == [dns_leaf, inter, chain.root]
 
 
 def test_root_name_constraints_apply_to_intermediates(chain: Chain) -> None:
@@ -721,7 +733,8 @@ def test_root_name_constraints_apply_to_intermediates(chain: Chain) -> None:
     )
     bad_leaf = _leaf_under(sub, sub_key, "www.other.org")
     _assert_constraint_violation([bad_leaf, sub, c_int], builder_root)
-    verify([_leaf_under(sub, sub_key, "www.example.com"), sub, c_int], [builder_root])
+    good_leaf = _leaf_under(sub, sub_key, "www.example.com")
+    assert verify([good_leaf, sub, c_int], [builder_root]) == [good_leaf, sub, c_int, builder_root]
 
 
 # ---------------------------------------------------------------------- malformed input
@@ -811,7 +824,7 @@ def test_openssl_agrees_on_a_good_chain(tmp_path, chain: Chain) -> None:  # type
     result = _openssl_verify(tmp_path, chain, AT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert b"leaf.pem: OK" in result.stdout
-    verify(chain, name="a.example.com")
+    assert verify(chain, name="a.example.com") == path_of(chain)
 
 
 @needs_openssl

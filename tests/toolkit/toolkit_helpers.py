@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import datetime
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ci_support import require_openssl
 from cryptography.hazmat.primitives import serialization
 from hypothesis import settings
 
@@ -32,8 +32,8 @@ T0 = datetime.datetime(2025, 1, 1, tzinfo=UTC)
 FUZZ = settings(max_examples=120, deadline=None, database=None)
 FUZZ_SMALL = settings(max_examples=50, deadline=None, database=None)
 
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl binary is not on PATH")
+#: Tests that run the openssl binary: skipped without it, failed in CI (tests/conftest.py).
+needs_openssl = pytest.mark.openssl
 
 
 def pem_wrap(label: str, der: bytes) -> bytes:
@@ -58,9 +58,12 @@ def pyca_private(key: PrivateKey) -> object:
 def run_openssl(
     *args: str | Path, input: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    assert OPENSSL is not None
     return subprocess.run(
-        [OPENSSL, *map(str, args)], input=input, capture_output=True, check=False, timeout=60
+        [require_openssl(), *map(str, args)],
+        input=input,
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
 
 
