@@ -1,16 +1,22 @@
 """A deterministic simulated network for sans-I/O QUIC tests.
 
-Two (or more) nodes live in memory: a client :class:`QuicConnection` and a
-server (a :class:`QuicEndpoint` or a :class:`QuicConnection`). Time is a
-simulated clock. Each direction between the client and the server is a
-:class:`Link` with its own seeded :class:`random.Random` that can drop,
-reorder, duplicate, delay (latency + jitter) and corrupt (flip one byte)
-datagrams, plus scripted black-hole windows and filters.
+Nodes live in memory: a server (a :class:`QuicEndpoint` or a
+:class:`QuicConnection`) and one or more client connections, each at its
+own address. Time is a simulated clock. Each direction between a
+client and the server is a :class:`Link` with its own seeded
+:class:`random.Random` that can drop, reorder, duplicate, delay (latency +
+jitter) and corrupt (flip one byte) datagrams, plus scripted black-hole
+windows and filters.
 
 :meth:`Simulation.step` advances the clock to the next event: the next
 datagram delivery or the earliest ``next_timer()`` of any node. Every run
 has a step limit, so a connection that spins without advancing time (or
 never finishes) fails the test instead of hanging it.
+
+Every simulation checks invariants after every step, whatever the test is
+about: the anti-amplification limit seen from the wire
+(:class:`TrafficLedger`) and the structure of the events nodes report
+(:class:`EventAudit`). :func:`deep_size` measures a connection's memory.
 
 Link decisions draw a fixed number of ``random()`` values per datagram, so
 the sequence of fates depends on the seed and the number of datagrams only,
@@ -20,18 +26,29 @@ never on their sizes or contents.
 from __future__ import annotations
 
 import copy
+import enum
+import gc
 import heapq
+import logging
 import random
+import sys
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from quicnet.crypto import dev_identity
 from quicnet.quic import (
+    ConnectionState,
+    ConnectionTerminated,
+    DatagramAcknowledged,
+    DatagramLost,
+    HandshakeCompleted,
     QuicConfiguration,
     QuicConnection,
     QuicEvent,
     StreamDataReceived,
+    StreamReset,
 )
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportError
@@ -40,13 +57,19 @@ from quicnet.quic.packets import PacketType, parse_long_header
 __all__ = [
     "CLIENT_ADDR",
     "SERVER_ADDR",
+    "Address",
+    "MemoryMonitor",
+    "EventAudit",
+    "InvariantViolation",
     "Link",
     "LinkConfig",
     "Node",
     "SimulationStuck",
     "Simulation",
     "StreamCollector",
+    "TrafficLedger",
     "client_config",
+    "deep_size",
     "identity",
     "drop_long_headers",
     "handshake",
@@ -213,6 +236,9 @@ class Node:
         #: ``on_event(node, connection, event)``: react to events as they happen.
         self.on_event: Callable[[Node, QuicConnection, QuicEvent], None] | None = None
 
+    def __repr__(self) -> str:
+        return f"Node({self.name!r} at {self.address})"
+
     @property
     def connection(self) -> QuicConnection:
         """The connection (for an endpoint: the first one that reported an event)."""
@@ -222,8 +248,26 @@ class Node:
             raise AssertionError(f"{self.name}: no connection has reported an event yet")
         return self.event_connections[0]
 
+    def live_connections(self) -> list[QuicConnection]:
+        """The connections this node still holds (an endpoint forgets terminated ones)."""
+        impl = self.impl
+        if isinstance(impl, QuicConnection):
+            return [impl]
+        seen: dict[int, QuicConnection] = {}
+        for conn in impl.connections.values():
+            seen.setdefault(id(conn), conn)
+        return list(seen.values())
+
     def events_of(self, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
+
+    def events_for(self, conn: QuicConnection, kind: type | None = None) -> list[Any]:
+        """The events one connection reported (of ``kind``, if given)."""
+        return [
+            e
+            for e, c in zip(self.events, self.event_connections, strict=True)
+            if c is conn and (kind is None or isinstance(e, kind))
+        ]
 
     def time_of(self, kind: type) -> float:
         """When the first event of ``kind`` was collected."""
@@ -249,8 +293,170 @@ class Node:
                 self.on_event(self, conn, event)
 
 
+class InvariantViolation(AssertionError):
+    """A default invariant of the simulation (see :attr:`Simulation.invariants`) broke."""
+
+
+class TrafficLedger:
+    """Bytes each node sent to, and received from, each address, seen from outside.
+
+    RFC 9000 §8 and §9.3.1: until an address is validated, an endpoint sends
+    it at most three times what it received from it. The ledger judges that
+    from the wire alone. A destination ``D`` counts as validated for a sender
+    ``S`` once a real node located at ``D`` received a datagram that ``S``
+    really sent and then sent one back to ``S`` from ``D`` (it could have
+    proved it owns ``D``); or when ``S`` itself chose ``D`` (a client
+    connecting to its server). Addresses that no node owns (an attacker's
+    victims) are never validated. Received bytes count every datagram
+    delivered to ``S`` from ``D``, whoever sent it (spoofed ones included):
+    the node cannot tell them apart either.
+    """
+
+    def __init__(self) -> None:
+        self.sent: dict[tuple[Node, Address], int] = {}
+        self.sent_datagrams: dict[tuple[Node, Address], int] = {}
+        self.received: dict[tuple[Node, Address], int] = {}
+        self.validated: set[tuple[Node, Address]] = set()
+        self.initiated: set[tuple[Node, Address]] = set()
+        #: receiver -> (source address, receiver's address then) -> genuine senders.
+        self._heard: dict[Node, dict[tuple[Address, Address], set[Node]]] = {}
+        self._dirty: set[tuple[Node, Address]] = set()
+
+    def on_send(self, node: Node, dst: Address, size: int) -> None:
+        key = (node, dst)
+        self.sent[key] = self.sent.get(key, 0) + size
+        self.sent_datagrams[key] = self.sent_datagrams.get(key, 0) + 1
+        # Answering a sender from the address it reached proves this node owns that address.
+        heard = self._heard.get(node)
+        if heard:
+            for sender in heard.get((dst, node.address), ()):
+                self.validated.add((sender, node.address))
+        if key not in self.validated and key not in self.initiated:
+            self._dirty.add(key)
+
+    def on_deliver(self, node: Node, src: Address, size: int, origin: Node | None) -> None:
+        key = (node, src)
+        self.received[key] = self.received.get(key, 0) + size
+        if origin is not None and origin.address == src:
+            self._heard.setdefault(node, {}).setdefault((src, node.address), set()).add(origin)
+
+    def is_validated(self, node: Node, dst: Address) -> bool:
+        return (node, dst) in self.validated or (node, dst) in self.initiated
+
+    def check(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for key in dirty:
+            if self.is_validated(*key):
+                continue
+            sent, received = self.sent.get(key, 0), self.received.get(key, 0)
+            if sent > 3 * received:
+                node, dst = key
+                raise InvariantViolation(
+                    f"amplification (RFC 9000 §8, §9.3.1): {node.name} sent {sent} bytes in "
+                    f"{self.sent_datagrams[key]} datagrams to unvalidated {dst}, which it "
+                    f"received only {received} bytes from (limit {3 * received})"
+                )
+
+
+class EventAudit:
+    """Structural checks on every event every node reports (RFC 9000 §2-§3, §10).
+
+    Per connection: no stream data after the stream's end or after its reset,
+    at most one reset and one end per stream, one HandshakeCompleted, one
+    ConnectionTerminated, each DATAGRAM id acknowledged or lost at most once;
+    a close ``by_peer`` only when the peer connection really closed, and a
+    stateless reset only when the peer connection is gone (an attacker
+    cannot forge either: no packet that failed to decrypt may end a
+    connection).
+    """
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self._pos: dict[Node, int] = {}
+        self._ended: set[tuple[int, int]] = set()
+        self._reset: set[tuple[int, int]] = set()
+        self._handshakes: set[int] = set()
+        self._terminated: set[int] = set()
+        self._datagram_fates: set[tuple[int, int]] = set()
+
+    def check(self) -> None:
+        for node in list(self.sim.nodes.values()):
+            start = self._pos.get(node, 0)
+            events = node.events
+            if start == len(events):
+                continue
+            self._pos[node] = len(events)
+            for i in range(start, len(events)):
+                self._one(node, node.event_connections[i], events[i], node.event_times[i])
+
+    def _one(self, node: Node, conn: QuicConnection, event: QuicEvent, when: float) -> None:
+        where = f"{node.name} t={when:.6f}"
+        c = id(conn)
+        if isinstance(event, StreamDataReceived):
+            key = (c, event.stream_id)
+            if key in self._ended:
+                raise InvariantViolation(
+                    f"{where}: data after the end of stream {event.stream_id} (RFC 9000 §3.2)"
+                )
+            if key in self._reset:
+                raise InvariantViolation(
+                    f"{where}: data after RESET_STREAM on stream {event.stream_id} (§3.2)"
+                )
+            if event.end_stream:
+                self._ended.add(key)
+        elif isinstance(event, StreamReset):
+            key = (c, event.stream_id)
+            if key in self._reset:
+                raise InvariantViolation(f"{where}: stream {event.stream_id} reset twice")
+            self._reset.add(key)
+        elif isinstance(event, HandshakeCompleted):
+            if c in self._handshakes:
+                raise InvariantViolation(f"{where}: a second HandshakeCompleted")
+            self._handshakes.add(c)
+        elif isinstance(event, (DatagramAcknowledged, DatagramLost)):
+            key = (c, event.datagram_id)
+            if key in self._datagram_fates:
+                raise InvariantViolation(
+                    f"{where}: DATAGRAM {event.datagram_id} acknowledged or lost twice "
+                    f"(now {type(event).__name__})"
+                )
+            self._datagram_fates.add(key)
+        elif isinstance(event, ConnectionTerminated):
+            if c in self._terminated:
+                raise InvariantViolation(f"{where}: a second ConnectionTerminated: {event}")
+            self._terminated.add(c)
+            if not event.by_peer:
+                return
+            peer = self.sim.peer_of(conn)
+            if peer is None:
+                return  # the peer is not in this simulation (any more): nothing to compare
+            alive = peer.state in (ConnectionState.HANDSHAKE, ConnectionState.CONNECTED)
+            if event.stateless_reset and alive:
+                raise InvariantViolation(
+                    f"{where}: ended by a stateless reset although the peer's connection is "
+                    f"{peer.state.name} (RFC 9000 §10.3): {event}"
+                )
+            if not event.stateless_reset and alive:
+                raise InvariantViolation(
+                    f"{where}: closed by a CONNECTION_CLOSE the peer never sent (its connection "
+                    f"is {peer.state.name}; RFC 9000 §10.2): {event}"
+                )
+
+
 class Simulation:
-    """Client and server nodes joined by two links, on a simulated clock."""
+    """A server node and one or more client nodes, each client joined to the server by
+    two links, on a simulated clock.
+
+    The first client is :attr:`client` with the links :attr:`c2s` and :attr:`s2c`;
+    :meth:`add_client` adds more. Links are looked up by (source, destination)
+    address: a datagram between two addresses that no link joins (to or from an
+    address no node owns) is not carried, only recorded.
+
+    Every simulation checks its :attr:`invariants` after every step and every flush:
+    ``"amplification"`` (:class:`TrafficLedger`) and ``"integrity"``
+    (:class:`EventAudit`). A test can turn one off only with a reason
+    (:meth:`waive`).
+    """
 
     def __init__(
         self,
@@ -274,31 +480,97 @@ class Simulation:
         self.respins = 0
         self._processed: float | None = None
         self.seed = seed
-        self.client = Node("client", client, client_address)
         self.server = Node("server", server, server_address)
-        self.client.clock = self.server.clock = self._clock
-        self.nodes: dict[Address, Node] = {client_address: self.client, server_address: self.server}
-        # Each link gets its own copy: tests change a running link's config freely.
-        self.c2s = Link(copy.deepcopy(c2s or LinkConfig()), random.Random(f"{seed}/c2s"))
-        self.s2c = Link(copy.deepcopy(s2c or LinkConfig()), random.Random(f"{seed}/s2c"))
-        self._queue: list[tuple[float, int, Address, Address, bytes]] = []
+        self.server.clock = self._clock
+        self.nodes: dict[Address, Node] = {server_address: self.server}
+        self.clients: list[Node] = []
+        #: Links by (source node name, destination node name): they follow a node that
+        #: rebinds to another address and survive a server replaced at the same address.
+        self._links: dict[tuple[str, str], Link] = {}
+        self._queue: list[tuple[float, int, Address, Address, bytes, Node | None]] = []
         self._seq = 0
         self.steps = 0
         self.unroutable = 0
-        #: Datagrams that nodes sent to addresses other than the two linked ones (and were lost).
+        #: Datagrams that nodes sent to addresses no link reaches (and were lost).
         self.sent_elsewhere: list[tuple[Address, Address, bytes]] = []
         #: Called after every step: ``check(sim)``; use it for invariants.
         self.checks: list[Callable[[Simulation], None]] = []
+        #: Called with every datagram a node sends, before any link decides its fate:
+        #: ``tap(src, dst, data, now)`` (an on-path observer sees all of them).
+        self.wiretaps: list[Callable[[Address, Address, bytes, float], None]] = []
+        self.ledger = TrafficLedger()
+        self.audit = EventAudit(self)
+        #: The default invariants, by name; run after every step and every flush.
+        self.invariants: dict[str, Callable[[], None]] = {
+            "amplification": self.ledger.check,
+            "integrity": self.audit.check,
+        }
+        #: Invariants a test turned off, with its reason.
+        self.waived: dict[str, str] = {}
+        self.client = self.add_client(client, client_address, c2s=c2s, s2c=s2c)
 
     def _clock(self) -> float:
         return self.now
 
     # Wiring -------------------------------------------------------------------------
-    def connect(self) -> None:
-        """Start the client's handshake toward the server's address."""
-        conn = self.client.impl
+    @property
+    def c2s(self) -> Link:
+        """The first client's link to the server."""
+        return self._links[("client", "server")]
+
+    @property
+    def s2c(self) -> Link:
+        """The server's link to the first client."""
+        return self._links[("server", "client")]
+
+    def add_client(
+        self,
+        conn: QuicConnection,
+        address: Address,
+        *,
+        c2s: LinkConfig | None = None,
+        s2c: LinkConfig | None = None,
+        name: str | None = None,
+    ) -> Node:
+        """Another real client at ``address``, with its own pair of seeded links."""
+        if address in self.nodes:
+            raise ValueError(f"{address} already belongs to {self.nodes[address].name}")
+        if name is None:
+            name = "client" if not self.clients else f"client{len(self.clients) + 1}"
+        if any(n.name == name for n in self.nodes.values()):
+            raise ValueError(f"a node is already called {name!r}")
+        node = Node(name, conn, address)
+        node.clock = self._clock
+        self.nodes[address] = node
+        self.clients.append(node)
+        # The first client keeps the seeds it always had, so existing runs do not change.
+        prefix = f"{self.seed}" if name == "client" else f"{self.seed}/{name}"
+        # Each link gets its own copy: tests change a running link's config freely.
+        self._links[(name, self.server.name)] = Link(
+            copy.deepcopy(c2s or LinkConfig()), random.Random(f"{prefix}/c2s")
+        )
+        self._links[(self.server.name, name)] = Link(
+            copy.deepcopy(s2c or LinkConfig()), random.Random(f"{prefix}/s2c")
+        )
+        return node
+
+    def links_of(self, node: Node) -> tuple[Link, Link]:
+        """``(to the server, from the server)`` for a client node."""
+        return self._links[(node.name, self.server.name)], self._links[
+            (self.server.name, node.name)
+        ]
+
+    def links(self) -> list[tuple[str, str, Link]]:
+        """Every link as ``(source node name, destination node name, link)``."""
+        return [(a, b, link) for (a, b), link in self._links.items()]
+
+    def connect(self, node: Node | None = None) -> None:
+        """Start a client's handshake (the first client's by default) toward the server."""
+        node = node or self.client
+        conn = node.impl
         assert isinstance(conn, QuicConnection)
         conn.connect(self.server.address, self.now)
+        self.ledger.initiated.add((node, self.server.address))
 
     def replace_server(self, impl: QuicConnection | QuicEndpoint) -> Node:
         """Put another implementation at the server's address (e.g. a restarted endpoint)."""
@@ -308,30 +580,59 @@ class Simulation:
         self.nodes[node.address] = node
         return node
 
-    def rebind_client(self, address: Address) -> None:
+    def rebind_client(self, address: Address, node: Node | None = None) -> None:
         """NAT rebinding: from now on the client's datagrams come from ``address``.
 
         Datagrams still on their way to the old address are lost, like those
         the server keeps sending there.
         """
-        del self.nodes[self.client.address]
-        self.client.address = address
-        self.nodes[address] = self.client
+        node = node or self.client
+        del self.nodes[node.address]
+        node.address = address
+        self.nodes[address] = node
 
     def link(self, src: Address, dst: Address) -> Link | None:
-        if src == self.client.address and dst == self.server.address:
-            return self.c2s
-        if src == self.server.address and dst == self.client.address:
-            return self.s2c
+        a, b = self.nodes.get(src), self.nodes.get(dst)
+        if a is None or b is None:
+            return None
+        return self._links.get((a.name, b.name))
+
+    def peer_of(self, conn: QuicConnection) -> QuicConnection | None:
+        """The other end of ``conn`` among the nodes (matched by the client's first DCID)."""
+        odcid = conn.original_destination_cid
+        for node in self.nodes.values():
+            for other in node.live_connections():
+                if (
+                    other is not conn
+                    and other.is_client != conn.is_client
+                    and other.original_destination_cid == odcid
+                ):
+                    return other
         return None
 
     def inject(self, data: bytes, src: Address, dst: Address, delay: float = 0.0) -> None:
         """Deliver ``data`` to ``dst`` as if from ``src``, bypassing the links."""
-        self._push(self.now + delay, src, dst, data)
+        self._push(self.now + delay, src, dst, data, None)
 
-    def _push(self, when: float, src: Address, dst: Address, data: bytes) -> None:
+    def _push(
+        self, when: float, src: Address, dst: Address, data: bytes, origin: Node | None
+    ) -> None:
         self._seq += 1
-        heapq.heappush(self._queue, (when, self._seq, src, dst, data))
+        heapq.heappush(self._queue, (when, self._seq, src, dst, data, origin))
+
+    # Invariants -----------------------------------------------------------------------
+    def waive(self, invariant: str, *, reason: str) -> None:
+        """Turn off a default invariant for this simulation; ``reason`` says why."""
+        if invariant not in self.invariants:
+            raise KeyError(f"no invariant {invariant!r} (have {sorted(self.invariants)})")
+        if not reason.strip():
+            raise ValueError("waiving an invariant needs a reason")
+        self.waived[invariant] = reason
+
+    def check_invariants(self) -> None:
+        for name, check in self.invariants.items():
+            if name not in self.waived:
+                check()
 
     # Running ------------------------------------------------------------------------
     def flush(self) -> None:
@@ -339,13 +640,17 @@ class Simulation:
         for node in list(self.nodes.values()):
             for data, dst in node.impl.datagrams_to_send(self.now):
                 dst = (str(dst[0]), int(dst[1]))
+                self.ledger.on_send(node, dst, len(data))
+                for tap in self.wiretaps:
+                    tap(node.address, dst, data, self.now)
                 link = self.link(node.address, dst)
                 if link is None:
                     self.sent_elsewhere.append((node.address, dst, data))
                     continue
                 for when, payload in link.transmit(data, self.now):
-                    self._push(when, node.address, dst, payload)
+                    self._push(when, node.address, dst, payload, node)
             node.drain()
+        self.check_invariants()
 
     def next_event_time(self) -> float | None:
         times = [t for n in self.nodes.values() if (t := n.impl.next_timer()) is not None]
@@ -369,13 +674,13 @@ class Simulation:
         self.now = max(self.now, when)
         now = self._processed = self.now
         while self._queue and self._queue[0][0] <= now:
-            _, _, src, dst, data = heapq.heappop(self._queue)
+            _, _, src, dst, data, origin = heapq.heappop(self._queue)
             node = self.nodes.get(dst)
             if node is None:
                 self.unroutable += 1
                 continue
-            link = self.link(src, dst)
-            if link is not None:
+            self.ledger.on_deliver(node, src, len(data), origin)
+            if origin is not None and (link := self.link(src, dst)) is not None:
                 link.stats.delivered += 1
                 link.stats.delivered_bytes += len(data)
             node.last_received = now
@@ -468,10 +773,11 @@ class Simulation:
             if isinstance(impl, QuicConnection):
                 parts.append(f"{node.name}={impl.state.name}")
             else:
-                states = [c.state.name for c in impl._all]
+                states = [c.state.name for c in node.live_connections()]
                 parts.append(f"{node.name}=endpoint{states}")
-        parts.append(f"c2s={self.c2s.stats}")
-        parts.append(f"s2c={self.s2c.stats}")
+        for a, b, link in self.links():
+            name = {("client", "server"): "c2s", ("server", "client"): "s2c"}.get((a, b))
+            parts.append(f"{name or f'{a}->{b}'}={link.stats}")
         return ", ".join(parts)
 
 
@@ -586,3 +892,112 @@ def packet_types(datagram: bytes) -> list[PacketType]:
             break
         start = header.end
     return out
+
+
+# Memory --------------------------------------------------------------------------------
+
+#: Never counted by :func:`deep_size`: shared by every connection, or not state at all.
+_OPAQUE: tuple[type, ...] = (
+    types.ModuleType,
+    type,
+    types.BuiltinFunctionType,
+    types.CodeType,
+    types.FrameType,
+    enum.Enum,
+    logging.Logger,
+    QuicConfiguration,
+    QuicEndpoint,
+)
+
+
+def deep_size(obj: object, *, shared: Iterable[object] = ()) -> int:
+    """Bytes reachable from ``obj``: ``sys.getsizeof`` summed over its object graph.
+
+    Left out, as they are not the connection's own state: modules, classes,
+    plain functions and code, enum members, loggers, configurations (a
+    :class:`QuicConfiguration` is shared by every connection of an endpoint),
+    endpoints (a connection holds a bound method of its endpoint) and
+    everything reachable from ``shared`` (pass the configuration: its
+    certificates, keys and trust roots are the same objects the TLS engine
+    holds). Closures count (a sent packet's delivery handlers keep state in
+    them) but not their globals; a bound method counts its ``__self__`` only.
+    """
+    excluded: set[int] = set()
+    for root in shared:
+        excluded.add(id(root))
+        _walk(_referents(root), excluded)
+    return _walk([obj], excluded)
+
+
+def _referents(o: object) -> list[object]:
+    """What ``o`` keeps alive, as far as :func:`deep_size` follows it."""
+    if isinstance(o, _OPAQUE):
+        return []
+    if isinstance(o, types.FunctionType):
+        if o.__closure__ is None:
+            return []  # a plain function: code, not state
+        return [cell.cell_contents for cell in o.__closure__ if _filled(cell)]
+    if isinstance(o, types.MethodType):
+        return [o.__self__]
+    return gc.get_referents(o)
+
+
+def _walk(stack: list[object], seen: set[int]) -> int:
+    """Sum the sizes of everything reachable from ``stack`` not in ``seen`` (updated)."""
+    total = 0
+    while stack:
+        o = stack.pop()
+        i = id(o)
+        if i in seen:
+            continue
+        seen.add(i)
+        if isinstance(o, _OPAQUE) or (isinstance(o, types.FunctionType) and not o.__closure__):
+            continue
+        total += sys.getsizeof(o)
+        stack.extend(_referents(o))
+    return total
+
+
+class MemoryMonitor:
+    """The peak :func:`deep_size` of every connection of every node, measured as a
+    simulation check every ``interval`` simulated seconds (and on :meth:`measure`)."""
+
+    def __init__(self, sim: Simulation, *, interval: float = 0.25) -> None:
+        self.sim = sim
+        self.interval = interval
+        self._next = sim.now
+        #: id(connection) -> (peak bytes, "node name/state at the peak", connection)
+        self.peaks: dict[int, tuple[int, str, QuicConnection]] = {}
+        self.measurements = 0
+        sim.checks.append(self._check)
+
+    def _check(self, sim: Simulation) -> None:
+        if sim.now >= self._next:
+            self._next = sim.now + self.interval
+            self.measure()
+
+    def measure(self) -> None:
+        self.measurements += 1
+        for node in self.sim.nodes.values():
+            for conn in node.live_connections():
+                size = deep_size(conn, shared=(conn.configuration,))
+                peak = self.peaks.get(id(conn))
+                if peak is None or size > peak[0]:
+                    label = f"{node.name}/{'client' if conn.is_client else 'server'} connection"
+                    label += f" ({conn.state.name} at t={self.sim.now:.3f})"
+                    self.peaks[id(conn)] = (size, label, conn)
+
+    def worst(self) -> tuple[int, str]:
+        """The largest peak and whose it was."""
+        if not self.peaks:
+            return 0, "nothing measured"
+        size, label, _ = max(self.peaks.values(), key=lambda p: p[0])
+        return size, label
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
