@@ -159,6 +159,7 @@ class QuicConnection:
         self._idle_restart_on_send = False
         self._close_deadline: float | None = None  # end of the closing or draining period
         self._handshake_deadline: float | None = None
+        self._handshake_started: float | None = None  # set while the half-open limit applies
         self._ack_deadline: float | None = None
         self.closing: ClosingState | None = None
         self._pacing_deadline: float | None = None
@@ -694,11 +695,21 @@ class QuicConnection:
         # RFC 9000 §10.1: at least three PTOs, measured without backoff.
         return last_activity + max(self.idle_timeout, 3 * self.recovery.pto_base())
 
-    def start_idle_timer(self, now: float) -> None:
-        """Arm the idle timeout from ``now`` (a server connection, from its first datagram)."""
+    def start_idle_timer(self, now: float, *, half_open_timeout: float | None = None) -> None:
+        """Arm the idle and handshake timers from ``now`` (a server, its first datagram).
+
+        With ``half_open_timeout`` a server connection whose client has not proved
+        its address by then (no Handshake packet yet) is dropped sooner than the
+        handshake timeout: a spoofed Initial holds its slot only that long.
+        """
         if self._last_activity is None:
             self._last_activity = now
         self._start_handshake_deadline(now)
+        if half_open_timeout is not None and not self.address_validated:
+            self._handshake_started = now
+            deadline = now + half_open_timeout
+            if self._handshake_deadline is None or deadline < self._handshake_deadline:
+                self._handshake_deadline = deadline
 
     def _start_handshake_deadline(self, now: float) -> None:
         # Not an RFC 9000 timer (§10.1 leaves a stalled handshake to the idle timeout): a
@@ -706,6 +717,13 @@ class QuicConnection:
         timeout = self.configuration.handshake_timeout
         if timeout and self._handshake_deadline is None:
             self._handshake_deadline = now + timeout
+
+    def on_address_validated(self) -> None:
+        """The client proved its address mid-handshake: the half-open limit no longer applies."""
+        started, self._handshake_started = self._handshake_started, None
+        if started is not None:
+            timeout = self.configuration.handshake_timeout
+            self._handshake_deadline = started + timeout if timeout else None
 
     def on_ack_eliciting_sent(self, now: float) -> None:
         """RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer."""
@@ -727,8 +745,13 @@ class QuicConnection:
             return
         deadline = self._handshake_deadline
         if deadline is not None and not self.handshake_complete and now >= deadline:
-            timeout = self.configuration.handshake_timeout
-            reason = f"handshake timeout: not completed within {timeout:g} s"
+            started = self._handshake_started
+            if started is not None:
+                limit = deadline - started
+                reason = f"handshake timeout: the client's address unproven after {limit:g} s"
+            else:
+                limit = self.configuration.handshake_timeout or 0.0
+                reason = f"handshake timeout: not completed within {limit:g} s"
             self._terminate(TransportErrorCode.NO_ERROR, None, reason, by_peer=False)
             return
         if (

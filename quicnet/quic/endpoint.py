@@ -65,6 +65,7 @@ class QuicEndpoint:
         max_connections: int = 10_000,
         max_handshakes: int = 1_000,
         retry_threshold: int | None = None,
+        half_open_timeout: float | None = 3.0,
         max_stateless_resets_per_second: int = 100,
     ) -> None:
         if configuration.is_client:
@@ -85,6 +86,10 @@ class QuicEndpoint:
             if retry_threshold is None
             else retry_threshold
         )
+        #: A handshake whose client has not proved its address (no Handshake packet, no
+        #: Retry token) within this many seconds is dropped; its client, if real, is
+        #: still sending Initials to the same CID and simply starts a fresh one.
+        self.half_open_timeout = half_open_timeout
         self._reset_budget = max_stateless_resets_per_second
         self._reset_tokens = float(max_stateless_resets_per_second)
         self._reset_refill_at = 0.0
@@ -185,7 +190,7 @@ class QuicEndpoint:
         self._handshaking.add(conn)
         self.connections[conn.host_cid] = conn
         self.connections[long.destination_cid] = conn  # until the client switches to ours
-        conn.start_idle_timer(now)
+        conn.start_idle_timer(now, half_open_timeout=self.half_open_timeout)
         conn.receive_datagram(data, address, now)
         if not conn._received_first_packet:
             # The Initial did not decrypt (forged, or corrupted in transit): keep nothing.

@@ -229,6 +229,7 @@ class PacketReceiver:
             current = c.paths.current
             if current is not None and address_key(address) == current.key:
                 current.validated = True  # §8.1: a Handshake packet proves the address
+                c.on_address_validated()
             c._discard_epoch(Epoch.INITIAL)
 
     def _on_retry(self, packet: bytes, source_cid: bytes, token: bytes, now: float) -> None:

@@ -15,6 +15,7 @@ import pytest
 from simnet import (
     CLIENT_ADDR,
     SERVER_ADDR,
+    LinkConfig,
     Simulation,
     StreamCollector,
     client_config,
@@ -425,6 +426,28 @@ def test_spoofed_initials_do_not_lock_out_a_real_client() -> None:
     took = handshake(sim, timeout=5.0)
     assert took < 1.0  # one extra round trip for the Retry, not a lockout
     assert _client(sim).state == ConnectionState.CONNECTED
+
+
+def test_half_open_handshakes_expire_quickly() -> None:
+    """Below the Retry threshold spoofed Initials hold slots only for half_open_timeout."""
+    sim = make_pair(seed=43, endpoint={"max_handshakes": 40, "half_open_timeout": 3.0})
+    endpoint = sim.server.impl
+    assert isinstance(endpoint, QuicEndpoint)
+    for i, initial in enumerate(_spoofed_initials(8)):
+        sim.inject(initial, ("10.78.0.1", 4000 + i), SERVER_ADDR)
+    sim.run_for(0.01)
+    assert len(endpoint._handshaking) == 8
+    handshake(sim)  # a real client meanwhile proves its address and gets in
+    sim.run_for(3.0)
+    assert len(endpoint._handshaking) == 0 and len(endpoint._all) == 1
+    assert _client(sim).state == ConnectionState.CONNECTED
+
+
+def test_a_slow_but_real_client_outlives_the_half_open_limit() -> None:
+    """Its Handshake packet proves the address: the full handshake timeout applies."""
+    sim = make_pair(seed=44, c2s=LinkConfig(latency=1.2), s2c=LinkConfig(latency=1.2))
+    took = handshake(sim, timeout=20.0)
+    assert took > 3.0 and _client(sim).state == ConnectionState.CONNECTED
 
 
 def test_an_undecryptable_initial_builds_no_connection() -> None:
