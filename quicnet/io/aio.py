@@ -26,7 +26,7 @@ from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import Address, ConnectionState, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportErrorCode
-from quicnet.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
+from quicnet.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
 
 __all__ = ["QuicClient", "QuicServer", "connect", "describe_termination", "run", "serve"]
 
@@ -166,7 +166,10 @@ class QuicClient(_Transporter):
     def __init__(self, connection: QuicConnection) -> None:
         super().__init__()
         self.connection = connection
-        self._queue: asyncio.Queue[QuicEvent] = asyncio.Queue()
+        # Events stay in the connection until the application asks for them: taking a
+        # StreamDataReceived is what returns flow-control credit to the peer, so a
+        # reader that falls behind holds the sender at one window (RFC 9000 §4).
+        self._event_ready = asyncio.Event()
         self._connected = self.loop.create_future()
         self._closed = self.loop.create_future()
 
@@ -184,30 +187,38 @@ class QuicClient(_Transporter):
         self.connection.receive_datagram(data, address, now)
 
     def _dispatch(self) -> None:
-        while (event := self.connection.next_event()) is not None:
-            if isinstance(event, HandshakeCompleted) and not self._connected.done():
+        conn = self.connection
+        if not self._connected.done():
+            if conn.handshake_complete:
                 self._connected.set_result(None)
-            if isinstance(event, ConnectionTerminated):
-                if not self._connected.done():
-                    self._connected.set_exception(
-                        ConnectionError(f"connection failed: {describe_termination(event)}")
-                    )
-                if not self._closed.done():
-                    self._closed.set_result(None)
-            self._queue.put_nowait(event)
-        if self.connection.state == ConnectionState.TERMINATED and not self._closed.done():
+            elif conn.termination is not None:
+                self._connected.set_exception(
+                    ConnectionError(f"connection failed: {describe_termination(conn.termination)}")
+                )
+        if conn.state == ConnectionState.TERMINATED and not self._closed.done():
             self._closed.set_result(None)
+        if conn.has_events:
+            self._event_ready.set()
 
     async def wait_connected(self) -> None:
         await self._connected
 
     async def next_event(self) -> QuicEvent:
-        return await self._queue.get()
+        """The next event; stream data taken here is consumed (its credit goes back)."""
+        conn = self.connection
+        while True:
+            event = conn.next_event()
+            if event is not None:
+                if type(event) is StreamDataReceived and conn.streams.credit_pending:
+                    self.transmit()  # MAX_DATA / MAX_STREAM_DATA now, not with the next packet
+                return event
+            self._event_ready.clear()
+            await self._event_ready.wait()
 
     async def events(self) -> AsyncIterator[QuicEvent]:
         """Every event until the connection ends (the ConnectionTerminated included)."""
         while True:
-            event = await self._queue.get()
+            event = await self.next_event()
             yield event
             if isinstance(event, ConnectionTerminated):
                 return

@@ -162,6 +162,9 @@ class QuicConnection:
         self._handshake_started: float | None = None  # set while the half-open limit applies
         self._ack_deadline: float | None = None
         self.closing: ClosingState | None = None
+        #: Why the connection is ending or ended (also the last event it reports); None
+        #: while it is open.
+        self.termination: ConnectionTerminated | None = None
         self._pacing_deadline: float | None = None
         self._probes_pending: dict[int, int] = {}
         # Application data.
@@ -619,6 +622,7 @@ class QuicConnection:
             error_code, frame_type, reason, by_peer=False, is_application=application
         )
         self.closing = ClosingState(frame, application, event)
+        self.termination = event
         self.state = ConnectionState.CLOSING
         self._close_deadline = None  # set when the close frame is sent
 
@@ -629,11 +633,10 @@ class QuicConnection:
             return
         self.state = ConnectionState.DRAINING
         self._close_deadline = now + 3 * self.recovery.pto_duration(2)
-        self._events.append(
-            ConnectionTerminated(
-                error_code, frame_type, reason, by_peer=True, is_application=application
-            )
+        self.termination = ConnectionTerminated(
+            error_code, frame_type, reason, by_peer=True, is_application=application
         )
+        self._events.append(self.termination)
         self.closing = None
 
     def _terminate(
@@ -652,11 +655,10 @@ class QuicConnection:
         if previous == ConnectionState.CLOSING and self.closing is not None:
             self._events.append(self.closing.event)
         elif previous != ConnectionState.DRAINING:
-            self._events.append(
-                ConnectionTerminated(
-                    error_code, frame_type, reason, by_peer=by_peer, stateless_reset=stateless_reset
-                )
+            self.termination = ConnectionTerminated(
+                error_code, frame_type, reason, by_peer=by_peer, stateless_reset=stateless_reset
             )
+            self._events.append(self.termination)
 
     # Timers ---------------------------------------------------------------------------------
     def next_timer(self) -> float | None:

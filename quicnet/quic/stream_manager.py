@@ -309,5 +309,10 @@ class StreamManager:
             self._maybe_forget(stream)
 
     @property
+    def credit_pending(self) -> bool:
+        """MAX_DATA or MAX_STREAM_DATA frames are waiting to go."""
+        return self.pending_max_data or bool(self.pending_max_stream_data)
+
+    @property
     def connection_credit(self) -> int:
         return max(0, self.max_data_remote - self.data_sent)
