@@ -1,8 +1,9 @@
 """What an attacker (or a peer that breaks the rules) can do to a QUIC connection, and
 what must hold anyway: each test names the rule and fails if the defence is removed.
 
-Packets a peer authenticates are crafted with the peer's own keys (``seal_one_rtt``);
-everything else comes from the simulated network (``simnet``).
+Packets a peer authenticates are crafted with the peer's own keys
+(``adversary.seal_one_rtt``); everything else comes from the simulated network
+(``simnet``). The hypothesis-driven attacker is in ``test_adversary.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections import Counter
 
 import pytest
+from adversary import seal_one_rtt
 from simnet import (
     CLIENT_ADDR,
     SERVER_ADDR,
@@ -43,20 +45,13 @@ from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.packets import PacketType, decode_packet_number
 from quicnet.tls import Epoch
 
-
-def _client(sim: Simulation) -> QuicConnection:
-    conn = sim.client.impl
-    assert isinstance(conn, QuicConnection)
-    return conn
-
-
 # RFC 9000 §12.3, §13.2.3: a packet number below the tracked floor is never accepted again.
 
 
 def test_replayed_datagram_packet_is_dropped_after_many_gaps() -> None:
     sim = make_pair(seed=31)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     captured: list[bytes] = []
     sim.c2s.taps.append(lambda data, now: captured.append(data) if not data[0] & 0x80 else None)
     client.send_datagram(b"pay me once")
@@ -90,7 +85,7 @@ def test_replayed_datagram_packet_is_dropped_after_many_gaps() -> None:
 def test_forged_key_phase_does_not_kill_a_client_mid_handshake() -> None:
     sim = make_pair(seed=32)
     handshake(sim, confirmed=False)
-    client = _client(sim)
+    client = sim.client.connection
     assert client.handshake_complete and not client.handshake_confirmed
     rng = random.Random("forged key phase")
     # Header protection masks the key-phase bit with a pseudo-random value per packet:
@@ -117,7 +112,7 @@ def test_hello_retry_request_in_quic(version: int, retry: bool) -> None:
         server={"groups": (NamedGroup.x25519,)},
         endpoint={"require_retry": retry},
     )
-    client = _client(sim)
+    client = sim.client.connection
     flights: list[list[PacketType]] = []
     sim.s2c.taps.append(lambda data, now: flights.append(packet_types(data)))
     handshake(sim)
@@ -179,7 +174,7 @@ def _download(sim: Simulation, size: int, seed: int) -> tuple[StreamCollector, d
     sim.server.on_event = serve
     collector = StreamCollector()
     sim.client.on_event = collector
-    asked = send_on_new_streams(_client(sim), [b"GET"])
+    asked = send_on_new_streams(sim.client.connection, [b"GET"])
     return collector, {sid: body for sid in asked}
 
 
@@ -219,7 +214,7 @@ def test_failed_validation_reverts_to_the_last_validated_address() -> None:
     """The real client goes quiet after the forged migration: validation times out."""
     sim = make_pair(seed=36)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sim.run_for(0.1)
     client.send_datagram(b"x")
     captured: list[bytes] = []
@@ -273,7 +268,7 @@ def test_peer_migration_is_validated_with_expanded_probes(how: str) -> None:
     answered with a new CID of its own."""
     sim = make_pair(seed=37)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sim.run_for(0.5)  # NEW_CONNECTION_ID frames have arrived on both sides
     server = sim.server.connection
     controller_before = server.recovery.cc
@@ -338,25 +333,10 @@ def test_closing_connection_reflects_nothing_to_third_parties() -> None:
 # Queues a peer fills (RFC 9000 §8.2.2, §5.1.2, §21.9): each has a bound.
 
 
-def seal_one_rtt(sender: QuicConnection, payload: bytes) -> bytes:
-    """A 1-RTT packet from ``sender`` carrying ``payload`` (frames), as the peer would get it.
-
-    Uses the sender's keys and its next packet number (which it then skips), so the
-    receiver authenticates it like any other packet of the connection.
-    """
-    key = sender.spaces[Epoch.ONE_RTT].send_key
-    assert key is not None
-    space = sender.recovery.spaces[2]
-    pn = space.next_packet_number
-    space.next_packet_number += 1
-    header = bytes((0x43 | sender.key_phase << 2,)) + sender.cids.current_peer_cid
-    return key.protect(header + pn.to_bytes(4, "big"), payload, pn)
-
-
 def test_a_flood_of_path_challenges_owes_one_response_per_path() -> None:
     sim = make_pair(seed=39)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     server = sim.server.connection
     rng = random.Random("challenges")
     frames = b"".join(b"\x1a" + rng.randbytes(8) for _ in range(120))
@@ -375,7 +355,7 @@ def test_retirements_the_peer_forces_are_bounded() -> None:
     """NEW_CONNECTION_ID frames that retire everything before them, never acknowledged."""
     sim = make_pair(seed=40)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     server = sim.server.connection
     sim.s2c.filter = lambda data, now: False  # the server's RETIRE frames never arrive
     rng = random.Random("retire")
@@ -425,7 +405,7 @@ def test_spoofed_initials_do_not_lock_out_a_real_client() -> None:
     assert endpoint.stats.retries_sent == 190
     took = handshake(sim, timeout=5.0)
     assert took < 1.0  # one extra round trip for the Retry, not a lockout
-    assert _client(sim).state == ConnectionState.CONNECTED
+    assert sim.client.connection.state == ConnectionState.CONNECTED
 
 
 def test_half_open_handshakes_expire_quickly() -> None:
@@ -440,14 +420,14 @@ def test_half_open_handshakes_expire_quickly() -> None:
     handshake(sim)  # a real client meanwhile proves its address and gets in
     sim.run_for(3.0)
     assert len(endpoint._handshaking) == 0 and len(endpoint._all) == 1
-    assert _client(sim).state == ConnectionState.CONNECTED
+    assert sim.client.connection.state == ConnectionState.CONNECTED
 
 
 def test_a_slow_but_real_client_outlives_the_half_open_limit() -> None:
     """Its Handshake packet proves the address: the full handshake timeout applies."""
     sim = make_pair(seed=44, c2s=LinkConfig(latency=1.2), s2c=LinkConfig(latency=1.2))
     took = handshake(sim, timeout=20.0)
-    assert took > 3.0 and _client(sim).state == ConnectionState.CONNECTED
+    assert took > 3.0 and sim.client.connection.state == ConnectionState.CONNECTED
 
 
 def test_an_undecryptable_initial_builds_no_connection() -> None:
@@ -523,7 +503,7 @@ def test_unread_stream_data_stops_the_sender_at_the_window() -> None:
 def test_unread_datagrams_are_bounded() -> None:
     sim = make_pair(seed=42, server={"max_received_datagrams": 50})
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     server = sim.server.connection
     sim.server.drain = lambda: None  # type: ignore[method-assign]  # an application that stopped reading
     for i in range(300):

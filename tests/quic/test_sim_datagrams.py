@@ -12,7 +12,7 @@ import random
 from collections import Counter
 
 import pytest
-from simnet import LinkConfig, Simulation, handshake, make_pair, payloads, send_on_new_streams
+from simnet import LinkConfig, handshake, make_pair, payloads, send_on_new_streams
 
 from quicnet.quic import (
     ConnectionState,
@@ -22,12 +22,6 @@ from quicnet.quic import (
     QuicConnection,
     QuicUsageError,
 )
-
-
-def _client(sim: Simulation) -> QuicConnection:
-    conn = sim.client.impl
-    assert isinstance(conn, QuicConnection)
-    return conn
 
 
 class _Sender:
@@ -71,7 +65,7 @@ class _Sender:
 def test_datagrams_on_a_clean_path() -> None:
     sim = make_pair(seed=0)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sender = _Sender(client, 0, b"C")
     for _ in range(20):
         sender.send(10)
@@ -96,7 +90,7 @@ def test_datagrams_under_loss_duplication_reordering_and_corruption(seed: int) -
     handshake(sim)
     sim.c2s.config.loss = sim.s2c.config.loss = loss
     sim.c2s.config.corrupt = sim.s2c.config.corrupt = 0.03
-    client = _client(sim)
+    client = sim.client.connection
     server = sim.server.connection
     up, down = _Sender(client, seed, b"C"), _Sender(server, seed, b"S")
     # Some stream data shares the packets, so datagram frames ride along with STREAM frames.
@@ -116,7 +110,7 @@ def test_datagrams_under_loss_duplication_reordering_and_corruption(seed: int) -
 def test_a_burst_larger_than_the_congestion_window() -> None:
     sim = make_pair(seed=5, c2s=LinkConfig(loss=0.05), s2c=LinkConfig())
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sender = _Sender(client, 5, b"B")
     sender.send(600)  # ~300 kB at once: queued, paced out over many round trips
     sim.run_for(20.0)
@@ -128,7 +122,7 @@ def test_a_burst_larger_than_the_congestion_window() -> None:
 def test_datagram_size_limit() -> None:
     sim = make_pair(seed=6)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     limit = client.max_datagram_size
     assert limit is not None and limit >= 1000
     with pytest.raises(QuicUsageError):
@@ -142,7 +136,7 @@ def test_datagram_size_limit() -> None:
 def test_datagrams_not_negotiated() -> None:
     sim = make_pair(seed=7, server={"max_datagram_frame_size": None})
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     assert client.max_datagram_size is None
     with pytest.raises(QuicUsageError):
         client.send_datagram(b"nope")
@@ -151,7 +145,7 @@ def test_datagrams_not_negotiated() -> None:
 def test_small_max_datagram_frame_size_with_other_frames_in_the_packet() -> None:
     sim = make_pair(seed=8, server={"max_datagram_frame_size": 200})
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     assert client.max_datagram_size == 197
     send_on_new_streams(client, payloads(8, [50_000]))
     sender = _Sender(client, 8, b"D")

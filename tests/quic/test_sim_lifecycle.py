@@ -39,12 +39,6 @@ from quicnet.quic.packets import (
 )
 
 
-def _client(sim: Simulation) -> QuicConnection:
-    conn = sim.client.impl
-    assert isinstance(conn, QuicConnection)
-    return conn
-
-
 def _endpoint(sim: Simulation) -> QuicEndpoint:
     ep = sim.server.impl
     assert isinstance(ep, QuicEndpoint)
@@ -62,7 +56,7 @@ def test_transfer_survives_a_black_hole(direction: str) -> None:
     collector = StreamCollector()
     sim.server.on_event = collector
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sent = send_on_new_streams(client, payloads(1, [1_500_000, 500_000]))
     sim.run_until(lambda: sum(map(len, collector.data.values())) > 300_000, what="progress")
     start = sim.now
@@ -101,7 +95,7 @@ def test_transfer_survives_a_black_hole(direction: str) -> None:
 def test_application_close_reaches_the_peer_and_both_terminate(closer: str) -> None:
     sim = make_pair(seed=2)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     server = sim.server.connection
     send_on_new_streams(client, [b"hello"])
     sim.run_for(0.5)
@@ -151,7 +145,7 @@ def test_application_close_reaches_the_peer_and_both_terminate(closer: str) -> N
 def test_transport_close_with_an_error_code() -> None:
     sim = make_pair(seed=3)
     handshake(sim)
-    _client(sim).close(0x0A, "protocol violation, sorry", application=False)
+    sim.client.connection.close(0x0A, "protocol violation, sorry", application=False)
     sim.run_until(lambda: bool(sim.server.events_of(ConnectionTerminated)), what="close")
     [event] = sim.server.events_of(ConnectionTerminated)
     assert event.error_code == 0x0A and not event.is_application
@@ -163,7 +157,7 @@ def test_closing_endpoint_answers_late_packets_with_connection_close() -> None:
     """RFC 9000 §10.2.1: in the closing state, incoming packets get CONNECTION_CLOSE again."""
     sim = make_pair(seed=4)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     server = sim.server.connection
     server.close(7, "closing")
     # The first CLOSE is lost (and so is the client's next packet); the closing period
@@ -187,7 +181,7 @@ def test_idle_timeout_fires_when_the_peer_goes_silent() -> None:
     sim = make_pair(seed=5, client=idle, server=idle)
     handshake(sim)
     sim.run_for(0.5)
-    client = _client(sim)
+    client = sim.client.connection
     server = sim.server.connection
     last_c, last_s = sim.client.last_received, sim.server.last_received
     assert last_c is not None and last_s is not None
@@ -208,7 +202,7 @@ def test_idle_timeout_fires_when_the_peer_goes_silent() -> None:
 def test_idle_timeout_is_the_smaller_of_both_sides() -> None:
     sim = make_pair(seed=6, client={"idle_timeout": 30.0}, server={"idle_timeout": 3.0})
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     assert client.idle_timeout == 3.0
     sim.run_until(lambda: client.state == ConnectionState.TERMINATED, timeout=10.0, what="idle")
     assert sim.client.events_of(ConnectionTerminated)[0].reason == "idle timeout"
@@ -220,7 +214,7 @@ def test_idle_timeout_fires_while_probes_are_unanswered(when: str) -> None:
     idle = {"idle_timeout": 5.0}
     slow = LinkConfig(latency=0.15)
     sim = make_pair(seed=7, client=idle, server=idle, c2s=slow, s2c=LinkConfig(latency=0.15))
-    client = _client(sim)
+    client = sim.client.connection
     if when == "handshake":
         sim.c2s.config.blackholes.append((0.0, 1e9))
         sim.connect()
@@ -241,7 +235,7 @@ def test_idle_timeout_with_a_clock_that_starts_at_zero() -> None:
     sim = make_pair(seed=8, client={"idle_timeout": 5.0}, start=0.0)
     sim.c2s.config.blackholes.append((0.0, 1e9))
     sim.connect()
-    client = _client(sim)
+    client = sim.client.connection
     sim.run_until(lambda: client.state == ConnectionState.TERMINATED, timeout=60.0, what="idle")
     assert sim.client.time_of(ConnectionTerminated) < 5.0 + 3 * 1.1
 
@@ -263,11 +257,11 @@ def test_sending_restarts_the_idle_timer() -> None:
     sim.server.on_event = echo
     back = StreamCollector()
     sim.client.on_event = back
-    sent = send_on_new_streams(_client(sim), [b"still there?"])
+    sent = send_on_new_streams(sim.client.connection, [b"still there?"])
     sim.run_until(lambda: back.complete(sent), timeout=2.0, what="answer")
     # Sending 10 ms before the deadline pushed it out: the answer came, nobody timed out.
     assert [bytes(d) for d in back.data.values()] == [b"still there?"]
-    assert _client(sim).state == ConnectionState.CONNECTED
+    assert sim.client.connection.state == ConnectionState.CONNECTED
     assert not sim.client.events_of(ConnectionTerminated)
 
 
@@ -282,10 +276,10 @@ def test_nat_rebinding() -> None:
     back = StreamCollector()
     sim.client.on_event = back
     handshake(sim)
-    first = send_on_new_streams(_client(sim), [b"before"])
+    first = send_on_new_streams(sim.client.connection, [b"before"])
     sim.run_until(lambda: back.complete(first), what="echo before")
     sim.rebind_client(("10.0.0.77", 61000))
-    sent = send_on_new_streams(_client(sim), payloads(18, [50_000]))
+    sent = send_on_new_streams(sim.client.connection, payloads(18, [50_000]))
     sim.run_until(lambda: back.complete(sent), timeout=30.0, what="echo after rebinding")
     assert bytes(back.data[next(iter(sent))]) == next(iter(sent.values()))
 
@@ -328,7 +322,7 @@ def test_stateless_reset_after_a_server_restart() -> None:
     sim = make_pair(seed=9, endpoint={"stateless_reset_key": key})
     handshake(sim)
     sim.run_for(0.5)
-    client = _client(sim)
+    client = sim.client.connection
     fresh = _restart_server(sim, key)
     before = sim.c2s.stats.datagrams
     log: list[tuple[str, int]] = []
@@ -354,7 +348,7 @@ def test_stateless_reset_answering_a_keepalive_ping() -> None:
     sim = make_pair(seed=10, endpoint={"stateless_reset_key": key})
     handshake(sim)
     sim.run_for(0.5)
-    client = _client(sim)
+    client = sim.client.connection
     _restart_server(sim, key)
     sizes: list[int] = []
     sim.c2s.taps.append(lambda data, now: sizes.append(len(data)))
@@ -379,7 +373,7 @@ def test_stateless_reset_answering_a_keepalive_ping() -> None:
 def test_client_detects_stateless_resets_of_any_valid_size(size: int) -> None:
     sim = make_pair(seed=11)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     token = _endpoint(sim).reset_token(client.cids.current_peer_cid)
     filler = bytearray(os.urandom(size - 16))
     filler[0] = 0x40 | (filler[0] & 0x3F)
@@ -399,7 +393,7 @@ def _drain(conn: QuicConnection) -> list[object]:
 def test_a_wrong_token_is_not_a_reset() -> None:
     sim = make_pair(seed=12)
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     token = bytearray(_endpoint(sim).reset_token(client.cids.current_peer_cid))
     token[-1] ^= 1
     client.receive_datagram(b"\x41" + os.urandom(30) + bytes(token), SERVER_ADDR, sim.now)
@@ -532,7 +526,7 @@ def test_undecryptable_initial_does_not_break_the_endpoint() -> None:
     collector = StreamCollector()
     sim.server.on_event = collector
     handshake(sim)
-    sent = send_on_new_streams(_client(sim), [b"still there"])
+    sent = send_on_new_streams(sim.client.connection, [b"still there"])
     sim.run_until(lambda: collector.complete(sent), what="transfer")
     assert [bytes(d) for d in collector.data.values()] == [b"still there"]
     assert endpoint.stats.connections_accepted == 1
@@ -561,16 +555,16 @@ def test_unknown_short_header_during_a_live_connection_is_answered_with_a_reset(
     sim.run_for(0.05)
     assert _endpoint(sim).stats.stateless_resets_sent == 1
     assert [d for _src, dst, d in sim.sent_elsewhere if dst == ("10.7.7.7", 7777)]
-    sent = send_on_new_streams(_client(sim), [b"fine"])
+    sent = send_on_new_streams(sim.client.connection, [b"fine"])
     sim.run_until(lambda: collector.complete(sent), what="transfer")
-    assert _client(sim).state == ConnectionState.CONNECTED
+    assert sim.client.connection.state == ConnectionState.CONNECTED
 
 
 def test_server_sees_client_events_in_order() -> None:
     """The endpoint hands out events per connection in the order they happened."""
     sim = make_pair(seed=16)
     handshake(sim)
-    sent = send_on_new_streams(_client(sim), [b"a" * 3000, b"b" * 3000])
+    sent = send_on_new_streams(sim.client.connection, [b"a" * 3000, b"b" * 3000])
     sim.run_until(lambda: len(sim.server.events_of(StreamDataReceived)) >= 2, what="data")
     sim.run_for(0.5)
     kinds = [type(e).__name__ for e in sim.server.events]

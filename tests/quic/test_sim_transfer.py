@@ -38,12 +38,6 @@ def _noisy(loss: float) -> LinkConfig:
     )
 
 
-def _client(sim: Simulation) -> QuicConnection:
-    conn = sim.client.impl
-    assert isinstance(conn, QuicConnection)
-    return conn
-
-
 def _upload(
     sim: Simulation,
     sizes: list[int],
@@ -57,7 +51,7 @@ def _upload(
     collector = StreamCollector()
     sim.server.on_event = collector
     _handshake_then_impair(sim, corrupt)
-    sent = send_on_new_streams(_client(sim), payloads(seed, sizes))
+    sent = send_on_new_streams(sim.client.connection, payloads(seed, sizes))
     sim.run_until(
         lambda: collector.complete(sent), timeout=timeout, max_steps=max_steps, what="transfer"
     )
@@ -88,7 +82,7 @@ def test_ten_megabytes_on_four_streams_at_ten_percent_loss() -> None:
     assert sim.c2s.stats.dropped > 500  # the loss really happened ...
     assert sim.c2s.stats.duplicated > 50 and sim.c2s.stats.reordered > 50
     assert sim.c2s.stats.corrupted > 20
-    client = _client(sim)
+    client = sim.client.connection
     assert client.state == ConnectionState.CONNECTED
 
 
@@ -114,7 +108,7 @@ def test_download_and_upload_at_once() -> None:
     down = StreamCollector()
     sim.client.on_event = down
     _handshake_then_impair(sim, 0.01)
-    sent = send_on_new_streams(_client(sim), payloads(71, [100_000, 100_000, 100_000]))
+    sent = send_on_new_streams(sim.client.connection, payloads(71, [100_000, 100_000, 100_000]))
     sim.run_until(lambda: down.complete(sent), timeout=600.0, what="download")
     for sid in sent:
         assert bytes(down.data[sid]) == bodies[index[sid]]
@@ -138,7 +132,7 @@ def test_data_sent_right_after_handshake_completes_survives_a_lost_finished() ->
     collector = StreamCollector()
     sim.server.on_event = collector
     handshake(sim, confirmed=False)
-    sent = send_on_new_streams(_client(sim), payloads(1, [100_000]))
+    sent = send_on_new_streams(sim.client.connection, payloads(1, [100_000]))
     sim.run_until(lambda: collector.complete(sent), timeout=20.0, what="transfer")
     assert dropped
     assert bytes(collector.data[next(iter(sent))]) == next(iter(sent.values()))
@@ -175,7 +169,7 @@ def test_timers_never_fire_twice_at_the_same_instant() -> None:
 
 def _flow_control_invariants(sim: Simulation) -> None:
     """The client never sends beyond what the server allowed (checked after every step)."""
-    client = _client(sim)
+    client = sim.client.connection
     streams = client.streams
     assert streams.data_sent <= streams.max_data_remote
     for stream in streams.streams.values():
@@ -189,7 +183,7 @@ def test_small_flow_control_windows_are_respected_and_extended(seed: int) -> Non
     sim = make_pair(seed=seed, c2s=_noisy(0.05), s2c=_noisy(0.05), server=limits)
     sim.checks.append(_flow_control_invariants)
     _upload(sim, [120_000, 80_000, 40_000], seed=seed, timeout=600.0)
-    client = _client(sim)
+    client = sim.client.connection
     # The windows really were extended by MAX_DATA / MAX_STREAM_DATA updates.
     assert client.streams.max_data_remote >= 240_000
     server = sim.server.connection
@@ -215,7 +209,7 @@ def test_flow_control_in_both_directions_with_an_echo() -> None:
     back = StreamCollector()
     sim.client.on_event = back
     _handshake_then_impair(sim)
-    sent = send_on_new_streams(_client(sim), payloads(3, [60_000, 30_000]))
+    sent = send_on_new_streams(sim.client.connection, payloads(3, [60_000, 30_000]))
     sim.run_until(lambda: back.complete(sent), timeout=600.0, what="echo")
     for sid, data in sent.items():
         assert bytes(back.data[sid]) == data
@@ -235,7 +229,7 @@ def test_max_streams_bidirectional() -> None:
     replies = StreamCollector()
     sim.client.on_event = replies
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     first = send_on_new_streams(client, [b"a" * 1000, b"b" * 1000])
     with pytest.raises(QuicUsageError):
         client.create_stream()
@@ -253,7 +247,7 @@ def test_max_streams_unidirectional() -> None:
     got = StreamCollector()
     sim.server.on_event = got
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sid = client.create_stream(bidirectional=False)
     assert sid == 2
     with pytest.raises(QuicUsageError):
@@ -274,7 +268,7 @@ def test_max_streams_unidirectional() -> None:
 def test_reset_stream_reaches_the_peer(loss: float) -> None:
     sim = make_pair(seed=6, c2s=_noisy(loss), s2c=_noisy(loss))
     _handshake_then_impair(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sid = client.create_stream()
     client.send_stream_data(sid, b"partial" * 1000)
     sim.run_for(0.2)
@@ -308,7 +302,7 @@ def test_stop_sending_round_trip(loss: float) -> None:
     down = StreamCollector()
     sim.client.on_event = down
     _handshake_then_impair(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sid = client.create_stream()
     client.send_stream_data(sid, b"GET /big", end_stream=True)
     sim.run_until(lambda: len(down.data.get(sid, b"")) > 20_000, timeout=30.0, what="start")
@@ -343,7 +337,7 @@ def test_resetting_a_stream_with_unsent_data_beyond_the_window(how: str) -> None
     down = StreamCollector()
     sim.client.on_event = down
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sid = client.create_stream()
     client.send_stream_data(sid, b"GET /huge", end_stream=True)
     sim.run_until(lambda: len(down.data.get(sid, b"")) > 50_000, timeout=30.0, what="start")
@@ -385,7 +379,7 @@ def test_key_update_in_the_middle_of_a_transfer(initiator: str) -> None:
     collector = StreamCollector()
     sim.server.on_event = collector
     handshake(sim)
-    client = _client(sim)
+    client = sim.client.connection
     sent = send_on_new_streams(client, payloads(9, [1_000_000, 500_000]))
     sim.run_until(lambda: sum(map(len, collector.data.values())) > 200_000, what="progress")
     server = sim.server.connection
@@ -407,7 +401,7 @@ def test_many_key_updates_under_loss() -> None:
     collector = StreamCollector()
     sim.server.on_event = collector
     _handshake_then_impair(sim, 0.01)
-    client = _client(sim)
+    client = sim.client.connection
     sent = send_on_new_streams(client, payloads(11, [1_500_000]))
     server = sim.server.connection
     for i in range(6):
@@ -433,7 +427,7 @@ def test_second_key_update_waits_for_an_ack_in_the_new_phase() -> None:
     sim.server.on_event = collector
     handshake(sim)
     sim.run_for(0.5)
-    client = _client(sim)
+    client = sim.client.connection
     client.ping()
     sim.flush()  # the PING leaves in phase 0
     client.request_key_update()
