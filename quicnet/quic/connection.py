@@ -23,6 +23,7 @@ from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.closing import ClosingState
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.crypto_streams import CryptoSpace
+from quicnet.quic.deadlines import ConnectionDeadlines
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import (
     ConnectionTerminated,
@@ -39,17 +40,15 @@ from quicnet.quic.receiver import _EPOCH_SPACE, PacketReceiver
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.sender import PacketSender
 from quicnet.quic.stream_manager import StreamManager
+from quicnet.quic.tls_setup import local_transport_parameters, make_tls
 from quicnet.quic.transport_params import TransportParameters
 from quicnet.quic.versions import VERSION_PARAMS
 from quicnet.tls import (
-    ClientConfig,
     Epoch,
     HandshakeComplete,
     ProtocolViolation,
-    ServerConfig,
     TLSClient,
     TLSError,
-    TLSServer,
     TrafficSecretReady,
 )
 from quicnet.tls import SessionTicketReceived as TLSSessionTicket
@@ -154,12 +153,8 @@ class QuicConnection:
         self._peer_initial_source_cid: bytes | None = None
         self._version_negotiated = False
         # Timers.
-        self.idle_timeout = c.idle_timeout
-        self._last_activity: float | None = None
-        self._idle_restart_on_send = False
+        self.deadlines = ConnectionDeadlines(c.idle_timeout, c.handshake_timeout)
         self._close_deadline: float | None = None  # end of the closing or draining period
-        self._handshake_deadline: float | None = None
-        self._handshake_started: float | None = None  # set while the half-open limit applies
         self._ack_deadline: float | None = None
         self.closing: ClosingState | None = None
         #: Why the connection is ending or ended (also the last event it reports); None
@@ -168,7 +163,15 @@ class QuicConnection:
         self._pacing_deadline: float | None = None
         self._probes_pending: dict[int, int] = {}
         # Application data.
-        self.local_params = self._local_transport_parameters()
+        self.local_params = local_transport_parameters(
+            c,
+            initial_source_cid=self.host_cid,
+            original_destination_cid=None if self.is_client else self.original_destination_cid,
+            retry_source_cid=self._retry_source_cid,
+            stateless_reset_token=None
+            if self.is_client
+            else self.cids.local[0].stateless_reset_token,
+        )
         self.remote_params: TransportParameters | None = None
         self.streams = StreamManager(
             is_client=self.is_client, local=self.local_params, events=self._events
@@ -182,7 +185,7 @@ class QuicConnection:
         self._next_datagram_id = 0
         self._ping_pending = False
         self.alpn_protocol: str | None = None
-        self.tls = self._make_tls()
+        self.tls = make_tls(c, self.local_params.encode())
         self.sender = PacketSender(self)
         self.receiver = PacketReceiver(self)
         if not self.is_client:
@@ -211,6 +214,11 @@ class QuicConnection:
         return self._first_path_validated if current is None else current.validated
 
     @property
+    def idle_timeout(self) -> float:
+        """The idle timeout in effect: the smaller of both sides' (RFC 9000 §10.1)."""
+        return self.deadlines.idle_timeout
+
+    @property
     def path_migrations(self) -> int:
         """How many times the peer moved the connection to another address."""
         return self.paths.migrations
@@ -236,73 +244,6 @@ class QuicConnection:
             self.recovery.switch_path(self.configuration.congestion_controller(1200), restore)
 
     # Setup ---------------------------------------------------------------------------
-    def _local_transport_parameters(self) -> TransportParameters:
-        c = self.configuration
-        return TransportParameters(
-            original_destination_connection_id=None
-            if self.is_client
-            else self.original_destination_cid,
-            max_idle_timeout=int(c.idle_timeout * 1000),
-            stateless_reset_token=None
-            if self.is_client
-            else self.cids.local[0].stateless_reset_token,
-            max_udp_payload_size=c.max_udp_payload_size,
-            initial_max_data=c.initial_max_data,
-            initial_max_stream_data_bidi_local=c.initial_max_stream_data,
-            initial_max_stream_data_bidi_remote=c.initial_max_stream_data,
-            initial_max_stream_data_uni=c.initial_max_stream_data,
-            initial_max_streams_bidi=c.initial_max_streams_bidi,
-            initial_max_streams_uni=c.initial_max_streams_uni,
-            ack_delay_exponent=c.ack_delay_exponent,
-            max_ack_delay=int(c.max_ack_delay * 1000),
-            active_connection_id_limit=c.active_connection_id_limit,
-            initial_source_connection_id=self.host_cid,
-            retry_source_connection_id=self._retry_source_cid,
-            max_datagram_frame_size=c.max_datagram_frame_size,
-        )
-
-    def _make_tls(self) -> TLSClient | TLSServer:
-        c = self.configuration
-        params = self.local_params.encode()
-        if self.is_client:
-            return TLSClient(
-                ClientConfig(
-                    server_name=c.server_name,
-                    alpn_protocols=c.alpn_protocols,
-                    trust_roots=c.trust_roots,
-                    pinned_fingerprints=c.pinned_fingerprints,
-                    insecure_skip_verify=c.insecure_skip_verify,
-                    verify_server_name=c.verify_server_name,
-                    cipher_suites=c.cipher_suites,
-                    groups=c.groups,
-                    key_share_groups=c.groups[:1],  # the others by HelloRetryRequest
-                    certificate_chain=c.certificate_chain,
-                    private_key=c.private_key,
-                    session=c.session_ticket,
-                    enable_early_data=False,
-                    quic_transport_parameters=params,
-                    middlebox_compatibility=False,
-                    key_log=c.key_log,
-                ),
-                quic=True,
-            )
-        if c.private_key is None:
-            raise QuicUsageError("a QUIC server needs certificate_chain and private_key")
-        return TLSServer(
-            ServerConfig(
-                certificate_chain=c.certificate_chain,
-                private_key=c.private_key,
-                alpn_protocols=c.alpn_protocols,
-                cipher_suites=c.cipher_suites,
-                groups=c.groups,
-                ticket_keys=c.ticket_keys,
-                quic_transport_parameters=params,
-                middlebox_compatibility=False,
-                key_log=c.key_log,
-            ),
-            quic=True,
-        )
-
     def _install_initial_keys(self, destination_cid: bytes) -> None:
         send, recv = initial_keys(self.version, destination_cid, is_client=self.is_client)
         space = self.spaces[Epoch.INITIAL]
@@ -310,12 +251,11 @@ class QuicConnection:
 
     def connect(self, address: Address, now: float) -> None:
         """Client: start the handshake toward ``address``."""
-        if not self.is_client or self._last_activity is not None:
+        if not self.is_client or self.deadlines.started:
             raise QuicUsageError("connect() is for a new client connection")
         self.paths.start(address, validated=True)
         self.cids.set_initial_peer(self.original_destination_cid)
-        self._last_activity = now
-        self._start_handshake_deadline(now)
+        self.deadlines.start(now)
         if self._version_probes_left:
             self._version_probe_due = now  # an unknown version first: wait for VN
             return
@@ -574,9 +514,7 @@ class QuicConnection:
                 self.cids.set_peer_reset_token(params.stateless_reset_token)
         self.remote_params = params
         self.recovery.max_ack_delay = params.max_ack_delay / 1000
-        if params.max_idle_timeout:
-            peer = params.max_idle_timeout / 1000
-            self.idle_timeout = min(self.idle_timeout, peer) if self.idle_timeout else peer
+        self.deadlines.negotiate_idle_timeout(params.max_idle_timeout / 1000)
         self.streams.set_remote_parameters(params)
 
     def _on_handshake_complete(self, event: HandshakeComplete) -> None:
@@ -668,14 +606,15 @@ class QuicConnection:
         if self.state in (ConnectionState.CLOSING, ConnectionState.DRAINING):
             return self._close_deadline
         candidates = []
-        if self.idle_timeout and self._last_activity is not None:
-            candidates.append(self._idle_deadline(self._last_activity))
+        deadline = self.deadlines.next(self.recovery.pto_base(), self.handshake_complete)
+        if deadline is not None:
+            candidates.append(deadline)
         loss_time, _ = self.recovery.earliest_loss_time()
         if loss_time is not None:
             candidates.append(loss_time)
         elif self._may_send_probe():
             pto, _ = self.recovery.pto_time(
-                self._last_activity or 0.0,
+                self.deadlines.last_activity or 0.0,
                 has_handshake_keys=self.spaces[Epoch.HANDSHAKE].send_key is not None,
                 is_client=self.is_client,
             )
@@ -689,13 +628,7 @@ class QuicConnection:
             candidates.append(self._version_probe_due)
         if self.paths.active and (path_timer := self.paths.next_timer()) is not None:
             candidates.append(path_timer)
-        if self._handshake_deadline is not None and not self.handshake_complete:
-            candidates.append(self._handshake_deadline)
         return min(candidates) if candidates else None
-
-    def _idle_deadline(self, last_activity: float) -> float:
-        # RFC 9000 §10.1: at least three PTOs, measured without backoff.
-        return last_activity + max(self.idle_timeout, 3 * self.recovery.pto_base())
 
     def start_idle_timer(self, now: float, *, half_open_timeout: float | None = None) -> None:
         """Arm the idle and handshake timers from ``now`` (a server, its first datagram).
@@ -704,34 +637,9 @@ class QuicConnection:
         its address by then (no Handshake packet yet) is dropped sooner than the
         handshake timeout: a spoofed Initial holds its slot only that long.
         """
-        if self._last_activity is None:
-            self._last_activity = now
-        self._start_handshake_deadline(now)
-        if half_open_timeout is not None and not self.address_validated:
-            self._handshake_started = now
-            deadline = now + half_open_timeout
-            if self._handshake_deadline is None or deadline < self._handshake_deadline:
-                self._handshake_deadline = deadline
-
-    def _start_handshake_deadline(self, now: float) -> None:
-        # Not an RFC 9000 timer (§10.1 leaves a stalled handshake to the idle timeout): a
-        # local limit, so a client whose server never answers gives up in seconds.
-        timeout = self.configuration.handshake_timeout
-        if timeout and self._handshake_deadline is None:
-            self._handshake_deadline = now + timeout
-
-    def on_address_validated(self) -> None:
-        """The client proved its address mid-handshake: the half-open limit no longer applies."""
-        started, self._handshake_started = self._handshake_started, None
-        if started is not None:
-            timeout = self.configuration.handshake_timeout
-            self._handshake_deadline = started + timeout if timeout else None
-
-    def on_ack_eliciting_sent(self, now: float) -> None:
-        """RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer."""
-        if self._idle_restart_on_send:
-            self._idle_restart_on_send = False
-            self._last_activity = now
+        self.deadlines.start(
+            now, half_open_timeout=None if self.address_validated else half_open_timeout
+        )
 
     def _may_send_probe(self) -> bool:
         # §8.1 / RFC 9002 §6.2.2.1: an amplification-limited server does not arm the PTO.
@@ -745,23 +653,9 @@ class QuicConnection:
             if self._close_deadline is not None and now >= self._close_deadline:
                 self._terminate(0, None, "closed", by_peer=False)
             return
-        deadline = self._handshake_deadline
-        if deadline is not None and not self.handshake_complete and now >= deadline:
-            started = self._handshake_started
-            if started is not None:
-                limit = deadline - started
-                reason = f"handshake timeout: the client's address unproven after {limit:g} s"
-            else:
-                limit = self.configuration.handshake_timeout or 0.0
-                reason = f"handshake timeout: not completed within {limit:g} s"
-            self._terminate(TransportErrorCode.NO_ERROR, None, reason, by_peer=False)
-            return
-        if (
-            self.idle_timeout
-            and self._last_activity is not None
-            and now >= self._idle_deadline(self._last_activity)
-        ):
-            self._terminate(TransportErrorCode.NO_ERROR, None, "idle timeout", by_peer=False)
+        ended = self.deadlines.expired(now, self.recovery.pto_base(), self.handshake_complete)
+        if ended is not None:
+            self._terminate(TransportErrorCode.NO_ERROR, None, ended, by_peer=False)
             return
         if self._ack_deadline is not None and now >= self._ack_deadline:
             self._ack_deadline = None
@@ -778,7 +672,7 @@ class QuicConnection:
                 self.recovery.detect_lost_on_timer(space_id, now)
             return
         pto, space_id = self.recovery.pto_time(
-            self._last_activity or 0.0,
+            self.deadlines.last_activity or 0.0,
             has_handshake_keys=self.spaces[Epoch.HANDSHAKE].send_key is not None,
             is_client=self.is_client,
         )

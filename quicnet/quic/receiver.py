@@ -27,6 +27,7 @@ from quicnet.quic.packets import (
 from quicnet.quic.paths import address_key
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.recovery import Recovery
+from quicnet.quic.tls_setup import make_tls
 from quicnet.tls import Epoch, TLSClient
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class PacketReceiver:
             e: CryptoSpace(c.configuration.max_crypto_buffer)
             for e in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)
         }
-        c.tls = c._make_tls()
+        c.tls = make_tls(c.configuration, c.local_params.encode())
         c._install_initial_keys(c.original_destination_cid)
         assert isinstance(c.tls, TLSClient)
         c.tls.start(now)
@@ -214,8 +215,7 @@ class PacketReceiver:
         self, epoch: Epoch, peer_scid: bytes | None, dcid: bytes, address: Address, now: float
     ) -> None:
         c = self.c
-        c._last_activity = now
-        c._idle_restart_on_send = True
+        c.deadlines.on_packet_received(now)
         if not c._received_first_packet:
             c._received_first_packet = True
             if peer_scid is not None:
@@ -229,7 +229,7 @@ class PacketReceiver:
             current = c.paths.current
             if current is not None and address_key(address) == current.key:
                 current.validated = True  # §8.1: a Handshake packet proves the address
-                c.on_address_validated()
+                c.deadlines.on_address_validated()
             c._discard_epoch(Epoch.INITIAL)
 
     def _on_retry(self, packet: bytes, source_cid: bytes, token: bytes, now: float) -> None:

@@ -213,7 +213,7 @@ class PacketSender:
                 ),
             )
         if packet.ack_eliciting:
-            c.on_ack_eliciting_sent(now)
+            c.deadlines.on_ack_eliciting_sent(now)
         if packet.epoch == Epoch.ONE_RTT:
             c._packets_in_key_phase += 1
             # RFC 9001 §6.6: update keys well before the AEAD confidentiality limit.

@@ -1,0 +1,85 @@
+"""What a QUIC connection builds from its configuration for the handshake (RFC 9001 §4,
+§8.2): its transport parameters, and the TLS client or server that carries them.
+
+Pure construction: nothing here keeps state of a connection.
+"""
+
+from __future__ import annotations
+
+from quicnet.quic.config import QuicConfiguration
+from quicnet.quic.errors import QuicUsageError
+from quicnet.quic.transport_params import TransportParameters
+from quicnet.tls import ClientConfig, ServerConfig, TLSClient, TLSServer
+
+__all__ = ["local_transport_parameters", "make_tls"]
+
+
+def local_transport_parameters(
+    c: QuicConfiguration,
+    *,
+    initial_source_cid: bytes,
+    original_destination_cid: bytes | None = None,
+    retry_source_cid: bytes | None = None,
+    stateless_reset_token: bytes | None = None,
+) -> TransportParameters:
+    """Our transport parameters (RFC 9000 §18.2); the server-only ones given by a server."""
+    return TransportParameters(
+        original_destination_connection_id=original_destination_cid,
+        max_idle_timeout=int(c.idle_timeout * 1000),
+        stateless_reset_token=stateless_reset_token,
+        max_udp_payload_size=c.max_udp_payload_size,
+        initial_max_data=c.initial_max_data,
+        initial_max_stream_data_bidi_local=c.initial_max_stream_data,
+        initial_max_stream_data_bidi_remote=c.initial_max_stream_data,
+        initial_max_stream_data_uni=c.initial_max_stream_data,
+        initial_max_streams_bidi=c.initial_max_streams_bidi,
+        initial_max_streams_uni=c.initial_max_streams_uni,
+        ack_delay_exponent=c.ack_delay_exponent,
+        max_ack_delay=int(c.max_ack_delay * 1000),
+        active_connection_id_limit=c.active_connection_id_limit,
+        initial_source_connection_id=initial_source_cid,
+        retry_source_connection_id=retry_source_cid,
+        max_datagram_frame_size=c.max_datagram_frame_size,
+    )
+
+
+def make_tls(c: QuicConfiguration, transport_parameters: bytes) -> TLSClient | TLSServer:
+    """A fresh TLS engine in QUIC mode for ``c`` (a client or a server)."""
+    if c.is_client:
+        return TLSClient(
+            ClientConfig(
+                server_name=c.server_name,
+                alpn_protocols=c.alpn_protocols,
+                trust_roots=c.trust_roots,
+                pinned_fingerprints=c.pinned_fingerprints,
+                insecure_skip_verify=c.insecure_skip_verify,
+                verify_server_name=c.verify_server_name,
+                cipher_suites=c.cipher_suites,
+                groups=c.groups,
+                key_share_groups=c.groups[:1],  # the others by HelloRetryRequest
+                certificate_chain=c.certificate_chain,
+                private_key=c.private_key,
+                session=c.session_ticket,
+                enable_early_data=False,
+                quic_transport_parameters=transport_parameters,
+                middlebox_compatibility=False,  # RFC 9001 §8.4
+                key_log=c.key_log,
+            ),
+            quic=True,
+        )
+    if c.private_key is None:
+        raise QuicUsageError("a QUIC server needs certificate_chain and private_key")
+    return TLSServer(
+        ServerConfig(
+            certificate_chain=c.certificate_chain,
+            private_key=c.private_key,
+            alpn_protocols=c.alpn_protocols,
+            cipher_suites=c.cipher_suites,
+            groups=c.groups,
+            ticket_keys=c.ticket_keys,
+            quic_transport_parameters=transport_parameters,
+            middlebox_compatibility=False,
+            key_log=c.key_log,
+        ),
+        quic=True,
+    )
