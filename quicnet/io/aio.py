@@ -14,6 +14,7 @@ Uses uvloop when it is installed and :func:`run` starts the loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import functools
 import logging
@@ -248,8 +249,8 @@ async def connect(
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=2)  # SOCK_DGRAM
     address = infos[0][4]
-    if configuration.server_name is None:
-        configuration.server_name = host
+    if configuration.server_name is None:  # verify the host we connect to
+        configuration = dataclasses.replace(configuration, server_name=host)
     connection = QuicConnection(configuration)
     protocol = QuicClient(connection)
     protocol.attach(open_udp_socket("::" if ":" in str(address[0]) else "0.0.0.0", 0))
