@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""The README's two commands: ``python3 dev.py demo`` and ``python3 dev.py test``.
+"""The README's two commands: ``python3 dev.py demo`` and ``python3 dev.py test``;
+and ``python3 dev.py bench`` for the QUIC benchmark (``benchmarks/quic_bench.py``).
 
 Each makes (or refreshes) a virtual environment in ``.venv`` inside the
 checkout, installs what it needs from the package registries, and runs.
 Only Python 3.11+ is required. Extra arguments are passed on
-(``python3 dev.py test -k verify``, ``python3 dev.py demo -dir out``).
+(``python3 dev.py test -k verify``, ``python3 dev.py demo -dir out``,
+``python3 dev.py bench --quick``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 # What each command needs installed (extras of pyproject.toml).
-EXTRAS = {"demo": "", "test": "test,dev"}
+EXTRAS = {"demo": "", "test": "test,dev", "bench": "test,bench,fast"}
 
 
 def _stamp(extras: str) -> str:
@@ -58,6 +60,8 @@ def main(argv: list[str]) -> int:
     ensure_env(EXTRAS[command])
     if command == "demo":
         args = [str(PYTHON), "-m", "quicnet", "demo", *rest]
+    elif command == "bench":
+        args = [str(PYTHON), str(ROOT / "benchmarks" / "quic_bench.py"), *rest]
     else:
         args = [str(PYTHON), "-m", "pytest", *rest]
     return subprocess.run(args, cwd=ROOT).returncode

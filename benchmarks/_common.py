@@ -42,14 +42,19 @@ def machine() -> dict[str, Any]:
     }
 
 
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of already sorted ``ordered``, nearest rank."""
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 def summary(samples: list[float]) -> dict[str, float]:
-    """Median and p99 of ``samples`` (seconds), reported in microseconds."""
+    """Median, p99 and p99.9 of ``samples`` (seconds), reported in microseconds."""
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {
         "n": len(ordered),
         "median_us": statistics.median(ordered) * 1e6,
-        "p99_us": p99 * 1e6,
+        "p99_us": percentile(ordered, 0.99) * 1e6,
+        "p999_us": percentile(ordered, 0.999) * 1e6,
         "mean_us": statistics.fmean(ordered) * 1e6,
     }
 

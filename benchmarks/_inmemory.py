@@ -1,0 +1,412 @@
+"""quic_bench.py's in-memory measurements: a QuicEndpoint and its clients, no sockets.
+
+Datagrams are handed from one side to the other in the same thread, on a
+simulated clock, so the CPU figures are quicnet's alone (no kernel, no event
+loop): handshake CPU with N connections already open on the endpoint,
+memory per idle connection per side (tracemalloc), and the server's CPU per
+client-tick of a 30 Hz game.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import statistics
+import time
+import tracemalloc
+from typing import Any
+
+from _common import percentile
+from _peers import ALPN, INPUT_SIZE, SNAPSHOT_SIZE, other_stack
+
+from quicnet.crypto import (
+    Certificate,
+    PrivateKey,
+    generate_private_key,
+    issue_certificate,
+    make_ca,
+    make_csr,
+)
+from quicnet.quic import DatagramReceived, QuicConfiguration, QuicConnection
+from quicnet.quic.endpoint import QuicEndpoint
+
+SERVER = ("192.0.2.1", 4433)
+#: Long enough that the simulated clock never idles a connection out.
+IDLE_TIMEOUT = 3600.0
+#: Clients that handshake together when filling an endpoint (below its Retry threshold).
+BATCH = 200
+#: Simulated seconds that pass when only timers are left (ACK delay is 25 ms).
+TIMER_STEP = 0.03
+
+
+class Identity:
+    """A CA and a server certificate issued by it, for ``localhost``."""
+
+    def __init__(self, algorithm: str) -> None:
+        start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+        if algorithm == "Ed25519":
+            ca_key, key = generate_private_key("Ed25519"), generate_private_key("Ed25519")
+        else:
+            ca_key = generate_private_key("EC", curve="P-256")
+            key = generate_private_key("EC", curve="P-256")
+        self.algorithm = algorithm
+        self.ca: Certificate = make_ca(
+            ca_key, f"/CN=bench {algorithm} CA", days=2, not_before=start
+        )
+        csr = make_csr(key, "/CN=localhost", names=["localhost"])
+        self.certificate: Certificate = issue_certificate(
+            csr, self.ca, ca_key, days=2, not_before=start
+        )
+        self.key: PrivateKey = key
+
+    def server_config(self) -> QuicConfiguration:
+        return QuicConfiguration(
+            is_client=False,
+            alpn_protocols=[ALPN],
+            certificate_chain=[self.certificate],
+            private_key=self.key,
+            idle_timeout=IDLE_TIMEOUT,
+        )
+
+    def client_config(self) -> QuicConfiguration:
+        return QuicConfiguration(
+            is_client=True,
+            alpn_protocols=[ALPN],
+            server_name="localhost",
+            trust_roots=[self.ca],
+            idle_timeout=IDLE_TIMEOUT,
+        )
+
+
+class MemoryNet:
+    """One endpoint and its clients, each client at its own address, on a simulated clock."""
+
+    def __init__(self, identity: Identity, max_connections: int) -> None:
+        self.endpoint = QuicEndpoint(identity.server_config(), max_connections=max_connections)
+        self.client_config = identity.client_config()
+        self.clients: dict[Any, QuicConnection] = {}
+        self.now = 1.0
+        self._next = 0
+        self.server_cpu = 0.0  # process CPU spent inside the endpoint while timing it
+
+    def _address(self) -> tuple[str, int]:
+        i = self._next
+        self._next += 1
+        return (f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", 50000)
+
+    def open(self, count: int, *, keep: bool) -> list[QuicConnection]:
+        """Handshake ``count`` new clients (in batches) until everything is acknowledged."""
+        made: list[QuicConnection] = []
+        while len(made) < count:
+            batch = {}
+            for _ in range(min(BATCH, count - len(made))):
+                client = QuicConnection(self.client_config)
+                client.connect(SERVER, self.now)
+                batch[self._address()] = client
+            self.clients.update(batch)
+            self.settle(batch)
+            for client in batch.values():
+                if not client.handshake_confirmed:
+                    raise RuntimeError(f"a handshake did not complete: {client.termination}")
+            made.extend(batch.values())
+            if not keep:
+                for address in batch:
+                    del self.clients[address]
+        return made
+
+    def pump(self, clients: dict[Any, QuicConnection]) -> int:
+        """Move every datagram ready now, both ways, once; the number moved."""
+        endpoint, now, moved = self.endpoint, self.now, 0
+        for address, client in clients.items():
+            for data, _ in client.datagrams_to_send(now):
+                endpoint.receive_datagram(data, address, now)
+                moved += 1
+        for data, address in endpoint.datagrams_to_send(now):
+            client = self.clients.get(address)
+            if client is not None:
+                client.receive_datagram(data, SERVER, now)
+                moved += 1
+        while endpoint.next_event() is not None:
+            pass
+        for client in clients.values():
+            while client.next_event() is not None:
+                pass
+        return moved
+
+    def settle(self, clients: dict[Any, QuicConnection], rounds: int = 200) -> None:
+        """Pump until quiet, letting the clock run for timers (delayed ACKs) until none is due."""
+        for _ in range(rounds):
+            if self.pump(clients):
+                continue
+            horizon = self.now + TIMER_STEP
+            due = [
+                c for c in clients.values() if (t := c.next_timer()) is not None and t <= horizon
+            ]
+            server_due = (t := self.endpoint.next_timer()) is not None and t <= horizon
+            if not due and not server_due:
+                return
+            self.now = horizon
+            for client in due:
+                client.handle_timer(self.now)
+            if server_due:
+                self.endpoint.handle_timer(self.now)
+
+    def timed_handshake(self) -> float:
+        """Process CPU of one full handshake (client and server), then settle it untimed."""
+        clock = time.process_time
+        start = clock()
+        client = QuicConnection(self.client_config)
+        client.connect(SERVER, self.now)
+        address = self._address()
+        one = {address: client}
+        self.clients[address] = client
+        while self.pump(one):
+            pass
+        elapsed = clock() - start
+        if not client.handshake_confirmed:
+            raise RuntimeError(f"the handshake did not complete: {client.termination}")
+        self.settle(one)
+        del self.clients[address]
+        return elapsed
+
+
+def handshake_cpu(algorithm: str, open_counts: list[int], samples: int) -> dict[str, Any]:
+    """Median client+server CPU of a handshake through an endpoint with N connections open.
+
+    The measured handshakes stay open, so N grows while measuring, by at most
+    10%: a small N gets a freshly filled endpoint for every tenth of N samples;
+    larger ones share one endpoint, topped up from one N to the next.
+    """
+    identity = Identity(algorithm)
+    limit = max(open_counts) * 2 + samples + 1000
+    result: dict[str, Any] = {}
+    shared: MemoryNet | None = None
+    shared_open = 0
+    for n in sorted(open_counts):
+        per_fill = max(1, n // 10)
+        times: list[float] = []
+        started = time.perf_counter()
+        if per_fill >= samples:
+            if shared is None or shared_open > n:
+                shared, shared_open = MemoryNet(identity, limit), 0
+            shared.open(n - shared_open, keep=False)
+            times = [shared.timed_handshake() for _ in range(samples)]
+            shared_open = n + samples
+        else:
+            while len(times) < samples:
+                net = MemoryNet(identity, limit)
+                net.open(n, keep=False)
+                times += [net.timed_handshake() for _ in range(min(per_fill, samples - len(times)))]
+        ordered = sorted(times)
+        entry = {
+            "open": n,
+            "samples": len(times),
+            "median_ms": statistics.median(ordered) * 1e3,
+            "p90_ms": percentile(ordered, 0.9) * 1e3,
+            "seconds": time.perf_counter() - started,
+        }
+        result[str(n)] = entry
+        print(
+            f"  handshake {algorithm:7} N={n:6}: {entry['median_ms']:.2f} ms"
+            f" (p90 {entry['p90_ms']:.2f}, {entry['seconds']:.0f} s)",
+            flush=True,
+        )
+    return result
+
+
+def other_handshake_cpu(name: str, algorithm: str, samples: int) -> dict[str, Any]:
+    """aioquic's or qh3's handshake CPU (client + server pair, no endpoint), for reference."""
+    import tempfile
+    from pathlib import Path
+
+    from quicnet.quic.packets import parse_long_header
+
+    api = other_stack(name)
+    identity = Identity(algorithm)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key, ca = Path(tmp, "cert.pem"), Path(tmp, "key.pem"), Path(tmp, "ca.pem")
+        cert.write_bytes(identity.certificate.to_pem())
+        key.write_bytes(identity.key.to_pem())
+        ca.write_bytes(identity.ca.to_pem())
+        client_config = api["Config"](
+            is_client=True, alpn_protocols=[ALPN], server_name="localhost"
+        )
+        client_config.load_verify_locations(str(ca))
+        server_config = api["Config"](is_client=False, alpn_protocols=[ALPN])
+        server_config.load_cert_chain(str(cert), str(key))
+        connection, completed = api["Connection"], api["HandshakeCompleted"]
+
+        def once() -> float:
+            start = time.process_time()
+            client = connection(configuration=client_config)
+            now = 1.0
+            client.connect(("127.0.0.1", 2), now=now)
+            server = None
+            for _ in range(20):
+                moved = 0
+                for data, _ in client.datagrams_to_send(now=now):
+                    if server is None:
+                        dcid = parse_long_header(data).destination_cid
+                        server = connection(
+                            configuration=server_config, original_destination_connection_id=dcid
+                        )
+                    server.receive_datagram(data, ("127.0.0.1", 1), now=now)
+                    moved += 1
+                assert server is not None
+                for data, _ in server.datagrams_to_send(now=now):
+                    client.receive_datagram(data, ("127.0.0.1", 2), now=now)
+                    moved += 1
+                if not moved:
+                    break
+            elapsed = time.process_time() - start
+            done = False
+            while (event := client.next_event()) is not None:
+                done = done or isinstance(event, completed)
+            if not done:
+                why = getattr(client, "_close_event", None)  # both keep the reason there
+                reason = getattr(why, "reason_phrase", "")
+                raise RuntimeError(f"{name}: the handshake did not complete: {reason}")
+            return elapsed
+
+        for _ in range(5):
+            once()  # the CA file is read on every handshake, as in an application
+        times = sorted(once() for _ in range(samples))
+        return {
+            "samples": samples,
+            "median_ms": statistics.median(times) * 1e3,
+            "p90_ms": percentile(times, 0.9) * 1e3,
+            "version": api["version"],
+        }
+
+
+def _top_sites(
+    after: tracemalloc.Snapshot, before: tracemalloc.Snapshot, count: int, n: int = 8
+) -> list[dict[str, Any]]:
+    """Where the bytes of one connection go: the largest allocation sites, per connection."""
+    keep = [tracemalloc.Filter(True, "*quicnet*"), tracemalloc.Filter(True, "*cryptography*")]
+    diff = after.filter_traces(keep).compare_to(before.filter_traces(keep), "lineno")
+    sites = []
+    for stat in sorted(diff, key=lambda s: s.size_diff, reverse=True)[:n]:
+        frame = stat.traceback[0]
+        where = frame.filename.split("site-packages/")[-1].split("/quicnet/", 1)[-1]
+        sites.append({"site": f"{where}:{frame.lineno}", "bytes": stat.size_diff / count})
+    return sites
+
+
+def memory_per_connection(count: int) -> dict[str, Any]:
+    """Bytes per idle connection, client and server side, by tracemalloc after the handshake.
+
+    N handshakes complete (ACKs exchanged, events taken); then the traced
+    memory with clients and server connections, and again once the clients
+    are dropped: the rest is the endpoint's share, the difference the clients'.
+    """
+    identity = Identity("P-256")
+    net = MemoryNet(identity, max_connections=count * 2 + 100)
+    net.open(20, keep=False)  # warm caches, lazy imports, interned strings
+    gc.collect()
+    tracemalloc.start()
+    try:
+        gc.collect()
+        base = tracemalloc.get_traced_memory()[0]
+        base_snapshot = tracemalloc.take_snapshot()
+        clients = net.open(count, keep=True)
+        net.clients.clear()  # only ``clients`` holds them now
+        gc.collect()
+        both = tracemalloc.get_traced_memory()[0] - base
+        both_snapshot = tracemalloc.take_snapshot()
+        del clients
+        gc.collect()
+        server = tracemalloc.get_traced_memory()[0] - base
+        server_snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    open_now = len({id(c) for c in net.endpoint.connections.values()})
+    return {
+        "connections": count,
+        "server_bytes_per_connection": server / count,
+        "client_bytes_per_connection": (both - server) / count,
+        "server_connections_open": open_now,
+        "server_top_sites": _top_sites(server_snapshot, base_snapshot, count),
+        "client_top_sites": _top_sites(both_snapshot, server_snapshot, count),
+    }
+
+
+def capacity_in_memory(count: int, ticks: int, warmup_ticks: int, rate: float) -> dict[str, Any]:
+    """Server CPU per client-tick: every client sends a 100-byte input, gets a 300-byte snapshot.
+
+    Only the endpoint's work (receiving, the application's answer, sending,
+    timers) is timed; the clients run untimed in the same thread.
+    """
+    identity = Identity("P-256")
+    net = MemoryNet(identity, max_connections=count * 2 + 100)
+    clients = net.open(count, keep=True)
+    by_address = dict(net.clients)
+    endpoint = net.endpoint
+    period = 1.0 / rate
+    payload = bytes(INPUT_SIZE)
+    snapshot = bytes(SNAPSHOT_SIZE)
+    clock = time.process_time
+    server_cpu = 0.0
+    received = 0
+    sent_measured = 0
+    datagrams_in = 0
+
+    def serve(inbound: list[tuple[bytes, Any]], now: float) -> list[tuple[bytes, Any]]:
+        """The server's share of a moment: everything in, the answers, timers, everything out."""
+        for data, address in inbound:
+            endpoint.receive_datagram(data, address, now)
+        while (item := endpoint.next_event()) is not None:
+            conn, event = item
+            if type(event) is DatagramReceived:
+                conn.send_datagram(snapshot)
+        deadline = endpoint.next_timer()
+        if deadline is not None and deadline <= now:
+            endpoint.handle_timer(now)
+        out: list[tuple[bytes, Any]] = endpoint.datagrams_to_send(now)
+        return out
+
+    def deliver(outbound: list[tuple[bytes, Any]], now: float) -> int:
+        got = 0
+        for data, address in outbound:
+            by_address[address].receive_datagram(data, SERVER, now)
+        for client in clients:
+            while (event := client.next_event()) is not None:
+                if type(event) is DatagramReceived:
+                    got += 1
+        return got
+
+    tick_start = net.now + 1.0
+    for tick in range(warmup_ticks + ticks):
+        measured = tick >= warmup_ticks
+        # The inputs, then (after the clients' ACK delay) their timers.
+        for phase in (0.0, 0.026):
+            now = tick_start + tick * period + phase
+            inbound: list[tuple[bytes, Any]] = []
+            for address, client in by_address.items():
+                if phase == 0.0:
+                    client.send_datagram(payload)
+                deadline = client.next_timer()
+                if deadline is not None and deadline <= now:
+                    client.handle_timer(now)
+                for data, _ in client.datagrams_to_send(now):
+                    inbound.append((data, address))
+            start = clock()
+            outbound = serve(inbound, now)
+            elapsed = clock() - start
+            got = deliver(outbound, now)
+            if measured:
+                server_cpu += elapsed
+                datagrams_in += len(inbound)
+                received += got
+                sent_measured += count if phase == 0.0 else 0
+    per_client_tick = server_cpu / (count * ticks)
+    return {
+        "clients": count,
+        "ticks": ticks,
+        "rate_hz": rate,
+        "server_cpu_per_client_tick_us": per_client_tick * 1e6,
+        "server_datagrams_in_per_client_tick": datagrams_in / (count * ticks),
+        "snapshots_received": received,
+        "inputs_sent": sent_measured,
+        "clients_per_core_at_rate": 1.0 / (per_client_tick * rate),
+    }
