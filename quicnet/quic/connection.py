@@ -104,6 +104,9 @@ class QuicConnection:
         self._version_probe_due: float | None = None
         self.state = ConnectionState.HANDSHAKE
         self._events: deque[QuicEvent] = deque()
+        #: Called when the application gives the connection something to send; set by an
+        #: endpoint that only looks at connections with something to do.
+        self.wake: Callable[[QuicConnection], None] | None = None
         #: The peer's addresses: the current path, a fallback, those being probed (§9).
         self.paths = PathManager()
         local_cid = local_cid if local_cid is not None else random_bytes(c.connection_id_length)
@@ -296,6 +299,8 @@ class QuicConnection:
         if type(event) is StreamDataReceived:
             if event.data:
                 self.streams.on_data_consumed(event.stream_id, len(event.data))
+                if self.wake is not None and self.streams.credit_pending:
+                    self.wake(self)
         elif type(event) is DatagramReceived:
             self.datagrams_queued -= 1
         return event
@@ -309,14 +314,23 @@ class QuicConnection:
         return self.streams.open(bidirectional)
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue ``data`` on a stream (and its end with ``end_stream``)."""
         self._check_open()
         self.streams.send(stream_id, data, end_stream)
+        if self.wake is not None:
+            self.wake(self)
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """Abandon sending on a stream (RESET_STREAM)."""
         self.streams.reset(stream_id, error_code)
+        if self.wake is not None:
+            self.wake(self)
 
     def stop_stream(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending on a stream (STOP_SENDING)."""
         self.streams.stop_sending(stream_id, error_code)
+        if self.wake is not None:
+            self.wake(self)
 
     @property
     def max_datagram_size(self) -> int | None:
@@ -338,10 +352,15 @@ class QuicConnection:
         datagram_id = self._next_datagram_id
         self._next_datagram_id += 1
         self._datagrams.append((datagram_id, bytes(data)))
+        if self.wake is not None:
+            self.wake(self)
         return datagram_id
 
     def ping(self) -> None:
+        """Send a PING (an ack-eliciting packet) soon."""
         self._ping_pending = True
+        if self.wake is not None:
+            self.wake(self)
 
     def request_key_update(self) -> None:
         """Start a 1-RTT key update (RFC 9001 §6.1)."""
@@ -350,6 +369,8 @@ class QuicConnection:
         if not self._key_update_confirmed:
             raise QuicUsageError("the previous key update is not acknowledged yet")
         self._initiate_key_update()
+        if self.wake is not None:
+            self.wake(self)
 
     def close(self, error_code: int = 0, reason: str = "", *, application: bool = True) -> None:
         """Send CONNECTION_CLOSE and enter the closing state (§10.2)."""
@@ -360,6 +381,12 @@ class QuicConnection:
         ):
             return
         self._enter_closing(error_code, None if application else 0, reason, application=application)
+        if self.wake is not None:
+            self.wake(self)
+
+    def abort(self, reason: str) -> None:
+        """End at once, without CONNECTION_CLOSE: for a connection whose own state broke."""
+        self._terminate(TransportErrorCode.INTERNAL_ERROR, None, reason, by_peer=False)
 
     def _check_open(self) -> None:
         if self.state in (

@@ -10,6 +10,8 @@ connections and handshakes in progress. Closed connections are reaped.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from collections import deque
 from dataclasses import dataclass, replace
@@ -30,6 +32,7 @@ from quicnet.quic.packets import (
     parse_long_header,
 )
 from quicnet.quic.protection import PacketKey, initial_keys
+from quicnet.quic.sender import MAX_DATAGRAMS_PER_CALL
 from quicnet.quic.tokens import RetryTokenManager
 from quicnet.quic.versions import VERSION_PARAMS
 
@@ -50,6 +53,9 @@ class EndpointStats:
     stateless_resets_sent: int = 0
     connections_accepted: int = 0
     connections_refused: int = 0
+    #: Connections visited by datagrams_to_send, next_timer and handle_timer together:
+    #: it grows with the connections that had something to do, never with idle ones.
+    connections_visited: int = 0
 
 
 class QuicEndpoint:
@@ -94,8 +100,16 @@ class QuicEndpoint:
         self._reset_tokens = float(max_stateless_resets_per_second)
         self._reset_refill_at = 0.0
         self.connections: dict[bytes, QuicConnection] = {}  # every routable CID -> connection
+        self._cids_of: dict[QuicConnection, set[bytes]] = {}
         self._all: set[QuicConnection] = set()
         self._handshaking: set[QuicConnection] = set()
+        # The work per wakeup follows the connections that have something to do:
+        # those that may have datagrams to send, and a heap of timers (stale entries,
+        # whose time is no longer the connection's, are skipped when they surface).
+        self._send_ready: dict[QuicConnection, None] = {}
+        self._timers: list[tuple[float, int, QuicConnection]] = []
+        self._timer_of: dict[QuicConnection, float] = {}
+        self._timer_seq = itertools.count()
         self._outgoing: deque[tuple[bytes, Address]] = deque()
         #: Connections with events waiting, oldest first. Events stay in their connection
         #: until the application takes them, so stream credit follows what it consumes.
@@ -188,15 +202,12 @@ class QuicEndpoint:
         )
         self._all.add(conn)
         self._handshaking.add(conn)
-        self.connections[conn.host_cid] = conn
-        self.connections[long.destination_cid] = conn  # until the client switches to ours
+        self._cids_of[conn] = set()
+        self._route(conn, conn.host_cid)
+        self._route(conn, long.destination_cid)  # until the client switches to ours
+        conn.wake = self._wake
         conn.start_idle_timer(now, half_open_timeout=self.half_open_timeout)
         conn.receive_datagram(data, address, now)
-        if not conn._received_first_packet:
-            # The Initial did not decrypt (forged, or corrupted in transit): keep nothing.
-            self._reap(conn)
-            self.stats.datagrams_dropped += 1
-            return
         self.stats.connections_accepted += 1
         self._after(conn)
 
@@ -247,60 +258,112 @@ class QuicEndpoint:
         self.stats.stateless_resets_sent += 1
 
     # Bookkeeping --------------------------------------------------------------------------
+    def _route(self, conn: QuicConnection, cid: bytes) -> None:
+        self.connections[cid] = conn
+        self._cids_of[conn].add(cid)
+
+    def _wake(self, conn: QuicConnection) -> None:
+        """The application gave ``conn`` something to send (or to acknowledge)."""
+        self._send_ready[conn] = None
+
     def _after(self, conn: QuicConnection) -> None:
-        """Apply routing changes and collect events after a connection did something."""
-        for cid, added in conn.cids.routing_changes:
-            if added:
-                self.connections[cid] = conn
-            elif self.connections.get(cid) is conn:
-                del self.connections[cid]
-        conn.cids.routing_changes.clear()
+        """Bookkeeping after a connection did something: routes, events, timer, sending."""
+        changes = conn.cids.routing_changes
+        if changes:
+            for cid, added in changes:
+                if added:
+                    self._route(conn, cid)
+                elif self.connections.get(cid) is conn:
+                    del self.connections[cid]
+                    self._cids_of[conn].discard(cid)
+            changes.clear()
         if conn.state != ConnectionState.HANDSHAKE:
             self._handshaking.discard(conn)
         if conn.has_events:
             self._event_ready[conn] = None
         if conn.state == ConnectionState.TERMINATED:
             self._reap(conn)
+            return
+        self._send_ready[conn] = None
+        self._schedule(conn)
+
+    def _schedule(self, conn: QuicConnection) -> None:
+        """Put the connection's next timer on the heap (if it changed)."""
+        when = conn.next_timer()
+        if when is None:
+            self._timer_of.pop(conn, None)
+        elif self._timer_of.get(conn) != when:
+            self._timer_of[conn] = when
+            heapq.heappush(self._timers, (when, next(self._timer_seq), conn))
+            if len(self._timers) > 4 * len(self._timer_of) + 64:  # mostly stale: rebuild
+                self._timers = [(t, next(self._timer_seq), c) for c, t in self._timer_of.items()]
+                heapq.heapify(self._timers)
 
     def _fail(self, conn: QuicConnection) -> None:
         _log.exception("internal error in a connection; dropping it")
-        conn._terminate(0x01, None, "internal error", by_peer=False)  # INTERNAL_ERROR
+        conn.abort("internal error")
         self._after(conn)
         self._reap(conn)
 
     def _reap(self, conn: QuicConnection) -> None:
         self._all.discard(conn)
         self._handshaking.discard(conn)
-        for cid in [c for c, owner in self.connections.items() if owner is conn]:
-            del self.connections[cid]
+        self._send_ready.pop(conn, None)
+        self._timer_of.pop(conn, None)
+        for cid in self._cids_of.pop(conn, ()):
+            if self.connections.get(cid) is conn:
+                del self.connections[cid]
 
     # Datagrams out, timers, events --------------------------------------------------------------
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Every datagram ready to go now: the endpoint's own, then each busy connection's."""
         out = list(self._outgoing)
         self._outgoing.clear()
-        for conn in list(self._all):
+        ready, self._send_ready = self._send_ready, {}
+        self.stats.connections_visited += len(ready)
+        for conn in ready:
             try:
-                out += conn.datagrams_to_send(now)
+                datagrams = conn.datagrams_to_send(now)
+            except Exception:  # a bug in one connection never stops the others
+                self._fail(conn)
+                continue
+            out += datagrams
+            if conn.state == ConnectionState.TERMINATED:
+                self._after(conn)
+                continue
+            if len(datagrams) >= MAX_DATAGRAMS_PER_CALL:
+                self._send_ready[conn] = None  # more where these came from
+            self._schedule(conn)
+        return out
+
+    def next_timer(self) -> float | None:
+        """The earliest deadline of any connection (stale heap entries are dropped)."""
+        timers, timer_of = self._timers, self._timer_of
+        while timers:
+            when, _, conn = timers[0]
+            if timer_of.get(conn) == when:
+                return when
+            heapq.heappop(timers)
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Run the timers that are due, and only those."""
+        timers, timer_of = self._timers, self._timer_of
+        due = []
+        while timers and timers[0][0] <= now:
+            when, _, conn = heapq.heappop(timers)
+            if timer_of.get(conn) == when:
+                del timer_of[conn]
+                due.append(conn)
+        # Each once: a connection may ask for the same instant again (it sends first).
+        self.stats.connections_visited += len(due)
+        for conn in due:
+            try:
+                conn.handle_timer(now)
             except Exception:  # a bug in one connection never stops the others
                 self._fail(conn)
                 continue
             self._after(conn)
-        return out
-
-    def next_timer(self) -> float | None:
-        timers = [t for c in self._all if (t := c.next_timer()) is not None]
-        return min(timers) if timers else None
-
-    def handle_timer(self, now: float) -> None:
-        for conn in list(self._all):
-            t = conn.next_timer()
-            if t is not None and t <= now:
-                try:
-                    conn.handle_timer(now)
-                except Exception:  # a bug in one connection never stops the others
-                    self._fail(conn)
-                    continue
-                self._after(conn)
 
     def next_event(self) -> tuple[QuicConnection, QuicEvent] | None:
         """The next ``(connection, event)``: a connection's events in order, connections
@@ -315,8 +378,10 @@ class QuicEndpoint:
         return None
 
     def close(self, error_code: int = 0, reason: str = "server shutting down") -> None:
+        """Close every connection (each sends CONNECTION_CLOSE on the next send)."""
         for conn in list(self._all):
             conn.close(error_code, reason)
+            self._after(conn)
 
 
 def _open_client_initial(datagram: bytes, header: LongHeader) -> tuple[PacketKey, PacketKey] | None:

@@ -1,0 +1,77 @@
+"""The endpoint's work per wakeup follows the connections that have something to do.
+
+DESIGN.md's rule for the server endpoint: a set of connections with pending output
+and a timer heap, never a loop over every connection. Counted, not timed: the
+endpoint reports how many connections it visited.
+"""
+
+from __future__ import annotations
+
+import pytest
+from simnet import CLIENT_ADDR, SERVER_ADDR, client_config, server_config
+
+from quicnet.quic import DatagramReceived, QuicConnection
+from quicnet.quic.endpoint import QuicEndpoint
+
+
+def _pump(
+    endpoint: QuicEndpoint, client: QuicConnection, address: tuple[str, int], now: float
+) -> None:
+    """One exchange both ways between a client and the endpoint, timers included."""
+    for data, _ in client.datagrams_to_send(now):
+        endpoint.receive_datagram(data, address, now)
+    if (t := endpoint.next_timer()) is not None and t <= now:
+        endpoint.handle_timer(now)
+    for data, to in endpoint.datagrams_to_send(now):
+        if to == address:
+            client.receive_datagram(data, SERVER_ADDR, now)
+    if (t := client.next_timer()) is not None and t <= now:
+        client.handle_timer(now)
+
+
+def _visits_per_echo(idle: int) -> float:
+    endpoint = QuicEndpoint(server_config())
+    now = 1.0
+    clients = []
+    for i in range(idle + 1):
+        client = QuicConnection(client_config())
+        address = (CLIENT_ADDR[0], 20000 + i)
+        client.connect(SERVER_ADDR, now)
+        for _ in range(10):
+            now += 0.01
+            _pump(endpoint, client, address, now)
+        assert client.handshake_confirmed
+        clients.append((client, address))
+    for _ in range(20):  # let acknowledgements and handshake timers settle everywhere
+        now += 0.05
+        for client, address in clients:
+            _pump(endpoint, client, address, now)
+    while endpoint.next_event() is not None:
+        pass
+    active, address = clients[-1]
+    before = endpoint.stats.connections_visited
+    echoes = 50
+    for _ in range(echoes):
+        now += 0.001
+        active.send_datagram(b"ping")
+        for data, _ in active.datagrams_to_send(now):
+            endpoint.receive_datagram(data, address, now)
+        while (item := endpoint.next_event()) is not None:
+            conn, event = item
+            if isinstance(event, DatagramReceived):
+                conn.send_datagram(event.data)
+        if (t := endpoint.next_timer()) is not None and t <= now:
+            endpoint.handle_timer(now)
+        for data, _ in endpoint.datagrams_to_send(now):
+            active.receive_datagram(data, SERVER_ADDR, now)
+        while active.next_event() is not None:
+            pass
+    return (endpoint.stats.connections_visited - before) / echoes
+
+
+@pytest.mark.parametrize("idle", [150])
+def test_idle_connections_cost_nothing_per_wakeup(idle: int) -> None:
+    few = _visits_per_echo(2)
+    many = _visits_per_echo(idle)
+    assert many == few  # the same work with 2 or 150 idle connections open
+    assert many <= 3  # the active connection, once or twice per echo
