@@ -13,16 +13,26 @@ returns the events. Call it once a frame::
 from __future__ import annotations
 
 import dataclasses
+import errno
 import select
 import socket
+import struct
+import sys
 import time
+from collections.abc import Sequence
 
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import Address, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.events import QuicEvent
 
-__all__ = ["UdpClient", "UdpServer", "open_udp_socket"]
+__all__ = [
+    "DatagramSender",
+    "UdpClient",
+    "UdpServer",
+    "gso_batches",
+    "open_udp_socket",
+]
 
 _MAX_DATAGRAM = 65536
 _READS_PER_POLL = 256
@@ -43,17 +53,146 @@ def open_udp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+# UDP generic segmentation offload (Linux 4.18+): one sendmsg carries a buffer
+# that the kernel cuts into datagrams of the size in the UDP_SEGMENT control
+# message (the last one may be shorter). Python 3.11's socket module lacks the
+# constant; 103 is its value in <linux/udp.h>.
+UDP_SEGMENT: int = getattr(socket, "UDP_SEGMENT", 103)
+GSO_MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS (newer kernels take 128); more is EINVAL
+GSO_MAX_BYTES = 65507  # the largest UDP payload over IPv4 (65527 over IPv6); more is EMSGSIZE
+# A kernel (or path) that cannot segment for this socket answers with one of these.
+_GSO_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
+_GSO_PLATFORM = sys.platform.startswith("linux") and hasattr(socket.socket, "sendmsg")
+
+
+def gso_batches(
+    datagrams: Sequence[tuple[bytes, Address]],
+    max_segments: int = GSO_MAX_SEGMENTS,
+    max_bytes: int = GSO_MAX_BYTES,
+) -> list[tuple[list[bytes], Address]]:
+    """Split ``datagrams`` into runs that one GSO send can carry, in order.
+
+    A run goes to one address; its datagrams all have the size of the first
+    but the last, which may be shorter (and then ends the run); it holds at
+    most ``max_segments`` datagrams and ``max_bytes`` bytes. Empty datagrams
+    travel alone (a zero-length segment cannot be expressed). The runs,
+    concatenated, are ``datagrams``.
+    """
+    batches: list[tuple[list[bytes], Address]] = []
+    segments: list[bytes] = []
+    current: Address | None = None
+    size = 0  # the open run's segment size; 0 once it cannot take more
+    total = 0
+    for data, address in datagrams:
+        n = len(data)
+        if (
+            0 < n <= size
+            and address == current
+            and len(segments) < max_segments
+            and total + n <= max_bytes
+        ):
+            segments.append(data)
+            total += n
+            if n < size:
+                size = 0  # a shorter datagram is the last of its run
+        else:
+            segments = [data]
+            current = address
+            size = total = n
+            batches.append((segments, address))
+    return batches
+
+
+class DatagramSender:
+    """Sends a core's datagrams on one UDP socket, with GSO where Linux offers it.
+
+    :meth:`send` groups the datagrams with :func:`gso_batches` and sends each
+    run of two or more with one ``sendmsg`` carrying ``UDP_SEGMENT``, and a
+    lone datagram with ``sendto``. The first send the kernel refuses (EIO,
+    EINVAL, ENOPROTOOPT, EOPNOTSUPP) turns GSO off for this socket and goes
+    out again one datagram at a time (a run too large for the path, EMSGSIZE,
+    goes out one by one too, GSO staying on); a socket that does not know the
+    option, or any platform but Linux, never tries. Nor does ``gso=False``.
+
+    Counters, for tests and metrics: ``datagrams_sent`` (datagrams the kernel
+    took), ``syscalls`` (send system calls made, refused ones included) and
+    ``gso_sends`` (sendmsg calls that carried a run of datagrams). ``gso``
+    tells whether GSO is still in use.
+    """
+
+    def __init__(self, sock: socket.socket, *, gso: bool = True) -> None:
+        self.sock = sock
+        self.gso = gso and _GSO_PLATFORM and _knows_udp_segment(sock)
+        self.datagrams_sent = 0
+        self.syscalls = 0
+        self.gso_sends = 0
+
+    def send(self, datagrams: Sequence[tuple[bytes, Address]]) -> None:
+        """Send ``datagrams`` in order; stop when the kernel buffer is full.
+
+        A full buffer (EAGAIN) drops the rest, an other error the datagram (or
+        run) it came from: recovery treats both as loss.
+        """
+        if not self.gso or len(datagrams) < 2:
+            for data, address in datagrams:
+                if not self._sendto(data, address):
+                    return
+            return
+        for segments, address in gso_batches(datagrams):
+            if len(segments) == 1:
+                if not self._sendto(segments[0], address):
+                    return
+            elif not self._sendmsg(segments, address):
+                return
+
+    def _sendto(self, data: bytes, address: Address) -> bool:
+        """One datagram; False when the kernel buffer is full."""
+        self.syscalls += 1
+        try:
+            self.sock.sendto(data, address[:2])
+        except (BlockingIOError, InterruptedError):
+            return False  # the kernel buffer is full: recovery treats it as loss
+        except OSError:
+            return True  # e.g. ICMP unreachable surfaced on send: drop this one
+        self.datagrams_sent += 1
+        return True
+
+    def _sendmsg(self, segments: list[bytes], address: Address) -> bool:
+        """A run of datagrams in one GSO send; False when the kernel buffer is full."""
+        self.syscalls += 1
+        cmsg = [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", len(segments[0])))]
+        try:
+            self.sock.sendmsg([b"".join(segments)], cmsg, 0, address[:2])
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            if exc.errno in _GSO_REFUSED:
+                self.gso = False  # this socket cannot segment: plain sends from now on
+            elif exc.errno != errno.EMSGSIZE:
+                return True  # as for one datagram: drop the run
+            # Refused as a run, so none of it left: each on its own, in order.
+            return all(self._sendto(data, address) for data in segments)
+        self.gso_sends += 1
+        self.datagrams_sent += len(segments)
+        return True
+
+
+def _knows_udp_segment(sock: socket.socket) -> bool:
+    """The kernel knows the UDP_SEGMENT option (Linux 4.18+); sends may still refuse it."""
+    try:
+        sock.getsockopt(socket.SOL_UDP, UDP_SEGMENT)
+    except OSError:
+        return False
+    return True
+
+
 class _Driver:
     sock: socket.socket
+    sender: DatagramSender
+    """What went out on the socket: see :class:`DatagramSender` for the counters."""
 
     def _send(self, datagrams: list[tuple[bytes, Address]]) -> None:
-        for data, address in datagrams:
-            try:
-                self.sock.sendto(data, address[:2])
-            except (BlockingIOError, InterruptedError):
-                return  # the kernel buffer is full: recovery treats it as loss
-            except OSError:
-                continue  # e.g. ICMP unreachable surfaced on send: drop this one
+        self.sender.send(datagrams)
 
     def _wait(self, timeout: float) -> bool:
         if timeout <= 0:
@@ -114,6 +253,7 @@ class UdpClient(_Driver):
         if configuration.server_name is None:  # verify the host we connect to, as aio does
             configuration = dataclasses.replace(configuration, server_name=str(address[0]))
         self.sock = open_udp_socket(host, 0)
+        self.sender = DatagramSender(self.sock)
         self.connection = QuicConnection(configuration)
         self.connection.connect(address, time.monotonic() if now is None else now)
         self._send(self.connection.datagrams_to_send(time.monotonic()))
@@ -143,6 +283,7 @@ class UdpServer(_Driver):
         **endpoint_options: object,
     ) -> None:
         self.sock = open_udp_socket(host, port)
+        self.sender = DatagramSender(self.sock)
         self.endpoint = QuicEndpoint(configuration, **endpoint_options)  # type: ignore[arg-type]
 
     def poll(self, timeout: float = 0.0) -> list[tuple[QuicConnection, QuicEvent]]:
