@@ -1,13 +1,18 @@
-"""Shared by the benchmarks: machine description, statistics, result files."""
+"""Shared by the benchmarks: machine description, statistics, result files, child processes."""
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import os
 import platform
+import queue
 import statistics
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every core of the machine has been busy since boot (Linux), else None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(ordered: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) of already sorted ``ordered``, nearest rank."""
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -64,3 +80,95 @@ def write(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+class PeerError(RuntimeError):
+    pass
+
+
+class Peer:
+    """A child process: its stdout lines on a queue, the tail of its stderr kept, killed on close."""
+
+    def __init__(self, args: list[str], name: str, *, echo: bool = False) -> None:
+        self.name = name
+        self.echo = echo  # print its progress lines (those indented by two spaces) as they come
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            cwd=RESULTS.parent,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: collections.deque[str] = collections.deque(maxlen=20)
+        threading.Thread(target=self._pump_stdout, daemon=True).start()
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+
+    def _pump_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if self.echo and line.startswith("  "):
+                print(line, end="", flush=True)
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def _pump_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line.rstrip("\n"))
+
+    def expect(self, prefix: str, timeout: float) -> str:
+        """The rest of the next stdout line that starts with ``prefix`` (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerError(f"{self.name}: no '{prefix}' line within {timeout:.0f} s")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                time.sleep(0.1)  # let the stderr reader catch up
+                tail = " | ".join(list(self.stderr)[-5:])
+                raise PeerError(f"{self.name} exited (code {self.proc.poll()}): {tail}")
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+
+    def poll_line(self, prefix: str) -> str | None:
+        """Like :meth:`expect`, without waiting: None if no such line has arrived yet."""
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return None
+            if line is None:
+                self.lines.put(None)
+                raise PeerError(f"{self.name} exited (code {self.proc.poll()})")
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=3)
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

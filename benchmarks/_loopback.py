@@ -8,20 +8,16 @@ one-stream bulk goodput, per stack, with the same I/O model at both ends.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import os
-import queue
 import select
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from _common import Peer, machine_busy_seconds
 from _peers import ALPN, client_configuration, other_stack, run_loop
 
 from quicnet.quic import DatagramReceived
@@ -32,98 +28,6 @@ CHUNK = 1 << 16
 #: A round trip without an answer after this long counts as lost; this many end the run.
 ROUND_TIMEOUT = 1.0
 MAX_LOST_ROUNDS = 10
-
-
-class PeerError(RuntimeError):
-    pass
-
-
-class Peer:
-    """A child process: its stdout lines on a queue, the tail of its stderr kept, killed on close."""
-
-    def __init__(self, args: list[str], name: str, *, echo: bool = False) -> None:
-        self.name = name
-        self.echo = echo  # print its progress lines (those indented by two spaces) as they come
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            cwd=HERE,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: collections.deque[str] = collections.deque(maxlen=20)
-        threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
-
-    def _pump_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if self.echo and line.startswith("  "):
-                print(line, end="", flush=True)
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def _pump_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line.rstrip("\n"))
-
-    def expect(self, prefix: str, timeout: float) -> str:
-        """The rest of the next stdout line that starts with ``prefix`` (others are skipped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise PeerError(f"{self.name}: no '{prefix}' line within {timeout:.0f} s")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                time.sleep(0.1)  # let the stderr reader catch up
-                tail = " | ".join(list(self.stderr)[-5:])
-                raise PeerError(f"{self.name} exited (code {self.proc.poll()}): {tail}")
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
-
-    def poll_line(self, prefix: str) -> str | None:
-        """Like :meth:`expect`, without waiting: None if no such line has arrived yet."""
-        while True:
-            try:
-                line = self.lines.get_nowait()
-            except queue.Empty:
-                return None
-            if line is None:
-                self.lines.put(None)
-                raise PeerError(f"{self.name} exited (code {self.proc.poll()})")
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=3)
-
-    def __enter__(self) -> Peer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def start_server(stack: str, mode: str, certdir: Path) -> tuple[Peer, int]:
@@ -490,16 +394,26 @@ def capacity_step(
             clients_peer.expect("measuring", 60 + clients * 0.05 + warmup)
             server.send("stats")
             before, wall_before = json.loads(server.expect("stats", 10)), time.monotonic()
+            busy_before = machine_busy_seconds()
             clients_peer.expect("measured", seconds + 30)
             server.send("stats")
             after, wall_after = json.loads(server.expect("stats", 10)), time.monotonic()
+            busy_after = machine_busy_seconds()
             result: dict[str, Any] = json.loads(clients_peer.expect("result", 30))
     finally:
         server.close()
+    wall = wall_after - wall_before
     cpu = after["cpu"] - before["cpu"]
-    result["server_cpu_fraction"] = cpu / (wall_after - wall_before)
+    result["server_cpu_fraction"] = cpu / wall
     answered = after["datagrams"] - before["datagrams"]
     result["server_cpu_per_client_tick_us"] = cpu / answered * 1e6 if answered else None
+    others = None
+    if busy_before is not None and busy_after is not None:
+        busy = (busy_after - busy_before) / wall
+        others = max(
+            0.0, busy - result["server_cpu_fraction"] - (result["generator_cpu_fraction"] or 0)
+        )
+    result["other_processes_cores"] = others
     p99 = result["latency_p99_us"]
     result["holds"] = (
         p99 is not None
@@ -508,11 +422,19 @@ def capacity_step(
         and result["handshake_failures"] == 0
         and result["inputs_sent"] > 0
     )
-    # The generator shares the two cores: past ~90% of one core its own delays show up
-    # as latency, and a late input schedule means it could not keep the 30 Hz pace.
-    lateness = result["send_lateness_p99_us"] or 0.0
-    result["generator_bound"] = (result["generator_cpu_fraction"] or 0) > 0.9 or lateness > 5000
+    result["limited_by"] = None if result["holds"] else limited_by(result)
     return result
+
+
+def limited_by(step: dict[str, Any]) -> str:
+    """Why a step failed, as far as the CPU figures tell: who ran out of CPU first."""
+    if (step.get("other_processes_cores") or 0) > 0.3:
+        return "other processes (the machine was busy)"
+    if (step.get("generator_cpu_fraction") or 0) > 0.9:
+        return "the client generator (a full core)"
+    if step["server_cpu_fraction"] > 0.9:
+        return "the server (a full core)"
+    return "neither process at a full core (latency, not CPU)"
 
 
 def measure_capacity(
@@ -533,7 +455,8 @@ def measure_capacity(
         print(
             f"  capacity ({generator} clients) N={count:5}: p99 {step['latency_p99_us'] or 0:8.0f} us, lost {step['lost']},"
             f" server CPU {step['server_cpu_fraction']:.0%}, generator CPU"
-            f" {step['generator_cpu_fraction'] or 0:.0%}{' HOLDS' if step['holds'] else ''}",
+            f" {step['generator_cpu_fraction'] or 0:.0%}, others {step['other_processes_cores'] or 0:.1f}"
+            f" cores{' HOLDS' if step['holds'] else ''}",
             flush=True,
         )
         if not step["holds"]:
@@ -545,5 +468,5 @@ def measure_capacity(
         "steps": steps,
         "largest_clients_held": held,
         "first_failure": failed["clients"] if failed else None,
-        "limited_by_generator": bool(failed and failed.get("generator_bound")),
+        "first_failure_limited_by": failed.get("limited_by") if failed else None,
     }

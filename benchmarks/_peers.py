@@ -12,7 +12,8 @@ stream bytes and prints ``done BYTES MONOTONIC`` when a stream ends;
 input's first 16 bytes.
 
 ``clients`` is the load generator of the capacity test: N client connections
-(sans-I/O, quicnet's or with ``--generator qh3`` qh3's) on one UDP socket, each sending a 100-byte input at
+(sans-I/O, quicnet's or with ``--generator qh3`` qh3's), each on its own
+UDP socket, each sending a 100-byte input at
 30 Hz (phases spread over the tick) and timing the snapshot that answers it.
 It prints ``measuring`` and ``measured`` around the measured window (after a
 warm-up) and then ``result {json}``.
@@ -30,6 +31,7 @@ import importlib
 import json
 import os
 import select
+import selectors
 import socket
 import struct
 import sys
@@ -348,35 +350,46 @@ class Qh3Client:
 
 
 class ClientFleet:
-    """Many sans-I/O client connections on one UDP socket, routed by destination CID."""
+    """Many sans-I/O client connections in one process, each on a UDP socket of its own.
+
+    Each client has its own port, as real clients have their own addresses (a
+    server must not be able to batch, say, GSO sends to many clients because
+    they share an address); one epoll waits on all of them.
+    """
 
     def __init__(self, config: Any, server: tuple[str, int], *, qh3: bool = False) -> None:
         self.config = config
         self.qh3 = qh3
         self.server = server
-        self.sock = _udp_socket(blocking=False)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 23)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 23)
+        self.selector = selectors.DefaultSelector()
+        self.socks: list[socket.socket] = []
         self.conns: list[Any] = []  # QuicConnection or Qh3Client
-        self.route: dict[bytes, int] = {}
         self.timers: list[tuple[float, int]] = []
-        self.cid_length: int = config.connection_id_length
-        self.unroutable = 0
         self.send_failures = 0
         self.on_event: Callable[[int, Any, float], None] = lambda i, event, now: None
 
     def add(self, now: float) -> int:
         conn = Qh3Client(self.config) if self.qh3 else QuicConnection(self.config)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
         index = len(self.conns)
         self.conns.append(conn)
-        self.route[conn.host_cid] = index
+        self.socks.append(sock)
+        self.selector.register(sock, selectors.EVENT_READ, index)
         conn.connect(self.server, now)
         self.flush(index, now)
         return index
 
+    def close(self) -> None:
+        for sock in self.socks:
+            self.selector.unregister(sock)
+            sock.close()
+        self.selector.close()
+
     def flush(self, index: int, now: float) -> None:
         conn = self.conns[index]
-        sock, server = self.sock, self.server
+        sock, server = self.socks[index], self.server
         for data, _ in conn.datagrams_to_send(now):
             try:
                 sock.sendto(data, server)
@@ -412,26 +425,20 @@ class ClientFleet:
 
     def receive(self, wait: float) -> None:
         """Wait up to ``wait`` seconds for datagrams; feed every queued one to its connection."""
-        readable, _, _ = select.select([self.sock], [], [], max(0.0, wait))
-        if not readable:
+        ready = self.selector.select(max(0.0, wait))
+        if not ready:
             return
         now = time.perf_counter()
-        touched: dict[int, None] = {}
-        sock, route, conns, cid_length = self.sock, self.route, self.conns, self.cid_length
-        for _ in range(4096):
-            try:
-                data, address = sock.recvfrom(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                break
-            # A long header gives the DCID length in byte 5; a short one has ours, fixed.
-            dcid = data[6 : 6 + data[5]] if data[0] & 0x80 else data[1 : 1 + cid_length]
-            index = route.get(dcid)
-            if index is None:
-                self.unroutable += 1
-                continue
-            conns[index].receive_datagram(data, address, now)
-            touched[index] = None
-        for index in touched:
+        conns, socks = self.conns, self.socks
+        for key, _ in ready:
+            index = key.data
+            sock, conn = socks[index], conns[index]
+            for _ in range(64):
+                try:
+                    data, address = sock.recvfrom(_MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    break
+                conn.receive_datagram(data, address, now)
             self._events(index, now)
             self.flush(index, now)
 
@@ -549,6 +556,7 @@ def run_clients(
         if deadline is not None:
             wake.append(deadline)
         fleet.receive(min(wake) - time.perf_counter())
+    fleet.close()
 
     latencies.sort()
     lateness.sort()
@@ -570,7 +578,6 @@ def run_clients(
         "datagram_lost_events": counts["lost_events"],
         "terminated": counts["terminated"],
         "send_usage_errors": usage_errors,
-        "unroutable": fleet.unroutable,
         "send_failures": fleet.send_failures,
         "latency_p50_us": pick(latencies, 0.5),
         "latency_p99_us": pick(latencies, 0.99),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, machine, summary, write
+from _common import RESULTS, Peer, PeerError, machine, machine_busy_seconds, summary, write
 
 HERE = Path(__file__).resolve().parent
 
@@ -157,8 +158,6 @@ def run_child(
     kind: str, args: list[str], quick: bool, certdir: Path, timeout: float
 ) -> dict[str, Any]:
     """Run one measurement in a child process; a failure or a timeout is a result too."""
-    from _loopback import Peer, PeerError
-
     command = [str(HERE / "quic_bench.py"), "--child", kind, "--certdir", str(certdir)]
     command += ["--quick"] * quick + args
     label = " ".join([kind, *args])
@@ -190,18 +189,45 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def git(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+def source(commit: str | None) -> dict[str, Any]:
+    """Which quicnet was measured: a commit exported on its own, or the work tree."""
+    if commit:
+        return {"commit": git("rev-parse", commit) or commit, "measured": "the commit, exported"}
+    changed = [line[3:] for line in git("status", "--porcelain", "--", "quicnet").splitlines()]
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "measured": "the work tree",
+        "quicnet_uncommitted": changed,
+    }
+
+
+def export_commit(commit: str, into: Path) -> None:
+    """Put ``commit``'s quicnet package in ``into`` and make every child import it."""
+    archive = subprocess.run(
+        ["git", "archive", commit, "quicnet"], cwd=HERE.parent, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(into), os.environ.get("PYTHONPATH")) if p
+    )
+
+
 def _cpu_seconds() -> tuple[float, float, float] | None:
     """(wall, busy CPU seconds of the whole machine, CPU seconds of this run's processes)."""
     mine = os.times()
     ours = mine.user + mine.system + mine.children_user + mine.children_system
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-    return time.monotonic(), busy, ours
+    busy = machine_busy_seconds()
+    return None if busy is None else (time.monotonic(), busy, ours)
 
 
 def machine_share(before: Any, after: Any) -> dict[str, float] | None:
@@ -214,15 +240,18 @@ def machine_share(before: Any, after: Any) -> dict[str, float] | None:
     return {"busy_cores": busy, "this_run_cores": ours, "other_processes_cores": busy - ours}
 
 
-def run(quick: bool, sections: list[str], certdir: Path) -> dict[str, Any]:
+def run(quick: bool, sections: list[str], certdir: Path, commit: str | None) -> dict[str, Any]:
     profile = PROFILES["quick" if quick else "full"]
     results: dict[str, Any] = {
         "machine": machine(),
         "load_average_before": list(os.getloadavg()),
         "versions": versions(),
+        "source": source(commit),
         "profile": "quick" if quick else "full",
         "parameters": profile,
-        "command": "python3 dev.py bench" + (" --quick" if quick else ""),
+        "command": "python3 dev.py bench"
+        + (" --quick" if quick else "")
+        + (f" --commit {commit}" if commit else ""),
     }
     started = time.monotonic()
     cpu_before = _cpu_seconds()
@@ -345,11 +374,9 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
         at_most=False,
     )
     entry["by_generator"] = held
-    bound = [g for g, run in runs.items() if run.get("limited_by_generator")]
-    if bound:
-        entry["note"] = (
-            f"the client generator ({', '.join(bound)}; same 2 cores) was saturated at the first failure"
-        )
+    entry["first_failure_limited_by"] = {
+        g: run.get("first_failure_limited_by") for g, run in runs.items()
+    }
     out["capacity_clients"] = entry
     return out
 
@@ -422,8 +449,10 @@ def table(r: dict[str, Any]) -> str:
                 f" server CPU {_fmt(100 * (s.get('server_cpu_fraction') or 0))}%,"
                 f" generator CPU {_fmt(100 * (s.get('generator_cpu_fraction') or 0))}%"
                 for s in loop.get("steps", [])
+                if "error" not in s
             )
-            note = ", generator-bound" if loop.get("limited_by_generator") else ""
+            why = loop.get("first_failure_limited_by")
+            note = f"; failed step limited by {why}" if why else ""
             rows.append(
                 f"| clients at 30 Hz held on loopback (p99 < 5 ms, no loss), {generator} clients |"
                 f" quicnet-tick | {_fmt(loop.get('largest_clients_held'))} ({detail}{note}) |"
@@ -576,6 +605,11 @@ def main(argv: list[str]) -> int:
         "--only", default=",".join(SECTIONS), help=f"comma-separated: {','.join(SECTIONS)}"
     )
     parser.add_argument("--table", action="store_true", help="print the last results' table")
+    parser.add_argument(
+        "--commit",
+        help="measure this commit's quicnet (exported to a temporary directory), not the"
+        " work tree, which others may be editing",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--certdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("child_args", nargs="*", help=argparse.SUPPRESS)
@@ -600,7 +634,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="quic-bench-") as tmp:
         certdir = Path(tmp)
         write_certificates(certdir)
-        results = run(args.quick, sections, certdir)
+        if args.commit:
+            (certdir / "src").mkdir()
+            export_commit(args.commit, certdir / "src")
+        results = run(args.quick, sections, certdir, args.commit)
     path = write(name, results)
     plot(results, RESULTS / f"{name}.png")
     print()
