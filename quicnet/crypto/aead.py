@@ -21,6 +21,7 @@ _NONCE_LENGTH = 12
 _TAG_LENGTH = 16
 _SAMPLE_LENGTH = 16
 _ZEROS5 = bytes(5)
+_ZEROS16 = bytes(16)
 
 
 class AeadAlgorithm(enum.Enum):
@@ -73,7 +74,23 @@ class Aead:
             (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"), plaintext, associated_data
         )
 
-    def open(self, counter: int, ciphertext: bytes, associated_data: bytes) -> bytes:
+    def seal_in_place(self, counter: int, buffer: bytearray, header_length: int) -> None:
+        """Seal ``buffer`` in place: ``buffer[:header_length]`` is the associated data,
+        the rest the plaintext, which becomes ciphertext followed by the tag."""
+        end = len(buffer)
+        buffer += _ZEROS16
+        view = memoryview(buffer)
+        try:
+            self._ctx.encrypt_into(
+                (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"),
+                view[header_length:end],
+                view[:header_length],
+                view[header_length:],
+            )
+        finally:
+            view.release()
+
+    def open(self, counter: int, ciphertext: bytes | memoryview, associated_data: bytes) -> bytes:
         """Authenticate and decrypt; raises :class:`DecryptError` on any mismatch."""
         try:
             return self._ctx.decrypt(
@@ -91,7 +108,7 @@ class HeaderProtection:
     counter and nonce taken from the sample for ChaCha20 (§5.4.4).
     """
 
-    __slots__ = ("_ecb", "_key", "algorithm")
+    __slots__ = ("_chacha", "_ecb", "_key", "algorithm")
 
     def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
         if len(key) != algorithm.key_length:
@@ -101,17 +118,22 @@ class HeaderProtection:
         self.algorithm = algorithm
         self._key = key
         # ECB keeps no state between blocks, so one encryptor serves every packet.
-        self._ecb = (
-            None
-            if algorithm is AeadAlgorithm.CHACHA20_POLY1305
-            else Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-        )
+        self._ecb = None
+        self._chacha = None
+        if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
+            # One ChaCha20 context whose nonce is reset from each sample.
+            self._chacha = Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor()
+        else:
+            self._ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
 
-    def mask(self, sample: bytes) -> bytes:
+    def mask(self, sample: bytes | bytearray | memoryview) -> bytes:
         if len(sample) != _SAMPLE_LENGTH:
             raise CryptoError(f"header protection sample must be {_SAMPLE_LENGTH} bytes")
         if self._ecb is not None:
             return self._ecb.update(sample)[:5]
         # pyca's ChaCha20 nonce is counter (4 bytes, little-endian) || nonce (12),
         # exactly the layout of the sample.
-        return Cipher(algorithms.ChaCha20(self._key, sample), None).encryptor().update(_ZEROS5)
+        chacha = self._chacha
+        assert chacha is not None
+        chacha.reset_nonce(bytes(sample))
+        return chacha.update(_ZEROS5)

@@ -209,7 +209,7 @@ class QuicClient(_Transporter):
         while True:
             event = conn.next_event()
             if event is not None:
-                if type(event) is StreamDataReceived and conn.streams.credit_pending:
+                if type(event) is StreamDataReceived and conn.pending.credit:
                     self.transmit()  # MAX_DATA / MAX_STREAM_DATA now, not with the next packet
                 return event
             self._event_ready.clear()

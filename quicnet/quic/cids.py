@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from quicnet.crypto import constant_time_eq, random_bytes
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.frames import NewConnectionIdFrame
+from quicnet.quic.pending import PendingFrames
 
 __all__ = ["ConnectionIdManager", "PeerCid"]
 
@@ -36,6 +37,7 @@ class ConnectionIdManager:
         cid_length: int,
         reset_token_for: Callable[[bytes], bytes],
         active_connection_id_limit: int,
+        pending: PendingFrames | None = None,
     ) -> None:
         self.cid_length = cid_length
         self._reset_token_for = reset_token_for
@@ -47,9 +49,8 @@ class ConnectionIdManager:
         self.current_peer_sequence = 0
         self._retire_prior_to = 0  # the peer's highest retire_prior_to
         self.our_limit = active_connection_id_limit  # what we told the peer we keep
-        #: Frames to send: NEW_CONNECTION_ID for ours, RETIRE_CONNECTION_ID for the peer's.
-        self.pending_new: list[LocalCid] = []
-        self.pending_retire: list[int] = []
+        #: Where NEW_CONNECTION_ID (ours) and RETIRE_CONNECTION_ID (the peer's) wait.
+        self.pending = pending if pending is not None else PendingFrames()
         #: The peer's CIDs we retired and the peer has not acknowledged retiring (§5.1.2):
         #: a peer that keeps us retiring faster than it acknowledges is stopped.
         self._retiring: set[int] = set()
@@ -66,7 +67,7 @@ class ConnectionIdManager:
             entry = LocalCid(self._next_local_sequence, cid, self._reset_token_for(cid))
             self.local[entry.sequence_number] = entry
             self._next_local_sequence += 1
-            self.pending_new.append(entry)
+            self.pending.queue_new_connection_id(entry)
             self.routing_changes.append((cid, True))
 
     def on_retire(self, sequence_number: int, packet_dcid: bytes) -> None:
@@ -163,14 +164,19 @@ class ConnectionIdManager:
                 "the peer made us retire too many connection IDs at once",
             )
         self._retiring.add(sequence_number)
-        self.pending_retire.append(sequence_number)
+        self.pending.queue_retire_connection_id(sequence_number)
+
+    @property
+    def retirements_outstanding(self) -> int:
+        """The peer's CIDs retired and not yet acknowledged as retired (§5.1.2)."""
+        return len(self._retiring)
 
     def on_retire_delivered(self, sequence_number: int, acked: bool) -> None:
         """A RETIRE_CONNECTION_ID frame was acknowledged (done) or lost (sent again)."""
         if acked:
             self._retiring.discard(sequence_number)
         elif sequence_number in self._retiring:
-            self.pending_retire.append(sequence_number)
+            self.pending.queue_retire_connection_id(sequence_number)
 
     def is_stateless_reset(self, datagram: bytes) -> bool:
         """RFC 9000 §10.3.1: the last 16 bytes equal a token the peer gave us."""

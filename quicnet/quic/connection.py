@@ -6,8 +6,18 @@ Datagrams in with :meth:`QuicConnection.receive_datagram`, datagrams out of
 events from :meth:`~QuicConnection.next_event`. ``now`` is seconds (any
 clock, but the same one throughout; wall-clock seconds date session tickets).
 
-Sending lives in :mod:`quicnet.quic.sender`, stream bookkeeping in
-:mod:`quicnet.quic.stream_manager`, loss recovery in :mod:`quicnet.quic.recovery`.
+The connection is split along its state, each part a small object with its
+own module: packet number spaces and loss recovery (:mod:`~quicnet.quic.
+recovery`), CRYPTO streams and handshake keys (:mod:`~quicnet.quic.
+crypto_streams`), 1-RTT key phases (:mod:`~quicnet.quic.key_phases`), paths
+(:mod:`~quicnet.quic.paths`), connection IDs (:mod:`~quicnet.quic.cids`),
+streams (:mod:`~quicnet.quic.stream_manager`), control frames waiting to go
+(:mod:`~quicnet.quic.pending`), the closing state (:mod:`~quicnet.quic.
+closing`), the deadlines that end a connection (:mod:`~quicnet.quic.
+deadlines`) and version negotiation (:mod:`~quicnet.quic.negotiation`). The
+receive path (:mod:`~quicnet.quic.receiver`) and the send path (:mod:`~quicnet.
+quic.sender`) are functions over those parts; what this class adds is the
+public API, the TLS plumbing and the transitions between connection states.
 """
 
 from __future__ import annotations
@@ -33,10 +43,13 @@ from quicnet.quic.events import (
     SessionTicketReceived,
     StreamDataReceived,
 )
-from quicnet.quic.packets import MIN_INITIAL_DATAGRAM
+from quicnet.quic.key_phases import OneRttKeys
+from quicnet.quic.negotiation import NO_COMMON_VERSION, VersionNegotiation
+from quicnet.quic.packets import retry_is_valid
 from quicnet.quic.paths import Path, PathManager, address_key
+from quicnet.quic.pending import PendingFrames
 from quicnet.quic.protection import PacketKey, initial_keys
-from quicnet.quic.receiver import _EPOCH_SPACE, PacketReceiver
+from quicnet.quic.receiver import EPOCH_SPACE, PacketReceiver
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.sender import PacketSender
 from quicnet.quic.stream_manager import StreamManager
@@ -72,6 +85,9 @@ class ConnectionState(enum.Enum):
     TERMINATED = "terminated"
 
 
+_ENDING = (ConnectionState.CLOSING, ConnectionState.DRAINING, ConnectionState.TERMINATED)
+
+
 def _default_reset_token(cid: bytes, key: bytes = random_bytes(32)) -> bytes:
     return hmac_digest("sha256", key, cid)[:16]
 
@@ -93,79 +109,65 @@ class QuicConnection:
         c = configuration
         self.configuration = c
         self.is_client = c.is_client
-        #: The version offered first; may be one we do not speak, to provoke
-        #: Version Negotiation (RFC 9000 §6, the interop runner's test).
-        self.offered_version = c.version
         known = [v for v in c.supported_versions if v in VERSION_PARAMS]
         if c.version not in VERSION_PARAMS and (not c.is_client or not known):
             raise QuicUsageError(f"unsupported QUIC version 0x{c.version:08x}")
         self.version = c.version if c.version in VERSION_PARAMS else known[0]
-        self._version_probes_left = 0 if c.version in VERSION_PARAMS else 3
-        self._version_probe_due: float | None = None
+        #: RFC 9000 §6: the version offered first may be one we do not speak.
+        self.negotiation = VersionNegotiation(c.version, speaks_offered=c.version == self.version)
         self.state = ConnectionState.HANDSHAKE
-        self._events: deque[QuicEvent] = deque()
+        #: Events for the application, oldest first (taken with next_event()).
+        self.event_queue: deque[QuicEvent] = deque()
         #: Called when the application gives the connection something to send; set by an
         #: endpoint that only looks at connections with something to do.
         self.wake: Callable[[QuicConnection], None] | None = None
+        self.pending = PendingFrames()
         #: The peer's addresses: the current path, a fallback, those being probed (§9).
         self.paths = PathManager()
-        local_cid = local_cid if local_cid is not None else random_bytes(c.connection_id_length)
-        self.host_cid = local_cid
+        self.cid_length = c.connection_id_length
+        self.host_cid = local_cid if local_cid is not None else random_bytes(self.cid_length)
         self.cids = ConnectionIdManager(
-            local_cid,
-            cid_length=c.connection_id_length,
+            self.host_cid,
+            cid_length=self.cid_length,
             reset_token_for=reset_token_for or _default_reset_token,
             active_connection_id_limit=c.active_connection_id_limit,
+            pending=self.pending,
         )
-        self.recovery = Recovery(max_ack_delay=0.025, max_datagram_size=1200)
-        self.recovery.cc = c.congestion_controller(1200)
+        self.sender = PacketSender(self)
+        self.receiver = PacketReceiver(self)
+        self.recovery = self._new_recovery()
+        #: CRYPTO streams of each epoch, with the Initial and Handshake keys.
         self.spaces = {
             e: CryptoSpace(c.max_crypto_buffer)
             for e in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)
         }
+        self.keys = OneRttKeys()
         self.zero_rtt_recv_key: PacketKey | None = None
         self.zero_rtt_send_key: PacketKey | None = None
-        # 1-RTT key update (RFC 9001 §6).
-        self.key_phase = 0
-        self.recv_key_phase = 0
-        self._next_recv_key: PacketKey | None = None
-        self._prev_recv_key: PacketKey | None = None
-        self._packets_in_key_phase = 0
-        self._key_update_confirmed = True  # the peer acknowledged a packet in the current phase
-        self._key_phase_first_pn = 0
-        self.key_updates = 0
-        # Handshake progress.
         self.handshake_complete = False
         self.handshake_confirmed = False
         # A client validated the server's address by choosing it; a server whose client
         # showed a Retry token validated the client's (§8.1).
         self._first_path_validated = peer_address_validated or self.is_client
-        self._received_first_packet = False
+        self.received_first_packet = False
         #: Set when a packet of the datagram being processed was authenticated.
-        self._datagram_authenticated = False
+        self.datagram_authenticated = False
         #: The address the datagram being processed came from.
-        self._datagram_address: Address | None = None
+        self.datagram_address: Address | None = None
         #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
-        self._active_dcid = b""
+        self.active_dcid = b""
         self._discarded_epochs: set[Epoch] = set()
-        self._handshake_done_pending = False
-        self._retry_token = b""
+        #: A client's Retry token, sent in every Initial after the Retry (§17.2.5.2).
+        self.retry_token = b""
         self._retry_happened = retry_source_cid is not None
         self.original_destination_cid = original_destination_cid or random_bytes(8)
         self._retry_source_cid = retry_source_cid
         self._peer_initial_source_cid: bytes | None = None
-        self._version_negotiated = False
-        # Timers.
         self.deadlines = ConnectionDeadlines(c.idle_timeout, c.handshake_timeout)
-        self._close_deadline: float | None = None  # end of the closing or draining period
-        self._ack_deadline: float | None = None
         self.closing: ClosingState | None = None
         #: Why the connection is ending or ended (also the last event it reports); None
         #: while it is open.
         self.termination: ConnectionTerminated | None = None
-        self._pacing_deadline: float | None = None
-        self._probes_pending: dict[int, int] = {}
-        # Application data.
         self.local_params = local_transport_parameters(
             c,
             initial_source_cid=self.host_cid,
@@ -177,20 +179,21 @@ class QuicConnection:
         )
         self.remote_params: TransportParameters | None = None
         self.streams = StreamManager(
-            is_client=self.is_client, local=self.local_params, events=self._events
+            is_client=self.is_client,
+            local=self.local_params,
+            events=self.event_queue,
+            pending=self.pending,
         )
-        self._datagrams: deque[tuple[int, bytes]] = deque()
+        #: DATAGRAM payloads the application queued, with their ids (RFC 9221).
+        self.datagram_queue: deque[tuple[int, bytes]] = deque()
+        self._next_datagram_id = 0
         #: Received DATAGRAM payloads waiting in the event queue; beyond the configured
         #: bound new ones are dropped (RFC 9221 §5: unreliable, the receiver may).
         self.datagrams_queued = 0
         self.datagrams_dropped = 0
         self._tickets_received = 0
-        self._next_datagram_id = 0
-        self._ping_pending = False
         self.alpn_protocol: str | None = None
         self.tls = make_tls(c, self.local_params.encode())
-        self.sender = PacketSender(self)
-        self.receiver = PacketReceiver(self)
         if not self.is_client:
             if initial_keys is not None:  # derived by the endpoint to check the first packet
                 space = self.spaces[Epoch.INITIAL]
@@ -199,59 +202,14 @@ class QuicConnection:
                 # The client's Initial after a Retry is keyed by the Retry's source CID.
                 self._install_initial_keys(retry_source_cid or self.original_destination_cid)
 
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """Every datagram ready to go now, with its destination address."""
-        return self.sender.datagrams_to_send(now)
+    def _new_recovery(self) -> Recovery:
+        recovery = Recovery(
+            max_ack_delay=0.025, max_datagram_size=1200, on_delivered=self.sender.on_delivered
+        )
+        recovery.cc = self.configuration.congestion_controller(1200)
+        return recovery
 
-    # Paths --------------------------------------------------------------------------
-    @property
-    def peer_address(self) -> Address | None:
-        """Where packets go: the current path's peer address."""
-        current = self.paths.current
-        return None if current is None else current.address
-
-    @property
-    def address_validated(self) -> bool:
-        """The peer proved it owns the current path's address (RFC 9000 §8)."""
-        current = self.paths.current
-        return self._first_path_validated if current is None else current.validated
-
-    @property
-    def idle_timeout(self) -> float:
-        """The idle timeout in effect: the smaller of both sides' (RFC 9000 §10.1)."""
-        return self.deadlines.idle_timeout
-
-    @property
-    def path_migrations(self) -> int:
-        """How many times the peer moved the connection to another address."""
-        return self.paths.migrations
-
-    def _on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:
-        """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address``."""
-        old, new = self.paths.migrate(address, now, self.recovery.pto_base())
-        if old.key[0] != new.key[0]:
-            # §9.4: a new IP address (not only a new port) may not carry our sending
-            # rate: fresh congestion and RTT state, or that of a path we come back to.
-            restore, new.recovery_state = new.recovery_state, None
-            fresh = self.configuration.congestion_controller(1200)
-            old.recovery_state = self.recovery.switch_path(fresh, restore)
-        if dcid != self._active_dcid and not self.cids.switch_peer_cid():
-            # §9.5: the peer moved to a new CID of ours; without a spare one of its own
-            # we keep the current one (linkable, but the connection goes on).
-            _log.debug("no spare peer connection ID for the new path")
-
-    def _on_path_reverted(self, failed: Path, fallback: Path) -> None:
-        """§9.3.2: validation of the current path failed; back to the last validated one."""
-        if failed.key[0] != fallback.key[0] and fallback.recovery_state is not None:
-            restore, fallback.recovery_state = fallback.recovery_state, None
-            self.recovery.switch_path(self.configuration.congestion_controller(1200), restore)
-
-    # Setup ---------------------------------------------------------------------------
-    def _install_initial_keys(self, destination_cid: bytes) -> None:
-        send, recv = initial_keys(self.version, destination_cid, is_client=self.is_client)
-        space = self.spaces[Epoch.INITIAL]
-        space.send_key, space.recv_key = send, recv
-
+    # Public API -------------------------------------------------------------------------
     def connect(self, address: Address, now: float) -> None:
         """Client: start the handshake toward ``address``."""
         if not self.is_client or self.deadlines.started:
@@ -259,47 +217,30 @@ class QuicConnection:
         self.paths.start(address, validated=True)
         self.cids.set_initial_peer(self.original_destination_cid)
         self.deadlines.start(now)
-        if self._version_probes_left:
-            self._version_probe_due = now  # an unknown version first: wait for VN
-            return
+        if self.negotiation.start(now):
+            return  # an unknown version first: wait for Version Negotiation
+        self._start_tls(now)
+
+    def _start_tls(self, now: float) -> None:
         self._install_initial_keys(self.original_destination_cid)
         assert isinstance(self.tls, TLSClient)
         self.tls.start(now)
-        self._drain_tls(now)
+        self.drain_tls(now)
 
-    def version_probe(self, now: float) -> bytes | None:
-        """A full-size long-header datagram in the unknown offered version, when due."""
-        due = self._version_probe_due
-        if due is None or now < due or self._version_negotiated:
-            return None
-        if not self._version_probes_left:
-            self._version_probe_due = None
-            self._terminate(0, None, "no Version Negotiation answered", by_peer=False)
-            return None
-        self._version_probes_left -= 1
-        self._version_probe_due = now + 1.0
-        dcid, scid = self.original_destination_cid, self.host_cid
-        header = (
-            bytes((0xC0 | random_bytes(1)[0] & 0x3F,))
-            + self.offered_version.to_bytes(4, "big")
-            + bytes((len(dcid),))
-            + dcid
-            + bytes((len(scid),))
-            + scid
-        )
-        return header + random_bytes(MIN_INITIAL_DATAGRAM - len(header))
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Every datagram ready to go now, with its destination address."""
+        return self.sender.datagrams_to_send(now)
 
-    # Public API -------------------------------------------------------------------------
     def next_event(self) -> QuicEvent | None:
         """The next event, or None. Taking a StreamDataReceived is what consumes its
         data: flow-control credit goes back to the peer only then (RFC 9000 §4)."""
-        if not self._events:
+        if not self.event_queue:
             return None
-        event = self._events.popleft()
+        event = self.event_queue.popleft()
         if type(event) is StreamDataReceived:
             if event.data:
                 self.streams.on_data_consumed(event.stream_id, len(event.data))
-                if self.wake is not None and self.streams.credit_pending:
+                if self.wake is not None and self.pending.credit:
                     self.wake(self)
         elif type(event) is DatagramReceived:
             self.datagrams_queued -= 1
@@ -307,7 +248,7 @@ class QuicConnection:
 
     @property
     def has_events(self) -> bool:
-        return bool(self._events)
+        return bool(self.event_queue)
 
     def create_stream(self, *, bidirectional: bool = True) -> int:
         """Open a stream; returns its id."""
@@ -351,14 +292,14 @@ class QuicConnection:
             raise QuicUsageError(f"datagram of {len(data)} bytes exceeds the limit of {limit}")
         datagram_id = self._next_datagram_id
         self._next_datagram_id += 1
-        self._datagrams.append((datagram_id, bytes(data)))
+        self.datagram_queue.append((datagram_id, bytes(data)))
         if self.wake is not None:
             self.wake(self)
         return datagram_id
 
     def ping(self) -> None:
         """Send a PING (an ack-eliciting packet) soon."""
-        self._ping_pending = True
+        self.pending.queue_ping()
         if self.wake is not None:
             self.wake(self)
 
@@ -366,19 +307,30 @@ class QuicConnection:
         """Start a 1-RTT key update (RFC 9001 §6.1)."""
         if not self.handshake_confirmed:
             raise QuicUsageError("keys can be updated only after the handshake is confirmed")
-        if not self._key_update_confirmed:
+        if not self.keys.update_confirmed:
             raise QuicUsageError("the previous key update is not acknowledged yet")
-        self._initiate_key_update()
+        self.keys.initiate(self.recovery.spaces[2].next_packet_number)
         if self.wake is not None:
             self.wake(self)
 
+    @property
+    def key_phase(self) -> int:
+        """The key phase bit of the packets we send (RFC 9001 §6)."""
+        return self.keys.key_phase
+
+    @property
+    def recv_key_phase(self) -> int:
+        """The key phase bit of the packets the peer sends."""
+        return self.keys.recv_phase
+
+    @property
+    def key_updates(self) -> int:
+        """How many times our 1-RTT sending keys changed."""
+        return self.keys.updates
+
     def close(self, error_code: int = 0, reason: str = "", *, application: bool = True) -> None:
         """Send CONNECTION_CLOSE and enter the closing state (§10.2)."""
-        if self.state in (
-            ConnectionState.CLOSING,
-            ConnectionState.DRAINING,
-            ConnectionState.TERMINATED,
-        ):
+        if self.state in _ENDING:
             return
         self._enter_closing(error_code, None if application else 0, reason, application=application)
         if self.wake is not None:
@@ -386,15 +338,54 @@ class QuicConnection:
 
     def abort(self, reason: str) -> None:
         """End at once, without CONNECTION_CLOSE: for a connection whose own state broke."""
-        self._terminate(TransportErrorCode.INTERNAL_ERROR, None, reason, by_peer=False)
+        self.terminate(TransportErrorCode.INTERNAL_ERROR, None, reason, by_peer=False)
 
     def _check_open(self) -> None:
-        if self.state in (
-            ConnectionState.CLOSING,
-            ConnectionState.DRAINING,
-            ConnectionState.TERMINATED,
-        ):
+        if self.state in _ENDING:
             raise QuicUsageError("the connection is closed")
+
+    # Paths --------------------------------------------------------------------------------
+    @property
+    def peer_address(self) -> Address | None:
+        """Where packets go: the current path's peer address."""
+        current = self.paths.current
+        return None if current is None else current.address
+
+    @property
+    def address_validated(self) -> bool:
+        """The peer proved it owns the current path's address (RFC 9000 §8)."""
+        current = self.paths.current
+        return self._first_path_validated if current is None else current.validated
+
+    @property
+    def idle_timeout(self) -> float:
+        """The idle timeout in effect: the smaller of both sides' (RFC 9000 §10.1)."""
+        return self.deadlines.idle_timeout
+
+    @property
+    def path_migrations(self) -> int:
+        """How many times the peer moved the connection to another address."""
+        return self.paths.migrations
+
+    def on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:
+        """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address``."""
+        old, new = self.paths.migrate(address, now, self.recovery.pto_base())
+        if old.key[0] != new.key[0]:
+            # §9.4: a new IP address (not only a new port) may not carry our sending
+            # rate: fresh congestion and RTT state, or that of a path we come back to.
+            restore, new.recovery_state = new.recovery_state, None
+            fresh = self.configuration.congestion_controller(1200)
+            old.recovery_state = self.recovery.switch_path(fresh, restore)
+        if dcid != self.active_dcid and not self.cids.switch_peer_cid():
+            # §9.5: the peer moved to a new CID of ours; without a spare one of its own
+            # we keep the current one (linkable, but the connection goes on).
+            _log.debug("no spare peer connection ID for the new path")
+
+    def _on_path_reverted(self, failed: Path, fallback: Path) -> None:
+        """§9.3.2: validation of the current path failed; back to the last validated one."""
+        if failed.key[0] != fallback.key[0] and fallback.recovery_state is not None:
+            restore, fallback.recovery_state = fallback.recovery_state, None
+            self.recovery.switch_path(self.configuration.congestion_controller(1200), restore)
 
     # Receiving ---------------------------------------------------------------------------
     def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
@@ -415,65 +406,137 @@ class QuicConnection:
             return
         if not data or (self.is_client and not on_current):
             return  # §9: a client discards packets from an unknown server address
-        if (
-            self.is_client
-            and data[0] & 0x80
-            and len(data) >= 5
-            and data[1:5] == b"\x00\x00\x00\x00"
-        ):
-            self.receiver._on_version_negotiation(data, now)
+        if self.is_client and data[0] & 0x80 and data[1:5] == b"\x00\x00\x00\x00":
+            self._on_version_negotiation(data, now)
             return
-        self._datagram_authenticated = False
-        self._datagram_address = address
-        self._receive_packets(data, address, now)
-        if self._datagram_authenticated:  # §8: what earns a path its 3x budget
+        self.datagram_authenticated = False
+        self.datagram_address = address
+        try:
+            self.receiver.receive_packets(data, address, now)
+        except TransportError as exc:
+            self._enter_closing(exc.error_code, exc.frame_type or 0, exc.reason, application=False)
+        except TLSError as exc:
+            alert = exc.alert if isinstance(exc, ProtocolViolation) else 80
+            self._enter_closing(
+                TransportErrorCode.CRYPTO_ERROR + int(alert), 0x06, str(exc), application=False
+            )
+        except Exception:  # a bug in quicnet: end this connection, never its server
+            _log.exception("internal error processing a datagram; closing the connection")
+            self._enter_closing(
+                TransportErrorCode.INTERNAL_ERROR, 0, "internal error", application=False
+            )
+        if self.datagram_authenticated:  # §8: what earns a path its 3x budget
             self.paths.on_authenticated(address, len(data))
 
-    def _receive_packets(self, data: bytes, address: Address, now: float) -> None:
-        start = 0
-        while start < len(data):
-            try:
-                end = self.receiver._receive_packet(data, start, address, now)
-            except TransportError as exc:
-                self._enter_closing(
-                    exc.error_code, exc.frame_type or 0, exc.reason, application=False
-                )
-                return
-            except TLSError as exc:
-                alert = exc.alert if isinstance(exc, ProtocolViolation) else 80
-                self._enter_closing(
-                    TransportErrorCode.CRYPTO_ERROR + int(alert), 0x06, str(exc), application=False
-                )
-                return
-            except Exception:  # a bug in quicnet: end this connection, never its server
-                _log.exception("internal error processing a datagram; closing the connection")
-                self._enter_closing(
-                    TransportErrorCode.INTERNAL_ERROR, 0, "internal error", application=False
-                )
-                return
-            if end is None:
-                break
-            start = end
+    def on_packet_authenticated(self, now: float) -> None:
+        """A packet of this datagram decrypted (the receive path calls this once per packet)."""
+        self.deadlines.on_packet_received(now)
+        self.datagram_authenticated = True
 
-    def _initiate_key_update(self) -> None:
-        self._update_send_key()
-        self._key_update_confirmed = False
+    def on_long_header_packet(self, epoch: Epoch, peer_scid: bytes, address: Address) -> None:
+        """An authenticated Initial, Handshake or 0-RTT packet with the peer's source CID."""
+        if not self.received_first_packet:
+            self.received_first_packet = True
+            self._peer_initial_source_cid = peer_scid
+            self.cids.set_initial_peer(peer_scid)  # §7.2: from now on, the peer's own CID
+        if not self.is_client and epoch == Epoch.HANDSHAKE:
+            current = self.paths.current
+            if current is not None and address_key(address) == current.key:
+                current.validated = True  # §8.1: a Handshake packet proves the address
+                self.deadlines.on_address_validated()
+            self.discard_epoch(Epoch.INITIAL)
 
-    def _update_send_key(self) -> None:
-        space = self.spaces[Epoch.ONE_RTT]
-        assert space.send_key is not None
-        space.send_key = space.send_key.next_generation()
-        self._key_phase_first_pn = self.recovery.spaces[2].next_packet_number
-        self.key_phase ^= 1
-        self._packets_in_key_phase = 0
-        self.key_updates += 1
+    def on_datagram_received(self, data: bytes) -> None:
+        """A DATAGRAM frame's payload, for the application unless too many wait (RFC 9221)."""
+        if self.datagrams_queued < self.configuration.max_received_datagrams:
+            self.datagrams_queued += 1
+            self.event_queue.append(DatagramReceived(data))
+        else:  # the application is not reading: drop (RFC 9221 §5)
+            self.datagrams_dropped += 1
 
-    # Frames ------------------------------------------------------------------------------
+    def end_by_stateless_reset(self) -> None:
+        """RFC 9000 §10.3.1: the datagram ended with a reset token the peer gave us."""
+        self.terminate(0, None, "stateless reset", by_peer=True, stateless_reset=True)
 
-    # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED, PATH_RESPONSE: informational.
+    def _on_version_negotiation(self, data: bytes, now: float) -> None:
+        """§6.2: restart in a version both sides support, once, before any other packet."""
+        if self.received_first_packet:
+            return
+        chosen = self.negotiation.on_packet(
+            data, self.host_cid, self.configuration.supported_versions
+        )
+        if chosen is None:
+            return
+        if chosen == NO_COMMON_VERSION:
+            self.terminate(
+                TransportErrorCode.NO_ERROR, None, "no common QUIC version", by_peer=True
+            )
+            return
+        self.version = chosen
+        # Start over with fresh TLS and Initial state in the chosen version.
+        self.recovery = self._new_recovery()
+        max_buffer = self.configuration.max_crypto_buffer
+        self.spaces = {e: CryptoSpace(max_buffer) for e in self.spaces}
+        self.tls = make_tls(self.configuration, self.local_params.encode())
+        self._start_tls(now)
 
-    # TLS ---------------------------------------------------------------------------------
-    def _drain_tls(self, now: float) -> None:
+    def on_retry(self, packet: bytes, source_cid: bytes, token: bytes) -> None:
+        """§17.2.5: accept one valid Retry before any other packet from the server."""
+        if not self.is_client or self.received_first_packet or self._retry_happened or not token:
+            return
+        if source_cid == self.original_destination_cid:  # RFC 9000 §17.2.5.1
+            return
+        if not retry_is_valid(packet, self.original_destination_cid, self.version):
+            return
+        self._retry_happened = True
+        self._retry_source_cid = source_cid
+        self.retry_token = token
+        self.cids.set_initial_peer(source_cid)
+        self._install_initial_keys(source_cid)
+        # Everything sent in Initial packets goes again under the new keys.
+        self.sender.requeue_crypto(0)
+        self.recovery.discard_space(0, keep_space=True)
+
+    def version_probe(self, now: float) -> bytes | None:
+        """A probe datagram in the unknown offered version, when one is due."""
+        try:
+            return self.negotiation.probe(now, self.original_destination_cid, self.host_cid)
+        except TimeoutError as exc:
+            self.terminate(0, None, str(exc), by_peer=False)
+            return None
+
+    @property
+    def offered_version(self) -> int:
+        """The version the client offered first (maybe one it does not speak, §6)."""
+        return self.negotiation.offered
+
+    @property
+    def version_probing(self) -> bool:
+        return self.negotiation.probing
+
+    # Keys -----------------------------------------------------------------------------------
+    def send_key(self, epoch: Epoch) -> PacketKey | None:
+        return self.keys.send if epoch == Epoch.ONE_RTT else self.spaces[epoch].send_key
+
+    def recv_key(self, epoch: Epoch) -> PacketKey | None:
+        if epoch == Epoch.ZERO_RTT:
+            return self.zero_rtt_recv_key
+        return self.keys.recv if epoch == Epoch.ONE_RTT else self.spaces[epoch].recv_key
+
+    def _install_initial_keys(self, destination_cid: bytes) -> None:
+        send, recv = initial_keys(self.version, destination_cid, is_client=self.is_client)
+        space = self.spaces[Epoch.INITIAL]
+        space.send_key, space.recv_key = send, recv
+
+    @property
+    def can_send(self) -> bool:
+        """Not draining and not terminated: packets may still go out (§10.2)."""
+        state = self.state
+        return state != ConnectionState.TERMINATED and state != ConnectionState.DRAINING
+
+    # TLS ----------------------------------------------------------------------------------------
+    def drain_tls(self, now: float) -> None:
+        """Act on what TLS produced: new keys, handshake completion, tickets, CRYPTO data."""
         tls = self.tls
         while (event := tls.next_event()) is not None:
             if isinstance(event, TrafficSecretReady):
@@ -484,7 +547,7 @@ class QuicConnection:
                 # A peer may send any number of NewSessionTicket messages; keep a few.
                 self._tickets_received += 1
                 if self._tickets_received <= MAX_SESSION_TICKETS:
-                    self._events.append(SessionTicketReceived(event.ticket))
+                    self.event_queue.append(SessionTicketReceived(event.ticket))
         for epoch, data in tls.data_to_send():
             space = self.spaces[epoch if epoch != Epoch.ZERO_RTT else Epoch.ONE_RTT]
             space.sender.write(data, False)
@@ -505,14 +568,15 @@ class QuicConnection:
                 self.zero_rtt_send_key = key
             else:
                 self.zero_rtt_recv_key = key
-            return
-        space = self.spaces[event.epoch]
-        if event.is_write:
-            space.send_key = key
+        elif event.epoch == Epoch.ONE_RTT:
+            if event.is_write:
+                self.keys.send = key
+            else:
+                self.keys.install_recv(key)
+        elif event.is_write:
+            self.spaces[event.epoch].send_key = key
         else:
-            space.recv_key = key
-            if event.epoch == Epoch.ONE_RTT:
-                self._next_recv_key = key.next_generation()
+            self.spaces[event.epoch].recv_key = key
 
     def _set_remote_params(self, raw: bytes | None) -> None:
         if raw is None:
@@ -521,24 +585,20 @@ class QuicConnection:
             )
         params = TransportParameters.decode(raw, from_server=self.is_client)
         # §7.3: authenticate the connection IDs used during the handshake.
+        mismatch = None
         if params.initial_source_connection_id != self._peer_initial_source_cid:
-            raise TransportError(
-                TransportErrorCode.TRANSPORT_PARAMETER_ERROR,
-                "initial_source_connection_id mismatch",
-            )
-        if self.is_client:
+            mismatch = "initial_source_connection_id"
+        elif self.is_client:
             if params.original_destination_connection_id != self.original_destination_cid:
-                raise TransportError(
-                    TransportErrorCode.TRANSPORT_PARAMETER_ERROR,
-                    "original_destination_connection_id mismatch",
-                )
-            if params.retry_source_connection_id != self._retry_source_cid:
-                raise TransportError(
-                    TransportErrorCode.TRANSPORT_PARAMETER_ERROR,
-                    "retry_source_connection_id mismatch",
-                )
-            if params.stateless_reset_token is not None:
-                self.cids.set_peer_reset_token(params.stateless_reset_token)
+                mismatch = "original_destination_connection_id"
+            elif params.retry_source_connection_id != self._retry_source_cid:
+                mismatch = "retry_source_connection_id"
+        if mismatch is not None:
+            raise TransportError(
+                TransportErrorCode.TRANSPORT_PARAMETER_ERROR, f"{mismatch} mismatch"
+            )
+        if self.is_client and params.stateless_reset_token is not None:
+            self.cids.set_peer_reset_token(params.stateless_reset_token)
         self.remote_params = params
         self.recovery.max_ack_delay = params.max_ack_delay / 1000
         self.deadlines.negotiate_idle_timeout(params.max_idle_timeout / 1000)
@@ -553,28 +613,29 @@ class QuicConnection:
         limit = (self.remote_params.active_connection_id_limit if self.remote_params else 2) - 1
         self.cids.issue(min(limit, 7))
         if not self.is_client:
-            self._handshake_done_pending = True
-            self._confirm_handshake()  # §4.1.2: the server confirms at completion
-        self._events.append(
+            self.pending.queue_handshake_done()
+            self.confirm_handshake()  # §4.1.2: the server confirms at completion
+        self.event_queue.append(
             HandshakeCompleted(event.alpn_protocol, event.resumed, event.early_data_accepted)
         )
 
-    def _confirm_handshake(self) -> None:
+    def confirm_handshake(self) -> None:
+        """RFC 9001 §4.1.2: the handshake is confirmed (HANDSHAKE_DONE, or the server)."""
         if self.handshake_confirmed:
             return
         self.handshake_confirmed = True
         self.recovery.handshake_confirmed = True
         self.recovery.peer_completed_address_validation = True
-        self._discard_epoch(Epoch.HANDSHAKE)
+        self.discard_epoch(Epoch.HANDSHAKE)
 
-    def _discard_epoch(self, epoch: Epoch) -> None:
+    def discard_epoch(self, epoch: Epoch) -> None:
         """RFC 9001 §4.9: drop keys and recovery state of a finished epoch."""
         if epoch in self._discarded_epochs:
             return
         self._discarded_epochs.add(epoch)
         space = self.spaces[epoch]
         space.send_key = space.recv_key = None
-        self.recovery.discard_space(_EPOCH_SPACE[epoch])
+        self.recovery.discard_space(EPOCH_SPACE[epoch])
 
     # Closing -----------------------------------------------------------------------------
     def _enter_closing(
@@ -589,22 +650,23 @@ class QuicConnection:
         self.closing = ClosingState(frame, application, event)
         self.termination = event
         self.state = ConnectionState.CLOSING
-        self._close_deadline = None  # set when the close frame is sent
+        self.deadlines.closing_ends = None  # set when the close frame is sent
 
-    def _enter_draining(
+    def enter_draining(
         self, error_code: int, frame_type: int | None, reason: str, application: bool, now: float
     ) -> None:
+        """§10.2.2: the peer sent CONNECTION_CLOSE; wait out the draining period."""
         if self.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
         self.state = ConnectionState.DRAINING
-        self._close_deadline = now + 3 * self.recovery.pto_duration(2)
+        self.deadlines.closing_ends = now + 3 * self.recovery.pto_duration(2)
         self.termination = ConnectionTerminated(
             error_code, frame_type, reason, by_peer=True, is_application=application
         )
-        self._events.append(self.termination)
+        self.event_queue.append(self.termination)
         self.closing = None
 
-    def _terminate(
+    def terminate(
         self,
         error_code: int,
         frame_type: int | None,
@@ -613,49 +675,46 @@ class QuicConnection:
         by_peer: bool,
         stateless_reset: bool = False,
     ) -> None:
+        """End now, silently; report why (once) unless the draining event already did."""
         if self.state == ConnectionState.TERMINATED:
             return
         previous = self.state
         self.state = ConnectionState.TERMINATED
         if previous == ConnectionState.CLOSING and self.closing is not None:
-            self._events.append(self.closing.event)
+            self.event_queue.append(self.closing.event)
         elif previous != ConnectionState.DRAINING:
             self.termination = ConnectionTerminated(
                 error_code, frame_type, reason, by_peer=by_peer, stateless_reset=stateless_reset
             )
-            self._events.append(self.termination)
+            self.event_queue.append(self.termination)
 
     # Timers ---------------------------------------------------------------------------------
     def next_timer(self) -> float | None:
         """The earliest time :meth:`handle_timer` must run, or None."""
-        if self.state == ConnectionState.TERMINATED:
+        state = self.state
+        if state == ConnectionState.TERMINATED:
             return None
-        if self.state in (ConnectionState.CLOSING, ConnectionState.DRAINING):
-            return self._close_deadline
-        candidates = []
-        deadline = self.deadlines.next(self.recovery.pto_base(), self.handshake_complete)
-        if deadline is not None:
-            candidates.append(deadline)
-        loss_time, _ = self.recovery.earliest_loss_time()
-        if loss_time is not None:
-            candidates.append(loss_time)
-        elif self._may_send_probe():
-            pto, _ = self.recovery.pto_time(
+        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
+            return self.deadlines.closing_ends
+        recovery = self.recovery
+        best = self.deadlines.next(recovery.pto_base(), self.handshake_complete)
+        loss_time, _ = recovery.earliest_loss_time()
+        if loss_time is None and self._may_send_probe():
+            loss_time, _ = recovery.pto_time(
                 self.deadlines.last_activity or 0.0,
                 has_handshake_keys=self.spaces[Epoch.HANDSHAKE].send_key is not None,
                 is_client=self.is_client,
             )
-            if pto is not None:
-                candidates.append(pto)
-        if self._ack_deadline is not None:
-            candidates.append(self._ack_deadline)
-        if self._pacing_deadline is not None:
-            candidates.append(self._pacing_deadline)
-        if self._version_probe_due is not None and not self._version_negotiated:
-            candidates.append(self._version_probe_due)
-        if self.paths.active and (path_timer := self.paths.next_timer()) is not None:
-            candidates.append(path_timer)
-        return min(candidates) if candidates else None
+        for t in (
+            loss_time,
+            recovery.spaces[2].ack_deadline,
+            self.sender.pacing_deadline,
+            self.negotiation.next_timer(),
+            self.paths.next_timer() if self.paths.active else None,
+        ):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
     def start_idle_timer(self, now: float, *, half_open_timeout: float | None = None) -> None:
         """Arm the idle and handshake timers from ``now`` (a server, its first datagram).
@@ -674,40 +733,42 @@ class QuicConnection:
         return current is None or current.validated or current.budget() > 0
 
     def handle_timer(self, now: float) -> None:
-        if self.state == ConnectionState.TERMINATED:
+        """Run whatever timer is due at ``now`` (loss, probe, ACK delay, idle, paths, ...)."""
+        state = self.state
+        if state == ConnectionState.TERMINATED:
             return
-        if self.state in (ConnectionState.CLOSING, ConnectionState.DRAINING):
-            if self._close_deadline is not None and now >= self._close_deadline:
-                self._terminate(0, None, "closed", by_peer=False)
+        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
+            ends = self.deadlines.closing_ends
+            if ends is not None and now >= ends:
+                self.terminate(0, None, "closed", by_peer=False)
             return
-        ended = self.deadlines.expired(now, self.recovery.pto_base(), self.handshake_complete)
+        recovery = self.recovery
+        ended = self.deadlines.expired(now, recovery.pto_base(), self.handshake_complete)
         if ended is not None:
-            self._terminate(TransportErrorCode.NO_ERROR, None, ended, by_peer=False)
+            self.terminate(TransportErrorCode.NO_ERROR, None, ended, by_peer=False)
             return
-        if self._ack_deadline is not None and now >= self._ack_deadline:
-            self._ack_deadline = None
-            self.recovery.spaces[2].ack_queued = True
+        space = recovery.spaces[2]
+        if space.ack_deadline is not None and now >= space.ack_deadline:
+            space.ack_deadline = None
+            space.ack_queued = True
         if self.paths.active and not self.paths.on_timer(now, self._on_path_reverted):
             # §9.3.2: no validated address left to fall back to: end silently.
-            self._terminate(
+            self.terminate(
                 TransportErrorCode.NO_ERROR, None, "path validation failed", by_peer=False
             )
             return
-        loss_time, space_id = self.recovery.earliest_loss_time()
+        loss_time, space_id = recovery.earliest_loss_time()
         if loss_time is not None:
             if now >= loss_time:
-                self.recovery.detect_lost_on_timer(space_id, now)
+                recovery.detect_lost_on_timer(space_id, now)
             return
-        pto, space_id = self.recovery.pto_time(
+        pto, space_id = recovery.pto_time(
             self.deadlines.last_activity or 0.0,
             has_handshake_keys=self.spaces[Epoch.HANDSHAKE].send_key is not None,
             is_client=self.is_client,
         )
         if pto is not None and now >= pto and self._may_send_probe():
-            self.recovery.pto_count += 1
-            self._probes_pending[space_id] = 2  # §6.2.4: one or two probe packets
+            recovery.arm_probes(space_id)
             # Probes carry unacknowledged handshake data rather than a bare PING.
-            for space in self.recovery.spaces[:2]:
-                for packet in space.sent.values():
-                    for requeue in packet.retransmit:
-                        requeue(False)
+            self.sender.requeue_crypto(0)
+            self.sender.requeue_crypto(1)

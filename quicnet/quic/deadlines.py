@@ -21,6 +21,7 @@ class ConnectionDeadlines:
     __slots__ = (
         "_half_open_since",
         "_restart_on_send",
+        "closing_ends",
         "handshake_deadline",
         "handshake_timeout",
         "idle_timeout",
@@ -35,6 +36,8 @@ class ConnectionDeadlines:
         self._restart_on_send = False
         self.handshake_deadline: float | None = None
         self._half_open_since: float | None = None
+        #: The end of the closing or draining period (RFC 9000 §10.2), once it started.
+        self.closing_ends: float | None = None
 
     @property
     def started(self) -> bool:

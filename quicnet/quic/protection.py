@@ -70,6 +70,18 @@ class PacketKey:
         pn = bytes(b ^ m for b, m in zip(header[pn_start:], mask[1 : 1 + pn_length], strict=True))
         return bytes((first,)) + header[1:pn_start] + pn + ciphertext
 
+    def protect_in_place(
+        self, buffer: bytearray, pn_offset: int, pn_length: int, packet_number: int
+    ) -> None:
+        """Seal ``buffer`` (header through packet number, then payload) where it lies:
+        AEAD over the payload with the header as associated data, then the mask."""
+        self.aead.seal_in_place(packet_number, buffer, pn_offset + pn_length)
+        sample_start = pn_offset + 4  # §5.4.2
+        mask = self.hp.mask(buffer[sample_start : sample_start + _SAMPLE_LENGTH])
+        buffer[0] ^= mask[0] & (0x0F if buffer[0] & 0x80 else 0x1F)
+        for i in range(pn_length):
+            buffer[pn_offset + i] ^= mask[1 + i]
+
     def unprotect_header(self, packet: bytes, pn_offset: int) -> tuple[int, int, int]:
         """Remove header protection: ``(first_byte, truncated_pn, pn_length)``.
 
@@ -86,7 +98,7 @@ class PacketKey:
             truncated = (truncated << 8) | (packet[pn_offset + i] ^ mask[1 + i])
         return first, truncated, pn_length
 
-    def open(self, header: bytes, ciphertext: bytes, packet_number: int) -> bytes:
+    def open(self, header: bytes, ciphertext: bytes | memoryview, packet_number: int) -> bytes:
         """Authenticate and decrypt; ``header`` is the unprotected header (AAD)."""
         return self.aead.open(packet_number, ciphertext, header)
 

@@ -4,6 +4,11 @@ Unprotects each packet in a datagram with the right key (and key phase),
 drops duplicates, and dispatches its frames: ACK to recovery, STREAM and
 flow control to the stream manager, CRYPTO to TLS, the rest to the
 connection's state. Also Version Negotiation and Retry on the client.
+
+A 1-RTT packet takes a flat path: header protection and AEAD with the keys
+built once per key phase, and ACK, STREAM, DATAGRAM, PADDING and PING read in
+place from the payload without frame objects. Other frames, and the long
+header packets of the handshake, go through the general parser.
 """
 
 from __future__ import annotations
@@ -12,151 +17,112 @@ from typing import TYPE_CHECKING
 
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
-from quicnet.quic.buffer import Reader
-from quicnet.quic.crypto_streams import CryptoSpace
+from quicnet.quic.buffer import MAX_VARINT, Reader
 from quicnet.quic.errors import TransportError, TransportErrorCode
-from quicnet.quic.events import DatagramReceived
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
     decode_packet_number,
     parse_long_header,
-    parse_version_negotiation,
-    retry_is_valid,
 )
 from quicnet.quic.paths import address_key
-from quicnet.quic.protection import PacketKey
-from quicnet.quic.recovery import Recovery
-from quicnet.quic.tls_setup import make_tls
-from quicnet.tls import Epoch, TLSClient
+from quicnet.tls import Epoch
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import Address, QuicConnection
 
-__all__ = ["PacketReceiver"]
+__all__ = ["EPOCH_SPACE", "PacketReceiver"]
 
 # Frames allowed per packet type (RFC 9000 §12.4, Table 3).
 _HANDSHAKE_FRAMES = frozenset({0x00, 0x01, 0x02, 0x03, 0x06, 0x1C})
 _ZERO_RTT_FORBIDDEN = frozenset({0x02, 0x03, 0x06, 0x07, 0x19, 0x1B, 0x1E})
 _NOT_ACK_ELICITING = frozenset({0x00, 0x02, 0x03, 0x1C, 0x1D})
 _PROBING = frozenset({0x00, 0x18, 0x1A, 0x1B})  # PADDING, NEW_CONNECTION_ID, PATH_* (§9.1)
-_EPOCH_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
+#: The packet number space of each epoch (0-RTT shares the application space).
+EPOCH_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
 _PACKET_EPOCH = {
     PacketType.INITIAL: Epoch.INITIAL,
     PacketType.HANDSHAKE: Epoch.HANDSHAKE,
     PacketType.ZERO_RTT: Epoch.ZERO_RTT,
 }
+_FRAME_ENCODING = TransportErrorCode.FRAME_ENCODING_ERROR
+
+
+def _truncated(frame_type: int) -> TransportError:
+    return TransportError(_FRAME_ENCODING, f"frame 0x{frame_type:x} truncated", frame_type)
 
 
 class PacketReceiver:
     """Parses and dispatches what arrives for one connection."""
 
+    __slots__ = ("c",)
+
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
 
-    def _on_version_negotiation(self, data: bytes, now: float) -> None:
-        """§6.2: restart with a version both sides support, once, before any other packet."""
-        c = self.c
-        if c._received_first_packet or c._version_negotiated:
-            return
-        try:
-            dcid, _scid, versions = parse_version_negotiation(data)
-        except TransportError:
-            return
-        if dcid != c.host_cid or c.offered_version in versions:
-            return  # §6.2: a VN listing the version we offered is discarded
-        common = [v for v in c.configuration.supported_versions if v in versions]
-        if not common:
-            c._terminate(TransportErrorCode.NO_ERROR, None, "no common QUIC version", by_peer=True)
-            return
-        c._version_negotiated = True
-        c._version_probe_due = None
-        c.version = common[0]
-        self._restart_handshake(now)
-
-    def _restart_handshake(self, now: float) -> None:
-        """Start over (after Version Negotiation) with fresh TLS and Initial state."""
-        c = self.c
-        c.recovery = Recovery(max_ack_delay=0.025, max_datagram_size=1200)
-        c.recovery.cc = c.configuration.congestion_controller(1200)
-        c.spaces = {
-            e: CryptoSpace(c.configuration.max_crypto_buffer)
-            for e in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)
-        }
-        c.tls = make_tls(c.configuration, c.local_params.encode())
-        c._install_initial_keys(c.original_destination_cid)
-        assert isinstance(c.tls, TLSClient)
-        c.tls.start(now)
-        c._drain_tls(now)
-
-    def _receive_packet(self, data: bytes, start: int, address: Address, now: float) -> int | None:
-        """Process the packet at ``start``; return where the next one starts (None: stop)."""
-        c = self.c
-        first = data[start]
-        if first & 0x80:
-            try:
-                header = parse_long_header(data, start)
-            except TransportError:
-                return None  # unknown version or malformed: drop the rest
-            if header.version != c.version:
-                return None
-            if header.packet_type == PacketType.RETRY:
-                self._on_retry(data[start:], header.source_cid, header.token, now)
-                return None
-            epoch = _PACKET_EPOCH[header.packet_type]
-            if (
-                not c.is_client
-                and header.packet_type == PacketType.INITIAL
-                and len(data) < MIN_INITIAL_DATAGRAM
-            ):
-                return None  # §14.1: a server drops Initials in small datagrams
-            pn_offset, end, dcid = header.pn_offset, header.end, header.destination_cid
-            peer_scid: bytes | None = header.source_cid
-        else:
-            epoch = Epoch.ONE_RTT
-            pn_offset = start + 1 + c.configuration.connection_id_length
-            end = len(data)
-            dcid = data[start + 1 : pn_offset]
-            peer_scid = None
-            if len(data) < pn_offset or not first & 0x40:
-                return None
-        key = self._recv_key(epoch)
-        if key is None:
-            return end  # keys not (yet, or any longer) available: drop this packet
-        packet = data[start:end]
-        rel_pn_offset = pn_offset - start
-        space = c.recovery.spaces[_EPOCH_SPACE[epoch]]
-        try:
-            plain_first, truncated, pn_len = key.unprotect_header(packet, rel_pn_offset)
-        except DecryptError:  # too short to sample: may still be a stateless reset
-            if epoch == Epoch.ONE_RTT and start == 0 and c.cids.is_stateless_reset(data):
-                c._terminate(0, None, "stateless reset", by_peer=True, stateless_reset=True)
-                return None
-            return end
-        pn = decode_packet_number(truncated, pn_len, space.largest_received)
-        header_bytes = (
-            bytes((plain_first,)) + packet[1:rel_pn_offset] + truncated.to_bytes(pn_len, "big")
-        )
-        ciphertext = packet[rel_pn_offset + pn_len :]
-        try:
-            if epoch == Epoch.ONE_RTT:
-                payload = self._open_one_rtt(plain_first, header_bytes, ciphertext, pn)
+    def receive_packets(self, data: bytes, address: Address, now: float) -> None:
+        """Every packet of a datagram, in order (raises on a peer's protocol violation)."""
+        start = 0
+        end: int | None = 0
+        while end is not None and start < len(data):
+            if data[start] & 0x80:
+                end = self._receive_long(data, start, address, now)
             else:
-                payload = key.open(header_bytes, ciphertext, pn)
+                self._receive_short(data, start, address, now)
+                return  # a short-header packet runs to the end of the datagram
+            start = end if end is not None else start
+
+    # 1-RTT: the flat path ---------------------------------------------------------------------
+    def _receive_short(self, data: bytes, start: int, address: Address, now: float) -> None:
+        c = self.c
+        keys = c.keys
+        recv = keys.recv
+        first = data[start]
+        if recv is None or not first & 0x40:
+            return  # no 1-RTT keys (yet), or the fixed bit is zero (§17.3)
+        pn_offset = start + 1 + c.cid_length
+        sample = pn_offset + 4
+        if len(data) < sample + 16:  # too short to sample: may still be a stateless reset
+            if start == 0 and c.cids.is_stateless_reset(data):
+                c.end_by_stateless_reset()
+            return
+        mask = recv.hp.mask(data[sample : sample + 16])
+        first ^= mask[0] & 0x1F
+        pn_len = (first & 0x03) + 1
+        truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big") ^ int.from_bytes(
+            mask[1 : 1 + pn_len], "big"
+        )
+        space = c.recovery.spaces[2]
+        pn = decode_packet_number(truncated, pn_len, space.largest_received)
+        header = bytes((first,)) + data[start + 1 : pn_offset] + truncated.to_bytes(pn_len, "big")
+        body = memoryview(data)[pn_offset + pn_len :]
+        try:
+            if (first >> 2) & 0x01 == keys.recv_phase:
+                payload = recv.open(header, body, pn)
+            else:  # RFC 9001 §6.3: the next keys, or late old ones
+                payload = keys.open_flipped(
+                    header,
+                    body,
+                    pn,
+                    (first >> 2) & 0x01,
+                    space.largest_received,
+                    # §6.1: the client cannot confirm before the server completed; a
+                    # client may see the server's update before HANDSHAKE_DONE.
+                    may_follow=c.is_client or c.handshake_confirmed,
+                    next_packet_number=space.next_packet_number,
+                )
         except DecryptError:
-            if epoch == Epoch.ONE_RTT and start == 0 and c.cids.is_stateless_reset(data):
-                c._terminate(0, None, "stateless reset", by_peer=True, stateless_reset=True)
-                return None
-            return end
-        # §17.2/17.3: reserved bits must be zero once protection is removed.
-        reserved = plain_first & (0x0C if first & 0x80 else 0x18)
-        if reserved:
+            if start == 0 and c.cids.is_stateless_reset(data):
+                c.end_by_stateless_reset()
+            return
+        if first & 0x18:  # §17.3.1: reserved bits are zero once protection is removed
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if space.is_duplicate(pn):
-            return end
-        self._on_packet_authenticated(epoch, peer_scid, dcid, address, now)
-        ack_eliciting, non_probing = self._handle_frames(epoch, payload, now, dcid)
-        if non_probing and epoch == Epoch.ONE_RTT and pn > space.largest_received:
+            return
+        c.on_packet_authenticated(now)
+        dcid = data[start + 1 : pn_offset]
+        ack_eliciting, non_probing = self._one_rtt_frames(payload, now, dcid)
+        if non_probing and pn > space.largest_received:
             current = c.paths.current
             if (
                 current is not None
@@ -165,171 +131,238 @@ class PacketReceiver:
                 and c.handshake_confirmed
                 and not c.is_client
             ):
-                c._on_peer_migrated(address, dcid, now)  # §9.3: the newest packet decides
-            c._active_dcid = dcid
+                c.on_peer_migrated(address, dcid, now)  # §9.3: the newest packet decides
+            c.active_dcid = dcid
         space.on_packet_received(pn, now)
         if ack_eliciting:
             space.unacked_ack_eliciting += 1
-            if epoch != Epoch.ONE_RTT or space.unacked_ack_eliciting >= 2:
-                space.ack_queued = True  # §13.2.1
-            elif c._ack_deadline is None:
-                c._ack_deadline = now + c.configuration.max_ack_delay
-        c._drain_tls(now)
+            if space.unacked_ack_eliciting >= 2:
+                space.ack_queued = True  # §13.2.1: at least every second packet
+            elif space.ack_deadline is None:
+                space.ack_deadline = now + c.configuration.max_ack_delay
+
+    def _one_rtt_frames(self, payload: bytes, now: float, dcid: bytes) -> tuple[bool, bool]:
+        """The frames of a 1-RTT packet; returns (ack-eliciting?, non-probing? (§9.1))."""
+        end = len(payload)
+        if not end:
+            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
+        c = self.c
+        ack_eliciting = non_probing = False
+        pos = 0
+        t = 0
+        try:
+            while pos < end:
+                t = payload[pos]
+                pos += 1
+                if t == 0x00:  # PADDING: skip the run
+                    while pos < end and payload[pos] == 0:
+                        pos += 1
+                    continue
+                if t == 0x31 or t == 0x30:  # DATAGRAM (RFC 9221 §4)
+                    if t == 0x31:
+                        length, pos = _varint_at(payload, pos)
+                        if pos + length > end:
+                            raise _truncated(t)
+                    else:
+                        length = end - pos
+                    self._on_datagram(payload[pos : pos + length], t)
+                    pos += length
+                    ack_eliciting = non_probing = True
+                elif t == 0x02 or t == 0x03:  # ACK (§19.3)
+                    pos = self._on_one_rtt_ack(payload, pos, t, now)
+                    non_probing = True
+                elif 0x08 <= t <= 0x0F:  # STREAM (§19.8)
+                    stream_id, pos = _varint_at(payload, pos)
+                    offset = 0
+                    if t & 0x04:
+                        offset, pos = _varint_at(payload, pos)
+                    if t & 0x02:
+                        length, pos = _varint_at(payload, pos)
+                        if pos + length > end:
+                            raise _truncated(t)
+                    else:
+                        length = end - pos
+                    if offset + length > MAX_VARINT:
+                        raise TransportError(_FRAME_ENCODING, "stream data beyond 2^62-1", t)
+                    c.streams.on_stream_data(
+                        stream_id, offset, payload[pos : pos + length], bool(t & 0x01), t
+                    )
+                    pos += length
+                    ack_eliciting = non_probing = True
+                elif t == 0x01:  # PING
+                    ack_eliciting = non_probing = True
+                elif t >= 0x40:  # a type varint of two or more bytes: none is defined
+                    raise TransportError(_FRAME_ENCODING, f"unknown frame type byte 0x{t:x}", t)
+                else:  # the rest: rare, parsed into objects
+                    reader = Reader(payload, pos)
+                    frame = fr.parse_frame(reader, t)
+                    pos = reader.pos
+                    if t not in _NOT_ACK_ELICITING:
+                        ack_eliciting = True
+                    if t not in _PROBING:
+                        non_probing = True
+                    if t == 0x06:
+                        assert isinstance(frame, fr.CryptoFrame)
+                        self._on_crypto(Epoch.ONE_RTT, frame, now)
+                    else:
+                        self._on_control_frame(frame, t, dcid, now)
+        except IndexError:  # a varint or field ran past the payload
+            raise _truncated(t) from None
+        return ack_eliciting, non_probing
+
+    def _on_one_rtt_ack(self, payload: bytes, pos: int, t: int, now: float) -> int:
+        largest, pos = _varint_at(payload, pos)
+        delay, pos = _varint_at(payload, pos)
+        count, pos = _varint_at(payload, pos)
+        first, pos = _varint_at(payload, pos)
+        if first > largest:
+            raise TransportError(_FRAME_ENCODING, "ACK first range below zero", t)
+        smallest = largest - first
+        ranges = [(largest, smallest)]
+        if count > len(payload) - pos:  # every range takes at least 2 bytes
+            raise TransportError(_FRAME_ENCODING, "ACK range count exceeds the frame", t)
+        for _ in range(count):
+            gap, pos = _varint_at(payload, pos)
+            length, pos = _varint_at(payload, pos)
+            top = smallest - gap - 2
+            if top < 0 or length > top:
+                raise TransportError(_FRAME_ENCODING, "ACK range below zero", t)
+            smallest = top - length
+            ranges.append((top, smallest))
+        if t == 0x03:  # ECN counts (§19.3.2): read, not used yet
+            for _ in range(3):
+                _, pos = _varint_at(payload, pos)
+        self._on_ack(2, ranges, delay, now)
+        return pos
+
+    def _on_datagram(self, data: bytes, t: int) -> None:
+        c = self.c
+        limit = c.local_params.max_datagram_frame_size
+        if limit is None or len(data) + 1 > limit:
+            raise TransportError(
+                TransportErrorCode.PROTOCOL_VIOLATION, "DATAGRAM frame not allowed or too large", t
+            )
+        c.on_datagram_received(data)
+
+    # Long headers: the handshake ----------------------------------------------------------------
+    def _receive_long(self, data: bytes, start: int, address: Address, now: float) -> int | None:
+        """Process the long-header packet at ``start``; return where the next one starts."""
+        c = self.c
+        try:
+            header = parse_long_header(data, start)
+        except TransportError:
+            return None  # unknown version or malformed: drop the rest
+        if header.version != c.version:
+            return None
+        if header.packet_type == PacketType.RETRY:
+            c.on_retry(data[start:], header.source_cid, header.token)
+            return None
+        epoch = _PACKET_EPOCH[header.packet_type]
+        if not c.is_client and epoch == Epoch.INITIAL and len(data) < MIN_INITIAL_DATAGRAM:
+            return None  # §14.1: a server drops Initials in small datagrams
+        end = header.end
+        key = c.recv_key(epoch)
+        if key is None:
+            return end  # keys not (yet, or any longer) available: drop this packet
+        packet = data[start:end]
+        pn_offset = header.pn_offset - start
+        space = c.recovery.spaces[EPOCH_SPACE[epoch]]
+        try:
+            first, truncated, pn_len = key.unprotect_header(packet, pn_offset)
+            pn = decode_packet_number(truncated, pn_len, space.largest_received)
+            aad = bytes((first,)) + packet[1:pn_offset] + truncated.to_bytes(pn_len, "big")
+            payload = key.open(aad, packet[pn_offset + pn_len :], pn)
+        except DecryptError:
+            return end
+        if first & 0x0C:  # §17.2: reserved bits are zero once protection is removed
+            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
+        if space.is_duplicate(pn):
+            return end
+        c.on_packet_authenticated(now)
+        c.on_long_header_packet(epoch, header.source_cid, address)
+        ack_eliciting = self._long_header_frames(epoch, payload, now, header.destination_cid)
+        space.on_packet_received(pn, now)
+        if ack_eliciting:
+            space.unacked_ack_eliciting += 1
+            if epoch != Epoch.ZERO_RTT or space.unacked_ack_eliciting >= 2:
+                space.ack_queued = True  # §13.2.1: Initial and Handshake at once
+            elif space.ack_deadline is None:
+                space.ack_deadline = now + c.configuration.max_ack_delay
         return end
 
-    def _recv_key(self, epoch: Epoch) -> PacketKey | None:
-        c = self.c
-        if epoch == Epoch.ZERO_RTT:
-            return c.zero_rtt_recv_key
-        return c.spaces[epoch].recv_key
-
-    def _open_one_rtt(self, plain_first: int, header: bytes, ciphertext: bytes, pn: int) -> bytes:
-        """RFC 9001 §6.3: a flipped key-phase bit means the next keys (or late old ones)."""
-        c = self.c
-        phase = (plain_first >> 2) & 0x01
-        current = c.spaces[Epoch.ONE_RTT].recv_key
-        assert current is not None
-        if phase == c.recv_key_phase:
-            return current.open(header, ciphertext, pn)
-        if c._prev_recv_key is not None and pn < c.recovery.spaces[2].largest_received:
-            return c._prev_recv_key.open(header, ciphertext, pn)
-        nxt = c._next_recv_key or current.next_generation()
-        # Decrypt first: a forged packet with a flipped bit fails here and is dropped;
-        # only an authenticated one can be an error (DecryptError leaves state untouched).
-        payload = nxt.open(header, ciphertext, pn)
-        if not c.is_client and not c.handshake_confirmed:
-            # §6.1: the client cannot have confirmed the handshake before the server
-            # completed it; a client may see the server's update before HANDSHAKE_DONE.
-            raise TransportError(
-                TransportErrorCode.KEY_UPDATE_ERROR, "key update before the handshake was confirmed"
-            )
-        c._prev_recv_key = current
-        c.spaces[Epoch.ONE_RTT].recv_key = nxt
-        c._next_recv_key = nxt.next_generation()
-        c.recv_key_phase = phase
-        if phase != c.key_phase:  # the peer started it: follow (§6.2)
-            c._update_send_key()
-        return payload
-
-    def _on_packet_authenticated(
-        self, epoch: Epoch, peer_scid: bytes | None, dcid: bytes, address: Address, now: float
-    ) -> None:
-        c = self.c
-        c.deadlines.on_packet_received(now)
-        if not c._received_first_packet:
-            c._received_first_packet = True
-            if peer_scid is not None:
-                c._peer_initial_source_cid = peer_scid
-                if c.is_client:
-                    c.cids.set_initial_peer(peer_scid)  # §7.2: use the server's chosen CID
-                else:
-                    c.cids.set_initial_peer(peer_scid)
-        c._datagram_authenticated = True
-        if not c.is_client and epoch == Epoch.HANDSHAKE:
-            current = c.paths.current
-            if current is not None and address_key(address) == current.key:
-                current.validated = True  # §8.1: a Handshake packet proves the address
-                c.deadlines.on_address_validated()
-            c._discard_epoch(Epoch.INITIAL)
-
-    def _on_retry(self, packet: bytes, source_cid: bytes, token: bytes, now: float) -> None:
-        """§17.2.5: accept one valid Retry before any other packet from the server."""
-        c = self.c
-        if not c.is_client or c._received_first_packet or c._retry_happened or not token:
-            return
-        if source_cid == c.original_destination_cid:  # RFC 9000 §17.2.5.1
-            return
-        if not retry_is_valid(packet, c.original_destination_cid, c.version):
-            return
-        c._retry_happened = True
-        c._retry_source_cid = source_cid
-        c._retry_token = token
-        c.cids.set_initial_peer(source_cid)
-        c._install_initial_keys(source_cid)
-        # Everything sent in Initial packets goes again under the new keys.
-        space = c.recovery.spaces[0]
-        c.recovery.cc.discard([p for p in space.sent.values() if p.in_flight])
-        for p in list(space.sent.values()):
-            for handler in p.handlers:
-                handler(False)
-        space.sent.clear()
-        space.ack_eliciting_in_flight = 0
-
-    def _handle_frames(
-        self, epoch: Epoch, payload: bytes, now: float, dcid: bytes
-    ) -> tuple[bool, bool]:
-        """Process a packet's frames; returns (ack-eliciting?, non-probing? (§9.1))."""
-        c = self.c
+    def _long_header_frames(self, epoch: Epoch, payload: bytes, now: float, dcid: bytes) -> bool:
+        """Process an Initial, Handshake or 0-RTT packet's frames; True if ack-eliciting."""
         r = Reader(payload)
         if r.at_end():
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         ack_eliciting = False
-        non_probing = False
-        streams = c.streams
+        handshake = epoch != Epoch.ZERO_RTT
         while not r.at_end():
             t = r.varint()
-            if epoch in (Epoch.INITIAL, Epoch.HANDSHAKE) and t not in _HANDSHAKE_FRAMES:
+            if handshake and t not in _HANDSHAKE_FRAMES:
                 raise TransportError(
                     TransportErrorCode.PROTOCOL_VIOLATION,
                     f"frame 0x{t:x} not allowed at {epoch.name}",
                     t,
                 )
-            if epoch == Epoch.ZERO_RTT and t in _ZERO_RTT_FORBIDDEN:
+            if not handshake and t in _ZERO_RTT_FORBIDDEN:
                 raise TransportError(
                     TransportErrorCode.PROTOCOL_VIOLATION, f"frame 0x{t:x} not allowed in 0-RTT", t
                 )
             if t not in _NOT_ACK_ELICITING:
                 ack_eliciting = True
-            if t not in _PROBING:
-                non_probing = True
             if t == 0x00:  # PADDING: skip the run
                 while r.pos < r.end and payload[r.pos] == 0:
                     r.pos += 1
                 continue
             frame = fr.parse_frame(r, t)
-            if isinstance(frame, fr.StreamFrame):
-                if epoch != Epoch.ONE_RTT and epoch != Epoch.ZERO_RTT:
-                    raise TransportError(
-                        TransportErrorCode.PROTOCOL_VIOLATION, "STREAM outside 1-RTT", t
-                    )
-                streams.on_stream(frame, t)
-            elif isinstance(frame, fr.AckFrame):
-                self._on_ack(epoch, frame, now)
-            elif isinstance(frame, fr.DatagramFrame):
-                if (
-                    c.local_params.max_datagram_frame_size is None
-                    or len(frame.data) + 1 > c.local_params.max_datagram_frame_size
-                ):
-                    raise TransportError(
-                        TransportErrorCode.PROTOCOL_VIOLATION,
-                        "DATAGRAM frame not allowed or too large",
-                        t,
-                    )
-                if c.datagrams_queued < c.configuration.max_received_datagrams:
-                    c.datagrams_queued += 1
-                    c._events.append(DatagramReceived(frame.data))
-                else:  # the application is not reading: drop (RFC 9221 §5)
-                    c.datagrams_dropped += 1
+            if isinstance(frame, fr.AckFrame):
+                self._on_ack(EPOCH_SPACE[epoch], frame.ranges, frame.ack_delay, now)
             elif isinstance(frame, fr.CryptoFrame):
-                data = c.spaces[Epoch.ONE_RTT if epoch == Epoch.ZERO_RTT else epoch].receive(
-                    frame.offset, frame.data
-                )
-                if data:
-                    c.tls.receive(epoch, data, now)
-            elif isinstance(frame, (fr.PingFrame, fr.PaddingFrame)):
-                pass
-            else:
-                self._handle_control_frame(frame, t, epoch, dcid, now)
-        return ack_eliciting, non_probing
+                self._on_crypto(epoch, frame, now)
+            elif isinstance(frame, fr.StreamFrame):  # 0-RTT only
+                self.c.streams.on_stream(frame, t)
+            elif isinstance(frame, fr.DatagramFrame):
+                self._on_datagram(frame.data, t)
+            elif not isinstance(frame, fr.PingFrame | fr.PaddingFrame):
+                self._on_control_frame(frame, t, dcid, now)
+        return ack_eliciting
 
-    def _handle_control_frame(
-        self, frame: fr.Frame, t: int, epoch: Epoch, dcid: bytes, now: float
+    # Frames shared by both paths ----------------------------------------------------------------
+    def _on_crypto(self, epoch: Epoch, frame: fr.CryptoFrame, now: float) -> None:
+        c = self.c
+        space = c.spaces[Epoch.ONE_RTT if epoch == Epoch.ZERO_RTT else epoch]
+        data = space.receive(frame.offset, frame.data)
+        if data:
+            c.tls.receive(epoch, data, now)
+            c.drain_tls(now)
+
+    def _on_ack(
+        self,
+        space_id: int,
+        ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...],
+        ack_delay: int,
+        now: float,
     ) -> None:
+        c = self.c
+        space = c.recovery.spaces[space_id]
+        if ranges[0][0] >= space.next_packet_number:
+            raise TransportError(
+                TransportErrorCode.PROTOCOL_VIOLATION, "ACK for a packet never sent", 0x02
+            )
+        params = c.remote_params
+        exponent = params.ack_delay_exponent if params is not None and space_id == 2 else 3
+        delay = (ack_delay << exponent) / 1e6
+        acked, _lost = c.recovery.on_ack_received(space_id, ranges, delay, now)
+        if acked and space_id == 2:
+            c.keys.on_acked(acked[-1].packet_number)  # RFC 9001 §6.5
+
+    def _on_control_frame(self, frame: fr.Frame, t: int, dcid: bytes, now: float) -> None:
         c = self.c
         streams = c.streams
         if isinstance(frame, fr.ConnectionCloseFrame):
             reason = frame.reason.decode("utf-8", "replace")
-            c._enter_draining(frame.error_code, frame.frame_type, reason, frame.is_application, now)
+            c.enter_draining(frame.error_code, frame.frame_type, reason, frame.is_application, now)
         elif isinstance(frame, fr.MaxDataFrame):
             streams.on_max_data(frame.maximum_data)
         elif isinstance(frame, fr.MaxStreamDataFrame):
@@ -348,7 +381,7 @@ class PacketReceiver:
             c.cids.on_retire(frame.sequence_number, dcid)
         elif isinstance(frame, fr.PathChallengeFrame):
             # §8.2.2: the response goes on the path the challenge came on.
-            address = c._datagram_address
+            address = c.datagram_address
             if address is not None:
                 c.paths.on_challenge(c.paths.path_for(address), frame.data)
         elif isinstance(frame, fr.PathResponseFrame):
@@ -358,29 +391,26 @@ class PacketReceiver:
                 raise TransportError(
                     TransportErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from a client", t
                 )
-            c._confirm_handshake()
+            c.confirm_handshake()
         elif isinstance(frame, fr.NewTokenFrame) and not c.is_client:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION, "NEW_TOKEN from a client", t
             )
+        # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED, NEW_TOKEN: informational.
 
-    def _on_ack(self, epoch: Epoch, frame: fr.AckFrame, now: float) -> None:
-        c = self.c
-        space_id = _EPOCH_SPACE[epoch]
-        space = c.recovery.spaces[space_id]
-        if frame.largest_acknowledged >= space.next_packet_number:
-            raise TransportError(
-                TransportErrorCode.PROTOCOL_VIOLATION, "ACK for a packet never sent", 0x02
-            )
-        exponent = (
-            c.remote_params.ack_delay_exponent if c.remote_params and epoch == Epoch.ONE_RTT else 3
-        )
-        delay = (frame.ack_delay << exponent) / 1e6
-        acked, _lost = c.recovery.on_ack_received(space_id, frame.ranges, delay, now)
-        if (
-            acked
-            and epoch == Epoch.ONE_RTT
-            and not c._key_update_confirmed
-            and acked[-1].packet_number >= c._key_phase_first_pn
-        ):
-            c._key_update_confirmed = True  # RFC 9001 §6.5: a packet of the new phase
+
+def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
+    """The variable-length integer at ``pos`` and the position after it (RFC 9000 §16).
+
+    Raises IndexError past the end (the frame loop turns it into FRAME_ENCODING_ERROR).
+    """
+    first = buf[pos]
+    kind = first >> 6
+    if kind == 0:
+        return first, pos + 1
+    if kind == 1:
+        return ((first & 0x3F) << 8) | buf[pos + 1], pos + 2
+    size = 4 if kind == 2 else 8
+    if pos + size > len(buf):
+        raise IndexError(pos)
+    return int.from_bytes(buf[pos : pos + size], "big") & ((1 << (8 * size - 2)) - 1), pos + size

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from quicnet.quic.congestion import CongestionController, NewReno, Pacer
 from quicnet.quic.rangeset import RangeSet
@@ -25,8 +26,15 @@ K_PERSISTENT_CONGESTION_THRESHOLD = 3
 #: Received packet-number ranges kept for ACK frames before the oldest half is forgotten.
 MAX_RECEIVED_RANGES = 64
 
-#: Called once per frame sent in a packet: True when acknowledged, False when lost.
-DeliveryHandler = Callable[[bool], None]
+#: What a packet carried, as the sender recorded it: one small tuple per frame that
+#: needs action on acknowledgement or loss (see quicnet.quic.sender).
+FrameRecord = tuple[Any, ...]
+#: Told what an acknowledged (True) or lost (False) packet carried.
+DeliveryCallback = Callable[[Sequence[FrameRecord], bool], None]
+
+
+def _ignore(frames: Sequence[FrameRecord], acked: bool) -> None:
+    pass
 
 
 class RttEstimator:
@@ -64,15 +72,26 @@ class RttEstimator:
         self.smoothed_rtt = 0.875 * self.smoothed_rtt + 0.125 * adjusted
 
 
-@dataclass(slots=True)
 class SentPacket:
-    packet_number: int
-    time_sent: float
-    ack_eliciting: bool
-    in_flight: bool
-    size: int
-    handlers: list[DeliveryHandler] = field(default_factory=list)
-    retransmit: list[DeliveryHandler] = field(default_factory=list)
+    """What recovery keeps of a packet sent: when, how big, and what it carried."""
+
+    __slots__ = ("ack_eliciting", "frames", "in_flight", "packet_number", "size", "time_sent")
+
+    def __init__(
+        self,
+        packet_number: int,
+        time_sent: float,
+        ack_eliciting: bool,
+        in_flight: bool,
+        size: int,
+        frames: Sequence[FrameRecord] = (),
+    ) -> None:
+        self.packet_number = packet_number
+        self.time_sent = time_sent
+        self.ack_eliciting = ack_eliciting
+        self.in_flight = in_flight
+        self.size = size
+        self.frames = frames
 
 
 @dataclass(slots=True)
@@ -89,6 +108,7 @@ class PacketSpace:
     """One packet number space: what we sent, what we received, what to acknowledge."""
 
     __slots__ = (
+        "ack_deadline",
         "ack_eliciting_in_flight",
         "ack_queued",
         "discarded",
@@ -118,6 +138,8 @@ class PacketSpace:
         self.largest_received = -1
         self.largest_received_time = 0.0
         self.ack_queued = False  # an ACK frame should be sent
+        #: When a delayed ACK becomes due (§13.2.1: within max_ack_delay), or None.
+        self.ack_deadline: float | None = None
         self.unacked_ack_eliciting = 0  # ack-eliciting packets received since our last ACK
         self.discarded = False
 
@@ -141,12 +163,22 @@ class PacketSpace:
 class Recovery:
     """Loss detection state for all three packet number spaces of a connection."""
 
-    def __init__(self, *, max_ack_delay: float = 0.025, max_datagram_size: int = 1200) -> None:
+    def __init__(
+        self,
+        *,
+        max_ack_delay: float = 0.025,
+        max_datagram_size: int = 1200,
+        on_delivered: DeliveryCallback | None = None,
+    ) -> None:
+        #: Called with each acknowledged or lost packet's frame records.
+        self.on_delivered: DeliveryCallback = on_delivered or _ignore
         self.rtt = RttEstimator()
         self.spaces = (PacketSpace(), PacketSpace(), PacketSpace())  # Initial, Handshake, 1-RTT
         self.cc: CongestionController = NewReno(max_datagram_size)
         self.pacer = Pacer(max_datagram_size)
         self.pto_count = 0
+        #: Probe packets still to send per space after a PTO (§6.2.4: one or two).
+        self.probes_pending: dict[int, int] = {}
         self.max_ack_delay = max_ack_delay  # the peer's, seconds
         self.handshake_confirmed = False
         self.peer_completed_address_validation = False  # client: server validated us
@@ -155,6 +187,18 @@ class Recovery:
     @property
     def bytes_in_flight(self) -> int:
         return self.cc.bytes_in_flight
+
+    def arm_probes(self, space_id: int) -> None:
+        """A PTO fired for ``space_id``: send one or two probe packets (§6.2.4)."""
+        self.pto_count += 1
+        self.probes_pending[space_id] = 2
+
+    def take_probe(self, space_id: int) -> None:
+        left = self.probes_pending.get(space_id, 0) - 1
+        if left > 0:
+            self.probes_pending[space_id] = left
+        else:
+            self.probes_pending.pop(space_id, None)
 
     # Paths (RFC 9000 §9.4) -------------------------------------------------------------
     def switch_path(
@@ -199,7 +243,7 @@ class Recovery:
 
     # Receiving ACKs (§A.7) -----------------------------------------------------------------
     def on_ack_received(
-        self, space_id: int, ranges: tuple[tuple[int, int], ...], ack_delay: float, now: float
+        self, space_id: int, ranges: Sequence[tuple[int, int]], ack_delay: float, now: float
     ) -> tuple[list[SentPacket], list[SentPacket]]:
         """Process an ACK frame; returns ``(newly_acked, newly_lost)``."""
         space = self.spaces[space_id]
@@ -246,9 +290,10 @@ class Recovery:
         if self.peer_completed_address_validation or space_id != 0:
             self.pto_count = 0
         self.pacer.update_rate(self.cc.congestion_window, self.rtt.smoothed_rtt)
+        deliver = self.on_delivered
         for p in acked:
-            for handler in p.handlers:
-                handler(True)
+            if p.frames:
+                deliver(p.frames, True)
         return acked, lost
 
     def _loss_delay(self) -> float:
@@ -285,9 +330,10 @@ class Recovery:
         self.cc.on_packets_lost(in_flight, now)
         if self._persistent_congestion(lost):
             self.cc.on_persistent_congestion()
+        deliver = self.on_delivered
         for p in lost:
-            for handler in p.handlers:
-                handler(False)
+            if p.frames:
+                deliver(p.frames, False)
 
     def _persistent_congestion(self, lost: list[SentPacket]) -> bool:
         """§7.6: two ack-eliciting losses further apart than the congestion period,
@@ -368,14 +414,20 @@ class Recovery:
             self._on_lost(lost, now)
         return lost
 
-    def discard_space(self, space_id: int) -> None:
-        """§6.4: forget a space's packets without declaring them lost."""
+    def discard_space(self, space_id: int, *, keep_space: bool = False) -> None:
+        """§6.4: forget a space's packets without declaring them lost.
+
+        With ``keep_space`` the space goes on (a client after a Retry sends its
+        Initial data again, RFC 9000 §17.2.5.2); otherwise it is closed for good.
+        """
         space = self.spaces[space_id]
         in_flight = [p for p in space.sent.values() if p.in_flight]
         self.cc.discard(in_flight)
         space.sent.clear()
         space.loss_time = None
         space.ack_eliciting_in_flight = 0
+        if keep_space:
+            return
         space.time_of_last_ack_eliciting = None
         space.discarded = True
         self.pto_count = 0

@@ -1,59 +1,78 @@
 """Building packets and datagrams for a connection (RFC 9000 §12-§14, RFC 9001 §5).
 
-Frames go in priority order: ACK, CONNECTION_CLOSE, CRYPTO, HANDSHAKE_DONE,
-path and CID frames, flow-control updates, stream resets, DATAGRAMs, then
-STREAM data round robin. Each retransmittable frame leaves a delivery
-handler on its packet, called on acknowledgement or loss, so a lost frame is
-re-queued as data (never as the same packet).
+Frames go in priority order: ACK, CRYPTO, control frames (HANDSHAKE_DONE,
+CIDs, flow-control credit, STOP_SENDING, PING), DATAGRAMs, then STREAM data
+round robin. Each frame that needs action on acknowledgement or loss leaves a
+small tuple on its packet's record (a *frame record*); :meth:`PacketSender.
+on_delivered` reads them when recovery reports the packet acknowledged or lost,
+so a lost frame is queued again as data, never as the same packet.
+
+Once the handshake is over, a datagram is one 1-RTT packet built in one
+buffer: header, frames written in place, sealed in place (AEAD, then header
+protection). Before that, packets of several epochs are coalesced.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from functools import partial
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from quicnet.quic import frames as fr
-from quicnet.quic.buffer import encode_varint
-from quicnet.quic.events import DatagramAcknowledged, DatagramLost, QuicEvent
+from quicnet.quic.events import DatagramAcknowledged, DatagramLost
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
     encode_packet_number,
     long_header_prefix,
 )
-from quicnet.quic.recovery import DeliveryHandler, SentPacket
+from quicnet.quic.recovery import FrameRecord, PacketSpace, SentPacket
 from quicnet.tls import Epoch
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import Address, QuicConnection
     from quicnet.quic.paths import Path
 
-__all__ = ["PacketSender"]
+__all__ = ["MAX_DATAGRAMS_PER_CALL", "MAX_PACKET_SIZE", "PacketSender"]
 
 _TAG = 16
 _SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ONE_RTT: 2}
 _LONG_TYPE = {Epoch.INITIAL: PacketType.INITIAL, Epoch.HANDSHAKE: PacketType.HANDSHAKE}
-#: AEAD confidentiality limit for AES-GCM packets (RFC 9001 §6.6), with margin.
-KEY_UPDATE_PACKETS = 1 << 22
 MAX_PACKET_SIZE = 1200  # no PMTU discovery yet: the size every path must carry (§14)
 MAX_DATAGRAMS_PER_CALL = 64
 
+# Frame record kinds: the first item of each record tuple.
+CRYPTO = 0  # (CRYPTO, epoch, offset, length)
+STREAM = 1  # (STREAM, stream_id, offset, length, fin)
+RESET_STREAM = 2  # (RESET_STREAM, stream_id)
+DATAGRAM = 3  # (DATAGRAM, datagram_id)
+HANDSHAKE_DONE = 4  # (HANDSHAKE_DONE,)
+MAX_DATA = 5  # (MAX_DATA,)
+MAX_STREAM_DATA = 6  # (MAX_STREAM_DATA, stream_id)
+MAX_STREAMS = 7  # (MAX_STREAMS, bidirectional)
+STOP_SENDING = 8  # (STOP_SENDING, stream_id, error_code)
+NEW_CONNECTION_ID = 9  # (NEW_CONNECTION_ID, LocalCid)
+RETIRE_CONNECTION_ID = 10  # (RETIRE_CONNECTION_ID, sequence_number)
+
+_R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
+_R_MAX_DATA: FrameRecord = (MAX_DATA,)
+
+
+def _varint(buf: bytearray, value: int) -> None:
+    """Append ``value`` as a QUIC variable-length integer (RFC 9000 §16)."""
+    if value < 0x40:
+        buf.append(value)
+    elif value < 0x4000:
+        buf += (value | 0x4000).to_bytes(2, "big")
+    elif value < 0x40000000:
+        buf += (value | 0x80000000).to_bytes(4, "big")
+    else:
+        buf += (value | 0xC000000000000000).to_bytes(8, "big")
+
 
 class _Packet:
-    """A packet being filled: header fields, payload, delivery handlers."""
+    """A long-header (or handshake-time 1-RTT) packet being filled."""
 
-    __slots__ = (
-        "ack_eliciting",
-        "epoch",
-        "handlers",
-        "header",
-        "padded",
-        "payload",
-        "pn",
-        "pn_len",
-        "retransmit",
-    )
+    __slots__ = ("ack_eliciting", "epoch", "frames", "header", "padded", "payload", "pn", "pn_len")
 
     def __init__(self, epoch: Epoch, header: bytes, pn: int, pn_len: int) -> None:
         self.epoch = epoch
@@ -61,9 +80,7 @@ class _Packet:
         self.pn = pn
         self.pn_len = pn_len
         self.payload = bytearray()
-        self.handlers: list[DeliveryHandler] = []
-        #: Called with False when a probe should carry this packet's CRYPTO data again.
-        self.retransmit: list[DeliveryHandler] = []
+        self.frames: list[FrameRecord] = []
         self.ack_eliciting = False
         self.padded = False  # PADDING makes a packet count as in flight (RFC 9002 §2)
 
@@ -76,26 +93,25 @@ class _Packet:
 
 
 class PacketSender:
-    """The sending half of :class:`~quicnet.quic.connection.QuicConnection`."""
+    """The sending half of a :class:`~quicnet.quic.connection.QuicConnection`."""
+
+    __slots__ = ("c", "pacing_deadline")
 
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
+        #: When pacing lets the next ack-eliciting packet go (None: not waiting).
+        self.pacing_deadline: float | None = None
 
+    # Datagrams ---------------------------------------------------------------------------------
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""
         c = self.c
-        from quicnet.quic.connection import ConnectionState
-
         path = c.paths.current
-        if (
-            path is None
-            or not c.cids.peer  # a server that has not authenticated a packet yet
-            or c.state in (ConnectionState.TERMINATED, ConnectionState.DRAINING)
-        ):
+        if path is None or not c.cids.peer or not c.can_send:
             return []
-        if c.state == ConnectionState.CLOSING:
+        if c.closing is not None:
             return self._close_datagrams(path, now)
-        if c._version_probe_due is not None:
+        if c.version_probing:
             probe = c.version_probe(now)
             return [(probe, path.address)] if probe is not None else []
         out: list[tuple[bytes, Address]] = []
@@ -104,16 +120,304 @@ class PacketSender:
                 if datagram := self._path_datagram(probed, now):
                     probed.bytes_sent += len(datagram)
                     out.append((datagram, probed.address))
-        c._pacing_deadline = None
+        self.pacing_deadline = None
         address = path.address
+        one_rtt_only = c.spaces[Epoch.HANDSHAKE].send_key is None and c.handshake_complete
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            datagram = self._build_datagram(path, now)
+            budget = MAX_PACKET_SIZE
+            if not path.validated:  # §8.1, §9.3.1: three times what we received
+                budget = min(budget, path.budget())
+                if budget < 64:
+                    break
+            if one_rtt_only and c.spaces[Epoch.INITIAL].send_key is None:
+                datagram = self._one_rtt_datagram(budget, now)
+            else:
+                datagram = self._coalesced_datagram(budget, now)
             if not datagram:
                 break
             path.bytes_sent += len(datagram)
             out.append((datagram, address))
         return out
 
+    def _may_send_eliciting(self, now: float) -> bool:
+        """Congestion control and pacing (RFC 9002 §7) allow an ack-eliciting packet."""
+        recovery = self.c.recovery
+        if recovery.probes_pending:  # only spaces with probes left are keys
+            return True  # §6.2.4: probes go regardless
+        cc = recovery.cc
+        if cc.congestion_window - cc.bytes_in_flight < MAX_PACKET_SIZE:
+            return False
+        if recovery.rtt.first_sample:
+            wait = recovery.pacer.next_send_time(now, MAX_PACKET_SIZE)
+            if wait is not None:
+                self.pacing_deadline = wait
+                return False
+        return True
+
+    # The 1-RTT datagram: one packet, one buffer --------------------------------------------
+    def _one_rtt_datagram(self, budget: int, now: float) -> bytes:
+        c = self.c
+        recovery = c.recovery
+        rspace = recovery.spaces[2]
+        ack_due = rspace.ack_queued and bool(rspace.received)
+        streams = c.streams
+        probes = recovery.probes_pending.get(2, 0)
+        eliciting = (
+            c.pending.waiting
+            or c.datagram_queue
+            or streams.send_queue
+            or c.spaces[Epoch.ONE_RTT].sender.has_pending()
+        )
+        if eliciting and not self._may_send_eliciting(now):
+            eliciting = False
+        if not (ack_due or eliciting or probes):
+            return b""  # the common case when idle: nothing to build
+        keys = c.keys
+        pn = rspace.next_packet_number
+        _, pn_len = encode_packet_number(pn, rspace.largest_acked)
+        buf = bytearray((0x40 | (keys.key_phase << 2) | (pn_len - 1),))
+        buf += c.cids.current_peer_cid
+        pn_offset = len(buf)
+        buf += (pn & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
+        header_length = len(buf)
+        limit = budget - _TAG  # where the payload must end
+        frames: list[FrameRecord] = []
+        # ACK (§13.2): when due, and piggybacked on anything ack-eliciting.
+        if (ack_due or (eliciting and rspace.unacked_ack_eliciting)) and rspace.received:
+            ack = self._ack_frame(rspace, now, one_rtt=True)
+            if len(buf) + len(ack) <= limit:
+                buf += ack
+                rspace.ack_queued = False
+                rspace.unacked_ack_eliciting = 0
+                rspace.ack_deadline = None
+        start = len(buf)
+        if eliciting:
+            crypto = c.spaces[Epoch.ONE_RTT].sender  # post-handshake CRYPTO (tickets)
+            if crypto.has_pending():
+                self._add_crypto(buf, frames, Epoch.ONE_RTT, limit)
+            if c.pending.waiting:
+                self._add_control_frames(buf, frames, limit)
+            queue = c.datagram_queue
+            while queue:  # DATAGRAM (RFC 9221): never retransmitted
+                datagram_id, data = queue[0]
+                if len(buf) + len(data) + 3 > limit:
+                    break
+                queue.popleft()
+                buf.append(0x31)
+                _varint(buf, len(data))
+                buf += data
+                frames.append((DATAGRAM, datagram_id))
+            if streams.send_queue:
+                self._add_stream_frames(buf, frames, limit)
+        if probes:
+            if len(buf) == start:
+                buf.append(0x01)  # PING: a probe must elicit an ACK
+            recovery.take_probe(2)
+        ack_eliciting = len(buf) > start
+        if len(buf) == header_length:
+            return b""
+        # §5.4.2: the header-protection sample needs 4 bytes after the packet number.
+        padded = False
+        short = pn_len + len(buf) - header_length
+        if short < 4:
+            buf += bytes(4 - short)
+            padded = True
+        c.keys.send.protect_in_place(buf, pn_offset, pn_len, pn)  # type: ignore[union-attr]
+        rspace.next_packet_number = pn + 1
+        size = len(buf)
+        recovery.on_packet_sent(
+            2, SentPacket(pn, now, ack_eliciting, ack_eliciting or padded, size, frames)
+        )
+        if ack_eliciting:
+            c.deadlines.on_ack_eliciting_sent(now)
+        keys.packets_in_phase += 1
+        if keys.due() and c.handshake_confirmed:  # RFC 9001 §6.6
+            keys.initiate(rspace.next_packet_number)
+        return bytes(buf)
+
+    def _add_crypto(
+        self, buf: bytearray, frames: list[FrameRecord], epoch: Epoch, limit: int
+    ) -> None:
+        crypto = self.c.spaces[epoch].sender
+        while True:
+            avail = limit - len(buf) - 1 - 8 - 2  # type, offset, length (upper bounds)
+            if avail <= 0:
+                return
+            chunk = crypto.next_range(avail, 1 << 62)
+            if chunk is None:
+                return
+            offset, data, _fin, _new = chunk
+            buf.append(0x06)
+            _varint(buf, offset)
+            _varint(buf, len(data))
+            buf += data
+            frames.append((CRYPTO, epoch, offset, len(data)))
+
+    def _add_control_frames(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
+        c = self.c
+        pending = c.pending
+        streams = c.streams
+        if pending.handshake_done and len(buf) < limit:
+            buf.append(0x1E)
+            pending.handshake_done = False
+            frames.append(_R_HANDSHAKE_DONE)
+        while pending.new_connection_ids and limit - len(buf) >= 45:
+            entry = pending.new_connection_ids.pop(0)
+            buf.append(0x18)
+            _varint(buf, entry.sequence_number)
+            buf.append(0)  # retire_prior_to
+            buf.append(len(entry.cid))
+            buf += entry.cid
+            buf += entry.stateless_reset_token
+            frames.append((NEW_CONNECTION_ID, entry))
+        while pending.retire_connection_ids and limit - len(buf) >= 9:
+            seq = pending.retire_connection_ids.pop(0)
+            buf.append(0x19)
+            _varint(buf, seq)
+            frames.append((RETIRE_CONNECTION_ID, seq))
+        if pending.max_data and limit - len(buf) >= 9:
+            buf.append(0x10)
+            _varint(buf, streams.max_data_local)
+            pending.max_data = False
+            frames.append(_R_MAX_DATA)
+        for stream_id in list(pending.max_stream_data):
+            if limit - len(buf) < 17:
+                break
+            pending.max_stream_data.discard(stream_id)
+            receiver = streams.receiver_of(stream_id)
+            if receiver is None:
+                continue
+            buf.append(0x11)
+            _varint(buf, stream_id)
+            _varint(buf, receiver.max_stream_data)
+            frames.append((MAX_STREAM_DATA, stream_id))
+        for bidi in list(pending.max_streams):
+            if limit - len(buf) < 9:
+                break
+            pending.max_streams.discard(bidi)
+            buf.append(0x12 if bidi else 0x13)
+            _varint(buf, streams.max_streams_local[bidi])
+            frames.append((MAX_STREAMS, bidi))
+        for stream_id, code in list(pending.stop_sending.items()):
+            if limit - len(buf) < 17:
+                break
+            del pending.stop_sending[stream_id]
+            buf.append(0x05)
+            _varint(buf, stream_id)
+            _varint(buf, code)
+            frames.append((STOP_SENDING, stream_id, code))
+        if pending.ping and len(buf) < limit:
+            buf.append(0x01)
+            pending.ping = False
+        pending.settle()
+
+    def _add_stream_frames(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
+        """STREAM frames (and RESET_STREAM), round robin over streams with data to send."""
+        streams = self.c.streams
+        queue = streams.send_queue
+        for _ in range(len(queue)):
+            room = limit - len(buf)
+            if room < 24:
+                return
+            stream_id = queue.popleft()
+            sender = streams.sender_of(stream_id)
+            if sender is None:
+                continue
+            if sender.reset_pending and sender.reset_error_code is not None:
+                buf.append(0x04)
+                _varint(buf, stream_id)
+                _varint(buf, sender.reset_error_code)
+                _varint(buf, sender.final_size)
+                sender.reset_pending = False
+                frames.append((RESET_STREAM, stream_id))
+                continue
+            chunk = sender.next_range(room - 19, streams.connection_credit)  # 1+8+8+2
+            if chunk is not None:
+                offset, data, fin, new_bytes = chunk
+                streams.data_sent += new_bytes
+                # Type 0x08 | OFF (0x04) | LEN (0x02) | FIN (0x01), §19.8.
+                buf.append(0x0A | (0x04 if offset else 0) | (0x01 if fin else 0))
+                _varint(buf, stream_id)
+                if offset:
+                    _varint(buf, offset)
+                _varint(buf, len(data))
+                buf += data
+                frames.append((STREAM, stream_id, offset, len(data), fin))
+            if sender.has_pending():
+                queue.append(stream_id)
+
+    def _ack_frame(self, rspace: PacketSpace, now: float, *, one_rtt: bool) -> bytes:
+        ranges = rspace.received.descending()[:32]
+        if one_rtt:
+            exponent = self.c.local_params.ack_delay_exponent
+            delay_us = max(0, int((now - rspace.largest_received_time) * 1e6))
+            return fr.encode_ack(ranges, delay_us >> exponent)
+        return fr.encode_ack(ranges, 0)
+
+    # Acknowledged or lost --------------------------------------------------------------------
+    def on_delivered(self, frames: Sequence[FrameRecord], acked: bool) -> None:
+        """Recovery reports a packet acknowledged or lost: act on each frame it carried."""
+        c = self.c
+        streams = c.streams
+        pending = c.pending
+        for record in frames:
+            kind = record[0]
+            if kind == STREAM:
+                _, stream_id, offset, length, fin = record
+                sender = streams.sender_of(stream_id)
+                if sender is None:
+                    continue
+                if acked:
+                    sender.on_ack(offset, length, fin)
+                    streams.on_sender_done(stream_id)
+                else:
+                    sender.on_lost(offset, length, fin)
+                    streams.schedule(stream_id)
+            elif kind == DATAGRAM:
+                event = DatagramAcknowledged(record[1]) if acked else DatagramLost(record[1])
+                c.event_queue.append(event)
+            elif kind == CRYPTO:
+                _, epoch, offset, length = record
+                crypto = c.spaces[epoch].sender
+                if acked:
+                    crypto.on_ack(offset, length, False)
+                else:
+                    crypto.on_lost(offset, length, False)
+            elif kind == RESET_STREAM:
+                sender = streams.sender_of(record[1])
+                if sender is None:
+                    continue
+                if acked:
+                    streams.on_sender_done(record[1])
+                else:
+                    sender.reset_pending = True
+                    streams.schedule(record[1])
+            elif kind == RETIRE_CONNECTION_ID:
+                c.cids.on_retire_delivered(record[1], acked)
+            elif acked:
+                continue
+            elif kind == HANDSHAKE_DONE:
+                pending.queue_handshake_done()
+            elif kind == MAX_DATA:
+                pending.queue_max_data()
+            elif kind == MAX_STREAM_DATA:
+                pending.queue_max_stream_data(record[1])
+            elif kind == MAX_STREAMS:
+                pending.queue_max_streams(record[1])
+            elif kind == STOP_SENDING:
+                pending.queue_stop_sending(record[1], record[2])
+            elif kind == NEW_CONNECTION_ID:
+                pending.queue_new_connection_id(record[1])
+
+    def requeue_crypto(self, space_id: int) -> None:
+        """Send a space's unacknowledged CRYPTO data again (PTO probes, Retry, §6.2.4)."""
+        c = self.c
+        for packet in c.recovery.spaces[space_id].sent.values():
+            for record in packet.frames:
+                if record[0] == CRYPTO:
+                    c.spaces[record[1]].sender.on_lost(record[2], record[3], False)
+
+    # Path probes and the closing state -------------------------------------------------------
     def _path_datagram(self, path: Path, now: float) -> bytes:
         """PATH_RESPONSE and/or PATH_CHALLENGE for ``path``, alone in a datagram.
 
@@ -144,11 +448,11 @@ class PacketSender:
         if closing is None or not closing.send_due:
             return []
         closing.send_due = False
-        if c._close_deadline is None:
-            c._close_deadline = now + 3 * c.recovery.pto_duration(2)
+        if c.deadlines.closing_ends is None:
+            c.deadlines.closing_ends = now + 3 * c.recovery.pto_duration(2)
         buf = bytearray()
         for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT):
-            if c.spaces[epoch].send_key is None:
+            if c.send_key(epoch) is None:
                 continue
             frame = closing.frame
             if epoch != Epoch.ONE_RTT and closing.application and frame[0] == 0x1D:
@@ -162,91 +466,14 @@ class PacketSender:
         path.bytes_sent += len(buf)
         return [(bytes(buf), path.address)]
 
-    def _new_packet(self, epoch: Epoch) -> _Packet:
+    # Coalesced datagrams (the handshake) ----------------------------------------------------
+    def _coalesced_datagram(self, budget: int, now: float) -> bytes:
         c = self.c
-        rspace = c.recovery.spaces[_SPACE[epoch]]
-        pn = rspace.next_packet_number
-        _, pn_len = encode_packet_number(pn, rspace.largest_acked)
-        peer_cid = c.cids.current_peer_cid
-        if epoch == Epoch.ONE_RTT:
-            header = bytes((0x40 | (c.key_phase << 2) | (pn_len - 1),)) + peer_cid
-        else:
-            token = c._retry_token if epoch == Epoch.INITIAL and c.is_client else b""
-            header = long_header_prefix(
-                _LONG_TYPE[epoch], c.version, peer_cid, c.host_cid, token, pn_len
-            )
-        packet = _Packet(epoch, header, pn, pn_len)
-        return packet
-
-    def _seal(
-        self, packet: _Packet, now: float, *, record: bool = True, in_flight: bool = True
-    ) -> bytes:
-        """Protect ``packet`` and hand its record to recovery."""
-        c = self.c
-        space = c.spaces[packet.epoch]
-        key = space.send_key
-        assert key is not None
-        # §5.4.2: the sample needs 4 bytes after the start of the packet number.
-        if packet.pn_len + len(packet.payload) < 4:
-            packet.payload += bytes(4 - packet.pn_len - len(packet.payload))
-            packet.padded = True
-        pn_bytes = (packet.pn & ((1 << (8 * packet.pn_len)) - 1)).to_bytes(packet.pn_len, "big")
-        if packet.epoch == Epoch.ONE_RTT:
-            header = packet.header + pn_bytes
-        else:
-            length = packet.pn_len + len(packet.payload) + _TAG
-            header = packet.header + (0x4000 | length).to_bytes(2, "big") + pn_bytes
-        wire = key.protect(header, bytes(packet.payload), packet.pn)
-        rspace = c.recovery.spaces[_SPACE[packet.epoch]]
-        rspace.next_packet_number += 1
-        if record:
-            c.recovery.on_packet_sent(
-                _SPACE[packet.epoch],
-                SentPacket(
-                    packet.pn,
-                    now,
-                    packet.ack_eliciting,
-                    in_flight and (packet.ack_eliciting or packet.padded),
-                    len(wire),
-                    packet.handlers,
-                    packet.retransmit,
-                ),
-            )
-        if packet.ack_eliciting:
-            c.deadlines.on_ack_eliciting_sent(now)
-        if packet.epoch == Epoch.ONE_RTT:
-            c._packets_in_key_phase += 1
-            # RFC 9001 §6.6: update keys well before the AEAD confidentiality limit.
-            if (
-                c._packets_in_key_phase >= KEY_UPDATE_PACKETS
-                and c._key_update_confirmed
-                and c.handshake_confirmed
-            ):
-                c._initiate_key_update()
-        if packet.epoch == Epoch.HANDSHAKE and c.is_client:
-            c._discard_epoch(Epoch.INITIAL)  # RFC 9001 §4.9.1
-        return wire
-
-    def _build_datagram(self, path: Path, now: float) -> bytes:
-        c = self.c
-        budget = MAX_PACKET_SIZE
-        if not path.validated:  # §8.1, §9.3.1: three times what we received
-            budget = min(budget, path.budget())
-            if budget < 64:
-                return b""
-        cc = c.recovery.cc
-        cwnd_room = cc.congestion_window - cc.bytes_in_flight
-        probing = any(c._probes_pending.values())
-        allow_eliciting = cwnd_room >= MAX_PACKET_SIZE or probing
-        if allow_eliciting and not probing and c.recovery.rtt.first_sample:
-            wait = c.recovery.pacer.next_send_time(now, MAX_PACKET_SIZE)
-            if wait is not None:
-                c._pacing_deadline = wait
-                allow_eliciting = False
+        allow_eliciting = self._may_send_eliciting(now)
         packets: list[_Packet] = []
         remaining = budget
         for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT):
-            if c.spaces[epoch].send_key is None or remaining < 48:
+            if c.send_key(epoch) is None or remaining < 48:
                 continue
             # Handshake data is small and unblocks everything else: it is not held
             # back by a congestion window full of 1-RTT packets the peer cannot read yet.
@@ -275,11 +502,12 @@ class PacketSender:
     ) -> _Packet | None:
         c = self.c
         space_id = _SPACE[epoch]
-        rspace = c.recovery.spaces[space_id]
-        probes = c._probes_pending.get(space_id, 0)
+        recovery = c.recovery
+        rspace = recovery.spaces[space_id]
+        probes = recovery.probes_pending.get(space_id, 0)
         has_eliciting = allow_eliciting and self._has_eliciting(epoch)
         if not ((rspace.ack_queued and rspace.received) or probes or has_eliciting):
-            return None  # the common case on the hot path: nothing for this space
+            return None
         packet = self._new_packet(epoch)
         room = max_size - packet.overhead()
         if room <= 0:
@@ -288,261 +516,108 @@ class PacketSender:
         # ACK (§13.2): always when queued; piggybacked whenever anything else goes.
         piggyback = rspace.unacked_ack_eliciting and has_eliciting
         if (rspace.ack_queued or piggyback) and rspace.received:
-            ack = self._ack_frame(epoch, now)
+            ack = self._ack_frame(rspace, now, one_rtt=epoch == Epoch.ONE_RTT)
             if len(ack) <= room:
                 payload += ack
                 rspace.ack_queued = False
                 rspace.unacked_ack_eliciting = 0
-                if epoch == Epoch.ONE_RTT:
-                    c._ack_deadline = None
+                rspace.ack_deadline = None
         if allow_eliciting:
             if probes and space_id < 2 and not c.spaces[epoch].sender.has_pending():
                 # Each probe datagram carries the unacknowledged CRYPTO data: a peer
                 # drops an Initial without it (RFC 9000 §17.2.2).
-                for sent in rspace.sent.values():
-                    for requeue in sent.retransmit:
-                        requeue(False)
-            self._add_eliciting_frames(packet, max_size - packet.overhead(), now)
+                self.requeue_crypto(space_id)
+            start = len(payload)
+            limit = max_size - packet.overhead()  # the most payload this packet holds
+            self._add_crypto(payload, packet.frames, epoch, limit)
+            if epoch == Epoch.ONE_RTT and c.handshake_complete:
+                if c.pending.waiting:
+                    self._add_control_frames(payload, packet.frames, limit)
+                queue = c.datagram_queue
+                while queue:
+                    datagram_id, data = queue[0]
+                    if len(payload) + len(data) + 3 > limit:
+                        break
+                    queue.popleft()
+                    payload.append(0x31)
+                    _varint(payload, len(data))
+                    payload += data
+                    packet.frames.append((DATAGRAM, datagram_id))
+                if c.streams.send_queue:
+                    self._add_stream_frames(payload, packet.frames, limit)
+            if len(payload) > start:
+                packet.ack_eliciting = True
             if probes:
                 if not packet.ack_eliciting:
                     payload += b"\x01"  # PING
                     packet.ack_eliciting = True
-                c._probes_pending[space_id] = probes - 1
+                recovery.take_probe(space_id)
         if not payload:
             return None
         return packet
 
     def _has_eliciting(self, epoch: Epoch) -> bool:
         c = self.c
-        space = c.spaces[epoch]
-        if space.sender.has_pending():
+        if c.spaces[epoch].sender.has_pending():
             return True
         if epoch != Epoch.ONE_RTT or not c.handshake_complete:
             return False
-        s = c.streams
-        return bool(
-            c._datagrams
-            or s.send_queue
-            or s.pending_max_data
-            or s.pending_max_stream_data
-            or s.pending_max_streams
-            or s.pending_stop_sending
-            or c.cids.pending_new
-            or c.cids.pending_retire
-            or c._handshake_done_pending
-            or c._ping_pending
-        )
+        return bool(c.pending.waiting or c.datagram_queue or c.streams.send_queue)
 
-    def _ack_frame(self, epoch: Epoch, now: float) -> bytes:
+    def _new_packet(self, epoch: Epoch) -> _Packet:
         c = self.c
         rspace = c.recovery.spaces[_SPACE[epoch]]
-        ranges = rspace.received.descending()[:32]
-        exponent = c.local_params.ack_delay_exponent if epoch == Epoch.ONE_RTT else 3
-        delay_us = (
-            max(0, int((now - rspace.largest_received_time) * 1e6)) if epoch == Epoch.ONE_RTT else 0
-        )
-        return fr.encode_ack(ranges, delay_us >> exponent)
+        pn = rspace.next_packet_number
+        _, pn_len = encode_packet_number(pn, rspace.largest_acked)
+        peer_cid = c.cids.current_peer_cid
+        if epoch == Epoch.ONE_RTT:
+            header = bytes((0x40 | (c.keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
+        else:
+            token = c.retry_token if epoch == Epoch.INITIAL and c.is_client else b""
+            header = long_header_prefix(
+                _LONG_TYPE[epoch], c.version, peer_cid, c.host_cid, token, pn_len
+            )
+        return _Packet(epoch, header, pn, pn_len)
 
-    def _add_eliciting_frames(self, packet: _Packet, room: int, now: float) -> None:
+    def _seal(
+        self, packet: _Packet, now: float, *, record: bool = True, in_flight: bool = True
+    ) -> bytes:
+        """Protect ``packet`` and hand its record to recovery."""
         c = self.c
-        payload = packet.payload
-        handlers = packet.handlers
-        start = len(payload)
-
-        # CRYPTO
-        crypto = c.spaces[packet.epoch].sender
-        while True:
-            avail = room - len(payload) - 1 - 8 - 2  # type, offset, length fields (upper bounds)
-            if avail <= 0:
-                break
-            chunk = crypto.next_range(avail, 1 << 62)
-            if chunk is None:
-                break
-            offset, data, _fin, _new = chunk
-            payload += fr.encode_crypto(offset, data)
-            handlers.append(_range_handler(crypto, offset, len(data), False))
-            packet.retransmit.append(_range_handler(crypto, offset, len(data), False))
-        if packet.epoch == Epoch.ONE_RTT and c.handshake_complete:
-            self._add_one_rtt_frames(packet, room)
-        if len(payload) > start:
-            packet.ack_eliciting = True
-
-    def _add_one_rtt_frames(self, packet: _Packet, room: int) -> None:
-        c = self.c
-        payload = packet.payload
-        handlers = packet.handlers
-        streams = c.streams
-        events = c._events
-
-        def room_left() -> int:
-            return room - len(payload)
-
-        if c._handshake_done_pending and room_left() >= 1:
-            payload += b"\x1e"
-            c._handshake_done_pending = False
-            handlers.append(_flag_handler(c, "_handshake_done_pending"))
-        while c.cids.pending_new and room_left() >= 45:
-            entry = c.cids.pending_new.pop(0)
-            payload += (
-                b"\x18"
-                + encode_varint(entry.sequence_number)
-                + encode_varint(0)
-                + bytes((len(entry.cid),))
-                + entry.cid
-                + entry.stateless_reset_token
-            )
-            handlers.append(_requeue_handler(c.cids.pending_new, entry))
-        while c.cids.pending_retire and room_left() >= 9:
-            seq = c.cids.pending_retire.pop(0)
-            payload += b"\x19" + encode_varint(seq)
-            handlers.append(partial(c.cids.on_retire_delivered, seq))
-        if streams.pending_max_data and room_left() >= 9:
-            payload += b"\x10" + encode_varint(streams.max_data_local)
-            streams.pending_max_data = False
-            handlers.append(_flag_handler(streams, "pending_max_data"))
-        for stream_id in list(streams.pending_max_stream_data):
-            if room_left() < 17:
-                break
-            streams.pending_max_stream_data.discard(stream_id)
-            stream = streams.streams.get(stream_id)
-            if stream is None or stream.receiver is None:
-                continue
-            payload += (
-                b"\x11" + encode_varint(stream_id) + encode_varint(stream.receiver.max_stream_data)
-            )
-            handlers.append(_set_add_handler(streams.pending_max_stream_data, stream_id))
-        for bidi in list(streams.pending_max_streams):
-            if room_left() < 9:
-                break
-            streams.pending_max_streams.discard(bidi)
-            payload += (b"\x12" if bidi else b"\x13") + encode_varint(
-                streams.max_streams_local[bidi]
-            )
-            handlers.append(_set_add_handler(streams.pending_max_streams, bidi))
-        for stream_id, code in list(streams.pending_stop_sending.items()):
-            if room_left() < 17:
-                break
-            del streams.pending_stop_sending[stream_id]
-            payload += b"\x05" + encode_varint(stream_id) + encode_varint(code)
-            handlers.append(_dict_handler(streams.pending_stop_sending, stream_id, code))
-        if c._ping_pending and room_left() >= 1:
-            payload += b"\x01"
-            c._ping_pending = False
-        # DATAGRAM frames (RFC 9221): never retransmitted; ack/loss become events.
-        while c._datagrams:
-            datagram_id, data = c._datagrams[0]
-            frame = fr.encode_datagram(data)
-            if len(frame) > room_left():
-                break
-            c._datagrams.popleft()
-            payload += frame
-            handlers.append(_datagram_handler(events, datagram_id))
-        # STREAM frames, round robin.
-        queue = streams.send_queue
-        for _ in range(len(queue)):
-            if room_left() < 24:
-                break
-            stream_id = queue.popleft()
-            stream = streams.streams.get(stream_id)
-            if stream is None or stream.sender is None:
-                continue
-            sender = stream.sender
-            if sender.reset_pending and sender.reset_error_code is not None:
-                payload += (
-                    b"\x04"
-                    + encode_varint(stream_id)
-                    + encode_varint(sender.reset_error_code)
-                    + encode_varint(sender.final_size)
-                )
-                sender.reset_pending = False
-                handlers.append(_reset_handler(streams, stream_id))
-                continue
-            header_room = 1 + 8 + 8 + 2
-            chunk = sender.next_range(room_left() - header_room, streams.connection_credit)
-            if chunk is not None:
-                offset, data, fin, new_bytes = chunk
-                streams.data_sent += new_bytes
-                payload += fr.encode_stream(stream_id, offset, data, fin)
-                handlers.append(_stream_handler(streams, stream_id, offset, len(data), fin))
-            if sender.has_pending():
-                queue.append(stream_id)
-
-
-def _range_handler(sender: object, offset: int, length: int, fin: bool) -> DeliveryHandler:
-    def handle(acked: bool) -> None:
-        if acked:
-            sender.on_ack(offset, length, fin)  # type: ignore[attr-defined]
+        key = c.send_key(packet.epoch)
+        assert key is not None
+        # §5.4.2: the sample needs 4 bytes after the start of the packet number.
+        if packet.pn_len + len(packet.payload) < 4:
+            packet.payload += bytes(4 - packet.pn_len - len(packet.payload))
+            packet.padded = True
+        pn_bytes = (packet.pn & ((1 << (8 * packet.pn_len)) - 1)).to_bytes(packet.pn_len, "big")
+        if packet.epoch == Epoch.ONE_RTT:
+            header = packet.header + pn_bytes
         else:
-            sender.on_lost(offset, length, fin)  # type: ignore[attr-defined]
-
-    return handle
-
-
-def _stream_handler(
-    streams: object, stream_id: int, offset: int, length: int, fin: bool
-) -> DeliveryHandler:
-    def handle(acked: bool) -> None:
-        stream = streams.streams.get(stream_id)  # type: ignore[attr-defined]
-        if stream is None or stream.sender is None:
-            return
-        if acked:
-            stream.sender.on_ack(offset, length, fin)
-            streams.on_sender_done(stream_id)  # type: ignore[attr-defined]
-        else:
-            stream.sender.on_lost(offset, length, fin)
-            streams.schedule(stream_id)  # type: ignore[attr-defined]
-
-    return handle
-
-
-def _reset_handler(streams: object, stream_id: int) -> DeliveryHandler:
-    def handle(acked: bool) -> None:
-        stream = streams.streams.get(stream_id)  # type: ignore[attr-defined]
-        if stream is None or stream.sender is None:
-            return
-        if acked:
-            streams.on_sender_done(stream_id)  # type: ignore[attr-defined]
-        else:
-            stream.sender.reset_pending = True
-            streams.schedule(stream_id)  # type: ignore[attr-defined]
-
-    return handle
-
-
-def _flag_handler(owner: object, attribute: str) -> DeliveryHandler:
-    def handle(acked: bool) -> None:
-        if not acked:
-            setattr(owner, attribute, True)
-
-    return handle
-
-
-def _requeue_handler(queue: list, item: object) -> DeliveryHandler:  # type: ignore[type-arg]
-    def handle(acked: bool) -> None:
-        if not acked:
-            queue.append(item)
-
-    return handle
-
-
-def _set_add_handler(pending: set, item: object) -> DeliveryHandler:  # type: ignore[type-arg]
-    def handle(acked: bool) -> None:
-        if not acked:
-            pending.add(item)
-
-    return handle
-
-
-def _dict_handler(pending: dict, key: int, value: int) -> DeliveryHandler:  # type: ignore[type-arg]
-    def handle(acked: bool) -> None:
-        if not acked:
-            pending[key] = value
-
-    return handle
-
-
-def _datagram_handler(events: deque[QuicEvent], datagram_id: int) -> DeliveryHandler:
-    def handle(acked: bool) -> None:
-        events.append(DatagramAcknowledged(datagram_id) if acked else DatagramLost(datagram_id))
-
-    return handle
+            length = packet.pn_len + len(packet.payload) + _TAG
+            header = packet.header + (0x4000 | length).to_bytes(2, "big") + pn_bytes
+        wire = key.protect(header, bytes(packet.payload), packet.pn)
+        space_id = _SPACE[packet.epoch]
+        c.recovery.spaces[space_id].next_packet_number += 1
+        if record:
+            c.recovery.on_packet_sent(
+                space_id,
+                SentPacket(
+                    packet.pn,
+                    now,
+                    packet.ack_eliciting,
+                    in_flight and (packet.ack_eliciting or packet.padded),
+                    len(wire),
+                    packet.frames,
+                ),
+            )
+        if packet.ack_eliciting:
+            c.deadlines.on_ack_eliciting_sent(now)
+        if packet.epoch == Epoch.ONE_RTT:
+            keys = c.keys
+            keys.packets_in_phase += 1
+            if keys.due() and c.handshake_confirmed:  # RFC 9001 §6.6
+                keys.initiate(c.recovery.spaces[2].next_packet_number)
+        if packet.epoch == Epoch.HANDSHAKE and c.is_client:
+            c.discard_epoch(Epoch.INITIAL)  # RFC 9001 §4.9.1
+        return wire

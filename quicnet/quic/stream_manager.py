@@ -13,7 +13,14 @@ from quicnet.quic.frames import (
     StopSendingFrame,
     StreamFrame,
 )
-from quicnet.quic.streams import QuicStream, stream_is_bidirectional, stream_is_client_initiated
+from quicnet.quic.pending import PendingFrames
+from quicnet.quic.streams import (
+    QuicStream,
+    ReceiveHalf,
+    SendHalf,
+    stream_is_bidirectional,
+    stream_is_client_initiated,
+)
 from quicnet.quic.transport_params import TransportParameters
 
 __all__ = ["StreamManager"]
@@ -25,9 +32,16 @@ MIN_FRAGMENT_LIMIT = 1024
 
 class StreamManager:
     def __init__(
-        self, *, is_client: bool, local: TransportParameters, events: deque[QuicEvent]
+        self,
+        *,
+        is_client: bool,
+        local: TransportParameters,
+        events: deque[QuicEvent],
+        pending: PendingFrames | None = None,
     ) -> None:
         self.is_client = is_client
+        #: Where MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS and STOP_SENDING wait to be sent.
+        self.pending = pending if pending is not None else PendingFrames()
         self.local = local
         self._events = events
         self.streams: dict[int, QuicStream] = {}
@@ -49,11 +63,6 @@ class StreamManager:
         self.opened_remote = {True: 0, False: 0}  # highest count the peer opened
         self.next_local_index = {True: 0, False: 0}
         self._remote_params: TransportParameters | None = None
-        # Control frames waiting for a packet.
-        self.pending_max_data = False
-        self.pending_max_stream_data: set[int] = set()
-        self.pending_max_streams: set[bool] = set()
-        self.pending_stop_sending: dict[int, int] = {}
         self.send_queue: deque[int] = deque()  # streams with data to send, round robin
 
     def set_remote_parameters(self, params: TransportParameters) -> None:
@@ -143,7 +152,7 @@ class StreamManager:
         if stream.receiver is None:
             raise QuicUsageError(f"stream {stream_id} is send-only")
         stream.receiver.stop_sending_error_code = error_code
-        self.pending_stop_sending[stream_id] = error_code
+        self.pending.queue_stop_sending(stream_id, error_code)
 
     # Frames from the peer ---------------------------------------------------------------
     def _peer_stream(
@@ -193,12 +202,18 @@ class StreamManager:
         return self.streams[stream_id]
 
     def on_stream(self, frame: StreamFrame, frame_type: int) -> None:
-        stream = self._peer_stream(frame.stream_id, frame_type, receiving=True)
+        self.on_stream_data(frame.stream_id, frame.offset, frame.data, frame.fin, frame_type)
+
+    def on_stream_data(
+        self, stream_id: int, offset: int, data: bytes, fin: bool, frame_type: int
+    ) -> None:
+        """A STREAM frame's fields (read in place by the receive path)."""
+        stream = self._peer_stream(stream_id, frame_type, receiving=True)
         if stream is None or stream.receiver is None:
             return
         receiver = stream.receiver
         before = receiver.fragments
-        grew = receiver.receive(frame.offset, frame.data, frame.fin)
+        grew = receiver.receive(offset, data, fin)
         self._account_received(grew, frame_type)
         self._deliver(stream)
         self._account_fragments(receiver.fragments - before, frame_type)
@@ -240,14 +255,14 @@ class StreamManager:
         stream = self.streams.get(stream_id)
         receiver = stream.receiver if stream is not None else None
         if receiver is not None and receiver.consume(length) is not None:
-            self.pending_max_stream_data.add(stream_id)
+            self.pending.queue_max_stream_data(stream_id)
         self._release_credit(length)
 
     def _release_credit(self, length: int) -> None:
         self.data_consumed += length
         if self.max_data_local - self.data_consumed <= self.local.initial_max_data // 2:
             self.max_data_local = self.data_consumed + self.local.initial_max_data
-            self.pending_max_data = True
+            self.pending.queue_max_data()
 
     def on_reset_stream(self, frame: ResetStreamFrame, frame_type: int) -> None:
         stream = self._peer_stream(frame.stream_id, frame_type, receiving=True)
@@ -301,17 +316,22 @@ class StreamManager:
             if not stream.is_local:
                 bidi = stream_is_bidirectional(stream.stream_id)
                 self.max_streams_local[bidi] += 1
-                self.pending_max_streams.add(bidi)
+                self.pending.queue_max_streams(bidi)
 
     def on_sender_done(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
         if stream is not None:
             self._maybe_forget(stream)
 
-    @property
-    def credit_pending(self) -> bool:
-        """MAX_DATA or MAX_STREAM_DATA frames are waiting to go."""
-        return self.pending_max_data or bool(self.pending_max_stream_data)
+    def sender_of(self, stream_id: int) -> SendHalf | None:
+        """The send half of a stream that still exists, or None."""
+        stream = self.streams.get(stream_id)
+        return None if stream is None else stream.sender
+
+    def receiver_of(self, stream_id: int) -> ReceiveHalf | None:
+        """The receive half of a stream that still exists, or None."""
+        stream = self.streams.get(stream_id)
+        return None if stream is None else stream.receiver
 
     @property
     def connection_credit(self) -> int:

@@ -229,7 +229,7 @@ def seal_one_rtt(conn: QuicConnection, payload: bytes, *, dcid: bytes | None = N
     peer breaking the rules; it reads the connection's internals (``spaces``,
     ``recovery``, ``cids``, ``key_phase``).
     """
-    key = conn.spaces[Epoch.ONE_RTT].send_key
+    key = conn.send_key(Epoch.ONE_RTT)
     assert key is not None, "no 1-RTT keys yet"
     space = conn.recovery.spaces[2]
     pn = space.next_packet_number

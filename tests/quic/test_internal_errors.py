@@ -53,7 +53,7 @@ def test_a_failing_stream_handler_closes_only_its_connection(
     # Inject a bug: the server's stream bookkeeping for the broken client's data raises.
     victim = next(iter(endpoint.connections.values()))
     monkeypatch.setattr(
-        victim.streams, "on_stream", lambda *a: (_ for _ in ()).throw(RuntimeError("boom"))
+        victim.streams, "on_stream_data", lambda *a: (_ for _ in ()).throw(RuntimeError("boom"))
     )
     for c in (healthy, broken):
         c.send_stream_data(c.create_stream(), b"ping", end_stream=True)

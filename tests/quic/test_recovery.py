@@ -7,6 +7,8 @@ congestion against §7.6; NewReno against §7.3 and Appendix B.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -102,24 +104,23 @@ def test_rtt_matches_the_rfc_formulas(
 
 
 class _Log:
-    """Records delivery handler calls per packet number."""
+    """Records which packets recovery reported acknowledged or lost (by packet number)."""
 
     def __init__(self) -> None:
         self.acked: list[int] = []
         self.lost: list[int] = []
 
-    def handler(self, pn: int):  # type: ignore[no-untyped-def]
-        def handle(acked: bool) -> None:
+    def delivered(self, frames: Sequence[tuple[int, ...]], acked: bool) -> None:
+        for (pn,) in frames:
             (self.acked if acked else self.lost).append(pn)
-
-        return handle
 
 
 def _send(
     recovery: Recovery, log: _Log, pn: int, at: float, size: int = MDS, space: int = APP
 ) -> None:
+    recovery.on_delivered = log.delivered
     recovery.spaces[space].next_packet_number = pn + 1
-    recovery.on_packet_sent(space, SentPacket(pn, at, True, True, size, [log.handler(pn)]))
+    recovery.on_packet_sent(space, SentPacket(pn, at, True, True, size, [(pn,)]))
 
 
 def _recovery_with_rtt(rtt: float = 0.1) -> tuple[Recovery, _Log]:

@@ -240,7 +240,7 @@ def one_rtt_frame_types(datagram: bytes, receiver: QuicConnection) -> list[int]:
     """The frame types of a 1-RTT datagram, opened with the receiver's current keys."""
     if not datagram or datagram[0] & 0x80:
         return []
-    key = receiver.spaces[Epoch.ONE_RTT].recv_key
+    key = receiver.recv_key(Epoch.ONE_RTT)
     assert key is not None
     pn_offset = 1 + receiver.configuration.connection_id_length
     first, truncated, pn_len = key.unprotect_header(datagram, pn_offset)
@@ -370,7 +370,7 @@ def test_retirements_the_peer_forces_are_bounded() -> None:
         )
         sim.inject(seal_one_rtt(client, frame), CLIENT_ADDR, SERVER_ADDR)
         sim.run_for(0.001)
-        assert len(server.cids.pending_retire) <= 8
+        assert server.cids.retirements_outstanding <= 8
         if server.state != ConnectionState.CONNECTED:
             break
     closes = [e for e in sim.server.events_of(ConnectionTerminated)]
@@ -485,7 +485,7 @@ def test_unread_stream_data_stops_the_sender_at_the_window() -> None:
     client.send_stream_data(stream_id, bytes(16 << 20), end_stream=True)
     now = _exchange(client, server, now, 2000)  # the server's application reads nothing
     window = server.configuration.initial_max_stream_data
-    queued = [e for e in server._events if isinstance(e, StreamDataReceived)]
+    queued = [e for e in server.event_queue if isinstance(e, StreamDataReceived)]
     assert sum(len(e.data) for e in queued) == window  # exactly one window, no more
     assert server.streams.max_data_local == server.configuration.initial_max_data
     # The application reads: credit flows again and the transfer completes.

@@ -378,9 +378,9 @@ def test_connection_flow_control() -> None:
 def test_connection_window_is_extended_as_data_is_consumed() -> None:
     server, events = _manager(is_client=False, max_data=2000)
     server.on_stream(StreamFrame(0, 0, bytes(1000), False), 0x08)
-    assert events and not server.pending_max_data  # queued for the application only
+    assert events and not server.pending.max_data  # queued for the application only
     server.on_data_consumed(0, 1000)
-    assert server.pending_max_data and server.max_data_local == 3000
+    assert server.pending.max_data and server.max_data_local == 3000
     server.on_stream(StreamFrame(4, 0, bytes(1000), False), 0x08)  # would exceed 2000 before
     assert server.data_received == 2000
 
@@ -389,7 +389,7 @@ def test_a_reset_stream_gives_back_the_credit_of_what_it_never_delivered() -> No
     server, _ = _manager(is_client=False, max_data=2000)
     server.on_stream(StreamFrame(0, 500, bytes(500), False), 0x08)  # a hole: nothing delivered
     server.on_reset_stream(ResetStreamFrame(0, 7, 1000), 0x04)
-    assert server.data_consumed == 1000 and server.pending_max_data
+    assert server.data_consumed == 1000 and server.pending.max_data
 
 
 def test_reset_and_stop_sending_events() -> None:
@@ -414,7 +414,7 @@ def test_finished_peer_streams_raise_max_streams() -> None:
     server, _ = _manager(is_client=False, uni=1)
     server.on_stream(StreamFrame(2, 0, b"all", True), 0x08)
     assert 2 not in server.streams  # read to the end: forgotten
-    assert server.max_streams_local[False] == 2 and False in server.pending_max_streams
+    assert server.max_streams_local[False] == 2 and False in server.pending.max_streams
     server.on_stream(StreamFrame(2, 0, b"all", True), 0x08)  # a late duplicate is ignored
     server.on_stream(StreamFrame(6, 0, b"next", True), 0x08)  # the new slot is usable
 

@@ -1,0 +1,96 @@
+"""Control frames waiting for a packet (RFC 9000 §13.3).
+
+The application and the receive path queue them here; the sender drains them
+into the next packet it builds, and puts back what a lost packet carried.
+``waiting`` is the one cheap answer to "is there anything to send?": the hot
+path reads one attribute instead of asking every part of the connection.
+
+Each frame is recorded on the packet that carries it as a small tuple (see
+:mod:`quicnet.quic.sender`), never as a closure, so acknowledging or losing a
+packet is a loop over data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from quicnet.quic.cids import LocalCid
+
+__all__ = ["PendingFrames"]
+
+
+class PendingFrames:
+    """HANDSHAKE_DONE, PING, flow-control credit, STOP_SENDING and CID frames to send."""
+
+    __slots__ = (
+        "handshake_done",
+        "max_data",
+        "max_stream_data",
+        "max_streams",
+        "new_connection_ids",
+        "ping",
+        "retire_connection_ids",
+        "stop_sending",
+        "waiting",
+    )
+
+    def __init__(self) -> None:
+        #: Something below is queued (may be stale-True; the sender settles it).
+        self.waiting = False
+        self.handshake_done = False
+        self.ping = False
+        self.max_data = False  # the value is the stream manager's at sending time
+        self.max_stream_data: set[int] = set()
+        self.max_streams: set[bool] = set()  # True: bidirectional
+        self.stop_sending: dict[int, int] = {}
+        self.new_connection_ids: list[LocalCid] = []
+        self.retire_connection_ids: list[int] = []
+
+    def settle(self) -> None:
+        """Recompute ``waiting`` after the sender took what fitted."""
+        self.waiting = bool(
+            self.handshake_done
+            or self.ping
+            or self.max_data
+            or self.max_stream_data
+            or self.max_streams
+            or self.stop_sending
+            or self.new_connection_ids
+            or self.retire_connection_ids
+        )
+
+    # Queued by the connection, the stream manager and the CID manager ----------------------
+    def queue_handshake_done(self) -> None:
+        self.handshake_done = self.waiting = True
+
+    def queue_ping(self) -> None:
+        self.ping = self.waiting = True
+
+    def queue_max_data(self) -> None:
+        self.max_data = self.waiting = True
+
+    def queue_max_stream_data(self, stream_id: int) -> None:
+        self.max_stream_data.add(stream_id)
+        self.waiting = True
+
+    def queue_max_streams(self, bidirectional: bool) -> None:
+        self.max_streams.add(bidirectional)
+        self.waiting = True
+
+    def queue_stop_sending(self, stream_id: int, error_code: int) -> None:
+        self.stop_sending[stream_id] = error_code
+        self.waiting = True
+
+    def queue_new_connection_id(self, entry: LocalCid) -> None:
+        self.new_connection_ids.append(entry)
+        self.waiting = True
+
+    def queue_retire_connection_id(self, sequence_number: int) -> None:
+        self.retire_connection_ids.append(sequence_number)
+        self.waiting = True
+
+    @property
+    def credit(self) -> bool:
+        """MAX_DATA or MAX_STREAM_DATA is waiting (worth sending at once)."""
+        return self.max_data or bool(self.max_stream_data)
