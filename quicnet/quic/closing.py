@@ -11,6 +11,7 @@ anti-amplification budget.
 from __future__ import annotations
 
 from quicnet.quic.events import ConnectionTerminated
+from quicnet.quic.frames import encode_connection_close
 
 __all__ = ["ClosingState"]
 
@@ -29,6 +30,19 @@ class ClosingState:
         self.send_due = True  # the first CONNECTION_CLOSE goes at once
         self._received = 0
         self._answered_at = 1
+
+    @classmethod
+    def for_close(
+        cls, error_code: int, frame_type: int | None, reason: str, application: bool
+    ) -> ClosingState:
+        """Closing with ``error_code``: the frame to send and the event to report."""
+        frame = encode_connection_close(
+            error_code, None if application else (frame_type or 0), reason.encode()[:200]
+        )
+        event = ConnectionTerminated(
+            error_code, frame_type, reason, by_peer=False, is_application=application
+        )
+        return cls(frame, application, event)
 
     def on_packet_received(self) -> None:
         """§10.2.1: answer again only after exponentially more packets arrived."""

@@ -28,51 +28,46 @@ from collections import deque
 from collections.abc import Callable
 
 from quicnet.crypto import hmac_digest, random_bytes
-from quicnet.quic import frames as fr
 from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.closing import ClosingState
 from quicnet.quic.config import QuicConfiguration
+from quicnet.quic.congestion import CongestionController
 from quicnet.quic.crypto_streams import CryptoSpace
 from quicnet.quic.deadlines import ConnectionDeadlines
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import (
     ConnectionTerminated,
     DatagramReceived,
-    HandshakeCompleted,
     QuicEvent,
-    SessionTicketReceived,
     StreamDataReceived,
 )
+from quicnet.quic.handshake import HandshakeDriver
 from quicnet.quic.key_phases import OneRttKeys
 from quicnet.quic.negotiation import NO_COMMON_VERSION, VersionNegotiation
 from quicnet.quic.packets import retry_is_valid
-from quicnet.quic.paths import Path, PathManager, address_key
+from quicnet.quic.paths import PathManager, address_key
 from quicnet.quic.pending import PendingFrames
 from quicnet.quic.protection import PacketKey, initial_keys
-from quicnet.quic.receiver import EPOCH_SPACE, PacketReceiver
+from quicnet.quic.receiver import PacketReceiver
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.sender import PacketSender
 from quicnet.quic.stream_manager import StreamManager
-from quicnet.quic.tls_setup import local_transport_parameters, make_tls
+from quicnet.quic.tls_setup import (
+    local_transport_parameters,
+    make_tls,
+)
 from quicnet.quic.transport_params import TransportParameters
 from quicnet.quic.versions import VERSION_PARAMS
 from quicnet.tls import (
     Epoch,
-    HandshakeComplete,
     ProtocolViolation,
     TLSClient,
     TLSError,
-    TrafficSecretReady,
 )
-from quicnet.tls import SessionTicketReceived as TLSSessionTicket
-from quicnet.tls.key_schedule import CIPHER_SUITES
 
 __all__ = ["ConnectionState", "QuicConnection"]
 
 _log = logging.getLogger("quicnet.quic")
-
-#: Session tickets per connection handed to the application; more are ignored.
-MAX_SESSION_TICKETS = 4
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 
@@ -156,13 +151,12 @@ class QuicConnection:
         self.datagram_address: Address | None = None
         #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
         self.active_dcid = b""
-        self._discarded_epochs: set[Epoch] = set()
         #: A client's Retry token, sent in every Initial after the Retry (§17.2.5.2).
         self.retry_token = b""
         self._retry_happened = retry_source_cid is not None
         self.original_destination_cid = original_destination_cid or random_bytes(8)
-        self._retry_source_cid = retry_source_cid
-        self._peer_initial_source_cid: bytes | None = None
+        self.retry_source_cid = retry_source_cid
+        self.peer_initial_source_cid: bytes | None = None
         self.deadlines = ConnectionDeadlines(c.idle_timeout, c.handshake_timeout)
         self.closing: ClosingState | None = None
         #: Why the connection is ending or ended (also the last event it reports); None
@@ -172,7 +166,7 @@ class QuicConnection:
             c,
             initial_source_cid=self.host_cid,
             original_destination_cid=None if self.is_client else self.original_destination_cid,
-            retry_source_cid=self._retry_source_cid,
+            retry_source_cid=self.retry_source_cid,
             stateless_reset_token=None
             if self.is_client
             else self.cids.local[0].stateless_reset_token,
@@ -191,9 +185,9 @@ class QuicConnection:
         #: bound new ones are dropped (RFC 9221 §5: unreliable, the receiver may).
         self.datagrams_queued = 0
         self.datagrams_dropped = 0
-        self._tickets_received = 0
         self.alpn_protocol: str | None = None
         self.tls = make_tls(c, self.local_params.encode())
+        self.handshake = HandshakeDriver(self)
         if not self.is_client:
             if initial_keys is not None:  # derived by the endpoint to check the first packet
                 space = self.spaces[Epoch.INITIAL]
@@ -206,7 +200,7 @@ class QuicConnection:
         recovery = Recovery(
             max_ack_delay=0.025, max_datagram_size=1200, on_delivered=self.sender.on_delivered
         )
-        recovery.cc = self.configuration.congestion_controller(1200)
+        recovery.cc = self._new_controller()
         return recovery
 
     # Public API -------------------------------------------------------------------------
@@ -369,23 +363,14 @@ class QuicConnection:
 
     def on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:
         """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address``."""
-        old, new = self.paths.migrate(address, now, self.recovery.pto_base())
-        if old.key[0] != new.key[0]:
-            # §9.4: a new IP address (not only a new port) may not carry our sending
-            # rate: fresh congestion and RTT state, or that of a path we come back to.
-            restore, new.recovery_state = new.recovery_state, None
-            fresh = self.configuration.congestion_controller(1200)
-            old.recovery_state = self.recovery.switch_path(fresh, restore)
+        self.paths.migrate(address, now, self.recovery, self._new_controller)
         if dcid != self.active_dcid and not self.cids.switch_peer_cid():
             # §9.5: the peer moved to a new CID of ours; without a spare one of its own
             # we keep the current one (linkable, but the connection goes on).
             _log.debug("no spare peer connection ID for the new path")
 
-    def _on_path_reverted(self, failed: Path, fallback: Path) -> None:
-        """§9.3.2: validation of the current path failed; back to the last validated one."""
-        if failed.key[0] != fallback.key[0] and fallback.recovery_state is not None:
-            restore, fallback.recovery_state = fallback.recovery_state, None
-            self.recovery.switch_path(self.configuration.congestion_controller(1200), restore)
+    def _new_controller(self) -> CongestionController:
+        return self.configuration.congestion_controller(1200)
 
     # Receiving ---------------------------------------------------------------------------
     def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
@@ -437,7 +422,7 @@ class QuicConnection:
         """An authenticated Initial, Handshake or 0-RTT packet with the peer's source CID."""
         if not self.received_first_packet:
             self.received_first_packet = True
-            self._peer_initial_source_cid = peer_scid
+            self.peer_initial_source_cid = peer_scid
             self.cids.set_initial_peer(peer_scid)  # §7.2: from now on, the peer's own CID
         if not self.is_client and epoch == Epoch.HANDSHAKE:
             current = self.paths.current
@@ -489,7 +474,7 @@ class QuicConnection:
         if not retry_is_valid(packet, self.original_destination_cid, self.version):
             return
         self._retry_happened = True
-        self._retry_source_cid = source_cid
+        self.retry_source_cid = source_cid
         self.retry_token = token
         self.cids.set_initial_peer(source_cid)
         self._install_initial_keys(source_cid)
@@ -534,121 +519,30 @@ class QuicConnection:
         state = self.state
         return state != ConnectionState.TERMINATED and state != ConnectionState.DRAINING
 
-    # TLS ----------------------------------------------------------------------------------------
+    # The handshake ------------------------------------------------------------------------------
     def drain_tls(self, now: float) -> None:
-        """Act on what TLS produced: new keys, handshake completion, tickets, CRYPTO data."""
-        tls = self.tls
-        while (event := tls.next_event()) is not None:
-            if isinstance(event, TrafficSecretReady):
-                self._install_secret(event)
-            elif isinstance(event, HandshakeComplete):
-                self._on_handshake_complete(event)
-            elif isinstance(event, TLSSessionTicket):
-                # A peer may send any number of NewSessionTicket messages; keep a few.
-                self._tickets_received += 1
-                if self._tickets_received <= MAX_SESSION_TICKETS:
-                    self.event_queue.append(SessionTicketReceived(event.ticket))
-        for epoch, data in tls.data_to_send():
-            space = self.spaces[epoch if epoch != Epoch.ZERO_RTT else Epoch.ONE_RTT]
-            space.sender.write(data, False)
-        # The server learns them from the ClientHello it accepts (after a HelloRetryRequest,
-        # from the second one); the TLS engine refuses a ClientHello without them.
-        if (
-            not self.is_client
-            and self.remote_params is None
-            and tls.peer_transport_parameters is not None
-        ):
-            self._set_remote_params(tls.peer_transport_parameters)
+        """Act on what TLS produced (keys, completion, tickets, CRYPTO data)."""
+        self.handshake.drain(now)
 
-    def _install_secret(self, event: TrafficSecretReady) -> None:
-        suite = CIPHER_SUITES[event.cipher_suite]
-        key = PacketKey(suite.aead, suite.hash_name, event.secret, self.version)
-        if event.epoch == Epoch.ZERO_RTT:
-            if event.is_write:
-                self.zero_rtt_send_key = key
-            else:
-                self.zero_rtt_recv_key = key
-        elif event.epoch == Epoch.ONE_RTT:
-            if event.is_write:
-                self.keys.send = key
-            else:
-                self.keys.install_recv(key)
-        elif event.is_write:
-            self.spaces[event.epoch].send_key = key
-        else:
-            self.spaces[event.epoch].recv_key = key
-
-    def _set_remote_params(self, raw: bytes | None) -> None:
-        if raw is None:
-            raise TransportError(
-                TransportErrorCode.TRANSPORT_PARAMETER_ERROR, "no transport parameters"
-            )
-        params = TransportParameters.decode(raw, from_server=self.is_client)
-        # §7.3: authenticate the connection IDs used during the handshake.
-        mismatch = None
-        if params.initial_source_connection_id != self._peer_initial_source_cid:
-            mismatch = "initial_source_connection_id"
-        elif self.is_client:
-            if params.original_destination_connection_id != self.original_destination_cid:
-                mismatch = "original_destination_connection_id"
-            elif params.retry_source_connection_id != self._retry_source_cid:
-                mismatch = "retry_source_connection_id"
-        if mismatch is not None:
-            raise TransportError(
-                TransportErrorCode.TRANSPORT_PARAMETER_ERROR, f"{mismatch} mismatch"
-            )
-        if self.is_client and params.stateless_reset_token is not None:
-            self.cids.set_peer_reset_token(params.stateless_reset_token)
-        self.remote_params = params
-        self.recovery.max_ack_delay = params.max_ack_delay / 1000
-        self.deadlines.negotiate_idle_timeout(params.max_idle_timeout / 1000)
-        self.streams.set_remote_parameters(params)
-
-    def _on_handshake_complete(self, event: HandshakeComplete) -> None:
-        if self.is_client:
-            self._set_remote_params(self.tls.peer_transport_parameters)
+    def on_handshake_complete(self, alpn_protocol: str | None) -> None:
         self.handshake_complete = True
-        self.alpn_protocol = event.alpn_protocol
+        self.alpn_protocol = alpn_protocol
         self.state = ConnectionState.CONNECTED
-        limit = (self.remote_params.active_connection_id_limit if self.remote_params else 2) - 1
-        self.cids.issue(min(limit, 7))
-        if not self.is_client:
-            self.pending.queue_handshake_done()
-            self.confirm_handshake()  # §4.1.2: the server confirms at completion
-        self.event_queue.append(
-            HandshakeCompleted(event.alpn_protocol, event.resumed, event.early_data_accepted)
-        )
 
     def confirm_handshake(self) -> None:
-        """RFC 9001 §4.1.2: the handshake is confirmed (HANDSHAKE_DONE, or the server)."""
-        if self.handshake_confirmed:
-            return
-        self.handshake_confirmed = True
-        self.recovery.handshake_confirmed = True
-        self.recovery.peer_completed_address_validation = True
-        self.discard_epoch(Epoch.HANDSHAKE)
+        """RFC 9001 §4.1.2: the handshake is confirmed."""
+        self.handshake.confirm()
 
     def discard_epoch(self, epoch: Epoch) -> None:
         """RFC 9001 §4.9: drop keys and recovery state of a finished epoch."""
-        if epoch in self._discarded_epochs:
-            return
-        self._discarded_epochs.add(epoch)
-        space = self.spaces[epoch]
-        space.send_key = space.recv_key = None
-        self.recovery.discard_space(EPOCH_SPACE[epoch])
+        self.handshake.discard_epoch(epoch)
 
     # Closing -----------------------------------------------------------------------------
     def _enter_closing(
         self, error_code: int, frame_type: int | None, reason: str, *, application: bool
     ) -> None:
-        frame = fr.encode_connection_close(
-            error_code, None if application else (frame_type or 0), reason.encode()[:200]
-        )
-        event = ConnectionTerminated(
-            error_code, frame_type, reason, by_peer=False, is_application=application
-        )
-        self.closing = ClosingState(frame, application, event)
-        self.termination = event
+        self.closing = ClosingState.for_close(error_code, frame_type, reason, application)
+        self.termination = self.closing.event
         self.state = ConnectionState.CLOSING
         self.deadlines.closing_ends = None  # set when the close frame is sent
 
@@ -751,7 +645,7 @@ class QuicConnection:
         if space.ack_deadline is not None and now >= space.ack_deadline:
             space.ack_deadline = None
             space.ack_queued = True
-        if self.paths.active and not self.paths.on_timer(now, self._on_path_reverted):
+        if self.paths.active and not self.paths.on_timer(now, recovery, self._new_controller):
             # §9.3.2: no validated address left to fall back to: end silently.
             self.terminate(
                 TransportErrorCode.NO_ERROR, None, "path validation failed", by_peer=False

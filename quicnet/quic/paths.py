@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from quicnet.crypto import random_bytes
-from quicnet.quic.recovery import PathRecoveryState
+from quicnet.quic.congestion import CongestionController
+from quicnet.quic.recovery import PathRecoveryState, Recovery
 
 __all__ = ["MAX_PATHS", "MIN_PROBE_SIZE", "Path", "PathManager", "address_key"]
 
@@ -156,12 +157,22 @@ class PathManager:
                 return path
         return None
 
-    def migrate(self, address: Address, now: float, pto: float) -> tuple[Path, Path]:
+    def migrate(
+        self,
+        address: Address,
+        now: float,
+        recovery: Recovery,
+        new_controller: Callable[[], CongestionController],
+    ) -> tuple[Path, Path]:
         """§9.3: the peer's highest-numbered non-probing packet came from ``address``.
 
         Makes that path current, starts validating it unless it was validated before,
-        and re-validates the previous one (§9.3.3). Returns ``(old, new)``.
+        and re-validates the previous one (§9.3.3). A new IP address (not only a new
+        port) may not carry the old sending rate (§9.4): ``recovery`` gets fresh
+        congestion and RTT state, or that of a path the connection comes back to.
+        Returns ``(old, new)``.
         """
+        pto = recovery.pto_base()
         old = self.current
         assert old is not None
         new = self.path_for(address)
@@ -174,6 +185,9 @@ class PathManager:
         if old.validated and not old.validating:
             # §9.3.3: a forwarded copy may have won the race; make the old path speak.
             self.validate(old, now, pto)
+        if old.key[0] != new.key[0]:
+            restore, new.recovery_state = new.recovery_state, None
+            old.recovery_state = recovery.switch_path(new_controller(), restore)
         return old, new
 
     def validate(self, path: Path, now: float, pto: float) -> None:
@@ -227,12 +241,14 @@ class PathManager:
                 best = t
         return best
 
-    def on_timer(self, now: float, on_revert: Callable[[Path, Path], None]) -> bool:
+    def on_timer(
+        self, now: float, recovery: Recovery, new_controller: Callable[[], CongestionController]
+    ) -> bool:
         """Abandon validations past their deadline (§8.2.4).
 
-        If the current path failed, fall back to the last validated one (§9.3.2),
-        calling ``on_revert(failed, fallback)``. Returns False when the current path
-        failed and there is nothing to fall back to: the connection must end silently.
+        If the current path failed, fall back to the last validated one (§9.3.2), with
+        the congestion state it had. Returns False when the current path failed and
+        there is nothing to fall back to: the connection must end silently.
         """
         for path in list(self._paths.values()):
             deadline = path.validation_deadline
@@ -250,5 +266,7 @@ class PathManager:
             self.current = fallback
             self.fallback = None
             del self._paths[path.key]
-            on_revert(path, fallback)
+            if path.key[0] != fallback.key[0] and fallback.recovery_state is not None:
+                restore, fallback.recovery_state = fallback.recovery_state, None
+                recovery.switch_path(new_controller(), restore)
         return True

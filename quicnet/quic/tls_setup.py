@@ -1,17 +1,18 @@
 """What a QUIC connection builds from its configuration for the handshake (RFC 9001 §4,
-§8.2): its transport parameters, and the TLS client or server that carries them.
+§8.2): its transport parameters, the TLS client or server that carries them, and the
+check of the peer's parameters against the handshake's connection IDs (RFC 9000 §7.3).
 
-Pure construction: nothing here keeps state of a connection.
+Pure functions: nothing here keeps state of a connection.
 """
 
 from __future__ import annotations
 
 from quicnet.quic.config import QuicConfiguration
-from quicnet.quic.errors import QuicUsageError
+from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.transport_params import TransportParameters
 from quicnet.tls import ClientConfig, ServerConfig, TLSClient, TLSServer
 
-__all__ = ["local_transport_parameters", "make_tls"]
+__all__ = ["local_transport_parameters", "make_tls", "peer_transport_parameters"]
 
 
 def local_transport_parameters(
@@ -41,6 +42,34 @@ def local_transport_parameters(
         retry_source_connection_id=retry_source_cid,
         max_datagram_frame_size=c.max_datagram_frame_size,
     )
+
+
+def peer_transport_parameters(
+    raw: bytes | None,
+    *,
+    from_server: bool,
+    peer_initial_source_cid: bytes | None,
+    original_destination_cid: bytes,
+    retry_source_cid: bytes | None,
+) -> TransportParameters:
+    """Decode the peer's transport parameters and authenticate the handshake's CIDs
+    with them (RFC 9000 §7.3); TRANSPORT_PARAMETER_ERROR on any mismatch."""
+    if raw is None:
+        raise TransportError(
+            TransportErrorCode.TRANSPORT_PARAMETER_ERROR, "no transport parameters"
+        )
+    params = TransportParameters.decode(raw, from_server=from_server)
+    mismatch = None
+    if params.initial_source_connection_id != peer_initial_source_cid:
+        mismatch = "initial_source_connection_id"
+    elif from_server:
+        if params.original_destination_connection_id != original_destination_cid:
+            mismatch = "original_destination_connection_id"
+        elif params.retry_source_connection_id != retry_source_cid:
+            mismatch = "retry_source_connection_id"
+    if mismatch is not None:
+        raise TransportError(TransportErrorCode.TRANSPORT_PARAMETER_ERROR, f"{mismatch} mismatch")
+    return params
 
 
 def make_tls(c: QuicConfiguration, transport_parameters: bytes) -> TLSClient | TLSServer:

@@ -1,0 +1,128 @@
+"""What the TLS handshake does to a QUIC connection (RFC 9001 §4).
+
+The TLS engine hands out secrets, handshake messages and its completion; this
+module installs the packet keys for each epoch, queues the CRYPTO data, checks
+and applies the peer's transport parameters, completes and confirms the
+handshake (§4.1.1-4.1.2) and discards the keys of finished epochs (§4.9).
+It works on the connection's public state and keeps only its own bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
+from quicnet.quic.protection import PacketKey
+from quicnet.quic.receiver import EPOCH_SPACE
+from quicnet.quic.tls_setup import peer_transport_parameters
+from quicnet.tls import Epoch, HandshakeComplete, TrafficSecretReady
+from quicnet.tls import SessionTicketReceived as TLSSessionTicket
+from quicnet.tls.key_schedule import CIPHER_SUITES
+
+if TYPE_CHECKING:
+    from quicnet.quic.connection import QuicConnection
+
+__all__ = ["MAX_SESSION_TICKETS", "HandshakeDriver"]
+
+#: Session tickets per connection handed to the application; more are ignored.
+MAX_SESSION_TICKETS = 4
+
+
+class HandshakeDriver:
+    """Turns TLS's output into the connection's keys, parameters and state."""
+
+    __slots__ = ("_discarded", "_tickets", "c")
+
+    def __init__(self, connection: QuicConnection) -> None:
+        self.c = connection
+        self._tickets = 0
+        self._discarded: set[Epoch] = set()
+
+    def drain(self, now: float) -> None:
+        """Act on what TLS produced: new keys, handshake completion, tickets, CRYPTO data."""
+        c = self.c
+        tls = c.tls
+        while (event := tls.next_event()) is not None:
+            if isinstance(event, TrafficSecretReady):
+                self._install_secret(event)
+            elif isinstance(event, HandshakeComplete):
+                self._on_complete(event)
+            elif isinstance(event, TLSSessionTicket):
+                # A peer may send any number of NewSessionTicket messages; keep a few.
+                self._tickets += 1
+                if self._tickets <= MAX_SESSION_TICKETS:
+                    c.event_queue.append(SessionTicketReceived(event.ticket))
+        for epoch, data in tls.data_to_send():
+            c.spaces[epoch if epoch != Epoch.ZERO_RTT else Epoch.ONE_RTT].sender.write(data, False)
+        # The server learns them from the ClientHello it accepts (after a HelloRetryRequest,
+        # from the second one); the TLS engine refuses a ClientHello without them.
+        if not c.is_client and c.remote_params is None and tls.peer_transport_parameters:
+            self._set_remote_params(tls.peer_transport_parameters)
+
+    def _install_secret(self, event: TrafficSecretReady) -> None:
+        c = self.c
+        suite = CIPHER_SUITES[event.cipher_suite]
+        key = PacketKey(suite.aead, suite.hash_name, event.secret, c.version)
+        if event.epoch == Epoch.ZERO_RTT:
+            if event.is_write:
+                c.zero_rtt_send_key = key
+            else:
+                c.zero_rtt_recv_key = key
+        elif event.epoch == Epoch.ONE_RTT:
+            if event.is_write:
+                c.keys.send = key
+            else:
+                c.keys.install_recv(key)
+        elif event.is_write:
+            c.spaces[event.epoch].send_key = key
+        else:
+            c.spaces[event.epoch].recv_key = key
+
+    def _set_remote_params(self, raw: bytes | None) -> None:
+        c = self.c
+        params = peer_transport_parameters(
+            raw,
+            from_server=c.is_client,
+            peer_initial_source_cid=c.peer_initial_source_cid,
+            original_destination_cid=c.original_destination_cid,
+            retry_source_cid=c.retry_source_cid,
+        )
+        if c.is_client and params.stateless_reset_token is not None:
+            c.cids.set_peer_reset_token(params.stateless_reset_token)
+        c.remote_params = params
+        c.recovery.max_ack_delay = params.max_ack_delay / 1000
+        c.deadlines.negotiate_idle_timeout(params.max_idle_timeout / 1000)
+        c.streams.set_remote_parameters(params)
+
+    def _on_complete(self, event: HandshakeComplete) -> None:
+        c = self.c
+        if c.is_client:
+            self._set_remote_params(c.tls.peer_transport_parameters)
+        c.on_handshake_complete(event.alpn_protocol)
+        limit = (c.remote_params.active_connection_id_limit if c.remote_params else 2) - 1
+        c.cids.issue(min(limit, 7))
+        if not c.is_client:
+            c.pending.queue_handshake_done()
+            self.confirm()  # §4.1.2: the server confirms at completion
+        c.event_queue.append(
+            HandshakeCompleted(event.alpn_protocol, event.resumed, event.early_data_accepted)
+        )
+
+    def confirm(self) -> None:
+        """RFC 9001 §4.1.2: the handshake is confirmed (HANDSHAKE_DONE, or the server)."""
+        c = self.c
+        if c.handshake_confirmed:
+            return
+        c.handshake_confirmed = True
+        c.recovery.handshake_confirmed = True
+        c.recovery.peer_completed_address_validation = True
+        self.discard_epoch(Epoch.HANDSHAKE)
+
+    def discard_epoch(self, epoch: Epoch) -> None:
+        """RFC 9001 §4.9: drop keys and recovery state of a finished epoch."""
+        if epoch in self._discarded:
+            return
+        self._discarded.add(epoch)
+        space = self.c.spaces[epoch]
+        space.send_key = space.recv_key = None
+        self.c.recovery.discard_space(EPOCH_SPACE[epoch])
