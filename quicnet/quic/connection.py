@@ -591,6 +591,8 @@ class QuicConnection:
         if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
             return self.deadlines.closing_ends
         recovery = self.recovery
+        if self.handshake_confirmed:
+            return self._next_timer_one_rtt()
         best = self.deadlines.next(recovery.pto_base(), self.handshake_complete)
         loss_time, _ = recovery.earliest_loss_time()
         if loss_time is None and self._may_send_probe():
@@ -606,6 +608,23 @@ class QuicConnection:
             self.negotiation.next_timer(),
             self.paths.next_timer() if self.paths.active else None,
         ):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _next_timer_one_rtt(self) -> float | None:
+        """next_timer once only the application space is left (the common case)."""
+        recovery = self.recovery
+        space = recovery.spaces[2]
+        pto = recovery.pto_base()
+        best = self.deadlines.idle_deadline(pto)
+        loss = space.loss_time
+        if loss is None and space.ack_eliciting_in_flight and self._may_send_probe():
+            anchor = space.time_of_last_ack_eliciting
+            if anchor is not None:
+                loss = anchor + pto * (1 << recovery.pto_count)  # RFC 9002 §6.2.1
+        paths = self.paths.next_timer() if self.paths.active else None
+        for t in (loss, space.ack_deadline, self.sender.pacing_deadline, paths):
             if t is not None and (best is None or t < best):
                 best = t
         return best

@@ -213,8 +213,16 @@ class PacketReceiver:
     def _on_one_rtt_ack(self, payload: bytes, pos: int, t: int, now: float) -> int:
         largest, pos = _varint_at(payload, pos)
         delay, pos = _varint_at(payload, pos)
-        count, pos = _varint_at(payload, pos)
-        first, pos = _varint_at(payload, pos)
+        count = payload[pos]  # one byte in all but pathological ACKs
+        if count < 0x40:
+            pos += 1
+        else:
+            count, pos = _varint_at(payload, pos)
+        first = payload[pos]
+        if first < 0x40:
+            pos += 1
+        else:
+            first, pos = _varint_at(payload, pos)
         if first > largest:
             raise TransportError(_FRAME_ENCODING, "ACK first range below zero", t)
         smallest = largest - first

@@ -131,8 +131,17 @@ class PacketSender:
                     break
             if one_rtt_only and c.spaces[Epoch.INITIAL].send_key is None:
                 datagram = self._one_rtt_datagram(budget, now)
-            else:
-                datagram = self._coalesced_datagram(budget, now)
+                if datagram:
+                    path.bytes_sent += len(datagram)
+                    out.append((datagram, address))
+                # What did not fit is still queued; with the queues empty, one packet
+                # held everything and another round would find nothing.
+                if not (c.datagram_queue or c.streams.send_queue or c.pending.waiting):
+                    break
+                if not datagram:
+                    break
+                continue
+            datagram = self._coalesced_datagram(budget, now)
             if not datagram:
                 break
             path.bytes_sent += len(datagram)
@@ -347,12 +356,20 @@ class PacketSender:
                 queue.append(stream_id)
 
     def _ack_frame(self, rspace: PacketSpace, now: float, *, one_rtt: bool) -> bytes:
-        ranges = rspace.received.descending()[:32]
+        delay = 0
         if one_rtt:
-            exponent = self.c.local_params.ack_delay_exponent
-            delay_us = max(0, int((now - rspace.largest_received_time) * 1e6))
-            return fr.encode_ack(ranges, delay_us >> exponent)
-        return fr.encode_ack(ranges, 0)
+            delay_us = int((now - rspace.largest_received_time) * 1e6)
+            delay = max(0, delay_us) >> self.c.local_params.ack_delay_exponent
+        received = rspace.received
+        if len(received) == 1:  # the common case: one range, written directly
+            first, stop = received.first
+            buf = bytearray(b"\x02")
+            _varint(buf, stop - 1)
+            _varint(buf, delay)
+            buf.append(0)
+            _varint(buf, stop - 1 - first)
+            return bytes(buf)
+        return fr.encode_ack(received.descending()[:32], delay)
 
     # Acknowledged or lost --------------------------------------------------------------------
     def on_delivered(self, frames: Sequence[FrameRecord], acked: bool) -> None:
