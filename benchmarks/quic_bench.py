@@ -57,7 +57,15 @@ RTT_STACKS = [
     "qh3-asyncio",
     "qh3-uvloop",
 ]
-BULK_STACKS = ["quicnet-tick", "quicnet-asyncio", "quicnet-uvloop", "aioquic-uvloop", "qh3-uvloop"]
+BULK_STACKS = [
+    "quicnet-tick",
+    "quicnet-asyncio",
+    "quicnet-uvloop",
+    "aioquic-asyncio",
+    "aioquic-uvloop",
+    "qh3-asyncio",
+    "qh3-uvloop",
+]
 #: Each quicnet driver beside the raw UDP loop with the same I/O model.
 SAME_IO_MODEL = {
     "quicnet-tick": "raw-select",
@@ -77,7 +85,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "rtt_warmup": 1_000,
         "bulk_bytes": 100 << 20,
         "handshake_open": [10, 1_000, 10_000],
-        "handshake_samples": 100,
+        "handshake_samples": 200,
         "memory_connections": 1_000,
         "capacity_memory_clients": 1_000,
         "capacity_memory_ticks": 60,
