@@ -30,6 +30,20 @@ class PeerCid:
 class ConnectionIdManager:
     """Issues our CIDs (with reset tokens) and tracks the peer's."""
 
+    __slots__ = (
+        "_next_local_sequence",
+        "_reset_token_for",
+        "_retire_prior_to",
+        "_retiring",
+        "cid_length",
+        "current_peer_sequence",
+        "local",
+        "our_limit",
+        "peer",
+        "pending",
+        "routing_changes",
+    )
+
     def __init__(
         self,
         initial_local_cid: bytes,
@@ -53,7 +67,7 @@ class ConnectionIdManager:
         self.pending = pending if pending is not None else PendingFrames()
         #: The peer's CIDs we retired and the peer has not acknowledged retiring (§5.1.2):
         #: a peer that keeps us retiring faster than it acknowledges is stopped.
-        self._retiring: set[int] = set()
+        self._retiring: list[int] = []  # short: a list costs less than a set
         #: Routing changes for the endpoint: (cid, added?).
         self.routing_changes: list[tuple[bytes, bool]] = []
 
@@ -163,7 +177,7 @@ class ConnectionIdManager:
                 TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
                 "the peer made us retire too many connection IDs at once",
             )
-        self._retiring.add(sequence_number)
+        self._retiring.append(sequence_number)
         self.pending.queue_retire_connection_id(sequence_number)
 
     @property
@@ -174,7 +188,8 @@ class ConnectionIdManager:
     def on_retire_delivered(self, sequence_number: int, acked: bool) -> None:
         """A RETIRE_CONNECTION_ID frame was acknowledged (done) or lost (sent again)."""
         if acked:
-            self._retiring.discard(sequence_number)
+            if sequence_number in self._retiring:
+                self._retiring.remove(sequence_number)
         elif sequence_number in self._retiring:
             self.pending.queue_retire_connection_id(sequence_number)
 

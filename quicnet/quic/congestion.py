@@ -31,6 +31,16 @@ class CongestionController(Protocol):
 class NewReno:
     """RFC 9002 §7 and Appendix B: slow start, congestion avoidance, recovery periods."""
 
+    __slots__ = (
+        "_acked_in_avoidance",
+        "bytes_in_flight",
+        "congestion_recovery_start_time",
+        "congestion_window",
+        "max_datagram_size",
+        "minimum_window",
+        "ssthresh",
+    )
+
     def __init__(self, max_datagram_size: int = 1200) -> None:
         self.max_datagram_size = max_datagram_size
         self.minimum_window = 2 * max_datagram_size
@@ -86,6 +96,14 @@ class NewReno:
 
 class Pacer:
     """Spreads a congestion window over a round trip (RFC 9002 §7.7), with a burst allowance."""
+
+    __slots__ = (
+        "burst",
+        "last_update",
+        "max_datagram_size",
+        "rate",
+        "tokens",
+    )
 
     def __init__(self, max_datagram_size: int = 1200) -> None:
         self.max_datagram_size = max_datagram_size

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections import deque
 from collections.abc import Callable
 
 from quicnet.crypto import hmac_digest, random_bytes
@@ -41,7 +40,7 @@ from quicnet.quic.events import (
     QuicEvent,
     StreamDataReceived,
 )
-from quicnet.quic.handshake import HandshakeDriver
+from quicnet.quic.handshake import FinishedTLS, HandshakeDriver
 from quicnet.quic.key_phases import OneRttKeys
 from quicnet.quic.negotiation import NO_COMMON_VERSION, VersionNegotiation
 from quicnet.quic.packets import retry_is_valid
@@ -63,6 +62,7 @@ from quicnet.tls import (
     ProtocolViolation,
     TLSClient,
     TLSError,
+    TLSServer,
 )
 
 __all__ = ["ConnectionState", "QuicConnection"]
@@ -90,6 +90,54 @@ def _default_reset_token(cid: bytes, key: bytes = random_bytes(32)) -> bytes:
 class QuicConnection:
     """One QUIC connection, client or server."""
 
+    __slots__ = (
+        "__weakref__",
+        "_first_path_validated",
+        "_next_datagram_id",
+        "_retry_happened",
+        "active_dcid",
+        "alpn_protocol",
+        "cid_length",
+        "cids",
+        "closing",
+        "configuration",
+        "datagram_address",
+        "datagram_authenticated",
+        "datagram_queue",
+        "datagrams_dropped",
+        "datagrams_queued",
+        "deadlines",
+        "event_queue",
+        "handshake",
+        "handshake_complete",
+        "handshake_confirmed",
+        "host_cid",
+        "is_client",
+        "keys",
+        "local_params",
+        "negotiation",
+        "original_destination_cid",
+        "paths",
+        "peer_initial_source_cid",
+        "pending",
+        "received_first_packet",
+        "receiver",
+        "recovery",
+        "remote_params",
+        "retry_source_cid",
+        "retry_token",
+        "sender",
+        "spaces",
+        "state",
+        "streams",
+        "termination",
+        "tls",
+        "version",
+        "wake",
+        "zero_rtt_recv_key",
+        "zero_rtt_send_key",
+    )
+
     def __init__(
         self,
         configuration: QuicConfiguration,
@@ -112,7 +160,7 @@ class QuicConnection:
         self.negotiation = VersionNegotiation(c.version, speaks_offered=c.version == self.version)
         self.state = ConnectionState.HANDSHAKE
         #: Events for the application, oldest first (taken with next_event()).
-        self.event_queue: deque[QuicEvent] = deque()
+        self.event_queue: list[QuicEvent] = []
         #: Called when the application gives the connection something to send; set by an
         #: endpoint that only looks at connections with something to do.
         self.wake: Callable[[QuicConnection], None] | None = None
@@ -179,14 +227,15 @@ class QuicConnection:
             pending=self.pending,
         )
         #: DATAGRAM payloads the application queued, with their ids (RFC 9221).
-        self.datagram_queue: deque[tuple[int, bytes]] = deque()
+        self.datagram_queue: list[tuple[int, bytes]] = []
         self._next_datagram_id = 0
         #: Received DATAGRAM payloads waiting in the event queue; beyond the configured
         #: bound new ones are dropped (RFC 9221 §5: unreliable, the receiver may).
         self.datagrams_queued = 0
         self.datagrams_dropped = 0
         self.alpn_protocol: str | None = None
-        self.tls = make_tls(c, self.local_params.encode())
+        #: The TLS engine; once a server's handshake is confirmed, only its outcome.
+        self.tls: TLSClient | TLSServer | FinishedTLS = make_tls(c, self.local_params.encode())
         self.handshake = HandshakeDriver(self)
         if not self.is_client:
             if initial_keys is not None:  # derived by the endpoint to check the first packet
@@ -230,7 +279,7 @@ class QuicConnection:
         data: flow-control credit goes back to the peer only then (RFC 9000 §4)."""
         if not self.event_queue:
             return None
-        event = self.event_queue.popleft()
+        event = self.event_queue.pop(0)
         if type(event) is StreamDataReceived:
             if event.data:
                 self.streams.on_data_consumed(event.stream_id, len(event.data))

@@ -6,7 +6,7 @@ from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.streams import ReceiveHalf, SendHalf
 
-__all__ = ["CryptoSpace"]
+__all__ = ["DISCARDED", "CryptoSpace"]
 
 #: A handshake flight arrives in a handful of packets; holes beyond this are an attack.
 MAX_CRYPTO_FRAGMENTS = 64
@@ -39,3 +39,8 @@ class CryptoSpace:
             # The window slides as TLS consumes: the limit is on buffered, not total, data.
             self.receiver.max_stream_data = self.receiver.read_offset + self.receiver.window
         return out
+
+
+#: What a discarded epoch's space becomes (RFC 9001 §4.9): no keys, nothing buffered,
+#: one object for every connection (nothing reaches it once its keys are gone).
+DISCARDED = CryptoSpace(0)

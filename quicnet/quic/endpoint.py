@@ -100,7 +100,7 @@ class QuicEndpoint:
         self._reset_tokens = float(max_stateless_resets_per_second)
         self._reset_refill_at = 0.0
         self.connections: dict[bytes, QuicConnection] = {}  # every routable CID -> connection
-        self._cids_of: dict[QuicConnection, set[bytes]] = {}
+        self._cids_of: dict[QuicConnection, list[bytes]] = {}
         self._all: set[QuicConnection] = set()
         self._handshaking: set[QuicConnection] = set()
         # The work per wakeup follows the connections that have something to do:
@@ -202,7 +202,7 @@ class QuicEndpoint:
         )
         self._all.add(conn)
         self._handshaking.add(conn)
-        self._cids_of[conn] = set()
+        self._cids_of[conn] = []
         self._route(conn, conn.host_cid)
         self._route(conn, long.destination_cid)  # until the client switches to ours
         conn.wake = self._wake
@@ -260,7 +260,7 @@ class QuicEndpoint:
     # Bookkeeping --------------------------------------------------------------------------
     def _route(self, conn: QuicConnection, cid: bytes) -> None:
         self.connections[cid] = conn
-        self._cids_of[conn].add(cid)
+        self._cids_of[conn].append(cid)
 
     def _wake(self, conn: QuicConnection) -> None:
         """The application gave ``conn`` something to send (or to acknowledge)."""
@@ -275,9 +275,11 @@ class QuicEndpoint:
                     self._route(conn, cid)
                 elif self.connections.get(cid) is conn:
                     del self.connections[cid]
-                    self._cids_of[conn].discard(cid)
+                    self._cids_of[conn].remove(cid)
             changes.clear()
         if conn.state != ConnectionState.HANDSHAKE:
+            # (The client's first DCID keeps routing to the connection: a late copy of
+            # its first Initial must not open a second one.)
             self._handshaking.discard(conn)
         if conn.has_events:
             self._event_ready[conn] = None

@@ -11,32 +11,85 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.receiver import EPOCH_SPACE
 from quicnet.quic.tls_setup import peer_transport_parameters
-from quicnet.tls import Epoch, HandshakeComplete, TrafficSecretReady
+from quicnet.tls import (
+    AlertDescription,
+    Epoch,
+    HandshakeComplete,
+    ProtocolViolation,
+    TLSClient,
+    TLSServer,
+    TrafficSecretReady,
+)
 from quicnet.tls import SessionTicketReceived as TLSSessionTicket
 from quicnet.tls.key_schedule import CIPHER_SUITES
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
 
-__all__ = ["MAX_SESSION_TICKETS", "HandshakeDriver"]
+__all__ = ["MAX_SESSION_TICKETS", "FinishedTLS", "HandshakeDriver"]
 
 #: Session tickets per connection handed to the application; more are ignored.
 MAX_SESSION_TICKETS = 4
 
 
+class FinishedTLS:
+    """What stays of a QUIC server's TLS engine once the handshake is confirmed.
+
+    QUIC carries no TLS message from a client after its Finished (RFC 9001 §6:
+    no KeyUpdate; no post-handshake authentication), so the engine, its
+    transcript and key schedule go, and only the handshake's outcome stays.
+    """
+
+    __slots__ = (
+        "alpn_protocol",
+        "cipher_suite",
+        "early_data_accepted",
+        "group",
+        "peer_certificates",
+        "peer_transport_parameters",
+        "resumed",
+        "server_name",
+        "state",
+    )
+
+    def __init__(self, engine: TLSClient | TLSServer) -> None:
+        self.state = engine.state
+        self.cipher_suite = engine.cipher_suite
+        self.group = engine.group
+        self.alpn_protocol = engine.alpn_protocol
+        self.resumed = engine.resumed
+        self.early_data_accepted = engine.early_data_accepted
+        self.peer_certificates = engine.peer_certificates
+        self.peer_transport_parameters = engine.peer_transport_parameters
+        self.server_name: str | None = getattr(engine, "server_name", None)
+
+    def receive(self, epoch: Epoch, data: bytes, now: float) -> None:
+        raise ProtocolViolation(
+            "a TLS message after the handshake", AlertDescription.unexpected_message
+        )
+
+    def next_event(self) -> None:
+        return None
+
+    def data_to_send(self) -> list[tuple[Epoch, bytes]]:
+        return []
+
+
 class HandshakeDriver:
     """Turns TLS's output into the connection's keys, parameters and state."""
 
-    __slots__ = ("_discarded", "_tickets", "c")
+    __slots__ = ("_discarded", "_released", "_tickets", "c")
 
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
         self._tickets = 0
-        self._discarded: set[Epoch] = set()
+        self._released = False
+        self._discarded: tuple[Epoch, ...] = ()  # a tuple: smaller than a set, at most 2
 
     def drain(self, now: float) -> None:
         """Act on what TLS produced: new keys, handshake completion, tickets, CRYPTO data."""
@@ -58,6 +111,19 @@ class HandshakeDriver:
         # from the second one); the TLS engine refuses a ClientHello without them.
         if not c.is_client and c.remote_params is None and tls.peer_transport_parameters:
             self._set_remote_params(tls.peer_transport_parameters)
+        if c.handshake_confirmed and not isinstance(tls, FinishedTLS):
+            self._release(tls)
+
+    def _release(self, tls: TLSClient | TLSServer) -> None:
+        """After confirmation: a server keeps the handshake's outcome only; a client keeps
+        the engine (the server's tickets arrive later) without the handshake's state."""
+        if self._released:
+            return
+        self._released = True
+        if self.c.is_client:
+            tls.release_handshake_state()
+        else:
+            self.c.tls = FinishedTLS(tls)
 
     def _install_secret(self, event: TrafficSecretReady) -> None:
         c = self.c
@@ -117,12 +183,14 @@ class HandshakeDriver:
         c.recovery.handshake_confirmed = True
         c.recovery.peer_completed_address_validation = True
         self.discard_epoch(Epoch.HANDSHAKE)
+        tls = c.tls
+        if c.is_client and not isinstance(tls, FinishedTLS):
+            self._release(tls)  # HANDSHAKE_DONE arrived: nothing of the handshake is needed
 
     def discard_epoch(self, epoch: Epoch) -> None:
         """RFC 9001 §4.9: drop keys and recovery state of a finished epoch."""
         if epoch in self._discarded:
             return
-        self._discarded.add(epoch)
-        space = self.c.spaces[epoch]
-        space.send_key = space.recv_key = None
+        self._discarded += (epoch,)
+        self.c.spaces[epoch] = DISCARDED
         self.c.recovery.discard_space(EPOCH_SPACE[epoch])

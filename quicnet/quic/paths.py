@@ -91,6 +91,14 @@ class Path:
 class PathManager:
     """The connection's paths: the current one, a fallback, and those being probed."""
 
+    __slots__ = (
+        "_paths",
+        "active",
+        "current",
+        "fallback",
+        "migrations",
+    )
+
     def __init__(self) -> None:
         self.current: Path | None = None
         #: The last validated path before the current one: where a failed validation

@@ -354,6 +354,8 @@ class PacketReceiver:
     ) -> None:
         c = self.c
         space = c.recovery.spaces[space_id]
+        if space.discarded:
+            return  # the rest of a packet whose CRYPTO data just ended its epoch (§4.9)
         if ranges[0][0] >= space.next_packet_number:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION, "ACK for a packet never sent", 0x02

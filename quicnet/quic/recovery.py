@@ -160,8 +160,26 @@ class PacketSpace:
             self.received_floor = floor
 
 
+_DISCARDED_SPACE = PacketSpace()
+_DISCARDED_SPACE.discarded = True
+
+
 class Recovery:
     """Loss detection state for all three packet number spaces of a connection."""
+
+    __slots__ = (
+        "cc",
+        "first_rtt_sample_time",
+        "handshake_confirmed",
+        "max_ack_delay",
+        "on_delivered",
+        "pacer",
+        "peer_completed_address_validation",
+        "probes_pending",
+        "pto_count",
+        "rtt",
+        "spaces",
+    )
 
     def __init__(
         self,
@@ -428,6 +446,8 @@ class Recovery:
         space.ack_eliciting_in_flight = 0
         if keep_space:
             return
-        space.time_of_last_ack_eliciting = None
-        space.discarded = True
         self.pto_count = 0
+        # The space is over for good: all connections share one empty stand-in for it.
+        spaces = list(self.spaces)
+        spaces[space_id] = _DISCARDED_SPACE
+        self.spaces = (spaces[0], spaces[1], spaces[2])

@@ -211,7 +211,7 @@ class PacketSender:
                 datagram_id, data = queue[0]
                 if len(buf) + len(data) + 3 > limit:
                     break
-                queue.popleft()
+                del queue[0]
                 buf.append(0x31)
                 _varint(buf, len(data))
                 buf += data
@@ -289,10 +289,10 @@ class PacketSender:
             _varint(buf, streams.max_data_local)
             pending.max_data = False
             frames.append(_R_MAX_DATA)
-        for stream_id in list(pending.max_stream_data):
+        while pending.max_stream_data:
             if limit - len(buf) < 17:
                 break
-            pending.max_stream_data.discard(stream_id)
+            stream_id = pending.max_stream_data.pop()
             receiver = streams.receiver_of(stream_id)
             if receiver is None:
                 continue
@@ -300,10 +300,10 @@ class PacketSender:
             _varint(buf, stream_id)
             _varint(buf, receiver.max_stream_data)
             frames.append((MAX_STREAM_DATA, stream_id))
-        for bidi in list(pending.max_streams):
+        while pending.max_streams:
             if limit - len(buf) < 9:
                 break
-            pending.max_streams.discard(bidi)
+            bidi = pending.max_streams.pop()
             buf.append(0x12 if bidi else 0x13)
             _varint(buf, streams.max_streams_local[bidi])
             frames.append((MAX_STREAMS, bidi))
@@ -328,7 +328,7 @@ class PacketSender:
             room = limit - len(buf)
             if room < 24:
                 return
-            stream_id = queue.popleft()
+            stream_id = queue.pop(0)
             sender = streams.sender_of(stream_id)
             if sender is None:
                 continue
@@ -555,7 +555,7 @@ class PacketSender:
                     datagram_id, data = queue[0]
                     if len(payload) + len(data) + 3 > limit:
                         break
-                    queue.popleft()
+                    del queue[0]
                     payload.append(0x31)
                     _varint(payload, len(data))
                     payload += data

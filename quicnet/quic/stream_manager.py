@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import QuicEvent, StopSendingReceived, StreamDataReceived, StreamReset
 from quicnet.quic.frames import (
@@ -31,12 +29,33 @@ MIN_FRAGMENT_LIMIT = 1024
 
 
 class StreamManager:
+    __slots__ = (
+        "_events",
+        "_remote_params",
+        "data_consumed",
+        "data_received",
+        "data_sent",
+        "fragments",
+        "is_client",
+        "local",
+        "max_data_local",
+        "max_data_remote",
+        "max_fragments",
+        "max_streams_local",
+        "max_streams_remote",
+        "next_local_index",
+        "opened_remote",
+        "pending",
+        "send_queue",
+        "streams",
+    )
+
     def __init__(
         self,
         *,
         is_client: bool,
         local: TransportParameters,
-        events: deque[QuicEvent],
+        events: list[QuicEvent],
         pending: PendingFrames | None = None,
     ) -> None:
         self.is_client = is_client
@@ -54,24 +73,18 @@ class StreamManager:
         # Reassembly state (§21.7): separate byte ranges buffered over all streams.
         self.fragments = 0
         self.max_fragments = max(MIN_FRAGMENT_LIMIT, local.initial_max_data // 512)
-        # Stream limits (§4.6).
-        self.max_streams_local = {
-            True: local.initial_max_streams_bidi,
-            False: local.initial_max_streams_uni,
-        }
-        self.max_streams_remote = {True: 0, False: 0}
-        self.opened_remote = {True: 0, False: 0}  # highest count the peer opened
-        self.next_local_index = {True: 0, False: 0}
+        # Stream limits (§4.6), indexed by "bidirectional?" (False: 0, True: 1).
+        self.max_streams_local = [local.initial_max_streams_uni, local.initial_max_streams_bidi]
+        self.max_streams_remote = [0, 0]
+        self.opened_remote = [0, 0]  # highest count the peer opened
+        self.next_local_index = [0, 0]
         self._remote_params: TransportParameters | None = None
-        self.send_queue: deque[int] = deque()  # streams with data to send, round robin
+        self.send_queue: list[int] = []  # streams with data to send, round robin
 
     def set_remote_parameters(self, params: TransportParameters) -> None:
         self._remote_params = params
         self.max_data_remote = params.initial_max_data
-        self.max_streams_remote = {
-            True: params.initial_max_streams_bidi,
-            False: params.initial_max_streams_uni,
-        }
+        self.max_streams_remote = [params.initial_max_streams_uni, params.initial_max_streams_bidi]
         for stream in self.streams.values():
             if stream.sender is not None:
                 stream.sender.max_stream_data = max(

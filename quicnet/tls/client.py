@@ -96,6 +96,13 @@ class TLSClient(TLSEngine):
         self._server_signature_scheme: int | None = None
         self._resumption_master_secret = b""
 
+    def _release_role_state(self) -> None:
+        self._shares = {}
+        self._offered_extensions = set()
+        self._offered_psk = None
+        self._certificate_request = None
+        self._cookie = None
+
     # ClientHello ------------------------------------------------------------------
     def start(self, now: float) -> None:
         """Queue the ClientHello (and the 0-RTT write secret when early data is offered)."""

@@ -10,7 +10,6 @@ the completed handshake, and session tickets. ``now`` is wall-clock seconds
 
 from __future__ import annotations
 
-from collections import deque
 from typing import ClassVar
 
 from quicnet.crypto import Certificate
@@ -58,7 +57,7 @@ class TLSEngine:
         self.early_data_accepted = False
         self.peer_record_size_limit: int | None = None
         self.peer_transport_parameters: bytes | None = None
-        self._events: deque[TLSEvent] = deque()
+        self._events: list[TLSEvent] = []  # a few per handshake: a list is lighter
         self._outgoing: list[tuple[Epoch, bytearray]] = []
         self._reassembler = HandshakeReassembler()
         self._reassembly_epoch: Epoch | None = None
@@ -114,7 +113,24 @@ class TLSEngine:
         return out
 
     def next_event(self) -> TLSEvent | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
+
+    def release_handshake_state(self) -> None:
+        """Once the handshake is complete, drop what only the handshake needed.
+
+        The transcript (with every handshake message in it), the handshake traffic
+        secrets and each role's negotiation state go; tickets, KeyUpdate and the
+        exporter keep working. A long-lived connection keeps a few hundred bytes of
+        TLS instead of the whole handshake.
+        """
+        if not self.handshake_complete:
+            raise UsageError("the handshake is not complete")
+        self.transcript = Transcript()
+        self.client_handshake_secret = self.server_handshake_secret = b""
+        self._release_role_state()
+
+    def _release_role_state(self) -> None:
+        """What a client or a server kept for the handshake only."""
 
     def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
         """RFC 8446 §7.5 exporter; available once the handshake is complete."""

@@ -175,6 +175,9 @@ class TLSServer(TLSEngine):
         self._signature_scheme: int | None = None
         self._tickets_sent = 0
 
+    def _release_role_state(self) -> None:
+        self._first_hello = None
+
     @property
     def hello_retry_sent(self) -> bool:
         return self._hrr_group is not None

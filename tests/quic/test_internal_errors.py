@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from quicnet.crypto import dev_identity
@@ -13,6 +15,7 @@ from quicnet.quic import (
     TransportErrorCode,
 )
 from quicnet.quic.endpoint import QuicEndpoint
+from quicnet.quic.stream_manager import StreamManager
 
 CLIENT = ("127.0.0.1", 40000)
 SERVER = ("127.0.0.1", 4433)
@@ -52,9 +55,14 @@ def test_a_failing_stream_handler_closes_only_its_connection(
     assert len(server_side) == 2
     # Inject a bug: the server's stream bookkeeping for the broken client's data raises.
     victim = next(iter(endpoint.connections.values()))
-    monkeypatch.setattr(
-        victim.streams, "on_stream_data", lambda *a: (_ for _ in ()).throw(RuntimeError("boom"))
-    )
+    original = StreamManager.on_stream_data
+
+    def broken_for_the_victim(self: StreamManager, *args: Any) -> None:
+        if self is victim.streams:
+            raise RuntimeError("boom")
+        original(self, *args)
+
+    monkeypatch.setattr(StreamManager, "on_stream_data", broken_for_the_victim)
     for c in (healthy, broken):
         c.send_stream_data(c.create_stream(), b"ping", end_stream=True)
         _pump(c, endpoint, 1.1)

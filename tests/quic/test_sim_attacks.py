@@ -513,3 +513,19 @@ def test_unread_datagrams_are_bounded() -> None:
     assert server.datagrams_queued == 50 and server.datagrams_dropped == 250
     got = [e.data for e in iter(server.next_event, None) if isinstance(e, DatagramReceived)]
     assert got == [i.to_bytes(4, "big") for i in range(50)]
+
+
+def test_a_late_copy_of_the_first_initial_opens_no_second_connection() -> None:
+    """A duplicated first Initial arriving after the handshake is routed to the
+    connection by its DCID (and dropped there), never accepted as a new client."""
+    sim = make_pair(seed=45)
+    first: list[bytes] = []
+    sim.c2s.taps.append(lambda data, now: first.append(data) if not first else None)
+    handshake(sim)
+    sim.run_for(1.0)
+    endpoint = sim.server.impl
+    assert isinstance(endpoint, QuicEndpoint)
+    sim.inject(first[0], CLIENT_ADDR, SERVER_ADDR)
+    sim.run_for(5.0)
+    assert endpoint.stats.connections_accepted == 1 and len(endpoint._all) == 1
+    assert sim.client.connection.state == ConnectionState.CONNECTED
