@@ -430,11 +430,12 @@ def limited_by(step: dict[str, Any]) -> str:
     """Why a step failed, as far as the CPU figures tell: who ran out of CPU first."""
     if (step.get("other_processes_cores") or 0) > 0.3:
         return "other processes (the machine was busy)"
-    if (step.get("generator_cpu_fraction") or 0) > 0.9:
-        return "the client generator (a full core)"
-    if step["server_cpu_fraction"] > 0.9:
-        return "the server (a full core)"
-    return "neither process at a full core (latency, not CPU)"
+    generator = step.get("generator_cpu_fraction") or 0.0
+    server = step["server_cpu_fraction"]
+    if max(generator, server) >= 0.8:
+        who = "the client generator" if generator > server else "the server"
+        return f"{who} ({max(generator, server):.0%} of a core)"
+    return "neither process near a full core (latency, not CPU)"
 
 
 def measure_capacity(
