@@ -33,15 +33,24 @@ _FACTORIES: dict[str, type[_hashes.HashAlgorithm] | _hashes.HashAlgorithm] = {
 HASH_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 
+#: One (stateless) algorithm object per name, made on first use.
+_INSTANCES: dict[str, _hashes.HashAlgorithm] = {}
+
+
 def hash_algorithm(name: str) -> _hashes.HashAlgorithm:
     """The pyca hash object for ``name`` (internal to :mod:`quicnet.crypto`)."""
+    algorithm = _INSTANCES.get(name)
+    if algorithm is not None:
+        return algorithm
     try:
         factory = _FACTORIES[name.lower()]
     except KeyError:
         raise UnsupportedAlgorithmError(
             f"unknown hash {name!r}; known: {', '.join(HASH_NAMES)}"
         ) from None
-    return factory if isinstance(factory, _hashes.HashAlgorithm) else factory()
+    algorithm = factory if isinstance(factory, _hashes.HashAlgorithm) else factory()
+    _INSTANCES[name] = algorithm
+    return algorithm
 
 
 def digest_size(name: str) -> int:

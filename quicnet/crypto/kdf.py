@@ -23,8 +23,11 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
         raise CryptoError(f"HKDF-Expand: negative length {length}")
     if length == 0:
         return b""
+    algorithm = hash_algorithm(hash_name)
+    if length <= algorithm.digest_size:  # one block: T(1) = HMAC(PRK, info || 0x01)
+        return hmac_digest(hash_name, prk, info + b"\x01")[:length]
     try:
-        return HKDFExpand(hash_algorithm(hash_name), length, info).derive(prk)
+        return HKDFExpand(algorithm, length, info).derive(prk)
     except ValueError as exc:  # L > 255 * HashLen
         raise CryptoError(f"HKDF-Expand: {exc}") from None
 

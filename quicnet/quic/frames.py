@@ -265,11 +265,9 @@ def parse_frame(r: Reader, frame_type: int) -> Frame:
     """Parse the body of a frame whose type varint was already read."""
     t = frame_type
     if t == FrameType.PADDING:
-        n = 1
-        while not r.at_end() and r.data[r.pos] == 0:
-            r.pos += 1
-            n += 1
-        return PaddingFrame(n)
+        start = r.pos
+        r.pos = r.end - len(r.data[r.pos : r.end].lstrip(b"\x00"))
+        return PaddingFrame(1 + r.pos - start)
     if t == FrameType.PING:
         return PingFrame()
     if t in (FrameType.ACK, FrameType.ACK_ECN):

@@ -154,9 +154,8 @@ class PacketReceiver:
             while pos < end:
                 t = payload[pos]
                 pos += 1
-                if t == 0x00:  # PADDING: skip the run
-                    while pos < end and payload[pos] == 0:
-                        pos += 1
+                if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
+                    pos = end - len(payload[pos:].lstrip(b"\x00"))
                     continue
                 if t == 0x31 or t == 0x30:  # DATAGRAM (RFC 9221 §4)
                     if t == 0x31:
@@ -319,9 +318,8 @@ class PacketReceiver:
                 )
             if t not in _NOT_ACK_ELICITING:
                 ack_eliciting = True
-            if t == 0x00:  # PADDING: skip the run
-                while r.pos < r.end and payload[r.pos] == 0:
-                    r.pos += 1
+            if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
+                r.pos = r.end - len(payload[r.pos : r.end].lstrip(b"\x00"))
                 continue
             frame = fr.parse_frame(r, t)
             if isinstance(frame, fr.AckFrame):

@@ -130,16 +130,15 @@ class TransportParameters:
 
     def encode(self) -> bytes:
         out = bytearray()
-        defaults = TransportParameters()
-        for pid in _ID:
-            value = getattr(self, pid.name)
-            if value is None or (value == getattr(defaults, pid.name) and pid in _INTEGER):
+        for pid, name, integer, default in _TABLE:
+            value = getattr(self, name)
+            if value is None or (integer and value == default):
                 continue
             if pid == _ID.disable_active_migration:
                 if value:
                     out += encode_varint(pid) + b"\x00"
                 continue
-            if pid in _INTEGER:
+            if integer:
                 body = encode_varint(value)
             elif pid == _ID.preferred_address:
                 body = value.encode()
@@ -161,12 +160,12 @@ class TransportParameters:
                 if pid in seen:
                     raise _error(f"transport parameter 0x{pid:x} appears twice")
                 seen.add(pid)
-                if pid not in _ID._value2member_map_:
+                known = _KNOWN.get(pid)
+                if known is None:
                     continue  # §18.1: unknown (and reserved) parameters are ignored
-                known = _ID(pid)
                 if known in _SERVER_ONLY and not from_server:
-                    raise _error(f"a client sent the server-only parameter {known.name}")
-                values[known.name] = _decode_value(known, body)
+                    raise _error(f"a client sent the server-only parameter {_NAMES[known]}")
+                values[_NAMES[known]] = _decode_value(known, body)
         except TransportError as exc:
             if exc.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR:
                 raise
@@ -220,3 +219,12 @@ def _decode_value(pid: TransportParameterId, body: bytes) -> object:
     if pid in _CID or pid in (_ID.stateless_reset_token, _ID.version_information):
         return body
     raise _error(f"unhandled parameter {pid.name}")  # pragma: no cover
+
+
+# Tables read once per encode and decode instead of walking the enum (slow in Python).
+_NAMES = {pid: pid.name for pid in _ID}
+_KNOWN: dict[int, TransportParameterId] = {int(pid): pid for pid in _ID}
+_DEFAULTS = TransportParameters()
+_TABLE = tuple(
+    (pid, pid.name, pid in _INTEGER, getattr(_DEFAULTS, pid.name)) for pid in _ID
+)
