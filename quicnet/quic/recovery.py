@@ -269,24 +269,39 @@ class Recovery:
         space.largest_acked = (
             largest if space.largest_acked is None else max(space.largest_acked, largest)
         )
-        acked: list[SentPacket] = []
         sent = space.sent
-        # One merge pass: ``sent`` is in ascending packet-number order, the ranges
-        # descending; each in-flight packet is looked at once, whatever the ranges.
-        ascending = ranges[::-1]
-        i = 0
-        last = len(ascending)
-        for pn in list(sent):
-            while i < last and pn > ascending[i][0]:
-                i += 1
-            if i == last:
-                break
-            if pn >= ascending[i][1]:
-                acked.append(sent.pop(pn))
-        if not acked:
+        # ``sent`` is in ascending packet-number order: walk it up to the largest
+        # acknowledged only (one merge pass with the ranges when there are several).
+        numbers: list[int] = []
+        if len(ranges) == 1:
+            smallest = ranges[0][1]
+            for pn in sent:
+                if pn > largest:
+                    break
+                if pn >= smallest:
+                    numbers.append(pn)
+        else:
+            ascending = ranges[::-1]
+            i = 0
+            last = len(ascending)
+            for pn in sent:
+                while i < last and pn > ascending[i][0]:
+                    i += 1
+                if i == last:
+                    break
+                if pn >= ascending[i][1]:
+                    numbers.append(pn)
+        if not numbers:
             return [], []
+        acked = [sent.pop(pn) for pn in numbers]
         newest = acked[-1]
-        if newest.packet_number == largest and any(p.ack_eliciting for p in acked):
+        eliciting = False
+        for p in acked:
+            if p.ack_eliciting:
+                eliciting = True
+                if p.in_flight:
+                    space.ack_eliciting_in_flight -= 1
+        if newest.packet_number == largest and eliciting:
             self.rtt.update(
                 now - newest.time_sent,
                 ack_delay if space_id == 2 else 0.0,
@@ -295,9 +310,6 @@ class Recovery:
             )
             if self.first_rtt_sample_time is None:
                 self.first_rtt_sample_time = now
-        for p in acked:
-            if p.ack_eliciting and p.in_flight:
-                space.ack_eliciting_in_flight -= 1
         lost = self._detect_lost(space_id, now)
         in_flight = [p for p in acked if p.in_flight]
         self.cc.on_packets_acked(in_flight, now)
@@ -326,21 +338,24 @@ class Recovery:
         if largest is None:
             return []
         loss_delay = self._loss_delay()
-        lost: list[SentPacket] = []
-        for pn, p in list(space.sent.items()):
+        sent = space.sent
+        numbers: list[int] = []
+        loss_time: float | None = None
+        for pn, p in sent.items():
             if pn > largest:
-                continue
+                break  # ascending order: nothing above the largest acknowledged is lost
             # The same expression as the timer's deadline, so a timer never re-fires idle.
             if p.time_sent + loss_delay <= now or largest >= pn + K_PACKET_THRESHOLD:
-                del space.sent[pn]
-                if p.ack_eliciting and p.in_flight:
-                    space.ack_eliciting_in_flight -= 1
-                lost.append(p)
+                numbers.append(pn)
             else:
                 deadline = p.time_sent + loss_delay
-                space.loss_time = (
-                    deadline if space.loss_time is None else min(space.loss_time, deadline)
-                )
+                if loss_time is None or deadline < loss_time:
+                    loss_time = deadline
+        space.loss_time = loss_time
+        lost = [sent.pop(pn) for pn in numbers]
+        for p in lost:
+            if p.ack_eliciting and p.in_flight:
+                space.ack_eliciting_in_flight -= 1
         return lost
 
     def _on_lost(self, lost: list[SentPacket], now: float) -> None:
