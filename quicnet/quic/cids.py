@@ -116,6 +116,7 @@ class ConnectionIdManager:
 
     @property
     def current_peer_cid(self) -> bytes:
+        """The peer's connection ID our packets carry now."""
         return self.peer[self.current_peer_sequence].cid
 
     def on_new_connection_id(self, frame: NewConnectionIdFrame, peer_uses_empty_cid: bool) -> None:

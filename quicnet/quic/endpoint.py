@@ -113,7 +113,10 @@ class QuicEndpoint:
         self._outgoing: deque[tuple[bytes, Address]] = deque()
         #: Connections with events waiting, oldest first. Events stay in their connection
         #: until the application takes them, so stream credit follows what it consumes.
-        self._event_ready: dict[QuicConnection, None] = {}
+        # (A deque and a set: taking from the front of a dict slows down as the deleted
+        # entries it must step over pile up.)
+        self._event_ready: deque[QuicConnection] = deque()
+        self._event_ready_set: set[QuicConnection] = set()
         self.stats = EndpointStats()
 
     def reset_token(self, cid: bytes) -> bytes:
@@ -281,13 +284,15 @@ class QuicEndpoint:
             # (The client's first DCID keeps routing to the connection: a late copy of
             # its first Initial must not open a second one.)
             self._handshaking.discard(conn)
-        if conn.has_events:
-            self._event_ready[conn] = None
+        if conn.has_events and conn not in self._event_ready_set:
+            self._event_ready_set.add(conn)
+            self._event_ready.append(conn)
         if conn.state == ConnectionState.TERMINATED:
             self._reap(conn)
             return
+        # Its timer is put on the heap when it has sent (or in next_timer, whichever
+        # comes first): sending changes the timers anyway.
         self._send_ready[conn] = None
-        self._schedule(conn)
 
     def _schedule(self, conn: QuicConnection) -> None:
         """Put the connection's next timer on the heap (if it changed)."""
@@ -340,6 +345,8 @@ class QuicEndpoint:
 
     def next_timer(self) -> float | None:
         """The earliest deadline of any connection (stale heap entries are dropped)."""
+        for conn in self._send_ready:  # fed but not sent yet: their timers changed
+            self._schedule(conn)
         timers, timer_of = self._timers, self._timer_of
         while timers:
             when, _, conn = timers[0]
@@ -372,11 +379,12 @@ class QuicEndpoint:
         in the order they had something to say."""
         ready = self._event_ready
         while ready:
-            conn = next(iter(ready))
+            conn = ready[0]
             event = conn.next_event()
             if event is not None:
                 return conn, event
-            del ready[conn]
+            ready.popleft()
+            self._event_ready_set.discard(conn)
         return None
 
     def close(self, error_code: int = 0, reason: str = "server shutting down") -> None:

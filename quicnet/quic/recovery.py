@@ -145,6 +145,8 @@ class PacketSpace:
 
     def is_duplicate(self, packet_number: int) -> bool:
         """RFC 9000 §12.3: seen before, or too old to tell (below the floor)."""
+        if packet_number > self.largest_received:
+            return False  # the common case: the newest packet yet
         return packet_number < self.received_floor or packet_number in self.received
 
     def on_packet_received(self, packet_number: int, now: float) -> None:

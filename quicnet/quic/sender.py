@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.quic import frames as fr
 from quicnet.quic.events import DatagramAcknowledged, DatagramLost
+from quicnet.quic.key_phases import KEY_UPDATE_PACKETS
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -183,7 +184,12 @@ class PacketSender:
             return b""  # the common case when idle: nothing to build
         keys = c.keys
         pn = rspace.next_packet_number
-        _, pn_len = encode_packet_number(pn, rspace.largest_acked)
+        # §17.1, Appendix A.2: enough bytes for twice the packets not yet acknowledged.
+        largest_acked = rspace.largest_acked
+        unacked = 2 * (pn + 1 if largest_acked is None else pn - largest_acked)
+        pn_len = (
+            1 if unacked < 0x100 else 2 if unacked < 0x10000 else 3 if unacked < 0x1000000 else 4
+        )
         buf = bytearray((0x40 | (keys.key_phase << 2) | (pn_len - 1),))
         buf += c.cids.current_peer_cid
         pn_offset = len(buf)
@@ -193,9 +199,22 @@ class PacketSender:
         frames: list[FrameRecord] = []
         # ACK (§13.2): when due, and piggybacked on anything ack-eliciting.
         if (ack_due or (eliciting and rspace.unacked_ack_eliciting)) and rspace.received:
-            ack = self._ack_frame(rspace, now, one_rtt=True)
-            if len(buf) + len(ack) <= limit:
-                buf += ack
+            received = rspace.received
+            if len(received) == 1 and limit - len(buf) >= 25:  # one range, written in place
+                first, stop = received.first
+                delay_us = int((now - rspace.largest_received_time) * 1e6)
+                buf.append(0x02)
+                _varint(buf, stop - 1)
+                _varint(buf, max(0, delay_us) >> c.local_params.ack_delay_exponent)
+                buf.append(0)
+                _varint(buf, stop - 1 - first)
+                ack_sent = True
+            else:
+                ack = self._ack_frame(rspace, now, one_rtt=True)
+                ack_sent = len(buf) + len(ack) <= limit
+                if ack_sent:
+                    buf += ack
+            if ack_sent:
                 rspace.ack_queued = False
                 rspace.unacked_ack_eliciting = 0
                 rspace.ack_deadline = None
@@ -240,8 +259,8 @@ class PacketSender:
         if ack_eliciting:
             c.deadlines.on_ack_eliciting_sent(now)
         keys.packets_in_phase += 1
-        if keys.due() and c.handshake_confirmed:  # RFC 9001 §6.6
-            keys.initiate(rspace.next_packet_number)
+        if keys.packets_in_phase >= KEY_UPDATE_PACKETS and keys.due() and c.handshake_confirmed:
+            keys.initiate(rspace.next_packet_number)  # RFC 9001 §6.6
         return bytes(buf)
 
     def _add_crypto(

@@ -225,6 +225,4 @@ def _decode_value(pid: TransportParameterId, body: bytes) -> object:
 _NAMES = {pid: pid.name for pid in _ID}
 _KNOWN: dict[int, TransportParameterId] = {int(pid): pid for pid in _ID}
 _DEFAULTS = TransportParameters()
-_TABLE = tuple(
-    (pid, pid.name, pid in _INTEGER, getattr(_DEFAULTS, pid.name)) for pid in _ID
-)
+_TABLE = tuple((pid, pid.name, pid in _INTEGER, getattr(_DEFAULTS, pid.name)) for pid in _ID)
