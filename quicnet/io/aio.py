@@ -201,6 +201,7 @@ class QuicClient(_Transporter):
             self._event_ready.set()
 
     async def wait_connected(self) -> None:
+        """Wait until the handshake completed; ConnectionError if the connection ended first."""
         await self._connected
 
     async def next_event(self) -> QuicEvent:
@@ -224,10 +225,13 @@ class QuicClient(_Transporter):
                 return
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue data on a stream (:meth:`QuicConnection.send_stream_data`) and send now."""
         self.connection.send_stream_data(stream_id, data, end_stream)
         self.transmit()
 
     def send_datagram(self, data: bytes) -> int:
+        """Queue an unreliable datagram (RFC 9221) and send now; returns its id for the
+        DatagramAcknowledged / DatagramLost event."""
         datagram_id = self.connection.send_datagram(data)
         self.transmit()
         return datagram_id
@@ -313,11 +317,14 @@ class QuicServer(_Transporter):
 
     @property
     def local_address(self) -> Address:
+        """The address the socket is bound to (with the port picked when 0 was asked)."""
         assert self.sock is not None
         name: Address = self.sock.getsockname()
         return name
 
     async def close(self) -> None:
+        """Close every connection, send their CONNECTION_CLOSE once and close the socket
+        (no closing period is waited out)."""
         self.endpoint.close()
         self.transmit()
         self.detach()

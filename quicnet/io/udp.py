@@ -296,4 +296,5 @@ class UdpServer(_Driver):
         return events
 
     def flush(self) -> None:
+        """Send what the connections have queued (e.g. right after send_stream_data)."""
         self._send(self.endpoint.datagrams_to_send(time.monotonic()))

@@ -1,12 +1,19 @@
-"""Sans-I/O QUIC (RFC 9000/9001/9002/9221/9369).
+"""Sans-I/O QUIC (RFC 9000/9001/9002/9221/9369): connections and the server endpoint.
 
-:class:`QuicConnection` is one connection, client or server: datagrams in
-and out, time passed in, events out. Work in progress (issue 4): the server
-endpoint, drivers and interop suite come next.
+- :class:`QuicConnection`: one connection, client or server, configured by a
+  :class:`QuicConfiguration`: datagrams and the time in, datagrams, the next
+  deadline and events (:data:`QuicEvent`) out.
+- :class:`QuicEndpoint`: a server's connections behind one socket's worth of
+  datagrams, routed by connection ID (RFC 8999), with Version Negotiation, Retry
+  and stateless resets; :class:`EndpointStats` counts what it did.
+
+Neither touches a socket or reads a clock: :mod:`quicnet.io` has the drivers
+that do (tick-driven UDP and asyncio).
 """
 
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import ConnectionState, QuicConnection
+from quicnet.quic.endpoint import EndpointStats, QuicEndpoint
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import (
     ConnectionTerminated,
@@ -28,9 +35,11 @@ __all__ = [
     "DatagramAcknowledged",
     "DatagramLost",
     "DatagramReceived",
+    "EndpointStats",
     "HandshakeCompleted",
     "QuicConfiguration",
     "QuicConnection",
+    "QuicEndpoint",
     "QuicEvent",
     "QuicUsageError",
     "QuicVersion",

@@ -14,6 +14,7 @@ MAX_VARINT = (1 << 62) - 1
 
 
 def varint_size(value: int) -> int:
+    """How many bytes ``value`` takes as a varint: 1, 2, 4 or 8 (RFC 9000 §16)."""
     if value < 0x40:
         return 1
     if value < 0x4000:
@@ -26,6 +27,7 @@ def varint_size(value: int) -> int:
 
 
 def encode_varint(value: int) -> bytes:
+    """``value`` as a varint in its shortest encoding (RFC 9000 §16)."""
     if value < 0x40:
         return bytes((value,))
     if value < 0x4000:
@@ -52,13 +54,16 @@ class Reader:
         self.end = len(data) if end is None else end
 
     def at_end(self) -> bool:
+        """Nothing is left before ``end``."""
         return self.pos >= self.end
 
     @property
     def remaining(self) -> int:
+        """Bytes left before ``end``."""
         return self.end - self.pos
 
     def varint(self) -> int:
+        """A varint (§16): the two high bits of its first byte give its length."""
         pos = self.pos
         if pos >= self.end:
             raise _short("varint")
@@ -72,15 +77,18 @@ class Reader:
         return int.from_bytes(self.data[pos : pos + length], "big") & ((1 << (8 * length - 2)) - 1)
 
     def uint8(self) -> int:
+        """The next byte."""
         if self.pos >= self.end:
             raise _short("byte")
         self.pos += 1
         return self.data[self.pos - 1]
 
     def uint(self, size: int) -> int:
+        """A ``size``-byte unsigned integer, network byte order."""
         return int.from_bytes(self.read(size), "big")
 
     def read(self, n: int) -> bytes:
+        """The next ``n`` bytes."""
         if n < 0 or self.pos + n > self.end:
             raise _short("field")
         start = self.pos

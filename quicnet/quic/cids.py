@@ -15,6 +15,8 @@ __all__ = ["ConnectionIdManager", "PeerCid"]
 
 @dataclass(slots=True)
 class LocalCid:
+    """A connection ID we issued, with its sequence number and reset token (§5.1.1)."""
+
     sequence_number: int
     cid: bytes
     stateless_reset_token: bytes
@@ -22,6 +24,9 @@ class LocalCid:
 
 @dataclass(slots=True)
 class PeerCid:
+    """A connection ID the peer issued (§5.1.1); the reset token of CID 0 comes only
+    in a server's transport parameters (§18.2), so a server never has one for it."""
+
     sequence_number: int
     cid: bytes
     stateless_reset_token: bytes | None
@@ -102,10 +107,13 @@ class ConnectionIdManager:
         self.issue(1)
 
     def is_local(self, cid: bytes) -> bool:
+        """``cid`` is one of ours, issued and not retired."""
         return any(e.cid == cid for e in self.local.values())
 
     # The peer's -------------------------------------------------------------------------
     def set_initial_peer(self, cid: bytes, stateless_reset_token: bytes | None = None) -> None:
+        """Make ``cid`` the peer's only CID, sequence 0 (§7.2): the client's first DCID,
+        then the SCID of the peer's first packet or of a Retry."""
         self.peer = {0: PeerCid(0, cid, stateless_reset_token)}
         self.current_peer_sequence = 0
 

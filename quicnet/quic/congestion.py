@@ -11,6 +11,8 @@ K_LOSS_REDUCTION_FACTOR = 0.5
 
 
 class SentInfo(Protocol):
+    """What a congestion controller reads of a sent packet."""
+
     size: int
     time_sent: float
 
@@ -21,11 +23,23 @@ class CongestionController(Protocol):
     congestion_window: int
     bytes_in_flight: int
 
-    def on_packet_sent(self, size: int) -> None: ...
-    def on_packets_acked(self, packets: Iterable[SentInfo], now: float) -> None: ...
-    def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None: ...
-    def on_persistent_congestion(self) -> None: ...
-    def discard(self, packets: Iterable[SentInfo]) -> None: ...
+    def on_packet_sent(self, size: int) -> None:
+        """An in-flight packet of ``size`` bytes was sent: add it to ``bytes_in_flight``."""
+
+    def on_packets_acked(self, packets: Iterable[SentInfo], now: float) -> None:
+        """In-flight packets were acknowledged: take them out of ``bytes_in_flight`` and
+        grow the window as the algorithm allows (RFC 9002 §7.3)."""
+
+    def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
+        """In-flight packets were declared lost: take them out of ``bytes_in_flight`` and
+        react to the congestion, at most once per recovery period (§7.3.2)."""
+
+    def on_persistent_congestion(self) -> None:
+        """Persistent congestion was established (§7.6.2): fall to the minimum window."""
+
+    def discard(self, packets: Iterable[SentInfo]) -> None:
+        """Packets of a discarded packet number space leave ``bytes_in_flight`` as neither
+        acknowledged nor lost (§6.4)."""
 
 
 class NewReno:
@@ -56,9 +70,13 @@ class NewReno:
         return start is not None and time_sent <= start
 
     def on_packet_sent(self, size: int) -> None:
+        """Count ``size`` bytes in flight."""
         self.bytes_in_flight += size
 
     def on_packets_acked(self, packets: Iterable[SentInfo], now: float) -> None:
+        """§7.3 / Appendix B.5: slow start grows by the bytes acknowledged, congestion
+        avoidance by one datagram per window; packets sent before the recovery period
+        began grow nothing."""
         for p in packets:
             self.bytes_in_flight -= p.size
             if self._in_recovery(p.time_sent):
@@ -72,6 +90,8 @@ class NewReno:
                     self.congestion_window += self.max_datagram_size
 
     def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
+        """§7.3.2 / Appendix B.6: a loss of a packet sent after the recovery period began
+        starts a new one: ssthresh and the window halve (not below the minimum window)."""
         latest_sent: float | None = None
         for p in packets:
             self.bytes_in_flight -= p.size
@@ -85,6 +105,7 @@ class NewReno:
             self._acked_in_avoidance = 0
 
     def on_persistent_congestion(self) -> None:
+        """§7.6.2: the window drops to the minimum and the recovery period ends."""
         self.congestion_window = self.minimum_window  # §7.6.2
         self.congestion_recovery_start_time = None
 
@@ -113,6 +134,7 @@ class Pacer:
         self.last_update = 0.0
 
     def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        """Pace at 1.25 congestion windows per smoothed RTT (RFC 9002 §7.7, N = 1.25)."""
         if smoothed_rtt > 0:
             self.rate = 1.25 * congestion_window / smoothed_rtt  # N = 1.25
 
@@ -130,5 +152,6 @@ class Pacer:
         return now + max(shortfall / self.rate, 1e-6)  # strictly later: no idle re-fire
 
     def on_sent(self, now: float, size: int) -> None:
+        """A packet of ``size`` bytes left at ``now``: spend its tokens."""
         self._refill(now)
         self.tokens = max(0.0, self.tokens - size)

@@ -73,6 +73,9 @@ Address = tuple[str, int] | tuple[str, int, int, int]
 
 
 class ConnectionState(enum.Enum):
+    """A connection's life (RFC 9000 §10): HANDSHAKE until TLS completes, CONNECTED,
+    then CLOSING or DRAINING, and TERMINATED once nothing more is sent or received."""
+
     HANDSHAKE = "handshake"
     CONNECTED = "connected"
     CLOSING = "closing"  # we sent CONNECTION_CLOSE (§10.2.1)
@@ -291,6 +294,7 @@ class QuicConnection:
 
     @property
     def has_events(self) -> bool:
+        """An event waits for :meth:`next_event`."""
         return bool(self.event_queue)
 
     def create_stream(self, *, bidirectional: bool = True) -> int:
@@ -546,13 +550,18 @@ class QuicConnection:
 
     @property
     def version_probing(self) -> bool:
+        """A client still probes in an offered version it does not speak, waiting for
+        Version Negotiation (RFC 9000 §6)."""
         return self.negotiation.probing
 
     # Keys -----------------------------------------------------------------------------------
     def send_key(self, epoch: Epoch) -> PacketKey | None:
+        """The key that seals our ``epoch`` packets (1-RTT: the current key phase's), or None."""
         return self.keys.send if epoch == Epoch.ONE_RTT else self.spaces[epoch].send_key
 
     def recv_key(self, epoch: Epoch) -> PacketKey | None:
+        """The key that opens the peer's ``epoch`` packets (1-RTT: the current key phase's),
+        or None: not yet, or no longer, available."""
         if epoch == Epoch.ZERO_RTT:
             return self.zero_rtt_recv_key
         return self.keys.recv if epoch == Epoch.ONE_RTT else self.spaces[epoch].recv_key
@@ -574,6 +583,7 @@ class QuicConnection:
         self.handshake.drain(now)
 
     def on_handshake_complete(self, alpn_protocol: str | None) -> None:
+        """RFC 9001 §4.1.1: TLS completed the handshake; the connection is CONNECTED."""
         self.handshake_complete = True
         self.alpn_protocol = alpn_protocol
         self.state = ConnectionState.CONNECTED

@@ -41,6 +41,7 @@ class ConnectionDeadlines:
 
     @property
     def started(self) -> bool:
+        """The timers are armed (:meth:`start` ran)."""
         return self.last_activity is not None
 
     def start(self, now: float, *, half_open_timeout: float | None = None) -> None:

@@ -46,6 +46,8 @@ MIN_STATELESS_RESET = 21
 
 @dataclass
 class EndpointStats:
+    """What an endpoint did with datagrams and connections: counters for tests and metrics."""
+
     datagrams_received: int = 0
     datagrams_dropped: int = 0
     version_negotiations_sent: int = 0
@@ -125,6 +127,9 @@ class QuicEndpoint:
 
     # Datagrams in ---------------------------------------------------------------------
     def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
+        """Route one UDP datagram by its destination CID (RFC 8999): to its connection, to a
+        new one (a client's first Initial), or answer it with Version Negotiation, a Retry
+        or a stateless reset; anything else is dropped."""
         self.stats.datagrams_received += 1
         cid_length = self.configuration.connection_id_length
         try:

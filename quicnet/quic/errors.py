@@ -15,6 +15,9 @@ __all__ = ["QuicUsageError", "TransportError", "TransportErrorCode"]
 
 
 class TransportErrorCode(enum.IntEnum):
+    """Transport error codes (RFC 9000 §20.1); a TLS alert is CRYPTO_ERROR + alert
+    (RFC 9001 §4.8)."""
+
     NO_ERROR = 0x00
     INTERNAL_ERROR = 0x01
     CONNECTION_REFUSED = 0x02

@@ -22,6 +22,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class HandshakeCompleted:
+    """The handshake completed (RFC 9001 §4.1.1): the ALPN protocol chosen, whether a
+    session ticket resumed the session, whether 0-RTT data was accepted."""
+
     alpn_protocol: str | None
     session_resumed: bool
     early_data_accepted: bool
@@ -29,6 +32,10 @@ class HandshakeCompleted:
 
 @dataclass(frozen=True, slots=True)
 class StreamDataReceived:
+    """Stream data in order; ``end_stream`` at the final size (the data may be empty).
+    Taking the event from ``next_event()`` consumes the data: only then does the
+    peer get flow-control credit for it (RFC 9000 §4)."""
+
     stream_id: int
     data: bytes
     end_stream: bool
@@ -52,6 +59,9 @@ class StopSendingReceived:
 
 @dataclass(frozen=True, slots=True)
 class DatagramReceived:
+    """A DATAGRAM frame's payload (RFC 9221); beyond ``max_received_datagrams`` waiting,
+    new ones are dropped (§5)."""
+
     data: bytes
 
 
@@ -71,6 +81,9 @@ class DatagramLost:
 
 @dataclass(frozen=True, slots=True)
 class SessionTicketReceived:
+    """A session ticket from the server, to resume with (``QuicConfiguration.session_ticket``);
+    at most four per connection."""
+
     ticket: SessionTicket
 
 

@@ -33,6 +33,8 @@ __all__ = [
 
 
 class FrameType(enum.IntEnum):
+    """Frame types (RFC 9000 §12.4, Table 3; RFC 9221 §4 for DATAGRAM)."""
+
     PADDING = 0x00
     PING = 0x01
     ACK = 0x02
@@ -69,16 +71,22 @@ def _error(
 
 @dataclass(frozen=True, slots=True)
 class PaddingFrame:
+    """PADDING (RFC 9000 §19.1): a run of ``length`` zero bytes."""
+
     length: int
 
 
 @dataclass(frozen=True, slots=True)
 class PingFrame:
+    """PING (RFC 9000 §19.2): no content; makes its packet ack-eliciting."""
+
     pass
 
 
 @dataclass(frozen=True, slots=True)
 class AckFrame:
+    """ACK frame (RFC 9000 §19.3): inclusive ranges, largest first; ECN counts in ACK_ECN."""
+
     #: Acknowledged ranges, inclusive, largest first: ((largest, smallest), ...).
     ranges: tuple[tuple[int, int], ...]
     ack_delay: int  # raw; scale by 2^ack_delay_exponent microseconds
@@ -86,11 +94,14 @@ class AckFrame:
 
     @property
     def largest_acknowledged(self) -> int:
+        """The Largest Acknowledged field: the first range's top."""
         return self.ranges[0][0]
 
 
 @dataclass(frozen=True, slots=True)
 class ResetStreamFrame:
+    """RESET_STREAM (RFC 9000 §19.4): the sender abandons a stream at ``final_size``."""
+
     stream_id: int
     error_code: int
     final_size: int
@@ -98,23 +109,31 @@ class ResetStreamFrame:
 
 @dataclass(frozen=True, slots=True)
 class StopSendingFrame:
+    """STOP_SENDING (RFC 9000 §19.5): a stream's receiver asks its sender to stop (and reset)."""
+
     stream_id: int
     error_code: int
 
 
 @dataclass(frozen=True, slots=True)
 class CryptoFrame:
+    """CRYPTO (RFC 9000 §19.6): TLS handshake bytes at ``offset`` in the epoch's stream."""
+
     offset: int
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class NewTokenFrame:
+    """NEW_TOKEN (RFC 9000 §19.7): a server's token for a later connection (§8.1.3)."""
+
     token: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class StreamFrame:
+    """STREAM (RFC 9000 §19.8): ``data`` at ``offset`` of a stream; ``fin`` ends it."""
+
     stream_id: int
     offset: int
     data: bytes
@@ -123,40 +142,55 @@ class StreamFrame:
 
 @dataclass(frozen=True, slots=True)
 class MaxDataFrame:
+    """MAX_DATA (RFC 9000 §19.9): the connection's flow-control limit."""
+
     maximum_data: int
 
 
 @dataclass(frozen=True, slots=True)
 class MaxStreamDataFrame:
+    """MAX_STREAM_DATA (RFC 9000 §19.10): one stream's flow-control limit."""
+
     stream_id: int
     maximum_stream_data: int
 
 
 @dataclass(frozen=True, slots=True)
 class MaxStreamsFrame:
+    """MAX_STREAMS (RFC 9000 §19.11): how many streams of one type the peer may open in all."""
+
     bidirectional: bool
     maximum_streams: int
 
 
 @dataclass(frozen=True, slots=True)
 class DataBlockedFrame:
+    """DATA_BLOCKED (RFC 9000 §19.12): the sender is held by the connection's limit."""
+
     maximum_data: int
 
 
 @dataclass(frozen=True, slots=True)
 class StreamDataBlockedFrame:
+    """STREAM_DATA_BLOCKED (RFC 9000 §19.13): the sender is held by a stream's limit."""
+
     stream_id: int
     maximum_stream_data: int
 
 
 @dataclass(frozen=True, slots=True)
 class StreamsBlockedFrame:
+    """STREAMS_BLOCKED (RFC 9000 §19.14): the sender may open no more streams of a type."""
+
     bidirectional: bool
     maximum_streams: int
 
 
 @dataclass(frozen=True, slots=True)
 class NewConnectionIdFrame:
+    """NEW_CONNECTION_ID (RFC 9000 §19.15): a CID, its sequence number and reset token;
+    the receiver retires those numbered below ``retire_prior_to``."""
+
     sequence_number: int
     retire_prior_to: int
     connection_id: bytes
@@ -165,37 +199,51 @@ class NewConnectionIdFrame:
 
 @dataclass(frozen=True, slots=True)
 class RetireConnectionIdFrame:
+    """RETIRE_CONNECTION_ID (RFC 9000 §19.16): the sender stops using a CID the receiver issued."""
+
     sequence_number: int
 
 
 @dataclass(frozen=True, slots=True)
 class PathChallengeFrame:
+    """PATH_CHALLENGE (RFC 9000 §19.17): 8 bytes the peer echoes in PATH_RESPONSE."""
+
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class PathResponseFrame:
+    """PATH_RESPONSE (RFC 9000 §19.18): the data of a PATH_CHALLENGE, echoed."""
+
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionCloseFrame:
+    """CONNECTION_CLOSE (RFC 9000 §19.19): 0x1c for a transport error (with the frame
+    type that caused it), 0x1d for the application's."""
+
     error_code: int
     frame_type: int | None  # None for the application variant (0x1d)
     reason: bytes
 
     @property
     def is_application(self) -> bool:
+        """The application variant (0x1d), which names no frame type."""
         return self.frame_type is None
 
 
 @dataclass(frozen=True, slots=True)
 class HandshakeDoneFrame:
+    """HANDSHAKE_DONE (RFC 9000 §19.20): the server confirms the handshake to the client."""
+
     pass
 
 
 @dataclass(frozen=True, slots=True)
 class DatagramFrame:
+    """DATAGRAM (RFC 9221 §4): an unreliable payload, never retransmitted."""
+
     data: bytes
 
 
@@ -354,6 +402,7 @@ def encode_ack(ranges: list[tuple[int, int]], ack_delay: int) -> bytes:
 
 
 def encode_crypto(offset: int, data: bytes) -> bytes:
+    """A CRYPTO frame (§19.6) with ``data`` at ``offset``."""
     return b"\x06" + encode_varint(offset) + encode_varint(len(data)) + data
 
 
@@ -369,16 +418,21 @@ def stream_header(stream_id: int, offset: int, length: int | None, fin: bool) ->
 
 
 def encode_stream(stream_id: int, offset: int, data: bytes, fin: bool) -> bytes:
+    """A STREAM frame (§19.8) with a Length field; an Offset field unless ``offset`` is 0."""
     return stream_header(stream_id, offset, len(data), fin) + data
 
 
 def encode_datagram(data: bytes, *, with_length: bool = True) -> bytes:
+    """A DATAGRAM frame (RFC 9221 §4): 0x31 with a Length field, or 0x30 running to the
+    end of the packet."""
     if with_length:
         return b"\x31" + encode_varint(len(data)) + data
     return b"\x30" + data
 
 
 def encode_connection_close(error_code: int, frame_type: int | None, reason: bytes) -> bytes:
+    """A CONNECTION_CLOSE frame (§19.19): 0x1d (application) when ``frame_type`` is None,
+    else 0x1c naming that frame type."""
     if frame_type is None:
         return b"\x1d" + encode_varint(error_code) + encode_varint(len(reason)) + reason
     return (

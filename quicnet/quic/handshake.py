@@ -69,14 +69,17 @@ class FinishedTLS:
         self.server_name: str | None = getattr(engine, "server_name", None)
 
     def receive(self, epoch: Epoch, data: bytes, now: float) -> None:
+        """Any TLS message from the client now is an error: unexpected_message (RFC 9001 §6)."""
         raise ProtocolViolation(
             "a TLS message after the handshake", AlertDescription.unexpected_message
         )
 
     def next_event(self) -> None:
+        """None: the engine is gone, nothing more happens."""
         return None
 
     def data_to_send(self) -> list[tuple[Epoch, bytes]]:
+        """Nothing: no handshake bytes are left to send."""
         return []
 
 

@@ -49,6 +49,7 @@ class OneRttKeys:
         self.updates = 0
 
     def install_recv(self, key: PacketKey) -> None:
+        """The peer's first 1-RTT key; the next phase's is derived ahead (RFC 9001 §6.3)."""
         self.recv = key
         self.next_recv = key.next_generation()
 

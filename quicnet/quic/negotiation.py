@@ -45,9 +45,11 @@ class VersionNegotiation:
 
     @property
     def probing(self) -> bool:
+        """Probes in the offered version are under way, and no Version Negotiation came yet."""
         return self._probe_due is not None and not self.negotiated
 
     def next_timer(self) -> float | None:
+        """When the next probe is due (None unless probing)."""
         return self._probe_due if self.probing else None
 
     def probe(self, now: float, dcid: bytes, scid: bytes) -> bytes | None:

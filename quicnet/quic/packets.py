@@ -141,11 +141,16 @@ def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
 
 @dataclass(frozen=True, slots=True)
 class ShortHeader:
+    """A 1-RTT packet's short header located in a datagram (§17.3.1): its destination
+    CID and where the protected packet number starts."""
+
     destination_cid: bytes
     pn_offset: int
 
 
 def parse_short_header(datagram: bytes, start: int, cid_length: int) -> ShortHeader:
+    """Locate the short header at ``start``; the header carries no CID length, so the
+    caller gives the length of its own CIDs."""
     if len(datagram) < start + 1 + cid_length:
         raise _bad("short-header packet truncated")
     if not datagram[start] & 0x40:
@@ -219,6 +224,8 @@ def build_retry(
     token: bytes,
     unused_bits: int = 0,
 ) -> bytes:
+    """A Retry packet (§17.2.5) with its integrity tag over the client's original
+    destination CID (RFC 9001 §5.8)."""
     params = VERSION_PARAMS[version]
     header = bytearray((0xC0 | (params.retry_type << 4) | (unused_bits & 0x0F),))
     header += version.to_bytes(4, "big")

@@ -81,6 +81,7 @@ class Path:
 
     @property
     def validating(self) -> bool:
+        """Path validation is under way (it has a deadline, §8.2.4)."""
         return self.validation_deadline is not None
 
     def __repr__(self) -> str:
@@ -119,9 +120,11 @@ class PathManager:
         return path
 
     def get(self, address: Address) -> Path | None:
+        """The path for ``address`` (by host and port), if there is one."""
         return self._paths.get(address_key(address))
 
     def paths(self) -> list[Path]:
+        """Every path tracked (at most :data:`MAX_PATHS`)."""
         return list(self._paths.values())
 
     def path_for(self, address: Address) -> Path:
@@ -206,6 +209,7 @@ class PathManager:
 
     # Sending ---------------------------------------------------------------------------------
     def challenge_due(self, path: Path, now: float) -> bool:
+        """A PATH_CHALLENGE is due on ``path`` at ``now``."""
         due = path.challenge_due
         return due is not None and due <= now
 

@@ -63,33 +63,41 @@ class PendingFrames:
 
     # Queued by the connection, the stream manager and the CID manager ----------------------
     def queue_handshake_done(self) -> None:
+        """HANDSHAKE_DONE (RFC 9000 §19.20): a server's, at handshake completion."""
         self.handshake_done = self.waiting = True
 
     def queue_ping(self) -> None:
+        """PING (§19.2): something for the peer to acknowledge."""
         self.ping = self.waiting = True
 
     def queue_max_data(self) -> None:
+        """MAX_DATA (§19.9); the value is the stream manager's when the frame is written."""
         self.max_data = self.waiting = True
 
     def queue_max_stream_data(self, stream_id: int) -> None:
+        """MAX_STREAM_DATA (§19.10) for ``stream_id``, once; its value is read when written."""
         if stream_id not in self.max_stream_data:
             self.max_stream_data.append(stream_id)
         self.waiting = True
 
     def queue_max_streams(self, bidirectional: bool) -> None:
+        """MAX_STREAMS (§19.11) for one stream type, once; its value is read when written."""
         if bidirectional not in self.max_streams:
             self.max_streams.append(bidirectional)
         self.waiting = True
 
     def queue_stop_sending(self, stream_id: int, error_code: int) -> None:
+        """STOP_SENDING (§19.5) for ``stream_id`` (a later code replaces an unsent one)."""
         self.stop_sending[stream_id] = error_code
         self.waiting = True
 
     def queue_new_connection_id(self, entry: LocalCid) -> None:
+        """NEW_CONNECTION_ID (§19.15) for a CID of ours."""
         self.new_connection_ids.append(entry)
         self.waiting = True
 
     def queue_retire_connection_id(self, sequence_number: int) -> None:
+        """RETIRE_CONNECTION_ID (§19.16) for the peer's CID ``sequence_number``."""
         self.retire_connection_ids.append(sequence_number)
         self.waiting = True
 

@@ -94,10 +94,12 @@ class RangeSet:
 
     @property
     def first(self) -> tuple[int, int]:
+        """The lowest range, ``(start, stop)``."""
         return self._starts[0], self._stops[0]
 
     @property
     def last(self) -> tuple[int, int]:
+        """The highest range, ``(start, stop)``."""
         return self._starts[-1], self._stops[-1]
 
     def descending(self) -> list[tuple[int, int]]:

@@ -57,6 +57,9 @@ class RttEstimator:
         handshake_confirmed: bool,
         max_ack_delay: float,
     ) -> None:
+        """Take an RTT sample (§5.1-5.3). The first sets every estimate; later ones update
+        min_rtt, then smooth the sample less the peer's ack delay (capped at
+        max_ack_delay once the handshake is confirmed; not subtracted below min_rtt)."""
         self.latest_rtt = latest_rtt
         if not self.first_sample:
             self.first_sample = True
@@ -206,6 +209,7 @@ class Recovery:
 
     @property
     def bytes_in_flight(self) -> int:
+        """Bytes in flight, as the congestion controller counts them."""
         return self.cc.bytes_in_flight
 
     def arm_probes(self, space_id: int) -> None:
@@ -214,6 +218,7 @@ class Recovery:
         self.probes_pending[space_id] = 2
 
     def take_probe(self, space_id: int) -> None:
+        """A probe packet for ``space_id`` was built: one fewer to send."""
         left = self.probes_pending.get(space_id, 0) - 1
         if left > 0:
             self.probes_pending[space_id] = left
@@ -252,6 +257,8 @@ class Recovery:
 
     # Sending --------------------------------------------------------------------------
     def on_packet_sent(self, space_id: int, packet: SentPacket) -> None:
+        """Record a sent packet (Appendix A.5); an in-flight one counts toward the congestion
+        controller and the pacer and, if ack-eliciting, becomes the PTO's anchor."""
         space = self.spaces[space_id]
         space.sent[packet.packet_number] = packet
         if packet.in_flight:
@@ -399,6 +406,8 @@ class Recovery:
 
     # Timers (§6.2, §A.8) -------------------------------------------------------------------
     def pto_duration(self, space_id: int) -> float:
+        """The probe timeout of ``space_id`` with its backoff (§6.2.1); max_ack_delay counts
+        only in the application space."""
         rtt = self.rtt
         duration = rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY)
         if space_id == 2:
@@ -411,6 +420,8 @@ class Recovery:
         return rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY) + self.max_ack_delay
 
     def earliest_loss_time(self) -> tuple[float | None, int]:
+        """The earliest time-threshold loss deadline and its space (Appendix A.8), or
+        ``(None, 0)``."""
         best: tuple[float | None, int] = (None, 0)
         for i, space in enumerate(self.spaces):
             if space.loss_time is not None and (best[0] is None or space.loss_time < best[0]):
@@ -444,6 +455,8 @@ class Recovery:
         return self.spaces[space_id].time_of_last_ack_eliciting
 
     def detect_lost_on_timer(self, space_id: int, now: float) -> list[SentPacket]:
+        """The loss timer fired (§6.1.2): declare lost what the time threshold now
+        condemns, and return those packets."""
         lost = self._detect_lost(space_id, now)
         if lost:
             self._on_lost(lost, now)

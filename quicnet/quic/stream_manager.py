@@ -29,6 +29,9 @@ MIN_FRAGMENT_LIMIT = 1024
 
 
 class StreamManager:
+    """The streams of a connection: opening them within the stream limits (RFC 9000
+    §4.6), connection flow control (§4.1), and the stream frames from the peer."""
+
     __slots__ = (
         "_events",
         "_remote_params",
@@ -82,6 +85,8 @@ class StreamManager:
         self.send_queue: list[int] = []  # streams with data to send, round robin
 
     def set_remote_parameters(self, params: TransportParameters) -> None:
+        """Apply the peer's transport parameters (§18.2): MAX_DATA, the stream limits, and
+        the initial send credit of the streams already open."""
         self._remote_params = params
         self.max_data_remote = params.initial_max_data
         self.max_streams_remote = [params.initial_max_streams_uni, params.initial_max_streams_bidi]
@@ -125,6 +130,8 @@ class StreamManager:
 
     # Local API ------------------------------------------------------------------------
     def open(self, bidirectional: bool) -> int:
+        """Open our next stream of a type and return its id (§2.1); QuicUsageError when the
+        peer's MAX_STREAMS allows no more."""
         index = self.next_local_index[bidirectional]
         if index >= self.max_streams_remote[bidirectional]:
             raise QuicUsageError(
@@ -137,12 +144,15 @@ class StreamManager:
         return stream_id
 
     def get_local(self, stream_id: int) -> QuicStream:
+        """A stream the application names; QuicUsageError if there is none (never opened,
+        or finished and forgotten). Either side may have opened it."""
         stream = self.streams.get(stream_id)
         if stream is None:
             raise QuicUsageError(f"stream {stream_id} does not exist (or has ended)")
         return stream
 
     def send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """Queue ``data`` (and the end of the stream) on a stream we may send on."""
         stream = self.get_local(stream_id)
         if stream.sender is None:
             raise QuicUsageError(f"stream {stream_id} is receive-only")
@@ -150,10 +160,12 @@ class StreamManager:
         self.schedule(stream_id)
 
     def schedule(self, stream_id: int) -> None:
+        """Put ``stream_id`` in the round-robin send queue (once)."""
         if stream_id not in self.send_queue:
             self.send_queue.append(stream_id)
 
     def reset(self, stream_id: int, error_code: int) -> None:
+        """Abandon sending on a stream: RESET_STREAM goes out with the next packet (§3.1)."""
         stream = self.get_local(stream_id)
         if stream.sender is None:
             raise QuicUsageError(f"stream {stream_id} is receive-only")
@@ -161,6 +173,7 @@ class StreamManager:
         self.schedule(stream_id)
 
     def stop_sending(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending on a stream: STOP_SENDING (§3.5)."""
         stream = self.get_local(stream_id)
         if stream.receiver is None:
             raise QuicUsageError(f"stream {stream_id} is send-only")
@@ -215,6 +228,7 @@ class StreamManager:
         return self.streams[stream_id]
 
     def on_stream(self, frame: StreamFrame, frame_type: int) -> None:
+        """A STREAM frame parsed into an object (in 0-RTT packets)."""
         self.on_stream_data(frame.stream_id, frame.offset, frame.data, frame.fin, frame_type)
 
     def on_stream_data(
@@ -278,6 +292,9 @@ class StreamManager:
             self.pending.queue_max_data()
 
     def on_reset_stream(self, frame: ResetStreamFrame, frame_type: int) -> None:
+        """RESET_STREAM (§19.4): the final size counts against MAX_DATA, the credit of the
+        bytes that will never be delivered is returned (§4.5), and the application gets
+        a StreamReset."""
         stream = self._peer_stream(frame.stream_id, frame_type, receiving=True)
         if stream is None or stream.receiver is None:
             return
@@ -293,6 +310,8 @@ class StreamManager:
         self._maybe_forget(stream)
 
     def on_stop_sending(self, frame: StopSendingFrame, frame_type: int) -> None:
+        """STOP_SENDING (§3.5): answer with RESET_STREAM carrying the peer's code and tell
+        the application, unless the stream is reset already or all its data acknowledged."""
         stream = self._peer_stream(frame.stream_id, frame_type, receiving=False)
         if stream is None or stream.sender is None:
             return
@@ -302,6 +321,7 @@ class StreamManager:
             self._events.append(StopSendingReceived(frame.stream_id, frame.error_code))
 
     def on_max_stream_data(self, frame: MaxStreamDataFrame, frame_type: int) -> None:
+        """MAX_STREAM_DATA (§19.10): raise a stream's send limit (a lower one is ignored)."""
         stream = self._peer_stream(frame.stream_id, frame_type, receiving=False)
         if (
             stream is not None
@@ -312,6 +332,8 @@ class StreamManager:
             self.schedule(frame.stream_id)
 
     def on_max_data(self, maximum: int) -> None:
+        """MAX_DATA (§19.9): raise the connection's send limit; streams with data to send
+        go back in the send queue."""
         if maximum > self.max_data_remote:
             self.max_data_remote = maximum
             for stream_id, stream in self.streams.items():
@@ -319,6 +341,7 @@ class StreamManager:
                     self.schedule(stream_id)
 
     def on_max_streams(self, frame: MaxStreamsFrame) -> None:
+        """MAX_STREAMS (§19.11): we may open more streams of a type (a lower limit is ignored)."""
         if frame.maximum_streams > self.max_streams_remote[frame.bidirectional]:
             self.max_streams_remote[frame.bidirectional] = frame.maximum_streams
 
@@ -332,6 +355,8 @@ class StreamManager:
                 self.pending.queue_max_streams(bidi)
 
     def on_sender_done(self, stream_id: int) -> None:
+        """What we sent on a stream (or its reset) was acknowledged: forget the stream if
+        both halves are done."""
         stream = self.streams.get(stream_id)
         if stream is not None:
             self._maybe_forget(stream)
@@ -348,4 +373,5 @@ class StreamManager:
 
     @property
     def connection_credit(self) -> int:
+        """New stream bytes the peer's MAX_DATA still allows (§4.1)."""
         return max(0, self.max_data_remote - self.data_sent)

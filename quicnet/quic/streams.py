@@ -15,10 +15,12 @@ __all__ = ["QuicStream", "stream_is_bidirectional", "stream_is_client_initiated"
 
 
 def stream_is_client_initiated(stream_id: int) -> bool:
+    """RFC 9000 §2.1: the lowest bit of a stream ID is 0 on client-initiated streams."""
     return not stream_id & 0x01
 
 
 def stream_is_bidirectional(stream_id: int) -> bool:
+    """RFC 9000 §2.1: the second-lowest bit is 0 on bidirectional streams."""
     return not stream_id & 0x02
 
 
@@ -172,6 +174,8 @@ class SendHalf:
         self.reset_pending = False
 
     def write(self, data: bytes, fin: bool) -> None:
+        """Queue application data, and with ``fin`` the end of the stream; QuicUsageError
+        once the stream has ended or was reset."""
         if self.fin_offset is not None or self.reset_error_code is not None:
             raise QuicUsageError("the stream was already finished or reset")
         if data:
@@ -188,6 +192,8 @@ class SendHalf:
         return self.offset - self._buffer_start
 
     def has_pending(self) -> bool:
+        """Something may go now: a RESET_STREAM owed, data within the peer's
+        MAX_STREAM_DATA, or a FIN with no data left before it."""
         if self.reset_error_code is not None:
             return self.reset_pending
         if self._pending and self._pending.first[0] < self.max_stream_data:
@@ -226,6 +232,8 @@ class SendHalf:
         return start, data, fin, new_bytes
 
     def on_ack(self, offset: int, length: int, fin: bool) -> None:
+        """A STREAM frame's range (and FIN) was acknowledged; the acknowledged prefix leaves
+        the buffer."""
         if length:
             self._acked.add(offset, offset + length)
         if fin:
@@ -237,6 +245,8 @@ class SendHalf:
             self._acked.shift()
 
     def on_lost(self, offset: int, length: int, fin: bool) -> None:
+        """A STREAM frame was lost: what of its range is not acknowledged goes again, and so
+        does its FIN."""
         if self.reset_error_code is not None:
             return
         start = max(offset, self._buffer_start)
@@ -250,9 +260,12 @@ class SendHalf:
 
     @property
     def all_acked(self) -> bool:
+        """Data Recvd (§3.1): every byte and the FIN are acknowledged."""
         return self.fin_acked and self._buffer_start == self.fin_offset
 
     def reset(self, error_code: int) -> None:
+        """Reset Sent (§3.1): owe a RESET_STREAM with ``error_code`` and drop unsent data;
+        nothing happens once reset or all acknowledged."""
         if self.reset_error_code is None and not self.all_acked:
             self.reset_error_code = error_code
             self.reset_pending = True

@@ -31,11 +31,17 @@ def _address_bytes(address: tuple[object, ...]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ValidatedToken:
+    """What a valid Retry token vouches for: the client's original destination CID and
+    the Retry's source CID, for the transport parameters (RFC 9000 §7.3)."""
+
     original_destination_cid: bytes
     retry_source_cid: bytes
 
 
 class RetryTokenManager:
+    """Makes and checks Retry tokens (RFC 9000 §8.1.2) under one secret; a token is
+    valid for ``lifetime`` seconds."""
+
     def __init__(self, secret: bytes | None = None, lifetime: float = 10.0) -> None:
         self._aead = Aead(AeadAlgorithm.AES_256_GCM, secret or random_bytes(32), bytes(_NONCE))
         self.lifetime = lifetime
@@ -43,6 +49,8 @@ class RetryTokenManager:
     def create(
         self, address: tuple[object, ...], original_dcid: bytes, retry_scid: bytes, now: float
     ) -> bytes:
+        """A token sealing ``address``, the client's original DCID and our Retry SCID, valid
+        until ``now`` + lifetime."""
         expiry = int((now + self.lifetime) * 1000)
         body = (
             bytes((len(original_dcid),))

@@ -17,6 +17,8 @@ __all__ = ["PreferredAddress", "TransportParameterId", "TransportParameters"]
 
 
 class TransportParameterId(enum.IntEnum):
+    """Transport parameter IDs (RFC 9000 §18.2, RFC 9221 §3, RFC 9368)."""
+
     original_destination_connection_id = 0x00
     max_idle_timeout = 0x01
     stateless_reset_token = 0x02
@@ -72,6 +74,9 @@ def _error(reason: str) -> TransportError:
 
 @dataclass(frozen=True, slots=True)
 class PreferredAddress:
+    """A server's preferred_address (RFC 9000 §18.2, §9.6): IPv4 and IPv6 addresses and
+    ports, a connection ID and its stateless reset token."""
+
     ipv4_address: bytes  # 4 bytes
     ipv4_port: int
     ipv6_address: bytes  # 16 bytes
@@ -80,6 +85,7 @@ class PreferredAddress:
     stateless_reset_token: bytes
 
     def encode(self) -> bytes:
+        """The parameter's value as it goes on the wire."""
         return (
             self.ipv4_address
             + self.ipv4_port.to_bytes(2, "big")
@@ -92,6 +98,7 @@ class PreferredAddress:
 
     @classmethod
     def decode(cls, data: bytes) -> PreferredAddress:
+        """Parse the parameter's value; TRANSPORT_PARAMETER_ERROR if it is malformed."""
         try:
             r = Reader(data)
             v4, p4, v6, p6 = r.read(4), r.uint(2), r.read(16), r.uint(2)
@@ -129,6 +136,8 @@ class TransportParameters:
     version_information: bytes | None = None
 
     def encode(self) -> bytes:
+        """The extension's body: each parameter that is set, integers only when not at their
+        default."""
         out = bytearray()
         for pid, name, integer, default in _TABLE:
             value = getattr(self, name)
@@ -175,6 +184,7 @@ class TransportParameters:
         return params
 
     def validate(self) -> None:
+        """Check the bounds §18.2 sets; TRANSPORT_PARAMETER_ERROR for the first value outside."""
         if self.max_udp_payload_size < 1200:
             raise _error("max_udp_payload_size below 1200")
         if self.ack_delay_exponent > 20:
@@ -198,6 +208,7 @@ class TransportParameters:
                 raise _error(f"{name} longer than 20 bytes")
 
     def replace(self, **changes: object) -> TransportParameters:
+        """A copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 

@@ -9,12 +9,17 @@ __all__ = ["VERSION_PARAMS", "QuicVersion", "VersionParams", "is_reserved_versio
 
 
 class QuicVersion(enum.IntEnum):
+    """The QUIC versions spoken: 1 (RFC 9000) and 2 (RFC 9369)."""
+
     V1 = 0x00000001
     V2 = 0x6B3343CF
 
 
 @dataclass(frozen=True, slots=True)
 class VersionParams:
+    """What differs between versions: the Initial salt, HKDF labels and Retry integrity
+    key (RFC 9001 §5.2, §5.8; RFC 9369 §3.3), and the long-header type bits (§3.2)."""
+
     initial_salt: bytes
     key_label: bytes
     iv_label: bytes
