@@ -132,10 +132,11 @@ class _Transporter:
     def transmit(self) -> None:
         """Send what is due and re-arm the timer."""
         now = self.loop.time()
-        if self.sock is not None:
-            # Runs of equal-size datagrams leave in one GSO sendmsg where Linux offers
-            # it; a full kernel buffer drops the rest (recovery treats it as loss).
-            self.sender.send(self._pending(now))
+        if self.sock is None:
+            return  # detached: no more sending, no timers
+        # Runs of equal-size datagrams leave in one GSO sendmsg where Linux offers
+        # it; a full kernel buffer drops the rest (recovery treats it as loss).
+        self.sender.send(self._pending(now))
         deadline = self._next_timer()
         # Re-arm only for an earlier deadline: a timer that fires early is harmless
         # (the core checks its own deadlines and hands back the next one), while
@@ -158,6 +159,7 @@ class _Transporter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_at = None
 
 
 class QuicClient(_Transporter):
@@ -250,7 +252,7 @@ async def connect(
 ) -> QuicClient:
     """Open a client connection; by default returns once the handshake completed."""
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=2)  # SOCK_DGRAM
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     address = infos[0][4]
     if configuration.server_name is None:  # verify the host we connect to
         configuration = dataclasses.replace(configuration, server_name=host)

@@ -310,12 +310,14 @@ class QuicConnection:
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         """Abandon sending on a stream (RESET_STREAM)."""
+        self._check_open()
         self.streams.reset(stream_id, error_code)
         if self.wake is not None:
             self.wake(self)
 
     def stop_stream(self, stream_id: int, error_code: int) -> None:
         """Ask the peer to stop sending on a stream (STOP_SENDING)."""
+        self._check_open()
         self.streams.stop_sending(stream_id, error_code)
         if self.wake is not None:
             self.wake(self)

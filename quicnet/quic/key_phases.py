@@ -107,7 +107,7 @@ class OneRttKeys:
         self.update_confirmed = False
 
     def on_acked(self, largest_acked_packet: int) -> None:
-        """§6.5: an acknowledged packet of the current phase confirms the update."""
+        """§6.1: an acknowledged packet of the current phase allows the next update."""
         if not self.update_confirmed and largest_acked_packet >= self.first_packet_in_phase:
             self.update_confirmed = True
 

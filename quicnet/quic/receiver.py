@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
-from quicnet.quic.buffer import MAX_VARINT, Reader
+from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
@@ -62,9 +62,21 @@ class PacketReceiver:
 
     def receive_packets(self, data: bytes, address: Address, now: float) -> None:
         """Every packet of a datagram, in order (raises on a peer's protocol violation)."""
+        if not data[0] & 0x80:
+            self._receive_short(data, 0, address, now)  # the common case: one 1-RTT packet
+            return
         start = 0
         end: int | None = 0
+        first_dcid = data[6 : 6 + data[5]] if len(data) > 6 else b""
         while end is not None and start < len(data):
+            if start:
+                # §12.2: coalesced packets carry the first one's destination CID; a
+                # packet with another is not part of this datagram's connection.
+                long = data[start] & 0x80
+                at = start + 6 if long else start + 1
+                size = data[start + 5] if long and len(data) > start + 5 else len(first_dcid)
+                if data[at : at + size] != first_dcid:
+                    return
             if data[start] & 0x80:
                 end = self._receive_long(data, start, address, now)
             else:
@@ -158,13 +170,14 @@ class PacketReceiver:
                     pos = end - len(payload[pos:].lstrip(b"\x00"))
                     continue
                 if t == 0x31 or t == 0x30:  # DATAGRAM (RFC 9221 §4)
+                    frame_start = pos - 1
                     if t == 0x31:
                         length, pos = _varint_at(payload, pos)
                         if pos + length > end:
                             raise _truncated(t)
                     else:
                         length = end - pos
-                    self._on_datagram(payload[pos : pos + length], t)
+                    self._on_datagram(payload[pos : pos + length], pos + length - frame_start, t)
                     pos += length
                     ack_eliciting = non_probing = True
                 elif t == 0x02 or t == 0x03:  # ACK (§19.3)
@@ -242,10 +255,11 @@ class PacketReceiver:
         self._on_ack(2, ranges, delay, now)
         return pos
 
-    def _on_datagram(self, data: bytes, t: int) -> None:
+    def _on_datagram(self, data: bytes, frame_size: int, t: int) -> None:
         c = self.c
         limit = c.local_params.max_datagram_frame_size
-        if limit is None or len(data) + 1 > limit:
+        # RFC 9221 §3: the limit counts the whole frame (type, length, payload).
+        if limit is None or frame_size > limit:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION, "DATAGRAM frame not allowed or too large", t
             )
@@ -329,7 +343,10 @@ class PacketReceiver:
             elif isinstance(frame, fr.StreamFrame):  # 0-RTT only
                 self.c.streams.on_stream(frame, t)
             elif isinstance(frame, fr.DatagramFrame):
-                self._on_datagram(frame.data, t)
+                size = len(frame.data) + 1
+                if t == 0x31:
+                    size += varint_size(len(frame.data))
+                self._on_datagram(frame.data, size, t)
             elif not isinstance(frame, fr.PingFrame | fr.PaddingFrame):
                 self._on_control_frame(frame, t, dcid, now)
         return ack_eliciting
@@ -363,7 +380,7 @@ class PacketReceiver:
         delay = (ack_delay << exponent) / 1e6
         acked, _lost = c.recovery.on_ack_received(space_id, ranges, delay, now)
         if acked and space_id == 2:
-            c.keys.on_acked(acked[-1].packet_number)  # RFC 9001 §6.5
+            c.keys.on_acked(acked[-1].packet_number)  # RFC 9001 §6.1
 
     def _on_control_frame(self, frame: fr.Frame, t: int, dcid: bytes, now: float) -> None:
         c = self.c

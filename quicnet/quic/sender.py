@@ -424,6 +424,7 @@ class PacketSender:
                 if sender is None:
                     continue
                 if acked:
+                    sender.reset_acked = True
                     streams.on_sender_done(record[1])
                 else:
                     sender.reset_pending = True

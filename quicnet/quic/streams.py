@@ -154,6 +154,7 @@ class SendHalf:
         "fin_pending",
         "max_stream_data",
         "offset",
+        "reset_acked",
         "reset_error_code",
         "reset_pending",
         "sent_high",
@@ -172,6 +173,7 @@ class SendHalf:
         self.fin_acked = False
         self.reset_error_code: int | None = None
         self.reset_pending = False
+        self.reset_acked = False  # §3.1 "Reset Recvd": until then RESET_STREAM may be resent
 
     def write(self, data: bytes, fin: bool) -> None:
         """Queue application data, and with ``fin`` the end of the stream; QuicUsageError
@@ -305,9 +307,5 @@ class QuicStream:
             or self.receiver.finished
             or self.receiver.reset_error_code is not None
         )
-        send_done = (
-            self.sender is None
-            or self.sender.all_acked
-            or (self.sender.reset_error_code is not None and not self.sender.reset_pending)
-        )
+        send_done = self.sender is None or self.sender.all_acked or self.sender.reset_acked
         return recv_done and send_done

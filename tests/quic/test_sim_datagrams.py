@@ -12,7 +12,16 @@ import random
 from collections import Counter
 
 import pytest
-from simnet import LinkConfig, handshake, make_pair, payloads, send_on_new_streams
+from adversary import seal_one_rtt
+from simnet import (
+    CLIENT_ADDR,
+    SERVER_ADDR,
+    LinkConfig,
+    handshake,
+    make_pair,
+    payloads,
+    send_on_new_streams,
+)
 
 from quicnet.quic import (
     ConnectionState,
@@ -21,7 +30,9 @@ from quicnet.quic import (
     DatagramReceived,
     QuicConnection,
     QuicUsageError,
+    TransportErrorCode,
 )
+from quicnet.quic.buffer import encode_varint
 
 
 class _Sender:
@@ -153,3 +164,21 @@ def test_small_max_datagram_frame_size_with_other_frames_in_the_packet() -> None
     sim.run_for(1.0)
     assert client.state == ConnectionState.CONNECTED
     sender.check(sim.client.events, sim.server.events)
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_max_datagram_frame_size_counts_the_whole_frame(over: int) -> None:
+    """RFC 9221 §3: type, length and payload together within the peer's limit."""
+    sim = make_pair(seed=7, server={"max_datagram_frame_size": 100})
+    handshake(sim)
+    client = sim.client.connection
+    payload = bytes(100 - 3 + over)  # 0x31, a two-byte length, the payload
+    frame = b"\x31" + encode_varint(len(payload)) + payload
+    sim.inject(seal_one_rtt(client, frame), CLIENT_ADDR, SERVER_ADDR)
+    sim.run_for(0.1)
+    server = sim.server.connection
+    if over:
+        assert server.termination is not None
+        assert server.termination.error_code == TransportErrorCode.PROTOCOL_VIOLATION
+    else:
+        assert [e.data for e in sim.server.events_of(DatagramReceived)] == [payload]

@@ -287,6 +287,35 @@ def test_reset_stream_reaches_the_peer(loss: float) -> None:
     )
 
 
+def test_a_lost_reset_stream_is_sent_again_after_the_peer_finished_its_side() -> None:
+    """RFC 9000 §3.1, §13.3: the stream lives until the peer acknowledged RESET_STREAM,
+    even when its receive half (the peer's data, to FIN) finishes in the meantime."""
+    sim = make_pair(seed=9)
+    handshake(sim)
+    client = sim.client.connection
+    sid = client.create_stream()
+
+    def reply(node, conn, event) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(event, StreamDataReceived) and event.stream_id == sid and event.data:
+            conn.send_stream_data(sid, b"answer", end_stream=True)
+
+    sim.server.on_event = reply
+    client.send_stream_data(sid, b"request")
+    sim.run_for(0.005)  # the request is on its way; the answer comes back in ~40 ms
+    # The client abandons its side at once; the packet carrying RESET_STREAM is lost.
+    lost: list[bytes] = []
+    sim.c2s.filter = lambda data, now: bool(lost) or lost.append(data) is not None  # type: ignore[func-returns-value]
+    client.reset_stream(sid, 0x77)
+    sim.flush()
+    sim.c2s.filter = None
+    assert lost
+    sim.run_until(lambda: bool(sim.server.events_of(StreamReset)), timeout=10.0, what="reset")
+    [reset] = sim.server.events_of(StreamReset)
+    assert (reset.stream_id, reset.error_code) == (sid, 0x77)
+    answer = [e for e in sim.client.events_of(StreamDataReceived) if e.stream_id == sid]
+    assert answer and answer[-1].end_stream  # the peer's side did finish meanwhile
+
+
 @pytest.mark.parametrize("loss", [0.0, 0.2])
 def test_stop_sending_round_trip(loss: float) -> None:
     """Client asks the server to stop a response; the server resets with that code."""
