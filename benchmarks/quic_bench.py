@@ -383,7 +383,7 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
             at_most=True,
         )
         out[f"handshake_cpu_{algorithm}_{high}_open"] = _target(
-            f"handshake CPU with {high} open within 10% of {low} open (ratio)",
+            f"handshake CPU ({algorithm}) with {high} open within 10% of {low} open (ratio)",
             loaded / base if loaded and base else None,
             HANDSHAKE_GROWTH,
             at_most=True,
@@ -481,23 +481,29 @@ def table(r: dict[str, Any]) -> str:
                     f"| clients at 30 Hz held on loopback, {generator} clients | quicnet-tick | failed |"
                 )
                 continue
-            detail = "; ".join(
-                f"{s['clients']}: p99 {_fmt(s.get('latency_p99_us'))} µs, lost {s.get('lost', '?')},"
-                f" server CPU {_fmt(100 * (s.get('server_cpu_fraction') or 0))}%,"
-                f" generator CPU {_fmt(100 * (s.get('generator_cpu_fraction') or 0))}%"
-                for s in loop.get("steps", [])
-                if "error" not in s
-            )
-            why = loop.get("first_failure_limited_by")
-            note = f"; failed step limited by {why}" if why else ""
+            steps = [s for s in loop.get("steps", []) if "error" not in s]
+            held = loop.get("largest_clients_held")
+
+            def step_text(s: dict[str, Any]) -> str:
+                return (
+                    f"p99 {_fmt((s.get('latency_p99_us') or 0) / 1000, 1)} ms, lost"
+                    f" {s.get('lost', '?')}, CPU server {_fmt(100 * s['server_cpu_fraction'])}%"
+                    f" / generator {_fmt(100 * (s.get('generator_cpu_fraction') or 0))}%"
+                )
+
+            parts = [f"at {held}: {step_text(s)}" for s in steps if s["clients"] == held]
+            failed = [s for s in steps if not s["holds"]]
+            if failed:
+                f = failed[0]
+                parts.append(f"at {f['clients']}: {step_text(f)}; limited by {f.get('limited_by')}")
             rows.append(
-                f"| clients at 30 Hz held on loopback (p99 < 5 ms, no loss), {generator} clients |"
-                f" quicnet-tick | {_fmt(loop.get('largest_clients_held'))} ({detail}{note}) |"
+                f"| clients at 30 Hz one server process holds (p99 < 5 ms, no loss),"
+                f" {generator} clients | quicnet-tick | {_fmt(held)} ({'; '.join(parts)}) |"
             )
     lines = ["\n".join(rows), "", "| target | value | limit | met |", "|---|---|---|---|"]
     for t in (r.get("targets") or {}).values():
         met = {True: "yes", False: "no", None: "not measured"}[t["met"]]
-        value = "-" if t["value"] is None else _fmt(t["value"], 2)
+        value = "-" if t["value"] is None else _fmt(t["value"], 2 if t["value"] < 100 else 0)
         lines.append(f"| {t['target']} | {value} | {t['limit']} | {met} |")
     return "\n".join(lines)
 
@@ -643,6 +649,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--table", action="store_true", help="print the last results' table")
     parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="recompute the targets and redraw the PNG from the last results' figures",
+    )
+    parser.add_argument(
         "--commit",
         help="measure this commit's quicnet (exported to a temporary directory), not the"
         " work tree, which others may be editing",
@@ -661,8 +672,13 @@ def main(argv: list[str]) -> int:
             result = {"error": f"{type(exc).__name__}: {exc}"}
         print("RESULT " + json.dumps(result), flush=True)
         return 0
-    if args.table:
-        print(table(json.loads((RESULTS / f"{name}.json").read_text())))
+    if args.table or args.replot:
+        results = json.loads((RESULTS / f"{name}.json").read_text())
+        if args.replot:
+            results["targets"] = targets(results)
+            write(name, results)
+            plot(results, RESULTS / f"{name}.png")
+        print(table(results))
         return 0
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
