@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -34,6 +35,10 @@ __all__ = ["QuicClient", "QuicServer", "connect", "describe_termination", "run",
 _log = logging.getLogger("quicnet.io")
 
 _MAX_DATAGRAM = 65536
+#: The core's clock. Not loop.time(): uvloop's advances in whole milliseconds, so a
+#: pacing deadline a few microseconds ahead woke the core over and over at the same
+#: "now" (148,000 timer wakeups for 16 MB, against 990 on asyncio's loop).
+_clock = time.monotonic
 _READS_PER_WAKEUP = 256
 
 
@@ -81,6 +86,8 @@ class _Transporter:
         self.sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: How many times the timer woke the core (a pacing or clock bug shows here).
+        self.timer_wakeups = 0
         self.loop = asyncio.get_running_loop()
 
     def attach(self, sock: socket.socket) -> None:
@@ -92,7 +99,7 @@ class _Transporter:
         sock = self.sock
         if sock is None:
             return
-        now = self.loop.time()
+        now = _clock()
         try:
             for _ in range(_READS_PER_WAKEUP):
                 try:
@@ -131,7 +138,7 @@ class _Transporter:
 
     def transmit(self) -> None:
         """Send what is due and re-arm the timer."""
-        now = self.loop.time()
+        now = _clock()
         if self.sock is None:
             return  # detached: no more sending, no timers
         # Runs of equal-size datagrams leave in one GSO sendmsg where Linux offers
@@ -144,14 +151,15 @@ class _Transporter:
         if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = self.loop.call_at(max(deadline, now), self._fire)
+            self._timer = self.loop.call_later(max(deadline - now, 0.0), self._fire)
             self._timer_at = deadline
 
     def _fire(self) -> None:
+        self.timer_wakeups += 1
         self._timer = None
         self._timer_at = None
         try:
-            self._on_timer(self.loop.time())
+            self._on_timer(_clock())
         finally:
             self.transmit()
 
@@ -259,7 +267,7 @@ async def connect(
     connection = QuicConnection(configuration)
     protocol = QuicClient(connection)
     protocol.attach(open_udp_socket("::" if ":" in str(address[0]) else "0.0.0.0", 0))
-    connection.connect((str(address[0]), int(address[1])), loop.time())
+    connection.connect((str(address[0]), int(address[1])), _clock())
     protocol.transmit()
     if wait_connected:
         await protocol.wait_connected()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import pytest
+
 from quicnet.crypto import dev_identity
 from quicnet.io.aio import connect, serve
 from quicnet.quic import (
@@ -75,3 +77,51 @@ def test_a_client_that_does_not_read_stops_the_server_at_its_window() -> None:
     assert credit == client_config.initial_max_data  # and no MAX_DATA was given for it
     assert got == BODY  # once read, everything arrives, in order
     assert client_config.server_name is None
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_bulk_upload_wakes_the_timer_rarely_on_either_loop(loop: str) -> None:
+    """uvloop's clock moves in whole milliseconds: with it as the core's clock, pacing
+    deadlines microseconds ahead woke the driver at the same "now" again and again."""
+    if loop == "uvloop":
+        uvloop = pytest.importorskip(
+            "uvloop", reason="uvloop is not installed (pip install uvloop)"
+        )
+    ident = dev_identity()
+    server_config = QuicConfiguration(
+        is_client=False, certificate_chain=ident.certificate_chain, private_key=ident.private_key
+    )
+    done: asyncio.Future[int] | None = None
+    received = 0
+
+    def handler(conn: QuicConnection, event: QuicEvent) -> None:
+        nonlocal received
+        if isinstance(event, StreamDataReceived):
+            received += len(event.data)
+            if event.end_stream and done is not None and not done.done():
+                done.set_result(received)
+
+    async def scenario() -> tuple[int, int]:
+        nonlocal done
+        done = asyncio.get_running_loop().create_future()
+        server = await serve("127.0.0.1", 0, server_config, handler)
+        config = QuicConfiguration(server_name="localhost", trust_roots=[ident.trust_root])
+        client = await asyncio.wait_for(connect("127.0.0.1", server.local_address[1], config), 10)
+        try:
+            stream_id = client.connection.create_stream()
+            chunk = bytes(1 << 16)
+            for _ in range(64):  # 4 MiB
+                client.send_stream_data(stream_id, chunk)
+                await asyncio.sleep(0)
+            client.send_stream_data(stream_id, b"", end_stream=True)
+            total = await asyncio.wait_for(done, DEADLINE)
+            return total, client.timer_wakeups
+        finally:
+            await client.close()
+            await server.close()
+
+    main = asyncio.wait_for(scenario(), 2 * DEADLINE)
+    total, wakeups = asyncio.run(main) if loop == "asyncio" else uvloop.run(main)
+    assert total == 64 << 16
+    # A few per round trip at most (the loss timer, pacing); the bug made it tens of thousands.
+    assert wakeups < 2000
