@@ -253,9 +253,8 @@ class PacketSender:
         c.keys.send.protect_in_place(buf, pn_offset, pn_len, pn)  # type: ignore[union-attr]
         rspace.next_packet_number = pn + 1
         size = len(buf)
-        recovery.on_packet_sent(
-            2, SentPacket(pn, now, ack_eliciting, ack_eliciting or padded, size, frames)
-        )
+        if ack_eliciting or padded:  # an ACK-only packet needs no record (RFC 9002 §2)
+            recovery.on_packet_sent(2, SentPacket(pn, now, ack_eliciting, True, size, frames))
         if ack_eliciting:
             c.deadlines.on_ack_eliciting_sent(now)
         keys.packets_in_phase += 1
