@@ -215,19 +215,26 @@ class _Driver:
 
     def _cycle(self, core: QuicConnection | QuicEndpoint, timeout: float) -> None:
         """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
-        now = time.monotonic()
-        self._send(core.datagrams_to_send(now))
+        clock = time.monotonic
+        now = clock()
+        out = core.datagrams_to_send(now)
+        if out:
+            self._send(out)
         deadline = core.next_timer()
         wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
         if self._wait(wait):
-            now = time.monotonic()
+            now = clock()
+            receive = core.receive_datagram
             for data, address in self._read():
-                core.receive_datagram(data, address, now)
-        now = time.monotonic()
-        deadline = core.next_timer()
+                receive(data, address, now)
+        now = clock()
+        # The deadline found before waiting: what receiving added is not due yet (an
+        # ACK to send now is not a timer), and the next poll sees it.
         if deadline is not None and deadline <= now:
             core.handle_timer(now)
-        self._send(core.datagrams_to_send(now))
+        out = core.datagrams_to_send(now)
+        if out:
+            self._send(out)
 
     @property
     def local_address(self) -> Address:

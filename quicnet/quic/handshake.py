@@ -110,6 +110,8 @@ class HandshakeDriver:
                     c.event_queue.append(SessionTicketReceived(event.ticket))
         for epoch, data in tls.data_to_send():
             c.spaces[epoch if epoch != Epoch.ZERO_RTT else Epoch.ONE_RTT].sender.write(data, False)
+            if epoch == Epoch.ONE_RTT:
+                c.pending.waiting = True  # post-handshake CRYPTO goes with the control frames
         # The server learns them from the ClientHello it accepts (after a HelloRetryRequest,
         # from the second one); the TLS engine refuses a ClientHello without them.
         if not c.is_client and c.remote_params is None and tls.peer_transport_parameters:

@@ -107,6 +107,19 @@ class PacketSender:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""
         c = self.c
+        if c.handshake_confirmed and c.closing is None:
+            # The common case, answered in a few attribute reads: nothing to send.
+            recovery = c.recovery
+            if not (
+                recovery.spaces[2].ack_queued
+                or c.pending.waiting
+                or c.datagram_queue
+                or c.streams.send_queue
+                or recovery.probes_pending
+                or c.paths.active
+            ):
+                self.pacing_deadline = None
+                return []
         path = c.paths.current
         if path is None or not c.cids.peer or not c.can_send:
             return []
@@ -172,12 +185,7 @@ class PacketSender:
         ack_due = rspace.ack_queued and bool(rspace.received)
         streams = c.streams
         probes = recovery.probes_pending.get(2, 0)
-        eliciting = (
-            c.pending.waiting
-            or c.datagram_queue
-            or streams.send_queue
-            or c.spaces[Epoch.ONE_RTT].sender.has_pending()
-        )
+        eliciting = bool(c.pending.waiting or c.datagram_queue or streams.send_queue)
         if eliciting and not self._may_send_eliciting(now):
             eliciting = False
         if not (ack_due or eliciting or probes):
@@ -220,10 +228,10 @@ class PacketSender:
                 rspace.ack_deadline = None
         start = len(buf)
         if eliciting:
-            crypto = c.spaces[Epoch.ONE_RTT].sender  # post-handshake CRYPTO (tickets)
-            if crypto.has_pending():
-                self._add_crypto(buf, frames, Epoch.ONE_RTT, limit)
             if c.pending.waiting:
+                crypto = c.spaces[Epoch.ONE_RTT].sender  # post-handshake CRYPTO (tickets)
+                if crypto.has_pending():
+                    self._add_crypto(buf, frames, Epoch.ONE_RTT, limit)
                 self._add_control_frames(buf, frames, limit)
             queue = c.datagram_queue
             while queue:  # DATAGRAM (RFC 9221): never retransmitted
@@ -337,6 +345,8 @@ class PacketSender:
             buf.append(0x01)
             pending.ping = False
         pending.settle()
+        if c.spaces[Epoch.ONE_RTT].sender.has_pending():
+            pending.waiting = True  # post-handshake CRYPTO that did not fit rides this flag
 
     def _add_stream_frames(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
         """STREAM frames (and RESET_STREAM), round robin over streams with data to send."""
@@ -418,6 +428,7 @@ class PacketSender:
                     crypto.on_ack(offset, length, False)
                 else:
                     crypto.on_lost(offset, length, False)
+                    pending.waiting = True  # a 1-RTT CRYPTO resend goes with the control frames
             elif kind == RESET_STREAM:
                 sender = streams.sender_of(record[1])
                 if sender is None:
