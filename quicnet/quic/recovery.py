@@ -319,7 +319,11 @@ class Recovery:
             )
             if self.first_rtt_sample_time is None:
                 self.first_rtt_sample_time = now
-        lost = self._detect_lost(space_id, now)
+        if sent:
+            lost = self._detect_lost(space_id, now)
+        else:  # everything sent is acknowledged: nothing can be lost (the common case)
+            lost = []
+            space.loss_time = None
         in_flight = [p for p in acked if p.in_flight]
         self.cc.on_packets_acked(in_flight, now)
         if lost:
