@@ -172,3 +172,19 @@ class Peer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Every stack a server process can run (benchmarks/_peers.py server --stack S).
+SERVER_STACKS = (
+    "raw-blocking",
+    "raw-select",
+    "raw-asyncio",
+    "raw-uvloop",
+    "quicnet-tick",
+    "quicnet-asyncio",
+    "quicnet-uvloop",
+    "aioquic-asyncio",
+    "aioquic-uvloop",
+    "qh3-asyncio",
+    "qh3-uvloop",
+)

@@ -42,6 +42,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from _common import SERVER_STACKS
+
 from quicnet.crypto import load_certificate, load_certificates, load_private_key
 from quicnet.quic import (
     ConnectionTerminated,
@@ -56,19 +58,6 @@ from quicnet.quic import (
 ALPN = "bench"
 #: The loop kind of each stack name's suffix.
 LOOPS = ("asyncio", "uvloop")
-SERVER_STACKS = (
-    "raw-blocking",
-    "raw-select",
-    "raw-asyncio",
-    "raw-uvloop",
-    "quicnet-tick",
-    "quicnet-asyncio",
-    "quicnet-uvloop",
-    "aioquic-asyncio",
-    "aioquic-uvloop",
-    "qh3-asyncio",
-    "qh3-uvloop",
-)
 INPUT_SIZE = 100
 SNAPSHOT_SIZE = 300
 _READS = 256

@@ -41,23 +41,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, Peer, PeerError, machine, machine_busy_seconds, summary, write
+from _common import (
+    RESULTS,
+    SERVER_STACKS,
+    Peer,
+    PeerError,
+    machine,
+    machine_busy_seconds,
+    summary,
+    write,
+)
 
 HERE = Path(__file__).resolve().parent
 
-RTT_STACKS = [
-    "raw-blocking",
-    "raw-select",
-    "raw-asyncio",
-    "raw-uvloop",
-    "quicnet-tick",
-    "quicnet-asyncio",
-    "quicnet-uvloop",
-    "aioquic-asyncio",
-    "aioquic-uvloop",
-    "qh3-asyncio",
-    "qh3-uvloop",
-]
+RTT_STACKS = list(SERVER_STACKS)  # every stack a server process can run
 BULK_STACKS = [
     "quicnet-tick",
     "quicnet-asyncio",

@@ -233,16 +233,8 @@ class PacketSender:
                 if crypto.has_pending():
                     self._add_crypto(buf, frames, Epoch.ONE_RTT, limit)
                 self._add_control_frames(buf, frames, limit)
-            queue = c.datagram_queue
-            while queue:  # DATAGRAM (RFC 9221): never retransmitted
-                datagram_id, data = queue[0]
-                if len(buf) + len(data) + 3 > limit:
-                    break
-                del queue[0]
-                buf.append(0x31)
-                _varint(buf, len(data))
-                buf += data
-                frames.append((DATAGRAM, datagram_id))
+            if c.datagram_queue:
+                self._add_datagrams(buf, frames, limit)
             if streams.send_queue:
                 self._add_stream_frames(buf, frames, limit)
         if probes:
@@ -287,6 +279,19 @@ class PacketSender:
             _varint(buf, len(data))
             buf += data
             frames.append((CRYPTO, epoch, offset, len(data)))
+
+    def _add_datagrams(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
+        """DATAGRAM frames (RFC 9221) in queue order, as many as fit; never retransmitted."""
+        queue = self.c.datagram_queue
+        while queue:
+            datagram_id, data = queue[0]
+            if len(buf) + len(data) + 3 > limit:
+                return
+            del queue[0]
+            buf.append(0x31)
+            _varint(buf, len(data))
+            buf += data
+            frames.append((DATAGRAM, datagram_id))
 
     def _add_control_frames(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
         c = self.c
@@ -580,16 +585,8 @@ class PacketSender:
             if epoch == Epoch.ONE_RTT and c.handshake_complete:
                 if c.pending.waiting:
                     self._add_control_frames(payload, packet.frames, limit)
-                queue = c.datagram_queue
-                while queue:
-                    datagram_id, data = queue[0]
-                    if len(payload) + len(data) + 3 > limit:
-                        break
-                    del queue[0]
-                    payload.append(0x31)
-                    _varint(payload, len(data))
-                    payload += data
-                    packet.frames.append((DATAGRAM, datagram_id))
+                if c.datagram_queue:
+                    self._add_datagrams(payload, packet.frames, limit)
                 if c.streams.send_queue:
                     self._add_stream_frames(payload, packet.frames, limit)
             if len(payload) > start:
