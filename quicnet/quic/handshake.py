@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
 from quicnet.quic.protection import PacketKey
-from quicnet.quic.receiver import EPOCH_SPACE
+from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.quic.tls_setup import peer_transport_parameters
 from quicnet.tls import (
     AlertDescription,

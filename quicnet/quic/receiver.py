@@ -26,20 +26,19 @@ from quicnet.quic.packets import (
     parse_long_header,
 )
 from quicnet.quic.paths import address_key
+from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.tls import Epoch
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import Address, QuicConnection
 
-__all__ = ["EPOCH_SPACE", "PacketReceiver"]
+__all__ = ["PacketReceiver"]
 
 # Frames allowed per packet type (RFC 9000 §12.4, Table 3).
 _HANDSHAKE_FRAMES = frozenset({0x00, 0x01, 0x02, 0x03, 0x06, 0x1C})
 _ZERO_RTT_FORBIDDEN = frozenset({0x02, 0x03, 0x06, 0x07, 0x19, 0x1B, 0x1E})
 _NOT_ACK_ELICITING = frozenset({0x00, 0x02, 0x03, 0x1C, 0x1D})
 _PROBING = frozenset({0x00, 0x18, 0x1A, 0x1B})  # PADDING, NEW_CONNECTION_ID, PATH_* (§9.1)
-#: The packet number space of each epoch (0-RTT shares the application space).
-EPOCH_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
 _PACKET_EPOCH = {
     PacketType.INITIAL: Epoch.INITIAL,
     PacketType.HANDSHAKE: Epoch.HANDSHAKE,

@@ -8,8 +8,10 @@ from typing import Any
 
 from quicnet.quic.congestion import CongestionController, NewReno, Pacer
 from quicnet.quic.rangeset import RangeSet
+from quicnet.tls import Epoch
 
 __all__ = [
+    "EPOCH_SPACE",
     "K_GRANULARITY",
     "PacketSpace",
     "PathRecoveryState",
@@ -23,6 +25,8 @@ K_TIME_THRESHOLD = 9 / 8
 K_GRANULARITY = 0.001
 K_INITIAL_RTT = 0.333
 K_PERSISTENT_CONGESTION_THRESHOLD = 3
+#: The packet number space of each TLS epoch (0-RTT shares the application space).
+EPOCH_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
 #: Received packet-number ranges kept for ACK frames before the oldest half is forgotten.
 MAX_RECEIVED_RANGES = 64
 
