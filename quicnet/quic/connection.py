@@ -22,7 +22,6 @@ public API, the TLS plumbing and the transitions between connection states.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable
 
@@ -50,7 +49,9 @@ from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.receiver import PacketReceiver
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.sender import PacketSender
+from quicnet.quic.states import ConnectionState
 from quicnet.quic.stream_manager import StreamManager
+from quicnet.quic.timers import TimerDriver
 from quicnet.quic.tls_setup import (
     local_transport_parameters,
     make_tls,
@@ -70,17 +71,6 @@ __all__ = ["ConnectionState", "QuicConnection"]
 _log = logging.getLogger("quicnet.quic")
 
 Address = tuple[str, int] | tuple[str, int, int, int]
-
-
-class ConnectionState(enum.Enum):
-    """A connection's life (RFC 9000 §10): HANDSHAKE until TLS completes, CONNECTED,
-    then CLOSING or DRAINING, and TERMINATED once nothing more is sent or received."""
-
-    HANDSHAKE = "handshake"
-    CONNECTED = "connected"
-    CLOSING = "closing"  # we sent CONNECTION_CLOSE (§10.2.1)
-    DRAINING = "draining"  # the peer did (§10.2.2)
-    TERMINATED = "terminated"
 
 
 _ENDING = (ConnectionState.CLOSING, ConnectionState.DRAINING, ConnectionState.TERMINATED)
@@ -134,6 +124,7 @@ class QuicConnection:
         "state",
         "streams",
         "termination",
+        "timers",
         "tls",
         "version",
         "wake",
@@ -181,6 +172,7 @@ class QuicConnection:
         )
         self.sender = PacketSender(self)
         self.receiver = PacketReceiver(self)
+        self.timers = TimerDriver(self)
         self.recovery = self._new_recovery()
         #: CRYPTO streams of each epoch, with the Initial and Handshake keys.
         self.spaces = {
@@ -252,7 +244,7 @@ class QuicConnection:
         recovery = Recovery(
             max_ack_delay=0.025, max_datagram_size=1200, on_delivered=self.sender.on_delivered
         )
-        recovery.cc = self._new_controller()
+        recovery.cc = self.new_controller()
         return recovery
 
     # Public API -------------------------------------------------------------------------
@@ -418,14 +410,11 @@ class QuicConnection:
 
     def on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:
         """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address``."""
-        self.paths.migrate(address, now, self.recovery, self._new_controller)
+        self.paths.migrate(address, now, self.recovery, self.new_controller)
         if dcid != self.active_dcid and not self.cids.switch_peer_cid():
             # §9.5: the peer moved to a new CID of ours; without a spare one of its own
             # we keep the current one (linkable, but the connection goes on).
             _log.debug("no spare peer connection ID for the new path")
-
-    def _new_controller(self) -> CongestionController:
-        return self.configuration.congestion_controller(1200)
 
     # Receiving ---------------------------------------------------------------------------
     def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
@@ -646,49 +635,11 @@ class QuicConnection:
     # Timers ---------------------------------------------------------------------------------
     def next_timer(self) -> float | None:
         """The earliest time :meth:`handle_timer` must run, or None."""
-        state = self.state
-        if state == ConnectionState.TERMINATED:
-            return None
-        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
-            return self.deadlines.closing_ends
-        recovery = self.recovery
-        if self.handshake_confirmed:
-            return self._next_timer_one_rtt()
-        best = self.deadlines.next(recovery.pto_base(), self.handshake_complete)
-        loss_time, _ = recovery.earliest_loss_time()
-        if loss_time is None and self._may_send_probe():
-            loss_time, _ = recovery.pto_time(
-                self.deadlines.last_activity or 0.0,
-                has_handshake_keys=self.spaces[Epoch.HANDSHAKE].send_key is not None,
-                is_client=self.is_client,
-            )
-        for t in (
-            loss_time,
-            recovery.spaces[2].ack_deadline,
-            self.sender.pacing_deadline,
-            self.negotiation.next_timer(),
-            self.paths.next_timer() if self.paths.active else None,
-        ):
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        return self.timers.next_timer()
 
-    def _next_timer_one_rtt(self) -> float | None:
-        """next_timer once only the application space is left (the common case)."""
-        recovery = self.recovery
-        space = recovery.spaces[2]
-        pto = recovery.pto_base()
-        best = self.deadlines.idle_deadline(pto)
-        loss = space.loss_time
-        if loss is None and space.ack_eliciting_in_flight and self._may_send_probe():
-            anchor = space.time_of_last_ack_eliciting
-            if anchor is not None:
-                loss = anchor + pto * (1 << recovery.pto_count)  # RFC 9002 §6.2.1
-        paths = self.paths.next_timer() if self.paths.active else None
-        for t in (loss, space.ack_deadline, self.sender.pacing_deadline, paths):
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+    def handle_timer(self, now: float) -> None:
+        """Run whatever timer is due at ``now`` (loss, probe, ACK delay, idle, paths, ...)."""
+        self.timers.handle_timer(now)
 
     def start_idle_timer(self, now: float, *, half_open_timeout: float | None = None) -> None:
         """Arm the idle and handshake timers from ``now`` (a server, its first datagram).
@@ -701,48 +652,6 @@ class QuicConnection:
             now, half_open_timeout=None if self.address_validated else half_open_timeout
         )
 
-    def _may_send_probe(self) -> bool:
-        # §8.1 / RFC 9002 §6.2.2.1: an amplification-limited server does not arm the PTO.
-        current = self.paths.current
-        return current is None or current.validated or current.budget() > 0
-
-    def handle_timer(self, now: float) -> None:
-        """Run whatever timer is due at ``now`` (loss, probe, ACK delay, idle, paths, ...)."""
-        state = self.state
-        if state == ConnectionState.TERMINATED:
-            return
-        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
-            ends = self.deadlines.closing_ends
-            if ends is not None and now >= ends:
-                self.terminate(0, None, "closed", by_peer=False)
-            return
-        recovery = self.recovery
-        ended = self.deadlines.expired(now, recovery.pto_base(), self.handshake_complete)
-        if ended is not None:
-            self.terminate(TransportErrorCode.NO_ERROR, None, ended, by_peer=False)
-            return
-        space = recovery.spaces[2]
-        if space.ack_deadline is not None and now >= space.ack_deadline:
-            space.ack_deadline = None
-            space.ack_queued = True
-        if self.paths.active and not self.paths.on_timer(now, recovery, self._new_controller):
-            # §9.3.2: no validated address left to fall back to: end silently.
-            self.terminate(
-                TransportErrorCode.NO_ERROR, None, "path validation failed", by_peer=False
-            )
-            return
-        loss_time, space_id = recovery.earliest_loss_time()
-        if loss_time is not None:
-            if now >= loss_time:
-                recovery.detect_lost_on_timer(space_id, now)
-            return
-        pto, space_id = recovery.pto_time(
-            self.deadlines.last_activity or 0.0,
-            has_handshake_keys=self.spaces[Epoch.HANDSHAKE].send_key is not None,
-            is_client=self.is_client,
-        )
-        if pto is not None and now >= pto and self._may_send_probe():
-            recovery.arm_probes(space_id)
-            # Probes carry unacknowledged handshake data rather than a bare PING.
-            self.sender.requeue_crypto(0)
-            self.sender.requeue_crypto(1)
+    def new_controller(self) -> CongestionController:
+        """A fresh congestion controller of the configured kind (a new path, a restart)."""
+        return self.configuration.congestion_controller(1200)

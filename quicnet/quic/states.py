@@ -1,0 +1,18 @@
+"""The states of a QUIC connection (RFC 9000 §10: closing and draining)."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ConnectionState"]
+
+
+class ConnectionState(enum.Enum):
+    """A connection's life (RFC 9000 §10): HANDSHAKE until TLS completes, CONNECTED,
+    then CLOSING or DRAINING, and TERMINATED once nothing more is sent or received."""
+
+    HANDSHAKE = "handshake"
+    CONNECTED = "connected"
+    CLOSING = "closing"  # we sent CONNECTION_CLOSE (§10.2.1)
+    DRAINING = "draining"  # the peer did (§10.2.2)
+    TERMINATED = "terminated"

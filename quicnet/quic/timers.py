@@ -1,0 +1,124 @@
+"""When a connection must act without a packet arriving (RFC 9002 §6, RFC 9000 §10).
+
+The loss and probe timers of recovery, the delayed ACK (§13.2.1), pacing, path
+validation, version probes and the deadlines that end a connection (idle,
+handshake, closing): :meth:`TimerDriver.next_timer` is the earliest of them and
+:meth:`TimerDriver.handle_timer` runs what is due. Once the handshake is
+confirmed only the application space is left, and a short path serves.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from quicnet.quic.errors import TransportErrorCode
+from quicnet.quic.states import ConnectionState
+from quicnet.tls import Epoch
+
+if TYPE_CHECKING:
+    from quicnet.quic.connection import QuicConnection
+
+__all__ = ["TimerDriver"]
+
+
+class TimerDriver:
+    """The connection's timers, over its recovery, deadlines, paths and sender."""
+
+    __slots__ = ("c",)
+
+    def __init__(self, connection: QuicConnection) -> None:
+        self.c = connection
+
+    def next_timer(self) -> float | None:
+        """The earliest time :meth:`handle_timer` must run, or None."""
+        c = self.c
+        state = c.state
+        if state == ConnectionState.TERMINATED:
+            return None
+        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
+            return c.deadlines.closing_ends
+        recovery = c.recovery
+        if c.handshake_confirmed:
+            return self._next_timer_one_rtt()
+        best = c.deadlines.next(recovery.pto_base(), c.handshake_complete)
+        loss_time, _ = recovery.earliest_loss_time()
+        if loss_time is None and self._may_send_probe():
+            loss_time, _ = recovery.pto_time(
+                c.deadlines.last_activity or 0.0,
+                has_handshake_keys=c.spaces[Epoch.HANDSHAKE].send_key is not None,
+                is_client=c.is_client,
+            )
+        for t in (
+            loss_time,
+            recovery.spaces[2].ack_deadline,
+            c.sender.pacing_deadline,
+            c.negotiation.next_timer(),
+            c.paths.next_timer() if c.paths.active else None,
+        ):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _next_timer_one_rtt(self) -> float | None:
+        """next_timer once only the application space is left (the common case)."""
+        c = self.c
+        recovery = c.recovery
+        space = recovery.spaces[2]
+        pto = recovery.pto_base()
+        best = c.deadlines.idle_deadline(pto)
+        loss = space.loss_time
+        if loss is None and space.ack_eliciting_in_flight and self._may_send_probe():
+            anchor = space.time_of_last_ack_eliciting
+            if anchor is not None:
+                loss = anchor + pto * (1 << recovery.pto_count)  # RFC 9002 §6.2.1
+        paths = c.paths.next_timer() if c.paths.active else None
+        for t in (loss, space.ack_deadline, c.sender.pacing_deadline, paths):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _may_send_probe(self) -> bool:
+        c = self.c
+        # §8.1 / RFC 9002 §6.2.2.1: an amplification-limited server does not arm the PTO.
+        current = c.paths.current
+        return current is None or current.validated or current.budget() > 0
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever timer is due at ``now`` (loss, probe, ACK delay, idle, paths, ...)."""
+        c = self.c
+        state = c.state
+        if state == ConnectionState.TERMINATED:
+            return
+        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
+            ends = c.deadlines.closing_ends
+            if ends is not None and now >= ends:
+                c.terminate(0, None, "closed", by_peer=False)
+            return
+        recovery = c.recovery
+        ended = c.deadlines.expired(now, recovery.pto_base(), c.handshake_complete)
+        if ended is not None:
+            c.terminate(TransportErrorCode.NO_ERROR, None, ended, by_peer=False)
+            return
+        space = recovery.spaces[2]
+        if space.ack_deadline is not None and now >= space.ack_deadline:
+            space.ack_deadline = None
+            space.ack_queued = True
+        if c.paths.active and not c.paths.on_timer(now, recovery, c.new_controller):
+            # §9.3.2: no validated address left to fall back to: end silently.
+            c.terminate(TransportErrorCode.NO_ERROR, None, "path validation failed", by_peer=False)
+            return
+        loss_time, space_id = recovery.earliest_loss_time()
+        if loss_time is not None:
+            if now >= loss_time:
+                recovery.detect_lost_on_timer(space_id, now)
+            return
+        pto, space_id = recovery.pto_time(
+            c.deadlines.last_activity or 0.0,
+            has_handshake_keys=c.spaces[Epoch.HANDSHAKE].send_key is not None,
+            is_client=c.is_client,
+        )
+        if pto is not None and now >= pto and self._may_send_probe():
+            recovery.arm_probes(space_id)
+            # Probes carry unacknowledged handshake data rather than a bare PING.
+            c.sender.requeue_crypto(0)
+            c.sender.requeue_crypto(1)
