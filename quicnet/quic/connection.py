@@ -65,6 +65,7 @@ from quicnet.tls import (
     TLSError,
     TLSServer,
 )
+from quicnet.tls.tickets import TicketReceiver
 
 __all__ = ["ConnectionState", "QuicConnection"]
 
@@ -230,7 +231,9 @@ class QuicConnection:
         self.datagrams_dropped = 0
         self.alpn_protocol: str | None = None
         #: The TLS engine; once a server's handshake is confirmed, only its outcome.
-        self.tls: TLSClient | TLSServer | FinishedTLS = make_tls(c, self.local_params.encode())
+        self.tls: TLSClient | TLSServer | FinishedTLS | TicketReceiver = make_tls(
+            c, self.local_params.encode()
+        )
         self.handshake = HandshakeDriver(self)
         if not self.is_client:
             if initial_keys is not None:  # derived by the endpoint to check the first packet

@@ -27,6 +27,7 @@ from quicnet.tls import (
 )
 from quicnet.tls import SessionTicketReceived as TLSSessionTicket
 from quicnet.tls.key_schedule import CIPHER_SUITES
+from quicnet.tls.tickets import TicketReceiver
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
@@ -38,7 +39,8 @@ MAX_SESSION_TICKETS = 4
 
 
 class FinishedTLS:
-    """What stays of a QUIC server's TLS engine once the handshake is confirmed.
+    """What stays of a QUIC server's TLS engine once the handshake is confirmed
+    (a client keeps a :class:`~quicnet.tls.tickets.TicketReceiver` instead).
 
     QUIC carries no TLS message from a client after its Finished (RFC 9001 §6:
     no KeyUpdate; no post-handshake authentication), so the engine, its
@@ -57,7 +59,7 @@ class FinishedTLS:
         "state",
     )
 
-    def __init__(self, engine: TLSClient | TLSServer) -> None:
+    def __init__(self, engine: TLSServer) -> None:
         self.state = engine.state
         self.cipher_suite = engine.cipher_suite
         self.group = engine.group
@@ -116,17 +118,18 @@ class HandshakeDriver:
         # from the second one); the TLS engine refuses a ClientHello without them.
         if not c.is_client and c.remote_params is None and tls.peer_transport_parameters:
             self._set_remote_params(tls.peer_transport_parameters)
-        if c.handshake_confirmed and not isinstance(tls, FinishedTLS):
-            self._release(tls)
+        if c.handshake_confirmed and not self._released:
+            self._release()
 
-    def _release(self, tls: TLSClient | TLSServer) -> None:
-        """After confirmation: a server keeps the handshake's outcome only; a client keeps
-        the engine (the server's tickets arrive later) without the handshake's state."""
-        if self._released:
+    def _release(self) -> None:
+        """After confirmation the engine goes: a server keeps the handshake's outcome,
+        a client that and a ticket receiver (the server's tickets arrive later)."""
+        tls = self.c.tls
+        if self._released or isinstance(tls, FinishedTLS | TicketReceiver):
             return
         self._released = True
-        if self.c.is_client:
-            tls.release_handshake_state()
+        if isinstance(tls, TLSClient):
+            self.c.tls = tls.ticket_receiver()
         else:
             self.c.tls = FinishedTLS(tls)
 
@@ -188,9 +191,8 @@ class HandshakeDriver:
         c.recovery.handshake_confirmed = True
         c.recovery.peer_completed_address_validation = True
         self.discard_epoch(Epoch.HANDSHAKE)
-        tls = c.tls
-        if c.is_client and not isinstance(tls, FinishedTLS):
-            self._release(tls)  # HANDSHAKE_DONE arrived: nothing of the handshake is needed
+        if c.is_client:
+            self._release()  # HANDSHAKE_DONE arrived: nothing of the handshake is needed
 
     def discard_epoch(self, epoch: Epoch) -> None:
         """RFC 9001 §4.9: drop keys and recovery state of a finished epoch."""

@@ -57,7 +57,6 @@ class RttEstimator:
         self,
         latest_rtt: float,
         ack_delay: float,
-        *,
         handshake_confirmed: bool,
         max_ack_delay: float,
     ) -> None:
@@ -308,18 +307,24 @@ class Recovery:
             return [], []
         acked = [sent.pop(pn) for pn in numbers]
         newest = acked[-1]
+        # One pass: in-flight accounting, and whether anything ack-eliciting is new.
         eliciting = False
+        in_flight: list[SentPacket] = []
         for p in acked:
-            if p.ack_eliciting:
-                eliciting = True
-                if p.in_flight:
+            if p.in_flight:
+                in_flight.append(p)
+                if p.ack_eliciting:
+                    eliciting = True
                     space.ack_eliciting_in_flight -= 1
-        if newest.packet_number == largest and eliciting:
-            self.rtt.update(
+            elif p.ack_eliciting:
+                eliciting = True
+        rtt = self.rtt
+        if eliciting and newest.packet_number == largest:
+            rtt.update(
                 now - newest.time_sent,
                 ack_delay if space_id == 2 else 0.0,
-                handshake_confirmed=self.handshake_confirmed,
-                max_ack_delay=self.max_ack_delay,
+                self.handshake_confirmed,
+                self.max_ack_delay,
             )
             if self.first_rtt_sample_time is None:
                 self.first_rtt_sample_time = now
@@ -328,15 +333,16 @@ class Recovery:
         else:  # everything sent is acknowledged: nothing can be lost (the common case)
             lost = []
             space.loss_time = None
-        in_flight = [p for p in acked if p.in_flight]
-        self.cc.on_packets_acked(in_flight, now)
+        cc = self.cc
+        if in_flight:
+            cc.on_packets_acked(in_flight, now)
         if lost:
             self._on_lost(lost, now)
         # §6.2.1: the PTO backoff resets on an ACK, except a client's before the
         # server validated its address.
-        if self.peer_completed_address_validation or space_id != 0:
+        if space_id or self.peer_completed_address_validation:
             self.pto_count = 0
-        self.pacer.update_rate(self.cc.congestion_window, self.rtt.smoothed_rtt)
+        self.pacer.update_rate(cc.congestion_window, rtt.smoothed_rtt)
         deliver = self.on_delivered
         for p in acked:
             if p.frames:

@@ -170,8 +170,10 @@ class PacketSender:
         cc = recovery.cc
         if cc.congestion_window - cc.bytes_in_flight < MAX_PACKET_SIZE:
             return False
-        if recovery.rtt.first_sample:
-            wait = recovery.pacer.next_send_time(now, MAX_PACKET_SIZE)
+        pacer = recovery.pacer
+        if pacer.tokens < MAX_PACKET_SIZE and recovery.rtt.first_sample:
+            # Tokens only grow with time: enough already means no need to refill.
+            wait = pacer.next_send_time(now, MAX_PACKET_SIZE)
             if wait is not None:
                 self.pacing_deadline = wait
                 return False

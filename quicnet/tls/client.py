@@ -22,7 +22,7 @@ from quicnet.tls.errors import ProtocolViolation, UsageError
 from quicnet.tls.events import Epoch, HandshakeComplete, SessionTicketReceived
 from quicnet.tls.extensions import ExtensionType as ET
 from quicnet.tls.fixed import FixedInputs
-from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule, resumption_psk
+from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule
 from quicnet.tls.messages import (
     Certificate,
     CertificateEntry,
@@ -39,6 +39,7 @@ from quicnet.tls.messages import (
     encode_message,
 )
 from quicnet.tls.session import SessionTicket
+from quicnet.tls.tickets import TicketReceiver, session_ticket
 
 __all__ = ["TLSClient"]
 
@@ -548,27 +549,33 @@ class TLSClient(TLSEngine):
 
     # Post-handshake -------------------------------------------------------------------
     def _on_new_session_ticket(self, message: NewSessionTicket, raw: bytes, now: float) -> None:
-        assert self.suite is not None and self.cipher_suite is not None
-        max_early = 0
-        early = message.extension(ET.early_data)
-        if early is not None:
-            max_early = ext.decode_early_data_ticket(early)
-        if message.ticket_lifetime > 7 * 86400:  # §4.6.1
-            raise ProtocolViolation(
-                "ticket lifetime over seven days", AlertDescription.illegal_parameter
-            )
-        ticket = SessionTicket(
-            ticket=message.ticket,
-            resumption_psk=resumption_psk(
-                self.suite, self._resumption_master_secret, message.ticket_nonce
-            ),
-            cipher_suite=self.cipher_suite,
-            ticket_lifetime=message.ticket_lifetime,
-            ticket_age_add=message.ticket_age_add,
-            received_at=now,
-            max_early_data_size=max_early,
+        assert self.cipher_suite is not None
+        ticket = session_ticket(
+            message,
+            self.cipher_suite,
+            self._resumption_master_secret,
+            now,
             server_name=self.config.server_name,
             alpn_protocol=self.alpn_protocol,
             transport_parameters=self.peer_transport_parameters,
         )
         self._events.append(SessionTicketReceived(ticket))
+
+    def ticket_receiver(self) -> TicketReceiver:
+        """What a QUIC client keeps once its handshake is confirmed (RFC 9001 §4.1.3): a
+        :class:`TicketReceiver` for the server's tickets, without this engine's state."""
+        if not self.handshake_complete or self.cipher_suite is None:
+            raise UsageError("the handshake is not complete")
+        if not self.quic:
+            raise UsageError("over TCP the engine itself must stay (KeyUpdate, tickets)")
+        return TicketReceiver(
+            cipher_suite=self.cipher_suite,
+            resumption_master_secret=self._resumption_master_secret,
+            group=self.group,
+            alpn_protocol=self.alpn_protocol,
+            resumed=self.resumed,
+            early_data_accepted=self.early_data_accepted,
+            server_name=self.config.server_name,
+            peer_transport_parameters=self.peer_transport_parameters,
+            peer_certificates=self.peer_certificates,
+        )

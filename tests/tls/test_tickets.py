@@ -1,0 +1,165 @@
+"""What a QUIC client's TLS keeps after the handshake: the TicketReceiver.
+
+The receiver must turn a NewSessionTicket into the same SessionTicket the full
+engine would (same PSK, same fields), refuse every other message and epoch
+with unexpected_message, and never raise anything but the project's TLS
+errors on arbitrary bytes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quicnet.quic import QuicConnection
+from quicnet.quic.packets import parse_long_header
+from quicnet.tls import AlertDescription, Epoch, ProtocolViolation, TLSClient, TLSError
+from quicnet.tls.events import SessionTicketReceived
+from quicnet.tls.extensions import ExtensionType, encode_early_data_ticket
+from quicnet.tls.messages import Extension, Finished, KeyUpdate, NewSessionTicket, encode_message
+from quicnet.tls.tickets import TicketReceiver
+from tests.quic.simnet import client_config, deep_size, server_config
+
+NOW = 1.0
+
+
+def _pair_until(done: str) -> tuple[QuicConnection, QuicConnection]:
+    """A client and a server connection in memory, exchanged until ``client.<done>``."""
+    client = QuicConnection(client_config())
+    client.connect(("s", 1), NOW)
+    server: QuicConnection | None = None
+    for _ in range(20):
+        if getattr(client, done):
+            break
+        for data, _ in client.datagrams_to_send(NOW):
+            if server is None:
+                server = QuicConnection(
+                    server_config(),
+                    original_destination_cid=parse_long_header(data).destination_cid,
+                )
+            server.receive_datagram(data, ("c", 2), NOW)
+        assert server is not None
+        for data, _ in server.datagrams_to_send(NOW):
+            client.receive_datagram(data, ("s", 1), NOW)
+    assert getattr(client, done) and server is not None
+    return client, server
+
+
+def _engine_and_receiver() -> tuple[TLSClient, TicketReceiver]:
+    """A real client engine whose handshake completed, and the receiver it hands over."""
+    client, _server = _pair_until("handshake_complete")
+    engine = client.tls
+    assert isinstance(engine, TLSClient)
+    return engine, engine.ticket_receiver()
+
+
+def _ticket_message(
+    nonce: bytes = b"\x01", lifetime: int = 3600, early: int | None = None
+) -> bytes:
+    extensions = ()
+    if early is not None:
+        extensions = (Extension(ExtensionType.early_data, encode_early_data_ticket(early)),)
+    return encode_message(NewSessionTicket(lifetime, 0x1234, nonce, b"opaque ticket", extensions))
+
+
+def _tickets(tls: TLSClient | TicketReceiver) -> list[SessionTicketReceived]:
+    out = []
+    while (event := tls.next_event()) is not None:
+        if isinstance(event, SessionTicketReceived):
+            out.append(event)
+    return out
+
+
+def test_a_confirmed_quic_client_keeps_a_ticket_receiver_not_the_engine() -> None:
+    client, _server = _pair_until("handshake_confirmed")
+    receiver = client.tls
+    assert isinstance(receiver, TicketReceiver)
+    assert receiver.alpn_protocol == client.configuration.alpn_protocols[0]
+    assert receiver.peer_certificates[0].to_der() == server_config().certificate_chain[0].to_der()
+    # A few hundred bytes, not the engine's several kilobytes.
+    assert deep_size(receiver, shared=(Epoch.ONE_RTT,)) < 2000
+
+
+@pytest.mark.parametrize("early", [None, 0xFFFFFFFF])
+def test_the_receiver_makes_the_ticket_the_engine_would(early: int | None) -> None:
+    engine, receiver = _engine_and_receiver()
+    _tickets(engine)
+    message = _ticket_message(b"\x07\x08", early=early)
+    engine.receive(Epoch.ONE_RTT, message, NOW + 5)
+    receiver.receive(Epoch.ONE_RTT, message, NOW + 5)
+    [from_engine] = _tickets(engine)
+    [from_receiver] = _tickets(receiver)
+    assert from_receiver == from_engine
+    assert from_receiver.ticket.resumption_psk == from_engine.ticket.resumption_psk
+    assert from_receiver.ticket.max_early_data_size == (early or 0)
+
+
+def test_tickets_split_across_crypto_frames_are_reassembled() -> None:
+    _engine, receiver = _engine_and_receiver()
+    both = _ticket_message(b"\x01") + _ticket_message(b"\x02")
+    for i in range(0, len(both), 7):
+        receiver.receive(Epoch.ONE_RTT, both[i : i + 7], NOW)
+    tickets = _tickets(receiver)
+    assert len(tickets) == 2
+    assert tickets[0].ticket.resumption_psk != tickets[1].ticket.resumption_psk
+    assert receiver.data_to_send() == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [encode_message(KeyUpdate(False)), encode_message(Finished(bytes(32)))],
+    ids=["KeyUpdate", "Finished"],
+)
+def test_any_other_message_is_unexpected_message(message: bytes) -> None:
+    _engine, receiver = _engine_and_receiver()
+    with pytest.raises(ProtocolViolation) as info:
+        receiver.receive(Epoch.ONE_RTT, message, NOW)
+    assert info.value.alert == AlertDescription.unexpected_message
+
+
+@pytest.mark.parametrize("epoch", [Epoch.INITIAL, Epoch.HANDSHAKE])
+def test_a_ticket_at_another_epoch_is_unexpected_message(epoch: Epoch) -> None:
+    _engine, receiver = _engine_and_receiver()
+    with pytest.raises(ProtocolViolation) as info:
+        receiver.receive(epoch, _ticket_message(), NOW)
+    assert info.value.alert == AlertDescription.unexpected_message
+
+
+def test_a_lifetime_over_seven_days_is_illegal_parameter() -> None:
+    _engine, receiver = _engine_and_receiver()
+    with pytest.raises(ProtocolViolation) as info:
+        receiver.receive(Epoch.ONE_RTT, _ticket_message(lifetime=7 * 86400 + 1), NOW)
+    assert info.value.alert == AlertDescription.illegal_parameter
+
+
+def test_only_a_quic_engine_that_completed_hands_over() -> None:
+    client = QuicConnection(client_config())
+    client.connect(("s", 1), NOW)
+    assert isinstance(client.tls, TLSClient)
+    with pytest.raises(TLSError):
+        client.tls.ticket_receiver()
+
+
+_ENGINE = _engine_and_receiver()[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=64),
+            st.builds(_ticket_message, st.binary(max_size=8), st.integers(0, 8 * 86400)),
+        ),
+        max_size=6,
+    )
+)
+def test_arbitrary_bytes_give_a_tls_error_or_tickets(chunks: list[bytes]) -> None:
+    receiver = _ENGINE.ticket_receiver()  # a fresh one per example, from one handshake
+    try:
+        for chunk in chunks:
+            receiver.receive(Epoch.ONE_RTT, chunk, NOW)
+    except TLSError:
+        pass
+    for event in _tickets(receiver):
+        assert isinstance(event, SessionTicketReceived)
