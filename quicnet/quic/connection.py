@@ -458,7 +458,10 @@ class QuicConnection:
                 TransportErrorCode.INTERNAL_ERROR, 0, "internal error", application=False
             )
         if self.datagram_authenticated:  # §8: what earns a path its 3x budget
-            self.paths.on_authenticated(address, len(data))
+            if on_current:
+                current.bytes_received += len(data)
+            else:
+                self.paths.on_authenticated(address, len(data))
 
     def on_packet_authenticated(self, now: float) -> None:
         """A packet of this datagram decrypted (the receive path calls this once per packet)."""

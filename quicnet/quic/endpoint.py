@@ -132,6 +132,12 @@ class QuicEndpoint:
         or a stateless reset; anything else is dropped."""
         self.stats.datagrams_received += 1
         cid_length = self.configuration.connection_id_length
+        if data and not data[0] & 0x80:  # a short header (RFC 8999 §5.2): the common case
+            conn = self.connections.get(data[1 : 1 + cid_length])
+            if conn is not None:
+                conn.receive_datagram(data, address, now)
+                self._after(conn)
+                return
         try:
             header = parse_invariant_header(data, cid_length)
         except TransportError:
