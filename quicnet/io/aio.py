@@ -25,10 +25,10 @@ from typing import Any
 
 from quicnet.io.udp import DatagramSender, open_udp_socket
 from quicnet.quic.config import QuicConfiguration
-from quicnet.quic.connection import Address, ConnectionState, QuicConnection
+from quicnet.quic.connection import ConnectionState, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportErrorCode
-from quicnet.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
+from quicnet.quic.events import Address, ConnectionTerminated, QuicEvent, StreamDataReceived
 
 __all__ = ["QuicClient", "QuicServer", "connect", "describe_termination", "run", "serve"]
 

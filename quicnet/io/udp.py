@@ -22,9 +22,9 @@ import time
 from collections.abc import Sequence
 
 from quicnet.quic.config import QuicConfiguration
-from quicnet.quic.connection import Address, QuicConnection
+from quicnet.quic.connection import QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
-from quicnet.quic.events import QuicEvent
+from quicnet.quic.events import Address, QuicEvent
 
 __all__ = [
     "DatagramSender",

@@ -16,27 +16,33 @@ from quicnet.quic.connection import ConnectionState, QuicConnection
 from quicnet.quic.endpoint import EndpointStats, QuicEndpoint
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import (
+    Address,
     ConnectionTerminated,
     DatagramAcknowledged,
     DatagramLost,
     DatagramReceived,
     HandshakeCompleted,
+    PeerAddressChanged,
     QuicEvent,
     SessionTicketReceived,
     StopSendingReceived,
     StreamDataReceived,
     StreamReset,
 )
+from quicnet.quic.stats import ConnectionStats
 from quicnet.quic.versions import QuicVersion
 
 __all__ = [
+    "Address",
     "ConnectionState",
+    "ConnectionStats",
     "ConnectionTerminated",
     "DatagramAcknowledged",
     "DatagramLost",
     "DatagramReceived",
     "EndpointStats",
     "HandshakeCompleted",
+    "PeerAddressChanged",
     "QuicConfiguration",
     "QuicConnection",
     "QuicEndpoint",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from quicnet.crypto import Certificate, NamedGroup, PrivateKey
 from quicnet.quic.congestion import CongestionController, NewReno
+from quicnet.quic.errors import QuicUsageError
 from quicnet.quic.versions import QuicVersion
 from quicnet.tls import CipherSuite, SessionTicket, TicketKeys
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
@@ -56,5 +57,23 @@ class QuicConfiguration:
     version: int = QuicVersion.V1
     supported_versions: Sequence[int] = (QuicVersion.V1, QuicVersion.V2)
     congestion_controller: Callable[[int], CongestionController] = NewReno
+    #: Send a PING after this many seconds without sending anything ack-eliciting, once
+    #: the handshake is confirmed (None: never); keeps NAT bindings and the idle timer alive.
+    keepalive_interval: float | None = None
+    #: Start a 1-RTT key update after this many packets in one key phase (RFC 9001
+    #: §6.6; capped at 2^22, well inside AES-GCM's confidentiality limit) ...
+    key_update_packets: int = 1 << 22
+    #: ... or this many seconds after the phase's first packet (None: by count only).
+    key_update_interval: float | None = None
     #: Bytes of CRYPTO data buffered per epoch before CRYPTO_BUFFER_EXCEEDED.
     max_crypto_buffer: int = 1 << 16
+
+    def __post_init__(self) -> None:
+        for name in ("keepalive_interval", "key_update_interval"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise QuicUsageError(f"{name} must be a positive number of seconds, not {value}")
+        if self.key_update_packets < 1:
+            raise QuicUsageError(
+                f"key_update_packets must be at least 1, not {self.key_update_packets}"
+            )

@@ -34,8 +34,10 @@ from quicnet.quic.crypto_streams import CryptoSpace
 from quicnet.quic.deadlines import ConnectionDeadlines
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import (
+    Address,
     ConnectionTerminated,
     DatagramReceived,
+    PeerAddressChanged,
     QuicEvent,
     StreamDataReceived,
 )
@@ -50,6 +52,7 @@ from quicnet.quic.receiver import PacketReceiver
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.sender import PacketSender
 from quicnet.quic.states import ConnectionState
+from quicnet.quic.stats import ConnectionStats, TrafficCounters
 from quicnet.quic.stream_manager import StreamManager
 from quicnet.quic.timers import TimerDriver
 from quicnet.quic.tls_setup import (
@@ -70,8 +73,6 @@ from quicnet.tls.tickets import TicketReceiver
 __all__ = ["ConnectionState", "QuicConnection"]
 
 _log = logging.getLogger("quicnet.quic")
-
-Address = tuple[str, int] | tuple[str, int, int, int]
 
 
 _ENDING = (ConnectionState.CLOSING, ConnectionState.DRAINING, ConnectionState.TERMINATED)
@@ -127,6 +128,7 @@ class QuicConnection:
         "termination",
         "timers",
         "tls",
+        "traffic",
         "version",
         "wake",
         "zero_rtt_recv_key",
@@ -171,6 +173,7 @@ class QuicConnection:
             active_connection_id_limit=c.active_connection_id_limit,
             pending=self.pending,
         )
+        self.traffic = TrafficCounters()
         self.sender = PacketSender(self)
         self.receiver = PacketReceiver(self)
         self.timers = TimerDriver(self)
@@ -180,7 +183,7 @@ class QuicConnection:
             e: CryptoSpace(c.max_crypto_buffer)
             for e in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)
         }
-        self.keys = OneRttKeys()
+        self.keys = OneRttKeys(c.key_update_packets)
         self.zero_rtt_recv_key: PacketKey | None = None
         self.zero_rtt_send_key: PacketKey | None = None
         self.handshake_complete = False
@@ -270,7 +273,36 @@ class QuicConnection:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""
-        return self.sender.datagrams_to_send(now)
+        out = self.sender.datagrams_to_send(now)
+        if out:
+            traffic = self.traffic
+            traffic.datagrams_sent += len(out)
+            for data, _ in out:
+                traffic.bytes_sent += len(data)
+        return out
+
+    def stats(self) -> ConnectionStats:
+        """The connection's figures now: RTT, jitter, traffic, losses, congestion window."""
+        recovery = self.recovery
+        rtt = recovery.rtt
+        traffic = self.traffic
+        return ConnectionStats(
+            smoothed_rtt=rtt.smoothed_rtt,
+            min_rtt=rtt.min_rtt,
+            latest_rtt=rtt.latest_rtt,
+            rtt_variance=rtt.rttvar,
+            jitter=rtt.jitter,
+            datagrams_sent=traffic.datagrams_sent,
+            datagrams_received=traffic.datagrams_received,
+            bytes_sent=traffic.bytes_sent,
+            bytes_received=traffic.bytes_received,
+            packets_sent=recovery.packets_sent,
+            packets_lost=recovery.packets_lost,
+            congestion_window=recovery.cc.congestion_window,
+            bytes_in_flight=recovery.cc.bytes_in_flight,
+            key_updates=self.keys.updates,
+            path_migrations=self.paths.migrations,
+        )
 
     def next_event(self) -> QuicEvent | None:
         """The next event, or None. Taking a StreamDataReceived is what consumes its
@@ -413,7 +445,8 @@ class QuicConnection:
 
     def on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:
         """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address``."""
-        self.paths.migrate(address, now, self.recovery, self.new_controller)
+        old, new = self.paths.migrate(address, now, self.recovery, self.new_controller)
+        self.on_peer_address_changed(old.address, new.address)
         if dcid != self.active_dcid and not self.cids.switch_peer_cid():
             # §9.5: the peer moved to a new CID of ours; without a spare one of its own
             # we keep the current one (linkable, but the connection goes on).
@@ -458,10 +491,17 @@ class QuicConnection:
                 TransportErrorCode.INTERNAL_ERROR, 0, "internal error", application=False
             )
         if self.datagram_authenticated:  # §8: what earns a path its 3x budget
+            traffic = self.traffic
+            traffic.datagrams_received += 1
+            traffic.bytes_received += len(data)
             if on_current:
                 current.bytes_received += len(data)
             else:
                 self.paths.on_authenticated(address, len(data))
+
+    def on_peer_address_changed(self, old_address: Address, new_address: Address) -> None:
+        """Packets now go to ``new_address`` (migration, or a fall back): tell the application."""
+        self.event_queue.append(PeerAddressChanged(old_address, new_address))
 
     def on_packet_authenticated(self, now: float) -> None:
         """A packet of this datagram decrypted (the receive path calls this once per packet)."""

@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 
 from quicnet.crypto import DecryptError, hmac_digest, random_bytes
 from quicnet.quic.config import QuicConfiguration
-from quicnet.quic.connection import Address, ConnectionState, QuicConnection
+from quicnet.quic.connection import ConnectionState, QuicConnection
 from quicnet.quic.errors import QuicUsageError, TransportError
-from quicnet.quic.events import QuicEvent
+from quicnet.quic.events import Address, QuicEvent
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     LongHeader,

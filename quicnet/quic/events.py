@@ -7,17 +7,24 @@ from dataclasses import dataclass
 from quicnet.tls import SessionTicket
 
 __all__ = [
+    "Address",
     "ConnectionTerminated",
     "DatagramAcknowledged",
     "DatagramLost",
     "DatagramReceived",
     "HandshakeCompleted",
+    "PeerAddressChanged",
     "QuicEvent",
     "SessionTicketReceived",
     "StopSendingReceived",
     "StreamDataReceived",
     "StreamReset",
 ]
+
+
+#: A UDP peer address as the socket module gives it: (host, port), or for IPv6
+#: (host, port, flowinfo, scope_id).
+Address = tuple[str, int] | tuple[str, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,16 @@ class SessionTicketReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerAddressChanged:
+    """Packets now go to another peer address (RFC 9000 §9.3): the peer migrated or its
+    NAT rebound (the new address is being validated, §8.2), or a failed validation
+    sent the connection back to the address before (§9.3.2)."""
+
+    old_address: Address
+    new_address: Address
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionTerminated:
     """The connection ended. ``by_peer`` tells who closed; ``stateless_reset`` if it was one."""
 
@@ -108,5 +125,6 @@ QuicEvent = (
     | DatagramAcknowledged
     | DatagramLost
     | SessionTicketReceived
+    | PeerAddressChanged
     | ConnectionTerminated
 )

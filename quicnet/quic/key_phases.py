@@ -27,15 +27,17 @@ class OneRttKeys:
         "key_phase",
         "next_recv",
         "packets_in_phase",
+        "phase_started",
         "previous_recv",
         "recv",
         "recv_phase",
         "send",
+        "update_after_packets",
         "update_confirmed",
         "updates",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, update_after_packets: int = KEY_UPDATE_PACKETS) -> None:
         self.send: PacketKey | None = None
         self.recv: PacketKey | None = None
         self.key_phase = 0  # the bit we send
@@ -47,6 +49,11 @@ class OneRttKeys:
         self.update_confirmed = True
         self.first_packet_in_phase = 0
         self.updates = 0
+        #: Packets sealed in one phase before an automatic update (at most the AEAD's
+        #: limit, §6.6).
+        self.update_after_packets = min(update_after_packets, KEY_UPDATE_PACKETS)
+        #: When the first packet of the current sending phase was sealed (None: not yet).
+        self.phase_started: float | None = None
 
     def install_recv(self, key: PacketKey) -> None:
         """The peer's first 1-RTT key; the next phase's is derived ahead (RFC 9001 §6.3)."""
@@ -99,6 +106,7 @@ class OneRttKeys:
         self.first_packet_in_phase = next_packet_number
         self.key_phase ^= 1
         self.packets_in_phase = 0
+        self.phase_started = None
         self.updates += 1
 
     def initiate(self, next_packet_number: int) -> None:
@@ -112,5 +120,11 @@ class OneRttKeys:
             self.update_confirmed = True
 
     def due(self) -> bool:
-        """Time for an automatic update (§6.6), if one may start."""
-        return self.packets_in_phase >= KEY_UPDATE_PACKETS and self.update_confirmed
+        """Enough packets for an automatic update (§6.6), and one may start."""
+        return self.packets_in_phase >= self.update_after_packets and self.update_confirmed
+
+    def update_deadline(self, interval: float | None) -> float | None:
+        """When a timed update falls due (``interval`` seconds into the phase), or None."""
+        if interval is None or self.phase_started is None or not self.update_confirmed:
+            return None
+        return self.phase_started + interval

@@ -16,11 +16,10 @@ from typing import Any
 
 from quicnet.crypto import random_bytes
 from quicnet.quic.congestion import CongestionController
+from quicnet.quic.events import Address
 from quicnet.quic.recovery import PathRecoveryState, Recovery
 
 __all__ = ["MAX_PATHS", "MIN_PROBE_SIZE", "Path", "PathManager", "address_key"]
-
-Address = tuple[str, int] | tuple[str, int, int, int]
 
 #: Paths tracked at once: the current one, the fallback and two being probed. An
 #: attacker forwarding packets from many addresses only ever replaces the oldest probe.

@@ -30,7 +30,8 @@ from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.tls import Epoch
 
 if TYPE_CHECKING:
-    from quicnet.quic.connection import Address, QuicConnection
+    from quicnet.quic.connection import QuicConnection
+    from quicnet.quic.events import Address
 
 __all__ = ["PacketReceiver"]
 

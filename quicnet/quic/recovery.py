@@ -44,9 +44,11 @@ def _ignore(frames: Sequence[FrameRecord], acked: bool) -> None:
 class RttEstimator:
     """§5: latest, min, smoothed RTT and its variation."""
 
-    __slots__ = ("first_sample", "latest_rtt", "min_rtt", "rttvar", "smoothed_rtt")
+    __slots__ = ("first_sample", "jitter", "latest_rtt", "min_rtt", "rttvar", "smoothed_rtt")
 
     def __init__(self) -> None:
+        #: Smoothed difference between consecutive samples (gain 1/16, as RFC 3550 §6.4.1).
+        self.jitter = 0.0
         self.latest_rtt = 0.0
         self.min_rtt = 0.0
         self.smoothed_rtt = K_INITIAL_RTT
@@ -63,6 +65,8 @@ class RttEstimator:
         """Take an RTT sample (§5.1-5.3). The first sets every estimate; later ones update
         min_rtt, then smooth the sample less the peer's ack delay (capped at
         max_ack_delay once the handshake is confirmed; not subtracted below min_rtt)."""
+        if self.first_sample:
+            self.jitter += (abs(latest_rtt - self.latest_rtt) - self.jitter) / 16
         self.latest_rtt = latest_rtt
         if not self.first_sample:
             self.first_sample = True
@@ -182,6 +186,8 @@ class Recovery:
         "max_ack_delay",
         "on_delivered",
         "pacer",
+        "packets_lost",
+        "packets_sent",
         "peer_completed_address_validation",
         "probes_pending",
         "pto_count",
@@ -203,6 +209,9 @@ class Recovery:
         self.cc: CongestionController = NewReno(max_datagram_size)
         self.pacer = Pacer(max_datagram_size)
         self.pto_count = 0
+        #: In-flight packets sent and declared lost, over the connection's life.
+        self.packets_sent = 0
+        self.packets_lost = 0
         #: Probe packets still to send per space after a PTO (§6.2.4: one or two).
         self.probes_pending: dict[int, int] = {}
         self.max_ack_delay = max_ack_delay  # the peer's, seconds
@@ -265,6 +274,7 @@ class Recovery:
         space = self.spaces[space_id]
         space.sent[packet.packet_number] = packet
         if packet.in_flight:
+            self.packets_sent += 1
             if packet.ack_eliciting:
                 space.time_of_last_ack_eliciting = packet.time_sent
                 space.ack_eliciting_in_flight += 1
@@ -383,6 +393,7 @@ class Recovery:
 
     def _on_lost(self, lost: list[SentPacket], now: float) -> None:
         in_flight = [p for p in lost if p.in_flight]
+        self.packets_lost += len(in_flight)
         self.cc.on_packets_lost(in_flight, now)
         if self._persistent_congestion(lost):
             self.cc.on_persistent_congestion()

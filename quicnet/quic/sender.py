@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from quicnet.quic import frames as fr
 from quicnet.quic.events import DatagramAcknowledged, DatagramLost
-from quicnet.quic.key_phases import KEY_UPDATE_PACKETS
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -30,7 +29,8 @@ from quicnet.quic.recovery import FrameRecord, PacketSpace, SentPacket
 from quicnet.tls import Epoch
 
 if TYPE_CHECKING:
-    from quicnet.quic.connection import Address, QuicConnection
+    from quicnet.quic.connection import QuicConnection
+    from quicnet.quic.events import Address
     from quicnet.quic.paths import Path
 
 __all__ = ["MAX_DATAGRAMS_PER_CALL", "MAX_PACKET_SIZE", "PacketSender"]
@@ -260,7 +260,13 @@ class PacketSender:
         if ack_eliciting:
             c.deadlines.on_ack_eliciting_sent(now)
         keys.packets_in_phase += 1
-        if keys.packets_in_phase >= KEY_UPDATE_PACKETS and keys.due() and c.handshake_confirmed:
+        if keys.phase_started is None:
+            keys.phase_started = now
+        elif (
+            keys.packets_in_phase >= keys.update_after_packets
+            and keys.update_confirmed
+            and c.handshake_confirmed
+        ):
             keys.initiate(rspace.next_packet_number)  # RFC 9001 §6.6
         return bytes(buf)
 
@@ -662,6 +668,8 @@ class PacketSender:
         if packet.epoch == Epoch.ONE_RTT:
             keys = c.keys
             keys.packets_in_phase += 1
+            if keys.phase_started is None:
+                keys.phase_started = now
             if keys.due() and c.handshake_confirmed:  # RFC 9001 §6.6
                 keys.initiate(c.recovery.spaces[2].next_packet_number)
         if packet.epoch == Epoch.HANDSHAKE and c.is_client:

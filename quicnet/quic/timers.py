@@ -75,7 +75,40 @@ class TimerDriver:
         for t in (loss, space.ack_deadline, c.sender.pacing_deadline, paths):
             if t is not None and (best is None or t < best):
                 best = t
+        configuration = c.configuration
+        if configuration.keepalive_interval is not None:
+            t = self._keepalive_deadline(configuration.keepalive_interval)
+            if t is not None and (best is None or t < best):
+                best = t
+        if configuration.key_update_interval is not None:
+            t = c.keys.update_deadline(configuration.key_update_interval)
+            if t is not None and (best is None or t < best):
+                best = t
         return best
+
+    def _keepalive_deadline(self, interval: float) -> float | None:
+        """When a keepalive PING is due: ``interval`` after the last ack-eliciting packet
+        sent, while nothing ack-eliciting is in flight (then the PTO keeps watch)."""
+        c = self.c
+        space = c.recovery.spaces[2]
+        if space.ack_eliciting_in_flight or c.pending.ping:
+            return None
+        anchor = space.time_of_last_ack_eliciting or c.deadlines.last_activity
+        return None if anchor is None else anchor + interval
+
+    def _handle_one_rtt_deadlines(self, now: float) -> None:
+        """The keepalive PING and the timed key update, when configured and due."""
+        c = self.c
+        configuration = c.configuration
+        interval = configuration.keepalive_interval
+        if interval is not None:
+            keepalive = self._keepalive_deadline(interval)
+            if keepalive is not None and now >= keepalive:
+                c.pending.queue_ping()
+        keys = c.keys
+        update = keys.update_deadline(configuration.key_update_interval)
+        if update is not None and now >= update:
+            keys.initiate(c.recovery.spaces[2].next_packet_number)  # RFC 9001 §6.1
 
     def _may_send_probe(self) -> bool:
         c = self.c
@@ -103,10 +136,19 @@ class TimerDriver:
         if space.ack_deadline is not None and now >= space.ack_deadline:
             space.ack_deadline = None
             space.ack_queued = True
-        if c.paths.active and not c.paths.on_timer(now, recovery, c.new_controller):
-            # §9.3.2: no validated address left to fall back to: end silently.
-            c.terminate(TransportErrorCode.NO_ERROR, None, "path validation failed", by_peer=False)
-            return
+        if c.paths.active:
+            before = c.paths.current
+            if not c.paths.on_timer(now, recovery, c.new_controller):
+                # §9.3.2: no validated address left to fall back to: end silently.
+                c.terminate(
+                    TransportErrorCode.NO_ERROR, None, "path validation failed", by_peer=False
+                )
+                return
+            after = c.paths.current
+            if before is not None and after is not None and after is not before:
+                c.on_peer_address_changed(before.address, after.address)  # §9.3.2
+        if c.handshake_confirmed:
+            self._handle_one_rtt_deadlines(now)
         loss_time, space_id = recovery.earliest_loss_time()
         if loss_time is not None:
             if now >= loss_time:

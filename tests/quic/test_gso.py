@@ -34,6 +34,7 @@ from quicnet.io.udp import (
     open_udp_socket,
 )
 from quicnet.quic import (
+    Address,
     ConnectionTerminated,
     HandshakeCompleted,
     QuicConfiguration,
@@ -41,7 +42,6 @@ from quicnet.quic import (
     QuicEvent,
     StreamDataReceived,
 )
-from quicnet.quic.connection import Address
 
 HOSTS = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6")]
 #: Upper bound for any one wait; the waits end on data or events, this only stops a hang.

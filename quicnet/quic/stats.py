@@ -1,0 +1,57 @@
+"""What a connection has carried, and a snapshot of its path's state for metrics.
+
+:class:`TrafficCounters` is counted as datagrams go out and authenticated ones
+come in; :class:`ConnectionStats` is what ``QuicConnection.stats()`` returns:
+the counters, the RTT estimates (RFC 9002 §5) with a jitter figure, losses and
+the congestion window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ConnectionStats", "TrafficCounters"]
+
+
+class TrafficCounters:
+    """Datagrams and bytes each way, counted by the connection (UDP payload bytes)."""
+
+    __slots__ = ("bytes_received", "bytes_sent", "datagrams_received", "datagrams_sent")
+
+    def __init__(self) -> None:
+        self.datagrams_sent = 0
+        self.bytes_sent = 0
+        #: Only datagrams that carried at least one authenticated packet count.
+        self.datagrams_received = 0
+        self.bytes_received = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """A connection's figures at one moment (seconds and bytes).
+
+    ``jitter`` is the smoothed mean difference between consecutive RTT samples
+    (in the manner of RFC 3550 §6.4.1's interarrival jitter, gain 1/16);
+    ``loss`` is ``packets_lost / packets_sent`` over the connection's life.
+    """
+
+    smoothed_rtt: float
+    min_rtt: float
+    latest_rtt: float
+    rtt_variance: float
+    jitter: float
+    datagrams_sent: int
+    datagrams_received: int
+    bytes_sent: int
+    bytes_received: int
+    packets_sent: int
+    packets_lost: int
+    congestion_window: int
+    bytes_in_flight: int
+    key_updates: int
+    path_migrations: int
+
+    @property
+    def loss(self) -> float:
+        """The fraction of packets sent that were declared lost."""
+        return self.packets_lost / self.packets_sent if self.packets_sent else 0.0
