@@ -30,7 +30,15 @@ from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.events import Address, ConnectionTerminated, QuicEvent, StreamDataReceived
 
-__all__ = ["QuicClient", "QuicServer", "connect", "describe_termination", "run", "serve"]
+__all__ = [
+    "QuicClient",
+    "QuicServer",
+    "Transporter",
+    "connect",
+    "describe_termination",
+    "run",
+    "serve",
+]
 
 _log = logging.getLogger("quicnet.io")
 
@@ -70,7 +78,7 @@ def describe_termination(event: ConnectionTerminated) -> str:
     return f"closed by the peer with {kind}" + (f": {event.reason}" if event.reason else "")
 
 
-class _Transporter:
+class Transporter:
     """Moves datagrams between a UDP socket and a sans-I/O core; keeps its timer armed.
 
     It reads the socket itself (``loop.add_reader``) rather than through an
@@ -170,7 +178,7 @@ class _Transporter:
         self._timer_at = None
 
 
-class QuicClient(_Transporter):
+class QuicClient(Transporter):
     """A client connection on the event loop."""
 
     def __init__(self, connection: QuicConnection) -> None:
@@ -277,7 +285,7 @@ async def connect(
 Handler = Callable[[QuicConnection, QuicEvent], Awaitable[None] | None]
 
 
-class QuicServer(_Transporter):
+class QuicServer(Transporter):
     """A server endpoint on the event loop; ``handler`` sees every connection's events."""
 
     def __init__(self, endpoint: QuicEndpoint, handler: Handler) -> None:

@@ -20,6 +20,7 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import QuicConnection
@@ -28,11 +29,30 @@ from quicnet.quic.events import Address, QuicEvent
 
 __all__ = [
     "DatagramSender",
+    "SansIoCore",
+    "SocketDriver",
     "UdpClient",
     "UdpServer",
     "gso_batches",
     "open_udp_socket",
 ]
+
+
+class SansIoCore(Protocol):
+    """What a driver needs of a core: datagrams and time in, datagrams and a deadline out."""
+
+    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
+        """Process one datagram from ``address``."""
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """What is ready to go now."""
+
+    def next_timer(self) -> float | None:
+        """When :meth:`handle_timer` must run next."""
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due."""
+
 
 _MAX_DATAGRAM = 65536
 _READS_PER_POLL = 256
@@ -186,12 +206,21 @@ def _knows_udp_segment(sock: socket.socket) -> bool:
     return True
 
 
-class _Driver:
+class SocketDriver:
+    """Runs a sans-I/O core on a non-blocking UDP socket, one tick at a time.
+
+    The core is anything with ``datagrams_to_send(now)``, ``next_timer()``,
+    ``receive_datagram(data, address, now)`` and ``handle_timer(now)``: a
+    :class:`~quicnet.quic.QuicConnection`, a :class:`~quicnet.quic.QuicEndpoint`
+    or a real-time core. Subclasses set ``sock`` and ``sender``.
+    """
+
     sock: socket.socket
     sender: DatagramSender
     """What went out on the socket: see :class:`DatagramSender` for the counters."""
 
-    def _send(self, datagrams: list[tuple[bytes, Address]]) -> None:
+    def transmit(self, datagrams: list[tuple[bytes, Address]]) -> None:
+        """Send ``datagrams`` on the socket (GSO where it can)."""
         self.sender.send(datagrams)
 
     def _wait(self, timeout: float) -> bool:
@@ -213,13 +242,13 @@ class _Driver:
             out.append((data, address))
         return out
 
-    def _cycle(self, core: QuicConnection | QuicEndpoint, timeout: float) -> None:
+    def cycle(self, core: SansIoCore, timeout: float) -> None:
         """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
         clock = time.monotonic
         now = clock()
         out = core.datagrams_to_send(now)
         if out:
-            self._send(out)
+            self.transmit(out)
         deadline = core.next_timer()
         wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
         if self._wait(wait):
@@ -234,7 +263,7 @@ class _Driver:
             core.handle_timer(now)
         out = core.datagrams_to_send(now)
         if out:
-            self._send(out)
+            self.transmit(out)
 
     @property
     def local_address(self) -> Address:
@@ -245,7 +274,7 @@ class _Driver:
         self.sock.close()
 
 
-class UdpClient(_Driver):
+class UdpClient(SocketDriver):
     """One QUIC client connection on its own UDP socket."""
 
     def __init__(
@@ -263,12 +292,12 @@ class UdpClient(_Driver):
         self.sender = DatagramSender(self.sock)
         self.connection = QuicConnection(configuration)
         self.connection.connect(address, time.monotonic() if now is None else now)
-        self._send(self.connection.datagrams_to_send(time.monotonic()))
+        self.transmit(self.connection.datagrams_to_send(time.monotonic()))
 
     def poll(self, timeout: float = 0.0) -> list[QuicEvent]:
         """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
         conn = self.connection
-        self._cycle(conn, timeout)
+        self.cycle(conn, timeout)
         events = []
         while (event := conn.next_event()) is not None:
             events.append(event)
@@ -276,10 +305,10 @@ class UdpClient(_Driver):
 
     def flush(self) -> None:
         """Send what the connection has queued (e.g. right after send_stream_data)."""
-        self._send(self.connection.datagrams_to_send(time.monotonic()))
+        self.transmit(self.connection.datagrams_to_send(time.monotonic()))
 
 
-class UdpServer(_Driver):
+class UdpServer(SocketDriver):
     """A QUIC server endpoint on one UDP socket."""
 
     def __init__(
@@ -296,7 +325,7 @@ class UdpServer(_Driver):
     def poll(self, timeout: float = 0.0) -> list[tuple[QuicConnection, QuicEvent]]:
         """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
         endpoint = self.endpoint
-        self._cycle(endpoint, timeout)
+        self.cycle(endpoint, timeout)
         events = []
         while (item := endpoint.next_event()) is not None:
             events.append(item)
@@ -304,4 +333,4 @@ class UdpServer(_Driver):
 
     def flush(self) -> None:
         """Send what the connections have queued (e.g. right after send_stream_data)."""
-        self._send(self.endpoint.datagrams_to_send(time.monotonic()))
+        self.transmit(self.endpoint.datagrams_to_send(time.monotonic()))

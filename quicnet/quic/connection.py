@@ -325,8 +325,13 @@ class QuicConnection:
         return bool(self.event_queue)
 
     def create_stream(self, *, bidirectional: bool = True) -> int:
-        """Open a stream; returns its id."""
+        """Open a stream; returns its id (QuicUsageError when the peer allows no more)."""
         return self.streams.open(bidirectional)
+
+    def streams_available(self, *, bidirectional: bool = True) -> int:
+        """How many more streams of that kind the peer lets us open now (RFC 9000 §4.6)."""
+        streams = self.streams
+        return streams.max_streams_remote[bidirectional] - streams.next_local_index[bidirectional]
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data`` on a stream (and its end with ``end_stream``)."""

@@ -1,0 +1,283 @@
+"""The real-time server and client on asyncio (uvloop when :func:`quicnet.io.aio.run`
+starts the loop and it is installed)::
+
+    server = await quicnet.serve(("127.0.0.1", 7777), identity=identity)
+    client = await quicnet.connect(("127.0.0.1", 7777), pin=identity.fingerprint)
+    client.send(0, b"hello")
+    async for event in server.events():
+        ...
+
+The same ``send``/``broadcast``/``disconnect``/``stats``/``close`` as the
+tick-driven :class:`~quicnet.io.realtime.Server` and
+:class:`~quicnet.io.realtime.Client`; a message sent leaves at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from quicnet.crypto import Certificate
+from quicnet.io.aio import Transporter
+from quicnet.io.realtime import Identity, make_settings, trust_roots_from
+from quicnet.io.udp import open_udp_socket
+from quicnet.quic import Address
+from quicnet.realtime import (
+    AcceptHook,
+    ClientCore,
+    Delivery,
+    Disconnected,
+    PeerStats,
+    RealtimeEvent,
+    ServerCore,
+    Settings,
+    client_configuration,
+    server_configuration,
+)
+
+__all__ = ["AsyncClient", "AsyncServer", "connect", "serve"]
+
+
+class _Events:
+    """A core's events, waited for on the loop."""
+
+    def __init__(self) -> None:
+        self._ready = asyncio.Event()
+        self._queue: list[RealtimeEvent] = []
+        self._position = 0
+
+    def push_from(self, source: ServerCore | ClientCore) -> None:
+        while (event := source.next_event()) is not None:
+            self._queue.append(event)
+        if self._position < len(self._queue):
+            self._ready.set()
+
+    async def next(self) -> RealtimeEvent:
+        while self._position >= len(self._queue):
+            self._ready.clear()
+            self._queue.clear()
+            self._position = 0
+            await self._ready.wait()
+        event = self._queue[self._position]
+        self._position += 1
+        return event
+
+
+class AsyncServer(Transporter):
+    """A real-time server on the event loop (made by :func:`serve`)."""
+
+    def __init__(self, core: ServerCore) -> None:
+        super().__init__()
+        self.core = core
+        self._events = _Events()
+        self._closed = False
+
+    # Transporter's hooks.
+    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
+        return self.core.datagrams_to_send(now)
+
+    def _next_timer(self) -> float | None:
+        return self.core.next_timer()
+
+    def _on_timer(self, now: float) -> None:
+        self.core.handle_timer(now)
+        self._dispatch()
+
+    def _receive(self, data: bytes, address: Any, now: float) -> None:
+        self.core.receive_datagram(data, address, now)
+
+    def _dispatch(self) -> None:
+        self._events.push_from(self.core)
+
+    # The application's side.
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port)."""
+        assert self.sock is not None
+        name = self.sock.getsockname()
+        return (str(name[0]), int(name[1]))
+
+    @property
+    def peers(self) -> list[int]:
+        """The ids of the connected peers."""
+        return self.core.peers
+
+    async def next_event(self) -> RealtimeEvent:
+        """The next event."""
+        return await self._events.next()
+
+    async def events(self) -> AsyncIterator[RealtimeEvent]:
+        """Every event, until the server is closed."""
+        while not self._closed:
+            yield await self._events.next()
+
+    def send(self, peer: int, channel: int, data: bytes) -> None:
+        """Send ``data`` to ``peer`` on ``channel``, now."""
+        self.core.send(peer, channel, data)
+        self.transmit()
+
+    def broadcast(self, channel: int, data: bytes, *, exclude: int | Iterable[int] = ()) -> None:
+        """Send ``data`` on ``channel`` to every connected peer but ``exclude``, now."""
+        self.core.broadcast(channel, data, exclude=exclude)
+        self.transmit()
+
+    def disconnect(self, peer: int, reason: str = "kicked") -> None:
+        """End ``peer``'s session (it sees KICKED and ``reason``)."""
+        self.core.disconnect(peer, reason)
+        self.transmit()
+
+    def stats(self, peer: int) -> PeerStats:
+        """``peer``'s figures now."""
+        return self.core.stats(peer)
+
+    def close(self, reason: str = "server shutdown") -> None:
+        """End every session (SERVER_SHUTDOWN), send the closes and close the socket."""
+        if self._closed:
+            return
+        self.core.close(reason)
+        self.transmit()
+        self._closed = True
+        self.detach()
+        self._events.push_from(self.core)
+
+
+class AsyncClient(Transporter):
+    """A real-time client on the event loop (made by :func:`connect`)."""
+
+    def __init__(self, core: ClientCore) -> None:
+        super().__init__()
+        self.core = core
+        self._events = _Events()
+        self._outcome: asyncio.Future[None] = self.loop.create_future()
+        self._closed = False
+
+    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
+        return self.core.datagrams_to_send(now)
+
+    def _next_timer(self) -> float | None:
+        return self.core.next_timer()
+
+    def _on_timer(self, now: float) -> None:
+        self.core.handle_timer(now)
+        self._dispatch()
+
+    def _receive(self, data: bytes, address: Any, now: float) -> None:
+        self.core.receive_datagram(data, address, now)
+
+    def _dispatch(self) -> None:
+        events = self._events
+        events.push_from(self.core)
+        if not self._outcome.done():
+            if self.core.connected:
+                self._outcome.set_result(None)
+            elif self.core.ended:
+                self._outcome.set_exception(ConnectionError("the session ended before it began"))
+        if self.core.ended and not self._closed:
+            self._closed = True
+            self.detach()
+
+    @property
+    def connected(self) -> bool:
+        """The server admitted us and the session goes on."""
+        return self.core.connected
+
+    @property
+    def client_id(self) -> int | None:
+        """The id the server gave us (None until Connected)."""
+        return self.core.client_id
+
+    async def wait_connected(self) -> None:
+        """Wait for the server's admission; ConnectionError if the session ended first."""
+        await self._outcome
+
+    async def next_event(self) -> RealtimeEvent:
+        """The next event."""
+        return await self._events.next()
+
+    async def events(self) -> AsyncIterator[RealtimeEvent]:
+        """Every event, the Disconnected last."""
+        while True:
+            event = await self._events.next()
+            yield event
+            if isinstance(event, Disconnected):
+                return
+
+    def send(self, channel: int, data: bytes) -> None:
+        """Send ``data`` on ``channel``, now (before Connected, it waits and goes then)."""
+        self.core.send(channel, data)
+        self.transmit()
+
+    def stats(self) -> PeerStats:
+        """The session's figures now."""
+        return self.core.stats()
+
+    def close(self, reason: str = "closed") -> None:
+        """End the session (the server sees ``reason``), send the close, close the socket."""
+        if self._closed:
+            return
+        self.core.close(reason)
+        self.transmit()
+        self._closed = True
+        self.detach()
+        self._events.push_from(self.core)
+
+
+async def serve(
+    address: tuple[str, int] = ("127.0.0.1", 0),
+    *,
+    identity: Identity,
+    channels: Mapping[int, Delivery] | None = None,
+    accept: AcceptHook | None = None,
+    settings: Settings | None = None,
+    max_connections: int = 4096,
+    **options: Any,
+) -> AsyncServer:
+    """Start a real-time server (the arguments of :class:`~quicnet.io.realtime.Server`)."""
+    resolved = make_settings(settings, channels, options)
+    configuration = server_configuration(identity.certificate_chain, identity.private_key, resolved)
+    core = ServerCore(configuration, resolved, accept=accept, max_connections=max_connections)
+    server = AsyncServer(core)
+    server.attach(open_udp_socket(address[0], address[1]))
+    return server
+
+
+async def connect(
+    address: tuple[str, int],
+    *,
+    pin: bytes | str | Sequence[bytes | str] | None = None,
+    server_name: str | None = None,
+    cafile: str | Path | None = None,
+    trust_roots: Sequence[Certificate] = (),
+    insecure_skip_verify: bool = False,
+    token: bytes = b"",
+    channels: Mapping[int, Delivery] | None = None,
+    settings: Settings | None = None,
+    wait_connected: bool = True,
+    **options: Any,
+) -> AsyncClient:
+    """Open a session (the arguments of :class:`~quicnet.io.realtime.Client`); by default
+    returns once the server admitted us (``ConnectionError`` if it did not: the first
+    event, a Disconnected, says why)."""
+    loop = asyncio.get_running_loop()
+    resolved = make_settings(settings, channels, options)
+    configuration = client_configuration(
+        address[0],
+        resolved,
+        pin=pin,
+        server_name=server_name,
+        trust_roots=trust_roots_from(cafile, trust_roots),
+        insecure_skip_verify=insecure_skip_verify,
+    )
+    infos = await loop.getaddrinfo(address[0], address[1], type=socket.SOCK_DGRAM)
+    remote = (str(infos[0][4][0]), int(infos[0][4][1]))
+    core = ClientCore(configuration, remote, resolved, time.monotonic(), token=token)
+    client = AsyncClient(core)
+    client.attach(open_udp_socket("::" if ":" in remote[0] else "0.0.0.0", 0))
+    client.transmit()
+    if wait_connected:
+        await client.wait_connected()
+    return client

@@ -1,0 +1,166 @@
+"""The real-time client's sans-I/O core: one QUIC connection and its session.
+
+:class:`ClientCore` has the sans-I/O interface of a QUIC connection
+(``receive_datagram``, ``datagrams_to_send``, ``next_timer``,
+``handle_timer``), so the drivers in :mod:`quicnet.io` run it; and the
+application's: ``send``, ``stats``, ``close``, events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from quicnet.crypto import Certificate
+from quicnet.quic import Address, QuicConfiguration, QuicConnection
+from quicnet.realtime.errors import RealtimeUsageError
+from quicnet.realtime.events import DisconnectReason, RealtimeEvent
+from quicnet.realtime.session import Session
+from quicnet.realtime.settings import Settings
+from quicnet.realtime.stats import PeerStats, peer_stats
+from quicnet.realtime.wire import ALPN, MAX_TOKEN, CloseCode
+
+__all__ = ["ClientCore", "client_configuration", "parse_pin"]
+
+
+def parse_pin(pin: bytes | str) -> bytes:
+    """A certificate fingerprint to pin: 32 raw bytes (``identity.fingerprint``) or hex
+    text, with or without colons (``AB:CD:...``, as ``identity.fingerprint_text``)."""
+    if isinstance(pin, str):
+        try:
+            pin = bytes.fromhex(pin.replace(":", "").strip())
+        except ValueError:
+            raise RealtimeUsageError(f"pin {pin!r} is not hexadecimal") from None
+    if len(pin) != 32:
+        raise RealtimeUsageError(f"a pin is a 32-byte SHA-256 fingerprint, not {len(pin)} bytes")
+    return bytes(pin)
+
+
+def client_configuration(
+    host: str,
+    settings: Settings,
+    *,
+    pin: bytes | str | Sequence[bytes | str] | None = None,
+    server_name: str | None = None,
+    trust_roots: Sequence[Certificate] = (),
+    insecure_skip_verify: bool = False,
+    **quic: Any,
+) -> QuicConfiguration:
+    """The QUIC configuration of a real-time client.
+
+    The server is verified: by ``pin`` (its certificate's SHA-256 fingerprint,
+    or several), or by its chain to ``trust_roots`` and its name
+    (``server_name``, else ``host``). ``insecure_skip_verify=True`` is the only
+    way to skip that, and says so.
+    """
+    pins: list[bytes] = []
+    if isinstance(pin, bytes | str):
+        pins = [parse_pin(pin)]
+    elif pin is not None:
+        pins = [parse_pin(p) for p in pin]
+    if not (pins or trust_roots or insecure_skip_verify):
+        raise RealtimeUsageError(
+            "the server cannot be verified: give pin= (its certificate's fingerprint), "
+            "cafile= or trust_roots=, or insecure_skip_verify=True"
+        )
+    return QuicConfiguration(
+        is_client=True,
+        alpn_protocols=(ALPN,),
+        server_name=server_name or host,
+        trust_roots=trust_roots,
+        pinned_fingerprints=pins,
+        insecure_skip_verify=insecure_skip_verify,
+        idle_timeout=settings.idle_timeout,
+        keepalive_interval=settings.keepalive_interval,
+        key_update_packets=settings.key_update_packets,
+        key_update_interval=settings.key_update_interval,
+        initial_max_streams_uni=settings.max_streams,
+        initial_max_streams_bidi=0,  # the server opens no bidirectional stream
+        max_datagram_frame_size=65535,
+        **quic,
+    )
+
+
+class ClientCore:
+    """One session with a real-time server."""
+
+    def __init__(
+        self,
+        configuration: QuicConfiguration,
+        address: Address,
+        settings: Settings,
+        now: float,
+        *,
+        token: bytes = b"",
+    ) -> None:
+        if len(token) > MAX_TOKEN:
+            raise RealtimeUsageError(f"a connect token is at most {MAX_TOKEN} bytes")
+        self.settings = settings
+        self._events: deque[RealtimeEvent] = deque()
+        self.connection = QuicConnection(configuration)
+        self.session = Session(
+            self.connection, 0, settings, self._events, is_client=True, token=token
+        )
+        self.connection.connect(address, now)
+
+    # The sans-I/O interface ----------------------------------------------------------------
+    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
+        """One UDP datagram from ``address``."""
+        self.connection.receive_datagram(data, address, now)
+        self._drain(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Every datagram ready to go now."""
+        session = self.session
+        if session.waiting:
+            session.pump()
+        return self.connection.datagrams_to_send(now)
+
+    def next_timer(self) -> float | None:
+        """When :meth:`handle_timer` must run next, or None."""
+        return self.connection.next_timer()
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due."""
+        self.connection.handle_timer(now)
+        self._drain(now)
+
+    def next_event(self) -> RealtimeEvent | None:
+        """The next event, or None."""
+        return self._events.popleft() if self._events else None
+
+    def _drain(self, now: float) -> None:
+        conn = self.connection
+        session = self.session
+        while (event := conn.next_event()) is not None:
+            session.on_event(event, now)
+
+    # The application's interface -------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """The server admitted us and the session has not ended."""
+        return self.session.admitted and not self.session.ended
+
+    @property
+    def ended(self) -> bool:
+        """The session has ended (Disconnected was reported)."""
+        return self.session.ended
+
+    @property
+    def client_id(self) -> int | None:
+        """The id the server gave us (None until Connected)."""
+        return self.session.client_id
+
+    def send(self, channel: int, data: bytes) -> None:
+        """Send ``data`` on ``channel``; before the session is up it waits and goes then."""
+        self.session.send(channel, data)
+
+    def stats(self) -> PeerStats:
+        """The session's figures now: RTT, jitter, loss, traffic, congestion window."""
+        return peer_stats(self.session)
+
+    def close(self, reason: str = "closed") -> None:
+        """End the session (CONNECTION_CLOSE with CLOSED); the server sees ``reason``."""
+        if not self.session.ended:
+            self.session.close(CloseCode.CLOSED, reason, DisconnectReason.CLOSED)

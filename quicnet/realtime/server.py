@@ -1,0 +1,234 @@
+"""The real-time server's sans-I/O core: a QUIC endpoint, its sessions, and the peers.
+
+:class:`ServerCore` has the sans-I/O interface of a QUIC endpoint
+(``receive_datagram``, ``datagrams_to_send``, ``next_timer``,
+``handle_timer``), so the drivers in :mod:`quicnet.io` run it; and the
+application's: ``send``, ``broadcast``, ``disconnect``, ``stats``, events.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from quicnet.crypto import Certificate, PrivateKey
+from quicnet.quic import (
+    Address,
+    ConnectionState,
+    QuicConfiguration,
+    QuicConnection,
+    QuicEndpoint,
+)
+from quicnet.realtime.errors import UnknownPeerError
+from quicnet.realtime.events import DisconnectReason, RealtimeEvent
+from quicnet.realtime.session import Session
+from quicnet.realtime.settings import Settings
+from quicnet.realtime.stats import PeerStats, peer_stats
+from quicnet.realtime.wire import ALPN, PROTOCOL_VERSION, CloseCode, Hello
+
+__all__ = ["ConnectRequest", "ServerCore", "server_configuration"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectRequest:
+    """What the admission hook sees of a client: the id it would get, where it is, its token."""
+
+    peer: int
+    address: Address
+    token: bytes
+
+
+#: The admission hook: True admits; False refuses ("refused"); a string refuses with it.
+AcceptHook = Callable[[ConnectRequest], bool | str]
+
+
+def server_configuration(
+    certificate_chain: Sequence[Certificate],
+    private_key: PrivateKey,
+    settings: Settings,
+    **quic: Any,
+) -> QuicConfiguration:
+    """The QUIC configuration of a real-time server (ALPN, limits, keepalive, key updates)."""
+    return QuicConfiguration(
+        is_client=False,
+        alpn_protocols=(ALPN,),
+        certificate_chain=certificate_chain,
+        private_key=private_key,
+        idle_timeout=settings.idle_timeout,
+        keepalive_interval=settings.keepalive_interval,
+        key_update_packets=settings.key_update_packets,
+        key_update_interval=settings.key_update_interval,
+        initial_max_streams_uni=settings.max_streams,
+        initial_max_streams_bidi=1,  # the control stream
+        max_datagram_frame_size=65535,
+        **quic,
+    )
+
+
+class ServerCore:
+    """Sessions over one QUIC endpoint, and the peers it admitted."""
+
+    def __init__(
+        self,
+        configuration: QuicConfiguration,
+        settings: Settings,
+        *,
+        accept: AcceptHook | None = None,
+        **endpoint_options: Any,
+    ) -> None:
+        self.settings = settings
+        self.endpoint = QuicEndpoint(configuration, **endpoint_options)
+        self._accept = accept
+        self._events: deque[RealtimeEvent] = deque()
+        self._sessions: dict[QuicConnection, Session] = {}
+        #: Admitted sessions by peer id; ids count up and are never given twice.
+        self._peers: dict[int, Session] = {}
+        self._next_peer = itertools.count(1)
+        #: (deadline, peer, session): sessions that must say HELLO by then.
+        self._hello_deadlines: list[tuple[float, int, Session]] = []
+        self._waiting: set[Session] = set()  # sessions with a backlog to pump
+
+    # The sans-I/O interface ----------------------------------------------------------------
+    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
+        """One UDP datagram from ``address``."""
+        self.endpoint.receive_datagram(data, address, now)
+        self._drain(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Every datagram ready to go (what waited for credit goes first, where it can)."""
+        if self._waiting:
+            for session in list(self._waiting):
+                if not session.pump():
+                    self._waiting.discard(session)
+        return self.endpoint.datagrams_to_send(now)
+
+    def next_timer(self) -> float | None:
+        """The earliest deadline: a connection's, or a HELLO that is due."""
+        when = self.endpoint.next_timer()
+        deadlines = self._hello_deadlines
+        while deadlines and deadlines[0][2].hello_received:
+            heapq.heappop(deadlines)
+        if deadlines and (when is None or deadlines[0][0] < when):
+            return deadlines[0][0]
+        return when
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due: the connections' timers, and clients late with their HELLO."""
+        self.endpoint.handle_timer(now)
+        deadlines = self._hello_deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, session = heapq.heappop(deadlines)
+            if not session.hello_received and not session.ended:
+                session.close(CloseCode.PROTOCOL_ERROR, "no HELLO", DisconnectReason.PROTOCOL_ERROR)
+                self._forget(session)
+        self._drain(now)
+
+    def next_event(self) -> RealtimeEvent | None:
+        """The next event, or None."""
+        return self._events.popleft() if self._events else None
+
+    def _drain(self, now: float) -> None:
+        sessions = self._sessions
+        endpoint = self.endpoint
+        while (item := endpoint.next_event()) is not None:
+            conn, event = item
+            session = sessions.get(conn)
+            if session is None:
+                if conn.termination is not None:
+                    continue  # ended before it said anything: nothing to report
+                session = Session(
+                    conn,
+                    next(self._next_peer),
+                    self.settings,
+                    self._events,
+                    is_client=False,
+                    admission=self._admit,
+                )
+                sessions[conn] = session
+                heapq.heappush(
+                    self._hello_deadlines,
+                    (now + self.settings.hello_timeout, session.peer, session),
+                )
+            session.on_event(event, now)
+            if session.ended:
+                self._forget(session)
+                if conn.state == ConnectionState.TERMINATED:
+                    del sessions[conn]
+            elif session.waiting:
+                self._waiting.add(session)
+
+    def _forget(self, session: Session) -> None:
+        """The session ended: its peer id no longer names anyone."""
+        self._peers.pop(session.peer, None)
+        self._waiting.discard(session)
+
+    def _admit(self, session: Session, hello: Hello) -> str | None:
+        if hello.version != PROTOCOL_VERSION:
+            return f"protocol version {hello.version} is not supported"
+        if hello.channels != self.settings.channel_table():
+            return "the channel tables differ"
+        if self._accept is not None:
+            address = session.address or session.connection.peer_address
+            assert address is not None
+            verdict = self._accept(ConnectRequest(session.peer, address, hello.token))
+            if verdict is not True:
+                return verdict if isinstance(verdict, str) and verdict else "refused"
+        self._peers[session.peer] = session
+        return None
+
+    # The application's interface -------------------------------------------------------------
+    @property
+    def peers(self) -> list[int]:
+        """The ids of the connected (admitted) peers."""
+        return list(self._peers)
+
+    def _session(self, peer: int) -> Session:
+        session = self._peers.get(peer)
+        if session is None or session.ended:
+            raise UnknownPeerError(f"no connected peer {peer}")
+        return session
+
+    def send(self, peer: int, channel: int, data: bytes) -> None:
+        """Send ``data`` to ``peer`` on ``channel`` (UnknownPeerError, UnknownChannelError,
+        MessageTooLargeError)."""
+        session = self._session(peer)
+        session.send(channel, data)
+        if session.waiting:
+            self._waiting.add(session)
+
+    def broadcast(self, channel: int, data: bytes, *, exclude: int | Iterable[int] = ()) -> None:
+        """Send ``data`` on ``channel`` to every connected peer but ``exclude``."""
+        skip = {exclude} if isinstance(exclude, int) else set(exclude)
+        for peer, session in list(self._peers.items()):
+            if peer not in skip and not session.ended:
+                session.send(channel, data)
+                if session.waiting:
+                    self._waiting.add(session)
+
+    def disconnect(self, peer: int, reason: str = "kicked") -> None:
+        """End ``peer``'s session with KICKED; it sees ``reason``."""
+        session = self._session(peer)
+        session.close(CloseCode.KICKED, reason, DisconnectReason.KICKED)
+        self._forget(session)
+
+    def stats(self, peer: int) -> PeerStats:
+        """``peer``'s figures now: RTT, jitter, loss, traffic, congestion window."""
+        return peer_stats(self._session(peer))
+
+    def address_of(self, peer: int) -> Address:
+        """Where ``peer``'s packets come from now."""
+        session = self._session(peer)
+        address = session.address or session.connection.peer_address
+        assert address is not None
+        return address
+
+    def close(self, reason: str = "server shutdown") -> None:
+        """End every session with SERVER_SHUTDOWN (each sends CONNECTION_CLOSE next)."""
+        for session in list(self._sessions.values()):
+            if not session.ended:
+                session.close(CloseCode.SERVER_SHUTDOWN, reason, DisconnectReason.SERVER_SHUTDOWN)
+                self._forget(session)
