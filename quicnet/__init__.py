@@ -23,11 +23,11 @@ from quicnet.io.aio import run
 from quicnet.io.realtime import Client, Server
 from quicnet.io.realtime_aio import AsyncClient, AsyncServer, connect, serve
 from quicnet.realtime import (
-    ConnectRequest,
     Connected,
+    ConnectRequest,
     Delivery,
-    DisconnectReason,
     Disconnected,
+    DisconnectReason,
     MessageReceived,
     MessageTooLargeError,
     NotConnectedError,

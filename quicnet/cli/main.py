@@ -27,7 +27,7 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
     from quicnet.cli.x509 import x509
 
     return {
-        "demo": (demo, "run the demo (a CA, a server certificate, its verification)"),
+        "demo": (demo, "a local game server and bot clients, live; -toolkit: the crypto tour"),
         "genpkey": (genpkey, "generate a private key"),
         "pkey": (pkey, "read, convert or print a key"),
         "req": (req, "make or check a CSR; -x509 for a self-signed certificate"),

@@ -44,11 +44,21 @@ def _ignore(frames: Sequence[FrameRecord], acked: bool) -> None:
 class RttEstimator:
     """§5: latest, min, smoothed RTT and its variation."""
 
-    __slots__ = ("first_sample", "jitter", "latest_rtt", "min_rtt", "rttvar", "smoothed_rtt")
+    __slots__ = (
+        "first_sample",
+        "jitter",
+        "latest_adjusted",
+        "latest_rtt",
+        "min_rtt",
+        "rttvar",
+        "smoothed_rtt",
+    )
 
     def __init__(self) -> None:
-        #: Smoothed difference between consecutive samples (gain 1/16, as RFC 3550 §6.4.1).
+        #: Smoothed difference between consecutive samples less the peer's ACK delay
+        #: (gain 1/16, as RFC 3550 §6.4.1's interarrival jitter).
         self.jitter = 0.0
+        self.latest_adjusted = 0.0
         self.latest_rtt = 0.0
         self.min_rtt = 0.0
         self.smoothed_rtt = K_INITIAL_RTT
@@ -65,11 +75,10 @@ class RttEstimator:
         """Take an RTT sample (§5.1-5.3). The first sets every estimate; later ones update
         min_rtt, then smooth the sample less the peer's ack delay (capped at
         max_ack_delay once the handshake is confirmed; not subtracted below min_rtt)."""
-        if self.first_sample:
-            self.jitter += (abs(latest_rtt - self.latest_rtt) - self.jitter) / 16
         self.latest_rtt = latest_rtt
         if not self.first_sample:
             self.first_sample = True
+            self.latest_adjusted = latest_rtt
             self.min_rtt = latest_rtt
             self.smoothed_rtt = latest_rtt
             self.rttvar = latest_rtt / 2
@@ -78,6 +87,8 @@ class RttEstimator:
         if handshake_confirmed:
             ack_delay = min(ack_delay, max_ack_delay)
         adjusted = latest_rtt - ack_delay if latest_rtt >= self.min_rtt + ack_delay else latest_rtt
+        self.jitter += (abs(adjusted - self.latest_adjusted) - self.jitter) / 16
+        self.latest_adjusted = adjusted
         self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.smoothed_rtt - adjusted)
         self.smoothed_rtt = 0.875 * self.smoothed_rtt + 0.125 * adjusted
 

@@ -125,22 +125,42 @@ def test_ca_with_encrypted_key(qn, qn_ok, openssl):
 # ---------------------------------------------------------------------------- demo
 
 
-def test_demo_prints_demo_ok(qn_ok):
+def test_demo_runs_a_server_and_bots_and_checks_every_guarantee(qn_ok):
     r = qn_ok("demo", "-seconds", "1.5", "-clients", "2")
     lines = r.text.splitlines()
     assert lines[-1] == "demo OK"
-    # The live part: a table row per client per second, then totals with data moved.
-    assert any(line.split()[:2] == ["1.0", "2"] for line in lines if line.strip())
-    total = next(line for line in lines if line.strip().startswith("total:"))
-    assert float(total.split()[1]) > 0  # megabytes delivered reliably
-    assert int(total.split("s, ")[1].split()[0]) > 0  # datagrams echoed
+    assert "2 of 2 bots connected" in r.text
+    # A table each second: a row per delivery mode with messages each way.
+    row = next(line for line in lines if "ch 1 unreliable" in line and "sent" not in line)
+    assert int(row.split()[4]) > 0  # messages sent that second
+    summary = lines[lines.index(next(x for x in lines if x.startswith("summary:"))) :]
+    ordered = next(line for line in summary if "reliable ordered" in line)
+    unordered = next(line for line in summary if "reliable unordered" in line)
+    assert "(100.0%)" in ordered and "in order" in ordered
+    assert "(100.0%)" in unordered
+    assert "none stale" in next(line for line in summary if "sequenced" in line)
+    assert not Path("ca.pem").exists()  # nothing written
+
+
+def test_demo_through_a_lossy_relay_still_delivers_every_reliable_message(qn_ok):
+    r = qn_ok("demo", "-seconds", "1.5", "-clients", "2", "-loss", "20")
+    assert r.text.splitlines()[-1] == "demo OK"
+    summary = r.text[r.text.index("summary:") :]
+    assert "(100.0%)" in next(x for x in summary.splitlines() if "reliable ordered" in x)
+    lost = next(x for x in summary.splitlines() if "packets lost" in x)
+    assert int(lost.split("packets lost ")[1].split()[0]) > 0  # the relay did drop
+
+
+def test_demo_toolkit_shows_certificates_rejected(qn_ok):
+    r = qn_ok("demo", "-toolkit")
+    assert r.text.splitlines()[-1] == "demo OK"
     assert "rejected, wrong name 'example.com': NameMismatch" in r.text
     assert "rejected, in 30 days (expired): CertificateExpired" in r.text
     assert not Path("ca.pem").exists()  # nothing written without -dir
 
 
 def test_demo_dir_files_verify_with_openssl(qn_ok, openssl):
-    r = qn_ok("demo", "-dir", "out", "-seconds", "0")
+    r = qn_ok("demo", "-toolkit", "-dir", "out")
     assert r.text.splitlines()[-1] == "demo OK"
     out = openssl(*sh("verify -CAfile out/ca.pem -verify_hostname localhost out/server.pem"))
     assert out.stdout == b"out/server.pem: OK\n"

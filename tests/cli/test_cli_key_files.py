@@ -88,7 +88,7 @@ def test_key_output_is_a_fresh_0600_file(
 def test_demo_dir_writes_its_key_0600(qn_ok: Runner, work: Path, kind: str) -> None:
     path = work / "out" / "server.key"
     victim = _plant(path, kind)
-    qn_ok("demo", "-dir", "out", "-seconds", "0")
+    qn_ok("demo", "-toolkit", "-dir", "out")
     _check(path, victim)
 
 

@@ -6,8 +6,7 @@ figures (``stats()``) and the event that says the peer's address changed.
 from __future__ import annotations
 
 import pytest
-
-from tests.quic.simnet import (
+from simnet import (
     LinkConfig,
     StreamCollector,
     handshake,
