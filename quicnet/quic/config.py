@@ -9,7 +9,7 @@ from quicnet.crypto import Certificate, NamedGroup, PrivateKey
 from quicnet.quic.congestion import CongestionController, NewReno
 from quicnet.quic.errors import QuicUsageError
 from quicnet.quic.versions import QuicVersion
-from quicnet.tls import CipherSuite, SessionTicket, TicketKeys
+from quicnet.tls import CipherSuite, SessionTicket, StrikeRegister, TicketKeys
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
 
 __all__ = ["QuicConfiguration"]
@@ -35,7 +35,12 @@ class QuicConfiguration:
     key_log: Callable[[str], None] | None = None
     session_ticket: SessionTicket | None = None
     ticket_keys: TicketKeys | None = field(default_factory=TicketKeys)
-    enable_early_data: bool = False  # client: 0-RTT with session_ticket; server: accept it
+    #: Client: send 0-RTT with ``session_ticket`` when it allows; server: issue tickets
+    #: that allow 0-RTT and accept it (RFC 9001 §4.6). 0-RTT data can be replayed.
+    enable_early_data: bool = False
+    #: Server: the tickets that already carried 0-RTT (RFC 8446 §8); every connection
+    #: of a configuration shares it. Servers sharing ``ticket_keys`` should share it too.
+    anti_replay: StrikeRegister = field(default_factory=StrikeRegister)
     #: Seconds a handshake may take before the connection gives up (None: only the
     #: idle timeout applies); a client is not left waiting on a server that never answers.
     handshake_timeout: float | None = 10.0

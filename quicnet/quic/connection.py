@@ -61,6 +61,7 @@ from quicnet.quic.tls_setup import (
 )
 from quicnet.quic.transport_params import TransportParameters
 from quicnet.quic.versions import VERSION_PARAMS
+from quicnet.quic.zero_rtt import ZeroRtt
 from quicnet.tls import (
     Epoch,
     ProtocolViolation,
@@ -131,6 +132,7 @@ class QuicConnection:
         "traffic",
         "version",
         "wake",
+        "zero_rtt",
         "zero_rtt_recv_key",
         "zero_rtt_send_key",
     )
@@ -186,6 +188,8 @@ class QuicConnection:
         self.keys = OneRttKeys(c.key_update_packets)
         self.zero_rtt_recv_key: PacketKey | None = None
         self.zero_rtt_send_key: PacketKey | None = None
+        #: 0-RTT bookkeeping while it lasts (RFC 9001 §4.6); None for most connections.
+        self.zero_rtt: ZeroRtt | None = None
         self.handshake_complete = False
         self.handshake_confirmed = False
         # A client validated the server's address by choosing it; a server whose client
@@ -235,7 +239,7 @@ class QuicConnection:
         self.alpn_protocol: str | None = None
         #: The TLS engine; once a server's handshake is confirmed, only its outcome.
         self.tls: TLSClient | TLSServer | FinishedTLS | TicketReceiver = make_tls(
-            c, self.local_params.encode()
+            c, self.local_params
         )
         self.handshake = HandshakeDriver(self)
         if not self.is_client:
@@ -358,6 +362,8 @@ class QuicConnection:
     def max_datagram_size(self) -> int | None:
         """The largest DATAGRAM payload the peer accepts now (None: not negotiated)."""
         p = self.remote_params
+        if p is None and self.zero_rtt is not None:
+            p = self.zero_rtt.remembered  # RFC 9221 §3: in 0-RTT, the remembered limit
         if p is None or p.max_datagram_frame_size is None:
             return None
         # A DATAGRAM frame must fit one packet: leave room for headers, tag and frame overhead.
@@ -553,11 +559,13 @@ class QuicConnection:
             )
             return
         self.version = chosen
-        # Start over with fresh TLS and Initial state in the chosen version.
+        # Start over with fresh TLS and Initial state in the chosen version; what went in
+        # 0-RTT packets goes again (RFC 9001 §4.6.2: VN does not reject 0-RTT).
+        self.recovery.abandon_space(2)
         self.recovery = self._new_recovery()
         max_buffer = self.configuration.max_crypto_buffer
         self.spaces = {e: CryptoSpace(max_buffer) for e in self.spaces}
-        self.tls = make_tls(self.configuration, self.local_params.encode())
+        self.tls = make_tls(self.configuration, self.local_params)
         self._start_tls(now)
 
     def on_retry(self, packet: bytes, source_cid: bytes, token: bytes) -> None:
@@ -573,9 +581,11 @@ class QuicConnection:
         self.retry_token = token
         self.cids.set_initial_peer(source_cid)
         self._install_initial_keys(source_cid)
-        # Everything sent in Initial packets goes again under the new keys.
+        # Everything sent in Initial packets goes again under the new keys, and what
+        # 0-RTT packets carried goes again to the new CID (RFC 9000 §17.2.5.3).
         self.sender.requeue_crypto(0)
         self.recovery.discard_space(0, keep_space=True)
+        self.recovery.abandon_space(2)
 
     def version_probe(self, now: float) -> bytes | None:
         """A probe datagram in the unknown offered version, when one is due."""
@@ -599,7 +609,11 @@ class QuicConnection:
     # Keys -----------------------------------------------------------------------------------
     def send_key(self, epoch: Epoch) -> PacketKey | None:
         """The key that seals our ``epoch`` packets (1-RTT: the current key phase's), or None."""
-        return self.keys.send if epoch == Epoch.ONE_RTT else self.spaces[epoch].send_key
+        if epoch == Epoch.ONE_RTT:
+            return self.keys.send
+        if epoch == Epoch.ZERO_RTT:
+            return self.zero_rtt_send_key
+        return self.spaces[epoch].send_key
 
     def recv_key(self, epoch: Epoch) -> PacketKey | None:
         """The key that opens the peer's ``epoch`` packets (1-RTT: the current key phase's),

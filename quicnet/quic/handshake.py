@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from quicnet.quic import zero_rtt
 from quicnet.quic.crypto_streams import DISCARDED
+from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.recovery import EPOCH_SPACE
-from quicnet.quic.tls_setup import peer_transport_parameters
+from quicnet.quic.tls_setup import QUIC_MAX_EARLY_DATA, peer_transport_parameters
 from quicnet.tls import (
     AlertDescription,
     Epoch,
@@ -104,8 +106,13 @@ class HandshakeDriver:
             if isinstance(event, TrafficSecretReady):
                 self._install_secret(event)
             elif isinstance(event, HandshakeComplete):
-                self._on_complete(event)
+                self._on_complete(event, now)
             elif isinstance(event, TLSSessionTicket):
+                if event.ticket.max_early_data_size not in (0, QUIC_MAX_EARLY_DATA):
+                    raise TransportError(  # RFC 9001 §4.6.1
+                        TransportErrorCode.PROTOCOL_VIOLATION,
+                        f"NewSessionTicket max_early_data_size {event.ticket.max_early_data_size}",
+                    )
                 # A peer may send any number of NewSessionTicket messages; keep a few.
                 self._tickets += 1
                 if self._tickets <= MAX_SESSION_TICKETS:
@@ -140,11 +147,13 @@ class HandshakeDriver:
         if event.epoch == Epoch.ZERO_RTT:
             if event.is_write:
                 c.zero_rtt_send_key = key
+                zero_rtt.start_sending(c)
             else:
                 c.zero_rtt_recv_key = key
         elif event.epoch == Epoch.ONE_RTT:
             if event.is_write:
                 c.keys.send = key
+                c.zero_rtt_send_key = None  # RFC 9001 §4.9.3, §5.6: no 0-RTT after 1-RTT
             else:
                 c.keys.install_recv(key)
         elif event.is_write:
@@ -168,19 +177,30 @@ class HandshakeDriver:
         c.deadlines.negotiate_idle_timeout(params.max_idle_timeout / 1000)
         c.streams.set_remote_parameters(params)
 
-    def _on_complete(self, event: HandshakeComplete) -> None:
+    def _on_complete(self, event: HandshakeComplete, now: float) -> None:
         c = self.c
+        early = c.zero_rtt
         if c.is_client:
             self._set_remote_params(c.tls.peer_transport_parameters)
+            if early is not None and early.remembered is not None:
+                c.zero_rtt = None  # 1-RTT from now on, with the server's new parameters
+                if event.early_data_accepted:
+                    assert c.remote_params is not None
+                    zero_rtt.check_not_reduced(early.remembered, c.remote_params)
         c.on_handshake_complete(event.alpn_protocol)
         limit = (c.remote_params.active_connection_id_limit if c.remote_params else 2) - 1
         c.cids.issue(min(limit, 7))
         if not c.is_client:
             c.pending.queue_handshake_done()
             self.confirm()  # §4.1.2: the server confirms at completion
+            if c.zero_rtt_recv_key is not None:
+                # RFC 9001 §4.9.3: reordered 0-RTT packets may still come, for a while.
+                c.zero_rtt = zero_rtt.ZeroRtt(discard_at=now + 3 * c.recovery.pto_base())
         c.event_queue.append(
             HandshakeCompleted(event.alpn_protocol, event.resumed, event.early_data_accepted)
         )
+        if early is not None and c.is_client and not event.early_data_accepted:
+            zero_rtt.on_rejected(c)  # RFC 9001 §4.6.2: send it all again in 1-RTT
 
     def confirm(self) -> None:
         """RFC 9001 §4.1.2: the handshake is confirmed (HANDSHAKE_DONE, or the server)."""

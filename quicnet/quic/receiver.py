@@ -27,6 +27,7 @@ from quicnet.quic.packets import (
 )
 from quicnet.quic.paths import address_key
 from quicnet.quic.recovery import EPOCH_SPACE
+from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
 
 if TYPE_CHECKING:
@@ -282,6 +283,8 @@ class PacketReceiver:
         if not c.is_client and epoch == Epoch.INITIAL and len(data) < MIN_INITIAL_DATAGRAM:
             return None  # §14.1: a server drops Initials in small datagrams
         end = header.end
+        if epoch == Epoch.ZERO_RTT and c.zero_rtt is not None:
+            discard_keys_if_due(c, now)  # RFC 9001 §4.9.3: never past their time
         key = c.recv_key(epoch)
         if key is None:
             return end  # keys not (yet, or any longer) available: drop this packet

@@ -465,10 +465,16 @@ class Recovery:
         return best
 
     def pto_time(
-        self, now: float, *, has_handshake_keys: bool, is_client: bool
+        self, now: float, *, has_handshake_keys: bool, is_client: bool, zero_rtt_only: bool = False
     ) -> tuple[float | None, int]:
-        """When the probe timeout fires, and for which space."""
-        if not any(s.ack_eliciting_in_flight for s in self.spaces):
+        """When the probe timeout fires, and for which space.
+
+        ``zero_rtt_only``: all the application space holds is 0-RTT (a client without
+        1-RTT keys). That space has no PTO yet, so its packets do not hold back the
+        client's anti-deadlock probe (§6.2.2.1), or a lost server flight would stall.
+        """
+        spaces = self.spaces[:2] if zero_rtt_only else self.spaces
+        if not any(s.ack_eliciting_in_flight for s in spaces):
             # §6.2.2.1: a client keeps probing until the server validated its address.
             if is_client and not self.peer_completed_address_validation:
                 space_id = 1 if has_handshake_keys else 0
@@ -497,6 +503,23 @@ class Recovery:
         if lost:
             self._on_lost(lost, now)
         return lost
+
+    def abandon_space(self, space_id: int) -> None:
+        """Packets the peer will never process (0-RTT rejected, RFC 9001 §4.6.2; or sent
+        before a Retry or Version Negotiation): they leave ``bytes_in_flight`` as in
+        §6.4, without a congestion signal, and what they carried is reported lost."""
+        space = self.spaces[space_id]
+        if not space.sent:
+            return
+        packets = list(space.sent.values())
+        self.cc.discard([p for p in packets if p.in_flight])
+        space.sent.clear()
+        space.loss_time = None
+        space.ack_eliciting_in_flight = 0
+        deliver = self.on_delivered
+        for p in packets:
+            if p.frames:
+                deliver(p.frames, False)
 
     def discard_space(self, space_id: int, *, keep_space: bool = False) -> None:
         """§6.4: forget a space's packets without declaring them lost.

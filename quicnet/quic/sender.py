@@ -36,8 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["MAX_DATAGRAMS_PER_CALL", "MAX_PACKET_SIZE", "PacketSender"]
 
 _TAG = 16
-_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ONE_RTT: 2}
-_LONG_TYPE = {Epoch.INITIAL: PacketType.INITIAL, Epoch.HANDSHAKE: PacketType.HANDSHAKE}
+_SPACE = {Epoch.INITIAL: 0, Epoch.ZERO_RTT: 2, Epoch.HANDSHAKE: 1, Epoch.ONE_RTT: 2}
+_LONG_TYPE = {
+    Epoch.INITIAL: PacketType.INITIAL,
+    Epoch.ZERO_RTT: PacketType.ZERO_RTT,
+    Epoch.HANDSHAKE: PacketType.HANDSHAKE,
+}
+#: RFC 9000 §12.2: coalesced in order of increasing encryption level.
+_COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
 MAX_PACKET_SIZE = 1200  # no PMTU discovery yet: the size every path must carry (§14)
 MAX_DATAGRAMS_PER_CALL = 64
 
@@ -532,12 +538,12 @@ class PacketSender:
         allow_eliciting = self._may_send_eliciting(now)
         packets: list[_Packet] = []
         remaining = budget
-        for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT):
+        for epoch in _COALESCED:
             if c.send_key(epoch) is None or remaining < 48:
                 continue
             # Handshake data is small and unblocks everything else: it is not held
             # back by a congestion window full of 1-RTT packets the peer cannot read yet.
-            eliciting = allow_eliciting or epoch != Epoch.ONE_RTT
+            eliciting = allow_eliciting or epoch == Epoch.INITIAL or epoch == Epoch.HANDSHAKE
             if epoch == Epoch.INITIAL and budget < MIN_INITIAL_DATAGRAM:
                 # §14.1 pads an ack-eliciting Initial to 1200 bytes; §8.1 forbids the
                 # padding beyond 3x: without room for both, only an ACK may go.
@@ -573,9 +579,10 @@ class PacketSender:
         if room <= 0:
             return None
         payload = packet.payload
+        zero_rtt = epoch == Epoch.ZERO_RTT  # no ACK, no CRYPTO (RFC 9000 §12.5)
         # ACK (§13.2): always when queued; piggybacked whenever anything else goes.
         piggyback = rspace.unacked_ack_eliciting and has_eliciting
-        if (rspace.ack_queued or piggyback) and rspace.received:
+        if (rspace.ack_queued or piggyback) and rspace.received and not zero_rtt:
             ack = self._ack_frame(rspace, now, one_rtt=epoch == Epoch.ONE_RTT)
             if len(ack) <= room:
                 payload += ack
@@ -589,9 +596,11 @@ class PacketSender:
                 self.requeue_crypto(space_id)
             start = len(payload)
             limit = max_size - packet.overhead()  # the most payload this packet holds
-            self._add_crypto(payload, packet.frames, epoch, limit)
-            if epoch == Epoch.ONE_RTT and c.handshake_complete:
-                if c.pending.waiting:
+            if not zero_rtt:
+                self._add_crypto(payload, packet.frames, epoch, limit)
+            # 0-RTT: stream data and DATAGRAMs; control frames wait for 1-RTT.
+            if zero_rtt or (epoch == Epoch.ONE_RTT and c.handshake_complete):
+                if c.pending.waiting and not zero_rtt:
                     self._add_control_frames(payload, packet.frames, limit)
                 if c.datagram_queue:
                     self._add_datagrams(payload, packet.frames, limit)
@@ -610,6 +619,8 @@ class PacketSender:
 
     def _has_eliciting(self, epoch: Epoch) -> bool:
         c = self.c
+        if epoch == Epoch.ZERO_RTT:
+            return bool(c.datagram_queue or c.streams.send_queue)
         if c.spaces[epoch].sender.has_pending():
             return True
         if epoch != Epoch.ONE_RTT or not c.handshake_complete:

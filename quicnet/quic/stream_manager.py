@@ -34,6 +34,7 @@ class StreamManager:
 
     __slots__ = (
         "_events",
+        "_held",
         "_remote_params",
         "data_consumed",
         "data_received",
@@ -83,6 +84,8 @@ class StreamManager:
         self.next_local_index = [0, 0]
         self._remote_params: TransportParameters | None = None
         self.send_queue: list[int] = []  # streams with data to send, round robin
+        #: Our streams beyond the peer's MAX_STREAMS after a 0-RTT rejection, waiting.
+        self._held: set[int] | None = None
 
     def set_remote_parameters(self, params: TransportParameters) -> None:
         """Apply the peer's transport parameters (§18.2): MAX_DATA, the stream limits, and
@@ -95,6 +98,31 @@ class StreamManager:
                 stream.sender.max_stream_data = max(
                     stream.sender.max_stream_data, self._send_limit(stream.stream_id)
                 )
+
+    def restart_sending(self, params: TransportParameters) -> None:
+        """0-RTT was rejected (RFC 9001 §4.6.2): the peer processed nothing we sent.
+
+        Its new parameters replace the remembered ones, lower or not; every stream
+        sends again from offset 0 (keeping its ID), counted anew against MAX_DATA. A
+        stream the new MAX_STREAMS does not cover waits until the peer allows it.
+        """
+        self._remote_params = params
+        self.max_data_remote = params.initial_max_data
+        self.max_streams_remote = [params.initial_max_streams_uni, params.initial_max_streams_bidi]
+        self.data_sent = 0
+        self.send_queue = []
+        held: set[int] = set()
+        for stream_id, stream in self.streams.items():
+            sender = stream.sender
+            if sender is None:
+                continue
+            sender.restart(self._send_limit(stream_id))
+            bidi = stream_is_bidirectional(stream_id)
+            if stream.is_local and stream_id >> 2 >= self.max_streams_remote[bidi]:
+                held.add(stream_id)
+            elif sender.has_pending():
+                self.send_queue.append(stream_id)
+        self._held = held or None
 
     def _send_limit(self, stream_id: int) -> int:
         """The peer's initial limit for our sending on ``stream_id``."""
@@ -161,6 +189,8 @@ class StreamManager:
 
     def schedule(self, stream_id: int) -> None:
         """Put ``stream_id`` in the round-robin send queue (once)."""
+        if self._held is not None and stream_id in self._held:
+            return  # beyond the peer's MAX_STREAMS (after a 0-RTT rejection): not yet
         if stream_id not in self.send_queue:
             self.send_queue.append(stream_id)
 
@@ -344,6 +374,19 @@ class StreamManager:
         """MAX_STREAMS (§19.11): we may open more streams of a type (a lower limit is ignored)."""
         if frame.maximum_streams > self.max_streams_remote[frame.bidirectional]:
             self.max_streams_remote[frame.bidirectional] = frame.maximum_streams
+            if self._held is not None:
+                self._release_held()
+
+    def _release_held(self) -> None:
+        """Streams held back after a 0-RTT rejection that MAX_STREAMS now allows go."""
+        held = self._held
+        assert held is not None
+        for stream_id in sorted(held):
+            if stream_id >> 2 < self.max_streams_remote[stream_is_bidirectional(stream_id)]:
+                held.discard(stream_id)
+                self.schedule(stream_id)
+        if not held:
+            self._held = None
 
     def _maybe_forget(self, stream: QuicStream) -> None:
         """A finished peer stream frees a slot: raise MAX_STREAMS (§4.6)."""

@@ -260,6 +260,23 @@ class SendHalf:
         if fin and not self.fin_acked:
             self.fin_pending = True
 
+    def restart(self, max_stream_data: int) -> None:
+        """Nothing sent reached the peer (its 0-RTT was rejected, RFC 9001 §4.6.2): all
+        of it goes again from offset 0, as new data, within the peer's ``max_stream_data``;
+        so does a RESET_STREAM, whose final size is then what gets sent again."""
+        self.max_stream_data = max_stream_data
+        self.sent_high = 0
+        self._acked = RangeSet()
+        self._pending = RangeSet()
+        self.fin_acked = False
+        if self.reset_error_code is not None:
+            self.reset_pending = True
+            self.reset_acked = False
+            return
+        if self.offset > self._buffer_start:
+            self._pending.add(self._buffer_start, self.offset)
+        self.fin_pending = self.fin_offset is not None
+
     @property
     def all_acked(self) -> bool:
         """Data Recvd (§3.1): every byte and the FIN are acknowledged."""

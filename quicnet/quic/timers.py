@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.states import ConnectionState
+from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class TimerDriver:
                 c.deadlines.last_activity or 0.0,
                 has_handshake_keys=c.spaces[Epoch.HANDSHAKE].send_key is not None,
                 is_client=c.is_client,
+                zero_rtt_only=not c.handshake_complete,
             )
         for t in (
             loss_time,
@@ -72,7 +74,9 @@ class TimerDriver:
             if anchor is not None:
                 loss = anchor + pto * (1 << recovery.pto_count)  # RFC 9002 §6.2.1
         paths = c.paths.next_timer() if c.paths.active else None
-        for t in (loss, space.ack_deadline, c.sender.pacing_deadline, paths):
+        zero_rtt = c.zero_rtt  # a server's 0-RTT keys, kept a while (RFC 9001 §4.9.3)
+        discard = zero_rtt.discard_at if zero_rtt is not None else None
+        for t in (loss, space.ack_deadline, c.sender.pacing_deadline, paths, discard):
             if t is not None and (best is None or t < best):
                 best = t
         configuration = c.configuration
@@ -127,6 +131,8 @@ class TimerDriver:
             if ends is not None and now >= ends:
                 c.terminate(0, None, "closed", by_peer=False)
             return
+        if c.zero_rtt is not None:
+            discard_keys_if_due(c, now)
         recovery = c.recovery
         ended = c.deadlines.expired(now, recovery.pto_base(), c.handshake_complete)
         if ended is not None:
@@ -158,6 +164,7 @@ class TimerDriver:
             c.deadlines.last_activity or 0.0,
             has_handshake_keys=c.spaces[Epoch.HANDSHAKE].send_key is not None,
             is_client=c.is_client,
+            zero_rtt_only=not c.handshake_complete,
         )
         if pto is not None and now >= pto and self._may_send_probe():
             recovery.arm_probes(space_id)

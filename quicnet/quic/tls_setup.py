@@ -10,9 +10,15 @@ from __future__ import annotations
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.transport_params import TransportParameters
+from quicnet.quic.zero_rtt import early_data_context, remembered_parameters
 from quicnet.tls import ClientConfig, ServerConfig, TLSClient, TLSServer
 
-__all__ = ["local_transport_parameters", "make_tls", "peer_transport_parameters"]
+__all__ = [
+    "QUIC_MAX_EARLY_DATA",
+    "local_transport_parameters",
+    "make_tls",
+    "peer_transport_parameters",
+]
 
 
 def local_transport_parameters(
@@ -72,9 +78,17 @@ def peer_transport_parameters(
     return params
 
 
-def make_tls(c: QuicConfiguration, transport_parameters: bytes) -> TLSClient | TLSServer:
-    """A fresh TLS engine in QUIC mode for ``c`` (a client or a server)."""
+#: RFC 9001 §4.6.1: a QUIC server's tickets allow 0-RTT with this sentinel, or not at all.
+QUIC_MAX_EARLY_DATA = 0xFFFFFFFF
+
+
+def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | TLSServer:
+    """A fresh TLS engine in QUIC mode for ``c`` (a client or a server) carrying our
+    transport parameters ``params``."""
+    transport_parameters = params.encode()
     if c.is_client:
+        # RFC 9000 §7.4.1: 0-RTT only with the server's parameters remembered.
+        early_data = c.enable_early_data and remembered_parameters(c.session_ticket) is not None
         return TLSClient(
             ClientConfig(
                 server_name=c.server_name,
@@ -89,7 +103,7 @@ def make_tls(c: QuicConfiguration, transport_parameters: bytes) -> TLSClient | T
                 certificate_chain=c.certificate_chain,
                 private_key=c.private_key,
                 session=c.session_ticket,
-                enable_early_data=False,
+                enable_early_data=early_data,
                 quic_transport_parameters=transport_parameters,
                 middlebox_compatibility=False,  # RFC 9001 §8.4
                 key_log=c.key_log,
@@ -106,6 +120,9 @@ def make_tls(c: QuicConfiguration, transport_parameters: bytes) -> TLSClient | T
             cipher_suites=c.cipher_suites,
             groups=c.groups,
             ticket_keys=c.ticket_keys,
+            max_early_data_size=QUIC_MAX_EARLY_DATA if c.enable_early_data else 0,
+            anti_replay=c.anti_replay,
+            early_data_context=early_data_context(params),
             quic_transport_parameters=transport_parameters,
             middlebox_compatibility=False,
             key_log=c.key_log,

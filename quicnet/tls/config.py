@@ -167,6 +167,10 @@ class ServerConfig:
     #: 0 disables early data; QUIC requires 0xFFFFFFFF when enabled (RFC 9001 §4.6.1).
     max_early_data_size: int = 0
     anti_replay: StrikeRegister = field(default_factory=StrikeRegister)
+    #: Sealed into every ticket; early data is accepted only with a ticket whose context
+    #: equals the current one (RFC 8446 §4.2.10 leaves this check to the application;
+    #: QUIC puts its transport limits here, RFC 9001 §4.6.3).
+    early_data_context: bytes = b""
     quic_transport_parameters: bytes | None = None
     record_size_limit: int | None = None
     middlebox_compatibility: bool = True

@@ -436,6 +436,8 @@ class TLSServer(TLSEngine):
             return False
         if state.cipher_suite != self.cipher_suite or state.alpn_protocol != self.alpn_protocol:
             return False
+        if state.early_data_context != c.early_data_context:
+            return False  # the configuration early data depends on changed since the ticket
         assert offer.psk is not None
         identity = offer.psk.identities[0]
         claimed_age = ((identity.obfuscated_ticket_age - state.ticket_age_add) & 0xFFFFFFFF) / 1000
@@ -600,6 +602,7 @@ class TLSServer(TLSEngine):
             alpn_protocol=self.alpn_protocol,
             server_name=self.server_name,
             peer_certificates=tuple(cert.to_der() for cert in self.peer_certificates),
+            early_data_context=c.early_data_context,
         )
         extensions: tuple[Extension, ...] = ()
         if c.max_early_data_size:

@@ -25,7 +25,7 @@ __all__ = ["SessionTicket", "StrikeRegister", "TicketKeys", "TicketState"]
 
 _SESSION_MAGIC = b"QNS1"
 _PEM_LABEL = "QUICNET TLS SESSION"
-_TICKET_VERSION = 2
+_TICKET_VERSION = 3  # 3 adds the early-data context; 2 (without it) still opens
 
 
 def _opt_str(w: Writer, value: str | None) -> None:
@@ -144,6 +144,10 @@ class TicketState:
     server_name: str | None
     #: The client's certificate chain (DER, leaf first) from the full handshake.
     peer_certificates: tuple[bytes, ...] = ()
+    #: What the server's configuration was when it issued the ticket, as far as early
+    #: data depends on it (QUIC: its transport limits, RFC 9001 §4.6.3); 0-RTT is
+    #: accepted only while the configuration still says the same.
+    early_data_context: bytes = b""
 
     def encode(self) -> bytes:
         w = Writer()
@@ -160,12 +164,14 @@ class TicketState:
         for der in self.peer_certificates:
             chain.vector(der, 3)
         w.vector(chain.getvalue(), 3)
+        w.vector(self.early_data_context, 2)
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> TicketState:
         r = Reader(data)
-        if r.uint8() != _TICKET_VERSION:
+        version = r.uint8()
+        if version not in (2, _TICKET_VERSION):
             raise DecodeError("unknown ticket version")
         fields = (
             r.uint16(),
@@ -181,8 +187,9 @@ class TicketState:
         certificates = []
         while not chain.at_end():
             certificates.append(chain.vector(3, min_length=1))
+        context = r.vector(2) if version >= 3 else b""
         r.expect_end("the ticket")
-        return cls(*fields, peer_certificates=tuple(certificates))
+        return cls(*fields, peer_certificates=tuple(certificates), early_data_context=context)
 
 
 _KEY_ID_LENGTH = 16

@@ -43,6 +43,7 @@ from quicnet.quic import (
     ConnectionTerminated,
     DatagramAcknowledged,
     DatagramLost,
+    DatagramReceived,
     HandshakeCompleted,
     QuicConfiguration,
     QuicConnection,
@@ -368,6 +369,12 @@ class EventAudit:
     stateless reset only when the peer connection is gone (an attacker
     cannot forge either: no packet that failed to decrypt may end a
     connection).
+
+    0-RTT (RFC 9001 §4.6, §9.2): a server connection that hands the application
+    stream data or a DATAGRAM before its HandshakeCompleted is delivering early
+    data, and its HandshakeCompleted must then say early_data_accepted; at most one
+    server connection per session ticket does so (a replayed ClientHello, or a
+    second client with the same ticket, gets no early data through).
     """
 
     def __init__(self, sim: Simulation) -> None:
@@ -378,6 +385,9 @@ class EventAudit:
         self._handshakes: set[int] = set()
         self._terminated: set[int] = set()
         self._datagram_fates: set[tuple[int, int]] = set()
+        #: Server connections that delivered early data, and which one did per ticket.
+        self._early: set[int] = set()
+        self._early_by_ticket: dict[object, int] = {}
 
     def check(self) -> None:
         for node in list(self.sim.nodes.values()):
@@ -392,6 +402,12 @@ class EventAudit:
     def _one(self, node: Node, conn: QuicConnection, event: QuicEvent, when: float) -> None:
         where = f"{node.name} t={when:.6f}"
         c = id(conn)
+        if (
+            not conn.is_client
+            and c not in self._handshakes
+            and isinstance(event, (StreamDataReceived, StreamReset, DatagramReceived))
+        ):
+            self._early_data(conn, where)
         if isinstance(event, StreamDataReceived):
             key = (c, event.stream_id)
             if key in self._ended:
@@ -413,6 +429,11 @@ class EventAudit:
             if c in self._handshakes:
                 raise InvariantViolation(f"{where}: a second HandshakeCompleted")
             self._handshakes.add(c)
+            if c in self._early and not event.early_data_accepted:
+                raise InvariantViolation(
+                    f"{where}: early data delivered, then 0-RTT reported rejected "
+                    "(RFC 9001 §4.6.2: a server that rejects processes no 0-RTT packet)"
+                )
         elif isinstance(event, (DatagramAcknowledged, DatagramLost)):
             key = (c, event.datagram_id)
             if key in self._datagram_fates:
@@ -441,6 +462,22 @@ class EventAudit:
                     f"{where}: closed by a CONNECTION_CLOSE the peer never sent (its connection "
                     f"is {peer.state.name}; RFC 9000 §10.2): {event}"
                 )
+
+    def _early_data(self, conn: QuicConnection, where: str) -> None:
+        c = id(conn)
+        if c in self._early:
+            return
+        self._early.add(c)
+        # The ticket is the client's (a replayed connection shares its first DCID).
+        peer = self.sim.peer_of(conn)
+        ticket = peer.configuration.session_ticket if peer is not None else None
+        key: object = ticket.ticket if ticket is not None else conn.original_destination_cid
+        first = self._early_by_ticket.setdefault(key, c)
+        if first != c:
+            raise InvariantViolation(
+                f"{where}: early data delivered by a second server connection for one "
+                "session ticket (a replay; RFC 8446 §8, RFC 9001 §9.2)"
+            )
 
 
 class Simulation:

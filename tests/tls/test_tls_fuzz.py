@@ -487,6 +487,7 @@ def ticket_states(draw: st.DrawFn) -> TicketState:
         alpn_protocol=draw(st.none() | st.text(min_size=1, max_size=10)),
         server_name=draw(st.none() | st.text(min_size=1, max_size=20)),
         peer_certificates=tuple(draw(st.lists(st.binary(min_size=1, max_size=40), max_size=3))),
+        early_data_context=draw(st.binary(max_size=40)),
     )
 
 
