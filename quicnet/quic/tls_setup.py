@@ -11,6 +11,7 @@ from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.transport_params import TransportParameters
 from quicnet.tls import ClientConfig, ServerConfig, TLSClient, TLSServer
+from quicnet.tls.keylog import key_log_from_environment
 
 __all__ = ["local_transport_parameters", "make_tls", "peer_transport_parameters"]
 
@@ -73,7 +74,11 @@ def peer_transport_parameters(
 
 
 def make_tls(c: QuicConfiguration, transport_parameters: bytes) -> TLSClient | TLSServer:
-    """A fresh TLS engine in QUIC mode for ``c`` (a client or a server)."""
+    """A fresh TLS engine in QUIC mode for ``c`` (a client or a server).
+
+    A client without ``c.key_log`` appends its secrets to the file SSLKEYLOGFILE
+    names, when it is set (:mod:`quicnet.tls.keylog`); a server logs only to ``c.key_log``.
+    """
     if c.is_client:
         return TLSClient(
             ClientConfig(
@@ -92,7 +97,7 @@ def make_tls(c: QuicConfiguration, transport_parameters: bytes) -> TLSClient | T
                 enable_early_data=False,
                 quic_transport_parameters=transport_parameters,
                 middlebox_compatibility=False,  # RFC 9001 §8.4
-                key_log=c.key_log,
+                key_log=c.key_log if c.key_log is not None else key_log_from_environment(),
             ),
             quic=True,
         )
