@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -133,7 +132,7 @@ async def main(argv: list[str]) -> int:
         trust_roots=roots,
         pinned_fingerprints=pins,
         insecure_skip_verify=a.insecure,
-        key_log=key_log_writer(a.keylogfile or os.environ.get("SSLKEYLOGFILE")),
+        key_log=key_log_writer(a.keylogfile),  # without it: SSLKEYLOGFILE, if set
         handshake_timeout=a.handshake_timeout,
     )
     try:

@@ -20,6 +20,7 @@ from quicnet.crypto import (
 )
 from quicnet.crypto.pem import pem_blocks
 from quicnet.tls import CipherSuite
+from quicnet.tls.keylog import key_log_file
 
 _GROUP_NAMES = {
     "x25519": NamedGroup.x25519,
@@ -61,16 +62,9 @@ def parse_ciphersuites(text: str) -> list[CipherSuite]:
 
 
 def key_log_writer(path: str | None) -> Callable[[str], None] | None:
-    """A key-log callback appending SSLKEYLOGFILE lines to ``path`` (or None)."""
-    if path is None:
-        return None
-
-    def write(line: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(line + "\n")
-
-    return write
+    """``-keylogfile``: a key-log callback appending SSLKEYLOGFILE lines to ``path``, or
+    None (a client then follows the SSLKEYLOGFILE environment variable)."""
+    return None if path is None else key_log_file(path)
 
 
 def parse_pins(values: list[str]) -> list[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -12,7 +13,15 @@ from quicnet.quic.versions import QuicVersion
 from quicnet.tls import CipherSuite, SessionTicket, StrikeRegister, TicketKeys
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
 
-__all__ = ["QuicConfiguration"]
+__all__ = ["QLOGDIR", "QuicConfiguration", "qlog_dir_from_environment"]
+
+#: The environment variable naming the directory for qlog traces (qlog main schema §7.1).
+QLOGDIR = "QLOGDIR"
+
+
+def qlog_dir_from_environment() -> str | None:
+    """The directory ``QLOGDIR`` names, or None when it is unset or empty."""
+    return os.environ.get(QLOGDIR) or None
 
 
 @dataclass
@@ -32,7 +41,13 @@ class QuicConfiguration:
     verify_server_name: bool = True
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
+    #: Called with each NSS key log line (SSLKEYLOGFILE format). A client without one
+    #: appends to the file ``SSLKEYLOGFILE`` names, if set (quicnet.tls.keylog).
     key_log: Callable[[str], None] | None = None
+    #: Where each connection writes its qlog trace, ``<odcid>_<client|server>.sqlog``
+    #: (see :mod:`quicnet.quic.qlog`). The default is the ``QLOGDIR`` environment
+    #: variable when the configuration is made; None turns tracing off even when it is set.
+    qlog_dir: str | None = field(default_factory=qlog_dir_from_environment)
     session_ticket: SessionTicket | None = None
     ticket_keys: TicketKeys | None = field(default_factory=TicketKeys)
     #: Client: send 0-RTT with ``session_ticket`` when it allows; server: issue tickets

@@ -48,6 +48,7 @@ from quicnet.quic.packets import retry_is_valid
 from quicnet.quic.paths import PathManager, address_key
 from quicnet.quic.pending import PendingFrames
 from quicnet.quic.protection import PacketKey, initial_keys
+from quicnet.quic.qlog import QlogTracer
 from quicnet.quic.receiver import PacketReceiver
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.sender import PacketSender
@@ -129,6 +130,7 @@ class QuicConnection:
         "termination",
         "timers",
         "tls",
+        "tracer",
         "traffic",
         "version",
         "wake",
@@ -151,6 +153,8 @@ class QuicConnection:
         c = configuration
         self.configuration = c
         self.is_client = c.is_client
+        #: Writes the qlog trace (None: tracing off, the configuration's ``qlog_dir``).
+        self.tracer: QlogTracer | None = None
         known = [v for v in c.supported_versions if v in VERSION_PARAMS]
         if c.version not in VERSION_PARAMS and (not c.is_client or not known):
             raise QuicUsageError(f"unsupported QUIC version 0x{c.version:08x}")
@@ -242,6 +246,9 @@ class QuicConnection:
             c, self.local_params
         )
         self.handshake = HandshakeDriver(self)
+        if c.qlog_dir is not None:
+            self.tracer = QlogTracer(self, c.qlog_dir)
+            self.tracer.attach(self.recovery)
         if not self.is_client:
             if initial_keys is not None:  # derived by the endpoint to check the first packet
                 space = self.spaces[Epoch.INITIAL]
@@ -255,6 +262,8 @@ class QuicConnection:
             max_ack_delay=0.025, max_datagram_size=1200, on_delivered=self.sender.on_delivered
         )
         recovery.cc = self.new_controller()
+        if self.tracer is not None:
+            self.tracer.attach(recovery)
         return recovery
 
     # Public API -------------------------------------------------------------------------
@@ -265,6 +274,8 @@ class QuicConnection:
         self.paths.start(address, validated=True)
         self.cids.set_initial_peer(self.original_destination_cid)
         self.deadlines.start(now)
+        if self.tracer is not None and not self.tracer.connection_started(address, now):
+            self.tracer = None  # the trace cannot be written: go on without it
         if self.negotiation.start(now):
             return  # an unknown version first: wait for Version Negotiation
         self._start_tls(now)
@@ -472,6 +483,8 @@ class QuicConnection:
         current = self.paths.current
         if current is None:  # a server's first datagram: the handshake's path
             current = self.paths.start(address, validated=self._first_path_validated)
+            if self.tracer is not None and not self.tracer.connection_started(address, now):
+                self.tracer = None
         on_current = address == current.address or address_key(address) == current.key
         if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
             closing = self.closing
@@ -643,6 +656,8 @@ class QuicConnection:
         self.handshake_complete = True
         self.alpn_protocol = alpn_protocol
         self.state = ConnectionState.CONNECTED
+        if self.tracer is not None:
+            self.tracer.handshake_completed(alpn_protocol, None)
 
     def confirm_handshake(self) -> None:
         """RFC 9001 §4.1.2: the handshake is confirmed."""
@@ -656,10 +671,12 @@ class QuicConnection:
     def _enter_closing(
         self, error_code: int, frame_type: int | None, reason: str, *, application: bool
     ) -> None:
-        self.closing = ClosingState.for_close(error_code, frame_type, reason, application)
-        self.termination = self.closing.event
+        closing = self.closing = ClosingState.for_close(error_code, frame_type, reason, application)
+        self.termination = closing.event
         self.state = ConnectionState.CLOSING
         self.deadlines.closing_ends = None  # set when the close frame is sent
+        if self.tracer is not None:
+            self.tracer.connection_ending("closing", closing.event, None)
 
     def enter_draining(
         self, error_code: int, frame_type: int | None, reason: str, application: bool, now: float
@@ -669,11 +686,13 @@ class QuicConnection:
             return
         self.state = ConnectionState.DRAINING
         self.deadlines.closing_ends = now + 3 * self.recovery.pto_duration(2)
-        self.termination = ConnectionTerminated(
+        self.termination = event = ConnectionTerminated(
             error_code, frame_type, reason, by_peer=True, is_application=application
         )
-        self.event_queue.append(self.termination)
+        self.event_queue.append(event)
         self.closing = None
+        if self.tracer is not None:
+            self.tracer.connection_ending("draining", event, now)
 
     def terminate(
         self,
@@ -683,8 +702,10 @@ class QuicConnection:
         *,
         by_peer: bool,
         stateless_reset: bool = False,
+        now: float | None = None,
     ) -> None:
-        """End now, silently; report why (once) unless the draining event already did."""
+        """End now, silently; report why (once) unless the draining event already did.
+        ``now``, when the caller has it, dates the end in the qlog trace."""
         if self.state == ConnectionState.TERMINATED:
             return
         previous = self.state
@@ -696,6 +717,8 @@ class QuicConnection:
                 error_code, frame_type, reason, by_peer=by_peer, stateless_reset=stateless_reset
             )
             self.event_queue.append(self.termination)
+        if self.tracer is not None:
+            self.tracer.connection_terminated(self.termination, now)
 
     # Timers ---------------------------------------------------------------------------------
     def next_timer(self) -> float | None:

@@ -26,6 +26,7 @@ from quicnet.quic.packets import (
     parse_long_header,
 )
 from quicnet.quic.paths import address_key
+from quicnet.quic.qlog_schema import PACKET_TYPE
 from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
@@ -77,6 +78,11 @@ class PacketReceiver:
                 at = start + 6 if long else start + 1
                 size = data[start + 5] if long and len(data) > start + 5 else len(first_dcid)
                 if data[at : at + size] != first_dcid:
+                    if self.c.tracer is not None:
+                        kind = "unknown" if long else "1RTT"
+                        self.c.tracer.packet_dropped(
+                            kind, len(data) - start, "unknown_connection_id", now
+                        )
                     return
             if data[start] & 0x80:
                 end = self._receive_long(data, start, address, now)
@@ -92,12 +98,18 @@ class PacketReceiver:
         recv = keys.recv
         first = data[start]
         if recv is None or not first & 0x40:
-            return  # no 1-RTT keys (yet), or the fixed bit is zero (§17.3)
+            # No 1-RTT keys (yet), or the fixed bit is zero (§17.3).
+            if c.tracer is not None:
+                why = "key_unavailable" if recv is None else "header_parse_error"
+                c.tracer.packet_dropped("1RTT", len(data) - start, why, now)
+            return
         pn_offset = start + 1 + c.cid_length
         sample = pn_offset + 4
         if len(data) < sample + 16:  # too short to sample: may still be a stateless reset
             if start == 0 and c.cids.is_stateless_reset(data):
                 c.end_by_stateless_reset()
+            elif c.tracer is not None:
+                c.tracer.packet_dropped("1RTT", len(data) - start, "header_parse_error", now)
             return
         mask = recv.hp.mask(data[sample : sample + 16])
         first ^= mask[0] & 0x1F
@@ -127,12 +139,18 @@ class PacketReceiver:
         except DecryptError:
             if start == 0 and c.cids.is_stateless_reset(data):
                 c.end_by_stateless_reset()
+            elif c.tracer is not None:
+                c.tracer.packet_dropped("1RTT", len(data) - start, "payload_decrypt_error", now)
             return
         if first & 0x18:  # §17.3.1: reserved bits are zero once protection is removed
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if space.is_duplicate(pn):
+            if c.tracer is not None:
+                c.tracer.packet_dropped("1RTT", len(data) - start, "duplicate", now, pn)
             return
         c.on_packet_authenticated(now)
+        if c.tracer is not None:
+            c.tracer.packet_received(Epoch.ONE_RTT, pn, payload, len(data) - start, now)
         dcid = data[start + 1 : pn_offset]
         ack_eliciting, non_probing = self._one_rtt_frames(payload, now, dcid)
         if non_probing and pn > space.largest_received:
@@ -272,22 +290,33 @@ class PacketReceiver:
         c = self.c
         try:
             header = parse_long_header(data, start)
-        except TransportError:
-            return None  # unknown version or malformed: drop the rest
+        except TransportError:  # unknown version or malformed: drop the rest
+            if c.tracer is not None:
+                c.tracer.packet_dropped("unknown", len(data) - start, "header_parse_error", now)
+            return None
         if header.version != c.version:
+            if c.tracer is not None:
+                c.tracer.packet_dropped("unknown", len(data) - start, "unexpected_version", now)
             return None
         if header.packet_type == PacketType.RETRY:
             c.on_retry(data[start:], header.source_cid, header.token)
             return None
         epoch = _PACKET_EPOCH[header.packet_type]
+        tracer = c.tracer
+        kind = PACKET_TYPE[epoch]
         if not c.is_client and epoch == Epoch.INITIAL and len(data) < MIN_INITIAL_DATAGRAM:
-            return None  # §14.1: a server drops Initials in small datagrams
+            # §14.1: a server drops Initials in small datagrams.
+            if tracer is not None:
+                tracer.packet_dropped(kind, len(data) - start, "invalid_initial", now)
+            return None
         end = header.end
         if epoch == Epoch.ZERO_RTT and c.zero_rtt is not None:
             discard_keys_if_due(c, now)  # RFC 9001 §4.9.3: never past their time
         key = c.recv_key(epoch)
-        if key is None:
-            return end  # keys not (yet, or any longer) available: drop this packet
+        if key is None:  # keys not (yet, or any longer) available: drop this packet
+            if tracer is not None:
+                tracer.packet_dropped(kind, end - start, "key_unavailable", now)
+            return end
         packet = data[start:end]
         pn_offset = header.pn_offset - start
         space = c.recovery.spaces[EPOCH_SPACE[epoch]]
@@ -297,12 +326,18 @@ class PacketReceiver:
             aad = bytes((first,)) + packet[1:pn_offset] + truncated.to_bytes(pn_len, "big")
             payload = key.open(aad, packet[pn_offset + pn_len :], pn)
         except DecryptError:
+            if tracer is not None:
+                tracer.packet_dropped(kind, end - start, "payload_decrypt_error", now)
             return end
         if first & 0x0C:  # §17.2: reserved bits are zero once protection is removed
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if space.is_duplicate(pn):
+            if tracer is not None:
+                tracer.packet_dropped(kind, end - start, "duplicate", now, pn)
             return end
         c.on_packet_authenticated(now)
+        if tracer is not None:
+            tracer.packet_received(epoch, pn, payload, end - start, now, header)
         c.on_long_header_packet(epoch, header.source_cid, address)
         ack_eliciting = self._long_header_frames(epoch, payload, now, header.destination_cid)
         space.on_packet_received(pn, now)

@@ -35,6 +35,9 @@ MAX_RECEIVED_RANGES = 64
 FrameRecord = tuple[Any, ...]
 #: Told what an acknowledged (True) or lost (False) packet carried.
 DeliveryCallback = Callable[[Sequence[FrameRecord], bool], None]
+#: Told of packets declared lost, with their space and the time, before recovery acts
+#: on them (qlog's recovery:packet_lost).
+LossObserver = Callable[[int, Sequence["SentPacket"], float], None]
 
 
 def _ignore(frames: Sequence[FrameRecord], acked: bool) -> None:
@@ -194,6 +197,7 @@ class Recovery:
         "cc",
         "first_rtt_sample_time",
         "handshake_confirmed",
+        "loss_observer",
         "max_ack_delay",
         "on_delivered",
         "pacer",
@@ -229,6 +233,8 @@ class Recovery:
         self.handshake_confirmed = False
         self.peer_completed_address_validation = False  # client: server validated us
         self.first_rtt_sample_time: float | None = None
+        #: Told of every loss before it is acted on (None: nobody is watching).
+        self.loss_observer: LossObserver | None = None
 
     @property
     def bytes_in_flight(self) -> int:
@@ -358,7 +364,7 @@ class Recovery:
         if in_flight:
             cc.on_packets_acked(in_flight, now)
         if lost:
-            self._on_lost(lost, now)
+            self._on_lost(space_id, lost, now)
         # §6.2.1: the PTO backoff resets on an ACK, except a client's before the
         # server validated its address.
         if space_id or self.peer_completed_address_validation:
@@ -402,7 +408,10 @@ class Recovery:
                 space.ack_eliciting_in_flight -= 1
         return lost
 
-    def _on_lost(self, lost: list[SentPacket], now: float) -> None:
+    def _on_lost(self, space_id: int, lost: list[SentPacket], now: float) -> None:
+        observer = self.loss_observer
+        if observer is not None:
+            observer(space_id, lost, now)
         in_flight = [p for p in lost if p.in_flight]
         self.packets_lost += len(in_flight)
         self.cc.on_packets_lost(in_flight, now)
@@ -501,7 +510,7 @@ class Recovery:
         condemns, and return those packets."""
         lost = self._detect_lost(space_id, now)
         if lost:
-            self._on_lost(lost, now)
+            self._on_lost(space_id, lost, now)
         return lost
 
     def abandon_space(self, space_id: int) -> None:

@@ -258,6 +258,8 @@ class PacketSender:
         if short < 4:
             buf += bytes(4 - short)
             padded = True
+        if c.tracer is not None:  # qlog: the plaintext, before it is sealed in place
+            c.tracer.packet_sent(Epoch.ONE_RTT, pn, buf, header_length, len(buf) + _TAG, now)
         c.keys.send.protect_in_place(buf, pn_offset, pn_len, pn)  # type: ignore[union-attr]
         rspace.next_packet_number = pn + 1
         size = len(buf)
@@ -660,6 +662,8 @@ class PacketSender:
             length = packet.pn_len + len(packet.payload) + _TAG
             header = packet.header + (0x4000 | length).to_bytes(2, "big") + pn_bytes
         wire = key.protect(header, bytes(packet.payload), packet.pn)
+        if c.tracer is not None:
+            c.tracer.packet_sent(packet.epoch, packet.pn, packet.payload, 0, len(wire), now)
         space_id = _SPACE[packet.epoch]
         c.recovery.spaces[space_id].next_packet_number += 1
         if record:

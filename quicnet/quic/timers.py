@@ -129,14 +129,14 @@ class TimerDriver:
         if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
             ends = c.deadlines.closing_ends
             if ends is not None and now >= ends:
-                c.terminate(0, None, "closed", by_peer=False)
+                c.terminate(0, None, "closed", by_peer=False, now=now)
             return
         if c.zero_rtt is not None:
             discard_keys_if_due(c, now)
         recovery = c.recovery
         ended = c.deadlines.expired(now, recovery.pto_base(), c.handshake_complete)
         if ended is not None:
-            c.terminate(TransportErrorCode.NO_ERROR, None, ended, by_peer=False)
+            c.terminate(TransportErrorCode.NO_ERROR, None, ended, by_peer=False, now=now)
             return
         space = recovery.spaces[2]
         if space.ack_deadline is not None and now >= space.ack_deadline:
@@ -147,7 +147,11 @@ class TimerDriver:
             if not c.paths.on_timer(now, recovery, c.new_controller):
                 # §9.3.2: no validated address left to fall back to: end silently.
                 c.terminate(
-                    TransportErrorCode.NO_ERROR, None, "path validation failed", by_peer=False
+                    TransportErrorCode.NO_ERROR,
+                    None,
+                    "path validation failed",
+                    by_peer=False,
+                    now=now,
                 )
                 return
             after = c.paths.current

@@ -12,6 +12,7 @@ from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCo
 from quicnet.quic.transport_params import TransportParameters
 from quicnet.quic.zero_rtt import early_data_context, remembered_parameters
 from quicnet.tls import ClientConfig, ServerConfig, TLSClient, TLSServer
+from quicnet.tls.keylog import key_log_from_environment
 
 __all__ = [
     "QUIC_MAX_EARLY_DATA",
@@ -84,7 +85,11 @@ QUIC_MAX_EARLY_DATA = 0xFFFFFFFF
 
 def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | TLSServer:
     """A fresh TLS engine in QUIC mode for ``c`` (a client or a server) carrying our
-    transport parameters ``params``."""
+    transport parameters ``params``.
+
+    A client without ``c.key_log`` appends its secrets to the file SSLKEYLOGFILE
+    names, when it is set (:mod:`quicnet.tls.keylog`); a server logs only to ``c.key_log``.
+    """
     transport_parameters = params.encode()
     if c.is_client:
         # RFC 9000 §7.4.1: 0-RTT only with the server's parameters remembered.
@@ -106,7 +111,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
                 enable_early_data=early_data,
                 quic_transport_parameters=transport_parameters,
                 middlebox_compatibility=False,  # RFC 9001 §8.4
-                key_log=c.key_log,
+                key_log=c.key_log if c.key_log is not None else key_log_from_environment(),
             ),
             quic=True,
         )

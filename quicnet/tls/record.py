@@ -10,6 +10,7 @@ ChangeCipherSpec (Appendix D.4), KeyUpdate (§4.6.3), alerts and close_notify.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from quicnet.tls.config import ClientConfig, ServerConfig
 from quicnet.tls.errors import AlertReceived, DecodeError, ProtocolViolation, TLSError, UsageError
 from quicnet.tls.events import Epoch, HandshakeComplete, SessionTicketReceived, TrafficSecretReady
 from quicnet.tls.key_schedule import CIPHER_SUITES, next_traffic_secret, traffic_aead
+from quicnet.tls.keylog import key_log_from_environment
 from quicnet.tls.messages import (
     HandshakeReassembler,
     HandshakeType,
@@ -104,6 +106,12 @@ class TLSConnection:
 
     @classmethod
     def client(cls, config: ClientConfig) -> TLSConnection:
+        """A client connection. Without ``config.key_log`` it appends its secrets to the
+        file SSLKEYLOGFILE names, when it is set (:mod:`quicnet.tls.keylog`)."""
+        if config.key_log is None:
+            key_log = key_log_from_environment()
+            if key_log is not None:
+                config = dataclasses.replace(config, key_log=key_log)
         return cls(TLSClient(config))
 
     @classmethod
