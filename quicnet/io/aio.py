@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-from quicnet.io.udp import DatagramSender, open_udp_socket
+from quicnet.io.udp import DatagramSender, local_host_for, open_udp_socket
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import ConnectionState, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
@@ -274,7 +274,7 @@ async def connect(
         configuration = dataclasses.replace(configuration, server_name=host)
     connection = QuicConnection(configuration)
     protocol = QuicClient(connection)
-    protocol.attach(open_udp_socket("::" if ":" in str(address[0]) else "0.0.0.0", 0))
+    protocol.attach(open_udp_socket(local_host_for(str(address[0])), 0))
     connection.connect((str(address[0]), int(address[1])), _clock())
     protocol.transmit()
     if wait_connected:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from quicnet.crypto import Certificate, PrivateKey, load_certificates
-from quicnet.io.udp import DatagramSender, SocketDriver, open_udp_socket
+from quicnet.io.udp import DatagramSender, SocketDriver, local_host_for, open_udp_socket
 from quicnet.quic import Address
 from quicnet.realtime import (
     AcceptHook,
@@ -244,7 +244,7 @@ class Client(_Batching, SocketDriver):
             insecure_skip_verify=insecure_skip_verify,
         )
         remote = resolve(address)
-        host = local_host or ("::" if ":" in remote[0] else "0.0.0.0")
+        host = local_host or local_host_for(remote[0])
         self.sock = open_udp_socket(host, 0)
         self.sender = DatagramSender(self.sock)
         self._closed = False

@@ -24,7 +24,7 @@ from typing import Any
 from quicnet.crypto import Certificate
 from quicnet.io.aio import Transporter
 from quicnet.io.realtime import Identity, make_settings, trust_roots_from
-from quicnet.io.udp import open_udp_socket
+from quicnet.io.udp import local_host_for, open_udp_socket
 from quicnet.quic import Address
 from quicnet.realtime import (
     AcceptHook,
@@ -276,7 +276,7 @@ async def connect(
     remote = (str(infos[0][4][0]), int(infos[0][4][1]))
     core = ClientCore(configuration, remote, resolved, time.monotonic(), token=token)
     client = AsyncClient(core)
-    client.attach(open_udp_socket("::" if ":" in remote[0] else "0.0.0.0", 0))
+    client.attach(open_udp_socket(local_host_for(remote[0]), 0))
     client.transmit()
     if wait_connected:
         await client.wait_connected()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import ipaddress
 import select
 import socket
 import struct
@@ -34,6 +35,7 @@ __all__ = [
     "UdpClient",
     "UdpServer",
     "gso_batches",
+    "local_host_for",
     "open_udp_socket",
 ]
 
@@ -56,6 +58,19 @@ class SansIoCore(Protocol):
 
 _MAX_DATAGRAM = 65536
 _READS_PER_POLL = 256
+
+
+def local_host_for(remote_host: str) -> str:
+    """The address a client socket binds to reach ``remote_host``: the same loopback
+    address for a loopback peer (nothing listens beyond the machine), else any address
+    of the peer's family."""
+    try:
+        remote = ipaddress.ip_address(remote_host.split("%", 1)[0])
+    except ValueError:
+        return "0.0.0.0"
+    if remote.is_loopback:
+        return "::1" if remote.version == 6 else "127.0.0.1"
+    return "::" if remote.version == 6 else "0.0.0.0"
 
 
 def open_udp_socket(host: str, port: int) -> socket.socket:
@@ -285,7 +300,7 @@ class UdpClient(SocketDriver):
         local_host: str | None = None,
         now: float | None = None,
     ) -> None:
-        host = local_host or ("::" if ":" in str(address[0]) else "0.0.0.0")
+        host = local_host or local_host_for(str(address[0]))
         if configuration.server_name is None:  # verify the host we connect to, as aio does
             configuration = dataclasses.replace(configuration, server_name=str(address[0]))
         self.sock = open_udp_socket(host, 0)

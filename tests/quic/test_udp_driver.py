@@ -9,7 +9,7 @@ from simnet import handshake as sim_handshake
 from simnet import make_pair
 
 from quicnet.crypto import dev_identity
-from quicnet.io.udp import UdpClient, UdpServer
+from quicnet.io.udp import UdpClient, UdpServer, local_host_for
 from quicnet.quic import ConnectionTerminated, HandshakeCompleted, QuicConfiguration
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.errors import TransportErrorCode
@@ -71,3 +71,37 @@ def test_quic_client_may_opt_out_of_name_checks_explicitly() -> None:
     sim_handshake(sim)
     conn = sim.client.impl
     assert isinstance(conn, QuicConnection) and conn.handshake_confirmed
+
+
+@pytest.mark.parametrize(
+    ("remote", "bound"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("127.9.9.9", "127.0.0.1"),
+        ("::1", "::1"),
+        ("192.0.2.7", "0.0.0.0"),
+        ("2001:db8::1", "::"),
+        ("fe80::1%eth0", "::"),
+        ("game.example", "0.0.0.0"),
+    ],
+)
+def test_a_client_socket_for_a_loopback_peer_binds_loopback(remote: str, bound: str) -> None:
+    """A client talking to a loopback server is not reachable from beyond the machine."""
+    assert local_host_for(remote) == bound
+
+
+def test_udp_client_to_a_loopback_server_is_bound_to_loopback() -> None:
+    ident = dev_identity()
+    server = UdpServer(
+        QuicConfiguration(
+            is_client=False,
+            certificate_chain=ident.certificate_chain,
+            private_key=ident.private_key,
+        )
+    )
+    client = UdpClient(QuicConfiguration(trust_roots=[ident.trust_root]), server.local_address)
+    try:
+        assert client.sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        client.close_socket()
+        server.close_socket()
