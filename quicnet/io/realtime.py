@@ -16,6 +16,7 @@ its end.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ from quicnet.realtime import (
     client_configuration,
     server_configuration,
 )
+from quicnet.tls import SessionTicket
 
 __all__ = ["Client", "Identity", "Server", "make_settings", "resolve", "trust_roots_from"]
 
@@ -114,7 +116,10 @@ class Server(_Batching, SocketDriver):
     on each client before it is connected: it gets a
     :class:`~quicnet.realtime.ConnectRequest` (the would-be peer id, the
     address, the client's token) and returns True to admit, False or a reason
-    to refuse. Other keywords are :class:`~quicnet.realtime.Settings` fields.
+    to refuse. ``qlog`` is a directory for one qlog trace per connection
+    (default: the ``QLOGDIR`` environment variable). Other keywords are
+    :class:`~quicnet.realtime.Settings` fields (``early_data=False`` turns
+    0-RTT off).
     """
 
     def __init__(
@@ -126,11 +131,12 @@ class Server(_Batching, SocketDriver):
         accept: AcceptHook | None = None,
         settings: Settings | None = None,
         max_connections: int = 4096,
+        qlog: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> None:
         self.settings = make_settings(settings, channels, options)
         configuration = server_configuration(
-            identity.certificate_chain, identity.private_key, self.settings
+            identity.certificate_chain, identity.private_key, self.settings, qlog=qlog
         )
         self.core = ServerCore(
             configuration, self.settings, accept=accept, max_connections=max_connections
@@ -217,6 +223,13 @@ class Client(_Batching, SocketDriver):
     only way to skip that. The constructor returns at once: ``Connected``
     arrives through :meth:`poll`, and what is sent before waits until then.
     ``token`` goes to the server's admission hook.
+
+    ``session`` resumes an earlier session: :attr:`session` of a client that
+    was connected to the same server, or its ``to_bytes()``. What is sent
+    before the handshake completes (the HELLO, then messages) goes in 0-RTT
+    when the ticket allows; if the server rejects 0-RTT, the reliable
+    messages go again in 1-RTT and the unreliable ones sent in 0-RTT are lost.
+    ``qlog`` is a directory for a qlog trace (default: ``QLOGDIR``).
     """
 
     def __init__(
@@ -232,6 +245,8 @@ class Client(_Batching, SocketDriver):
         channels: Mapping[int, Delivery] | None = None,
         settings: Settings | None = None,
         local_host: str | None = None,
+        session: SessionTicket | bytes | None = None,
+        qlog: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> None:
         self.settings = make_settings(settings, channels, options)
@@ -242,6 +257,8 @@ class Client(_Batching, SocketDriver):
             server_name=server_name,
             trust_roots=trust_roots_from(cafile, trust_roots),
             insecure_skip_verify=insecure_skip_verify,
+            session=session,
+            qlog=qlog,
         )
         remote = resolve(address)
         host = local_host or local_host_for(remote[0])
@@ -260,6 +277,18 @@ class Client(_Batching, SocketDriver):
     def client_id(self) -> int | None:
         """The id the server gave us (None until Connected)."""
         return self.core.client_id
+
+    @property
+    def session(self) -> SessionTicket | None:
+        """The latest session ticket the server sent (None until one came, shortly after
+        Connected): give it, or its ``to_bytes()``, as ``session=`` to a later client to
+        resume. It holds a secret key: keep it as private as a password."""
+        return self.core.session_ticket
+
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """Whether the server accepted our 0-RTT (None until the handshake completes)."""
+        return self.core.early_data_accepted
 
     def poll(self, timeout: float = 0.0) -> list[RealtimeEvent]:
         """Send what is due, wait up to ``timeout`` seconds for datagrams, process them and

@@ -15,6 +15,7 @@ tick-driven :class:`~quicnet.io.realtime.Server` and
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -38,6 +39,7 @@ from quicnet.realtime import (
     client_configuration,
     server_configuration,
 )
+from quicnet.tls import SessionTicket
 
 __all__ = ["AsyncClient", "AsyncServer", "connect", "serve"]
 
@@ -190,6 +192,17 @@ class AsyncClient(Transporter):
         """The id the server gave us (None until Connected)."""
         return self.core.client_id
 
+    @property
+    def session(self) -> SessionTicket | None:
+        """The latest session ticket the server sent (None until one came): ``session=``
+        for a later :func:`connect`. It holds a secret key."""
+        return self.core.session_ticket
+
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """Whether the server accepted our 0-RTT (None until the handshake completes)."""
+        return self.core.early_data_accepted
+
     async def wait_connected(self) -> None:
         """Wait for the server's admission; ConnectionError if the session ended first."""
         await self._outcome
@@ -234,11 +247,14 @@ async def serve(
     accept: AcceptHook | None = None,
     settings: Settings | None = None,
     max_connections: int = 4096,
+    qlog: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> AsyncServer:
     """Start a real-time server (the arguments of :class:`~quicnet.io.realtime.Server`)."""
     resolved = make_settings(settings, channels, options)
-    configuration = server_configuration(identity.certificate_chain, identity.private_key, resolved)
+    configuration = server_configuration(
+        identity.certificate_chain, identity.private_key, resolved, qlog=qlog
+    )
     core = ServerCore(configuration, resolved, accept=accept, max_connections=max_connections)
     server = AsyncServer(core)
     server.attach(open_udp_socket(address[0], address[1]))
@@ -257,11 +273,14 @@ async def connect(
     channels: Mapping[int, Delivery] | None = None,
     settings: Settings | None = None,
     wait_connected: bool = True,
+    session: SessionTicket | bytes | None = None,
+    qlog: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> AsyncClient:
     """Open a session (the arguments of :class:`~quicnet.io.realtime.Client`); by default
     returns once the server admitted us (``ConnectionError`` if it did not: the first
-    event, a Disconnected, says why)."""
+    event, a Disconnected, says why). With ``session=`` and ``wait_connected=False``,
+    what is sent before the handshake completes goes in 0-RTT."""
     loop = asyncio.get_running_loop()
     resolved = make_settings(settings, channels, options)
     configuration = client_configuration(
@@ -271,6 +290,8 @@ async def connect(
         server_name=server_name,
         trust_roots=trust_roots_from(cafile, trust_roots),
         insecure_skip_verify=insecure_skip_verify,
+        session=session,
+        qlog=qlog,
     )
     infos = await loop.getaddrinfo(address[0], address[1], type=socket.SOCK_DGRAM)
     remote = (str(infos[0][4][0]), int(infos[0][4][1]))

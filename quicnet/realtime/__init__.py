@@ -6,7 +6,7 @@ socket-owning ``quicnet.Server``/``quicnet.Client`` and the asyncio
 :mod:`quicnet.io.realtime_aio`. The wire format is ``docs/protocol.md``.
 """
 
-from quicnet.realtime.client import ClientCore, client_configuration, parse_pin
+from quicnet.realtime.client import ClientCore, client_configuration, parse_pin, parse_session
 from quicnet.realtime.errors import (
     MessageTooLargeError,
     NotConnectedError,
@@ -61,5 +61,6 @@ __all__ = [
     "UnknownPeerError",
     "client_configuration",
     "parse_pin",
+    "parse_session",
     "server_configuration",
 ]

@@ -8,20 +8,28 @@ application's: ``send``, ``stats``, ``close``, events.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from quicnet.crypto import Certificate
-from quicnet.quic import Address, QuicConfiguration, QuicConnection
+from quicnet.quic import (
+    Address,
+    HandshakeCompleted,
+    QuicConfiguration,
+    QuicConnection,
+    SessionTicketReceived,
+)
 from quicnet.realtime.errors import RealtimeUsageError
 from quicnet.realtime.events import DisconnectReason, RealtimeEvent
 from quicnet.realtime.session import Session
 from quicnet.realtime.settings import Settings
 from quicnet.realtime.stats import PeerStats, peer_stats
 from quicnet.realtime.wire import ALPN, MAX_TOKEN, CloseCode
+from quicnet.tls import DecodeError, SessionTicket
 
-__all__ = ["ClientCore", "client_configuration", "parse_pin"]
+__all__ = ["ClientCore", "client_configuration", "parse_pin", "parse_session"]
 
 
 def parse_pin(pin: bytes | str) -> bytes:
@@ -37,6 +45,17 @@ def parse_pin(pin: bytes | str) -> bytes:
     return bytes(pin)
 
 
+def parse_session(session: SessionTicket | bytes | None) -> SessionTicket | None:
+    """A saved session: a :class:`~quicnet.tls.SessionTicket`, or its ``to_bytes()``
+    (RealtimeUsageError if those bytes are not one)."""
+    if session is None or isinstance(session, SessionTicket):
+        return session
+    try:
+        return SessionTicket.from_bytes(bytes(session))
+    except DecodeError as exc:
+        raise RealtimeUsageError(f"session= is not a saved session: {exc}") from None
+
+
 def client_configuration(
     host: str,
     settings: Settings,
@@ -45,6 +64,8 @@ def client_configuration(
     server_name: str | None = None,
     trust_roots: Sequence[Certificate] = (),
     insecure_skip_verify: bool = False,
+    session: SessionTicket | bytes | None = None,
+    qlog: str | os.PathLike[str] | None = None,
     **quic: Any,
 ) -> QuicConfiguration:
     """The QUIC configuration of a real-time client.
@@ -53,6 +74,14 @@ def client_configuration(
     or several), or by its chain to ``trust_roots`` and its name
     (``server_name``, else ``host``). ``insecure_skip_verify=True`` is the only
     way to skip that, and says so.
+
+    ``session`` (a ticket a earlier session received, or its bytes) resumes
+    that session: no certificate is sent again, the ticket's key stands for
+    the check made then (RFC 8446 §2.2), and, when ``settings.early_data``
+    and the ticket allow, the HELLO and the first messages go in 0-RTT. A
+    ticket that no longer fits (expired, another server name) is not offered
+    and the handshake is a full one. ``qlog`` is a directory for one qlog
+    trace per connection (default: the ``QLOGDIR`` environment variable).
     """
     pins: list[bytes] = []
     if isinstance(pin, bytes | str):
@@ -64,6 +93,9 @@ def client_configuration(
             "the server cannot be verified: give pin= (its certificate's fingerprint), "
             "cafile= or trust_roots=, or insecure_skip_verify=True"
         )
+    if qlog is not None:
+        quic.setdefault("qlog_dir", os.fspath(qlog))
+    quic.setdefault("enable_early_data", settings.early_data)
     return QuicConfiguration(
         is_client=True,
         alpn_protocols=(ALPN,),
@@ -78,6 +110,7 @@ def client_configuration(
         initial_max_streams_uni=settings.max_streams,
         initial_max_streams_bidi=0,  # the server opens no bidirectional stream
         max_datagram_frame_size=65535,
+        session_ticket=parse_session(session),
         **quic,
     )
 
@@ -102,7 +135,23 @@ class ClientCore:
         self.session = Session(
             self.connection, 0, settings, self._events, is_client=True, token=token
         )
+        #: The latest session ticket the server sent on this connection (None until one
+        #: came): pass it (or its ``to_bytes()``) as ``session=`` to resume.
+        self.session_ticket: SessionTicket | None = None
+        #: Whether the server accepted our 0-RTT (None until the handshake completes).
+        self.early_data_accepted: bool | None = None
+        #: Whether the handshake resumed a saved session (None until it completes).
+        self.resumed: bool | None = None
         self.connection.connect(address, now)
+        if self.connection.zero_rtt_send_key is not None:
+            # RFC 9001 §4.6.1: 0-RTT keys from the ticket: the HELLO and what was
+            # sent so far go in 0-RTT packets with the ClientHello.
+            self.session.start_early()
+
+    @property
+    def early_data(self) -> bool:
+        """This connection offered 0-RTT (a saved session that allows it)."""
+        return self.session.early
 
     # The sans-I/O interface ----------------------------------------------------------------
     def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
@@ -134,6 +183,15 @@ class ClientCore:
         conn = self.connection
         session = self.session
         while (event := conn.next_event()) is not None:
+            kind = type(event)
+            if kind is SessionTicketReceived:
+                assert isinstance(event, SessionTicketReceived)
+                self.session_ticket = event.ticket
+                continue
+            if kind is HandshakeCompleted:
+                assert isinstance(event, HandshakeCompleted)
+                self.resumed = event.session_resumed
+                self.early_data_accepted = event.early_data_accepted
             session.on_event(event, now)
 
     # The application's interface -------------------------------------------------------------

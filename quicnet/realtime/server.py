@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,11 +36,15 @@ __all__ = ["ConnectRequest", "ServerCore", "server_configuration"]
 
 @dataclass(frozen=True, slots=True)
 class ConnectRequest:
-    """What the admission hook sees of a client: the id it would get, where it is, its token."""
+    """What the admission hook sees of a client: the id it would get, where it is, its
+    token, and whether its HELLO came in 0-RTT (``early_data``: before the handshake
+    completed, so possibly a replay to a server that does not share this one's strike
+    register; docs/realtime.md)."""
 
     peer: int
     address: Address
     token: bytes
+    early_data: bool = False
 
 
 #: The admission hook: True admits; False refuses ("refused"); a string refuses with it.
@@ -50,9 +55,18 @@ def server_configuration(
     certificate_chain: Sequence[Certificate],
     private_key: PrivateKey,
     settings: Settings,
+    *,
+    qlog: str | os.PathLike[str] | None = None,
     **quic: Any,
 ) -> QuicConfiguration:
-    """The QUIC configuration of a real-time server (ALPN, limits, keepalive, key updates)."""
+    """The QUIC configuration of a real-time server (ALPN, limits, keepalive, key updates,
+    0-RTT when ``settings.early_data``); ``qlog`` is a directory for one qlog trace per
+    connection (default: the ``QLOGDIR`` environment variable)."""
+    if qlog is not None:
+        quic.setdefault("qlog_dir", os.fspath(qlog))
+    # RFC 9001 §4.6: tickets allow 0-RTT, accepted once per ticket (the configuration's
+    # strike register, RFC 8446 §8).
+    quic.setdefault("enable_early_data", settings.early_data)
     return QuicConfiguration(
         is_client=False,
         alpn_protocols=(ALPN,),
@@ -174,7 +188,8 @@ class ServerCore:
         if self._accept is not None:
             address = session.address or session.connection.peer_address
             assert address is not None
-            verdict = self._accept(ConnectRequest(session.peer, address, hello.token))
+            request = ConnectRequest(session.peer, address, hello.token, session.early)
+            verdict = self._accept(request)
             if verdict is not True:
                 return verdict if isinstance(verdict, str) and verdict else "refused"
         self._peers[session.peer] = session

@@ -157,8 +157,12 @@ class Session:
         self.client_id: int | None = None
         #: The session has ended (its Disconnected / PeerDisconnected was reported).
         self.ended = False
-        #: The QUIC handshake is complete: streams and datagrams can go.
+        #: Streams and datagrams can go: the QUIC handshake is complete, or (client)
+        #: 0-RTT keys are in hand.
         self.ready = False
+        #: Client: sending in 0-RTT (a resumed session). Server: the HELLO came in 0-RTT,
+        #: before the handshake completed (so it could be a replay, docs/realtime.md).
+        self.early = False
         self.address = connection.peer_address
         self._local_close: tuple[DisconnectReason, str] | None = None
         # Out.
@@ -308,14 +312,31 @@ class Session:
         except RealtimeProtocolError as exc:
             self.close(CloseCode.PROTOCOL_ERROR, str(exc), DisconnectReason.PROTOCOL_ERROR)
 
-    def _on_handshake_completed(self) -> None:
+    def start_early(self) -> None:
+        """Client: 0-RTT keys are ready; the HELLO and the backlog go now, in 0-RTT.
+
+        Should the server reject 0-RTT, QUIC sends the streams (the HELLO, every
+        reliable message) again in 1-RTT; DATAGRAMs are lost (RFC 9001 §4.6.2).
+        """
+        if self.ready or not self.is_client:
+            return
+        self.early = True
+        self._say_hello()
+
+    def _say_hello(self) -> None:
         self.ready = True
+        stream_id = self.connection.create_stream(bidirectional=True)
+        assert stream_id == _CONTROL_STREAM
+        hello = Hello(PROTOCOL_VERSION, self._token, self.settings.channel_table())
+        self.connection.send_stream_data(stream_id, encode_control(hello))
+        self.pump()
+
+    def _on_handshake_completed(self) -> None:
         self.address = self.connection.peer_address
-        if self.is_client:
-            stream_id = self.connection.create_stream(bidirectional=True)
-            assert stream_id == _CONTROL_STREAM
-            hello = Hello(PROTOCOL_VERSION, self._token, self.settings.channel_table())
-            self.connection.send_stream_data(stream_id, encode_control(hello))
+        if self.is_client and not self.ready:
+            self._say_hello()
+            return
+        self.ready = True
         self.pump()
 
     def _on_terminated(self, ended: ConnectionTerminated) -> None:
@@ -353,6 +374,7 @@ class Session:
         if self.admitted or self._admission is None:
             raise RealtimeProtocolError("a second HELLO")
         admission, self._admission = self._admission, None
+        self.early = not self.ready  # RFC 9001 §5.7: before the handshake, only 0-RTT
         refusal = admission(self, hello)
         if refusal is not None:
             self._held.clear()

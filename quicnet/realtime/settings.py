@@ -57,6 +57,11 @@ class Settings:
     max_pending_messages: int = 1024
     #: QUIC streams the peer may open at once (each reliable-unordered message is one).
     max_streams: int = 1024
+    #: 0-RTT (RFC 9001 §4.6). Server: issue tickets that allow it and accept it, at most
+    #: once per ticket. Client: resuming with ``session=``, send the HELLO and the first
+    #: messages in 0-RTT. Early data can be replayed to a server that shares the ticket
+    #: keys but not the strike register (docs/realtime.md, "Reconnecting").
+    early_data: bool = True
 
     def __post_init__(self) -> None:
         channels = dict(self.channels)
