@@ -13,6 +13,7 @@ datagrams.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import selectors
@@ -304,9 +305,8 @@ def test_rejected_zero_rtt_still_delivers_every_reliable_message(restart: str) -
     reliable = [m for m in net.received(peer) if m[0] in (0, 2)]
     assert sorted(reliable) == sorted(reliable_sent)
     assert [m for m in reliable if m[0] == 0] == [EARLY[0], EARLY[2]]
-    assert isinstance(
-        [e for e in net.server_events if getattr(e, "peer", 0) == peer][0], PeerConnected
-    )
+    mine = [e for e in net.server_events if getattr(e, "peer", 0) == peer]
+    assert type(mine[0]) is PeerConnected
     assert client.resumed is (restart != "new ticket keys")
 
 
@@ -453,3 +453,34 @@ def test_reconnect_in_zero_rtt_on_loopback_sockets() -> None:
     finally:
         relay.close()
         server.close()
+
+
+def test_asyncio_connect_with_a_session_sends_before_the_handshake() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await quicnet.serve(("127.0.0.1", 0), identity=IDENTITY)
+        first = await quicnet.connect(server.address, pin=IDENTITY.fingerprint)
+        deadline = loop.time() + 10
+        while first.session is None:  # the ticket comes just after the handshake
+            assert loop.time() < deadline, "no session ticket"
+            await asyncio.sleep(0.005)
+        saved = first.session
+        first.close()
+        second = await quicnet.connect(
+            server.address, pin=IDENTITY.fingerprint, session=saved, wait_connected=False
+        )
+        assert second.core.early_data
+        second.send(0, b"early")
+        events: list[RealtimeEvent] = []
+        while not any(isinstance(e, MessageReceived) for e in events):
+            events.append(await asyncio.wait_for(server.next_event(), 10))
+        await asyncio.wait_for(second.wait_connected(), 10)
+        assert second.early_data_accepted is True
+        assert events[-2:] == [
+            PeerConnected(2, events[-2].address),  # type: ignore[union-attr]
+            MessageReceived(2, 0, b"early"),
+        ]
+        second.close()
+        server.close()
+
+    quicnet.run(main())
