@@ -15,6 +15,7 @@ Verb = Callable[[list[str]], int]
 
 def _verbs() -> dict[str, tuple[Verb, str]]:
     from quicnet.cli.ca import ca
+    from quicnet.cli.connect import connect
     from quicnet.cli.demo import demo
     from quicnet.cli.digest import dgst, rand
     from quicnet.cli.keys import genpkey, pkey
@@ -23,11 +24,14 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
     from quicnet.cli.req import req
     from quicnet.cli.s_client import s_client
     from quicnet.cli.s_server import s_server
+    from quicnet.cli.serve import serve
     from quicnet.cli.verify import verify
     from quicnet.cli.x509 import x509
 
     return {
         "demo": (demo, "a local game server and bot clients, live; -toolkit: the crypto tour"),
+        "serve": (serve, "a real-time chat relay server (prints the 'connect' command)"),
+        "connect": (connect, "a real-time chat client: stdin lines out, messages in"),
         "genpkey": (genpkey, "generate a private key"),
         "pkey": (pkey, "read, convert or print a key"),
         "req": (req, "make or check a CSR; -x509 for a self-signed certificate"),
