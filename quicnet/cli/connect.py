@@ -151,16 +151,19 @@ async def _chat(
     ended: asyncio.Future[quicnet.Disconnected] = loop.create_future()
     receiver = asyncio.create_task(_receive(client, ended))
     ticker = asyncio.create_task(_tick(client, every)) if every > 0 else None
-    reason = await _send_lines(client, lines, interrupted, ended)
-    if reason is not None and not client.core.ended:
+    close_reason = await _send_lines(client, lines, interrupted, ended)
+    if close_reason is not None and not client.core.ended:
         await _linger(client, ended)
-        client.close(reason)
+        client.close(close_reason)
     disconnected = await ended
     receiver.cancel()
     if ticker is not None:
         ticker.cancel()
-    if sess_out and client.session is not None:
-        write_output(sess_out, client.session.to_pem(), private=True)
+    if sess_out:
+        if client.session is not None:
+            write_output(sess_out, client.session.to_pem(), private=True)
+        else:
+            status(f"no session ticket came: {sess_out} not written")
     reason, message = disconnected.reason, disconnected.message
     if reason == quicnet.DisconnectReason.CLOSED:
         text = message or reason.value  # we closed it: the reason we gave
