@@ -33,6 +33,7 @@ from quicnet.realtime import (
     ClientCore,
     Connected,
     ConnectRequest,
+    DisconnectReason,
     MessageReceived,
     PeerConnected,
     PeerDisconnected,
@@ -484,3 +485,32 @@ def test_asyncio_connect_with_a_session_sends_before_the_handshake() -> None:
         server.close()
 
     quicnet.run(main())
+
+
+def test_a_replay_to_a_server_without_the_strike_register_is_delivered_again() -> None:
+    """The limit docs/realtime.md states: a second server that shares the ticket keys
+    but not the strike register accepts a replayed 0-RTT flight. It admits the
+    "client" (the hook sees ``early_data``) and delivers the 0-RTT messages again; the
+    handshake never completes, and the session ends CONNECTION_FAILED."""
+    keys = TicketKeys(key=bytes(range(32)))
+    net = Net(make_server(ticket_keys=keys))
+    ticket = first_session(net)
+    address: Address = ("10.0.0.2", 50001)
+    client = make_client(net, address, session=ticket)
+    client.send(0, b"buy one sword")
+    net.run_until(lambda: client.connected and net.received(2) == [(0, b"buy one sword")])
+    flight = [d for d in net.sent[address] if PacketType.ZERO_RTT in packet_types(d)]
+    requests: list[ConnectRequest] = []
+    net.replace_server(make_server(requests, ticket_keys=keys))  # its own strike register
+    seen = len(net.server_events)
+    for data in flight:
+        net.inject(data, ("10.6.6.6", 666))
+    net.run_for(15.0)
+    replayed = net.server_events[seen:]
+    assert [type(e) for e in replayed] == [PeerConnected, MessageReceived, PeerDisconnected]
+    assert replayed[1] == MessageReceived(1, 0, b"buy one sword")
+    ended = replayed[2]
+    assert isinstance(ended, PeerDisconnected) and ended.peer == 1
+    assert ended.reason == DisconnectReason.CONNECTION_FAILED
+    assert ended.message.startswith("handshake timeout")
+    assert requests[0].early_data
