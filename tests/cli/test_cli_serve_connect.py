@@ -237,3 +237,39 @@ def test_connect_refuses_to_run_unverified(tmp_path: Path) -> None:
 def test_bad_flags_are_one_line_errors(qn: object, argv: list[str], mentions: str) -> None:
     result = qn(*argv)  # type: ignore[operator]
     assert_one_line_error(result, mentions=mentions)
+
+
+def test_serve_with_cert_and_key_and_connect_by_ca_file(tmp_path: Path) -> None:
+    identity = quicnet.dev_identity()
+    (tmp_path / "server.pem").write_bytes(identity.certificate.to_pem())
+    (tmp_path / "server.key").write_bytes(identity.private_key.to_pem())
+    (tmp_path / "ca.pem").write_bytes(identity.trust_root.to_pem())
+    with children(tmp_path) as started:
+        server = Child(
+            ["serve", "-port", "0", "-stats", "0.2", "-cert", "server.pem", "-key", "server.key"],
+            tmp_path,
+        )
+        started.append(server)
+        port = int(server.out.wait_for(r"^ACCEPT 127\.0\.0\.1:(\d+)$").group(1))
+        # The fingerprint printed is the certificate's: the command pins it.
+        server.out.wait_for(rf"^connect with: .* -pin {identity.fingerprint.hex()}$")
+        client = start_client(
+            started,
+            tmp_path,
+            [f"127.0.0.1:{port}", "-CAfile", "ca.pem", "-servername", "localhost", "-rtt", "0.2"],
+        )
+        client.type("verified by name")
+        server.out.wait_for(r"^peer 1: 16 bytes$")
+        server.out.wait_for(r"^stats: peer 1 rtt \d+\.\d\d ms .* messages in 1 out 0$")
+        client.err.wait_for(r"^connect: rtt \d+\.\d\d ms")  # -rtt: periodically
+        client.end_input()
+        assert client.wait() == 0
+
+
+def test_serve_stops_after_seconds(tmp_path: Path) -> None:
+    with children(tmp_path) as started:
+        server = Child(["serve", "-port", "0", "-seconds", "0.3"], tmp_path)
+        started.append(server)
+        assert server.wait() == 0
+        assert server.out.seen[0].startswith("ACCEPT 127.0.0.1:")
+        assert server.out.seen[-1] == "shut down: 0 peers disconnected"
