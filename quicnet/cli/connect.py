@@ -8,9 +8,10 @@ prints it every S seconds; ``/quit`` leaves.
 
 At the end of input (or Ctrl-C, or SIGTERM) the client waits, at most a few
 seconds, until the server has acknowledged what it sent, then closes the
-session with the reason ("end of input", "interrupted") and exits 0. A
-session the server ended exits 0 when it was shut down or closed, 1 on a
-failure (refused, certificate rejected, no answer).
+session with the reason ("end of input", "interrupted") and exits 0 (1 if
+the server had not admitted it by then). A session the server ended exits 0
+when it was shut down or closed, 1 on a failure (refused, certificate
+rejected, no answer).
 
 ``-sess_out FILE`` saves the session ticket the server sends (PEM, mode
 0600: it holds a secret key); ``-sess_in FILE`` resumes it, and the first
@@ -152,8 +153,10 @@ async def _chat(
     receiver = asyncio.create_task(_receive(client, ended))
     ticker = asyncio.create_task(_tick(client, every)) if every > 0 else None
     close_reason = await _send_lines(client, lines, interrupted, ended)
+    never_up = False
     if close_reason is not None and not client.core.ended:
         await _linger(client, ended)
+        never_up = not client.connected
         client.close(close_reason)
     disconnected = await ended
     receiver.cancel()
@@ -169,6 +172,9 @@ async def _chat(
         text = message or reason.value  # we closed it: the reason we gave
     else:
         text = reason.value + (f": {message}" if message and message != reason.value else "")
+    if never_up:
+        status(f"closed: {text}, before the server admitted us")
+        return 1
     status(f"closed: {text}")
     return 0 if disconnected.reason in _OK else 1
 
