@@ -75,7 +75,7 @@ def client_configuration(
     (``server_name``, else ``host``). ``insecure_skip_verify=True`` is the only
     way to skip that, and says so.
 
-    ``session`` (a ticket a earlier session received, or its bytes) resumes
+    ``session`` (a ticket an earlier session received, or its bytes) resumes
     that session: no certificate is sent again, the ticket's key stands for
     the check made then (RFC 8446 §2.2), and, when ``settings.early_data``
     and the ticket allow, the HELLO and the first messages go in 0-RTT. A
