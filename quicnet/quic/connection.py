@@ -426,6 +426,11 @@ class QuicConnection:
         """How many times our 1-RTT sending keys changed."""
         return self.keys.updates
 
+    @property
+    def can_send_early_data(self) -> bool:
+        """A client holds 0-RTT keys: what it sends now goes in 0-RTT packets (RFC 9001 §4.6.1)."""
+        return self.zero_rtt_send_key is not None
+
     def close(self, error_code: int = 0, reason: str = "", *, application: bool = True) -> None:
         """Send CONNECTION_CLOSE and enter the closing state (§10.2)."""
         if self.state in _ENDING:

@@ -143,7 +143,7 @@ class ClientCore:
         #: Whether the handshake resumed a saved session (None until it completes).
         self.resumed: bool | None = None
         self.connection.connect(address, now)
-        if self.connection.zero_rtt_send_key is not None:
+        if self.connection.can_send_early_data:
             # RFC 9001 §4.6.1: 0-RTT keys from the ticket: the HELLO and what was
             # sent so far go in 0-RTT packets with the ClientHello.
             self.session.start_early()
