@@ -14,7 +14,8 @@ crypto_streams`), 1-RTT key phases (:mod:`~quicnet.quic.key_phases`), paths
 streams (:mod:`~quicnet.quic.stream_manager`), control frames waiting to go
 (:mod:`~quicnet.quic.pending`), the closing state (:mod:`~quicnet.quic.
 closing`), the deadlines that end a connection (:mod:`~quicnet.quic.
-deadlines`) and version negotiation (:mod:`~quicnet.quic.negotiation`). The
+deadlines`) and version negotiation (:mod:`~quicnet.quic.negotiation`); a
+client's first flight is started over by :mod:`~quicnet.quic.restart`. The
 receive path (:mod:`~quicnet.quic.receiver`) and the send path (:mod:`~quicnet.
 quic.sender`) are functions over those parts; what this class adds is the
 public API, the TLS plumbing and the transitions between connection states.
@@ -43,14 +44,14 @@ from quicnet.quic.events import (
 )
 from quicnet.quic.handshake import FinishedTLS, HandshakeDriver
 from quicnet.quic.key_phases import OneRttKeys
-from quicnet.quic.negotiation import NO_COMMON_VERSION, VersionNegotiation
-from quicnet.quic.packets import retry_is_valid
+from quicnet.quic.negotiation import VersionNegotiation
 from quicnet.quic.paths import PathManager, address_key
 from quicnet.quic.pending import PendingFrames
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.qlog import QlogTracer
 from quicnet.quic.receiver import PacketReceiver
 from quicnet.quic.recovery import Recovery
+from quicnet.quic.restart import on_version_negotiation
 from quicnet.quic.sender import PacketSender
 from quicnet.quic.states import ConnectionState
 from quicnet.quic.stats import ConnectionStats, TrafficCounters
@@ -91,7 +92,6 @@ class QuicConnection:
         "__weakref__",
         "_first_path_validated",
         "_next_datagram_id",
-        "_retry_happened",
         "active_dcid",
         "alpn_protocol",
         "cid_length",
@@ -121,6 +121,7 @@ class QuicConnection:
         "receiver",
         "recovery",
         "remote_params",
+        "retry_happened",
         "retry_source_cid",
         "retry_token",
         "sender",
@@ -183,7 +184,7 @@ class QuicConnection:
         self.sender = PacketSender(self)
         self.receiver = PacketReceiver(self)
         self.timers = TimerDriver(self)
-        self.recovery = self._new_recovery()
+        self.recovery = self.new_recovery()
         #: CRYPTO streams of each epoch, with the Initial and Handshake keys.
         self.spaces = {
             e: CryptoSpace(c.max_crypto_buffer)
@@ -208,7 +209,8 @@ class QuicConnection:
         self.active_dcid = b""
         #: A client's Retry token, sent in every Initial after the Retry (§17.2.5.2).
         self.retry_token = b""
-        self._retry_happened = retry_source_cid is not None
+        #: A Retry was taken (by this client, or by the endpoint before this server).
+        self.retry_happened = retry_source_cid is not None
         self.original_destination_cid = original_destination_cid or random_bytes(8)
         self.retry_source_cid = retry_source_cid
         self.peer_initial_source_cid: bytes | None = None
@@ -255,9 +257,10 @@ class QuicConnection:
                 space.send_key, space.recv_key = initial_keys
             else:
                 # The client's Initial after a Retry is keyed by the Retry's source CID.
-                self._install_initial_keys(retry_source_cid or self.original_destination_cid)
+                self.install_initial_keys(retry_source_cid or self.original_destination_cid)
 
-    def _new_recovery(self) -> Recovery:
+    def new_recovery(self) -> Recovery:
+        """Fresh loss recovery and congestion control (a new connection, or after VN)."""
         recovery = Recovery(
             max_ack_delay=0.025, max_datagram_size=1200, on_delivered=self.sender.on_delivered
         )
@@ -278,10 +281,11 @@ class QuicConnection:
             self.tracer = None  # the trace cannot be written: go on without it
         if self.negotiation.start(now):
             return  # an unknown version first: wait for Version Negotiation
-        self._start_tls(now)
+        self.start_tls(now)
 
-    def _start_tls(self, now: float) -> None:
-        self._install_initial_keys(self.original_destination_cid)
+    def start_tls(self, now: float) -> None:
+        """A client sends its ClientHello."""
+        self.install_initial_keys(self.original_destination_cid)
         assert isinstance(self.tls, TLSClient)
         self.tls.start(now)
         self.drain_tls(now)
@@ -501,7 +505,7 @@ class QuicConnection:
         if not data or (self.is_client and not on_current):
             return  # §9: a client discards packets from an unknown server address
         if self.is_client and data[0] & 0x80 and data[1:5] == b"\x00\x00\x00\x00":
-            self._on_version_negotiation(data, now)
+            on_version_negotiation(self, data, now)
             return
         self.datagram_authenticated = False
         self.datagram_address = address
@@ -562,49 +566,6 @@ class QuicConnection:
         """RFC 9000 §10.3.1: the datagram ended with a reset token the peer gave us."""
         self.terminate(0, None, "stateless reset", by_peer=True, stateless_reset=True)
 
-    def _on_version_negotiation(self, data: bytes, now: float) -> None:
-        """§6.2: restart in a version both sides support, once, before any other packet."""
-        if self.received_first_packet:
-            return
-        chosen = self.negotiation.on_packet(
-            data, self.host_cid, self.configuration.supported_versions
-        )
-        if chosen is None:
-            return
-        if chosen == NO_COMMON_VERSION:
-            self.terminate(
-                TransportErrorCode.NO_ERROR, None, "no common QUIC version", by_peer=True
-            )
-            return
-        self.version = chosen
-        # Start over with fresh TLS and Initial state in the chosen version; what went in
-        # 0-RTT packets goes again (RFC 9001 §4.6.2: VN does not reject 0-RTT).
-        self.recovery.abandon_space(2)
-        self.recovery = self._new_recovery()
-        max_buffer = self.configuration.max_crypto_buffer
-        self.spaces = {e: CryptoSpace(max_buffer) for e in self.spaces}
-        self.tls = make_tls(self.configuration, self.local_params)
-        self._start_tls(now)
-
-    def on_retry(self, packet: bytes, source_cid: bytes, token: bytes) -> None:
-        """§17.2.5: accept one valid Retry before any other packet from the server."""
-        if not self.is_client or self.received_first_packet or self._retry_happened or not token:
-            return
-        if source_cid == self.original_destination_cid:  # RFC 9000 §17.2.5.1
-            return
-        if not retry_is_valid(packet, self.original_destination_cid, self.version):
-            return
-        self._retry_happened = True
-        self.retry_source_cid = source_cid
-        self.retry_token = token
-        self.cids.set_initial_peer(source_cid)
-        self._install_initial_keys(source_cid)
-        # Everything sent in Initial packets goes again under the new keys, and what
-        # 0-RTT packets carried goes again to the new CID (RFC 9000 §17.2.5.3).
-        self.sender.requeue_crypto(0)
-        self.recovery.discard_space(0, keep_space=True)
-        self.recovery.abandon_space(2)
-
     def version_probe(self, now: float) -> bytes | None:
         """A probe datagram in the unknown offered version, when one is due."""
         try:
@@ -640,7 +601,8 @@ class QuicConnection:
             return self.zero_rtt_recv_key
         return self.keys.recv if epoch == Epoch.ONE_RTT else self.spaces[epoch].recv_key
 
-    def _install_initial_keys(self, destination_cid: bytes) -> None:
+    def install_initial_keys(self, destination_cid: bytes) -> None:
+        """Initial keys from the client's first Destination CID (RFC 9001 §5.2)."""
         send, recv = initial_keys(self.version, destination_cid, is_client=self.is_client)
         space = self.spaces[Epoch.INITIAL]
         space.send_key, space.recv_key = send, recv

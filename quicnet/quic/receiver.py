@@ -28,6 +28,7 @@ from quicnet.quic.packets import (
 from quicnet.quic.paths import address_key
 from quicnet.quic.qlog_schema import PACKET_TYPE
 from quicnet.quic.recovery import EPOCH_SPACE
+from quicnet.quic.restart import on_retry
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
 
@@ -299,7 +300,7 @@ class PacketReceiver:
                 c.tracer.packet_dropped("unknown", len(data) - start, "unexpected_version", now)
             return None
         if header.packet_type == PacketType.RETRY:
-            c.on_retry(data[start:], header.source_cid, header.token)
+            on_retry(c, data[start:], header.source_cid, header.token)
             return None
         epoch = _PACKET_EPOCH[header.packet_type]
         tracer = c.tracer

@@ -1,0 +1,62 @@
+"""A client's first flight, started over: after Version Negotiation (RFC 9000 §6.2)
+or after a Retry (RFC 9000 §17.2.5).
+
+Both happen at most once, before any other packet from the server, and both
+send again what the first flight carried: VN in a new version with fresh TLS
+and Initial state, Retry under Initial keys derived from the Retry's source CID.
+What 0-RTT packets carried goes again too (RFC 9001 §4.6.2: neither rejects 0-RTT,
+but the packets before it are lost to the server).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from quicnet.quic.crypto_streams import CryptoSpace
+from quicnet.quic.errors import TransportErrorCode
+from quicnet.quic.negotiation import NO_COMMON_VERSION
+from quicnet.quic.packets import retry_is_valid
+from quicnet.quic.tls_setup import make_tls
+
+if TYPE_CHECKING:
+    from quicnet.quic.connection import QuicConnection
+
+__all__ = ["on_retry", "on_version_negotiation"]
+
+
+def on_version_negotiation(c: QuicConnection, data: bytes, now: float) -> None:
+    """§6.2: restart in a version both sides support, once, before any other packet."""
+    if c.received_first_packet:
+        return
+    chosen = c.negotiation.on_packet(data, c.host_cid, c.configuration.supported_versions)
+    if chosen is None:
+        return
+    if chosen == NO_COMMON_VERSION:
+        c.terminate(TransportErrorCode.NO_ERROR, None, "no common QUIC version", by_peer=True)
+        return
+    c.version = chosen
+    c.recovery.abandon_space(2)
+    c.recovery = c.new_recovery()
+    max_buffer = c.configuration.max_crypto_buffer
+    c.spaces = {e: CryptoSpace(max_buffer) for e in c.spaces}
+    c.tls = make_tls(c.configuration, c.local_params)
+    c.start_tls(now)
+
+
+def on_retry(c: QuicConnection, packet: bytes, source_cid: bytes, token: bytes) -> None:
+    """§17.2.5: accept one valid Retry before any other packet from the server."""
+    if not c.is_client or c.received_first_packet or c.retry_happened or not token:
+        return
+    if source_cid == c.original_destination_cid:  # RFC 9000 §17.2.5.1
+        return
+    if not retry_is_valid(packet, c.original_destination_cid, c.version):
+        return
+    c.retry_happened = True
+    c.retry_source_cid = source_cid
+    c.retry_token = token
+    c.cids.set_initial_peer(source_cid)
+    c.install_initial_keys(source_cid)
+    # Everything sent in Initial packets goes again under the new keys (§17.2.5.3).
+    c.sender.requeue_crypto(0)
+    c.recovery.discard_space(0, keep_space=True)
+    c.recovery.abandon_space(2)
