@@ -451,8 +451,10 @@ class Session:
             header = parse_datagram_header(data, False)
         elif mode == Delivery.SEQUENCED:
             header = parse_datagram_header(data, True)
+        elif mode is None:
+            raise RealtimeProtocolError(f"a datagram on channel {channel}, not defined")
         else:
-            raise RealtimeProtocolError(f"a datagram on channel {channel} ({mode})")
+            raise RealtimeProtocolError(f"a datagram on channel {channel} ({mode.name})")
         payload = data[header.payload_offset :]
         sequence = header.sequence
         if sequence is not None and sequence <= self._sequence_in.get(channel, -1):
