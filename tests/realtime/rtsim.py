@@ -23,6 +23,7 @@ waives the check by name with a reason (:meth:`RtSim.waive`).
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import random
@@ -257,11 +258,11 @@ class RtSim:
         node = RtNode(name, core, address)
         self.nodes[address] = node
         self.clients.append(node)
-        forward = link or self.default_link
+        # Each link has its own copy: a test changes one running link freely.
+        forward = copy.deepcopy(link or self.default_link)
+        backward = copy.deepcopy(back or link or self.default_link)
         self._links[(name, "server")] = Link(forward, random.Random(f"{self.seed}/{name}/up"))
-        self._links[("server", name)] = Link(
-            back or forward, random.Random(f"{self.seed}/{name}/down")
-        )
+        self._links[("server", name)] = Link(backward, random.Random(f"{self.seed}/{name}/down"))
         return node
 
     def link(self, src: str, dst: str) -> Link:
