@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from quicnet.crypto import dev_identity
-from quicnet.quic import Address
+from quicnet.quic import Address, QuicConnection
 from quicnet.realtime import (
     ClientCore,
     Delivery,
@@ -162,7 +162,9 @@ class DeliveryLedger:
 class RtNode:
     """A core at an address, with the events it reported (and when)."""
 
-    def __init__(self, name: str, core: ServerCore | ClientCore, address: Address) -> None:
+    def __init__(
+        self, name: str, core: ServerCore | ClientCore | QuicConnection, address: Address
+    ) -> None:
         self.name = name
         self.core = core
         self.address = address
@@ -247,14 +249,32 @@ class RtSim:
         **quic: Any,
     ) -> RtNode:
         """A client at its own address, connecting to ``to`` now (seeded links both ways)."""
+        if pin is None:
+            pin = identity().fingerprint
+        config = client_configuration("localhost", settings or self.settings, pin=pin, **quic)
+        core = ClientCore(config, to, settings or self.settings, self.now, token=token)
+        return self._place(core, link, back)
+
+    def add_raw(
+        self,
+        connection: QuicConnection,
+        *,
+        link: LinkConfig | None = None,
+        to: Address = SERVER_ADDR,
+    ) -> RtNode:
+        """A bare QUIC connection (no real-time session), connecting to ``to`` now."""
+        connection.connect(to, self.now)
+        return self._place(connection, link, None)
+
+    def _place(
+        self,
+        core: ClientCore | QuicConnection,
+        link: LinkConfig | None,
+        back: LinkConfig | None,
+    ) -> RtNode:
         n = len(self.clients) + 1
         name = f"c{n}"
         address: Address = (f"10.1.{n // 250}.{n % 250 + 1}", 40000 + n)
-        settings = settings or self.settings
-        if pin is None:
-            pin = identity().fingerprint
-        config = client_configuration("localhost", settings, pin=pin, **quic)
-        core = ClientCore(config, to, settings, self.now, token=token)
         node = RtNode(name, core, address)
         self.nodes[address] = node
         self.clients.append(node)
@@ -403,9 +423,8 @@ class RtSim:
         """Run until every client is Connected and the server has seen them all."""
 
         def up() -> bool:
-            return all(c.client.connected for c in self.clients) and len(self.peer_nodes) >= len(
-                self.clients
-            )
+            clients = [c for c in self.clients if isinstance(c.core, ClientCore)]
+            return all(c.client.connected for c in clients) and len(self.peer_nodes) >= len(clients)
 
         self.run_until(up, timeout=timeout, what="every client connected")
 

@@ -75,9 +75,9 @@ def test_server_close_is_server_shutdown_for_every_peer() -> None:
     for node in nodes:
         assert node.of(Disconnected) == [Disconnected(0, R.SERVER_SHUTDOWN, "maintenance")]
     assert sim.server is not None
-    assert {e.peer: (e.reason, e.message) for e in sim.server.of(PeerDisconnected)} == dict.fromkeys(
-        peers, (R.SERVER_SHUTDOWN, "maintenance")
-    )
+    assert {
+        e.peer: (e.reason, e.message) for e in sim.server.of(PeerDisconnected)
+    } == dict.fromkeys(peers, (R.SERVER_SHUTDOWN, "maintenance"))
 
 
 def test_refused_by_the_hook_with_false_or_with_a_reason() -> None:

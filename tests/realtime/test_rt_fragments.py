@@ -29,7 +29,9 @@ def _pieces(node: RtNode, message_id: int, data: bytes, channel: int = 1) -> lis
     return fragment(channel, None, message_id, data, room)
 
 
-def _send_raw(sim: RtSim, node: RtNode, pieces: list[bytes], *, record: bytes | None = None) -> None:
+def _send_raw(
+    sim: RtSim, node: RtNode, pieces: list[bytes], *, record: bytes | None = None
+) -> None:
     """Write datagrams through the QUIC connection; ``record`` is the message they make up,
     for the ledger (a message not recorded must never be delivered)."""
     for piece in pieces:
