@@ -17,8 +17,13 @@ the moment a core reports it:
 - SEQUENCED: it is newer than every message already delivered on the channel.
 
 :meth:`DeliveryLedger.check_complete` adds the reliable modes' promise that
-everything sent arrived. A test that injects messages the ledger cannot know
-waives the check by name with a reason (:meth:`RtSim.waive`).
+everything sent arrived. A test that writes a message past the session (raw
+QUIC) records it in the ledger itself, or its delivery fails the run.
+
+:class:`EventOrder` checks the events' life cycle on every run too: on the
+server, a peer's messages and migrations come between its PeerConnected and
+its one PeerDisconnected, and ids are never given twice; on a client,
+messages come between Connected and the one Disconnected, which is last.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from quicnet.crypto import dev_identity
 from quicnet.quic import Address, QuicConnection
 from quicnet.realtime import (
     ClientCore,
+    Connected,
     Delivery,
     Disconnected,
     MessageReceived,
@@ -56,6 +62,7 @@ from simnet import Link, LinkConfig
 __all__ = [
     "SERVER_ADDR",
     "DeliveryLedger",
+    "EventOrder",
     "InvariantViolation",
     "LinkConfig",
     "RtNode",
@@ -159,6 +166,52 @@ class DeliveryLedger:
         return self.flows[(src, dst, channel)]
 
 
+class EventOrder:
+    """The life cycle of the events each node reports (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._server: dict[tuple[int, int], str] = {}  # (server, peer) -> "up" | "down"
+        self._client: dict[str, str] = {}  # node name -> "up" | "down"
+
+    def check(self, node: RtNode, event: object) -> None:
+        if isinstance(node.core, ServerCore):
+            self._on_server(id(node.core), event)
+        elif isinstance(node.core, ClientCore):
+            self._on_client(node.name, event)
+
+    def _on_server(self, server: int, event: object) -> None:
+        peers = self._server
+        if isinstance(event, PeerConnected):
+            if (server, event.peer) in peers:
+                raise InvariantViolation(f"peer id {event.peer} given twice")
+            peers[server, event.peer] = "up"
+        elif isinstance(event, MessageReceived | PeerMigrated | PeerDisconnected):
+            if peers.get((server, event.peer)) != "up":
+                raise InvariantViolation(f"{event} for a peer not connected")
+            if isinstance(event, PeerDisconnected):
+                peers[server, event.peer] = "down"
+        else:
+            raise InvariantViolation(f"a server reported {event}")
+
+    def _on_client(self, name: str, event: object) -> None:
+        state = self._client.get(name)
+        if state == "down":
+            raise InvariantViolation(f"{name}: {event} after Disconnected")
+        if isinstance(event, Connected):
+            if state is not None or event.peer != 0:
+                raise InvariantViolation(f"{name}: {event} (state {state})")
+            self._client[name] = "up"
+        elif isinstance(event, MessageReceived):
+            if state != "up" or event.peer != 0:
+                raise InvariantViolation(f"{name}: {event} before Connected")
+        elif isinstance(event, Disconnected):
+            if event.peer != 0:
+                raise InvariantViolation(f"{name}: {event}")
+            self._client[name] = "down"
+        else:
+            raise InvariantViolation(f"a client reported {event}")
+
+
 class RtNode:
     """A core at an address, with the events it reported (and when)."""
 
@@ -218,18 +271,26 @@ class RtSim:
         self.steps = 0
         self.unroutable = 0
         self.ledger = DeliveryLedger()
-        self.waived: dict[str, str] = {}
+        self.order = EventOrder()
         self._rng = random.Random(f"payload/{seed}")
         self._serial = itertools.count()
         #: Server peer id -> client node (learned from PeerConnected's address).
         self.peer_nodes: dict[int, RtNode] = {}
         self.server: RtNode | None = None
+        self._accept = accept
+        self._endpoint_options = endpoint_options
         if server:
-            ident = identity()
-            config = server_configuration(ident.certificate_chain, ident.private_key, self.settings)
-            core = ServerCore(config, self.settings, accept=accept, **endpoint_options)
-            self.server = RtNode("server", core, SERVER_ADDR)
-            self.nodes[SERVER_ADDR] = self.server
+            self.restart_server()
+
+    def restart_server(self) -> RtNode:
+        """A new server core at the server's address (the old one, and its state, is gone)."""
+        ident = identity()
+        config = server_configuration(ident.certificate_chain, ident.private_key, self.settings)
+        core = ServerCore(config, self.settings, accept=self._accept, **self._endpoint_options)
+        self.server = RtNode("server", core, SERVER_ADDR)
+        self.nodes[SERVER_ADDR] = self.server
+        self.peer_nodes.clear()
+        return self.server
 
     # Wiring ----------------------------------------------------------------------------
     @property
@@ -298,11 +359,6 @@ class RtSim:
         """Deliver ``data`` to ``dst`` as if from ``src``, now, off the links."""
         heapq.heappush(self._queue, (self.now, next(self._seq), src, dst, data))
 
-    def waive(self, check: str, *, reason: str) -> None:
-        """Turn off the ledger check ``"forged"`` (messages the ledger never saw) with a reason."""
-        assert check == "forged" and reason.strip()
-        self.waived[check] = reason
-
     # Messages --------------------------------------------------------------------------
     def payload(self, size: int) -> bytes:
         """``size`` bytes unique in this simulation (a serial number, then seeded noise)."""
@@ -326,11 +382,12 @@ class RtSim:
         while (event := core.next_event()) is not None:
             node.events.append(event)
             node.event_times.append(self.now)
+            self.order.check(node, event)
             if isinstance(event, PeerConnected):
                 other = self.nodes.get(event.address)
                 if other is not None:
                     self.peer_nodes[event.peer] = other
-            elif isinstance(event, MessageReceived) and "forged" not in self.waived:
+            elif isinstance(event, MessageReceived):
                 if node is self.server:
                     src = self.peer_nodes.get(event.peer)
                     src_name = src.name if src is not None else f"peer{event.peer}"

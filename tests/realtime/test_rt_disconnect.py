@@ -164,6 +164,22 @@ def test_a_lost_path_during_the_handshake_is_connection_failed() -> None:
     assert sim.server is not None and sim.server.events == []
 
 
+def test_a_restarted_server_resets_the_old_session_and_it_is_connection_failed() -> None:
+    """RFC 9000 §10.3: the new server instance, sharing the reset key, answers the old
+    session's packets with a stateless reset; the client learns at once, not at idle timeout."""
+    sim = RtSim(seed=10, stateless_reset_key=bytes(range(32)))
+    node = sim.add_client()
+    sim.connect_all()
+    old = sim.server
+    sim.restart_server()
+    server = sim.server
+    assert server is not None and server is not old
+    sim.send(node, server, 0, sim.payload(50))  # goes to the new instance, which knows nothing
+    client, _ = _ends(sim, node, server_side=False)
+    assert client == Disconnected(0, R.CONNECTION_FAILED, "reset by the peer (stateless reset)")
+    assert server.events == []
+
+
 def test_every_reason_is_covered_here() -> None:
     """A new DisconnectReason needs a test above (the reasons this file sees)."""
     covered = {
