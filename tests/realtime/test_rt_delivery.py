@@ -133,3 +133,21 @@ def test_a_client_queues_at_most_max_pending_unreliable_messages_before_the_hand
     sim.run_for(1.0)
     assert sim.ledger.flow("c1", "server", 1).received == list(range(10))
     assert sim.ledger.flow("c1", "server", 0).received == list(range(30))
+
+
+def test_unordered_messages_wait_for_stream_credit_and_all_arrive() -> None:
+    """Each RELIABLE_UNORDERED message is a stream: with the peer allowing 4 at a time, 200
+    sent at once wait for credit (in order, behind the messages already waiting)."""
+    sim = RtSim(seed=15, settings=Settings(max_streams=4), link=lossy(0.10))
+    server = sim.server
+    assert server is not None
+    node = sim.add_client()
+    sim.connect_all()
+    for i in range(200):
+        sim.send(node, server, 2, sim.payload(50 + i * 10))
+        sim.send(server, node, 2, sim.payload(50 + i * 10))
+        if i % 50 == 0:
+            sim.send(node, server, 0, sim.payload(100))
+    sim.run_until(sim.ledger.reliable_done, timeout=60, what="every unordered message")
+    sim.ledger.check_complete()
+    assert node.client.stats().messages_out == 204

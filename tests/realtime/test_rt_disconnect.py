@@ -8,6 +8,7 @@ rejected certificate, no server) reports only on the client.
 from __future__ import annotations
 
 from rtsim import LinkConfig, RtNode, RtSim
+from simnet import deep_size
 
 from quicnet.realtime import (
     ConnectRequest,
@@ -194,3 +195,35 @@ def test_every_reason_is_covered_here() -> None:
         R.CONNECTION_FAILED,
     }
     assert set(DisconnectReason) == covered
+
+
+def test_a_server_forgets_sessions_once_they_ended_however_they_ended() -> None:
+    """Clients come and go (closing, kicked, silent, refused): the server's memory after
+    40 more of them is what it was after the first few, not 40 sessions' worth."""
+    settings = Settings(idle_timeout=2.0, keepalive_interval=0.5)
+    sim = RtSim(seed=11, settings=settings, accept=lambda r: r.token != b"no")
+
+    def churn(count: int) -> None:
+        nodes = [sim.add_client(token=b"no" if i % 4 == 3 else b"") for i in range(count)]
+        admitted = [n for i, n in enumerate(nodes) if i % 4 != 3]
+        sim.run_until(
+            lambda: all(n.client.connected for n in admitted) and all(map(sim.ended, nodes[3::4])),
+            what="the churn's clients in",
+        )
+        for i, node in enumerate(admitted):
+            if i % 3 == 0:
+                node.client.close("bye")  # the server drains (RFC 9000 §10.2.2), then forgets
+            elif i % 3 == 1:
+                sim.server_core.disconnect(node.peer)
+            else:
+                for link in (sim.link(node.name, "server"), sim.link("server", node.name)):
+                    link.config.loss = 1.0  # idle timeout
+        sim.run_until(lambda: all(map(sim.ended, nodes)), what="every session over")
+        sim.run_for(10.0)
+
+    churn(4)
+    base = deep_size(sim.server_core)
+    churn(40)
+    grown = deep_size(sim.server_core) - base
+    assert sim.server_core.peers == []
+    assert grown < 40 * 500, grown  # a session with its connection is ~15 KB
