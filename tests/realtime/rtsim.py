@@ -428,6 +428,11 @@ class RtSim:
             if node is None:
                 self.unroutable += 1
                 continue
+            sender = self.nodes.get(src)
+            link = None if sender is None else self._links.get((sender.name, node.name))
+            if link is not None:
+                link.stats.delivered += 1
+                link.stats.delivered_bytes += len(data)
             node.core.receive_datagram(data, src, now)
             self._drain(node)
         for node in list(self.nodes.values()):

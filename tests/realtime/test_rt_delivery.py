@@ -151,3 +151,18 @@ def test_unordered_messages_wait_for_stream_credit_and_all_arrive() -> None:
     sim.run_until(sim.ledger.reliable_done, timeout=60, what="every unordered message")
     sim.ledger.check_complete()
     assert node.client.stats().messages_out == 204
+
+
+def test_megabyte_reliable_messages_cross_a_lossy_path_both_ways() -> None:
+    sim = RtSim(seed=17, link=lossy(0.10, latency=0.005))
+    server = sim.server
+    assert server is not None
+    node = sim.add_client()
+    sim.connect_all()
+    for channel in (0, 2):
+        sim.send(node, server, channel, sim.payload(1 << 20))
+        sim.send(server, node, channel, sim.payload(1 << 20))
+        sim.send(node, server, channel, sim.payload(10))  # behind the large one
+    sim.run_until(sim.ledger.reliable_done, timeout=120, what="the large messages")
+    sim.ledger.check_complete()
+    assert sim.ledger.flow("c1", "server", 0).received == [0, 1]

@@ -208,3 +208,31 @@ def test_the_server_and_client_report_a_closed_session_on_sockets() -> None:
         assert server_events[-1] == quicnet.PeerDisconnected(
             peer, quicnet.DisconnectReason.CLOSED_BY_PEER, "bye"
         )
+
+
+def test_server_close_tells_every_client_server_shutdown_on_sockets() -> None:
+    server = quicnet.Server(("127.0.0.1", 0), identity=IDENTITY)
+    clients = [
+        quicnet.Client(server.address, pin=IDENTITY.fingerprint, local_host="127.0.0.1")
+        for _ in range(3)
+    ]
+    try:
+        _until(
+            lambda: all(c.connected for c in clients),
+            lambda: (server.poll(), [c.poll(0.002) for c in clients]),
+            "clients up",
+        )
+        server.close("maintenance")
+        seen: list[list[object]] = [[] for _ in clients]
+
+        def tick() -> None:
+            for c, events in zip(clients, seen, strict=True):
+                events.extend(c.poll(0.002))
+
+        _until(lambda: all(seen), tick, "every client told")
+        expected = quicnet.Disconnected(0, quicnet.DisconnectReason.SERVER_SHUTDOWN, "maintenance")
+        assert seen == [[expected]] * 3
+    finally:
+        for c in clients:
+            c.close()
+        server.close()
