@@ -166,3 +166,31 @@ def test_megabyte_reliable_messages_cross_a_lossy_path_both_ways() -> None:
     sim.run_until(sim.ledger.reliable_done, timeout=120, what="the large messages")
     sim.ledger.check_complete()
     assert sim.ledger.flow("c1", "server", 0).received == [0, 1]
+
+
+def test_an_ordered_channel_whose_stream_waits_for_credit_keeps_its_order() -> None:
+    """An ordered channel's first message needs a stream too: when unordered messages hold
+    all the credit, it waits with them (send does not fail), and the channel's later
+    messages wait behind it, so the order holds."""
+    channels = {
+        0: Delivery.RELIABLE_ORDERED,
+        2: Delivery.RELIABLE_UNORDERED,
+        4: Delivery.RELIABLE_ORDERED,
+    }
+    sim = RtSim(seed=18, settings=Settings(channels=channels, max_streams=4), link=lossy(0.10))
+    server = sim.server
+    assert server is not None
+    node = sim.add_client()
+    sim.connect_all()
+    for burst in range(6):
+        for src, dst in ((node, server), (server, node)):
+            for _ in range(8):
+                sim.send(src, dst, 2, sim.payload(80))
+            for _ in range(5):
+                sim.send(src, dst, 0 if burst % 2 else 4, sim.payload(60))
+        sim.run_for(0.01 * burst)
+    sim.run_until(sim.ledger.reliable_done, timeout=60, what="every reliable message")
+    sim.ledger.check_complete()
+    for src, dst in (("c1", "server"), ("server", "c1")):
+        for channel in (0, 4):
+            assert sim.ledger.flow(src, dst, channel).received == list(range(15))
