@@ -47,3 +47,34 @@ def test_rebinding_reports_peer_migrated_and_messages_keep_flowing() -> None:
     assert sim.server_core.stats(peer).migrations == 2
     assert sorted(sim.server_core.peers) == sorted([peer, other.peer])
     assert node.client.connected
+
+
+def test_a_packet_relayed_from_another_address_does_not_steal_the_session() -> None:
+    """RFC 9000 §9.3.3: an attacker relays one of the client's packets from its own address
+    (and the original never arrives). The server may move to it, but the address never
+    proves itself, so the session returns to the client's real address (a second
+    PeerMigrated says so), and play goes on there."""
+    sim = RtSim(seed=19)
+    server = sim.server
+    assert server is not None
+    node = sim.add_client()
+    sim.connect_all()
+    peer, home = node.peer, node.address
+    attacker = ("203.0.113.66", 6666)
+    up = sim.link("c1", "server")
+    captured: list[bytes] = []
+    up.taps.append(lambda data, now: captured.append(data))
+    up.filter = lambda data, now: False  # the original is lost ...
+    sim.send(node, server, 0, sim.payload(100))
+    sim.flush()
+    up.filter = None
+    assert len(captured) == 1
+    sim.inject(captured[0], attacker, sim.server.address)  # ... and relayed from elsewhere
+    _play(sim, node, 100)
+    sim.run_until(sim.ledger.reliable_done, what="reliable messages")
+    sim.ledger.check_complete()
+    assert sim.server_core.address_of(peer) == home
+    migrations = sim.migrations()
+    assert all(m.peer == peer for m in migrations)
+    assert [m.new_address for m in migrations] in ([], [attacker, home])
+    assert node.client.connected
