@@ -120,3 +120,50 @@ def test_connect_refuses_an_unverifiable_or_wrongly_pinned_server() -> None:
 
     outcome = asyncio.run(main())
     assert outcome == "CERTIFICATE_REJECTED: peer certificate matches no pinned fingerprint"
+
+
+@pytest.mark.parametrize("clients", [0, 3])
+def test_server_events_end_after_close_with_every_sessions_end(clients: int) -> None:
+    """``async for e in server.events()`` in one task ends when another closes the server,
+    after the SERVER_SHUTDOWN of every session (it hung with no peer, and kept only the
+    first PeerDisconnected with several)."""
+
+    async def main() -> tuple[list[object], list[object]]:
+        server = await quicnet.serve(("127.0.0.1", 0), identity=IDENTITY)
+        peers = [
+            await quicnet.connect(server.address, pin=IDENTITY.fingerprint) for _ in range(clients)
+        ]
+        seen: list[object] = []
+
+        async def consume() -> None:
+            async for event in server.events():
+                seen.append(event)
+                if len(seen) == clients:  # every PeerConnected: time to close
+                    server.close("maintenance")
+
+        try:
+            async with asyncio.timeout(30):  # only stops a broken run
+                task = asyncio.create_task(consume())
+                if not clients:
+                    await asyncio.sleep(0)  # the consumer is waiting for events
+                    server.close("maintenance")
+                await task
+                told = [[e async for e in p.events()][-1] for p in peers]
+        finally:
+            for p in peers:
+                p.close()
+            server.close()
+        return seen, told
+
+    seen, told = asyncio.run(main())
+    connected = [e.peer for e in seen if isinstance(e, quicnet.PeerConnected)]
+    assert len(connected) == clients
+    assert seen[clients:] == [
+        quicnet.PeerDisconnected(p, quicnet.DisconnectReason.SERVER_SHUTDOWN, "maintenance")
+        for p in connected
+    ]
+    assert (
+        told
+        == [quicnet.Disconnected(0, quicnet.DisconnectReason.SERVER_SHUTDOWN, "maintenance")]
+        * clients
+    )
