@@ -222,7 +222,11 @@ def test_server_close_tells_every_client_server_shutdown_on_sockets() -> None:
             lambda: (server.poll(), [c.poll(0.002) for c in clients]),
             "clients up",
         )
+        peers = server.peers
         server.close("maintenance")
+        reason = quicnet.DisconnectReason.SERVER_SHUTDOWN
+        assert server.poll() == [quicnet.PeerDisconnected(p, reason, "maintenance") for p in peers]
+        assert server.poll() == []
         seen: list[list[object]] = [[] for _ in clients]
 
         def tick() -> None:
