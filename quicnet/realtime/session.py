@@ -116,6 +116,10 @@ def disconnect_reason(
     return DisconnectReason.PROTOCOL_ERROR, text
 
 
+def _too_large(size: int, limit: int) -> str:
+    return f"an unreliable message of {size} bytes; the limit is {limit}"
+
+
 class _InStream:
     """A peer-opened stream being read: its header, then its messages."""
 
@@ -474,8 +478,11 @@ class Session:
             raise RealtimeProtocolError("a datagram shorter than its header")
         channel = data[0]
         mode = self._channels.get(channel)
+        limit = self.settings.max_unreliable_message_size
         if mode == Delivery.UNRELIABLE:
             if data[1] == 0:  # the common case: a whole message
+                if len(data) - 2 > limit:
+                    raise RealtimeProtocolError(_too_large(len(data) - 2, limit))
                 self._deliver(channel, data[2:])
                 return
             header = parse_datagram_header(data, False)
@@ -486,6 +493,8 @@ class Session:
         else:
             raise RealtimeProtocolError(f"a datagram on channel {channel} ({mode.name})")
         payload = data[header.payload_offset :]
+        if header.fragment is None and len(payload) > limit:
+            raise RealtimeProtocolError(_too_large(len(payload), limit))
         sequence = header.sequence
         if sequence is not None and sequence <= self._sequence_in.get(channel, -1):
             return  # SEQUENCED: older than one already delivered
