@@ -230,6 +230,36 @@ def test_a_message_over_the_servers_limit_closes_only_its_sender(
     _check_only_offender_closed(sim, offender, good, peer, text)
 
 
+@pytest.mark.parametrize("channel", [1, 3])
+def test_a_single_datagram_over_the_servers_unreliable_limit_closes_its_sender(
+    channel: int,
+) -> None:
+    """With a limit below one datagram, a message that fits one datagram can still be too
+    large: the limit holds for what is accepted, not only for what is fragmented."""
+    small = Settings(max_unreliable_message_size=200, hello_timeout=1.0)
+    sim = RtSim(seed=35 + channel, settings=small, link=lossy(0.02))
+    offender = sim.add_client(settings=Settings(max_unreliable_message_size=1000))
+    good = [sim.add_client() for _ in range(2)]
+    sim.connect_all()
+    peer = offender.peer
+    server = sim.server
+    assert server is not None
+    for node in good:
+        sim.send(node, server, channel, sim.payload(200))  # at the limit: delivered
+    offender.client.send(channel, bytes(500))
+    sim.run_until(lambda: sim.ended(offender) and sim.peer_ended(peer), what="offender closed")
+    (closed,) = server.of(PeerDisconnected)
+    assert closed == PeerDisconnected(
+        peer,
+        DisconnectReason.PROTOCOL_ERROR,
+        "an unreliable message of 500 bytes; the limit is 200",
+    )
+    assert sorted(sim.server_core.peers) == sorted(n.peer for n in good)
+    sim.run_for(0.5)
+    for node in good:
+        assert sim.ledger.flow(node.name, "server", channel).received == [0]
+
+
 def test_a_second_ordered_stream_for_a_channel_closes_its_sender() -> None:
     sim, offender, good = _world(seed=40)
     peer = offender.peer

@@ -259,7 +259,7 @@ def test_reassembler_drops_a_message_whose_fragments_come_too_late() -> None:
 # A session's input, whatever the peer sends -------------------------------------------------
 def _admitted_session() -> tuple[Session, deque[RealtimeEvent]]:
     """A client's session, welcomed; its QUIC connection only has to take the close."""
-    settings = Settings(max_message_size=5000, max_unreliable_message_size=3000)
+    settings = Settings(max_message_size=5000, max_unreliable_message_size=40)
     conn = QuicConnection(client_configuration("localhost", settings, pin=identity().fingerprint))
     events: deque[RealtimeEvent] = deque()
     session = Session(conn, 0, settings, events, is_client=True)
@@ -270,10 +270,16 @@ def _admitted_session() -> tuple[Session, deque[RealtimeEvent]]:
 
 quic_inputs = st.lists(
     st.one_of(
+        st.builds(  # whole messages on the unreliable channels, around the 40-byte limit
+            DatagramReceived,
+            st.tuples(
+                st.sampled_from([b"\x01\x00", b"\x03\x00\x05"]), st.binary(min_size=30, max_size=50)
+            ).map(b"".join),
+        ),
         st.builds(DatagramReceived, st.binary(max_size=80)),
         st.builds(
             DatagramReceived,
-            st.tuples(st.integers(0, 5), st.integers(0, 2), st.binary(max_size=40)).map(
+            st.tuples(st.integers(0, 5), st.integers(0, 2), st.binary(max_size=80)).map(
                 lambda t: bytes(t[:2]) + t[2]
             ),
         ),
@@ -305,7 +311,10 @@ def test_a_session_survives_any_input_or_ends_with_protocol_error(inputs: list[o
     for e in events:
         if isinstance(e, MessageReceived):
             assert e.channel in session.settings.channels
-            assert len(e.data) <= session.settings.max_message_size
+            mode = session.settings.channels[e.channel]
+            unreliable = mode in (Delivery.UNRELIABLE, Delivery.SEQUENCED)
+            limit = session.settings.max_unreliable_message_size
+            assert len(e.data) <= (limit if unreliable else session.settings.max_message_size)
         else:
             assert isinstance(e, Disconnected)
             assert e.reason == DisconnectReason.PROTOCOL_ERROR and e.message
