@@ -145,7 +145,7 @@ def test_server_events_end_after_close_with_every_sessions_end(clients: int) -> 
             async with asyncio.timeout(30):  # only stops a broken run
                 task = asyncio.create_task(consume())
                 if not clients:
-                    await asyncio.sleep(0)  # the consumer is waiting for events
+                    await asyncio.sleep(0)  # a yield (no wait): the consumer is now in events()
                     server.close("maintenance")
                 await task
                 told = [[e async for e in p.events()][-1] for p in peers]

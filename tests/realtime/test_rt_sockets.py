@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +241,32 @@ def test_server_close_tells_every_client_server_shutdown_on_sockets() -> None:
         for c in clients:
             c.close()
         server.close()
+
+
+def _verdict(server: quicnet.Server, cafile: Path, name: str | None) -> object:
+    """The outcome of a client verifying by ``cafile`` and ``name``: "connected", or its
+    Disconnected."""
+    with quicnet.Client(
+        server.address, cafile=cafile, server_name=name, local_host="127.0.0.1"
+    ) as client:
+        events: list[object] = []
+        _until(
+            lambda: client.connected or bool(events),
+            lambda: (server.poll(), events.extend(client.poll(0.005))),
+            "a verdict",
+        )
+        return "connected" if client.connected else events[-1]
+
+
+def test_a_ca_file_and_the_servers_name_verify_it(tmp_path: Path) -> None:
+    """cafile= with the name checked: the host connected to (127.0.0.1 is in the
+    certificate), or server_name=; a name the certificate does not carry is rejected."""
+    cafile = tmp_path / "ca.pem"
+    cafile.write_bytes(IDENTITY.trust_root.to_pem())
+    with _server() as server:
+        outcomes = [_verdict(server, cafile, name) for name in (None, "localhost", "game.example")]
+    assert outcomes[:2] == ["connected", "connected"]
+    rejected = outcomes[2]
+    assert isinstance(rejected, quicnet.Disconnected)
+    assert rejected.reason == quicnet.DisconnectReason.CERTIFICATE_REJECTED
+    assert "game.example" in rejected.message
