@@ -138,3 +138,20 @@ def test_sizes_around_the_datagram_boundaries_arrive_whole() -> None:
     for src, dst in (("c1", "server"), ("server", "c1")):
         for channel in (1, 3):
             assert sim.ledger.flow(src, dst, channel).received == list(range(len(sizes)))
+
+
+def test_the_default_unreliable_limit_of_64_kib_arrives_whole_on_a_clean_path() -> None:
+    sim = RtSim(seed=20)
+    server = sim.server
+    assert server is not None
+    node = sim.add_client()
+    sim.connect_all()
+    limit = Settings().max_unreliable_message_size
+    assert limit == 64 << 10
+    for channel in (1, 3):
+        sim.send(node, server, channel, sim.payload(limit))
+        sim.send(server, node, channel, sim.payload(limit))
+        sim.run_for(0.5)
+    for src, dst in (("c1", "server"), ("server", "c1")):
+        for channel in (1, 3):
+            assert sim.ledger.flow(src, dst, channel).received == [0]
