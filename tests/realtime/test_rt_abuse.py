@@ -14,11 +14,14 @@ from collections.abc import Callable
 
 import pytest
 from rtsim import LinkConfig, RtNode, RtSim, identity, lossy
+from simnet import deep_size
 
 from quicnet.quic import ConnectionTerminated, QuicConnection
 from quicnet.realtime import (
     Disconnected,
     DisconnectReason,
+    MessageReceived,
+    PeerConnected,
     PeerDisconnected,
     Settings,
     client_configuration,
@@ -291,3 +294,38 @@ def test_a_flood_of_handshakes_without_hello_is_closed_and_play_goes_on() -> Non
     assert sim.server is not None
     reported = {e.peer for e in sim.server.events if hasattr(e, "peer")}
     assert reported == {sim.clients[0].peer, *(n.peer for n in good)}
+
+
+def test_a_flood_of_handshakes_that_never_finish_costs_nothing_lasting() -> None:
+    """Clients that send their Initial and never hear back (spoofed sources): play goes on,
+    the application hears nothing of them, and once the handshakes time out the server holds
+    what it held before."""
+    sim, _, good = _world(seed=51)
+    sim.server_core.disconnect(sim.clients[0].peer, "not in this test")
+    sim.run_for(1.0)
+    base = deep_size(sim.server_core)
+    endpoint = sim.server_core.endpoint
+    held = {id(c) for c in endpoint.connections.values()}  # the good clients'
+    config = client_configuration("localhost", SETTINGS, pin=identity().fingerprint)
+    deaf = LinkConfig(loss=1.0)
+    for _ in range(100):
+        node = sim.add_raw(QuicConnection(config), link=LinkConfig())
+        sim.link("server", node.name).config = deaf
+    for _ in range(50):  # play while the flood is fresh
+        _tick(sim, good)
+    during = {id(c) for c in endpoint.connections.values()}
+    assert len(during) >= len(held) + 100  # the server did take them on
+    sim.run_for(12.0)  # past the server's handshake timeout (10 s)
+    for _ in range(20):
+        _tick(sim, good)
+    sim.run_until(sim.ledger.reliable_done, what="the good clients' messages")
+    sim.ledger.check_complete()
+    assert sorted(sim.server_core.peers) == sorted(n.peer for n in good)
+    assert sim.server is not None
+    assert {type(e) for e in sim.server.events} <= {
+        PeerConnected,
+        PeerDisconnected,
+        MessageReceived,
+    }
+    assert {id(c) for c in endpoint.connections.values()} == held
+    assert deep_size(sim.server_core) - base < 100 * 500  # and the sessions layer kept none
