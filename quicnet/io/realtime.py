@@ -158,9 +158,11 @@ class Server(_Batching, SocketDriver):
 
     def poll(self, timeout: float = 0.0) -> list[RealtimeEvent]:
         """Send what is due, wait up to ``timeout`` seconds for datagrams, process them and
-        the timers; return the events (PeerConnected, MessageReceived, ...)."""
+        the timers; return the events (PeerConnected, MessageReceived, ...). After
+        :meth:`close` it returns what is left (every session's PeerDisconnected)."""
         core = self.core
-        self.cycle(core, timeout)
+        if not self._closed:
+            self.cycle(core, timeout)
         events = []
         while (event := core.next_event()) is not None:
             events.append(event)

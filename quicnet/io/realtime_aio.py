@@ -51,6 +51,7 @@ class _Events:
         self._ready = asyncio.Event()
         self._queue: list[RealtimeEvent] = []
         self._position = 0
+        self._ended = False
 
     def push_from(self, source: ServerCore | ClientCore) -> None:
         while (event := source.next_event()) is not None:
@@ -58,14 +59,28 @@ class _Events:
         if self._position < len(self._queue):
             self._ready.set()
 
-    async def next(self) -> RealtimeEvent:
+    def end(self) -> None:
+        """No event comes after those queued: :meth:`next_or_end` returns None then."""
+        self._ended = True
+        self._ready.set()
+
+    async def next_or_end(self) -> RealtimeEvent | None:
+        """The next event, or None once every event is taken and :meth:`end` was called."""
         while self._position >= len(self._queue):
+            if self._ended:
+                return None
             self._ready.clear()
             self._queue.clear()
             self._position = 0
             await self._ready.wait()
         event = self._queue[self._position]
         self._position += 1
+        return event
+
+    async def next(self) -> RealtimeEvent:
+        while (event := await self.next_or_end()) is None:
+            self._ready.clear()  # ended: wait as before, for an event that may never come
+            await self._ready.wait()
         return event
 
 
@@ -113,9 +128,9 @@ class AsyncServer(Transporter):
         return await self._events.next()
 
     async def events(self) -> AsyncIterator[RealtimeEvent]:
-        """Every event, until the server is closed."""
-        while not self._closed:
-            yield await self._events.next()
+        """Every event, until the server is closed (its sessions' PeerDisconnected last)."""
+        while (event := await self._events.next_or_end()) is not None:
+            yield event
 
     def send(self, peer: int, channel: int, data: bytes) -> None:
         """Send ``data`` to ``peer`` on ``channel``, now."""
@@ -145,6 +160,7 @@ class AsyncServer(Transporter):
         self._closed = True
         self.detach()
         self._events.push_from(self.core)
+        self._events.end()
 
 
 class AsyncClient(Transporter):

@@ -105,6 +105,9 @@ class ServerCore:
         #: (deadline, peer, session): sessions that must say HELLO by then.
         self._hello_deadlines: list[tuple[float, int, Session]] = []
         self._waiting: set[Session] = set()  # sessions with a backlog to pump
+        #: Ended sessions whose connection still drains (RFC 9000 §10.2.2): dropped once it
+        #: terminates, which reports no further event.
+        self._draining: set[QuicConnection] = set()
 
     # The sans-I/O interface ----------------------------------------------------------------
     def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
@@ -133,6 +136,10 @@ class ServerCore:
     def handle_timer(self, now: float) -> None:
         """Run what is due: the connections' timers, and clients late with their HELLO."""
         self.endpoint.handle_timer(now)
+        if self._draining:
+            for conn in [c for c in self._draining if c.state == ConnectionState.TERMINATED]:
+                self._draining.discard(conn)
+                self._sessions.pop(conn, None)
         deadlines = self._hello_deadlines
         while deadlines and deadlines[0][0] <= now:
             _, _, session = heapq.heappop(deadlines)
@@ -172,6 +179,9 @@ class ServerCore:
                 self._forget(session)
                 if conn.state == ConnectionState.TERMINATED:
                     del sessions[conn]
+                    self._draining.discard(conn)
+                else:
+                    self._draining.add(conn)
             elif session.waiting:
                 self._waiting.add(session)
 

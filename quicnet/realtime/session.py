@@ -116,6 +116,10 @@ def disconnect_reason(
     return DisconnectReason.PROTOCOL_ERROR, text
 
 
+def _too_large(size: int, limit: int) -> str:
+    return f"an unreliable message of {size} bytes; the limit is {limit}"
+
+
 class _InStream:
     """A peer-opened stream being read: its header, then its messages."""
 
@@ -170,7 +174,10 @@ class Session:
         self._sequence_out: dict[int, int] = {}
         self._next_message_id = 0
         self._backlog: deque[tuple[int, bytes]] = deque()  # (channel, data), in order
-        self._unordered_waiting: deque[tuple[int, bytes]] = deque()  # for stream credit
+        #: Messages that need a new stream and wait for the peer's stream credit, in order:
+        #: unordered ones, and an ordered channel's first messages until its stream opens.
+        self._stream_waiting: deque[tuple[int, bytes]] = deque()
+        self._ordered_waiting: dict[int, int] = {}  # ordered channel -> its messages in there
         # In.
         self._control = ControlReader()
         self._in: dict[int, _InStream] = {}
@@ -221,13 +228,14 @@ class Session:
             else:
                 self._send_fragments(channel, None, data, room)
         elif mode == Delivery.RELIABLE_ORDERED:
-            stream_id = self._ordered_out.get(channel)
-            prefix = encode_varint(len(data))
-            if stream_id is None:
-                stream_id = conn.create_stream(bidirectional=False)
-                self._ordered_out[channel] = stream_id
-                prefix = bytes((STREAM_ORDERED, channel)) + prefix
-            conn.send_stream_data(stream_id, prefix + data)
+            if self._ordered_waiting.get(channel) or (
+                channel not in self._ordered_out
+                and (self._stream_waiting or not conn.streams_available(bidirectional=False))
+            ):
+                self._ordered_waiting[channel] = self._ordered_waiting.get(channel, 0) + 1
+                self._stream_waiting.append((channel, bytes(data)))
+            else:
+                self._send_ordered(channel, data)
         elif mode == Delivery.SEQUENCED:
             sequence = self._sequence_out.get(channel, 0)
             self._sequence_out[channel] = sequence + 1
@@ -237,10 +245,20 @@ class Session:
                 conn.send_datagram(header + data)
             else:
                 self._send_fragments(channel, sequence, data, room)
-        elif self._unordered_waiting or not conn.streams_available(bidirectional=False):
-            self._unordered_waiting.append((channel, bytes(data)))
+        elif self._stream_waiting or not conn.streams_available(bidirectional=False):
+            self._stream_waiting.append((channel, bytes(data)))
         else:
             self._send_unordered(channel, data)
+
+    def _send_ordered(self, channel: int, data: bytes) -> None:
+        conn = self.connection
+        stream_id = self._ordered_out.get(channel)
+        prefix = encode_varint(len(data))
+        if stream_id is None:
+            stream_id = conn.create_stream(bidirectional=False)
+            self._ordered_out[channel] = stream_id
+            prefix = bytes((STREAM_ORDERED, channel)) + prefix
+        conn.send_stream_data(stream_id, prefix + data)
 
     def _send_unordered(self, channel: int, data: bytes) -> None:
         conn = self.connection
@@ -256,11 +274,26 @@ class Session:
     def pump(self) -> bool:
         """Send what waited for the handshake or for stream credit; True if some still waits."""
         if not self.ready or self.ended or self.connection.termination is not None:
-            return bool(self._backlog or self._unordered_waiting)
-        waiting = self._unordered_waiting
+            return bool(self._backlog or self._stream_waiting)
+        waiting = self._stream_waiting
         conn = self.connection
-        while waiting and conn.streams_available(bidirectional=False):
-            self._send_unordered(*waiting.popleft())
+        ordered = self._ordered_waiting
+        while waiting:
+            channel, data = waiting[0]
+            if channel in ordered:  # an ordered channel's message: a stream only for its first
+                if channel not in self._ordered_out and not conn.streams_available(
+                    bidirectional=False
+                ):
+                    break
+                waiting.popleft()
+                ordered[channel] -= 1
+                if not ordered[channel]:
+                    del ordered[channel]
+                self._send_ordered(channel, data)
+            elif conn.streams_available(bidirectional=False):
+                self._send_unordered(*waiting.popleft())
+            else:
+                break
         backlog = self._backlog
         while backlog:
             channel, data = backlog.popleft()
@@ -271,7 +304,7 @@ class Session:
     @property
     def waiting(self) -> bool:
         """Something waits to be sent (the handshake, or stream credit)."""
-        return bool(self._backlog or self._unordered_waiting)
+        return bool(self._backlog or self._stream_waiting)
 
     def close(self, code: CloseCode, text: str, reason: DisconnectReason) -> None:
         """End the session with CONNECTION_CLOSE ``code``, and report it ended (``reason``,
@@ -351,7 +384,8 @@ class Session:
             self._events.append(PeerDisconnected(self.peer, reason, text))
         self._held.clear()
         self._backlog.clear()
-        self._unordered_waiting.clear()
+        self._stream_waiting.clear()
+        self._ordered_waiting.clear()
 
     # Control stream ------------------------------------------------------------------------
     def _on_control(self, data: bytes) -> None:
@@ -466,16 +500,23 @@ class Session:
             raise RealtimeProtocolError("a datagram shorter than its header")
         channel = data[0]
         mode = self._channels.get(channel)
+        limit = self.settings.max_unreliable_message_size
         if mode == Delivery.UNRELIABLE:
             if data[1] == 0:  # the common case: a whole message
+                if len(data) - 2 > limit:
+                    raise RealtimeProtocolError(_too_large(len(data) - 2, limit))
                 self._deliver(channel, data[2:])
                 return
             header = parse_datagram_header(data, False)
         elif mode == Delivery.SEQUENCED:
             header = parse_datagram_header(data, True)
+        elif mode is None:
+            raise RealtimeProtocolError(f"a datagram on channel {channel}, not defined")
         else:
-            raise RealtimeProtocolError(f"a datagram on channel {channel} ({mode})")
+            raise RealtimeProtocolError(f"a datagram on channel {channel} ({mode.name})")
         payload = data[header.payload_offset :]
+        if header.fragment is None and len(payload) > limit:
+            raise RealtimeProtocolError(_too_large(len(payload), limit))
         sequence = header.sequence
         if sequence is not None and sequence <= self._sequence_in.get(channel, -1):
             return  # SEQUENCED: older than one already delivered
