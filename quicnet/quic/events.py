@@ -13,6 +13,7 @@ __all__ = [
     "DatagramLost",
     "DatagramReceived",
     "HandshakeCompleted",
+    "PathValidated",
     "PeerAddressChanged",
     "QuicEvent",
     "SessionTicketReceived",
@@ -105,6 +106,14 @@ class PeerAddressChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PathValidated:
+    """The peer answered our PATH_CHALLENGE from ``address`` (RFC 9000 §8.2.3): it owns
+    that address. After a :class:`PeerAddressChanged`, this confirms the move."""
+
+    address: Address
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionTerminated:
     """The connection ended. ``by_peer`` tells who closed; ``stateless_reset`` if it was one."""
 
@@ -126,5 +135,6 @@ QuicEvent = (
     | DatagramLost
     | SessionTicketReceived
     | PeerAddressChanged
+    | PathValidated
     | ConnectionTerminated
 )

@@ -19,6 +19,7 @@ from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
 from quicnet.quic.errors import TransportError, TransportErrorCode
+from quicnet.quic.events import PathValidated
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -449,7 +450,9 @@ class PacketReceiver:
             if address is not None:
                 c.paths.on_challenge(c.paths.path_for(address), frame.data)
         elif isinstance(frame, fr.PathResponseFrame):
-            c.paths.on_response(frame.data)  # §8.2.3: validates the challenged path
+            validated = c.paths.on_response(frame.data)  # §8.2.3: the challenged path
+            if validated is not None:
+                c.event_queue.append(PathValidated(validated.address))
         elif isinstance(frame, fr.HandshakeDoneFrame):
             if not c.is_client:
                 raise TransportError(

@@ -111,7 +111,7 @@ def client_configuration(
         initial_max_streams_bidi=0,  # the server opens no bidirectional stream
         max_datagram_frame_size=65535,
         session_ticket=parse_session(session),
-        **quic,
+        **{"handshake_timeout": settings.handshake_timeout, **quic},
     )
 
 
@@ -142,6 +142,7 @@ class ClientCore:
         self.early_data_accepted: bool | None = None
         #: Whether the handshake resumed a saved session (None until it completes).
         self.resumed: bool | None = None
+        self._welcome_by: float | None = None  # the server's WELCOME is due by then
         self.connection.connect(address, now)
         if self.connection.can_send_early_data:
             # RFC 9001 §4.6.1: 0-RTT keys from the ticket: the HELLO and what was
@@ -168,12 +169,25 @@ class ClientCore:
 
     def next_timer(self) -> float | None:
         """When :meth:`handle_timer` must run next, or None."""
-        return self.connection.next_timer()
+        when = self.connection.next_timer()
+        welcome_by = self._welcome_by
+        if welcome_by is not None and self.session.admitted:
+            welcome_by = self._welcome_by = None
+        if welcome_by is not None and (when is None or welcome_by < when):
+            return welcome_by
+        return when
 
     def handle_timer(self, now: float) -> None:
         """Run what is due."""
         self.connection.handle_timer(now)
         self._drain(now)
+        welcome_by = self._welcome_by
+        if welcome_by is not None and now >= welcome_by:
+            self._welcome_by = None
+            if not self.session.admitted and not self.session.ended:
+                self.session.close(
+                    CloseCode.CLOSED, "no WELCOME", DisconnectReason.CONNECTION_FAILED
+                )
 
     def next_event(self) -> RealtimeEvent | None:
         """The next event, or None."""
@@ -192,6 +206,7 @@ class ClientCore:
                 assert isinstance(event, HandshakeCompleted)
                 self.resumed = event.session_resumed
                 self.early_data_accepted = event.early_data_accepted
+                self._welcome_by = now + self.settings.hello_timeout
             session.on_event(event, now)
 
     # The application's interface -------------------------------------------------------------

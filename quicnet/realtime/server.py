@@ -79,8 +79,12 @@ def server_configuration(
         initial_max_streams_uni=settings.max_streams,
         initial_max_streams_bidi=1,  # the control stream
         max_datagram_frame_size=65535,
-        **quic,
+        **{"handshake_timeout": settings.handshake_timeout, **quic},
     )
+
+
+#: How many ended peers keep their last figures for :meth:`ServerCore.stats`.
+_FINAL_STATS_KEPT = 1024
 
 
 class ServerCore:
@@ -98,6 +102,8 @@ class ServerCore:
         self.endpoint = QuicEndpoint(configuration, **endpoint_options)
         self._accept = accept
         self._events: deque[RealtimeEvent] = deque()
+        #: The figures of the newest ended peers, oldest first (see :meth:`stats`).
+        self._final_stats: dict[int, PeerStats] = {}
         self._sessions: dict[QuicConnection, Session] = {}
         #: Admitted sessions by peer id; ids count up and are never given twice.
         self._peers: dict[int, Session] = {}
@@ -186,8 +192,13 @@ class ServerCore:
                 self._waiting.add(session)
 
     def _forget(self, session: Session) -> None:
-        """The session ended: its peer id no longer names anyone."""
-        self._peers.pop(session.peer, None)
+        """The session ended: its peer id no longer names anyone; its last figures stay
+        readable with :meth:`stats` (for the newest ended peers)."""
+        if self._peers.pop(session.peer, None) is not None:
+            final = self._final_stats
+            final[session.peer] = peer_stats(session)
+            if len(final) > _FINAL_STATS_KEPT:
+                del final[next(iter(final))]
         self._waiting.discard(session)
 
     def _admit(self, session: Session, hello: Hello) -> str | None:
@@ -241,8 +252,16 @@ class ServerCore:
         self._forget(session)
 
     def stats(self, peer: int) -> PeerStats:
-        """``peer``'s figures now: RTT, jitter, loss, traffic, congestion window."""
-        return peer_stats(self._session(peer))
+        """``peer``'s figures now: RTT, jitter, loss, traffic, congestion window. For a
+        peer that has gone, its figures when its session ended (for the newest
+        disconnected peers; older ones raise UnknownPeerError like unknown ones)."""
+        session = self._peers.get(peer)
+        if session is not None and not session.ended:
+            return peer_stats(session)
+        final = self._final_stats.get(peer)
+        if final is None:
+            raise UnknownPeerError(f"no peer {peer}")
+        return final
 
     def address_of(self, peer: int) -> Address:
         """Where ``peer``'s packets come from now."""

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from quicnet.quic import (
+    Address,
     ConnectionTerminated,
     DatagramReceived,
     HandshakeCompleted,
+    PathValidated,
     PeerAddressChanged,
     QuicConnection,
     StreamDataReceived,
@@ -167,7 +169,9 @@ class Session:
         #: Client: sending in 0-RTT (a resumed session). Server: the HELLO came in 0-RTT,
         #: before the handshake completed (so it could be a replay, docs/realtime.md).
         self.early = False
+        #: The peer's address as last validated (and, on a server, reported).
         self.address = connection.peer_address
+        self._moving_to: Address | None = None  # a new address, until validated
         self._local_close: tuple[DisconnectReason, str] | None = None
         # Out.
         self._ordered_out: dict[int, int] = {}  # channel -> stream id
@@ -334,16 +338,32 @@ class Session:
                 self._on_stream_reset(event.stream_id)
             elif kind is PeerAddressChanged:
                 assert isinstance(event, PeerAddressChanged)
-                self.address = event.new_address
-                if self.admitted and not self.is_client:
-                    self._events.append(
-                        PeerMigrated(self.peer, event.old_address, event.new_address)
-                    )
+                self._on_address_changed(event.new_address)
+            elif kind is PathValidated:
+                assert isinstance(event, PathValidated)
+                if event.address == self._moving_to:
+                    self._moved(event.address)
             elif kind is ConnectionTerminated:
                 assert isinstance(event, ConnectionTerminated)
                 self._on_terminated(event)
         except RealtimeProtocolError as exc:
             self.close(CloseCode.PROTOCOL_ERROR, str(exc), DisconnectReason.PROTOCOL_ERROR)
+
+    def _on_address_changed(self, new_address: Address) -> None:
+        """The peer's packets come from ``new_address``: reported once the address is
+        validated (RFC 9000 §8.2, §9.3), so a relayed or spoofed packet, whose path
+        validation fails and sends the connection back (§9.3.2), reports nothing."""
+        if new_address == self.address:
+            self._moving_to = None  # back where it was
+        elif self.connection.address_validated:
+            self._moved(new_address)  # a path validated before: nothing left to prove
+        else:
+            self._moving_to = new_address
+
+    def _moved(self, new_address: Address) -> None:
+        old_address, self.address, self._moving_to = self.address, new_address, None
+        if self.admitted and not self.is_client and old_address is not None:
+            self._events.append(PeerMigrated(self.peer, old_address, new_address))
 
     def start_early(self) -> None:
         """Client: 0-RTT keys are ready; the HELLO and the backlog go now, in 0-RTT.

@@ -47,7 +47,11 @@ class Settings:
     key_update_packets: int = 1 << 20
     #: ... or this many seconds into a key phase (None: by count only).
     key_update_interval: float | None = None
-    #: A client that has not said HELLO this long after its handshake is closed.
+    #: A QUIC handshake not complete this long after it started fails (CONNECTION_FAILED).
+    handshake_timeout: float = 10.0
+    #: Server: a client that has not said HELLO this long after its handshake is closed.
+    #: Client: a server that has not answered with WELCOME this long after the handshake
+    #: completed ends the session (CONNECTION_FAILED).
     hello_timeout: float = 5.0
     #: Partial fragmented messages held per peer, and how long a missing fragment is awaited.
     max_partial_messages: int = 16
@@ -75,7 +79,7 @@ class Settings:
         object.__setattr__(self, "channels", MappingProxyType(dict(sorted(channels.items()))))
         if self.max_message_size < 1 or self.max_unreliable_message_size < 1:
             raise RealtimeUsageError("message size limits must be positive")
-        for name in ("idle_timeout", "hello_timeout", "reassembly_timeout"):
+        for name in ("idle_timeout", "handshake_timeout", "hello_timeout", "reassembly_timeout"):
             if not getattr(self, name) > 0:
                 raise RealtimeUsageError(f"{name} must be positive")
 

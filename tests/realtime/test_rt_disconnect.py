@@ -7,9 +7,11 @@ rejected certificate, no server) reports only on the client.
 
 from __future__ import annotations
 
-from rtsim import LinkConfig, RtNode, RtSim
+from rtsim import SERVER_ADDR, LinkConfig, RtNode, RtSim, identity
 from simnet import deep_size
 
+from quicnet.quic import Address
+from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.realtime import (
     ConnectRequest,
     Disconnected,
@@ -17,6 +19,7 @@ from quicnet.realtime import (
     PeerConnected,
     PeerDisconnected,
     Settings,
+    server_configuration,
 )
 
 R = DisconnectReason
@@ -179,6 +182,47 @@ def test_a_restarted_server_resets_the_old_session_and_it_is_connection_failed()
     client, _ = _ends(sim, node, server_side=False)
     assert client == Disconnected(0, R.CONNECTION_FAILED, "reset by the peer (stateless reset)")
     assert server.events == []
+
+
+class _MuteServer:
+    """A QUIC server that completes handshakes with the real-time ALPN, then says nothing."""
+
+    def __init__(self, settings: Settings) -> None:
+        ident = identity()
+        config = server_configuration(ident.certificate_chain, ident.private_key, settings)
+        self.endpoint = QuicEndpoint(config)
+
+    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
+        self.endpoint.receive_datagram(data, address, now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        return self.endpoint.datagrams_to_send(now)
+
+    def next_timer(self) -> float | None:
+        return self.endpoint.next_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self.endpoint.handle_timer(now)
+
+    def next_event(self) -> None:
+        while self.endpoint.next_event() is not None:
+            pass  # HELLO and all: read and ignored
+        return None
+
+
+def test_a_server_that_never_welcomes_is_connection_failed() -> None:
+    """The QUIC handshake completes but no WELCOME answers the HELLO: the client gives up
+    after hello_timeout instead of waiting forever."""
+    settings = Settings(hello_timeout=1.5, idle_timeout=60.0)
+    sim = RtSim(seed=12, server=False, settings=settings)
+    sim.server = RtNode("server", _MuteServer(settings), SERVER_ADDR)  # type: ignore[arg-type]
+    sim.nodes[SERVER_ADDR] = sim.server
+    node = sim.add_client()
+    sim.run_until(lambda: node.client.connection.handshake_complete, what="the handshake")
+    started = sim.now
+    client, _ = _ends(sim, node, server_side=False)
+    assert client == Disconnected(0, R.CONNECTION_FAILED, "no WELCOME")
+    assert 1.5 <= sim.now - started < 60.0  # the WELCOME deadline, not the idle timeout
 
 
 def test_every_reason_is_covered_here() -> None:

@@ -77,6 +77,9 @@ def test_sending_to_an_unknown_or_departed_peer_raises_unknown_peer() -> None:
     sim.run_for(1.0)
     with pytest.raises(UnknownPeerError, match=f"no connected peer {peer}"):
         core.send(peer, 0, b"x")
+    with pytest.raises(UnknownPeerError):
+        core.disconnect(peer)
+    assert core.stats(peer).messages_in == 0  # its last figures stay readable
     assert isinstance(UnknownPeerError("x"), KeyError) and str(UnknownPeerError("x")) == "x"
 
 

@@ -52,8 +52,8 @@ def test_rebinding_reports_peer_migrated_and_messages_keep_flowing() -> None:
 def test_a_packet_relayed_from_another_address_does_not_steal_the_session() -> None:
     """RFC 9000 §9.3.3: an attacker relays one of the client's packets from its own address
     (and the original never arrives). The server may move to it, but the address never
-    proves itself, so the session returns to the client's real address (a second
-    PeerMigrated says so), and play goes on there."""
+    proves itself, so the session returns to the client's real address; the application
+    hears of no move (PeerMigrated waits for validation), and play goes on."""
     sim = RtSim(seed=19)
     server = sim.server
     assert server is not None
@@ -75,6 +75,5 @@ def test_a_packet_relayed_from_another_address_does_not_steal_the_session() -> N
     sim.ledger.check_complete()
     assert sim.server_core.address_of(peer) == home
     migrations = sim.migrations()
-    assert all(m.peer == peer for m in migrations)
-    assert [m.new_address for m in migrations] in ([], [attacker, home])
+    assert migrations == []
     assert node.client.connected

@@ -98,8 +98,11 @@ def test_the_readme_snippet_works_as_written() -> None:
             quicnet.PeerDisconnected(peer, quicnet.DisconnectReason.KICKED, "kicked")
             in seen["server"]
         )
+        final = server.stats(peer)  # as the snippet: a departed peer's last figures
+        assert final.bytes_in >= stats.bytes_in and final.messages_in >= stats.messages_in
+        assert server.stats(peer) == final  # frozen when the session ended
         with pytest.raises(quicnet.UnknownPeerError):
-            server.stats(peer)  # a departed peer has no figures
+            server.send(peer, 0, b"gone")
     finally:
         for c in (client, watcher):
             c.close()
