@@ -26,8 +26,8 @@ import quicnet
 from quicnet.cli.common import CliError, Parser, network_error, read_passphrase
 from quicnet.cli.tls_common import load_identity
 from quicnet.crypto import Certificate, PrivateKey, format_fingerprint
-from quicnet.io.realtime import Identity
 from quicnet.io.realtime_aio import AsyncServer
+from quicnet.io.realtime_api import Identity
 
 __all__ = ["serve"]
 

@@ -19,50 +19,32 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from quicnet.crypto import Certificate, PrivateKey, load_certificates
+from quicnet.crypto import Certificate
+from quicnet.io.realtime_api import (
+    ClientCalls,
+    Identity,
+    ServerCalls,
+    make_settings,
+    new_server_core,
+    trust_roots_from,
+)
 from quicnet.io.udp import DatagramSender, SocketDriver, local_host_for, open_udp_socket
 from quicnet.quic import Address
 from quicnet.realtime import (
     AcceptHook,
     ClientCore,
     Delivery,
-    PeerStats,
     RealtimeEvent,
-    ServerCore,
     Settings,
     client_configuration,
-    server_configuration,
 )
 from quicnet.tls import SessionTicket
 
-__all__ = ["Client", "Identity", "Server", "make_settings", "resolve", "trust_roots_from"]
-
-
-class Identity(Protocol):
-    """A server's certificate chain and private key (``quicnet.dev_identity()`` is one)."""
-
-    @property
-    def certificate_chain(self) -> Sequence[Certificate]: ...
-
-    @property
-    def private_key(self) -> PrivateKey: ...
-
-
-def make_settings(
-    settings: Settings | None, channels: Mapping[int, Delivery] | None, options: dict[str, Any]
-) -> Settings:
-    """The settings from a ready object, or from ``channels`` and keyword options."""
-    if settings is not None:
-        if channels is not None or options:
-            raise TypeError("give settings= or channels= and options, not both")
-        return settings
-    if channels is not None:
-        options["channels"] = channels
-    return Settings(**options)
+__all__ = ["Client", "Server", "resolve"]
 
 
 def resolve(address: tuple[str, int]) -> Address:
@@ -71,16 +53,6 @@ def resolve(address: tuple[str, int]) -> Address:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     resolved = infos[0][4]
     return (str(resolved[0]), int(resolved[1]))
-
-
-def trust_roots_from(
-    cafile: str | Path | None, trust_roots: Sequence[Certificate]
-) -> list[Certificate]:
-    """``trust_roots`` and the certificates of the PEM file ``cafile``."""
-    roots = list(trust_roots)
-    if cafile is not None:
-        roots += load_certificates(Path(cafile).read_bytes())
-    return roots
 
 
 class _Batching:
@@ -107,7 +79,7 @@ class _Batching:
                 self._flush()
 
 
-class Server(_Batching, SocketDriver):
+class Server(_Batching, ServerCalls, SocketDriver):
     """A real-time server on one UDP socket.
 
     ``identity`` is its certificate chain and key (``quicnet.dev_identity()``
@@ -135,11 +107,8 @@ class Server(_Batching, SocketDriver):
         **options: Any,
     ) -> None:
         self.settings = make_settings(settings, channels, options)
-        configuration = server_configuration(
-            identity.certificate_chain, identity.private_key, self.settings, qlog=qlog
-        )
-        self.core = ServerCore(
-            configuration, self.settings, accept=accept, max_connections=max_connections
+        self.core = new_server_core(
+            identity, self.settings, accept=accept, max_connections=max_connections, qlog=qlog
         )
         self.sock = open_udp_socket(address[0], address[1])
         self.sender = DatagramSender(self.sock)
@@ -150,11 +119,6 @@ class Server(_Batching, SocketDriver):
         """The bound (host, port): the port the system picked when 0 was asked."""
         name = self.sock.getsockname()
         return (str(name[0]), int(name[1]))
-
-    @property
-    def peers(self) -> list[int]:
-        """The ids of the connected peers."""
-        return self.core.peers
 
     def poll(self, timeout: float = 0.0) -> list[RealtimeEvent]:
         """Send what is due, wait up to ``timeout`` seconds for datagrams, process them and
@@ -167,30 +131,6 @@ class Server(_Batching, SocketDriver):
         while (event := core.next_event()) is not None:
             events.append(event)
         return events
-
-    def send(self, peer: int, channel: int, data: bytes) -> None:
-        """Send ``data`` to ``peer`` on ``channel`` (UnknownPeerError, UnknownChannelError,
-        MessageTooLargeError)."""
-        self.core.send(peer, channel, data)
-        self._sent()
-
-    def broadcast(self, channel: int, data: bytes, *, exclude: int | Iterable[int] = ()) -> None:
-        """Send ``data`` on ``channel`` to every connected peer but ``exclude``."""
-        self.core.broadcast(channel, data, exclude=exclude)
-        self._sent()
-
-    def disconnect(self, peer: int, reason: str = "kicked") -> None:
-        """End ``peer``'s session (it sees KICKED and ``reason``)."""
-        self.core.disconnect(peer, reason)
-        self._sent()
-
-    def stats(self, peer: int) -> PeerStats:
-        """``peer``'s RTT, jitter, loss, bytes and packets each way, congestion window."""
-        return self.core.stats(peer)
-
-    def address_of(self, peer: int) -> Address:
-        """Where ``peer``'s packets come from now."""
-        return self.core.address_of(peer)
 
     def _flush(self) -> None:
         if not self._closed:
@@ -216,7 +156,7 @@ class Server(_Batching, SocketDriver):
         self.close()
 
 
-class Client(_Batching, SocketDriver):
+class Client(_Batching, ClientCalls, SocketDriver):
     """A real-time client: one session with a server, on a UDP socket of its own.
 
     The server is verified by ``pin`` (its certificate's SHA-256 fingerprint,
@@ -270,28 +210,6 @@ class Client(_Batching, SocketDriver):
         self.core = ClientCore(configuration, remote, self.settings, time.monotonic(), token=token)
         self._flush()
 
-    @property
-    def connected(self) -> bool:
-        """The server admitted us and the session goes on."""
-        return self.core.connected
-
-    @property
-    def client_id(self) -> int | None:
-        """The id the server gave us (None until Connected)."""
-        return self.core.client_id
-
-    @property
-    def session(self) -> SessionTicket | None:
-        """The latest session ticket the server sent (None until one came, shortly after
-        Connected): give it, or its ``to_bytes()``, as ``session=`` to a later client to
-        resume. It holds a secret key: keep it as private as a password."""
-        return self.core.session_ticket
-
-    @property
-    def early_data_accepted(self) -> bool | None:
-        """Whether the server accepted our 0-RTT (None until the handshake completes)."""
-        return self.core.early_data_accepted
-
     def poll(self, timeout: float = 0.0) -> list[RealtimeEvent]:
         """Send what is due, wait up to ``timeout`` seconds for datagrams, process them and
         the timers; return the events (Connected, MessageReceived, Disconnected)."""
@@ -302,15 +220,6 @@ class Client(_Batching, SocketDriver):
         while (event := core.next_event()) is not None:
             events.append(event)
         return events
-
-    def send(self, channel: int, data: bytes) -> None:
-        """Send ``data`` on ``channel`` (before Connected, it waits and goes then)."""
-        self.core.send(channel, data)
-        self._sent()
-
-    def stats(self) -> PeerStats:
-        """The session's RTT, jitter, loss, bytes and packets each way, congestion window."""
-        return self.core.stats()
 
     def _flush(self) -> None:
         if not self._closed:

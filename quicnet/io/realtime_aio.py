@@ -18,13 +18,20 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from quicnet.crypto import Certificate
 from quicnet.io.aio import Transporter
-from quicnet.io.realtime import Identity, make_settings, trust_roots_from
+from quicnet.io.realtime_api import (
+    ClientCalls,
+    Identity,
+    ServerCalls,
+    make_settings,
+    new_server_core,
+    trust_roots_from,
+)
 from quicnet.io.udp import local_host_for, open_udp_socket
 from quicnet.quic import Address
 from quicnet.realtime import (
@@ -32,12 +39,10 @@ from quicnet.realtime import (
     ClientCore,
     Delivery,
     Disconnected,
-    PeerStats,
     RealtimeEvent,
     ServerCore,
     Settings,
     client_configuration,
-    server_configuration,
 )
 from quicnet.tls import SessionTicket
 
@@ -84,7 +89,7 @@ class _Events:
         return event
 
 
-class AsyncServer(Transporter):
+class AsyncServer(ServerCalls, Transporter):
     """A real-time server on the event loop (made by :func:`serve`)."""
 
     def __init__(self, core: ServerCore) -> None:
@@ -96,6 +101,9 @@ class AsyncServer(Transporter):
     # Transporter's hooks.
     def _pending(self, now: float) -> list[tuple[bytes, Address]]:
         return self.core.datagrams_to_send(now)
+
+    def _sent(self) -> None:
+        self.transmit()
 
     def _next_timer(self) -> float | None:
         return self.core.next_timer()
@@ -118,11 +126,6 @@ class AsyncServer(Transporter):
         name = self.sock.getsockname()
         return (str(name[0]), int(name[1]))
 
-    @property
-    def peers(self) -> list[int]:
-        """The ids of the connected peers."""
-        return self.core.peers
-
     async def next_event(self) -> RealtimeEvent:
         """The next event."""
         return await self._events.next()
@@ -131,25 +134,6 @@ class AsyncServer(Transporter):
         """Every event, until the server is closed (its sessions' PeerDisconnected last)."""
         while (event := await self._events.next_or_end()) is not None:
             yield event
-
-    def send(self, peer: int, channel: int, data: bytes) -> None:
-        """Send ``data`` to ``peer`` on ``channel``, now."""
-        self.core.send(peer, channel, data)
-        self.transmit()
-
-    def broadcast(self, channel: int, data: bytes, *, exclude: int | Iterable[int] = ()) -> None:
-        """Send ``data`` on ``channel`` to every connected peer but ``exclude``, now."""
-        self.core.broadcast(channel, data, exclude=exclude)
-        self.transmit()
-
-    def disconnect(self, peer: int, reason: str = "kicked") -> None:
-        """End ``peer``'s session (it sees KICKED and ``reason``)."""
-        self.core.disconnect(peer, reason)
-        self.transmit()
-
-    def stats(self, peer: int) -> PeerStats:
-        """``peer``'s figures now."""
-        return self.core.stats(peer)
 
     def close(self, reason: str = "server shutdown") -> None:
         """End every session (SERVER_SHUTDOWN), send the closes and close the socket."""
@@ -163,7 +147,7 @@ class AsyncServer(Transporter):
         self._events.end()
 
 
-class AsyncClient(Transporter):
+class AsyncClient(ClientCalls, Transporter):
     """A real-time client on the event loop (made by :func:`connect`)."""
 
     def __init__(self, core: ClientCore) -> None:
@@ -175,6 +159,9 @@ class AsyncClient(Transporter):
 
     def _pending(self, now: float) -> list[tuple[bytes, Address]]:
         return self.core.datagrams_to_send(now)
+
+    def _sent(self) -> None:
+        self.transmit()
 
     def _next_timer(self) -> float | None:
         return self.core.next_timer()
@@ -198,27 +185,6 @@ class AsyncClient(Transporter):
             self._closed = True
             self.detach()
 
-    @property
-    def connected(self) -> bool:
-        """The server admitted us and the session goes on."""
-        return self.core.connected
-
-    @property
-    def client_id(self) -> int | None:
-        """The id the server gave us (None until Connected)."""
-        return self.core.client_id
-
-    @property
-    def session(self) -> SessionTicket | None:
-        """The latest session ticket the server sent (None until one came): ``session=``
-        for a later :func:`connect`. It holds a secret key."""
-        return self.core.session_ticket
-
-    @property
-    def early_data_accepted(self) -> bool | None:
-        """Whether the server accepted our 0-RTT (None until the handshake completes)."""
-        return self.core.early_data_accepted
-
     async def wait_connected(self) -> None:
         """Wait for the server's admission; ConnectionError if the session ended first."""
         await self._outcome
@@ -234,15 +200,6 @@ class AsyncClient(Transporter):
             yield event
             if isinstance(event, Disconnected):
                 return
-
-    def send(self, channel: int, data: bytes) -> None:
-        """Send ``data`` on ``channel``, now (before Connected, it waits and goes then)."""
-        self.core.send(channel, data)
-        self.transmit()
-
-    def stats(self) -> PeerStats:
-        """The session's figures now."""
-        return self.core.stats()
 
     def close(self, reason: str = "closed") -> None:
         """End the session (the server sees ``reason``), send the close, close the socket."""
@@ -268,10 +225,9 @@ async def serve(
 ) -> AsyncServer:
     """Start a real-time server (the arguments of :class:`~quicnet.io.realtime.Server`)."""
     resolved = make_settings(settings, channels, options)
-    configuration = server_configuration(
-        identity.certificate_chain, identity.private_key, resolved, qlog=qlog
+    core = new_server_core(
+        identity, resolved, accept=accept, max_connections=max_connections, qlog=qlog
     )
-    core = ServerCore(configuration, resolved, accept=accept, max_connections=max_connections)
     server = AsyncServer(core)
     server.attach(open_udp_socket(address[0], address[1]))
     return server
