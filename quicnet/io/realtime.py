@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 from quicnet.crypto import Certificate
 from quicnet.io.realtime_api import (
@@ -39,6 +39,7 @@ from quicnet.realtime import (
     ClientCore,
     Delivery,
     RealtimeEvent,
+    ServerCore,
     Settings,
     client_configuration,
 )
@@ -55,13 +56,37 @@ def resolve(address: tuple[str, int]) -> Address:
     return (str(resolved[0]), int(resolved[1]))
 
 
-class _Batching:
-    """Sends leave at once, or at the end of the outermost ``batch()`` block."""
+_Core = TypeVar("_Core", ServerCore, ClientCore)
 
+
+class _Ticking(SocketDriver, Generic[_Core]):
+    """A core on a UDP socket, driven by :meth:`poll`; sends leave at once, or at the end
+    of the outermost ``batch()`` block."""
+
+    core: _Core
+    _closed: bool
+    _close_reason: str  # what leaving a ``with`` block tells the other side
     _depth = 0
 
+    def poll(self, timeout: float = 0.0) -> list[RealtimeEvent]:
+        """Send what is due, wait up to ``timeout`` seconds for datagrams, process them and
+        the timers; return the events. After ``close()`` it returns what is left (the
+        sessions' disconnect events)."""
+        core = self.core
+        if not self._closed:
+            self.cycle(core, timeout)
+        events = []
+        while (event := core.next_event()) is not None:
+            events.append(event)
+        return events
+
     def _flush(self) -> None:
-        raise NotImplementedError
+        if not self._closed:
+            self.transmit(self.core.datagrams_to_send(time.monotonic()))
+
+    def flush(self) -> None:
+        """Send everything queued now (inside ``batch()``, before its end)."""
+        self._flush()
 
     def _sent(self) -> None:
         if not self._depth:
@@ -78,8 +103,22 @@ class _Batching:
             if not self._depth:
                 self._flush()
 
+    def _end(self, reason: str) -> None:
+        if self._closed:
+            return
+        self.core.close(reason)
+        self._flush()
+        self._closed = True
+        self.close_socket()
 
-class Server(_Batching, ServerCalls, SocketDriver):
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._end(self._close_reason)
+
+
+class Server(_Ticking[ServerCore], ServerCalls):
     """A real-time server on one UDP socket.
 
     ``identity`` is its certificate chain and key (``quicnet.dev_identity()``
@@ -93,6 +132,8 @@ class Server(_Batching, ServerCalls, SocketDriver):
     :class:`~quicnet.realtime.Settings` fields (``early_data=False`` turns
     0-RTT off).
     """
+
+    _close_reason = "server shutdown"
 
     def __init__(
         self,
@@ -120,43 +161,13 @@ class Server(_Batching, ServerCalls, SocketDriver):
         name = self.sock.getsockname()
         return (str(name[0]), int(name[1]))
 
-    def poll(self, timeout: float = 0.0) -> list[RealtimeEvent]:
-        """Send what is due, wait up to ``timeout`` seconds for datagrams, process them and
-        the timers; return the events (PeerConnected, MessageReceived, ...). After
-        :meth:`close` it returns what is left (every session's PeerDisconnected)."""
-        core = self.core
-        if not self._closed:
-            self.cycle(core, timeout)
-        events = []
-        while (event := core.next_event()) is not None:
-            events.append(event)
-        return events
-
-    def _flush(self) -> None:
-        if not self._closed:
-            self.transmit(self.core.datagrams_to_send(time.monotonic()))
-
-    def flush(self) -> None:
-        """Send everything queued now (inside ``batch()``, before its end)."""
-        self._flush()
-
     def close(self, reason: str = "server shutdown") -> None:
-        """End every session (SERVER_SHUTDOWN), send the closes and close the socket."""
-        if self._closed:
-            return
-        self.core.close(reason)
-        self._flush()
-        self._closed = True
-        self.close_socket()
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        """End every session (SERVER_SHUTDOWN), send the closes and close the socket; a
+        last :meth:`poll` returns the PeerDisconnected events."""
+        self._end(reason)
 
 
-class Client(_Batching, ClientCalls, SocketDriver):
+class Client(_Ticking[ClientCore], ClientCalls):
     """A real-time client: one session with a server, on a UDP socket of its own.
 
     The server is verified by ``pin`` (its certificate's SHA-256 fingerprint,
@@ -173,6 +184,8 @@ class Client(_Batching, ClientCalls, SocketDriver):
     messages go again in 1-RTT and the unreliable ones sent in 0-RTT are lost.
     ``qlog`` is a directory for a qlog trace (default: ``QLOGDIR``).
     """
+
+    _close_reason = "closed"
 
     def __init__(
         self,
@@ -210,37 +223,7 @@ class Client(_Batching, ClientCalls, SocketDriver):
         self.core = ClientCore(configuration, remote, self.settings, time.monotonic(), token=token)
         self._flush()
 
-    def poll(self, timeout: float = 0.0) -> list[RealtimeEvent]:
-        """Send what is due, wait up to ``timeout`` seconds for datagrams, process them and
-        the timers; return the events (Connected, MessageReceived, Disconnected)."""
-        core = self.core
-        if not self._closed:
-            self.cycle(core, timeout)
-        events = []
-        while (event := core.next_event()) is not None:
-            events.append(event)
-        return events
-
-    def _flush(self) -> None:
-        if not self._closed:
-            self.transmit(self.core.datagrams_to_send(time.monotonic()))
-
-    def flush(self) -> None:
-        """Send everything queued now (inside ``batch()``, before its end)."""
-        self._flush()
-
     def close(self, reason: str = "closed") -> None:
         """End the session (the server sees CLOSED_BY_PEER and ``reason``) and close the
         socket; a last :meth:`poll` returns the Disconnected."""
-        if self._closed:
-            return
-        self.core.close(reason)
-        self._flush()
-        self._closed = True
-        self.close_socket()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._end(reason)

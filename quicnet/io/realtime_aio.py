@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from quicnet.crypto import Certificate
 from quicnet.io.aio import Transporter
@@ -89,21 +89,22 @@ class _Events:
         return event
 
 
-class AsyncServer(ServerCalls, Transporter):
-    """A real-time server on the event loop (made by :func:`serve`)."""
+_Core = TypeVar("_Core", ServerCore, ClientCore)
 
-    def __init__(self, core: ServerCore) -> None:
+
+class _OnLoop(Transporter, Generic[_Core]):
+    """A core on the event loop: datagrams and timers in, its events queued for
+    ``next_event()``; what the application sends leaves at once."""
+
+    def __init__(self, core: _Core) -> None:
         super().__init__()
-        self.core = core
+        self.core: _Core = core
         self._events = _Events()
         self._closed = False
 
     # Transporter's hooks.
     def _pending(self, now: float) -> list[tuple[bytes, Address]]:
         return self.core.datagrams_to_send(now)
-
-    def _sent(self) -> None:
-        self.transmit()
 
     def _next_timer(self) -> float | None:
         return self.core.next_timer()
@@ -118,17 +119,34 @@ class AsyncServer(ServerCalls, Transporter):
     def _dispatch(self) -> None:
         self._events.push_from(self.core)
 
-    # The application's side.
+    def _sent(self) -> None:
+        self.transmit()
+
+    def _end(self, reason: str) -> bool:
+        """Close the core, send its closes, leave the loop; False if already done."""
+        if self._closed:
+            return False
+        self.core.close(reason)
+        self.transmit()
+        self._closed = True
+        self.detach()
+        self._events.push_from(self.core)
+        return True
+
+    async def next_event(self) -> RealtimeEvent:
+        """The next event."""
+        return await self._events.next()
+
+
+class AsyncServer(_OnLoop[ServerCore], ServerCalls):
+    """A real-time server on the event loop (made by :func:`serve`)."""
+
     @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port)."""
         assert self.sock is not None
         name = self.sock.getsockname()
         return (str(name[0]), int(name[1]))
-
-    async def next_event(self) -> RealtimeEvent:
-        """The next event."""
-        return await self._events.next()
 
     async def events(self) -> AsyncIterator[RealtimeEvent]:
         """Every event, until the server is closed (its sessions' PeerDisconnected last)."""
@@ -137,61 +155,32 @@ class AsyncServer(ServerCalls, Transporter):
 
     def close(self, reason: str = "server shutdown") -> None:
         """End every session (SERVER_SHUTDOWN), send the closes and close the socket."""
-        if self._closed:
-            return
-        self.core.close(reason)
-        self.transmit()
-        self._closed = True
-        self.detach()
-        self._events.push_from(self.core)
-        self._events.end()
+        if self._end(reason):
+            self._events.end()
 
 
-class AsyncClient(ClientCalls, Transporter):
+class AsyncClient(_OnLoop[ClientCore], ClientCalls):
     """A real-time client on the event loop (made by :func:`connect`)."""
 
     def __init__(self, core: ClientCore) -> None:
-        super().__init__()
-        self.core = core
-        self._events = _Events()
+        super().__init__(core)
         self._outcome: asyncio.Future[None] = self.loop.create_future()
-        self._closed = False
-
-    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
-        return self.core.datagrams_to_send(now)
-
-    def _sent(self) -> None:
-        self.transmit()
-
-    def _next_timer(self) -> float | None:
-        return self.core.next_timer()
-
-    def _on_timer(self, now: float) -> None:
-        self.core.handle_timer(now)
-        self._dispatch()
-
-    def _receive(self, data: bytes, address: Any, now: float) -> None:
-        self.core.receive_datagram(data, address, now)
 
     def _dispatch(self) -> None:
-        events = self._events
-        events.push_from(self.core)
+        super()._dispatch()
+        core = self.core
         if not self._outcome.done():
-            if self.core.connected:
+            if core.connected:
                 self._outcome.set_result(None)
-            elif self.core.ended:
+            elif core.ended:
                 self._outcome.set_exception(ConnectionError("the session ended before it began"))
-        if self.core.ended and not self._closed:
+        if core.ended and not self._closed:
             self._closed = True
             self.detach()
 
     async def wait_connected(self) -> None:
         """Wait for the server's admission; ConnectionError if the session ended first."""
         await self._outcome
-
-    async def next_event(self) -> RealtimeEvent:
-        """The next event."""
-        return await self._events.next()
 
     async def events(self) -> AsyncIterator[RealtimeEvent]:
         """Every event, the Disconnected last."""
@@ -203,13 +192,7 @@ class AsyncClient(ClientCalls, Transporter):
 
     def close(self, reason: str = "closed") -> None:
         """End the session (the server sees ``reason``), send the close, close the socket."""
-        if self._closed:
-            return
-        self.core.close(reason)
-        self.transmit()
-        self._closed = True
-        self.detach()
-        self._events.push_from(self.core)
+        self._end(reason)
 
 
 async def serve(
