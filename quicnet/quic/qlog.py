@@ -22,9 +22,12 @@ with the general frame parser. Secrets are never written: ``key_updated``
 carries an empty ``new`` value (main schema §6.1.2 allows omitting raw
 values); SSLKEYLOGFILE is the way to decrypt captures.
 
-Nothing here raises into the connection: a directory that cannot be written
-logs one warning per directory and turns tracing off for that connection;
-a failed write later does the same.
+Each record goes to the file when it is written (line buffering), so what
+was traced is on disk even if the connection is never closed; the file is
+closed when the connection terminates. Nothing here raises into the
+connection: a directory that cannot be written logs one warning per
+directory and turns tracing off for that connection; a failed write later
+does the same.
 """
 
 from __future__ import annotations
@@ -130,7 +133,12 @@ class QlogTracer:
             for attempt in range(1, 100):  # a second connection with the same ODCID
                 path = self.path if attempt == 1 else f"{base}-{attempt}{suffix}"
                 try:
-                    self._file = open(path, "x", encoding="utf-8", newline="\n")  # noqa: SIM115
+                    # Line-buffered: each record reaches the file as it is written, so
+                    # a trace survives a crash, os._exit, or a connection its driver
+                    # abandons in the closing period (which never reaches terminate()).
+                    self._file = open(  # noqa: SIM115
+                        path, "x", buffering=1, encoding="utf-8", newline="\n"
+                    )
                 except FileExistsError:
                     continue
                 self.path = path
