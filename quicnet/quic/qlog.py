@@ -74,10 +74,10 @@ class QlogTracer:
 
     The calls are the connection's: :meth:`connection_started`, :meth:`packet_sent`,
     :meth:`packet_received`, :meth:`packet_dropped`, :meth:`packets_lost` (recovery's
-    loss observer), :meth:`handshake_completed`, :meth:`connection_ending` and
-    :meth:`connection_terminated`. Key changes (``security:key_updated``,
-    ``key_discarded``), the peer's transport parameters and handshake confirmation
-    are noticed at the next packet event. ``recovery:metrics_updated`` is written
+    loss observer), :meth:`handshake_completed`, :meth:`handshake_confirmed`,
+    :meth:`connection_ending` and :meth:`connection_terminated`. Key changes
+    (``security:key_updated``, ``key_discarded``) and the peer's transport parameters
+    are noticed at the next of these events. ``recovery:metrics_updated`` is written
     after whatever changed the metrics (a packet sent, received, lost), stamped with
     that time, listing only the fields that changed. ``now`` None means the latest
     time the tracer saw (for calls from places that have no clock reading).
@@ -450,6 +450,12 @@ class QlogTracer:
         if alpn_protocol is not None:
             self._event("transport:alpn_information", {"chosen_alpn": alpn_protocol}, now)
         self._state("handshake_complete", now)
+
+    def handshake_confirmed(self) -> None:
+        """The handshake is confirmed (RFC 9001 §4.1.2), while the connection acts on the
+        packet last logged: the state and the Handshake keys dropped, at that packet's time."""
+        if self.enabled:
+            self._poll(None)
 
     def connection_ending(self, state: str, event: ConnectionTerminated, now: float | None) -> None:
         """The connection enters ``state`` ("closing", "draining" or "closed") for the
