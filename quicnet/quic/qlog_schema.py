@@ -46,7 +46,7 @@ PACKET_TYPE = {
     Epoch.ONE_RTT: "1RTT",
 }
 SPACE_PACKET_TYPE = ("initial", "handshake", "1RTT")
-# TransportError names of quic-events -03 §8.11.22 (codes 0x00-0x0d); others are numbers.
+# TransportError names of quic-events -03 (RFC 9000 §20.1, codes 0x00-0x10); others are numbers.
 _TRANSPORT_ERRORS = (
     "no_error",
     "internal_error",
@@ -62,6 +62,9 @@ _TRANSPORT_ERRORS = (
     "invalid_token",
     "application_error",
     "crypto_buffer_exceeded",
+    "key_update_error",
+    "aead_limit_reached",
+    "no_viable_path",
 )
 _FRAME_NAMES = {
     0x00: "padding",
