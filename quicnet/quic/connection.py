@@ -581,14 +581,15 @@ class QuicConnection:
         self.tls = make_tls(self.configuration, self.local_params)
         self._start_tls(now)
 
-    def on_retry(self, packet: bytes, source_cid: bytes, token: bytes) -> None:
-        """§17.2.5: accept one valid Retry before any other packet from the server."""
+    def on_retry(self, packet: bytes, source_cid: bytes, token: bytes) -> bool:
+        """§17.2.5: accept one valid Retry before any other packet from the server;
+        False when this one is ignored."""
         if not self.is_client or self.received_first_packet or self._retry_happened or not token:
-            return
+            return False
         if source_cid == self.original_destination_cid:  # RFC 9000 §17.2.5.1
-            return
+            return False
         if not retry_is_valid(packet, self.original_destination_cid, self.version):
-            return
+            return False
         self._retry_happened = True
         self.retry_source_cid = source_cid
         self.retry_token = token
@@ -599,6 +600,7 @@ class QuicConnection:
         self.sender.requeue_crypto(0)
         self.recovery.discard_space(0, keep_space=True)
         self.recovery.abandon_space(2)
+        return True
 
     def version_probe(self, now: float) -> bytes | None:
         """A probe datagram in the unknown offered version, when one is due."""

@@ -73,7 +73,7 @@ class QlogTracer:
     """Writes one connection's qlog trace; the connection calls it only when tracing is on.
 
     The calls are the connection's: :meth:`connection_started`, :meth:`packet_sent`,
-    :meth:`packet_received`, :meth:`packet_dropped`, :meth:`packets_lost` (recovery's
+    :meth:`packet_received`, :meth:`retry_received`, :meth:`packet_dropped`, :meth:`packets_lost` (recovery's
     loss observer), :meth:`handshake_completed`, :meth:`handshake_confirmed`,
     :meth:`connection_ending` and :meth:`connection_terminated`. Key changes
     (``security:key_updated``, ``key_discarded``) and the peer's transport parameters
@@ -401,6 +401,28 @@ class QlogTracer:
         }
         self._event("transport:packet_received", data, now)
         self._touched = now  # its frames act next (ACKs move the metrics)
+
+    def retry_received(self, header: LongHeader, size: int, accepted: bool, now: float) -> None:
+        """A Retry (RFC 9000 §17.2.5): transport:packet_received when the client took it,
+        else transport:packet_dropped ("unexpected_packet": a second one, a late one, or
+        one whose integrity tag fails)."""
+        if not self.enabled:
+            return
+        if not accepted:
+            self.packet_dropped("retry", size, "unexpected_packet", now)
+            return
+        qlog_header = {
+            "packet_type": "retry",
+            "version": f"{header.version:08x}",
+            "scid": header.source_cid.hex(),
+            "dcid": header.destination_cid.hex(),
+        }
+        data = {
+            "header": qlog_header,
+            "retry_token": {"type": "retry", "length": len(header.token)},
+            "raw": {"length": size},
+        }
+        self._event("transport:packet_received", data, now)
 
     def packet_dropped(
         self,

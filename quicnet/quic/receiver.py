@@ -299,7 +299,9 @@ class PacketReceiver:
                 c.tracer.packet_dropped("unknown", len(data) - start, "unexpected_version", now)
             return None
         if header.packet_type == PacketType.RETRY:
-            c.on_retry(data[start:], header.source_cid, header.token)
+            accepted = c.on_retry(data[start:], header.source_cid, header.token)
+            if c.tracer is not None:
+                c.tracer.retry_received(header, len(data) - start, accepted, now)
             return None
         epoch = _PACKET_EPOCH[header.packet_type]
         tracer = c.tracer
