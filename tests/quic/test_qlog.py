@@ -488,3 +488,45 @@ def test_qlog_frames_match_what_was_encoded(
 def test_transport_error_codes_use_qlog_names(code: int, name: str | int) -> None:
     (close,) = qlog_frames(encode_connection_close(code, 0, b""))
     assert close["error_code"] == name and close["raw_error_code"] == code
+
+
+def test_retry_is_traced_and_both_files_keep_the_original_dcid(tmp_path: Path) -> None:
+    """After a Retry the server's connection is keyed by the Retry's CID, yet its trace
+    is named, like the client's, by the client's first DCID; the client logs the Retry
+    it took, whose source CID the server announces as retry_source_connection_id."""
+    sim = make_pair(
+        seed=9,
+        client={"qlog_dir": str(tmp_path)},
+        server={"qlog_dir": str(tmp_path)},
+        endpoint={"require_retry": True},
+    )
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    handshake(sim)
+    odcid = client.original_destination_cid.hex()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"{odcid}_client.sqlog",
+        f"{odcid}_server.sqlog",
+    ]
+    client_trace = read_trace(tmp_path / f"{odcid}_client.sqlog")
+    server_trace = read_trace(tmp_path / f"{odcid}_server.sqlog")
+    retries = [
+        e
+        for e in events(client_trace, "transport:packet_received")
+        if e["header"]["packet_type"] == "retry"
+    ]
+    assert len(retries) == 1 and retries[0]["retry_token"]["length"] > 0
+    assert retries[0]["header"]["dcid"] == client.host_cid.hex()
+    assert client.retry_source_cid is not None
+    assert retries[0]["header"]["scid"] == client.retry_source_cid.hex()
+    local = [p for p in events(server_trace, "transport:parameters_set") if p["owner"] == "local"]
+    assert local[0]["retry_source_connection_id"] == client.retry_source_cid.hex()
+    assert local[0]["original_destination_connection_id"] == odcid
+    # The Initial after the Retry goes to the Retry's source CID.
+    initials = [
+        e
+        for e in events(client_trace, "transport:packet_sent")
+        if e["header"]["packet_type"] == "initial"
+    ]
+    assert initials[0]["header"]["dcid"] == odcid
+    assert initials[1]["header"]["dcid"] == client.retry_source_cid.hex()
