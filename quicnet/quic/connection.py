@@ -564,6 +564,8 @@ class QuicConnection:
         chosen = self.negotiation.on_packet(
             data, self.host_cid, self.configuration.supported_versions
         )
+        if self.tracer is not None:
+            self.tracer.version_negotiation(data, chosen, now)
         if chosen is None:
             return
         if chosen == NO_COMMON_VERSION:

@@ -41,6 +41,8 @@ import time
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
+from quicnet.quic.negotiation import NO_COMMON_VERSION
+from quicnet.quic.packets import parse_version_negotiation
 from quicnet.quic.qlog_schema import (
     PACKET_TYPE,
     QLOG_FORMAT,
@@ -73,9 +75,10 @@ class QlogTracer:
     """Writes one connection's qlog trace; the connection calls it only when tracing is on.
 
     The calls are the connection's: :meth:`connection_started`, :meth:`packet_sent`,
-    :meth:`packet_received`, :meth:`retry_received`, :meth:`packet_dropped`, :meth:`packets_lost` (recovery's
-    loss observer), :meth:`handshake_completed`, :meth:`handshake_confirmed`,
-    :meth:`connection_ending` and :meth:`connection_terminated`. Key changes
+    :meth:`packet_received`, :meth:`retry_received`, :meth:`version_negotiation`,
+    :meth:`packet_dropped`, :meth:`packets_lost` (recovery's loss observer),
+    :meth:`handshake_completed`, :meth:`handshake_confirmed`, :meth:`connection_ending`
+    and :meth:`connection_terminated`. Key changes
     (``security:key_updated``, ``key_discarded``) and the peer's transport parameters
     are noticed at the next of these events. ``recovery:metrics_updated`` is written
     after whatever changed the metrics (a packet sent, received, lost), stamped with
@@ -327,7 +330,9 @@ class QlogTracer:
         self._event("connectivity:connection_started", data, now)
         versions = [f"{v:08x}" for v in c.configuration.supported_versions]
         side = "client_versions" if c.is_client else "server_versions"
-        info = {side: versions, "chosen_version": f"{c.version:08x}"}
+        info = {side: versions}
+        if c.offered_version == c.version:  # else chosen by Version Negotiation, later
+            info["chosen_version"] = f"{c.version:08x}"
         self._event("transport:version_information", info, now)
         self._event("transport:parameters_set", parameters_set(c.local_params, "local"), now)
         self._state("attempted", now)
@@ -401,6 +406,33 @@ class QlogTracer:
         }
         self._event("transport:packet_received", data, now)
         self._touched = now  # its frames act next (ACKs move the metrics)
+
+    def version_negotiation(self, data: bytes, chosen: int | None, now: float) -> None:
+        """A client's Version Negotiation packet (RFC 9000 §6.2): packet_received with the
+        server's versions and version_information with the one chosen (none when no
+        version is common), or packet_dropped when the packet is ignored (``chosen`` None)."""
+        if not self.enabled:
+            return
+        if chosen is None:
+            self.packet_dropped("version_negotiation", len(data), "unexpected_packet", now)
+            return
+        dcid, scid, versions = parse_version_negotiation(data)  # it parsed: chosen is set
+        server_versions = [f"{v:08x}" for v in versions]
+        data_out: dict[str, Any] = {
+            "header": {
+                "packet_type": "version_negotiation",
+                "scid": scid.hex(),
+                "dcid": dcid.hex(),
+            },
+            "supported_versions": server_versions,
+            "raw": {"length": len(data)},
+        }
+        self._event("transport:packet_received", data_out, now)
+        client_versions = [f"{v:08x}" for v in self.c.configuration.supported_versions]
+        info = {"client_versions": client_versions, "server_versions": server_versions}
+        if chosen != NO_COMMON_VERSION:
+            info["chosen_version"] = f"{chosen:08x}"
+        self._event("transport:version_information", info, now)
 
     def retry_received(self, header: LongHeader, size: int, accepted: bool, now: float) -> None:
         """A Retry (RFC 9000 §17.2.5): transport:packet_received when the client took it,
