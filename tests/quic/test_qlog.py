@@ -30,6 +30,7 @@ from quicnet.quic import (
     ConnectionTerminated,
     HandshakeCompleted,
     QuicConfiguration,
+    QuicVersion,
 )
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.frames import (
@@ -530,3 +531,33 @@ def test_retry_is_traced_and_both_files_keep_the_original_dcid(tmp_path: Path) -
     ]
     assert initials[0]["header"]["dcid"] == odcid
     assert initials[1]["header"]["dcid"] == client.retry_source_cid.hex()
+
+
+def test_version_negotiation_is_traced(tmp_path: Path) -> None:
+    """A client offering a version the server does not speak logs the Version
+    Negotiation packet with the server's versions and the version chosen from them; its
+    first version_information chose nothing yet."""
+    unknown = 0x1A2A3A4A
+    sim = make_pair(
+        seed=12,
+        client={"qlog_dir": str(tmp_path), "version": unknown},
+        server={"supported_versions": (QuicVersion.V1,)},
+    )
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    handshake(sim)
+    assert client.version == QuicVersion.V1
+    trace = read_trace(tmp_path / f"{client.original_destination_cid.hex()}_client.sqlog")
+    (vn,) = [
+        e
+        for e in events(trace, "transport:packet_received")
+        if e["header"]["packet_type"] == "version_negotiation"
+    ]
+    # v1 and a reserved version the server greases with (RFC 9000 §6.3, 0x?a?a?a?a).
+    versions = vn["supported_versions"]
+    assert "00000001" in versions
+    assert all(v == "00000001" or int(v, 16) & 0x0F0F0F0F == 0x0A0A0A0A for v in versions)
+    assert vn["header"]["dcid"] == client.host_cid.hex()
+    first, second = events(trace, "transport:version_information")
+    assert "chosen_version" not in first
+    assert second["server_versions"] == versions and second["chosen_version"] == "00000001"
