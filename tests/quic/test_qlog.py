@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -75,6 +76,14 @@ def terminated(sim: Simulation) -> Callable[[], bool]:
     client = sim.client.impl
     assert isinstance(client, QuicConnection)
     return lambda: client.state == ConnectionState.TERMINATED and not sim.server.live_connections()
+
+
+def close_and_wait(sim: Simulation) -> None:
+    """End the connection on both sides, so the traces are finished and their files closed."""
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    client.close()
+    sim.run_until(terminated(sim), timeout=30, what="both ends closed")
 
 
 class OneRttDropper:
@@ -271,7 +280,9 @@ def test_qlogdir_environment_variable_turns_tracing_on(
     odcid = client.original_destination_cid.hex()
     names = sorted(p.name for p in directory.iterdir())
     assert names == [f"{odcid}_client.sqlog", f"{odcid}_server.sqlog"]
+    # Written through: the live connection's trace is already on disk.
     assert events(read_trace(directory / names[0]), "transport:packet_sent")
+    close_and_wait(sim)
 
 
 def test_tracing_off_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -329,6 +340,7 @@ def test_two_connections_with_the_same_odcid_do_not_overwrite(tmp_path: Path) ->
         assert client.tracer is not None
         client.tracer.path = str(tmp_path / f"{odcid.hex()}_client.sqlog")
         handshake(sim)
+        close_and_wait(sim)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [f"{odcid.hex()}_client-2.sqlog", f"{odcid.hex()}_client.sqlog"]
     for name in names:
@@ -531,6 +543,7 @@ def test_retry_is_traced_and_both_files_keep_the_original_dcid(tmp_path: Path) -
     ]
     assert initials[0]["header"]["dcid"] == odcid
     assert initials[1]["header"]["dcid"] == client.retry_source_cid.hex()
+    close_and_wait(sim)
 
 
 def test_version_negotiation_is_traced(tmp_path: Path) -> None:
@@ -561,3 +574,40 @@ def test_version_negotiation_is_traced(tmp_path: Path) -> None:
     first, second = events(trace, "transport:version_information")
     assert "chosen_version" not in first
     assert second["server_versions"] == versions and second["chosen_version"] == "00000001"
+    close_and_wait(sim)
+
+
+def test_a_full_disk_mid_connection_stops_the_trace_not_the_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The trace file's descriptor is pointed at /dev/full once the handshake is done
+    (every write then fails with ENOSPC, as on a full disk): one warning, tracing stops,
+    and the transfer still completes."""
+    sim = make_pair(seed=13, client={"qlog_dir": str(tmp_path)})
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    handshake(sim)
+    tracer = client.tracer
+    assert tracer is not None and tracer.enabled
+    trace = Path(tracer.path)
+    fds = [
+        int(fd.name)
+        for fd in Path("/proc/self/fd").iterdir()
+        if fd.exists() and fd.resolve() == trace.resolve()
+    ]
+    assert len(fds) == 1
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        os.dup2(full, fds[0])
+    finally:
+        os.close(full)
+    caplog.set_level(logging.WARNING, logger="quicnet.quic")
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    sent = send_on_new_streams(client, payloads(3, [30_000]))
+    sim.run_until(lambda: collector.complete(sent), timeout=30, what="transfer")
+    assert tracer.enabled is False
+    warnings = [r for r in caplog.records if "qlog" in r.getMessage()]
+    assert len(warnings) == 1 and str(tmp_path) in warnings[0].getMessage()
+    close_and_wait(sim)
+    assert client.state == ConnectionState.TERMINATED
