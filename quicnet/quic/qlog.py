@@ -330,7 +330,7 @@ class QlogTracer:
         self._event("connectivity:connection_started", data, now)
         versions = [f"{v:08x}" for v in c.configuration.supported_versions]
         side = "client_versions" if c.is_client else "server_versions"
-        info = {side: versions}
+        info: dict[str, Any] = {side: versions}
         if c.offered_version == c.version:  # else chosen by Version Negotiation, later
             info["chosen_version"] = f"{c.version:08x}"
         self._event("transport:version_information", info, now)
@@ -429,7 +429,10 @@ class QlogTracer:
         }
         self._event("transport:packet_received", data_out, now)
         client_versions = [f"{v:08x}" for v in self.c.configuration.supported_versions]
-        info = {"client_versions": client_versions, "server_versions": server_versions}
+        info: dict[str, Any] = {
+            "client_versions": client_versions,
+            "server_versions": server_versions,
+        }
         if chosen != NO_COMMON_VERSION:
             info["chosen_version"] = f"{chosen:08x}"
         self._event("transport:version_information", info, now)
