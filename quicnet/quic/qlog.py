@@ -98,6 +98,7 @@ class QlogTracer:
         "_remote_params",
         "_start",
         "_touched",
+        "_zero_rtt_sent",
         "c",
         "directory",
         "enabled",
@@ -124,6 +125,9 @@ class QlogTracer:
         self._remote_params: object = None
         self._confirmed = False
         self._ended = False
+        #: Numbers of the 0-RTT packets we sent: they share the 1-RTT number space
+        #: (RFC 9000 §12.3), so a loss there is labelled by what was sent.
+        self._zero_rtt_sent: set[int] = set()
         #: A state change reported without a time (close() has no clock reading): it is
         #: written with the time of the next event (the CONNECTION_CLOSE sent).
         self._deferred: tuple[str, ConnectionTerminated] | None = None
@@ -356,6 +360,8 @@ class QlogTracer:
         payload = bytes(buffer[payload_start:])
         c = self.c
         exponent = c.local_params.ack_delay_exponent if epoch == Epoch.ONE_RTT else 3
+        if epoch == Epoch.ZERO_RTT:
+            self._zero_rtt_sent.add(packet_number)
         header: dict[str, Any] = {"packet_type": PACKET_TYPE[epoch], "packet_number": packet_number}
         if epoch != Epoch.ONE_RTT:
             header.update(
@@ -482,10 +488,12 @@ class QlogTracer:
         if not self.enabled:
             return
         largest = self.c.recovery.spaces[space_id].largest_acked
+        zero_rtt = self._zero_rtt_sent if space_id == 2 else ()
         for packet in lost:
             pn = packet.packet_number
+            packet_type = "0RTT" if pn in zero_rtt else SPACE_PACKET_TYPE[space_id]
             data: dict[str, Any] = {
-                "header": {"packet_type": SPACE_PACKET_TYPE[space_id], "packet_number": pn},
+                "header": {"packet_type": packet_type, "packet_number": pn},
                 "frames": lost_frames(packet),
                 # RFC 9002 §6.1.1: three later packets acknowledged; else the time threshold.
                 "trigger": "reordering_threshold"
