@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from simnet import (
     Simulation,
     StreamCollector,
+    client_config,
     handshake,
     make_pair,
+    packet_types,
     payloads,
     send_on_new_streams,
 )
@@ -32,6 +34,7 @@ from quicnet.quic import (
     HandshakeCompleted,
     QuicConfiguration,
     QuicVersion,
+    SessionTicketReceived,
 )
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.frames import (
@@ -41,7 +44,7 @@ from quicnet.quic.frames import (
     encode_datagram,
     encode_stream,
 )
-from quicnet.quic.packets import decode_packet_number
+from quicnet.quic.packets import PacketType, decode_packet_number
 from quicnet.quic.qlog_schema import qlog_frames
 
 RS = "\x1e"
@@ -611,3 +614,53 @@ def test_a_full_disk_mid_connection_stops_the_trace_not_the_connection(
     assert len(warnings) == 1 and str(tmp_path) in warnings[0].getMessage()
     close_and_wait(sim)
     assert client.state == ConnectionState.TERMINATED
+
+
+def test_zero_rtt_packets_are_traced_and_a_lost_one_is_labelled_0rtt(tmp_path: Path) -> None:
+    """A resumed client sends stream data in 0-RTT; the link drops one 0-RTT-only
+    datagram. Both traces log 0RTT packets, the server received only what the client
+    sent, and the loss is logged as a 0RTT packet although 0-RTT and 1-RTT share one
+    packet number space (RFC 9000 §12.3)."""
+    first = make_pair(seed=40, server={"enable_early_data": True, "qlog_dir": str(tmp_path)})
+    handshake(first)
+    first.run_for(0.5)
+    tickets = first.client.events_of(SessionTicketReceived)
+    assert tickets
+    endpoint = first.server.impl
+    client = QuicConnection(
+        client_config(
+            session_ticket=tickets[0].ticket, enable_early_data=True, qlog_dir=str(tmp_path)
+        )
+    )
+    sim = Simulation(client, endpoint, seed=41, start=first.now + 1.0)
+    zero_rtt_only = 0
+
+    def drop_second_zero_rtt_datagram(data: bytes, now: float) -> bool:
+        nonlocal zero_rtt_only
+        if packet_types(data) == [PacketType.ZERO_RTT]:
+            zero_rtt_only += 1
+            return zero_rtt_only != 2
+        return True
+
+    sim.c2s.filter = drop_second_zero_rtt_datagram
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    sim.connect()
+    sent = send_on_new_streams(client, payloads(4, [9_000]))
+    sim.run_until(lambda: collector.complete(sent), timeout=30, what="early data delivered")
+    sim.run_for(1.0)
+    assert zero_rtt_only >= 2, "fewer than two 0-RTT-only datagrams: nothing was dropped"
+
+    odcid = client.original_destination_cid.hex()
+    client_trace = read_trace(tmp_path / f"{odcid}_client.sqlog")
+    server_trace = read_trace(tmp_path / f"{odcid}_server.sqlog")
+    sent_0rtt = numbers(client_trace, "transport:packet_sent", "0RTT")
+    received_0rtt = numbers(server_trace, "transport:packet_received", "0RTT")
+    assert sent_0rtt and received_0rtt and received_0rtt < sent_0rtt
+    lost = [e["header"] for e in events(client_trace, "recovery:packet_lost")]
+    lost_0rtt = {h["packet_number"] for h in lost if h["packet_type"] == "0RTT"}
+    assert lost_0rtt and lost_0rtt <= sent_0rtt - received_0rtt
+    assert not {h["packet_number"] for h in lost if h["packet_type"] == "1RTT"} & sent_0rtt
+    keys = {k["key_type"] for k in events(client_trace, "security:key_updated")}
+    assert "client_0rtt_secret" in keys
+    close_and_wait(sim)
