@@ -36,6 +36,7 @@ from quicnet.quic import (
     QuicVersion,
     SessionTicketReceived,
 )
+from quicnet.quic.buffer import encode_varint
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.frames import (
     encode_ack,
@@ -486,6 +487,20 @@ def test_qlog_frames_match_what_was_encoded(
     if fin:
         expected_stream["fin"] = True
     assert stream == expected_stream
+
+
+@given(st.integers(0x1F, (1 << 62) - 1).filter(lambda t: t not in (0x30, 0x31)), st.binary())
+def test_an_unknown_frame_type_is_logged_whole(frame_type: int, rest: bytes) -> None:
+    """An extension frame we do not know, after a PING: its full type varint (not the
+    varint's first byte) and the length of what is left."""
+    tail = encode_varint(frame_type) + rest
+    ping, unknown = qlog_frames(b"\x01" + tail)
+    assert ping == {"frame_type": "ping"}
+    assert unknown == {
+        "frame_type": "unknown",
+        "raw_frame_type": frame_type,
+        "raw_length": len(tail),
+    }
 
 
 @pytest.mark.parametrize(
