@@ -178,8 +178,15 @@ class QlogTracer:
         self._write(header)
         return self.enabled
 
+    def _detach(self) -> None:
+        """Stop observing losses: a tracer that writes nothing costs recovery nothing."""
+        recovery = self.c.recovery
+        if recovery.loss_observer == self.packets_lost:
+            recovery.loss_observer = None
+
     def _disable(self, exc: OSError) -> None:
         self.enabled = False
+        self._detach()
         if self.directory not in _warned_directories:
             _warned_directories.add(self.directory)
             _log.warning("qlog: cannot write to %s (%s); not tracing", self.directory, exc)
@@ -237,6 +244,7 @@ class QlogTracer:
         if self.enabled and deferred is not None and self._start is not None:
             self.connection_ending(*deferred, self._last)
         self.enabled = False
+        self._detach()
         file, self._file = self._file, None
         if file is not None:
             try:

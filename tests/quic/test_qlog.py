@@ -326,7 +326,7 @@ def test_unwritable_directory_warns_and_the_connection_goes_on(
     sent = send_on_new_streams(client, payloads(2, [20_000]))
     sim.run_until(lambda: collector.complete(sent), timeout=30, what="transfer")
     assert bytes(collector.data[next(iter(sent))]) == next(iter(sent.values()))
-    assert client.tracer is None
+    assert client.tracer is None and client.recovery.loss_observer is None
     warnings = [r for r in caplog.records if "qlog" in r.getMessage()]
     assert len(warnings) == 1 and directory in warnings[0].getMessage()
     assert warnings[0].levelno == logging.WARNING
@@ -624,7 +624,7 @@ def test_a_full_disk_mid_connection_stops_the_trace_not_the_connection(
     sim.server.on_event = collector
     sent = send_on_new_streams(client, payloads(3, [30_000]))
     sim.run_until(lambda: collector.complete(sent), timeout=30, what="transfer")
-    assert tracer.enabled is False
+    assert tracer.enabled is False and client.recovery.loss_observer is None
     warnings = [r for r in caplog.records if "qlog" in r.getMessage()]
     assert len(warnings) == 1 and str(tmp_path) in warnings[0].getMessage()
     close_and_wait(sim)
