@@ -180,6 +180,20 @@ def test_lossy_transfer_traces_agree_with_the_network(tmp_path: Path) -> None:
     assert sent_1rtt - received_1rtt == dropper.dropped
     assert received_1rtt == sent_1rtt - dropper.dropped
 
+    # Both ends render a packet's frames alike (ACK delays scaled by the sender's exponent).
+    def by_number(trace: list[Record], name: str, packet_type: str) -> dict[int, Any]:
+        return {
+            e["header"]["packet_number"]: (e["frames"], e["raw"]["length"])
+            for e in events(trace, name)
+            if e["header"]["packet_type"] == packet_type
+        }
+
+    for packet_type in ("initial", "handshake", "1RTT"):
+        for sender, receiver in ((client_trace, server_trace), (server_trace, client_trace)):
+            sent_packets = by_number(sender, "transport:packet_sent", packet_type)
+            for pn, seen in by_number(receiver, "transport:packet_received", packet_type).items():
+                assert seen == sent_packets[pn], (packet_type, pn)
+
     lost = events(client_trace, "recovery:packet_lost")
     lost_numbers = {e["header"]["packet_number"] for e in lost}
     assert lost_numbers and lost_numbers <= dropper.dropped
