@@ -152,7 +152,7 @@ class QlogTracer:
                 break
             else:
                 raise FileExistsError(self.path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             self._disable(exc)
             return False
         c = self.c
@@ -184,7 +184,7 @@ class QlogTracer:
         if recovery.loss_observer == self.packets_lost:
             recovery.loss_observer = None
 
-    def _disable(self, exc: OSError) -> None:
+    def _disable(self, exc: Exception) -> None:
         self.enabled = False
         self._detach()
         if self.directory not in _warned_directories:
@@ -200,8 +200,9 @@ class QlogTracer:
         if file is None:
             return
         try:
-            file.write(RECORD_SEPARATOR + json.dumps(record, separators=(",", ":")) + "\n")
-        except OSError as exc:
+            text = json.dumps(record, separators=(",", ":"), allow_nan=False)
+            file.write(RECORD_SEPARATOR + text + "\n")
+        except (OSError, ValueError) as exc:  # ValueError: NaN or infinity is not JSON
             self._disable(exc)
 
     def _event(self, name: str, data: dict[str, Any], now: float | None) -> None:
@@ -232,7 +233,7 @@ class QlogTracer:
         if file is not None:
             try:
                 file.flush()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self._disable(exc)
 
     def close(self) -> None:
