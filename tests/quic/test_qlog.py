@@ -693,3 +693,21 @@ def test_zero_rtt_packets_are_traced_and_a_lost_one_is_labelled_0rtt(tmp_path: P
     keys = {k["key_type"] for k in events(client_trace, "security:key_updated")}
     assert "client_0rtt_secret" in keys
     close_and_wait(sim)
+
+
+def test_an_impossible_directory_name_warns_and_both_ends_connect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A qlog_dir the OS refuses outright (a NUL byte: ValueError, not OSError) turns
+    tracing off with a warning; neither the client nor the server's endpoint (which
+    aborts a connection whose code raises) loses its connection to it."""
+    directory = "qlog\x00here"
+    caplog.set_level(logging.WARNING, logger="quicnet.quic")
+    sim = make_pair(seed=14, client={"qlog_dir": directory}, server={"qlog_dir": directory})
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    handshake(sim)
+    assert client.tracer is None
+    assert [c.state for c in sim.server.live_connections()] == [ConnectionState.CONNECTED]
+    warnings = [r for r in caplog.records if "qlog" in r.getMessage()]
+    assert len(warnings) == 1
