@@ -18,6 +18,7 @@ from quicnet.quic.buffer import Reader
 from quicnet.quic.packets import PacketType, decode_packet_number, parse_long_header
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.tls import CipherSuite, ClientConfig, ServerConfig, open_connection, start_server
+from quicnet.tls.keylog import key_log_file
 from tests.quic.simnet import Simulation, handshake, make_pair
 
 LINE = re.compile(r"^([A-Z_0-9]+) ([0-9a-f]{64}) ([0-9a-f]+)$")
@@ -328,3 +329,15 @@ def test_tcp_server_never_writes_the_variable(
     asyncio.run(asyncio.wait_for(main(), TIMEOUT))
     assert not log.exists()
     assert {line.split(" ")[0] for line in received} >= TRAFFIC_LABELS
+
+
+def test_a_path_the_os_refuses_outright_warns_instead_of_raising(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A key_log_file whose path has a NUL byte (ValueError from the OS layer, not
+    OSError) warns once; its calls, made from inside a handshake, never raise."""
+    writer = key_log_file("keys\x00.log")
+    caplog.set_level(logging.WARNING, logger="quicnet.tls")
+    writer("CLIENT_TRAFFIC_SECRET_0 " + "00" * 32 + " " + "11" * 32)
+    writer("SERVER_TRAFFIC_SECRET_0 " + "00" * 32 + " " + "22" * 32)
+    assert len([r for r in caplog.records if "keys" in r.getMessage()]) == 1
