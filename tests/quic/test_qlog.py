@@ -661,7 +661,9 @@ def test_zero_rtt_packets_are_traced_and_a_lost_one_is_labelled_0rtt(tmp_path: P
             session_ticket=tickets[0].ticket, enable_early_data=True, qlog_dir=str(tmp_path)
         )
     )
-    sim = Simulation(client, endpoint, seed=41, start=first.now + 1.0)
+    sim = Simulation(
+        client, endpoint, seed=41, start=first.now + 1.0, client_address=("10.0.0.1", 50001)
+    )
     zero_rtt_only = 0
 
     def drop_second_zero_rtt_datagram(data: bytes, now: float) -> bool:

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from quicnet.crypto import AeadAlgorithm, DecryptError, dev_identity
-from quicnet.quic import QuicConnection
+from quicnet.quic import QuicConnection, SessionTicketReceived
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import Reader
 from quicnet.quic.packets import PacketType, decode_packet_number, parse_long_header
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.tls import CipherSuite, ClientConfig, ServerConfig, open_connection, start_server
 from quicnet.tls.keylog import key_log_file
-from tests.quic.simnet import Simulation, handshake, make_pair
+from tests.quic.simnet import Simulation, client_config, handshake, make_pair
 
 LINE = re.compile(r"^([A-Z_0-9]+) ([0-9a-f]{64}) ([0-9a-f]+)$")
 TRAFFIC_LABELS = {
@@ -30,6 +30,7 @@ TRAFFIC_LABELS = {
 }
 AES128 = (CipherSuite.TLS_AES_128_GCM_SHA256,)
 TIMEOUT = 20.0
+SECOND = ("10.0.0.1", 50001)  # a second client of the same endpoint
 
 
 def parse_log(path: Path) -> list[tuple[str, str, bytes]]:
@@ -161,14 +162,19 @@ def test_quic_client_logs_secrets_that_decrypt_its_connection(
     assert any(isinstance(f, fr.HandshakeDoneFrame) for f in server_frames)
 
 
-def _has_handshake(datagram: bytes) -> bool:
+def _long_types(datagram: bytes) -> list[PacketType]:
+    """The types of the long-header packets a datagram starts with."""
+    out = []
     start = 0
     while start < len(datagram) and datagram[start] & 0x80:
         header = parse_long_header(datagram, start)
-        if header.packet_type == PacketType.HANDSHAKE:
-            return True
+        out.append(header.packet_type)
         start = header.end
-    return False
+    return out
+
+
+def _has_handshake(datagram: bytes) -> bool:
+    return PacketType.HANDSHAKE in _long_types(datagram)
 
 
 def test_a_wrong_secret_would_not_open_the_packets(
@@ -341,3 +347,47 @@ def test_a_path_the_os_refuses_outright_warns_instead_of_raising(
     writer("CLIENT_TRAFFIC_SECRET_0 " + "00" * 32 + " " + "11" * 32)
     writer("SERVER_TRAFFIC_SECRET_0 " + "00" * 32 + " " + "22" * 32)
     assert len([r for r in caplog.records if "keys" in r.getMessage()]) == 1
+
+
+def test_zero_rtt_client_logs_the_early_secret_that_opens_its_0rtt_packets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed client sending 0-RTT also logs CLIENT_EARLY_TRAFFIC_SECRET, and that
+    secret opens the 0-RTT packets on the wire (RFC 9001 §5.1, §4.6)."""
+    first = make_pair(seed=20, server={"enable_early_data": True})
+    handshake(first)
+    first.run_for(0.5)
+    tickets = first.client.events_of(SessionTicketReceived)
+    assert tickets
+
+    log = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(log))
+    client = QuicConnection(
+        client_config(
+            session_ticket=tickets[0].ticket, enable_early_data=True, cipher_suites=AES128
+        )
+    )
+    sim = Simulation(
+        client, first.server.impl, seed=21, start=first.now + 1.0, client_address=SECOND
+    )
+    capture = Capture(sim)
+    sim.connect()
+    stream_id = client.create_stream()
+    client.send_stream_data(stream_id, b"early words", end_stream=True)
+    sim.run_until(lambda: client.handshake_confirmed, timeout=30, what="handshake")
+
+    lines = parse_log(log)
+    (random,) = {r for _, r, _ in lines}
+    secrets = secrets_by_label(lines, random)
+    assert "CLIENT_EARLY_TRAFFIC_SECRET" in secrets
+    early = key_from(secrets["CLIENT_EARLY_TRAFFIC_SECRET"], client.version)
+    early_frames = [
+        f
+        for d in capture.up
+        if PacketType.ZERO_RTT in _long_types(d)
+        for f in frames_of(open_long(d, PacketType.ZERO_RTT, early))
+    ]
+    assert any(
+        isinstance(f, fr.StreamFrame) and f.stream_id == stream_id and f.data == b"early words"
+        for f in early_frames
+    )
