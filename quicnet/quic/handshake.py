@@ -211,6 +211,8 @@ class HandshakeDriver:
         c.recovery.handshake_confirmed = True
         c.recovery.peer_completed_address_validation = True
         self.discard_epoch(Epoch.HANDSHAKE)
+        if c.tracer is not None:
+            c.tracer.handshake_confirmed()
         if c.is_client:
             self._release()  # HANDSHAKE_DONE arrived: nothing of the handshake is needed
 

@@ -22,9 +22,12 @@ with the general frame parser. Secrets are never written: ``key_updated``
 carries an empty ``new`` value (main schema §6.1.2 allows omitting raw
 values); SSLKEYLOGFILE is the way to decrypt captures.
 
-Nothing here raises into the connection: a directory that cannot be written
-logs one warning per directory and turns tracing off for that connection;
-a failed write later does the same.
+Each record goes to the file when it is written (line buffering), so what
+was traced is on disk even if the connection is never closed; the file is
+closed when the connection terminates. Nothing here raises into the
+connection: a directory that cannot be written logs one warning per
+directory and turns tracing off for that connection; a failed write later
+does the same.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ import time
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
+from quicnet.quic.negotiation import NO_COMMON_VERSION
+from quicnet.quic.packets import parse_version_negotiation
 from quicnet.quic.qlog_schema import (
     PACKET_TYPE,
     QLOG_FORMAT,
@@ -70,11 +75,12 @@ class QlogTracer:
     """Writes one connection's qlog trace; the connection calls it only when tracing is on.
 
     The calls are the connection's: :meth:`connection_started`, :meth:`packet_sent`,
-    :meth:`packet_received`, :meth:`packet_dropped`, :meth:`packets_lost` (recovery's
-    loss observer), :meth:`handshake_completed`, :meth:`connection_ending` and
-    :meth:`connection_terminated`. Key changes (``security:key_updated``,
-    ``key_discarded``), the peer's transport parameters and handshake confirmation
-    are noticed at the next packet event. ``recovery:metrics_updated`` is written
+    :meth:`packet_received`, :meth:`retry_received`, :meth:`version_negotiation`,
+    :meth:`packet_dropped`, :meth:`packets_lost` (recovery's loss observer),
+    :meth:`handshake_completed`, :meth:`handshake_confirmed`, :meth:`connection_ending`
+    and :meth:`connection_terminated`. Key changes
+    (``security:key_updated``, ``key_discarded``) and the peer's transport parameters
+    are noticed at the next of these events. ``recovery:metrics_updated`` is written
     after whatever changed the metrics (a packet sent, received, lost), stamped with
     that time, listing only the fields that changed. ``now`` None means the latest
     time the tracer saw (for calls from places that have no clock reading).
@@ -92,6 +98,7 @@ class QlogTracer:
         "_remote_params",
         "_start",
         "_touched",
+        "_zero_rtt_sent",
         "c",
         "directory",
         "enabled",
@@ -118,6 +125,9 @@ class QlogTracer:
         self._remote_params: object = None
         self._confirmed = False
         self._ended = False
+        #: Numbers of the 0-RTT packets we sent: they share the 1-RTT number space
+        #: (RFC 9000 §12.3), so a loss there is labelled by what was sent.
+        self._zero_rtt_sent: set[int] = set()
         #: A state change reported without a time (close() has no clock reading): it is
         #: written with the time of the next event (the CONNECTION_CLOSE sent).
         self._deferred: tuple[str, ConnectionTerminated] | None = None
@@ -130,14 +140,19 @@ class QlogTracer:
             for attempt in range(1, 100):  # a second connection with the same ODCID
                 path = self.path if attempt == 1 else f"{base}-{attempt}{suffix}"
                 try:
-                    self._file = open(path, "x", encoding="utf-8", newline="\n")  # noqa: SIM115
+                    # Line-buffered: each record reaches the file as it is written, so
+                    # a trace survives a crash, os._exit, or a connection its driver
+                    # abandons in the closing period (which never reaches terminate()).
+                    self._file = open(  # noqa: SIM115
+                        path, "x", buffering=1, encoding="utf-8", newline="\n"
+                    )
                 except FileExistsError:
                     continue
                 self.path = path
                 break
             else:
                 raise FileExistsError(self.path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             self._disable(exc)
             return False
         c = self.c
@@ -163,8 +178,15 @@ class QlogTracer:
         self._write(header)
         return self.enabled
 
-    def _disable(self, exc: OSError) -> None:
+    def _detach(self) -> None:
+        """Stop observing losses: a tracer that writes nothing costs recovery nothing."""
+        recovery = self.c.recovery
+        if recovery.loss_observer == self.packets_lost:
+            recovery.loss_observer = None
+
+    def _disable(self, exc: Exception) -> None:
         self.enabled = False
+        self._detach()
         if self.directory not in _warned_directories:
             _warned_directories.add(self.directory)
             _log.warning("qlog: cannot write to %s (%s); not tracing", self.directory, exc)
@@ -178,8 +200,9 @@ class QlogTracer:
         if file is None:
             return
         try:
-            file.write(RECORD_SEPARATOR + json.dumps(record, separators=(",", ":")) + "\n")
-        except OSError as exc:
+            text = json.dumps(record, separators=(",", ":"), allow_nan=False)
+            file.write(RECORD_SEPARATOR + text + "\n")
+        except (OSError, ValueError) as exc:  # ValueError: NaN or infinity is not JSON
             self._disable(exc)
 
     def _event(self, name: str, data: dict[str, Any], now: float | None) -> None:
@@ -210,7 +233,7 @@ class QlogTracer:
         if file is not None:
             try:
                 file.flush()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self._disable(exc)
 
     def close(self) -> None:
@@ -222,6 +245,7 @@ class QlogTracer:
         if self.enabled and deferred is not None and self._start is not None:
             self.connection_ending(*deferred, self._last)
         self.enabled = False
+        self._detach()
         file, self._file = self._file, None
         if file is not None:
             try:
@@ -319,7 +343,9 @@ class QlogTracer:
         self._event("connectivity:connection_started", data, now)
         versions = [f"{v:08x}" for v in c.configuration.supported_versions]
         side = "client_versions" if c.is_client else "server_versions"
-        info = {side: versions, "chosen_version": f"{c.version:08x}"}
+        info: dict[str, Any] = {side: versions}
+        if c.offered_version == c.version:  # else chosen by Version Negotiation, later
+            info["chosen_version"] = f"{c.version:08x}"
         self._event("transport:version_information", info, now)
         self._event("transport:parameters_set", parameters_set(c.local_params, "local"), now)
         self._state("attempted", now)
@@ -343,6 +369,8 @@ class QlogTracer:
         payload = bytes(buffer[payload_start:])
         c = self.c
         exponent = c.local_params.ack_delay_exponent if epoch == Epoch.ONE_RTT else 3
+        if epoch == Epoch.ZERO_RTT:
+            self._zero_rtt_sent.add(packet_number)
         header: dict[str, Any] = {"packet_type": PACKET_TYPE[epoch], "packet_number": packet_number}
         if epoch != Epoch.ONE_RTT:
             header.update(
@@ -394,6 +422,58 @@ class QlogTracer:
         self._event("transport:packet_received", data, now)
         self._touched = now  # its frames act next (ACKs move the metrics)
 
+    def version_negotiation(self, data: bytes, chosen: int | None, now: float) -> None:
+        """A client's Version Negotiation packet (RFC 9000 §6.2): packet_received with the
+        server's versions and version_information with the one chosen (none when no
+        version is common), or packet_dropped when the packet is ignored (``chosen`` None)."""
+        if not self.enabled:
+            return
+        if chosen is None:
+            self.packet_dropped("version_negotiation", len(data), "unexpected_packet", now)
+            return
+        dcid, scid, versions = parse_version_negotiation(data)  # it parsed: chosen is set
+        server_versions = [f"{v:08x}" for v in versions]
+        data_out: dict[str, Any] = {
+            "header": {
+                "packet_type": "version_negotiation",
+                "scid": scid.hex(),
+                "dcid": dcid.hex(),
+            },
+            "supported_versions": server_versions,
+            "raw": {"length": len(data)},
+        }
+        self._event("transport:packet_received", data_out, now)
+        client_versions = [f"{v:08x}" for v in self.c.configuration.supported_versions]
+        info: dict[str, Any] = {
+            "client_versions": client_versions,
+            "server_versions": server_versions,
+        }
+        if chosen != NO_COMMON_VERSION:
+            info["chosen_version"] = f"{chosen:08x}"
+        self._event("transport:version_information", info, now)
+
+    def retry_received(self, header: LongHeader, size: int, accepted: bool, now: float) -> None:
+        """A Retry (RFC 9000 §17.2.5): transport:packet_received when the client took it,
+        else transport:packet_dropped ("unexpected_packet": a second one, a late one, or
+        one whose integrity tag fails)."""
+        if not self.enabled:
+            return
+        if not accepted:
+            self.packet_dropped("retry", size, "unexpected_packet", now)
+            return
+        qlog_header = {
+            "packet_type": "retry",
+            "version": f"{header.version:08x}",
+            "scid": header.source_cid.hex(),
+            "dcid": header.destination_cid.hex(),
+        }
+        data = {
+            "header": qlog_header,
+            "retry_token": {"type": "retry", "length": len(header.token)},
+            "raw": {"length": size},
+        }
+        self._event("transport:packet_received", data, now)
+
     def packet_dropped(
         self,
         packet_type: str,
@@ -417,10 +497,12 @@ class QlogTracer:
         if not self.enabled:
             return
         largest = self.c.recovery.spaces[space_id].largest_acked
+        zero_rtt = self._zero_rtt_sent if space_id == 2 else ()
         for packet in lost:
             pn = packet.packet_number
+            packet_type = "0RTT" if pn in zero_rtt else SPACE_PACKET_TYPE[space_id]
             data: dict[str, Any] = {
-                "header": {"packet_type": SPACE_PACKET_TYPE[space_id], "packet_number": pn},
+                "header": {"packet_type": packet_type, "packet_number": pn},
                 "frames": lost_frames(packet),
                 # RFC 9002 §6.1.1: three later packets acknowledged; else the time threshold.
                 "trigger": "reordering_threshold"
@@ -442,6 +524,12 @@ class QlogTracer:
         if alpn_protocol is not None:
             self._event("transport:alpn_information", {"chosen_alpn": alpn_protocol}, now)
         self._state("handshake_complete", now)
+
+    def handshake_confirmed(self) -> None:
+        """The handshake is confirmed (RFC 9001 §4.1.2), while the connection acts on the
+        packet last logged: the state and the Handshake keys dropped, at that packet's time."""
+        if self.enabled:
+            self._poll(None)
 
     def connection_ending(self, state: str, event: ConnectionTerminated, now: float | None) -> None:
         """The connection enters ``state`` ("closing", "draining" or "closed") for the

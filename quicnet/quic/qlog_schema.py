@@ -46,7 +46,7 @@ PACKET_TYPE = {
     Epoch.ONE_RTT: "1RTT",
 }
 SPACE_PACKET_TYPE = ("initial", "handshake", "1RTT")
-# TransportError names of quic-events -03 §8.11.22 (codes 0x00-0x0d); others are numbers.
+# TransportError names of quic-events -03 (RFC 9000 §20.1, codes 0x00-0x10); others are numbers.
 _TRANSPORT_ERRORS = (
     "no_error",
     "internal_error",
@@ -62,6 +62,9 @@ _TRANSPORT_ERRORS = (
     "invalid_token",
     "application_error",
     "crypto_buffer_exceeded",
+    "key_update_error",
+    "aead_limit_reached",
+    "no_viable_path",
 )
 _FRAME_NAMES = {
     0x00: "padding",
@@ -181,12 +184,14 @@ def qlog_frames(payload: bytes, ack_delay_exponent: int = 3) -> list[dict[str, A
 
     A run of PADDING is one frame (quic-events §8.11.1). What does not parse
     (the rest of a malformed payload) ends the list as an ``unknown`` frame
-    with its ``raw_frame_type`` and ``raw_length``; this never raises.
+    with its ``raw_frame_type`` (the type varint, RFC 9000 §12.4; its first
+    byte if even that is cut short) and ``raw_length``; this never raises.
     """
     out: list[dict[str, Any]] = []
     reader = Reader(payload)
     while not reader.at_end():
         start = reader.pos
+        frame_type = -1
         try:
             frame_type = reader.varint()
             frame = fr.parse_frame(reader, frame_type)
@@ -194,7 +199,7 @@ def qlog_frames(payload: bytes, ack_delay_exponent: int = 3) -> list[dict[str, A
             out.append(
                 {
                     "frame_type": "unknown",
-                    "raw_frame_type": payload[start],
+                    "raw_frame_type": payload[start] if frame_type < 0 else frame_type,
                     "raw_length": len(payload) - start,
                 }
             )

@@ -301,15 +301,16 @@ class PacketReceiver:
                 c.tracer.packet_dropped("unknown", len(data) - start, "unexpected_version", now)
             return None
         if header.packet_type == PacketType.RETRY:
-            on_retry(c, data[start:], header.source_cid, header.token)
+            accepted = on_retry(c, data[start:], header.source_cid, header.token)
+            if c.tracer is not None:
+                c.tracer.retry_received(header, len(data) - start, accepted, now)
             return None
         epoch = _PACKET_EPOCH[header.packet_type]
         tracer = c.tracer
-        kind = PACKET_TYPE[epoch]
         if not c.is_client and epoch == Epoch.INITIAL and len(data) < MIN_INITIAL_DATAGRAM:
             # §14.1: a server drops Initials in small datagrams.
             if tracer is not None:
-                tracer.packet_dropped(kind, len(data) - start, "invalid_initial", now)
+                tracer.packet_dropped(PACKET_TYPE[epoch], len(data) - start, "invalid_initial", now)
             return None
         end = header.end
         if epoch == Epoch.ZERO_RTT and c.zero_rtt is not None:
@@ -317,7 +318,7 @@ class PacketReceiver:
         key = c.recv_key(epoch)
         if key is None:  # keys not (yet, or any longer) available: drop this packet
             if tracer is not None:
-                tracer.packet_dropped(kind, end - start, "key_unavailable", now)
+                tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "key_unavailable", now)
             return end
         packet = data[start:end]
         pn_offset = header.pn_offset - start
@@ -329,13 +330,13 @@ class PacketReceiver:
             payload = key.open(aad, packet[pn_offset + pn_len :], pn)
         except DecryptError:
             if tracer is not None:
-                tracer.packet_dropped(kind, end - start, "payload_decrypt_error", now)
+                tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "payload_decrypt_error", now)
             return end
         if first & 0x0C:  # §17.2: reserved bits are zero once protection is removed
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if space.is_duplicate(pn):
             if tracer is not None:
-                tracer.packet_dropped(kind, end - start, "duplicate", now, pn)
+                tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "duplicate", now, pn)
             return end
         c.on_packet_authenticated(now)
         if tracer is not None:

@@ -29,6 +29,8 @@ def on_version_negotiation(c: QuicConnection, data: bytes, now: float) -> None:
     if c.received_first_packet:
         return
     chosen = c.negotiation.on_packet(data, c.host_cid, c.configuration.supported_versions)
+    if c.tracer is not None:
+        c.tracer.version_negotiation(data, chosen, now)
     if chosen is None:
         return
     if chosen == NO_COMMON_VERSION:
@@ -43,14 +45,15 @@ def on_version_negotiation(c: QuicConnection, data: bytes, now: float) -> None:
     c.start_tls(now)
 
 
-def on_retry(c: QuicConnection, packet: bytes, source_cid: bytes, token: bytes) -> None:
-    """§17.2.5: accept one valid Retry before any other packet from the server."""
+def on_retry(c: QuicConnection, packet: bytes, source_cid: bytes, token: bytes) -> bool:
+    """§17.2.5: accept one valid Retry before any other packet from the server; False
+    when this one is ignored."""
     if not c.is_client or c.received_first_packet or c.retry_happened or not token:
-        return
+        return False
     if source_cid == c.original_destination_cid:  # RFC 9000 §17.2.5.1
-        return
+        return False
     if not retry_is_valid(packet, c.original_destination_cid, c.version):
-        return
+        return False
     c.retry_happened = True
     c.retry_source_cid = source_cid
     c.retry_token = token
@@ -60,3 +63,4 @@ def on_retry(c: QuicConnection, packet: bytes, source_cid: bytes, token: bytes) 
     c.sender.requeue_crypto(0)
     c.recovery.discard_space(0, keep_space=True)
     c.recovery.abandon_space(2)
+    return True

@@ -42,7 +42,7 @@ class KeyLogFile:
         data = (line + "\n").encode("ascii")
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             self._warn(exc)
             return
         try:
@@ -52,7 +52,7 @@ class KeyLogFile:
         finally:
             os.close(fd)
 
-    def _warn(self, exc: OSError) -> None:
+    def _warn(self, exc: Exception) -> None:
         if not self._warned:
             self._warned = True
             _log.warning("cannot append TLS secrets to %s (%s); not logging them", self.path, exc)
