@@ -36,9 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simnet import Link, LinkConfig  # tests/quic, on the path by this directory's conftest
+from simnet import (  # tests/quic, on the path by this directory's conftest
+    Link,
+    LinkConfig,
+    identity,
+)
 
-from quicnet.crypto import dev_identity
 from quicnet.quic import Address, QuicConnection
 from quicnet.realtime import (
     ClientCore,
@@ -70,16 +73,6 @@ __all__ = [
 ]
 
 SERVER_ADDR: Address = ("10.0.0.2", 7777)
-
-_IDENTITY: Any = None
-
-
-def identity() -> Any:
-    """One development identity per test process."""
-    global _IDENTITY
-    if _IDENTITY is None:
-        _IDENTITY = dev_identity()
-    return _IDENTITY
 
 
 def lossy(loss: float = 0.10, *, latency: float = 0.015) -> LinkConfig:

@@ -8,6 +8,9 @@ asserts how long anything took).
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -273,3 +276,17 @@ def test_a_ca_file_and_the_servers_name_verify_it(tmp_path: Path) -> None:
     assert isinstance(rejected, quicnet.Disconnected)
     assert rejected.reason == quicnet.DisconnectReason.CERTIFICATE_REJECTED
     assert "game.example" in rejected.message
+
+
+def test_the_readme_quick_start_code_runs() -> None:
+    """The first Python block of README.md, run as a user would paste it (its own process;
+    the timeout only stops a broken run: the block loops until its echo arrives)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    assert "quicnet.Server(" in code and "quicnet.Client(" in code
+    code += "\nprint('echoed')\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "echoed"
