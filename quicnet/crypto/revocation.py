@@ -13,10 +13,22 @@ from __future__ import annotations
 import datetime
 import enum
 from dataclasses import dataclass
+from typing import Literal
 
 from quicnet.crypto.errors import CertificateError
 
-__all__ = ["CertificateRevoked", "Revocation", "RevocationReason", "RevocationUnknown"]
+__all__ = [
+    "CertificateRevoked",
+    "Revocation",
+    "RevocationCheck",
+    "RevocationReason",
+    "RevocationUnknown",
+]
+
+#: Which certificates of a path must have a known revocation status: "none" (status
+#: found is still honoured), "leaf" (OpenSSL's -crl_check) or "chain" (-crl_check_all,
+#: every certificate but the trust anchor).
+RevocationCheck = Literal["none", "leaf", "chain"]
 
 
 class RevocationReason(enum.IntEnum):
