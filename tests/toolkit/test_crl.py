@@ -23,6 +23,7 @@ from toolkit_helpers import (
 
 from quicnet.crypto import (
     BadCRLSignature,
+    Certificate,
     CertificateRevocationList,
     CertificateRevoked,
     CRLExpired,
@@ -32,10 +33,12 @@ from quicnet.crypto import (
     Revocation,
     RevocationReason,
     RevocationUnknown,
+    issue_certificate,
     load_crl,
     load_crls,
     make_ca,
     make_crl,
+    make_csr,
     verify_chain,
 )
 
@@ -313,3 +316,94 @@ def test_mutated_crl_is_a_decode_error_or_a_crl(data: st.DataObject) -> None:
     assert isinstance(crl.revocations, list)
     crl.unprocessed_critical_extension()
     crl.crl_number  # noqa: B018
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    size = bytes([n]) if n < 0x80 else bytes([0x80 | len(raw)]) + raw
+    return bytes([tag]) + size + body
+
+
+def _der_elements(der: bytes) -> list[bytes]:
+    """The TLVs inside one constructed DER element (lengths up to 2 bytes)."""
+
+    def split(data: bytes) -> tuple[bytes, bytes]:
+        n = data[1]
+        head = 2
+        if n & 0x80:
+            head = 2 + (n & 0x7F)
+            n = int.from_bytes(data[2:head], "big")
+        return data[: head + n], data[head + n :]
+
+    inner, _ = split(der)
+    n = inner[1]
+    body = inner[2 + (n & 0x7F if n & 0x80 else 0) :]
+    out = []
+    while body:
+        item, body = split(body)
+        out.append(item)
+    return out
+
+
+def _crl_without_next_update(chain: Chain) -> CertificateRevocationList:
+    """pyca insists on nextUpdate, so drop it from the TBS by hand and sign again."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    made = crl_for(chain.intermediate, chain.intermediate_key)
+    outer = _der_elements(made.to_der())  # tbsCertList, signatureAlgorithm, signatureValue
+    tbs = _der_elements(outer[0])  # version, signature, issuer, thisUpdate, nextUpdate, [0] exts
+    assert tbs[4][0] in (0x17, 0x18)  # a Time: the nextUpdate
+    new_tbs = _der(0x30, b"".join(tbs[:4] + tbs[5:]))
+    signature = pyca_private(chain.intermediate_key).sign(new_tbs, ec.ECDSA(hashes.SHA256()))  # type: ignore[attr-defined]
+    return load_crl(_der(0x30, new_tbs + outer[1] + _der(0x03, b"\x00" + signature)))
+
+
+def test_crl_without_next_update_never_counts(chain: Chain) -> None:
+    """RFC 5280 §5.1.2.5 requires nextUpdate; without one a CRL could be replayed forever."""
+    crl = _crl_without_next_update(chain)
+    assert crl.next_update is None and crl.is_signed_by(chain.intermediate)
+    with pytest.raises(RevocationUnknown, match="no nextUpdate"):
+        verify_chain(chain.presented, [chain.root], at=AT, crls=[crl])
+
+
+def test_issuer_without_crl_sign_cannot_revoke(chain: Chain) -> None:
+    """§6.3.3 (f): a CA whose keyUsage lacks cRLSign issues no valid CRL."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    key = new_key()
+    name = x509.Name.from_rfc4514_string("CN=No CRL Sign CA")
+    usage = x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    public = pyca_private(key).public_key()  # type: ignore[attr-defined]
+    ca_cert = Certificate(
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(1)
+        .not_valid_before(T0)
+        .not_valid_after(T0 + 365 * DAY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(pyca_private(key), hashes.SHA256())
+    )
+    leaf_key = new_key()
+    leaf = issue_certificate(
+        make_csr(leaf_key, "/CN=l", names=["l.test"]), ca_cert, key, not_before=T0
+    )
+    crl = crl_for(ca_cert, key)
+    assert crl.is_signed_by(ca_cert)
+    with pytest.raises(RevocationUnknown, match="cRLSign"):
+        verify_chain([leaf], [ca_cert], at=AT, crls=[crl])
