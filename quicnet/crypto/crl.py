@@ -300,7 +300,7 @@ def _usable_crl(
             )
             continue
         if crl.next_update < at:
-            problem = CRLExpired(
+            problem = problem or CRLExpired(
                 f"the CRL of {crl.issuer!r} expired at {crl.next_update:%Y-%m-%d %H:%M:%S} UTC "
                 "(its nextUpdate)"
             )
