@@ -38,6 +38,17 @@ OPENSSL_REASONS = (
     RevocationReason.removeFromCRL,
 )
 _UTC = datetime.UTC
+# OpenSSL's forms that carry a detail: -crl_hold OID, -crl_compromise / -crl_CA_compromise TIME.
+_DETAILED = {
+    "holdinstruction": RevocationReason.certificateHold,
+    "keytime": RevocationReason.keyCompromise,
+    "cakeytime": RevocationReason.CACompromise,
+}
+_DETAIL_NAMES = {
+    RevocationReason.certificateHold: "holdInstruction",
+    RevocationReason.keyCompromise: "keyTime",
+    RevocationReason.CACompromise: "CAkeyTime",
+}
 
 
 def openssl_serial(serial: int) -> str:
@@ -76,7 +87,8 @@ class IndexEntry:
     subject: str
     revoked_at: datetime.datetime | None = None
     reason: RevocationReason | None = None
-    #: What followed the reason (a hold instruction or compromise time), kept verbatim.
+    #: OpenSSL's hold instruction OID or compromise time (``holdInstruction,OID``,
+    #: ``keyTime,TIME``, ``CAkeyTime,TIME``), kept verbatim.
     reason_detail: str = ""
     filename: str = "unknown"
 
@@ -99,10 +111,10 @@ class IndexEntry:
         revocation = ""
         if self.revoked_at is not None:
             revocation = _format_time(self.revoked_at, generalized_from_2050=False)
-            if self.reason is not None:
+            if self.reason is not None and self.reason_detail and self.reason in _DETAIL_NAMES:
+                revocation += f",{_DETAIL_NAMES[self.reason]},{self.reason_detail}"
+            elif self.reason is not None:
                 revocation += f",{self.reason.name}"
-                if self.reason_detail:
-                    revocation += f",{self.reason_detail}"
         fields = (
             self.status,
             _format_time(self.expires, generalized_from_2050=True),
@@ -122,8 +134,13 @@ def _parse_revocation(
     if not rest:
         return at, None, ""
     name, _, detail = rest.partition(",")
+    if name.lower() in _DETAILED:
+        if not detail:
+            raise DecodeError(f"index.txt line {lineno}: {name} without its value")
+        return at, _DETAILED[name.lower()], detail
     try:
         reason = RevocationReason.from_name(name)
+        detail = ""  # OpenSSL reads nothing after a plain reason
     except ValueError:
         raise DecodeError(f"index.txt line {lineno}: unknown revocation reason {name!r}") from None
     return at, reason, detail

@@ -117,7 +117,7 @@ def test_index_round_trip_and_generalized_time() -> None:
     lines = text.splitlines()
     assert lines[0].split("\t")[1:4] == ["491231235959Z", "", "0A"]
     assert lines[1].split("\t")[1] == "20510102030405Z"  # GeneralizedTime from 2050
-    assert lines[2].split("\t")[2] == "260601000000Z,certificateHold,holdInstructionReject"
+    assert lines[2].split("\t")[2] == "260601000000Z,holdInstruction,holdInstructionReject"
     assert lines[3].split("\t")[1] == "990101000000Z"  # 99 is 1999 (RFC 5280 §4.1.2.5.1)
     assert parse_index(text) == entries
 
@@ -218,3 +218,42 @@ def test_openssl_ca_reads_and_writes_our_directory(ca: DevCA) -> None:
             verify_chain([cert], [ca.certificate], crls=[theirs])
     # And the CRL number openssl advanced is the one we continue from.
     assert ca.gencrl().crl_number == 2
+
+
+@needs_openssl
+def test_openssl_hold_instruction_and_compromise_time_survive_our_rewrite(ca: DevCA) -> None:
+    """``-crl_hold OID`` and ``-crl_compromise TIME`` write ``holdInstruction,OID`` and
+    ``keyTime,TIME``; we read them, keep them through our own rewrite, and openssl still can."""
+    held, broken, later = (ca.issue(f"/CN={n}.test") for n in ("held", "broken", "later"))
+    config = ca.directory / "openssl.cnf"
+    config.write_text(
+        f"[ca]\ndefault_ca = dev\n[dev]\ndir = {ca.directory}\ndatabase = $dir/index.txt\n"
+        "crlnumber = $dir/crlnumber\ncertificate = $dir/ca.pem\nprivate_key = $dir/private/ca.key\n"
+        "default_md = sha256\ndefault_crl_days = 3\n"
+    )
+    for flags in (
+        ["-revoke", held.certificate_path, "-crl_hold", "holdInstructionReject"],
+        ["-revoke", broken.certificate_path, "-crl_compromise", "20260101000000Z"],
+    ):
+        r = run_openssl("ca", "-config", config, *flags)
+        assert r.returncode == 0, r.stderr
+    entries = {e.serial_number: e for e in ca.index()}
+    assert entries[held.serial_number].reason is RevocationReason.certificateHold
+    assert entries[held.serial_number].reason_detail == "holdInstructionReject"
+    assert entries[broken.serial_number].reason is RevocationReason.keyCompromise
+    assert entries[broken.serial_number].reason_detail == "20260101000000Z"
+    before = (ca.directory / "index.txt").read_text().splitlines()
+    ca.revoke(later.serial_number, RevocationReason.superseded)  # we rewrite the whole file
+    after = (ca.directory / "index.txt").read_text().splitlines()
+    assert after[:2] == before[:2]
+    r = run_openssl("ca", "-config", config, "-gencrl", "-out", ca.directory / "o.crl")
+    assert r.returncode == 0, r.stderr
+    reasons = {
+        x.serial_number: x.reason
+        for x in load_crl((ca.directory / "o.crl").read_bytes()).revocations
+    }
+    assert reasons == {
+        held.serial_number: RevocationReason.certificateHold,
+        broken.serial_number: RevocationReason.keyCompromise,
+        later.serial_number: RevocationReason.superseded,
+    }
