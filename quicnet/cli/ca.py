@@ -1,19 +1,88 @@
-"""``ca init|issue|list DIR``: a small on-disk development CA."""
+"""``ca init|issue|list|revoke|gencrl DIR``: a small on-disk development CA."""
 
 from __future__ import annotations
 
+import os
 import sys
 
-from quicnet.cli.common import CliError, Parser, parse_days, read_input, read_passphrase
+from quicnet.cli.common import (
+    CliError,
+    Parser,
+    add_output_flags,
+    parse_days,
+    pem_or_der,
+    read_input,
+    read_passphrase,
+    write_output,
+)
 from quicnet.cli.extensions import parse_extensions
-from quicnet.crypto import load_csr
+from quicnet.crypto import CryptoError, load_certificate, load_csr
+from quicnet.crypto.caindex import OPENSSL_REASONS, openssl_serial
 from quicnet.crypto.devca import DevCA
+from quicnet.crypto.revocation import RevocationReason
 
-_USAGE = "usage: quicnet ca init|issue|list DIR [options]"
+_ACTIONS = ("init", "issue", "list", "revoke", "gencrl")
+_USAGE = "usage: quicnet ca init|issue|list|revoke|gencrl DIR [options]"
+
+
+def _reason(name: str | None) -> RevocationReason | None:
+    """``-crl_reason``: one of OpenSSL's names, any case."""
+    if name is None:
+        return None
+    for reason in OPENSSL_REASONS:
+        if reason.name.lower() == name.lower():
+            return reason
+    known = ", ".join(r.name for r in OPENSSL_REASONS)
+    raise CliError(f"-crl_reason {name!r} is not a CRL reason; known: {known}")
+
+
+def _serial_of(authority: DevCA, target: str) -> int:
+    """``ca revoke DIR CERT``: a certificate file this CA issued, or a hex serial."""
+    if os.path.exists(target) or not all(c in "0123456789abcdefABCDEF" for c in target):
+        cert = load_certificate(read_input(target, "certificate"))
+        if not authority.certificate.issued(cert):
+            raise CliError(f"{target} was not issued by the CA in {authority.directory}")
+        return cert.serial_number
+    return int(target, 16)
+
+
+def _revoke(p: Parser, rest: list[str]) -> int:
+    p.add_argument("cert", metavar="CERT", help="the certificate file (or its serial, hex)")
+    p.add_argument("-crl_reason", metavar="REASON", help="why (OpenSSL's reason names)")
+    a = p.parse_args(rest)
+    authority = DevCA(a.dir, read_passphrase(a.passin))
+    serial = _serial_of(authority, a.cert)
+    try:
+        entry = authority.revoke(serial, _reason(a.crl_reason))
+    except CryptoError as exc:
+        raise CliError(str(exc)) from None
+    if entry.status == "V":
+        print(f"released serial {openssl_serial(serial)} from hold")
+    else:
+        reason = entry.reason.name if entry.reason else "no reason given"
+        print(f"revoked serial {openssl_serial(serial)} ({reason})")
+    print(f"run 'quicnet ca gencrl {a.dir} -out crl.pem' to publish it")
+    return 0
+
+
+def _gencrl(p: Parser, rest: list[str]) -> int:
+    add_output_flags(p)
+    p.add_argument("-crldays", type=int, default=30, help="days until nextUpdate (default 30)")
+    a = p.parse_args(rest)
+    authority = DevCA(a.dir, read_passphrase(a.passin))
+    crl = authority.gencrl(days=parse_days(a.crldays))
+    write_output(a.out, crl.to_pem() if pem_or_der(a.outform) else crl.to_der())
+    if a.out:
+        print(
+            f"CRL number {crl.crl_number} lists {len(crl.revocations)} revoked certificate(s); "
+            f"next update {crl.next_update:%Y-%m-%d %H:%M} UTC",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def ca(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("init", "issue", "list"):
+    if not argv or argv[0] not in _ACTIONS:
         raise CliError(_USAGE)
     action, rest = argv[0], argv[1:]
     p = Parser(f"ca {action}", "A development certificate authority kept in a directory.")
@@ -54,8 +123,19 @@ def ca(argv: list[str]) -> int:
         if issued.key_path:
             print(f"key:         {issued.key_path}")
         return 0
+    if action == "revoke":
+        return _revoke(p, rest)
+    if action == "gencrl":
+        return _gencrl(p, rest)
     a = p.parse_args(rest)
     authority = DevCA(a.dir, read_passphrase(a.passin))
+    status = {e.serial_number: e for e in authority.index()}
     for item in authority.issued():
-        sys.stdout.write(f"{item.serial_number:X}\t{item.not_after:%Y-%m-%d}\t{item.subject}\n")
+        entry = status.get(item.serial_number)
+        state = "valid"
+        if entry is not None and entry.status == "R":
+            state = f"revoked ({entry.reason.name if entry.reason else 'no reason'})"
+        sys.stdout.write(
+            f"{item.serial_number:X}\t{item.not_after:%Y-%m-%d}\t{item.subject}\t{state}\n"
+        )
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from quicnet.cli.common import CliError, Parser, network_error, split_host_port
+from quicnet.cli.crl_flags import add_crl_flags, crl_options
 from quicnet.cli.tls_common import key_log_writer, load_roots, parse_pins
 from quicnet.io.aio import QuicClient, connect, describe_termination, run
 from quicnet.quic import ConnectionTerminated, QuicConfiguration, StreamDataReceived, StreamReset
@@ -114,8 +115,10 @@ async def main(argv: list[str]) -> int:
         metavar="S",
         help="give up when the handshake is not done within S seconds (default 10)",
     )
+    add_crl_flags(p, check_all=True)
     p.add_argument("urls", nargs="*", metavar="URL")
     a = p.parse_args(argv)
+    crls, revocation = crl_options(a)
 
     host, port = split_host_port(a.connect)
     pins = parse_pins(a.pin)
@@ -132,6 +135,8 @@ async def main(argv: list[str]) -> int:
         trust_roots=roots,
         pinned_fingerprints=pins,
         insecure_skip_verify=a.insecure,
+        crls=crls,
+        revocation_check=revocation,
         key_log=key_log_writer(a.keylogfile),  # without it: SSLKEYLOGFILE, if set
         handshake_timeout=a.handshake_timeout,
     )

@@ -16,6 +16,7 @@ from quicnet.cli.common import (
     split_host_port,
     write_output,
 )
+from quicnet.cli.crl_flags import add_crl_flags, crl_options
 from quicnet.cli.tls_common import (
     add_tls_flags,
     key_log_writer,
@@ -95,7 +96,9 @@ async def run(argv: list[str]) -> int:
     )
     p.add_argument("-ign_eof", action="store_true", help="keep reading after stdin ends")
     add_tls_flags(p)
+    add_crl_flags(p, check_all=True)
     a = p.parse_args(argv)
+    crls, revocation = crl_options(a)
 
     host, port = split_host_port(a.connect)
     chain, key = load_identity(a.cert, a.key, read_passphrase(a.passin))
@@ -110,6 +113,8 @@ async def run(argv: list[str]) -> int:
         trust_roots=roots,
         pinned_fingerprints=pins,
         insecure_skip_verify=a.insecure,
+        crls=crls,
+        revocation_check=revocation,
         cipher_suites=parse_ciphersuites(a.ciphersuites)
         if a.ciphersuites
         else DEFAULT_CIPHER_SUITES,

@@ -66,7 +66,9 @@ def serve(argv: list[str]) -> int:
     p = Parser("serve", "A real-time chat relay: 'quicnet connect' clients talk through it.")
     p.add_argument("-host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)")
     p.add_argument("-port", type=int, default=7777, help="UDP port (default 7777; 0: any)")
-    p.add_argument("-cert", metavar="FILE", help="certificate chain (PEM); default: a dev one")
+    p.add_argument(
+        "-cert", metavar="FILE", help="certificate chain (PEM) or a .p12; default: a dev one"
+    )
     p.add_argument("-key", metavar="FILE", help="the certificate's private key")
     p.add_argument("-pass", dest="passin", metavar="ARG", help="passphrase of -key")
     p.add_argument(

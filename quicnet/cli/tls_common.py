@@ -19,6 +19,7 @@ from quicnet.crypto import (
     load_private_key,
 )
 from quicnet.crypto.pem import pem_blocks
+from quicnet.crypto.pkcs12 import is_pkcs12, load_pkcs12
 from quicnet.tls import CipherSuite
 from quicnet.tls.keylog import key_log_file
 
@@ -87,7 +88,7 @@ def add_tls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-ciphersuites", metavar="S1:S2", help="TLS 1.3 cipher suites")
     p.add_argument("-keylogfile", metavar="FILE", help="append secrets (SSLKEYLOGFILE format)")
     p.add_argument("-CAfile", metavar="FILE", help="trusted roots for the peer's certificate")
-    p.add_argument("-cert", metavar="FILE", help="our certificate chain (PEM)")
+    p.add_argument("-cert", metavar="FILE", help="our certificate chain (PEM), or a .p12")
     p.add_argument("-key", metavar="FILE", help="our private key")
     p.add_argument("-pass", dest="passin", metavar="ARG", help="passphrase of -key")
     p.add_argument("-quiet", action="store_true", help="print no session information")
@@ -114,8 +115,15 @@ def load_roots(path: str | None) -> list[Certificate]:
 def load_identity(
     cert: str | None, key: str | None, password: bytes | None
 ) -> tuple[list[Certificate], PrivateKey | None]:
+    """``-cert``/``-key``/``-pass``: PEM or DER files, or one PKCS#12 file as ``-cert``."""
     if not cert:
         return [], None
-    chain = load_certificates(read_input(cert, "certificate"))
+    data = read_input(cert, "certificate")
+    if is_pkcs12(data):
+        if key:
+            raise CliError(f"{cert} is a PKCS#12 file, which holds the key: drop -key")
+        identity = load_pkcs12(data, password).identity()
+        return list(identity.certificate_chain), identity.private_key
+    chain = load_certificates(data)
     private = load_private_key(read_input(key or cert, "key"), password)
     return chain, private

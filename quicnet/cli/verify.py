@@ -6,6 +6,7 @@ import datetime
 import sys
 
 from quicnet.cli.common import Parser, read_input
+from quicnet.cli.crl_flags import add_crl_flags, crl_options
 from quicnet.crypto import Certificate, CertificateError, load_certificates, verify_chain
 from quicnet.crypto.verify import Purpose
 
@@ -25,8 +26,10 @@ def verify(argv: list[str]) -> int:
         action="store_true",
         help="trust CAfile certificates that are not self-signed (intermediates) as anchors",
     )
+    add_crl_flags(p, check_all=True)
     p.add_argument("certificates", nargs="*", metavar="cert.pem")
     a = p.parse_args(argv)
+    crls, revocation = crl_options(a)
 
     roots = load_certificates(read_input(a.CAfile, "CA file"))
     pool: list[Certificate] = []
@@ -43,7 +46,15 @@ def verify(argv: list[str]) -> int:
         chain = load_certificates(read_input(path, "certificate"))
         try:
             for name in names or [None]:
-                verify_chain(chain + pool, roots, name=name, at=at, purpose=_PURPOSES[a.purpose])
+                verify_chain(
+                    chain + pool,
+                    roots,
+                    name=name,
+                    at=at,
+                    purpose=_PURPOSES[a.purpose],
+                    crls=crls,
+                    revocation_check=revocation,
+                )
         except CertificateError as exc:
             sys.stderr.write(f"{label}: verification failed: {exc}\n")
             failed = True

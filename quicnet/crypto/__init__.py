@@ -1,7 +1,8 @@
 """The crypto toolkit: a small, typed layer over pyca/cryptography.
 
 Keys (:mod:`~quicnet.crypto.keys`), X.509 certificates and CSRs
-(:mod:`~quicnet.crypto.certs`), path validation (:mod:`~quicnet.crypto.verify`),
+(:mod:`~quicnet.crypto.certs`), path validation (:mod:`~quicnet.crypto.verify`)
+with CRLs (:mod:`~quicnet.crypto.crl`),
 development identities, TLS key exchange (:mod:`~quicnet.crypto.kex`), AEAD
 and QUIC header protection (:mod:`~quicnet.crypto.aead`), HKDF and the TLS 1.3
 derivations (:mod:`~quicnet.crypto.kdf`), hashes, randomness.
@@ -22,6 +23,15 @@ from quicnet.crypto.certs import (
     make_ca,
     make_csr,
     self_signed_certificate,
+)
+from quicnet.crypto.crl import (
+    BadCRLSignature,
+    CertificateRevocationList,
+    CRLExpired,
+    CRLNotYetValid,
+    load_crl,
+    load_crls,
+    make_crl,
 )
 from quicnet.crypto.errors import (
     BadCertificateSignature,
@@ -55,7 +65,21 @@ from quicnet.crypto.keys import (
     load_private_key,
     load_public_key,
 )
+from quicnet.crypto.pkcs12 import (
+    Pkcs12Bundle,
+    Pkcs12Identity,
+    export_pkcs12,
+    is_pkcs12,
+    load_pkcs12,
+)
 from quicnet.crypto.random import constant_time_eq, random_bytes
+from quicnet.crypto.revocation import (
+    CertificateRevoked,
+    Revocation,
+    RevocationCheck,
+    RevocationReason,
+    RevocationUnknown,
+)
 from quicnet.crypto.signing import SignatureScheme
 from quicnet.crypto.verify import verify_chain
 
@@ -64,12 +88,17 @@ __all__ = [
     "KEY_ALGORITHMS",
     "Aead",
     "AeadAlgorithm",
+    "BadCRLSignature",
     "BadCertificateSignature",
+    "CRLExpired",
+    "CRLNotYetValid",
     "Certificate",
     "CertificateError",
     "CertificateExpired",
     "CertificateNotYetValid",
     "CertificateRequest",
+    "CertificateRevocationList",
+    "CertificateRevoked",
     "ChainOrderError",
     "CryptoError",
     "DecodeError",
@@ -85,8 +114,14 @@ __all__ = [
     "NotACA",
     "PassphraseError",
     "PathTooLong",
+    "Pkcs12Bundle",
+    "Pkcs12Identity",
     "PrivateKey",
     "PublicKey",
+    "Revocation",
+    "RevocationCheck",
+    "RevocationReason",
+    "RevocationUnknown",
     "SignatureScheme",
     "UnknownIssuer",
     "UnsuitableCertificate",
@@ -96,6 +131,7 @@ __all__ = [
     "constant_time_eq",
     "derive_secret",
     "dev_identity",
+    "export_pkcs12",
     "digest",
     "digest_size",
     "format_fingerprint",
@@ -104,13 +140,18 @@ __all__ = [
     "hkdf_expand_label",
     "hkdf_extract",
     "hmac_digest",
+    "is_pkcs12",
     "issue_certificate",
     "load_certificate",
     "load_certificates",
+    "load_crl",
+    "load_crls",
     "load_csr",
+    "load_pkcs12",
     "load_private_key",
     "load_public_key",
     "make_ca",
+    "make_crl",
     "make_csr",
     "random_bytes",
     "respond_key_share",

@@ -40,6 +40,7 @@ __all__ = [
     "make_ca",
     "make_csr",
     "self_signed_certificate",
+    "x509_signature_hash",
 ]
 
 _CLOCK_SKEW = datetime.timedelta(minutes=5)  # backdate notBefore for peers with slow clocks
@@ -326,8 +327,8 @@ def check_chain_order(chain: Sequence[Certificate]) -> None:
             )
 
 
-def _signature_hash(key: PrivateKey) -> object:
-    """The hash a certificate signature by ``key`` uses (None for Ed*/ML-DSA)."""
+def x509_signature_hash(key: PrivateKey) -> object:
+    """The hash an X.509 signature (certificate, CSR, CRL) by ``key`` uses (None for Ed*/ML-DSA)."""
     k = key._key
     if isinstance(k, rsa.RSAPrivateKey):
         return hash_algorithm("sha256")  # sha256WithRSAEncryption: what every verifier takes
@@ -339,7 +340,7 @@ def _signature_hash(key: PrivateKey) -> object:
 
 
 def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> Certificate:
-    algorithm = _signature_hash(key)  # UnsupportedAlgorithmError for keys that cannot sign
+    algorithm = x509_signature_hash(key)  # UnsupportedAlgorithmError for keys that cannot sign
     try:
         return Certificate(builder.sign(key._key, algorithm))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
@@ -460,7 +461,7 @@ def make_csr(key: PrivateKey, subject: str, *, names: Iterable[str] = ()) -> Cer
     entries = san_entries(names)
     if entries:
         builder = builder.add_extension(x509.SubjectAlternativeName(entries), critical=False)
-    algorithm = _signature_hash(key)
+    algorithm = x509_signature_hash(key)
     try:
         return CertificateRequest(builder.sign(key._key, algorithm))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:

@@ -5,19 +5,33 @@ Layout of the directory, close to OpenSSL's ``ca`` so its tools can read it::
     ca.pem              the root certificate
     private/ca.key      its key (mode 0600)
     serial              next serial number, hex
-    index.txt           one line per issued certificate (OpenSSL's format)
+    index.txt           one line per issued certificate (OpenSSL's format,
+                        see :mod:`quicnet.crypto.caindex`); revocations too
+    index.txt.attr      ``unique_subject = no``, for OpenSSL's ``ca``
+    crlnumber           number of the next CRL, hex
     certs/SERIAL.pem    every issued certificate
     private/SERIAL.key  keys the CA generated for subjects (mode 0600)
+
+``openssl ca`` with ``database = DIR/index.txt`` and ``crlnumber =
+DIR/crlnumber`` can revoke and make CRLs over the same directory.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from quicnet.crypto.caindex import (
+    OPENSSL_REASONS,
+    IndexEntry,
+    format_index,
+    openssl_serial,
+    parse_index,
+)
 from quicnet.crypto.certs import (
     Certificate,
     CertificateRequest,
@@ -26,10 +40,12 @@ from quicnet.crypto.certs import (
     make_ca,
     make_csr,
 )
-from quicnet.crypto.errors import CryptoError
+from quicnet.crypto.crl import CertificateRevocationList, make_crl
+from quicnet.crypto.errors import CryptoError, DecodeError
 from quicnet.crypto.keyfile import write_private_file
 from quicnet.crypto.keys import PrivateKey, generate_private_key, load_private_key
 from quicnet.crypto.random import random_bytes
+from quicnet.crypto.revocation import RevocationReason
 
 __all__ = ["DevCA", "IssuedCertificate"]
 
@@ -85,7 +101,18 @@ class DevCA:
         (root / "ca.pem").write_bytes(cert.to_pem())
         (root / "serial").write_text(f"{int.from_bytes(random_bytes(8), 'big') | 1 << 62:X}\n")
         (root / "index.txt").write_text("")
+        cls._write_openssl_extras(root)
         return cls(root, password)
+
+    @staticmethod
+    def _write_openssl_extras(root: Path) -> None:
+        """What OpenSSL's ``ca`` wants beside index.txt (kept if present)."""
+        attr = root / "index.txt.attr"
+        if not attr.exists():  # a dev CA may re-issue to one subject
+            attr.write_text("unique_subject = no\n")
+        number = root / "crlnumber"
+        if not number.exists():
+            number.write_text("01\n")
 
     def _peek_serial(self) -> int:
         try:
@@ -134,12 +161,11 @@ class DevCA:
             write_private_file(key_path, key.to_pem())
         cert_path = self.directory / "certs" / f"{serial:X}.pem"
         cert_path.write_bytes(cert.to_pem())
-        # OpenSSL index.txt: status, expiry (YYMMDDHHMMSSZ), revocation, serial, file, subject
         # OpenSSL index.txt subject: RDNs in encoding order, "/"-separated.
         subject = "/" + "/".join(rdn.rfc4514_string() for rdn in cert._cert.subject.rdns)
-        line = f"V\t{cert.not_after:%y%m%d%H%M%S}Z\t\t{serial:X}\tunknown\t{subject}\n"
+        entry = IndexEntry("V", cert.not_after, serial, subject)
         with open(self.directory / "index.txt", "a") as f:
-            f.write(line)
+            f.write(entry.to_line())
         return IssuedCertificate(serial, cert.subject, cert.not_after, cert_path, key_path)
 
     def issued(self) -> list[IssuedCertificate]:
@@ -158,3 +184,79 @@ class DevCA:
                 )
             )
         return result
+
+    def index(self) -> list[IndexEntry]:
+        """The entries of ``index.txt``, in file order."""
+        try:
+            text = (self.directory / "index.txt").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DecodeError(f"{self.directory}/index.txt is unreadable: {exc}") from None
+        return parse_index(text)
+
+    def _write_index(self, entries: Sequence[IndexEntry]) -> None:
+        """Replace index.txt whole, so a reader never sees half of it."""
+        fd, temporary = tempfile.mkstemp(prefix=".index.", dir=self.directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(format_index(entries))
+        os.replace(temporary, self.directory / "index.txt")
+
+    def revoke(
+        self,
+        serial_number: int,
+        reason: RevocationReason | None = None,
+        *,
+        at: datetime.datetime | None = None,
+    ) -> IndexEntry:
+        """Mark the certificate with ``serial_number`` revoked in index.txt (``openssl ca -revoke``).
+
+        ``removeFromCRL`` takes a certificate off hold (a ``certificateHold``
+        revocation) and makes it valid again; a revocation for any other
+        reason is final. The next :meth:`gencrl` lists the revocation.
+        """
+        if reason is not None and reason not in OPENSSL_REASONS:
+            raise CryptoError(f"OpenSSL's ca records no {reason.name!r} reason; use another")
+        entries = self.index()
+        found = [i for i, e in enumerate(entries) if e.serial_number == serial_number]
+        if not found:
+            raise CryptoError(
+                f"serial {openssl_serial(serial_number)} is not in {self.directory}/index.txt"
+            )
+        i = found[-1]
+        entry = entries[i]
+        if reason is RevocationReason.removeFromCRL:
+            if entry.reason is not RevocationReason.certificateHold:
+                raise CryptoError(
+                    f"serial {openssl_serial(serial_number)} is not on hold: removeFromCRL "
+                    "only releases a certificateHold"
+                )
+            entries[i] = entry.reinstated()
+        elif entry.status == "R" and entry.reason is not RevocationReason.certificateHold:
+            raise CryptoError(f"serial {openssl_serial(serial_number)} is already revoked")
+        else:
+            moment = (at or datetime.datetime.now(datetime.UTC)).replace(microsecond=0)
+            entries[i] = entry.revoked(moment, reason)
+        self._write_index(entries)
+        return entries[i]
+
+    def gencrl(
+        self, *, days: int = 30, at: datetime.datetime | None = None
+    ) -> CertificateRevocationList:
+        """A CRL of every revocation in index.txt, numbered from ``crlnumber`` (``openssl ca -gencrl``)."""
+        ca_key = self._key()  # a wrong passphrase fails before the number is used
+        self._write_openssl_extras(self.directory)
+        number_path = self.directory / "crlnumber"
+        try:
+            number = int(number_path.read_text().strip(), 16)
+        except (OSError, ValueError):
+            raise CryptoError(f"{number_path} is missing or not hex") from None
+        revoked = [r for e in self.index() if (r := e.revocation) is not None]
+        crl = make_crl(
+            self.certificate,
+            ca_key,
+            revoked,
+            crl_number=number,
+            days=days,
+            this_update=at,
+        )
+        number_path.write_text(openssl_serial(number + 1) + "\n")
+        return crl

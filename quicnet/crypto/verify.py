@@ -5,8 +5,9 @@ intermediates to one of the trust roots and checks, for each certificate:
 validity at the given time, the issuer's signature, that every issuer is a CA
 allowed to sign certificates (basicConstraints, keyUsage, pathLenConstraint),
 name constraints on DNS names and IP addresses, and that no critical
-extension goes unprocessed; then the leaf's name (RFC 6125) and extended key
-usage. Each failure raises the :class:`CertificateError` subclass naming it.
+extension goes unprocessed; revocation against the CRLs given (RFC 5280 §6.3,
+in :mod:`quicnet.crypto.crl`); then the leaf's name (RFC 6125) and extended
+key usage. Each failure raises the :class:`CertificateError` subclass naming it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from quicnet.crypto.certs import Certificate
+from quicnet.crypto.crl import CertificateRevocationList, check_revocation
 from quicnet.crypto.errors import (
     BadCertificateSignature,
     CertificateError,
@@ -33,6 +35,7 @@ from quicnet.crypto.errors import (
     UnsupportedCriticalExtension,
 )
 from quicnet.crypto.names import dns_name_matches
+from quicnet.crypto.revocation import RevocationCheck
 
 __all__ = ["MAX_PATH_LENGTH", "Purpose", "verify_chain"]
 
@@ -231,6 +234,8 @@ def verify_chain(
     name: str | None = None,
     at: datetime.datetime | None = None,
     purpose: Purpose = "server",
+    crls: Sequence[CertificateRevocationList] = (),
+    revocation_check: RevocationCheck | None = None,
 ) -> list[Certificate]:
     """Validate ``chain`` (leaf first, then intermediates in any order) against ``roots``.
 
@@ -238,6 +243,14 @@ def verify_chain(
     skips the check); ``at`` the time of validation (default now). A root may
     also be the leaf itself (a pinned self-signed certificate). Returns the
     validated path from leaf to root.
+
+    ``crls`` are consulted for every certificate of the path but the root: one
+    its issuer revoked raises :class:`~quicnet.crypto.revocation.CertificateRevoked`.
+    ``revocation_check`` says whose status must be known: ``"leaf"`` (the
+    default when ``crls`` are given; OpenSSL's ``-crl_check``), ``"chain"``
+    (``-crl_check_all``) or ``"none"`` (the default without CRLs). A required
+    status with no current CRL signed by the issuer fails closed with
+    :class:`~quicnet.crypto.revocation.RevocationUnknown`.
     """
     if not chain:
         raise CertificateError("the certificate chain is empty")
@@ -249,6 +262,8 @@ def verify_chain(
     _check_critical(leaf)
     _check_time(leaf, at)
     path = _build_path([leaf], roots, root_set, pool, at)
+    required = revocation_check or ("leaf" if crls else "none")
+    check_revocation(path, crls, at=at, required=required)
     _check_leaf_usage(leaf, purpose)
     if name is not None:
         _check_name(leaf, name)

@@ -6,7 +6,13 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from quicnet.crypto import Certificate, NamedGroup, PrivateKey
+from quicnet.crypto import (
+    Certificate,
+    CertificateRevocationList,
+    NamedGroup,
+    PrivateKey,
+    RevocationCheck,
+)
 from quicnet.quic.congestion import CongestionController, NewReno
 from quicnet.quic.errors import QuicUsageError
 from quicnet.quic.versions import QuicVersion
@@ -39,6 +45,10 @@ class QuicConfiguration:
     insecure_skip_verify: bool = False
     #: Client: check the certificate's name against server_name (required unless pinned).
     verify_server_name: bool = True
+    #: Client: CRLs for the server's chain and whose status must be known
+    #: (see :class:`quicnet.tls.ClientConfig`); a revoked server fails the handshake.
+    crls: Sequence[CertificateRevocationList] = ()
+    revocation_check: RevocationCheck | None = None
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
     #: Called with each NSS key log line (SSLKEYLOGFILE format). A client without one

@@ -102,6 +102,8 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
                 pinned_fingerprints=c.pinned_fingerprints,
                 insecure_skip_verify=c.insecure_skip_verify,
                 verify_server_name=c.verify_server_name,
+                crls=c.crls,
+                revocation_check=c.revocation_check,
                 cipher_suites=c.cipher_suites,
                 groups=c.groups,
                 key_share_groups=c.groups[:1],  # the others by HelloRetryRequest

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from quicnet.crypto import (
     Certificate,
     CertificateError,
+    CertificateRevocationList,
     CryptoError,
     PrivateKey,
+    RevocationCheck,
     SignatureScheme,
     constant_time_eq,
     load_certificate,
@@ -79,10 +81,13 @@ def verify_peer_certificates(
     purpose: str,
     skip: bool = False,
     require_name: bool = False,
+    crls: Sequence[CertificateRevocationList] = (),
+    revocation_check: RevocationCheck | None = None,
 ) -> None:
     """Accept the chain if a pin matches its leaf, or it validates to a root for ``name``.
 
     With ``require_name`` the roots vouch only for a leaf checked against ``name``.
+    ``crls`` and ``revocation_check`` go to :func:`verify_chain` (a pin is trusted as is).
     """
     if skip:
         return
@@ -96,7 +101,14 @@ def verify_peer_certificates(
                 "peer certificate matches no pinned fingerprint", AlertDescription.bad_certificate
             )
     try:
-        verify_chain(chain, roots, name=name, purpose="server" if purpose == "server" else "client")
+        verify_chain(
+            chain,
+            roots,
+            name=name,
+            purpose="server" if purpose == "server" else "client",
+            crls=crls,
+            revocation_check=revocation_check,
+        )
     except CertificateError as exc:
         raise ProtocolViolation(
             f"peer certificate rejected: {exc}", AlertDescription(exc.alert)

@@ -460,6 +460,8 @@ class TLSClient(TLSEngine):
             purpose="server",
             skip=c.insecure_skip_verify,
             require_name=c.verify_server_name,
+            crls=c.crls,
+            revocation_check=c.revocation_check,
         )
         self.peer_certificates = tuple(chain)
         self.transcript.add(raw)

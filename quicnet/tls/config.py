@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from quicnet.crypto import Certificate, NamedGroup, PrivateKey, SignatureScheme
+from quicnet.crypto import (
+    Certificate,
+    CertificateRevocationList,
+    NamedGroup,
+    PrivateKey,
+    RevocationCheck,
+    SignatureScheme,
+)
 from quicnet.tls.errors import ConfigurationError, UsageError
 from quicnet.tls.key_schedule import CipherSuite
 from quicnet.tls.session import SessionTicket, StrikeRegister, TicketKeys
@@ -77,6 +84,12 @@ class ClientConfig:
     #: Check the certificate against ``server_name`` (required with ``trust_roots``).
     #: False accepts a certificate for *any* name from a trusted root: opt out knowingly.
     verify_server_name: bool = True
+    #: CRLs checked along the server's chain (RFC 5280 §6.3): a revoked certificate
+    #: aborts with alert certificate_revoked. With CRLs, the leaf's status must be
+    #: known (``revocation_check`` "leaf", the default) or the whole chain's ("chain");
+    #: an expired or wrongly signed CRL then fails closed (certificate_unknown).
+    crls: Sequence[CertificateRevocationList] = ()
+    revocation_check: RevocationCheck | None = None
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
     #: Groups to send a key share for in the first ClientHello (the rest via HRR).
