@@ -1,0 +1,235 @@
+"""A client that moves its connection to a new local address (RFC 9000 §9.2-§9.5).
+
+The simulated client changes address with ``sim.rebind_client`` (datagrams on
+their way to the old address are lost, as when a socket is closed) and tells
+its connection with ``migrate``; the server is the endpoint of every other
+simulation, which follows a migrating peer (§9.3). Every payload is checked
+byte for byte.
+"""
+
+from __future__ import annotations
+
+import pytest
+from simnet import (
+    LinkConfig,
+    Simulation,
+    StreamCollector,
+    handshake,
+    make_pair,
+    payloads,
+    send_on_new_streams,
+)
+
+from quicnet.quic import (
+    ConnectionState,
+    DatagramReceived,
+    QuicConnection,
+    QuicUsageError,
+    StreamDataReceived,
+)
+from quicnet.quic.endpoint import QuicEndpoint
+from quicnet.quic.migration import migration_refused
+
+
+def _lossy(loss: float) -> LinkConfig:
+    return LinkConfig(latency=0.02, jitter=0.004, loss=loss, reorder=0.02, reorder_delay=0.01)
+
+
+def _move(sim: Simulation, index: int, *, port_only: bool) -> None:
+    """The client's datagrams leave from another address from now on."""
+    host, port = sim.client.address
+    if port_only:
+        sim.rebind_client((host, port + 1))  # a new socket on the same host
+    else:
+        sim.rebind_client((f"10.0.{index + 1}.1", 50000))  # another network
+    sim.client.connection.migrate(sim.now, port_only=port_only)
+
+
+def _server_routes(sim: Simulation, cid: bytes) -> bool:
+    endpoint = sim.server.impl
+    assert isinstance(endpoint, QuicEndpoint)
+    return cid in endpoint.connections
+
+
+def test_thirty_seconds_with_a_move_every_two_seconds_at_five_percent_loss() -> None:
+    """Streams both ways and datagrams go on across 14 moves; every byte arrives in order,
+    each move uses a new server CID and retires the old one (§9.5), and the server
+    follows each move (§9.3) after validating the new path."""
+    sim = make_pair(seed=90, c2s=_lossy(0.05), s2c=_lossy(0.05))
+    sim.s2c.config.bandwidth = 150_000  # the download takes the whole 30 seconds
+    body = payloads(91, [4_000_000])[0]
+
+    def serve(node, conn, event) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(event, StreamDataReceived) and event.end_stream:
+            conn.send_stream_data(event.stream_id, body, end_stream=True)
+
+    up = StreamCollector()
+
+    def server_events(node, conn, event) -> None:  # type: ignore[no-untyped-def]
+        up(node, conn, event)
+        serve(node, conn, event)
+
+    sim.server.on_event = server_events
+    down = StreamCollector()
+    sim.client.on_event = down
+    sim.c2s.config.loss = sim.s2c.config.loss = 0.0
+    handshake(sim)
+    sim.c2s.config.loss = sim.s2c.config.loss = 0.05
+    client = sim.client.connection
+    sent = send_on_new_streams(client, payloads(92, [300_000]))
+    server = sim.server.connection
+    cids = [client.cids.current_peer_cid]
+    next_datagram = 0
+    received_per_move: list[int] = []
+    moves = 14
+    for i in range(moves + 1):
+        start = len(sim.server.events_of(DatagramReceived))
+        for _ in range(20):  # a datagram every 100 ms
+            client.send_datagram(next_datagram.to_bytes(4, "big"))
+            next_datagram += 1
+            sim.run_for(0.1)
+        received_per_move.append(len(sim.server.events_of(DatagramReceived)) - start)
+        if i == moves:
+            break
+        assert not down.complete(sent), "the download must outlast the moves"
+        controller = client.recovery.cc
+        port_only = i % 2 == 0
+        _move(sim, i, port_only=port_only)
+        cids.append(client.cids.current_peer_cid)
+        assert cids[-1] not in cids[:-1]  # §9.5: never a CID used on another path
+        assert (client.recovery.cc is controller) == port_only  # §9.4
+    sim.run_until(lambda: down.complete(sent) and up.complete(sent), timeout=120.0)
+    [(sid, request)] = sent.items()
+    assert bytes(up.data[sid]) == request
+    assert bytes(down.data[sid]) == body  # every byte, in order, exactly once
+    # Datagrams kept flowing after every move (unreliable: most, not all, arrive).
+    assert all(n >= 10 for n in received_per_move), received_per_move
+    got = [int.from_bytes(e.data, "big") for e in sim.server.events_of(DatagramReceived)]
+    assert len(got) == len(set(got)) and set(got) <= set(range(next_datagram))
+    sim.run_for(1.0)
+    assert client.state == server.state == ConnectionState.CONNECTED
+    assert server.peer_address == sim.client.address and server.address_validated
+    assert server.path_migrations == client.path_migrations == moves
+    assert client.stats().path_migrations == moves
+    # The old CIDs were retired: the server routes none of them any more.
+    assert _server_routes(sim, cids[-1])
+    assert not any(_server_routes(sim, cid) for cid in cids[:-1])
+    assert sim.c2s.stats.dropped > 100 and sim.s2c.stats.dropped > 100
+
+
+def test_a_move_validates_the_new_path_and_the_server_follows() -> None:
+    """§9.2: a PATH_CHALLENGE goes out from the new address at once, padded to 1200
+    bytes (§8.2.1); the server answers it and moves its packets to the new address."""
+    sim = make_pair(seed=93)
+    handshake(sim)
+    sim.run_for(0.5)  # the server's NEW_CONNECTION_IDs have arrived
+    client = sim.client.connection
+    server = sim.server.connection
+    old_address = sim.client.address
+    _move(sim, 0, port_only=False)
+    path = client.paths.current
+    assert path is not None and path.validating
+    sizes: list[int] = []
+    sim.c2s.taps.append(lambda data, now: sizes.append(len(data)))
+    sim.run_for(1.0)
+    assert sizes and sizes[0] == 1200  # the challenge, expanded, first
+    assert not path.validating and path.challenges == []  # the response came back
+    assert server.peer_address == sim.client.address != old_address
+    assert server.path_migrations == 1 and server.address_validated
+    sent = send_on_new_streams(client, payloads(93, [50_000]))
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    sim.run_until(lambda: collector.complete(sent), timeout=10.0)
+    assert bytes(collector.data[next(iter(sent))]) == next(iter(sent.values()))
+
+
+def test_no_move_before_the_handshake_is_confirmed() -> None:
+    """RFC 9000 §9: MUST NOT initiate migration before the handshake is confirmed."""
+    sim = make_pair(seed=94)
+    handshake(sim, confirmed=False)  # complete; HANDSHAKE_DONE is a round trip away
+    client = sim.client.connection
+    assert client.handshake_complete and not client.handshake_confirmed
+    assert "confirmed" in (migration_refused(client) or "")
+    cid = client.cids.current_peer_cid
+    with pytest.raises(QuicUsageError, match="confirmed"):
+        client.migrate(sim.now)
+    assert client.cids.current_peer_cid == cid and client.path_migrations == 0
+    sim.run_until(lambda: client.handshake_confirmed)
+    sim.run_for(0.1)
+    client.migrate(sim.now)  # now it may
+    assert client.cids.current_peer_cid != cid and client.path_migrations == 1
+
+
+def test_disable_active_migration_is_honoured() -> None:
+    """§18.2: a server that sent disable_active_migration is never migrated away from."""
+    sim = make_pair(seed=95, server={"disable_active_migration": True})
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    assert client.remote_params is not None and client.remote_params.disable_active_migration
+    with pytest.raises(QuicUsageError, match="disable_active_migration"):
+        client.migrate(sim.now)
+    assert client.path_migrations == 0 and not client.paths.active
+
+
+def test_a_server_does_not_migrate() -> None:
+    sim = make_pair(seed=96)
+    handshake(sim)
+    with pytest.raises(QuicUsageError, match="only a client"):
+        sim.server.connection.migrate(sim.now)
+
+
+def test_a_move_waits_for_a_spare_connection_id() -> None:
+    """§5.1.1, §9.5: with no unused server CID the client cannot move; once the server
+    issued a new one (for the CID the move retired) it can move again."""
+    sim = make_pair(seed=97, client={"active_connection_id_limit": 2})
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    assert len(client.cids.peer) == 2  # the handshake's CID and one spare
+    _move(sim, 0, port_only=True)
+    with pytest.raises(QuicUsageError, match="spare connection ID"):
+        client.migrate(sim.now)
+    assert client.path_migrations == 1
+    sim.run_for(0.5)  # RETIRE_CONNECTION_ID out, NEW_CONNECTION_ID back
+    _move(sim, 1, port_only=False)
+    sim.run_for(1.0)
+    server = sim.server.connection
+    assert server.path_migrations == 2 and server.peer_address == sim.client.address
+
+
+def test_key_update_under_migration() -> None:
+    """A key update started on one path completes on the next; data goes on."""
+    sim = make_pair(seed=98, c2s=_lossy(0.03), s2c=_lossy(0.03))
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    handshake(sim)
+    client = sim.client.connection
+    server = sim.server.connection
+    sent = send_on_new_streams(client, payloads(98, [600_000]))
+    sim.run_for(0.5)
+    for i in range(3):
+        if client.keys.update_confirmed:
+            client.request_key_update()
+            sim.flush()  # the first packets of the new phase leave from the old address
+        _move(sim, i, port_only=i == 1)
+        sim.run_for(1.0)
+    sim.run_until(lambda: collector.complete(sent), timeout=60.0)
+    assert bytes(collector.data[next(iter(sent))]) == next(iter(sent.values()))
+    assert client.key_updates >= 2 and client.key_phase == server.recv_key_phase
+    assert server.path_migrations == 3 and server.peer_address == sim.client.address
+
+
+def test_a_path_that_never_answers_ends_the_connection() -> None:
+    """§8.2.4: validation from the new address is abandoned after three PTOs; a client
+    has no other address to fall back to (its old socket is gone), so it ends."""
+    sim = make_pair(seed=99)
+    handshake(sim)
+    sim.run_for(0.5)
+    client: QuicConnection = sim.client.connection
+    _move(sim, 0, port_only=False)
+    sim.c2s.filter = lambda data, now: False  # the new path carries nothing
+    sim.run_for(10.0)
+    assert client.state == ConnectionState.TERMINATED
+    assert client.termination is not None
+    assert "path validation failed" in client.termination.reason
