@@ -114,7 +114,8 @@ def test_thirty_seconds_with_a_move_every_two_seconds_at_five_percent_loss() -> 
     # The old CIDs were retired: the server routes none of them any more.
     assert _server_routes(sim, cids[-1])
     assert not any(_server_routes(sim, cid) for cid in cids[:-1])
-    assert sim.c2s.stats.dropped > 100 and sim.s2c.stats.dropped > 100
+    for link in (sim.c2s, sim.s2c):  # the loss really happened
+        assert link.stats.dropped > 0.03 * link.stats.datagrams > 30
 
 
 def test_a_move_validates_the_new_path_and_the_server_follows() -> None:
