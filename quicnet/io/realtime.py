@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from quicnet.crypto import Certificate, PrivateKey, load_certificates
-from quicnet.io.udp import DatagramSender, SocketDriver, local_host_for, open_udp_socket
+from quicnet.io.udp import (
+    MIGRATION_LINGER,
+    DatagramSender,
+    SocketDriver,
+    local_host_for,
+    open_udp_socket,
+)
 from quicnet.quic import Address
 from quicnet.realtime import (
     AcceptHook,
@@ -317,6 +323,15 @@ class Client(_Batching, SocketDriver):
     def flush(self) -> None:
         """Send everything queued now (inside ``batch()``, before its end)."""
         self._flush()
+
+    def migrate(
+        self, local_host: str | None = None, *, linger: float = MIGRATION_LINGER
+    ) -> tuple[str, int]:
+        """Move the session to a new UDP socket, as :meth:`quicnet.io.udp.UdpClient.migrate`
+        does (QuicUsageError when the connection cannot move now)."""
+        address = self.switch_socket(self.core.connection, local_host, linger)
+        self._flush()
+        return (str(address[0]), int(address[1]))
 
     def close(self, reason: str = "closed") -> None:
         """End the session (the server sees CLOSED_BY_PEER and ``reason``) and close the

@@ -293,6 +293,28 @@ class SocketDriver:
         name: Address = self.sock.getsockname()
         return name
 
+    def switch_socket(
+        self, connection: QuicConnection, local_host: str | None, linger: float
+    ) -> Address:
+        """A client's move (RFC 9000 §9.2): a new socket on ``local_host`` (default: the
+        current host) and a new port, ``connection`` told; the old socket is read for
+        ``linger`` more seconds. Nothing changes if the connection refuses to move."""
+        old_host = str(self.sock.getsockname()[0])
+        host = local_host or old_host
+        sock = open_udp_socket(host, 0)
+        try:
+            connection.migrate(time.monotonic(), port_only=host == old_host)
+        except BaseException:
+            sock.close()
+            raise
+        if linger > 0:
+            self.lingering += ((self.sock, time.monotonic() + linger),)
+        else:
+            self.sock.close()
+        self.sock = sock
+        self.sender = DatagramSender(sock)
+        return self.local_address
+
     def close_socket(self) -> None:
         self.sock.close()
         for sock, _ in self.lingering:
@@ -356,27 +378,13 @@ class UdpClient(SocketDriver):
         new port, and the connection moves with it (:meth:`QuicConnection.migrate
         <quicnet.quic.QuicConnection.migrate>`: a new connection ID, path
         validation, fresh congestion state unless only the port changed). The old
-        socket is still read for :data:`MIGRATION_LINGER` seconds, for the packets
-        the server sent before it saw the move (``linger``: 0 closes it at once).
-        Raises QuicUsageError (and keeps the old socket) when the connection cannot
-        move now.
+        socket is still read for ``linger`` seconds (0 closes it at once), for the
+        packets the server sent before it saw the move. Raises QuicUsageError (and
+        keeps the old socket) when the connection cannot move now.
         """
-        old_host = str(self.sock.getsockname()[0])
-        host = local_host or old_host
-        sock = open_udp_socket(host, 0)
-        try:
-            self.connection.migrate(time.monotonic(), port_only=host == old_host)
-        except BaseException:
-            sock.close()
-            raise
-        if linger > 0:
-            self.lingering += ((self.sock, time.monotonic() + linger),)
-        else:
-            self.sock.close()
-        self.sock = sock
-        self.sender = DatagramSender(sock)
+        address = self.switch_socket(self.connection, local_host, linger)
         self.flush()  # the PATH_CHALLENGE and the first packet from the new address
-        return self.local_address
+        return address
 
 
 class UdpServer(SocketDriver):

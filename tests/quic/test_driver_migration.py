@@ -2,17 +2,19 @@
 
 Over real loopback sockets: the tick-driven ``UdpClient`` (with the old socket
 read for a while after the move, or closed at once) and the asyncio
-``QuicClient``, both against quicnet's own server, which must follow.
+``QuicClient``, both against quicnet's own server, which must follow, and the
+real-time ``quicnet.Client``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+import quicnet
 from quicnet.crypto import dev_identity
 from quicnet.io.aio import connect, serve
 from quicnet.io.udp import UdpClient, UdpServer
@@ -154,3 +156,39 @@ def test_asyncio_client_migrates() -> None:
 
     new_port, server_sees, bodies = asyncio.run(main())
     assert bodies == [BODY, BODY] and server_sees == new_port
+
+
+def test_realtime_client_migrates() -> None:
+    """``quicnet.Client.migrate``: the server reports PeerMigrated to the new port and
+    the reliable channel goes on, in order, across the move."""
+    server = quicnet.Server(("127.0.0.1", 0), identity=IDENT)
+    client = quicnet.Client(server.address, pin=IDENT.fingerprint)
+    events: list[object] = []
+
+    def run_until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 15
+        while not condition():
+            assert time.monotonic() < deadline, "not reached within 15 s"
+            events.extend(server.poll(0.002))
+            client.poll(0.0)
+
+    try:
+        run_until(lambda: client.connected and len(client.core.connection.cids.peer) > 1)
+        for i in range(5):
+            client.send(0, b"before %d" % i)
+        new_port = client.migrate(linger=0)[1]
+        for i in range(5):
+            client.send(0, b"after %d" % i)
+        run_until(
+            lambda: (
+                sum(isinstance(e, quicnet.MessageReceived) for e in events) == 10
+                and any(isinstance(e, quicnet.PeerMigrated) for e in events)
+            )
+        )
+    finally:
+        client.close()
+        server.close()
+    messages = [e.data for e in events if isinstance(e, quicnet.MessageReceived)]
+    assert messages == [b"before %d" % i for i in range(5)] + [b"after %d" % i for i in range(5)]
+    (moved,) = [e for e in events if isinstance(e, quicnet.PeerMigrated)]
+    assert moved.new_address[1] == new_port
