@@ -407,9 +407,8 @@ class QuicConnection:
             self.wake(self)
 
     def migrate(self, now: float, *, port_only: bool = False) -> None:
-        """Client: our datagrams leave from a new local address from now on (RFC 9000 §9.2):
-        a new peer CID, path validation, fresh congestion state unless ``port_only``
-        (:mod:`~quicnet.quic.migration`; QuicUsageError says why it cannot)."""
+        """Client: our datagrams leave from a new local address from now on (RFC 9000 §9.2;
+        :mod:`~quicnet.quic.migration`); QuicUsageError when it cannot move."""
         start_migration(self, now, port_only=port_only)
         if self.wake is not None:
             self.wake(self)

@@ -234,3 +234,39 @@ def test_a_path_that_never_answers_ends_the_connection() -> None:
     assert client.state == ConnectionState.TERMINATED
     assert client.termination is not None
     assert "path validation failed" in client.termination.reason
+
+
+def test_a_replayed_packet_from_the_old_address_does_not_pull_the_server_back() -> None:
+    """§9.3, §12.3: after the client moved, an attacker replays one of its packets from
+    the old address. Its CID was retired with the move, so the endpoint answers at most
+    with a stateless reset shorter than the replay (§10.3), which ends nothing: the
+    server stays on the new path and the client's connection goes on."""
+    sim = make_pair(seed=100)
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    server = sim.server.connection
+    captured: list[bytes] = []
+    sim.c2s.taps.append(lambda data, now: captured.append(data))
+    client.send_datagram(b"before the move")
+    sim.run_for(0.2)
+    old_address = sim.client.address
+    replay = captured[-1]
+    _move(sim, 0, port_only=False)
+    sent = send_on_new_streams(client, payloads(100, [100_000]))
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    sim.run_for(0.3)
+    assert server.peer_address == sim.client.address
+    migrations = server.path_migrations
+    before = len(sim.sent_elsewhere)  # what the server sent there before it saw the move
+    for _ in range(3):
+        sim.inject(replay, old_address, sim.server.address)
+        sim.run_for(0.05)
+    sim.run_until(lambda: collector.complete(sent), timeout=20.0)
+    assert bytes(collector.data[next(iter(sent))]) == next(iter(sent.values()))
+    assert server.peer_address == sim.client.address  # not pulled back
+    assert server.path_migrations == migrations == 1
+    answers = [d for _src, dst, d in sim.sent_elsewhere[before:] if dst == old_address]
+    assert len(answers) <= 3 and all(len(d) < len(replay) for d in answers)
+    assert client.state == server.state == ConnectionState.CONNECTED
