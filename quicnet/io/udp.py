@@ -247,6 +247,7 @@ class SocketDriver:
     def _wait(self, timeout: float) -> bool:
         socks = [self.sock]
         if self.lingering:
+            self._expire_lingering(time.monotonic())
             socks += [s for s, _ in self.lingering]
         if timeout <= 0:
             readable, _, _ = select.select(socks, [], [], 0)
@@ -256,14 +257,16 @@ class SocketDriver:
 
     def _read(self) -> list[tuple[bytes, Address]]:
         out = _read_socket(self.sock)
-        if self.lingering:
-            now = time.monotonic()
-            for sock, until in self.lingering:
-                out += _read_socket(sock)
-                if until <= now:
-                    sock.close()
-            self.lingering = tuple((s, t) for s, t in self.lingering if t > now)
+        for sock, _ in self.lingering:
+            out += _read_socket(sock)
         return out
+
+    def _expire_lingering(self, now: float) -> None:
+        """Close the sockets left by a migration whose time is up."""
+        for sock, until in self.lingering:
+            if until <= now:
+                sock.close()
+        self.lingering = tuple((s, t) for s, t in self.lingering if t > now)
 
     def cycle(self, core: SansIoCore, timeout: float) -> None:
         """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
