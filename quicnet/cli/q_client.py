@@ -44,7 +44,7 @@ class _Mover:
         try:
             new = self.client.migrate()
         except QuicUsageError as exc:
-            sys.stderr.write(f"q_client: not migrating: {exc}\n")
+            sys.stderr.write(f"q_client: {exc}; the download goes on\n")
             return
         sys.stderr.write(
             f"q_client: migrated from port {old[1]} to {new[0]}:{new[1]} "

@@ -27,6 +27,8 @@ from typing import Any
 from interop_peers import (  # noqa: F401  (fixtures are used by name)
     ALPN,
     PeerApp,
+    QuicnetServer,
+    closing,
     hard_timeout,
     ident,
     load_stack,
@@ -34,6 +36,8 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
     peer_config,
     peer_loop,
     peer_server,
+    pump,
+    quicnet_server_config,
     relay,
     run_peer_client,
     sha256,
@@ -264,6 +268,39 @@ def test_cli_q_client_migrates_from_q_server(tmp_path: Path, ident: Any) -> None
         frames = {f["frame_type"] for f in event["data"].get("frames", ())}
         (sent if event["name"] == "transport:packet_sent" else received).update(frames)
     assert "path_challenge" in sent and "path_response" in received
+
+
+def test_cli_q_client_does_not_migrate_from_a_server_that_disables_it(
+    tmp_path: Path, ident: Any
+) -> None:
+    """A server that sent disable_active_migration (RFC 9000 §18.2): q_client says it is
+    not moving, stays on its port, and the download completes."""
+    body = payload(2_000_000, seed=34)
+    server = QuicnetServer(
+        quicnet_server_config(ident, disable_active_migration=True), {"/big.bin": body}
+    )
+    out = tmp_path / "downloads"
+    with closing(server):
+        address = server.address
+        command = _quicnet("q_client", "-connect", f"{address[0]}:{address[1]}")
+        command += ["-servername", "localhost", "-CAfile", str(ident.ca_path), "-out", str(out)]
+        command += ["-migrate_after", "100000", "https://localhost/big.bin"]
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            pump(server, until=lambda: proc.poll() is not None, timeout=40)
+            _, stderr = proc.communicate(5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(5)
+        (rec,) = server.connections
+        assert rec.conn.path_migrations == 0
+    assert proc.returncode == 0, stderr.decode()
+    assert b"cannot migrate" in stderr and b"disable_active_migration" in stderr
+    assert b"migrated from" not in stderr
+    assert sha256((out / "big.bin").read_bytes()) == sha256(body)
 
 
 def test_cli_q_client_migrate_after_needs_urls(ident: Any) -> None:
