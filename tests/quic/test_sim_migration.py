@@ -9,6 +9,8 @@ byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from simnet import (
     LinkConfig,
@@ -26,9 +28,12 @@ from quicnet.quic import (
     QuicConnection,
     QuicUsageError,
     StreamDataReceived,
+    TransportErrorCode,
 )
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.migration import migration_refused
+from quicnet.quic.tls_setup import make_tls
+from quicnet.quic.transport_params import PreferredAddress
 
 
 def _lossy(loss: float) -> LinkConfig:
@@ -270,3 +275,50 @@ def test_a_replayed_packet_from_the_old_address_does_not_pull_the_server_back() 
     answers = [d for _src, dst, d in sim.sent_elsewhere[before:] if dst == old_address]
     assert len(answers) <= 3 and all(len(d) < len(replay) for d in answers)
     assert client.state == server.state == ConnectionState.CONNECTED
+
+
+def _offer_preferred_address(sim: Simulation) -> bytes:
+    """Make the (bare) server connection offer a preferred_address whose CID is its own
+    sequence 1 (RFC 9000 §5.1.1): quicnet's server has no option for it, so the test
+    puts the parameter in the TLS engine's transport parameters by hand."""
+    server = sim.server.impl
+    assert isinstance(server, QuicConnection)
+    cid, token = b"\x01" * 8, bytes(16)
+    if server.cid_length:
+        server.cids.issue(1)  # also announced by NEW_CONNECTION_ID: the same CID, seq 1
+        cid, token = server.cids.local[1].cid, server.cids.local[1].stateless_reset_token
+    preferred = PreferredAddress(bytes((10, 0, 0, 3)), 4433, bytes(16), 0, cid, token)
+    server.local_params = dataclasses.replace(server.local_params, preferred_address=preferred)
+    server.tls = make_tls(server.configuration, server.local_params)
+    return preferred.connection_id
+
+
+def test_the_cid_of_a_preferred_address_is_a_spare_for_migration() -> None:
+    """§9.6.3: the CID in a server's preferred_address may be used on any path; a quicnet
+    client takes it as the server's sequence 1 (it does not move to the address)."""
+    sim = make_pair(seed=101, use_endpoint=False, client={"active_connection_id_limit": 9})
+    cid = _offer_preferred_address(sim)
+    handshake(sim, confirmed=False)
+    client = sim.client.connection
+    assert client.cids.peer[1].cid == cid
+    sim.run_until(lambda: client.handshake_confirmed)
+    _move(sim, 0, port_only=True)
+    assert client.cids.current_peer_cid == cid  # the lowest spare sequence number
+    sent = send_on_new_streams(client, payloads(101, [20_000]))
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    sim.run_until(lambda: collector.complete(sent), timeout=10.0)
+    server = sim.server.connection
+    assert server.peer_address == sim.client.address and server.path_migrations == 1
+    assert client.paths.current is not None and not client.paths.current.validating
+
+
+def test_a_preferred_address_with_zero_length_cids_is_refused() -> None:
+    """§18.2: a server that chose a zero-length CID MUST NOT send preferred_address."""
+    sim = make_pair(seed=102, use_endpoint=False, server={"connection_id_length": 0})
+    _offer_preferred_address(sim)
+    sim.connect()
+    client = sim.client.connection
+    sim.run_until(lambda: client.state != ConnectionState.HANDSHAKE, timeout=10.0)
+    assert client.termination is not None
+    assert client.termination.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
