@@ -12,7 +12,13 @@ from quicnet.cli.common import CliError, Parser, network_error, split_host_port
 from quicnet.cli.crl_flags import add_crl_flags, crl_options
 from quicnet.cli.tls_common import key_log_writer, load_roots, parse_pins
 from quicnet.io.aio import QuicClient, connect, describe_termination, run
-from quicnet.quic import ConnectionTerminated, QuicConfiguration, StreamDataReceived, StreamReset
+from quicnet.quic import (
+    ConnectionTerminated,
+    QuicConfiguration,
+    QuicUsageError,
+    StreamDataReceived,
+    StreamReset,
+)
 
 
 def _closed_with_error(event: ConnectionTerminated) -> CliError | None:
@@ -22,7 +28,34 @@ def _closed_with_error(event: ConnectionTerminated) -> CliError | None:
     return CliError(f"connection {describe_termination(event)}")
 
 
-async def _download(client: QuicClient, urls: list[str], out: Path, timeout: float) -> int:
+class _Mover:
+    """``-migrate_after``: move to a new local port once that many body bytes arrived."""
+
+    def __init__(self, client: QuicClient, after: int | None) -> None:
+        self.client = client
+        self.after = after
+        self.received = 0
+
+    def on_body(self, size: int) -> None:
+        self.received += size
+        if self.after is None or self.received < self.after:
+            return
+        self.after = None  # one move (a refusal is not retried)
+        old = self.client.local_address
+        try:
+            new = self.client.migrate()
+        except QuicUsageError as exc:
+            sys.stderr.write(f"q_client: {exc}; the download goes on\n")
+            return
+        sys.stderr.write(
+            f"q_client: migrated from port {old[1]} to {new[0]}:{new[1]} "
+            f"after {self.received} bytes\n"
+        )
+
+
+async def _download(
+    client: QuicClient, urls: list[str], out: Path, timeout: float, mover: _Mover
+) -> int:
     """One stream per URL, all at once; returns how many failed."""
     conn = client.connection
     files: dict[int, tuple[Path, bytearray]] = {}
@@ -40,6 +73,7 @@ async def _download(client: QuicClient, urls: list[str], out: Path, timeout: flo
         async for event in client.events():
             if isinstance(event, StreamDataReceived) and event.stream_id in files:
                 files[event.stream_id][1].extend(event.data)
+                mover.on_body(len(event.data))
                 if event.end_stream:
                     target, data = files[event.stream_id]
                     target.write_bytes(bytes(data))
@@ -116,12 +150,22 @@ async def main(argv: list[str]) -> int:
         help="give up when the handshake is not done within S seconds (default 10)",
     )
     add_crl_flags(p, check_all=True)
+    p.add_argument(
+        "-migrate_after",
+        type=int,
+        metavar="BYTES",
+        help="move to a new local port after BYTES of response bodies (RFC 9000 §9.2)",
+    )
     p.add_argument("urls", nargs="*", metavar="URL")
     a = p.parse_args(argv)
     crls, revocation = crl_options(a)
 
     host, port = split_host_port(a.connect)
     pins = parse_pins(a.pin)
+    if a.migrate_after is not None and not a.urls:
+        raise CliError("-migrate_after needs URLs to download")
+    if a.migrate_after is not None and a.migrate_after < 0:
+        raise CliError(f"-migrate_after must not be negative, not {a.migrate_after}")
     if not a.handshake_timeout > 0:
         raise CliError(f"-handshake_timeout must be positive, not {a.handshake_timeout:g}")
     roots = [] if a.insecure or (pins and not a.CAfile) else load_roots(a.CAfile)
@@ -149,7 +193,8 @@ async def main(argv: list[str]) -> int:
         if a.urls:
             out = Path(a.out)
             out.mkdir(parents=True, exist_ok=True)
-            failed = await _download(client, a.urls, out, a.timeout)
+            mover = _Mover(client, a.migrate_after)
+            failed = await _download(client, a.urls, out, a.timeout, mover)
             return 1 if failed else 0
         return await _stdin_exchange(client, a.timeout)
     finally:

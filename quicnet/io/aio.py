@@ -23,7 +23,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-from quicnet.io.udp import DatagramSender, local_host_for, open_udp_socket
+from quicnet.io.udp import (
+    MIGRATION_LINGER,
+    DatagramSender,
+    local_host_for,
+    open_udp_socket,
+)
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import ConnectionState, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
@@ -97,14 +102,16 @@ class Transporter:
         #: How many times the timer woke the core (a pacing or clock bug shows here).
         self.timer_wakeups = 0
         self.loop = asyncio.get_running_loop()
+        #: Sockets left by a migration, still read for a while.
+        self._lingering: set[socket.socket] = set()
 
     def attach(self, sock: socket.socket) -> None:
         self.sock = sock
         self.sender = DatagramSender(sock)  # kept after detach: its counters stay readable
         self.loop.add_reader(sock.fileno(), self._readable)
 
-    def _readable(self) -> None:
-        sock = self.sock
+    def _readable(self, sock: socket.socket | None = None) -> None:
+        sock = sock or self.sock
         if sock is None:
             return
         now = _clock()
@@ -121,8 +128,30 @@ class Transporter:
         finally:
             self.transmit()  # whatever happened above, what is queued leaves now
 
+    def replace_socket(self, sock: socket.socket, linger: float) -> None:
+        """Send from ``sock`` from now on; keep reading the old socket ``linger`` seconds
+        (packets already on their way to it), then close it."""
+        old = self.sock
+        if old is not None:
+            self.loop.remove_reader(old.fileno())
+        if old is not None and linger <= 0:
+            old.close()
+        elif old is not None:
+            self._lingering.add(old)
+            self.loop.add_reader(old.fileno(), self._readable, old)
+            self.loop.call_later(linger, self._close_lingering, old)
+        self.attach(sock)
+
+    def _close_lingering(self, sock: socket.socket) -> None:
+        if sock in self._lingering:
+            self._lingering.discard(sock)
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+
     def detach(self) -> None:
         self.stop_timer()
+        for sock in list(self._lingering):
+            self._close_lingering(sock)
         if self.sock is not None:
             self.loop.remove_reader(self.sock.fileno())
             self.sock.close()
@@ -253,6 +282,38 @@ class QuicClient(Transporter):
         datagram_id = self.connection.send_datagram(data)
         self.transmit()
         return datagram_id
+
+    def migrate(
+        self, local_host: str | None = None, *, linger: float = MIGRATION_LINGER
+    ) -> Address:
+        """Move the connection to a new UDP socket; returns its local address.
+
+        As :meth:`quicnet.io.udp.UdpClient.migrate`: the new socket binds
+        ``local_host`` (default: the current host) on a new port, the connection
+        moves (:meth:`QuicConnection.migrate`), and the old socket is read for
+        ``linger`` more seconds (default :data:`~quicnet.io.udp.MIGRATION_LINGER`; 0
+        closes it at once). QuicUsageError (nothing changed) when the connection
+        cannot move now.
+        """
+        assert self.sock is not None, "the client is closed"
+        old_host = str(self.sock.getsockname()[0])
+        host = local_host or old_host
+        sock = open_udp_socket(host, 0)
+        try:
+            self.connection.migrate(_clock(), port_only=host == old_host)
+        except BaseException:
+            sock.close()
+            raise
+        self.replace_socket(sock, linger)
+        self.transmit()  # the PATH_CHALLENGE and the first packet from the new address
+        return self.local_address
+
+    @property
+    def local_address(self) -> Address:
+        """The address the client's socket is bound to."""
+        assert self.sock is not None
+        name: Address = self.sock.getsockname()
+        return name
 
     async def close(self, error_code: int = 0, reason: str = "") -> None:
         """Close and wait until the connection has terminated (closing period included)."""

@@ -32,7 +32,13 @@ from quicnet.io.realtime_api import (
     new_server_core,
     trust_roots_from,
 )
-from quicnet.io.udp import DatagramSender, SocketDriver, local_host_for, open_udp_socket
+from quicnet.io.udp import (
+    MIGRATION_LINGER,
+    DatagramSender,
+    SocketDriver,
+    local_host_for,
+    open_udp_socket,
+)
 from quicnet.quic import Address
 from quicnet.realtime import (
     AcceptHook,
@@ -222,6 +228,15 @@ class Client(_Ticking[ClientCore], ClientCalls):
         self._closed = False
         self.core = ClientCore(configuration, remote, self.settings, time.monotonic(), token=token)
         self._flush()
+
+    def migrate(
+        self, local_host: str | None = None, *, linger: float = MIGRATION_LINGER
+    ) -> tuple[str, int]:
+        """Move the session to a new UDP socket, as :meth:`quicnet.io.udp.UdpClient.migrate`
+        does (QuicUsageError when the connection cannot move now)."""
+        address = self.switch_socket(self.core.connection, local_host, linger)
+        self._flush()
+        return (str(address[0]), int(address[1]))
 
     def close(self, reason: str = "closed") -> None:
         """End the session (the server sees CLOSED_BY_PEER and ``reason``) and close the

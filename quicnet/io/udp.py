@@ -29,6 +29,7 @@ from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.events import Address, QuicEvent
 
 __all__ = [
+    "MIGRATION_LINGER",
     "DatagramSender",
     "SansIoCore",
     "SocketDriver",
@@ -58,6 +59,9 @@ class SansIoCore(Protocol):
 
 _MAX_DATAGRAM = 65536
 _READS_PER_POLL = 256
+#: Seconds a client keeps reading the socket it moved away from (RFC 9000 §9.2):
+#: the server's packets already on their way there still arrive.
+MIGRATION_LINGER = 2.0
 
 
 def local_host_for(remote_host: str) -> str:
@@ -233,29 +237,36 @@ class SocketDriver:
     sock: socket.socket
     sender: DatagramSender
     """What went out on the socket: see :class:`DatagramSender` for the counters."""
+    #: Sockets a migrated client still reads until the time beside each (then closed).
+    lingering: tuple[tuple[socket.socket, float], ...] = ()
 
     def transmit(self, datagrams: list[tuple[bytes, Address]]) -> None:
         """Send ``datagrams`` on the socket (GSO where it can)."""
         self.sender.send(datagrams)
 
     def _wait(self, timeout: float) -> bool:
+        socks = [self.sock]
+        if self.lingering:
+            self._expire_lingering(time.monotonic())
+            socks += [s for s, _ in self.lingering]
         if timeout <= 0:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            readable, _, _ = select.select(socks, [], [], 0)
         else:
-            readable, _, _ = select.select([self.sock], [], [], timeout)
+            readable, _, _ = select.select(socks, [], [], timeout)
         return bool(readable)
 
     def _read(self) -> list[tuple[bytes, Address]]:
-        out = []
-        for _ in range(_READS_PER_POLL):
-            try:
-                data, address = self.sock.recvfrom(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue  # ICMP errors surface here on some systems
-            out.append((data, address))
+        out = _read_socket(self.sock)
+        for sock, _ in self.lingering:
+            out += _read_socket(sock)
         return out
+
+    def _expire_lingering(self, now: float) -> None:
+        """Close the sockets left by a migration whose time is up."""
+        for sock, until in self.lingering:
+            if until <= now:
+                sock.close()
+        self.lingering = tuple((s, t) for s, t in self.lingering if t > now)
 
     def cycle(self, core: SansIoCore, timeout: float) -> None:
         """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
@@ -285,8 +296,47 @@ class SocketDriver:
         name: Address = self.sock.getsockname()
         return name
 
+    def switch_socket(
+        self, connection: QuicConnection, local_host: str | None, linger: float
+    ) -> Address:
+        """A client's move (RFC 9000 §9.2): a new socket on ``local_host`` (default: the
+        current host) and a new port, ``connection`` told; the old socket is read for
+        ``linger`` more seconds. Nothing changes if the connection refuses to move."""
+        old_host = str(self.sock.getsockname()[0])
+        host = local_host or old_host
+        sock = open_udp_socket(host, 0)
+        try:
+            connection.migrate(time.monotonic(), port_only=host == old_host)
+        except BaseException:
+            sock.close()
+            raise
+        if linger > 0:
+            self.lingering += ((self.sock, time.monotonic() + linger),)
+        else:
+            self.sock.close()
+        self.sock = sock
+        self.sender = DatagramSender(sock)
+        return self.local_address
+
     def close_socket(self) -> None:
         self.sock.close()
+        for sock, _ in self.lingering:
+            sock.close()
+        self.lingering = ()
+
+
+def _read_socket(sock: socket.socket) -> list[tuple[bytes, Address]]:
+    """Every datagram queued on ``sock`` (at most a poll's worth)."""
+    out = []
+    for _ in range(_READS_PER_POLL):
+        try:
+            data, address = sock.recvfrom(_MAX_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            continue  # ICMP errors surface here on some systems
+        out.append((data, address))
+    return out
 
 
 class UdpClient(SocketDriver):
@@ -321,6 +371,23 @@ class UdpClient(SocketDriver):
     def flush(self) -> None:
         """Send what the connection has queued (e.g. right after send_stream_data)."""
         self.transmit(self.connection.datagrams_to_send(time.monotonic()))
+
+    def migrate(
+        self, local_host: str | None = None, *, linger: float = MIGRATION_LINGER
+    ) -> Address:
+        """Move the connection to a new UDP socket; returns its local address.
+
+        The new socket binds ``local_host`` (default: the current one's host) on a
+        new port, and the connection moves with it (:meth:`QuicConnection.migrate
+        <quicnet.quic.QuicConnection.migrate>`: a new connection ID, path
+        validation, fresh congestion state unless only the port changed). The old
+        socket is still read for ``linger`` seconds (0 closes it at once), for the
+        packets the server sent before it saw the move. Raises QuicUsageError (and
+        keeps the old socket) when the connection cannot move now.
+        """
+        address = self.switch_socket(self.connection, local_host, linger)
+        self.flush()  # the PATH_CHALLENGE and the first packet from the new address
+        return address
 
 
 class UdpServer(SocketDriver):

@@ -82,6 +82,9 @@ class QuicConfiguration:
     max_ack_delay: float = 0.025
     active_connection_id_limit: int = 4
     connection_id_length: int = 8
+    #: Ask the peer not to move the connection to a new address (RFC 9000 §18.2; only
+    #: clients move, §9); a client that moves anyway is still validated and followed.
+    disable_active_migration: bool = False
     max_udp_payload_size: int = 1452
     #: The version to start with; the other supported one is offered on negotiation.
     version: int = QuicVersion.V1

@@ -44,6 +44,7 @@ from quicnet.quic.events import (
 )
 from quicnet.quic.handshake import FinishedTLS, HandshakeDriver
 from quicnet.quic.key_phases import OneRttKeys
+from quicnet.quic.migration import start_migration
 from quicnet.quic.negotiation import VersionNegotiation
 from quicnet.quic.paths import PathManager, address_key
 from quicnet.quic.pending import PendingFrames
@@ -405,6 +406,13 @@ class QuicConnection:
         if self.wake is not None:
             self.wake(self)
 
+    def migrate(self, now: float, *, port_only: bool = False) -> None:
+        """Client: our datagrams leave from a new local address from now on (RFC 9000 §9.2;
+        :mod:`~quicnet.quic.migration`); QuicUsageError when it cannot move."""
+        start_migration(self, now, port_only=port_only)
+        if self.wake is not None:
+            self.wake(self)
+
     def request_key_update(self) -> None:
         """Start a 1-RTT key update (RFC 9001 §6.1)."""
         if not self.handshake_confirmed:
@@ -471,7 +479,7 @@ class QuicConnection:
 
     @property
     def path_migrations(self) -> int:
-        """How many times the peer moved the connection to another address."""
+        """How many times the connection changed paths (the peer moved, or this client)."""
         return self.paths.migrations
 
     def on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:

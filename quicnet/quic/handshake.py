@@ -15,9 +15,11 @@ from quicnet.quic import zero_rtt
 from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
+from quicnet.quic.frames import NewConnectionIdFrame
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.quic.tls_setup import QUIC_MAX_EARLY_DATA, peer_transport_parameters
+from quicnet.quic.transport_params import PreferredAddress
 from quicnet.tls import (
     AlertDescription,
     Epoch,
@@ -172,10 +174,25 @@ class HandshakeDriver:
         )
         if c.is_client and params.stateless_reset_token is not None:
             c.cids.set_peer_reset_token(params.stateless_reset_token)
+        if c.is_client and params.preferred_address is not None:
+            self._preferred_address_cid(params.preferred_address)
         c.remote_params = params
         c.recovery.max_ack_delay = params.max_ack_delay / 1000
         c.deadlines.negotiate_idle_timeout(params.max_idle_timeout / 1000)
         c.streams.set_remote_parameters(params)
+
+    def _preferred_address_cid(self, preferred: PreferredAddress) -> None:
+        """RFC 9000 §5.1.1, §9.6.3: the CID of a server's preferred_address is its
+        sequence 1, usable on any path (a spare for migration). The client does not
+        move to the address itself (§9.6.1 allows that)."""
+        cids = self.c.cids
+        if not cids.current_peer_cid:  # §18.2: not with a zero-length CID
+            raise TransportError(
+                TransportErrorCode.TRANSPORT_PARAMETER_ERROR,
+                "preferred_address from a server with a zero-length connection ID",
+            )
+        frame = NewConnectionIdFrame(1, 0, preferred.connection_id, preferred.stateless_reset_token)
+        cids.on_new_connection_id(frame, peer_uses_empty_cid=False)
 
     def _on_complete(self, event: HandshakeComplete, now: float) -> None:
         c = self.c

@@ -334,7 +334,9 @@ class Recovery:
             return [], []
         acked = [sent.pop(pn) for pn in numbers]
         newest = acked[-1]
-        # One pass: in-flight accounting, and whether anything ack-eliciting is new.
+        # One pass: in-flight accounting, and whether anything ack-eliciting is new. Only
+        # in-flight packets count: those sent on a path the connection left, and path
+        # probes, give the current path no RTT sample (RFC 9000 §9.4).
         eliciting = False
         in_flight: list[SentPacket] = []
         for p in acked:
@@ -343,8 +345,6 @@ class Recovery:
                 if p.ack_eliciting:
                     eliciting = True
                     space.ack_eliciting_in_flight -= 1
-            elif p.ack_eliciting:
-                eliciting = True
         rtt = self.rtt
         if eliciting and newest.packet_number == largest:
             rtt.update(

@@ -45,6 +45,7 @@ def local_transport_parameters(
         ack_delay_exponent=c.ack_delay_exponent,
         max_ack_delay=int(c.max_ack_delay * 1000),
         active_connection_id_limit=c.active_connection_id_limit,
+        disable_active_migration=c.disable_active_migration,
         initial_source_connection_id=initial_source_cid,
         retry_source_connection_id=retry_source_cid,
         max_datagram_frame_size=c.max_datagram_frame_size,

@@ -880,6 +880,9 @@ class UdpRelay:
         self.pre_validation = {"c2s": 0, "s2c": 0}
         self.worst_excess = 0  # max(server bytes - 3 * client bytes) before validation
         self._stop = threading.Event()
+        #: A socket to forward the client's datagrams from instead of ``back`` (rebind()).
+        self._new_back: socket.socket | None = None
+        self._rebound = threading.Event()
         self._synced = threading.Event()
         self._sync_sock: socket.socket | None = None
         self.thread = threading.Thread(target=self._run, name="udp-relay", daemon=True)
@@ -887,6 +890,10 @@ class UdpRelay:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._new_back is not None:  # swapped here: select() never sees a closed socket
+                self.back.close()
+                self.back, self._new_back = self._new_back, None
+                self._rebound.set()
             try:
                 readable, _, _ = select.select([self.front, self.back], [], [], 0.05)
             except (OSError, ValueError):
@@ -931,6 +938,20 @@ class UdpRelay:
             self.bytes[direction] += len(data)
         with contextlib.suppress(OSError):
             out.sendto(data, to)
+
+    def rebind(self, timeout: float = 5.0) -> tuple[str, int]:
+        """NAT rebinding: the client's datagrams reach the server from a new port from now
+        on; the old port is closed (what the server still sends there is lost)."""
+        new = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        new.bind(("127.0.0.1", 0))
+        new.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        new.setblocking(False)
+        self._rebound.clear()
+        self._new_back = new
+        if not self._rebound.wait(timeout):
+            raise TimeoutError("the relay did not rebind")
+        address: tuple[str, int] = new.getsockname()
+        return address
 
     def sync(self, timeout: float = 5.0) -> None:
         """Return once the relay has handled every datagram already queued to it."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import select
 import subprocess
@@ -26,6 +27,8 @@ from typing import Any
 from interop_peers import (  # noqa: F401  (fixtures are used by name)
     ALPN,
     PeerApp,
+    QuicnetServer,
+    closing,
     hard_timeout,
     ident,
     load_stack,
@@ -33,6 +36,8 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
     peer_config,
     peer_loop,
     peer_server,
+    pump,
+    quicnet_server_config,
     relay,
     run_peer_client,
     sha256,
@@ -60,13 +65,13 @@ def _env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def _q_server(
-    *args: str, timeout: float = 20.0
+    *args: str, timeout: float = 20.0, env: dict[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], tuple[str, int]]]:
     """Start q_server; yield it and the address from its "ACCEPT host:port" line."""
     proc = subprocess.Popen(
         _quicnet("q_server", *args),
         cwd=REPO,
-        env=_env(),
+        env=env or _env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -137,7 +142,12 @@ def test_cli_q_server_www(tmp_path: Path, ident: Any, peer_loop: Any) -> None:
 
 
 def _q_client(
-    address: tuple[str, int], ident: Any, out: Path, *urls: str
+    address: tuple[str, int],
+    ident: Any,
+    out: Path,
+    *urls: str,
+    options: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         _quicnet(
@@ -152,10 +162,11 @@ def _q_client(
             str(out),
             "-timeout",
             "40",
+            *options,
             *urls,
         ),
         cwd=REPO,
-        env=_env(),
+        env=env or _env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=50,
@@ -193,3 +204,105 @@ def test_cli_q_client_refused_url(tmp_path: Path, ident: Any, peer_loop: Any) ->
     assert b"missing.txt" in result.stderr
     assert (out / "here.txt").read_bytes() == b"present\n"
     assert not (out / "missing.txt").exists()
+
+
+# Issue 10: q_client -migrate_after moves to a new local port mid-download.
+
+
+def _moved_to(stderr: bytes) -> int:
+    """The new local port from q_client's "migrated ... to HOST:PORT" line."""
+    lines = [line for line in stderr.decode().splitlines() if "migrated" in line]
+    assert len(lines) == 1, stderr.decode()
+    return int(lines[0].split(" to ", 1)[1].split()[0].rpartition(":")[2])
+
+
+def test_cli_q_client_migrates_from_an_aioquic_server(
+    tmp_path: Path, ident: Any, peer_loop: Any
+) -> None:
+    """-migrate_after 1000000: the 5 MB download goes on from a new port; aioquic follows."""
+    body = payload(5_000_000, seed=32)
+    stack = load_stack("aioquic")
+    app = PeerApp(files={"/big.bin": body})
+    out = tmp_path / "downloads"
+    with peer_server(peer_loop, stack, peer_config(stack, ident, is_client=False), app) as ps:
+        result = _q_client(
+            ps.address,
+            ident,
+            out,
+            "https://localhost/big.bin",
+            options=("-migrate_after", "1000000"),
+        )
+        (proto,) = app.protocols
+        # aioquic's idea of where the client is now (its first network path).
+        now_at = peer_loop.call(lambda: proto._quic._network_paths[0].addr[1])
+    assert result.returncode == 0, result.stderr.decode()
+    assert sha256((out / "big.bin").read_bytes()) == sha256(body)
+    assert now_at == _moved_to(result.stderr)
+
+
+def test_cli_q_client_migrates_from_q_server(tmp_path: Path, ident: Any) -> None:
+    """The same against quicnet's q_server, whose qlog trace shows it validating the
+    client's new path (PATH_CHALLENGE out, PATH_RESPONSE in, RFC 9000 §9.3)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    body = payload(5_000_000, seed=33)
+    (www / "big.bin").write_bytes(body)
+    qlogs = tmp_path / "qlog"
+    qlogs.mkdir()
+    out = tmp_path / "downloads"
+    server_env = {**_env(), "QLOGDIR": str(qlogs)}
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    with _q_server(*args, "-www", str(www), env=server_env) as (_proc, address):
+        result = _q_client(
+            address, ident, out, "https://localhost/big.bin", options=("-migrate_after", "1000000")
+        )
+    assert result.returncode == 0, result.stderr.decode()
+    assert sha256((out / "big.bin").read_bytes()) == sha256(body)
+    _moved_to(result.stderr)
+    (trace,) = qlogs.glob("*_server.sqlog")
+    sent, received = set(), set()
+    for record in trace.read_text().split("\x1e"):
+        if "path_" not in record:
+            continue
+        event = json.loads(record)
+        frames = {f["frame_type"] for f in event["data"].get("frames", ())}
+        (sent if event["name"] == "transport:packet_sent" else received).update(frames)
+    assert "path_challenge" in sent and "path_response" in received
+
+
+def test_cli_q_client_does_not_migrate_from_a_server_that_disables_it(
+    tmp_path: Path, ident: Any
+) -> None:
+    """A server that sent disable_active_migration (RFC 9000 §18.2): q_client says it is
+    not moving, stays on its port, and the download completes."""
+    body = payload(2_000_000, seed=34)
+    server = QuicnetServer(
+        quicnet_server_config(ident, disable_active_migration=True), {"/big.bin": body}
+    )
+    out = tmp_path / "downloads"
+    with closing(server):
+        address = server.address
+        command = _quicnet("q_client", "-connect", f"{address[0]}:{address[1]}")
+        command += ["-servername", "localhost", "-CAfile", str(ident.ca_path), "-out", str(out)]
+        command += ["-migrate_after", "100000", "https://localhost/big.bin"]
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            pump(server, until=lambda: proc.poll() is not None, timeout=40)
+            _, stderr = proc.communicate(5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(5)
+        (rec,) = server.connections
+        assert rec.conn.path_migrations == 0
+    assert proc.returncode == 0, stderr.decode()
+    assert b"cannot migrate" in stderr and b"disable_active_migration" in stderr
+    assert b"migrated from" not in stderr
+    assert sha256((out / "big.bin").read_bytes()) == sha256(body)
+
+
+def test_cli_q_client_migrate_after_needs_urls(ident: Any) -> None:
+    result = _q_client(("127.0.0.1", 9), ident, Path("."), options=("-migrate_after", "10"))
+    assert result.returncode != 0 and b"-migrate_after needs URLs" in result.stderr

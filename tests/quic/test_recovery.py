@@ -444,3 +444,18 @@ def test_pacer_deadline_makes_progress() -> None:
                 break
             now = wait
     assert stalls == []
+
+
+def test_packets_sent_before_a_path_switch_give_the_new_path_no_rtt_sample() -> None:
+    """RFC 9000 §9.4: packets sent on the old path MUST NOT contribute to RTT estimation
+    (or congestion control) for the new one; the first sample comes from a packet sent
+    on the new path."""
+    recovery, log = _recovery_with_rtt(0.1)
+    _send(recovery, log, 1, 1.0)  # on the old path
+    recovery.switch_path(NewReno(MDS))
+    assert not recovery.rtt.first_sample and recovery.cc.bytes_in_flight == 0
+    recovery.on_ack_received(APP, ((1, 1),), 0.0, 1.5)  # e.g. read from the old socket
+    assert not recovery.rtt.first_sample and log.acked == [0, 1]
+    _send(recovery, log, 2, 1.6)  # on the new path
+    recovery.on_ack_received(APP, ((2, 2),), 0.0, 1.9)
+    assert recovery.rtt.first_sample and recovery.rtt.latest_rtt == pytest.approx(0.3)
