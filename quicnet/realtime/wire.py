@@ -32,6 +32,7 @@ __all__ = [
     "encode_datagram_header",
     "encode_varint",
     "parse_datagram_header",
+    "read_varint",
 ]
 
 ALPN = "quicnet-rt/1"
@@ -96,6 +97,15 @@ def _varint_at(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int
     if end > len(data):
         raise IndexError(pos)
     return int.from_bytes(data[pos:end], "big") & ((1 << (8 * size - 2)) - 1), end
+
+
+def read_varint(data: bytes, pos: int, what: str = "a varint") -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it; RealtimeProtocolError ("``what``
+    truncated") if ``data`` ends inside it."""
+    try:
+        return _varint_at(data, pos)
+    except IndexError:
+        raise RealtimeProtocolError(f"{what} truncated") from None
 
 
 # Control messages -----------------------------------------------------------------------------
