@@ -23,7 +23,14 @@ import time
 
 import quicnet
 
-CHAT = 0  # channel 0 of the default table: RELIABLE_ORDERED
+
+class Channel:
+    """The channel this chat uses. (A dotted name: in a ``match`` pattern a bare name
+    would capture whatever is there, a dotted one compares.)"""
+
+    CHAT = 0  # channel 0 of the default table: RELIABLE_ORDERED
+
+
 HISTORY = 20  # lines a newcomer is shown
 
 
@@ -59,7 +66,7 @@ def serve(host: str, port: int, seconds: float | None) -> None:
         print(line, flush=True)
         data = line.encode()
         history.append(data)
-        server.broadcast(CHAT, data)  # to every connected peer
+        server.broadcast(Channel.CHAT, data)  # to every connected peer
 
     deadline = None if seconds is None else time.monotonic() + seconds
     try:
@@ -71,9 +78,9 @@ def serve(host: str, port: int, seconds: float | None) -> None:
                     case quicnet.PeerConnected(peer=peer):
                         with server.batch():  # the replay leaves in as few packets as it can
                             for old in history:
-                                server.send(peer, CHAT, old)
+                                server.send(peer, Channel.CHAT, old)
                         say(f"* {names[peer]} joined")
-                    case quicnet.MessageReceived(peer=peer, channel=0, data=data):  # CHAT
+                    case quicnet.MessageReceived(peer=peer, channel=Channel.CHAT, data=data):
                         say(f"{names[peer]}: {data.decode('utf-8', 'replace')}")
                     case quicnet.PeerDisconnected(peer=peer, reason=reason):
                         say(f"* {names.pop(peer, '?')} left ({reason.value})")
@@ -111,12 +118,12 @@ def chat(address: tuple[str, int], pin: str, name: str, seconds: float | None) -
                     if deadline is None:
                         return 0  # Ctrl-D: leave
                 elif line:
-                    client.send(CHAT, line.encode())
+                    client.send(Channel.CHAT, line.encode())
             for event in client.poll(timeout=0.05):
                 match event:
                     case quicnet.Connected(client_id=me):
                         print(f"* connected as {name} (peer {me})", flush=True)
-                    case quicnet.MessageReceived(channel=0, data=data):  # CHAT
+                    case quicnet.MessageReceived(channel=Channel.CHAT, data=data):
                         print(data.decode("utf-8", "replace"), flush=True)
                     case quicnet.Disconnected(reason=reason, message=message):
                         print(f"* disconnected: {reason.value} {message}", flush=True)

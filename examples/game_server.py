@@ -39,7 +39,17 @@ import quicnet
 TICK_HZ = 30
 SPEED = 20.0  # units per second
 ARENA = 100.0  # the world is ARENA x ARENA, wrapping at the edges
-EVENTS, INPUTS_UNRELIABLE, SNAPSHOTS = 0, 1, 3
+
+
+class Channel:
+    """What this game sends on each channel of the default table. (Dotted names: in a
+    ``match`` pattern a bare name would capture, a dotted one compares.)"""
+
+    EVENTS = 0  # RELIABLE_ORDERED
+    INPUTS_UNRELIABLE = 1  # UNRELIABLE: inputs with --inputs 1
+    INPUTS = 3  # SEQUENCED: inputs by default, client -> server
+    SNAPSHOTS = 3  # SEQUENCED: server -> client
+
 
 # Wire formats, all big-endian. An input: its sequence number and a direction.
 INPUT = struct.Struct("!Ibb")
@@ -74,9 +84,15 @@ class Game:
             match event:
                 case quicnet.PeerConnected(peer=peer):
                     self.players[peer] = Player(random.uniform(0, ARENA), random.uniform(0, ARENA))
-                    self.server.send(peer, EVENTS, f"welcome, you are player {peer}".encode())
-                    self.server.broadcast(EVENTS, f"player {peer} joined".encode(), exclude=peer)
-                case quicnet.MessageReceived(peer=peer, channel=1 | 3, data=data):
+                    self.server.send(
+                        peer, Channel.EVENTS, f"welcome, you are player {peer}".encode()
+                    )
+                    self.server.broadcast(
+                        Channel.EVENTS, f"player {peer} joined".encode(), exclude=peer
+                    )
+                case quicnet.MessageReceived(
+                    peer=peer, channel=Channel.INPUTS | Channel.INPUTS_UNRELIABLE, data=data
+                ):
                     player = self.players.get(peer)
                     if player is None or len(data) != INPUT.size:
                         continue  # not a player (any more), or not an input: ignore
@@ -87,10 +103,10 @@ class Game:
                         player.dx, player.dy = max(-1, min(1, dx)), max(-1, min(1, dy))
                 case quicnet.PeerDisconnected(peer=peer):
                     if self.players.pop(peer, None) is not None:
-                        self.server.broadcast(EVENTS, f"player {peer} left".encode())
+                        self.server.broadcast(Channel.EVENTS, f"player {peer} left".encode())
 
     def step(self) -> None:
-        """One tick: move everyone, then one snapshot to all (one packet each, batched)."""
+        """One tick: move everyone, then send everyone the world as it is now."""
         self.tick += 1
         step = SPEED / TICK_HZ
         for p in self.players.values():
@@ -101,7 +117,7 @@ class Game:
         )
         # One call queues it for every player and sends them all. Bigger than a datagram
         # (many players)? quicnet cuts it into fragments and joins them again.
-        self.server.broadcast(SNAPSHOTS, snapshot)
+        self.server.broadcast(Channel.SNAPSHOTS, snapshot)
 
 
 def ticks(seconds: float | None) -> Iterable[int]:
@@ -143,9 +159,9 @@ class Bot:
             match event:
                 case quicnet.Connected(client_id=me):
                     self.me = me
-                case quicnet.MessageReceived(channel=0, data=data):  # EVENTS
+                case quicnet.MessageReceived(channel=Channel.EVENTS, data=data):
                     self.events.append(data.decode())
-                case quicnet.MessageReceived(channel=3, data=data):  # SNAPSHOTS
+                case quicnet.MessageReceived(channel=Channel.SNAPSHOTS, data=data):
                     self.on_snapshot(data, now)
                 case quicnet.Disconnected(reason=reason, message=message):
                     self.disconnected = f"{reason.value} {message}".strip()
