@@ -229,9 +229,16 @@ class Session:
                 return  # unreliable: dropping is within its contract
             self._backlog.append((channel, bytes(data)))
             return
-        # The common case: a whole unreliable message is one QUIC call plus a header.
+        # The common cases are one QUIC call plus a header: a whole unreliable message in
+        # a datagram, a message on an ordered channel's stream after its length.
         if mode is Delivery.UNRELIABLE and len(data) + 2 <= (conn.max_datagram_size or 0):
             conn.send_datagram(prefix + data)
+        elif (
+            mode is Delivery.RELIABLE_ORDERED
+            and channel in self._ordered_out
+            and channel not in self._ordered_waiting  # else it queues behind those
+        ):
+            conn.send_stream_data(self._ordered_out[channel], encode_varint(len(data)) + data)
         else:
             self._dispatch(channel, mode, data)
         self.messages_sent += 1

@@ -225,7 +225,13 @@ class OrderedReader:
         """Take the next bytes of the stream; return the messages now complete."""
         buffer = self._buffer
         if not buffer:
-            out, rest = self._split(data)  # the common case: whole messages
+            try:  # the common case: exactly one whole message
+                length, start = _varint_at(data, 0)
+                if start + length == len(data) and length <= self._limit:
+                    return [data[start:]]
+            except IndexError:
+                pass
+            out, rest = self._split(data)  # whole messages, and the start of the next
             buffer += rest
             return out
         buffer += data

@@ -22,6 +22,7 @@ from quicnet.realtime import (
     Disconnected,
     DisconnectReason,
     MessageReceived,
+    ServerCore,
     Settings,
     client_configuration,
     server_configuration,
@@ -140,3 +141,58 @@ def test_a_truncated_sequence_number_ends_the_session_as_a_protocol_error() -> N
     ended = [e for e in peer.events() if isinstance(e, Disconnected)]
     assert [e.reason for e in ended] == [DisconnectReason.PROTOCOL_ERROR]
     assert peer.client.ended
+
+
+def test_an_ordered_message_never_overtakes_one_waiting_for_stream_credit() -> None:
+    # Two streams of credit. A big and a small unordered message take both; channel 0's
+    # first message then waits for credit, and all of channel 0 after it. The small one's
+    # stream frees one slot: channel 0 opens its stream with "a", but "u2" (no slot yet)
+    # still holds "b" behind it. A new channel-0 message must queue behind "b".
+    ident = dev_identity()
+    settings = Settings(max_streams=2)
+    server = ServerCore(
+        server_configuration(ident.certificate_chain, ident.private_key, settings), settings
+    )
+    client = ClientCore(
+        client_configuration("localhost", settings, pin=ident.fingerprint), SERVER, settings, 1.0
+    )
+    now = 1.0
+    got: list[tuple[int, bytes]] = []
+
+    def pump() -> None:
+        nonlocal now
+        now += 0.001
+        for data, _ in client.datagrams_to_send(now):
+            server.receive_datagram(data, CLIENT, now)
+        for data, _ in server.datagrams_to_send(now):
+            client.receive_datagram(data, SERVER, now)
+        for core in (server, client):
+            deadline = core.next_timer()
+            if deadline is not None and deadline <= now:
+                core.handle_timer(now)
+        while (event := server.next_event()) is not None:
+            if isinstance(event, MessageReceived):
+                got.append((event.channel, event.data))
+        while client.next_event() is not None:
+            pass
+
+    while not client.connected:
+        pump()
+    big = bytes(1 << 20)
+    client.send(2, big)  # many round trips before its stream is done
+    client.send(2, b"u1")
+    client.send(0, b"a")  # no slot: waits, and so does all of channel 0 after it
+    client.send(2, b"u2")
+    client.send(0, b"b")
+    for _ in range(200):
+        pump()
+        if (0, b"a") in got:
+            break
+    assert (2, big) not in got, "the big message must still hold its slot"
+    client.send(0, b"c")
+    for _ in range(5000):
+        pump()
+        if len(got) == 6:
+            break
+    assert [data for channel, data in got if channel == 0] == [b"a", b"b", b"c"]
+    assert sorted(len(data) for channel, data in got if channel == 2) == [2, 2, 1 << 20]
