@@ -11,6 +11,7 @@ both ends tick-driven (``poll(0.01)`` as a game loop):
 - ``raw-udp``: blocking ``sendto``/``recvfrom`` (the floor);
 - ``quic-datagram``: a DATAGRAM frame echoed through the QUIC UDP driver
   (``UdpServer``/``UdpClient``; quic_bench.py's ``quicnet-tick``);
+- ``quic-stream``: the same on a stream each way (what channel 0 stands on);
 - ``channel-0`` .. ``channel-3``: a message echoed by ``quicnet.Server`` to
   ``quicnet.Client`` on each channel of the default table (RELIABLE_ORDERED,
   UNRELIABLE, RELIABLE_UNORDERED, SEQUENCED).
@@ -48,10 +49,11 @@ from _loopback import ROUND_TIMEOUT, Rounds, measure_rtt  # noqa: E402
 from quic_bench import _cpu_seconds, machine_share, source, versions, write_certificates  # noqa: E402
 
 CHANNELS = (0, 1, 2, 3)
-ROWS = ("raw-udp", "quic-datagram", *(f"channel-{c}" for c in CHANNELS))
+ROWS = ("raw-udp", "quic-datagram", "quic-stream", *(f"channel-{c}" for c in CHANNELS))
 LABELS = {
     "raw-udp": "raw UDP, blocking sockets",
     "quic-datagram": "QUIC DATAGRAM, UdpServer/UdpClient",
+    "quic-stream": "QUIC stream, UdpServer/UdpClient",
     "channel-0": "channel 0, RELIABLE_ORDERED",
     "channel-1": "channel 1, UNRELIABLE",
     "channel-2": "channel 2, RELIABLE_UNORDERED",
@@ -62,7 +64,7 @@ QUIC_BENCH_STACK = {"raw-udp": "raw-blocking", "quic-datagram": "quicnet-tick"}
 #: Issue 9: p50 of a channel at most this many times the QUIC DATAGRAM p50.
 TARGETS = {"channel-1": 1.15, "channel-0": 1.30}
 PROFILES: dict[str, dict[str, Any]] = {
-    "full": {"rounds": 5_000, "warmup": 500, "passes": 3, "in_memory_rounds": 20_000},
+    "full": {"rounds": 1_500, "warmup": 300, "passes": 10, "in_memory_rounds": 20_000},
     "quick": {"rounds": 300, "warmup": 100, "passes": 1, "in_memory_rounds": 500},
 }
 PAYLOAD = 64
@@ -100,6 +102,61 @@ def serve_realtime(certdir: Path) -> None:
                 server.send(event.peer, event.channel, event.data)  # type: ignore[union-attr]
 
 
+def serve_quic_stream(certdir: Path) -> None:
+    """A QUIC echo server on streams: what arrives on a client's stream goes back on one
+    stream the server opens per connection (as channel 0 does, without the layer)."""
+    from _peers import Server as Control
+    from _peers import emit, server_configuration
+
+    from quicnet.io.udp import UdpServer
+    from quicnet.quic import StreamDataReceived
+
+    Control("echo").start_control()
+    udp = UdpServer(server_configuration(certdir), "127.0.0.1", 0)
+    emit(f"port {udp.local_address[1]}")
+    down: dict[Any, int] = {}  # connection -> its stream back
+    while True:
+        events = udp.poll(0.01)
+        for conn, event in events:
+            if type(event) is StreamDataReceived and event.data:
+                if conn not in down:
+                    down[conn] = conn.create_stream(bidirectional=False)
+                conn.send_stream_data(down[conn], event.data)
+        if events:
+            udp.flush()
+
+
+def rtt_quic_stream(port: int, rounds: Rounds, certdir: Path) -> None:
+    """As quic_bench's quicnet-tick DATAGRAM echo, on a stream each way."""
+    from _loopback import _tick_handshake
+    from _peers import client_configuration
+
+    from quicnet.io.udp import UdpClient
+    from quicnet.quic import StreamDataReceived
+
+    client = UdpClient(client_configuration(certdir), ("127.0.0.1", port))
+    try:
+        _tick_handshake(client)
+        conn = client.connection
+        stream = conn.create_stream(bidirectional=False)
+        filler = os.urandom(PAYLOAD - 4)
+        perf = time.perf_counter
+        for i in range(rounds.total):
+            tag = i.to_bytes(4, "big")
+            t0 = perf()
+            conn.send_stream_data(stream, tag + filler)
+            client.flush()
+            got = False
+            while not got and perf() - t0 < ROUND_TIMEOUT:
+                for event in client.poll(0.01):
+                    # Loopback keeps each 64-byte write in one packet, so one event each.
+                    if type(event) is StreamDataReceived and event.data[:4] == tag:
+                        got = True
+            rounds.record(i, perf() - t0 if got else None)
+    finally:
+        client.close_socket()
+
+
 def rtt_realtime(channel: int, port: int, rounds: Rounds, certdir: Path) -> None:
     """A game loop: send, then poll(0.01) until this round's echo is among the events."""
     import quicnet
@@ -133,11 +190,16 @@ def measure_row(row: str, certdir: Path, profile: dict[str, Any]) -> dict[str, A
     """One pass of ``row``: a server process, the client here; the raw samples."""
     if row in QUIC_BENCH_STACK:
         return measure_rtt(QUIC_BENCH_STACK[row], certdir, profile["rounds"], profile["warmup"])
-    peer = Peer([str(HERE / "rt_bench.py"), "--serve", "--certdir", str(certdir)], "rt server")
+    kind = "quic-stream" if row == "quic-stream" else "realtime"
+    command = [str(HERE / "rt_bench.py"), "--serve", kind, "--certdir", str(certdir)]
+    peer = Peer(command, f"{kind} server")
     record = Rounds(profile["warmup"], profile["rounds"])
     try:
         port = int(peer.expect("port", 30))
-        rtt_realtime(int(row.split("-")[1]), port, record, certdir)
+        if row == "quic-stream":
+            rtt_quic_stream(port, record, certdir)
+        else:
+            rtt_realtime(int(row.split("-")[1]), port, record, certdir)
     finally:
         peer.close()
     return record.result()
@@ -350,13 +412,13 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--table", action="store_true", help="print the last results' table")
     parser.add_argument("--replot", action="store_true", help="redraw the last results' PNG")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("realtime", "quic-stream"), help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--certdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     name = "realtime-quick" if args.quick else "realtime"
     if args.serve:
-        serve_realtime(args.certdir)
+        (serve_realtime if args.serve == "realtime" else serve_quic_stream)(args.certdir)
         return 0
     if args.child:
         profile = PROFILES["quick" if args.quick else "full"]
