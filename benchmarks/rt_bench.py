@@ -207,7 +207,7 @@ def measure_row(row: str, certdir: Path, profile: dict[str, Any]) -> dict[str, A
 
 def in_memory(rounds: int) -> dict[str, Any]:
     """CPU per round trip (both ends, no sockets) of each path: profile_realtime.py's."""
-    from profile_realtime import measure, paths
+    from profile_realtime import calls_per_round_trip, measure, paths
 
     out: dict[str, Any] = {}
     for name, make in paths().items():
@@ -215,6 +215,7 @@ def in_memory(rounds: int) -> dict[str, Any]:
         out["quic-datagram" if name == "quic" else name] = {
             "cpu_per_round_trip_us": measure(round_trip, rounds) * 1e6,
             "rounds": rounds,
+            "calls_per_round_trip": calls_per_round_trip(round_trip, min(rounds, 1000)),
         }
     return out
 
@@ -317,8 +318,8 @@ def table(r: dict[str, Any]) -> str:
     memory_base = (memory.get("quic-datagram") or {}).get("cpu_per_round_trip_us")
     lines = [
         "| 64-byte echo | RTT p50 | p99 | p50 vs QUIC DATAGRAM | samples (lost) |"
-        " CPU per round trip in memory |",
-        "|---|---|---|---|---|---|",
+        " CPU per round trip in memory | calls per round trip: QUIC / layer / other |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in ROWS:
         s = r["rows"].get(row, {})
@@ -327,10 +328,17 @@ def table(r: dict[str, Any]) -> str:
         cpu_text = "-" if cpu is None else f"{cpu:.1f} µs"
         if cpu is not None and memory_base:
             cpu_text += f" ({cpu / memory_base:.2f}x)"
+        calls = (memory.get(row) or {}).get("calls_per_round_trip") or {}
+        calls_text = (
+            f"{calls.get('quic', 0):.0f} / {calls.get('realtime', 0):.0f}"
+            f" / {calls.get('builtins and other', 0):.0f}"
+            if calls
+            else "-"
+        )
         lines.append(
             f"| {s.get('label', row)} | {_fmt(s.get('median_us'))} µs | {_fmt(s.get('p99_us'))} µs"
             f" | {'-' if ratio is None else f'{ratio:.2f}x'} | {_fmt(s.get('n'))}"
-            f" ({_fmt(s.get('lost'))}) | {cpu_text} |"
+            f" ({_fmt(s.get('lost'))}) | {cpu_text} | {calls_text} |"
         )
     lines += ["", "| target | value | limit | met |", "|---|---|---|---|"]
     for t in r["targets"].values():
