@@ -38,7 +38,8 @@ HISTORY = 20  # lines a newcomer is shown
 
 
 def serve(host: str, port: int, seconds: float | None) -> None:
-    # A fresh self-signed certificate: clients trust it by its fingerprint (the "pin").
+    # A fresh development certificate (from a throwaway CA); clients trust it by its
+    # fingerprint, the "pin", so no CA is needed on their side.
     identity = quicnet.dev_identity()
     names: dict[int, str] = {}  # peer id -> the name its client gave
 

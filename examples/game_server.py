@@ -6,19 +6,22 @@
 
 The server owns the game state: it moves every player at a fixed tick (30 Hz)
 from the last input it has from that player, and after each tick sends all
-players a snapshot of the world. Clients only send inputs. Channels (the
-default table):
+players a snapshot of the world. Clients only send inputs (and pings).
+Channels (the default table):
 
 - inputs: channel 3, SEQUENCED (or 1, UNRELIABLE, with ``--inputs 1``): a
   lost input is not worth resending, the next one supersedes it;
 - snapshots: channel 3, SEQUENCED: never one older than what a client
   already has, and a lost one is simply replaced by the next tick's;
-- events (joined, left, welcome): channel 0, RELIABLE_ORDERED.
+- events (joined, left, welcome): channel 0, RELIABLE_ORDERED;
+- pings: channel 1, UNRELIABLE, echoed by the server: a lost one is just a
+  missing sample.
 
 With ``--bots N`` the bots (each a ``quicnet.Client`` on its own socket)
 wander about, and after ``--seconds`` each prints what it saw: snapshots,
-events, the QUIC round-trip time, and how long an input took to show up in
-a snapshot. The exit status is 0 if every bot got snapshots in order.
+events, the ping round-trip time, and how long an input took to show up in
+a snapshot (about a tick: the server applies inputs at its next tick). The
+exit status is 0 if every bot got snapshots in order.
 """
 
 from __future__ import annotations
@@ -46,13 +49,16 @@ class Channel:
     ``match`` pattern a bare name would capture, a dotted one compares.)"""
 
     EVENTS = 0  # RELIABLE_ORDERED
-    INPUTS_UNRELIABLE = 1  # UNRELIABLE: inputs with --inputs 1
+    PINGS = 1  # UNRELIABLE: pings and their echoes (and inputs, with --inputs 1)
     INPUTS = 3  # SEQUENCED: inputs by default, client -> server
     SNAPSHOTS = 3  # SEQUENCED: server -> client
 
 
-# Wire formats, all big-endian. An input: its sequence number and a direction.
-INPUT = struct.Struct("!Ibb")
+# Wire formats, all big-endian. What a client sends starts with its kind: an input
+# (b"i", its sequence number, a direction), or a ping (b"p", the client's clock),
+# which the server sends straight back.
+INPUT = struct.Struct("!cIbb")
+PING = struct.Struct("!cd")
 # A snapshot: the tick number and how many players, then per player: id, position,
 # and the last input the server applied from that player (so it can time its inputs).
 SNAPSHOT_HEAD = struct.Struct("!IH")
@@ -91,16 +97,20 @@ class Game:
                         Channel.EVENTS, f"player {peer} joined".encode(), exclude=peer
                     )
                 case quicnet.MessageReceived(
-                    peer=peer, channel=Channel.INPUTS | Channel.INPUTS_UNRELIABLE, data=data
+                    peer=peer, channel=Channel.INPUTS | Channel.PINGS, data=data
                 ):
                     player = self.players.get(peer)
-                    if player is None or len(data) != INPUT.size:
-                        continue  # not a player (any more), or not an input: ignore
-                    sequence, dx, dy = INPUT.unpack(data)
-                    # Channel 1 may reorder; an input older than the one applied is stale.
-                    if sequence > player.last_input:
-                        player.last_input = sequence
-                        player.dx, player.dy = max(-1, min(1, dx)), max(-1, min(1, dy))
+                    if player is None:
+                        continue  # not a player (any more)
+                    if data[:1] == b"p" and len(data) == PING.size:
+                        self.server.send(peer, Channel.PINGS, data)
+                    elif data[:1] == b"i" and len(data) == INPUT.size:
+                        _, sequence, dx, dy = INPUT.unpack(data)
+                        # Channel 1 may reorder: an input older than the one applied is stale.
+                        if sequence > player.last_input:
+                            player.last_input = sequence
+                            player.dx, player.dy = max(-1, min(1, dx)), max(-1, min(1, dy))
+                    # Anything else is not this game's: ignored.
                 case quicnet.PeerDisconnected(peer=peer):
                     if self.players.pop(peer, None) is not None:
                         self.server.broadcast(Channel.EVENTS, f"player {peer} left".encode())
@@ -144,6 +154,7 @@ class Bot:
     events: list[str] = field(default_factory=list)
     sent_at: dict[int, float] = field(default_factory=dict)  # input sequence -> time sent
     input_latency: list[float] = field(default_factory=list)
+    ping_rtt: list[float] = field(default_factory=list)
     disconnected: str | None = None
 
     def send_input(self, now: float) -> None:
@@ -152,7 +163,9 @@ class Bot:
         self.sequence += 1
         self.sent_at[self.sequence] = now
         dx, dy = self.direction
-        self.client.send(self.input_channel, INPUT.pack(self.sequence, dx, dy))
+        self.client.send(self.input_channel, INPUT.pack(b"i", self.sequence, dx, dy))
+        if self.sequence % 10 == 0:  # three pings a second
+            self.client.send(Channel.PINGS, PING.pack(b"p", time.perf_counter()))
 
     def handle(self, events: list[quicnet.RealtimeEvent], now: float) -> None:
         for event in events:
@@ -163,6 +176,9 @@ class Bot:
                     self.events.append(data.decode())
                 case quicnet.MessageReceived(channel=Channel.SNAPSHOTS, data=data):
                     self.on_snapshot(data, now)
+                case quicnet.MessageReceived(channel=Channel.PINGS, data=data):
+                    _, sent = PING.unpack(data)
+                    self.ping_rtt.append(time.perf_counter() - sent)
                 case quicnet.Disconnected(reason=reason, message=message):
                     self.disconnected = f"{reason.value} {message}".strip()
 
@@ -182,15 +198,14 @@ class Bot:
                         self.input_latency.append(now - sent)
 
     def summary(self) -> str:
-        stats = self.client.stats()
-        latency = (
-            f"{statistics.median(self.input_latency) * 1000:.1f} ms" if self.input_latency else "-"
-        )
+        def p50(samples: list[float]) -> str:
+            return f"{statistics.median(samples) * 1000:.2f} ms" if samples else "-"
+
         text = (
             f"{self.name}: {self.snapshots} snapshots ({self.out_of_order} out of order),"
             f" {len(self.events)} events, {self.sequence} inputs sent,"
-            f" rtt {stats.rtt * 1000:.2f} ms (min {stats.min_rtt * 1000:.2f}),"
-            f" input->snapshot p50 {latency}"
+            f" ping rtt p50 {p50(self.ping_rtt)} ({len(self.ping_rtt)} pings),"
+            f" input->snapshot p50 {p50(self.input_latency)}"
         )
         return text + (f", disconnected: {self.disconnected}" if self.disconnected else "")
 
@@ -213,14 +228,21 @@ def run(
     start = time.monotonic()
     for tick in ticks(seconds):
         next_tick = start + (tick + 1) * period
-        while (left := next_tick - time.monotonic()) > 0:
-            selector.select(left)
+        while True:  # at least once a tick, even when running late
+            # poll(0) never waits: it takes what arrived, runs what is due, sends.
             now = time.monotonic()
             if game is not None:
-                assert server is not None
-                game.handle(server.poll(0))
+                game.handle(game.server.poll(0))
             for bot in bots:
                 bot.handle(bot.client.poll(0), now)
+            now = time.monotonic()
+            if next_tick <= now:
+                break
+            # Sleep until a packet comes, the tick is due, or QUIC has a timer due (a
+            # delayed ACK, a retransmission, a keepalive): each core says when.
+            cores = [bot.client.core for bot in bots] + ([game.server.core] if game else [])
+            timers = [t for core in cores if (t := core.next_timer()) is not None]
+            selector.select(max(0.0, min([next_tick, *timers]) - now))
         now = time.monotonic()
         for bot in bots:
             if bot.client.connected:

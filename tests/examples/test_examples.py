@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-BOT_LINE = re.compile(r"bot (\d+): (\d+) snapshots \((\d+) out of order\), (\d+) events")
+BOT_LINE = re.compile(
+    r"bot (\d+): (\d+) snapshots \((\d+) out of order\), (\d+) events, .*\((\d+) pings\)"
+)
 
 
 class Script:
@@ -92,6 +94,7 @@ def assert_every_bot_played(lines: list[str], bots: int) -> None:
         assert int(m[2]) > 0, f"bot {m[1]} received no snapshot"
         assert int(m[3]) == 0, f"bot {m[1]}: snapshots out of order on a SEQUENCED channel"
         assert int(m[4]) >= 1, f"bot {m[1]} received no event (its welcome)"
+        assert int(m[5]) >= 1, f"bot {m[1]}: no ping came back"
     assert lines[-1] == "every bot received snapshots in order: yes"
 
 
