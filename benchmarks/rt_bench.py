@@ -395,7 +395,8 @@ def plot(r: dict[str, Any], path: Path) -> None:
                 left.hlines(base * limit, i - 0.45, i + 0.45, color="red", linewidth=1)
         left.plot([], [], color="red", linewidth=1, label="target for the p50")
     left.set_xticks(range(len(rows)), [LABELS[row] for row in rows], rotation=25, ha="right")
-    left.set_ylabel("µs")
+    left.set_yscale("log")  # p99 on a busy machine can be ten times the p50
+    left.set_ylabel("µs (log scale)")
     left.set_title("64-byte echo RTT over loopback (server in another process)", fontsize=9)
     left.legend(fontsize=8)
     memory = r.get("in_memory") or {}
