@@ -47,7 +47,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 from _common import RESULTS, Peer, PeerError, machine, summary  # noqa: E402
 from _loopback import ROUND_TIMEOUT, Rounds, measure_rtt  # noqa: E402
-from quic_bench import _cpu_seconds, machine_share, source, versions, write_certificates  # noqa: E402
+from quic_bench import cpu_seconds, machine_share, source, versions, write_certificates  # noqa: E402
 
 CHANNELS = (0, 1, 2, 3)
 ROWS = ("raw-udp", "quic-datagram", "quic-stream", *(f"channel-{c}" for c in CHANNELS))
@@ -129,7 +129,7 @@ def serve_quic_stream(certdir: Path) -> None:
 
 def rtt_quic_stream(port: int, rounds: Rounds, certdir: Path) -> None:
     """As quic_bench's quicnet-tick DATAGRAM echo, on a stream each way."""
-    from _loopback import _tick_handshake
+    from _loopback import tick_handshake
     from _peers import client_configuration
 
     from quicnet.io.udp import UdpClient
@@ -137,7 +137,7 @@ def rtt_quic_stream(port: int, rounds: Rounds, certdir: Path) -> None:
 
     client = UdpClient(client_configuration(certdir), ("127.0.0.1", port))
     try:
-        _tick_handshake(client)
+        tick_handshake(client)
         conn = client.connection
         stream = conn.create_stream(bidirectional=False)
         filler = os.urandom(PAYLOAD - 4)
@@ -302,7 +302,7 @@ def run(quick: bool, certdir: Path, notes: str) -> dict[str, Any]:
         "notes": notes,
     }
     started = time.monotonic()
-    cpu_before = _cpu_seconds()
+    cpu_before = cpu_seconds()
     passes: dict[str, list[dict[str, Any]]] = {row: [] for row in ROWS}
     for number in range(profile["passes"]):
         print(f"pass {number + 1} of {profile['passes']}", flush=True)
@@ -313,7 +313,7 @@ def run(quick: bool, certdir: Path, notes: str) -> dict[str, Any]:
     results["in_memory"] = run_child(["in-memory"], quick, certdir, 600)
     results["seconds"] = time.monotonic() - started
     results["load_average_after"] = list(os.getloadavg())
-    results["machine_share"] = machine_share(cpu_before, _cpu_seconds())
+    results["machine_share"] = machine_share(cpu_before, cpu_seconds())
     results["targets"] = targets(rows)
     return results
 
