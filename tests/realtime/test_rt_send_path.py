@@ -1,9 +1,11 @@
-"""The datagram fast paths of a session, seen on the wire by a bare QUIC peer.
+"""A session's fast paths (one QUIC call plus a header per message) keep the protocol.
 
-A client ``Session`` (through ``ClientCore``) talks to a plain
+Datagrams: a client ``Session`` (through ``ClientCore``) talks to a plain
 ``QuicConnection`` acting as the server, in memory: what the session sends on
 the UNRELIABLE and SEQUENCED channels is read as raw DATAGRAM payloads and
 checked against docs/protocol.md, and hand-built datagrams go the other way.
+Ordered channels: a message sent straight to its channel's open stream must
+still queue behind earlier ones of that channel waiting for stream credit.
 """
 
 from __future__ import annotations
