@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The README's two commands: ``python3 dev.py demo`` and ``python3 dev.py test``;
-and ``python3 dev.py bench`` for the QUIC benchmark (``benchmarks/quic_bench.py``).
+``python3 dev.py bench`` for the QUIC benchmark (``benchmarks/quic_bench.py``) and
+``python3 dev.py rtbench`` for the real-time one (``benchmarks/rt_bench.py``).
 
 Each makes (or refreshes) a virtual environment in ``.venv`` inside the
 checkout, installs what it needs from the package registries, and runs.
@@ -24,7 +25,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 # What each command needs installed (extras of pyproject.toml).
-EXTRAS = {"demo": "", "test": "test,dev", "bench": "test,bench,fast"}
+EXTRAS = {"demo": "", "test": "test,dev", "bench": "test,bench,fast", "rtbench": "test,bench,fast"}
 
 
 def _stamp(extras: str) -> str:
@@ -62,6 +63,8 @@ def main(argv: list[str]) -> int:
         args = [str(PYTHON), "-m", "quicnet", "demo", *rest]
     elif command == "bench":
         args = [str(PYTHON), str(ROOT / "benchmarks" / "quic_bench.py"), *rest]
+    elif command == "rtbench":
+        args = [str(PYTHON), str(ROOT / "benchmarks" / "rt_bench.py"), *rest]
     else:
         args = [str(PYTHON), "-m", "pytest", *rest]
     return subprocess.run(args, cwd=ROOT).returncode

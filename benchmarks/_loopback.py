@@ -167,7 +167,7 @@ def rtt_quicnet_tick(port: int, rounds: Rounds, certdir: Path) -> None:
 
     client = UdpClient(client_configuration(certdir), ("127.0.0.1", port))
     try:
-        _tick_handshake(client)
+        tick_handshake(client)
         payload = os.urandom(PAYLOAD)
         perf = time.perf_counter
         conn = client.connection
@@ -185,7 +185,7 @@ def rtt_quicnet_tick(port: int, rounds: Rounds, certdir: Path) -> None:
         client.close_socket()
 
 
-def _tick_handshake(client: Any) -> None:
+def tick_handshake(client: Any) -> None:
     deadline = time.monotonic() + 10
     while not client.connection.handshake_complete:
         if time.monotonic() > deadline or client.connection.termination is not None:
@@ -299,7 +299,7 @@ def bulk_quicnet_tick(peer: Peer, port: int, size: int, certdir: Path, limit: fl
 
     client = UdpClient(client_configuration(certdir), ("127.0.0.1", port))
     try:
-        _tick_handshake(client)
+        tick_handshake(client)
         conn = client.connection
         stream = conn.create_stream()
         chunk = os.urandom(CHUNK)

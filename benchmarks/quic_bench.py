@@ -254,7 +254,7 @@ def bulk_rounds(
     return out
 
 
-def _cpu_seconds() -> tuple[float, float, float] | None:
+def cpu_seconds() -> tuple[float, float, float] | None:
     """(wall, busy CPU seconds of the whole machine, CPU seconds of this run's processes)."""
     mine = os.times()
     ours = mine.user + mine.system + mine.children_user + mine.children_system
@@ -286,7 +286,7 @@ def run(quick: bool, sections: list[str], certdir: Path, commit: str | None) -> 
         + (f" --commit {commit}" if commit else ""),
     }
     started = time.monotonic()
-    cpu_before = _cpu_seconds()
+    cpu_before = cpu_seconds()
     timing: dict[str, float] = {}
 
     def child_run(kind: str, args: list[str], timeout: float) -> dict[str, Any]:
@@ -320,7 +320,7 @@ def run(quick: bool, sections: list[str], certdir: Path, commit: str | None) -> 
     results["seconds"] = timing
     results["load_average_after"] = list(os.getloadavg())
     # Loopback figures need both cores: what else ran meanwhile says how far to trust them.
-    results["machine_share"] = machine_share(cpu_before, _cpu_seconds())
+    results["machine_share"] = machine_share(cpu_before, cpu_seconds())
     results["targets"] = targets(results)
     return results
 

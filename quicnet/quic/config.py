@@ -78,6 +78,10 @@ class QuicConfiguration:
     max_datagram_frame_size: int | None = 65535  # None: no DATAGRAM frames (RFC 9221)
     #: Received datagrams waiting for the application; beyond this new ones are dropped.
     max_received_datagrams: int = 1024
+    #: Report each DATAGRAM sent as DatagramAcknowledged or DatagramLost (RFC 9221 §5.2
+    #: lets a sender know); False spares an application that has no use for them (the
+    #: real-time layer) one event object per datagram.
+    datagram_ack_events: bool = True
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025
     active_connection_id_limit: int = 4

@@ -426,6 +426,7 @@ class PacketSender:
         c = self.c
         streams = c.streams
         pending = c.pending
+        report_datagrams = c.configuration.datagram_ack_events
         for record in frames:
             kind = record[0]
             if kind == STREAM:
@@ -440,8 +441,9 @@ class PacketSender:
                     sender.on_lost(offset, length, fin)
                     streams.schedule(stream_id)
             elif kind == DATAGRAM:
-                event = DatagramAcknowledged(record[1]) if acked else DatagramLost(record[1])
-                c.event_queue.append(event)
+                if report_datagrams:
+                    event = DatagramAcknowledged(record[1]) if acked else DatagramLost(record[1])
+                    c.event_queue.append(event)
             elif kind == CRYPTO:
                 _, epoch, offset, length = record
                 crypto = c.spaces[epoch].sender

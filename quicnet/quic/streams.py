@@ -29,6 +29,7 @@ class ReceiveHalf:
 
     __slots__ = (
         "_buffer",
+        "_ready",
         "_received",
         "consumed_offset",
         "fin_delivered",
@@ -44,6 +45,9 @@ class ReceiveHalf:
     def __init__(self, window: int) -> None:
         self._buffer = bytearray()  # bytes from read_offset on; holes are zero-filled
         self._received = RangeSet()
+        #: The common case: a frame's data that came in order with nothing buffered, kept
+        #: as it is (no copy into the buffer, no range) until read() hands it over.
+        self._ready = b""
         self.read_offset = 0  # handed to the application (queued as events)
         self.consumed_offset = 0  # taken by the application: what earns new credit
         self.highest_offset = 0
@@ -77,6 +81,13 @@ class ReceiveHalf:
         self.highest_offset = max(self.highest_offset, end)
         if self.reset_error_code is not None:
             return grew
+        if offset == self.read_offset and not self._received and not self._ready:
+            self._ready = data
+            return grew
+        if self._ready:  # more before read(): into the buffer with the rest
+            ready, self._ready = self._ready, b""
+            self._buffer[0:0] = ready
+            self._received.add(self.read_offset, self.read_offset + len(ready))
         start = max(offset, self.read_offset)
         if start < end:
             pos = start - self.read_offset
@@ -89,6 +100,11 @@ class ReceiveHalf:
 
     def read(self) -> bytes:
         """Contiguous bytes from ``read_offset`` (consumed)."""
+        ready = self._ready
+        if ready:
+            self._ready = b""
+            self.read_offset += len(ready)
+            return ready
         if not self._received or self._received.first[0] != self.read_offset:
             return b""
         stop = self._received.first[1]
@@ -137,6 +153,7 @@ class ReceiveHalf:
         self.final_size = final_size
         self.reset_error_code = error_code
         self._buffer.clear()
+        self._ready = b""
         self._received = RangeSet()
         return grew
 

@@ -111,6 +111,7 @@ def client_configuration(
         initial_max_streams_bidi=0,  # the server opens no bidirectional stream
         max_datagram_frame_size=65535,
         session_ticket=parse_session(session),
+        datagram_ack_events=False,  # the real-time layer reports no per-datagram fate
         **{"handshake_timeout": settings.handshake_timeout, **quic},
     )
 

@@ -79,6 +79,7 @@ def server_configuration(
         initial_max_streams_uni=settings.max_streams,
         initial_max_streams_bidi=1,  # the control stream
         max_datagram_frame_size=65535,
+        datagram_ack_events=False,  # the real-time layer reports no per-datagram fate
         **{"handshake_timeout": settings.handshake_timeout, **quic},
     )
 

@@ -61,9 +61,9 @@ from quicnet.realtime.wire import (
     RealtimeProtocolError,
     Welcome,
     encode_control,
-    encode_datagram_header,
     encode_varint,
     parse_datagram_header,
+    read_varint,
 )
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ __all__ = ["Admission", "Session", "disconnect_reason"]
 Admission = Callable[["Session", Hello], str | None]
 
 _CONTROL_STREAM = 0
+_UNRELIABLE = frozenset({Delivery.UNRELIABLE, Delivery.SEQUENCED})
 # RFC 8446 §6.2 alerts about a certificate: the peer (or we) did not accept it.
 _CERTIFICATE_ALERTS = frozenset({42, 43, 44, 45, 46, 48, 116})
 _BY_PEER_CODE = {
@@ -156,7 +157,19 @@ class Session:
         self._events = events
         self._token = token
         self._admission = admission
-        self._channels = settings.channels
+        self._channels = dict(settings.channels)
+        #: Per channel: its mode, its size limit, and the datagram header of a whole
+        #: message (channel, no flags), so a send builds nothing but the datagram.
+        self._plans = {
+            channel: (
+                mode,
+                settings.max_unreliable_message_size
+                if mode in _UNRELIABLE
+                else settings.max_message_size,
+                bytes((channel, 0)),
+            )
+            for channel, mode in self._channels.items()
+        }
         #: Server: the client is admitted. Client: the server welcomed us.
         self.admitted = False
         #: Client: the id the server gave us (from WELCOME).
@@ -199,28 +212,35 @@ class Session:
     # Sending ------------------------------------------------------------------------------
     def send(self, channel: int, data: bytes) -> None:
         """Send one message on ``channel`` by its delivery mode (or queue it until it can go)."""
-        mode = self._channels.get(channel)
-        if mode is None:
+        plan = self._plans.get(channel)
+        if plan is None:
             raise UnknownChannelError(f"channel {channel} is not defined")
-        if self.ended or self.connection.termination is not None:
+        conn = self.connection
+        if self.ended or conn.termination is not None:
             raise NotConnectedError("the session has ended")
-        unreliable = mode == Delivery.UNRELIABLE or mode == Delivery.SEQUENCED
-        limit = (
-            self.settings.max_unreliable_message_size
-            if unreliable
-            else self.settings.max_message_size
-        )
+        mode, limit, prefix = plan
         if len(data) > limit:
             raise MessageTooLargeError(
                 f"a message of {len(data)} bytes on channel {channel} ({mode.name}); "
                 f"the limit is {limit}"
             )
         if not self.ready or self._backlog:
-            if len(self._backlog) >= self.settings.max_pending_messages and unreliable:
+            if len(self._backlog) >= self.settings.max_pending_messages and mode in _UNRELIABLE:
                 return  # unreliable: dropping is within its contract
             self._backlog.append((channel, bytes(data)))
             return
-        self._dispatch(channel, mode, data)
+        # The common cases are one QUIC call plus a header: a whole unreliable message in
+        # a datagram, a message on an ordered channel's stream after its length.
+        if mode is Delivery.UNRELIABLE and len(data) + 2 <= (conn.max_datagram_size or 0):
+            conn.send_datagram(prefix + data)
+        elif (
+            mode is Delivery.RELIABLE_ORDERED
+            and channel in self._ordered_out
+            and channel not in self._ordered_waiting  # else it queues behind those
+        ):
+            conn.send_stream_data(self._ordered_out[channel], encode_varint(len(data)) + data)
+        else:
+            self._dispatch(channel, mode, data)
         self.messages_sent += 1
 
     def _dispatch(self, channel: int, mode: Delivery, data: bytes) -> None:
@@ -243,10 +263,10 @@ class Session:
         elif mode == Delivery.SEQUENCED:
             sequence = self._sequence_out.get(channel, 0)
             self._sequence_out[channel] = sequence + 1
-            header = encode_datagram_header(channel, sequence)
+            header = self._plans[channel][2] + encode_varint(sequence)
             room = conn.max_datagram_size or 0
             if len(header) + len(data) <= room:
-                conn.send_datagram(header + data)
+                conn.send_datagram(b"".join((header, data)))
             else:
                 self._send_fragments(channel, sequence, data, room)
         elif self._stream_waiting or not conn.streams_available(bidirectional=False):
@@ -521,12 +541,23 @@ class Session:
         channel = data[0]
         mode = self._channels.get(channel)
         limit = self.settings.max_unreliable_message_size
-        if mode == Delivery.UNRELIABLE:
-            if data[1] == 0:  # the common case: a whole message
+        if data[1] == 0:  # the common cases: a whole message
+            if mode is Delivery.UNRELIABLE:
                 if len(data) - 2 > limit:
                     raise RealtimeProtocolError(_too_large(len(data) - 2, limit))
                 self._deliver(channel, data[2:])
                 return
+            if mode is Delivery.SEQUENCED:
+                number, pos = read_varint(data, 2, "datagram header")
+                if len(data) - pos > limit:
+                    raise RealtimeProtocolError(_too_large(len(data) - pos, limit))
+                if number > self._sequence_in.get(channel, -1):  # else older: dropped
+                    self._sequence_in[channel] = number
+                    if len(self._reassembler):
+                        self._reassembler.drop_older(channel, number)
+                    self._deliver(channel, data[pos:])
+                return
+        if mode == Delivery.UNRELIABLE:
             header = parse_datagram_header(data, False)
         elif mode == Delivery.SEQUENCED:
             header = parse_datagram_header(data, True)

@@ -32,6 +32,7 @@ __all__ = [
     "encode_datagram_header",
     "encode_varint",
     "parse_datagram_header",
+    "read_varint",
 ]
 
 ALPN = "quicnet-rt/1"
@@ -96,6 +97,15 @@ def _varint_at(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int
     if end > len(data):
         raise IndexError(pos)
     return int.from_bytes(data[pos:end], "big") & ((1 << (8 * size - 2)) - 1), end
+
+
+def read_varint(data: bytes, pos: int, what: str = "a varint") -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it; RealtimeProtocolError ("``what``
+    truncated") if ``data`` ends inside it."""
+    try:
+        return _varint_at(data, pos)
+    except IndexError:
+        raise RealtimeProtocolError(f"{what} truncated") from None
 
 
 # Control messages -----------------------------------------------------------------------------
@@ -215,7 +225,13 @@ class OrderedReader:
         """Take the next bytes of the stream; return the messages now complete."""
         buffer = self._buffer
         if not buffer:
-            out, rest = self._split(data)  # the common case: whole messages
+            try:  # the common case: exactly one whole message
+                length, start = _varint_at(data, 0)
+                if start + length == len(data) and length <= self._limit:
+                    return [data[start:]]
+            except IndexError:
+                pass
+            out, rest = self._split(data)  # whole messages, and the start of the next
             buffer += rest
             return out
         buffer += data
