@@ -398,12 +398,13 @@ def _single(item: ocsp.OCSPSingleResponse | ocsp.OCSPResponse) -> SingleStatus:
 class OCSPResponse:
     """An OCSPResponse: a responder's error status, or a signed BasicOCSPResponse."""
 
-    __slots__ = ("_der", "_response", "_responses")
+    __slots__ = ("_certificates", "_der", "_response", "_responses")
 
     def __init__(self, response: ocsp.OCSPResponse) -> None:
         self._response = response
         self._der = response.public_bytes(serialization.Encoding.DER)
         self._responses: tuple[SingleStatus, ...] = ()
+        self._certificates: list[Certificate] = []
         if self.is_successful:
             try:  # pyca parses lazily: fail at load time, with our error
                 self._responses = tuple(_single(r) for r in response.responses)
@@ -415,6 +416,12 @@ class OCSPResponse:
                 raise OCSPDecodeError(f"malformed BasicOCSPResponse: {exc}") from None
             if not self._responses:
                 raise OCSPDecodeError("the OCSP response has no SingleResponse")
+            try:
+                self._certificates = [Certificate(c) for c in response.certificates]
+                for cert in self._certificates:
+                    cert.public_key()  # a key we cannot use is found now, not mid-check
+            except CryptoError as exc:
+                raise OCSPDecodeError(f"a certificate in the OCSP response: {exc}") from None
 
     def to_der(self) -> bytes:
         return self._der
@@ -458,7 +465,8 @@ class OCSPResponse:
     @property
     def certificates(self) -> list[Certificate]:
         """Certificates the responder included (a delegated signer's, typically)."""
-        return [Certificate(c) for c in self._signed().certificates]
+        self._signed()
+        return list(self._certificates)
 
     @property
     def responder_id(self) -> str:
