@@ -141,13 +141,15 @@ def _verify(
     max_age = None
     if a.status_age is not None:
         max_age = datetime.timedelta(seconds=a.status_age)
+    out = []
     try:
         issuer = issuer or _find_issuer(response, roots)
         if not noverify:
             if roots:
                 _check_trusted(issuer, roots)
-            response.signer(issuer, va)
-            sys.stderr.write("Response verify OK\n")
+            signer = response.signer(issuer, va)
+            if not roots and signer not in va:  # nothing vouches for -issuer itself
+                raise OCSPError(f"the responder {signer.subject!r} is not a -VAfile certificate")
         nonce = request.nonce if request is not None and not a.no_nonce else None
         for path in a.cert:
             cert = load_certificate(read_input(path, "certificate"))
@@ -162,10 +164,13 @@ def _verify(
                     nonce=nonce,
                     trusted_responders=va,
                 )
-            sys.stdout.write(_status_lines(path, single))
+            out.append(_status_lines(path, single))
     except OCSPError as exc:
         sys.stderr.write(f"Response Verify Failure: {exc}\n")
         raise SystemExit(2) from None
+    if not noverify:
+        sys.stderr.write("Response verify OK\n")
+    sys.stdout.write("".join(out))
 
 
 def ocsp(argv: list[str]) -> int:
