@@ -37,8 +37,10 @@ from quicnet.tls import (
     ConfigurationError,
     ProtocolViolation,
     ServerConfig,
+    TLSClient,
     TLSConnection,
     TLSError,
+    TLSServer,
     open_connection,
 )
 from quicnet.tls import extensions as ext
@@ -218,6 +220,48 @@ def test_require_ocsp_staple_needs_trust_roots(s: Stapling) -> None:
         ClientConfig(
             pinned_fingerprints=[s.leaf.fingerprint()], require_ocsp_staple=True
         ).validate()
+
+
+def quic_handshake(client_config: ClientConfig, server_config: ServerConfig) -> HandshakeComplete:
+    """The same engines in QUIC mode (RFC 9001 §4): bytes move by epoch, no record layer."""
+    now = time.time()
+    params = b"\x01\x02\x03\x04"  # opaque to TLS; QUIC's transport parameters
+    client = TLSClient(
+        dataclasses.replace(client_config, quic_transport_parameters=params), quic=True
+    )
+    server = TLSServer(
+        dataclasses.replace(server_config, quic_transport_parameters=params), quic=True
+    )
+    client.start(now)
+    for _ in range(10):
+        moved = False
+        for epoch, data in client.data_to_send():
+            server.receive(epoch, data, now)
+            moved = True
+        for epoch, data in server.data_to_send():
+            client.receive(epoch, data, now)
+            moved = True
+        if not moved:
+            break
+    events = []
+    while (event := client.next_event()) is not None:
+        events.append(event)
+    done = [e for e in events if isinstance(e, HandshakeComplete)]
+    assert done, "the QUIC-mode handshake did not complete"
+    return done[0]
+
+
+def test_stapling_in_quic_mode(s: Stapling) -> None:
+    staple = s.staple()
+    assert (
+        quic_handshake(s.client(require_ocsp_staple=True), s.server(staple)).ocsp_staple == staple
+    )
+    with pytest.raises(ProtocolViolation) as info:
+        quic_handshake(s.client(require_ocsp_staple=True), s.server(s.staple("R")))
+    assert info.value.alert == AlertDescription.certificate_revoked
+    with pytest.raises(ProtocolViolation) as info:
+        quic_handshake(s.client(require_ocsp_staple=True), s.server(None))
+    assert info.value.alert == BAD_STATUS
 
 
 # The decoders -----------------------------------------------------------------------------
