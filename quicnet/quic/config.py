@@ -39,6 +39,12 @@ class QuicConfiguration:
     insecure_skip_verify: bool = False
     #: Client: check the certificate's name against server_name (required unless pinned).
     verify_server_name: bool = True
+    #: Client: ask for a stapled OCSP response, or refuse a server without a good, fresh
+    #: one (``quicnet.tls.ClientConfig``); server: the DER response (or a callable giving
+    #: the current one) it staples when asked (RFC 8446 §4.4.2.1).
+    ocsp_stapling: bool = False
+    require_ocsp_staple: bool = False
+    ocsp_staple: bytes | Callable[[], bytes | None] | None = None
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
     #: Called with each NSS key log line (SSLKEYLOGFILE format). A client without one

@@ -102,6 +102,8 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
                 pinned_fingerprints=c.pinned_fingerprints,
                 insecure_skip_verify=c.insecure_skip_verify,
                 verify_server_name=c.verify_server_name,
+                ocsp_stapling=c.ocsp_stapling,
+                require_ocsp_staple=c.require_ocsp_staple,
                 cipher_suites=c.cipher_suites,
                 groups=c.groups,
                 key_share_groups=c.groups[:1],  # the others by HelloRetryRequest
@@ -131,6 +133,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
             quic_transport_parameters=transport_parameters,
             middlebox_compatibility=False,
             key_log=c.key_log,
+            ocsp_staple=c.ocsp_staple,
         ),
         quic=True,
     )

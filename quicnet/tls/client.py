@@ -468,7 +468,7 @@ class TLSClient(TLSEngine):
             require_name=c.verify_server_name,
         )
         self.ocsp_staple = client_staple(
-            message.certificate_list, chain, self._offered_extensions, c, now
+            message.certificate_list, chain, self._offered_extensions, c
         )
         self.peer_certificates = tuple(chain)
         self.transcript.add(raw)

@@ -57,12 +57,13 @@ def client_staple(
     chain: Sequence[Certificate],
     offered: set[int],
     config: ClientConfig,
-    now: float,
 ) -> bytes | None:
     """The leaf's stapled OCSP response (DER), checked when the config requires one.
 
     Every CertificateEntry extension must answer one the ClientHello offered
-    (RFC 8446 §4.4.2), else unsupported_extension.
+    (RFC 8446 §4.4.2), else unsupported_extension. Freshness is judged on the
+    clock certificates are validated with (the wall clock), not the engine's
+    ``now``, which may be a transport's own (simulated) time.
     """
     for entry in entries:
         for e in entry.extensions:
@@ -74,18 +75,16 @@ def client_staple(
     body = next((e.data for e in entries[0].extensions if e.type == ET.status_request), None)
     staple = ext.decode_certificate_status(body) if body is not None else None
     if config.require_ocsp_staple:
-        _check(staple, chain, config, now)
+        _check(staple, chain, config)
     return staple
 
 
-def _check(
-    staple: bytes | None, chain: Sequence[Certificate], config: ClientConfig, now: float
-) -> None:
+def _check(staple: bytes | None, chain: Sequence[Certificate], config: ClientConfig) -> None:
     """Fail closed unless ``staple`` is a verified, fresh, good response for the leaf."""
     bad = AlertDescription.bad_certificate_status_response
     if staple is None:
         raise _fail("the server stapled no OCSP response, and one is required", bad)
-    at = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    at = datetime.datetime.now(datetime.UTC)
     try:
         # The issuer the staple must come from: the next certificate on the validated path.
         path = verify_chain(chain, config.trust_roots, at=at, purpose="server")
