@@ -391,6 +391,8 @@ def test_openssl_s_client_status_against_quicnet_s_server(s: Stapling, procs: Pr
     client.wait_for(r"Verify return code: 0 \(ok\)")
     client.close_stdin()
     client.wait()
+    assert "OCSP Response Status: successful (0x0)" in client.text
+    assert "Cert Status: good" in client.text
 
 
 @pytest.mark.openssl
