@@ -378,6 +378,21 @@ def test_quicnet_s_client_status_against_openssl(s: Stapling, procs: Processes) 
 
 
 @pytest.mark.openssl
+@pytest.mark.parametrize("state", [None, "R"], ids=["no-staple", "revoked"])
+def test_quicnet_s_client_status_required_fails_closed(
+    s: Stapling, procs: Processes, state: str | None
+) -> None:
+    extra = ["-status_file", s.file("st.der", s.staple(state))] if state else []
+    _, port = procs.openssl_server(s.identity(), *extra, "-www")
+    client = procs.quicnet("s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", s.directory / "ca.pem",
+                           "-servername", "localhost", "-status_required")  # fmt: skip
+    assert client.wait() == 1, client.describe()
+    errors = client.err.decode().strip().splitlines()
+    assert len(errors) == 1 and "Traceback" not in client.text
+    assert ("revoked" if state else "stapled no OCSP response") in errors[0]
+
+
+@pytest.mark.openssl
 def test_openssl_s_client_status_against_quicnet_s_server(s: Stapling, procs: Processes) -> None:
     server = procs.quicnet("s_server", "-accept", "0", "-cert", s.directory / "leaf.pem", "-key",
                            s.directory / "leaf.key", "-status_file", s.file("good.der", s.staple()),
