@@ -17,6 +17,7 @@ from quicnet.cli.common import (
     write_output,
 )
 from quicnet.cli.crl_flags import add_crl_flags, crl_options
+from quicnet.cli.staple import describe_staple
 from quicnet.cli.tls_common import (
     add_tls_flags,
     key_log_writer,
@@ -95,6 +96,12 @@ async def run(argv: list[str]) -> int:
         "-early_data", metavar="FILE", help="send this file as 0-RTT data (with -sess_in)"
     )
     p.add_argument("-ign_eof", action="store_true", help="keep reading after stdin ends")
+    p.add_argument("-status", action="store_true", help="ask for an OCSP staple and print it")
+    p.add_argument(
+        "-status_required",
+        action="store_true",
+        help="refuse the server without a good, fresh OCSP staple (implies -status)",
+    )
     add_tls_flags(p)
     add_crl_flags(p, check_all=True)
     a = p.parse_args(argv)
@@ -124,6 +131,8 @@ async def run(argv: list[str]) -> int:
         session=session,
         enable_early_data=bool(a.early_data),
         key_log=key_log_writer(a.keylogfile),
+        ocsp_stapling=a.status,
+        require_ocsp_staple=a.status_required,
     )
     if a.groups:
         config.key_share_groups = config.groups[:1]
@@ -134,6 +143,8 @@ async def run(argv: list[str]) -> int:
         raise network_error(f"cannot connect to {a.connect}", exc) from None
     assert writer.handshake is not None
     describe(writer.handshake, a.quiet)
+    if a.status or a.status_required:
+        describe_staple(writer.handshake, roots)
 
     async def save_session() -> None:
         ticket = await writer.wait_session_ticket()

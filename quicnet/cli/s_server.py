@@ -13,6 +13,7 @@ from quicnet.cli.tls_common import (
     key_log_writer,
     load_identity,
     load_roots,
+    load_staple,
     parse_ciphersuites,
     parse_groups,
 )
@@ -56,6 +57,9 @@ async def run(argv: list[str]) -> int:
     p.add_argument("-early_data", action="store_true", help="accept 0-RTT data")
     p.add_argument("-naccept", type=int, metavar="N", help="exit after N connections")
     p.add_argument("-num_tickets", type=int, default=2, metavar="N")
+    p.add_argument(
+        "-status_file", metavar="FILE", help="staple this DER OCSP response (RFC 6066 §8)"
+    )
     add_tls_flags(p)
     a = p.parse_args(argv)
 
@@ -72,6 +76,7 @@ async def run(argv: list[str]) -> int:
         if a.verify is not None
         else ClientAuth.NONE
     )
+    staple = load_staple(a.status_file) if a.status_file else None
     config = ServerConfig(
         certificate_chain=chain,
         private_key=key,
@@ -85,6 +90,7 @@ async def run(argv: list[str]) -> int:
         max_early_data_size=16384 if a.early_data else 0,
         tickets_to_send=a.num_tickets,
         key_log=key_log_writer(a.keylogfile),
+        ocsp_staple=staple,
     )
     clients: set[TLSStreamWriter] = set()
     tasks: list[asyncio.Task[None]] = []

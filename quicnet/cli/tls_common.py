@@ -18,6 +18,7 @@ from quicnet.crypto import (
     load_certificates,
     load_private_key,
 )
+from quicnet.crypto.ocsp import load_ocsp_response
 from quicnet.crypto.pem import pem_blocks
 from quicnet.crypto.pkcs12 import is_pkcs12, load_pkcs12
 from quicnet.tls import CipherSuite
@@ -110,6 +111,11 @@ def load_roots(path: str | None) -> list[Certificate]:
                     roots.append(load_certificate(block))
         return roots
     return []
+
+
+def load_staple(path: str) -> bytes:
+    """``-status_file``: a DER OCSP response (checked to parse, so errors show at start)."""
+    return load_ocsp_response(read_input(path, "OCSP response")).to_der()
 
 
 def load_identity(

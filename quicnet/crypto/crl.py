@@ -24,6 +24,8 @@ from quicnet.crypto.errors import CryptoError, DecodeError
 from quicnet.crypto.keys import PrivateKey
 from quicnet.crypto.pem import is_pem, pem_blocks, pem_body
 from quicnet.crypto.revocation import (
+    PYCA_REASON,
+    REASON_FROM_PYCA,
     CertificateRevoked,
     Revocation,
     RevocationCheck,
@@ -42,19 +44,6 @@ __all__ = [
     "make_crl",
 ]
 
-_FLAGS = {
-    RevocationReason.unspecified: x509.ReasonFlags.unspecified,
-    RevocationReason.keyCompromise: x509.ReasonFlags.key_compromise,
-    RevocationReason.CACompromise: x509.ReasonFlags.ca_compromise,
-    RevocationReason.affiliationChanged: x509.ReasonFlags.affiliation_changed,
-    RevocationReason.superseded: x509.ReasonFlags.superseded,
-    RevocationReason.cessationOfOperation: x509.ReasonFlags.cessation_of_operation,
-    RevocationReason.certificateHold: x509.ReasonFlags.certificate_hold,
-    RevocationReason.removeFromCRL: x509.ReasonFlags.remove_from_crl,
-    RevocationReason.privilegeWithdrawn: x509.ReasonFlags.privilege_withdrawn,
-    RevocationReason.AACompromise: x509.ReasonFlags.aa_compromise,
-}
-_REASONS = {flag: reason for reason, flag in _FLAGS.items()}
 # Extensions whose criticality quicnet honours by processing them (RFC 5280 §5.2, §5.3).
 _CRL_EXTENSIONS = {
     ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
@@ -79,7 +68,7 @@ class BadCRLSignature(RevocationUnknown):
 def _entry(revoked: x509.RevokedCertificate) -> Revocation:
     try:
         flag = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
-        reason: RevocationReason | None = _REASONS[flag]
+        reason: RevocationReason | None = REASON_FROM_PYCA[flag]
     except x509.ExtensionNotFound:
         reason = None
     return Revocation(revoked.serial_number, revoked.revocation_date_utc, reason)
@@ -242,7 +231,7 @@ def make_crl(
             .revocation_date(item.revoked_at)
         )
         if item.reason not in (None, RevocationReason.unspecified):
-            entry = entry.add_extension(x509.CRLReason(_FLAGS[item.reason]), critical=False)
+            entry = entry.add_extension(x509.CRLReason(PYCA_REASON[item.reason]), critical=False)
         builder = builder.add_revoked_certificate(entry.build())
     algorithm = x509_signature_hash(issuer_key)
     try:

@@ -15,9 +15,13 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
+from cryptography import x509
+
 from quicnet.crypto.errors import CertificateError
 
 __all__ = [
+    "PYCA_REASON",
+    "REASON_FROM_PYCA",
     "CertificateRevoked",
     "Revocation",
     "RevocationCheck",
@@ -53,6 +57,24 @@ class RevocationReason(enum.IntEnum):
                 return reason
         known = ", ".join(r.name for r in cls)
         raise ValueError(f"unknown revocation reason {name!r}; known: {known}")
+
+
+#: Each reason as pyca names it, and back (CRL entries and OCSP responses).
+PYCA_REASON: dict[RevocationReason, x509.ReasonFlags] = {
+    RevocationReason.unspecified: x509.ReasonFlags.unspecified,
+    RevocationReason.keyCompromise: x509.ReasonFlags.key_compromise,
+    RevocationReason.CACompromise: x509.ReasonFlags.ca_compromise,
+    RevocationReason.affiliationChanged: x509.ReasonFlags.affiliation_changed,
+    RevocationReason.superseded: x509.ReasonFlags.superseded,
+    RevocationReason.cessationOfOperation: x509.ReasonFlags.cessation_of_operation,
+    RevocationReason.certificateHold: x509.ReasonFlags.certificate_hold,
+    RevocationReason.removeFromCRL: x509.ReasonFlags.remove_from_crl,
+    RevocationReason.privilegeWithdrawn: x509.ReasonFlags.privilege_withdrawn,
+    RevocationReason.AACompromise: x509.ReasonFlags.aa_compromise,
+}
+REASON_FROM_PYCA: dict[x509.ReasonFlags, RevocationReason] = {
+    flag: reason for reason, flag in PYCA_REASON.items()
+}
 
 
 @dataclass(frozen=True, slots=True)

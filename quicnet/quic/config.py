@@ -49,6 +49,12 @@ class QuicConfiguration:
     #: (see :class:`quicnet.tls.ClientConfig`); a revoked server fails the handshake.
     crls: Sequence[CertificateRevocationList] = ()
     revocation_check: RevocationCheck | None = None
+    #: Client: ask for a stapled OCSP response, or refuse a server without a good, fresh
+    #: one (``quicnet.tls.ClientConfig``); server: the DER response (or a callable giving
+    #: the current one) it staples when asked (RFC 8446 §4.4.2.1).
+    ocsp_stapling: bool = False
+    require_ocsp_staple: bool = False
+    ocsp_staple: bytes | Callable[[], bytes | None] | None = None
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
     #: Called with each NSS key log line (SSLKEYLOGFILE format). A client without one

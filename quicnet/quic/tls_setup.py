@@ -105,6 +105,8 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
                 verify_server_name=c.verify_server_name,
                 crls=c.crls,
                 revocation_check=c.revocation_check,
+                ocsp_stapling=c.ocsp_stapling,
+                require_ocsp_staple=c.require_ocsp_staple,
                 cipher_suites=c.cipher_suites,
                 groups=c.groups,
                 key_share_groups=c.groups[:1],  # the others by HelloRetryRequest
@@ -134,6 +136,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
             quic_transport_parameters=transport_parameters,
             middlebox_compatibility=False,
             key_log=c.key_log,
+            ocsp_staple=c.ocsp_staple,
         ),
         quic=True,
     )

@@ -39,6 +39,7 @@ from quicnet.tls.messages import (
     encode_message,
 )
 from quicnet.tls.session import SessionTicket
+from quicnet.tls.stapling import client_staple
 from quicnet.tls.tickets import TicketReceiver, session_ticket
 
 __all__ = ["TLSClient"]
@@ -61,6 +62,7 @@ _EE_FORBIDDEN = {
     ET.post_handshake_auth,
     ET.oid_filters,
     ET.padding,
+    ET.status_request,  # TLS 1.3 staples in the CertificateEntry (RFC 8446 §4.4.2.1)
 }
 
 
@@ -96,6 +98,8 @@ class TLSClient(TLSEngine):
         self._certificate_request: CertificateRequest | None = None
         self._server_signature_scheme: int | None = None
         self._resumption_master_secret = b""
+        #: The DER OCSP response stapled to the server's leaf, if any.
+        self.ocsp_staple: bytes | None = None
 
     def _release_role_state(self) -> None:
         self._shares = {}
@@ -155,6 +159,8 @@ class TLSClient(TLSEngine):
         name = c.server_name
         if name and not is_ip_address(name):  # RFC 6066 §3: no IP literals in SNI
             items.append(Extension(ET.server_name, ext.encode_server_name(name)))
+        if c.ocsp_stapling or c.require_ocsp_staple:  # RFC 6066 §8
+            items.append(Extension(ET.status_request, ext.encode_status_request()))
         items.append(Extension(ET.supported_groups, ext.encode_u16_list(list(c.groups))))
         items.append(
             Extension(ET.signature_algorithms, ext.encode_u16_list(list(c.signature_algorithms)))
@@ -463,6 +469,9 @@ class TLSClient(TLSEngine):
             crls=c.crls,
             revocation_check=c.revocation_check,
         )
+        self.ocsp_staple = client_staple(
+            message.certificate_list, chain, self._offered_extensions, c
+        )
         self.peer_certificates = tuple(chain)
         self.transcript.add(raw)
         self.state = "WAIT_CV"
@@ -528,6 +537,7 @@ class TLSClient(TLSEngine):
                 peer_certificates=self.peer_certificates,
                 server_name=self.config.server_name,
                 signature_scheme=self._server_signature_scheme,
+                ocsp_staple=self.ocsp_staple,
             )
         )
 

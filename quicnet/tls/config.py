@@ -108,8 +108,21 @@ class ClientConfig:
     #: TLS over TCP: session-id echo and dummy ChangeCipherSpec (RFC 8446 §D.4).
     middlebox_compatibility: bool = True
     key_log: KeyLog | None = None
+    #: Ask the server to staple an OCSP response (status_request, RFC 6066 §8); the
+    #: staple is exposed as ``HandshakeComplete.ocsp_staple``, unchecked unless required.
+    ocsp_stapling: bool = False
+    #: Refuse the server unless its leaf comes with a stapled OCSP response that is
+    #: signed by its issuer (or a delegated responder), fresh and "good" (implies
+    #: ``ocsp_stapling``; needs ``trust_roots``). Fails closed: alert
+    #: bad_certificate_status_response, certificate_revoked for a revoked leaf.
+    require_ocsp_staple: bool = False
 
     def validate(self) -> None:
+        if self.require_ocsp_staple and (not self.trust_roots or self.insecure_skip_verify):
+            raise ConfigurationError(
+                "require_ocsp_staple checks the staple against the leaf's issuer on a path "
+                "to trust_roots: give trust_roots (and not insecure_skip_verify)"
+            )
         if not (self.trust_roots or self.pinned_fingerprints or self.insecure_skip_verify):
             raise UsageError(
                 "the client has no way to authenticate the server: give trust_roots, "
@@ -188,6 +201,9 @@ class ServerConfig:
     record_size_limit: int | None = None
     middlebox_compatibility: bool = True
     key_log: KeyLog | None = None
+    #: DER OCSP response for the leaf (or a callable returning the current one), stapled
+    #: to the leaf's CertificateEntry when a client asks (RFC 8446 §4.4.2.1).
+    ocsp_staple: bytes | Callable[[], bytes | None] | None = None
 
     def validate(self) -> None:
         if not self.certificate_chain:

@@ -49,6 +49,8 @@ class HandshakeComplete:
     peer_certificates: tuple[Certificate, ...]
     server_name: str | None
     signature_scheme: int | None
+    #: The DER OCSP response the server stapled to its leaf (client side; RFC 6066 §8).
+    ocsp_staple: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

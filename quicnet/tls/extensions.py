@@ -1,4 +1,4 @@
-"""Extension bodies (RFC 8446 §4.2, RFC 7301, RFC 8449, RFC 9001 §8.2).
+"""Extension bodies (RFC 8446 §4.2, RFC 6066, RFC 7301, RFC 8449, RFC 9001 §8.2).
 
 One ``encode_*``/``decode_*`` pair per extension and per message it appears
 in where the shapes differ. Decoders raise
@@ -21,6 +21,7 @@ __all__ = [
     "OfferedPsks",
     "PskIdentity",
     "PskKeyExchangeMode",
+    "StatusRequest",
 ]
 
 TLS13 = 0x0304
@@ -91,6 +92,77 @@ def decode_server_name(data: bytes) -> str | None:
             except UnicodeDecodeError:
                 raise DecodeError("server_name is not ASCII") from None
     return host
+
+
+# status_request (RFC 6066 §8; in TLS 1.3, RFC 8446 §4.4.2.1) ----------------------------
+
+#: CertificateStatusType ocsp (RFC 6066 §8), the only one defined for TLS 1.3.
+STATUS_TYPE_OCSP = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    """A ClientHello's CertificateStatusRequest.
+
+    For ``ocsp``: the OCSPStatusRequest's responder IDs and DER request
+    extensions. Another type's body is kept whole in ``other`` (RFC 6066 §8
+    says only what ``ocsp`` holds, so a server skips the rest).
+    """
+
+    status_type: int = STATUS_TYPE_OCSP
+    responder_ids: tuple[bytes, ...] = ()
+    request_extensions: bytes = b""
+    other: bytes = b""
+
+
+def encode_status_request(request: StatusRequest | None = None) -> bytes:
+    request = request or StatusRequest()
+    w = Writer()
+    w.uint8(request.status_type)
+    if request.status_type != STATUS_TYPE_OCSP:
+        w.write(request.other)
+        return w.getvalue()
+    ids = Writer()
+    for responder_id in request.responder_ids:
+        ids.vector(responder_id, 2)
+    w.vector(ids.getvalue(), 2)
+    w.vector(request.request_extensions, 2)
+    return w.getvalue()
+
+
+def decode_status_request(data: bytes) -> StatusRequest:
+    r = Reader(data)
+    status_type = r.uint8()
+    if status_type != STATUS_TYPE_OCSP:
+        return StatusRequest(status_type, other=r.read(r.remaining))
+    block = r.sub(2)
+    ids = []
+    while not block.at_end():
+        ids.append(block.vector(2, min_length=1))  # ResponderID<1..2^16-1>
+    extensions = r.vector(2)
+    _done(r, "status_request")
+    return StatusRequest(status_type, tuple(ids), extensions)
+
+
+def encode_certificate_status(ocsp_response: bytes) -> bytes:
+    """A CertificateEntry's status_request: CertificateStatus carrying a DER OCSPResponse."""
+    w = Writer()
+    w.uint8(STATUS_TYPE_OCSP)
+    w.vector(ocsp_response, 3)
+    return w.getvalue()
+
+
+def decode_certificate_status(data: bytes) -> bytes:
+    """The DER OCSPResponse of a CertificateStatus (not checked here)."""
+    r = Reader(data)
+    status_type = r.uint8()
+    if status_type != STATUS_TYPE_OCSP:  # a response to no request: we only ask for ocsp
+        raise ProtocolViolation(
+            f"CertificateStatus of type {status_type}, not ocsp", AlertDescription.illegal_parameter
+        )
+    response = r.vector(3, min_length=1)  # OCSPResponse<1..2^24-1>
+    _done(r, "status_request")
+    return response
 
 
 # supported_versions (§4.2.1) ---------------------------------------------------

@@ -48,6 +48,7 @@ from quicnet.tls.messages import (
     ServerHello,
 )
 from quicnet.tls.session import TicketState
+from quicnet.tls.stapling import server_certificate_entries, wants_ocsp
 
 __all__ = ["TLSServer"]
 
@@ -72,6 +73,7 @@ class _Hello:
     record_size_limit: int | None
     transport_parameters: bytes | None
     cookie: bytes | None
+    ocsp_requested: bool = False
 
 
 def _parse_client_hello(hello: ClientHello) -> _Hello:
@@ -139,6 +141,7 @@ def _parse_client_hello(hello: ClientHello) -> _Hello:
         record_size_limit=ext.decode_record_size_limit(limit) if limit is not None else None,
         transport_parameters=hello.extension(ET.quic_transport_parameters),
         cookie=ext.decode_cookie(cookie) if cookie is not None else None,
+        ocsp_requested=wants_ocsp(hello.extension(ET.status_request)),
     )
 
 
@@ -487,7 +490,7 @@ class TLSServer(TLSEngine):
                     "ClientHello has no signature_algorithms", AlertDescription.missing_extension
                 )
             scheme = choose_signature_scheme(c.private_key, offer.signature_algorithms)
-            entries = tuple(CertificateEntry(cert.to_der()) for cert in c.certificate_chain)
+            entries = server_certificate_entries(c, offer.ocsp_requested)
             self._send(Epoch.HANDSHAKE, Certificate(b"", entries))
             content = certificate_verify_content(self.transcript.digest(), server=True)
             self._send(

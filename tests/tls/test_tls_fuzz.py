@@ -322,6 +322,8 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "empty": lambda d: ext.decode_empty(d, "early_data"),
     "cookie": ext.decode_cookie,
     "record_size_limit": ext.decode_record_size_limit,
+    "status_request": ext.decode_status_request,
+    "certificate_status": ext.decode_certificate_status,
 }
 
 ENCODERS: dict[str, Callable[[Any], bytes]] = {
@@ -340,6 +342,8 @@ ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "empty": lambda _none: b"",
     "cookie": ext.encode_cookie,
     "record_size_limit": ext.encode_record_size_limit,
+    "status_request": ext.encode_status_request,
+    "certificate_status": ext.encode_certificate_status,
 }
 
 # Which decoder reads an extension, by the message that carries it.
@@ -391,6 +395,11 @@ def _valid_bodies() -> list[tuple[str, bytes]]:
                 found.add((name, e.data))
     found.add(("alpn", ext.encode_alpn(["h2", "http/1.1"])))
     found.add(("alpn", ext.encode_alpn(["hq-interop"])))
+    # RFC 6066 §8: an empty OCSPStatusRequest (what OpenSSL and quicnet send), one with a
+    # responder ID and request extensions, and a CertificateStatus around a DER blob.
+    found.add(("status_request", bytes.fromhex("0100000000")))
+    found.add(("status_request", bytes.fromhex("0100050003abcdef0002300a")))
+    found.add(("certificate_status", bytes.fromhex("01000003300100")))
     return sorted(found)
 
 
