@@ -17,6 +17,7 @@ fails if one broke. ``-toolkit`` runs the crypto toolkit walk-through instead.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import selectors
 import socket
@@ -190,7 +191,8 @@ class GameDemo:
                     self._report(now - start, seconds)
                     next_report += 1.0
                 self._progress(now - start, seconds)
-                self._wait(min(next_tick, next_report, end) - time.monotonic())
+                wake = min(next_tick, next_report, end, self._next_timer())
+                self._wait(wake - time.monotonic())
             self._drain(5.0)  # the last echoes (retransmitted ones, behind the relay)
             return self._summary(time.monotonic() - start)
         finally:
@@ -223,9 +225,18 @@ class GameDemo:
                 self.relay.forward(key.data)
         if not polled_server:
             self._serve()  # its timers
-        if not ready:
-            for bot in self.bots:
+        now = time.monotonic()
+        taken = {key.data for key, _ in ready}
+        for bot in self.bots:  # QUIC's timers: delayed ACKs, loss detection, keepalives
+            due = bot.client.core.next_timer()
+            if bot not in taken and due is not None and due <= now:
                 self._take(bot)
+
+    def _next_timer(self) -> float:
+        """The earliest QUIC timer of the server and the bots (monotonic seconds)."""
+        timers = [self.server.core.next_timer()]
+        timers += [bot.client.core.next_timer() for bot in self.bots]
+        return min((t for t in timers if t is not None), default=math.inf)
 
     def _serve(self) -> None:
         server = self.server
