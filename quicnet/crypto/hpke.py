@@ -19,15 +19,16 @@ What pyca offers, and so what this module offers:
 AAD: pyca's public ``Suite.encrypt``/``decrypt`` take ``info`` but no AAD
 (pyca issue 15292). pyca's Rust module carries typed ``_encrypt_with_aad`` /
 ``_decrypt_with_aad``; a non-empty ``aad`` goes through them, isolated in
-:func:`_pyca_seal`/:func:`_pyca_open`, and gives :class:`HPKEUnsupportedError`
+:func:`_aad_function`, and gives :class:`HPKEUnsupportedError`
 if a pyca release drops them. An empty ``aad`` uses only the public API.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.bindings._rust import openssl as rust_openssl
@@ -383,25 +384,32 @@ def _check_kem(suite: Suite, kem: KemId, what: str) -> None:
 # -- pyca calls ---------------------------------------------------------------
 
 
-def _pyca_seal(suite: Suite, pk: HpkePublicKey, info: bytes, aad: bytes, pt: bytes) -> bytes:
-    if not aad:
-        return suite._pyca().encrypt(pt, pk._key, info=info)
-    seal = getattr(rust_openssl.hpke, "_encrypt_with_aad", None)
-    if seal is None:
+def _aad_function(name: str) -> Callable[..., bytes]:
+    """pyca's typed-but-private AAD entry point (see the module docstring)."""
+    function = getattr(rust_openssl.hpke, name, None)
+    if function is None:
         raise HPKEUnsupportedError("this pyca/cryptography has no HPKE AAD")
-    out: bytes = seal(suite._pyca(), pt, pk._key, info=info, aad=aad)
-    return out
+    return cast("Callable[..., bytes]", function)
+
+
+def _pyca_seal(suite: Suite, pk: HpkePublicKey, info: bytes, aad: bytes, pt: bytes) -> bytes:
+    pyca_suite = suite._pyca()
+    seal = _aad_function("_encrypt_with_aad") if aad else None
+    try:
+        if seal is None:
+            return pyca_suite.encrypt(pt, pk._key, info=info)
+        return seal(pyca_suite, pt, pk._key, info=info, aad=aad)
+    except ValueError as exc:
+        raise HPKEError(f"HPKE seal failed ({suite}): {exc}") from None
 
 
 def _pyca_open(suite: Suite, sk: HpkePrivateKey, info: bytes, aad: bytes, data: bytes) -> bytes:
+    pyca_suite = suite._pyca()
+    open_ = _aad_function("_decrypt_with_aad") if aad else None
     try:
-        if not aad:
-            return suite._pyca().decrypt(data, sk._key, info=info)
-        open_ = getattr(rust_openssl.hpke, "_decrypt_with_aad", None)
         if open_ is None:
-            raise HPKEUnsupportedError("this pyca/cryptography has no HPKE AAD")
-        out: bytes = open_(suite._pyca(), data, sk._key, info=info, aad=aad)
-        return out
+            return pyca_suite.decrypt(data, sk._key, info=info)
+        return open_(pyca_suite, data, sk._key, info=info, aad=aad)
     except (InvalidTag, ValueError) as exc:
         raise HPKEDecryptError(f"HPKE open failed ({suite})") from exc
 

@@ -219,3 +219,18 @@ def test_hybrid_keys_work_in_memory_but_do_not_serialize() -> None:
         sk.to_bytes()
     with pytest.raises(hpke.HPKEUnsupportedSuite):
         hpke.HpkePublicKey.from_bytes(kem, bytes(1216))
+
+
+def test_a_pyca_without_the_aad_entry_points_gives_unsupported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enc, ct = hpke.seal_base(_KEY.public_key(), b"m", aad=b"a")
+    monkeypatch.delattr(hpke.rust_openssl.hpke, "_encrypt_with_aad")
+    monkeypatch.delattr(hpke.rust_openssl.hpke, "_decrypt_with_aad")
+    with pytest.raises(hpke.HPKEUnsupportedError, match="no HPKE AAD"):
+        hpke.seal_base(_KEY.public_key(), b"m", aad=b"a")
+    with pytest.raises(hpke.HPKEUnsupportedError, match="no HPKE AAD"):
+        hpke.open_base(enc, _KEY, ct, aad=b"a")
+    # Without AAD only the public API is used, and it still works.
+    enc, ct = hpke.seal_base(_KEY.public_key(), b"m")
+    assert hpke.open_base(enc, _KEY, ct) == b"m"
