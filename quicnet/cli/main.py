@@ -27,6 +27,7 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
     from quicnet.cli.s_client import s_client
     from quicnet.cli.s_server import s_server
     from quicnet.cli.serve import serve
+    from quicnet.cli.speed import speed
     from quicnet.cli.verify import verify
     from quicnet.cli.x509 import x509
 
@@ -41,6 +42,7 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
         "verify": (verify, "validate certificates against trusted roots"),
         "dgst": (dgst, "hash files"),
         "rand": (rand, "random bytes"),
+        "speed": (speed, "time AEADs, signatures, key exchange, TLS and QUIC (openssl speed)"),
         "ca": (ca, "a small on-disk development CA: init, issue, list, revoke, gencrl"),
         "pkcs12": (pkcs12, "write (-export) or read a PKCS#12 file"),
         "ocsp": (ocsp, "OCSP requests, responses and a responder (RFC 6960)"),

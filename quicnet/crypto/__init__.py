@@ -5,7 +5,8 @@ Keys (:mod:`~quicnet.crypto.keys`), X.509 certificates and CSRs
 with CRLs (:mod:`~quicnet.crypto.crl`),
 development identities, TLS key exchange (:mod:`~quicnet.crypto.kex`), AEAD
 and QUIC header protection (:mod:`~quicnet.crypto.aead`), HKDF and the TLS 1.3
-derivations (:mod:`~quicnet.crypto.kdf`), hashes, randomness.
+derivations (:mod:`~quicnet.crypto.kdf`), HPKE (:mod:`~quicnet.crypto.hpke`,
+imported from there), hashes, randomness.
 
 This package is the only one in quicnet that imports pyca/cryptography.
 """
