@@ -55,7 +55,8 @@ def pki() -> Pki:
 def client(**kwargs: Any) -> ClientConfig:
     p = pki()
     kwargs.setdefault("server_name", SECRET)
-    return ClientConfig(trust_roots=[p.ca], **kwargs)
+    kwargs.setdefault("trust_roots", [p.ca])
+    return ClientConfig(**kwargs)
 
 
 def server(**kwargs: Any) -> ServerConfig:
