@@ -83,7 +83,7 @@ def test_rejected_ech_fails_with_retry_configs_that_then_work() -> None:
         s.receive_data(c.data_to_send(), NOW)
     assert alert.value.description == AlertDescription.ech_required
     # A new connection with the retry configs is accepted.
-    c2, s2, wire2 = _handshake(client(ech_configs=info.value.retry_configs), server())
+    c2, _s2, wire2 = _handshake(client(ech_configs=info.value.retry_configs), server())
     assert c2.handshake_complete and _completed(c2).ech_accepted
     assert SECRET.encode() not in wire2
 

@@ -93,9 +93,11 @@ def test_ech_client_hello_extension_garbage(data: bytes) -> None:
 def test_ech_file_loaders_garbage(data: bytes) -> None:
     for load in (load_ech_configs, load_ech_key_file):
         try:
-            load(data)
-        except (DecodeError, CryptoError):
-            pass
+            loaded = load(data)
+        except (DecodeError, CryptoError) as exc:
+            assert str(exc)
+        else:
+            assert loaded  # a load that succeeds found at least one config
 
 
 def test_key_file_round_trip() -> None:
