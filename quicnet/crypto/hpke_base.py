@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from quicnet.crypto.aead import Aead, AeadAlgorithm
-from quicnet.crypto.errors import CryptoError, DecryptError
+from quicnet.crypto.errors import CryptoError
 from quicnet.crypto.hashes import digest_size, hmac_digest
 from quicnet.crypto.kdf import hkdf_expand
 
@@ -29,6 +29,7 @@ __all__ = [
     "HpkeKdf",
     "HpkeKem",
     "HpkePrivateKey",
+    "X25519_ENC_LENGTH",
     "setup_base_receiver",
     "setup_base_sender",
 ]
@@ -157,7 +158,7 @@ class HpkeContext:
         return out
 
     def open(self, aad: bytes, ciphertext: bytes) -> bytes:
-        """Raises :class:`~quicnet.crypto.errors.DecryptError` when the ciphertext does not
+        """Raises :class:`~quicnet.crypto.errors.DecryptError` (a CryptoError) when the ciphertext does not
         authenticate (the sequence number then stays put)."""
         out = self.aead.open(self.seq, ciphertext, aad)
         self.seq += 1
@@ -201,6 +202,3 @@ def setup_base_receiver(
     dh = private_key.exchange(enc)
     shared = _kem_shared_secret(dh, enc, private_key.public_bytes())
     return _key_schedule(shared, info, kdf, aead)
-
-
-__all__ += ["X25519_ENC_LENGTH", "DecryptError"]

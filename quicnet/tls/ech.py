@@ -31,7 +31,13 @@ from quicnet.crypto.hpke_base import (
 from quicnet.crypto.pem import pem_blocks, pem_body
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
-from quicnet.tls.errors import DecodeError, ECHRejected, ProtocolViolation, UsageError
+from quicnet.tls.errors import (
+    ConfigurationError,
+    DecodeError,
+    ECHRejected,
+    ProtocolViolation,
+    UsageError,
+)
 from quicnet.tls.extensions import ExtensionType as ET
 from quicnet.tls.key_schedule import Transcript
 from quicnet.tls.messages import (
@@ -310,7 +316,11 @@ class ClientECH:
         self.config: ECHConfig | None = None
         self._suite: tuple[HpkeKdf, HpkeAead] | None = None
         if config_list is not None:
-            for config in decode_ech_config_list(config_list):
+            try:
+                configs = decode_ech_config_list(config_list)
+            except DecodeError as exc:
+                raise ConfigurationError(f"ech_configs is not an ECHConfigList: {exc}") from None
+            for config in configs:
                 suite = config.supported_suite()
                 if suite is not None:
                     self.config, self._suite = config, suite

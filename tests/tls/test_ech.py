@@ -209,3 +209,24 @@ def test_tcp_loopback_relay_sees_only_the_public_name() -> None:
     answer, accepted = asyncio.run(asyncio.wait_for(scenario(), 30))
     assert answer == b"ping" and accepted
     assert PUBLIC.encode() in seen and SECRET.encode() not in seen
+
+
+def test_resumption_inside_ech() -> None:
+    """A ticket from an ECH connection resumes in the inner hello; the outer carries no PSK."""
+    sc = server()  # one configuration: its ticket keys open the ticket
+    c, _s, _ = _handshake(client(ech_configs=pki().configs), sc)
+    tickets = [e.ticket for e in iter(c.next_event, None) if hasattr(e, "ticket")]
+    assert tickets and tickets[0].server_name == SECRET
+    c2, s2, wire = _handshake(client(ech_configs=pki().configs, session=tickets[0]), sc)
+    assert c2.handshake_complete and s2.engine.resumed
+    assert _first_hello(wire).extension(ET.pre_shared_key) is None
+    assert SECRET.encode() not in wire
+
+
+def test_garbage_ech_configs_is_a_configuration_error() -> None:
+    from quicnet.tls import ConfigurationError, TLSClient
+
+    with pytest.raises(ConfigurationError):
+        TLSClient(client(ech_configs=b"\x00\x03abc"))
+    with pytest.raises(ConfigurationError):
+        TLSClient(client(ech_configs=pki().configs, server_name=None, verify_server_name=False))
