@@ -344,7 +344,9 @@ class ClientECH:
 
     def hello_extension(self) -> Extension:
         """What the ClientHello the state machine builds carries: the inner marker or GREASE."""
-        if self.accepted is False:  # §6.1.5: a rejected client's second outer hello
+        if self.accepted is False or (self.grease and self._sealed.data):
+            # §6.1.5: a rejected client's second outer hello repeats the first's offer;
+            # §6.2: so does a GREASE client's second hello after HelloRetryRequest.
             return self._sealed
         if self.config is not None:
             return Extension(ET.encrypted_client_hello, bytes((_INNER,)))
@@ -355,7 +357,8 @@ class ClientECH:
             random_bytes(X25519_ENC_LENGTH),
             random_bytes(32 * (4 + random_bytes(1)[0] % 4) + 16),
         )
-        return Extension(ET.encrypted_client_hello, fake.encode())
+        self._sealed = Extension(ET.encrypted_client_hello, fake.encode())
+        return self._sealed
 
     def outer_hello(self, inner: ClientHello) -> ClientHello:
         """Seal ``inner`` into a ClientHelloOuter that names only the public name (§6.1)."""

@@ -230,3 +230,22 @@ def test_garbage_ech_configs_is_a_configuration_error() -> None:
         TLSClient(client(ech_configs=b"\x00\x03abc"))
     with pytest.raises(ConfigurationError):
         TLSClient(client(ech_configs=pki().configs, server_name=None, verify_server_name=False))
+
+
+def test_grease_after_hello_retry_request_repeats_the_extension() -> None:
+    """§6.2: the second ClientHello copies the first's GREASE extension."""
+    c = TLSConnection.client(client(ech_grease=True, key_share_groups=[NamedGroup.secp256r1]))
+    s = TLSConnection.server(server(groups=[NamedGroup.x25519]))
+    c.start(NOW)
+    first = c.data_to_send()
+    s.receive_data(first, NOW)
+    c.receive_data(s.data_to_send(), NOW)  # the HelloRetryRequest
+    second = c.data_to_send()
+    hello1, hello2 = _first_hello(first), _first_hello(second.lstrip(b"\x14\x03\x03\x00\x01\x01"))
+    assert hello1.extension(ET.encrypted_client_hello) is not None
+    assert hello2.extension(ET.encrypted_client_hello) == hello1.extension(
+        ET.encrypted_client_hello
+    )
+    s.receive_data(second, NOW)
+    pump(c, s)
+    assert c.handshake_complete and s.engine.hello_retry_sent
