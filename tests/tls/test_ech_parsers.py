@@ -6,13 +6,20 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from ech_helpers import PUBLIC, SECRET, client, pki
+from ech_helpers import PUBLIC, SECRET, client, pki, pump, server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quicnet.crypto.errors import CryptoError
 from quicnet.crypto.hpke_base import HpkeAead, HpkeKdf, setup_base_sender
-from quicnet.tls import AlertDescription, DecodeError, ProtocolViolation, TLSClient
+from quicnet.tls import (
+    AlertDescription,
+    DecodeError,
+    ProtocolViolation,
+    TLSClient,
+    TLSConnection,
+    TLSServer,
+)
 from quicnet.tls.ech import (
     ECHConfig,
     OuterECH,
@@ -26,8 +33,16 @@ from quicnet.tls.ech import (
     load_ech_key_file,
     server_open,
 )
+from quicnet.tls.errors import ECHRejected
 from quicnet.tls.extensions import ExtensionType as ET
-from quicnet.tls.messages import ClientHello, Extension, decode_message, encode_message
+from quicnet.tls.fixed import FixedInputs
+from quicnet.tls.messages import (
+    ClientHello,
+    Extension,
+    HandshakeType,
+    decode_message,
+    encode_message,
+)
 
 ALERTS = {AlertDescription.decode_error, AlertDescription.illegal_parameter}
 
@@ -200,3 +215,39 @@ def test_well_formed_inner_with_compression_is_expanded() -> None:
     with pytest.raises(ProtocolViolation) as info:
         server_open(bad, encode_message(bad), [pki().ech])
     assert info.value.alert == AlertDescription.illegal_parameter
+
+
+def _server_rewriting_ee(body: bytes) -> FixedInputs:
+    def rewrite(kind: HandshakeType, items: list[Extension]) -> list[Extension]:
+        if kind != HandshakeType.encrypted_extensions:
+            return items
+        kept = [e for e in items if e.type != ET.encrypted_client_hello]
+        return [*kept, Extension(ET.encrypted_client_hello, body)]
+
+    return FixedInputs(extensions=rewrite)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=80))
+def test_client_reading_garbage_retry_configs(body: bytes) -> None:
+    """A rejected client parses retry_configs: garbage is decode_error, never a crash."""
+    stale = encode_ech_config_list([pki().other_ech.config])
+    c = TLSConnection.client(client(ech_configs=stale))
+    s = TLSConnection(TLSServer(server(), fixed=_server_rewriting_ee(body)))
+    c.start(0.0)
+    with pytest.raises(ProtocolViolation) as info:
+        pump(c, s)
+    if isinstance(info.value, ECHRejected):
+        assert info.value.retry_configs == body  # well formed: handed to the application
+    else:
+        assert info.value.alert == AlertDescription.decode_error
+
+
+def test_retry_configs_after_acceptance_are_refused() -> None:
+    """§6.1.4: a server that accepted ECH must not send retry_configs."""
+    c = TLSConnection.client(client(ech_configs=pki().configs))
+    s = TLSConnection(TLSServer(server(), fixed=_server_rewriting_ee(pki().configs)))
+    c.start(0.0)
+    with pytest.raises(ProtocolViolation) as info:
+        pump(c, s)
+    assert info.value.alert == AlertDescription.unsupported_extension
