@@ -379,9 +379,8 @@ class ClientECH:
                 items.append(Extension(ET.encrypted_client_hello, placeholder.encode()))
             elif e.type not in _INNER_ONLY:
                 items.append(e)
-        outer = ClientHello(
-            random_bytes(32), inner.legacy_session_id, inner.cipher_suites, tuple(items)
-        )
+        random = self.outer_random or random_bytes(32)  # RFC 8446 §4.1.2: kept after HRR
+        outer = ClientHello(random, inner.legacy_session_id, inner.cipher_suites, tuple(items))
         payload = self._context.seal(_hello_body(outer), encoded)  # §5.2: AAD = outer, zeroed
         sealed = Extension(
             ET.encrypted_client_hello, replace(placeholder, payload=payload).encode()

@@ -45,6 +45,19 @@ def _first_hello(wire: bytes) -> ClientHello:
     return hello
 
 
+def _hellos(wire: bytes) -> list[ClientHello]:
+    """The ClientHellos in the client's plaintext handshake records."""
+    out = []
+    while wire:
+        length = int.from_bytes(wire[3:5], "big")
+        if wire[0] == 22:
+            message = decode_message(wire[5 : 5 + length])
+            if isinstance(message, ClientHello):
+                out.append(message)
+        wire = wire[5 + length :]
+    return out
+
+
 def _completed(conn: TLSConnection) -> HandshakeComplete:
     events = [e for e in iter(conn.next_event, None) if isinstance(e, HandshakeComplete)]
     assert len(events) == 1
@@ -133,6 +146,13 @@ def test_hello_retry_request_keeps_ech() -> None:
     assert c.handshake_complete and _completed(c).ech_accepted
     assert s.engine.server_name == SECRET
     assert SECRET.encode() not in wire
+    hellos = [m for m in _hellos(wire)]
+    assert len(hellos) == 2 and hellos[0].random == hellos[1].random  # outer randoms kept
+    offers = [
+        decode_ech_client_hello(h.extension(ET.encrypted_client_hello) or b"") for h in hellos
+    ]
+    assert offers[0] is not None and len(offers[0].enc) == 32
+    assert offers[1] is not None and offers[1].enc == b""  # §6.1.5: same HPKE context
 
 
 def test_hello_retry_request_then_rejection() -> None:
