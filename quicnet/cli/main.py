@@ -18,6 +18,7 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
     from quicnet.cli.connect import connect
     from quicnet.cli.demo import demo
     from quicnet.cli.digest import dgst, rand
+    from quicnet.cli.ech import ech
     from quicnet.cli.keys import genpkey, pkey
     from quicnet.cli.ocsp import ocsp
     from quicnet.cli.pkcs12 import pkcs12
@@ -46,6 +47,7 @@ def _verbs() -> dict[str, tuple[Verb, str]]:
         "ca": (ca, "a small on-disk development CA: init, issue, list, revoke, gencrl"),
         "pkcs12": (pkcs12, "write (-export) or read a PKCS#12 file"),
         "ocsp": (ocsp, "OCSP requests, responses and a responder (RFC 6960)"),
+        "ech": (ech, "Encrypted Client Hello keys and configs (-genkey, -in -text)"),
         "s_client": (s_client, "TLS 1.3 client (stdin to the server, replies to stdout)"),
         "s_server": (s_server, "TLS 1.3 server; -www answers GET / with a status page"),
         "q_client": (q_client, "QUIC client: stdin on a stream, or hq-interop downloads"),

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from quicnet.cli.common import CliError, Parser, network_error, split_host_port
 from quicnet.cli.crl_flags import add_crl_flags, crl_options
+from quicnet.cli.ech import add_ech_client_flags, ech_client_options, rejected_error
 from quicnet.cli.tls_common import key_log_writer, load_roots, parse_pins
 from quicnet.io.aio import QuicClient, connect, describe_termination, run
 from quicnet.quic import (
@@ -19,6 +20,7 @@ from quicnet.quic import (
     StreamDataReceived,
     StreamReset,
 )
+from quicnet.tls.errors import ECHRejected
 
 
 def _closed_with_error(event: ConnectionTerminated) -> CliError | None:
@@ -156,8 +158,10 @@ async def main(argv: list[str]) -> int:
         metavar="BYTES",
         help="move to a new local port after BYTES of response bodies (RFC 9000 §9.2)",
     )
+    add_ech_client_flags(p)
     p.add_argument("urls", nargs="*", metavar="URL")
     a = p.parse_args(argv)
+    ech_configs, ech_grease = ech_client_options(a)
     crls, revocation = crl_options(a)
 
     host, port = split_host_port(a.connect)
@@ -183,12 +187,16 @@ async def main(argv: list[str]) -> int:
         revocation_check=revocation,
         key_log=key_log_writer(a.keylogfile),  # without it: SSLKEYLOGFILE, if set
         handshake_timeout=a.handshake_timeout,
+        ech_configs=ech_configs,
+        ech_grease=ech_grease,
     )
     try:
         # The connection's own handshake deadline bounds this wait.
         client = await connect(host, port, config)
     except OSError as exc:  # unknown name, no route; the handshake failed or timed out
         raise network_error(f"cannot connect to {a.connect}", exc) from None
+    except ECHRejected as exc:
+        raise rejected_error(exc) from None
     try:
         if a.urls:
             out = Path(a.out)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from quicnet.cli.common import CliError, Parser, network_error, parse_accept, read_passphrase
+from quicnet.cli.ech import add_ech_server_flags, ech_server_keys
 from quicnet.cli.tls_common import key_log_writer, load_identity
 from quicnet.crypto import dev_identity
 from quicnet.io.aio import run, serve
@@ -52,6 +53,7 @@ async def main(argv: list[str]) -> int:
     p.add_argument("-alpn", metavar="P1,P2")
     p.add_argument("-keylogfile", metavar="FILE")
     p.add_argument("-quiet", action="store_true")
+    add_ech_server_flags(p)
     a = p.parse_args(argv)
 
     host, port = parse_accept(a.accept)
@@ -70,6 +72,7 @@ async def main(argv: list[str]) -> int:
         certificate_chain=chain,
         private_key=key,
         key_log=key_log_writer(a.keylogfile),
+        ech_keys=ech_server_keys(a),
     )
     requests: dict[tuple[int, int], bytearray] = {}
     #: (connection, peer's unidirectional stream) -> our stream carrying its echo.

@@ -17,6 +17,7 @@ from quicnet.cli.common import (
     write_output,
 )
 from quicnet.cli.crl_flags import add_crl_flags, crl_options
+from quicnet.cli.ech import add_ech_client_flags, ech_client_options, rejected_error
 from quicnet.cli.staple import describe_staple
 from quicnet.cli.tls_common import (
     add_tls_flags,
@@ -30,6 +31,7 @@ from quicnet.cli.tls_common import (
 from quicnet.crypto import NamedGroup, format_fingerprint
 from quicnet.tls import ClientConfig, HandshakeComplete, SessionTicket, open_connection
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
+from quicnet.tls.errors import ECHRejected
 
 
 def describe(h: HandshakeComplete, quiet: bool) -> None:
@@ -43,6 +45,8 @@ def describe(h: HandshakeComplete, quiet: bool) -> None:
     err.write(f"ALPN: {h.alpn_protocol or '(none)'}\n")
     err.write(f"Resumed: {'yes' if h.resumed else 'no'}\n")
     err.write(f"Early data: {'accepted' if h.early_data_accepted else 'not accepted'}\n")
+    if h.ech_accepted:
+        err.write("ECH: accepted\n")
     if h.peer_certificates:
         leaf = h.peer_certificates[0]
         err.write(f"Server certificate: {leaf.subject}\n")
@@ -104,7 +108,9 @@ async def run(argv: list[str]) -> int:
     )
     add_tls_flags(p)
     add_crl_flags(p, check_all=True)
+    add_ech_client_flags(p)
     a = p.parse_args(argv)
+    ech_configs, ech_grease = ech_client_options(a)
     crls, revocation = crl_options(a)
 
     host, port = split_host_port(a.connect)
@@ -133,6 +139,8 @@ async def run(argv: list[str]) -> int:
         key_log=key_log_writer(a.keylogfile),
         ocsp_stapling=a.status,
         require_ocsp_staple=a.status_required,
+        ech_configs=ech_configs,
+        ech_grease=ech_grease,
     )
     if a.groups:
         config.key_share_groups = config.groups[:1]
@@ -141,6 +149,8 @@ async def run(argv: list[str]) -> int:
         reader, writer = await open_connection(host, port, config, early_data=early)
     except OSError as exc:  # refused, unreachable, unknown name: the user's to fix
         raise network_error(f"cannot connect to {a.connect}", exc) from None
+    except ECHRejected as exc:
+        raise rejected_error(exc) from None
     assert writer.handshake is not None
     describe(writer.handshake, a.quiet)
     if a.status or a.status_required:

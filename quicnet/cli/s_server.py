@@ -7,6 +7,7 @@ import contextlib
 import sys
 
 from quicnet.cli.common import Parser, network_error, parse_accept, read_passphrase
+from quicnet.cli.ech import add_ech_server_flags, ech_server_keys
 from quicnet.cli.s_client import start_stdin_reader
 from quicnet.cli.tls_common import (
     add_tls_flags,
@@ -61,6 +62,7 @@ async def run(argv: list[str]) -> int:
         "-status_file", metavar="FILE", help="staple this DER OCSP response (RFC 6066 §8)"
     )
     add_tls_flags(p)
+    add_ech_server_flags(p)
     a = p.parse_args(argv)
 
     host, port = parse_accept(a.accept)
@@ -91,6 +93,7 @@ async def run(argv: list[str]) -> int:
         tickets_to_send=a.num_tickets,
         key_log=key_log_writer(a.keylogfile),
         ocsp_staple=staple,
+        ech_keys=ech_server_keys(a),
     )
     clients: set[TLSStreamWriter] = set()
     tasks: list[asyncio.Task[None]] = []

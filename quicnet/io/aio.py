@@ -34,6 +34,7 @@ from quicnet.quic.connection import ConnectionState, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.events import Address, ConnectionTerminated, QuicEvent, StreamDataReceived
+from quicnet.tls import TLSClient
 
 __all__ = [
     "QuicClient",
@@ -239,8 +240,13 @@ class QuicClient(Transporter):
             if conn.handshake_complete:
                 self._connected.set_result(None)
             elif conn.termination is not None:
+                tls = conn.tls  # an ECH rejection carries the configs to retry with
+                rejection = tls.ech_rejection if isinstance(tls, TLSClient) else None
                 self._connected.set_exception(
-                    ConnectionError(f"connection failed: {describe_termination(conn.termination)}")
+                    rejection
+                    or ConnectionError(
+                        f"connection failed: {describe_termination(conn.termination)}"
+                    )
                 )
         if conn.state == ConnectionState.TERMINATED and not self._closed.done():
             self._closed.set_result(None)

@@ -18,6 +18,7 @@ from quicnet.quic.errors import QuicUsageError
 from quicnet.quic.versions import QuicVersion
 from quicnet.tls import CipherSuite, SessionTicket, StrikeRegister, TicketKeys
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
+from quicnet.tls.ech import ECHKey
 
 __all__ = ["QLOGDIR", "QuicConfiguration", "qlog_dir_from_environment"]
 
@@ -55,6 +56,12 @@ class QuicConfiguration:
     ocsp_stapling: bool = False
     require_ocsp_staple: bool = False
     ocsp_staple: bytes | Callable[[], bytes | None] | None = None
+    #: Encrypted Client Hello (draft-ietf-tls-esni): client, the ECHConfigList to seal
+    #: the real ClientHello to, or GREASE without one; server, its ECH keys.
+    #: See ``quicnet.tls.ClientConfig`` / ``ServerConfig``.
+    ech_configs: bytes | None = None
+    ech_grease: bool = False
+    ech_keys: Sequence[ECHKey] = ()
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
     #: Called with each NSS key log line (SSLKEYLOGFILE format). A client without one

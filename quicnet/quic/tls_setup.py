@@ -107,6 +107,8 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
                 revocation_check=c.revocation_check,
                 ocsp_stapling=c.ocsp_stapling,
                 require_ocsp_staple=c.require_ocsp_staple,
+                ech_configs=c.ech_configs,
+                ech_grease=c.ech_grease,
                 cipher_suites=c.cipher_suites,
                 groups=c.groups,
                 key_share_groups=c.groups[:1],  # the others by HelloRetryRequest
@@ -137,6 +139,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
             middlebox_compatibility=False,
             key_log=c.key_log,
             ocsp_staple=c.ocsp_staple,
+            ech_keys=c.ech_keys,
         ),
         quic=True,
     )

@@ -40,3 +40,4 @@ class AlertDescription(enum.IntEnum):
     unknown_psk_identity = 115
     certificate_required = 116
     no_application_protocol = 120
+    ech_required = 121  # draft-ietf-tls-esni §11.2

@@ -17,12 +17,13 @@ from quicnet.tls.auth import (
     verify_peer_certificates,
 )
 from quicnet.tls.config import ClientConfig
+from quicnet.tls.ech import ClientECH
 from quicnet.tls.engine import TLSEngine
-from quicnet.tls.errors import ProtocolViolation, UsageError
+from quicnet.tls.errors import ECHRejected, ProtocolViolation, UsageError
 from quicnet.tls.events import Epoch, HandshakeComplete, SessionTicketReceived
 from quicnet.tls.extensions import ExtensionType as ET
 from quicnet.tls.fixed import FixedInputs
-from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule
+from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule, Transcript
 from quicnet.tls.messages import (
     Certificate,
     CertificateEntry,
@@ -49,7 +50,7 @@ DOWNGRADE_SENTINELS = (b"DOWNGRD\x01", b"DOWNGRD\x00")
 
 # §4.2: extensions each message may carry (responses to what we offered).
 _SERVER_HELLO_EXTENSIONS = {ET.supported_versions, ET.key_share, ET.pre_shared_key}
-_HRR_EXTENSIONS = {ET.supported_versions, ET.key_share, ET.cookie}
+_HRR_EXTENSIONS = {ET.supported_versions, ET.key_share, ET.cookie, ET.encrypted_client_hello}
 _EE_FORBIDDEN = {
     ET.supported_versions,
     ET.key_share,
@@ -100,6 +101,10 @@ class TLSClient(TLSEngine):
         self._resumption_master_secret = b""
         #: The DER OCSP response stapled to the server's leaf, if any.
         self.ocsp_staple: bytes | None = None
+        use_ech = config.ech_configs is not None or config.ech_grease
+        self._ech = ClientECH(config.ech_configs) if use_ech else None
+        #: Set when the server rejected ECH: the error the handshake failed with.
+        self.ech_rejection: ECHRejected | None = None
 
     def _release_role_state(self) -> None:
         self._shares = {}
@@ -123,8 +128,7 @@ class TLSClient(TLSEngine):
         if session is not None and self._session_usable(session, now):
             self._offered_psk = session
             self._early_data_offered = self._early_data_allowed(session)
-        hello = self._client_hello(now)
-        self._send(Epoch.INITIAL, hello)
+        self._send_hello(self._client_hello(now))
         if self._early_data_offered:
             assert self._offered_psk is not None
             suite = CipherSuite(self._offered_psk.cipher_suite)
@@ -136,6 +140,34 @@ class TLSClient(TLSEngine):
             self._secret(Epoch.ZERO_RTT, True, secret, "CLIENT_EARLY_TRAFFIC_SECRET")
             self.cipher_suite = None
         self.state = "WAIT_SH"
+
+    def _send_hello(self, hello: ClientHello) -> None:
+        """Send ``hello``, or with ECH the outer hello sealing it; the transcript keeps
+        ``hello`` (the inner) until the server answers (draft-ietf-tls-esni §6.1)."""
+        ech = self._ech
+        if ech is None or ech.grease or ech.accepted is False:
+            self._send(Epoch.INITIAL, hello)
+            return
+        self._send(Epoch.INITIAL, ech.outer_hello(hello), transcript=False)
+        self.transcript.add(encode_message(hello))
+
+    def _ech_verdict(self, hello: ServerHello, raw: bytes) -> None:
+        """§6.1.4: accepted, go on with the inner transcript; else the outer one."""
+        ech = self._ech
+        if ech is None or ech.grease or ech.accepted is not None:
+            return
+        hash_name = CIPHER_SUITES[CipherSuite(hello.cipher_suite)].hash_name
+        if hello.is_hello_retry_request:
+            accepted = ech.check_hello_retry(hello, hash_name, self.client_random)
+        else:
+            accepted = ech.check_server_hello(raw, self.transcript, self.client_random, hash_name)
+        if not accepted:  # the server saw only the outer hello
+            self.transcript = Transcript()
+            self.transcript.add(ech.outer_raw)
+            self._offered_extensions = ech.outer_extensions
+            self._offered_psk = None
+            self._early_data_offered = False
+            self.client_random = ech.outer_random
 
     def _new_share(self, group: int) -> KeyShare:
         private = self._fixed.key_share_private_keys.get(group)
@@ -156,7 +188,7 @@ class TLSClient(TLSEngine):
     def _client_hello(self, now: float) -> ClientHello:
         c = self.config
         items: list[Extension] = []
-        name = c.server_name
+        name = self._authenticated_name()  # the public name once ECH is rejected
         if name and not is_ip_address(name):  # RFC 6066 §3: no IP literals in SNI
             items.append(Extension(ET.server_name, ext.encode_server_name(name)))
         if c.ocsp_stapling or c.require_ocsp_staple:  # RFC 6066 §8
@@ -188,6 +220,8 @@ class TLSClient(TLSEngine):
             assert c.quic_transport_parameters is not None
             items.append(Extension(ET.quic_transport_parameters, c.quic_transport_parameters))
         items.append(Extension(ET.psk_key_exchange_modes, ext.encode_psk_modes()))
+        if self._ech is not None:
+            items.append(self._ech.hello_extension())
         if self._early_data_offered and not self._hello_retry:
             items.append(Extension(ET.early_data, b""))
         if self._fixed.extensions is not None:
@@ -259,6 +293,7 @@ class TLSClient(TLSEngine):
 
     def _on_server_hello(self, hello: ServerHello, raw: bytes, now: float) -> None:
         self._check_hello_common(hello)
+        self._ech_verdict(hello, raw)
         if hello.is_hello_retry_request:
             self._on_hello_retry_request(hello, raw, now)
             return
@@ -376,7 +411,7 @@ class TLSClient(TLSEngine):
         ):
             self._offered_psk = None  # §4.1.4: a PSK of another hash cannot follow this HRR
         self._early_data_offered = False
-        self._send(Epoch.INITIAL, self._client_hello(now))
+        self._send_hello(self._client_hello(now))
         self.state = "WAIT_SH"
 
     # Encrypted flight -----------------------------------------------------------------
@@ -424,6 +459,9 @@ class TLSClient(TLSEngine):
         if limit is not None:
             self.peer_record_size_limit = ext.decode_record_size_limit(limit)
             self.local_record_size_limit = self.config.record_size_limit
+        ech_data = message.extension(ET.encrypted_client_hello)
+        if ech_data is not None and self._ech is not None:
+            self._ech.on_encrypted_extensions(ech_data)
         tp = message.extension(ET.quic_transport_parameters)
         if self.quic and tp is None:
             raise ProtocolViolation(
@@ -462,7 +500,7 @@ class TLSClient(TLSEngine):
             chain,
             roots=c.trust_roots,
             pins=c.pinned_fingerprints,
-            name=c.server_name or None,
+            name=self._authenticated_name(),
             purpose="server",
             skip=c.insecure_skip_verify,
             require_name=c.verify_server_name,
@@ -475,6 +513,13 @@ class TLSClient(TLSEngine):
         self.peer_certificates = tuple(chain)
         self.transcript.add(raw)
         self.state = "WAIT_CV"
+
+    def _authenticated_name(self) -> str | None:
+        """The server's name to verify: after an ECH rejection, the public name (§6.1.7)."""
+        ech = self._ech
+        if ech is not None and ech.config is not None and ech.accepted is False:
+            return ech.config.public_name
+        return self.config.server_name or None
 
     def _on_certificate_verify(self, message: CertificateVerify, raw: bytes, now: float) -> None:
         scheme = message.algorithm
@@ -508,6 +553,11 @@ class TLSClient(TLSEngine):
                 "server Finished does not verify", AlertDescription.decrypt_error
             )
         self.transcript.add(raw)
+        ech = self._ech
+        if ech is not None and ech.config is not None and ech.accepted is False:
+            # §6.1.6: the server is authenticated for the public name: end with ech_required.
+            self.ech_rejection = ech.rejection()
+            raise self.ech_rejection
         self._derive_application_secrets()
         self._secret(
             Epoch.ONE_RTT, False, self.server_application_secret, "SERVER_TRAFFIC_SECRET_0"
@@ -538,6 +588,7 @@ class TLSClient(TLSEngine):
                 server_name=self.config.server_name,
                 signature_scheme=self._server_signature_scheme,
                 ocsp_staple=self.ocsp_staple,
+                ech_accepted=bool(self._ech and self._ech.accepted),
             )
         )
 

@@ -20,6 +20,7 @@ from quicnet.crypto import (
     RevocationCheck,
     SignatureScheme,
 )
+from quicnet.tls.ech import ECHKey
 from quicnet.tls.errors import ConfigurationError, UsageError
 from quicnet.tls.key_schedule import CipherSuite
 from quicnet.tls.session import SessionTicket, StrikeRegister, TicketKeys
@@ -116,8 +117,18 @@ class ClientConfig:
     #: ``ocsp_stapling``; needs ``trust_roots``). Fails closed: alert
     #: bad_certificate_status_response, certificate_revoked for a revoked leaf.
     require_ocsp_staple: bool = False
+    #: An ECHConfigList (draft-ietf-tls-esni §4): encrypt the real ClientHello, with
+    #: ``server_name``, to it; the outer hello names only the config's public name.
+    #: A server that rejects ECH fails the handshake with :class:`ECHRejected`.
+    ech_configs: bytes | None = None
+    #: Without ``ech_configs``, send a GREASE encrypted_client_hello (§6.2).
+    ech_grease: bool = False
 
     def validate(self) -> None:
+        if self.ech_configs is not None and (
+            not self.server_name or (self.session is not None and self.enable_early_data)
+        ):
+            raise ConfigurationError("ECH needs server_name (the name it hides) and no early data")
         if self.require_ocsp_staple and (not self.trust_roots or self.insecure_skip_verify):
             raise ConfigurationError(
                 "require_ocsp_staple checks the staple against the leaf's issuer on a path "
@@ -204,6 +215,9 @@ class ServerConfig:
     #: DER OCSP response for the leaf (or a callable returning the current one), stapled
     #: to the leaf's CertificateEntry when a client asks (RFC 8446 §4.4.2.1).
     ocsp_staple: bytes | Callable[[], bytes | None] | None = None
+    #: ECH keys (draft-ietf-tls-esni §7): a ClientHelloInner sealed to one of them is
+    #: decrypted and served; any other ECH offer gets their configs as retry_configs.
+    ech_keys: Sequence[ECHKey] = ()
 
     def validate(self) -> None:
         if not self.certificate_chain:

@@ -16,6 +16,7 @@ __all__ = [
     "AlertReceived",
     "ConfigurationError",
     "DecodeError",
+    "ECHRejected",
     "ProtocolViolation",
     "TLSError",
     "UsageError",
@@ -39,6 +40,20 @@ class DecodeError(ProtocolViolation):
 
     def __init__(self, message: str, alert: AlertDescription = AlertDescription.decode_error):
         super().__init__(message, alert)
+
+
+class ECHRejected(ProtocolViolation):
+    """The server did not accept Encrypted Client Hello (draft-ietf-tls-esni §6.1.6).
+
+    The handshake authenticated the server for the config's public name and then
+    ended with alert ech_required. ``retry_configs`` is the ECHConfigList the server
+    sent (or None): a new connection may retry with it as ``ClientConfig.ech_configs``.
+    """
+
+    def __init__(self, retry_configs: bytes | None) -> None:
+        what = "with retry configs" if retry_configs else "without retry configs"
+        super().__init__(f"the server rejected ECH ({what})", AlertDescription.ech_required)
+        self.retry_configs = retry_configs
 
 
 class AlertReceived(TLSError):

@@ -51,6 +51,8 @@ class HandshakeComplete:
     signature_scheme: int | None
     #: The DER OCSP response the server stapled to its leaf (client side; RFC 6066 §8).
     ocsp_staple: bytes | None = None
+    #: Encrypted Client Hello was offered and accepted (draft-ietf-tls-esni §6.1.4).
+    ech_accepted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

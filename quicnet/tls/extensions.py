@@ -52,6 +52,8 @@ class ExtensionType(enum.IntEnum):
     signature_algorithms_cert = 50
     key_share = 51
     quic_transport_parameters = 57
+    ech_outer_extensions = 0xFD00  # draft-ietf-tls-esni §5.1
+    encrypted_client_hello = 0xFE0D
     renegotiation_info = 0xFF01
 
 

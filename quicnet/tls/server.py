@@ -17,6 +17,7 @@ from quicnet.crypto import (
 )
 from quicnet.crypto.errors import CryptoError, UnsupportedAlgorithmError
 from quicnet.crypto.signing import SCHEME_INFO
+from quicnet.tls import ech
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.auth import (
@@ -177,6 +178,8 @@ class TLSServer(TLSEngine):
         self._first_hello: ClientHello | None = None
         self._signature_scheme: int | None = None
         self._tickets_sent = 0
+        #: The client's Encrypted Client Hello offer, when ``ech_keys`` are set.
+        self.ech: ech.ServerECH | None = None
 
     def _release_role_state(self) -> None:
         self._first_hello = None
@@ -187,6 +190,8 @@ class TLSServer(TLSEngine):
 
     def _on_client_hello(self, hello: ClientHello, raw: bytes, now: float) -> None:
         c = self.config
+        if c.ech_keys:  # draft-ietf-tls-esni §7.1: go on with the inner hello if it opens
+            hello, raw, self.ech = ech.server_open(hello, raw, c.ech_keys, self.ech)
         offer = _parse_client_hello(hello)
         self.early_data_offered = self.early_data_offered or offer.early_data
         if offer.early_data:
@@ -282,15 +287,14 @@ class TLSServer(TLSEngine):
             )
         if self._fixed.extensions is not None:
             sh_ext = self._fixed.extensions(HandshakeType.server_hello, sh_ext)
-        self._send(
-            Epoch.INITIAL,
-            ServerHello(
-                self._fixed.random or random_bytes(32),
-                hello.legacy_session_id,
-                suite,
-                tuple(sh_ext),
-            ),
+        server_hello = ServerHello(
+            self._fixed.random or random_bytes(32), hello.legacy_session_id, suite, tuple(sh_ext)
         )
+        if self.ech is not None and self.ech.accepted:
+            server_hello = ech.confirm_server_hello(
+                server_hello, self.transcript, hello.random, self.suite.hash_name
+            )
+        self._send(Epoch.INITIAL, server_hello)
         self.key_schedule.enter_handshake(shared_secret)
         defer = self.early_data_accepted and not self.quic
         self._install_handshake_secrets(defer_server_read=defer)
@@ -371,6 +375,10 @@ class TLSServer(TLSEngine):
                 Extension(ET.key_share, ext.encode_key_share_hrr(group)),
             ),
         )
+        if self.ech is not None and self.ech.accepted:
+            retry = ech.confirm_hello_retry(
+                retry, self.transcript, hello.random, self.suite.hash_name
+            )
         self._send(Epoch.INITIAL, retry)
         self.state = "WAIT_CH2"
 
@@ -466,6 +474,8 @@ class TLSServer(TLSEngine):
             )
         if self.early_data_accepted:
             ee.append(Extension(ET.early_data, b""))
+        if self.ech is not None and not self.ech.accepted:  # §7.1: the keys to retry with
+            ee.append(Extension(ET.encrypted_client_hello, ech.encode_retry_configs(c.ech_keys)))
         if offer.record_size_limit is not None and c.record_size_limit is not None:
             ee.append(
                 Extension(ET.record_size_limit, ext.encode_record_size_limit(c.record_size_limit))
