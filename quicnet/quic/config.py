@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -110,6 +111,13 @@ class QuicConfiguration:
     key_update_interval: float | None = None
     #: Bytes of CRYPTO data buffered per epoch before CRYPTO_BUFFER_EXCEEDED.
     max_crypto_buffer: int = 1 << 16
+    #: Wall-clock seconds (Unix time): what needs a date, session tickets' issue and
+    #: age (RFC 8446 §4.6.1) and certificate validity, reads it; everything else runs on
+    #: the ``now`` passed in. Tests inject a fake one.
+    wall_clock: Callable[[], float] = time.time
+    #: Client: an address-validation token from a NEW_TOKEN frame of an earlier
+    #: connection to the same server (RFC 9000 §8.1.3), sent in the first Initial.
+    address_token: bytes = b""
 
     def __post_init__(self) -> None:
         for name in ("keepalive_interval", "key_update_interval"):

@@ -4,7 +4,8 @@ Datagrams in with :meth:`QuicConnection.receive_datagram`, datagrams out of
 :meth:`~QuicConnection.datagrams_to_send`, timers through
 :meth:`~QuicConnection.next_timer` / :meth:`~QuicConnection.handle_timer`,
 events from :meth:`~QuicConnection.next_event`. ``now`` is seconds (any
-clock, but the same one throughout; wall-clock seconds date session tickets).
+clock, but the same one throughout; session tickets and certificates are dated by
+the configuration's ``wall_clock``).
 
 The connection is split along its state, each part a small object with its
 own module: packet number spaces and loss recovery (:mod:`~quicnet.quic.
@@ -208,8 +209,8 @@ class QuicConnection:
         self.datagram_address: Address | None = None
         #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
         self.active_dcid = b""
-        #: A client's Retry token, sent in every Initial after the Retry (§17.2.5.2).
-        self.retry_token = b""
+        #: A client's token for its Initials: a NEW_TOKEN one (§8.1.3), then a Retry's (§17.2.5.2).
+        self.retry_token = c.address_token if self.is_client else b""
         #: A Retry was taken (by this client, or by the endpoint before this server).
         self.retry_happened = retry_source_cid is not None
         self.original_destination_cid = original_destination_cid or random_bytes(8)
@@ -288,7 +289,7 @@ class QuicConnection:
         """A client sends its ClientHello."""
         self.install_initial_keys(self.original_destination_cid)
         assert isinstance(self.tls, TLSClient)
-        self.tls.start(now)
+        self.tls.start(self.configuration.wall_clock())  # TLS dates tickets: wall clock
         self.drain_tls(now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:

@@ -19,7 +19,7 @@ from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
 from quicnet.quic.errors import TransportError, TransportErrorCode
-from quicnet.quic.events import PathValidated
+from quicnet.quic.events import NewTokenReceived, PathValidated
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
     from quicnet.quic.events import Address
 
-__all__ = ["PacketReceiver"]
+__all__ = ["MAX_NEW_TOKENS", "PacketReceiver"]
+
+#: NEW_TOKEN frames per connection handed to the application; more are ignored.
+MAX_NEW_TOKENS = 4
 
 # Frames allowed per packet type (RFC 9000 §12.4, Table 3).
 _HANDSHAKE_FRAMES = frozenset({0x00, 0x01, 0x02, 0x03, 0x06, 0x1C})
@@ -59,10 +62,12 @@ def _truncated(frame_type: int) -> TransportError:
 class PacketReceiver:
     """Parses and dispatches what arrives for one connection."""
 
-    __slots__ = ("c",)
+    __slots__ = ("c", "new_tokens")
 
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
+        #: NEW_TOKEN frames received (RFC 9000 §19.7); only the first few become events.
+        self.new_tokens = 0
 
     def receive_packets(self, data: bytes, address: Address, now: float) -> None:
         """Every packet of a datagram, in order (raises on a peer's protocol violation)."""
@@ -398,7 +403,7 @@ class PacketReceiver:
         space = c.spaces[Epoch.ONE_RTT if epoch == Epoch.ZERO_RTT else epoch]
         data = space.receive(frame.offset, frame.data)
         if data:
-            c.tls.receive(epoch, data, now)
+            c.tls.receive(epoch, data, c.configuration.wall_clock())  # dates tickets
             c.drain_tls(now)
 
     def _on_ack(
@@ -460,11 +465,15 @@ class PacketReceiver:
                     TransportErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from a client", t
                 )
             c.confirm_handshake()
-        elif isinstance(frame, fr.NewTokenFrame) and not c.is_client:
-            raise TransportError(
-                TransportErrorCode.PROTOCOL_VIOLATION, "NEW_TOKEN from a client", t
-            )
-        # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED, NEW_TOKEN: informational.
+        elif isinstance(frame, fr.NewTokenFrame):
+            if not c.is_client:
+                raise TransportError(
+                    TransportErrorCode.PROTOCOL_VIOLATION, "NEW_TOKEN from a client", t
+                )
+            self.new_tokens += 1  # §8.1.3: for the next connection; a few are plenty
+            if self.new_tokens <= MAX_NEW_TOKENS:
+                c.event_queue.append(NewTokenReceived(frame.token))
+        # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED: informational.
 
 
 def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:

@@ -117,6 +117,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
                 quic_transport_parameters=transport_parameters,
                 middlebox_compatibility=False,  # RFC 9001 §8.4
                 key_log=c.key_log if c.key_log is not None else key_log_from_environment(),
+                wall_clock=c.wall_clock,
             ),
             quic=True,
         )
@@ -137,6 +138,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
             middlebox_compatibility=False,
             key_log=c.key_log,
             ocsp_staple=c.ocsp_staple,
+            wall_clock=c.wall_clock,
         ),
         quic=True,
     )

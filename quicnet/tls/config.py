@@ -116,6 +116,9 @@ class ClientConfig:
     #: ``ocsp_stapling``; needs ``trust_roots``). Fails closed: alert
     #: bad_certificate_status_response, certificate_revoked for a revoked leaf.
     require_ocsp_staple: bool = False
+    #: Wall-clock seconds (Unix time) for certificate and staple validity; None: the
+    #: system clock. QUIC passes its configuration's ``wall_clock`` here.
+    wall_clock: Callable[[], float] | None = None
 
     def validate(self) -> None:
         if self.require_ocsp_staple and (not self.trust_roots or self.insecure_skip_verify):
@@ -204,6 +207,8 @@ class ServerConfig:
     #: DER OCSP response for the leaf (or a callable returning the current one), stapled
     #: to the leaf's CertificateEntry when a client asks (RFC 8446 §4.4.2.1).
     ocsp_staple: bytes | Callable[[], bytes | None] | None = None
+    #: Wall-clock seconds for client certificate validity; None: the system clock.
+    wall_clock: Callable[[], float] | None = None
 
     def validate(self) -> None:
         if not self.certificate_chain:

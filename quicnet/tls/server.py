@@ -23,6 +23,7 @@ from quicnet.tls.auth import (
     certificate_verify_content,
     choose_signature_scheme,
     decode_certificate_chain,
+    validity_time,
     verify_peer_certificates,
 )
 from quicnet.tls.config import ClientAuth, ServerConfig
@@ -425,7 +426,12 @@ class TLSServer(TLSEngine):
         try:  # roots may have changed and certificates expired since the ticket was issued
             chain = decode_certificate_chain([CertificateEntry(d) for d in state.peer_certificates])
             verify_peer_certificates(
-                chain, roots=c.client_trust_roots, pins=(), name=None, purpose="client"
+                chain,
+                roots=c.client_trust_roots,
+                pins=(),
+                name=None,
+                purpose="client",
+                at=validity_time(c.wall_clock),
             )
         except ProtocolViolation:
             return False
@@ -519,7 +525,12 @@ class TLSServer(TLSEngine):
             return
         chain = decode_certificate_chain(message.certificate_list)
         verify_peer_certificates(
-            chain, roots=self.config.client_trust_roots, pins=(), name=None, purpose="client"
+            chain,
+            roots=self.config.client_trust_roots,
+            pins=(),
+            name=None,
+            purpose="client",
+            at=validity_time(self.config.wall_clock),
         )
         self.peer_certificates = tuple(chain)
         self.state = "WAIT_CV"
