@@ -30,6 +30,7 @@ from collections.abc import Callable
 from quicnet.crypto import hmac_digest, random_bytes
 from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.closing import ClosingState
+from quicnet.quic.compatible_versions import VersionState
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.crypto_streams import CryptoSpace
@@ -136,6 +137,7 @@ class QuicConnection:
         "tracer",
         "traffic",
         "version",
+        "versions",
         "wake",
         "zero_rtt",
         "zero_rtt_recv_key",
@@ -164,6 +166,7 @@ class QuicConnection:
         self.version = c.version if c.version in VERSION_PARAMS else known[0]
         #: RFC 9000 §6: the version offered first may be one we do not speak.
         self.negotiation = VersionNegotiation(c.version, speaks_offered=c.version == self.version)
+        self.versions = VersionState(self.version)  # compatible negotiation (RFC 9368)
         self.state = ConnectionState.HANDSHAKE
         #: Events for the application, oldest first (taken with next_event()).
         self.event_queue: list[QuicEvent] = []
@@ -229,6 +232,7 @@ class QuicConnection:
             stateless_reset_token=None
             if self.is_client
             else self.cids.local[0].stateless_reset_token,
+            version=self.version,
         )
         self.remote_params: TransportParameters | None = None
         self.streams = StreamManager(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
+from quicnet.quic.compatible_versions import on_other_version_opened, other_version_key
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import NewTokenReceived, PathValidated
 from quicnet.quic.packets import (
@@ -301,7 +302,11 @@ class PacketReceiver:
             if c.tracer is not None:
                 c.tracer.packet_dropped("unknown", len(data) - start, "header_parse_error", now)
             return None
-        if header.version != c.version:
+        other_key = None
+        if header.version != c.version and header.packet_type != PacketType.RETRY:
+            # RFC 9368 §2.3, RFC 9369 §4.1: the original or the negotiated version.
+            other_key = other_version_key(c, header.version, _PACKET_EPOCH[header.packet_type])
+        if header.version != c.version and other_key is None:
             if c.tracer is not None:
                 c.tracer.packet_dropped("unknown", len(data) - start, "unexpected_version", now)
             return None
@@ -320,7 +325,7 @@ class PacketReceiver:
         end = header.end
         if epoch == Epoch.ZERO_RTT and c.zero_rtt is not None:
             discard_keys_if_due(c, now)  # RFC 9001 §4.9.3: never past their time
-        key = c.recv_key(epoch)
+        key = c.recv_key(epoch) if other_key is None else other_key
         if key is None:  # keys not (yet, or any longer) available: drop this packet
             if tracer is not None:
                 tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "key_unavailable", now)
@@ -343,6 +348,8 @@ class PacketReceiver:
             if tracer is not None:
                 tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "duplicate", now, pn)
             return end
+        if other_key is not None:
+            on_other_version_opened(c, header.version)
         c.on_packet_authenticated(now)
         if tracer is not None:
             tracer.packet_received(epoch, pn, payload, end - start, now, header)

@@ -651,8 +651,10 @@ class PacketSender:
             header = bytes((0x40 | (c.keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
         else:
             token = c.retry_token if epoch == Epoch.INITIAL and c.is_client else b""
+            key = c.send_key(epoch)  # its version: 0-RTT stays in the original (RFC 9369 §4.1)
+            version = c.version if key is None else key.version
             header = long_header_prefix(
-                _LONG_TYPE[epoch], c.version, peer_cid, c.host_cid, token, pn_len
+                _LONG_TYPE[epoch], version, peer_cid, c.host_cid, token, pn_len
             )
         return _Packet(epoch, header, pn, pn_len)
 

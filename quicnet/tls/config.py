@@ -201,6 +201,9 @@ class ServerConfig:
     #: QUIC puts its transport limits here, RFC 9001 §4.6.3).
     early_data_context: bytes = b""
     quic_transport_parameters: bytes | None = None
+    #: QUIC: called with the client's transport parameters, returns ours (replacing
+    #: ``quic_transport_parameters``; RFC 9368 §3 makes ours depend on the client's).
+    quic_transport_parameters_for: Callable[[bytes], bytes] | None = None
     record_size_limit: int | None = None
     middlebox_compatibility: bool = True
     key_log: KeyLog | None = None

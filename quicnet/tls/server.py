@@ -477,8 +477,11 @@ class TLSServer(TLSEngine):
                 Extension(ET.record_size_limit, ext.encode_record_size_limit(c.record_size_limit))
             )
         if self.quic:
-            assert c.quic_transport_parameters is not None
-            ee.append(Extension(ET.quic_transport_parameters, c.quic_transport_parameters))
+            params = c.quic_transport_parameters
+            if c.quic_transport_parameters_for is not None and offer.transport_parameters:
+                params = c.quic_transport_parameters_for(offer.transport_parameters)
+            assert params is not None
+            ee.append(Extension(ET.quic_transport_parameters, params))
         if self._fixed.extensions is not None:
             ee = self._fixed.extensions(HandshakeType.encrypted_extensions, ee)
         self._send(Epoch.HANDSHAKE, EncryptedExtensions(tuple(ee)))
