@@ -49,6 +49,11 @@ async def main(argv: list[str]) -> int:
         "-www", metavar="DIR", help="serve files from DIR over HTTP/0.9 (ALPN hq-interop)"
     )
     p.add_argument("-retry", action="store_true", help="validate client addresses with Retry")
+    p.add_argument(
+        "-early_data",
+        action="store_true",
+        help="issue tickets that allow 0-RTT and accept it, once per ticket (anti-replay)",
+    )
     p.add_argument("-alpn", metavar="P1,P2")
     p.add_argument("-keylogfile", metavar="FILE")
     p.add_argument("-quiet", action="store_true")
@@ -70,7 +75,11 @@ async def main(argv: list[str]) -> int:
         certificate_chain=chain,
         private_key=key,
         key_log=key_log_writer(a.keylogfile),
+        enable_early_data=a.early_data,
     )
+    #: Stream bytes each connection reported before its HandshakeCompleted (0-RTT).
+    early_bytes: dict[int, int] = {}
+    completed: set[int] = set()
     requests: dict[tuple[int, int], bytearray] = {}
     #: (connection, peer's unidirectional stream) -> our stream carrying its echo.
     echo_streams: dict[tuple[int, int], int] = {}
@@ -90,6 +99,8 @@ async def main(argv: list[str]) -> int:
 
     def handle(conn: QuicConnection, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
+            if id(conn) not in completed:
+                early_bytes[id(conn)] = early_bytes.get(id(conn), 0) + len(event.data)
             if root is None:
                 echo(conn, event)
                 return
@@ -116,8 +127,16 @@ async def main(argv: list[str]) -> int:
                 for table in (requests, echo_streams):
                     for k in [k for k in table if k[0] == id(conn)]:
                         del table[k]
+            early = early_bytes.pop(id(conn), 0)
+            if isinstance(event, HandshakeCompleted):
+                completed.add(id(conn))
+            else:
+                completed.discard(id(conn))
             if not a.quiet:
                 sys.stderr.write(f"q_server: {event}\n")
+                if isinstance(event, HandshakeCompleted) and event.early_data_accepted:
+                    sys.stderr.write(f"q_server: early data accepted: {early} bytes\n")
+                sys.stderr.flush()
 
     try:
         server = await serve(host, port, config, handle, require_retry=a.retry)
