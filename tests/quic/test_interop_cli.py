@@ -517,3 +517,31 @@ def test_cli_v2_compatible_negotiation_from_a_peer_client(
     assert ("initial", v1) in wire.versions["c2s"]
     assert ("initial", v2) in wire.versions["s2c"] and ("handshake", v2) in wire.versions["s2c"]
     assert ("handshake", v1) not in wire.versions["s2c"]
+
+
+def test_cli_q_client_key_update_after(tmp_path: Path, ident: Any) -> None:
+    """-key_update_after: q_client updates its 1-RTT keys mid-download (RFC 9001 §6); the
+    server follows into the new key phase and the file arrives intact."""
+    body = payload(2_000_000, seed=42)
+    server = QuicnetServer(quicnet_server_config(ident), {"/big.bin": body})
+    out = tmp_path / "downloads"
+    with closing(server):
+        address = server.address
+        command = _quicnet("q_client", "-connect", f"{address[0]}:{address[1]}")
+        command += ["-servername", "localhost", "-CAfile", str(ident.ca_path), "-out", str(out)]
+        command += ["-key_update_after", "500000", "https://localhost/big.bin"]
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            pump(server, until=lambda: proc.poll() is not None, timeout=40)
+            _, stderr = proc.communicate(5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(5)
+        (rec,) = server.connections
+        assert rec.conn.key_updates == 1  # it answered the client's update with its own
+    assert proc.returncode == 0, stderr.decode()
+    assert b"key update after" in stderr
+    assert sha256((out / "big.bin").read_bytes()) == sha256(body)
