@@ -196,7 +196,7 @@ class QuicEndpoint:
         if long.token and long.token[0] == NEW_TOKEN_KIND:
             # §8.1.3: an invalid one counts as no token (the client may get a Retry).
             validated = self.address_tokens.validate(
-                long.token, address, self.configuration.wall_clock()
+                long.token, address, self.configuration.wall_clock(), version
             )
             self.stats.new_tokens_accepted += validated
         elif long.token:
@@ -319,7 +319,9 @@ class QuicEndpoint:
             if conn.state == ConnectionState.CONNECTED and self.send_address_tokens and address:
                 # §8.1.3: a token for the client's next connection, after the handshake.
                 wall_now = self.configuration.wall_clock()
-                conn.pending.queue_new_token(self.address_tokens.create(address, wall_now))
+                # RFC 9369 §5: for the negotiated version, after compatible negotiation.
+                token = self.address_tokens.create(address, wall_now, conn.version)
+                conn.pending.queue_new_token(token)
                 self.stats.new_tokens_sent += 1
         if conn.has_events and conn not in self._event_ready_set:
             self._event_ready_set.add(conn)

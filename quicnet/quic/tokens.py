@@ -127,18 +127,21 @@ class AddressTokenManager:
         self.max_remembered = max_remembered
         self._used: OrderedDict[bytes, float] = OrderedDict()  # nonce -> when it expires
 
-    def create(self, address: tuple[object, ...], wall_now: float) -> bytes:
-        """A token for the client at ``address`` (its IP address only), issued now."""
+    def create(self, address: tuple[object, ...], wall_now: float, version: int) -> bytes:
+        """A token for the client at ``address`` (its IP address only), issued now on a
+        connection of QUIC ``version`` (RFC 9369 §5: valid only for that version)."""
         nonce = random_bytes(_NONCE)
         body = int(wall_now * 1000).to_bytes(8, "big")
-        sealed = self._aead.seal(
-            int.from_bytes(nonce, "big"), body, _NEW_TOKEN_AAD + _host_bytes(address)
-        )
+        aad = _NEW_TOKEN_AAD + version.to_bytes(4, "big") + _host_bytes(address)
+        sealed = self._aead.seal(int.from_bytes(nonce, "big"), body, aad)
         return bytes((NEW_TOKEN_KIND,)) + nonce + sealed
 
-    def validate(self, token: bytes, address: tuple[object, ...], wall_now: float) -> bool:
-        """True once for a token this server issued to ``address``'s IP within its lifetime;
-        False for anything else (forged, expired, another IP, used before)."""
+    def validate(
+        self, token: bytes, address: tuple[object, ...], wall_now: float, version: int
+    ) -> bool:
+        """True once for a token this server issued to ``address``'s IP, on a ``version``
+        connection, within its lifetime; False for anything else (forged, expired,
+        another IP or version, used before)."""
         if len(token) != 1 + _NONCE + 8 + 16 or token[0] != NEW_TOKEN_KIND:
             return False
         nonce = token[1 : 1 + _NONCE]
@@ -146,7 +149,7 @@ class AddressTokenManager:
             body = self._aead.open(
                 int.from_bytes(nonce, "big"),
                 token[1 + _NONCE :],
-                _NEW_TOKEN_AAD + _host_bytes(address),
+                _NEW_TOKEN_AAD + version.to_bytes(4, "big") + _host_bytes(address),
             )
         except DecryptError:
             return False

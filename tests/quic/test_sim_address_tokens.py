@@ -31,6 +31,7 @@ from quicnet.quic import (
     NewTokenReceived,
     QuicConnection,
     QuicEndpoint,
+    QuicVersion,
     SessionTicketReceived,
 )
 from quicnet.quic.packets import PacketType, parse_long_header
@@ -38,6 +39,7 @@ from quicnet.quic.tokens import NEW_TOKEN_KIND, AddressTokenManager, RetryTokenM
 from quicnet.tls import SessionTicket, TicketKeys
 
 SECRET = bytes(range(32))
+V1, V2 = QuicVersion.V1, QuicVersion.V2
 FIRST: Address = ("10.0.0.1", 50000)
 #: Where the fake wall clock starts: now (simnet's certificates are valid for 30 days
 #: from now); the monotonic clocks start wherever each simulation says.
@@ -212,10 +214,17 @@ def test_forged_token_gets_a_retry() -> None:
 def test_token_is_accepted_once() -> None:
     """§8.1.4: a replayed token (another connection, same IP) earns nothing."""
     manager = AddressTokenManager(SECRET)
-    token = manager.create(("192.0.2.1", 1000), EPOCH)
-    assert manager.validate(token, ("192.0.2.1", 2000), EPOCH + 5)  # another port is fine
-    assert not manager.validate(token, ("192.0.2.1", 2000), EPOCH + 6)
-    assert not AddressTokenManager(SECRET).validate(token, ("192.0.2.2", 2000), EPOCH + 7)
+    token = manager.create(("192.0.2.1", 1000), EPOCH, V1)
+    assert manager.validate(token, ("192.0.2.1", 2000), EPOCH + 5, V1)  # another port is fine
+    assert not manager.validate(token, ("192.0.2.1", 2000), EPOCH + 6, V1)
+    assert not AddressTokenManager(SECRET).validate(token, ("192.0.2.2", 2000), EPOCH + 7, V1)
+
+
+def test_token_is_for_the_version_it_was_issued_under() -> None:
+    """RFC 9369 §5: a v1 connection's token does not validate a v2 Initial."""
+    token = AddressTokenManager(SECRET).create(("192.0.2.1", 1000), EPOCH, V1)
+    assert not AddressTokenManager(SECRET).validate(token, ("192.0.2.1", 1), EPOCH, V2)
+    assert AddressTokenManager(SECRET).validate(token, ("192.0.2.1", 1), EPOCH, V1)
 
 
 def test_retry_and_new_token_tokens_are_not_interchangeable() -> None:
@@ -223,8 +232,8 @@ def test_retry_and_new_token_tokens_are_not_interchangeable() -> None:
     new = AddressTokenManager(SECRET)
     address = ("192.0.2.1", 1000)
     retry_token = retry.create(address, b"o" * 8, b"r" * 8, 10.0)
-    new_token = new.create(address, EPOCH)
-    assert not new.validate(retry_token, address, EPOCH)
+    new_token = new.create(address, EPOCH, V1)
+    assert not new.validate(retry_token, address, EPOCH, V1)
     assert retry.validate(new_token, address, 10.0) is None
     assert retry.validate(retry_token, address, 10.0) is not None
 
@@ -233,6 +242,6 @@ def test_retry_and_new_token_tokens_are_not_interchangeable() -> None:
 def test_token_parsing_never_raises(data: bytes) -> None:
     address = ("192.0.2.1", 1000)
     manager = AddressTokenManager(SECRET)
-    assert manager.validate(data, address, EPOCH) is False
-    assert manager.validate(bytes((NEW_TOKEN_KIND,)) + data, address, EPOCH) is False
+    assert manager.validate(data, address, EPOCH, V1) is False
+    assert manager.validate(bytes((NEW_TOKEN_KIND,)) + data, address, EPOCH, V1) is False
     assert RetryTokenManager(SECRET).validate(data, address, 10.0) is None
