@@ -1,9 +1,9 @@
 """``q_client``: a QUIC client: stdin on one stream, or hq-interop downloads of URLs.
 
 With ``-sess_in`` it resumes a session ``-sess_out`` saved (ticket and NEW_TOKEN
-token) and sends its requests in 0-RTT; like ``openssl s_client`` it says on
-stderr ``New, TLSv1.3`` or ``Reused, TLSv1.3``, and ``Early data was accepted``
-or ``... rejected`` when it sent some.
+token) and sends its requests in 0-RTT; with either (or ``-early_data``), like
+``openssl s_client``, it says on stderr ``New, TLSv1.3`` or ``Reused, TLSv1.3``,
+and ``Early data was accepted`` or ``... rejected`` when it sent some.
 """
 
 from __future__ import annotations
@@ -77,13 +77,14 @@ class _Session:
     """What the connection says about the session: OpenSSL's lines on stderr when the
     handshake completes, and the newest ticket and NEW_TOKEN token for ``-sess_out``."""
 
-    def __init__(self, early_data_sent: bool) -> None:
+    def __init__(self, early_data_sent: bool, *, report: bool) -> None:
         self.early_data_sent = early_data_sent
+        self.report = report
         self.ticket: SessionTicket | None = None
         self.token = b""
 
     def on_event(self, event: QuicEvent) -> None:
-        if isinstance(event, HandshakeCompleted):
+        if isinstance(event, HandshakeCompleted) and self.report:
             sys.stderr.write(f"{'Reused' if event.session_resumed else 'New'}, TLSv1.3\n")
             if self.early_data_sent:
                 verdict = "accepted" if event.early_data_accepted else "rejected"
@@ -167,7 +168,7 @@ async def _collect(
         await asyncio.wait_for(collect(), timeout)
     missing = len(requests) - len(done)
     for stream_id, request in requests.items():
-        if stream_id not in done:
+        if stream_id not in done and request.target is not None:  # stdout's: one error line
             sys.stderr.write(f"q_client: {request.name}: incomplete\n")
     if ended and (error := _closed_with_error(ended[0])) is not None:
         raise error
@@ -315,7 +316,10 @@ async def main(argv: list[str]) -> int:
     except OSError as exc:  # unknown name, no route
         raise network_error(f"cannot connect to {a.connect}", exc) from None
     try:
-        session = _Session(early_data_sent=client.connection.can_send_early_data)
+        session = _Session(
+            client.connection.can_send_early_data,
+            report=bool(a.sess_in or a.sess_out or a.early_data),  # else errors stay one line
+        )
         if a.urls:
             out = Path(a.out)
             out.mkdir(parents=True, exist_ok=True)

@@ -545,3 +545,22 @@ def test_cli_q_client_key_update_after(tmp_path: Path, ident: Any) -> None:
     assert proc.returncode == 0, stderr.decode()
     assert b"key update after" in stderr
     assert sha256((out / "big.bin").read_bytes()) == sha256(body)
+
+
+def test_cli_q_client_early_data_file_is_echoed_from_0rtt(tmp_path: Path, ident: Any) -> None:
+    """-early_data F with -sess_in against the echo server: F goes in 0-RTT, accepted,
+    and its echo is q_client's stdout."""
+    session = tmp_path / "session.pem"
+    early = tmp_path / "early.txt"
+    early.write_bytes(b"sent before the handshake completed\n")
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    with _q_server(*args, "-early_data") as (proc, address):
+        first = _q_client(address, ident, tmp_path, options=("-sess_out", str(session)))
+        assert first.returncode == 0 and b"New, TLSv1.3" in first.stderr, first.stderr.decode()
+        options = ("-sess_in", str(session), "-early_data", str(early))
+        second = _q_client(address, ident, tmp_path, options=options)
+        said = _stderr_until(proc, b"early data accepted: ")
+    assert second.returncode == 0, second.stderr.decode()
+    assert second.stdout == early.read_bytes()
+    assert b"Reused, TLSv1.3" in second.stderr and b"Early data was accepted" in second.stderr
+    assert int(said.split(b"early data accepted: ")[1].split()[0]) == len(early.read_bytes())
