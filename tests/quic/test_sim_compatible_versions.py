@@ -36,7 +36,12 @@ from quicnet.quic.compatible_versions import (
     server_parameters_for,
 )
 from quicnet.quic.errors import TransportError, TransportErrorCode
-from quicnet.quic.packets import PacketType, build_version_negotiation, parse_long_header
+from quicnet.quic.packets import (
+    PacketType,
+    build_retry,
+    build_version_negotiation,
+    parse_long_header,
+)
 from quicnet.quic.transport_params import TransportParameters
 
 V1, V2 = QuicVersion.V1, QuicVersion.V2
@@ -192,3 +197,31 @@ def test_version_information_parsing(body: bytes) -> None:
         assert exc.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
         return
     assert info.encode() == body and info.chosen != 0 and 0 not in info.available
+
+
+def test_switch_after_a_retry() -> None:
+    """RFC 9369 §4.1: the Retry is in the original version, the client's Initial with the
+    token too; the server switches after it, keyed by the Retry's connection ID."""
+    sim = make_pair(seed=17, client=PREFERS_V2, endpoint={"require_retry": True})
+    c2s, s2c = _long_headers(sim)
+    handshake(sim)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    assert client.version == V2 and sim.server.connection.version == V2
+    assert s2c[0] == (PacketType.RETRY, V1)
+    assert c2s[:2] == [(PacketType.INITIAL, V1), (PacketType.INITIAL, V1)]
+    assert (PacketType.INITIAL, V2) in s2c and (PacketType.HANDSHAKE, V2) in s2c
+    _transfer(sim)
+
+
+def test_retry_in_the_other_version_is_ignored() -> None:
+    """RFC 9369 §4.1: a client ignores a Retry in a version other than its original."""
+    sim = make_pair(seed=18, client=PREFERS_V2)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    sim.connect()
+    retry = build_retry(V2, client.host_cid, b"r" * 8, client.original_destination_cid, b"token")
+    client.receive_datagram(retry, sim.server.address, sim.now)
+    assert not client.retry_happened and client.retry_token == b""
+    sim.run_until(lambda: client.handshake_confirmed, what="handshake")
+    assert client.version == V2
