@@ -9,7 +9,8 @@ from pathlib import Path
 
 from quicnet.cli.common import CliError, Parser, network_error, parse_accept, read_passphrase
 from quicnet.cli.tls_common import key_log_writer, load_identity
-from quicnet.crypto import dev_identity
+from quicnet.crypto import dev_identity, hmac_digest, random_bytes
+from quicnet.crypto.keyfile import write_private_file
 from quicnet.io.aio import run, serve
 from quicnet.quic import (
     ConnectionTerminated,
@@ -21,6 +22,7 @@ from quicnet.quic import (
     QuicUsageError,
     StreamDataReceived,
 )
+from quicnet.tls import TicketKeys
 
 _MAX_REQUEST = 4096
 
@@ -37,6 +39,21 @@ def _resolve(root: Path, request: bytes) -> Path | None:
     return path if path.is_file() else None
 
 
+def _server_secret(path: str) -> bytes:
+    """The 32-byte secret in ``path``, made (mode 0600) when the file does not exist."""
+    try:
+        with open(path, "rb") as f:
+            secret = f.read()
+    except FileNotFoundError:
+        secret = random_bytes(32)
+        write_private_file(path, secret)
+    except OSError as exc:
+        raise CliError(f"cannot read -ticket_key_file {path!r}: {exc.strerror or exc}") from None
+    if len(secret) != 32:
+        raise CliError(f"-ticket_key_file {path!r} does not hold a 32-byte key")
+    return secret
+
+
 async def main(argv: list[str]) -> int:
     p = Parser(
         "q_server", "QUIC server: echoes each stream, or with -www serves files (hq-interop)."
@@ -49,6 +66,12 @@ async def main(argv: list[str]) -> int:
         "-www", metavar="DIR", help="serve files from DIR over HTTP/0.9 (ALPN hq-interop)"
     )
     p.add_argument("-retry", action="store_true", help="validate client addresses with Retry")
+    p.add_argument(
+        "-ticket_key_file",
+        metavar="FILE",
+        help="keep the session ticket and NEW_TOKEN keys in FILE (made if absent): a"
+        " restarted server resumes its clients' sessions and accepts their tokens",
+    )
     p.add_argument(
         "-early_data",
         action="store_true",
@@ -77,6 +100,13 @@ async def main(argv: list[str]) -> int:
         key_log=key_log_writer(a.keylogfile),
         enable_early_data=a.early_data,
     )
+    endpoint_options: dict[str, object] = {"require_retry": a.retry}
+    if a.ticket_key_file:
+        secret = _server_secret(a.ticket_key_file)
+        config.ticket_keys = TicketKeys(key=hmac_digest("sha256", secret, b"quicnet tickets"))
+        endpoint_options["address_token_secret"] = hmac_digest(
+            "sha256", secret, b"quicnet address tokens"
+        )
     #: Stream bytes each connection reported before its HandshakeCompleted (0-RTT).
     early_bytes: dict[int, int] = {}
     completed: set[int] = set()
@@ -139,7 +169,7 @@ async def main(argv: list[str]) -> int:
                 sys.stderr.flush()
 
     try:
-        server = await serve(host, port, config, handle, require_retry=a.retry)
+        server = await serve(host, port, config, handle, **endpoint_options)
     except OSError as exc:  # in use, not a local address, unknown name
         raise network_error(f"cannot listen on {a.accept}", exc) from None
     if development:

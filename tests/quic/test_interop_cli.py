@@ -564,3 +564,32 @@ def test_cli_q_client_early_data_file_is_echoed_from_0rtt(tmp_path: Path, ident:
     assert second.stdout == early.read_bytes()
     assert b"Reused, TLSv1.3" in second.stderr and b"Early data was accepted" in second.stderr
     assert int(said.split(b"early data accepted: ")[1].split()[0]) == len(early.read_bytes())
+
+
+def test_cli_resumption_after_both_processes_restart(tmp_path: Path, ident: Any) -> None:
+    """Tickets and tokens are dated by the wall clock and sealed under -ticket_key_file:
+    q_client saves a session and exits; q_server stops; a new q_server with the same key
+    file (on another port) resumes a new q_client's session, accepts its 0-RTT and its
+    NEW_TOKEN token (no Retry, though it demands one of everybody else)."""
+    www = _www(tmp_path, {"/again.txt": b"still here\n"})
+    keys = tmp_path / "server.key32"
+    session = tmp_path / "session.pem"
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    args += ("-www", str(www), "-early_data", "-retry", "-ticket_key_file", str(keys))
+    with _q_server(*args) as (_proc, address):
+        first = _q_client(
+            address, ident, tmp_path / "one", "https://localhost/again.txt",
+            options=("-sess_out", str(session)),
+        )  # fmt: skip
+    assert first.returncode == 0 and b"New, TLSv1.3" in first.stderr, first.stderr.decode()
+    assert len(keys.read_bytes()) == 32
+    with _q_server(*args) as (proc, address), relay(address) as wire:
+        second = _q_client(
+            wire.address, ident, tmp_path / "two", "https://localhost/again.txt",
+            options=("-sess_in", str(session)),
+        )  # fmt: skip
+        _stderr_until(proc, b"early data accepted: ")
+    assert second.returncode == 0, second.stderr.decode()
+    assert b"Reused, TLSv1.3" in second.stderr and b"Early data was accepted" in second.stderr
+    assert wire.types["s2c"].get("retry", 0) == 0
+    assert (tmp_path / "two" / "again.txt").read_bytes() == b"still here\n"
