@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from simnet import (
+    LinkConfig,
     Simulation,
     StreamCollector,
     client_config,
@@ -225,3 +226,33 @@ def test_retry_in_the_other_version_is_ignored() -> None:
     assert not client.retry_happened and client.retry_token == b""
     sim.run_until(lambda: client.handshake_confirmed, what="handshake")
     assert client.version == V2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_switch_survives_loss_and_reordering(seed: int) -> None:
+    """Lost and reordered first flights: the client's v1 Initials repeated after the
+    server switched still open (its original-version key), and both end in v2."""
+    link = LinkConfig(latency=0.02, jitter=0.01, loss=0.25, reorder=0.2)
+    sim = make_pair(seed=100 + seed, client=PREFERS_V2, c2s=link, s2c=link)
+    handshake(sim, timeout=120)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    assert client.version == V2 and sim.server.connection.version == V2
+    sim.c2s.config.loss = sim.s2c.config.loss = 0.02
+    _transfer(sim, 20_000)
+
+
+def test_server_still_opens_the_clients_original_version_initials() -> None:
+    """RFC 9369 §4.1: the server's first flights are lost, the client (not switched yet)
+    repeats its v1 Initial; the switched server opens it with its original-version key
+    (every datagram the client sent counts as authenticated) and both end in v2."""
+    s2c = LinkConfig(blackholes=[(1.0, 1.5)])
+    sim = make_pair(seed=19, client=PREFERS_V2, s2c=s2c)
+    c2s, _s2c = _long_headers(sim)
+    handshake(sim, timeout=30)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    assert client.version == V2 and sim.server.connection.version == V2
+    assert c2s.count((PacketType.INITIAL, V1)) >= 2  # repeated before the switch
+    server = sim.server.connection
+    assert server.traffic.datagrams_received == sim.c2s.stats.delivered
