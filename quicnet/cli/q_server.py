@@ -10,7 +10,8 @@ from pathlib import Path
 from quicnet.cli.common import CliError, Parser, network_error, parse_accept, read_passphrase
 from quicnet.cli.ech import add_ech_server_flags, ech_server_keys
 from quicnet.cli.tls_common import key_log_writer, load_identity
-from quicnet.crypto import dev_identity
+from quicnet.crypto import dev_identity, hmac_digest, random_bytes
+from quicnet.crypto.keyfile import write_private_file
 from quicnet.io.aio import run, serve
 from quicnet.quic import (
     ConnectionTerminated,
@@ -22,6 +23,7 @@ from quicnet.quic import (
     QuicUsageError,
     StreamDataReceived,
 )
+from quicnet.tls import TicketKeys
 
 _MAX_REQUEST = 4096
 
@@ -38,6 +40,21 @@ def _resolve(root: Path, request: bytes) -> Path | None:
     return path if path.is_file() else None
 
 
+def _server_secret(path: str) -> bytes:
+    """The 32-byte secret in ``path``, made (mode 0600) when the file does not exist."""
+    try:
+        with open(path, "rb") as f:
+            secret = f.read()
+    except FileNotFoundError:
+        secret = random_bytes(32)
+        write_private_file(path, secret)
+    except OSError as exc:
+        raise CliError(f"cannot read -ticket_key_file {path!r}: {exc.strerror or exc}") from None
+    if len(secret) != 32:
+        raise CliError(f"-ticket_key_file {path!r} does not hold a 32-byte key")
+    return secret
+
+
 async def main(argv: list[str]) -> int:
     p = Parser(
         "q_server", "QUIC server: echoes each stream, or with -www serves files (hq-interop)."
@@ -50,6 +67,17 @@ async def main(argv: list[str]) -> int:
         "-www", metavar="DIR", help="serve files from DIR over HTTP/0.9 (ALPN hq-interop)"
     )
     p.add_argument("-retry", action="store_true", help="validate client addresses with Retry")
+    p.add_argument(
+        "-ticket_key_file",
+        metavar="FILE",
+        help="keep the session ticket and NEW_TOKEN keys in FILE (made if absent): a"
+        " restarted server resumes its clients' sessions and accepts their tokens",
+    )
+    p.add_argument(
+        "-early_data",
+        action="store_true",
+        help="issue tickets that allow 0-RTT and accept it, once per ticket (anti-replay)",
+    )
     p.add_argument("-alpn", metavar="P1,P2")
     p.add_argument("-keylogfile", metavar="FILE")
     p.add_argument("-quiet", action="store_true")
@@ -73,7 +101,18 @@ async def main(argv: list[str]) -> int:
         private_key=key,
         key_log=key_log_writer(a.keylogfile),
         ech_keys=ech_server_keys(a),
+        enable_early_data=a.early_data,
     )
+    endpoint_options: dict[str, object] = {"require_retry": a.retry}
+    if a.ticket_key_file:
+        secret = _server_secret(a.ticket_key_file)
+        config.ticket_keys = TicketKeys(key=hmac_digest("sha256", secret, b"quicnet tickets"))
+        endpoint_options["address_token_secret"] = hmac_digest(
+            "sha256", secret, b"quicnet address tokens"
+        )
+    #: Stream bytes each connection reported before its HandshakeCompleted (0-RTT).
+    early_bytes: dict[int, int] = {}
+    completed: set[int] = set()
     requests: dict[tuple[int, int], bytearray] = {}
     #: (connection, peer's unidirectional stream) -> our stream carrying its echo.
     echo_streams: dict[tuple[int, int], int] = {}
@@ -93,6 +132,8 @@ async def main(argv: list[str]) -> int:
 
     def handle(conn: QuicConnection, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
+            if id(conn) not in completed:
+                early_bytes[id(conn)] = early_bytes.get(id(conn), 0) + len(event.data)
             if root is None:
                 echo(conn, event)
                 return
@@ -119,11 +160,19 @@ async def main(argv: list[str]) -> int:
                 for table in (requests, echo_streams):
                     for k in [k for k in table if k[0] == id(conn)]:
                         del table[k]
+            early = early_bytes.pop(id(conn), 0)
+            if isinstance(event, HandshakeCompleted):
+                completed.add(id(conn))
+            else:
+                completed.discard(id(conn))
             if not a.quiet:
                 sys.stderr.write(f"q_server: {event}\n")
+                if isinstance(event, HandshakeCompleted) and event.early_data_accepted:
+                    sys.stderr.write(f"q_server: early data accepted: {early} bytes\n")
+                sys.stderr.flush()
 
     try:
-        server = await serve(host, port, config, handle, require_retry=a.retry)
+        server = await serve(host, port, config, handle, **endpoint_options)
     except OSError as exc:  # in use, not a local address, unknown name
         raise network_error(f"cannot listen on {a.accept}", exc) from None
     if development:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -103,9 +104,13 @@ class QuicConfiguration:
     #: clients move, §9); a client that moves anyway is still validated and followed.
     disable_active_migration: bool = False
     max_udp_payload_size: int = 1452
-    #: The version to start with; the other supported one is offered on negotiation.
+    #: The version to start with (a client's original version, RFC 9368 §2).
     version: int = QuicVersion.V1
-    supported_versions: Sequence[int] = (QuicVersion.V1, QuicVersion.V2)
+    #: The versions spoken, most preferred first (empty: ``version`` first, then the
+    #: others). A client lists them in version_information and a server switches to the
+    #: first one it speaks that is compatible (RFC 9368 §2.3): ``version=V1,
+    #: supported_versions=(V2, V1)`` prefers v2 and falls back to v1 in one round trip.
+    supported_versions: Sequence[int] = ()
     congestion_controller: Callable[[int], CongestionController] = NewReno
     #: Send a PING after this many seconds without sending anything ack-eliciting, once
     #: the handshake is confirmed (None: never); keeps NAT bindings and the idle timer alive.
@@ -117,8 +122,19 @@ class QuicConfiguration:
     key_update_interval: float | None = None
     #: Bytes of CRYPTO data buffered per epoch before CRYPTO_BUFFER_EXCEEDED.
     max_crypto_buffer: int = 1 << 16
+    #: Wall-clock seconds (Unix time): what needs a date, session tickets' issue and
+    #: age (RFC 8446 §4.6.1) and certificate validity, reads it; everything else runs on
+    #: the ``now`` passed in. Tests inject a fake one.
+    wall_clock: Callable[[], float] = time.time
+    #: Client: an address-validation token from a NEW_TOKEN frame of an earlier
+    #: connection to the same server (RFC 9000 §8.1.3), sent in the first Initial.
+    address_token: bytes = b""
 
     def __post_init__(self) -> None:
+        if not self.supported_versions:
+            spoken = (QuicVersion.V1, QuicVersion.V2)
+            first = (self.version,) if self.version in spoken else ()
+            self.supported_versions = (*first, *(v for v in spoken if v not in first))
         for name in ("keepalive_interval", "key_update_interval"):
             value = getattr(self, name)
             if value is not None and not value > 0:

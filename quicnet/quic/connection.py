@@ -4,7 +4,8 @@ Datagrams in with :meth:`QuicConnection.receive_datagram`, datagrams out of
 :meth:`~QuicConnection.datagrams_to_send`, timers through
 :meth:`~QuicConnection.next_timer` / :meth:`~QuicConnection.handle_timer`,
 events from :meth:`~QuicConnection.next_event`. ``now`` is seconds (any
-clock, but the same one throughout; wall-clock seconds date session tickets).
+clock, but the same one throughout; session tickets and certificates are dated by
+the configuration's ``wall_clock``).
 
 The connection is split along its state, each part a small object with its
 own module: packet number spaces and loss recovery (:mod:`~quicnet.quic.
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from quicnet.crypto import hmac_digest, random_bytes
 from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.closing import ClosingState
+from quicnet.quic.compatible_versions import VersionState
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.crypto_streams import CryptoSpace
@@ -135,6 +137,7 @@ class QuicConnection:
         "tracer",
         "traffic",
         "version",
+        "versions",
         "wake",
         "zero_rtt",
         "zero_rtt_recv_key",
@@ -163,6 +166,7 @@ class QuicConnection:
         self.version = c.version if c.version in VERSION_PARAMS else known[0]
         #: RFC 9000 §6: the version offered first may be one we do not speak.
         self.negotiation = VersionNegotiation(c.version, speaks_offered=c.version == self.version)
+        self.versions = VersionState(self.version)  # compatible negotiation (RFC 9368)
         self.state = ConnectionState.HANDSHAKE
         #: Events for the application, oldest first (taken with next_event()).
         self.event_queue: list[QuicEvent] = []
@@ -208,8 +212,8 @@ class QuicConnection:
         self.datagram_address: Address | None = None
         #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
         self.active_dcid = b""
-        #: A client's Retry token, sent in every Initial after the Retry (§17.2.5.2).
-        self.retry_token = b""
+        #: A client's token for its Initials: a NEW_TOKEN one (§8.1.3), then a Retry's (§17.2.5.2).
+        self.retry_token = c.address_token if self.is_client else b""
         #: A Retry was taken (by this client, or by the endpoint before this server).
         self.retry_happened = retry_source_cid is not None
         self.original_destination_cid = original_destination_cid or random_bytes(8)
@@ -228,6 +232,7 @@ class QuicConnection:
             stateless_reset_token=None
             if self.is_client
             else self.cids.local[0].stateless_reset_token,
+            version=self.version,
         )
         self.remote_params: TransportParameters | None = None
         self.streams = StreamManager(
@@ -288,7 +293,7 @@ class QuicConnection:
         """A client sends its ClientHello."""
         self.install_initial_keys(self.original_destination_cid)
         assert isinstance(self.tls, TLSClient)
-        self.tls.start(now)
+        self.tls.start(self.configuration.wall_clock())  # TLS dates tickets: wall clock
         self.drain_tls(now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:

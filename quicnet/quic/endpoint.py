@@ -6,6 +6,10 @@ accepts new connections on Initial packets of at least 1200 bytes, answers
 unknown versions with Version Negotiation and unknown short-header CIDs with
 stateless resets, can demand address validation with Retry, and caps
 connections and handshakes in progress. Closed connections are reaped.
+
+After each handshake it gives the client a NEW_TOKEN token (RFC 9000 §8.1.3):
+a client that comes back with it has its address validated at once, and is
+not sent a Retry.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from quicnet.quic.packets import (
 )
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.sender import MAX_DATAGRAMS_PER_CALL
-from quicnet.quic.tokens import RetryTokenManager
+from quicnet.quic.tokens import NEW_TOKEN_KIND, AddressTokenManager, RetryTokenManager
 from quicnet.quic.versions import VERSION_PARAMS
 
 __all__ = ["EndpointStats", "QuicEndpoint"]
@@ -52,6 +56,9 @@ class EndpointStats:
     datagrams_dropped: int = 0
     version_negotiations_sent: int = 0
     retries_sent: int = 0
+    #: NEW_TOKEN tokens given to clients, and how many came back valid (RFC 9000 §8.1.3).
+    new_tokens_sent: int = 0
+    new_tokens_accepted: int = 0
     stateless_resets_sent: int = 0
     connections_accepted: int = 0
     connections_refused: int = 0
@@ -75,6 +82,9 @@ class QuicEndpoint:
         retry_threshold: int | None = None,
         half_open_timeout: float | None = 3.0,
         max_stateless_resets_per_second: int = 100,
+        address_token_secret: bytes | None = None,
+        address_token_lifetime: float = 86400.0,
+        send_address_tokens: bool = True,
     ) -> None:
         if configuration.is_client:
             raise QuicUsageError("an endpoint serves: give it a server configuration")
@@ -83,6 +93,10 @@ class QuicEndpoint:
         self.stateless_reset_key = stateless_reset_key or random_bytes(32)
         self.require_retry = require_retry
         self._tokens = RetryTokenManager(retry_secret)
+        #: NEW_TOKEN tokens (§8.1.3), dated by the configuration's wall clock; keep
+        #: ``address_token_secret`` across restarts and returning clients skip Retry.
+        self.address_tokens = AddressTokenManager(address_token_secret, address_token_lifetime)
+        self.send_address_tokens = send_address_tokens
         self.max_connections = max_connections
         self.max_handshakes = max_handshakes
         #: With this many handshakes in progress, new clients must first answer a Retry
@@ -179,7 +193,13 @@ class QuicEndpoint:
         original_dcid = long.destination_cid
         retry_scid: bytes | None = None
         validated = False
-        if long.token:
+        if long.token and long.token[0] == NEW_TOKEN_KIND:
+            # §8.1.3: an invalid one counts as no token (the client may get a Retry).
+            validated = self.address_tokens.validate(
+                long.token, address, self.configuration.wall_clock(), version
+            )
+            self.stats.new_tokens_accepted += validated
+        elif long.token:
             token = self._tokens.validate(long.token, address, now)
             if token is None or token.retry_source_cid != long.destination_cid:
                 self.stats.datagrams_dropped += 1  # forged, stale or replayed elsewhere
@@ -291,10 +311,18 @@ class QuicEndpoint:
                     del self.connections[cid]
                     self._cids_of[conn].remove(cid)
             changes.clear()
-        if conn.state != ConnectionState.HANDSHAKE:
+        if conn.state != ConnectionState.HANDSHAKE and conn in self._handshaking:
             # (The client's first DCID keeps routing to the connection: a late copy of
             # its first Initial must not open a second one.)
             self._handshaking.discard(conn)
+            address = conn.peer_address
+            if conn.state == ConnectionState.CONNECTED and self.send_address_tokens and address:
+                # §8.1.3: a token for the client's next connection, after the handshake.
+                wall_now = self.configuration.wall_clock()
+                # RFC 9369 §5: for the negotiated version, after compatible negotiation.
+                token = self.address_tokens.create(address, wall_now, conn.version)
+                conn.pending.queue_new_token(token)
+                self.stats.new_tokens_sent += 1
         if conn.has_events and conn not in self._event_ready_set:
             self._event_ready_set.add(conn)
             self._event_ready.append(conn)

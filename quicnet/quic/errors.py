@@ -35,6 +35,7 @@ class TransportErrorCode(enum.IntEnum):
     KEY_UPDATE_ERROR = 0x0E
     AEAD_LIMIT_REACHED = 0x0F
     NO_VIABLE_PATH = 0x10
+    VERSION_NEGOTIATION_ERROR = 0x11  # RFC 9368 §4: a version downgrade
     CRYPTO_ERROR = 0x100  # + TLS alert (0x100-0x1ff)
 
 

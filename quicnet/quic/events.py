@@ -13,6 +13,7 @@ __all__ = [
     "DatagramLost",
     "DatagramReceived",
     "HandshakeCompleted",
+    "NewTokenReceived",
     "PathValidated",
     "PeerAddressChanged",
     "QuicEvent",
@@ -96,6 +97,16 @@ class SessionTicketReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class NewTokenReceived:
+    """An address-validation token from the server's NEW_TOKEN frame (RFC 9000 §8.1.3):
+    keep it with the session ticket and give it to the next connection to the same
+    server (``QuicConfiguration.address_token``) to skip a Retry. At most four per
+    connection."""
+
+    token: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class PeerAddressChanged:
     """Packets now go to another peer address (RFC 9000 §9.3): the peer migrated or its
     NAT rebound (the new address is being validated, §8.2), or a failed validation
@@ -134,6 +145,7 @@ QuicEvent = (
     | DatagramAcknowledged
     | DatagramLost
     | SessionTicketReceived
+    | NewTokenReceived
     | PeerAddressChanged
     | PathValidated
     | ConnectionTerminated

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quicnet.quic import zero_rtt
+from quicnet.quic.compatible_versions import check_server_parameters, switch_server
 from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
@@ -104,6 +105,9 @@ class HandshakeDriver:
         """Act on what TLS produced: new keys, handshake completion, tickets, CRYPTO data."""
         c = self.c
         tls = c.tls
+        if not c.is_client and c.remote_params is None and tls.peer_transport_parameters:
+            # RFC 9368 §2.3: move to the negotiated version before any handshake key exists.
+            switch_server(c, tls.peer_transport_parameters)
         while (event := tls.next_event()) is not None:
             if isinstance(event, TrafficSecretReady):
                 self._install_secret(event)
@@ -145,7 +149,9 @@ class HandshakeDriver:
     def _install_secret(self, event: TrafficSecretReady) -> None:
         c = self.c
         suite = CIPHER_SUITES[event.cipher_suite]
-        key = PacketKey(suite.aead, suite.hash_name, event.secret, c.version)
+        # RFC 9369 §4.1: 0-RTT stays in the original version.
+        version = c.versions.original if event.epoch == Epoch.ZERO_RTT else c.version
+        key = PacketKey(suite.aead, suite.hash_name, event.secret, version)
         if event.epoch == Epoch.ZERO_RTT:
             if event.is_write:
                 c.zero_rtt_send_key = key
@@ -172,6 +178,8 @@ class HandshakeDriver:
             original_destination_cid=c.original_destination_cid,
             retry_source_cid=c.retry_source_cid,
         )
+        if c.is_client:
+            check_server_parameters(c, params)  # RFC 9368 §4: no downgrade
         if c.is_client and params.stateless_reset_token is not None:
             c.cids.set_peer_reset_token(params.stateless_reset_token)
         if c.is_client and params.preferred_address is not None:

@@ -21,7 +21,8 @@ __all__ = ["PendingFrames"]
 
 
 class PendingFrames:
-    """HANDSHAKE_DONE, PING, flow-control credit, STOP_SENDING and CID frames to send."""
+    """HANDSHAKE_DONE, PING, flow-control credit, STOP_SENDING, CID and NEW_TOKEN frames
+    to send."""
 
     __slots__ = (
         "handshake_done",
@@ -29,6 +30,7 @@ class PendingFrames:
         "max_stream_data",
         "max_streams",
         "new_connection_ids",
+        "new_token",
         "ping",
         "retire_connection_ids",
         "stop_sending",
@@ -47,6 +49,7 @@ class PendingFrames:
         self.stop_sending: dict[int, int] = {}
         self.new_connection_ids: list[LocalCid] = []
         self.retire_connection_ids: list[int] = []
+        self.new_token = b""
 
     def settle(self) -> None:
         """Recompute ``waiting`` after the sender took what fitted."""
@@ -59,6 +62,7 @@ class PendingFrames:
             or self.stop_sending
             or self.new_connection_ids
             or self.retire_connection_ids
+            or self.new_token
         )
 
     # Queued by the connection, the stream manager and the CID manager ----------------------
@@ -99,6 +103,11 @@ class PendingFrames:
     def queue_retire_connection_id(self, sequence_number: int) -> None:
         """RETIRE_CONNECTION_ID (§19.16) for the peer's CID ``sequence_number``."""
         self.retire_connection_ids.append(sequence_number)
+        self.waiting = True
+
+    def queue_new_token(self, token: bytes) -> None:
+        """NEW_TOKEN (§19.7): a server's address-validation token for the next connection."""
+        self.new_token = token
         self.waiting = True
 
     @property

@@ -373,8 +373,10 @@ class QlogTracer:
             self._zero_rtt_sent.add(packet_number)
         header: dict[str, Any] = {"packet_type": PACKET_TYPE[epoch], "packet_number": packet_number}
         if epoch != Epoch.ONE_RTT:
+            # RFC 9369 §4.1: 0-RTT stays in the original version after a switch.
+            version = c.versions.original if epoch == Epoch.ZERO_RTT else c.version
             header.update(
-                version=f"{c.version:08x}",
+                version=f"{version:08x}",
                 scid=c.host_cid.hex(),
                 dcid=c.cids.current_peer_cid.hex(),
             )

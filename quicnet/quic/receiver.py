@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
+from quicnet.quic.compatible_versions import on_other_version_opened, other_version_key
 from quicnet.quic.errors import TransportError, TransportErrorCode
-from quicnet.quic.events import PathValidated
+from quicnet.quic.events import NewTokenReceived, PathValidated
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -37,7 +38,10 @@ if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
     from quicnet.quic.events import Address
 
-__all__ = ["PacketReceiver"]
+__all__ = ["MAX_NEW_TOKENS", "PacketReceiver"]
+
+#: NEW_TOKEN frames per connection handed to the application; more are ignored.
+MAX_NEW_TOKENS = 4
 
 # Frames allowed per packet type (RFC 9000 §12.4, Table 3).
 _HANDSHAKE_FRAMES = frozenset({0x00, 0x01, 0x02, 0x03, 0x06, 0x1C})
@@ -59,10 +63,12 @@ def _truncated(frame_type: int) -> TransportError:
 class PacketReceiver:
     """Parses and dispatches what arrives for one connection."""
 
-    __slots__ = ("c",)
+    __slots__ = ("c", "new_tokens")
 
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
+        #: NEW_TOKEN frames received (RFC 9000 §19.7); only the first few become events.
+        self.new_tokens = 0
 
     def receive_packets(self, data: bytes, address: Address, now: float) -> None:
         """Every packet of a datagram, in order (raises on a peer's protocol violation)."""
@@ -296,7 +302,11 @@ class PacketReceiver:
             if c.tracer is not None:
                 c.tracer.packet_dropped("unknown", len(data) - start, "header_parse_error", now)
             return None
-        if header.version != c.version:
+        other_key = None
+        if header.version != c.version and header.packet_type != PacketType.RETRY:
+            # RFC 9368 §2.3, RFC 9369 §4.1: the original or the negotiated version.
+            other_key = other_version_key(c, header.version, _PACKET_EPOCH[header.packet_type])
+        if header.version != c.version and other_key is None:
             if c.tracer is not None:
                 c.tracer.packet_dropped("unknown", len(data) - start, "unexpected_version", now)
             return None
@@ -315,7 +325,7 @@ class PacketReceiver:
         end = header.end
         if epoch == Epoch.ZERO_RTT and c.zero_rtt is not None:
             discard_keys_if_due(c, now)  # RFC 9001 §4.9.3: never past their time
-        key = c.recv_key(epoch)
+        key = c.recv_key(epoch) if other_key is None else other_key
         if key is None:  # keys not (yet, or any longer) available: drop this packet
             if tracer is not None:
                 tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "key_unavailable", now)
@@ -338,6 +348,8 @@ class PacketReceiver:
             if tracer is not None:
                 tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "duplicate", now, pn)
             return end
+        if other_key is not None:
+            on_other_version_opened(c, header.version)
         c.on_packet_authenticated(now)
         if tracer is not None:
             tracer.packet_received(epoch, pn, payload, end - start, now, header)
@@ -398,7 +410,7 @@ class PacketReceiver:
         space = c.spaces[Epoch.ONE_RTT if epoch == Epoch.ZERO_RTT else epoch]
         data = space.receive(frame.offset, frame.data)
         if data:
-            c.tls.receive(epoch, data, now)
+            c.tls.receive(epoch, data, c.configuration.wall_clock())  # dates tickets
             c.drain_tls(now)
 
     def _on_ack(
@@ -460,11 +472,15 @@ class PacketReceiver:
                     TransportErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from a client", t
                 )
             c.confirm_handshake()
-        elif isinstance(frame, fr.NewTokenFrame) and not c.is_client:
-            raise TransportError(
-                TransportErrorCode.PROTOCOL_VIOLATION, "NEW_TOKEN from a client", t
-            )
-        # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED, NEW_TOKEN: informational.
+        elif isinstance(frame, fr.NewTokenFrame):
+            if not c.is_client:
+                raise TransportError(
+                    TransportErrorCode.PROTOCOL_VIOLATION, "NEW_TOKEN from a client", t
+                )
+            self.new_tokens += 1  # §8.1.3: for the next connection; a few are plenty
+            if self.new_tokens <= MAX_NEW_TOKENS:
+                c.event_queue.append(NewTokenReceived(frame.token))
+        # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED: informational.
 
 
 def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:

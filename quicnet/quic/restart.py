@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from quicnet.quic.compatible_versions import local_version_information
 from quicnet.quic.crypto_streams import CryptoSpace
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.negotiation import NO_COMMON_VERSION
@@ -37,6 +38,10 @@ def on_version_negotiation(c: QuicConnection, data: bytes, now: float) -> None:
         c.terminate(TransportErrorCode.NO_ERROR, None, "no common QUIC version", by_peer=True)
         return
     c.version = chosen
+    c.versions.original = chosen  # the new original version (RFC 9368 §2.1)
+    c.local_params = c.local_params.replace(
+        version_information=local_version_information(chosen, c.configuration.supported_versions)
+    )
     c.recovery.abandon_space(2)
     c.recovery = c.new_recovery()
     max_buffer = c.configuration.max_crypto_buffer

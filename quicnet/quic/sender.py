@@ -59,6 +59,7 @@ MAX_STREAMS = 7  # (MAX_STREAMS, bidirectional)
 STOP_SENDING = 8  # (STOP_SENDING, stream_id, error_code)
 NEW_CONNECTION_ID = 9  # (NEW_CONNECTION_ID, LocalCid)
 RETIRE_CONNECTION_ID = 10  # (RETIRE_CONNECTION_ID, sequence_number)
+NEW_TOKEN = 11  # (NEW_TOKEN, token)
 
 _R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
 _R_MAX_DATA: FrameRecord = (MAX_DATA,)
@@ -362,6 +363,13 @@ class PacketSender:
             _varint(buf, stream_id)
             _varint(buf, code)
             frames.append((STOP_SENDING, stream_id, code))
+        token = pending.new_token
+        if token and limit - len(buf) >= len(token) + 3:
+            buf.append(0x07)  # NEW_TOKEN (RFC 9000 §19.7)
+            _varint(buf, len(token))
+            buf += token
+            pending.new_token = b""
+            frames.append((NEW_TOKEN, token))
         if pending.ping and len(buf) < limit:
             buf.append(0x01)
             pending.ping = False
@@ -478,6 +486,8 @@ class PacketSender:
                 pending.queue_stop_sending(record[1], record[2])
             elif kind == NEW_CONNECTION_ID:
                 pending.queue_new_connection_id(record[1])
+            elif kind == NEW_TOKEN:
+                pending.queue_new_token(record[1])
 
     def requeue_crypto(self, space_id: int) -> None:
         """Send a space's unacknowledged CRYPTO data again (PTO probes, Retry, §6.2.4)."""
@@ -641,8 +651,10 @@ class PacketSender:
             header = bytes((0x40 | (c.keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
         else:
             token = c.retry_token if epoch == Epoch.INITIAL and c.is_client else b""
+            key = c.send_key(epoch)  # its version: 0-RTT stays in the original (RFC 9369 §4.1)
+            version = c.version if key is None else key.version
             header = long_header_prefix(
-                _LONG_TYPE[epoch], c.version, peer_cid, c.host_cid, token, pn_len
+                _LONG_TYPE[epoch], version, peer_cid, c.host_cid, token, pn_len
             )
         return _Packet(epoch, header, pn, pn_len)
 

@@ -7,6 +7,7 @@ Pure functions: nothing here keeps state of a connection.
 
 from __future__ import annotations
 
+from quicnet.quic.compatible_versions import local_version_information, server_parameters_for
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.transport_params import TransportParameters
@@ -29,6 +30,7 @@ def local_transport_parameters(
     original_destination_cid: bytes | None = None,
     retry_source_cid: bytes | None = None,
     stateless_reset_token: bytes | None = None,
+    version: int | None = None,
 ) -> TransportParameters:
     """Our transport parameters (RFC 9000 §18.2); the server-only ones given by a server."""
     return TransportParameters(
@@ -49,6 +51,10 @@ def local_transport_parameters(
         initial_source_connection_id=initial_source_cid,
         retry_source_connection_id=retry_source_cid,
         max_datagram_frame_size=c.max_datagram_frame_size,
+        # RFC 9368 §3 (RFC 9369 §4: a v2 endpoint must send it).
+        version_information=local_version_information(
+            c.version if version is None else version, c.supported_versions
+        ),
     )
 
 
@@ -119,6 +125,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
                 quic_transport_parameters=transport_parameters,
                 middlebox_compatibility=False,  # RFC 9001 §8.4
                 key_log=c.key_log if c.key_log is not None else key_log_from_environment(),
+                wall_clock=c.wall_clock,
             ),
             quic=True,
         )
@@ -136,10 +143,14 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
             anti_replay=c.anti_replay,
             early_data_context=early_data_context(params),
             quic_transport_parameters=transport_parameters,
+            quic_transport_parameters_for=server_parameters_for(
+                params, c.version, c.supported_versions
+            ),
             middlebox_compatibility=False,
             key_log=c.key_log,
             ocsp_staple=c.ocsp_staple,
             ech_keys=c.ech_keys,
+            wall_clock=c.wall_clock,
         ),
         quic=True,
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from quicnet.crypto import (
     Certificate,
@@ -27,6 +28,7 @@ __all__ = [
     "choose_signature_scheme",
     "decode_certificate_chain",
     "is_ip_address",
+    "validity_time",
     "verify_peer_certificates",
 ]
 
@@ -72,6 +74,14 @@ def decode_certificate_chain(entries: Sequence[CertificateEntry]) -> list[Certif
     return chain
 
 
+def validity_time(clock: Callable[[], float] | None) -> datetime.datetime | None:
+    """The instant certificates are checked at: ``clock()`` as a UTC datetime, or None
+    (the system clock, read by the validator)."""
+    if clock is None:
+        return None
+    return datetime.datetime.fromtimestamp(clock(), datetime.UTC)
+
+
 def verify_peer_certificates(
     chain: Sequence[Certificate],
     *,
@@ -83,6 +93,7 @@ def verify_peer_certificates(
     require_name: bool = False,
     crls: Sequence[CertificateRevocationList] = (),
     revocation_check: RevocationCheck | None = None,
+    at: datetime.datetime | None = None,
 ) -> None:
     """Accept the chain if a pin matches its leaf, or it validates to a root for ``name``.
 
@@ -108,6 +119,7 @@ def verify_peer_certificates(
             purpose="server" if purpose == "server" else "client",
             crls=crls,
             revocation_check=revocation_check,
+            at=at,
         )
     except CertificateError as exc:
         raise ProtocolViolation(

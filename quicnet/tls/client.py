@@ -14,6 +14,7 @@ from quicnet.tls.auth import (
     choose_signature_scheme,
     decode_certificate_chain,
     is_ip_address,
+    validity_time,
     verify_peer_certificates,
 )
 from quicnet.tls.config import ClientConfig
@@ -506,6 +507,7 @@ class TLSClient(TLSEngine):
             require_name=c.verify_server_name,
             crls=c.crls,
             revocation_check=c.revocation_check,
+            at=validity_time(c.wall_clock),
         )
         self.ocsp_staple = client_staple(
             message.certificate_list, chain, self._offered_extensions, c

@@ -123,6 +123,9 @@ class ClientConfig:
     ech_configs: bytes | None = None
     #: Without ``ech_configs``, send a GREASE encrypted_client_hello (§6.2).
     ech_grease: bool = False
+    #: Wall-clock seconds (Unix time) for certificate and staple validity; None: the
+    #: system clock. QUIC passes its configuration's ``wall_clock`` here.
+    wall_clock: Callable[[], float] | None = None
 
     def validate(self) -> None:
         if self.ech_configs is not None and (
@@ -209,6 +212,9 @@ class ServerConfig:
     #: QUIC puts its transport limits here, RFC 9001 §4.6.3).
     early_data_context: bytes = b""
     quic_transport_parameters: bytes | None = None
+    #: QUIC: called with the client's transport parameters, returns ours (replacing
+    #: ``quic_transport_parameters``; RFC 9368 §3 makes ours depend on the client's).
+    quic_transport_parameters_for: Callable[[bytes], bytes] | None = None
     record_size_limit: int | None = None
     middlebox_compatibility: bool = True
     key_log: KeyLog | None = None
@@ -218,6 +224,8 @@ class ServerConfig:
     #: ECH keys (draft-ietf-tls-esni §7): a ClientHelloInner sealed to one of them is
     #: decrypted and served; any other ECH offer gets their configs as retry_configs.
     ech_keys: Sequence[ECHKey] = ()
+    #: Wall-clock seconds for client certificate validity; None: the system clock.
+    wall_clock: Callable[[], float] | None = None
 
     def validate(self) -> None:
         if not self.certificate_chain:

@@ -24,6 +24,7 @@ from quicnet.tls.auth import (
     certificate_verify_content,
     choose_signature_scheme,
     decode_certificate_chain,
+    validity_time,
     verify_peer_certificates,
 )
 from quicnet.tls.config import ClientAuth, ServerConfig
@@ -433,7 +434,12 @@ class TLSServer(TLSEngine):
         try:  # roots may have changed and certificates expired since the ticket was issued
             chain = decode_certificate_chain([CertificateEntry(d) for d in state.peer_certificates])
             verify_peer_certificates(
-                chain, roots=c.client_trust_roots, pins=(), name=None, purpose="client"
+                chain,
+                roots=c.client_trust_roots,
+                pins=(),
+                name=None,
+                purpose="client",
+                at=validity_time(c.wall_clock),
             )
         except ProtocolViolation:
             return False
@@ -481,8 +487,11 @@ class TLSServer(TLSEngine):
                 Extension(ET.record_size_limit, ext.encode_record_size_limit(c.record_size_limit))
             )
         if self.quic:
-            assert c.quic_transport_parameters is not None
-            ee.append(Extension(ET.quic_transport_parameters, c.quic_transport_parameters))
+            params = c.quic_transport_parameters
+            if c.quic_transport_parameters_for is not None and offer.transport_parameters:
+                params = c.quic_transport_parameters_for(offer.transport_parameters)
+            assert params is not None
+            ee.append(Extension(ET.quic_transport_parameters, params))
         if self._fixed.extensions is not None:
             ee = self._fixed.extensions(HandshakeType.encrypted_extensions, ee)
         self._send(Epoch.HANDSHAKE, EncryptedExtensions(tuple(ee)))
@@ -529,7 +538,12 @@ class TLSServer(TLSEngine):
             return
         chain = decode_certificate_chain(message.certificate_list)
         verify_peer_certificates(
-            chain, roots=self.config.client_trust_roots, pins=(), name=None, purpose="client"
+            chain,
+            roots=self.config.client_trust_roots,
+            pins=(),
+            name=None,
+            purpose="client",
+            at=validity_time(self.config.wall_clock),
         )
         self.peer_certificates = tuple(chain)
         self.state = "WAIT_CV"

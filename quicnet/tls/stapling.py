@@ -19,6 +19,7 @@ from quicnet.crypto import Certificate, CertificateError, CryptoError, verify_ch
 from quicnet.crypto.ocsp import OCSPCertificateRevoked, OCSPError, load_ocsp_response
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
+from quicnet.tls.auth import validity_time
 from quicnet.tls.config import ClientConfig, ServerConfig
 from quicnet.tls.errors import ProtocolViolation
 from quicnet.tls.extensions import ExtensionType as ET
@@ -84,7 +85,7 @@ def _check(staple: bytes | None, chain: Sequence[Certificate], config: ClientCon
     bad = AlertDescription.bad_certificate_status_response
     if staple is None:
         raise _fail("the server stapled no OCSP response, and one is required", bad)
-    at = datetime.datetime.now(datetime.UTC)
+    at = validity_time(config.wall_clock) or datetime.datetime.now(datetime.UTC)
     try:
         # The issuer the staple must come from: the next certificate on the validated path.
         path = verify_chain(chain, config.trust_roots, at=at, purpose="server")

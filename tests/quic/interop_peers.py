@@ -251,6 +251,10 @@ def protocol_class(stack: Stack) -> type:
             self.datagrams: list[bytes] = []
             self.stream_bytes = 0
             self.key_updates_requested = 0
+            #: From the peer's HandshakeCompleted; stream bytes that came before it (0-RTT).
+            self.session_resumed = False
+            self.early_data_accepted = False
+            self.early_stream_bytes = 0
             self.terminated: Any = None
             self._queued: list[tuple[bytes, list[int]]] = []
             self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
@@ -262,6 +266,8 @@ def protocol_class(stack: Stack) -> type:
             if isinstance(event, ev.HandshakeCompleted):
                 self.alpn = event.alpn_protocol
                 self.handshake_done = True
+                self.session_resumed = event.session_resumed
+                self.early_data_accepted = event.early_data_accepted
             elif isinstance(event, ev.StreamDataReceived):
                 self._on_stream_data(event.stream_id, event.data, event.end_stream)
             elif isinstance(event, ev.StreamReset):
@@ -274,6 +280,8 @@ def protocol_class(stack: Stack) -> type:
 
         def _on_stream_data(self, stream_id: int, data: bytes, end: bool) -> None:
             self.stream_bytes += len(data)
+            if not self.handshake_done:
+                self.early_stream_bytes += len(data)
             app = self.app
             if (
                 app.key_update_at is not None
@@ -465,7 +473,7 @@ class PeerServer:
 
 
 async def start_peer_server(
-    stack: Stack, config: Any, app: PeerApp, *, retry: bool = False
+    stack: Stack, config: Any, app: PeerApp, *, retry: bool = False, **serve_options: Any
 ) -> PeerServer:
     cls = protocol_class(stack)
 
@@ -473,7 +481,12 @@ async def start_peer_server(
         return cls(quic, stream_handler=stream_handler, app=app)
 
     server = await stack.serve(
-        "127.0.0.1", 0, configuration=config, create_protocol=create_protocol, retry=retry
+        "127.0.0.1",
+        0,
+        configuration=config,
+        create_protocol=create_protocol,
+        retry=retry,
+        **serve_options,
     )
     # Neither stack exposes the bound address publicly: ask its transport.
     address = server._transport.get_extra_info("sockname")[:2]
@@ -486,9 +499,15 @@ async def stop_peer_server(peer: PeerServer) -> None:
 
 @contextlib.contextmanager
 def peer_server(
-    loop: PeerLoop, stack: Stack, config: Any, app: PeerApp, *, retry: bool = False
+    loop: PeerLoop,
+    stack: Stack,
+    config: Any,
+    app: PeerApp,
+    *,
+    retry: bool = False,
+    **serve_options: Any,
 ) -> Iterator[PeerServer]:
-    server = loop.run(start_peer_server(stack, config, app, retry=retry), 10)
+    server = loop.run(start_peer_server(stack, config, app, retry=retry, **serve_options), 10)
     try:
         yield server
     finally:
@@ -505,18 +524,27 @@ async def run_peer_client(
     app: PeerApp | None = None,
     timeout: float = PHASE_TIMEOUT,
     close: bool = True,
+    before_handshake: Callable[[Any], object] | None = None,
+    **connection_options: Any,
 ) -> T:
-    """Connect a peer client from a fresh 127.0.0.1 socket, run ``scenario(protocol)``."""
+    """Connect a peer client from a fresh 127.0.0.1 socket, run ``scenario(protocol)``.
+
+    ``before_handshake(protocol)`` runs right after connecting (what it sends goes in
+    0-RTT when the configuration's session ticket allows); ``connection_options`` go to
+    the stack's QuicConnection (``session_ticket_handler``, ...).
+    """
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     cls = protocol_class(stack)
-    quic = stack.QuicConnection(configuration=config)
+    quic = stack.QuicConnection(configuration=config, **connection_options)
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: cls(quic, app=app or PeerApp()), sock=sock
     )
     try:
         protocol.connect(address)
+        if before_handshake is not None:
+            before_handshake(protocol)
         await asyncio.wait_for(protocol.wait_until(lambda: protocol.handshake_done), timeout)
         return await asyncio.wait_for(scenario(protocol), timeout)
     finally:
@@ -785,8 +813,9 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     return value, pos + length
 
 
-def packet_types(datagram: bytes) -> list[str]:
-    """The packets coalesced in a datagram, by type ("1rtt" for a short header)."""
+def packet_types(datagram: bytes, versions: set[tuple[str, int]] | None = None) -> list[str]:
+    """The packets coalesced in a datagram, by type ("1rtt" for a short header); adds
+    each long header's ``(type, version)`` to ``versions`` when given."""
     out: list[str] = []
     pos = 0
     try:
@@ -801,6 +830,8 @@ def packet_types(datagram: bytes) -> list[str]:
                 break
             kind = _LONG_TYPES.get(version, {}).get((first >> 4) & 0x03, "unknown")
             out.append(kind)
+            if versions is not None:
+                versions.add((kind, version))
             if kind in ("retry", "unknown"):
                 break
             p = pos + 5
@@ -875,6 +906,8 @@ class UdpRelay:
         self.dropped = {"c2s": 0, "s2c": 0}
         self.bytes = {"c2s": 0, "s2c": 0}
         self.types: dict[str, dict[str, int]] = {"c2s": {}, "s2c": {}}
+        #: (long-header packet type, QUIC version) seen each way.
+        self.versions: dict[str, set[tuple[str, int]]] = {"c2s": set(), "s2c": set()}
         # Amplification accounting, up to the client's first Handshake packet.
         self.validated = False
         self.pre_validation = {"c2s": 0, "s2c": 0}
@@ -919,7 +952,7 @@ class UdpRelay:
         with self.lock:
             index = self.seen[direction]
             self.seen[direction] += 1
-            kinds = packet_types(data)
+            kinds = packet_types(data, self.versions[direction])
             if self.captured is not None:
                 self.captured.append((direction, data))
             for kind in kinds:

@@ -24,8 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from interop_peers import (  # noqa: F401  (fixtures are used by name)
     ALPN,
+    STACKS,
     PeerApp,
     QuicnetServer,
     closing,
@@ -306,3 +308,288 @@ def test_cli_q_client_does_not_migrate_from_a_server_that_disables_it(
 def test_cli_q_client_migrate_after_needs_urls(ident: Any) -> None:
     result = _q_client(("127.0.0.1", 9), ident, Path("."), options=("-migrate_after", "10"))
     assert result.returncode != 0 and b"-migrate_after needs URLs" in result.stderr
+
+
+# Issue 10: resumption, 0-RTT, NEW_TOKEN and QUIC v2 from the command line.
+
+
+def _stderr_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float = 20.0) -> bytes:
+    """What the process wrote on stderr up to and including ``marker``."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {marker!r} on stderr: {seen.decode()}")
+        ready, _, _ = select.select([proc.stderr], [], [], left)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                raise AssertionError(f"stderr closed before {marker!r}: {seen.decode()}")
+            seen += chunk
+    return seen
+
+
+def _www(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    www = tmp_path / "www"
+    www.mkdir()
+    for name, body in files.items():
+        (www / name.lstrip("/")).write_bytes(body)
+    return www
+
+
+def test_cli_resumption_zerortt_and_new_token_against_q_server(tmp_path: Path, ident: Any) -> None:
+    """Two q_client processes against q_server -early_data -retry: the first is New and
+    is sent a Retry; the second resumes from the saved session, its request goes in
+    0-RTT and is accepted (counted by the server), and its NEW_TOKEN token spares it
+    the Retry."""
+    body = payload(20_000, seed=40)
+    www = _www(tmp_path, {"/file.bin": body})
+    session = tmp_path / "session.pem"
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    args += ("-www", str(www), "-early_data", "-retry")
+    with _q_server(*args) as (proc, address):
+        with relay(address) as first_wire:
+            first = _q_client(
+                first_wire.address,
+                ident,
+                tmp_path / "one",
+                "https://localhost/file.bin",
+                options=("-sess_out", str(session)),
+            )
+        assert first.returncode == 0, first.stderr.decode()
+        assert b"New, TLSv1.3" in first.stderr and b"Early data" not in first.stderr
+        assert first_wire.types["s2c"].get("retry", 0) == 1
+        with relay(address) as second_wire:
+            second = _q_client(
+                second_wire.address,
+                ident,
+                tmp_path / "two",
+                "https://localhost/file.bin",
+                options=("-sess_in", str(session)),
+            )
+        assert second.returncode == 0, second.stderr.decode()
+        assert b"Reused, TLSv1.3" in second.stderr
+        assert b"Early data was accepted" in second.stderr
+        assert second_wire.types["c2s"].get("0rtt", 0) >= 1
+        assert second_wire.types["s2c"].get("retry", 0) == 0  # the NEW_TOKEN token
+        server_says = _stderr_until(proc, b"early data accepted: ")
+        early = int(server_says.split(b"early data accepted: ")[1].split()[0])
+        assert early == len(b"GET /file.bin\r\n")
+    assert (tmp_path / "two" / "file.bin").read_bytes() == body
+    assert (tmp_path / "one" / "file.bin").read_bytes() == body
+
+
+class _TicketStore:
+    """aioquic's server-side session store: each ticket resumes once."""
+
+    def __init__(self) -> None:
+        self.tickets: dict[bytes, Any] = {}
+
+    def add(self, ticket: Any) -> None:
+        self.tickets[ticket.ticket] = ticket
+
+    def pop(self, label: bytes) -> Any:
+        return self.tickets.pop(label, None)
+
+
+def test_cli_zerortt_against_an_aioquic_server(tmp_path: Path, ident: Any, peer_loop: Any) -> None:
+    """q_client -sess_in against aioquic: resumed, requests in 0-RTT, accepted; the
+    aioquic server got the request before its handshake completed."""
+    files = {"/a.txt": b"first answer\n", "/b.txt": b"second answer\n"}
+    stack = load_stack("aioquic")
+    app = PeerApp(files=files)
+    store = _TicketStore()
+    session = tmp_path / "session.pem"
+    config = peer_config(stack, ident, is_client=False)
+    options = {"session_ticket_fetcher": store.pop, "session_ticket_handler": store.add}
+    with peer_server(peer_loop, stack, config, app, **options) as ps:
+        first = _q_client(
+            ps.address, ident, tmp_path / "one", "https://localhost/a.txt",
+            options=("-sess_out", str(session)),
+        )  # fmt: skip
+        assert first.returncode == 0, first.stderr.decode()
+        assert b"New, TLSv1.3" in first.stderr
+        second = _q_client(
+            ps.address, ident, tmp_path / "two", "https://localhost/a.txt",
+            "https://localhost/b.txt", options=("-sess_in", str(session)),
+        )  # fmt: skip
+    assert second.returncode == 0, second.stderr.decode()
+    assert b"Reused, TLSv1.3" in second.stderr
+    assert b"Early data was accepted" in second.stderr
+    _, resumed = app.protocols
+    assert resumed.session_resumed and resumed.early_data_accepted
+    assert resumed.early_stream_bytes == len(b"GET /a.txt\r\nGET /b.txt\r\n")
+    assert (tmp_path / "two" / "b.txt").read_bytes() == files["/b.txt"]
+
+
+def test_cli_zerortt_from_an_aioquic_client(tmp_path: Path, ident: Any, peer_loop: Any) -> None:
+    """aioquic resumes against q_server -early_data and sends a request in 0-RTT; the
+    server accepts it and counts the early bytes."""
+    www = _www(tmp_path, {"/hello.txt": b"hello from q_server\n"})
+    stack = load_stack("aioquic")
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    tickets: list[Any] = []
+    with _q_server(*args, "-www", str(www), "-early_data") as (proc, address):
+
+        async def fetch(p: Any) -> bytes:
+            got = bytes(await p.get("/hello.txt"))
+            await p.wait_until(lambda: bool(tickets))
+            return got
+
+        config = peer_config(stack, ident, is_client=True)
+        run = run_peer_client(stack, config, address, fetch, session_ticket_handler=tickets.append)
+        assert peer_loop.run(run, timeout=30) == b"hello from q_server\n"
+        _stderr_until(proc, b"session_resumed=False")
+
+        slots: list[list[int]] = []
+
+        async def answer(p: Any) -> bytes:
+            await p.wait_until(lambda: p._answered(slots[0]))
+            assert p.early_data_accepted and p.session_resumed
+            return p.responses[slots[0][0]]
+
+        config = peer_config(stack, ident, is_client=True, session_ticket=tickets[-1])
+        run = run_peer_client(
+            stack,
+            config,
+            address,
+            answer,
+            before_handshake=lambda p: slots.append(p.open_request(b"GET /hello.txt\r\n")),
+        )
+        assert peer_loop.run(run, timeout=30) == b"hello from q_server\n"
+        said = _stderr_until(proc, b"early data accepted: ")
+    assert b"session_resumed=True, early_data_accepted=True" in said
+    assert int(said.split(b"early data accepted: ")[1].split()[0]) == len(b"GET /hello.txt\r\n")
+
+
+@pytest.mark.parametrize("peer", STACKS)
+def test_cli_v2_compatible_negotiation_with_a_peer_server(
+    tmp_path: Path, ident: Any, peer_loop: Any, peer: str
+) -> None:
+    """q_client -quic_version v2: a v1 Initial offering v2; aioquic switches to v2 (RFC
+    9368 §2.3), so its Handshake packets, and ours after it, are v2; qh3 stays in v1."""
+    body = payload(300_000, seed=41)
+    stack = load_stack(peer)
+    app = PeerApp(files={"/v2.bin": body})
+    v1, v2 = stack.QuicProtocolVersion.VERSION_1, stack.QuicProtocolVersion.VERSION_2
+    with peer_server(peer_loop, stack, peer_config(stack, ident, is_client=False), app) as ps:
+        with relay(ps.address) as wire:
+            result = _q_client(
+                wire.address, ident, tmp_path, "https://localhost/v2.bin",
+                options=("-quic_version", "v2"),
+            )  # fmt: skip
+        (proto,) = app.protocols
+        version = peer_loop.call(lambda: proto._quic._version)
+    assert result.returncode == 0, result.stderr.decode()
+    assert sha256((tmp_path / "v2.bin").read_bytes()) == sha256(body)
+    assert ("initial", v1) in wire.versions["c2s"]
+    # qh3's server does not switch versions (its client does, below): the client falls
+    # back to v1 without a round trip, and the downgrade check (RFC 9368 §4) passes.
+    negotiated, other = (v2, v1) if peer == "aioquic" else (v1, v2)
+    assert version == negotiated
+    both = wire.versions["s2c"] | wire.versions["c2s"]
+    assert ("handshake", negotiated) in wire.versions["s2c"]
+    assert ("handshake", negotiated) in wire.versions["c2s"]
+    assert ("handshake", other) not in both
+
+
+@pytest.mark.parametrize("peer", STACKS)
+def test_cli_v2_compatible_negotiation_from_a_peer_client(
+    tmp_path: Path, ident: Any, peer_loop: Any, peer: str
+) -> None:
+    """aioquic (qh3) starts in v1 preferring v2; q_server switches compatibly."""
+    www = _www(tmp_path, {"/v2.txt": b"spoken in v2\n"})
+    stack = load_stack(peer)
+    v1, v2 = stack.QuicProtocolVersion.VERSION_1, stack.QuicProtocolVersion.VERSION_2
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    with _q_server(*args, "-www", str(www)) as (_proc, address), relay(address) as wire:
+        config = peer_config(
+            stack, ident, is_client=True, original_version=v1, supported_versions=[v2, v1]
+        )
+
+        async def fetch(p: Any) -> tuple[bytes, int]:
+            return bytes(await p.get("/v2.txt")), p._quic._version
+
+        got, version = peer_loop.run(run_peer_client(stack, config, wire.address, fetch), 30)
+    assert got == b"spoken in v2\n" and version == v2
+    assert ("initial", v1) in wire.versions["c2s"]
+    assert ("initial", v2) in wire.versions["s2c"] and ("handshake", v2) in wire.versions["s2c"]
+    assert ("handshake", v1) not in wire.versions["s2c"]
+
+
+def test_cli_q_client_key_update_after(tmp_path: Path, ident: Any) -> None:
+    """-key_update_after: q_client updates its 1-RTT keys mid-download (RFC 9001 §6); the
+    server follows into the new key phase and the file arrives intact."""
+    body = payload(2_000_000, seed=42)
+    server = QuicnetServer(quicnet_server_config(ident), {"/big.bin": body})
+    out = tmp_path / "downloads"
+    with closing(server):
+        address = server.address
+        command = _quicnet("q_client", "-connect", f"{address[0]}:{address[1]}")
+        command += ["-servername", "localhost", "-CAfile", str(ident.ca_path), "-out", str(out)]
+        command += ["-key_update_after", "500000", "https://localhost/big.bin"]
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            pump(server, until=lambda: proc.poll() is not None, timeout=40)
+            _, stderr = proc.communicate(5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(5)
+        (rec,) = server.connections
+        assert rec.conn.key_updates == 1  # it answered the client's update with its own
+    assert proc.returncode == 0, stderr.decode()
+    assert b"key update after" in stderr
+    assert sha256((out / "big.bin").read_bytes()) == sha256(body)
+
+
+def test_cli_q_client_early_data_file_is_echoed_from_0rtt(tmp_path: Path, ident: Any) -> None:
+    """-early_data F with -sess_in against the echo server: F goes in 0-RTT, accepted,
+    and its echo is q_client's stdout."""
+    session = tmp_path / "session.pem"
+    early = tmp_path / "early.txt"
+    early.write_bytes(b"sent before the handshake completed\n")
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    with _q_server(*args, "-early_data") as (proc, address):
+        first = _q_client(address, ident, tmp_path, options=("-sess_out", str(session)))
+        assert first.returncode == 0 and b"New, TLSv1.3" in first.stderr, first.stderr.decode()
+        options = ("-sess_in", str(session), "-early_data", str(early))
+        second = _q_client(address, ident, tmp_path, options=options)
+        said = _stderr_until(proc, b"early data accepted: ")
+    assert second.returncode == 0, second.stderr.decode()
+    assert second.stdout == early.read_bytes()
+    assert b"Reused, TLSv1.3" in second.stderr and b"Early data was accepted" in second.stderr
+    assert int(said.split(b"early data accepted: ")[1].split()[0]) == len(early.read_bytes())
+
+
+def test_cli_resumption_after_both_processes_restart(tmp_path: Path, ident: Any) -> None:
+    """Tickets and tokens are dated by the wall clock and sealed under -ticket_key_file:
+    q_client saves a session and exits; q_server stops; a new q_server with the same key
+    file (on another port) resumes a new q_client's session, accepts its 0-RTT and its
+    NEW_TOKEN token (no Retry, though it demands one of everybody else)."""
+    www = _www(tmp_path, {"/again.txt": b"still here\n"})
+    keys = tmp_path / "server.key32"
+    session = tmp_path / "session.pem"
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    args += ("-www", str(www), "-early_data", "-retry", "-ticket_key_file", str(keys))
+    with _q_server(*args) as (_proc, address):
+        first = _q_client(
+            address, ident, tmp_path / "one", "https://localhost/again.txt",
+            options=("-sess_out", str(session)),
+        )  # fmt: skip
+    assert first.returncode == 0 and b"New, TLSv1.3" in first.stderr, first.stderr.decode()
+    assert len(keys.read_bytes()) == 32
+    with _q_server(*args) as (proc, address), relay(address) as wire:
+        second = _q_client(
+            wire.address, ident, tmp_path / "two", "https://localhost/again.txt",
+            options=("-sess_in", str(session)),
+        )  # fmt: skip
+        _stderr_until(proc, b"early data accepted: ")
+    assert second.returncode == 0, second.stderr.decode()
+    assert b"Reused, TLSv1.3" in second.stderr and b"Early data was accepted" in second.stderr
+    assert wire.types["s2c"].get("retry", 0) == 0
+    assert (tmp_path / "two" / "again.txt").read_bytes() == b"still here\n"

@@ -1,0 +1,233 @@
+"""Compatible version negotiation (RFC 9368) between QUIC v1 and v2 (RFC 9369 §4).
+
+Both sides send the version_information transport parameter (RFC 9368 §3): the
+version the sender's handshake runs in ("chosen") and the versions it speaks,
+a client's in its order of preference ("available").
+
+A client starts in its configured ``version`` (the original version) and lists
+``supported_versions``. A server that reads, in the client's list, a version it
+speaks and that is compatible with the original one before the original itself,
+switches to it (RFC 9368 §2.3): its CRYPTO data, and so every Initial, Handshake
+and 1-RTT packet it sends, go in the negotiated version, while it still opens the
+client's Initial and 0-RTT packets in the original version (RFC 9369 §4.1). The
+client learns the negotiated version from the first server packet in another
+version that opens under that version's Initial keys, and switches too; its
+0-RTT packets stay in the original version.
+
+Downgrade protection (RFC 9368 §4): a client closes with VERSION_NEGOTIATION_ERROR
+when the server's chosen version is not the one in use, when the version changed
+and the server did not say so, or, after a Version Negotiation packet, when the
+version it would have picked from the server's available versions is not the
+one it picked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from quicnet.quic.errors import TransportError, TransportErrorCode
+from quicnet.quic.protection import PacketKey, initial_keys
+from quicnet.quic.transport_params import TransportParameters
+from quicnet.quic.versions import VERSION_PARAMS
+from quicnet.tls import Epoch
+
+if TYPE_CHECKING:
+    from quicnet.quic.connection import QuicConnection
+
+__all__ = [
+    "VersionInformation",
+    "VersionState",
+    "check_server_parameters",
+    "compatible",
+    "negotiated_version",
+    "other_version_key",
+    "on_other_version_opened",
+    "server_parameters_for",
+    "switch_server",
+]
+
+
+class VersionInformation:
+    """The version_information transport parameter (RFC 9368 §3)."""
+
+    __slots__ = ("available", "chosen")
+
+    def __init__(self, chosen: int, available: Sequence[int]) -> None:
+        self.chosen = chosen
+        self.available = tuple(available)
+
+    def encode(self) -> bytes:
+        """The parameter's value: the chosen version, then each available one (32 bits each)."""
+        return b"".join(v.to_bytes(4, "big") for v in (self.chosen, *self.available))
+
+    @classmethod
+    def decode(cls, body: bytes) -> VersionInformation:
+        """Parse the value; TRANSPORT_PARAMETER_ERROR when malformed (RFC 9368 §3: a
+        length that is not a positive multiple of 4, or a version 0)."""
+        if not body or len(body) % 4:
+            raise TransportError(
+                TransportErrorCode.TRANSPORT_PARAMETER_ERROR, "version_information is malformed"
+            )
+        versions = [int.from_bytes(body[i : i + 4], "big") for i in range(0, len(body), 4)]
+        if 0 in versions:
+            raise TransportError(
+                TransportErrorCode.TRANSPORT_PARAMETER_ERROR, "version_information lists version 0"
+            )
+        return cls(versions[0], versions[1:])
+
+    @classmethod
+    def of(cls, params: TransportParameters) -> VersionInformation | None:
+        """The parameter in ``params``, parsed, or None when absent."""
+        raw = params.version_information
+        return None if raw is None else cls.decode(raw)
+
+
+def compatible(original: int, other: int) -> bool:
+    """RFC 9369 §4: v1 and v2 are compatible with each other (and each with itself)."""
+    return original in VERSION_PARAMS and other in VERSION_PARAMS
+
+
+def local_version_information(version: int, supported: Sequence[int]) -> bytes:
+    """Ours: ``version`` chosen, the ``supported`` ones we speak available (it included)."""
+    available = [v for v in supported if v in VERSION_PARAMS]
+    if version not in available:
+        available.append(version)
+    return VersionInformation(version, available).encode()
+
+
+def negotiated_version(
+    original: int, client: VersionInformation | None, server_supported: Sequence[int]
+) -> int:
+    """The server's choice (RFC 9368 §2.3): the first of the client's available versions
+    that it speaks and that is compatible, unless the original comes first."""
+    if client is None:
+        return original
+    for version in client.available:
+        if version == original:
+            return original
+        if version in server_supported and compatible(original, version):
+            return version
+    return original
+
+
+def _client_information(raw: bytes, original: int) -> VersionInformation | None:
+    info = VersionInformation.of(TransportParameters.decode(raw, from_server=False))
+    if info is None:
+        return None
+    if info.chosen not in info.available:
+        raise TransportError(
+            TransportErrorCode.TRANSPORT_PARAMETER_ERROR,
+            "version_information: the chosen version is not available",
+        )
+    if info.chosen != original:  # RFC 9368 §4: not the version the client's Initial used
+        raise TransportError(
+            TransportErrorCode.VERSION_NEGOTIATION_ERROR,
+            f"the client chose 0x{info.chosen:08x} in a 0x{original:08x} Initial",
+        )
+    return info
+
+
+def server_parameters_for(
+    params: TransportParameters, original: int, supported: Sequence[int]
+) -> Callable[[bytes], bytes]:
+    """For the TLS server: our encoded parameters once the client's are known, with the
+    negotiated version as chosen (RFC 9368 §3)."""
+
+    def encode(client_raw: bytes) -> bytes:
+        version = negotiated_version(original, _client_information(client_raw, original), supported)
+        info = local_version_information(version, supported)
+        return params.replace(version_information=info).encode()
+
+    return encode
+
+
+class VersionState:
+    """A connection's versions: the original one, and what switching left behind."""
+
+    __slots__ = ("original", "original_initial_recv", "switched")
+
+    def __init__(self, original: int) -> None:
+        #: The version of the client's first Initial (after Version Negotiation, the new one).
+        self.original = original
+        #: Server: the key that still opens the client's original-version Initials.
+        self.original_initial_recv: PacketKey | None = None
+        #: The connection moved to a negotiated version.
+        self.switched = False
+
+
+def switch_server(c: QuicConnection, client_raw: bytes) -> None:
+    """A server read the client's parameters: move to the negotiated version, before any
+    key of the handshake exists, keeping the original Initial key to open the client's."""
+    state = c.versions
+    version = negotiated_version(
+        state.original,
+        _client_information(client_raw, state.original),
+        c.configuration.supported_versions,
+    )
+    if version == c.version or state.switched:
+        return
+    state.switched = True
+    state.original_initial_recv = c.spaces[Epoch.INITIAL].recv_key
+    c.version = version
+    c.install_initial_keys(c.retry_source_cid or c.original_destination_cid)
+
+
+def other_version_key(c: QuicConnection, version: int, epoch: Epoch) -> PacketKey | None:
+    """The key for a long-header packet in ``version``, not the connection's; None drops it.
+
+    A server opens the client's Initial and 0-RTT packets in the original version
+    (RFC 9369 §4.1); a client that has not switched tries the Initial keys of a
+    compatible version it offered (the server's choice, RFC 9368 §2.3).
+    """
+    state = c.versions
+    if not c.is_client:
+        if not state.switched or version != state.original:
+            return None
+        if epoch == Epoch.INITIAL:
+            return state.original_initial_recv if c.spaces[epoch].recv_key is not None else None
+        return c.zero_rtt_recv_key if epoch == Epoch.ZERO_RTT else None
+    if (
+        state.switched
+        or epoch != Epoch.INITIAL
+        or c.spaces[Epoch.HANDSHAKE].recv_key is not None
+        or version not in c.configuration.supported_versions
+        or not compatible(c.version, version)
+    ):
+        return None
+    dcid = c.retry_source_cid or c.original_destination_cid
+    return initial_keys(version, dcid, is_client=True)[1]
+
+
+def on_other_version_opened(c: QuicConnection, version: int) -> None:
+    """A packet in ``version`` opened: a client now speaks the negotiated version."""
+    if c.is_client and not c.versions.switched:
+        c.versions.switched = True
+        c.version = version
+        c.install_initial_keys(c.retry_source_cid or c.original_destination_cid)
+
+
+def check_server_parameters(c: QuicConnection, params: TransportParameters) -> None:
+    """A client's downgrade check of the server's version_information (RFC 9368 §4)."""
+    info = VersionInformation.of(params)
+    negotiated = c.negotiation.negotiated  # a Version Negotiation packet was acted on
+    if info is None:
+        if negotiated or c.versions.switched:
+            raise TransportError(
+                TransportErrorCode.VERSION_NEGOTIATION_ERROR,
+                "the version changed and the server sent no version_information",
+            )
+        return
+    if info.chosen != c.version:
+        raise TransportError(
+            TransportErrorCode.VERSION_NEGOTIATION_ERROR,
+            f"the server chose 0x{info.chosen:08x}, the connection runs 0x{c.version:08x}",
+        )
+    if negotiated:
+        ours = [v for v in c.configuration.supported_versions if v in VERSION_PARAMS]
+        would = next((v for v in ours if v in info.available), None)
+        if would != c.versions.original:
+            raise TransportError(
+                TransportErrorCode.VERSION_NEGOTIATION_ERROR,
+                "Version Negotiation led away from a version both sides speak (a downgrade)",
+            )
