@@ -72,7 +72,13 @@ class QuicConfiguration:
     max_ack_delay: float = 0.025
     active_connection_id_limit: int = 4
     connection_id_length: int = 8
+    #: The largest UDP payload we accept (the transport parameter, RFC 9000 §18.2) and
+    #: the largest path MTU discovery tries to send. 1452 fits Ethernet (1500) under
+    #: IPv6 and IPv4; a loopback or jumbo-frame network may allow up to 65527.
     max_udp_payload_size: int = 1452
+    #: Search each path for a packet size above 1200 bytes (DPLPMTUD, RFC 8899 as
+    #: RFC 9000 §14.3 profiles it); False keeps every packet at 1200 bytes.
+    pmtu_discovery: bool = True
     #: The version to start with; the other supported one is offered on negotiation.
     version: int = QuicVersion.V1
     supported_versions: Sequence[int] = (QuicVersion.V1, QuicVersion.V2)
@@ -93,6 +99,11 @@ class QuicConfiguration:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise QuicUsageError(f"{name} must be a positive number of seconds, not {value}")
+        if not 1200 <= self.max_udp_payload_size <= 65527:
+            raise QuicUsageError(
+                f"max_udp_payload_size must be 1200-65527 (RFC 9000 §18.2), "
+                f"not {self.max_udp_payload_size}"
+            )
         if self.key_update_packets < 1:
             raise QuicUsageError(
                 f"key_update_packets must be at least 1, not {self.key_update_packets}"

@@ -10,6 +10,10 @@ so a lost frame is queued again as data, never as the same packet.
 Once the handshake is over, a datagram is one 1-RTT packet built in one
 buffer: header, frames written in place, sealed in place (AEAD, then header
 protection). Before that, packets of several epochs are coalesced.
+
+Datagrams are as large as the current path's MTU (:mod:`~quicnet.quic.pmtu`:
+1200 bytes until discovery confirms more); the sender also builds the PMTU
+probes (PING and PADDING at the size tried, RFC 9000 §14.4) when the path asks.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from quicnet.quic.packets import (
     encode_packet_number,
     long_header_prefix,
 )
+from quicnet.quic.pmtu import BASE_PLPMTU, PathMtu
 from quicnet.quic.recovery import FrameRecord, PacketSpace, SentPacket
 from quicnet.tls import Epoch
 
@@ -44,7 +49,8 @@ _LONG_TYPE = {
 }
 #: RFC 9000 §12.2: coalesced in order of increasing encryption level.
 _COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
-MAX_PACKET_SIZE = 1200  # no PMTU discovery yet: the size every path must carry (§14)
+#: The size every path must carry (§14): every datagram's until PMTU discovery finds more.
+MAX_PACKET_SIZE = BASE_PLPMTU
 MAX_DATAGRAMS_PER_CALL = 64
 
 # Frame record kinds: the first item of each record tuple.
@@ -59,6 +65,7 @@ MAX_STREAMS = 7  # (MAX_STREAMS, bidirectional)
 STOP_SENDING = 8  # (STOP_SENDING, stream_id, error_code)
 NEW_CONNECTION_ID = 9  # (NEW_CONNECTION_ID, LocalCid)
 RETIRE_CONNECTION_ID = 10  # (RETIRE_CONNECTION_ID, sequence_number)
+PMTU_PROBE = 11  # (PMTU_PROBE, PathMtu, probe_id, size)
 
 _R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
 _R_MAX_DATA: FrameRecord = (MAX_DATA,)
@@ -102,12 +109,14 @@ class _Packet:
 class PacketSender:
     """The sending half of a :class:`~quicnet.quic.connection.QuicConnection`."""
 
-    __slots__ = ("c", "pacing_deadline")
+    __slots__ = ("c", "pacing_deadline", "packet_size")
 
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
         #: When pacing lets the next ack-eliciting packet go (None: not waiting).
         self.pacing_deadline: float | None = None
+        #: The current path's MTU: how large the datagrams being built may be.
+        self.packet_size = MAX_PACKET_SIZE
 
     # Datagrams ---------------------------------------------------------------------------------
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
@@ -142,9 +151,23 @@ class PacketSender:
                     out.append((datagram, probed.address))
         self.pacing_deadline = None
         address = path.address
+        pmtu = path.pmtu
+        due = pmtu.due_at
+        if (
+            due is not None
+            and now >= due
+            and c.handshake_confirmed
+            and path.validated
+            and (datagram := self._pmtu_probe(pmtu, now))  # RFC 9000 §14.3
+        ):
+            path.bytes_sent += len(datagram)
+            out.append((datagram, address))
+        size = self.packet_size = pmtu.mtu
+        if c.recovery.pacer.max_datagram_size != size:  # a new size, or a new path
+            c.recovery.set_max_datagram_size(size)
         one_rtt_only = c.spaces[Epoch.HANDSHAKE].send_key is None and c.handshake_complete
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            budget = MAX_PACKET_SIZE
+            budget = size
             if not path.validated:  # §8.1, §9.3.1: three times what we received
                 budget = min(budget, path.budget())
                 if budget < 64:
@@ -174,12 +197,13 @@ class PacketSender:
         if recovery.probes_pending:  # only spaces with probes left are keys
             return True  # §6.2.4: probes go regardless
         cc = recovery.cc
-        if cc.congestion_window - cc.bytes_in_flight < MAX_PACKET_SIZE:
+        size = self.packet_size
+        if cc.congestion_window - cc.bytes_in_flight < size:
             return False
         pacer = recovery.pacer
-        if pacer.tokens < MAX_PACKET_SIZE and recovery.rtt.first_sample:
+        if pacer.tokens < size and recovery.rtt.first_sample:
             # Tokens only grow with time: enough already means no need to refill.
-            wait = pacer.next_send_time(now, MAX_PACKET_SIZE)
+            wait = pacer.next_send_time(now, size)
             if wait is not None:
                 self.pacing_deadline = wait
                 return False
@@ -462,6 +486,12 @@ class PacketSender:
                     streams.schedule(record[1])
             elif kind == RETIRE_CONNECTION_ID:
                 c.cids.on_retire_delivered(record[1], acked)
+            elif kind == PMTU_PROBE:
+                _, pmtu, probe_id, size = record
+                if acked:
+                    pmtu.on_probe_acked(probe_id, size)
+                else:
+                    pmtu.on_probe_lost(probe_id, size)
             elif acked:
                 continue
             elif kind == HANDSHAKE_DONE:
@@ -484,6 +514,47 @@ class PacketSender:
             for record in packet.frames:
                 if record[0] == CRYPTO:
                     c.spaces[record[1]].sender.on_lost(record[2], record[3], False)
+
+    # Path MTU discovery (RFC 9000 §14.3, RFC 8899) ------------------------------------------
+    def _pmtu_probe(self, pmtu: PathMtu, now: float) -> bytes:
+        """The PMTU probe the current path asks for: PING and PADDING filling a datagram
+        of the size tried (§14.4), or nothing when the search is over or the congestion
+        window has no room for it (probes count as in flight, RFC 8899 §4.4)."""
+        c = self.c
+        remote = c.remote_params
+        ceiling = c.configuration.max_udp_payload_size
+        if remote is not None:
+            ceiling = min(ceiling, remote.max_udp_payload_size)
+        probe = pmtu.next_probe(ceiling, now)
+        if probe is None:
+            return b""
+        probe_id, size = probe
+        cc = c.recovery.cc
+        if cc.congestion_window - cc.bytes_in_flight < size or c.closing is not None:
+            pmtu.postpone()
+            return b""
+        packet = self._new_packet(Epoch.ONE_RTT)
+        packet.payload += b"\x01"  # PING: the probe must be acknowledged
+        packet.payload += bytes(size - packet.size())  # PADDING to the size tried
+        packet.ack_eliciting = True
+        packet.frames.append((PMTU_PROBE, pmtu, probe_id, size))
+        datagram = self._seal(packet, now)
+        c.recovery.mtu_probe = packet.pn  # its loss is no congestion signal
+        return datagram
+
+    def on_large_lost(self, large_acked_sent: float) -> None:
+        """Recovery saw packets above 1200 bytes lost while smaller ones got through: the
+        current path's MTU may have shrunk (RFC 8899 §4.3)."""
+        path = self.c.paths.current
+        if path is not None:
+            path.pmtu.on_large_lost(large_acked_sent)
+
+    def on_probe_timeout(self, pto_count: int) -> None:
+        """The application space's PTO fired ``pto_count`` times in a row: if packets of
+        the current size stopped passing, fall back to 1200 bytes (RFC 8899 §4.3)."""
+        path = self.c.paths.current
+        if path is not None:
+            path.pmtu.on_probe_timeout(pto_count)
 
     # Path probes and the closing state -------------------------------------------------------
     def _path_datagram(self, path: Path, now: float) -> bytes:
