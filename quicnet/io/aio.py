@@ -23,7 +23,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-from quicnet.io.udp import DatagramSender, local_host_for, open_udp_socket
+from quicnet.io.udp import (
+    DatagramSender,
+    local_host_for,
+    loopback_configuration,
+    open_udp_socket,
+)
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import ConnectionState, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
@@ -272,7 +277,7 @@ async def connect(
     address = infos[0][4]
     if configuration.server_name is None:  # verify the host we connect to
         configuration = dataclasses.replace(configuration, server_name=host)
-    connection = QuicConnection(configuration)
+    connection = QuicConnection(loopback_configuration(configuration, str(address[0])))
     protocol = QuicClient(connection)
     protocol.attach(open_udp_socket(local_host_for(str(address[0])), 0))
     connection.connect((str(address[0]), int(address[1])), _clock())
@@ -357,7 +362,7 @@ async def serve(
 ) -> QuicServer:
     """Start a server endpoint; ``handler(connection, event)`` runs for every event."""
     asyncio.get_running_loop()  # must be called from a running loop
-    endpoint = QuicEndpoint(configuration, **endpoint_options)
+    endpoint = QuicEndpoint(loopback_configuration(configuration, host), **endpoint_options)
     protocol = QuicServer(endpoint, handler)
     protocol.attach(open_udp_socket(host, port))
     return protocol

@@ -35,7 +35,9 @@ __all__ = [
     "UdpClient",
     "UdpServer",
     "gso_batches",
+    "LOOPBACK_MAX_UDP_PAYLOAD",
     "local_host_for",
+    "loopback_configuration",
     "open_udp_socket",
     "set_dont_fragment",
 ]
@@ -105,6 +107,32 @@ def set_dont_fragment(sock: socket.socket) -> bool:
             continue
         done = True
     return done
+
+
+#: The ceiling of PMTU discovery on a loopback interface: its usual MTU, 65536, less the
+#: IPv6 and UDP headers (48 bytes), so that IPv4 and IPv6 both carry it unfragmented.
+LOOPBACK_MAX_UDP_PAYLOAD = 65487
+
+
+def loopback_configuration(configuration: QuicConfiguration, host: str) -> QuicConfiguration:
+    """``configuration`` for a socket talking to (or bound to) ``host``.
+
+    On a loopback address an unset ``max_udp_payload_size`` (whose default,
+    1452 bytes, is Ethernet's) becomes :data:`LOOPBACK_MAX_UDP_PAYLOAD`: every
+    packet costs the same Python work whatever its size, so large datagrams
+    carry a bulk transfer several times faster (docs/quic.md). Discovery still
+    confirms the size (a loopback with a smaller MTU settles lower). A value
+    set explicitly is kept, as is the configuration elsewhere.
+    """
+    if configuration.max_udp_payload_size is not None:
+        return configuration
+    try:
+        loopback = ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return configuration
+    if not loopback:
+        return configuration
+    return dataclasses.replace(configuration, max_udp_payload_size=LOOPBACK_MAX_UDP_PAYLOAD)
 
 
 def open_udp_socket(host: str, port: int) -> socket.socket:
@@ -341,6 +369,7 @@ class UdpClient(SocketDriver):
         host = local_host or local_host_for(str(address[0]))
         if configuration.server_name is None:  # verify the host we connect to, as aio does
             configuration = dataclasses.replace(configuration, server_name=str(address[0]))
+        configuration = loopback_configuration(configuration, str(address[0]))
         self.sock = open_udp_socket(host, 0)
         self.sender = DatagramSender(self.sock)
         self.connection = QuicConnection(configuration)
@@ -373,6 +402,7 @@ class UdpServer(SocketDriver):
     ) -> None:
         self.sock = open_udp_socket(host, port)
         self.sender = DatagramSender(self.sock)
+        configuration = loopback_configuration(configuration, host)
         self.endpoint = QuicEndpoint(configuration, **endpoint_options)  # type: ignore[arg-type]
 
     def poll(self, timeout: float = 0.0) -> list[tuple[QuicConnection, QuicEvent]]:

@@ -13,10 +13,20 @@ from quicnet.quic.versions import QuicVersion
 from quicnet.tls import CipherSuite, SessionTicket, StrikeRegister, TicketKeys
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
 
-__all__ = ["QLOGDIR", "QuicConfiguration", "qlog_dir_from_environment"]
+__all__ = [
+    "DEFAULT_MAX_UDP_PAYLOAD_SIZE",
+    "QLOGDIR",
+    "QuicConfiguration",
+    "qlog_dir_from_environment",
+]
 
 #: The environment variable naming the directory for qlog traces (qlog main schema §7.1).
 QLOGDIR = "QLOGDIR"
+
+
+#: The default ceiling of PMTU discovery: a 1500-byte Ethernet MTU less the IPv6 (40) and
+#: UDP (8) headers, which fits IPv4 as well.
+DEFAULT_MAX_UDP_PAYLOAD_SIZE = 1452
 
 
 def qlog_dir_from_environment() -> str | None:
@@ -73,9 +83,10 @@ class QuicConfiguration:
     active_connection_id_limit: int = 4
     connection_id_length: int = 8
     #: The largest UDP payload we accept (the transport parameter, RFC 9000 §18.2) and
-    #: the largest path MTU discovery tries to send. 1452 fits Ethernet (1500) under
-    #: IPv6 and IPv4; a loopback or jumbo-frame network may allow up to 65527.
-    max_udp_payload_size: int = 1452
+    #: the largest path MTU discovery tries to send, 1200-65527. None: 1452
+    #: (DEFAULT_MAX_UDP_PAYLOAD_SIZE, Ethernet's under IPv6 and IPv4), which the drivers
+    #: raise on a loopback address (quicnet.io.udp.loopback_configuration).
+    max_udp_payload_size: int | None = None
     #: Search each path for a packet size above 1200 bytes (DPLPMTUD, RFC 8899 as
     #: RFC 9000 §14.3 profiles it); False keeps every packet at 1200 bytes.
     pmtu_discovery: bool = True
@@ -94,12 +105,17 @@ class QuicConfiguration:
     #: Bytes of CRYPTO data buffered per epoch before CRYPTO_BUFFER_EXCEEDED.
     max_crypto_buffer: int = 1 << 16
 
+    @property
+    def udp_payload_limit(self) -> int:
+        """``max_udp_payload_size``, or its default when None."""
+        return self.max_udp_payload_size or DEFAULT_MAX_UDP_PAYLOAD_SIZE
+
     def __post_init__(self) -> None:
         for name in ("keepalive_interval", "key_update_interval"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise QuicUsageError(f"{name} must be a positive number of seconds, not {value}")
-        if not 1200 <= self.max_udp_payload_size <= 65527:
+        if self.max_udp_payload_size is not None and not 1200 <= self.max_udp_payload_size <= 65527:
             raise QuicUsageError(
                 f"max_udp_payload_size must be 1200-65527 (RFC 9000 §18.2), "
                 f"not {self.max_udp_payload_size}"

@@ -522,7 +522,7 @@ class PacketSender:
         window has no room for it (probes count as in flight, RFC 8899 §4.4)."""
         c = self.c
         remote = c.remote_params
-        ceiling = c.configuration.max_udp_payload_size
+        ceiling = c.configuration.udp_payload_limit
         if remote is not None:
             ceiling = min(ceiling, remote.max_udp_payload_size)
         probe = pmtu.next_probe(ceiling, now)

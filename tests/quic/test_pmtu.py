@@ -25,7 +25,14 @@ from simnet import (
     send_on_new_streams,
 )
 
-from quicnet.io.udp import DatagramSender, UdpClient, UdpServer, open_udp_socket
+from quicnet.io.udp import (
+    LOOPBACK_MAX_UDP_PAYLOAD,
+    DatagramSender,
+    UdpClient,
+    UdpServer,
+    loopback_configuration,
+    open_udp_socket,
+)
 from quicnet.quic import (
     DatagramReceived,
     HandshakeCompleted,
@@ -375,6 +382,21 @@ def test_a_datagram_too_large_to_send_is_dropped_not_raised() -> None:
         receiver.close()
 
 
+def test_loopback_raises_only_the_default_ceiling() -> None:
+    default = QuicConfiguration()
+    for host in ("127.0.0.1", "127.9.9.9", "::1"):
+        raised = loopback_configuration(default, host)
+        assert raised.max_udp_payload_size == LOOPBACK_MAX_UDP_PAYLOAD
+        assert raised.ticket_keys is default.ticket_keys  # the rest is the same
+    for host in ("10.0.0.1", "2001:db8::1", "localhost", "0.0.0.0"):
+        assert loopback_configuration(default, host) is default
+    for chosen_size in (1452, 1400):  # set explicitly: kept, even at the default's value
+        chosen = QuicConfiguration(max_udp_payload_size=chosen_size)
+        assert loopback_configuration(chosen, "127.0.0.1") is chosen
+    assert default.max_udp_payload_size is None  # the caller's configuration is left alone
+    assert default.udp_payload_limit == 1452
+
+
 def test_on_loopback_the_path_grows_past_1200_bytes() -> None:
     ident = identity()
     server = UdpServer(
@@ -404,8 +426,8 @@ def test_on_loopback_the_path_grows_past_1200_bytes() -> None:
                     received += event.data
                     done = event.end_stream
         assert done and bytes(received) == body
-        assert conn.stats().path_mtu > 1200
-        assert conn.stats().path_mtu == 1452  # loopback carries the configured maximum
+        assert conn.stats().path_mtu > 1452  # loopback: beyond what Ethernet carries
+        assert conn.configuration.max_udp_payload_size == LOOPBACK_MAX_UDP_PAYLOAD
     finally:
         client.close_socket()
         server.close_socket()
