@@ -191,23 +191,30 @@ class PacketSender:
             out.append((datagram, address))
         return out
 
-    def _may_send_eliciting(self, now: float) -> bool:
-        """Congestion control and pacing (RFC 9002 §7) allow an ack-eliciting packet."""
+    def _eliciting_room(self, now: float) -> int:
+        """How large an ack-eliciting datagram congestion control and pacing (RFC 9002 §7)
+        allow now: the path's packet size, less when the window has less room; 0: none."""
         recovery = self.c.recovery
-        if recovery.probes_pending:  # only spaces with probes left are keys
-            return True  # §6.2.4: probes go regardless
-        cc = recovery.cc
         size = self.packet_size
-        if cc.congestion_window - cc.bytes_in_flight < size:
-            return False
+        if recovery.probes_pending:  # only spaces with probes left are keys
+            return size  # §6.2.4: probes go regardless
+        cc = recovery.cc
+        room = cc.congestion_window - cc.bytes_in_flight
+        if room < size:
+            # Bytes in flight never exceed the window (§7), but a smaller packet may go:
+            # with a large PMTU the window holds few full-size packets, and a small
+            # message must not wait for an ACK (with its delay) to make room for one.
+            if room < MAX_PACKET_SIZE:
+                return 0
+            size = room
         pacer = recovery.pacer
         if pacer.tokens < size and recovery.rtt.first_sample:
             # Tokens only grow with time: enough already means no need to refill.
             wait = pacer.next_send_time(now, size)
             if wait is not None:
                 self.pacing_deadline = wait
-                return False
-        return True
+                return 0
+        return size
 
     # The 1-RTT datagram: one packet, one buffer --------------------------------------------
     def _one_rtt_datagram(self, budget: int, now: float) -> bytes:
@@ -218,8 +225,12 @@ class PacketSender:
         streams = c.streams
         probes = recovery.probes_pending.get(2, 0)
         eliciting = bool(c.pending.waiting or c.datagram_queue or streams.send_queue)
-        if eliciting and not self._may_send_eliciting(now):
-            eliciting = False
+        if eliciting:
+            room = self._eliciting_room(now)
+            if not room:
+                eliciting = False
+            elif room < budget:
+                budget = room
         if not (ack_due or eliciting or probes):
             return b""  # the common case when idle: nothing to build
         keys = c.keys
@@ -608,7 +619,7 @@ class PacketSender:
     # Coalesced datagrams (the handshake) ----------------------------------------------------
     def _coalesced_datagram(self, budget: int, now: float) -> bytes:
         c = self.c
-        allow_eliciting = self._may_send_eliciting(now)
+        allow_eliciting = self._eliciting_room(now) > 0
         packets: list[_Packet] = []
         remaining = budget
         for epoch in _COALESCED:

@@ -229,6 +229,27 @@ def test_a_1280_byte_black_hole_settles_at_1280_and_probe_loss_is_no_congestion(
     assert cc.bytes_in_flight == 0 or cc.bytes_in_flight < cc.congestion_window
 
 
+def test_a_window_short_of_a_full_packet_still_sends_a_smaller_one() -> None:
+    """With 64 KB datagrams the window holds few full-size packets: what room is left
+    (here 40,000 bytes) carries a smaller packet at once, rather than everything waiting
+    for an ACK (and its delay) to make room for a full one; the window is never
+    exceeded (RFC 9002 §7)."""
+    big = {"max_udp_payload_size": 65487}
+    sim = make_pair(seed=109, client=big, server=big)
+    handshake(sim)
+    client = _client(sim)
+    _transfer(sim, 2_000_000, 109)
+    assert client.stats().path_mtu == 65487
+    cc = client.recovery.cc
+    stream = client.create_stream()
+    client.send_stream_data(stream, bytes(200_000))
+    cc.congestion_window = cc.bytes_in_flight + 40_000
+    out = client.datagrams_to_send(sim.now)
+    assert len(out) == 1 and 1200 < len(out[0][0]) <= 40_000
+    assert cc.bytes_in_flight <= cc.congestion_window
+    assert client.datagrams_to_send(sim.now) == []  # the window is full now
+
+
 def test_the_peers_max_udp_payload_size_bounds_the_search() -> None:
     sim = make_pair(seed=103, server={"max_udp_payload_size": 1300})
     sizes = _sizes(sim, "client")
