@@ -530,7 +530,9 @@ class PacketSender:
     def _pmtu_probe(self, pmtu: PathMtu, now: float) -> bytes:
         """The PMTU probe the current path asks for: PING and PADDING filling a datagram
         of the size tried (§14.4), or nothing when the search is over or the congestion
-        window has no room for it (probes count as in flight, RFC 8899 §4.4)."""
+        window has no room for it (probes count as in flight, RFC 8899 §4.4) and for a
+        packet of the current size beside it: a probe must not hold the application's
+        next packet until its ACK (often delayed, the probe being alone) comes back."""
         c = self.c
         remote = c.remote_params
         ceiling = c.configuration.udp_payload_limit
@@ -541,7 +543,7 @@ class PacketSender:
             return b""
         probe_id, size = probe
         cc = c.recovery.cc
-        if cc.congestion_window - cc.bytes_in_flight < size or c.closing is not None:
+        if cc.congestion_window - cc.bytes_in_flight < size + pmtu.mtu or c.closing is not None:
             pmtu.postpone()
             return b""
         packet = self._new_packet(Epoch.ONE_RTT)
