@@ -250,6 +250,40 @@ def test_a_window_short_of_a_full_packet_still_sends_a_smaller_one() -> None:
     assert client.datagrams_to_send(sim.now) == []  # the window is full now
 
 
+def test_probing_never_holds_a_small_message_for_a_delayed_ack() -> None:
+    """A game-like echo of 64-byte DATAGRAMs, application-limited: the window grows
+    slowly until a 64 KB probe fits. The probe leaves room for the next message, and
+    once the path is at 64 KB a small message does not wait for room for a full
+    packet: no echo takes longer than the path's round trip (a wait for the peer's
+    delayed ACK would add its 25 ms)."""
+    big = {"max_udp_payload_size": 65487}
+    sim = make_pair(seed=111, client=big, server=big)
+    handshake(sim)
+    client = _client(sim)
+
+    def echo(node: object, conn: QuicConnection, event: object) -> None:
+        if isinstance(event, DatagramReceived):
+            conn.send_datagram(event.data)
+
+    sim.server.on_event = echo  # type: ignore[assignment]
+    echoes: list[float] = []
+
+    def back(node: object, conn: QuicConnection, event: object) -> None:
+        if isinstance(event, DatagramReceived):
+            echoes.append(sim.now)
+
+    sim.client.on_event = back  # type: ignore[assignment]
+    worst = 0.0
+    for i in range(1500):
+        sent_at = sim.now
+        client.send_datagram(i.to_bytes(4, "big") + bytes(60))
+        sim.run_until(lambda i=i: len(echoes) > i, what="echo")
+        worst = max(worst, echoes[i] - sent_at)
+        sim.run_for(0.001)
+    assert client.stats().path_mtu == 65487  # the probe did go, mid-flow
+    assert worst < 2 * 0.020 + 0.005  # two one-way latencies, no ACK delay
+
+
 def test_the_peers_max_udp_payload_size_bounds_the_search() -> None:
     sim = make_pair(seed=103, server={"max_udp_payload_size": 1300})
     sizes = _sizes(sim, "client")
