@@ -162,8 +162,9 @@ class PacketSender:
         ):
             path.bytes_sent += len(datagram)
             out.append((datagram, address))
-        size = self.packet_size = pmtu.mtu
-        if c.recovery.pacer.max_datagram_size != size:  # a new size, or a new path
+        size = pmtu.mtu
+        if size != self.packet_size:  # a new size, or a path of another size
+            self.packet_size = size
             c.recovery.set_max_datagram_size(size)
         one_rtt_only = c.spaces[Epoch.HANDSHAKE].send_key is None and c.handshake_complete
         while len(out) < MAX_DATAGRAMS_PER_CALL:
