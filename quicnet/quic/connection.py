@@ -265,7 +265,7 @@ class QuicConnection:
             max_ack_delay=0.025, max_datagram_size=1200, on_delivered=self.sender.on_delivered
         )
         recovery.cc = self.new_controller()
-        recovery.large_loss_observer = self.sender.on_large_lost  # PMTU black holes
+        recovery.large_loss_observer = self.paths.on_large_lost  # PMTU black holes
         if self.tracer is not None:
             self.tracer.attach(recovery)
         return recovery

@@ -246,6 +246,19 @@ class PathManager:
         self.active = busy
         return out
 
+    # Path MTU black holes (RFC 8899 §4.3) ---------------------------------------------------
+    def on_large_lost(self, large_acked_sent: float) -> None:
+        """Recovery saw packets above 1200 bytes lost while none sent after them was
+        acknowledged: the current path's MTU may have shrunk."""
+        if self.current is not None:
+            self.current.pmtu.on_large_lost(large_acked_sent)
+
+    def on_probe_timeout(self, pto_count: int) -> None:
+        """The application space's PTO fired ``pto_count`` times in a row: packets of the
+        current path's size may no longer pass."""
+        if self.current is not None:
+            self.current.pmtu.on_probe_timeout(pto_count)
+
     # Timers ----------------------------------------------------------------------------------
     def next_timer(self) -> float | None:
         """The earliest challenge to send or validation to abandon.

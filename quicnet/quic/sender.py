@@ -498,12 +498,9 @@ class PacketSender:
                     streams.schedule(record[1])
             elif kind == RETIRE_CONNECTION_ID:
                 c.cids.on_retire_delivered(record[1], acked)
-            elif kind == PMTU_PROBE:
-                _, pmtu, probe_id, size = record
-                if acked:
-                    pmtu.on_probe_acked(probe_id, size)
-                else:
-                    pmtu.on_probe_lost(probe_id, size)
+            elif kind == PMTU_PROBE:  # the search goes on (RFC 8899 §5.2)
+                pmtu = record[1]
+                (pmtu.on_probe_acked if acked else pmtu.on_probe_lost)(record[2], record[3])
             elif acked:
                 continue
             elif kind == HANDSHAKE_DONE:
@@ -529,11 +526,10 @@ class PacketSender:
 
     # Path MTU discovery (RFC 9000 §14.3, RFC 8899) ------------------------------------------
     def _pmtu_probe(self, pmtu: PathMtu, now: float) -> bytes:
-        """The PMTU probe the current path asks for: PING and PADDING filling a datagram
-        of the size tried (§14.4), or nothing when the search is over or the congestion
-        window has no room for it (probes count as in flight, RFC 8899 §4.4) and for a
-        packet of the current size beside it: a probe must not hold the application's
-        next packet until its ACK (often delayed, the probe being alone) comes back."""
+        """The PMTU probe the path asks for: PING and PADDING filling the size tried
+        (§14.4). It counts as in flight (RFC 8899 §4.4) and waits until the window also
+        has room for a packet of the current size: it must not hold the next one until
+        its own ACK (delayed, the probe being alone) comes back."""
         c = self.c
         remote = c.remote_params
         ceiling = c.configuration.udp_payload_limit
@@ -555,20 +551,6 @@ class PacketSender:
         datagram = self._seal(packet, now)
         c.recovery.mtu_probe = packet.pn  # its loss is no congestion signal
         return datagram
-
-    def on_large_lost(self, large_acked_sent: float) -> None:
-        """Recovery saw packets above 1200 bytes lost while smaller ones got through: the
-        current path's MTU may have shrunk (RFC 8899 §4.3)."""
-        path = self.c.paths.current
-        if path is not None:
-            path.pmtu.on_large_lost(large_acked_sent)
-
-    def on_probe_timeout(self, pto_count: int) -> None:
-        """The application space's PTO fired ``pto_count`` times in a row: if packets of
-        the current size stopped passing, fall back to 1200 bytes (RFC 8899 §4.3)."""
-        path = self.c.paths.current
-        if path is not None:
-            path.pmtu.on_probe_timeout(pto_count)
 
     # Path probes and the closing state -------------------------------------------------------
     def _path_datagram(self, path: Path, now: float) -> bytes:
