@@ -27,6 +27,7 @@ from quicnet.io.udp import (
     MIGRATION_LINGER,
     DatagramSender,
     local_host_for,
+    loopback_configuration,
     open_udp_socket,
 )
 from quicnet.quic.config import QuicConfiguration
@@ -339,7 +340,7 @@ async def connect(
     address = infos[0][4]
     if configuration.server_name is None:  # verify the host we connect to
         configuration = dataclasses.replace(configuration, server_name=host)
-    connection = QuicConnection(configuration)
+    connection = QuicConnection(loopback_configuration(configuration, str(address[0])))
     protocol = QuicClient(connection)
     protocol.attach(open_udp_socket(local_host_for(str(address[0])), 0))
     connection.connect((str(address[0]), int(address[1])), _clock())
@@ -424,7 +425,7 @@ async def serve(
 ) -> QuicServer:
     """Start a server endpoint; ``handler(connection, event)`` runs for every event."""
     asyncio.get_running_loop()  # must be called from a running loop
-    endpoint = QuicEndpoint(configuration, **endpoint_options)
+    endpoint = QuicEndpoint(loopback_configuration(configuration, host), **endpoint_options)
     protocol = QuicServer(endpoint, handler)
     protocol.attach(open_udp_socket(host, port))
     return protocol

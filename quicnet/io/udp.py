@@ -36,8 +36,11 @@ __all__ = [
     "UdpClient",
     "UdpServer",
     "gso_batches",
+    "LOOPBACK_MAX_UDP_PAYLOAD",
     "local_host_for",
+    "loopback_configuration",
     "open_udp_socket",
+    "set_dont_fragment",
 ]
 
 
@@ -77,13 +80,74 @@ def local_host_for(remote_host: str) -> str:
     return "::" if remote.version == 6 else "0.0.0.0"
 
 
+# Linux's path MTU discovery modes (<linux/in.h>, <linux/in6.h>); Python's socket
+# module lacks the constants. PMTUDISC_DO: set DF, never fragment, and fail a send
+# larger than the known path MTU with EMSGSIZE.
+_IP_MTU_DISCOVER = 10
+_IPV6_MTU_DISCOVER = 23
+_PMTUDISC_DO = 2
+
+
+def set_dont_fragment(sock: socket.socket) -> bool:
+    """Ask the kernel never to fragment this socket's datagrams (the DF bit).
+
+    RFC 9000 §14: QUIC's UDP datagrams must not be fragmented at the IP layer,
+    and a PMTU probe (:mod:`quicnet.quic.pmtu`) too big for the path must be
+    dropped, not cut into pieces that would pass. Linux only (IP_MTU_DISCOVER =
+    IP_PMTUDISC_DO); False where the option is unknown, and the socket keeps the
+    system's default. A datagram the kernel then refuses (EMSGSIZE) is dropped by
+    :class:`DatagramSender` and recovery treats it as lost.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    options = [(socket.IPPROTO_IP, _IP_MTU_DISCOVER)]
+    if sock.family == socket.AF_INET6:  # the IPv6 option, and IPv4's for mapped addresses
+        options.insert(0, (socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER))
+    done = False
+    for level, option in options:
+        try:
+            sock.setsockopt(level, option, _PMTUDISC_DO)
+        except OSError:
+            continue
+        done = True
+    return done
+
+
+#: The ceiling of PMTU discovery on a loopback interface: its usual MTU, 65536, less the
+#: IPv6 and UDP headers (48 bytes), so that IPv4 and IPv6 both carry it unfragmented.
+LOOPBACK_MAX_UDP_PAYLOAD = 65487
+
+
+def loopback_configuration(configuration: QuicConfiguration, host: str) -> QuicConfiguration:
+    """``configuration`` for a socket talking to (or bound to) ``host``.
+
+    On a loopback address an unset ``max_udp_payload_size`` (whose default,
+    1452 bytes, is Ethernet's) becomes :data:`LOOPBACK_MAX_UDP_PAYLOAD`: every
+    packet costs the same Python work whatever its size, so large datagrams
+    carry a bulk transfer several times faster (docs/quic.md). Discovery still
+    confirms the size (a loopback with a smaller MTU settles lower). A value
+    set explicitly is kept, as is the configuration elsewhere.
+    """
+    if configuration.max_udp_payload_size is not None:
+        return configuration
+    try:
+        loopback = ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return configuration
+    if not loopback:
+        return configuration
+    return dataclasses.replace(configuration, max_udp_payload_size=LOOPBACK_MAX_UDP_PAYLOAD)
+
+
 def open_udp_socket(host: str, port: int) -> socket.socket:
-    """A non-blocking UDP socket bound to ``host:port`` (port 0 picks one)."""
+    """A non-blocking UDP socket bound to ``host:port`` (port 0 picks one), with the DF
+    bit set where the platform allows (:func:`set_dont_fragment`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 21)
+        set_dont_fragment(sock)
         sock.bind((host, port))
     except BaseException:
         sock.close()  # a failed bind (in use, unknown name) leaks no socket
@@ -192,7 +256,9 @@ class DatagramSender:
         except (BlockingIOError, InterruptedError):
             return False  # the kernel buffer is full: recovery treats it as loss
         except OSError:
-            return True  # e.g. ICMP unreachable surfaced on send: drop this one
+            # ICMP unreachable surfaced on send, or EMSGSIZE (a PMTU probe larger than
+            # the path the kernel knows): drop this one, recovery declares it lost.
+            return True
         self.datagrams_sent += 1
         return True
 
@@ -353,6 +419,7 @@ class UdpClient(SocketDriver):
         host = local_host or local_host_for(str(address[0]))
         if configuration.server_name is None:  # verify the host we connect to, as aio does
             configuration = dataclasses.replace(configuration, server_name=str(address[0]))
+        configuration = loopback_configuration(configuration, str(address[0]))
         self.sock = open_udp_socket(host, 0)
         self.sender = DatagramSender(self.sock)
         self.connection = QuicConnection(configuration)
@@ -402,6 +469,7 @@ class UdpServer(SocketDriver):
     ) -> None:
         self.sock = open_udp_socket(host, port)
         self.sender = DatagramSender(self.sock)
+        configuration = loopback_configuration(configuration, host)
         self.endpoint = QuicEndpoint(configuration, **endpoint_options)  # type: ignore[arg-type]
 
     def poll(self, timeout: float = 0.0) -> list[tuple[QuicConnection, QuicEvent]]:

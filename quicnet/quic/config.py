@@ -21,10 +21,20 @@ from quicnet.tls import CipherSuite, SessionTicket, StrikeRegister, TicketKeys
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
 from quicnet.tls.ech import ECHKey
 
-__all__ = ["QLOGDIR", "QuicConfiguration", "qlog_dir_from_environment"]
+__all__ = [
+    "DEFAULT_MAX_UDP_PAYLOAD_SIZE",
+    "QLOGDIR",
+    "QuicConfiguration",
+    "qlog_dir_from_environment",
+]
 
 #: The environment variable naming the directory for qlog traces (qlog main schema §7.1).
 QLOGDIR = "QLOGDIR"
+
+
+#: The default ceiling of PMTU discovery: a 1500-byte Ethernet MTU less the IPv6 (40) and
+#: UDP (8) headers, which fits IPv4 as well.
+DEFAULT_MAX_UDP_PAYLOAD_SIZE = 1452
 
 
 def qlog_dir_from_environment() -> str | None:
@@ -103,7 +113,14 @@ class QuicConfiguration:
     #: Ask the peer not to move the connection to a new address (RFC 9000 §18.2; only
     #: clients move, §9); a client that moves anyway is still validated and followed.
     disable_active_migration: bool = False
-    max_udp_payload_size: int = 1452
+    #: The largest UDP payload we accept (the transport parameter, RFC 9000 §18.2) and
+    #: the largest path MTU discovery tries to send, 1200-65527. None: 1452
+    #: (DEFAULT_MAX_UDP_PAYLOAD_SIZE, Ethernet's under IPv6 and IPv4), which the drivers
+    #: raise on a loopback address (quicnet.io.udp.loopback_configuration).
+    max_udp_payload_size: int | None = None
+    #: Search each path for a packet size above 1200 bytes (DPLPMTUD, RFC 8899 as
+    #: RFC 9000 §14.3 profiles it); False keeps every packet at 1200 bytes.
+    pmtu_discovery: bool = True
     #: The version to start with (a client's original version, RFC 9368 §2).
     version: int = QuicVersion.V1
     #: The versions spoken, most preferred first (empty: ``version`` first, then the
@@ -130,6 +147,11 @@ class QuicConfiguration:
     #: connection to the same server (RFC 9000 §8.1.3), sent in the first Initial.
     address_token: bytes = b""
 
+    @property
+    def udp_payload_limit(self) -> int:
+        """``max_udp_payload_size``, or its default when None."""
+        return self.max_udp_payload_size or DEFAULT_MAX_UDP_PAYLOAD_SIZE
+
     def __post_init__(self) -> None:
         if not self.supported_versions:
             spoken = (QuicVersion.V1, QuicVersion.V2)
@@ -139,6 +161,11 @@ class QuicConfiguration:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise QuicUsageError(f"{name} must be a positive number of seconds, not {value}")
+        if self.max_udp_payload_size is not None and not 1200 <= self.max_udp_payload_size <= 65527:
+            raise QuicUsageError(
+                f"max_udp_payload_size must be 1200-65527 (RFC 9000 §18.2), "
+                f"not {self.max_udp_payload_size}"
+            )
         if self.key_update_packets < 1:
             raise QuicUsageError(
                 f"key_update_packets must be at least 1, not {self.key_update_packets}"

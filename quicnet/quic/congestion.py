@@ -41,6 +41,9 @@ class CongestionController(Protocol):
         """Packets of a discarded packet number space leave ``bytes_in_flight`` as neither
         acknowledged nor lost (§6.4)."""
 
+    def set_max_datagram_size(self, size: int) -> None:
+        """The path's maximum datagram size changed (PMTU discovery, RFC 9002 §7.2)."""
+
 
 class NewReno:
     """RFC 9002 §7 and Appendix B: slow start, congestion avoidance, recovery periods."""
@@ -114,6 +117,19 @@ class NewReno:
         for p in packets:
             self.bytes_in_flight -= p.size
 
+    def set_max_datagram_size(self, size: int) -> None:
+        """§7.2: the minimum window and the congestion-avoidance step follow the new size.
+
+        The window, in bytes, does not grow with a larger size (RFC 8899 §3 item 7),
+        except that it never stays below the minimum window: two datagrams of the
+        new size, so that a full-size packet can always go (else a window of 2,400
+        bytes would hold back a path of 1,452-byte packets forever).
+        """
+        self.max_datagram_size = size
+        self.minimum_window = 2 * size
+        if self.congestion_window < self.minimum_window:
+            self.congestion_window = self.minimum_window
+
 
 class Pacer:
     """Spreads a congestion window over a round trip (RFC 9002 §7.7), with a burst allowance."""
@@ -150,6 +166,11 @@ class Pacer:
         if self.rate is None or shortfall < 1:  # a fraction of a byte is float noise
             return None
         return now + max(shortfall / self.rate, 1e-6)  # strictly later: no idle re-fire
+
+    def set_max_datagram_size(self, size: int) -> None:
+        """The path's datagrams grew or shrank: the burst is ten of them."""
+        self.max_datagram_size = size
+        self.burst = 10 * size
 
     def on_sent(self, now: float, size: int) -> None:
         """A packet of ``size`` bytes left at ``now``: spend its tokens."""

@@ -175,7 +175,7 @@ class QuicConnection:
         self.wake: Callable[[QuicConnection], None] | None = None
         self.pending = PendingFrames()
         #: The peer's addresses: the current path, a fallback, those being probed (§9).
-        self.paths = PathManager()
+        self.paths = PathManager(pmtu_discovery=c.pmtu_discovery)
         self.cid_length = c.connection_id_length
         self.host_cid = local_cid if local_cid is not None else random_bytes(self.cid_length)
         self.cids = ConnectionIdManager(
@@ -271,6 +271,7 @@ class QuicConnection:
             max_ack_delay=0.025, max_datagram_size=1200, on_delivered=self.sender.on_delivered
         )
         recovery.cc = self.new_controller()
+        recovery.large_loss_observer = self.paths.on_large_lost  # PMTU black holes
         if self.tracer is not None:
             self.tracer.attach(recovery)
         return recovery
@@ -327,6 +328,7 @@ class QuicConnection:
             bytes_in_flight=recovery.cc.bytes_in_flight,
             key_updates=self.keys.updates,
             path_migrations=self.paths.migrations,
+            path_mtu=self.paths.current.pmtu.mtu if self.paths.current else 1200,
         )
 
     def next_event(self) -> QuicEvent | None:

@@ -2,10 +2,12 @@
 
 A :class:`Path` is one peer address as this endpoint sees it: whether the peer
 proved it owns the address, how many bytes went each way (the anti-amplification
-budget, §8), the PATH_CHALLENGE data outstanding on it and the PATH_RESPONSE
-owed on it. :class:`PathManager` holds the current path, the last validated
-one to fall back to (§9.3.2), and a few others being probed, and decides what
-happens when packets arrive from somewhere new. It never sends: the sender asks
+budget, §8), the PATH_CHALLENGE data outstanding on it, the PATH_RESPONSE
+owed on it, and its own path MTU discovery (:mod:`~quicnet.quic.pmtu`: a new
+path starts at 1200 bytes and searches again, RFC 9000 §14.3).
+:class:`PathManager` holds the current path, the last validated one to fall
+back to (§9.3.2), and a few others being probed, and decides what happens
+when packets arrive from somewhere new. It never sends: the sender asks
 it which frames each path needs and tells it what it sent.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from quicnet.crypto import random_bytes
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.events import Address
+from quicnet.quic.pmtu import PathMtu
 from quicnet.quic.recovery import PathRecoveryState, Recovery
 
 __all__ = ["MAX_PATHS", "MIN_PROBE_SIZE", "Path", "PathManager", "address_key"]
@@ -47,13 +50,16 @@ class Path:
         "challenge_due",
         "challenges",
         "key",
+        "pmtu",
         "recovery_state",
         "response",
         "validated",
         "validation_deadline",
     )
 
-    def __init__(self, address: Address, *, validated: bool = False) -> None:
+    def __init__(
+        self, address: Address, *, validated: bool = False, pmtu_discovery: bool = True
+    ) -> None:
         self.address = address
         self.key = address_key(address)
         self.validated = validated
@@ -71,6 +77,8 @@ class Path:
         self.response: bytes | None = None
         #: Congestion and RTT state kept while another path is current (§9.4).
         self.recovery_state: PathRecoveryState | None = None
+        #: The largest datagram this path carries, and the search for a larger one.
+        self.pmtu = PathMtu(enabled=pmtu_discovery)
 
     def budget(self) -> int:
         """Bytes we may still send to this address (§8.1, §9.3.1); large once validated."""
@@ -97,9 +105,12 @@ class PathManager:
         "current",
         "fallback",
         "migrations",
+        "pmtu_discovery",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, pmtu_discovery: bool = True) -> None:
+        #: Each new path searches for its MTU (RFC 9000 §14.3); False: 1200 bytes throughout.
+        self.pmtu_discovery = pmtu_discovery
         self.current: Path | None = None
         #: The last validated path before the current one: where a failed validation
         #: of the current path reverts to (§9.3.2).
@@ -113,7 +124,7 @@ class PathManager:
     # Setup -------------------------------------------------------------------------------
     def start(self, address: Address, *, validated: bool) -> Path:
         """The handshake's path (§8.1 validates it, or a Retry token did)."""
-        path = Path(address, validated=validated)
+        path = Path(address, validated=validated, pmtu_discovery=self.pmtu_discovery)
         self._paths = {path.key: path}
         self.current = path
         return path
@@ -137,7 +148,7 @@ class PathManager:
                 if old is not self.current and old is not self.fallback:
                     del self._paths[old_key]
                     break
-        path = Path(address)
+        path = Path(address, pmtu_discovery=self.pmtu_discovery)
         self._paths[key] = path
         return path
 
@@ -234,6 +245,19 @@ class PathManager:
                 out.append(path)
         self.active = busy
         return out
+
+    # Path MTU black holes (RFC 8899 §4.3) ---------------------------------------------------
+    def on_large_lost(self, large_acked_sent: float) -> None:
+        """Recovery saw packets above 1200 bytes lost while none sent after them was
+        acknowledged: the current path's MTU may have shrunk."""
+        if self.current is not None:
+            self.current.pmtu.on_large_lost(large_acked_sent)
+
+    def on_probe_timeout(self, pto_count: int) -> None:
+        """The application space's PTO fired ``pto_count`` times in a row: packets of the
+        current path's size may no longer pass."""
+        if self.current is not None:
+            self.current.pmtu.on_probe_timeout(pto_count)
 
     # Timers ----------------------------------------------------------------------------------
     def next_timer(self) -> float | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quicnet.quic.congestion import CongestionController, NewReno, Pacer
+from quicnet.quic.pmtu import BASE_PLPMTU
 from quicnet.quic.rangeset import RangeSet
 from quicnet.tls import Epoch
 
@@ -38,6 +39,9 @@ DeliveryCallback = Callable[[Sequence[FrameRecord], bool], None]
 #: Told of packets declared lost, with their space and the time, before recovery acts
 #: on them (qlog's recovery:packet_lost).
 LossObserver = Callable[[int, Sequence["SentPacket"], float], None]
+#: Told that packets larger than BASE_PLPMTU were lost while no larger packet sent after
+#: them was acknowledged, with the mark of the newest such acknowledgement (RFC 8899 §4.3).
+LargeLossObserver = Callable[[float], None]
 
 
 def _ignore(frames: Sequence[FrameRecord], acked: bool) -> None:
@@ -197,8 +201,11 @@ class Recovery:
         "cc",
         "first_rtt_sample_time",
         "handshake_confirmed",
+        "large_acked_sent",
+        "large_loss_observer",
         "loss_observer",
         "max_ack_delay",
+        "mtu_probe",
         "on_delivered",
         "pacer",
         "packets_lost",
@@ -235,6 +242,13 @@ class Recovery:
         self.first_rtt_sample_time: float | None = None
         #: Told of every loss before it is acted on (None: nobody is watching).
         self.loss_observer: LossObserver | None = None
+        #: The packet number of the PMTU probe in flight (-1: none): its loss is no
+        #: congestion signal (RFC 8899 §3 item 7, RFC 9000 §14.4).
+        self.mtu_probe = -1
+        #: When the newest acknowledged packet larger than BASE_PLPMTU was sent, and who
+        #: hears of large packets lost after it (PMTU black holes, RFC 8899 §4.3).
+        self.large_acked_sent = -1.0
+        self.large_loss_observer: LargeLossObserver | None = None
 
     @property
     def bytes_in_flight(self) -> int:
@@ -253,6 +267,12 @@ class Recovery:
             self.probes_pending[space_id] = left
         else:
             self.probes_pending.pop(space_id, None)
+
+    def set_max_datagram_size(self, size: int) -> None:
+        """The path's largest datagram changed (PMTU discovery): tell the congestion
+        controller and the pacer (RFC 9002 §7.2)."""
+        self.cc.set_max_datagram_size(size)
+        self.pacer.set_max_datagram_size(size)
 
     # Paths (RFC 9000 §9.4) -------------------------------------------------------------
     def switch_path(
@@ -334,6 +354,8 @@ class Recovery:
             return [], []
         acked = [sent.pop(pn) for pn in numbers]
         newest = acked[-1]
+        if newest.size > BASE_PLPMTU:  # large packets pass (PMTU black holes, RFC 8899 §4.3)
+            self.large_acked_sent = newest.time_sent
         # One pass: in-flight accounting, and whether anything ack-eliciting is new. Only
         # in-flight packets count: those sent on a path the connection left, and path
         # probes, give the current path no RTT sample (RFC 9000 §9.4).
@@ -413,8 +435,20 @@ class Recovery:
         if observer is not None:
             observer(space_id, lost, now)
         in_flight = [p for p in lost if p.in_flight]
+        if self.mtu_probe >= 0 and space_id == 2:
+            # RFC 8899 §3 item 7, RFC 9000 §14.4: a lost PMTU probe leaves bytes in flight
+            # without a congestion response.
+            probes = [p for p in in_flight if p.packet_number == self.mtu_probe]
+            if probes:
+                self.mtu_probe = -1
+                self.cc.discard(probes)
+                in_flight = [p for p in in_flight if p is not probes[0]]
         self.packets_lost += len(in_flight)
         self.cc.on_packets_lost(in_flight, now)
+        if self.large_loss_observer is not None:
+            mark = self.large_acked_sent
+            if any(p.size > BASE_PLPMTU and p.time_sent > mark for p in in_flight):
+                self.large_loss_observer(mark)
         if self._persistent_congestion(lost):
             self.cc.on_persistent_congestion()
         deliver = self.on_delivered

@@ -10,6 +10,10 @@ so a lost frame is queued again as data, never as the same packet.
 Once the handshake is over, a datagram is one 1-RTT packet built in one
 buffer: header, frames written in place, sealed in place (AEAD, then header
 protection). Before that, packets of several epochs are coalesced.
+
+Datagrams are as large as the current path's MTU (:mod:`~quicnet.quic.pmtu`:
+1200 bytes until discovery confirms more); the sender also builds the PMTU
+probes (PING and PADDING at the size tried, RFC 9000 §14.4) when the path asks.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from quicnet.quic.packets import (
     encode_packet_number,
     long_header_prefix,
 )
+from quicnet.quic.pmtu import BASE_PLPMTU, PathMtu
 from quicnet.quic.recovery import FrameRecord, PacketSpace, SentPacket
 from quicnet.tls import Epoch
 
@@ -44,7 +49,8 @@ _LONG_TYPE = {
 }
 #: RFC 9000 §12.2: coalesced in order of increasing encryption level.
 _COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
-MAX_PACKET_SIZE = 1200  # no PMTU discovery yet: the size every path must carry (§14)
+#: The size every path must carry (§14): every datagram's until PMTU discovery finds more.
+MAX_PACKET_SIZE = BASE_PLPMTU
 MAX_DATAGRAMS_PER_CALL = 64
 
 # Frame record kinds: the first item of each record tuple.
@@ -60,6 +66,7 @@ STOP_SENDING = 8  # (STOP_SENDING, stream_id, error_code)
 NEW_CONNECTION_ID = 9  # (NEW_CONNECTION_ID, LocalCid)
 RETIRE_CONNECTION_ID = 10  # (RETIRE_CONNECTION_ID, sequence_number)
 NEW_TOKEN = 11  # (NEW_TOKEN, token)
+PMTU_PROBE = 12  # (PMTU_PROBE, PathMtu, probe_id, size)
 
 _R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
 _R_MAX_DATA: FrameRecord = (MAX_DATA,)
@@ -103,12 +110,14 @@ class _Packet:
 class PacketSender:
     """The sending half of a :class:`~quicnet.quic.connection.QuicConnection`."""
 
-    __slots__ = ("c", "pacing_deadline")
+    __slots__ = ("c", "pacing_deadline", "packet_size")
 
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
         #: When pacing lets the next ack-eliciting packet go (None: not waiting).
         self.pacing_deadline: float | None = None
+        #: The current path's MTU: how large the datagrams being built may be.
+        self.packet_size = MAX_PACKET_SIZE
 
     # Datagrams ---------------------------------------------------------------------------------
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
@@ -143,9 +152,24 @@ class PacketSender:
                     out.append((datagram, probed.address))
         self.pacing_deadline = None
         address = path.address
+        pmtu = path.pmtu
+        due = pmtu.due_at
+        if (
+            due is not None
+            and now >= due
+            and c.handshake_confirmed
+            and path.validated
+            and (datagram := self._pmtu_probe(pmtu, now))  # RFC 9000 §14.3
+        ):
+            path.bytes_sent += len(datagram)
+            out.append((datagram, address))
+        size = pmtu.mtu
+        if size != self.packet_size:  # a new size, or a path of another size
+            self.packet_size = size
+            c.recovery.set_max_datagram_size(size)
         one_rtt_only = c.spaces[Epoch.HANDSHAKE].send_key is None and c.handshake_complete
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            budget = MAX_PACKET_SIZE
+            budget = size
             if not path.validated:  # §8.1, §9.3.1: three times what we received
                 budget = min(budget, path.budget())
                 if budget < 64:
@@ -169,22 +193,30 @@ class PacketSender:
             out.append((datagram, address))
         return out
 
-    def _may_send_eliciting(self, now: float) -> bool:
-        """Congestion control and pacing (RFC 9002 §7) allow an ack-eliciting packet."""
+    def _eliciting_room(self, now: float) -> int:
+        """How large an ack-eliciting datagram congestion control and pacing (RFC 9002 §7)
+        allow now: the path's packet size, less when the window has less room; 0: none."""
         recovery = self.c.recovery
+        size = self.packet_size
         if recovery.probes_pending:  # only spaces with probes left are keys
-            return True  # §6.2.4: probes go regardless
+            return size  # §6.2.4: probes go regardless
         cc = recovery.cc
-        if cc.congestion_window - cc.bytes_in_flight < MAX_PACKET_SIZE:
-            return False
+        room = cc.congestion_window - cc.bytes_in_flight
+        if room < size:
+            # Bytes in flight never exceed the window (§7), but a smaller packet may go:
+            # with a large PMTU the window holds few full-size packets, and a small
+            # message must not wait for an ACK (with its delay) to make room for one.
+            if room < MAX_PACKET_SIZE:
+                return 0
+            size = room
         pacer = recovery.pacer
-        if pacer.tokens < MAX_PACKET_SIZE and recovery.rtt.first_sample:
+        if pacer.tokens < size and recovery.rtt.first_sample:
             # Tokens only grow with time: enough already means no need to refill.
-            wait = pacer.next_send_time(now, MAX_PACKET_SIZE)
+            wait = pacer.next_send_time(now, size)
             if wait is not None:
                 self.pacing_deadline = wait
-                return False
-        return True
+                return 0
+        return size
 
     # The 1-RTT datagram: one packet, one buffer --------------------------------------------
     def _one_rtt_datagram(self, budget: int, now: float) -> bytes:
@@ -195,8 +227,12 @@ class PacketSender:
         streams = c.streams
         probes = recovery.probes_pending.get(2, 0)
         eliciting = bool(c.pending.waiting or c.datagram_queue or streams.send_queue)
-        if eliciting and not self._may_send_eliciting(now):
-            eliciting = False
+        if eliciting:
+            room = self._eliciting_room(now)
+            if not room:
+                eliciting = False
+            elif room < budget:
+                budget = room
         if not (ack_due or eliciting or probes):
             return b""  # the common case when idle: nothing to build
         keys = c.keys
@@ -472,6 +508,9 @@ class PacketSender:
                     streams.schedule(record[1])
             elif kind == RETIRE_CONNECTION_ID:
                 c.cids.on_retire_delivered(record[1], acked)
+            elif kind == PMTU_PROBE:  # the search goes on (RFC 8899 §5.2)
+                pmtu = record[1]
+                (pmtu.on_probe_acked if acked else pmtu.on_probe_lost)(record[2], record[3])
             elif acked:
                 continue
             elif kind == HANDSHAKE_DONE:
@@ -496,6 +535,34 @@ class PacketSender:
             for record in packet.frames:
                 if record[0] == CRYPTO:
                     c.spaces[record[1]].sender.on_lost(record[2], record[3], False)
+
+    # Path MTU discovery (RFC 9000 §14.3, RFC 8899) ------------------------------------------
+    def _pmtu_probe(self, pmtu: PathMtu, now: float) -> bytes:
+        """The PMTU probe the path asks for: PING and PADDING filling the size tried
+        (§14.4). It counts as in flight (RFC 8899 §4.4) and waits until the window also
+        has room for a packet of the current size: it must not hold the next one until
+        its own ACK (delayed, the probe being alone) comes back."""
+        c = self.c
+        remote = c.remote_params
+        ceiling = c.configuration.udp_payload_limit
+        if remote is not None:
+            ceiling = min(ceiling, remote.max_udp_payload_size)
+        probe = pmtu.next_probe(ceiling, now)
+        if probe is None:
+            return b""
+        probe_id, size = probe
+        cc = c.recovery.cc
+        if cc.congestion_window - cc.bytes_in_flight < size + pmtu.mtu or c.closing is not None:
+            pmtu.postpone()
+            return b""
+        packet = self._new_packet(Epoch.ONE_RTT)
+        packet.payload += b"\x01"  # PING: the probe must be acknowledged
+        packet.payload += bytes(size - packet.size())  # PADDING to the size tried
+        packet.ack_eliciting = True
+        packet.frames.append((PMTU_PROBE, pmtu, probe_id, size))
+        datagram = self._seal(packet, now)
+        c.recovery.mtu_probe = packet.pn  # its loss is no congestion signal
+        return datagram
 
     # Path probes and the closing state -------------------------------------------------------
     def _path_datagram(self, path: Path, now: float) -> bytes:
@@ -549,7 +616,7 @@ class PacketSender:
     # Coalesced datagrams (the handshake) ----------------------------------------------------
     def _coalesced_datagram(self, budget: int, now: float) -> bytes:
         c = self.c
-        allow_eliciting = self._may_send_eliciting(now)
+        allow_eliciting = self._eliciting_room(now) > 0
         packets: list[_Packet] = []
         remaining = budget
         for epoch in _COALESCED:

@@ -2,8 +2,8 @@
 
 :class:`TrafficCounters` is counted as datagrams go out and authenticated ones
 come in; :class:`ConnectionStats` is what ``QuicConnection.stats()`` returns:
-the counters, the RTT estimates (RFC 9002 §5) with a jitter figure, losses and
-the congestion window.
+the counters, the RTT estimates (RFC 9002 §5) with a jitter figure, losses,
+the congestion window and the path MTU.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class ConnectionStats:
     bytes_in_flight: int
     key_updates: int
     path_migrations: int
+    #: The largest UDP payload the current path carries (PMTU discovery, RFC 8899).
+    path_mtu: int = 1200
 
     @property
     def loss(self) -> float:

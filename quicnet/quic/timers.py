@@ -172,6 +172,8 @@ class TimerDriver:
         )
         if pto is not None and now >= pto and self._may_send_probe():
             recovery.arm_probes(space_id)
+            if space_id == 2:  # repeated PTOs may be a PMTU black hole (RFC 8899 §4.3)
+                c.paths.on_probe_timeout(recovery.pto_count)
             # Probes carry unacknowledged handshake data rather than a bare PING.
             c.sender.requeue_crypto(0)
             c.sender.requeue_crypto(1)

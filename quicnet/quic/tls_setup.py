@@ -37,7 +37,7 @@ def local_transport_parameters(
         original_destination_connection_id=original_destination_cid,
         max_idle_timeout=int(c.idle_timeout * 1000),
         stateless_reset_token=stateless_reset_token,
-        max_udp_payload_size=c.max_udp_payload_size,
+        max_udp_payload_size=c.udp_payload_limit,
         initial_max_data=c.initial_max_data,
         initial_max_stream_data_bidi_local=c.initial_max_stream_data,
         initial_max_stream_data_bidi_remote=c.initial_max_stream_data,

@@ -140,6 +140,10 @@ class LinkConfig:
     queue_limit: int = 64 * 1024
     #: ``(start, end)`` simulated-time windows in which every datagram is dropped.
     blackholes: list[tuple[float, float]] = field(default_factory=list)
+    #: The largest datagram (UDP payload) the path carries; larger ones are dropped, as
+    #: a router drops a packet with the DF bit set (None: no limit). Tests may change it
+    #: mid-run (a route that shrinks).
+    mtu: int | None = None
 
 
 @dataclass
@@ -154,6 +158,7 @@ class LinkStats:
     corrupted: int = 0
     reordered: int = 0
     queue_drops: int = 0
+    too_big: int = 0  # above the link's MTU
 
 
 class Link:
@@ -184,6 +189,9 @@ class Link:
             tap(data, now)
         if any(start <= now < end for start, end in c.blackholes):
             self.stats.blackholed += 1
+            return []
+        if c.mtu is not None and len(data) > c.mtu:
+            self.stats.too_big += 1
             return []
         if self.filter is not None and not self.filter(data, now):
             self.stats.dropped += 1
