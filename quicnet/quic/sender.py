@@ -200,9 +200,12 @@ class PacketSender:
             return b""  # the common case when idle: nothing to build
         keys = c.keys
         pn = rspace.next_packet_number
-        # §17.1, Appendix A.2: enough bytes for twice the packets not yet acknowledged.
+        # §17.1, Appendix A.2: enough bytes for twice the packets not yet acknowledged,
+        # plus the reordering seen (a late packet must still decode at the receiver).
         largest_acked = rspace.largest_acked
-        unacked = 2 * (pn + 1 if largest_acked is None else pn - largest_acked)
+        unacked = 2 * (
+            (pn + 1 if largest_acked is None else pn - largest_acked) + c.recovery.packet_threshold
+        )
         pn_len = (
             1 if unacked < 0x100 else 2 if unacked < 0x10000 else 3 if unacked < 0x1000000 else 4
         )
