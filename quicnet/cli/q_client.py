@@ -19,6 +19,7 @@ from quicnet.quic import (
     StreamDataReceived,
     StreamReset,
 )
+from quicnet.quic.controllers import CONTROLLERS
 
 
 def _closed_with_error(event: ConnectionTerminated) -> CliError | None:
@@ -156,6 +157,12 @@ async def main(argv: list[str]) -> int:
         metavar="BYTES",
         help="move to a new local port after BYTES of response bodies (RFC 9000 §9.2)",
     )
+    p.add_argument(
+        "-cc",
+        choices=sorted(CONTROLLERS),
+        default="newreno",
+        help="congestion control: newreno (RFC 9002, default), cubic (RFC 9438) or bbr",
+    )
     p.add_argument("urls", nargs="*", metavar="URL")
     a = p.parse_args(argv)
     crls, revocation = crl_options(a)
@@ -183,6 +190,7 @@ async def main(argv: list[str]) -> int:
         revocation_check=revocation,
         key_log=key_log_writer(a.keylogfile),  # without it: SSLKEYLOGFILE, if set
         handshake_timeout=a.handshake_timeout,
+        congestion_control=a.cc,
     )
     try:
         # The connection's own handshake deadline bounds this wait.

@@ -21,6 +21,7 @@ from quicnet.quic import (
     QuicUsageError,
     StreamDataReceived,
 )
+from quicnet.quic.controllers import CONTROLLERS
 
 _MAX_REQUEST = 4096
 
@@ -51,6 +52,12 @@ async def main(argv: list[str]) -> int:
     p.add_argument("-retry", action="store_true", help="validate client addresses with Retry")
     p.add_argument("-alpn", metavar="P1,P2")
     p.add_argument("-keylogfile", metavar="FILE")
+    p.add_argument(
+        "-cc",
+        choices=sorted(CONTROLLERS),
+        default="newreno",
+        help="congestion control: newreno (RFC 9002, default), cubic (RFC 9438) or bbr",
+    )
     p.add_argument("-quiet", action="store_true")
     a = p.parse_args(argv)
 
@@ -70,6 +77,7 @@ async def main(argv: list[str]) -> int:
         certificate_chain=chain,
         private_key=key,
         key_log=key_log_writer(a.keylogfile),
+        congestion_control=a.cc,
     )
     requests: dict[tuple[int, int], bytearray] = {}
     #: (connection, peer's unidirectional stream) -> our stream carrying its echo.

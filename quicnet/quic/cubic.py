@@ -30,19 +30,19 @@ class Cubic:
     __slots__ = (
         "_before_event",
         "_cwnd_epoch",
-        "_k",
         "_reno_est",
         "_srtt",
         "_t_epoch",
-        "_w_max",
         "bytes_in_flight",
         "congestion_events",
         "congestion_recovery_start_time",
         "congestion_window",
         "cwnd_prior",
+        "k",
         "max_datagram_size",
         "minimum_window",
         "ssthresh",
+        "w_max",
     )
 
     pacing_rate: float | None = None  # pace by the window (RFC 9002 §7.7)
@@ -58,8 +58,9 @@ class Cubic:
         self.congestion_events = 0
         #: The window just before the last reduction (§4.3's cwnd_prior), bytes.
         self.cwnd_prior = 0.0
-        self._w_max = 0.0  # bytes (§4.2's W_max, times the segment size)
-        self._k = 0.0  # seconds
+        #: §4.2's W_max (in bytes: segments times the datagram size) and K (seconds).
+        self.w_max = 0.0
+        self.k = 0.0
         self._t_epoch: float | None = None  # start of the congestion avoidance stage
         self._cwnd_epoch = 0.0
         self._reno_est = 0.0  # §4.3's W_est, bytes
@@ -73,7 +74,7 @@ class Cubic:
     def w_cubic(self, t: float) -> float:
         """§4.2: the window (bytes) the cubic curve gives ``t`` seconds into the epoch."""
         mss = self.max_datagram_size
-        return (C_CUBIC * (t - self._k) ** 3 + self._w_max / mss) * mss
+        return (C_CUBIC * (t - self.k) ** 3 + self.w_max / mss) * mss
 
     def on_packet_sent(self, size: int, now: float) -> None:
         """Count ``size`` bytes in flight."""
@@ -86,11 +87,11 @@ class Cubic:
         self._t_epoch = now
         self._cwnd_epoch = cwnd
         self._reno_est = cwnd
-        if self._w_max <= cwnd:
-            self._w_max = cwnd
-            self._k = 0.0
+        if self.w_max <= cwnd:
+            self.w_max = cwnd
+            self.k = 0.0
         else:
-            self._k = ((self._w_max - cwnd) / mss / C_CUBIC) ** (1 / 3)
+            self.k = ((self.w_max - cwnd) / mss / C_CUBIC) ** (1 / 3)
 
     def on_packets_acked(self, packets: Iterable[SentInfo], now: float) -> None:
         """Slow start below ssthresh; above it, RFC 9438 §4.2-4.4 congestion avoidance.
@@ -144,9 +145,9 @@ class Cubic:
             self.ssthresh,
             self.congestion_recovery_start_time,
             self.cwnd_prior,
-            self._w_max,
+            self.w_max,
             self._t_epoch,
-            self._k,
+            self.k,
             self._reno_est,
         )
 
@@ -160,7 +161,7 @@ class Cubic:
         self.congestion_recovery_start_time = now
         cwnd = float(self.congestion_window)
         # §4.7: a flow whose window stopped short of the last W_max releases bandwidth.
-        self._w_max = cwnd * (1 + BETA_CUBIC) / 2 if cwnd < self._w_max else cwnd
+        self.w_max = cwnd * (1 + BETA_CUBIC) / 2 if cwnd < self.w_max else cwnd
         self.cwnd_prior = cwnd
         self.ssthresh = max(cwnd * BETA_CUBIC, self.minimum_window)
         self.congestion_window = int(self.ssthresh)
@@ -179,9 +180,9 @@ class Cubic:
             self.ssthresh,
             self.congestion_recovery_start_time,
             self.cwnd_prior,
-            self._w_max,
+            self.w_max,
             self._t_epoch,
-            self._k,
+            self.k,
             self._reno_est,
         ) = before
         self.congestion_window = max(self.congestion_window, window)

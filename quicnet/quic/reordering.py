@@ -30,13 +30,15 @@ class SpuriousLosses:
     """The application space's recent losses, and whether their congestion event can be
     undone."""
 
-    __slots__ = ("count", "generation", "pending", "suspects", "undo_possible")
+    __slots__ = ("count", "generation", "pending", "suspects", "undo_possible", "undone")
 
     def __init__(self) -> None:
         #: Packet number -> (time sent, declared by the time threshold, event generation).
         self.suspects: dict[int, tuple[float, bool, int]] = {}
         #: Losses proved spurious over the connection's life.
         self.count = 0
+        #: Congestion events undone because all their losses proved spurious.
+        self.undone = 0
         #: The congestion event being watched, and how many of its losses are unproven.
         self.generation = 0
         self.pending = 0
@@ -106,5 +108,6 @@ class SpuriousLosses:
         """True once, when every loss of the watched congestion event proved spurious."""
         if self.undo_possible and self.pending == 0:
             self.undo_possible = False
+            self.undone += 1
             return True
         return False
