@@ -638,7 +638,10 @@ class PacketSender:
         c = self.c
         rspace = c.recovery.spaces[_SPACE[epoch]]
         pn = rspace.next_packet_number
-        _, pn_len = encode_packet_number(pn, rspace.largest_acked)
+        reference = rspace.largest_acked
+        if reference is not None and rspace is c.recovery.spaces[2]:
+            reference -= c.recovery.packet_threshold  # reordering, as _one_rtt_datagram
+        _, pn_len = encode_packet_number(pn, reference)
         peer_cid = c.cids.current_peer_cid
         if epoch == Epoch.ONE_RTT:
             header = bytes((0x40 | (c.keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
