@@ -442,6 +442,7 @@ class Recovery:
             self.spaces[space_id].largest_acked or 0,
             self.packet_threshold,
             cc.congestion_events != events,
+            cc.congestion_events,
         )
         if self._persistent_congestion(lost):
             cc.on_persistent_congestion()
@@ -468,7 +469,7 @@ class Recovery:
                 self.packet_threshold = min(
                     max(self.packet_threshold, largest_acked - pn + 1), K_MAX_PACKET_THRESHOLD
                 )
-        if spurious.undo_due():
+        if spurious.undo_due(self.cc.congestion_events):
             self.cc.undo_congestion_event()
 
     def _persistent_congestion(self, lost: list[SentPacket]) -> bool:

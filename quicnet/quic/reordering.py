@@ -30,7 +30,7 @@ class SpuriousLosses:
     """The application space's recent losses, and whether their congestion event can be
     undone."""
 
-    __slots__ = ("count", "generation", "pending", "suspects", "undo_possible", "undone")
+    __slots__ = ("count", "event", "generation", "pending", "suspects", "undo_possible", "undone")
 
     def __init__(self) -> None:
         #: Packet number -> (time sent, declared by the time threshold, event generation).
@@ -41,6 +41,8 @@ class SpuriousLosses:
         self.undone = 0
         #: The congestion event being watched, and how many of its losses are unproven.
         self.generation = 0
+        #: The controller's ``congestion_events`` once it reduced for that event.
+        self.event = 0
         self.pending = 0
         self.undo_possible = False
 
@@ -51,10 +53,13 @@ class SpuriousLosses:
         largest_acked: int,
         packet_threshold: int,
         new_event: bool,
+        events: int,
     ) -> None:
         """In-flight ``packets`` of ``space_id`` were declared lost; ``new_event``: the
-        controller reduced its window for them (a new recovery period began)."""
+        controller reduced its window for them (a new recovery period began), and its
+        ``congestion_events`` is now ``events``."""
         if new_event:
+            self.event = events
             self.generation += 1
             self.pending = 0
             self.undo_possible = True
@@ -104,8 +109,12 @@ class SpuriousLosses:
         self.count += len(found)
         return found
 
-    def undo_due(self) -> bool:
-        """True once, when every loss of the watched congestion event proved spurious."""
+    def undo_due(self, events: int) -> bool:
+        """True once, when every loss of the watched congestion event proved spurious and
+        the controller (at ``events`` congestion events) has not reduced since, for
+        another loss or an ECN-CE mark."""
+        if events != self.event:
+            self.undo_possible = False
         if self.undo_possible and self.pending == 0:
             self.undo_possible = False
             self.undone += 1

@@ -338,3 +338,19 @@ def test_reordering_without_loss_keeps_goodput_within_20_percent(cc: str) -> Non
     assert recovery.spurious.undone == recovery.cc.congestion_events > 0
     assert recovery.packet_threshold > K_PACKET_THRESHOLD
     assert plain / mixed >= 0.8, (plain, mixed)
+
+
+def test_a_reduction_for_ecn_after_the_loss_is_not_undone() -> None:
+    """An ECN-CE signal (through on_congestion_event) after a spurious loss's event: the
+    loss proving spurious must not undo the newer reduction."""
+    recovery = _recovery()
+    for pn in range(1, 11):
+        _send(recovery, pn, 1.0)
+    assert _ack(recovery, ((10, 2),), 1.1) == [1]
+    _send(recovery, 11, 1.15)
+    recovery.cc.on_congestion_event(1.15, 1.2)  # what ECN would call
+    reduced = recovery.cc.congestion_window
+    assert recovery.cc.congestion_events == 2
+    assert _ack(recovery, ((10, 1),), 1.21) == []
+    assert recovery.spurious.count == 1 and recovery.spurious.undone == 0
+    assert recovery.cc.congestion_window == reduced
