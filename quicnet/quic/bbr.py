@@ -288,7 +288,7 @@ class Bbr:
     # Loss and the rest ------------------------------------------------------------
     def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
         """The model ignores loss; the window gives back what was lost (never below four
-        packets), and the first loss of a round counts as a congestion event."""
+        packets), and a loss sent after the last recovery period began starts a new one."""
         lost = 0
         latest_sent: float | None = None
         for p in packets:

@@ -294,6 +294,10 @@ class Recovery:
             self.first_rtt_sample_time = None
         self.cc.bytes_in_flight = 0
         self.pto_count = 0
+        # Reordering belongs to a path: the new one starts from RFC 9002's thresholds.
+        self.packet_threshold = K_PACKET_THRESHOLD
+        self.time_threshold = K_TIME_THRESHOLD
+        self.spurious = SpuriousLosses()
         return saved
 
     # Sending --------------------------------------------------------------------------

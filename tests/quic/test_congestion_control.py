@@ -354,3 +354,18 @@ def test_a_reduction_for_ecn_after_the_loss_is_not_undone() -> None:
     assert _ack(recovery, ((10, 1),), 1.21) == []
     assert recovery.spurious.count == 1 and recovery.spurious.undone == 0
     assert recovery.cc.congestion_window == reduced
+
+
+def test_a_new_path_starts_from_the_rfc_thresholds() -> None:
+    recovery = _recovery()
+    for pn in range(1, 11):
+        _send(recovery, pn, 1.0)
+    _ack(recovery, ((10, 2),), 1.1)
+    _send(recovery, 11, 1.15)
+    assert recovery.spurious.suspects
+    _ack(recovery, ((11, 1),), 1.2)
+    assert recovery.packet_threshold == 11  # ten overtook packet 1, plus one
+    recovery.switch_path(NewReno(MDS))  # reordering is the old path's
+    assert recovery.packet_threshold == K_PACKET_THRESHOLD
+    assert recovery.time_threshold == K_TIME_THRESHOLD
+    assert not recovery.spurious.suspects and recovery.spurious.count == 0
