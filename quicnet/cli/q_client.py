@@ -39,6 +39,7 @@ from quicnet.quic import (
     StreamDataReceived,
     StreamReset,
 )
+from quicnet.quic.controllers import CONTROLLERS
 from quicnet.tls import SessionTicket
 from quicnet.tls.errors import ECHRejected
 
@@ -268,6 +269,12 @@ async def main(argv: list[str]) -> int:
         default="v1",
         help="v2: offer QUIC v2 (RFC 9369) from a v1 Initial, v1 if the server lacks it",
     )
+    p.add_argument(
+        "-cc",
+        choices=sorted(CONTROLLERS),
+        default="newreno",
+        help="congestion control: newreno (RFC 9002, default), cubic (RFC 9438) or bbr",
+    )
     p.add_argument("urls", nargs="*", metavar="URL")
     a = p.parse_args(argv)
     ech_configs, ech_grease = ech_client_options(a)
@@ -316,6 +323,7 @@ async def main(argv: list[str]) -> int:
         address_token=saved.token if saved is not None else b"",
         enable_early_data=saved is not None,
         **versions,  # type: ignore[arg-type]
+        congestion_control=a.cc,
     )
     try:
         client = await connect(host, port, config, wait_connected=False)

@@ -23,6 +23,7 @@ from quicnet.quic import (
     QuicUsageError,
     StreamDataReceived,
 )
+from quicnet.quic.controllers import CONTROLLERS
 from quicnet.tls import TicketKeys
 
 _MAX_REQUEST = 4096
@@ -80,6 +81,12 @@ async def main(argv: list[str]) -> int:
     )
     p.add_argument("-alpn", metavar="P1,P2")
     p.add_argument("-keylogfile", metavar="FILE")
+    p.add_argument(
+        "-cc",
+        choices=sorted(CONTROLLERS),
+        default="newreno",
+        help="congestion control: newreno (RFC 9002, default), cubic (RFC 9438) or bbr",
+    )
     p.add_argument("-quiet", action="store_true")
     add_ech_server_flags(p)
     a = p.parse_args(argv)
@@ -102,6 +109,7 @@ async def main(argv: list[str]) -> int:
         key_log=key_log_writer(a.keylogfile),
         ech_keys=ech_server_keys(a),
         enable_early_data=a.early_data,
+        congestion_control=a.cc,
     )
     endpoint_options: dict[str, object] = {"require_retry": a.retry}
     if a.ticket_key_file:

@@ -14,7 +14,8 @@ from quicnet.crypto import (
     PrivateKey,
     RevocationCheck,
 )
-from quicnet.quic.congestion import CongestionController, NewReno
+from quicnet.quic.congestion import CongestionController
+from quicnet.quic.controllers import CONTROLLERS, new_controller
 from quicnet.quic.errors import QuicUsageError
 from quicnet.quic.versions import QuicVersion
 from quicnet.tls import CipherSuite, SessionTicket, StrikeRegister, TicketKeys
@@ -128,7 +129,11 @@ class QuicConfiguration:
     #: first one it speaks that is compatible (RFC 9368 §2.3): ``version=V1,
     #: supported_versions=(V2, V1)`` prefers v2 and falls back to v1 in one round trip.
     supported_versions: Sequence[int] = ()
-    congestion_controller: Callable[[int], CongestionController] = NewReno
+    #: The congestion controller, by name: ``"newreno"`` (RFC 9002 §7), ``"cubic"``
+    #: (RFC 9438) or ``"bbr"`` (BBRv1); see :mod:`quicnet.quic.controllers`.
+    congestion_control: str = "newreno"
+    #: A factory (from the maximum datagram size) that overrides ``congestion_control``.
+    congestion_controller: Callable[[int], CongestionController] | None = None
     #: Send a PING after this many seconds without sending anything ack-eliciting, once
     #: the handshake is confirmed (None: never); keeps NAT bindings and the idle timer alive.
     keepalive_interval: float | None = None
@@ -166,7 +171,18 @@ class QuicConfiguration:
                 f"max_udp_payload_size must be 1200-65527 (RFC 9000 §18.2), "
                 f"not {self.max_udp_payload_size}"
             )
+        if self.congestion_control not in CONTROLLERS:
+            raise QuicUsageError(
+                f"congestion_control must be one of {', '.join(CONTROLLERS)}, "
+                f"not {self.congestion_control!r}"
+            )
         if self.key_update_packets < 1:
             raise QuicUsageError(
                 f"key_update_packets must be at least 1, not {self.key_update_packets}"
             )
+
+    def new_congestion_controller(self, max_datagram_size: int) -> CongestionController:
+        """A fresh controller as configured (a new connection or path)."""
+        if self.congestion_controller is not None:
+            return self.congestion_controller(max_datagram_size)
+        return new_controller(self.congestion_control, max_datagram_size)

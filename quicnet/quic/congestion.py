@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-__all__ = ["CongestionController", "NewReno", "Pacer"]
+__all__ = ["CongestionController", "NewReno", "Pacer", "SentInfo"]
 
 K_LOSS_REDUCTION_FACTOR = 0.5
 
@@ -18,13 +18,26 @@ class SentInfo(Protocol):
 
 
 class CongestionController(Protocol):
-    """What loss recovery needs from a congestion controller."""
+    """What loss recovery needs from a congestion controller.
+
+    Recovery reports sends, acknowledgements and losses; ECN (RFC 9002 §7.1) reports a
+    CE mark through :meth:`on_congestion_event`. When every packet whose loss caused
+    the last reduction turns out to have arrived after all (reordering, not loss),
+    recovery calls :meth:`undo_congestion_event`.
+    """
 
     congestion_window: int
     bytes_in_flight: int
+    #: Reductions so far: recovery tells a new congestion event from a repeated signal
+    #: inside the current recovery period by this counter changing.
+    congestion_events: int
+    #: Bytes per second the pacer should use, or None to pace at 1.25 windows per
+    #: smoothed RTT (RFC 9002 §7.7). A model-based controller (BBR) sets its own.
+    pacing_rate: float | None
 
-    def on_packet_sent(self, size: int) -> None:
-        """An in-flight packet of ``size`` bytes was sent: add it to ``bytes_in_flight``."""
+    def on_packet_sent(self, size: int, now: float) -> None:
+        """An in-flight packet of ``size`` bytes was sent at ``now``: add it to
+        ``bytes_in_flight``."""
 
     def on_packets_acked(self, packets: Iterable[SentInfo], now: float) -> None:
         """In-flight packets were acknowledged: take them out of ``bytes_in_flight`` and
@@ -33,6 +46,15 @@ class CongestionController(Protocol):
     def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
         """In-flight packets were declared lost: take them out of ``bytes_in_flight`` and
         react to the congestion, at most once per recovery period (§7.3.2)."""
+
+    def on_congestion_event(self, sent_time: float, now: float) -> None:
+        """A congestion signal (a loss, or an ECN-CE count increase, §7.1) for a packet
+        sent at ``sent_time``: reduce the window unless a recovery period that began
+        after it is already under way (§7.3.2)."""
+
+    def undo_congestion_event(self) -> None:
+        """The last reduction was spurious (every loss behind it was reordering): go back
+        to the window and threshold from before it (RFC 9438 §4.9 describes it for CUBIC)."""
 
     def on_persistent_congestion(self) -> None:
         """Persistent congestion was established (§7.6.2): fall to the minimum window."""
@@ -50,13 +72,17 @@ class NewReno:
 
     __slots__ = (
         "_acked_in_avoidance",
+        "_before_event",
         "bytes_in_flight",
+        "congestion_events",
         "congestion_recovery_start_time",
         "congestion_window",
         "max_datagram_size",
         "minimum_window",
         "ssthresh",
     )
+
+    pacing_rate: float | None = None  # pace by the window (RFC 9002 §7.7)
 
     def __init__(self, max_datagram_size: int = 1200) -> None:
         self.max_datagram_size = max_datagram_size
@@ -67,12 +93,15 @@ class NewReno:
         self.ssthresh: float = float("inf")
         self.congestion_recovery_start_time: float | None = None
         self._acked_in_avoidance = 0
+        self.congestion_events = 0
+        #: (window, ssthresh, recovery start) before the last reduction, for an undo.
+        self._before_event: tuple[int, float, float | None] | None = None
 
     def _in_recovery(self, time_sent: float) -> bool:
         start = self.congestion_recovery_start_time
         return start is not None and time_sent <= start
 
-    def on_packet_sent(self, size: int) -> None:
+    def on_packet_sent(self, size: int, now: float) -> None:
         """Count ``size`` bytes in flight."""
         self.bytes_in_flight += size
 
@@ -99,18 +128,41 @@ class NewReno:
         for p in packets:
             self.bytes_in_flight -= p.size
             latest_sent = p.time_sent if latest_sent is None else max(latest_sent, p.time_sent)
-        if latest_sent is not None and not self._in_recovery(latest_sent):
-            self.congestion_recovery_start_time = now
-            self.ssthresh = max(
-                self.congestion_window * K_LOSS_REDUCTION_FACTOR, self.minimum_window
-            )
-            self.congestion_window = int(self.ssthresh)
-            self._acked_in_avoidance = 0
+        if latest_sent is not None:
+            self.on_congestion_event(latest_sent, now)
+
+    def on_congestion_event(self, sent_time: float, now: float) -> None:
+        """§7.3.2 / Appendix B.6: a new recovery period halves ssthresh and the window."""
+        if self._in_recovery(sent_time):
+            return
+        self._before_event = (
+            self.congestion_window,
+            self.ssthresh,
+            self.congestion_recovery_start_time,
+        )
+        self.congestion_events += 1
+        self.congestion_recovery_start_time = now
+        self.ssthresh = max(self.congestion_window * K_LOSS_REDUCTION_FACTOR, self.minimum_window)
+        self.congestion_window = int(self.ssthresh)
+        self._acked_in_avoidance = 0
+
+    def undo_congestion_event(self) -> None:
+        """Restore the window and ssthresh from before the last reduction (never lower
+        than they are now) and leave its recovery period."""
+        before = self._before_event
+        if before is None:
+            return
+        self._before_event = None
+        window, ssthresh, start = before
+        self.congestion_window = max(self.congestion_window, window)
+        self.ssthresh = max(self.ssthresh, ssthresh)
+        self.congestion_recovery_start_time = start
 
     def on_persistent_congestion(self) -> None:
         """§7.6.2: the window drops to the minimum and the recovery period ends."""
         self.congestion_window = self.minimum_window  # §7.6.2
         self.congestion_recovery_start_time = None
+        self._before_event = None  # nothing to go back to
 
     def discard(self, packets: Iterable[SentInfo]) -> None:
         """Packets of a discarded packet number space leave bytes_in_flight (§6.4)."""

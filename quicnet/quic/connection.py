@@ -724,4 +724,4 @@ class QuicConnection:
 
     def new_controller(self) -> CongestionController:
         """A fresh congestion controller of the configured kind (a new path, a restart)."""
-        return self.configuration.congestion_controller(1200)
+        return self.configuration.new_congestion_controller(1200)

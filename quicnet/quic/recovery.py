@@ -9,6 +9,7 @@ from typing import Any
 from quicnet.quic.congestion import CongestionController, NewReno, Pacer
 from quicnet.quic.pmtu import BASE_PLPMTU
 from quicnet.quic.rangeset import RangeSet
+from quicnet.quic.reordering import SpuriousLosses
 from quicnet.tls import Epoch
 
 __all__ = [
@@ -26,6 +27,9 @@ K_TIME_THRESHOLD = 9 / 8
 K_GRANULARITY = 0.001
 K_INITIAL_RTT = 0.333
 K_PERSISTENT_CONGESTION_THRESHOLD = 3
+#: Caps on the adapted loss thresholds (§6.1.1 and §6.1.2 allow raising them).
+K_MAX_PACKET_THRESHOLD = 1000
+K_MAX_TIME_THRESHOLD = 2.0
 #: The packet number space of each TLS epoch (0-RTT shares the application space).
 EPOCH_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
 #: Received packet-number ranges kept for ACK frames before the oldest half is forgotten.
@@ -208,6 +212,7 @@ class Recovery:
         "mtu_probe",
         "on_delivered",
         "pacer",
+        "packet_threshold",
         "packets_lost",
         "packets_sent",
         "peer_completed_address_validation",
@@ -215,6 +220,8 @@ class Recovery:
         "pto_count",
         "rtt",
         "spaces",
+        "spurious",
+        "time_threshold",
     )
 
     def __init__(
@@ -249,6 +256,11 @@ class Recovery:
         #: hears of large packets lost after it (PMTU black holes, RFC 8899 §4.3).
         self.large_acked_sent = -1.0
         self.large_loss_observer: LargeLossObserver | None = None
+        #: §6.1: the RFC's thresholds to start with; raised when a loss proves spurious.
+        self.packet_threshold = K_PACKET_THRESHOLD
+        self.time_threshold = K_TIME_THRESHOLD
+        #: Application-space losses watched for a late acknowledgement (reordering).
+        self.spurious = SpuriousLosses()
 
     @property
     def bytes_in_flight(self) -> int:
@@ -302,6 +314,10 @@ class Recovery:
             self.first_rtt_sample_time = None
         self.cc.bytes_in_flight = 0
         self.pto_count = 0
+        # Reordering belongs to a path: the new one starts from RFC 9002's thresholds.
+        self.packet_threshold = K_PACKET_THRESHOLD
+        self.time_threshold = K_TIME_THRESHOLD
+        self.spurious = SpuriousLosses()
         return saved
 
     # Sending --------------------------------------------------------------------------
@@ -315,7 +331,7 @@ class Recovery:
             if packet.ack_eliciting:
                 space.time_of_last_ack_eliciting = packet.time_sent
                 space.ack_eliciting_in_flight += 1
-            self.cc.on_packet_sent(packet.size)
+            self.cc.on_packet_sent(packet.size, packet.time_sent)
             self.pacer.on_sent(packet.time_sent, packet.size)
 
     # Receiving ACKs (§A.7) -----------------------------------------------------------------
@@ -350,6 +366,8 @@ class Recovery:
                     break
                 if pn >= ascending[i][1]:
                     numbers.append(pn)
+        if space_id == 2 and self.spurious.suspects:  # only while some loss is in doubt
+            self._check_spurious(space.largest_acked, ranges, now)
         if not numbers:
             return [], []
         acked = [sent.pop(pn) for pn in numbers]
@@ -391,7 +409,11 @@ class Recovery:
         # server validated its address.
         if space_id or self.peer_completed_address_validation:
             self.pto_count = 0
-        self.pacer.update_rate(cc.congestion_window, rtt.smoothed_rtt)
+        rate = cc.pacing_rate
+        if rate is None:
+            self.pacer.update_rate(cc.congestion_window, rtt.smoothed_rtt)
+        else:  # a model-based controller paces at its own rate (BBR)
+            self.pacer.rate = rate
         deliver = self.on_delivered
         for p in acked:
             if p.frames:
@@ -400,7 +422,7 @@ class Recovery:
 
     def _loss_delay(self) -> float:
         rtt = self.rtt
-        return max(K_TIME_THRESHOLD * max(rtt.latest_rtt, rtt.smoothed_rtt), K_GRANULARITY)
+        return max(self.time_threshold * max(rtt.latest_rtt, rtt.smoothed_rtt), K_GRANULARITY)
 
     def _detect_lost(self, space_id: int, now: float) -> list[SentPacket]:
         """§6.1: packet and time thresholds."""
@@ -410,6 +432,7 @@ class Recovery:
         if largest is None:
             return []
         loss_delay = self._loss_delay()
+        threshold = self.packet_threshold
         sent = space.sent
         numbers: list[int] = []
         loss_time: float | None = None
@@ -417,7 +440,7 @@ class Recovery:
             if pn > largest:
                 break  # ascending order: nothing above the largest acknowledged is lost
             # The same expression as the timer's deadline, so a timer never re-fires idle.
-            if p.time_sent + loss_delay <= now or largest >= pn + K_PACKET_THRESHOLD:
+            if p.time_sent + loss_delay <= now or largest >= pn + threshold:
                 numbers.append(pn)
             else:
                 deadline = p.time_sent + loss_delay
@@ -444,17 +467,48 @@ class Recovery:
                 self.cc.discard(probes)
                 in_flight = [p for p in in_flight if p is not probes[0]]
         self.packets_lost += len(in_flight)
-        self.cc.on_packets_lost(in_flight, now)
+        cc = self.cc
+        events = cc.congestion_events
+        cc.on_packets_lost(in_flight, now)
         if self.large_loss_observer is not None:
             mark = self.large_acked_sent
             if any(p.size > BASE_PLPMTU and p.time_sent > mark for p in in_flight):
                 self.large_loss_observer(mark)
+        self.spurious.on_lost(
+            space_id,
+            in_flight,
+            self.spaces[space_id].largest_acked or 0,
+            self.packet_threshold,
+            cc.congestion_events != events,
+            cc.congestion_events,
+        )
         if self._persistent_congestion(lost):
-            self.cc.on_persistent_congestion()
+            cc.on_persistent_congestion()
+            self.spurious.undo_possible = False
         deliver = self.on_delivered
         for p in lost:
             if p.frames:
                 deliver(p.frames, False)
+
+    def _check_spurious(
+        self, largest_acked: int | None, ranges: Sequence[tuple[int, int]], now: float
+    ) -> None:
+        """A packet declared lost was acknowledged after all: it was reordered. Raise the
+        threshold that condemned it (§6.1.1, §6.1.2 allow it) and, once every loss of the
+        last congestion event proved spurious, undo that event's reduction."""
+        rtt = self.rtt
+        reference = max(rtt.latest_rtt, rtt.smoothed_rtt)
+        spurious = self.spurious
+        for pn, time_sent, by_time in spurious.take_acknowledged(ranges, now, 4 * reference):
+            if by_time:  # needed: the time it took to be acknowledged, in RTTs
+                needed = (now - time_sent) / reference if reference > 0 else K_MAX_TIME_THRESHOLD
+                self.time_threshold = min(max(self.time_threshold, needed), K_MAX_TIME_THRESHOLD)
+            elif largest_acked is not None:  # the packets that overtook it, plus one
+                self.packet_threshold = min(
+                    max(self.packet_threshold, largest_acked - pn + 1), K_MAX_PACKET_THRESHOLD
+                )
+        if spurious.undo_due(self.cc.congestion_events):
+            self.cc.undo_congestion_event()
 
     def _persistent_congestion(self, lost: list[SentPacket]) -> bool:
         """§7.6: two ack-eliciting losses further apart than the congestion period,

@@ -237,9 +237,12 @@ class PacketSender:
             return b""  # the common case when idle: nothing to build
         keys = c.keys
         pn = rspace.next_packet_number
-        # §17.1, Appendix A.2: enough bytes for twice the packets not yet acknowledged.
+        # §17.1, Appendix A.2: enough bytes for twice the packets not yet acknowledged,
+        # plus the reordering seen (a late packet must still decode at the receiver).
         largest_acked = rspace.largest_acked
-        unacked = 2 * (pn + 1 if largest_acked is None else pn - largest_acked)
+        unacked = 2 * (
+            (pn + 1 if largest_acked is None else pn - largest_acked) + c.recovery.packet_threshold
+        )
         pn_len = (
             1 if unacked < 0x100 else 2 if unacked < 0x10000 else 3 if unacked < 0x1000000 else 4
         )
@@ -712,7 +715,10 @@ class PacketSender:
         c = self.c
         rspace = c.recovery.spaces[_SPACE[epoch]]
         pn = rspace.next_packet_number
-        _, pn_len = encode_packet_number(pn, rspace.largest_acked)
+        reference = rspace.largest_acked
+        if reference is not None and rspace is c.recovery.spaces[2]:
+            reference -= c.recovery.packet_threshold  # reordering, as _one_rtt_datagram
+        _, pn_len = encode_packet_number(pn, reference)
         peer_cid = c.cids.current_peer_cid
         if epoch == Epoch.ONE_RTT:
             header = bytes((0x40 | (c.keys.key_phase << 2) | (pn_len - 1),)) + peer_cid

@@ -599,6 +599,11 @@ class Simulation:
         )
         return node
 
+    def share_uplink(self, node: Node, other: Node) -> None:
+        """From now on ``node``'s datagrams to the server take ``other``'s link: one
+        bottleneck (one queue, one rate) that the two flows compete for."""
+        self._links[(node.name, self.server.name)] = self._links[(other.name, self.server.name)]
+
     def links_of(self, node: Node) -> tuple[Link, Link]:
         """``(to the server, from the server)`` for a client node."""
         return self._links[(node.name, self.server.name)], self._links[

@@ -593,3 +593,24 @@ def test_cli_resumption_after_both_processes_restart(tmp_path: Path, ident: Any)
     assert b"Reused, TLSv1.3" in second.stderr and b"Early data was accepted" in second.stderr
     assert wire.types["s2c"].get("retry", 0) == 0
     assert (tmp_path / "two" / "again.txt").read_bytes() == b"still here\n"
+
+
+# Issue 10: -cc picks the congestion controller on both verbs.
+
+
+def test_cli_q_client_and_q_server_take_a_congestion_controller(tmp_path: Path, ident: Any) -> None:
+    """q_server -cc cubic serves 2 MB to q_client -cc bbr; an unknown name is refused."""
+    www = tmp_path / "www"
+    www.mkdir()
+    body = payload(2_000_000, seed=34)
+    (www / "file.bin").write_bytes(body)
+    out = tmp_path / "downloads"
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    with _q_server(*args, "-www", str(www), "-cc", "cubic") as (_proc, address):
+        result = _q_client(
+            address, ident, out, "https://localhost/file.bin", options=("-cc", "bbr")
+        )
+    assert result.returncode == 0, result.stderr.decode()
+    assert sha256((out / "file.bin").read_bytes()) == sha256(body)
+    refused = _q_client(("127.0.0.1", 9), ident, out, options=("-cc", "vegas"))
+    assert refused.returncode != 0 and b"invalid choice: 'vegas'" in refused.stderr

@@ -321,19 +321,19 @@ def test_initial_window() -> None:
 def test_slow_start_and_congestion_avoidance() -> None:
     cc = NewReno(MDS)
     for _ in range(10):
-        cc.on_packet_sent(MDS)
+        cc.on_packet_sent(MDS, 1.0)
     assert cc.bytes_in_flight == 10 * MDS
     cc.on_packets_acked([_P(MDS, 1.0)] * 10, 1.1)
     assert cc.congestion_window == 12000 + 10 * MDS  # slow start: +1 per acked byte
     assert cc.bytes_in_flight == 0
     # A loss halves the window and ends slow start.
-    cc.on_packet_sent(MDS)
+    cc.on_packet_sent(MDS, 1.0)
     cc.on_packets_lost([_P(MDS, 1.2)], 1.3)
     assert cc.congestion_window == 12000 and cc.ssthresh == 12000
     # Congestion avoidance: one datagram more per window's worth of acknowledged bytes.
     acked = [_P(MDS, 1.4)] * 10
     for _ in acked:
-        cc.on_packet_sent(MDS)
+        cc.on_packet_sent(MDS, 1.0)
     cc.on_packets_acked(acked, 1.5)
     assert cc.congestion_window == 12000 + MDS
 
@@ -342,7 +342,7 @@ def test_one_reduction_per_recovery_period() -> None:
     cc = NewReno(MDS)
     cc.congestion_window = 48000
     for _ in range(4):
-        cc.on_packet_sent(MDS)
+        cc.on_packet_sent(MDS, 1.0)
     cc.on_packets_lost([_P(MDS, 1.0)], 2.0)
     assert cc.congestion_window == 24000
     cc.on_packets_lost([_P(MDS, 1.5)], 2.1)  # sent before the recovery started: same event
@@ -357,7 +357,7 @@ def test_one_reduction_per_recovery_period() -> None:
 def test_window_never_below_the_minimum() -> None:
     cc = NewReno(MDS)
     for i in range(10):
-        cc.on_packet_sent(MDS)
+        cc.on_packet_sent(MDS, 1.0)
         cc.on_packets_lost([_P(MDS, float(i))], float(i) + 0.5)
     assert cc.congestion_window == cc.minimum_window
     cc.on_persistent_congestion()
@@ -373,8 +373,8 @@ def test_persistent_congestion_resets_to_the_minimum() -> None:
 
 def test_discard_removes_bytes_in_flight_only() -> None:
     cc = NewReno(MDS)
-    cc.on_packet_sent(MDS)
-    cc.on_packet_sent(300)
+    cc.on_packet_sent(MDS, 1.0)
+    cc.on_packet_sent(300, 1.0)
     window = cc.congestion_window
     cc.discard([_P(MDS, 1.0), _P(300, 1.0)])
     assert cc.bytes_in_flight == 0 and cc.congestion_window == window

@@ -86,10 +86,13 @@ def test_ten_megabytes_on_four_streams_at_ten_percent_loss() -> None:
     assert client.state == ConnectionState.CONNECTED
 
 
+@pytest.mark.parametrize("cc", ["newreno", "cubic", "bbr"])
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("loss", [0.0, 0.05, 0.2])
-def test_transfer_on_several_streams(loss: float, seed: int) -> None:
-    sim = make_pair(seed=seed, c2s=_noisy(loss), s2c=_noisy(loss))
+def test_transfer_on_several_streams(loss: float, seed: int, cc: str) -> None:
+    """Every congestion controller (issue 10) moves the data intact through the noise."""
+    config = {"congestion_control": cc}
+    sim = make_pair(seed=seed, c2s=_noisy(loss), s2c=_noisy(loss), client=config, server=config)
     _upload(sim, [150_000, 100_000, 50_000, 1, 0], seed=seed, timeout=600.0, corrupt=0.01)
 
 
