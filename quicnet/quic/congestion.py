@@ -34,6 +34,10 @@ class CongestionController(Protocol):
         """In-flight packets were declared lost: take them out of ``bytes_in_flight`` and
         react to the congestion, at most once per recovery period (§7.3.2)."""
 
+    def on_ecn_ce(self, time_sent: float, now: float) -> None:
+        """The peer's CE count rose in an ACK whose largest newly acknowledged packet
+        left at ``time_sent``: a congestion event with nothing lost (§7.1, Appendix B.7)."""
+
     def on_persistent_congestion(self) -> None:
         """Persistent congestion was established (§7.6.2): fall to the minimum window."""
 
@@ -96,7 +100,18 @@ class NewReno:
         for p in packets:
             self.bytes_in_flight -= p.size
             latest_sent = p.time_sent if latest_sent is None else max(latest_sent, p.time_sent)
-        if latest_sent is not None and not self._in_recovery(latest_sent):
+        if latest_sent is not None:
+            self._congestion_event(latest_sent, now)
+
+    def on_ecn_ce(self, time_sent: float, now: float) -> None:
+        """Appendix B.7: CE marks react as a loss does (at most once per recovery
+        period), with nothing leaving ``bytes_in_flight``."""
+        self._congestion_event(time_sent, now)
+
+    def _congestion_event(self, time_sent: float, now: float) -> None:
+        """Appendix B.6: a congestion signal for a packet sent after the recovery period
+        began starts a new one: ssthresh and the window halve (not below the minimum)."""
+        if not self._in_recovery(time_sent):
             self.congestion_recovery_start_time = now
             self.ssthresh = max(
                 self.congestion_window * K_LOSS_REDUCTION_FACTOR, self.minimum_window
