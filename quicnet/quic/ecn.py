@@ -80,8 +80,10 @@ class EcnState:
     """A connection's ECN counts, marking decision and path validation."""
 
     __slots__ = (
+        "_closed",
         "_last_numbers",
         "_marked",
+        "_open",
         "_path",
         "_peer",
         "_recovery",
@@ -107,7 +109,11 @@ class EcnState:
     def _reset(self) -> None:
         #: Per space, the packet-number ranges sent marked: [first, end) (end -1: open).
         self._marked: tuple[list[list[int]], ...] = ([], [], [])
-        #: Per space, the highest (ECT(0), ECT(1), CE) counts the peer reported.
+        #: Per space, where the open range starts (-1: none), and how many packets the
+        #: closed ranges hold: the common questions without walking the ranges.
+        self._open = [-1, -1, -1]
+        self._closed = [0, 0, 0]
+        #: Per space, the highest ECT(0) and CE counts the peer reported (ECT(1) stays 0).
         self._peer = ([0, 0, 0], [0, 0, 0], [0, 0, 0])
         self._testing_left = TESTING_PACKETS
         self._last_numbers = [0, 0, 0]
@@ -118,6 +124,13 @@ class EcnState:
         """Decide whether the datagrams about to be built carry ECT(0); called once per
         ``datagrams_to_send`` with the connection's recovery and current path."""
         state = self.state
+        if path is self._path and recovery is self._recovery:  # the common case: no news
+            if state == EcnValidation.CAPABLE and self.marking:
+                return True
+            if (state == EcnValidation.FAILED or state == EcnValidation.UNKNOWN) and not (
+                self.marking
+            ):
+                return False
         if state == EcnValidation.DISABLED:
             return False
         if recovery is not self._recovery:  # a new connection, or restarted by VN (§6)
@@ -142,21 +155,21 @@ class EcnState:
         mark = state == EcnValidation.TESTING or state == EcnValidation.CAPABLE
         if mark != self.marking:
             self.marking = mark
-            for ranges, pn in zip(self._marked, numbers, strict=True):
+            for space_id, pn in enumerate(numbers):
+                ranges = self._marked[space_id]
                 if mark:
                     ranges.append([pn, -1])
+                    self._open[space_id] = pn
                 elif ranges:
                     ranges[-1][1] = pn
+                    self._closed[space_id] += pn - ranges[-1][0]
+                    self._open[space_id] = -1
         return mark
 
     def _marked_among(self, space_id: int, acked: Sequence[_Acked]) -> int:
-        """How many of ``acked`` (ascending) were sent marked."""
+        """How many of ``acked`` (ascending) were sent marked (the walk the open range
+        spares the common case)."""
         ranges = self._marked[space_id]
-        if not ranges:
-            return 0
-        last = ranges[-1]
-        if last[1] < 0 and acked[0].packet_number >= last[0]:
-            return len(acked)  # all in the open range: the common case
         n = 0
         for p in acked:
             pn = p.packet_number
@@ -165,12 +178,6 @@ class EcnState:
                     n += 1
                     break
         return n
-
-    def _marked_sent(self, space_id: int, next_packet_number: int) -> int:
-        return sum(
-            (next_packet_number if end < 0 else end) - first
-            for first, end in self._marked[space_id]
-        )
 
     # Receiving ACK frames (§13.4.2.1) ---------------------------------------------------------
     def on_ack(
@@ -184,7 +191,11 @@ class EcnState:
         """Check an ACK frame's ECN counts against the packets it newly acknowledged
         (``acked``, ascending, not empty); returns the rise in the CE count (0 unless
         the frame validates), a congestion signal for the controller."""
-        marked = self._marked_among(space_id, acked)
+        start = self._open[space_id]
+        if start >= 0 and acked[0].packet_number >= start:
+            marked = len(acked)  # all in the open range: the common case
+        else:
+            marked = self._marked_among(space_id, acked)
         if counts is None:
             if marked:
                 self._fail()  # §13.4.2.1: marked packets acknowledged without counts
@@ -194,17 +205,17 @@ class EcnState:
         ect0, ect1, ce = counts
         peer = self._peer[space_id]
         d0, dce = ect0 - peer[0], ce - peer[2]
+        sent = self._closed[space_id] + (next_packet_number - start if start >= 0 else 0)
         if (
             d0 < 0
             or dce < 0
-            or ect1 < peer[1]
-            or ect1 > 0  # we never send ECT(1)
-            or ect0 > self._marked_sent(space_id, next_packet_number)
+            or ect1  # we never send ECT(1)
+            or ect0 > sent
             or d0 + dce < marked
         ):
             self._fail()
             return 0
-        peer[0], peer[1], peer[2] = ect0, ect1, ce
+        peer[0], peer[2] = ect0, ce
         if marked and self.state != EcnValidation.CAPABLE:
             self.state = EcnValidation.CAPABLE
         return dce
