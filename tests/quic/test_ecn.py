@@ -19,6 +19,7 @@ from simnet import (
     LinkConfig,
     Simulation,
     StreamCollector,
+    client_config,
     handshake,
     make_pair,
     payloads,
@@ -241,6 +242,37 @@ def test_a_path_that_drops_marked_datagrams_stops_marking_and_still_connects() -
     assert client.ecn.state == EcnValidation.UNKNOWN  # never validated, never marks
     assert client.ecn_marked == 0
     assert sim.server.connection.ecn.received[2][ECT0] == 0
+
+
+def test_an_endpoint_marks_per_connection() -> None:
+    """One server socket, two clients: the connection whose path bleached its marks
+    stops marking, the other keeps marking (the endpoint's ``ecn_marked`` split)."""
+    sim = make_pair(seed=6)
+    second = sim.add_client(QuicConnection(client_config()), ("10.0.0.9", 5555))
+    sent: dict[str, list[int]] = {"client": [], "client2": []}
+
+    def record(name: str, bleach: bool) -> Callable[[int, bytes, float], int]:
+        def ecn(codepoint: int, data: bytes, now: float) -> int:
+            sent[name].append(codepoint)
+            return NOT_ECT if bleach else codepoint
+
+        return ecn
+
+    sim.s2c.ecn = record("client", False)
+    sim.links_of(second)[1].ecn = record("client2", True)
+    handshake(sim)
+    sim.connect(second)
+    sim.run_until(lambda: second.impl.handshake_complete, what="second handshake")
+    # The server sends to both at once: their datagrams leave in the same calls.
+    for conn in sim.server.impl.connections.values():  # type: ignore[union-attr]
+        sid = conn.create_stream()
+        conn.send_stream_data(sid, payloads(1, [100_000])[0], end_stream=True)
+    sim.run_for(5.0)
+    states = {c.ecn.state for c in set(sim.server.impl.connections.values())}  # type: ignore[union-attr]
+    assert states == {EcnValidation.CAPABLE, EcnValidation.FAILED}
+    assert sent["client"][-20:] == [ECT0] * 20  # still marked
+    assert sent["client2"][-20:] == [NOT_ECT] * 20  # stopped
+    assert len(sent["client2"]) > 40
 
 
 def test_ecn_off_in_the_configuration_marks_nothing() -> None:
