@@ -527,7 +527,7 @@ class QuicConnection:
         self.datagram_authenticated = False
         self.datagram_address = address
         try:
-            self.receiver.receive_packets(data, address, now, ecn)
+            self.receiver.receive_packets(data, address, now, ecn & 3)
         except TransportError as exc:
             self._enter_closing(exc.error_code, exc.frame_type or 0, exc.reason, application=False)
         except TLSError as exc:
