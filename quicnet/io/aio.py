@@ -26,9 +26,11 @@ from typing import Any
 from quicnet.io.udp import (
     MIGRATION_LINGER,
     DatagramSender,
+    enable_ecn,
     local_host_for,
     loopback_configuration,
     open_udp_socket,
+    read_socket_ecn,
 )
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import ConnectionState, QuicConnection
@@ -96,6 +98,11 @@ class Transporter:
 
     sender: DatagramSender
     """What went out on the socket: see :class:`~quicnet.io.udp.DatagramSender`."""
+    #: Whether the core takes ECN (RFC 9000 §13.4): set by subclasses from the configuration.
+    want_ecn = False
+    #: ECN in use on the socket: each datagram read with recvmsg and its codepoint handed
+    #: to :meth:`_receive_marked`, what is sent marked as :meth:`_ecn_marked` says (Linux).
+    ecn = False
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
@@ -109,7 +116,9 @@ class Transporter:
 
     def attach(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.sender = DatagramSender(sock)  # kept after detach: its counters stay readable
+        self.ecn = self.want_ecn and enable_ecn(sock)
+        # Kept after detach: its counters stay readable.
+        self.sender = DatagramSender(sock, ecn=self.ecn)
         self.loop.add_reader(sock.fileno(), self._readable)
 
     def _readable(self, sock: socket.socket | None = None) -> None:
@@ -118,6 +127,11 @@ class Transporter:
             return
         now = _clock()
         try:
+            if self.ecn:
+                for data, address, ecn in read_socket_ecn(sock):
+                    self._receive_marked(data, address, now, ecn)
+                self._dispatch()
+                return
             for _ in range(_READS_PER_WAKEUP):
                 try:
                     data, address = sock.recvfrom(_MAX_DATAGRAM)
@@ -162,6 +176,14 @@ class Transporter:
     def _receive(self, data: bytes, address: Any, now: float) -> None:
         raise NotImplementedError
 
+    def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
+        """A datagram with its ECN codepoint (only when :attr:`want_ecn` is set)."""
+        raise NotImplementedError
+
+    def _ecn_marked(self) -> int:
+        """How many of the datagrams ``_pending`` just returned go out ECT(0)."""
+        return 0
+
     def _dispatch(self) -> None:
         raise NotImplementedError
 
@@ -182,7 +204,7 @@ class Transporter:
             return  # detached: no more sending, no timers
         # Runs of equal-size datagrams leave in one GSO sendmsg where Linux offers
         # it; a full kernel buffer drops the rest (recovery treats it as loss).
-        self.sender.send(self._pending(now))
+        self.sender.send(self._pending(now), self._ecn_marked())
         deadline = self._next_timer()
         # Re-arm only for an earlier deadline: a timer that fires early is harmless
         # (the core checks its own deadlines and hands back the next one), while
@@ -215,6 +237,7 @@ class QuicClient(Transporter):
     def __init__(self, connection: QuicConnection) -> None:
         super().__init__()
         self.connection = connection
+        self.want_ecn = connection.configuration.ecn
         # Events stay in the connection until the application asks for them: taking a
         # StreamDataReceived is what returns flow-control credit to the peer, so a
         # reader that falls behind holds the sender at one window (RFC 9000 §4).
@@ -234,6 +257,12 @@ class QuicClient(Transporter):
 
     def _receive(self, data: bytes, address: Any, now: float) -> None:
         self.connection.receive_datagram(data, address, now)
+
+    def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
+        self.connection.receive_datagram(data, address, now, ecn)
+
+    def _ecn_marked(self) -> int:
+        return self.connection.ecn_marked
 
     def _dispatch(self) -> None:
         conn = self.connection
@@ -359,6 +388,7 @@ class QuicServer(Transporter):
     def __init__(self, endpoint: QuicEndpoint, handler: Handler) -> None:
         super().__init__()
         self.endpoint = endpoint
+        self.want_ecn = endpoint.configuration.ecn
         self._handler = handler
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -374,6 +404,12 @@ class QuicServer(Transporter):
 
     def _receive(self, data: bytes, address: Any, now: float) -> None:
         self.endpoint.receive_datagram(data, address, now)
+
+    def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
+        self.endpoint.receive_datagram(data, address, now, ecn)
+
+    def _ecn_marked(self) -> int:
+        return self.endpoint.ecn_marked
 
     def _dispatch(self) -> None:
         while (item := self.endpoint.next_event()) is not None:

@@ -12,6 +12,7 @@ returns the events. Call it once a frame::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import ipaddress
@@ -21,7 +22,7 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import QuicConnection
@@ -29,17 +30,20 @@ from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.events import Address, QuicEvent
 
 __all__ = [
+    "ECN_PLATFORM",
     "MIGRATION_LINGER",
     "DatagramSender",
     "SansIoCore",
     "SocketDriver",
     "UdpClient",
     "UdpServer",
+    "enable_ecn",
     "gso_batches",
     "LOOPBACK_MAX_UDP_PAYLOAD",
     "local_host_for",
     "loopback_configuration",
     "open_udp_socket",
+    "read_socket_ecn",
     "set_dont_fragment",
 ]
 
@@ -58,6 +62,11 @@ class SansIoCore(Protocol):
 
     def handle_timer(self, now: float) -> None:
         """Run what is due."""
+
+
+class _EcnCore(Protocol):
+    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int) -> None:
+        """Process one datagram from ``address`` that arrived with ECN codepoint ``ecn``."""
 
 
 _MAX_DATAGRAM = 65536
@@ -221,32 +230,62 @@ class DatagramSender:
     took), ``syscalls`` (send system calls made, refused ones included) and
     ``gso_sends`` (sendmsg calls that carried a run of datagrams). ``gso``
     tells whether GSO is still in use.
+
+    With ``ecn`` (Linux), ``send(datagrams, marked)`` sends the first
+    ``marked`` datagrams ECT(0) and the rest Not-ECT (RFC 9000 §13.4): the
+    socket's IP_TOS / IPV6_TCLASS changes only when the marking does, so a
+    connection that keeps its marking costs no system call for it.
     """
 
-    def __init__(self, sock: socket.socket, *, gso: bool = True) -> None:
+    def __init__(self, sock: socket.socket, *, gso: bool = True, ecn: bool = False) -> None:
         self.sock = sock
         self.gso = gso and _GSO_PLATFORM and _knows_udp_segment(sock)
+        self.ecn = ecn and ECN_PLATFORM
+        self._mark = 0  # the codepoint the socket sends with now
         self.datagrams_sent = 0
         self.syscalls = 0
         self.gso_sends = 0
 
-    def send(self, datagrams: Sequence[tuple[bytes, Address]]) -> None:
-        """Send ``datagrams`` in order; stop when the kernel buffer is full.
+    def send(self, datagrams: Sequence[tuple[bytes, Address]], marked: int = 0) -> None:
+        """Send ``datagrams`` in order, the first ``marked`` ECT(0) when ECN is on; stop
+        when the kernel buffer is full.
 
         A full buffer (EAGAIN) drops the rest, an other error the datagram (or
         run) it came from: recovery treats both as loss.
         """
-        if not self.gso or len(datagrams) < 2:
-            for data, address in datagrams:
-                if not self._sendto(data, address):
-                    return
+        if not self.ecn:
+            self._send(datagrams)
             return
+        if marked >= len(datagrams):
+            self._marking(2)
+            self._send(datagrams)
+        elif not marked:
+            self._marking(0)
+            self._send(datagrams)
+        else:
+            self._marking(2)
+            if self._send(datagrams[:marked]):
+                self._marking(0)
+                self._send(datagrams[marked:])
+
+    def _marking(self, codepoint: int) -> None:
+        if codepoint != self._mark:
+            if _set_ecn_mark(self.sock, codepoint):
+                self._mark = codepoint
+            else:
+                self.ecn = False  # refused: Not-ECT from now on (validation fails)
+
+    def _send(self, datagrams: Sequence[tuple[bytes, Address]]) -> bool:
+        """Send in order; False when the kernel buffer filled up (the rest dropped)."""
+        if not self.gso or len(datagrams) < 2:
+            return all(self._sendto(data, address) for data, address in datagrams)
         for segments, address in gso_batches(datagrams):
             if len(segments) == 1:
                 if not self._sendto(segments[0], address):
-                    return
+                    return False
             elif not self._sendmsg(segments, address):
-                return
+                return False
+        return True
 
     def _sendto(self, data: bytes, address: Address) -> bool:
         """One datagram; False when the kernel buffer is full."""
@@ -282,6 +321,70 @@ class DatagramSender:
         return True
 
 
+# ECN (RFC 9000 §13.4; RFC 3168 §5): Linux hands each datagram's TOS byte (IPv4) or
+# traffic class (IPv6) to recvmsg as a control message once IP_RECVTOS /
+# IPV6_RECVTCLASS is on, and marks what the socket sends with IP_TOS / IPV6_TCLASS.
+# Elsewhere nothing is read or marked: the core's validation fails and it stops marking.
+ECN_PLATFORM = (
+    sys.platform.startswith("linux")
+    and hasattr(socket.socket, "recvmsg")
+    and hasattr(socket, "IP_RECVTOS")
+    and hasattr(socket, "IPV6_RECVTCLASS")
+)
+_ECN_CMSG_SPACE = socket.CMSG_SPACE(4) * 2 if ECN_PLATFORM else 0
+
+
+def enable_ecn(sock: socket.socket) -> bool:
+    """Ask the kernel for the ECN bits of each datagram ``sock`` receives (Linux); False
+    where it cannot, and then :func:`read_socket_ecn` must not be used."""
+    if not ECN_PLATFORM:
+        return False
+    try:
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+            with contextlib.suppress(OSError):  # IPv4-mapped peers on a dual-stack socket
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _set_ecn_mark(sock: socket.socket, codepoint: int) -> bool:
+    """Mark what ``sock`` sends from now on with ``codepoint``; False if refused."""
+    try:
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, codepoint)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, codepoint)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, codepoint)
+    except OSError:
+        return False
+    return True
+
+
+def read_socket_ecn(sock: socket.socket) -> list[tuple[bytes, Address, int]]:
+    """Every datagram queued on ``sock`` (at most a poll's worth) with its ECN codepoint,
+    read with ``recvmsg`` from a socket :func:`enable_ecn` prepared."""
+    out = []
+    recvmsg = sock.recvmsg
+    for _ in range(_READS_PER_POLL):
+        try:
+            data, ancillary, _flags, address = recvmsg(_MAX_DATAGRAM, _ECN_CMSG_SPACE)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            continue  # ICMP errors surface here on some systems
+        ecn = 0
+        for _level, _kind, value in ancillary:
+            # IP_TOS (one byte) or IPV6_TCLASS (an int): the ECN field is the low 2 bits.
+            ecn = int.from_bytes(value, sys.byteorder) & 3
+        out.append((data, address, ecn))
+    return out
+
+
 def _knows_udp_segment(sock: socket.socket) -> bool:
     """The kernel knows the UDP_SEGMENT option (Linux 4.18+); sends may still refuse it."""
     try:
@@ -305,10 +408,18 @@ class SocketDriver:
     """What went out on the socket: see :class:`DatagramSender` for the counters."""
     #: Sockets a migrated client still reads until the time beside each (then closed).
     lingering: tuple[tuple[socket.socket, float], ...] = ()
+    #: Read each datagram's ECN codepoint (recvmsg) and hand it to the core, which then
+    #: takes ``receive_datagram(data, address, now, ecn)`` (QuicConnection, QuicEndpoint).
+    ecn = False
 
-    def transmit(self, datagrams: list[tuple[bytes, Address]]) -> None:
-        """Send ``datagrams`` on the socket (GSO where it can)."""
-        self.sender.send(datagrams)
+    def transmit(self, datagrams: list[tuple[bytes, Address]], marked: int = 0) -> None:
+        """Send ``datagrams`` on the socket (GSO where it can), the first ``marked`` ECT(0)."""
+        self.sender.send(datagrams, marked)
+
+    def _use_ecn(self, configuration: QuicConfiguration) -> None:
+        """ECN on this driver's socket when configured and the platform has it."""
+        self.ecn = configuration.ecn and enable_ecn(self.sock)
+        self.sender = DatagramSender(self.sock, ecn=self.ecn)
 
     def _wait(self, timeout: float) -> bool:
         socks = [self.sock]
@@ -327,6 +438,12 @@ class SocketDriver:
             out += _read_socket(sock)
         return out
 
+    def _read_ecn(self) -> list[tuple[bytes, Address, int]]:
+        out = read_socket_ecn(self.sock)
+        for sock, _ in self.lingering:
+            out += read_socket_ecn(sock)
+        return out
+
     def _expire_lingering(self, now: float) -> None:
         """Close the sockets left by a migration whose time is up."""
         for sock, until in self.lingering:
@@ -340,14 +457,19 @@ class SocketDriver:
         now = clock()
         out = core.datagrams_to_send(now)
         if out:
-            self.transmit(out)
+            self.transmit(out, getattr(core, "ecn_marked", 0))
         deadline = core.next_timer()
         wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
         if self._wait(wait):
             now = clock()
-            receive = core.receive_datagram
-            for data, address in self._read():
-                receive(data, address, now)
+            if self.ecn:
+                receive_ecn = cast(_EcnCore, core).receive_datagram
+                for data, address, ecn in self._read_ecn():
+                    receive_ecn(data, address, now, ecn)
+            else:
+                receive = core.receive_datagram
+                for data, address in self._read():
+                    receive(data, address, now)
         now = clock()
         # The deadline found before waiting: what receiving added is not due yet (an
         # ACK to send now is not a timer), and the next poll sees it.
@@ -355,7 +477,7 @@ class SocketDriver:
             core.handle_timer(now)
         out = core.datagrams_to_send(now)
         if out:
-            self.transmit(out)
+            self.transmit(out, getattr(core, "ecn_marked", 0))
 
     @property
     def local_address(self) -> Address:
@@ -381,7 +503,8 @@ class SocketDriver:
         else:
             self.sock.close()
         self.sock = sock
-        self.sender = DatagramSender(sock)
+        self.ecn = self.ecn and enable_ecn(sock)
+        self.sender = DatagramSender(sock, ecn=self.ecn)
         return self.local_address
 
     def close_socket(self) -> None:
@@ -421,10 +544,10 @@ class UdpClient(SocketDriver):
             configuration = dataclasses.replace(configuration, server_name=str(address[0]))
         configuration = loopback_configuration(configuration, str(address[0]))
         self.sock = open_udp_socket(host, 0)
-        self.sender = DatagramSender(self.sock)
+        self._use_ecn(configuration)
         self.connection = QuicConnection(configuration)
         self.connection.connect(address, time.monotonic() if now is None else now)
-        self.transmit(self.connection.datagrams_to_send(time.monotonic()))
+        self.flush()
 
     def poll(self, timeout: float = 0.0) -> list[QuicEvent]:
         """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
@@ -437,7 +560,8 @@ class UdpClient(SocketDriver):
 
     def flush(self) -> None:
         """Send what the connection has queued (e.g. right after send_stream_data)."""
-        self.transmit(self.connection.datagrams_to_send(time.monotonic()))
+        conn = self.connection
+        self.transmit(conn.datagrams_to_send(time.monotonic()), conn.ecn_marked)
 
     def migrate(
         self, local_host: str | None = None, *, linger: float = MIGRATION_LINGER
@@ -470,6 +594,7 @@ class UdpServer(SocketDriver):
         self.sock = open_udp_socket(host, port)
         self.sender = DatagramSender(self.sock)
         configuration = loopback_configuration(configuration, host)
+        self._use_ecn(configuration)
         self.endpoint = QuicEndpoint(configuration, **endpoint_options)  # type: ignore[arg-type]
 
     def poll(self, timeout: float = 0.0) -> list[tuple[QuicConnection, QuicEvent]]:
@@ -483,4 +608,5 @@ class UdpServer(SocketDriver):
 
     def flush(self) -> None:
         """Send what the connections have queued (e.g. right after send_stream_data)."""
-        self.transmit(self.endpoint.datagrams_to_send(time.monotonic()))
+        endpoint = self.endpoint
+        self.transmit(endpoint.datagrams_to_send(time.monotonic()), endpoint.ecn_marked)

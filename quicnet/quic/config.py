@@ -134,6 +134,10 @@ class QuicConfiguration:
     congestion_control: str = "newreno"
     #: A factory (from the maximum datagram size) that overrides ``congestion_control``.
     congestion_controller: Callable[[int], CongestionController] | None = None
+    #: ECN (RFC 9000 §13.4): count the marks of what arrives and report them in ACK_ECN,
+    #: mark what is sent ECT(0) while the path validates, react to CE. The drivers read
+    #: and set the marks on Linux; elsewhere validation fails and marking stops.
+    ecn: bool = True
     #: Send a PING after this many seconds without sending anything ack-eliciting, once
     #: the handshake is confirmed (None: never); keeps NAT bindings and the idle timer alive.
     keepalive_interval: float | None = None

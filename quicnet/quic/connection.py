@@ -35,6 +35,7 @@ from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.crypto_streams import CryptoSpace
 from quicnet.quic.deadlines import ConnectionDeadlines
+from quicnet.quic.ecn import EcnState
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import (
     Address,
@@ -107,6 +108,8 @@ class QuicConnection:
         "datagrams_dropped",
         "datagrams_queued",
         "deadlines",
+        "ecn",
+        "ecn_marked",
         "event_queue",
         "handshake",
         "handshake_complete",
@@ -190,6 +193,9 @@ class QuicConnection:
         self.receiver = PacketReceiver(self)
         self.timers = TimerDriver(self)
         self.recovery = self.new_recovery()
+        self.ecn = EcnState(c.ecn)  # RFC 9000 §13.4 (quicnet.quic.ecn)
+        #: How many of the last ``datagrams_to_send``'s datagrams go out ECT(0) (all or none).
+        self.ecn_marked = 0
         #: CRYPTO streams of each epoch, with the Initial and Handshake keys.
         self.spaces = {
             e: CryptoSpace(c.max_crypto_buffer)
@@ -299,7 +305,10 @@ class QuicConnection:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""
+        recovery = self.recovery
+        marking = self.ecn.begin_batch(recovery, self.paths.current)
         out = self.sender.datagrams_to_send(now)
+        self.ecn_marked = len(out) if marking else 0
         if out:
             traffic = self.traffic
             traffic.datagrams_sent += len(out)
@@ -499,8 +508,8 @@ class QuicConnection:
             _log.debug("no spare peer connection ID for the new path")
 
     # Receiving ---------------------------------------------------------------------------
-    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
-        """Process one UDP datagram from ``address``."""
+    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
+        """Process one UDP datagram from ``address`` (``ecn``: its IP ECN codepoint)."""
         state = self.state
         if state == ConnectionState.TERMINATED:
             return
@@ -525,7 +534,7 @@ class QuicConnection:
         self.datagram_authenticated = False
         self.datagram_address = address
         try:
-            self.receiver.receive_packets(data, address, now)
+            self.receiver.receive_packets(data, address, now, ecn & 3)
         except TransportError as exc:
             self._enter_closing(exc.error_code, exc.frame_type or 0, exc.reason, application=False)
         except TLSError as exc:

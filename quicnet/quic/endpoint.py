@@ -127,6 +127,9 @@ class QuicEndpoint:
         self._timer_of: dict[QuicConnection, float] = {}
         self._timer_seq = itertools.count()
         self._outgoing: deque[tuple[bytes, Address]] = deque()
+        #: How many of the last ``datagrams_to_send``'s datagrams (the first ones) go out
+        #: ECT(0) (RFC 9000 §13.4): the driver marks them, and not the rest.
+        self.ecn_marked = 0
         #: Connections with events waiting, oldest first. Events stay in their connection
         #: until the application takes them, so stream credit follows what it consumes.
         # (A deque and a set: taking from the front of a dict slows down as the deleted
@@ -140,16 +143,16 @@ class QuicEndpoint:
         return hmac_digest("sha256", self.stateless_reset_key, b"quicnet reset" + cid)[:16]
 
     # Datagrams in ---------------------------------------------------------------------
-    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
+    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
         """Route one UDP datagram by its destination CID (RFC 8999): to its connection, to a
         new one (a client's first Initial), or answer it with Version Negotiation, a Retry
-        or a stateless reset; anything else is dropped."""
+        or a stateless reset; anything else is dropped. ``ecn``: its IP ECN codepoint."""
         self.stats.datagrams_received += 1
         cid_length = self.configuration.connection_id_length
         if data and not data[0] & 0x80:  # a short header (RFC 8999 §5.2): the common case
             conn = self.connections.get(data[1 : 1 + cid_length])
             if conn is not None:
-                conn.receive_datagram(data, address, now)
+                conn.receive_datagram(data, address, now, ecn)
                 self._after(conn)
                 return
         try:
@@ -159,7 +162,7 @@ class QuicEndpoint:
             return
         conn = self.connections.get(header.destination_cid)
         if conn is not None:
-            conn.receive_datagram(data, address, now)
+            conn.receive_datagram(data, address, now, ecn)
             self._after(conn)
             return
         if not header.is_long:
@@ -175,9 +178,11 @@ class QuicEndpoint:
             else:
                 self.stats.datagrams_dropped += 1
             return
-        self._maybe_accept(data, address, version, now)
+        self._maybe_accept(data, address, version, now, ecn)
 
-    def _maybe_accept(self, data: bytes, address: Address, version: int, now: float) -> None:
+    def _maybe_accept(
+        self, data: bytes, address: Address, version: int, now: float, ecn: int
+    ) -> None:
         try:
             long = parse_long_header(data)
         except TransportError:
@@ -241,7 +246,7 @@ class QuicEndpoint:
         self._route(conn, long.destination_cid)  # until the client switches to ours
         conn.wake = self._wake
         conn.start_idle_timer(now, half_open_timeout=self.half_open_timeout)
-        conn.receive_datagram(data, address, now)
+        conn.receive_datagram(data, address, now, ecn)
         self.stats.connections_accepted += 1
         self._after(conn)
 
@@ -362,8 +367,10 @@ class QuicEndpoint:
 
     # Datagrams out, timers, events --------------------------------------------------------------
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """Every datagram ready to go now: the endpoint's own, then each busy connection's."""
-        out = list(self._outgoing)
+        """Every datagram ready to go now: each busy connection's, those to mark ECT(0)
+        first (``ecn_marked`` says how many), then the rest and the endpoint's own."""
+        out: list[tuple[bytes, Address]] = []
+        plain = list(self._outgoing)
         self._outgoing.clear()
         ready, self._send_ready = self._send_ready, {}
         self.stats.connections_visited += len(ready)
@@ -373,13 +380,18 @@ class QuicEndpoint:
             except Exception:  # a bug in one connection never stops the others
                 self._fail(conn)
                 continue
-            out += datagrams
+            if conn.ecn_marked:
+                out += datagrams
+            else:
+                plain += datagrams
             if conn.state == ConnectionState.TERMINATED:
                 self._after(conn)
                 continue
             if len(datagrams) >= MAX_DATAGRAMS_PER_CALL:
                 self._send_ready[conn] = None  # more where these came from
             self._schedule(conn)
+        self.ecn_marked = len(out)
+        out += plain
         return out
 
     def next_timer(self) -> float | None:

@@ -389,15 +389,23 @@ def parse_frame(r: Reader, frame_type: int) -> Frame:
 # Encoding --------------------------------------------------------------------------
 
 
-def encode_ack(ranges: list[tuple[int, int]], ack_delay: int) -> bytes:
-    """ACK for inclusive ranges ``(largest, smallest)``, largest first."""
+def encode_ack(
+    ranges: list[tuple[int, int]],
+    ack_delay: int,
+    ecn_counts: tuple[int, int, int] | None = None,
+) -> bytes:
+    """ACK for inclusive ranges ``(largest, smallest)``, largest first; with
+    ``ecn_counts`` (ECT(0), ECT(1), CE) an ACK_ECN frame (§19.3.2)."""
     largest, smallest = ranges[0]
-    out = bytearray((FrameType.ACK,))
+    out = bytearray((FrameType.ACK if ecn_counts is None else FrameType.ACK_ECN,))
     out += encode_varint(largest) + encode_varint(ack_delay) + encode_varint(len(ranges) - 1)
     out += encode_varint(largest - smallest)
     for hi, lo in ranges[1:]:
         out += encode_varint(smallest - hi - 2) + encode_varint(hi - lo)
         smallest = lo
+    if ecn_counts is not None:
+        for count in ecn_counts:
+            out += encode_varint(count)
     return bytes(out)
 
 

@@ -70,10 +70,11 @@ class PacketReceiver:
         #: NEW_TOKEN frames received (RFC 9000 §19.7); only the first few become events.
         self.new_tokens = 0
 
-    def receive_packets(self, data: bytes, address: Address, now: float) -> None:
-        """Every packet of a datagram, in order (raises on a peer's protocol violation)."""
+    def receive_packets(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
+        """Every packet of a datagram, in order (raises on a peer's protocol violation);
+        ``ecn`` is the datagram's ECN codepoint, counted for each packet (§13.4.1)."""
         if not data[0] & 0x80:
-            self._receive_short(data, 0, address, now)  # the common case: one 1-RTT packet
+            self._receive_short(data, 0, address, now, ecn)  # the common case: one 1-RTT packet
             return
         start = 0
         end: int | None = 0
@@ -93,14 +94,16 @@ class PacketReceiver:
                         )
                     return
             if data[start] & 0x80:
-                end = self._receive_long(data, start, address, now)
+                end = self._receive_long(data, start, address, now, ecn)
             else:
-                self._receive_short(data, start, address, now)
+                self._receive_short(data, start, address, now, ecn)
                 return  # a short-header packet runs to the end of the datagram
             start = end if end is not None else start
 
     # 1-RTT: the flat path ---------------------------------------------------------------------
-    def _receive_short(self, data: bytes, start: int, address: Address, now: float) -> None:
+    def _receive_short(
+        self, data: bytes, start: int, address: Address, now: float, ecn: int
+    ) -> None:
         c = self.c
         keys = c.keys
         recv = keys.recv
@@ -173,6 +176,8 @@ class PacketReceiver:
                 c.on_peer_migrated(address, dcid, now)  # §9.3: the newest packet decides
             c.active_dcid = dcid
         space.on_packet_received(pn, now)
+        if ecn:  # §13.4.1: each packet counts, duplicates (dropped above) do not
+            c.ecn.received[2][ecn] += 1
         if ack_eliciting:
             space.unacked_ack_eliciting += 1
             if space.unacked_ack_eliciting >= 2:
@@ -276,10 +281,13 @@ class PacketReceiver:
                 raise TransportError(_FRAME_ENCODING, "ACK range below zero", t)
             smallest = top - length
             ranges.append((top, smallest))
-        if t == 0x03:  # ECN counts (§19.3.2): read, not used yet
-            for _ in range(3):
-                _, pos = _varint_at(payload, pos)
-        self._on_ack(2, ranges, delay, now)
+        counts = None
+        if t == 0x03:  # ECN counts (§19.3.2)
+            ect0, pos = _varint_at(payload, pos)
+            ect1, pos = _varint_at(payload, pos)
+            ce, pos = _varint_at(payload, pos)
+            counts = (ect0, ect1, ce)
+        self._on_ack(2, ranges, delay, now, counts)
         return pos
 
     def _on_datagram(self, data: bytes, frame_size: int, t: int) -> None:
@@ -293,7 +301,9 @@ class PacketReceiver:
         c.on_datagram_received(data)
 
     # Long headers: the handshake ----------------------------------------------------------------
-    def _receive_long(self, data: bytes, start: int, address: Address, now: float) -> int | None:
+    def _receive_long(
+        self, data: bytes, start: int, address: Address, now: float, ecn: int
+    ) -> int | None:
         """Process the long-header packet at ``start``; return where the next one starts."""
         c = self.c
         try:
@@ -356,6 +366,8 @@ class PacketReceiver:
         c.on_long_header_packet(epoch, header.source_cid, address)
         ack_eliciting = self._long_header_frames(epoch, payload, now, header.destination_cid)
         space.on_packet_received(pn, now)
+        if ecn:
+            c.ecn.received[EPOCH_SPACE[epoch]][ecn] += 1
         if ack_eliciting:
             space.unacked_ack_eliciting += 1
             if epoch != Epoch.ZERO_RTT or space.unacked_ack_eliciting >= 2:
@@ -390,7 +402,9 @@ class PacketReceiver:
                 continue
             frame = fr.parse_frame(r, t)
             if isinstance(frame, fr.AckFrame):
-                self._on_ack(EPOCH_SPACE[epoch], frame.ranges, frame.ack_delay, now)
+                self._on_ack(
+                    EPOCH_SPACE[epoch], frame.ranges, frame.ack_delay, now, frame.ecn_counts
+                )
             elif isinstance(frame, fr.CryptoFrame):
                 self._on_crypto(epoch, frame, now)
             elif isinstance(frame, fr.StreamFrame):  # 0-RTT only
@@ -419,6 +433,7 @@ class PacketReceiver:
         ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...],
         ack_delay: int,
         now: float,
+        ecn_counts: tuple[int, int, int] | None,
     ) -> None:
         c = self.c
         space = c.recovery.spaces[space_id]
@@ -431,9 +446,19 @@ class PacketReceiver:
         params = c.remote_params
         exponent = params.ack_delay_exponent if params is not None and space_id == 2 else 3
         delay = (ack_delay << exponent) / 1e6
-        acked, _lost = c.recovery.on_ack_received(space_id, ranges, delay, now)
-        if acked and space_id == 2:
+        previous = space.largest_acked
+        recovery = c.recovery
+        acked, _lost = recovery.on_ack_received(space_id, ranges, delay, now)
+        if not acked:
+            return
+        if space_id == 2:
             c.keys.on_acked(acked[-1].packet_number)  # RFC 9001 §6.1
+        ecn = c.ecn
+        if ecn.validating:  # RFC 9000 §13.4.2.1; a CE rise is congestion (RFC 9002 §7.1)
+            raised = previous is None or ranges[0][0] > previous
+            ce = ecn.on_ack(space_id, acked, ecn_counts, raised, space.next_packet_number)
+            if ce:
+                recovery.cc.on_congestion_event(acked[-1].time_sent, now)  # §13.4.2, RFC 9002 §B.7
 
     def _on_control_frame(self, frame: fr.Frame, t: int, dcid: bytes, now: float) -> None:
         c = self.c

@@ -256,17 +256,23 @@ class PacketSender:
         # ACK (§13.2): when due, and piggybacked on anything ack-eliciting.
         if (ack_due or (eliciting and rspace.unacked_ack_eliciting)) and rspace.received:
             received = rspace.received
-            if len(received) == 1 and limit - len(buf) >= 25:  # one range, written in place
+            ecn = c.ecn.received[2]
+            if len(received) == 1 and limit - len(buf) >= 49:  # one range, written in place
                 first, stop = received.first
                 delay_us = int((now - rspace.largest_received_time) * 1e6)
-                buf.append(0x02)
+                marks = ecn[1] or ecn[2] or ecn[3]
+                buf.append(0x03 if marks else 0x02)  # ACK_ECN once anything came marked
                 _varint(buf, stop - 1)
                 _varint(buf, max(0, delay_us) >> c.local_params.ack_delay_exponent)
                 buf.append(0)
                 _varint(buf, stop - 1 - first)
+                if marks:  # §19.3.2: ECT(0), ECT(1), CE
+                    _varint(buf, ecn[2])
+                    _varint(buf, ecn[1])
+                    _varint(buf, ecn[3])
                 ack_sent = True
             else:
-                ack = self._ack_frame(rspace, now, one_rtt=True)
+                ack = self._ack_frame(rspace, now, ecn, one_rtt=True)
                 ack_sent = len(buf) + len(ack) <= limit
                 if ack_sent:
                     buf += ack
@@ -451,12 +457,17 @@ class PacketSender:
             if sender.has_pending():
                 queue.append(stream_id)
 
-    def _ack_frame(self, rspace: PacketSpace, now: float, *, one_rtt: bool) -> bytes:
+    def _ack_frame(
+        self, rspace: PacketSpace, now: float, ecn: list[int], *, one_rtt: bool
+    ) -> bytes:
+        """An ACK frame; ACK_ECN once ``ecn`` (packets received, by codepoint) has any."""
         delay = 0
         if one_rtt:
             delay_us = int((now - rspace.largest_received_time) * 1e6)
             delay = max(0, delay_us) >> self.c.local_params.ack_delay_exponent
         received = rspace.received
+        if ecn[1] or ecn[2] or ecn[3]:  # §19.3.2: ECT(0), ECT(1), CE
+            return fr.encode_ack(received.descending()[:32], delay, (ecn[2], ecn[1], ecn[3]))
         if len(received) == 1:  # the common case: one range, written directly
             first, stop = received.first
             buf = bytearray(b"\x02")
@@ -667,7 +678,8 @@ class PacketSender:
         # ACK (§13.2): always when queued; piggybacked whenever anything else goes.
         piggyback = rspace.unacked_ack_eliciting and has_eliciting
         if (rspace.ack_queued or piggyback) and rspace.received and not zero_rtt:
-            ack = self._ack_frame(rspace, now, one_rtt=epoch == Epoch.ONE_RTT)
+            ecn = c.ecn.received[space_id]
+            ack = self._ack_frame(rspace, now, ecn, one_rtt=epoch == Epoch.ONE_RTT)
             if len(ack) <= room:
                 payload += ack
                 rspace.ack_queued = False

@@ -172,6 +172,10 @@ class Link:
         self.filter: Callable[[bytes, float], bool] | None = None
         #: Called with every datagram offered to the link (before its fate): ``tap(data, now)``.
         self.taps: list[Callable[[bytes, float], None]] = []
+        #: What the path does to a datagram's ECN codepoint: ``ecn(codepoint, data, now)``
+        #: returns the one it arrives with (None: kept, as loopback does). A router
+        #: CE-marks, a middlebox bleaches or re-marks (RFC 9000 §13.4).
+        self.ecn: Callable[[int, bytes, float], int] | None = None
         self._busy_until = 0.0
         self._last_arrival = 0.0
 
@@ -532,7 +536,7 @@ class Simulation:
         #: Links by (source node name, destination node name): they follow a node that
         #: rebinds to another address and survive a server replaced at the same address.
         self._links: dict[tuple[str, str], Link] = {}
-        self._queue: list[tuple[float, int, Address, Address, bytes, Node | None]] = []
+        self._queue: list[tuple[float, int, Address, Address, bytes, Node | None, int]] = []
         self._seq = 0
         self.steps = 0
         self.unroutable = 0
@@ -665,10 +669,16 @@ class Simulation:
         self._push(self.now + delay, src, dst, data, None)
 
     def _push(
-        self, when: float, src: Address, dst: Address, data: bytes, origin: Node | None
+        self,
+        when: float,
+        src: Address,
+        dst: Address,
+        data: bytes,
+        origin: Node | None,
+        ecn: int = 0,
     ) -> None:
         self._seq += 1
-        heapq.heappush(self._queue, (when, self._seq, src, dst, data, origin))
+        heapq.heappush(self._queue, (when, self._seq, src, dst, data, origin, ecn))
 
     # Invariants -----------------------------------------------------------------------
     def waive(self, invariant: str, *, reason: str) -> None:
@@ -688,7 +698,9 @@ class Simulation:
     def flush(self) -> None:
         """Hand every datagram the nodes want to send now to the links."""
         for node in list(self.nodes.values()):
-            for data, dst in node.impl.datagrams_to_send(self.now):
+            out = node.impl.datagrams_to_send(self.now)
+            marked = getattr(node.impl, "ecn_marked", 0)  # the first ones go out ECT(0)
+            for i, (data, dst) in enumerate(out):
                 dst = (str(dst[0]), int(dst[1]))
                 self.ledger.on_send(node, dst, len(data))
                 for tap in self.wiretaps:
@@ -697,8 +709,11 @@ class Simulation:
                 if link is None:
                     self.sent_elsewhere.append((node.address, dst, data))
                     continue
+                ecn = 2 if i < marked else 0
+                if link.ecn is not None:
+                    ecn = link.ecn(ecn, data, self.now)
                 for when, payload in link.transmit(data, self.now):
-                    self._push(when, node.address, dst, payload, node)
+                    self._push(when, node.address, dst, payload, node, ecn)
             node.drain()
         self.check_invariants()
 
@@ -724,7 +739,7 @@ class Simulation:
         self.now = max(self.now, when)
         now = self._processed = self.now
         while self._queue and self._queue[0][0] <= now:
-            _, _, src, dst, data, origin = heapq.heappop(self._queue)
+            _, _, src, dst, data, origin, ecn = heapq.heappop(self._queue)
             node = self.nodes.get(dst)
             if node is None:
                 self.unroutable += 1
@@ -734,7 +749,10 @@ class Simulation:
                 link.stats.delivered += 1
                 link.stats.delivered_bytes += len(data)
             node.last_received = now
-            node.impl.receive_datagram(data, src, now)
+            if ecn and isinstance(node.impl, QuicConnection | QuicEndpoint):
+                node.impl.receive_datagram(data, src, now, ecn)
+            else:
+                node.impl.receive_datagram(data, src, now)
             node.drain()
         for node in list(self.nodes.values()):
             t = node.impl.next_timer()

@@ -1,0 +1,225 @@
+"""Explicit Congestion Notification (RFC 9000 §13.4, Appendix A.4; RFC 9002 §7.1, B.7).
+
+Two halves, one object per connection:
+
+- Receiving: ``received[space][codepoint]`` counts the packets that arrived in
+  each packet number space with ECT(1), ECT(0) or CE (index 0, Not-ECT, is
+  never counted). The sender writes them into an ACK_ECN frame (§19.3.2) once
+  any is non-zero.
+- Sending: whether the datagrams built now carry ECT(0), and the validation
+  of the path (§13.4.2). A path starts *testing*: the first ``TESTING_PACKETS``
+  packets (counted per ``datagrams_to_send`` call, so a call in progress
+  finishes marked) go out ECT(0), fewer if a second PTO in a row fires before
+  an ACK; then marking pauses (*unknown*) until an ACK
+  frame validates, which makes the path *capable* and marking resumes. A path
+  that drops every marked packet stays unknown, that is unmarked, for good.
+  Validation fails, and marking stops on this path (*failed*), when an ACK
+  newly acknowledges a marked packet without ECN counts, when the counts fall,
+  report ECT(1) (never sent), more ECT(0) than was sent, or grow by less than
+  the marked packets the frame newly acknowledges (§13.4.2.1). Only ACK
+  frames that raise the largest acknowledged are checked (reordered ones could
+  carry older counts). A rise in the CE count of a frame that validates is a
+  congestion event for the controller (RFC 9002 §7.1).
+
+The marking decision is made once per ``datagrams_to_send`` call: the driver
+applies one codepoint to all of the call's datagrams (one ``setsockopt`` when
+it changes, none otherwise). Which packet numbers went out marked is kept as a
+few ranges per space (one per change of decision), not per packet. A new path
+starts over at testing, as does a restart after Version Negotiation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+__all__ = [
+    "CE",
+    "ECT0",
+    "ECT1",
+    "NOT_ECT",
+    "TESTING_PACKETS",
+    "EcnState",
+    "EcnValidation",
+]
+
+# The ECN field of the IP header (RFC 3168 §5).
+NOT_ECT, ECT1, ECT0, CE = 0, 1, 2, 3
+#: Packets marked ECT(0) on a new path before waiting for an ACK (RFC 9000 §13.4.2).
+TESTING_PACKETS = 10
+
+
+class EcnValidation:
+    """The states of Appendix A.4 (plus ``DISABLED``: the configuration turned ECN off)."""
+
+    TESTING = "testing"
+    UNKNOWN = "unknown"
+    CAPABLE = "capable"
+    FAILED = "failed"
+    DISABLED = "disabled"
+
+
+class _Space(Protocol):
+    @property
+    def next_packet_number(self) -> int: ...
+
+
+class _Recovery(Protocol):
+    @property
+    def spaces(self) -> Sequence[_Space]: ...
+
+    @property
+    def pto_count(self) -> int: ...
+
+
+class _Acked(Protocol):
+    packet_number: int
+
+
+class EcnState:
+    """A connection's ECN counts, marking decision and path validation."""
+
+    __slots__ = (
+        "_closed",
+        "_last_numbers",
+        "_marked",
+        "_open",
+        "_path",
+        "_peer",
+        "_recovery",
+        "_testing_left",
+        "marking",
+        "received",
+        "state",
+        "validating",
+    )
+
+    def __init__(self, enabled: bool) -> None:
+        #: Packets received per space, indexed by ECN codepoint (index 0 unused).
+        self.received = ([0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0])
+        self.state = EcnValidation.TESTING if enabled else EcnValidation.DISABLED
+        #: Whether the datagrams of the current ``datagrams_to_send`` call carry ECT(0).
+        self.marking = False
+        #: Whether ACK frames still need checking (testing, unknown or capable).
+        self.validating = enabled
+        self._path: object = None
+        self._recovery: object = None
+        self._reset()
+
+    def _reset(self) -> None:
+        #: Per space, the packet-number ranges sent marked: [first, end) (end -1: open).
+        self._marked: tuple[list[list[int]], ...] = ([], [], [])
+        #: Per space, where the open range starts (-1: none), and how many packets the
+        #: closed ranges hold: the common questions without walking the ranges.
+        self._open = [-1, -1, -1]
+        self._closed = [0, 0, 0]
+        #: Per space, the highest ECT(0) and CE counts the peer reported (ECT(1) stays 0).
+        self._peer = ([0, 0, 0], [0, 0, 0], [0, 0, 0])
+        self._testing_left = TESTING_PACKETS
+        self._last_numbers = [0, 0, 0]
+        self.marking = False
+
+    # Sending ----------------------------------------------------------------------------------
+    def begin_batch(self, recovery: _Recovery, path: object) -> bool:
+        """Decide whether the datagrams about to be built carry ECT(0); called once per
+        ``datagrams_to_send`` with the connection's recovery and current path."""
+        state = self.state
+        if path is self._path and recovery is self._recovery:  # the common case: no news
+            if state == EcnValidation.CAPABLE and self.marking:
+                return True
+            if (state == EcnValidation.FAILED or state == EcnValidation.UNKNOWN) and not (
+                self.marking
+            ):
+                return False
+        if state == EcnValidation.DISABLED:
+            return False
+        if recovery is not self._recovery:  # a new connection, or restarted by VN (§6)
+            self._recovery = recovery
+            self._reset()
+            self._last_numbers = [s.next_packet_number for s in recovery.spaces]
+        if path is not self._path:
+            # §13.4.2: each path is validated on its own (the peer's counts and ours of
+            # what went out marked are per packet number space, so they carry over).
+            self._path = path
+            self._testing_left = TESTING_PACKETS
+            state = self.state = EcnValidation.TESTING
+            self.validating = True
+        numbers = [s.next_packet_number for s in recovery.spaces]
+        if self.marking and state == EcnValidation.TESTING:
+            last = self._last_numbers
+            self._testing_left -= sum(numbers) - sum(last)
+            # §13.4.2: ten packets, or fewer if probes go unanswered (marks dropped?).
+            if self._testing_left <= 0 or recovery.pto_count >= 2:
+                state = self.state = EcnValidation.UNKNOWN
+        self._last_numbers = numbers
+        mark = state == EcnValidation.TESTING or state == EcnValidation.CAPABLE
+        if mark != self.marking:
+            self.marking = mark
+            for space_id, pn in enumerate(numbers):
+                ranges = self._marked[space_id]
+                if mark:
+                    ranges.append([pn, -1])
+                    self._open[space_id] = pn
+                elif ranges:
+                    ranges[-1][1] = pn
+                    self._closed[space_id] += pn - ranges[-1][0]
+                    self._open[space_id] = -1
+        return mark
+
+    def _marked_among(self, space_id: int, acked: Sequence[_Acked]) -> int:
+        """How many of ``acked`` (ascending) were sent marked (the walk the open range
+        spares the common case)."""
+        ranges = self._marked[space_id]
+        n = 0
+        for p in acked:
+            pn = p.packet_number
+            for first, end in ranges:
+                if first <= pn and (end < 0 or pn < end):
+                    n += 1
+                    break
+        return n
+
+    # Receiving ACK frames (§13.4.2.1) ---------------------------------------------------------
+    def on_ack(
+        self,
+        space_id: int,
+        acked: Sequence[_Acked],
+        counts: tuple[int, int, int] | None,
+        largest_raised: bool,
+        next_packet_number: int,
+    ) -> int:
+        """Check an ACK frame's ECN counts against the packets it newly acknowledged
+        (``acked``, ascending, not empty); returns the rise in the CE count (0 unless
+        the frame validates), a congestion signal for the controller."""
+        start = self._open[space_id]
+        if start >= 0 and acked[0].packet_number >= start:
+            marked = len(acked)  # all in the open range: the common case
+        else:
+            marked = self._marked_among(space_id, acked)
+        if counts is None:
+            if marked:
+                self._fail()  # §13.4.2.1: marked packets acknowledged without counts
+            return 0
+        if not largest_raised:
+            return 0  # possibly reordered: its counts may be older than the last ones
+        ect0, ect1, ce = counts
+        peer = self._peer[space_id]
+        d0, dce = ect0 - peer[0], ce - peer[2]
+        sent = self._closed[space_id] + (next_packet_number - start if start >= 0 else 0)
+        if (
+            d0 < 0
+            or dce < 0
+            or ect1  # we never send ECT(1)
+            or ect0 > sent
+            or d0 + dce < marked
+        ):
+            self._fail()
+            return 0
+        peer[0], peer[2] = ect0, ce
+        if marked and self.state != EcnValidation.CAPABLE:
+            self.state = EcnValidation.CAPABLE
+        return dce
+
+    def _fail(self) -> None:
+        self.state = EcnValidation.FAILED
+        self.validating = False
