@@ -51,8 +51,8 @@ def _closed_with_error(event: ConnectionTerminated) -> CliError | None:
     return CliError(f"connection {describe_termination(event)}")
 
 
-class _Mover:
-    """``-migrate_after``: move to a new local port once that many body bytes arrived."""
+class _AfterBytes:
+    """Does something once, when that many bytes of response bodies have arrived."""
 
     def __init__(self, client: QuicClient, after: int | None) -> None:
         self.client = client
@@ -63,7 +63,17 @@ class _Mover:
         self.received += size
         if self.after is None or self.received < self.after:
             return
-        self.after = None  # one move (a refusal is not retried)
+        self.after = None  # once (a refusal is not retried)
+        self.act()
+
+    def act(self) -> None:
+        raise NotImplementedError
+
+
+class _Mover(_AfterBytes):
+    """``-migrate_after``: move to a new local port."""
+
+    def act(self) -> None:
         old = self.client.local_address
         try:
             new = self.client.migrate()
@@ -194,19 +204,10 @@ async def _await_ticket(client: QuicClient, session: _Session, timeout: float) -
             await asyncio.wait_for(wait(), timeout)
 
 
-class _KeyUpdater:
-    """``-key_update_after``: start a 1-RTT key update once that many body bytes arrived."""
+class _KeyUpdater(_AfterBytes):
+    """``-key_update_after``: start a 1-RTT key update."""
 
-    def __init__(self, client: QuicClient, after: int | None) -> None:
-        self.client = client
-        self.after = after
-        self.received = 0
-
-    def on_body(self, size: int) -> None:
-        self.received += size
-        if self.after is None or self.received < self.after:
-            return
-        self.after = None
+    def act(self) -> None:
         try:
             self.client.connection.request_key_update()
         except QuicUsageError as exc:
