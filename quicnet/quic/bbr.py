@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from quicnet.quic.congestion import SentInfo
+from quicnet.quic.congestion import SentInfo, WindowController
 
 __all__ = ["Bbr", "BbrMode"]
 
@@ -44,7 +44,7 @@ class BbrMode:
     PROBE_RTT = "probe_rtt"
 
 
-class Bbr:
+class Bbr(WindowController):
     """BBRv1 behind :class:`quicnet.quic.congestion.CongestionController`."""
 
     __slots__ = (
@@ -63,31 +63,22 @@ class Bbr:
         "_rtt_expired",
         "_sent_state",
         "btl_bw",
-        "bytes_in_flight",
-        "congestion_events",
-        "congestion_recovery_start_time",
-        "congestion_window",
         "cwnd_gain",
         "delivered",
         "delivered_time",
         "filled_pipe",
-        "max_datagram_size",
         "min_rtt",
         "min_rtt_stamp",
-        "minimum_window",
         "mode",
         "pacing_gain",
         "pacing_rate",
         "round_count",
     )
 
+    MIN_WINDOW_PACKETS = MIN_PIPE_PACKETS
+
     def __init__(self, max_datagram_size: int = 1200) -> None:
-        self.max_datagram_size = max_datagram_size
-        self.minimum_window = MIN_PIPE_PACKETS * max_datagram_size
-        self.congestion_window = min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))
-        self.bytes_in_flight = 0
-        self.congestion_events = 0
-        self.congestion_recovery_start_time: float | None = None
+        super().__init__(max_datagram_size)
         self.pacing_rate: float | None = None  # until the first bandwidth sample
         self.mode = BbrMode.STARTUP
         self.pacing_gain = HIGH_GAIN
@@ -309,14 +300,6 @@ class Bbr:
         self._before_event = self.congestion_window
         self.congestion_events += 1
         self.congestion_recovery_start_time = now
-
-    def set_max_datagram_size(self, size: int) -> None:
-        """PMTU discovery changed the path's datagram size (RFC 9002 §7.2): the minimum
-        window follows it; the window itself never stays below that minimum."""
-        self.max_datagram_size = size
-        self.minimum_window = MIN_PIPE_PACKETS * size
-        if self.congestion_window < self.minimum_window:
-            self.congestion_window = self.minimum_window
 
     def undo_congestion_event(self) -> None:
         """The losses were reordering: give back the window they took."""

@@ -67,35 +67,35 @@ class CongestionController(Protocol):
         """The path's maximum datagram size changed (PMTU discovery, RFC 9002 §7.2)."""
 
 
-class NewReno:
-    """RFC 9002 §7 and Appendix B: slow start, congestion avoidance, recovery periods."""
+def initial_window(max_datagram_size: int) -> int:
+    """RFC 9002 §7.2: min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))."""
+    return min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))
+
+
+class WindowController:
+    """What the window-based controllers share: the window and its floor, bytes in
+    flight, recovery periods (RFC 9002 §7.3.2) and datagram-size changes (§7.2)."""
 
     __slots__ = (
-        "_acked_in_avoidance",
-        "_before_event",
         "bytes_in_flight",
         "congestion_events",
         "congestion_recovery_start_time",
         "congestion_window",
         "max_datagram_size",
         "minimum_window",
-        "ssthresh",
     )
 
+    #: The minimum window, in datagrams.
+    MIN_WINDOW_PACKETS = 2
     pacing_rate: float | None = None  # pace by the window (RFC 9002 §7.7)
 
     def __init__(self, max_datagram_size: int = 1200) -> None:
         self.max_datagram_size = max_datagram_size
-        self.minimum_window = 2 * max_datagram_size
-        # §7.2: min(10 * max_datagram_size, max(14720, 2 * max_datagram_size)).
-        self.congestion_window = min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))
+        self.minimum_window = self.MIN_WINDOW_PACKETS * max_datagram_size
+        self.congestion_window = initial_window(max_datagram_size)
         self.bytes_in_flight = 0
-        self.ssthresh: float = float("inf")
         self.congestion_recovery_start_time: float | None = None
-        self._acked_in_avoidance = 0
         self.congestion_events = 0
-        #: (window, ssthresh, recovery start) before the last reduction, for an undo.
-        self._before_event: tuple[int, float, float | None] | None = None
 
     def _in_recovery(self, time_sent: float) -> bool:
         start = self.congestion_recovery_start_time
@@ -104,6 +104,55 @@ class NewReno:
     def on_packet_sent(self, size: int, now: float) -> None:
         """Count ``size`` bytes in flight."""
         self.bytes_in_flight += size
+
+    def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
+        """Take lost packets out of flight; the newest starts a congestion event unless a
+        recovery period covers it (§7.3.2)."""
+        latest_sent: float | None = None
+        for p in packets:
+            self.bytes_in_flight -= p.size
+            latest_sent = p.time_sent if latest_sent is None else max(latest_sent, p.time_sent)
+        if latest_sent is not None:
+            self.on_congestion_event(latest_sent, now)
+
+    def on_congestion_event(self, sent_time: float, now: float) -> None:
+        raise NotImplementedError
+
+    def discard(self, packets: Iterable[SentInfo]) -> None:
+        """Packets of a discarded packet number space leave bytes_in_flight (§6.4)."""
+        for p in packets:
+            self.bytes_in_flight -= p.size
+
+    def set_max_datagram_size(self, size: int) -> None:
+        """The path's datagram size changed (PMTU discovery, §7.2): the minimum window
+        follows it.
+
+        The window, in bytes, does not grow with a larger size (RFC 8899 §3 item 7),
+        except that it never stays below the minimum window, so that a full-size
+        packet can always go (else a window of 2,400 bytes would hold back a path of
+        1,452-byte packets forever).
+        """
+        self.max_datagram_size = size
+        self.minimum_window = self.MIN_WINDOW_PACKETS * size
+        if self.congestion_window < self.minimum_window:
+            self.congestion_window = self.minimum_window
+
+
+class NewReno(WindowController):
+    """RFC 9002 §7 and Appendix B: slow start, congestion avoidance, recovery periods."""
+
+    __slots__ = (
+        "_acked_in_avoidance",
+        "_before_event",
+        "ssthresh",
+    )
+
+    def __init__(self, max_datagram_size: int = 1200) -> None:
+        super().__init__(max_datagram_size)
+        self.ssthresh: float = float("inf")
+        self._acked_in_avoidance = 0
+        #: (window, ssthresh, recovery start) before the last reduction, for an undo.
+        self._before_event: tuple[int, float, float | None] | None = None
 
     def on_packets_acked(self, packets: Iterable[SentInfo], now: float) -> None:
         """§7.3 / Appendix B.5: slow start grows by the bytes acknowledged, congestion
@@ -120,16 +169,6 @@ class NewReno:
                 if self._acked_in_avoidance >= self.congestion_window:
                     self._acked_in_avoidance -= self.congestion_window
                     self.congestion_window += self.max_datagram_size
-
-    def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
-        """§7.3.2 / Appendix B.6: a loss of a packet sent after the recovery period began
-        starts a new one: ssthresh and the window halve (not below the minimum window)."""
-        latest_sent: float | None = None
-        for p in packets:
-            self.bytes_in_flight -= p.size
-            latest_sent = p.time_sent if latest_sent is None else max(latest_sent, p.time_sent)
-        if latest_sent is not None:
-            self.on_congestion_event(latest_sent, now)
 
     def on_congestion_event(self, sent_time: float, now: float) -> None:
         """§7.3.2 / Appendix B.6: a new recovery period halves ssthresh and the window."""
@@ -163,24 +202,6 @@ class NewReno:
         self.congestion_window = self.minimum_window  # §7.6.2
         self.congestion_recovery_start_time = None
         self._before_event = None  # nothing to go back to
-
-    def discard(self, packets: Iterable[SentInfo]) -> None:
-        """Packets of a discarded packet number space leave bytes_in_flight (§6.4)."""
-        for p in packets:
-            self.bytes_in_flight -= p.size
-
-    def set_max_datagram_size(self, size: int) -> None:
-        """§7.2: the minimum window and the congestion-avoidance step follow the new size.
-
-        The window, in bytes, does not grow with a larger size (RFC 8899 §3 item 7),
-        except that it never stays below the minimum window: two datagrams of the
-        new size, so that a full-size packet can always go (else a window of 2,400
-        bytes would hold back a path of 1,452-byte packets forever).
-        """
-        self.max_datagram_size = size
-        self.minimum_window = 2 * size
-        if self.congestion_window < self.minimum_window:
-            self.congestion_window = self.minimum_window
 
 
 class Pacer:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from quicnet.crypto import hmac_digest, random_bytes
 from quicnet.quic.cids import ConnectionIdManager
@@ -54,11 +55,12 @@ from quicnet.quic.pending import PendingFrames
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.qlog import QlogTracer
 from quicnet.quic.receiver import PacketReceiver
+from quicnet.quic.records import on_delivered
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.restart import on_version_negotiation
 from quicnet.quic.sender import PacketSender
 from quicnet.quic.states import ConnectionState
-from quicnet.quic.stats import ConnectionStats, TrafficCounters
+from quicnet.quic.stats import ConnectionStats, TrafficCounters, connection_stats
 from quicnet.quic.stream_manager import StreamManager
 from quicnet.quic.timers import TimerDriver
 from quicnet.quic.tls_setup import (
@@ -274,7 +276,7 @@ class QuicConnection:
     def new_recovery(self) -> Recovery:
         """Fresh loss recovery and congestion control (a new connection, or after VN)."""
         recovery = Recovery(
-            max_ack_delay=0.025, max_datagram_size=1200, on_delivered=self.sender.on_delivered
+            max_ack_delay=0.025, max_datagram_size=1200, on_delivered=partial(on_delivered, self)
         )
         recovery.cc = self.new_controller()
         recovery.large_loss_observer = self.paths.on_large_lost  # PMTU black holes
@@ -318,27 +320,7 @@ class QuicConnection:
 
     def stats(self) -> ConnectionStats:
         """The connection's figures now: RTT, jitter, traffic, losses, congestion window."""
-        recovery = self.recovery
-        rtt = recovery.rtt
-        traffic = self.traffic
-        return ConnectionStats(
-            smoothed_rtt=rtt.smoothed_rtt,
-            min_rtt=rtt.min_rtt,
-            latest_rtt=rtt.latest_rtt,
-            rtt_variance=rtt.rttvar,
-            jitter=rtt.jitter,
-            datagrams_sent=traffic.datagrams_sent,
-            datagrams_received=traffic.datagrams_received,
-            bytes_sent=traffic.bytes_sent,
-            bytes_received=traffic.bytes_received,
-            packets_sent=recovery.packets_sent,
-            packets_lost=recovery.packets_lost,
-            congestion_window=recovery.cc.congestion_window,
-            bytes_in_flight=recovery.cc.bytes_in_flight,
-            key_updates=self.keys.updates,
-            path_migrations=self.paths.migrations,
-            path_mtu=self.paths.current.pmtu.mtu if self.paths.current else 1200,
-        )
+        return connection_stats(self)
 
     def next_event(self) -> QuicEvent | None:
         """The next event, or None. Taking a StreamDataReceived is what consumes its

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from quicnet.quic.congestion import SentInfo
+from quicnet.quic.congestion import SentInfo, WindowController
 
 __all__ = ["BETA_CUBIC", "C_CUBIC", "Cubic"]
 
@@ -24,7 +24,7 @@ ALPHA_CUBIC = 3 * (1 - BETA_CUBIC) / (1 + BETA_CUBIC)
 _State = tuple[int, float, float | None, float, float, float | None, float, float]
 
 
-class Cubic:
+class Cubic(WindowController):
     """RFC 9438 CUBIC behind :class:`quicnet.quic.congestion.CongestionController`."""
 
     __slots__ = (
@@ -33,29 +33,15 @@ class Cubic:
         "_reno_est",
         "_srtt",
         "_t_epoch",
-        "bytes_in_flight",
-        "congestion_events",
-        "congestion_recovery_start_time",
-        "congestion_window",
         "cwnd_prior",
         "k",
-        "max_datagram_size",
-        "minimum_window",
         "ssthresh",
         "w_max",
     )
 
-    pacing_rate: float | None = None  # pace by the window (RFC 9002 §7.7)
-
     def __init__(self, max_datagram_size: int = 1200) -> None:
-        self.max_datagram_size = max_datagram_size
-        self.minimum_window = 2 * max_datagram_size
-        # RFC 9002 §7.2: the same initial window as NewReno.
-        self.congestion_window = min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))
-        self.bytes_in_flight = 0
+        super().__init__(max_datagram_size)
         self.ssthresh: float = float("inf")
-        self.congestion_recovery_start_time: float | None = None
-        self.congestion_events = 0
         #: The window just before the last reduction (§4.3's cwnd_prior), bytes.
         self.cwnd_prior = 0.0
         #: §4.2's W_max (in bytes: segments times the datagram size) and K (seconds).
@@ -67,18 +53,10 @@ class Cubic:
         self._srtt = 0.0  # the controller's own smoothed RTT, for W_cubic(t + RTT)
         self._before_event: _State | None = None
 
-    def _in_recovery(self, time_sent: float) -> bool:
-        start = self.congestion_recovery_start_time
-        return start is not None and time_sent <= start
-
     def w_cubic(self, t: float) -> float:
         """§4.2: the window (bytes) the cubic curve gives ``t`` seconds into the epoch."""
         mss = self.max_datagram_size
         return (C_CUBIC * (t - self.k) ** 3 + self.w_max / mss) * mss
-
-    def on_packet_sent(self, size: int, now: float) -> None:
-        """Count ``size`` bytes in flight."""
-        self.bytes_in_flight += size
 
     def _start_epoch(self, now: float) -> None:
         # §4.2: K is the time the curve takes to climb back to W_max from cwnd_epoch.
@@ -129,16 +107,6 @@ class Cubic:
             new = cwnd + (target - cwnd) * acked / cwnd
         self.congestion_window = max(int(new), self.congestion_window)
 
-    def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
-        """Take lost packets out of flight; the newest starts a congestion event unless a
-        recovery period covers it (RFC 9002 §7.3.2)."""
-        latest_sent: float | None = None
-        for p in packets:
-            self.bytes_in_flight -= p.size
-            latest_sent = p.time_sent if latest_sent is None else max(latest_sent, p.time_sent)
-        if latest_sent is not None:
-            self.on_congestion_event(latest_sent, now)
-
     def _state(self) -> _State:
         return (
             self.congestion_window,
@@ -167,14 +135,6 @@ class Cubic:
         self.congestion_window = int(self.ssthresh)
         self._t_epoch = None
 
-    def set_max_datagram_size(self, size: int) -> None:
-        """PMTU discovery changed the path's datagram size (RFC 9002 §7.2): the minimum
-        window follows it; the window itself never stays below that minimum."""
-        self.max_datagram_size = size
-        self.minimum_window = 2 * size
-        if self.congestion_window < self.minimum_window:
-            self.congestion_window = self.minimum_window
-
     def undo_congestion_event(self) -> None:
         """§4.9: the reduction was spurious; restore the state from before it (never a
         smaller window than now)."""
@@ -202,8 +162,3 @@ class Cubic:
         self.congestion_recovery_start_time = None
         self._t_epoch = None
         self._before_event = None
-
-    def discard(self, packets: Iterable[SentInfo]) -> None:
-        """Packets of a discarded packet number space leave bytes_in_flight (§6.4)."""
-        for p in packets:
-            self.bytes_in_flight -= p.size

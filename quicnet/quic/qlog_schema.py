@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import Reader
 from quicnet.quic.errors import TransportError
-from quicnet.quic.sender import CRYPTO, STREAM
+from quicnet.quic.records import CRYPTO, STREAM
 from quicnet.tls import Epoch
 
 if TYPE_CHECKING:

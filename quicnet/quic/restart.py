@@ -17,6 +17,7 @@ from quicnet.quic.crypto_streams import CryptoSpace
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.negotiation import NO_COMMON_VERSION
 from quicnet.quic.packets import retry_is_valid
+from quicnet.quic.records import requeue_crypto
 from quicnet.quic.tls_setup import make_tls
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def on_retry(c: QuicConnection, packet: bytes, source_cid: bytes, token: bytes) 
     c.cids.set_initial_peer(source_cid)
     c.install_initial_keys(source_cid)
     # Everything sent in Initial packets goes again under the new keys (§17.2.5.3).
-    c.sender.requeue_crypto(0)
+    requeue_crypto(c, 0)
     c.recovery.discard_space(0, keep_space=True)
     c.recovery.abandon_space(2)
     return True

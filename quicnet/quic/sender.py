@@ -18,11 +18,9 @@ probes (PING and PADDING at the size tried, RFC 9000 §14.4) when the path asks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from quicnet.quic import frames as fr
-from quicnet.quic.events import DatagramAcknowledged, DatagramLost
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -30,6 +28,22 @@ from quicnet.quic.packets import (
     long_header_prefix,
 )
 from quicnet.quic.pmtu import BASE_PLPMTU, PathMtu
+from quicnet.quic.records import (
+    CRYPTO,
+    DATAGRAM,
+    HANDSHAKE_DONE,
+    MAX_DATA,
+    MAX_STREAM_DATA,
+    MAX_STREAMS,
+    NEW_CONNECTION_ID,
+    NEW_TOKEN,
+    PMTU_PROBE,
+    RESET_STREAM,
+    RETIRE_CONNECTION_ID,
+    STOP_SENDING,
+    STREAM,
+    requeue_crypto,
+)
 from quicnet.quic.recovery import FrameRecord, PacketSpace, SentPacket
 from quicnet.tls import Epoch
 
@@ -52,21 +66,6 @@ _COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
 #: The size every path must carry (§14): every datagram's until PMTU discovery finds more.
 MAX_PACKET_SIZE = BASE_PLPMTU
 MAX_DATAGRAMS_PER_CALL = 64
-
-# Frame record kinds: the first item of each record tuple.
-CRYPTO = 0  # (CRYPTO, epoch, offset, length)
-STREAM = 1  # (STREAM, stream_id, offset, length, fin)
-RESET_STREAM = 2  # (RESET_STREAM, stream_id)
-DATAGRAM = 3  # (DATAGRAM, datagram_id)
-HANDSHAKE_DONE = 4  # (HANDSHAKE_DONE,)
-MAX_DATA = 5  # (MAX_DATA,)
-MAX_STREAM_DATA = 6  # (MAX_STREAM_DATA, stream_id)
-MAX_STREAMS = 7  # (MAX_STREAMS, bidirectional)
-STOP_SENDING = 8  # (STOP_SENDING, stream_id, error_code)
-NEW_CONNECTION_ID = 9  # (NEW_CONNECTION_ID, LocalCid)
-RETIRE_CONNECTION_ID = 10  # (RETIRE_CONNECTION_ID, sequence_number)
-NEW_TOKEN = 11  # (NEW_TOKEN, token)
-PMTU_PROBE = 12  # (PMTU_PROBE, PathMtu, probe_id, size)
 
 _R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
 _R_MAX_DATA: FrameRecord = (MAX_DATA,)
@@ -478,78 +477,6 @@ class PacketSender:
             return bytes(buf)
         return fr.encode_ack(received.descending()[:32], delay)
 
-    # Acknowledged or lost --------------------------------------------------------------------
-    def on_delivered(self, frames: Sequence[FrameRecord], acked: bool) -> None:
-        """Recovery reports a packet acknowledged or lost: act on each frame it carried."""
-        c = self.c
-        streams = c.streams
-        pending = c.pending
-        report_datagrams = c.configuration.datagram_ack_events
-        for record in frames:
-            kind = record[0]
-            if kind == STREAM:
-                _, stream_id, offset, length, fin = record
-                sender = streams.sender_of(stream_id)
-                if sender is None:
-                    continue
-                if acked:
-                    sender.on_ack(offset, length, fin)
-                    streams.on_sender_done(stream_id)
-                else:
-                    sender.on_lost(offset, length, fin)
-                    streams.schedule(stream_id)
-            elif kind == DATAGRAM:
-                if report_datagrams:
-                    event = DatagramAcknowledged(record[1]) if acked else DatagramLost(record[1])
-                    c.event_queue.append(event)
-            elif kind == CRYPTO:
-                _, epoch, offset, length = record
-                crypto = c.spaces[epoch].sender
-                if acked:
-                    crypto.on_ack(offset, length, False)
-                else:
-                    crypto.on_lost(offset, length, False)
-                    pending.waiting = True  # a 1-RTT CRYPTO resend goes with the control frames
-            elif kind == RESET_STREAM:
-                sender = streams.sender_of(record[1])
-                if sender is None:
-                    continue
-                if acked:
-                    sender.reset_acked = True
-                    streams.on_sender_done(record[1])
-                else:
-                    sender.reset_pending = True
-                    streams.schedule(record[1])
-            elif kind == RETIRE_CONNECTION_ID:
-                c.cids.on_retire_delivered(record[1], acked)
-            elif kind == PMTU_PROBE:  # the search goes on (RFC 8899 §5.2)
-                pmtu = record[1]
-                (pmtu.on_probe_acked if acked else pmtu.on_probe_lost)(record[2], record[3])
-            elif acked:
-                continue
-            elif kind == HANDSHAKE_DONE:
-                pending.queue_handshake_done()
-            elif kind == MAX_DATA:
-                pending.queue_max_data()
-            elif kind == MAX_STREAM_DATA:
-                pending.queue_max_stream_data(record[1])
-            elif kind == MAX_STREAMS:
-                pending.queue_max_streams(record[1])
-            elif kind == STOP_SENDING:
-                pending.queue_stop_sending(record[1], record[2])
-            elif kind == NEW_CONNECTION_ID:
-                pending.queue_new_connection_id(record[1])
-            elif kind == NEW_TOKEN:
-                pending.queue_new_token(record[1])
-
-    def requeue_crypto(self, space_id: int) -> None:
-        """Send a space's unacknowledged CRYPTO data again (PTO probes, Retry, §6.2.4)."""
-        c = self.c
-        for packet in c.recovery.spaces[space_id].sent.values():
-            for record in packet.frames:
-                if record[0] == CRYPTO:
-                    c.spaces[record[1]].sender.on_lost(record[2], record[3], False)
-
     # Path MTU discovery (RFC 9000 §14.3, RFC 8899) ------------------------------------------
     def _pmtu_probe(self, pmtu: PathMtu, now: float) -> bytes:
         """The PMTU probe the path asks for: PING and PADDING filling the size tried
@@ -689,7 +616,7 @@ class PacketSender:
             if probes and space_id < 2 and not c.spaces[epoch].sender.has_pending():
                 # Each probe datagram carries the unacknowledged CRYPTO data: a peer
                 # drops an Initial without it (RFC 9000 §17.2.2).
-                self.requeue_crypto(space_id)
+                requeue_crypto(c, space_id)
             start = len(payload)
             limit = max_size - packet.overhead()  # the most payload this packet holds
             if not zero_rtt:

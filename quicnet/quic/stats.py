@@ -9,8 +9,12 @@ the congestion window and the path MTU.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["ConnectionStats", "TrafficCounters"]
+if TYPE_CHECKING:
+    from quicnet.quic.connection import QuicConnection
+
+__all__ = ["ConnectionStats", "TrafficCounters", "connection_stats"]
 
 
 class TrafficCounters:
@@ -57,3 +61,28 @@ class ConnectionStats:
     def loss(self) -> float:
         """The fraction of packets sent that were declared lost."""
         return self.packets_lost / self.packets_sent if self.packets_sent else 0.0
+
+
+def connection_stats(c: QuicConnection) -> ConnectionStats:
+    """The connection's figures now: RTT, jitter, traffic, losses, congestion window."""
+    recovery = c.recovery
+    rtt = recovery.rtt
+    traffic = c.traffic
+    return ConnectionStats(
+        smoothed_rtt=rtt.smoothed_rtt,
+        min_rtt=rtt.min_rtt,
+        latest_rtt=rtt.latest_rtt,
+        rtt_variance=rtt.rttvar,
+        jitter=rtt.jitter,
+        datagrams_sent=traffic.datagrams_sent,
+        datagrams_received=traffic.datagrams_received,
+        bytes_sent=traffic.bytes_sent,
+        bytes_received=traffic.bytes_received,
+        packets_sent=recovery.packets_sent,
+        packets_lost=recovery.packets_lost,
+        congestion_window=recovery.cc.congestion_window,
+        bytes_in_flight=recovery.cc.bytes_in_flight,
+        key_updates=c.keys.updates,
+        path_migrations=c.paths.migrations,
+        path_mtu=c.paths.current.pmtu.mtu if c.paths.current else 1200,
+    )

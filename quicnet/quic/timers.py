@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quicnet.quic.errors import TransportErrorCode
+from quicnet.quic.records import requeue_crypto
 from quicnet.quic.states import ConnectionState
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
@@ -175,5 +176,5 @@ class TimerDriver:
             if space_id == 2:  # repeated PTOs may be a PMTU black hole (RFC 8899 §4.3)
                 c.paths.on_probe_timeout(recovery.pto_count)
             # Probes carry unacknowledged handshake data rather than a bare PING.
-            c.sender.requeue_crypto(0)
-            c.sender.requeue_crypto(1)
+            requeue_crypto(c, 0)
+            requeue_crypto(c, 1)
