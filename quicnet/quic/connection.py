@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
+from types import MethodType
 
 from quicnet.crypto import hmac_digest, random_bytes
 from quicnet.quic.cids import ConnectionIdManager
@@ -34,7 +34,7 @@ from quicnet.quic.closing import ClosingState
 from quicnet.quic.compatible_versions import VersionState
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
-from quicnet.quic.crypto_streams import CryptoSpace
+from quicnet.quic.crypto_streams import new_crypto_spaces
 from quicnet.quic.deadlines import ConnectionDeadlines
 from quicnet.quic.ecn import EcnState
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
@@ -199,10 +199,7 @@ class QuicConnection:
         #: How many of the last ``datagrams_to_send``'s datagrams go out ECT(0) (all or none).
         self.ecn_marked = 0
         #: CRYPTO streams of each epoch, with the Initial and Handshake keys.
-        self.spaces = {
-            e: CryptoSpace(c.max_crypto_buffer)
-            for e in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)
-        }
+        self.spaces = new_crypto_spaces(c.max_crypto_buffer)
         self.keys = OneRttKeys(c.key_update_packets)
         self.zero_rtt_recv_key: PacketKey | None = None
         self.zero_rtt_send_key: PacketKey | None = None
@@ -276,10 +273,10 @@ class QuicConnection:
     def new_recovery(self) -> Recovery:
         """Fresh loss recovery and congestion control (a new connection, or after VN)."""
         recovery = Recovery(
-            max_ack_delay=0.025, max_datagram_size=1200, on_delivered=partial(on_delivered, self)
+            max_ack_delay=0.025, max_datagram_size=1200, on_delivered=MethodType(on_delivered, self)
         )
         recovery.cc = self.new_controller()
-        recovery.large_loss_observer = self.paths.on_large_lost  # PMTU black holes
+        recovery.large_loss_observer = self.paths  # PMTU black holes
         if self.tracer is not None:
             self.tracer.attach(recovery)
         return recovery

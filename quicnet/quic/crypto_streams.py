@@ -6,7 +6,7 @@ from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.streams import ReceiveHalf, SendHalf
 
-__all__ = ["DISCARDED", "CryptoSpace"]
+__all__ = ["DISCARDED", "CryptoSpace", "new_crypto_spaces"]
 
 #: A handshake flight arrives in a handful of packets; holes beyond this are an attack.
 MAX_CRYPTO_FRAGMENTS = 64
@@ -44,3 +44,9 @@ class CryptoSpace:
 #: What a discarded epoch's space becomes (RFC 9001 §4.9): no keys, nothing buffered,
 #: one object for every connection (nothing reaches it once its keys are gone).
 DISCARDED = CryptoSpace(0)
+
+
+def new_crypto_spaces(max_buffer: int) -> list[CryptoSpace]:
+    """A connection's CRYPTO spaces indexed by epoch (a list: cheaper than a dict per
+    connection); 0-RTT has none of its own, its data counts as 1-RTT's (RFC 9001 §4.1.1)."""
+    return [CryptoSpace(max_buffer), DISCARDED, CryptoSpace(max_buffer), CryptoSpace(max_buffer)]

@@ -2,7 +2,7 @@
 
 Two halves, one object per connection:
 
-- Receiving: ``received[space][codepoint]`` counts the packets that arrived in
+- Receiving: ``received[space * 4 + codepoint]`` counts the packets that arrived in
   each packet number space with ECT(1), ECT(0) or CE (index 0, Not-ECT, is
   never counted). The sender writes them into an ACK_ECN frame (§19.3.2) once
   any is non-zero.
@@ -76,16 +76,21 @@ class _Acked(Protocol):
     packet_number: int
 
 
+# Offsets of the per-space fields in ``EcnState._n``.
+_OPEN, _CLOSED, _PEER_ECT0, _PEER_CE, _LAST = 0, 3, 6, 9, 12
+
+
 class EcnState:
-    """A connection's ECN counts, marking decision and path validation."""
+    """A connection's ECN counts, marking decision and path validation.
+
+    The per-space numbers live in two flat lists of small ints (an idle
+    connection holds one of these per side, so it is kept small).
+    """
 
     __slots__ = (
-        "_closed",
-        "_last_numbers",
         "_marked",
-        "_open",
+        "_n",
         "_path",
-        "_peer",
         "_recovery",
         "_testing_left",
         "marking",
@@ -95,8 +100,9 @@ class EcnState:
     )
 
     def __init__(self, enabled: bool) -> None:
-        #: Packets received per space, indexed by ECN codepoint (index 0 unused).
-        self.received = ([0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0])
+        #: Packets received, by space and ECN codepoint: ``received[space_id * 4 + codepoint]``
+        #: (codepoint 0, Not-ECT, is never counted).
+        self.received = [0] * 12
         self.state = EcnValidation.TESTING if enabled else EcnValidation.DISABLED
         #: Whether the datagrams of the current ``datagrams_to_send`` call carry ECT(0).
         self.marking = False
@@ -106,17 +112,23 @@ class EcnState:
         self._recovery: object = None
         self._reset()
 
+    def received_counts(self, space_id: int) -> tuple[int, int, int, int]:
+        """Packets received in ``space_id`` by codepoint (Not-ECT, ECT(1), ECT(0), CE)."""
+        r = self.received
+        base = space_id * 4
+        return r[base], r[base + 1], r[base + 2], r[base + 3]
+
     def _reset(self) -> None:
-        #: Per space, the packet-number ranges sent marked: [first, end) (end -1: open).
-        self._marked: tuple[list[list[int]], ...] = ([], [], [])
-        #: Per space, where the open range starts (-1: none), and how many packets the
-        #: closed ranges hold: the common questions without walking the ranges.
-        self._open = [-1, -1, -1]
-        self._closed = [0, 0, 0]
-        #: Per space, the highest ECT(0) and CE counts the peer reported (ECT(1) stays 0).
-        self._peer = ([0, 0, 0], [0, 0, 0], [0, 0, 0])
+        #: The closed packet-number ranges sent marked, flat: space, first, end; None until
+        #: marking first stops (on a path that validates, never). The open range of each
+        #: space is ``_n[_OPEN + space]``.
+        self._marked: list[int] | None = None
+        #: Per space (index ``field + space_id``): where the open range starts (_OPEN, -1:
+        #: none), how many packets the closed ranges hold (_CLOSED), the highest ECT(0) and
+        #: CE counts the peer reported (_PEER_ECT0, _PEER_CE; ECT(1) stays 0), and the next
+        #: packet number at the last decision (_LAST).
+        self._n = [-1, -1, -1] + [0] * 12
         self._testing_left = TESTING_PACKETS
-        self._last_numbers = [0, 0, 0]
         self.marking = False
 
     # Sending ----------------------------------------------------------------------------------
@@ -133,10 +145,12 @@ class EcnState:
                 return False
         if state == EcnValidation.DISABLED:
             return False
+        n = self._n
         if recovery is not self._recovery:  # a new connection, or restarted by VN (§6)
             self._recovery = recovery
             self._reset()
-            self._last_numbers = [s.next_packet_number for s in recovery.spaces]
+            n = self._n
+            n[_LAST : _LAST + 3] = [s.next_packet_number for s in recovery.spaces]
         if path is not self._path:
             # §13.4.2: each path is validated on its own (the peer's counts and ours of
             # what went out marked are per packet number space, so they carry over).
@@ -146,35 +160,41 @@ class EcnState:
             self.validating = True
         numbers = [s.next_packet_number for s in recovery.spaces]
         if self.marking and state == EcnValidation.TESTING:
-            last = self._last_numbers
-            self._testing_left -= sum(numbers) - sum(last)
+            self._testing_left -= sum(numbers) - sum(n[_LAST : _LAST + 3])
             # §13.4.2: ten packets, or fewer if probes go unanswered (marks dropped?).
             if self._testing_left <= 0 or recovery.pto_count >= 2:
                 state = self.state = EcnValidation.UNKNOWN
-        self._last_numbers = numbers
+        n[_LAST : _LAST + 3] = numbers
         mark = state == EcnValidation.TESTING or state == EcnValidation.CAPABLE
         if mark != self.marking:
             self.marking = mark
             for space_id, pn in enumerate(numbers):
-                ranges = self._marked[space_id]
+                first = n[_OPEN + space_id]
                 if mark:
-                    ranges.append([pn, -1])
-                    self._open[space_id] = pn
-                elif ranges:
-                    ranges[-1][1] = pn
-                    self._closed[space_id] += pn - ranges[-1][0]
-                    self._open[space_id] = -1
+                    n[_OPEN + space_id] = pn
+                elif first >= 0:  # close this space's open range
+                    n[_OPEN + space_id] = -1
+                    if pn > first:
+                        closed = self._marked
+                        if closed is None:
+                            closed = self._marked = []
+                        closed += (space_id, first, pn)
+                        n[_CLOSED + space_id] += pn - first
         return mark
 
     def _marked_among(self, space_id: int, acked: Sequence[_Acked]) -> int:
         """How many of ``acked`` (ascending) were sent marked (the walk the open range
         spares the common case)."""
-        ranges = self._marked[space_id]
+        start = self._n[_OPEN + space_id]
+        closed = self._marked or ()
         n = 0
         for p in acked:
             pn = p.packet_number
-            for first, end in ranges:
-                if first <= pn and (end < 0 or pn < end):
+            if 0 <= start <= pn:
+                n += 1
+                continue
+            for i in range(0, len(closed), 3):
+                if closed[i] == space_id and closed[i + 1] <= pn < closed[i + 2]:
                     n += 1
                     break
         return n
@@ -191,7 +211,8 @@ class EcnState:
         """Check an ACK frame's ECN counts against the packets it newly acknowledged
         (``acked``, ascending, not empty); returns the rise in the CE count (0 unless
         the frame validates), a congestion signal for the controller."""
-        start = self._open[space_id]
+        n = self._n
+        start = n[_OPEN + space_id]
         if start >= 0 and acked[0].packet_number >= start:
             marked = len(acked)  # all in the open range: the common case
         else:
@@ -203,9 +224,9 @@ class EcnState:
         if not largest_raised:
             return 0  # possibly reordered: its counts may be older than the last ones
         ect0, ect1, ce = counts
-        peer = self._peer[space_id]
-        d0, dce = ect0 - peer[0], ce - peer[2]
-        sent = self._closed[space_id] + (next_packet_number - start if start >= 0 else 0)
+        d0 = ect0 - n[_PEER_ECT0 + space_id]
+        dce = ce - n[_PEER_CE + space_id]
+        sent = n[_CLOSED + space_id] + (next_packet_number - start if start >= 0 else 0)
         if (
             d0 < 0
             or dce < 0
@@ -215,7 +236,8 @@ class EcnState:
         ):
             self._fail()
             return 0
-        peer[0], peer[2] = ect0, ce
+        n[_PEER_ECT0 + space_id] = ect0
+        n[_PEER_CE + space_id] = ce
         if marked and self.state != EcnValidation.CAPABLE:
             self.state = EcnValidation.CAPABLE
         return dce

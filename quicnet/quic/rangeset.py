@@ -13,26 +13,32 @@ __all__ = ["RangeSet"]
 
 
 class RangeSet:
-    """Sorted disjoint ``[start, stop)`` ranges with merge on insert."""
+    """Sorted disjoint ``[start, stop)`` ranges with merge on insert.
 
-    __slots__ = ("_starts", "_stops")
+    The ranges live in one flat list of boundaries, ``[start0, stop0, start1, stop1,
+    ...]``: ranges never touch (adjacent ones merge), so the list is strictly
+    increasing and one bisection says whether a value is inside a range (an odd
+    insertion point) or between them (an even one). One list, not two: every
+    connection holds several of these.
+    """
+
+    __slots__ = ("_b",)
 
     def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._stops: list[int] = []
+        self._b: list[int] = []
 
     def __len__(self) -> int:
-        return len(self._starts)
+        return len(self._b) >> 1
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter(zip(self._starts, self._stops, strict=True))
+        b = self._b
+        return iter(zip(b[0::2], b[1::2], strict=True))
 
     def __bool__(self) -> bool:
-        return bool(self._starts)
+        return bool(self._b)
 
     def __contains__(self, value: int) -> bool:
-        i = bisect.bisect_right(self._starts, value) - 1
-        return i >= 0 and value < self._stops[i]
+        return bool(bisect.bisect_right(self._b, value) & 1)
 
     def __repr__(self) -> str:
         return f"RangeSet({list(self)})"
@@ -43,74 +49,85 @@ class RangeSet:
             stop = start + 1
         if stop <= start:
             return
-        starts, stops = self._starts, self._stops
+        b = self._b
         # Fast path: appending at or just past the end (packet numbers, in-order data).
-        if not starts or start > stops[-1]:
-            starts.append(start)
-            stops.append(stop)
+        if not b or start > b[-1]:
+            b.append(start)
+            b.append(stop)
             return
-        if start >= starts[-1]:
-            if stop > stops[-1]:
-                stops[-1] = stop
+        if start >= b[-2]:
+            if stop > b[-1]:
+                b[-1] = stop
             return
-        lo = bisect.bisect_left(stops, start)  # first range that ends at/after start
-        hi = bisect.bisect_right(starts, stop)  # ranges starting after stop are untouched
-        if lo < hi:
-            start = min(start, starts[lo])
-            stop = max(stop, stops[hi - 1])
-        starts[lo:hi] = [start]
-        stops[lo:hi] = [stop]
+        lo = bisect.bisect_left(b, start)  # boundaries below start stay
+        if lo & 1:  # start is inside a range, or at its stop: that range merges
+            lo -= 1
+            start = b[lo]
+        hi = bisect.bisect_right(b, stop)  # boundaries above stop stay
+        if hi & 1:  # stop is inside a range, or at its start: that range merges
+            stop = b[hi]
+            hi += 1
+        b[lo:hi] = (start, stop)
 
     def subtract(self, start: int, stop: int) -> None:
         """Remove ``[start, stop)``: two binary searches and one splice."""
         if stop <= start:
             return
-        starts, stops = self._starts, self._stops
-        lo = bisect.bisect_right(stops, start)  # first range that ends after start
-        hi = bisect.bisect_left(starts, stop)  # ranges from here on start at/after stop
-        if lo >= hi:
-            return
-        new_starts: list[int] = []
-        new_stops: list[int] = []
-        if starts[lo] < start:
-            new_starts.append(starts[lo])
-            new_stops.append(start)
-        if stops[hi - 1] > stop:
-            new_starts.append(stop)
-            new_stops.append(stops[hi - 1])
-        starts[lo:hi] = new_starts
-        stops[lo:hi] = new_stops
+        b = self._b
+        lo = bisect.bisect_right(b, start)
+        hi = bisect.bisect_left(b, stop)
+        if lo == hi and not lo & 1:
+            return  # no boundary inside [start, stop) and start in a gap: nothing to cut
+        keep: list[int] = []
+        if lo & 1:  # start is inside the range that begins at b[lo - 1]: cut it there
+            if b[lo - 1] == start:
+                lo -= 1
+            else:
+                keep.append(start)
+        if hi & 1:  # stop is inside the range that ends at b[hi]: it resumes at stop
+            if b[hi] == stop:
+                hi += 1
+            else:
+                keep.append(stop)
+        b[lo:hi] = keep
 
     def overlapping(self, start: int, stop: int) -> list[tuple[int, int]]:
         """The ranges that intersect ``[start, stop)``, clipped to it."""
-        starts, stops = self._starts, self._stops
-        lo = bisect.bisect_right(stops, start)
-        hi = bisect.bisect_left(starts, stop)
-        return [(max(starts[i], start), min(stops[i], stop)) for i in range(lo, hi)]
+        b = self._b
+        lo = bisect.bisect_right(b, start)
+        lo -= lo & 1
+        hi = bisect.bisect_left(b, stop)
+        hi += hi & 1
+        return [(max(b[i], start), min(b[i + 1], stop)) for i in range(lo, hi, 2)]
 
     def shift(self) -> tuple[int, int]:
         """Remove and return the lowest range."""
-        return self._starts.pop(0), self._stops.pop(0)
+        b = self._b
+        first = b[0], b[1]
+        del b[:2]
+        return first
 
     @property
     def first(self) -> tuple[int, int]:
         """The lowest range, ``(start, stop)``."""
-        return self._starts[0], self._stops[0]
+        return self._b[0], self._b[1]
 
     @property
     def last(self) -> tuple[int, int]:
         """The highest range, ``(start, stop)``."""
-        return self._starts[-1], self._stops[-1]
+        return self._b[-2], self._b[-1]
 
     def descending(self) -> list[tuple[int, int]]:
         """Inclusive ``(largest, smallest)`` pairs, largest first (ACK frame order)."""
-        return [
-            (e - 1, s) for s, e in zip(reversed(self._starts), reversed(self._stops), strict=True)
-        ]
+        b = self._b
+        return [(b[i + 1] - 1, b[i]) for i in range(len(b) - 2, -1, -2)]
 
     def trim_below(self, value: int) -> None:
         """Forget everything below ``value`` (bounded memory for old packet numbers)."""
-        while self._starts and self._stops[0] <= value:
-            self.shift()
-        if self._starts and self._starts[0] < value:
-            self._starts[0] = value
+        b = self._b
+        i = bisect.bisect_right(b, value)
+        if i & 1:  # value is inside a range: it now starts there
+            del b[: i - 1]
+            b[0] = value
+        else:
+            del b[:i]

@@ -177,7 +177,7 @@ class PacketReceiver:
             c.active_dcid = dcid
         space.on_packet_received(pn, now)
         if ecn:  # §13.4.1: each packet counts, duplicates (dropped above) do not
-            c.ecn.received[2][ecn] += 1
+            c.ecn.received[8 + ecn] += 1
         if ack_eliciting:
             space.unacked_ack_eliciting += 1
             if space.unacked_ack_eliciting >= 2:
@@ -367,7 +367,7 @@ class PacketReceiver:
         ack_eliciting = self._long_header_frames(epoch, payload, now, header.destination_cid)
         space.on_packet_received(pn, now)
         if ecn:
-            c.ecn.received[EPOCH_SPACE[epoch]][ecn] += 1
+            c.ecn.received[EPOCH_SPACE[epoch] * 4 + ecn] += 1
         if ack_eliciting:
             space.unacked_ack_eliciting += 1
             if epoch != Epoch.ZERO_RTT or space.unacked_ack_eliciting >= 2:

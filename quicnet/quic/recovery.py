@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from quicnet.quic.congestion import CongestionController, NewReno, Pacer
 from quicnet.quic.pmtu import BASE_PLPMTU
@@ -43,9 +43,14 @@ DeliveryCallback = Callable[[Sequence[FrameRecord], bool], None]
 #: Told of packets declared lost, with their space and the time, before recovery acts
 #: on them (qlog's recovery:packet_lost).
 LossObserver = Callable[[int, Sequence["SentPacket"], float], None]
-#: Told that packets larger than BASE_PLPMTU were lost while no larger packet sent after
-#: them was acknowledged, with the mark of the newest such acknowledgement (RFC 8899 §4.3).
-LargeLossObserver = Callable[[float], None]
+
+
+class LargeLossObserver(Protocol):
+    """Told that packets larger than BASE_PLPMTU were lost while no larger packet sent after
+    them was acknowledged, with the mark of the newest such acknowledgement (RFC 8899 §4.3).
+    An object rather than a callback: a stored bound method costs every connection."""
+
+    def on_large_lost(self, mark: float) -> None: ...
 
 
 def _ignore(frames: Sequence[FrameRecord], acked: bool) -> None:
@@ -202,6 +207,7 @@ class Recovery:
     """Loss detection state for all three packet number spaces of a connection."""
 
     __slots__ = (
+        "_spurious",
         "cc",
         "first_rtt_sample_time",
         "handshake_confirmed",
@@ -220,7 +226,6 @@ class Recovery:
         "pto_count",
         "rtt",
         "spaces",
-        "spurious",
         "time_threshold",
     )
 
@@ -260,7 +265,16 @@ class Recovery:
         self.packet_threshold = K_PACKET_THRESHOLD
         self.time_threshold = K_TIME_THRESHOLD
         #: Application-space losses watched for a late acknowledgement (reordering).
-        self.spurious = SpuriousLosses()
+        self._spurious: SpuriousLosses | None = None
+
+    @property
+    def spurious(self) -> SpuriousLosses:
+        """Application-space losses watched for a late acknowledgement (reordering); made
+        at the first loss (most connections never lose a packet)."""
+        spurious = self._spurious
+        if spurious is None:
+            spurious = self._spurious = SpuriousLosses()
+        return spurious
 
     @property
     def bytes_in_flight(self) -> int:
@@ -274,11 +288,14 @@ class Recovery:
 
     def take_probe(self, space_id: int) -> None:
         """A probe packet for ``space_id`` was built: one fewer to send."""
-        left = self.probes_pending.get(space_id, 0) - 1
+        probes = self.probes_pending
+        left = probes.get(space_id, 0) - 1
         if left > 0:
-            self.probes_pending[space_id] = left
+            probes[space_id] = left
+        elif len(probes) > 1:
+            probes.pop(space_id, None)
         else:
-            self.probes_pending.pop(space_id, None)
+            self.probes_pending = {}  # an emptied dict keeps its table: drop it
 
     def set_max_datagram_size(self, size: int) -> None:
         """The path's largest datagram changed (PMTU discovery): tell the congestion
@@ -317,7 +334,7 @@ class Recovery:
         # Reordering belongs to a path: the new one starts from RFC 9002's thresholds.
         self.packet_threshold = K_PACKET_THRESHOLD
         self.time_threshold = K_TIME_THRESHOLD
-        self.spurious = SpuriousLosses()
+        self._spurious = None
         return saved
 
     # Sending --------------------------------------------------------------------------
@@ -366,7 +383,8 @@ class Recovery:
                     break
                 if pn >= ascending[i][1]:
                     numbers.append(pn)
-        if space_id == 2 and self.spurious.suspects:  # only while some loss is in doubt
+        spurious = self._spurious
+        if space_id == 2 and spurious is not None and spurious.suspects:  # a loss in doubt
             self._check_spurious(space.largest_acked, ranges, now)
         if not numbers:
             return [], []
@@ -473,7 +491,7 @@ class Recovery:
         if self.large_loss_observer is not None:
             mark = self.large_acked_sent
             if any(p.size > BASE_PLPMTU and p.time_sent > mark for p in in_flight):
-                self.large_loss_observer(mark)
+                self.large_loss_observer.on_large_lost(mark)
         self.spurious.on_lost(
             space_id,
             in_flight,

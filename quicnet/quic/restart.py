@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quicnet.quic.compatible_versions import local_version_information
-from quicnet.quic.crypto_streams import CryptoSpace
+from quicnet.quic.crypto_streams import new_crypto_spaces
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.negotiation import NO_COMMON_VERSION
 from quicnet.quic.packets import retry_is_valid
@@ -45,8 +45,7 @@ def on_version_negotiation(c: QuicConnection, data: bytes, now: float) -> None:
     )
     c.recovery.abandon_space(2)
     c.recovery = c.new_recovery()
-    max_buffer = c.configuration.max_crypto_buffer
-    c.spaces = {e: CryptoSpace(max_buffer) for e in c.spaces}
+    c.spaces = new_crypto_spaces(c.configuration.max_crypto_buffer)
     c.tls = make_tls(c.configuration, c.local_params)
     c.start_tls(now)
 

@@ -255,23 +255,23 @@ class PacketSender:
         # ACK (§13.2): when due, and piggybacked on anything ack-eliciting.
         if (ack_due or (eliciting and rspace.unacked_ack_eliciting)) and rspace.received:
             received = rspace.received
-            ecn = c.ecn.received[2]
+            ecn = c.ecn.received  # the 1-RTT counts are [9:12]: ECT(1), ECT(0), CE
             if len(received) == 1 and limit - len(buf) >= 49:  # one range, written in place
                 first, stop = received.first
                 delay_us = int((now - rspace.largest_received_time) * 1e6)
-                marks = ecn[1] or ecn[2] or ecn[3]
+                marks = ecn[9] or ecn[10] or ecn[11]
                 buf.append(0x03 if marks else 0x02)  # ACK_ECN once anything came marked
                 _varint(buf, stop - 1)
                 _varint(buf, max(0, delay_us) >> c.local_params.ack_delay_exponent)
                 buf.append(0)
                 _varint(buf, stop - 1 - first)
                 if marks:  # §19.3.2: ECT(0), ECT(1), CE
-                    _varint(buf, ecn[2])
-                    _varint(buf, ecn[1])
-                    _varint(buf, ecn[3])
+                    _varint(buf, ecn[10])
+                    _varint(buf, ecn[9])
+                    _varint(buf, ecn[11])
                 ack_sent = True
             else:
-                ack = self._ack_frame(rspace, now, ecn, one_rtt=True)
+                ack = self._ack_frame(rspace, now, 2, one_rtt=True)
                 ack_sent = len(buf) + len(ack) <= limit
                 if ack_sent:
                     buf += ack
@@ -456,17 +456,16 @@ class PacketSender:
             if sender.has_pending():
                 queue.append(stream_id)
 
-    def _ack_frame(
-        self, rspace: PacketSpace, now: float, ecn: list[int], *, one_rtt: bool
-    ) -> bytes:
-        """An ACK frame; ACK_ECN once ``ecn`` (packets received, by codepoint) has any."""
+    def _ack_frame(self, rspace: PacketSpace, now: float, space_id: int, *, one_rtt: bool) -> bytes:
+        """An ACK frame for ``space_id``; ACK_ECN once any packet of it arrived marked."""
         delay = 0
         if one_rtt:
             delay_us = int((now - rspace.largest_received_time) * 1e6)
             delay = max(0, delay_us) >> self.c.local_params.ack_delay_exponent
         received = rspace.received
-        if ecn[1] or ecn[2] or ecn[3]:  # §19.3.2: ECT(0), ECT(1), CE
-            return fr.encode_ack(received.descending()[:32], delay, (ecn[2], ecn[1], ecn[3]))
+        _, ect1, ect0, ce = self.c.ecn.received_counts(space_id)
+        if ect1 or ect0 or ce:  # §19.3.2: ECT(0), ECT(1), CE
+            return fr.encode_ack(received.descending()[:32], delay, (ect0, ect1, ce))
         if len(received) == 1:  # the common case: one range, written directly
             first, stop = received.first
             buf = bytearray(b"\x02")
@@ -605,8 +604,7 @@ class PacketSender:
         # ACK (§13.2): always when queued; piggybacked whenever anything else goes.
         piggyback = rspace.unacked_ack_eliciting and has_eliciting
         if (rspace.ack_queued or piggyback) and rspace.received and not zero_rtt:
-            ecn = c.ecn.received[space_id]
-            ack = self._ack_frame(rspace, now, ecn, one_rtt=epoch == Epoch.ONE_RTT)
+            ack = self._ack_frame(rspace, now, space_id, one_rtt=epoch == Epoch.ONE_RTT)
             if len(ack) <= room:
                 payload += ack
                 rspace.ack_queued = False
