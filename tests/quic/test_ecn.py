@@ -470,7 +470,11 @@ def test_asyncio_driver_marks_and_reads_ect0() -> None:
             await all_in.wait()
             assert sum(received) == 50_000
             server_conn = server_conns[0]
-            return server_conn.ecn.received_counts(2)[ECT0], conn.ecn.state, server.ecn and client.ecn
+            return (
+                server_conn.ecn.received_counts(2)[ECT0],
+                conn.ecn.state,
+                server.ecn and client.ecn,
+            )
         finally:
             await client.close()
             await server.close()
