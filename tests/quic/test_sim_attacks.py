@@ -330,6 +330,40 @@ def test_closing_connection_reflects_nothing_to_third_parties() -> None:
     assert sim.s2c.stats.datagrams - closes_before == 8
 
 
+def test_a_closing_server_stays_within_3x_of_an_unvalidated_client() -> None:
+    """§10.2.1, §8.1: the CONNECTION_CLOSE answers count toward the 3x budget too.
+
+    A large certificate spends the budget the client's only Initial gave; the server
+    then closes, and 1-byte datagrams spoofed from the client's address ask for more
+    answers than the 3 bytes each adds to the budget can pay for.
+    """
+    names = ("localhost", *(f"name-{i}.closing.example" for i in range(100)))
+    ident = dev_identity(names)
+    sim = make_pair(
+        seed=46,
+        use_endpoint=False,
+        client={"trust_roots": (ident.trust_root,)},
+        server={"certificate_chain": ident.certificate_chain, "private_key": ident.private_key},
+    )
+    first: list[bytes] = []
+    sim.c2s.filter = lambda data, now: not first and not first.append(data)  # type: ignore[func-returns-value]
+    sim.connect()
+    sim.run_for(0.05)
+    server = sim.server.impl
+    assert isinstance(server, QuicConnection) and not server.address_validated
+    key = (sim.server, CLIENT_ADDR)
+    assert sim.ledger.received[key] == 1200
+    assert sim.ledger.sent[key] > 3 * 1200 - 100  # too little left for a close
+    datagrams_before = sim.ledger.sent_datagrams[key]
+    server.close(0, "going away")
+    for i in range(200):
+        sim.inject(b"\x40", CLIENT_ADDR, SERVER_ADDR, delay=0.001 + i * 1e-4)
+    sim.run_for(0.05)  # the simulation's amplification invariant watches every step
+    assert server.state == ConnectionState.CLOSING
+    assert sim.ledger.sent_datagrams[key] > datagrams_before  # it did answer, when it could
+    assert sim.ledger.sent[key] <= 3 * sim.ledger.received[key]
+
+
 # Queues a peer fills (RFC 9000 §8.2.2, §5.1.2, §21.9): each has a bound.
 
 
