@@ -36,14 +36,17 @@ from quicnet.quic import (
     DatagramReceived,
     QuicConnection,
     QuicVersion,
+    SessionTicketReceived,
     StreamDataReceived,
     TransportErrorCode,
 )
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.endpoint import QuicEndpoint
+from quicnet.quic.handshake import MAX_SESSION_TICKETS
 from quicnet.quic.packets import PacketType, decode_packet_number
 from quicnet.tls import Epoch
+from quicnet.tls.server import TLSServer
 
 # RFC 9000 §12.3, §13.2.3: a packet number below the tracked floor is never accepted again.
 
@@ -547,6 +550,23 @@ def test_unread_datagrams_are_bounded() -> None:
     assert server.datagrams_queued == 50 and server.datagrams_dropped == 250
     got = [e.data for e in iter(server.next_event, None) if isinstance(e, DatagramReceived)]
     assert got == [i.to_bytes(4, "big") for i in range(50)]
+
+
+def test_session_tickets_a_server_floods_are_bounded() -> None:
+    """RFC 8446 §4.6.1 lets a server send any number of NewSessionTicket messages: a
+    client hands the application at most MAX_SESSION_TICKETS of them and goes on."""
+    sim = make_pair(seed=47, use_endpoint=False)
+    server = sim.server.impl
+    assert isinstance(server, QuicConnection) and isinstance(server.tls, TLSServer)
+    server.tls.config.tickets_to_send = 60  # a server that never stops issuing tickets
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    assert len(sim.client.events_of(SessionTicketReceived)) == MAX_SESSION_TICKETS
+    client.send_datagram(b"still fine")
+    sim.run_for(0.1)
+    assert client.state == ConnectionState.CONNECTED
+    assert b"still fine" in [e.data for e in sim.server.events_of(DatagramReceived)]
 
 
 def test_a_late_copy_of_the_first_initial_opens_no_second_connection() -> None:
