@@ -142,3 +142,28 @@ def test_ci_run_keeps_a_callers_ci_value(tmp_path: Path) -> None:
         "ruff github",
         "mypy github",
     ]
+
+
+def _hypothesis_profile(ci: str | None) -> tuple[str, bool]:
+    """The profile tests/conftest.py loads, and whether it derandomizes, under ``ci``."""
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci is not None:
+        env["CI"] = ci
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); import conftest\n"
+        "from hypothesis import settings\n"
+        "print(settings._current_profile, settings.default.derandomize)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 0, p.stderr
+    name, derandomize = p.stdout.split()
+    return name, derandomize == "True"
+
+
+def test_the_hypothesis_ci_profile_follows_the_ci_variable() -> None:
+    """What .ci/run exports (CI=true) selects the derandomized profile; no CI, the dev one."""
+    assert _hypothesis_profile("true") == ("ci", True)
+    assert _hypothesis_profile("github") == ("ci", True)
+    assert _hypothesis_profile(None) == ("dev", False)

@@ -36,14 +36,17 @@ from quicnet.quic import (
     DatagramReceived,
     QuicConnection,
     QuicVersion,
+    SessionTicketReceived,
     StreamDataReceived,
     TransportErrorCode,
 )
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.endpoint import QuicEndpoint
+from quicnet.quic.handshake import MAX_SESSION_TICKETS
 from quicnet.quic.packets import PacketType, decode_packet_number
 from quicnet.tls import Epoch
+from quicnet.tls.server import TLSServer
 
 # RFC 9000 §12.3, §13.2.3: a packet number below the tracked floor is never accepted again.
 
@@ -330,6 +333,40 @@ def test_closing_connection_reflects_nothing_to_third_parties() -> None:
     assert sim.s2c.stats.datagrams - closes_before == 8
 
 
+def test_a_closing_server_stays_within_3x_of_an_unvalidated_client() -> None:
+    """§10.2.1, §8.1: the CONNECTION_CLOSE answers count toward the 3x budget too.
+
+    A large certificate spends the budget the client's only Initial gave; the server
+    then closes, and 1-byte datagrams spoofed from the client's address ask for more
+    answers than the 3 bytes each adds to the budget can pay for.
+    """
+    names = ("localhost", *(f"name-{i}.closing.example" for i in range(100)))
+    ident = dev_identity(names)
+    sim = make_pair(
+        seed=46,
+        use_endpoint=False,
+        client={"trust_roots": (ident.trust_root,)},
+        server={"certificate_chain": ident.certificate_chain, "private_key": ident.private_key},
+    )
+    first: list[bytes] = []
+    sim.c2s.filter = lambda data, now: not first and not first.append(data)  # type: ignore[func-returns-value]
+    sim.connect()
+    sim.run_for(0.05)
+    server = sim.server.impl
+    assert isinstance(server, QuicConnection) and not server.address_validated
+    key = (sim.server, CLIENT_ADDR)
+    assert sim.ledger.received[key] == 1200
+    assert sim.ledger.sent[key] > 3 * 1200 - 100  # too little left for a close
+    datagrams_before = sim.ledger.sent_datagrams[key]
+    server.close(0, "going away")
+    for i in range(200):
+        sim.inject(b"\x40", CLIENT_ADDR, SERVER_ADDR, delay=0.001 + i * 1e-4)
+    sim.run_for(0.05)  # the simulation's amplification invariant watches every step
+    assert server.state == ConnectionState.CLOSING
+    assert sim.ledger.sent_datagrams[key] > datagrams_before  # it did answer, when it could
+    assert sim.ledger.sent[key] <= 3 * sim.ledger.received[key]
+
+
 # Queues a peer fills (RFC 9000 §8.2.2, §5.1.2, §21.9): each has a bound.
 
 
@@ -513,6 +550,23 @@ def test_unread_datagrams_are_bounded() -> None:
     assert server.datagrams_queued == 50 and server.datagrams_dropped == 250
     got = [e.data for e in iter(server.next_event, None) if isinstance(e, DatagramReceived)]
     assert got == [i.to_bytes(4, "big") for i in range(50)]
+
+
+def test_session_tickets_a_server_floods_are_bounded() -> None:
+    """RFC 8446 §4.6.1 lets a server send any number of NewSessionTicket messages: a
+    client hands the application at most MAX_SESSION_TICKETS of them and goes on."""
+    sim = make_pair(seed=47, use_endpoint=False)
+    server = sim.server.impl
+    assert isinstance(server, QuicConnection) and isinstance(server.tls, TLSServer)
+    server.tls.config.tickets_to_send = 60  # a server that never stops issuing tickets
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    assert len(sim.client.events_of(SessionTicketReceived)) == MAX_SESSION_TICKETS
+    client.send_datagram(b"still fine")
+    sim.run_for(0.1)
+    assert client.state == ConnectionState.CONNECTED
+    assert b"still fine" in [e.data for e in sim.server.events_of(DatagramReceived)]
 
 
 def test_a_late_copy_of_the_first_initial_opens_no_second_connection() -> None:
