@@ -127,6 +127,8 @@ class QuicEndpoint:
         self._timer_of: dict[QuicConnection, float] = {}
         self._timer_seq = itertools.count()
         self._outgoing: deque[tuple[bytes, Address]] = deque()
+        #: Datagrams that leave from a preferred address (RFC 9000 §9.6): (data, to, from).
+        self._routed: list[tuple[bytes, Address, Address]] = []
         #: How many of the last ``datagrams_to_send``'s datagrams (the first ones) go out
         #: ECT(0) (RFC 9000 §13.4): the driver marks them, and not the rest.
         self.ecn_marked = 0
@@ -143,16 +145,20 @@ class QuicEndpoint:
         return hmac_digest("sha256", self.stateless_reset_key, b"quicnet reset" + cid)[:16]
 
     # Datagrams in ---------------------------------------------------------------------
-    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
+    def receive_datagram(
+        self, data: bytes, address: Address, now: float, ecn: int = 0, local: Address | None = None
+    ) -> None:
         """Route one UDP datagram by its destination CID (RFC 8999): to its connection, to a
         new one (a client's first Initial), or answer it with Version Negotiation, a Retry
-        or a stateless reset; anything else is dropped. ``ecn``: its IP ECN codepoint."""
+        or a stateless reset; anything else is dropped. ``ecn``: its IP ECN codepoint;
+        ``local``: the preferred address it reached (RFC 9000 §9.6), None for the default.
+        Only existing connections take datagrams at a preferred address."""
         self.stats.datagrams_received += 1
         cid_length = self.configuration.connection_id_length
         if data and not data[0] & 0x80:  # a short header (RFC 8999 §5.2): the common case
             conn = self.connections.get(data[1 : 1 + cid_length])
             if conn is not None:
-                conn.receive_datagram(data, address, now, ecn)
+                conn.receive_datagram(data, address, now, ecn, local)
                 self._after(conn)
                 return
         try:
@@ -162,8 +168,11 @@ class QuicEndpoint:
             return
         conn = self.connections.get(header.destination_cid)
         if conn is not None:
-            conn.receive_datagram(data, address, now, ecn)
+            conn.receive_datagram(data, address, now, ecn, local)
             self._after(conn)
+            return
+        if local is not None:
+            self.stats.datagrams_dropped += 1  # §9.6: no new connection, reset or VN there
             return
         if not header.is_long:
             self._maybe_stateless_reset(data, header.destination_cid, address, now)
@@ -384,14 +393,26 @@ class QuicEndpoint:
                 out += datagrams
             else:
                 plain += datagrams
+            sent = len(datagrams)
+            if conn.routed:
+                routed = conn.routed_datagrams()
+                self._routed += routed
+                sent += len(routed)
             if conn.state == ConnectionState.TERMINATED:
                 self._after(conn)
                 continue
-            if len(datagrams) >= MAX_DATAGRAMS_PER_CALL:
+            if sent >= MAX_DATAGRAMS_PER_CALL:
                 self._send_ready[conn] = None  # more where these came from
             self._schedule(conn)
         self.ecn_marked = len(out)
         out += plain
+        return out
+
+    def routed_datagrams(self) -> list[tuple[bytes, Address, Address]]:
+        """Take the datagrams the last :meth:`datagrams_to_send` left out because they go
+        from a preferred address (RFC 9000 §9.6): ``(data, to, from)``; empty unless
+        the configuration offers one."""
+        out, self._routed = self._routed, []
         return out
 
     def next_timer(self) -> float | None:
