@@ -62,14 +62,29 @@ def offer(c: QuicConnection) -> PreferredAddress | None:
 
 def chosen_address(preferred: PreferredAddress, server: Address) -> Address | None:
     """The offered address of ``server``'s family (§9.6.3: a client SHOULD stay in its
-    family), or None when the server offered none of that family."""
-    if ":" in str(server[0]):
-        if preferred.ipv6_port == 0 or preferred.ipv6_address == _ZERO_V6:
-            return None
-        return (ipaddress.IPv6Address(preferred.ipv6_address).compressed, preferred.ipv6_port)
-    if preferred.ipv4_port == 0 or preferred.ipv4_address == _ZERO_V4:
+    family; an IPv4-mapped server address takes the IPv4 offer, mapped), or None when
+    the server offered none of that family or one a client must not go to: not a
+    unicast address, or loopback offered by a server that is not (§21.5.6)."""
+    try:
+        current = ipaddress.ip_address(str(server[0]).split("%", 1)[0])
+    except ValueError:
         return None
-    return (str(ipaddress.IPv4Address(preferred.ipv4_address)), preferred.ipv4_port)
+    mapped = isinstance(current, ipaddress.IPv6Address) and current.ipv4_mapped is not None
+    offer: ipaddress.IPv4Address | ipaddress.IPv6Address
+    if current.version == 4 or mapped:
+        offer, port = ipaddress.IPv4Address(preferred.ipv4_address), preferred.ipv4_port
+    else:
+        offer, port = ipaddress.IPv6Address(preferred.ipv6_address), preferred.ipv6_port
+    if port == 0 or offer.is_unspecified or offer.is_multicast:
+        return None  # all zero: nothing offered in this family (§18.2)
+    if offer == ipaddress.IPv4Address("255.255.255.255"):
+        return None
+    if offer.is_loopback and not current.is_loopback:
+        return None  # §21.5.6: request forgery toward a service on the loopback
+    if isinstance(offer, ipaddress.IPv6Address) and offer.ipv4_mapped is not None:
+        return None  # an IPv4 address belongs in the IPv4 field
+    host = offer.compressed
+    return (f"::ffff:{host}" if mapped else host, port)
 
 
 def _local_keys(config: QuicConfiguration) -> tuple[tuple[str, int], ...]:

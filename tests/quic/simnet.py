@@ -726,7 +726,7 @@ class Simulation:
             node.drain()
         self.check_invariants()
 
-    def _send(self, node: Node, src: Address, dst: Address, data: bytes, ecn: int) -> None:
+    def _send(self, node: Node, src: Address, dst: Any, data: bytes, ecn: int) -> None:
         dst = (str(dst[0]), int(dst[1]))
         self.ledger.on_send(node, dst, len(data), src)
         for tap in self.wiretaps:

@@ -22,10 +22,10 @@ from simnet import (
 )
 
 from quicnet.quic import PeerAddressChanged, QuicUsageError, StreamDataReceived
-from quicnet.quic.events import Address
 from quicnet.quic.preferred_address import chosen_address
 from quicnet.quic.transport_params import PreferredAddress
 
+Address = tuple[str, int]
 PREFERRED: Address = ("10.0.0.3", 4444)
 
 
@@ -211,10 +211,28 @@ def test_packets_from_another_new_server_address_are_still_refused() -> None:
 
 def test_the_address_of_the_servers_family_is_chosen() -> None:
     """§9.6.3: a client stays in its family; an all-zero address means none offered."""
-    both = PreferredAddress(
-        bytes((192, 0, 2, 1)), 443, bytes(15) + b"\x01", 8443, b"\x01" * 8, bytes(16)
-    )
+    v6 = bytes.fromhex("20010db8000000000000000000000001")  # 2001:db8::1
+    both = PreferredAddress(bytes((192, 0, 2, 1)), 443, v6, 8443, b"\x01" * 8, bytes(16))
     assert chosen_address(both, ("198.51.100.7", 443)) == ("192.0.2.1", 443)
-    assert chosen_address(both, ("2001:db8::7", 443)) == ("::1", 8443)
-    v6_only = PreferredAddress(bytes(4), 0, bytes(15) + b"\x01", 8443, b"\x01" * 8, bytes(16))
+    assert chosen_address(both, ("2001:db8::7", 443)) == ("2001:db8::1", 8443)
+    assert chosen_address(both, ("::ffff:198.51.100.7", 443)) == ("::ffff:192.0.2.1", 443)
+    v6_only = PreferredAddress(bytes(4), 0, v6, 8443, b"\x01" * 8, bytes(16))
     assert chosen_address(v6_only, ("198.51.100.7", 443)) is None
+
+
+@pytest.mark.parametrize(
+    ("offered", "server"),
+    [
+        (bytes((127, 0, 0, 1)), "198.51.100.7"),  # loopback from a server that is not
+        (bytes((224, 0, 0, 1)), "198.51.100.7"),  # multicast
+        (bytes((255, 255, 255, 255)), "198.51.100.7"),  # broadcast
+    ],
+)
+def test_addresses_that_could_forge_requests_are_not_chosen(offered: bytes, server: str) -> None:
+    """§21.5.6: no move to a loopback address offered by a server that is not on the
+    loopback, nor to an address that is not unicast."""
+    preferred = PreferredAddress(offered, 443, bytes(16), 0, b"\x01" * 8, bytes(16))
+    assert chosen_address(preferred, (server, 443)) is None
+    assert chosen_address(preferred, ("192.0.2.200", 443)) is None
+    on_loopback = PreferredAddress(bytes((127, 0, 0, 2)), 443, bytes(16), 0, b"\x01" * 8, bytes(16))
+    assert chosen_address(on_loopback, ("127.0.0.1", 443)) == ("127.0.0.2", 443)
