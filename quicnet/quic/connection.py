@@ -224,8 +224,6 @@ class QuicConnection:
         self.datagram_address: Address | None = None
         #: The preferred local address it reached (RFC 9000 §9.6); None: the default one.
         self.datagram_local: Address | None = None
-        #: §9.6: a server's offer, or a client's move (None: no preferred address).
-        self.preferred: PreferredAddressState | None = None
         #: Datagrams to send from another local address: (data, to, from) (§9.6).
         self.routed: list[tuple[bytes, Address, Address]] = []
         #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
@@ -253,8 +251,8 @@ class QuicConnection:
             version=self.version,
             preferred_address=offer(self),
         )
-        if self.local_params.preferred_address is not None:
-            self.preferred = PreferredAddressState(c)
+        #: §9.6: a server's offer, or (set by the handshake) a client's move; None: neither.
+        self.preferred = PreferredAddressState(c) if self.local_params.preferred_address else None
         self.remote_params: TransportParameters | None = None
         self.streams = StreamManager(
             is_client=self.is_client,
@@ -332,9 +330,8 @@ class QuicConnection:
         return out
 
     def routed_datagrams(self) -> list[tuple[bytes, Address, Address]]:
-        """Take the datagrams that leave from another local address than the default one
-        (a server's preferred address, RFC 9000 §9.6): ``(data, to, from)``. Always
-        empty unless ``QuicConfiguration.preferred_address_v4``/``_v6`` is set."""
+        """Take the ``(data, to, from)`` datagrams that leave from a server's preferred
+        address (RFC 9000 §9.6), not from the default one; always empty without one."""
         out, self.routed = self.routed, []
         self.traffic.datagrams_sent += len(out)
         self.traffic.bytes_sent += sum(len(d) for d, _, _ in out)
@@ -528,9 +525,11 @@ class QuicConnection:
             if self.tracer is not None and not self.tracer.connection_started(address, now):
                 self.tracer = None
         on_current = address == current.address or address_key(address) == current.key
-        via = None if self.preferred is None else self.preferred.via(local)
-        if via is not None or current.local is not None:
-            on_current = path_key(address, via) == current.key
+        via = None
+        if self.preferred is not None:  # §9.6: which of our addresses it reached counts too
+            via = self.preferred.via(local)
+            if via is not None or current.local is not None:
+                on_current = path_key(address, via) == current.key
         if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
             closing = self.closing
             if closing is not None and on_current:

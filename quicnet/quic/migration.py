@@ -49,7 +49,7 @@ def migration_refused(c: QuicConnection) -> str | None:
     if params is not None and params.disable_active_migration and not moved:
         # §18.2: it concerns the handshake's address, not a preferred address moved to.
         return "the server sent disable_active_migration (RFC 9000 §18.2)"
-    if preferred is not None and preferred.path is not None:
+    if preferred is not None and preferred.path is not None and preferred.path.validating:
         return "the server's preferred address is being validated (RFC 9000 §9.6.1)"
     cids = c.cids
     if not cids.current_peer_cid:

@@ -22,6 +22,7 @@ from simnet import (
 )
 
 from quicnet.quic import PeerAddressChanged, QuicUsageError, StreamDataReceived
+from quicnet.quic.migration import migration_refused
 from quicnet.quic.preferred_address import chosen_address
 from quicnet.quic.transport_params import PreferredAddress
 
@@ -142,6 +143,7 @@ def test_a_preferred_address_that_never_answers_leaves_the_client_where_it_was()
     assert bytes(down.data[next(iter(sent))]) == body
     assert client.peer_address == SERVER_ADDR and client.path_migrations == 0
     assert client.paths.get(PREFERRED) is None  # abandoned
+    assert migration_refused(client) is None  # and the client may migrate again
     assert not any(isinstance(e, PeerAddressChanged) for e in sim.client.events)
     assert sum(1 for src, dst, _ in sim.sent_elsewhere if dst == PREFERRED) >= 2
 
@@ -236,3 +238,86 @@ def test_addresses_that_could_forge_requests_are_not_chosen(offered: bytes, serv
     assert chosen_address(preferred, ("192.0.2.200", 443)) is None
     on_loopback = PreferredAddress(bytes((127, 0, 0, 2)), 443, bytes(16), 0, b"\x01" * 8, bytes(16))
     assert chosen_address(on_loopback, ("127.0.0.1", 443)) == ("127.0.0.2", 443)
+
+
+def test_packets_raced_to_the_preferred_address_from_a_spoofed_source_move_nothing() -> None:
+    """§9.6.3 (and §9.3.1-§9.3.2): an on-path attacker copies the client's packets to the
+    preferred address from a victim's address, ahead of the originals. The server
+    probes the victim from its preferred address within the 3x limit (the simulator
+    checks it on every step), never moves there, and the transfer is intact."""
+    sim = _pair(208)
+    victim: Address = ("10.9.9.9", 7777)
+    handshake(sim)
+    client = sim.client.connection
+    sim.run_until(lambda: client.peer_address == PREFERRED, timeout=5.0)
+    raced = 0
+
+    def race(src: Address, dst: Address, data: bytes, now: float) -> None:
+        nonlocal raced
+        if src == sim.client.address and dst == PREFERRED and raced < 20 and not data[0] & 0x80:
+            raced += 1
+            sim.inject(data, victim, PREFERRED)  # arrives first: the link takes 20 ms
+
+    sim.wiretaps.append(race)
+    collector = StreamCollector()
+    sim.server.on_event = collector
+    data = payloads(208, [200_000])
+    ids = send_on_new_streams(client, data)
+    sim.run_until(lambda: collector.complete(ids), timeout=30.0)
+    sim.run_for(3.0)
+    assert raced == 20
+    assert [bytes(collector.data[i]) for i in ids] == data
+    server = sim.server.connection
+    assert server.paths.current is not None and server.paths.current.address == sim.client.address
+    assert server.paths.current.local == PREFERRED
+    to_victim = [d for s, d, _ in sim.sent_elsewhere if d == victim]
+    sent = sum(len(x) for s, d, x in sim.sent_elsewhere if d == victim)
+    received = sim.ledger.received.get((sim.server, victim), 0)
+    assert to_victim and sent <= 3 * received  # it probed, within the budget
+
+
+def test_the_server_waits_for_validation_when_data_arrives_first() -> None:
+    """§9.6.2: the client's answer to the server's PATH_CHALLENGE is lost, so non-probing
+    packets reach the preferred address before the server validated that path: it keeps
+    sending from the original address, challenges again, and moves once validated."""
+    sim = _pair(209)
+    body = payloads(209, [300_000])[0]
+    down = _echo_download(sim, body)
+    client = sim.client.connection
+    dropped: list[int] = []
+    drop_next = False
+
+    def tap(src: Address, dst: Address, data: bytes, now: float) -> None:
+        nonlocal drop_next
+        pref = client.preferred
+        moved = pref is not None and pref.moved
+        if dst == PREFERRED and moved and len(data) >= 1200 and not dropped:
+            drop_next = True  # the first padded probe after the move: the PATH_RESPONSE
+
+    def keep(data: bytes, now: float) -> bool:
+        nonlocal drop_next
+        if drop_next:
+            drop_next = False
+            dropped.append(len(data))
+            return False
+        return True
+
+    sim.wiretaps.append(tap)
+    sim.c2s.filter = keep
+    waited: list[bool] = []
+
+    def watch(sim: Simulation) -> None:
+        server = sim.server.live_connections()[0] if sim.server.live_connections() else None
+        if server is not None and server.preferred is not None and server.preferred.pending:
+            current = server.paths.current
+            waited.append(current is not None and current.local is None)
+
+    sim.checks.append(watch)
+    handshake(sim)
+    sim.run_until(lambda: client.peer_address == PREFERRED, timeout=5.0)
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    assert dropped and waited and all(waited)  # pending, still sending from home
+    server = sim.server.connection
+    assert server.paths.current is not None and server.paths.current.local == PREFERRED
