@@ -152,7 +152,8 @@ class QuicEndpoint:
         new one (a client's first Initial), or answer it with Version Negotiation, a Retry
         or a stateless reset; anything else is dropped. ``ecn``: its IP ECN codepoint;
         ``local``: the preferred address it reached (RFC 9000 §9.6), None for the default.
-        Only existing connections take datagrams at a preferred address."""
+        At a preferred address no connection starts (no Version Negotiation or Retry
+        either); an unknown short-header CID gets its stateless reset from there."""
         self.stats.datagrams_received += 1
         cid_length = self.configuration.connection_id_length
         if data and not data[0] & 0x80:  # a short header (RFC 8999 §5.2): the common case
@@ -171,11 +172,11 @@ class QuicEndpoint:
             conn.receive_datagram(data, address, now, ecn, local)
             self._after(conn)
             return
-        if local is not None:
-            self.stats.datagrams_dropped += 1  # §9.6: no new connection, reset or VN there
+        if not header.is_long:  # a reset leaves from where its trigger arrived
+            self._maybe_stateless_reset(data, header.destination_cid, address, now, local)
             return
-        if not header.is_long:
-            self._maybe_stateless_reset(data, header.destination_cid, address, now)
+        if local is not None:
+            self.stats.datagrams_dropped += 1  # §9.6: connections start at the main address
             return
         version = header.version
         assert version is not None
@@ -284,7 +285,7 @@ class QuicEndpoint:
         self.stats.retries_sent += 1
 
     def _maybe_stateless_reset(
-        self, data: bytes, dcid: bytes, address: Address, now: float
+        self, data: bytes, dcid: bytes, address: Address, now: float, local: Address | None
     ) -> None:
         """§10.3: a reset is always shorter than its trigger, never below 21 bytes, rate-limited."""
         size = min(len(data) - 1, 43)
@@ -302,7 +303,12 @@ class QuicEndpoint:
         self._reset_tokens -= 1
         filler = bytearray(random_bytes(size - 16))
         filler[0] = 0x40 | (filler[0] & 0x3F)  # looks like a short header
-        self._outgoing.append((bytes(filler) + self.reset_token(dcid), address))
+        reset = bytes(filler) + self.reset_token(dcid)
+        config = self.configuration
+        if local is None or not (config.preferred_address_v4 or config.preferred_address_v6):
+            self._outgoing.append((reset, address))
+        else:  # at a preferred address (RFC 9000 §9.6): the reset goes from there
+            self._routed.append((reset, address, local))
         self.stats.stateless_resets_sent += 1
 
     # Bookkeeping --------------------------------------------------------------------------

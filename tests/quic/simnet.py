@@ -648,6 +648,8 @@ class Simulation:
         node.clock = self._clock
         self.server = node
         self.nodes[node.address] = node
+        for address in self.server_aliases:  # its preferred addresses go with it
+            self.server_aliases[address] = node
         return node
 
     def rebind_client(self, address: Address, node: Node | None = None) -> None:

@@ -19,9 +19,11 @@ from simnet import (
     make_pair,
     payloads,
     send_on_new_streams,
+    server_config,
 )
 
 from quicnet.quic import PeerAddressChanged, QuicUsageError, StreamDataReceived
+from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.migration import migration_refused
 from quicnet.quic.preferred_address import chosen_address
 from quicnet.quic.transport_params import PreferredAddress
@@ -321,3 +323,31 @@ def test_the_server_waits_for_validation_when_data_arrives_first() -> None:
     assert dropped and waited and all(waited)  # pending, still sending from home
     server = sim.server.connection
     assert server.paths.current is not None and server.paths.current.local == PREFERRED
+
+
+def test_a_restarted_server_resets_a_client_at_its_preferred_address() -> None:
+    """§10.3: a server that lost its state answers a packet that reached its preferred
+    address with a stateless reset from there, and the client (which moved there) ends."""
+    key = bytes(range(32))
+    sim = make_pair(
+        seed=210,
+        server={"preferred_address_v4": PREFERRED},
+        endpoint={"stateless_reset_key": key},
+    )
+    sim.add_server_address(PREFERRED)
+    handshake(sim)
+    client = sim.client.connection
+    sim.run_until(lambda: client.peer_address == PREFERRED, timeout=5.0)
+    fresh = QuicEndpoint(server_config(preferred_address_v4=PREFERRED), stateless_reset_key=key)
+    sim.replace_server(fresh)
+    resets: list[Address] = []
+
+    def tap(src: Address, dst: Address, data: bytes, now: float) -> None:
+        if dst == sim.client.address:
+            resets.append(src)
+
+    sim.wiretaps.append(tap)
+    client.ping()
+    sim.run_until(lambda: client.termination is not None, timeout=5.0)
+    assert client.termination is not None and client.termination.stateless_reset
+    assert fresh.stats.stateless_resets_sent >= 1 and resets[0] == PREFERRED
