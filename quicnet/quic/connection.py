@@ -50,7 +50,7 @@ from quicnet.quic.handshake import FinishedTLS, HandshakeDriver
 from quicnet.quic.key_phases import OneRttKeys
 from quicnet.quic.migration import start_migration
 from quicnet.quic.negotiation import VersionNegotiation
-from quicnet.quic.paths import PathManager, address_key, path_key
+from quicnet.quic.paths import PathManager, address_key
 from quicnet.quic.pending import PendingFrames
 from quicnet.quic.preferred_address import PreferredAddressState, offer
 from quicnet.quic.protection import PacketKey, initial_keys
@@ -135,7 +135,6 @@ class QuicConnection:
         "retry_happened",
         "retry_source_cid",
         "retry_token",
-        "routed",
         "sender",
         "spaces",
         "state",
@@ -224,8 +223,6 @@ class QuicConnection:
         self.datagram_address: Address | None = None
         #: The preferred local address it reached (RFC 9000 §9.6); None: the default one.
         self.datagram_local: Address | None = None
-        #: Datagrams to send from another local address: (data, to, from) (§9.6).
-        self.routed: list[tuple[bytes, Address, Address]] = []
         #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
         self.active_dcid = b""
         #: A client's token for its Initials: a NEW_TOKEN one (§8.1.3), then a Retry's (§17.2.5.2).
@@ -332,7 +329,7 @@ class QuicConnection:
     def routed_datagrams(self) -> list[tuple[bytes, Address, Address]]:
         """Take the ``(data, to, from)`` datagrams that leave from a server's preferred
         address (RFC 9000 §9.6), not from the default one; always empty without one."""
-        out, self.routed = self.routed, []
+        out, self.paths.routed = self.paths.routed, []
         self.traffic.datagrams_sent += len(out)
         self.traffic.bytes_sent += sum(len(d) for d, _, _ in out)
         return out
@@ -527,9 +524,7 @@ class QuicConnection:
         on_current = address == current.address or address_key(address) == current.key
         via = None
         if self.preferred is not None:  # §9.6: which of our addresses it reached counts too
-            via = self.preferred.via(local)
-            if via is not None or current.local is not None:
-                on_current = path_key(address, via) == current.key
+            via, on_current = self.preferred.locate(current, address, local, on_current)
         if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
             closing = self.closing
             if closing is not None and on_current:

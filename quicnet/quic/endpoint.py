@@ -400,7 +400,7 @@ class QuicEndpoint:
             else:
                 plain += datagrams
             sent = len(datagrams)
-            if conn.routed:
+            if conn.paths.routed:
                 routed = conn.routed_datagrams()
                 self._routed += routed
                 sent += len(routed)

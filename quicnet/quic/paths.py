@@ -148,6 +148,7 @@ class PathManager:
         "fallback",
         "migrations",
         "pmtu_discovery",
+        "routed",
     )
 
     def __init__(self, *, pmtu_discovery: bool = True) -> None:
@@ -162,6 +163,10 @@ class PathManager:
         self.migrations = 0
         #: Some path owes a response or is being validated (the sender's cheap check).
         self.active = False
+        #: Datagrams built for paths that leave from another local address than the
+        #: default one (a server's preferred address, RFC 9000 §9.6): (data, to, from),
+        #: until the connection's ``routed_datagrams()`` takes them.
+        self.routed: list[tuple[bytes, Address, Address]] = []
 
     # Setup -------------------------------------------------------------------------------
     def start(self, address: Address, *, validated: bool) -> Path:

@@ -128,6 +128,16 @@ class PreferredAddressState:
             return None
         return key if key in self.local_keys else None
 
+    def locate(
+        self, current: Path, address: Address, local: Address | None, on_current: bool
+    ) -> tuple[Address | None, bool]:
+        """Which preferred address a datagram from ``address`` reached (None: the
+        default one), and whether it came on the current path (address *and* local)."""
+        via = self.via(local)
+        if via is None and current.local is None:
+            return None, on_current
+        return via, path_key(address, via) == current.key
+
     def on_arrival(self, c: QuicConnection, path: Path, now: float) -> None:
         """A server: an authenticated packet reached the preferred address on ``path``.
         §9.6.2: the server probes the client from there (as §9.6.3 asks for any new

@@ -151,7 +151,7 @@ class PacketSender:
                     if probed.local is None:
                         out.append((datagram, probed.address))
                     else:  # from a server's preferred address (RFC 9000 §9.6.2)
-                        c.routed.append((datagram, probed.address, probed.local))
+                        c.paths.routed.append((datagram, probed.address, probed.local))
         self.pacing_deadline = None
         address, first = path.address, len(out)  # from here on, the current path's
         pmtu = path.pmtu
@@ -194,7 +194,7 @@ class PacketSender:
             path.bytes_sent += len(datagram)
             out.append((datagram, address))
         if path.local is not None:  # the current path leaves from a preferred address
-            c.routed += [(d, a, path.local) for d, a in out[first:]]
+            c.paths.routed += [(d, a, path.local) for d, a in out[first:]]
             del out[first:]
         return out
 
@@ -561,7 +561,7 @@ class PacketSender:
             return []
         path.bytes_sent += len(buf)
         if path.local is not None:  # RFC 9000 §9.6.2
-            c.routed.append((bytes(buf), path.address, path.local))
+            c.paths.routed.append((bytes(buf), path.address, path.local))
             return []
         return [(bytes(buf), path.address)]
 
