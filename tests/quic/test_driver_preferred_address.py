@@ -15,6 +15,8 @@ import socket
 import time
 from typing import Any
 
+import pytest
+
 from quicnet.crypto import dev_identity
 from quicnet.io.aio import QuicServer, connect, serve
 from quicnet.io.udp import (
@@ -31,12 +33,20 @@ IDENT = dev_identity()
 BODY = hashlib.sha256(b"preferred").digest() * 20_000  # 640 KB
 
 
-def _server_config() -> QuicConfiguration:
+def _server_config(host: str = "127.0.0.1") -> QuicConfiguration:
+    # Port 0: the driver binds a port and offers that one.
+    if ":" in host:
+        return QuicConfiguration(
+            is_client=False,
+            certificate_chain=IDENT.certificate_chain,
+            private_key=IDENT.private_key,
+            preferred_address_v6=(host, 0),
+        )
     return QuicConfiguration(
         is_client=False,
         certificate_chain=IDENT.certificate_chain,
         private_key=IDENT.private_key,
-        preferred_address_v4=("127.0.0.1", 0),  # the driver binds a port and offers it
+        preferred_address_v4=(host, 0),
     )
 
 
@@ -65,8 +75,9 @@ class _Counting:
         return getattr(self.sock, name)
 
 
-def test_udp_client_moves_to_the_udp_servers_preferred_address() -> None:
-    server = UdpServer(_server_config())
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
+def test_udp_client_moves_to_the_udp_servers_preferred_address(host: str) -> None:
+    server = UdpServer(_server_config(host), host)
     (sock_b, address_b, sender_b) = server.preferred[0]
     counter = _Counting(sock_b)
     server.preferred = ((counter, address_b, sender_b),)  # type: ignore[assignment]
