@@ -402,14 +402,21 @@ class QuicServer(Transporter):
         self._preferred: list[tuple[socket.socket, Address, DatagramSender]] = []
 
     def attach_preferred(self, sock: socket.socket, local: Address) -> None:
-        """Read and send on ``sock``, the socket of the preferred address ``local``."""
-        self._preferred.append((sock, local, DatagramSender(sock)))
-        self.loop.add_reader(sock.fileno(), self._readable_at, sock, local)
+        """Read and send on ``sock``, the socket of the preferred address ``local`` (with
+        ECN when the configuration wants it and the platform has it)."""
+        ecn = self.want_ecn and enable_ecn(sock)
+        self._preferred.append((sock, local, DatagramSender(sock, ecn=ecn)))
+        self.loop.add_reader(sock.fileno(), self._readable_at, sock, local, ecn)
 
-    def _readable_at(self, sock: socket.socket, local: Address) -> None:
+    def _readable_at(self, sock: socket.socket, local: Address, ecn: bool) -> None:
         now = _clock()
         receive = self.endpoint.receive_datagram
         try:
+            if ecn:
+                for data, address, codepoint in read_socket_ecn(sock):
+                    receive(data, address, now, codepoint, local)
+                self._dispatch()
+                return
             for _ in range(_READS_PER_WAKEUP):
                 try:
                     data, address = sock.recvfrom(_MAX_DATAGRAM)

@@ -70,7 +70,7 @@ class _RoutingCore(Protocol):
         self, data: bytes, address: Address, now: float, ecn: int = 0, local: Address | None = None
     ) -> None: ...
 
-    def routed_datagrams(self) -> list[tuple[bytes, Address, Address]]: ...
+    def routed_datagrams(self) -> list[tuple[bytes, Address, Address, int]]: ...
 
 
 class _EcnCore(Protocol):
@@ -516,9 +516,13 @@ class SocketDriver:
                     receive(data, address, now)
             if self.preferred:
                 receive_at = cast(_RoutingCore, core).receive_datagram
-                for sock, local, _ in self.preferred:
-                    for data, address in _read_socket(sock):
-                        receive_at(data, address, now, 0, local)
+                for sock, local, sender in self.preferred:
+                    if sender.ecn:
+                        for data, address, ecn in read_socket_ecn(sock):
+                            receive_at(data, address, now, ecn, local)
+                    else:
+                        for data, address in _read_socket(sock):
+                            receive_at(data, address, now, 0, local)
         now = clock()
         # The deadline found before waiting: what receiving added is not due yet (an
         # ACK to send now is not a timer), and the next poll sees it.
@@ -576,13 +580,15 @@ class SocketDriver:
 
 def send_routed(
     sockets: Sequence[tuple[socket.socket, Address, DatagramSender]],
-    routed: list[tuple[bytes, Address, Address]],
+    routed: list[tuple[bytes, Address, Address, int]],
 ) -> None:
-    """Send each ``(data, to, from)`` on the socket of its ``from`` address (GSO where it can)."""
+    """Send each ``(data, to, from, ecn)`` on the socket of its ``from`` address, GSO where
+    it can, ECT(0) where ``ecn`` says so and the socket's sender has ECN on."""
     for _, local, sender in sockets:
-        batch = [(data, to) for data, to, src in routed if src == local]
-        if batch:
-            sender.send(batch)
+        marked = [(data, to) for data, to, src, ecn in routed if src == local and ecn]
+        plain = [(data, to) for data, to, src, ecn in routed if src == local and not ecn]
+        if marked or plain:
+            sender.send(marked + plain, len(marked))
 
 
 def _read_socket(sock: socket.socket) -> list[tuple[bytes, Address]]:
@@ -671,8 +677,10 @@ class UdpServer(SocketDriver):
         except BaseException:
             self.sock.close()
             raise
-        self.preferred = tuple((s, a, DatagramSender(s)) for s, a in preferred)
         self._use_ecn(configuration)
+        self.preferred = tuple(  # ECN there too when the main socket has it
+            (s, a, DatagramSender(s, ecn=self.ecn and enable_ecn(s))) for s, a in preferred
+        )
         self.endpoint = QuicEndpoint(configuration, **endpoint_options)  # type: ignore[arg-type]
 
     def poll(self, timeout: float = 0.0) -> list[tuple[QuicConnection, QuicEvent]]:

@@ -326,12 +326,12 @@ class QuicConnection:
                 traffic.bytes_sent += len(data)
         return out
 
-    def routed_datagrams(self) -> list[tuple[bytes, Address, Address]]:
-        """Take the ``(data, to, from)`` datagrams that leave from a server's preferred
-        address (RFC 9000 §9.6), not from the default one; always empty without one."""
+    def routed_datagrams(self) -> list[tuple[bytes, Address, Address, int]]:
+        """Take the ``(data, to, from, ecn)`` datagrams that leave from a server's preferred
+        address (RFC 9000 §9.6; ``ecn``: 2 for ECT(0), or 0); always empty without one."""
         out, self.paths.routed = self.paths.routed, []
         self.traffic.datagrams_sent += len(out)
-        self.traffic.bytes_sent += sum(len(d) for d, _, _ in out)
+        self.traffic.bytes_sent += sum(len(d) for d, _, _, _ in out)
         return out
 
     def stats(self) -> ConnectionStats:

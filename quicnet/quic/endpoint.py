@@ -127,8 +127,8 @@ class QuicEndpoint:
         self._timer_of: dict[QuicConnection, float] = {}
         self._timer_seq = itertools.count()
         self._outgoing: deque[tuple[bytes, Address]] = deque()
-        #: Datagrams that leave from a preferred address (RFC 9000 §9.6): (data, to, from).
-        self._routed: list[tuple[bytes, Address, Address]] = []
+        #: Datagrams that leave from a preferred address (RFC 9000 §9.6): (data, to, from, ecn).
+        self._routed: list[tuple[bytes, Address, Address, int]] = []
         #: How many of the last ``datagrams_to_send``'s datagrams (the first ones) go out
         #: ECT(0) (RFC 9000 §13.4): the driver marks them, and not the rest.
         self.ecn_marked = 0
@@ -308,7 +308,7 @@ class QuicEndpoint:
         if local is None or not (config.preferred_address_v4 or config.preferred_address_v6):
             self._outgoing.append((reset, address))
         else:  # at a preferred address (RFC 9000 §9.6): the reset goes from there
-            self._routed.append((reset, address, local))
+            self._routed.append((reset, address, local, 0))
         self.stats.stateless_resets_sent += 1
 
     # Bookkeeping --------------------------------------------------------------------------
@@ -414,10 +414,11 @@ class QuicEndpoint:
         out += plain
         return out
 
-    def routed_datagrams(self) -> list[tuple[bytes, Address, Address]]:
+    def routed_datagrams(self) -> list[tuple[bytes, Address, Address, int]]:
         """Take the datagrams the last :meth:`datagrams_to_send` left out because they go
-        from a preferred address (RFC 9000 §9.6): ``(data, to, from)``; empty unless
-        the configuration offers one."""
+        from a preferred address (RFC 9000 §9.6): ``(data, to, from, ecn)``, ``ecn`` the
+        codepoint to send with (2, ECT(0), or 0); empty unless the configuration offers
+        one."""
         out, self._routed = self._routed, []
         return out
 

@@ -164,9 +164,9 @@ class PathManager:
         #: Some path owes a response or is being validated (the sender's cheap check).
         self.active = False
         #: Datagrams built for paths that leave from another local address than the
-        #: default one (a server's preferred address, RFC 9000 §9.6): (data, to, from),
-        #: until the connection's ``routed_datagrams()`` takes them.
-        self.routed: list[tuple[bytes, Address, Address]] = []
+        #: default one (a server's preferred address, RFC 9000 §9.6): (data, to, from,
+        #: ECN codepoint), until the connection's ``routed_datagrams()`` takes them.
+        self.routed: list[tuple[bytes, Address, Address, int]] = []
 
     # Setup -------------------------------------------------------------------------------
     def start(self, address: Address, *, validated: bool) -> Path:

@@ -151,7 +151,8 @@ class PacketSender:
                     if probed.local is None:
                         out.append((datagram, probed.address))
                     else:  # from a server's preferred address (RFC 9000 §9.6.2)
-                        c.paths.routed.append((datagram, probed.address, probed.local))
+                        ecn = 2 if c.ecn.marking else 0  # ECT(0), as the others (§13.4)
+                        c.paths.routed.append((datagram, probed.address, probed.local, ecn))
         self.pacing_deadline = None
         address, first = path.address, len(out)  # from here on, the current path's
         pmtu = path.pmtu
@@ -194,7 +195,8 @@ class PacketSender:
             path.bytes_sent += len(datagram)
             out.append((datagram, address))
         if path.local is not None:  # the current path leaves from a preferred address
-            c.paths.routed += [(d, a, path.local) for d, a in out[first:]]
+            ecn = 2 if c.ecn.marking else 0
+            c.paths.routed += [(d, a, path.local, ecn) for d, a in out[first:]]
             del out[first:]
         return out
 
@@ -561,7 +563,7 @@ class PacketSender:
             return []
         path.bytes_sent += len(buf)
         if path.local is not None:  # RFC 9000 §9.6.2
-            c.paths.routed.append((bytes(buf), path.address, path.local))
+            c.paths.routed.append((bytes(buf), path.address, path.local, 0))
             return []
         return [(bytes(buf), path.address)]
 

@@ -723,8 +723,8 @@ class Simulation:
                 self._send(node, node.address, dst, data, 2 if i < marked else 0)
             take_routed = getattr(node.impl, "routed_datagrams", None)
             if take_routed is not None:  # from a preferred address (RFC 9000 §9.6)
-                for data, dst, src in take_routed():
-                    self._send(node, (str(src[0]), int(src[1])), dst, data, 0)
+                for data, dst, src, ecn in take_routed():
+                    self._send(node, (str(src[0]), int(src[1])), dst, data, ecn)
             node.drain()
         self.check_invariants()
 

@@ -27,6 +27,7 @@ from quicnet.io.udp import (
     open_udp_socket,
 )
 from quicnet.quic import QuicConfiguration, QuicConnection, QuicEvent, StreamDataReceived
+from quicnet.quic.ecn import EcnValidation
 from quicnet.quic.endpoint import QuicEndpoint
 
 IDENT = dev_identity()
@@ -71,6 +72,11 @@ class _Counting:
         self.received += 1
         return data, address
 
+    def recvmsg(self, size: int, ancillary: int) -> tuple[bytes, Any, int, Any]:
+        got = self.sock.recvmsg(size, ancillary)  # how the drivers read when ECN is on
+        self.received += 1
+        return got
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
 
@@ -110,6 +116,8 @@ def test_udp_client_moves_to_the_udp_servers_preferred_address(host: str) -> Non
         assert current is not None and current.local == address_b  # sends from B
         assert counter.received > 10  # the request and the ACKs of the download
         assert conn.path_migrations == 1
+        if sender_b.ecn:  # Linux: ECN read and marked on socket B too (RFC 9000 §13.4)
+            assert server_conn.ecn.state == conn.ecn.state == EcnValidation.CAPABLE
     finally:
         client.close_socket()
         server.close_socket()

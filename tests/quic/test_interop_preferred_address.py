@@ -51,6 +51,11 @@ class _Counting:
         self.received += 1
         return data, address
 
+    def recvmsg(self, size: int, ancillary: int) -> tuple[bytes, Any, int, Any]:
+        got = self.sock.recvmsg(size, ancillary)  # how the drivers read when ECN is on
+        self.received += 1
+        return got
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
 

@@ -23,6 +23,7 @@ from simnet import (
 )
 
 from quicnet.quic import PeerAddressChanged, QuicUsageError, StreamDataReceived
+from quicnet.quic.ecn import EcnValidation
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.migration import migration_refused
 from quicnet.quic.preferred_address import chosen_address
@@ -87,6 +88,8 @@ def test_the_client_moves_to_the_preferred_address_and_the_transfer_goes_on() ->
     assert server.paths.current is not None and server.paths.current.local == PREFERRED
     assert server.path_migrations == 1
     assert len(from_preferred) > 100  # the download came from there
+    # ECN (§13.4) survives the move: the datagrams from there are marked as the others.
+    assert client.ecn.state == server.ecn.state == EcnValidation.CAPABLE
     assert [e for e in sim.client.events if isinstance(e, PeerAddressChanged)] == [
         PeerAddressChanged(SERVER_ADDR, PREFERRED)
     ]
