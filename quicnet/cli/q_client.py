@@ -31,6 +31,7 @@ from quicnet.quic import (
     ConnectionTerminated,
     HandshakeCompleted,
     NewTokenReceived,
+    PeerAddressChanged,
     QuicConfiguration,
     QuicEvent,
     QuicUsageError,
@@ -174,6 +175,11 @@ async def _collect(
             elif isinstance(event, ConnectionTerminated):
                 ended.append(event)
                 return
+            elif isinstance(event, PeerAddressChanged):  # a preferred address (§9.6)
+                new, old = event.new_address, event.old_address
+                sys.stderr.write(
+                    f"q_client: the server is at {new[0]}:{new[1]} now (was {old[0]}:{old[1]})\n"
+                )
             if len(done) == len(requests):
                 return
 

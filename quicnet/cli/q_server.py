@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -87,6 +88,12 @@ async def main(argv: list[str]) -> int:
         default="newreno",
         help="congestion control: newreno (RFC 9002, default), cubic (RFC 9438) or bbr",
     )
+    p.add_argument(
+        "-preferred_address",
+        metavar="HOST:PORT",
+        help="offer this address (a second socket) for clients to move to after the"
+        " handshake (RFC 9000 §9.6); port 0 picks one",
+    )
     p.add_argument("-quiet", action="store_true")
     add_ech_server_flags(p)
     a = p.parse_args(argv)
@@ -111,6 +118,15 @@ async def main(argv: list[str]) -> int:
         enable_early_data=a.early_data,
         congestion_control=a.cc,
     )
+    if a.preferred_address:
+        preferred = parse_accept(a.preferred_address)
+        try:
+            if ":" in preferred[0]:
+                config = dataclasses.replace(config, preferred_address_v6=preferred)
+            else:
+                config = dataclasses.replace(config, preferred_address_v4=preferred)
+        except QuicUsageError as exc:
+            raise CliError(f"-preferred_address: {exc}") from None
     endpoint_options: dict[str, object] = {"require_retry": a.retry}
     if a.ticket_key_file:
         secret = _server_secret(a.ticket_key_file)
@@ -189,6 +205,8 @@ async def main(argv: list[str]) -> int:
         )
     bound = server.local_address
     print(f"ACCEPT {bound[0]}:{bound[1]}", flush=True)
+    for extra in server.preferred_addresses:
+        print(f"PREFERRED {extra[0]}:{extra[1]}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

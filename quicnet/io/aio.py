@@ -29,8 +29,10 @@ from quicnet.io.udp import (
     enable_ecn,
     local_host_for,
     loopback_configuration,
+    open_preferred_sockets,
     open_udp_socket,
     read_socket_ecn,
+    send_routed,
 )
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import ConnectionState, QuicConnection
@@ -197,6 +199,9 @@ class Transporter:
     def _on_timer(self, now: float) -> None:
         raise NotImplementedError
 
+    def _send_routed(self) -> None:
+        """Send what leaves from another local address (a server's preferred address)."""
+
     def transmit(self) -> None:
         """Send what is due and re-arm the timer."""
         now = _clock()
@@ -205,6 +210,7 @@ class Transporter:
         # Runs of equal-size datagrams leave in one GSO sendmsg where Linux offers
         # it; a full kernel buffer drops the rest (recovery treats it as loss).
         self.sender.send(self._pending(now), self._ecn_marked())
+        self._send_routed()
         deadline = self._next_timer()
         # Re-arm only for an earlier deadline: a timer that fires early is harmless
         # (the core checks its own deadlines and hands back the next one), while
@@ -391,6 +397,55 @@ class QuicServer(Transporter):
         self.want_ecn = endpoint.configuration.ecn
         self._handler = handler
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Sockets on the preferred addresses (RFC 9000 §9.6), with the address the
+        #: endpoint knows each by and its sender.
+        self._preferred: list[tuple[socket.socket, Address, DatagramSender]] = []
+
+    def attach_preferred(self, sock: socket.socket, local: Address) -> None:
+        """Read and send on ``sock``, the socket of the preferred address ``local`` (with
+        ECN when the configuration wants it and the platform has it)."""
+        ecn = self.want_ecn and enable_ecn(sock)
+        self._preferred.append((sock, local, DatagramSender(sock, ecn=ecn)))
+        self.loop.add_reader(sock.fileno(), self._readable_at, sock, local, ecn)
+
+    def _readable_at(self, sock: socket.socket, local: Address, ecn: bool) -> None:
+        now = _clock()
+        receive = self.endpoint.receive_datagram
+        try:
+            if ecn:
+                for data, address, codepoint in read_socket_ecn(sock):
+                    receive(data, address, now, codepoint, local)
+                self._dispatch()
+                return
+            for _ in range(_READS_PER_WAKEUP):
+                try:
+                    data, address = sock.recvfrom(_MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue
+                receive(data, address, now, 0, local)
+            self._dispatch()
+        finally:
+            self.transmit()
+
+    def _send_routed(self) -> None:
+        if self._preferred:
+            routed = self.endpoint.routed_datagrams()
+            if routed:
+                send_routed(self._preferred, routed)
+
+    @property
+    def preferred_addresses(self) -> list[Address]:
+        """The preferred addresses this server offers and has sockets on (with ports)."""
+        return [local for _, local, _ in self._preferred]
+
+    def detach(self) -> None:
+        for sock, _, _ in self._preferred:
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self._preferred = []
+        super().detach()
 
     def _pending(self, now: float) -> list[tuple[bytes, Address]]:
         return self.endpoint.datagrams_to_send(now)
@@ -459,9 +514,20 @@ async def serve(
     handler: Handler,
     **endpoint_options: Any,
 ) -> QuicServer:
-    """Start a server endpoint; ``handler(connection, event)`` runs for every event."""
+    """Start a server endpoint; ``handler(connection, event)`` runs for every event. A
+    preferred address in the configuration (RFC 9000 §9.6) gets a socket of its own."""
     asyncio.get_running_loop()  # must be called from a running loop
-    endpoint = QuicEndpoint(loopback_configuration(configuration, host), **endpoint_options)
+    sock = open_udp_socket(host, port)
+    try:
+        configuration, preferred = open_preferred_sockets(
+            loopback_configuration(configuration, host)
+        )
+    except BaseException:
+        sock.close()
+        raise
+    endpoint = QuicEndpoint(configuration, **endpoint_options)
     protocol = QuicServer(endpoint, handler)
-    protocol.attach(open_udp_socket(host, port))
+    protocol.attach(sock)
+    for extra, local in preferred:  # RFC 9000 §9.6: a socket per preferred address
+        protocol.attach_preferred(extra, local)
     return protocol

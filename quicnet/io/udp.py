@@ -42,6 +42,7 @@ __all__ = [
     "LOOPBACK_MAX_UDP_PAYLOAD",
     "local_host_for",
     "loopback_configuration",
+    "open_preferred_sockets",
     "open_udp_socket",
     "read_socket_ecn",
     "set_dont_fragment",
@@ -62,6 +63,14 @@ class SansIoCore(Protocol):
 
     def handle_timer(self, now: float) -> None:
         """Run what is due."""
+
+
+class _RoutingCore(Protocol):
+    def receive_datagram(
+        self, data: bytes, address: Address, now: float, ecn: int = 0, local: Address | None = None
+    ) -> None: ...
+
+    def routed_datagrams(self) -> list[tuple[bytes, Address, Address, int]]: ...
 
 
 class _EcnCore(Protocol):
@@ -163,6 +172,35 @@ def open_udp_socket(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def open_preferred_sockets(
+    configuration: QuicConfiguration,
+) -> tuple[QuicConfiguration, list[tuple[socket.socket, Address]]]:
+    """A socket on each preferred address a server configuration offers (RFC 9000 §9.6),
+    and the configuration with the ports those sockets got (a port of 0 picks one).
+
+    Each socket comes with the address the endpoint knows it by (``receive_datagram(...,
+    local=)``, and the third item of ``routed_datagrams()``)."""
+    out: list[tuple[socket.socket, Address]] = []
+    changes: dict[str, tuple[str, int]] = {}
+    try:
+        for name in ("preferred_address_v4", "preferred_address_v6"):
+            wanted = getattr(configuration, name)
+            if wanted is None:
+                continue
+            host = ipaddress.ip_address(wanted[0]).compressed
+            sock = open_udp_socket(host, int(wanted[1]))
+            bound = (host, int(sock.getsockname()[1]))
+            out.append((sock, bound))
+            changes[name] = bound
+    except BaseException:
+        for sock, _ in out:
+            sock.close()
+        raise
+    if changes:
+        configuration = dataclasses.replace(configuration, **changes)  # type: ignore[arg-type]
+    return configuration, out
 
 
 # UDP generic segmentation offload (Linux 4.18+): one sendmsg carries a buffer
@@ -408,6 +446,9 @@ class SocketDriver:
     """What went out on the socket: see :class:`DatagramSender` for the counters."""
     #: Sockets a migrated client still reads until the time beside each (then closed).
     lingering: tuple[tuple[socket.socket, float], ...] = ()
+    #: A server's sockets on its preferred addresses (RFC 9000 §9.6), each with the
+    #: address the core knows it by and its sender; the core says what leaves from them.
+    preferred: tuple[tuple[socket.socket, Address, DatagramSender], ...] = ()
     #: Read each datagram's ECN codepoint (recvmsg) and hand it to the core, which then
     #: takes ``receive_datagram(data, address, now, ecn)`` (QuicConnection, QuicEndpoint).
     ecn = False
@@ -426,6 +467,7 @@ class SocketDriver:
         if self.lingering:
             self._expire_lingering(time.monotonic())
             socks += [s for s, _ in self.lingering]
+        socks += [s for s, _, _ in self.preferred]
         if timeout <= 0:
             readable, _, _ = select.select(socks, [], [], 0)
         else:
@@ -458,6 +500,8 @@ class SocketDriver:
         out = core.datagrams_to_send(now)
         if out:
             self.transmit(out, getattr(core, "ecn_marked", 0))
+        if self.preferred:
+            self._transmit_routed(core)
         deadline = core.next_timer()
         wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
         if self._wait(wait):
@@ -470,6 +514,15 @@ class SocketDriver:
                 receive = core.receive_datagram
                 for data, address in self._read():
                     receive(data, address, now)
+            if self.preferred:
+                receive_at = cast(_RoutingCore, core).receive_datagram
+                for sock, local, sender in self.preferred:
+                    if sender.ecn:
+                        for data, address, ecn in read_socket_ecn(sock):
+                            receive_at(data, address, now, ecn, local)
+                    else:
+                        for data, address in _read_socket(sock):
+                            receive_at(data, address, now, 0, local)
         now = clock()
         # The deadline found before waiting: what receiving added is not due yet (an
         # ACK to send now is not a timer), and the next poll sees it.
@@ -478,6 +531,14 @@ class SocketDriver:
         out = core.datagrams_to_send(now)
         if out:
             self.transmit(out, getattr(core, "ecn_marked", 0))
+        if self.preferred:
+            self._transmit_routed(core)
+
+    def _transmit_routed(self, core: SansIoCore) -> None:
+        """What the core sends from a preferred address leaves from that socket."""
+        routed = cast(_RoutingCore, core).routed_datagrams()
+        if routed:
+            send_routed(self.preferred, routed)
 
     @property
     def local_address(self) -> Address:
@@ -509,9 +570,25 @@ class SocketDriver:
 
     def close_socket(self) -> None:
         self.sock.close()
+        for sock, _, _ in self.preferred:
+            sock.close()
+        self.preferred = ()
         for sock, _ in self.lingering:
             sock.close()
         self.lingering = ()
+
+
+def send_routed(
+    sockets: Sequence[tuple[socket.socket, Address, DatagramSender]],
+    routed: list[tuple[bytes, Address, Address, int]],
+) -> None:
+    """Send each ``(data, to, from, ecn)`` on the socket of its ``from`` address, GSO where
+    it can, ECT(0) where ``ecn`` says so and the socket's sender has ECN on."""
+    for _, local, sender in sockets:
+        marked = [(data, to) for data, to, src, ecn in routed if src == local and ecn]
+        plain = [(data, to) for data, to, src, ecn in routed if src == local and not ecn]
+        if marked or plain:
+            sender.send(marked + plain, len(marked))
 
 
 def _read_socket(sock: socket.socket) -> list[tuple[bytes, Address]]:
@@ -582,7 +659,8 @@ class UdpClient(SocketDriver):
 
 
 class UdpServer(SocketDriver):
-    """A QUIC server endpoint on one UDP socket."""
+    """A QUIC server endpoint on one UDP socket, and one more on each preferred address
+    its configuration offers (``preferred_address_v4``/``_v6``, RFC 9000 §9.6)."""
 
     def __init__(
         self,
@@ -594,7 +672,15 @@ class UdpServer(SocketDriver):
         self.sock = open_udp_socket(host, port)
         self.sender = DatagramSender(self.sock)
         configuration = loopback_configuration(configuration, host)
+        try:
+            configuration, preferred = open_preferred_sockets(configuration)
+        except BaseException:
+            self.sock.close()
+            raise
         self._use_ecn(configuration)
+        self.preferred = tuple(  # ECN there too when the main socket has it
+            (s, a, DatagramSender(s, ecn=self.ecn and enable_ecn(s))) for s, a in preferred
+        )
         self.endpoint = QuicEndpoint(configuration, **endpoint_options)  # type: ignore[arg-type]
 
     def poll(self, timeout: float = 0.0) -> list[tuple[QuicConnection, QuicEvent]]:
@@ -610,3 +696,5 @@ class UdpServer(SocketDriver):
         """Send what the connections have queued (e.g. right after send_stream_data)."""
         endpoint = self.endpoint
         self.transmit(endpoint.datagrams_to_send(time.monotonic()), endpoint.ecn_marked)
+        if self.preferred:
+            self._transmit_routed(endpoint)

@@ -89,6 +89,16 @@ class ConnectionIdManager:
             self.pending.queue_new_connection_id(entry)
             self.routing_changes.append((cid, True))
 
+    def issue_preferred(self) -> LocalCid:
+        """Sequence 1, for a server's preferred_address transport parameter (RFC 9000
+        §5.1.1, §18.2): routed like the others, sent in no NEW_CONNECTION_ID frame."""
+        cid = random_bytes(self.cid_length)
+        entry = LocalCid(self._next_local_sequence, cid, self._reset_token_for(cid))
+        self.local[entry.sequence_number] = entry
+        self._next_local_sequence += 1
+        self.routing_changes.append((cid, True))
+        return entry
+
     def on_retire(self, sequence_number: int, packet_dcid: bytes) -> None:
         """RETIRE_CONNECTION_ID from the peer (§19.16)."""
         if sequence_number >= self._next_local_sequence:
@@ -171,6 +181,24 @@ class ConnectionIdManager:
             return False
         old = self.current_peer_sequence
         self.current_peer_sequence = min(spare)
+        del self.peer[old]
+        self._retire(old)
+        return True
+
+    def spare_peer_cid(self, *, taken: tuple[int, ...] = ()) -> PeerCid | None:
+        """An unused peer CID (not the current one, nor one of ``taken``), lowest first."""
+        for seq in sorted(self.peer):
+            if seq != self.current_peer_sequence and seq not in taken:
+                return self.peer[seq]
+        return None
+
+    def use_peer_cid(self, sequence_number: int) -> bool:
+        """Send with the peer's CID ``sequence_number`` from now on, retiring the current
+        one (a path probed with it became current, RFC 9000 §9.5); False if it is gone."""
+        old = self.current_peer_sequence
+        if sequence_number not in self.peer or sequence_number == old:
+            return False
+        self.current_peer_sequence = sequence_number
         del self.peer[old]
         self._retire(old)
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -114,6 +115,13 @@ class QuicConfiguration:
     #: Ask the peer not to move the connection to a new address (RFC 9000 §18.2; only
     #: clients move, §9); a client that moves anyway is still validated and followed.
     disable_active_migration: bool = False
+    #: Server: the preferred address it offers, IPv4 and/or IPv6 ``(host, port)`` (RFC
+    #: 9000 §9.6; the drivers bind a socket there); clients that move carry on there.
+    preferred_address_v4: tuple[str, int] | None = None
+    preferred_address_v6: tuple[str, int] | None = None
+    #: Client: move to a preferred address the server offers, of the family of the
+    #: server's address, once the handshake is confirmed and the path validated (§9.6.1).
+    use_preferred_address: bool = True
     #: The largest UDP payload we accept (the transport parameter, RFC 9000 §18.2) and
     #: the largest path MTU discovery tries to send, 1200-65527. None: 1452
     #: (DEFAULT_MAX_UDP_PAYLOAD_SIZE, Ethernet's under IPv6 and IPv4), which the drivers
@@ -180,6 +188,15 @@ class QuicConfiguration:
                 f"congestion_control must be one of {', '.join(CONTROLLERS)}, "
                 f"not {self.congestion_control!r}"
             )
+        for name, family in (("preferred_address_v4", 4), ("preferred_address_v6", 6)):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    ok = ipaddress.ip_address(value[0]).version == family
+                except ValueError:
+                    ok = False
+                if not ok or not 0 <= int(value[1]) < 65536:
+                    raise QuicUsageError(f"{name} must be an IPv{family} (host, port), not {value}")
         if self.key_update_packets < 1:
             raise QuicUsageError(
                 f"key_update_packets must be at least 1, not {self.key_update_packets}"

@@ -52,6 +52,7 @@ from quicnet.quic.migration import start_migration
 from quicnet.quic.negotiation import VersionNegotiation
 from quicnet.quic.paths import PathManager, address_key
 from quicnet.quic.pending import PendingFrames
+from quicnet.quic.preferred_address import PreferredAddressState, offer
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.qlog import QlogTracer
 from quicnet.quic.receiver import PacketReceiver
@@ -106,6 +107,7 @@ class QuicConnection:
         "configuration",
         "datagram_address",
         "datagram_authenticated",
+        "datagram_local",
         "datagram_queue",
         "datagrams_dropped",
         "datagrams_queued",
@@ -125,6 +127,7 @@ class QuicConnection:
         "paths",
         "peer_initial_source_cid",
         "pending",
+        "preferred",
         "received_first_packet",
         "receiver",
         "recovery",
@@ -215,6 +218,8 @@ class QuicConnection:
         self.datagram_authenticated = False
         #: The address the datagram being processed came from.
         self.datagram_address: Address | None = None
+        #: The preferred local address it reached (RFC 9000 §9.6); None: the default one.
+        self.datagram_local: Address | None = None
         #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
         self.active_dcid = b""
         #: A client's token for its Initials: a NEW_TOKEN one (§8.1.3), then a Retry's (§17.2.5.2).
@@ -238,7 +243,10 @@ class QuicConnection:
             if self.is_client
             else self.cids.local[0].stateless_reset_token,
             version=self.version,
+            preferred_address=offer(self),
         )
+        #: §9.6: a server's offer, or (set by the handshake) a client's move; None: neither.
+        self.preferred = PreferredAddressState(c) if self.local_params.preferred_address else None
         self.remote_params: TransportParameters | None = None
         self.streams = StreamManager(
             is_client=self.is_client,
@@ -313,6 +321,14 @@ class QuicConnection:
             traffic.datagrams_sent += len(out)
             for data, _ in out:
                 traffic.bytes_sent += len(data)
+        return out
+
+    def routed_datagrams(self) -> list[tuple[bytes, Address, Address, int]]:
+        """Take the ``(data, to, from, ecn)`` datagrams that leave from a server's preferred
+        address (RFC 9000 §9.6; ``ecn``: 2 for ECT(0), or 0); always empty without one."""
+        out, self.paths.routed = self.paths.routed, []
+        self.traffic.datagrams_sent += len(out)
+        self.traffic.bytes_sent += sum(len(d) for d, _, _, _ in out)
         return out
 
     def stats(self) -> ConnectionStats:
@@ -479,7 +495,9 @@ class QuicConnection:
 
     def on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:
         """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address``."""
-        old, new = self.paths.migrate(address, now, self.recovery, self.new_controller)
+        old, new = self.paths.migrate(
+            address, now, self.recovery, self.new_controller, self.datagram_local
+        )
         self.on_peer_address_changed(old.address, new.address)
         if dcid != self.active_dcid and not self.cids.switch_peer_cid():
             # §9.5: the peer moved to a new CID of ours; without a spare one of its own
@@ -487,8 +505,11 @@ class QuicConnection:
             _log.debug("no spare peer connection ID for the new path")
 
     # Receiving ---------------------------------------------------------------------------
-    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
-        """Process one UDP datagram from ``address`` (``ecn``: its IP ECN codepoint)."""
+    def receive_datagram(
+        self, data: bytes, address: Address, now: float, ecn: int = 0, local: Address | None = None
+    ) -> None:
+        """Process one UDP datagram from ``address`` (``ecn``: its IP ECN codepoint;
+        ``local``: where it arrived, needed only at a preferred address, §9.6)."""
         state = self.state
         if state == ConnectionState.TERMINATED:
             return
@@ -498,6 +519,9 @@ class QuicConnection:
             if self.tracer is not None and not self.tracer.connection_started(address, now):
                 self.tracer = None
         on_current = address == current.address or address_key(address) == current.key
+        via = None
+        if self.preferred is not None:  # §9.6: which of our addresses it reached counts too
+            via, on_current = self.preferred.locate(current, address, local, on_current)
         if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
             closing = self.closing
             if closing is not None and on_current:
@@ -505,13 +529,13 @@ class QuicConnection:
                 current.bytes_received += len(data)
                 closing.on_packet_received()
             return
-        if not data or (self.is_client and not on_current):
-            return  # §9: a client discards packets from an unknown server address
+        if not data or (self.is_client and not on_current and not self.paths.get(address)):
+            return  # §9, §9.6: a client discards packets from an unknown server address
         if self.is_client and data[0] & 0x80 and data[1:5] == b"\x00\x00\x00\x00":
             on_version_negotiation(self, data, now)
             return
         self.datagram_authenticated = False
-        self.datagram_address = address
+        self.datagram_address, self.datagram_local = address, via
         try:
             self.receiver.receive_packets(data, address, now, ecn & 3)
         except TransportError as exc:
@@ -533,7 +557,9 @@ class QuicConnection:
             if on_current:
                 current.bytes_received += len(data)
             else:
-                self.paths.on_authenticated(address, len(data))
+                path = self.paths.on_authenticated(address, len(data), via)
+                if via is not None and self.preferred is not None:
+                    self.preferred.on_arrival(self, path, now)
 
     def on_peer_address_changed(self, old_address: Address, new_address: Address) -> None:
         """Packets now go to ``new_address`` (migration, or a fall back): tell the application."""

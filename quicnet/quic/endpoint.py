@@ -127,6 +127,8 @@ class QuicEndpoint:
         self._timer_of: dict[QuicConnection, float] = {}
         self._timer_seq = itertools.count()
         self._outgoing: deque[tuple[bytes, Address]] = deque()
+        #: Datagrams that leave from a preferred address (RFC 9000 §9.6): (data, to, from, ecn).
+        self._routed: list[tuple[bytes, Address, Address, int]] = []
         #: How many of the last ``datagrams_to_send``'s datagrams (the first ones) go out
         #: ECT(0) (RFC 9000 §13.4): the driver marks them, and not the rest.
         self.ecn_marked = 0
@@ -143,16 +145,21 @@ class QuicEndpoint:
         return hmac_digest("sha256", self.stateless_reset_key, b"quicnet reset" + cid)[:16]
 
     # Datagrams in ---------------------------------------------------------------------
-    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
+    def receive_datagram(
+        self, data: bytes, address: Address, now: float, ecn: int = 0, local: Address | None = None
+    ) -> None:
         """Route one UDP datagram by its destination CID (RFC 8999): to its connection, to a
         new one (a client's first Initial), or answer it with Version Negotiation, a Retry
-        or a stateless reset; anything else is dropped. ``ecn``: its IP ECN codepoint."""
+        or a stateless reset; anything else is dropped. ``ecn``: its IP ECN codepoint;
+        ``local``: the preferred address it reached (RFC 9000 §9.6), None for the default.
+        At a preferred address no connection starts (no Version Negotiation or Retry
+        either); an unknown short-header CID gets its stateless reset from there."""
         self.stats.datagrams_received += 1
         cid_length = self.configuration.connection_id_length
         if data and not data[0] & 0x80:  # a short header (RFC 8999 §5.2): the common case
             conn = self.connections.get(data[1 : 1 + cid_length])
             if conn is not None:
-                conn.receive_datagram(data, address, now, ecn)
+                conn.receive_datagram(data, address, now, ecn, local)
                 self._after(conn)
                 return
         try:
@@ -162,11 +169,14 @@ class QuicEndpoint:
             return
         conn = self.connections.get(header.destination_cid)
         if conn is not None:
-            conn.receive_datagram(data, address, now, ecn)
+            conn.receive_datagram(data, address, now, ecn, local)
             self._after(conn)
             return
-        if not header.is_long:
-            self._maybe_stateless_reset(data, header.destination_cid, address, now)
+        if not header.is_long:  # a reset leaves from where its trigger arrived
+            self._maybe_stateless_reset(data, header.destination_cid, address, now, local)
+            return
+        if local is not None:
+            self.stats.datagrams_dropped += 1  # §9.6: connections start at the main address
             return
         version = header.version
         assert version is not None
@@ -275,7 +285,7 @@ class QuicEndpoint:
         self.stats.retries_sent += 1
 
     def _maybe_stateless_reset(
-        self, data: bytes, dcid: bytes, address: Address, now: float
+        self, data: bytes, dcid: bytes, address: Address, now: float, local: Address | None
     ) -> None:
         """§10.3: a reset is always shorter than its trigger, never below 21 bytes, rate-limited."""
         size = min(len(data) - 1, 43)
@@ -293,7 +303,12 @@ class QuicEndpoint:
         self._reset_tokens -= 1
         filler = bytearray(random_bytes(size - 16))
         filler[0] = 0x40 | (filler[0] & 0x3F)  # looks like a short header
-        self._outgoing.append((bytes(filler) + self.reset_token(dcid), address))
+        reset = bytes(filler) + self.reset_token(dcid)
+        config = self.configuration
+        if local is None or not (config.preferred_address_v4 or config.preferred_address_v6):
+            self._outgoing.append((reset, address))
+        else:  # at a preferred address (RFC 9000 §9.6): the reset goes from there
+            self._routed.append((reset, address, local, 0))
         self.stats.stateless_resets_sent += 1
 
     # Bookkeeping --------------------------------------------------------------------------
@@ -384,14 +399,27 @@ class QuicEndpoint:
                 out += datagrams
             else:
                 plain += datagrams
+            sent = len(datagrams)
+            if conn.paths.routed:
+                routed = conn.routed_datagrams()
+                self._routed += routed
+                sent += len(routed)
             if conn.state == ConnectionState.TERMINATED:
                 self._after(conn)
                 continue
-            if len(datagrams) >= MAX_DATAGRAMS_PER_CALL:
+            if sent >= MAX_DATAGRAMS_PER_CALL:
                 self._send_ready[conn] = None  # more where these came from
             self._schedule(conn)
         self.ecn_marked = len(out)
         out += plain
+        return out
+
+    def routed_datagrams(self) -> list[tuple[bytes, Address, Address, int]]:
+        """Take the datagrams the last :meth:`datagrams_to_send` left out because they go
+        from a preferred address (RFC 9000 §9.6): ``(data, to, from, ecn)``, ``ecn`` the
+        codepoint to send with (2, ECT(0), or 0); empty unless the configuration offers
+        one."""
+        out, self._routed = self._routed, []
         return out
 
     def next_timer(self) -> float | None:

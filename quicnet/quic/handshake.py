@@ -17,6 +17,7 @@ from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
 from quicnet.quic.frames import NewConnectionIdFrame
+from quicnet.quic.preferred_address import PreferredAddressState
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.quic.tls_setup import QUIC_MAX_EARLY_DATA, peer_transport_parameters
@@ -191,8 +192,8 @@ class HandshakeDriver:
 
     def _preferred_address_cid(self, preferred: PreferredAddress) -> None:
         """RFC 9000 §5.1.1, §9.6.3: the CID of a server's preferred_address is its
-        sequence 1, usable on any path (a spare for migration). The client does not
-        move to the address itself (§9.6.1 allows that)."""
+        sequence 1, usable on any path; the client moves to the address once the
+        handshake is confirmed (:mod:`~quicnet.quic.preferred_address`)."""
         cids = self.c.cids
         if not cids.current_peer_cid:  # §18.2: not with a zero-length CID
             raise TransportError(
@@ -201,6 +202,7 @@ class HandshakeDriver:
             )
         frame = NewConnectionIdFrame(1, 0, preferred.connection_id, preferred.stateless_reset_token)
         cids.on_new_connection_id(frame, peer_uses_empty_cid=False)
+        self.c.preferred = PreferredAddressState(self.c.configuration)  # moved to at §9.6.1
 
     def _on_complete(self, event: HandshakeComplete, now: float) -> None:
         c = self.c
@@ -214,7 +216,7 @@ class HandshakeDriver:
                     zero_rtt.check_not_reduced(early.remembered, c.remote_params)
         c.on_handshake_complete(event.alpn_protocol)
         limit = (c.remote_params.active_connection_id_limit if c.remote_params else 2) - 1
-        c.cids.issue(min(limit, 7))
+        c.cids.issue(min(limit, 7) - (len(c.cids.local) - 1))  # a preferred_address CID counts
         if not c.is_client:
             c.pending.queue_handshake_done()
             self.confirm()  # §4.1.2: the server confirms at completion

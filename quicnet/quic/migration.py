@@ -15,7 +15,9 @@ datagram the connection hands out leaves from the new address. Moving means:
 
 What refuses a move (:class:`~quicnet.quic.errors.QuicUsageError`, nothing
 changed): a server connection (only clients migrate, §9), a handshake not yet
-confirmed (§9), a peer that sent ``disable_active_migration`` (§18.2), a peer
+confirmed (§9), a peer that sent ``disable_active_migration`` (§18.2; it concerns
+the handshake's address: after a move to the server's preferred address, §9.6,
+the client may migrate), a validation of the preferred address under way, a peer
 with zero-length connection IDs (§9.5: the paths would be linkable), and no
 spare connection ID from the peer yet (§5.1.1).
 """
@@ -42,8 +44,13 @@ def migration_refused(c: QuicConnection) -> str | None:
     if not c.handshake_confirmed:
         return "no migration before the handshake is confirmed (RFC 9000 §9)"
     params = c.remote_params
-    if params is not None and params.disable_active_migration:
+    preferred = c.preferred
+    moved = preferred is not None and preferred.moved
+    if params is not None and params.disable_active_migration and not moved:
+        # §18.2: it concerns the handshake's address, not a preferred address moved to.
         return "the server sent disable_active_migration (RFC 9000 §18.2)"
+    if preferred is not None and preferred.path is not None and preferred.path.validating:
+        return "the server's preferred address is being validated (RFC 9000 §9.6.1)"
     cids = c.cids
     if not cids.current_peer_cid:
         return "the server uses zero-length connection IDs (RFC 9000 §9.5)"

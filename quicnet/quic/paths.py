@@ -17,12 +17,21 @@ from collections.abc import Callable
 from typing import Any
 
 from quicnet.crypto import random_bytes
+from quicnet.quic.cids import PeerCid
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.events import Address
 from quicnet.quic.pmtu import PathMtu
 from quicnet.quic.recovery import PathRecoveryState, Recovery
 
-__all__ = ["MAX_PATHS", "MIN_PROBE_SIZE", "Path", "PathManager", "address_key"]
+__all__ = [
+    "MAX_PATHS",
+    "MIN_PROBE_SIZE",
+    "Path",
+    "PathKey",
+    "PathManager",
+    "address_key",
+    "path_key",
+]
 
 #: Paths tracked at once: the current one, the fallback and two being probed. An
 #: attacker forwarding packets from many addresses only ever replaces the oldest probe.
@@ -35,9 +44,22 @@ MIN_PROBE_SIZE = 64
 INITIAL_PTO = 0.999
 
 
+#: What identifies a path: the peer's host and port, and our own host and port when the
+#: path runs from another local address than the default one (a server's preferred
+#: address, RFC 9000 §9.6).
+PathKey = tuple[str, int] | tuple[str, int, str, int]
+
+
 def address_key(address: Address | Any) -> tuple[str, int]:
     """Host and port: what identifies a peer address (IPv6 flow info and scope aside)."""
     return (str(address[0]), int(address[1]))
+
+
+def path_key(address: Address, local: Address | None) -> PathKey:
+    """The key of the path to ``address`` from ``local`` (None: the default local address)."""
+    if local is None:
+        return (str(address[0]), int(address[1]))
+    return (str(address[0]), int(address[1]), str(local[0]), int(local[1]))
 
 
 class Path:
@@ -49,7 +71,10 @@ class Path:
         "bytes_sent",
         "challenge_due",
         "challenges",
+        "chosen",
         "key",
+        "local",
+        "peer_cid",
         "pmtu",
         "recovery_state",
         "response",
@@ -58,11 +83,27 @@ class Path:
     )
 
     def __init__(
-        self, address: Address, *, validated: bool = False, pmtu_discovery: bool = True
+        self,
+        address: Address,
+        *,
+        validated: bool = False,
+        pmtu_discovery: bool = True,
+        local: Address | None = None,
     ) -> None:
         self.address = address
-        self.key = address_key(address)
+        #: The local address this path's datagrams leave from and arrive at; None: the
+        #: default one (the driver's main socket). Only a server's preferred address
+        #: (RFC 9000 §9.6) makes another.
+        self.local = local
+        self.key: PathKey = path_key(address, local)
         self.validated = validated
+        #: A client chose this address from the server's authenticated transport
+        #: parameters (its preferred_address): like the handshake's address, it is
+        #: no amplification target, so no 3x limit applies while it is validated.
+        self.chosen = False
+        #: The peer's connection ID this path's probes carry when it is not the current
+        #: one (RFC 9000 §9.5: no CID is used on two paths); None: the current one.
+        self.peer_cid: PeerCid | None = None
         #: Bytes of datagrams from this address that carried an authenticated packet, and
         #: bytes we sent to it: before validation the second is at most 3x the first (§8).
         self.bytes_received = 0
@@ -82,7 +123,7 @@ class Path:
 
     def budget(self) -> int:
         """Bytes we may still send to this address (§8.1, §9.3.1); large once validated."""
-        if self.validated:
+        if self.validated or self.chosen:
             return 1 << 62
         return max(0, 3 * self.bytes_received - self.bytes_sent)
 
@@ -93,7 +134,8 @@ class Path:
 
     def __repr__(self) -> str:
         state = "validated" if self.validated else "unvalidated"
-        return f"Path({self.key[0]}:{self.key[1]}, {state})"
+        via = "" if self.local is None else f" via {self.local[0]}:{self.local[1]}"
+        return f"Path({self.key[0]}:{self.key[1]}{via}, {state})"
 
 
 class PathManager:
@@ -106,6 +148,7 @@ class PathManager:
         "fallback",
         "migrations",
         "pmtu_discovery",
+        "routed",
     )
 
     def __init__(self, *, pmtu_discovery: bool = True) -> None:
@@ -115,11 +158,15 @@ class PathManager:
         #: The last validated path before the current one: where a failed validation
         #: of the current path reverts to (§9.3.2).
         self.fallback: Path | None = None
-        self._paths: dict[tuple[str, int], Path] = {}
+        self._paths: dict[PathKey, Path] = {}
         #: Connection migrations the peer made (each change of the current path).
         self.migrations = 0
         #: Some path owes a response or is being validated (the sender's cheap check).
         self.active = False
+        #: Datagrams built for paths that leave from another local address than the
+        #: default one (a server's preferred address, RFC 9000 §9.6): (data, to, from,
+        #: ECN codepoint), until the connection's ``routed_datagrams()`` takes them.
+        self.routed: list[tuple[bytes, Address, Address, int]] = []
 
     # Setup -------------------------------------------------------------------------------
     def start(self, address: Address, *, validated: bool) -> Path:
@@ -129,17 +176,18 @@ class PathManager:
         self.current = path
         return path
 
-    def get(self, address: Address) -> Path | None:
-        """The path for ``address`` (by host and port), if there is one."""
-        return self._paths.get(address_key(address))
+    def get(self, address: Address, local: Address | None = None) -> Path | None:
+        """The path for ``address`` (by host and port) from ``local``, if there is one."""
+        return self._paths.get(path_key(address, local))
 
     def paths(self) -> list[Path]:
         """Every path tracked (at most :data:`MAX_PATHS`)."""
         return list(self._paths.values())
 
-    def path_for(self, address: Address) -> Path:
-        """The path for ``address``, made if new; the oldest probe makes room (bounded)."""
-        key = address_key(address)
+    def path_for(self, address: Address, local: Address | None = None) -> Path:
+        """The path for ``address`` (from ``local``), made if new; the oldest probe makes
+        room (bounded)."""
+        key = path_key(address, local)
         path = self._paths.get(key)
         if path is not None:
             return path
@@ -148,18 +196,19 @@ class PathManager:
                 if old is not self.current and old is not self.fallback:
                     del self._paths[old_key]
                     break
-        path = Path(address, pmtu_discovery=self.pmtu_discovery)
+        path = Path(address, pmtu_discovery=self.pmtu_discovery, local=local)
         self._paths[key] = path
         return path
 
     # Receiving -----------------------------------------------------------------------------
-    def on_authenticated(self, address: Address, size: int) -> Path:
-        """A datagram from ``address`` carried an authenticated packet: it earns budget."""
+    def on_authenticated(self, address: Address, size: int, local: Address | None = None) -> Path:
+        """A datagram from ``address`` (at ``local``) carried an authenticated packet: it
+        earns budget."""
         current = self.current
-        if current is not None and current.key == address_key(address):
+        if current is not None and current.key == path_key(address, local):
             current.bytes_received += size
             return current
-        path = self.path_for(address)
+        path = self.path_for(address, local)
         path.bytes_received += size
         return path
 
@@ -184,6 +233,7 @@ class PathManager:
         now: float,
         recovery: Recovery,
         new_controller: Callable[[], CongestionController],
+        local: Address | None = None,
     ) -> tuple[Path, Path]:
         """§9.3: the peer's highest-numbered non-probing packet came from ``address``.
 
@@ -196,7 +246,7 @@ class PathManager:
         pto = recovery.pto_base()
         old = self.current
         assert old is not None
-        new = self.path_for(address)
+        new = self.path_for(address, local)
         if old.validated:
             self.fallback = old
         self.current = new

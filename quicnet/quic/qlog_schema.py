@@ -9,6 +9,7 @@ draft-ietf-quic-qlog-main-schema-04 (qlog_version "0.3"); DATAGRAM frames
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from quicnet.quic import frames as fr
@@ -252,6 +253,16 @@ def parameters_set(params: TransportParameters, owner: str) -> dict[str, Any]:
     )
     if params.max_datagram_frame_size is not None:  # RFC 9221; an unspecified field (§5.3)
         data["max_datagram_frame_size"] = params.max_datagram_frame_size
+    preferred = params.preferred_address
+    if preferred is not None:  # quic-events §5.3's PreferredAddress
+        data["preferred_address"] = {
+            "ip_v4": str(ipaddress.IPv4Address(preferred.ipv4_address)),
+            "port_v4": preferred.ipv4_port,
+            "ip_v6": ipaddress.IPv6Address(preferred.ipv6_address).compressed,
+            "port_v6": preferred.ipv6_port,
+            "connection_id": preferred.connection_id.hex(),
+            "stateless_reset_token": preferred.stateless_reset_token.hex(),
+        }
     return data
 
 

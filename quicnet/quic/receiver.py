@@ -166,7 +166,9 @@ class PacketReceiver:
         ack_eliciting, non_probing = self._one_rtt_frames(payload, now, dcid)
         if non_probing and pn > space.largest_received:
             current = c.paths.current
-            if (
+            if c.preferred is not None:  # §9.6.2: the preferred address has its own rules
+                c.preferred.on_non_probing(c, address, dcid, now)
+            elif (
                 current is not None
                 and address != current.address
                 and address_key(address) != current.key
@@ -486,17 +488,21 @@ class PacketReceiver:
             # §8.2.2: the response goes on the path the challenge came on.
             address = c.datagram_address
             if address is not None:
-                c.paths.on_challenge(c.paths.path_for(address), frame.data)
+                c.paths.on_challenge(c.paths.path_for(address, c.datagram_local), frame.data)
         elif isinstance(frame, fr.PathResponseFrame):
             validated = c.paths.on_response(frame.data)  # §8.2.3: the challenged path
             if validated is not None:
                 c.event_queue.append(PathValidated(validated.address))
+                if c.preferred is not None:
+                    c.preferred.on_validated(c, validated)
         elif isinstance(frame, fr.HandshakeDoneFrame):
             if not c.is_client:
                 raise TransportError(
                     TransportErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from a client", t
                 )
             c.confirm_handshake()
+            if c.preferred is not None:
+                c.preferred.start(c, now)  # §9.6.1: once the handshake is confirmed
         elif isinstance(frame, fr.NewTokenFrame):
             if not c.is_client:
                 raise TransportError(

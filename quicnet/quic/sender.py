@@ -148,9 +148,13 @@ class PacketSender:
             for probed in c.paths.paths_due(now):
                 if datagram := self._path_datagram(probed, now):
                     probed.bytes_sent += len(datagram)
-                    out.append((datagram, probed.address))
+                    if probed.local is None:
+                        out.append((datagram, probed.address))
+                    else:  # from a server's preferred address (RFC 9000 §9.6.2)
+                        ecn = 2 if c.ecn.marking else 0  # ECT(0), as the others (§13.4)
+                        c.paths.routed.append((datagram, probed.address, probed.local, ecn))
         self.pacing_deadline = None
-        address = path.address
+        address, first = path.address, len(out)  # from here on, the current path's
         pmtu = path.pmtu
         due = pmtu.due_at
         if (
@@ -190,6 +194,10 @@ class PacketSender:
                 break
             path.bytes_sent += len(datagram)
             out.append((datagram, address))
+        if path.local is not None:  # the current path leaves from a preferred address
+            ecn = 2 if c.ecn.marking else 0
+            c.paths.routed += [(d, a, path.local, ecn) for d, a in out[first:]]
+            del out[first:]
         return out
 
     def _eliciting_room(self, now: float) -> int:
@@ -514,6 +522,8 @@ class PacketSender:
         """
         c = self.c
         packet = self._new_packet(Epoch.ONE_RTT)
+        if path.peer_cid is not None:  # §9.5: a CID of its own on a path not yet in use
+            packet.header = packet.header[:1] + path.peer_cid.cid
         challenge = c.paths.challenge_due(path, now)
         budget = path.budget()
         if packet.overhead() + 9 * (challenge + (path.response is not None)) > budget:
@@ -551,6 +561,9 @@ class PacketSender:
         if not buf or len(buf) > path.budget():  # §10.2.1: within the 3x limit
             return []
         path.bytes_sent += len(buf)
+        if path.local is not None:  # RFC 9000 §9.6.2
+            c.paths.routed.append((bytes(buf), path.address, path.local, 0))
+            return []
         return [(bytes(buf), path.address)]
 
     # Coalesced datagrams (the handshake) ----------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from quicnet.quic.compatible_versions import local_version_information, server_parameters_for
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
-from quicnet.quic.transport_params import TransportParameters
+from quicnet.quic.transport_params import PreferredAddress, TransportParameters
 from quicnet.quic.zero_rtt import early_data_context, remembered_parameters
 from quicnet.tls import ClientConfig, ServerConfig, TLSClient, TLSServer
 from quicnet.tls.keylog import key_log_from_environment
@@ -31,6 +31,7 @@ def local_transport_parameters(
     retry_source_cid: bytes | None = None,
     stateless_reset_token: bytes | None = None,
     version: int | None = None,
+    preferred_address: PreferredAddress | None = None,
 ) -> TransportParameters:
     """Our transport parameters (RFC 9000 §18.2); the server-only ones given by a server."""
     return TransportParameters(
@@ -48,6 +49,7 @@ def local_transport_parameters(
         max_ack_delay=int(c.max_ack_delay * 1000),
         active_connection_id_limit=c.active_connection_id_limit,
         disable_active_migration=c.disable_active_migration,
+        preferred_address=preferred_address,
         initial_source_connection_id=initial_source_cid,
         retry_source_connection_id=retry_source_cid,
         max_datagram_frame_size=c.max_datagram_frame_size,

@@ -335,23 +335,27 @@ class TrafficLedger:
         self._heard: dict[Node, dict[tuple[Address, Address], set[Node]]] = {}
         self._dirty: set[tuple[Node, Address]] = set()
 
-    def on_send(self, node: Node, dst: Address, size: int) -> None:
+    def on_send(self, node: Node, dst: Address, size: int, src: Address | None = None) -> None:
         key = (node, dst)
         self.sent[key] = self.sent.get(key, 0) + size
         self.sent_datagrams[key] = self.sent_datagrams.get(key, 0) + 1
         # Answering a sender from the address it reached proves this node owns that address.
         heard = self._heard.get(node)
+        src = src or node.address
         if heard:
-            for sender in heard.get((dst, node.address), ()):
-                self.validated.add((sender, node.address))
+            for sender in heard.get((dst, src), ()):
+                self.validated.add((sender, src))
         if key not in self.validated and key not in self.initiated:
             self._dirty.add(key)
 
-    def on_deliver(self, node: Node, src: Address, size: int, origin: Node | None) -> None:
+    def on_deliver(
+        self, node: Node, src: Address, size: int, origin: Node | None, at: Address | None = None
+    ) -> None:
         key = (node, src)
         self.received[key] = self.received.get(key, 0) + size
         if origin is not None and origin.address == src:
-            self._heard.setdefault(node, {}).setdefault((src, node.address), set()).add(origin)
+            at = at or node.address
+            self._heard.setdefault(node, {}).setdefault((src, at), set()).add(origin)
 
     def is_validated(self, node: Node, dst: Address) -> bool:
         return (node, dst) in self.validated or (node, dst) in self.initiated
@@ -532,6 +536,8 @@ class Simulation:
         self.server = Node("server", server, server_address)
         self.server.clock = self._clock
         self.nodes: dict[Address, Node] = {server_address: self.server}
+        #: The server's other local addresses (a preferred address, RFC 9000 §9.6).
+        self.server_aliases: dict[Address, Node] = {}
         self.clients: list[Node] = []
         #: Links by (source node name, destination node name): they follow a node that
         #: rebinds to another address and survive a server replaced at the same address.
@@ -603,6 +609,16 @@ class Simulation:
         )
         return node
 
+    def add_server_address(self, address: Address) -> None:
+        """Another local address of the server (its preferred address, RFC 9000 §9.6):
+        datagrams to it reach the server with ``local=address``, and what the server
+        sends from it (``routed_datagrams()``) leaves from it, over the same links. The
+        clients chose it from the server's authenticated parameters, as they chose the
+        server's address: the ledger counts it as theirs to send to."""
+        self.server_aliases[address] = self.server
+        for node in self.clients:
+            self.ledger.initiated.add((node, address))
+
     def share_uplink(self, node: Node, other: Node) -> None:
         """From now on ``node``'s datagrams to the server take ``other``'s link: one
         bottleneck (one queue, one rate) that the two flows compete for."""
@@ -632,6 +648,8 @@ class Simulation:
         node.clock = self._clock
         self.server = node
         self.nodes[node.address] = node
+        for address in self.server_aliases:  # its preferred addresses go with it
+            self.server_aliases[address] = node
         return node
 
     def rebind_client(self, address: Address, node: Node | None = None) -> None:
@@ -646,7 +664,8 @@ class Simulation:
         self.nodes[address] = node
 
     def link(self, src: Address, dst: Address) -> Link | None:
-        a, b = self.nodes.get(src), self.nodes.get(dst)
+        a = self.nodes.get(src) or self.server_aliases.get(src)
+        b = self.nodes.get(dst) or self.server_aliases.get(dst)
         if a is None or b is None:
             return None
         return self._links.get((a.name, b.name))
@@ -701,21 +720,27 @@ class Simulation:
             out = node.impl.datagrams_to_send(self.now)
             marked = getattr(node.impl, "ecn_marked", 0)  # the first ones go out ECT(0)
             for i, (data, dst) in enumerate(out):
-                dst = (str(dst[0]), int(dst[1]))
-                self.ledger.on_send(node, dst, len(data))
-                for tap in self.wiretaps:
-                    tap(node.address, dst, data, self.now)
-                link = self.link(node.address, dst)
-                if link is None:
-                    self.sent_elsewhere.append((node.address, dst, data))
-                    continue
-                ecn = 2 if i < marked else 0
-                if link.ecn is not None:
-                    ecn = link.ecn(ecn, data, self.now)
-                for when, payload in link.transmit(data, self.now):
-                    self._push(when, node.address, dst, payload, node, ecn)
+                self._send(node, node.address, dst, data, 2 if i < marked else 0)
+            take_routed = getattr(node.impl, "routed_datagrams", None)
+            if take_routed is not None:  # from a preferred address (RFC 9000 §9.6)
+                for data, dst, src, ecn in take_routed():
+                    self._send(node, (str(src[0]), int(src[1])), dst, data, ecn)
             node.drain()
         self.check_invariants()
+
+    def _send(self, node: Node, src: Address, dst: Any, data: bytes, ecn: int) -> None:
+        dst = (str(dst[0]), int(dst[1]))
+        self.ledger.on_send(node, dst, len(data), src)
+        for tap in self.wiretaps:
+            tap(src, dst, data, self.now)
+        link = self.link(src, dst)
+        if link is None:
+            self.sent_elsewhere.append((src, dst, data))
+            return
+        if link.ecn is not None:
+            ecn = link.ecn(ecn, data, self.now)
+        for when, payload in link.transmit(data, self.now):
+            self._push(when, src, dst, payload, node, ecn)
 
     def next_event_time(self) -> float | None:
         times = [t for n in self.nodes.values() if (t := n.impl.next_timer()) is not None]
@@ -741,15 +766,21 @@ class Simulation:
         while self._queue and self._queue[0][0] <= now:
             _, _, src, dst, data, origin, ecn = heapq.heappop(self._queue)
             node = self.nodes.get(dst)
+            local = None
+            if node is None and dst in self.server_aliases:
+                node, local = self.server_aliases[dst], dst
             if node is None:
                 self.unroutable += 1
                 continue
-            self.ledger.on_deliver(node, src, len(data), origin)
+            self.ledger.on_deliver(node, src, len(data), origin, local)
             if origin is not None and (link := self.link(src, dst)) is not None:
                 link.stats.delivered += 1
                 link.stats.delivered_bytes += len(data)
             node.last_received = now
-            if ecn and isinstance(node.impl, QuicConnection | QuicEndpoint):
+            if local is not None:
+                assert isinstance(node.impl, QuicConnection | QuicEndpoint)
+                node.impl.receive_datagram(data, src, now, ecn, local)
+            elif ecn and isinstance(node.impl, QuicConnection | QuicEndpoint):
                 node.impl.receive_datagram(data, src, now, ecn)
             else:
                 node.impl.receive_datagram(data, src, now)

@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -270,6 +271,27 @@ def test_cli_q_client_migrates_from_q_server(tmp_path: Path, ident: Any) -> None
         frames = {f["frame_type"] for f in event["data"].get("frames", ())}
         (sent if event["name"] == "transport:packet_sent" else received).update(frames)
     assert "path_challenge" in sent and "path_response" in received
+
+
+def test_cli_q_client_moves_to_the_preferred_address_of_q_server(
+    tmp_path: Path, ident: Any
+) -> None:
+    """``q_server -preferred_address 127.0.0.1:0`` offers a second port (RFC 9000 §9.6);
+    q_client moves there after the handshake, says so, and the download is intact."""
+    www = tmp_path / "www"
+    www.mkdir()
+    body = payload(2_000_000, seed=35)
+    (www / "big.bin").write_bytes(body)
+    out = tmp_path / "downloads"
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    args += ("-preferred_address", "127.0.0.1:0", "-www", str(www))
+    with _q_server(*args) as (_proc, address):
+        result = _q_client(address, ident, out, "https://localhost/big.bin")
+    assert result.returncode == 0, result.stderr.decode()
+    assert sha256((out / "big.bin").read_bytes()) == sha256(body)
+    moved = re.search(rb"q_client: the server is at 127\.0\.0\.1:(\d+) now \(was ", result.stderr)
+    assert moved is not None, result.stderr.decode()
+    assert int(moved.group(1)) != address[1]
 
 
 def test_cli_q_client_does_not_migrate_from_a_server_that_disables_it(

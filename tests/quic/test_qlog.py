@@ -608,3 +608,35 @@ def test_an_impossible_directory_name_warns_and_both_ends_connect(
     assert [c.state for c in sim.server.live_connections()] == [ConnectionState.CONNECTED]
     warnings = [r for r in caplog.records if "qlog" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_a_preferred_address_is_traced(tmp_path: Path) -> None:
+    """quic-events §5.3: the server's parameters_set carries its preferred_address (IPv4
+    and IPv6 halves, the CID and reset token); the client logs the same as remote."""
+    sim = make_pair(
+        seed=36,
+        client={"qlog_dir": str(tmp_path)},
+        server={"qlog_dir": str(tmp_path), "preferred_address_v4": ("10.0.0.3", 4444)},
+    )
+    sim.add_server_address(("10.0.0.3", 4444))
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    handshake(sim)
+    odcid = client.original_destination_cid.hex()
+    server_trace = read_trace(tmp_path / f"{odcid}_server.sqlog")
+    client_trace = read_trace(tmp_path / f"{odcid}_client.sqlog")
+    local = [p for p in events(server_trace, "transport:parameters_set") if p["owner"] == "local"]
+    remote = [p for p in events(client_trace, "transport:parameters_set") if p["owner"] == "remote"]
+    preferred = client.remote_params.preferred_address if client.remote_params else None
+    assert preferred is not None
+    expected = {
+        "ip_v4": "10.0.0.3",
+        "port_v4": 4444,
+        "ip_v6": "::",
+        "port_v6": 0,
+        "connection_id": preferred.connection_id.hex(),
+        "stateless_reset_token": preferred.stateless_reset_token.hex(),
+    }
+    assert local[0]["preferred_address"] == expected
+    assert remote[0]["preferred_address"] == expected
+    close_and_wait(sim)

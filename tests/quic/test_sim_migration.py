@@ -279,8 +279,9 @@ def test_a_replayed_packet_from_the_old_address_does_not_pull_the_server_back() 
 
 def _offer_preferred_address(sim: Simulation) -> bytes:
     """Make the (bare) server connection offer a preferred_address whose CID is its own
-    sequence 1 (RFC 9000 §5.1.1): quicnet's server has no option for it, so the test
-    puts the parameter in the TLS engine's transport parameters by hand."""
+    sequence 1 (RFC 9000 §5.1.1), also announced by NEW_CONNECTION_ID: the test puts
+    the parameter in the TLS engine's transport parameters by hand (what the server's
+    ``preferred_address_v4`` option does is in test_sim_preferred_address.py)."""
     server = sim.server.impl
     assert isinstance(server, QuicConnection)
     cid, token = b"\x01" * 8, bytes(16)
@@ -295,8 +296,13 @@ def _offer_preferred_address(sim: Simulation) -> bytes:
 
 def test_the_cid_of_a_preferred_address_is_a_spare_for_migration() -> None:
     """§9.6.3: the CID in a server's preferred_address may be used on any path; a quicnet
-    client takes it as the server's sequence 1 (it does not move to the address)."""
-    sim = make_pair(seed=101, use_endpoint=False, client={"active_connection_id_limit": 9})
+    client takes it as the server's sequence 1 (here it does not move to the address:
+    ``use_preferred_address=False``; test_sim_preferred_address.py moves)."""
+    sim = make_pair(
+        seed=101,
+        use_endpoint=False,
+        client={"active_connection_id_limit": 9, "use_preferred_address": False},
+    )
     cid = _offer_preferred_address(sim)
     handshake(sim, confirmed=False)
     client = sim.client.connection
