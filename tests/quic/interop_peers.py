@@ -50,6 +50,8 @@ from quicnet.quic import (
     DatagramLost,
     DatagramReceived,
     HandshakeCompleted,
+    PathValidated,
+    PeerAddressChanged,
     QuicConfiguration,
     QuicConnection,
     QuicUsageError,
@@ -591,6 +593,9 @@ class ConnRecord:
     key_updates_requested: int = 0
     handshake: HandshakeCompleted | None = None
     terminated: ConnectionTerminated | None = None
+    #: (old, new) from each PeerAddressChanged; each address a PathValidated confirmed.
+    address_changes: list[tuple[Any, Any]] = field(default_factory=list)
+    validated: list[Any] = field(default_factory=list)
 
 
 class _QuicnetApp:
@@ -624,6 +629,10 @@ class _QuicnetApp:
             rec.datagrams_acked.add(event.datagram_id)
         elif isinstance(event, DatagramLost):
             rec.datagrams_lost.add(event.datagram_id)
+        elif isinstance(event, PeerAddressChanged):
+            rec.address_changes.append((event.old_address, event.new_address))
+        elif isinstance(event, PathValidated):
+            rec.validated.append(event.address)
         elif isinstance(event, ConnectionTerminated):
             rec.terminated = event
 
@@ -972,11 +981,12 @@ class UdpRelay:
         with contextlib.suppress(OSError):
             out.sendto(data, to)
 
-    def rebind(self, timeout: float = 5.0) -> tuple[str, int]:
-        """NAT rebinding: the client's datagrams reach the server from a new port from now
-        on; the old port is closed (what the server still sends there is lost)."""
+    def rebind(self, host: str = "127.0.0.1", timeout: float = 5.0) -> tuple[str, int]:
+        """NAT rebinding: the client's datagrams reach the server from a new port (on
+        ``host``, another loopback address for rebind-addr) from now on; the old port is
+        closed (what the server still sends there is lost)."""
         new = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        new.bind(("127.0.0.1", 0))
+        new.bind((host, 0))
         new.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
         new.setblocking(False)
         self._rebound.clear()
