@@ -47,7 +47,8 @@ def on_version_negotiation(c: QuicConnection, data: bytes, now: float) -> None:
     c.recovery = c.new_recovery()
     max_buffer = c.configuration.max_crypto_buffer
     c.spaces = {e: CryptoSpace(max_buffer) for e in c.spaces}
-    c.tls = make_tls(c.configuration, c.local_params)
+    c.zero_rtt_send_key = None  # the new ClientHello brings its own 0-RTT key, or none
+    c.tls = make_tls(c.configuration, c.local_params, c.version)
     c.start_tls(now)
 
 
