@@ -190,6 +190,8 @@ class PacketSender:
                 break
             path.bytes_sent += len(datagram)
             out.append((datagram, address))
+        if one_rtt_only and not (c.datagram_queue or c.streams.send_queue or c.pending.waiting):
+            c.recovery.cc.on_app_limited(now)  # ran out of data, not of window or pacing
         return out
 
     def _eliciting_room(self, now: float) -> int:
