@@ -145,6 +145,7 @@ def test_rebind_port(server_name: str, ident: Any, peer_loop: Any) -> None:
             ports = [wire.back.getsockname()[1]]
             body = _download(client, server, {1_000_000: lambda: ports.append(wire.rebind()[1])})
             assert sha256(body) == sha256(BODY)
+            assert wire.rebound_s2c > 0  # the server sent to the new port
             peer = server.peer_address()
             assert client.conn.path_migrations == 0  # the client never knew
     if peer is not None:
@@ -208,6 +209,7 @@ def test_rebind_addr(server_name: str, ident: Any, peer_loop: Any) -> None:
                 client, server, {1_000_000: lambda: moved.append(wire.rebind(OTHER_LOOPBACK))}
             )
             assert sha256(body) == sha256(BODY)
+            assert wire.rebound_s2c > 0  # the server sent to the new address
             peer = server.peer_address()
             assert client.conn.path_migrations == 0  # the client never knew
             if server_name == "quicnet":
@@ -237,6 +239,7 @@ def test_rebind_addr_peer_client(stack_name: str, ident: Any, peer_loop: Any) ->
         old = wire.back.getsockname()
         new = wire.rebind(OTHER_LOOPBACK)
         body = wait_future(future, server)
+        assert wire.rebound_s2c > 0
         (rec,) = server.connections
         assert rec.conn.peer_address == new
         assert (old, new) in rec.address_changes
