@@ -95,10 +95,11 @@ QUIC_MAX_EARLY_DATA = 0xFFFFFFFF
 
 
 def make_tls(
-    c: QuicConfiguration, params: TransportParameters, version: int
+    c: QuicConfiguration, params: TransportParameters, version: int | None = None
 ) -> TLSClient | TLSServer:
     """A fresh TLS engine in QUIC mode for ``c`` (a client or a server) carrying our
-    transport parameters ``params``, for a connection starting in QUIC ``version``.
+    transport parameters ``params``, for a connection starting in QUIC ``version``
+    (by default the configured one).
 
     RFC 9369 §5: a client offers no ticket received on a connection of another version,
     and 0-RTT only with one of this version (not with one saved before quicnet kept the
@@ -108,6 +109,8 @@ def make_tls(
     names, when it is set (:mod:`quicnet.tls.keylog`); a server logs only to ``c.key_log``.
     """
     transport_parameters = params.encode()
+    if version is None:
+        version = c.version
     if c.is_client:
         ticket = c.session_ticket
         if ticket is not None and ticket.quic_version not in (None, version):
