@@ -11,9 +11,20 @@ at 1) to find more bandwidth and give it back; PROBE_RTT drops to four packets f
 
 Delivery-rate samples are taken on each acknowledgement from what was delivered
 between a packet's sending and its acknowledgement (the rate-sample method of
-draft-cheng-iccrg-delivery-rate-estimation). Loss only trims the window by what was
-lost (as Linux's BBR does); there is no application-limited marking, so a sender
-that runs out of data gives low samples, which the max filter ignores.
+draft-cheng-iccrg-delivery-rate-estimation). When the sender runs out of data with
+room in the window (``on_app_limited``), the packets sent from then until everything
+then in flight is delivered are application-limited ("Detecting
+application-limited phases"): their samples may raise the bandwidth estimate, never
+lower it, and do not count toward STARTUP's plateau, so a sender that idles at
+30 messages a second keeps the bottleneck's rate.
+
+Loss does not change the model. It changes the window as BBRv1 does
+(draft-cardwell-iccrg-bbr-congestion-control-00 §4.2.3.4, "Modulating cwnd in Loss
+Recovery"): a new recovery period (RFC 9002 §7.3.2) saves the window and cuts it to
+what is in flight plus what this acknowledgement delivered; for one round trip it
+then grows only by what is delivered (packet conservation), after that as usual;
+further losses trim it by what they lost; and when a packet sent after the period
+began is acknowledged, the period ends and the saved window comes back.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ class Bbr(WindowController):
     """BBRv1 behind :class:`quicnet.quic.congestion.CongestionController`."""
 
     __slots__ = (
+        "_app_limited",
         "_before_event",
         "_bw_rounds",
         "_cycle_index",
@@ -55,23 +67,27 @@ class Bbr(WindowController):
         "_first_sent_time",
         "_full_bw",
         "_full_bw_count",
+        "_last_ack",
         "_next_round_delivered",
-        "_prior_cwnd",
         "_probe_rtt_done",
         "_probe_rtt_round_done",
         "_round_start",
         "_rtt_expired",
+        "_sample_app_limited",
         "_sent_state",
         "btl_bw",
         "cwnd_gain",
         "delivered",
         "delivered_time",
         "filled_pipe",
+        "in_recovery",
         "min_rtt",
         "min_rtt_stamp",
         "mode",
         "pacing_gain",
         "pacing_rate",
+        "packet_conservation",
+        "prior_cwnd",
         "round_count",
     )
 
@@ -90,8 +106,18 @@ class Bbr(WindowController):
         self.delivered_time = 0.0
         self.round_count = 0
         self.filled_pipe = False
-        #: Per send instant: [packets, delivered, delivered_time, first_sent_time] then.
+        #: Per send instant: [packets, delivered, delivered_time, first_sent_time,
+        #: app-limited (1.0 or 0.0)] then.
         self._sent_state: dict[float, list[float]] = {}
+        #: While non-zero, packets sent are app-limited: until ``delivered`` passes it.
+        self._app_limited = 0
+        self._sample_app_limited = False
+        #: In a loss recovery period (RFC 9002 §7.3.2) / its first round trip.
+        self.in_recovery = False
+        self.packet_conservation = False
+        #: The window saved on entering recovery or PROBE_RTT, restored on leaving.
+        self.prior_cwnd = 0
+        self._last_ack = (0.0, 0)  # (when, bytes): what the latest acknowledgement delivered
         self._first_sent_time = 0.0
         self._next_round_delivered = 0
         self._round_start = False
@@ -101,7 +127,6 @@ class Bbr(WindowController):
         self._full_bw_count = 0
         self._cycle_index = 0
         self._cycle_stamp = 0.0
-        self._prior_cwnd = 0
         self._probe_rtt_done: float | None = None
         self._probe_rtt_round_done = False
         self._before_event: int | None = None
@@ -118,6 +143,7 @@ class Bbr(WindowController):
                 float(self.delivered),
                 self.delivered_time,
                 self._first_sent_time,
+                1.0 if self._app_limited else 0.0,
             ]
         else:
             state[0] += 1
@@ -147,9 +173,14 @@ class Bbr(WindowController):
             return
         self.delivered += acked
         self.delivered_time = now
+        self._last_ack = (now, acked)
+        if self._app_limited and self.delivered > self._app_limited:
+            self._app_limited = 0  # all that was in flight when the data ran out arrived
         self._round_start = self._rtt_expired = False
+        app_limited = False
         if newest is not None:
-            _, prior_delivered, prior_time, first_sent = newest
+            _, prior_delivered, prior_time, first_sent, limited = newest
+            app_limited = limited > 0
             self._first_sent_time = newest_sent
             rtt = now - newest_sent
             if rtt > 0:
@@ -160,7 +191,16 @@ class Bbr(WindowController):
                 self._round_start = True
             interval = max(newest_sent - first_sent, now - prior_time)
             if interval > 0 and interval >= self.min_rtt * 0.999:
-                self._update_bw((self.delivered - prior_delivered) / interval)
+                sample = (self.delivered - prior_delivered) / interval
+                # An app-limited sample only says the path carries at least that much.
+                if not app_limited or sample >= self.btl_bw:
+                    self._update_bw(sample)
+            start = self.congestion_recovery_start_time
+            if self.in_recovery and start is not None and newest_sent > start:
+                self._leave_recovery()  # §4.2.3.4: restore the window saved on entry
+            elif self._round_start:
+                self.packet_conservation = False  # conservation lasts one round trip
+        self._sample_app_limited = app_limited
         self._update_mode(now)
         self._set_pacing_rate()
         self._set_cwnd(acked)
@@ -191,8 +231,24 @@ class Bbr(WindowController):
         return gain * self.btl_bw * self.min_rtt
 
     # The state machine ------------------------------------------------------------
+    def _save_cwnd(self) -> None:
+        """The window to come back to (after recovery, PROBE_RTT): the larger one."""
+        if self.in_recovery or self.mode == BbrMode.PROBE_RTT:
+            self.prior_cwnd = max(self.prior_cwnd, self.congestion_window)
+        else:
+            self.prior_cwnd = self.congestion_window
+
+    def _leave_recovery(self) -> None:
+        self.in_recovery = self.packet_conservation = False
+        self.congestion_window = max(self.congestion_window, self.prior_cwnd)
+
     def _update_mode(self, now: float) -> None:
-        if self.mode == BbrMode.STARTUP and self._round_start and not self.filled_pipe:
+        if (
+            self.mode == BbrMode.STARTUP
+            and self._round_start
+            and not self.filled_pipe
+            and not self._sample_app_limited  # an app-limited round proves no plateau
+        ):
             if self.btl_bw >= self._full_bw * FULL_BW_GROWTH:  # still growing
                 self._full_bw = self.btl_bw
                 self._full_bw_count = 0
@@ -209,9 +265,9 @@ class Bbr(WindowController):
             self._advance_cycle(now)
         # PROBE_RTT: the RTT estimate was ten seconds old.
         if self.mode != BbrMode.PROBE_RTT and self._rtt_expired:
+            self._save_cwnd()  # before the mode changes: this window, not an older one
             self.mode = BbrMode.PROBE_RTT
             self.pacing_gain = self.cwnd_gain = 1.0
-            self._prior_cwnd = self.congestion_window
             self._probe_rtt_done = None
         if self.mode == BbrMode.PROBE_RTT:
             self._probe_rtt(now)
@@ -249,7 +305,7 @@ class Bbr(WindowController):
             self._probe_rtt_round_done = True
         if self._probe_rtt_round_done and now >= self._probe_rtt_done:
             self.min_rtt_stamp = now  # the RTT seen meanwhile is the new estimate
-            self.congestion_window = max(self.congestion_window, self._prior_cwnd)
+            self.congestion_window = max(self.congestion_window, self.prior_cwnd)
             if self.filled_pipe:
                 self._enter_probe_bw(now)
             else:
@@ -268,8 +324,11 @@ class Bbr(WindowController):
         if self.mode == BbrMode.PROBE_RTT:
             self.congestion_window = min(self.congestion_window, self.minimum_window)
             return
-        target = int(self._bdp(self.cwnd_gain)) + 3 * self.max_datagram_size
         cwnd = self.congestion_window
+        if self.packet_conservation:  # §4.2.3.4: send no more than was delivered
+            self.congestion_window = max(cwnd, self.bytes_in_flight + acked)
+            return
+        target = int(self._bdp(self.cwnd_gain)) + 3 * self.max_datagram_size
         if self.filled_pipe:
             cwnd = min(cwnd + acked, target)
         elif cwnd < target or self.delivered < 10 * self.max_datagram_size:
@@ -278,8 +337,11 @@ class Bbr(WindowController):
 
     # Loss and the rest ------------------------------------------------------------
     def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
-        """The model ignores loss; the window gives back what was lost (never below four
-        packets), and a loss sent after the last recovery period began starts a new one."""
+        """The model ignores loss. A loss sent after the last recovery period began starts
+        a new one: the window is saved and cut to what is in flight plus what the
+        acknowledgement that revealed the loss delivered (at least a packet), in packet
+        conservation for a round trip (§4.2.3.4). Losses within a period trim the window
+        by what was lost. Never below four packets."""
         lost = 0
         latest_sent: float | None = None
         for p in packets:
@@ -289,8 +351,18 @@ class Bbr(WindowController):
             latest_sent = p.time_sent if latest_sent is None else max(latest_sent, p.time_sent)
         if latest_sent is None:
             return
+        events = self.congestion_events
         self.on_congestion_event(latest_sent, now)
-        self.congestion_window = max(self.congestion_window - lost, self.minimum_window)
+        if self.congestion_events != events and self.mode != BbrMode.PROBE_RTT:
+            self._save_cwnd()
+            self.in_recovery = self.packet_conservation = True
+            self._next_round_delivered = self.delivered  # a round starts now
+            when, acked = self._last_ack
+            delivered = max(acked if when == now else 0, self.max_datagram_size)
+            cwnd = self.bytes_in_flight + delivered
+        else:
+            cwnd = self.congestion_window - lost
+        self.congestion_window = max(cwnd, self.minimum_window)
 
     def on_congestion_event(self, sent_time: float, now: float) -> None:
         """Count a new congestion event (BBRv1 does not slow down for ECN-CE or loss)."""
@@ -302,16 +374,29 @@ class Bbr(WindowController):
         self.congestion_recovery_start_time = now
 
     def undo_congestion_event(self) -> None:
-        """The losses were reordering: give back the window they took."""
+        """The losses were reordering: give back the window they took, end the recovery."""
         if self._before_event is not None:
             self.congestion_window = max(self.congestion_window, self._before_event)
             self._before_event = None
+            self.in_recovery = self.packet_conservation = False
 
     def on_persistent_congestion(self) -> None:
-        """RFC 9002 §7.6.2: the window falls to its minimum; the model is kept."""
+        """RFC 9002 §7.6.2: the window falls to its minimum (and stays: no recovery to
+        restore it from); the model is kept."""
         self.congestion_window = self.minimum_window
         self.congestion_recovery_start_time = None
         self._before_event = None
+        self.in_recovery = self.packet_conservation = False
+
+    def on_app_limited(self, now: float) -> None:
+        """The sender ran out of data at ``now``: with room in the window, what it sent
+        then and sends until everything in flight is delivered is app-limited."""
+        if self.bytes_in_flight >= self.congestion_window:
+            return  # the window, not the application, is the limit
+        self._app_limited = (self.delivered + self.bytes_in_flight) or 1
+        state = self._sent_state.get(now)
+        if state is not None:
+            state[4] = 1.0
 
     def discard(self, packets: Iterable[SentInfo]) -> None:
         """Packets of a discarded packet number space leave bytes_in_flight (§6.4)."""

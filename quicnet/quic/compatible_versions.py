@@ -26,13 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from quicnet.quic.errors import TransportError, TransportErrorCode
+from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.transport_params import TransportParameters
 from quicnet.quic.versions import VERSION_PARAMS
-from quicnet.tls import Epoch
+from quicnet.tls import Epoch, TLSServer
 
 if TYPE_CHECKING:
+    from quicnet.quic.config import QuicConfiguration
     from quicnet.quic.connection import QuicConnection
 
 __all__ = [
@@ -41,9 +42,11 @@ __all__ = [
     "check_server_parameters",
     "compatible",
     "negotiated_version",
-    "other_version_key",
     "on_other_version_opened",
+    "other_version_key",
+    "resumption_context",
     "server_parameters_for",
+    "starting_versions",
     "switch_server",
 ]
 
@@ -128,6 +131,32 @@ def _client_information(raw: bytes, original: int) -> VersionInformation | None:
     return info
 
 
+def starting_versions(c: QuicConfiguration) -> tuple[int, int]:
+    """The version a connection offers first and the one it speaks.
+
+    The configured ``version``, except: a client may offer one it does not speak, to
+    probe, then speaks the first of ``supported_versions`` it does (RFC 9000 §6; a
+    server, or a client speaking none, gets QuicUsageError); and a client resuming with
+    a session ticket from another version it speaks starts in that one, the only one
+    the ticket may start (RFC 9369 §5; the server that issued it meant to keep it, §6).
+    """
+    known = [v for v in c.supported_versions if v in VERSION_PARAMS]
+    if c.version not in VERSION_PARAMS:
+        if not c.is_client or not known:
+            raise QuicUsageError(f"unsupported QUIC version 0x{c.version:08x}")
+        return c.version, known[0]
+    ticket = c.session_ticket if c.is_client else None
+    if ticket is not None and ticket.quic_version in known:
+        return ticket.quic_version, ticket.quic_version
+    return c.version, c.version
+
+
+def resumption_context(version: int) -> bytes:
+    """What a server seals into its tickets and requires of a ticket to resume with it:
+    the QUIC version (RFC 9369 §5, tickets are specific to the version that issued them)."""
+    return b"quic version " + version.to_bytes(4, "big")
+
+
 def server_parameters_for(
     params: TransportParameters, original: int, supported: Sequence[int]
 ) -> Callable[[bytes], bytes]:
@@ -171,6 +200,8 @@ def switch_server(c: QuicConnection, client_raw: bytes) -> None:
     state.original_initial_recv = c.spaces[Epoch.INITIAL].recv_key
     c.version = version
     c.install_initial_keys(c.retry_source_cid or c.original_destination_cid)
+    if isinstance(c.tls, TLSServer):  # RFC 9369 §5: tickets are the negotiated version's
+        c.tls.ticket_context = resumption_context(version)
 
 
 def other_version_key(c: QuicConnection, version: int, epoch: Epoch) -> PacketKey | None:

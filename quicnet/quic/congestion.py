@@ -59,6 +59,12 @@ class CongestionController(Protocol):
     def on_persistent_congestion(self) -> None:
         """Persistent congestion was established (§7.6.2): fall to the minimum window."""
 
+    def on_app_limited(self, now: float) -> None:
+        """The sender ran out of data at ``now`` (what it sent then included): the
+        application, not the window, limits the rate while the window has room. BBR marks
+        its delivery-rate samples so (draft-cheng-iccrg-delivery-rate-estimation,
+        "Detecting application-limited phases"); the others ignore it."""
+
     def discard(self, packets: Iterable[SentInfo]) -> None:
         """Packets of a discarded packet number space leave ``bytes_in_flight`` as neither
         acknowledged nor lost (§6.4)."""
@@ -117,6 +123,9 @@ class WindowController:
 
     def on_congestion_event(self, sent_time: float, now: float) -> None:
         raise NotImplementedError
+
+    def on_app_limited(self, now: float) -> None:
+        """Nothing to do: NewReno and CUBIC do not look at application-limited periods."""
 
     def discard(self, packets: Iterable[SentInfo]) -> None:
         """Packets of a discarded packet number space leave bytes_in_flight (§6.4)."""

@@ -31,7 +31,7 @@ from types import MethodType
 from quicnet.crypto import hmac_digest, random_bytes
 from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.closing import ClosingState
-from quicnet.quic.compatible_versions import VersionState
+from quicnet.quic.compatible_versions import VersionState, starting_versions
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.crypto_streams import new_crypto_spaces
@@ -69,7 +69,6 @@ from quicnet.quic.tls_setup import (
     make_tls,
 )
 from quicnet.quic.transport_params import TransportParameters
-from quicnet.quic.versions import VERSION_PARAMS
 from quicnet.quic.zero_rtt import ZeroRtt
 from quicnet.tls import (
     Epoch,
@@ -168,12 +167,9 @@ class QuicConnection:
         self.is_client = c.is_client
         #: Writes the qlog trace (None: tracing off, the configuration's ``qlog_dir``).
         self.tracer: QlogTracer | None = None
-        known = [v for v in c.supported_versions if v in VERSION_PARAMS]
-        if c.version not in VERSION_PARAMS and (not c.is_client or not known):
-            raise QuicUsageError(f"unsupported QUIC version 0x{c.version:08x}")
-        self.version = c.version if c.version in VERSION_PARAMS else known[0]
+        offered, self.version = starting_versions(c)  # RFC 9000 §6, RFC 9369 §5
         #: RFC 9000 §6: the version offered first may be one we do not speak.
-        self.negotiation = VersionNegotiation(c.version, speaks_offered=c.version == self.version)
+        self.negotiation = VersionNegotiation(offered, speaks_offered=offered == self.version)
         self.versions = VersionState(self.version)  # compatible negotiation (RFC 9368)
         self.state = ConnectionState.HANDSHAKE
         #: Events for the application, oldest first (taken with next_event()).
@@ -264,7 +260,7 @@ class QuicConnection:
         self.alpn_protocol: str | None = None
         #: The TLS engine; once a server's handshake is confirmed, only its outcome.
         self.tls: TLSClient | TLSServer | FinishedTLS | TicketReceiver = make_tls(
-            c, self.local_params
+            c, self.local_params, self.version
         )
         self.handshake = HandshakeDriver(self)
         if c.qlog_dir is not None:

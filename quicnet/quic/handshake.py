@@ -9,6 +9,7 @@ It works on the connection's public state and keeps only its own bookkeeping.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from quicnet.quic import zero_rtt
@@ -123,7 +124,9 @@ class HandshakeDriver:
                 # A peer may send any number of NewSessionTicket messages; keep a few.
                 self._tickets += 1
                 if self._tickets <= MAX_SESSION_TICKETS:
-                    c.event_queue.append(SessionTicketReceived(event.ticket))
+                    # RFC 9369 §5: the ticket is the negotiated version's.
+                    ticket = replace(event.ticket, quic_version=c.version)
+                    c.event_queue.append(SessionTicketReceived(ticket))
         for epoch, data in tls.data_to_send():
             c.spaces[epoch if epoch != Epoch.ZERO_RTT else Epoch.ONE_RTT].sender.write(data, False)
             if epoch == Epoch.ONE_RTT:

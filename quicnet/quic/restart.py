@@ -46,7 +46,8 @@ def on_version_negotiation(c: QuicConnection, data: bytes, now: float) -> None:
     c.recovery.abandon_space(2)
     c.recovery = c.new_recovery()
     c.spaces = new_crypto_spaces(c.configuration.max_crypto_buffer)
-    c.tls = make_tls(c.configuration, c.local_params)
+    c.zero_rtt_send_key = None  # the new ClientHello brings its own 0-RTT key, or none
+    c.tls = make_tls(c.configuration, c.local_params, c.version)
     c.start_tls(now)
 
 

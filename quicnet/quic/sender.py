@@ -198,6 +198,8 @@ class PacketSender:
             ecn = 2 if c.ecn.marking else 0
             c.paths.routed += [(d, a, path.local, ecn) for d, a in out[first:]]
             del out[first:]
+        if one_rtt_only and not (c.datagram_queue or c.streams.send_queue or c.pending.waiting):
+            c.recovery.cc.on_app_limited(now)  # ran out of data, not of window or pacing
         return out
 
     def _eliciting_room(self, now: float) -> int:

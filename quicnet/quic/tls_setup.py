@@ -7,7 +7,11 @@ Pure functions: nothing here keeps state of a connection.
 
 from __future__ import annotations
 
-from quicnet.quic.compatible_versions import local_version_information, server_parameters_for
+from quicnet.quic.compatible_versions import (
+    local_version_information,
+    resumption_context,
+    server_parameters_for,
+)
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.transport_params import PreferredAddress, TransportParameters
@@ -92,17 +96,34 @@ def peer_transport_parameters(
 QUIC_MAX_EARLY_DATA = 0xFFFFFFFF
 
 
-def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | TLSServer:
+def make_tls(
+    c: QuicConfiguration, params: TransportParameters, version: int | None = None
+) -> TLSClient | TLSServer:
     """A fresh TLS engine in QUIC mode for ``c`` (a client or a server) carrying our
-    transport parameters ``params``.
+    transport parameters ``params``, for a connection starting in QUIC ``version``
+    (by default the configured one).
+
+    RFC 9369 §5: a client offers no ticket received on a connection of another version,
+    and 0-RTT only with one of this version (not with one saved before quicnet kept the
+    version); a server resumes only tickets it issued for this version.
 
     A client without ``c.key_log`` appends its secrets to the file SSLKEYLOGFILE
     names, when it is set (:mod:`quicnet.tls.keylog`); a server logs only to ``c.key_log``.
     """
     transport_parameters = params.encode()
+    if version is None:
+        version = c.version
     if c.is_client:
+        ticket = c.session_ticket
+        if ticket is not None and ticket.quic_version not in (None, version):
+            ticket = None
         # RFC 9000 §7.4.1: 0-RTT only with the server's parameters remembered.
-        early_data = c.enable_early_data and remembered_parameters(c.session_ticket) is not None
+        early_data = (
+            c.enable_early_data
+            and ticket is not None
+            and ticket.quic_version == version
+            and remembered_parameters(ticket) is not None
+        )
         return TLSClient(
             ClientConfig(
                 server_name=c.server_name,
@@ -122,7 +143,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
                 key_share_groups=c.groups[:1],  # the others by HelloRetryRequest
                 certificate_chain=c.certificate_chain,
                 private_key=c.private_key,
-                session=c.session_ticket,
+                session=ticket,
                 enable_early_data=early_data,
                 quic_transport_parameters=transport_parameters,
                 middlebox_compatibility=False,  # RFC 9001 §8.4
@@ -144,6 +165,7 @@ def make_tls(c: QuicConfiguration, params: TransportParameters) -> TLSClient | T
             max_early_data_size=QUIC_MAX_EARLY_DATA if c.enable_early_data else 0,
             anti_replay=c.anti_replay,
             early_data_context=early_data_context(params),
+            resumption_context=resumption_context(version),
             quic_transport_parameters=transport_parameters,
             quic_transport_parameters_for=server_parameters_for(
                 params, c.version, c.supported_versions

@@ -211,6 +211,10 @@ class ServerConfig:
     #: equals the current one (RFC 8446 §4.2.10 leaves this check to the application;
     #: QUIC puts its transport limits here, RFC 9001 §4.6.3).
     early_data_context: bytes = b""
+    #: Sealed into every ticket (unless the engine's ``ticket_context`` is changed); a
+    #: ticket is accepted for resumption only with a context equal to this one (QUIC: the
+    #: version, RFC 9369 §5). A ticket issued without one resumes only where it is empty.
+    resumption_context: bytes = b""
     quic_transport_parameters: bytes | None = None
     #: QUIC: called with the client's transport parameters, returns ours (replacing
     #: ``quic_transport_parameters``; RFC 9368 §3 makes ours depend on the client's).

@@ -181,6 +181,10 @@ class TLSServer(TLSEngine):
         self._tickets_sent = 0
         #: The client's Encrypted Client Hello offer, when ``ech_keys`` are set.
         self.ech: ech.ServerECH | None = None
+        #: Sealed into the tickets this connection issues: the configuration's
+        #: ``resumption_context`` unless changed (QUIC: to the negotiated version after
+        #: compatible version negotiation, RFC 9369 §5).
+        self.ticket_context = config.resumption_context
 
     def _release_role_state(self) -> None:
         self._first_hello = None
@@ -405,6 +409,8 @@ class TLSServer(TLSEngine):
                 continue
             if now > state.issued_at + state.ticket_lifetime or now < state.issued_at - 60:
                 continue
+            if state.resumption_context != self.config.resumption_context:
+                continue  # e.g. issued for another QUIC version (RFC 9369 §5)
             if not self._ticket_identity_acceptable(state):
                 continue
             info = CIPHER_SUITES[CipherSuite(state.cipher_suite)]
@@ -630,6 +636,7 @@ class TLSServer(TLSEngine):
             server_name=self.server_name,
             peer_certificates=tuple(cert.to_der() for cert in self.peer_certificates),
             early_data_context=c.early_data_context,
+            resumption_context=self.ticket_context,
         )
         extensions: tuple[Extension, ...] = ()
         if c.max_early_data_size:

@@ -23,9 +23,10 @@ from quicnet.tls.wire import Reader, Writer
 
 __all__ = ["SessionTicket", "StrikeRegister", "TicketKeys", "TicketState"]
 
-_SESSION_MAGIC = b"QNS1"
+_SESSION_MAGIC = b"QNS2"  # QNS2 adds the QUIC version; QNS1 (without it) still loads
+_SESSION_MAGIC_V1 = b"QNS1"
 _PEM_LABEL = "QUICNET TLS SESSION"
-_TICKET_VERSION = 3  # 3 adds the early-data context; 2 (without it) still opens
+_TICKET_VERSION = 4  # 3 added the early-data context, 4 the resumption context; 2, 3 open
 
 
 def _opt_str(w: Writer, value: str | None) -> None:
@@ -45,6 +46,9 @@ class SessionTicket:
     """What a client needs to resume: the ticket and the PSK it stands for.
 
     ``received_at`` is wall-clock seconds (the ``now`` the engine was given).
+    ``quic_version`` is the QUIC version of the connection that received it (RFC 9369
+    §5: a ticket is used only to start a connection in that version); None outside
+    QUIC, or in a session saved before quicnet kept it.
     """
 
     ticket: bytes
@@ -57,6 +61,7 @@ class SessionTicket:
     server_name: str | None
     alpn_protocol: str | None
     transport_parameters: bytes | None = None
+    quic_version: int | None = None
 
     def is_valid_at(self, now: float) -> bool:
         return 0 <= now - self.received_at <= min(self.ticket_lifetime, 7 * 86400)
@@ -80,12 +85,14 @@ class SessionTicket:
         _opt_str(w, self.alpn_protocol)
         w.uint8(self.transport_parameters is not None)
         w.vector(self.transport_parameters or b"", 2)
+        w.uint32(self.quic_version or 0)  # 0: not QUIC, or not known (never a version)
         return w.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SessionTicket:
         r = Reader(data)
-        if r.read(4) != _SESSION_MAGIC:
+        magic = r.read(4)
+        if magic not in (_SESSION_MAGIC, _SESSION_MAGIC_V1):
             raise DecodeError("not a quicnet session")
         ticket = r.vector(2, min_length=1)
         psk = r.vector(1, min_length=32)
@@ -98,6 +105,7 @@ class SessionTicket:
         alpn = _read_opt_str(r)
         has_tp = r.uint8()
         tp = r.vector(2)
+        quic_version = r.uint32() if magic == _SESSION_MAGIC else 0
         r.expect_end("the session")
         return cls(
             ticket,
@@ -110,6 +118,7 @@ class SessionTicket:
             sni,
             alpn,
             tp if has_tp else None,
+            quic_version or None,
         )
 
     def to_pem(self) -> bytes:
@@ -148,6 +157,9 @@ class TicketState:
     #: data depends on it (QUIC: its transport limits, RFC 9001 §4.6.3); 0-RTT is
     #: accepted only while the configuration still says the same.
     early_data_context: bytes = b""
+    #: What the ticket may resume at all (QUIC: the version it was issued for, RFC 9369
+    #: §5); a server accepts the ticket only while its own context is the same.
+    resumption_context: bytes = b""
 
     def encode(self) -> bytes:
         w = Writer()
@@ -165,13 +177,14 @@ class TicketState:
             chain.vector(der, 3)
         w.vector(chain.getvalue(), 3)
         w.vector(self.early_data_context, 2)
+        w.vector(self.resumption_context, 1)
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> TicketState:
         r = Reader(data)
         version = r.uint8()
-        if version not in (2, _TICKET_VERSION):
+        if version not in (2, 3, _TICKET_VERSION):
             raise DecodeError("unknown ticket version")
         fields = (
             r.uint16(),
@@ -188,8 +201,14 @@ class TicketState:
         while not chain.at_end():
             certificates.append(chain.vector(3, min_length=1))
         context = r.vector(2) if version >= 3 else b""
+        resumption = r.vector(1) if version >= 4 else b""
         r.expect_end("the ticket")
-        return cls(*fields, peer_certificates=tuple(certificates), early_data_context=context)
+        return cls(
+            *fields,
+            peer_certificates=tuple(certificates),
+            early_data_context=context,
+            resumption_context=resumption,
+        )
 
 
 _KEY_ID_LENGTH = 16

@@ -50,6 +50,8 @@ from quicnet.quic import (
     DatagramLost,
     DatagramReceived,
     HandshakeCompleted,
+    PathValidated,
+    PeerAddressChanged,
     QuicConfiguration,
     QuicConnection,
     QuicUsageError,
@@ -591,6 +593,9 @@ class ConnRecord:
     key_updates_requested: int = 0
     handshake: HandshakeCompleted | None = None
     terminated: ConnectionTerminated | None = None
+    #: (old, new) from each PeerAddressChanged; each address a PathValidated confirmed.
+    address_changes: list[tuple[Any, Any]] = field(default_factory=list)
+    validated: list[Any] = field(default_factory=list)
 
 
 class _QuicnetApp:
@@ -624,6 +629,10 @@ class _QuicnetApp:
             rec.datagrams_acked.add(event.datagram_id)
         elif isinstance(event, DatagramLost):
             rec.datagrams_lost.add(event.datagram_id)
+        elif isinstance(event, PeerAddressChanged):
+            rec.address_changes.append((event.old_address, event.new_address))
+        elif isinstance(event, PathValidated):
+            rec.validated.append(event.address)
         elif isinstance(event, ConnectionTerminated):
             rec.terminated = event
 
@@ -915,6 +924,13 @@ class UdpRelay:
         self._stop = threading.Event()
         #: A socket to forward the client's datagrams from instead of ``back`` (rebind()).
         self._new_back: socket.socket | None = None
+        self._linger = 0.0
+        #: Server datagrams that came to the new port since the last rebind(): the server
+        #: followed the client there.
+        self.rebound_s2c = 0
+        self._rebinds = 0
+        #: Replaced ``back`` sockets still read until their deadline (a NAT's old mapping).
+        self._old_backs: list[tuple[socket.socket, float]] = []
         self._rebound = threading.Event()
         self._synced = threading.Event()
         self._sync_sock: socket.socket | None = None
@@ -924,11 +940,15 @@ class UdpRelay:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._new_back is not None:  # swapped here: select() never sees a closed socket
-                self.back.close()
+                self._rebinds += 1
+                self._old_backs.append((self.back, time.monotonic() + self._linger))
                 self.back, self._new_back = self._new_back, None
                 self._rebound.set()
+            while self._old_backs and self._old_backs[0][1] <= time.monotonic():
+                self._old_backs.pop(0)[0].close()
+            old = [sock for sock, _ in self._old_backs]
             try:
-                readable, _, _ = select.select([self.front, self.back], [], [], 0.05)
+                readable, _, _ = select.select([self.front, self.back, *old], [], [], 0.05)
             except (OSError, ValueError):
                 return
             for sock in readable:
@@ -946,6 +966,8 @@ class UdpRelay:
                         self.client = addr
                         self._forward("c2s", data, self.back, self.target)
                     elif self.client is not None:
+                        if sock is self.back and self._rebinds:
+                            self.rebound_s2c += 1
                         self._forward("s2c", data, self.front, self.client)
 
     def _forward(self, direction: str, data: bytes, out: socket.socket, to: Any) -> None:
@@ -972,14 +994,22 @@ class UdpRelay:
         with contextlib.suppress(OSError):
             out.sendto(data, to)
 
-    def rebind(self, timeout: float = 5.0) -> tuple[str, int]:
-        """NAT rebinding: the client's datagrams reach the server from a new port from now
-        on; the old port is closed (what the server still sends there is lost)."""
+    def rebind(
+        self, host: str = "127.0.0.1", *, linger: float = 0.5, timeout: float = 5.0
+    ) -> tuple[str, int]:
+        """NAT rebinding: the client's datagrams reach the server from a new port (on
+        ``host``, another loopback address for rebind-addr) from now on. What the server
+        sends to the old port still reaches the client for ``linger`` seconds, as through
+        a NAT's old mapping (else a client with nothing to send, its last ACKs gone out
+        before the move, would never show the server its new address); then the old
+        port closes, and a server that has not followed strands the transfer."""
         new = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        new.bind(("127.0.0.1", 0))
+        new.bind((host, 0))
         new.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
         new.setblocking(False)
         self._rebound.clear()
+        self.rebound_s2c = 0
+        self._linger = linger
         self._new_back = new
         if not self._rebound.wait(timeout):
             raise TimeoutError("the relay did not rebind")
@@ -1007,6 +1037,8 @@ class UdpRelay:
         self.thread.join(5)
         self.front.close()
         self.back.close()
+        for sock, _ in self._old_backs:
+            sock.close()
 
 
 @contextlib.contextmanager

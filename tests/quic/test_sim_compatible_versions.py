@@ -122,10 +122,13 @@ def test_default_client_stays_in_its_version() -> None:
 
 
 def test_0rtt_stays_in_the_original_version_and_is_accepted_after_the_switch() -> None:
-    sim1 = make_pair(seed=14, client=PREFERS_V2, server={"enable_early_data": True})
+    # A v1 ticket (the first client speaks only v1): the next connection starts in v1.
+    v1_only = {"supported_versions": (V1,)}
+    sim1 = make_pair(seed=14, client=v1_only, server={"enable_early_data": True})
     handshake(sim1)
     sim1.run_for(0.5)
     ticket = sim1.client.events_of(SessionTicketReceived)[0].ticket
+    assert ticket.quic_version == V1
     endpoint = sim1.server.impl
     assert isinstance(endpoint, QuicEndpoint)
     client = QuicConnection(

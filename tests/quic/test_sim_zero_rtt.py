@@ -37,6 +37,7 @@ from quicnet.quic import (
     DatagramReceived,
     HandshakeCompleted,
     QuicConnection,
+    QuicUsageError,
     QuicVersion,
     SessionTicketReceived,
     StreamDataReceived,
@@ -56,9 +57,10 @@ def _ticket(
     seed: int = 40,
     server: dict[str, object] | None = None,
     endpoint: dict[str, object] | None = None,
+    client: dict[str, object] | None = None,
 ) -> tuple[Simulation, QuicEndpoint, SessionTicket]:
     """A first connection to an endpoint that allows 0-RTT; the ticket it earned."""
-    sim = make_pair(seed=seed, server={**EARLY, **(server or {})}, endpoint=endpoint)
+    sim = make_pair(seed=seed, server={**EARLY, **(server or {})}, endpoint=endpoint, client=client)
     handshake(sim)
     sim.run_for(0.5)
     tickets = sim.client.events_of(SessionTicketReceived)
@@ -454,16 +456,130 @@ def test_zero_rtt_after_a_retry() -> None:
     assert {sid: bytes(collector.data[sid]) for sid in sent} == sent
 
 
-def test_zero_rtt_after_version_negotiation() -> None:
-    """The client starts in v1, the server speaks only v2: Version Negotiation, then
-    0-RTT again in v2 with the same ticket."""
+def test_a_client_starts_in_the_version_of_its_ticket() -> None:
+    """A v2 ticket: the client, configured to start in v1 but speaking v2, starts in v2
+    (RFC 9369 §5: the ticket may start no other version) and sends 0-RTT there."""
     v2 = {"version": QuicVersion.V2, "supported_versions": (QuicVersion.V2,)}
     sim1, endpoint, ticket = _ticket(server=v2)
     assert sim1.client.connection.version == QuicVersion.V2
+    assert ticket.quic_version == QuicVersion.V2
     sim, client, collector = _resume(endpoint, ticket, start=sim1.now + 1)
+    assert client.configuration.version == QuicVersion.V1 and client.version == QuicVersion.V2
+    wire = _wire_types(sim)
     sent = send_on_new_streams(client, payloads(57, [2000, 20_000]))
     sim.run_until(lambda: collector.complete(sent), what="transfer")
-    assert endpoint.stats.version_negotiations_sent == 2
-    assert client.version == QuicVersion.V2
+    assert wire[0] == [PacketType.INITIAL, PacketType.ZERO_RTT]
+    assert endpoint.stats.version_negotiations_sent == 1  # only the first client's
     assert sim.client.events_of(HandshakeCompleted)[0].early_data_accepted
     assert {sid: bytes(collector.data[sid]) for sid in sent} == sent
+
+
+def test_zero_rtt_sent_again_after_version_negotiation_away_from_the_ticket() -> None:
+    """The server no longer speaks the ticket's v2: Version Negotiation moves the client
+    to v1, where it may not use the ticket (RFC 9369 §5): a full handshake, and what
+    its 0-RTT packets carried goes again in 1-RTT."""
+    keys = TicketKeys(key=bytes(range(32)))
+    v2 = {"version": QuicVersion.V2, "supported_versions": (QuicVersion.V2,), "ticket_keys": keys}
+    sim1, _endpoint, ticket = _ticket(server=v2)
+    v1_only = {"supported_versions": (QuicVersion.V1,), "enable_early_data": True}
+    endpoint = _other_endpoint(keys, **v1_only)
+    sim, client, collector = _resume(endpoint, ticket, start=sim1.now + 1)
+    early: set[int] = set()  # the versions of the client's 0-RTT datagrams
+    sim.c2s.taps.append(
+        lambda data, now: (
+            early.add(int.from_bytes(data[1:5], "big"))
+            if PacketType.ZERO_RTT in packet_types(data)
+            else None
+        )
+    )
+    sent = send_on_new_streams(client, payloads(60, [2000, 20_000]))
+    sim.run_until(lambda: collector.complete(sent), what="transfer")
+    assert client.version == QuicVersion.V1
+    assert endpoint.stats.version_negotiations_sent == 1
+    # 0-RTT went in v2 only: in v1 the ClientHello carried no ticket.
+    assert early == {QuicVersion.V2}
+    [client_done] = sim.client.events_of(HandshakeCompleted)
+    assert not client_done.session_resumed and not client_done.early_data_accepted
+    assert _server_events_before_handshake(sim) == []
+    assert {sid: bytes(collector.data[sid]) for sid in collector.data} == sent
+
+
+# Tickets are the QUIC version's (RFC 9369 §5) ------------------------------------------------
+
+
+def test_a_session_keeps_the_version_of_the_connection_that_received_it() -> None:
+    _sim, _endpoint, ticket = _ticket()
+    assert ticket.quic_version == QuicVersion.V1
+    saved = ticket.to_bytes()
+    assert SessionTicket.from_bytes(saved).to_bytes() == saved
+    assert SessionTicket.from_pem(ticket.to_pem()).quic_version == QuicVersion.V1
+    # A session saved before the version was kept (format QNS1: no trailing version).
+    loaded = SessionTicket.from_bytes(b"QNS1" + saved[4:-4])
+    assert loaded.quic_version is None
+    assert loaded.to_bytes()[:-4] == saved[:-4]
+
+
+def test_a_ticket_follows_compatible_version_negotiation() -> None:
+    """A v1 connection negotiated to v2 (RFC 9368) issues v2 tickets, which resume with
+    0-RTT in v2."""
+    prefers_v2 = {"supported_versions": (QuicVersion.V2, QuicVersion.V1)}
+    sim1, endpoint, ticket = _ticket(client=prefers_v2)
+    # The client starts in v1 and prefers v2; the server picks v2.
+    assert sim1.client.connection.version == QuicVersion.V2
+    assert ticket.quic_version == QuicVersion.V2
+    v2_client = {"version": QuicVersion.V2}
+    sim, client, collector = _resume(endpoint, ticket, start=sim1.now + 1, client=v2_client)
+    sent = send_on_new_streams(client, payloads(58, [3000]))
+    _run_both(sim, collector, sent)
+    assert _early_bytes(sim) == sent  # the server resumed a ticket it issued in v2
+    [server_done] = sim.server.events_of(HandshakeCompleted)
+    assert server_done.session_resumed and server_done.early_data_accepted
+
+
+def test_a_client_does_not_offer_a_ticket_from_another_version() -> None:
+    sim1, endpoint, ticket = _ticket()  # a v1 ticket
+    v2_client = {"version": QuicVersion.V2, "supported_versions": (QuicVersion.V2,)}
+    sim, client, _collector = _resume(endpoint, ticket, start=sim1.now + 1, client=v2_client)
+    wire = _wire_types(sim)
+    with pytest.raises(QuicUsageError):  # no 0-RTT, so no stream before the handshake
+        client.create_stream()
+    sim.run_until(lambda: bool(sim.server.events_of(HandshakeCompleted)), what="handshake")
+    assert client.version == QuicVersion.V2
+    assert not any(PacketType.ZERO_RTT in kinds for kinds in wire)
+    [server_done] = sim.server.events_of(HandshakeCompleted)
+    assert not server_done.session_resumed  # the ticket was not offered: a full handshake
+
+
+def test_a_session_saved_without_its_version_resumes_without_0rtt() -> None:
+    """Backwards-safe: a session loaded from the older format may resume, never with
+    early data (its version is unknown)."""
+    sim1, endpoint, ticket = _ticket()
+    unknown = dataclasses.replace(ticket, quic_version=None)
+    sim, client, _collector = _resume(endpoint, unknown, start=sim1.now + 1)
+    wire = _wire_types(sim)
+    with pytest.raises(QuicUsageError):
+        client.create_stream()
+    sim.run_until(lambda: bool(sim.client.events_of(HandshakeCompleted)), what="handshake")
+    assert not any(PacketType.ZERO_RTT in kinds for kinds in wire)
+    [client_done] = sim.client.events_of(HandshakeCompleted)
+    assert client_done.session_resumed and not client_done.early_data_accepted
+
+
+def test_a_server_declines_a_ticket_issued_for_another_version() -> None:
+    """A v1 ticket relabelled v2 makes the client offer it, with 0-RTT, on a v2
+    connection: the server resumes nothing (a full handshake, RFC 9369 §5), processes
+    none of the early data, and the client sends it all again in 1-RTT."""
+    sim1, endpoint, ticket = _ticket()
+    forged = dataclasses.replace(ticket, quic_version=QuicVersion.V2)
+    v2_client = {"version": QuicVersion.V2, "supported_versions": (QuicVersion.V2,)}
+    sim, client, collector = _resume(endpoint, forged, start=sim1.now + 1, client=v2_client)
+    wire = _wire_types(sim)
+    sent = send_on_new_streams(client, payloads(59, [1200, 25_000]))
+    sim.run_until(lambda: collector.complete(sent), what="transfer after the refusal")
+    assert PacketType.ZERO_RTT in wire[0]  # the client did send early data...
+    [client_done] = sim.client.events_of(HandshakeCompleted)
+    [server_done] = sim.server.events_of(HandshakeCompleted)
+    assert not server_done.session_resumed and not server_done.early_data_accepted
+    assert not client_done.session_resumed and not client_done.early_data_accepted
+    assert _server_events_before_handshake(sim) == []  # ...and the server processed none
+    assert {sid: bytes(collector.data[sid]) for sid in collector.data} == sent
