@@ -111,6 +111,10 @@ class PreferredAddress:
         return cls(v4, p4, v6, p6, cid, token)
 
 
+#: The bytes, direction and result of the last successful decode (see ``decode``).
+_last_decoded: tuple[bytes, bool, TransportParameters] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class TransportParameters:
     """Every §18.2 parameter with its default; unknown ones are ignored on receipt."""
@@ -158,7 +162,22 @@ class TransportParameters:
 
     @classmethod
     def decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
-        """Parse and validate the peer's parameters (§18.2, §7.4)."""
+        """Parse and validate the peer's parameters (§18.2, §7.4).
+
+        A server reads the client's parameters three times in one handshake (to
+        choose the version, to encode its own, to apply them): the last result is
+        kept, and the same bytes again cost one comparison (the object is frozen).
+        """
+        global _last_decoded
+        last = _last_decoded
+        if last is not None and last[1] is from_server and last[0] == data:
+            return last[2]
+        params = cls._decode(data, from_server=from_server)
+        _last_decoded = (bytes(data), from_server, params)
+        return params
+
+    @classmethod
+    def _decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
         values: dict[str, object] = {}
         seen: set[int] = set()
         r = Reader(data)
