@@ -643,4 +643,5 @@ class TLSClient(TLSEngine):
             server_name=self.config.server_name,
             peer_transport_parameters=self.peer_transport_parameters,
             peer_certificates=self.peer_certificates,
+            buffered=self._reassembler.buffered(),  # a ticket cut across CRYPTO frames
         )

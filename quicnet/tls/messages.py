@@ -398,6 +398,10 @@ class HandshakeReassembler:
     def __len__(self) -> int:
         return len(self._buf)
 
+    def buffered(self) -> bytes:
+        """The start of a message still waiting for the rest of its bytes."""
+        return bytes(self._buf)
+
     def feed(self, data: bytes) -> list[bytes]:
         """Append ``data``; return every complete message (header included)."""
         self._buf += data

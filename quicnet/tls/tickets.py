@@ -74,7 +74,8 @@ class TicketReceiver:
     ``alpn_protocol``, ``resumed``, ``early_data_accepted``,
     ``peer_certificates``, parsed from DER only when asked for). Any message
     but NewSessionTicket, or one at another epoch than 1-RTT, is
-    unexpected_message.
+    unexpected_message. ``buffered``: the start of a ticket the engine it
+    replaces had already read (a message may be cut across CRYPTO frames).
     """
 
     __slots__ = (
@@ -106,6 +107,7 @@ class TicketReceiver:
         server_name: str | None,
         peer_transport_parameters: bytes | None,
         peer_certificates: tuple[Certificate, ...],
+        buffered: bytes = b"",
     ) -> None:
         self.cipher_suite = cipher_suite
         self._resumption_master_secret = resumption_master_secret
@@ -117,6 +119,9 @@ class TicketReceiver:
         self.peer_transport_parameters = peer_transport_parameters
         self._peer_certificate_ders = tuple(cert.to_der() for cert in peer_certificates)
         self._reassembler: HandshakeReassembler | None = None  # made by the first ticket
+        if buffered:  # the engine it replaces had the start of a ticket already
+            self._reassembler = HandshakeReassembler()
+            self._reassembler.feed(buffered)
         self._events: list[SessionTicketReceived] = []
 
     @property

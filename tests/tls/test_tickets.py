@@ -106,6 +106,25 @@ def test_tickets_split_across_crypto_frames_are_reassembled() -> None:
     assert receiver.data_to_send() == []
 
 
+def test_a_ticket_cut_by_the_hand_over_is_completed_by_the_receiver() -> None:
+    """The engine may have read the start of a ticket when the connection swaps it for
+    the receiver (confirmation arrives in the same datagram): the receiver takes those
+    bytes over, so the rest completes the ticket instead of being read as a header."""
+    client, _server = _pair_until("handshake_complete")
+    engine = client.tls
+    assert isinstance(engine, TLSClient)
+    _tickets(engine)
+    first, second = _ticket_message(b"\x01"), _ticket_message(b"\x02")
+    engine.receive(Epoch.ONE_RTT, first + second[:9], NOW)  # one ticket and a bit
+    [from_engine] = _tickets(engine)  # the first, whole, from the engine itself
+    receiver = engine.ticket_receiver()
+    receiver.receive(Epoch.ONE_RTT, second[9:], NOW)
+    [from_receiver] = _tickets(receiver)  # the one the engine had begun, completed
+    assert from_receiver.ticket.ticket == b"opaque ticket"
+    # A different nonce: the second ticket, not the first one again (RFC 8446 §4.6.1).
+    assert from_receiver.ticket.resumption_psk != from_engine.ticket.resumption_psk
+
+
 @pytest.mark.parametrize(
     "message",
     [encode_message(KeyUpdate(False)), encode_message(Finished(bytes(32)))],
