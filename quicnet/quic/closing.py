@@ -5,15 +5,23 @@ frame again, and never freely: anyone who can reach the connection's CID (or
 spoof its peer's address) could otherwise make it send on demand. The answers
 back off exponentially (the 1st, 2nd, 4th, 8th ... packet received gets one) and
 the connection sends them only to its peer's address, within the path's
-anti-amplification budget.
+anti-amplification budget. :func:`close_datagrams` builds that datagram: the
+frame in a packet of every epoch the peer may still be reading.
 """
 
 from __future__ import annotations
 
-from quicnet.quic.events import ConnectionTerminated
-from quicnet.quic.frames import encode_connection_close
+from typing import TYPE_CHECKING
 
-__all__ = ["ClosingState"]
+from quicnet.quic.events import Address, ConnectionTerminated
+from quicnet.quic.frames import encode_connection_close
+from quicnet.tls import Epoch
+
+if TYPE_CHECKING:
+    from quicnet.quic.paths import Path
+    from quicnet.quic.sender import PacketSender
+
+__all__ = ["ClosingState", "close_datagrams"]
 
 
 class ClosingState:
@@ -50,3 +58,34 @@ class ClosingState:
         if self._received >= self._answered_at:
             self._answered_at *= 2
             self.send_due = True
+
+
+def close_datagrams(sender: PacketSender, path: Path, now: float) -> list[tuple[bytes, Address]]:
+    """The CONNECTION_CLOSE datagram when one is due (§10.2.1), toward ``path``: its
+    packets coalesced, one per epoch with keys; a datagram leaving from a server's
+    preferred address goes to the connection's routed list instead (§9.6.2)."""
+    c = sender.c
+    closing = c.closing
+    if closing is None or not closing.send_due:
+        return []
+    closing.send_due = False
+    if c.deadlines.closing_ends is None:
+        c.deadlines.closing_ends = now + 3 * c.recovery.pto_duration(2)
+    buf = bytearray()
+    for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT):
+        if c.send_key(epoch) is None:
+            continue
+        frame = closing.frame
+        if epoch != Epoch.ONE_RTT and closing.application and frame[0] == 0x1D:
+            # §10.2.3: before 1-RTT an application close becomes APPLICATION_ERROR.
+            frame = encode_connection_close(0x0C, 0, b"")
+        packet = sender.new_packet(epoch)
+        packet.payload += frame
+        buf += sender.seal(packet, now, record=False)
+    if not buf or len(buf) > path.budget():  # §10.2.1: within the 3x limit
+        return []
+    path.bytes_sent += len(buf)
+    if path.local is not None:  # RFC 9000 §9.6.2
+        c.paths.routed.append((bytes(buf), path.address, path.local, 0))
+        return []
+    return [(bytes(buf), path.address)]
