@@ -1,4 +1,4 @@
-"""What a closing connection keeps (RFC 9000 §10.2.1).
+"""How a connection ends (RFC 9000 §10): closing, draining, terminated.
 
 After sending CONNECTION_CLOSE a connection only answers packets with that
 frame again, and never freely: anyone who can reach the connection's CID (or
@@ -7,21 +7,41 @@ back off exponentially (the 1st, 2nd, 4th, 8th ... packet received gets one) and
 the connection sends them only to its peer's address, within the path's
 anti-amplification budget. :func:`close_datagrams` builds that datagram: the
 frame in a packet of every epoch the peer may still be reading.
+
+The transitions are functions of the connection: :func:`begin_closing` (we
+close: §10.2.1, also :func:`close_on_error` for an error met processing a
+datagram), :func:`begin_draining` (the peer closed: §10.2.2) and
+:func:`end_connection` (silently, now: idle timeout §10.1, the end of the
+closing or draining period, a stateless reset §10.3). Each records why the
+connection ended (``termination``) and the event the application is told.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import Address, ConnectionTerminated
 from quicnet.quic.frames import encode_connection_close
-from quicnet.tls import Epoch
+from quicnet.quic.states import ConnectionState
+from quicnet.tls import Epoch, ProtocolViolation, TLSError
 
 if TYPE_CHECKING:
+    from quicnet.quic.connection import QuicConnection
     from quicnet.quic.paths import Path
     from quicnet.quic.sender import PacketSender
 
-__all__ = ["ClosingState", "close_datagrams"]
+__all__ = [
+    "ClosingState",
+    "begin_closing",
+    "begin_draining",
+    "close_datagrams",
+    "close_on_error",
+    "end_connection",
+]
+
+_log = logging.getLogger("quicnet.quic")
 
 
 class ClosingState:
@@ -89,3 +109,79 @@ def close_datagrams(sender: PacketSender, path: Path, now: float) -> list[tuple[
         c.paths.routed.append((bytes(buf), path.address, path.local, 0))
         return []
     return [(bytes(buf), path.address)]
+
+
+def begin_closing(
+    c: QuicConnection, error_code: int, frame_type: int | None, reason: str, *, application: bool
+) -> None:
+    """§10.2.1: enter the closing state; the CONNECTION_CLOSE goes with the next datagrams."""
+    closing = c.closing = ClosingState.for_close(error_code, frame_type, reason, application)
+    c.termination = closing.event
+    c.state = ConnectionState.CLOSING
+    c.deadlines.closing_ends = None  # set when the close frame is sent
+    if c.tracer is not None:
+        c.tracer.connection_ending("closing", closing.event, None)
+
+
+def close_on_error(c: QuicConnection, exc: Exception) -> None:
+    """Close for ``exc``, raised processing a datagram: a transport error with its code,
+    a TLS alert as CRYPTO_ERROR (RFC 9001 §4.8), anything else (a bug in quicnet) as
+    INTERNAL_ERROR, logged: it ends this connection, never its server."""
+    if isinstance(exc, TransportError):
+        begin_closing(c, exc.error_code, exc.frame_type or 0, exc.reason, application=False)
+    elif isinstance(exc, TLSError):
+        alert = exc.alert if isinstance(exc, ProtocolViolation) else 80
+        code = TransportErrorCode.CRYPTO_ERROR + int(alert)
+        begin_closing(c, code, 0x06, str(exc), application=False)
+    else:
+        _log.error("internal error processing a datagram; closing the connection", exc_info=exc)
+        begin_closing(c, TransportErrorCode.INTERNAL_ERROR, 0, "internal error", application=False)
+
+
+def begin_draining(
+    c: QuicConnection,
+    error_code: int,
+    frame_type: int | None,
+    reason: str,
+    application: bool,
+    now: float,
+) -> None:
+    """§10.2.2: the peer sent CONNECTION_CLOSE; wait out the draining period."""
+    if c.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+        return
+    c.state = ConnectionState.DRAINING
+    c.deadlines.closing_ends = now + 3 * c.recovery.pto_duration(2)
+    c.termination = event = ConnectionTerminated(
+        error_code, frame_type, reason, by_peer=True, is_application=application
+    )
+    c.event_queue.append(event)
+    c.closing = None
+    if c.tracer is not None:
+        c.tracer.connection_ending("draining", event, now)
+
+
+def end_connection(
+    c: QuicConnection,
+    error_code: int,
+    frame_type: int | None,
+    reason: str,
+    *,
+    by_peer: bool,
+    stateless_reset: bool = False,
+    now: float | None = None,
+) -> None:
+    """End now, silently; report why (once) unless the draining event already did.
+    ``now``, when the caller has it, dates the end in the qlog trace."""
+    if c.state == ConnectionState.TERMINATED:
+        return
+    previous = c.state
+    c.state = ConnectionState.TERMINATED
+    if previous == ConnectionState.CLOSING and c.closing is not None:
+        c.event_queue.append(c.closing.event)
+    elif previous != ConnectionState.DRAINING:
+        c.termination = ConnectionTerminated(
+            error_code, frame_type, reason, by_peer=by_peer, stateless_reset=stateless_reset
+        )
+        c.event_queue.append(c.termination)
+    if c.tracer is not None:
+        c.tracer.connection_terminated(c.termination, now)

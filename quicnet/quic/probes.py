@@ -1,6 +1,6 @@
-"""The probe datagrams a connection sends besides its data (RFC 9000 §8.2, §14.4).
+"""The probe datagrams a connection sends besides its data (RFC 9000 §6, §8.2, §14.4).
 
-Two kinds, each a single 1-RTT packet alone in its datagram, built with the
+Two kinds are a single 1-RTT packet alone in its datagram, built with the
 :class:`~quicnet.quic.sender.PacketSender`'s packet interface
 (:meth:`~quicnet.quic.sender.PacketSender.new_packet`,
 :meth:`~quicnet.quic.sender.PacketSender.seal`):
@@ -9,6 +9,9 @@ Two kinds, each a single 1-RTT packet alone in its datagram, built with the
   probed, expanded to 1200 bytes within that path's anti-amplification budget;
 - PMTU probes: PING and PADDING at the size that path MTU discovery
   (:mod:`~quicnet.quic.pmtu`) tries next.
+
+The third is a client's full-size probe in a version it offered but does not
+speak (:mod:`~quicnet.quic.negotiation`), sent until Version Negotiation answers.
 
 :meth:`~quicnet.quic.sender.PacketSender.datagrams_to_send` asks for them only
 when a path is being probed or a PMTU probe is due: the 1-RTT datagrams of
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from quicnet.quic.pmtu import PathMtu
     from quicnet.quic.sender import PacketSender
 
-__all__ = ["path_datagram", "pmtu_probe"]
+__all__ = ["path_datagram", "pmtu_probe", "version_probe"]
 
 
 def pmtu_probe(sender: PacketSender, pmtu: PathMtu, now: float) -> bytes:
@@ -84,3 +87,14 @@ def path_datagram(sender: PacketSender, path: Path, now: float) -> bytes:
     if packet.size() < size:
         packet.payload += bytes(size - packet.size())
     return sender.seal(packet, now, in_flight=False)
+
+
+def version_probe(sender: PacketSender, now: float) -> bytes | None:
+    """A probe datagram in the unknown offered version, when one is due (RFC 9000 §6);
+    the connection ends once every probe went unanswered."""
+    c = sender.c
+    try:
+        return c.negotiation.probe(now, c.original_destination_cid, c.host_cid)
+    except TimeoutError as exc:
+        c.terminate(0, None, str(exc), by_peer=False)
+        return None

@@ -14,7 +14,7 @@ protection). Before that, packets of several epochs are coalesced.
 Datagrams are as large as the current path's MTU (:mod:`~quicnet.quic.pmtu`:
 1200 bytes until discovery confirms more). The datagrams besides data go out
 from here too but are built elsewhere, with :meth:`PacketSender.new_packet` and
-:meth:`PacketSender.seal`: path validation and PMTU probes in
+:meth:`PacketSender.seal`: path validation, PMTU and version probes in
 :mod:`~quicnet.quic.probes`, CONNECTION_CLOSE in :mod:`~quicnet.quic.closing`.
 """
 
@@ -31,7 +31,7 @@ from quicnet.quic.packets import (
     long_header_prefix,
 )
 from quicnet.quic.pmtu import BASE_PLPMTU
-from quicnet.quic.probes import path_datagram, pmtu_probe
+from quicnet.quic.probes import path_datagram, pmtu_probe, version_probe
 from quicnet.quic.records import (
     CRYPTO,
     DATAGRAM,
@@ -144,7 +144,7 @@ class PacketSender:
         if c.closing is not None:
             return close_datagrams(self, path, now)
         if c.version_probing:
-            probe = c.version_probe(now)
+            probe = version_probe(self, now)
             return [(probe, path.address)] if probe is not None else []
         out: list[tuple[bytes, Address]] = []
         if c.paths.active and c.handshake_complete:
