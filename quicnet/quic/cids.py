@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quicnet.crypto import constant_time_eq, random_bytes
+from quicnet.crypto import constant_time_eq, hmac_digest, random_bytes
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.frames import NewConnectionIdFrame
 from quicnet.quic.pending import PendingFrames
@@ -32,6 +32,11 @@ class PeerCid:
     stateless_reset_token: bytes | None
 
 
+def _default_reset_token(cid: bytes, key: bytes = random_bytes(32)) -> bytes:
+    """A stateless reset token for ``cid`` (RFC 9000 §10.3.2), keyed once per process."""
+    return hmac_digest("sha256", key, cid)[:16]
+
+
 class ConnectionIdManager:
     """Issues our CIDs (with reset tokens) and tracks the peer's."""
 
@@ -54,11 +59,13 @@ class ConnectionIdManager:
         initial_local_cid: bytes,
         *,
         cid_length: int,
-        reset_token_for: Callable[[bytes], bytes],
+        reset_token_for: Callable[[bytes], bytes] | None,
         active_connection_id_limit: int,
         pending: PendingFrames | None = None,
     ) -> None:
         self.cid_length = cid_length
+        if reset_token_for is None:  # the endpoint's own, or one keyed for this process
+            reset_token_for = _default_reset_token
         self._reset_token_for = reset_token_for
         self.local: dict[int, LocalCid] = {
             0: LocalCid(0, initial_local_cid, reset_token_for(initial_local_cid))

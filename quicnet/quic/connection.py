@@ -12,14 +12,15 @@ own module: packet number spaces and loss recovery (:mod:`~quicnet.quic.
 recovery`), CRYPTO streams and handshake keys (:mod:`~quicnet.quic.
 crypto_streams`), 1-RTT key phases (:mod:`~quicnet.quic.key_phases`), paths
 (:mod:`~quicnet.quic.paths`), connection IDs (:mod:`~quicnet.quic.cids`),
-streams (:mod:`~quicnet.quic.stream_manager`), control frames waiting to go
-(:mod:`~quicnet.quic.pending`), the closing state (:mod:`~quicnet.quic.
-closing`), the deadlines that end a connection (:mod:`~quicnet.quic.
-deadlines`) and version negotiation (:mod:`~quicnet.quic.negotiation`); a
-client's first flight is started over by :mod:`~quicnet.quic.restart`. The
-receive path (:mod:`~quicnet.quic.receiver`) and the send path (:mod:`~quicnet.
-quic.sender`) are functions over those parts; what this class adds is the
-public API, the TLS plumbing and the transitions between connection states.
+streams (:mod:`~quicnet.quic.stream_manager`), DATAGRAMs (:mod:`~quicnet.quic.
+datagrams`), control frames waiting to go (:mod:`~quicnet.quic.pending`),
+closing, draining and their transitions (:mod:`~quicnet.quic.closing`), the
+deadlines that end a connection (:mod:`~quicnet.quic.deadlines`) and version
+negotiation (:mod:`~quicnet.quic.negotiation`); a client's first flight is
+started over by :mod:`~quicnet.quic.restart`. The receive path (:mod:`~quicnet.
+quic.receiver`) and the send path (:mod:`~quicnet.quic.sender`, with
+:mod:`~quicnet.quic.probes`) are functions over those parts; what this class
+adds is the public API, the TLS plumbing and where each datagram belongs.
 """
 
 from __future__ import annotations
@@ -28,16 +29,23 @@ import logging
 from collections.abc import Callable
 from types import MethodType
 
-from quicnet.crypto import hmac_digest, random_bytes
+from quicnet.crypto import random_bytes
 from quicnet.quic.cids import ConnectionIdManager
-from quicnet.quic.closing import ClosingState
+from quicnet.quic.closing import (
+    ClosingState,
+    begin_closing,
+    begin_draining,
+    close_on_error,
+    end_connection,
+)
 from quicnet.quic.compatible_versions import VersionState, starting_versions
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.crypto_streams import new_crypto_spaces
+from quicnet.quic.datagrams import DatagramChannel, max_payload
 from quicnet.quic.deadlines import ConnectionDeadlines
 from quicnet.quic.ecn import EcnState
-from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
+from quicnet.quic.errors import QuicUsageError, TransportErrorCode
 from quicnet.quic.events import (
     Address,
     ConnectionTerminated,
@@ -72,9 +80,7 @@ from quicnet.quic.transport_params import TransportParameters
 from quicnet.quic.zero_rtt import ZeroRtt
 from quicnet.tls import (
     Epoch,
-    ProtocolViolation,
     TLSClient,
-    TLSError,
     TLSServer,
 )
 from quicnet.tls.tickets import TicketReceiver
@@ -87,17 +93,12 @@ _log = logging.getLogger("quicnet.quic")
 _ENDING = (ConnectionState.CLOSING, ConnectionState.DRAINING, ConnectionState.TERMINATED)
 
 
-def _default_reset_token(cid: bytes, key: bytes = random_bytes(32)) -> bytes:
-    return hmac_digest("sha256", key, cid)[:16]
-
-
 class QuicConnection:
     """One QUIC connection, client or server."""
 
     __slots__ = (
         "__weakref__",
         "_first_path_validated",
-        "_next_datagram_id",
         "active_dcid",
         "alpn_protocol",
         "cid_length",
@@ -108,8 +109,7 @@ class QuicConnection:
         "datagram_authenticated",
         "datagram_local",
         "datagram_queue",
-        "datagrams_dropped",
-        "datagrams_queued",
+        "datagrams",
         "deadlines",
         "ecn",
         "ecn_marked",
@@ -185,7 +185,7 @@ class QuicConnection:
         self.cids = ConnectionIdManager(
             self.host_cid,
             cid_length=self.cid_length,
-            reset_token_for=reset_token_for or _default_reset_token,
+            reset_token_for=reset_token_for,
             active_connection_id_limit=c.active_connection_id_limit,
             pending=self.pending,
         )
@@ -252,11 +252,9 @@ class QuicConnection:
         )
         #: DATAGRAM payloads the application queued, with their ids (RFC 9221).
         self.datagram_queue: list[tuple[int, bytes]] = []
-        self._next_datagram_id = 0
-        #: Received DATAGRAM payloads waiting in the event queue; beyond the configured
-        #: bound new ones are dropped (RFC 9221 §5: unreliable, the receiver may).
-        self.datagrams_queued = 0
-        self.datagrams_dropped = 0
+        self.datagrams = DatagramChannel(
+            self.datagram_queue, self.event_queue, c.max_received_datagrams
+        )
         self.alpn_protocol: str | None = None
         #: The TLS engine; once a server's handshake is confirmed, only its outcome.
         self.tls: TLSClient | TLSServer | FinishedTLS | TicketReceiver = make_tls(
@@ -343,7 +341,7 @@ class QuicConnection:
                 if self.wake is not None and self.pending.credit:
                     self.wake(self)
         elif type(event) is DatagramReceived:
-            self.datagrams_queued -= 1
+            self.datagrams.queued -= 1
         return event
 
     @property
@@ -387,22 +385,12 @@ class QuicConnection:
         p = self.remote_params
         if p is None and self.zero_rtt is not None:
             p = self.zero_rtt.remembered  # RFC 9221 §3: in 0-RTT, the remembered limit
-        if p is None or p.max_datagram_frame_size is None:
-            return None
-        # A DATAGRAM frame must fit one packet: leave room for headers, tag and frame overhead.
-        return min(p.max_datagram_frame_size - 3, 1200 - 60)
+        return max_payload(p)
 
     def send_datagram(self, data: bytes) -> int:
         """Queue an unreliable datagram (RFC 9221); returns an id for its ack/loss events."""
         self._check_open()
-        limit = self.max_datagram_size
-        if limit is None:
-            raise QuicUsageError("the peer does not accept DATAGRAM frames")
-        if len(data) > limit:
-            raise QuicUsageError(f"datagram of {len(data)} bytes exceeds the limit of {limit}")
-        datagram_id = self._next_datagram_id
-        self._next_datagram_id += 1
-        self.datagram_queue.append((datagram_id, bytes(data)))
+        datagram_id = self.datagrams.send(data, self.max_datagram_size)
         if self.wake is not None:
             self.wake(self)
         return datagram_id
@@ -454,7 +442,7 @@ class QuicConnection:
         """Send CONNECTION_CLOSE and enter the closing state (§10.2)."""
         if self.state in _ENDING:
             return
-        self._enter_closing(error_code, None if application else 0, reason, application=application)
+        begin_closing(self, error_code, None if application else 0, reason, application=application)
         if self.wake is not None:
             self.wake(self)
 
@@ -534,18 +522,8 @@ class QuicConnection:
         self.datagram_address, self.datagram_local = address, via
         try:
             self.receiver.receive_packets(data, address, now, ecn & 3)
-        except TransportError as exc:
-            self._enter_closing(exc.error_code, exc.frame_type or 0, exc.reason, application=False)
-        except TLSError as exc:
-            alert = exc.alert if isinstance(exc, ProtocolViolation) else 80
-            self._enter_closing(
-                TransportErrorCode.CRYPTO_ERROR + int(alert), 0x06, str(exc), application=False
-            )
-        except Exception:  # a bug in quicnet: end this connection, never its server
-            _log.exception("internal error processing a datagram; closing the connection")
-            self._enter_closing(
-                TransportErrorCode.INTERNAL_ERROR, 0, "internal error", application=False
-            )
+        except Exception as exc:  # closes this connection, never its server
+            close_on_error(self, exc)
         if self.datagram_authenticated:  # §8: what earns a path its 3x budget
             traffic = self.traffic
             traffic.datagrams_received += 1
@@ -566,38 +544,9 @@ class QuicConnection:
         self.deadlines.on_packet_received(now)
         self.datagram_authenticated = True
 
-    def on_long_header_packet(self, epoch: Epoch, peer_scid: bytes, address: Address) -> None:
-        """An authenticated Initial, Handshake or 0-RTT packet with the peer's source CID."""
-        if not self.received_first_packet:
-            self.received_first_packet = True
-            self.peer_initial_source_cid = peer_scid
-            self.cids.set_initial_peer(peer_scid)  # §7.2: from now on, the peer's own CID
-        if not self.is_client and epoch == Epoch.HANDSHAKE:
-            current = self.paths.current
-            if current is not None and address_key(address) == current.key:
-                current.validated = True  # §8.1: a Handshake packet proves the address
-                self.deadlines.on_address_validated()
-            self.discard_epoch(Epoch.INITIAL)
-
-    def on_datagram_received(self, data: bytes) -> None:
-        """A DATAGRAM frame's payload, for the application unless too many wait (RFC 9221)."""
-        if self.datagrams_queued < self.configuration.max_received_datagrams:
-            self.datagrams_queued += 1
-            self.event_queue.append(DatagramReceived(data))
-        else:  # the application is not reading: drop (RFC 9221 §5)
-            self.datagrams_dropped += 1
-
     def end_by_stateless_reset(self) -> None:
         """RFC 9000 §10.3.1: the datagram ended with a reset token the peer gave us."""
         self.terminate(0, None, "stateless reset", by_peer=True, stateless_reset=True)
-
-    def version_probe(self, now: float) -> bytes | None:
-        """A probe datagram in the unknown offered version, when one is due."""
-        try:
-            return self.negotiation.probe(now, self.original_destination_cid, self.host_cid)
-        except TimeoutError as exc:
-            self.terminate(0, None, str(exc), by_peer=False)
-            return None
 
     @property
     def offered_version(self) -> int:
@@ -659,32 +608,12 @@ class QuicConnection:
         """RFC 9001 §4.9: drop keys and recovery state of a finished epoch."""
         self.handshake.discard_epoch(epoch)
 
-    # Closing -----------------------------------------------------------------------------
-    def _enter_closing(
-        self, error_code: int, frame_type: int | None, reason: str, *, application: bool
-    ) -> None:
-        closing = self.closing = ClosingState.for_close(error_code, frame_type, reason, application)
-        self.termination = closing.event
-        self.state = ConnectionState.CLOSING
-        self.deadlines.closing_ends = None  # set when the close frame is sent
-        if self.tracer is not None:
-            self.tracer.connection_ending("closing", closing.event, None)
-
+    # Closing (quicnet.quic.closing) ------------------------------------------------------
     def enter_draining(
         self, error_code: int, frame_type: int | None, reason: str, application: bool, now: float
     ) -> None:
         """§10.2.2: the peer sent CONNECTION_CLOSE; wait out the draining period."""
-        if self.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
-            return
-        self.state = ConnectionState.DRAINING
-        self.deadlines.closing_ends = now + 3 * self.recovery.pto_duration(2)
-        self.termination = event = ConnectionTerminated(
-            error_code, frame_type, reason, by_peer=True, is_application=application
-        )
-        self.event_queue.append(event)
-        self.closing = None
-        if self.tracer is not None:
-            self.tracer.connection_ending("draining", event, now)
+        begin_draining(self, error_code, frame_type, reason, application, now)
 
     def terminate(
         self,
@@ -698,19 +627,15 @@ class QuicConnection:
     ) -> None:
         """End now, silently; report why (once) unless the draining event already did.
         ``now``, when the caller has it, dates the end in the qlog trace."""
-        if self.state == ConnectionState.TERMINATED:
-            return
-        previous = self.state
-        self.state = ConnectionState.TERMINATED
-        if previous == ConnectionState.CLOSING and self.closing is not None:
-            self.event_queue.append(self.closing.event)
-        elif previous != ConnectionState.DRAINING:
-            self.termination = ConnectionTerminated(
-                error_code, frame_type, reason, by_peer=by_peer, stateless_reset=stateless_reset
-            )
-            self.event_queue.append(self.termination)
-        if self.tracer is not None:
-            self.tracer.connection_terminated(self.termination, now)
+        end_connection(
+            self,
+            error_code,
+            frame_type,
+            reason,
+            by_peer=by_peer,
+            stateless_reset=stateless_reset,
+            now=now,
+        )
 
     # Timers ---------------------------------------------------------------------------------
     def next_timer(self) -> float | None:

@@ -18,6 +18,7 @@ from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
 from quicnet.quic.frames import NewConnectionIdFrame
+from quicnet.quic.paths import address_key
 from quicnet.quic.preferred_address import PreferredAddressState
 from quicnet.quic.protection import PacketKey
 from quicnet.quic.recovery import EPOCH_SPACE
@@ -38,6 +39,7 @@ from quicnet.tls.tickets import TicketReceiver
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
+    from quicnet.quic.events import Address
 
 __all__ = ["MAX_SESSION_TICKETS", "FinishedTLS", "HandshakeDriver"]
 
@@ -245,6 +247,20 @@ class HandshakeDriver:
             c.tracer.handshake_confirmed()
         if c.is_client:
             self._release()  # HANDSHAKE_DONE arrived: nothing of the handshake is needed
+
+    def on_long_header_packet(self, epoch: Epoch, peer_scid: bytes, address: Address) -> None:
+        """An authenticated Initial, Handshake or 0-RTT packet with the peer's source CID."""
+        c = self.c
+        if not c.received_first_packet:
+            c.received_first_packet = True
+            c.peer_initial_source_cid = peer_scid
+            c.cids.set_initial_peer(peer_scid)  # RFC 9000 §7.2: from now on, the peer's own CID
+        if not c.is_client and epoch == Epoch.HANDSHAKE:
+            current = c.paths.current
+            if current is not None and address_key(address) == current.key:
+                current.validated = True  # RFC 9000 §8.1: a Handshake packet proves the address
+                c.deadlines.on_address_validated()
+            self.discard_epoch(Epoch.INITIAL)  # RFC 9001 §4.9.1
 
     def discard_epoch(self, epoch: Epoch) -> None:
         """RFC 9001 §4.9: drop keys and recovery state of a finished epoch."""

@@ -300,7 +300,7 @@ class PacketReceiver:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION, "DATAGRAM frame not allowed or too large", t
             )
-        c.on_datagram_received(data)
+        c.datagrams.on_received(data)
 
     # Long headers: the handshake ----------------------------------------------------------------
     def _receive_long(
@@ -365,7 +365,7 @@ class PacketReceiver:
         c.on_packet_authenticated(now)
         if tracer is not None:
             tracer.packet_received(epoch, pn, payload, end - start, now, header)
-        c.on_long_header_packet(epoch, header.source_cid, address)
+        c.handshake.on_long_header_packet(epoch, header.source_cid, address)
         ack_eliciting = self._long_header_frames(epoch, payload, now, header.destination_cid)
         space.on_packet_received(pn, now)
         if ecn:

@@ -12,8 +12,10 @@ buffer: header, frames written in place, sealed in place (AEAD, then header
 protection). Before that, packets of several epochs are coalesced.
 
 Datagrams are as large as the current path's MTU (:mod:`~quicnet.quic.pmtu`:
-1200 bytes until discovery confirms more); the sender also builds the PMTU
-probes (PING and PADDING at the size tried, RFC 9000 §14.4) when the path asks.
+1200 bytes until discovery confirms more). The datagrams besides data go out
+from here too but are built elsewhere, with :meth:`PacketSender.new_packet` and
+:meth:`PacketSender.seal`: path validation, PMTU and version probes in
+:mod:`~quicnet.quic.probes`, CONNECTION_CLOSE in :mod:`~quicnet.quic.closing`.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quicnet.quic import frames as fr
+from quicnet.quic.closing import close_datagrams
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
     encode_packet_number,
     long_header_prefix,
 )
-from quicnet.quic.pmtu import BASE_PLPMTU, PathMtu
+from quicnet.quic.pmtu import BASE_PLPMTU
+from quicnet.quic.probes import path_datagram, pmtu_probe, version_probe
 from quicnet.quic.records import (
     CRYPTO,
     DATAGRAM,
@@ -37,7 +41,6 @@ from quicnet.quic.records import (
     MAX_STREAMS,
     NEW_CONNECTION_ID,
     NEW_TOKEN,
-    PMTU_PROBE,
     RESET_STREAM,
     RETIRE_CONNECTION_ID,
     STOP_SENDING,
@@ -50,9 +53,8 @@ from quicnet.tls import Epoch
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
     from quicnet.quic.events import Address
-    from quicnet.quic.paths import Path
 
-__all__ = ["MAX_DATAGRAMS_PER_CALL", "MAX_PACKET_SIZE", "PacketSender"]
+__all__ = ["MAX_DATAGRAMS_PER_CALL", "MAX_PACKET_SIZE", "OutgoingPacket", "PacketSender"]
 
 _TAG = 16
 _SPACE = {Epoch.INITIAL: 0, Epoch.ZERO_RTT: 2, Epoch.HANDSHAKE: 1, Epoch.ONE_RTT: 2}
@@ -83,8 +85,9 @@ def _varint(buf: bytearray, value: int) -> None:
         buf += (value | 0xC000000000000000).to_bytes(8, "big")
 
 
-class _Packet:
-    """A long-header (or handshake-time 1-RTT) packet being filled."""
+class OutgoingPacket:
+    """A packet being filled (long header, or 1-RTT outside the one-buffer path):
+    frames go into ``payload``, their records into ``frames``."""
 
     __slots__ = ("ack_eliciting", "epoch", "frames", "header", "padded", "payload", "pn", "pn_len")
 
@@ -139,14 +142,14 @@ class PacketSender:
         if path is None or not c.cids.peer or not c.can_send:
             return []
         if c.closing is not None:
-            return self._close_datagrams(path, now)
+            return close_datagrams(self, path, now)
         if c.version_probing:
-            probe = c.version_probe(now)
+            probe = version_probe(self, now)
             return [(probe, path.address)] if probe is not None else []
         out: list[tuple[bytes, Address]] = []
         if c.paths.active and c.handshake_complete:
             for probed in c.paths.paths_due(now):
-                if datagram := self._path_datagram(probed, now):
+                if datagram := path_datagram(self, probed, now):
                     probed.bytes_sent += len(datagram)
                     if probed.local is None:
                         out.append((datagram, probed.address))
@@ -162,7 +165,7 @@ class PacketSender:
             and now >= due
             and c.handshake_confirmed
             and path.validated
-            and (datagram := self._pmtu_probe(pmtu, now))  # RFC 9000 §14.3
+            and (datagram := pmtu_probe(self, pmtu, now))  # RFC 9000 §14.3
         ):
             path.bytes_sent += len(datagram)
             out.append((datagram, address))
@@ -486,93 +489,11 @@ class PacketSender:
             return bytes(buf)
         return fr.encode_ack(received.descending()[:32], delay)
 
-    # Path MTU discovery (RFC 9000 §14.3, RFC 8899) ------------------------------------------
-    def _pmtu_probe(self, pmtu: PathMtu, now: float) -> bytes:
-        """The PMTU probe the path asks for: PING and PADDING filling the size tried
-        (§14.4). It counts as in flight (RFC 8899 §4.4) and waits until the window also
-        has room for a packet of the current size: it must not hold the next one until
-        its own ACK (delayed, the probe being alone) comes back."""
-        c = self.c
-        remote = c.remote_params
-        ceiling = c.configuration.udp_payload_limit
-        if remote is not None:
-            ceiling = min(ceiling, remote.max_udp_payload_size)
-        probe = pmtu.next_probe(ceiling, now)
-        if probe is None:
-            return b""
-        probe_id, size = probe
-        cc = c.recovery.cc
-        if cc.congestion_window - cc.bytes_in_flight < size + pmtu.mtu or c.closing is not None:
-            pmtu.postpone()
-            return b""
-        packet = self._new_packet(Epoch.ONE_RTT)
-        packet.payload += b"\x01"  # PING: the probe must be acknowledged
-        packet.payload += bytes(size - packet.size())  # PADDING to the size tried
-        packet.ack_eliciting = True
-        packet.frames.append((PMTU_PROBE, pmtu, probe_id, size))
-        datagram = self._seal(packet, now)
-        c.recovery.mtu_probe = packet.pn  # its loss is no congestion signal
-        return datagram
-
-    # Path probes and the closing state -------------------------------------------------------
-    def _path_datagram(self, path: Path, now: float) -> bytes:
-        """PATH_RESPONSE and/or PATH_CHALLENGE for ``path``, alone in a datagram.
-
-        RFC 9000 §8.2.1-8.2.2: expanded to 1200 bytes, or as far as the path's 3x
-        budget allows. It goes outside congestion control (§9.4 allows probes that
-        exception): it is sent at most once per PTO and per challenge received.
-        """
-        c = self.c
-        packet = self._new_packet(Epoch.ONE_RTT)
-        if path.peer_cid is not None:  # §9.5: a CID of its own on a path not yet in use
-            packet.header = packet.header[:1] + path.peer_cid.cid
-        challenge = c.paths.challenge_due(path, now)
-        budget = path.budget()
-        if packet.overhead() + 9 * (challenge + (path.response is not None)) > budget:
-            return b""  # the 3x limit leaves no room yet: wait for the peer's next datagram
-        if path.response is not None:
-            packet.payload += b"\x1b" + path.response
-            path.response = None
-        if challenge:
-            packet.payload += b"\x1a" + c.paths.new_challenge(path, now, c.recovery.pto_base())
-        packet.ack_eliciting = True
-        size = min(MIN_INITIAL_DATAGRAM, budget)
-        if packet.size() < size:
-            packet.payload += bytes(size - packet.size())
-        return self._seal(packet, now, in_flight=False)
-
-    def _close_datagrams(self, path: Path, now: float) -> list[tuple[bytes, Address]]:
-        c = self.c
-        closing = c.closing
-        if closing is None or not closing.send_due:
-            return []
-        closing.send_due = False
-        if c.deadlines.closing_ends is None:
-            c.deadlines.closing_ends = now + 3 * c.recovery.pto_duration(2)
-        buf = bytearray()
-        for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT):
-            if c.send_key(epoch) is None:
-                continue
-            frame = closing.frame
-            if epoch != Epoch.ONE_RTT and closing.application and frame[0] == 0x1D:
-                # §10.2.3: before 1-RTT an application close becomes APPLICATION_ERROR.
-                frame = fr.encode_connection_close(0x0C, 0, b"")
-            packet = self._new_packet(epoch)
-            packet.payload += frame
-            buf += self._seal(packet, now, record=False)
-        if not buf or len(buf) > path.budget():  # §10.2.1: within the 3x limit
-            return []
-        path.bytes_sent += len(buf)
-        if path.local is not None:  # RFC 9000 §9.6.2
-            c.paths.routed.append((bytes(buf), path.address, path.local, 0))
-            return []
-        return [(bytes(buf), path.address)]
-
     # Coalesced datagrams (the handshake) ----------------------------------------------------
     def _coalesced_datagram(self, budget: int, now: float) -> bytes:
         c = self.c
         allow_eliciting = self._eliciting_room(now) > 0
-        packets: list[_Packet] = []
+        packets: list[OutgoingPacket] = []
         remaining = budget
         for epoch in _COALESCED:
             if c.send_key(epoch) is None or remaining < 48:
@@ -597,11 +518,11 @@ class PacketSender:
                 last = packets[-1]
                 last.payload += bytes(MIN_INITIAL_DATAGRAM - total)
                 last.padded = True
-        return b"".join(self._seal(p, now) for p in packets)
+        return b"".join(self.seal(p, now) for p in packets)
 
     def _fill_packet(
         self, epoch: Epoch, max_size: int, now: float, allow_eliciting: bool
-    ) -> _Packet | None:
+    ) -> OutgoingPacket | None:
         c = self.c
         space_id = _SPACE[epoch]
         recovery = c.recovery
@@ -610,7 +531,7 @@ class PacketSender:
         has_eliciting = allow_eliciting and self._has_eliciting(epoch)
         if not ((rspace.ack_queued and rspace.received) or probes or has_eliciting):
             return None
-        packet = self._new_packet(epoch)
+        packet = self.new_packet(epoch)
         room = max_size - packet.overhead()
         if room <= 0:
             return None
@@ -663,7 +584,8 @@ class PacketSender:
             return False
         return bool(c.pending.waiting or c.datagram_queue or c.streams.send_queue)
 
-    def _new_packet(self, epoch: Epoch) -> _Packet:
+    def new_packet(self, epoch: Epoch) -> OutgoingPacket:
+        """An empty packet of ``epoch`` with the next packet number, to fill and :meth:`seal`."""
         c = self.c
         rspace = c.recovery.spaces[_SPACE[epoch]]
         pn = rspace.next_packet_number
@@ -681,12 +603,13 @@ class PacketSender:
             header = long_header_prefix(
                 _LONG_TYPE[epoch], version, peer_cid, c.host_cid, token, pn_len
             )
-        return _Packet(epoch, header, pn, pn_len)
+        return OutgoingPacket(epoch, header, pn, pn_len)
 
-    def _seal(
-        self, packet: _Packet, now: float, *, record: bool = True, in_flight: bool = True
+    def seal(
+        self, packet: OutgoingPacket, now: float, *, record: bool = True, in_flight: bool = True
     ) -> bytes:
-        """Protect ``packet`` and hand its record to recovery."""
+        """Protect ``packet`` and hand its record to recovery (none with ``record=False``;
+        not counted in flight with ``in_flight=False``): the datagram bytes."""
         c = self.c
         key = c.send_key(packet.epoch)
         assert key is not None

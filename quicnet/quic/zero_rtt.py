@@ -155,7 +155,7 @@ def on_rejected(c: QuicConnection) -> None:
             kept.append((datagram_id, data))
         else:
             c.event_queue.append(DatagramLost(datagram_id))
-    c.datagram_queue = kept
+    c.datagram_queue[:] = kept  # in place: the DATAGRAM channel holds this list
 
 
 def discard_keys_if_due(c: QuicConnection, now: float) -> None:

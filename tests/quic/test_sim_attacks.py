@@ -547,7 +547,7 @@ def test_unread_datagrams_are_bounded() -> None:
         client.send_datagram(i.to_bytes(4, "big"))
         sim.run_for(0.001)
     sim.run_for(0.2)
-    assert server.datagrams_queued == 50 and server.datagrams_dropped == 250
+    assert server.datagrams.queued == 50 and server.datagrams.dropped == 250
     got = [e.data for e in iter(server.next_event, None) if isinstance(e, DatagramReceived)]
     assert got == [i.to_bytes(4, "big") for i in range(50)]
 
