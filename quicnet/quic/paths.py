@@ -158,7 +158,8 @@ class PathManager:
         #: The last validated path before the current one: where a failed validation
         #: of the current path reverts to (§9.3.2).
         self.fallback: Path | None = None
-        self._paths: dict[PathKey, Path] = {}
+        #: At most MAX_PATHS, so a list (a dict per connection costs more than the scan).
+        self._paths: list[Path] = []
         #: Connection migrations the peer made (each change of the current path).
         self.migrations = 0
         #: Some path owes a response or is being validated (the sender's cheap check).
@@ -172,32 +173,35 @@ class PathManager:
     def start(self, address: Address, *, validated: bool) -> Path:
         """The handshake's path (§8.1 validates it, or a Retry token did)."""
         path = Path(address, validated=validated, pmtu_discovery=self.pmtu_discovery)
-        self._paths = {path.key: path}
+        self._paths = [path]
         self.current = path
         return path
 
     def get(self, address: Address, local: Address | None = None) -> Path | None:
         """The path for ``address`` (by host and port) from ``local``, if there is one."""
-        return self._paths.get(path_key(address, local))
+        key = path_key(address, local)
+        for path in self._paths:
+            if path.key == key:
+                return path
+        return None
 
     def paths(self) -> list[Path]:
         """Every path tracked (at most :data:`MAX_PATHS`)."""
-        return list(self._paths.values())
+        return list(self._paths)
 
     def path_for(self, address: Address, local: Address | None = None) -> Path:
         """The path for ``address`` (from ``local``), made if new; the oldest probe makes
         room (bounded)."""
-        key = path_key(address, local)
-        path = self._paths.get(key)
+        path = self.get(address, local)
         if path is not None:
             return path
         if len(self._paths) >= MAX_PATHS:
-            for old_key, old in self._paths.items():
+            for old in self._paths:
                 if old is not self.current and old is not self.fallback:
-                    del self._paths[old_key]
+                    self._paths.remove(old)
                     break
         path = Path(address, pmtu_discovery=self.pmtu_discovery, local=local)
-        self._paths[key] = path
+        self._paths.append(path)
         return path
 
     # Receiving -----------------------------------------------------------------------------
@@ -219,7 +223,7 @@ class PathManager:
 
     def on_response(self, data: bytes) -> Path | None:
         """§8.2.3: a response on any path validates the path its challenge was sent on."""
-        for path in self._paths.values():
+        for path in self._paths:
             if data in path.challenges:
                 path.validated = True
                 path.challenges.clear()
@@ -285,7 +289,7 @@ class PathManager:
         """Paths that owe a PATH_RESPONSE or a PATH_CHALLENGE now (and have budget for it)."""
         out = []
         busy = False
-        for path in self._paths.values():
+        for path in self._paths:
             if path.response is None and path.validation_deadline is None:
                 continue
             busy = True
@@ -317,7 +321,7 @@ class PathManager:
         datagram, not for a timer (which would fire again at once).
         """
         best: float | None = None
-        for path in self._paths.values():
+        for path in self._paths:
             t = path.validation_deadline
             if t is not None and (best is None or t < best):
                 best = t
@@ -335,7 +339,7 @@ class PathManager:
         the congestion state it had. Returns False when the current path failed and
         there is nothing to fall back to: the connection must end silently.
         """
-        for path in list(self._paths.values()):
+        for path in list(self._paths):
             deadline = path.validation_deadline
             if deadline is None or now < deadline:
                 continue
@@ -343,14 +347,14 @@ class PathManager:
             path.challenge_due = path.validation_deadline = None
             if path is not self.current:
                 if path is not self.fallback and not path.validated:
-                    del self._paths[path.key]
+                    self._paths.remove(path)
                 continue
             fallback = self.fallback
             if fallback is None or fallback is path:
                 return False
             self.current = fallback
             self.fallback = None
-            del self._paths[path.key]
+            self._paths.remove(path)
             if path.key[0] != fallback.key[0] and fallback.recovery_state is not None:
                 restore, fallback.recovery_state = fallback.recovery_state, None
                 recovery.switch_path(new_controller(), restore)

@@ -23,6 +23,22 @@ from quicnet.tls.session import SessionTicket
 
 __all__ = ["TicketReceiver", "session_ticket"]
 
+#: The last few distinct peer chains (DER) kept by receivers: many connections to one
+#: server (bots, a load generator, a reconnecting client) share one copy of its chain.
+_RECENT_CHAINS: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
+_RECENT_CHAINS_MAX = 8
+
+
+def _shared_chain(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """``chain``, or an equal one a receiver already holds (bytes are immutable)."""
+    shared = _RECENT_CHAINS.get(chain)
+    if shared is not None:
+        return shared
+    if len(_RECENT_CHAINS) >= _RECENT_CHAINS_MAX:
+        del _RECENT_CHAINS[next(iter(_RECENT_CHAINS))]  # the oldest
+    _RECENT_CHAINS[chain] = chain
+    return chain
+
 MAX_TICKET_LIFETIME = 7 * 86400  # §4.6.1: seconds
 
 
@@ -117,7 +133,7 @@ class TicketReceiver:
         self.early_data_accepted = early_data_accepted
         self.server_name = server_name
         self.peer_transport_parameters = peer_transport_parameters
-        self._peer_certificate_ders = tuple(cert.to_der() for cert in peer_certificates)
+        self._peer_certificate_ders = _shared_chain(tuple(c.to_der() for c in peer_certificates))
         self._reassembler: HandshakeReassembler | None = None  # made by the first ticket
         if buffered:  # the engine it replaces had the start of a ticket already
             self._reassembler = HandshakeReassembler()
