@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm as _PycaUnsupported
@@ -26,6 +27,7 @@ from quicnet.crypto.errors import (
 from quicnet.crypto.hashes import digest, hash_algorithm
 from quicnet.crypto.keys import PrivateKey, PublicKey, PycaPublicKey
 from quicnet.crypto.names import parse_name, san_entries
+from quicnet.crypto.oids import oid_name
 from quicnet.crypto.pem import is_pem, pem_blocks, pem_body
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "self_signed_certificate",
     "x509_signature_hash",
 ]
+
+_E = TypeVar("_E", bound=x509.ExtensionType)
 
 _CLOCK_SKEW = datetime.timedelta(minutes=5)  # backdate notBefore for peers with slow clocks
 
@@ -121,6 +125,15 @@ class Certificate:
     def to_pem(self) -> bytes:
         return self._cert.public_bytes(ser.Encoding.PEM)
 
+    def to_cryptography(self) -> x509.Certificate:
+        """The pyca/cryptography certificate underneath.
+
+        For :mod:`quicnet.crypto`'s own modules, which hand certificates to
+        pyca's OCSP, CRL and PKCS#12 builders; code above the toolkit uses the
+        typed properties instead.
+        """
+        return self._cert
+
     @property
     def subject(self) -> str:
         """The subject as an RFC 4514 string (``CN=example,O=Org``)."""
@@ -129,6 +142,16 @@ class Certificate:
     @property
     def issuer(self) -> str:
         return self._cert.issuer.rfc4514_string()
+
+    @property
+    def subject_name(self) -> x509.Name:
+        """The subject as a pyca ``Name``: what issuer matching compares (RFC 5280 §7.1)."""
+        return self._cert.subject
+
+    @property
+    def issuer_name(self) -> x509.Name:
+        """The issuer as a pyca ``Name`` (see :attr:`subject_name`)."""
+        return self._cert.issuer
 
     @property
     def is_self_issued(self) -> bool:
@@ -148,8 +171,7 @@ class Certificate:
 
     @property
     def signature_algorithm(self) -> str:
-        oid = self._cert.signature_algorithm_oid
-        return oid._name if oid._name != "Unknown OID" else oid.dotted_string
+        return oid_name(self._cert.signature_algorithm_oid)
 
     def public_key(self) -> PublicKey:
         try:
@@ -159,25 +181,30 @@ class Certificate:
         except ValueError as exc:
             raise DecodeError(f"certificate public key is malformed: {exc}") from None
 
-    def _extensions(self) -> x509.Extensions:
+    def extensions(self) -> x509.Extensions:
+        """Every extension, as pyca's ``Extensions``; :class:`DecodeError` when malformed."""
         try:
             return self._cert.extensions
         except ValueError as exc:  # duplicate or malformed extension
             raise DecodeError(f"certificate extensions are malformed: {exc}") from None
 
+    def extension(self, kind: type[_E]) -> _E | None:
+        """The value of the extension of type ``kind`` (``x509.KeyUsage``, ...), None if absent."""
+        try:
+            return self.extensions().get_extension_for_class(kind).value
+        except x509.ExtensionNotFound:
+            return None
+
     @property
     def dns_names(self) -> list[str]:
-        return _san(self._extensions())[0]
+        return _san(self.extensions())[0]
 
     @property
     def ip_addresses(self) -> list[str]:
-        return _san(self._extensions())[1]
+        return _san(self.extensions())[1]
 
     def _basic_constraints(self) -> x509.BasicConstraints | None:
-        try:
-            return self._extensions().get_extension_for_class(x509.BasicConstraints).value
-        except x509.ExtensionNotFound:
-            return None
+        return self.extension(x509.BasicConstraints)
 
     @property
     def is_ca(self) -> bool:
@@ -226,9 +253,18 @@ class CertificateRequest:
     def to_pem(self) -> bytes:
         return self._csr.public_bytes(ser.Encoding.PEM)
 
+    def to_cryptography(self) -> x509.CertificateSigningRequest:
+        """The pyca/cryptography CSR underneath (see :meth:`Certificate.to_cryptography`)."""
+        return self._csr
+
     @property
     def subject(self) -> str:
         return self._csr.subject.rfc4514_string()
+
+    @property
+    def subject_name(self) -> x509.Name:
+        """The subject as a pyca ``Name`` (see :attr:`Certificate.subject_name`)."""
+        return self._csr.subject
 
     def public_key(self) -> PublicKey:
         try:
@@ -238,7 +274,8 @@ class CertificateRequest:
         except ValueError as exc:
             raise DecodeError(f"CSR public key is malformed: {exc}") from None
 
-    def _extensions(self) -> x509.Extensions:
+    def extensions(self) -> x509.Extensions:
+        """The requested extensions, as pyca's ``Extensions``; :class:`DecodeError` when malformed."""
         try:
             return self._csr.extensions
         except ValueError as exc:
@@ -246,11 +283,11 @@ class CertificateRequest:
 
     @property
     def dns_names(self) -> list[str]:
-        return _san(self._extensions())[0]
+        return _san(self.extensions())[0]
 
     @property
     def ip_addresses(self) -> list[str]:
-        return _san(self._extensions())[1]
+        return _san(self.extensions())[1]
 
     def verify_signature(self) -> None:
         """Raise :class:`InvalidSignatureError` unless the CSR is signed by its own key."""
@@ -329,7 +366,7 @@ def check_chain_order(chain: Sequence[Certificate]) -> None:
 
 def x509_signature_hash(key: PrivateKey) -> object:
     """The hash an X.509 signature (certificate, CSR, CRL) by ``key`` uses (None for Ed*/ML-DSA)."""
-    k = key._key
+    k = key.to_cryptography()
     if isinstance(k, rsa.RSAPrivateKey):
         return hash_algorithm("sha256")  # sha256WithRSAEncryption: what every verifier takes
     if isinstance(k, ec.EllipticCurvePrivateKey):
@@ -342,7 +379,7 @@ def x509_signature_hash(key: PrivateKey) -> object:
 def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> Certificate:
     algorithm = x509_signature_hash(key)  # UnsupportedAlgorithmError for keys that cannot sign
     try:
-        return Certificate(builder.sign(key._key, algorithm))  # type: ignore[arg-type]
+        return Certificate(builder.sign(key.to_cryptography(), algorithm))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
         raise CryptoError(f"cannot sign the certificate: {exc}") from None
 
@@ -399,10 +436,10 @@ def _add_profile(
             x509.SubjectAlternativeName(san_entries(names)), critical=False
         )
     builder = builder.add_extension(
-        x509.SubjectKeyIdentifier.from_public_key(public._key), critical=False
+        x509.SubjectKeyIdentifier.from_public_key(public.to_cryptography()), critical=False
     )
     return builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public._key),  # type: ignore[arg-type]
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public.to_cryptography()),  # type: ignore[arg-type]
         critical=False,
     )
 
@@ -430,7 +467,7 @@ def self_signed_certificate(
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
-        .public_key(public._key)
+        .public_key(public.to_cryptography())
         .serial_number(serial_number or _random_serial())
         .not_valid_before(start)
         .not_valid_after(end)
@@ -463,7 +500,7 @@ def make_csr(key: PrivateKey, subject: str, *, names: Iterable[str] = ()) -> Cer
         builder = builder.add_extension(x509.SubjectAlternativeName(entries), critical=False)
     algorithm = x509_signature_hash(key)
     try:
-        return CertificateRequest(builder.sign(key._key, algorithm))  # type: ignore[arg-type]
+        return CertificateRequest(builder.sign(key.to_cryptography(), algorithm))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
         raise CryptoError(f"cannot sign the CSR: {exc}") from None
 
@@ -499,9 +536,9 @@ def issue_certificate(
         raise CryptoError(f"the issuer {issuer.subject!r} expired at {issuer.not_after:%Y-%m-%d}")
     builder = (
         x509.CertificateBuilder()
-        .subject_name(csr._csr.subject)
-        .issuer_name(issuer._cert.subject)
-        .public_key(public._key)
+        .subject_name(csr.subject_name)
+        .issuer_name(issuer.subject_name)
+        .public_key(public.to_cryptography())
         .serial_number(serial_number or _random_serial())
         .not_valid_before(start)
         .not_valid_after(end)

@@ -123,6 +123,11 @@ class CertificateRevocationList:
         return self._crl.issuer.rfc4514_string()
 
     @property
+    def issuer_name(self) -> x509.Name:
+        """The issuer as a pyca ``Name``: what matches a certificate's issuer (§6.3.3)."""
+        return self._crl.issuer
+
+    @property
     def this_update(self) -> datetime.datetime:
         return self._crl.last_update_utc
 
@@ -160,10 +165,10 @@ class CertificateRevocationList:
 
     def is_signed_by(self, issuer: Certificate) -> bool:
         """True when ``issuer``'s name and key made this CRL."""
-        if self._crl.issuer != issuer._cert.subject:
+        if self._crl.issuer != issuer.subject_name:
             return False
         try:
-            return self._crl.is_signature_valid(issuer._cert.public_key())  # type: ignore[arg-type]
+            return self._crl.is_signature_valid(issuer.to_cryptography().public_key())  # type: ignore[arg-type]
         except Exception:  # an unsupported or mismatched key type: not signed by it
             return False
 
@@ -213,14 +218,15 @@ def make_crl(
     end = next_update or start + datetime.timedelta(days=days)
     if end <= start:
         raise CryptoError("the CRL's nextUpdate must come after its thisUpdate")
+    issuer_public = issuer.public_key().to_cryptography()
     builder = (
         x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer._cert.subject)
+        .issuer_name(issuer.subject_name)
         .last_update(start)
         .next_update(end)
         .add_extension(x509.CRLNumber(crl_number), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()._key),  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public),  # type: ignore[arg-type]
             critical=False,
         )
     )
@@ -235,18 +241,15 @@ def make_crl(
         builder = builder.add_revoked_certificate(entry.build())
     algorithm = x509_signature_hash(issuer_key)
     try:
-        return CertificateRevocationList(builder.sign(issuer_key._key, algorithm))  # type: ignore[arg-type]
+        return CertificateRevocationList(builder.sign(issuer_key.to_cryptography(), algorithm))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
         raise CryptoError(f"cannot sign the CRL: {exc}") from None
 
 
 def _may_sign_crls(issuer: Certificate) -> bool:
     """False when the issuer's keyUsage is present without cRLSign (§4.2.1.3)."""
-    try:
-        usage = issuer._extensions().get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    return usage.crl_sign
+    usage = issuer.extension(x509.KeyUsage)
+    return usage is None or usage.crl_sign
 
 
 def _usable_crl(
@@ -259,7 +262,7 @@ def _usable_crl(
     current: list[CertificateRevocationList] = []
     problem: RevocationUnknown | None = None
     for crl in crls:
-        if crl._crl.issuer != cert._cert.issuer:
+        if crl.issuer_name != cert.issuer_name:
             continue
         if not crl.is_signed_by(issuer):
             problem = problem or BadCRLSignature(

@@ -162,7 +162,7 @@ class DevCA:
         cert_path = self.directory / "certs" / f"{serial:X}.pem"
         cert_path.write_bytes(cert.to_pem())
         # OpenSSL index.txt subject: RDNs in encoding order, "/"-separated.
-        subject = "/" + "/".join(rdn.rfc4514_string() for rdn in cert._cert.subject.rdns)
+        subject = "/" + "/".join(rdn.rfc4514_string() for rdn in cert.subject_name.rdns)
         entry = IndexEntry("V", cert.not_after, serial, subject)
         with open(self.directory / "index.txt", "a") as f:
             f.write(entry.to_line())

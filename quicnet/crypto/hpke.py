@@ -1,42 +1,41 @@
-"""HPKE (RFC 9180) as a typed API over pyca/cryptography's ``hpke`` module.
+"""HPKE (RFC 9180), base mode, with RFC 9180 codepoints and typed errors.
 
-What pyca offers, and so what this module offers:
+quicnet runs HPKE's key schedule (§5.1) itself, over pyca/cryptography's
+X25519, ECDH, ML-KEM, HMAC/HKDF and AEADs (no primitive is written by hand),
+for every suite whose KEM is DHKEM(X25519), DHKEM(P-256/384/521) or
+ML-KEM-768/1024 and whose KDF is HKDF-SHA256/384/512 (:attr:`Suite.has_contexts`):
 
-* **Base mode only** (RFC 9180 §5.1.1). pyca has no PSK, Auth or AuthPSK
-  mode, so neither has quicnet; :class:`Mode` names them so a peer's choice
-  can be reported as unsupported.
-* **Single-shot** seal and open (RFC 9180 §6.1): :func:`seal_base` and
-  :func:`open_base`. pyca draws the ephemeral key inside each encryption and
-  keeps no context, so there is no multi-message context, no ``Export``
-  (§5.3), and the sender cannot learn ``enc`` before sealing.
-  :func:`setup_base_receiver` returns a context whose first :meth:`open
-  <ReceiverContext.open>` (sequence number 0) works; a second open, an export
-  and :func:`setup_base_sender` raise :class:`HPKEUnsupportedError`.
-* The suites of :data:`SUPPORTED_KEMS`, :data:`SUPPORTED_KDFS` and
-  :data:`SUPPORTED_AEADS`. DHKEM(X448) and the export-only AEAD are
-  registered codepoints pyca lacks.
+* encryption contexts (§5.2): :func:`setup_base_sender` returns ``enc`` and a
+  :class:`SenderContext` before anything is sealed, :func:`setup_base_receiver`
+  a :class:`ReceiverContext`; both seal or open at any sequence number and
+  :meth:`export <SenderContext.export>` (§5.3). ECH seals its inner hello with
+  the outer one as AAD, and reuses the context after a HelloRetryRequest.
+* single-shot :func:`seal_base` and :func:`open_base` (§6.1) on top of them,
+  with ``info`` and ``aad``.
 
-AAD: pyca's public ``Suite.encrypt``/``decrypt`` take ``info`` but no AAD
-(pyca issue 15292). pyca's Rust module carries typed ``_encrypt_with_aad`` /
-``_decrypt_with_aad``; a non-empty ``aad`` goes through them, isolated in
-:func:`_aad_function`, and gives :class:`HPKEUnsupportedError`
-if a pyca release drops them. An empty ``aad`` uses only the public API.
+The other suites pyca implements, the hybrid ML-KEM KEMs and the SHAKE KDFs,
+go through pyca's single-shot ``hpke.Suite``, whose public API takes no AAD:
+for them :func:`seal_base`/:func:`open_base` work with an empty ``aad``, and a
+non-empty one or the context API raises :class:`HPKEUnsupportedError`.
+PSK, Auth and AuthPSK modes (:class:`Mode` names them), DHKEM(X448) and the
+export-only AEAD are not offered.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeAlias, cast
+from typing import ClassVar, TypeAlias
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hpke as pyca_hpke
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 
+from quicnet.crypto.aead import Aead, AeadAlgorithm
 from quicnet.crypto.errors import CryptoError, DecodeError, DecryptError, UnsupportedAlgorithmError
+from quicnet.crypto.hashes import digest_size
+from quicnet.crypto.kdf import hkdf_expand, hkdf_extract
 
 __all__ = [
     "DEFAULT_SUITE",
@@ -83,7 +82,7 @@ class HPKEDecryptError(HPKEError, DecryptError):
 
 
 class HPKEUnsupportedError(HPKEError, UnsupportedAlgorithmError):
-    """A mode or operation pyca/cryptography does not offer."""
+    """A mode, or an operation on a suite, that quicnet does not offer."""
 
 
 class HPKEUnsupportedSuite(HPKEUnsupportedError):
@@ -178,6 +177,23 @@ _EC_NSK = {
     KemId.DHKEM_P384_HKDF_SHA384: 48,
     KemId.DHKEM_P521_HKDF_SHA512: 66,
 }
+# What quicnet's own key schedule runs: each DHKEM's KDF hash (RFC 9180 §7.1;
+# Nsecret is its output length), ML-KEM (draft-ietf-hpke-pq: the ML-KEM shared
+# secret and ciphertext are HPKE's), the HKDF KDFs (§7.2) and the AEADs (§7.3).
+_KEM_HASH: dict[KemId, str | None] = {
+    KemId.DHKEM_P256_HKDF_SHA256: "sha256",
+    KemId.DHKEM_P384_HKDF_SHA384: "sha384",
+    KemId.DHKEM_P521_HKDF_SHA512: "sha512",
+    KemId.DHKEM_X25519_HKDF_SHA256: "sha256",
+    KemId.ML_KEM_768: None,
+    KemId.ML_KEM_1024: None,
+}
+_KDF_HASH = {KdfId.HKDF_SHA256: "sha256", KdfId.HKDF_SHA384: "sha384", KdfId.HKDF_SHA512: "sha512"}
+_AEAD_ALGORITHM = {
+    AeadId.AES_128_GCM: AeadAlgorithm.AES_128_GCM,
+    AeadId.AES_256_GCM: AeadAlgorithm.AES_256_GCM,
+    AeadId.CHACHA20_POLY1305: AeadAlgorithm.CHACHA20_POLY1305,
+}
 
 
 def _enum_member(cls: type[enum.IntEnum], value: int, what: str) -> enum.IntEnum:
@@ -222,13 +238,18 @@ class Suite:
                 f"pyca/cryptography has no HPKE KEM {self.kem.name}"
             ) from None
 
-    def _pyca(self) -> pyca_hpke.Suite:
-        kem = self._kem()
+    @property
+    def has_contexts(self) -> bool:
+        """Whether quicnet runs this suite's key schedule: contexts, export and AAD work."""
+        return self.kem in _KEM_HASH and self.kdf in _KDF_HASH and self.aead in _AEAD_ALGORITHM
+
+    def check(self) -> None:
+        """Raise :class:`HPKEUnsupportedSuite` unless the suite can be used at all."""
+        self._kem()
         if self.kdf not in _PYCA_KDF:
             raise HPKEUnsupportedSuite(f"pyca/cryptography has no HPKE KDF {self.kdf.name}")
         if self.aead not in _PYCA_AEAD:
             raise HPKEUnsupportedSuite(f"pyca/cryptography has no HPKE AEAD {self.aead.name}")
-        return pyca_hpke.Suite(kem, _PYCA_KDF[self.kdf], _PYCA_AEAD[self.aead])
 
     def __str__(self) -> str:
         return f"{self.kem.name}/{self.kdf.name}/{self.aead.name}"
@@ -269,6 +290,10 @@ class HpkePublicKey:
     def __init__(self, kem: KemId, key: _PycaPublic) -> None:
         self.kem = kem
         self._key = key
+
+    def to_cryptography(self) -> _PycaPublic:
+        """The pyca/cryptography key underneath."""
+        return self._key
 
     @classmethod
     def from_bytes(cls, kem: KemId, data: bytes) -> HpkePublicKey:
@@ -313,6 +338,36 @@ class HpkePrivateKey:
     def __init__(self, kem: KemId, key: _PycaPrivate) -> None:
         self.kem = kem
         self._key = key
+
+    def to_cryptography(self) -> _PycaPrivate:
+        """The pyca/cryptography key underneath."""
+        return self._key
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> HpkePrivateKey:
+        """A PKCS#8 ``PRIVATE KEY`` of an X25519 or NIST-curve DHKEM (an ECH key file's form)."""
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise HPKEKeyError(f"cannot read the HPKE private key: {exc}") from None
+        if isinstance(key, x25519.X25519PrivateKey):
+            return cls(KemId.DHKEM_X25519_HKDF_SHA256, key)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            for kem, curve in _EC_CURVES.items():
+                if key.curve.name == curve.name:
+                    return cls(kem, key)
+        raise HPKEKeyError(f"a {type(key).__name__} is not a DHKEM private key")
+
+    def to_pem(self) -> bytes:
+        """PKCS#8 ``PRIVATE KEY``, unencrypted (what :meth:`from_pem` reads)."""
+        key = self._key
+        if not isinstance(key, x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey):
+            raise HPKEUnsupportedSuite(f"{self.kem.name} keys have no PEM form here")
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
     @classmethod
     def generate(cls, kem: KemId = KemId.DHKEM_X25519_HKDF_SHA256) -> HpkePrivateKey:
@@ -381,40 +436,199 @@ def _check_kem(suite: Suite, kem: KemId, what: str) -> None:
         raise HPKEKeyError(f"{what} is a {kem.name} key, the suite needs {suite.kem.name}")
 
 
-# -- pyca calls ---------------------------------------------------------------
+# -- the KEMs (RFC 9180 §4.1; ML-KEM as draft-ietf-hpke-pq uses it) -------------
+
+_VERSION = b"HPKE-v1"
 
 
-def _aad_function(name: str) -> Callable[..., bytes]:
-    """pyca's typed-but-private AAD entry point (see the module docstring)."""
-    function = getattr(rust_openssl.hpke, name, None)
-    if function is None:
-        raise HPKEUnsupportedError("this pyca/cryptography has no HPKE AAD")
-    return cast("Callable[..., bytes]", function)
+def _labeled_extract(h: str, suite_id: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+    # RFC 9180 §4: an empty salt is HashLen zeros, as HKDF-Extract has it.
+    return hkdf_extract(h, salt, _VERSION + suite_id + label + ikm)
 
 
-def _pyca_seal(suite: Suite, pk: HpkePublicKey, info: bytes, aad: bytes, pt: bytes) -> bytes:
-    pyca_suite = suite._pyca()
-    seal = _aad_function("_encrypt_with_aad") if aad else None
+def _labeled_expand(
+    h: str, suite_id: bytes, prk: bytes, label: bytes, info: bytes, length: int
+) -> bytes:
+    labeled = length.to_bytes(2, "big") + _VERSION + suite_id + label + info
+    return hkdf_expand(h, prk, labeled, length)
+
+
+def _dh(private: _PycaPrivate, public: _PycaPublic) -> bytes:
+    """DH(sk, pk) (§4.1): X25519, or the ECDH x-coordinate; ValueError when it fails."""
+    if isinstance(private, x25519.X25519PrivateKey) and isinstance(public, x25519.X25519PublicKey):
+        return private.exchange(public)  # ValueError on an all-zero output (§7.1.4)
+    if isinstance(private, ec.EllipticCurvePrivateKey) and isinstance(
+        public, ec.EllipticCurvePublicKey
+    ):
+        return private.exchange(ec.ECDH(), public)
+    raise ValueError("the two keys are not of one DHKEM")
+
+
+def _extract_and_expand(kem: KemId, dh: bytes, kem_context: bytes) -> bytes:
+    """DHKEM's ExtractAndExpand (§4.1), over the KEM's own HKDF; Nsecret = its hash length."""
+    h = _KEM_HASH[kem]
+    assert h is not None
+    suite_id = b"KEM" + kem.to_bytes(2, "big")
+    prk = _labeled_extract(h, suite_id, b"", b"eae_prk", dh)
+    return _labeled_expand(h, suite_id, prk, b"shared_secret", kem_context, digest_size(h))
+
+
+def _encap(pk_r: HpkePublicKey) -> tuple[bytes, bytes]:
+    """Encap(pkR): ``(shared_secret, enc)`` with a fresh ephemeral key."""
+    key = pk_r.to_cryptography()
+    if isinstance(key, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey):
+        return key.encapsulate()  # enc is the ML-KEM ciphertext
+    ephemeral = HpkePrivateKey.generate(pk_r.kem)
+    enc = ephemeral.public_key().to_bytes()
     try:
-        if seal is None:
-            return pyca_suite.encrypt(pt, pk._key, info=info)
-        return seal(pyca_suite, pt, pk._key, info=info, aad=aad)
-    except ValueError as exc:
-        raise HPKEError(f"HPKE seal failed ({suite}): {exc}") from None
+        dh = _dh(ephemeral.to_cryptography(), key)
+    except ValueError as exc:  # EncapError
+        raise HPKEError(f"HPKE Encap failed ({pk_r.kem.name}): {exc}") from None
+    return _extract_and_expand(pk_r.kem, dh, enc + pk_r.to_bytes()), enc
 
 
-def _pyca_open(suite: Suite, sk: HpkePrivateKey, info: bytes, aad: bytes, data: bytes) -> bytes:
-    pyca_suite = suite._pyca()
-    open_ = _aad_function("_decrypt_with_aad") if aad else None
+def _decap(enc: bytes, sk_r: HpkePrivateKey) -> bytes:
+    """Decap(enc, skR); a malformed ``enc`` or a failed DH is :class:`HPKEDecryptError`."""
+    key = sk_r.to_cryptography()
     try:
-        if open_ is None:
-            return pyca_suite.decrypt(data, sk._key, info=info)
-        return open_(pyca_suite, data, sk._key, info=info, aad=aad)
-    except (InvalidTag, ValueError) as exc:
-        raise HPKEDecryptError(f"HPKE open failed ({suite})") from exc
+        if isinstance(key, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey):
+            return key.decapsulate(enc)
+        dh = _dh(key, HpkePublicKey.from_bytes(sk_r.kem, enc).to_cryptography())
+    except (ValueError, HPKEKeyError):  # DecapError
+        raise HPKEDecryptError(f"HPKE Decap failed: enc is not a {sk_r.kem.name} key") from None
+    return _extract_and_expand(sk_r.kem, dh, enc + sk_r.public_key().to_bytes())
+
+
+# -- the key schedule and contexts (RFC 9180 §5.1-5.3) ---------------------------
+
+
+def _suite_id(suite: Suite) -> bytes:
+    return b"HPKE" + b"".join(i.to_bytes(2, "big") for i in (suite.kem, suite.kdf, suite.aead))
+
+
+def _key_schedule(suite: Suite, shared_secret: bytes, info: bytes) -> tuple[Aead, bytes]:
+    """KeySchedule for mode_base (§5.1): no PSK, an empty psk_id. (AEAD, exporter_secret)."""
+    h, suite_id = _KDF_HASH[suite.kdf], _suite_id(suite)
+    psk_id_hash = _labeled_extract(h, suite_id, b"", b"psk_id_hash", b"")
+    info_hash = _labeled_extract(h, suite_id, b"", b"info_hash", info)
+    context = bytes((Mode.BASE,)) + psk_id_hash + info_hash
+    secret = _labeled_extract(h, suite_id, shared_secret, b"secret", b"")
+    algorithm = _AEAD_ALGORITHM[suite.aead]
+    key = _labeled_expand(h, suite_id, secret, b"key", context, algorithm.key_length)
+    base_nonce = _labeled_expand(h, suite_id, secret, b"base_nonce", context, algorithm.iv_length)
+    exporter_secret = _labeled_expand(h, suite_id, secret, b"exp", context, digest_size(h))
+    return Aead(algorithm, key, base_nonce), exporter_secret
+
+
+class _Context:
+    """What both ends of an HPKE context share: the AEAD, the sequence number, Export."""
+
+    __slots__ = ("_aead", "_exporter_secret", "_seq", "suite")
+
+    def __init__(self, suite: Suite, aead: Aead, exporter_secret: bytes) -> None:
+        self.suite = suite
+        self._aead = aead
+        self._exporter_secret = exporter_secret
+        self._seq = 0
+
+    @property
+    def sequence_number(self) -> int:
+        """The sequence number the next seal or open uses (§5.2)."""
+        return self._seq
+
+    def _check_limit(self) -> None:
+        # §5.2: the nonce is Nn bytes; the last sequence number is never used.
+        if self._seq >= (1 << (8 * self._aead.algorithm.iv_length)) - 1:
+            raise HPKEError("HPKE message limit reached")
+
+    def export(self, exporter_context: bytes, length: int) -> bytes:
+        """Context.Export (§5.3): ``length`` secret bytes bound to ``exporter_context``."""
+        h = _KDF_HASH[self.suite.kdf]
+        if not 0 <= length <= 255 * digest_size(h):
+            raise HPKEError(f"an HPKE export is 0 to {255 * digest_size(h)} bytes, not {length}")
+        return _labeled_expand(
+            h, _suite_id(self.suite), self._exporter_secret, b"sec", bytes(exporter_context), length
+        )
+
+
+class SenderContext(_Context):
+    """The sender's context (§5.2), from :func:`setup_base_sender`."""
+
+    __slots__ = ()
+
+    def seal(self, aad: bytes, plaintext: bytes) -> bytes:
+        """Context.Seal: encrypt at the current sequence number, then advance it."""
+        self._check_limit()
+        ciphertext = self._aead.seal(self._seq, bytes(plaintext), bytes(aad))
+        self._seq += 1
+        return ciphertext
+
+
+class ReceiverContext(_Context):
+    """The recipient's context (§5.2), from :func:`setup_base_receiver`."""
+
+    __slots__ = ()
+
+    def open(self, aad: bytes, ciphertext: bytes) -> bytes:
+        """Context.Open; :class:`HPKEDecryptError` leaves the sequence number where it was."""
+        self._check_limit()
+        try:
+            plaintext = self._aead.open(self._seq, bytes(ciphertext), bytes(aad))
+        except DecryptError:
+            raise HPKEDecryptError(f"HPKE open failed ({self.suite})") from None
+        self._seq += 1
+        return plaintext
+
+
+def _needs_contexts(suite: Suite, what: str) -> None:
+    suite.check()
+    if not suite.has_contexts:
+        raise HPKEUnsupportedError(
+            f"{what}: {suite} runs on pyca/cryptography's single-shot HPKE, "
+            "which has no encryption context"
+        )
+
+
+def setup_base_sender(
+    pk_r: HpkePublicKey, info: bytes, suite: Suite = DEFAULT_SUITE
+) -> tuple[bytes, SenderContext]:
+    """SetupBaseS (RFC 9180 §5.1.1): ``(enc, context)``, before anything is sealed."""
+    _check_kem(suite, pk_r.kem, "pk_r")
+    _needs_contexts(suite, "SetupBaseS")
+    shared_secret, enc = _encap(pk_r)
+    return enc, SenderContext(suite, *_key_schedule(suite, shared_secret, bytes(info)))
+
+
+def setup_base_receiver(
+    enc: bytes, sk_r: HpkePrivateKey, info: bytes, suite: Suite = DEFAULT_SUITE
+) -> ReceiverContext:
+    """SetupBaseR (RFC 9180 §5.1.1); an ``enc`` that is no key is :class:`HPKEDecryptError`."""
+    _check_kem(suite, sk_r.kem, "sk_r")
+    _needs_contexts(suite, "SetupBaseR")
+    enc = _checked_enc(suite, enc)
+    shared_secret = _decap(enc, sk_r)
+    return ReceiverContext(suite, *_key_schedule(suite, shared_secret, bytes(info)))
+
+
+def _checked_enc(suite: Suite, enc: bytes) -> bytes:
+    enc = bytes(enc)
+    if len(enc) != suite.enc_length:
+        raise HPKEDecryptError(
+            f"enc is {len(enc)} bytes, {suite.kem.name} needs {suite.enc_length}"
+        )
+    return enc
 
 
 # -- single-shot API (RFC 9180 §6.1) -------------------------------------------
+
+
+def _pyca_suite(suite: Suite, aad: bytes) -> pyca_hpke.Suite:
+    """pyca's single-shot suite, for the suites quicnet has no key schedule for."""
+    if aad:
+        raise HPKEUnsupportedError(
+            f"{suite} runs on pyca/cryptography's single-shot HPKE, whose API takes no AAD"
+        )
+    return pyca_hpke.Suite(_PYCA_KEM[suite.kem], _PYCA_KDF[suite.kdf], _PYCA_AEAD[suite.aead])
 
 
 def seal_base(
@@ -427,9 +641,16 @@ def seal_base(
 ) -> tuple[bytes, bytes]:
     """SealBase: encrypt ``plaintext`` to ``pk_r``; returns ``(enc, ct)``."""
     _check_kem(suite, pk_r.kem, "pk_r")
-    out = _pyca_seal(suite, pk_r, bytes(info), bytes(aad), bytes(plaintext))
-    n = suite.enc_length
-    return out[:n], out[n:]
+    suite.check()
+    if suite.has_contexts:
+        enc, context = setup_base_sender(pk_r, info, suite)
+        return enc, context.seal(aad, plaintext)
+    pyca_suite = _pyca_suite(suite, bytes(aad))
+    try:
+        out = pyca_suite.encrypt(bytes(plaintext), pk_r.to_cryptography(), info=bytes(info))
+    except ValueError as exc:
+        raise HPKEError(f"HPKE seal failed ({suite}): {exc}") from None
+    return out[: suite.enc_length], out[suite.enc_length :]
 
 
 def open_base(
@@ -443,83 +664,12 @@ def open_base(
 ) -> bytes:
     """OpenBase: decrypt; any mismatch raises :class:`HPKEDecryptError`."""
     _check_kem(suite, sk_r.kem, "sk_r")
-    enc = bytes(enc)
-    if len(enc) != suite.enc_length:
-        raise HPKEDecryptError(
-            f"enc is {len(enc)} bytes, {suite.kem.name} needs {suite.enc_length}"
-        )
-    return _pyca_open(suite, sk_r, bytes(info), bytes(aad), enc + bytes(ciphertext))
-
-
-# -- context API (RFC 9180 §5.1-5.3), as far as pyca allows -------------------
-
-_NO_CONTEXT = "pyca/cryptography offers single-shot HPKE only (no encryption context): {what}"
-
-
-class SenderContext:
-    """RFC 9180 §5.2 sender context. pyca cannot provide one (see module doc)."""
-
-    def seal(self, aad: bytes, plaintext: bytes) -> bytes:
-        """Context.Seal; unavailable over pyca."""
-        raise HPKEUnsupportedError(_NO_CONTEXT.format(what="Seal"))
-
-    def export(self, exporter_context: bytes, length: int) -> bytes:
-        """Context.Export; unavailable over pyca."""
-        raise HPKEUnsupportedError(_NO_CONTEXT.format(what="Export"))
-
-
-def setup_base_sender(
-    pk_r: HpkePublicKey, info: bytes, suite: Suite = DEFAULT_SUITE
-) -> tuple[bytes, SenderContext]:
-    """SetupBaseS (RFC 9180 §5.1.1): returns ``(enc, context)``.
-
-    Always raises :class:`HPKEUnsupportedError` over pyca/cryptography, whose
-    HPKE draws ``enc`` inside each encryption: use :func:`seal_base`.
-    """
-    _check_kem(suite, pk_r.kem, "pk_r")
-    suite._pyca()
-    raise HPKEUnsupportedError(_NO_CONTEXT.format(what="SetupBaseS before Seal"))
-
-
-class ReceiverContext:
-    """RFC 9180 §5.2 receiver context over pyca's single-shot open.
-
-    The first :meth:`open` (sequence number 0) is OpenBase; pyca keeps no
-    context, so later ones and :meth:`export` raise :class:`HPKEUnsupportedError`.
-    """
-
-    __slots__ = ("_enc", "_info", "_sk", "_used", "suite")
-
-    def __init__(self, suite: Suite, enc: bytes, sk_r: HpkePrivateKey, info: bytes) -> None:
-        self.suite = suite
-        self._enc = enc
-        self._sk = sk_r
-        self._info = info
-        self._used = False
-
-    def open(self, aad: bytes, ciphertext: bytes) -> bytes:
-        """Context.Open at sequence number 0; :class:`HPKEDecryptError` on failure."""
-        if self._used:
-            raise HPKEUnsupportedError(_NO_CONTEXT.format(what="Open at sequence number > 0"))
-        plaintext = open_base(
-            self._enc, self._sk, ciphertext, info=self._info, aad=aad, suite=self.suite
-        )
-        self._used = True
-        return plaintext
-
-    def export(self, exporter_context: bytes, length: int) -> bytes:
-        """Context.Export; unavailable over pyca."""
-        raise HPKEUnsupportedError(_NO_CONTEXT.format(what="Export"))
-
-
-def setup_base_receiver(
-    enc: bytes, sk_r: HpkePrivateKey, info: bytes, suite: Suite = DEFAULT_SUITE
-) -> ReceiverContext:
-    """SetupBaseR (RFC 9180 §5.1.1) as far as pyca allows (see :class:`ReceiverContext`)."""
-    _check_kem(suite, sk_r.kem, "sk_r")
-    enc = bytes(enc)
-    if len(enc) != suite.enc_length:
-        raise HPKEDecryptError(
-            f"enc is {len(enc)} bytes, {suite.kem.name} needs {suite.enc_length}"
-        )
-    return ReceiverContext(suite, enc, sk_r, bytes(info))
+    suite.check()
+    if suite.has_contexts:
+        return setup_base_receiver(enc, sk_r, info, suite).open(aad, ciphertext)
+    pyca_suite = _pyca_suite(suite, bytes(aad))
+    data = _checked_enc(suite, enc) + bytes(ciphertext)
+    try:
+        return pyca_suite.decrypt(data, sk_r.to_cryptography(), info=bytes(info))
+    except (InvalidTag, ValueError) as exc:
+        raise HPKEDecryptError(f"HPKE open failed ({suite})") from exc

@@ -222,6 +222,14 @@ class PublicKey(_KeyBase):
         self._describe(key)
         self._key = key
 
+    def to_cryptography(self) -> PycaPublicKey:
+        """The pyca/cryptography key underneath.
+
+        For :mod:`quicnet.crypto`'s own modules, which hand keys to pyca's
+        X.509, OCSP and PKCS#12 builders; code above the toolkit has no need of it.
+        """
+        return self._key
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PublicKey) and self.to_der() == other.to_der()
 
@@ -292,6 +300,10 @@ class PrivateKey(_KeyBase):
     def __init__(self, key: PycaPrivateKey) -> None:
         self._describe(key)
         self._key = key
+
+    def to_cryptography(self) -> PycaPrivateKey:
+        """The pyca/cryptography key underneath (see :meth:`PublicKey.to_cryptography`)."""
+        return self._key
 
     def __repr__(self) -> str:
         return f"<PrivateKey {self.description}>"

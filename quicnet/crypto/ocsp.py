@@ -180,9 +180,10 @@ def cert_id_hashes(issuer: Certificate, hash_name: str = "sha1") -> tuple[bytes,
         raise CryptoError(f"CertID hash must be one of {', '.join(_CERT_ID_HASHES)}")
     algorithm = hash_algorithm(hash_name)
     # pyca computes the key hash for a request; the issuer stands in for the certificate.
-    probe = ocsp.OCSPRequestBuilder().add_certificate(issuer._cert, issuer._cert, algorithm)
+    issuer_cert = issuer.to_cryptography()
+    probe = ocsp.OCSPRequestBuilder().add_certificate(issuer_cert, issuer_cert, algorithm)
     key_hash = probe.build().issuer_key_hash
-    return digest(hash_name, issuer._cert.subject.public_bytes()), key_hash
+    return digest(hash_name, issuer.subject_name.public_bytes()), key_hash
 
 
 def _hash_name(algorithm: hashes.HashAlgorithm) -> str:
@@ -269,7 +270,7 @@ def build_ocsp_request(
     if hash_name not in _CERT_ID_HASHES:
         raise CryptoError(f"CertID hash must be one of {', '.join(_CERT_ID_HASHES)}")
     builder = ocsp.OCSPRequestBuilder().add_certificate(
-        cert._cert, issuer._cert, hash_algorithm(hash_name)
+        cert.to_cryptography(), issuer.to_cryptography(), hash_algorithm(hash_name)
     )
     if nonce is not False:
         value = random_bytes(_NONCE_SIZE) if nonce is True else nonce
@@ -496,13 +497,15 @@ class OCSPResponse:
         """True when the ResponderID names ``cert`` (RFC 6960 §4.2.2.3)."""
         r = self._response
         if r.responder_name is not None:
-            return r.responder_name == cert._cert.subject
-        key_hash = x509.SubjectKeyIdentifier.from_public_key(cert._cert.public_key()).digest
+            return r.responder_name == cert.subject_name
+        key_hash = x509.SubjectKeyIdentifier.from_public_key(
+            cert.to_cryptography().public_key()
+        ).digest
         return r.responder_key_hash == key_hash  # SHA-1 of the subjectPublicKey bits
 
     def _signature_ok(self, signer: Certificate) -> bool:
         r = self._response
-        key = signer._cert.public_key()
+        key = signer.to_cryptography().public_key()
         algorithm = r.signature_hash_algorithm
         try:
             if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
@@ -584,10 +587,10 @@ class OCSPResponse:
 def has_ocsp_signing(cert: Certificate) -> bool:
     """True when ``cert`` carries extendedKeyUsage id-kp-OCSPSigning."""
     try:
-        eku = cert._cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except (x509.ExtensionNotFound, ValueError):
+        eku = cert.extension(x509.ExtendedKeyUsage)
+    except DecodeError:
         return False
-    return ExtendedKeyUsageOID.OCSP_SIGNING in list(eku)
+    return eku is not None and ExtendedKeyUsageOID.OCSP_SIGNING in list(eku)
 
 
 def load_ocsp_response(data: bytes) -> OCSPResponse:

@@ -199,12 +199,14 @@ class OCSPResponder:
             if entry and status is CertStatus.REVOKED and entry.reason is not None
             else None,
         )
-        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.signer._cert)
+        builder = builder.responder_id(
+            ocsp.OCSPResponderEncoding.HASH, self.signer.to_cryptography()
+        )
         if self.signer != self.issuer:  # RFC 6960 §4.2.2.2: the client needs the delegate
-            builder = builder.certificates([self.signer._cert])
+            builder = builder.certificates([self.signer.to_cryptography()])
         if request.nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(request.nonce), critical=False)
-        response = builder.sign(self._key._key, _signature_hash(self._key))  # type: ignore[arg-type]
+        response = builder.sign(self._key.to_cryptography(), _signature_hash(self._key))  # type: ignore[arg-type]
         return response.public_bytes(serialization.Encoding.DER)
 
 
@@ -227,11 +229,12 @@ def issue_ocsp_signer(
         raise CryptoError("the issuer key does not match the issuer certificate")
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     end = min(start + datetime.timedelta(days=days), issuer.not_after)
-    public = key.public_key()._key
+    public = key.public_key().to_cryptography()
+    issuer_public = issuer.public_key().to_cryptography()
     builder = (
         x509.CertificateBuilder()
         .subject_name(parse_name(subject))
-        .issuer_name(issuer._cert.subject)
+        .issuer_name(issuer.subject_name)
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
@@ -255,9 +258,9 @@ def issue_ocsp_signer(
         .add_extension(x509.OCSPNoCheck(), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()._key),  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public),  # type: ignore[arg-type]
             critical=False,
         )
     )
     algorithm = _signature_hash(issuer_key)  # refuses keys that cannot sign
-    return Certificate(builder.sign(issuer_key._key, algorithm))  # type: ignore[arg-type]
+    return Certificate(builder.sign(issuer_key.to_cryptography(), algorithm))  # type: ignore[arg-type]

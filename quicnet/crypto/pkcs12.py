@@ -148,9 +148,9 @@ def export_pkcs12(
     try:
         return pkcs12.serialize_key_and_certificates(
             name.encode("utf-8") if name else None,
-            private_key._key if private_key is not None else None,  # type: ignore[arg-type]
-            certificate._cert if certificate is not None else None,
-            [c._cert for c in chain] or None,
+            private_key.to_cryptography() if private_key is not None else None,  # type: ignore[arg-type]
+            certificate.to_cryptography() if certificate is not None else None,
+            [c.to_cryptography() for c in chain] or None,
             encryption,
         )
     except (ValueError, TypeError, _PycaUnsupported) as exc:

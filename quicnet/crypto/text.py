@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from quicnet.crypto.certs import Certificate, CertificateRequest, format_fingerprint
 from quicnet.crypto.keys import PrivateKey, PublicKey
+from quicnet.crypto.oids import oid_name
 
 __all__ = ["certificate_text", "csr_text", "private_key_text", "public_key_text"]
 
@@ -18,7 +19,7 @@ def _hex_block(data: bytes, indent: str = "    ") -> list[str]:
 
 
 def _public_lines(key: PublicKey, indent: str = "") -> list[str]:
-    k = key._key
+    k = key.to_cryptography()
     lines: list[str] = []
     if isinstance(k, rsa.RSAPublicKey):
         n = k.public_numbers()
@@ -46,7 +47,7 @@ def public_key_text(key: PublicKey) -> str:
 
 def private_key_text(key: PrivateKey) -> str:
     lines = [f"{key.description} Private-Key{_size_text(key)}"]
-    k = key._key
+    k = key.to_cryptography()
     if isinstance(k, rsa.RSAPrivateKey):
         p = k.private_numbers()
         lines.append("privateExponent:")
@@ -83,7 +84,7 @@ def _general_names(names: x509.SubjectAlternativeName) -> str:
 def _extension_lines(extensions: x509.Extensions) -> list[str]:
     lines = ["        X509v3 extensions:"]
     for ext in extensions:
-        name = ext.oid._name if ext.oid._name != "Unknown OID" else ext.oid.dotted_string
+        name = oid_name(ext.oid)
         lines.append(f"            {name}:{' critical' if ext.critical else ''}")
         v = ext.value
         if isinstance(v, x509.BasicConstraints):
@@ -100,7 +101,7 @@ def _extension_lines(extensions: x509.Extensions) -> list[str]:
             ]
             text = ", ".join(label for label, on in flags if on)
         elif isinstance(v, x509.ExtendedKeyUsage):
-            text = ", ".join(u._name for u in v)
+            text = ", ".join(oid_name(u) for u in v)
         elif isinstance(v, x509.SubjectAlternativeName):
             text = _general_names(v)
         elif isinstance(v, x509.SubjectKeyIdentifier):
@@ -127,7 +128,7 @@ def _serial_text(serial: int) -> str:
 
 
 def certificate_text(cert: Certificate) -> str:
-    c = cert._cert
+    c = cert.to_cryptography()
     public = cert.public_key()
     lines = [
         "Certificate:",
@@ -145,7 +146,7 @@ def certificate_text(cert: Certificate) -> str:
         f"            Public Key Algorithm: {public.description}{_size_text(public)}",
     ]
     lines += _public_lines(public, "                ")
-    lines += _extension_lines(cert._extensions())
+    lines += _extension_lines(cert.extensions())
     lines.append(f"    Signature Algorithm: {cert.signature_algorithm}")
     lines.append(f"SHA256 Fingerprint={format_fingerprint(cert.fingerprint())}")
     return "\n".join(lines) + "\n"
@@ -162,7 +163,7 @@ def csr_text(csr: CertificateRequest) -> str:
         f"            Public Key Algorithm: {public.description}{_size_text(public)}",
     ]
     lines += _public_lines(public, "                ")
-    extensions = csr._extensions()
+    extensions = csr.extensions()
     if len(extensions):
         lines += _extension_lines(extensions)
     return "\n".join(lines) + "\n"

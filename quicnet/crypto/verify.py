@@ -68,7 +68,7 @@ def _check_time(cert: Certificate, at: datetime.datetime) -> None:
 
 
 def _check_critical(cert: Certificate) -> None:
-    for ext in cert._extensions():
+    for ext in cert.extensions():
         if ext.critical and ext.oid not in _PROCESSED_CRITICAL:
             raise UnsupportedCriticalExtension(
                 f"certificate {cert.subject!r} has an unsupported critical extension "
@@ -76,19 +76,12 @@ def _check_critical(cert: Certificate) -> None:
             )
 
 
-def _ext(cert: Certificate, cls: type[x509.ExtensionType]) -> x509.ExtensionType | None:
-    try:
-        return cert._extensions().get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def _check_issuer(issuer: Certificate, below: int) -> None:
     """``issuer`` signed a certificate with ``below`` non-self-issued CAs under it."""
     if not issuer.is_ca:
         raise NotACA(f"{issuer.subject!r} issued a certificate but is not a CA (basicConstraints)")
-    ku = _ext(issuer, x509.KeyUsage)
-    if isinstance(ku, x509.KeyUsage) and not ku.key_cert_sign:
+    ku = issuer.extension(x509.KeyUsage)
+    if ku is not None and not ku.key_cert_sign:
         raise UnsuitableCertificate(f"CA {issuer.subject!r} lacks keyUsage keyCertSign")
     limit = issuer.path_length
     if limit is not None and below > limit:
@@ -98,13 +91,13 @@ def _check_issuer(issuer: Certificate, below: int) -> None:
 
 
 def _check_leaf_usage(leaf: Certificate, purpose: Purpose) -> None:
-    ku = _ext(leaf, x509.KeyUsage)
-    if isinstance(ku, x509.KeyUsage) and not ku.digital_signature:
+    ku = leaf.extension(x509.KeyUsage)
+    if ku is not None and not ku.digital_signature:
         raise UnsuitableCertificate(f"leaf {leaf.subject!r} lacks keyUsage digitalSignature")
     if purpose == "any":
         return
-    eku = _ext(leaf, x509.ExtendedKeyUsage)
-    if isinstance(eku, x509.ExtendedKeyUsage):
+    eku = leaf.extension(x509.ExtendedKeyUsage)
+    if eku is not None:
         usages = list(eku)
         if _EKU[purpose] not in usages and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in usages:
             raise UnsuitableCertificate(
@@ -136,8 +129,8 @@ def _within(name: str, subtree: str) -> bool:
 
 
 def _check_name_constraints(ca: Certificate, certs: Sequence[Certificate]) -> None:
-    nc = _ext(ca, x509.NameConstraints)
-    if not isinstance(nc, x509.NameConstraints):
+    nc = ca.extension(x509.NameConstraints)
+    if nc is None:
         return
     for cert in certs:
         if cert.is_self_issued:
@@ -172,11 +165,11 @@ def _name_allowed(nc: x509.NameConstraints, kind: str, value: str) -> bool:
 
 def _key_ids_compatible(child: Certificate, issuer: Certificate) -> bool:
     """False when both key identifiers are present and differ (RFC 5280 §4.2.1.1)."""
-    aki = _ext(child, x509.AuthorityKeyIdentifier)
-    ski = _ext(issuer, x509.SubjectKeyIdentifier)
-    if not isinstance(aki, x509.AuthorityKeyIdentifier) or aki.key_identifier is None:
+    aki = child.extension(x509.AuthorityKeyIdentifier)
+    ski = issuer.extension(x509.SubjectKeyIdentifier)
+    if aki is None or aki.key_identifier is None:
         return True
-    if not isinstance(ski, x509.SubjectKeyIdentifier):
+    if ski is None:
         return True
     return aki.key_identifier == ski.digest
 
@@ -194,8 +187,8 @@ def _build_path(
         return path
     if len(path) > MAX_PATH_LENGTH:
         raise PathTooLong(f"no trusted root within {MAX_PATH_LENGTH} certificates")
-    candidates = [c for c in roots if c._cert.subject == current._cert.issuer]
-    candidates += [c for c in pool if c._cert.subject == current._cert.issuer and c not in path]
+    candidates = [c for c in roots if c.subject_name == current.issuer_name]
+    candidates += [c for c in pool if c.subject_name == current.issuer_name and c not in path]
     # A same-named CA with another key (per AKI/SKI) is a different CA, not a forger.
     candidates = [c for c in candidates if _key_ids_compatible(current, c)]
     if not candidates:

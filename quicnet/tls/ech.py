@@ -18,13 +18,16 @@ from dataclasses import dataclass, field, replace
 
 from quicnet.crypto import constant_time_eq, hkdf_expand_label, hkdf_extract, random_bytes
 from quicnet.crypto.errors import CryptoError
-from quicnet.crypto.hpke_base import (
-    X25519_ENC_LENGTH,
-    HpkeAead,
-    HpkeContext,
-    HpkeKdf,
-    HpkeKem,
+from quicnet.crypto.hpke import (
+    DEFAULT_SUITE,
+    AeadId,
     HpkePrivateKey,
+    HpkePublicKey,
+    KdfId,
+    KemId,
+    ReceiverContext,
+    SenderContext,
+    Suite,
     setup_base_receiver,
     setup_base_sender,
 )
@@ -71,7 +74,9 @@ _OUTER, _INNER = 0, 1
 _ACCEPT_LABEL = b"ech accept confirmation"
 _HRR_ACCEPT_LABEL = b"hrr ech accept confirmation"
 _PEM_LABEL = "ECHCONFIG"
-_DEFAULT_SUITES = ((HpkeKdf.HKDF_SHA256, HpkeAead.AES_128_GCM),)
+_X25519 = KemId.DHKEM_X25519_HKDF_SHA256  # the one KEM offered (RFC 9849 §9 makes it mandatory)
+_DEFAULT_SUITES = ((KdfId.HKDF_SHA256, AeadId.AES_128_GCM),)
+_KDF_IDS, _AEAD_IDS = frozenset(KdfId), frozenset(AeadId)
 #: Extensions of the inner hello that must not leak into the outer one.
 _INNER_ONLY = {ET.pre_shared_key, ET.early_data}
 
@@ -105,13 +110,15 @@ class ECHConfig:
         w.vector(c.getvalue(), 2)
         return w.getvalue()
 
-    def supported_suite(self) -> tuple[HpkeKdf, HpkeAead] | None:
-        """The first of the config's HPKE suites this implementation speaks."""
-        if self.kem_id != HpkeKem.DHKEM_X25519_HKDF_SHA256 or len(self.public_key) != 32:
+    def supported_suite(self) -> tuple[KdfId, AeadId] | None:
+        """The first of the config's HPKE suites this implementation speaks (with a context)."""
+        if self.kem_id != _X25519 or len(self.public_key) != 32:
             return None
         for kdf, aead in self.cipher_suites:
-            if kdf in HpkeKdf._value2member_map_ and aead in HpkeAead._value2member_map_:
-                return HpkeKdf(kdf), HpkeAead(aead)
+            if kdf not in _KDF_IDS or aead not in _AEAD_IDS:
+                continue
+            if Suite(_X25519, KdfId(kdf), AeadId(aead)).has_contexts:
+                return KdfId(kdf), AeadId(aead)
         return None
 
 
@@ -195,8 +202,8 @@ def generate_ech_key(
     cid = random_bytes(1)[0] if config_id is None else config_id
     config = ECHConfig(
         cid,
-        HpkeKem.DHKEM_X25519_HKDF_SHA256,
-        key.public_bytes(),
+        _X25519,
+        key.public_key().to_bytes(),
         tuple((int(k), int(a)) for k, a in _DEFAULT_SUITES),
         maximum_name_length,
         public_name,
@@ -238,7 +245,7 @@ def load_ech_key_file(data: bytes) -> list[ECHKey]:
     configs = decode_ech_config_list(load_ech_configs(data))
     pairs = []
     for config in configs:
-        match = [k for k in keys if k.public_bytes() == config.public_key]
+        match = [k for k in keys if k.public_key().to_bytes() == config.public_key]
         if not match:
             raise CryptoError(f"no private key for ECHConfig {config.config_id}")
         pairs.append(ECHKey(config, match[0]))
@@ -314,7 +321,7 @@ class ClientECH:
 
     def __init__(self, config_list: bytes | None) -> None:
         self.config: ECHConfig | None = None
-        self._suite: tuple[HpkeKdf, HpkeAead] | None = None
+        self._suite: tuple[KdfId, AeadId] | None = None
         if config_list is not None:
             try:
                 configs = decode_ech_config_list(config_list)
@@ -327,7 +334,7 @@ class ClientECH:
                     break
             if self.config is None:
                 raise UsageError("no ECHConfig in ech_configs is supported")
-        self._context: HpkeContext | None = None
+        self._context: SenderContext | None = None
         self._enc = b""
         self.outer_raw = b""
         self.outer_random = b""
@@ -351,10 +358,10 @@ class ClientECH:
         if self.config is not None:
             return Extension(ET.encrypted_client_hello, bytes((_INNER,)))
         fake = OuterECH(
-            HpkeKdf.HKDF_SHA256,
-            HpkeAead.AES_128_GCM,
+            DEFAULT_SUITE.kdf,
+            DEFAULT_SUITE.aead,
             random_bytes(1)[0],
-            random_bytes(X25519_ENC_LENGTH),
+            random_bytes(DEFAULT_SUITE.enc_length),
             random_bytes(32 * (4 + random_bytes(1)[0] % 4) + 16),
         )
         self._sealed = Extension(ET.encrypted_client_hello, fake.encode())
@@ -365,7 +372,10 @@ class ClientECH:
         config, suite = self.config, self._suite
         assert config is not None and suite is not None
         if self._context is None:
-            self._enc, self._context = setup_base_sender(config.public_key, _info(config), *suite)
+            public_key = HpkePublicKey.from_bytes(_X25519, config.public_key)
+            self._enc, self._context = setup_base_sender(
+                public_key, _info(config), Suite(_X25519, *suite)
+            )
             enc = self._enc
         else:
             enc = b""  # §6.1.5: the second ClientHelloOuter after HRR sends no enc
@@ -465,7 +475,7 @@ class ServerECH:
     second ClientHello after HRR) or to be answered with retry_configs."""
 
     accepted: bool
-    context: HpkeContext | None = field(default=None, repr=False)
+    context: ReceiverContext | None = field(default=None, repr=False)
     key: ECHKey | None = field(default=None, repr=False)
     suite: tuple[int, int] = (0, 0)
 
@@ -525,8 +535,8 @@ def server_open(
         ):
             continue
         try:
-            kdf, aead = HpkeKdf(outer.kdf_id), HpkeAead(outer.aead_id)
-            context = setup_base_receiver(outer.enc, key.private_key, _info(key.config), kdf, aead)
+            suite = Suite(_X25519, KdfId(outer.kdf_id), AeadId(outer.aead_id))
+            context = setup_base_receiver(outer.enc, key.private_key, _info(key.config), suite)
             encoded = context.open(aad, outer.payload)
         except (CryptoError, ValueError):
             continue

@@ -1,9 +1,10 @@
 """HPKE (:mod:`quicnet.crypto.hpke`): RFC 9180 Appendix A vectors, round trips, misuse.
 
-pyca/cryptography offers base mode, single-shot: the vectors checked are the
-Base Setup Information of A.1.1-A.6.1 (key serialization) and their
-encryption at sequence number 0 (open). PSK/Auth/AuthPSK, later sequence
-numbers and exported values need an HPKE context pyca does not expose.
+Base mode: the vectors checked are the Base Setup Information of A.1.1-A.6.1
+(key serialization) with their encryption at sequence number 0, and A.1.1's
+later sequence numbers and exported values (the context API). Every suite
+quicnet runs the key schedule for is also checked against pyca/cryptography's
+own single-shot HPKE, in both directions, through pyca's public API.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hpke as pyca_hpke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,20 +77,105 @@ def test_vectors_cover_every_rfc_base_suite_pyca_has() -> None:
     assert all(_suite(v).supported for v in VECTORS)
 
 
-SUPPORTED_SUITES = [
+# RFC 9180 A.1.1 (DHKEM(X25519), HKDF-SHA256, AES-128-GCM): the encryptions at
+# sequence numbers 0-2 and the exported values, from one receiver context.
+A11 = next(v for v in VECTORS if v["section"] == "A.1.1")
+A11_CTS = [
+    "f938558b5d72f1a23810b4be2ab4f84331acc02fc97babc53a52ae8218a355a96d8770ac83d07bea87e13c512a",
+    "af2d7e9ac9ae7e270f46ba1f975be53c09f8d875bdc8535458c2494e8a6eab251c03d0c22a56b8ca42c2063b84",
+    "498dfcabd92e8acedc281e85af1cb4e3e31c7dc394a1ca20e173cb72516491588d96a19ad4a683518973dcc180",
+]
+A11_EXPORTS = [
+    ("", "3853fe2b4035195a573ffc53856e77058e15d9ea064de3e59f4961d0095250ee"),
+    ("00", "2e8f0b54673c7029649d4eb9d5e33bf1872cf76d623ff164ac185da9e88c21a5"),
+    ("54657374436f6e74657874", "e9e43065102c3836401bed8c3c3c75ae46be1639869391d62c61f1ec7af54931"),
+]
+
+
+def test_rfc9180_a11_context_sequence_and_exports() -> None:
+    suite = _suite(A11)
+    sk_r = hpke.HpkePrivateKey.from_bytes(suite.kem, bytes.fromhex(A11["skRm"]))
+    ctx = hpke.setup_base_receiver(bytes.fromhex(A11["enc"]), sk_r, bytes.fromhex(A11["info"]))
+    for seq, ct in enumerate(A11_CTS):
+        assert ctx.sequence_number == seq
+        assert ctx.open(f"Count-{seq}".encode(), bytes.fromhex(ct)) == bytes.fromhex(A11["pt"])
+    for context, value in A11_EXPORTS:
+        assert ctx.export(bytes.fromhex(context), 32).hex() == value
+
+
+CONTEXT_SUITES = [
+    hpke.Suite(kem, kdf, aead)
+    for kem in sorted(hpke.SUPPORTED_KEMS)
+    for kdf in sorted(hpke.SUPPORTED_KDFS)
+    for aead in sorted(hpke.SUPPORTED_AEADS)
+    if hpke.Suite(kem, kdf, aead).has_contexts
+]
+SINGLE_SHOT_SUITES = [
     hpke.Suite(kem, kdf, aead)
     for kem in sorted(hpke.SUPPORTED_KEMS)
     for kdf in (hpke.KdfId.HKDF_SHA256, hpke.KdfId.SHAKE256)
     for aead in sorted(hpke.SUPPORTED_AEADS)
+    if not hpke.Suite(kem, kdf, aead).has_contexts
 ]
 
 
-@pytest.mark.parametrize("suite", SUPPORTED_SUITES, ids=str)
-def test_round_trip_every_kem_and_aead(suite: hpke.Suite) -> None:
+def test_which_suites_have_contexts() -> None:
+    # DHKEM(X25519, P-256/384/521) and ML-KEM-768/1024, times HKDF-SHA256/384/512 and 3 AEADs.
+    assert len(CONTEXT_SUITES) == 6 * 3 * 3
+    assert {s.kem for s in SINGLE_SHOT_SUITES} | {s.kdf for s in SINGLE_SHOT_SUITES} >= {
+        hpke.KemId.MLKEM768_X25519,
+        hpke.KemId.MLKEM1024_P384,
+        hpke.KdfId.SHAKE256,
+    }
+    assert all(_suite(v).has_contexts for v in VECTORS)
+
+
+def _pyca(suite: hpke.Suite) -> pyca_hpke.Suite:
+    kem = {
+        hpke.KemId.DHKEM_P256_HKDF_SHA256: pyca_hpke.KEM.P256,
+        hpke.KemId.DHKEM_P384_HKDF_SHA384: pyca_hpke.KEM.P384,
+        hpke.KemId.DHKEM_P521_HKDF_SHA512: pyca_hpke.KEM.P521,
+        hpke.KemId.DHKEM_X25519_HKDF_SHA256: pyca_hpke.KEM.X25519,
+        hpke.KemId.ML_KEM_768: pyca_hpke.KEM.MLKEM768,
+        hpke.KemId.ML_KEM_1024: pyca_hpke.KEM.MLKEM1024,
+    }[suite.kem]
+    kdf = getattr(pyca_hpke.KDF, suite.kdf.name)
+    aead = getattr(pyca_hpke.AEAD, suite.aead.name)
+    return pyca_hpke.Suite(kem, kdf, aead)
+
+
+@pytest.mark.parametrize("suite", CONTEXT_SUITES, ids=str)
+def test_key_schedule_agrees_with_pyca(suite: hpke.Suite) -> None:
+    """Sealed here opens in pyca and the reverse (pyca's public API: empty AAD)."""
     sk_r = hpke.HpkePrivateKey.generate(suite.kem)
-    enc, ct = hpke.seal_base(sk_r.public_key(), b"payload", info=b"i", aad=b"a", suite=suite)
+    enc, ct = hpke.seal_base(sk_r.public_key(), b"payload", info=b"i", suite=suite)
     assert len(enc) == suite.enc_length
+    pyca_suite = _pyca(suite)
+    assert pyca_suite.decrypt(enc + ct, sk_r.to_cryptography(), info=b"i") == b"payload"
+    sealed = pyca_suite.encrypt(b"other", sk_r.public_key().to_cryptography(), info=b"j")
+    n = suite.enc_length
+    assert hpke.open_base(sealed[:n], sk_r, sealed[n:], info=b"j", suite=suite) == b"other"
+    # With AAD (which pyca's public API cannot check): a round trip, and AAD is bound.
+    enc, ct = hpke.seal_base(sk_r.public_key(), b"payload", info=b"i", aad=b"a", suite=suite)
     assert hpke.open_base(enc, sk_r, ct, info=b"i", aad=b"a", suite=suite) == b"payload"
+    with pytest.raises(hpke.HPKEDecryptError):
+        hpke.open_base(enc, sk_r, ct, info=b"i", aad=b"b", suite=suite)
+
+
+@pytest.mark.parametrize("suite", SINGLE_SHOT_SUITES, ids=str)
+def test_single_shot_suites_round_trip_without_aad(suite: hpke.Suite) -> None:
+    sk_r = hpke.HpkePrivateKey.generate(suite.kem)
+    enc, ct = hpke.seal_base(sk_r.public_key(), b"payload", info=b"i", suite=suite)
+    assert len(enc) == suite.enc_length
+    assert hpke.open_base(enc, sk_r, ct, info=b"i", suite=suite) == b"payload"
+    with pytest.raises(hpke.HPKEUnsupportedError, match="no AAD"):
+        hpke.seal_base(sk_r.public_key(), b"payload", aad=b"a", suite=suite)
+    with pytest.raises(hpke.HPKEUnsupportedError, match="no AAD"):
+        hpke.open_base(enc, sk_r, ct, info=b"i", aad=b"a", suite=suite)
+    with pytest.raises(hpke.HPKEUnsupportedError, match="no encryption context"):
+        hpke.setup_base_sender(sk_r.public_key(), b"i", suite)
+    with pytest.raises(hpke.HPKEUnsupportedError, match="no encryption context"):
+        hpke.setup_base_receiver(enc, sk_r, b"i", suite)
 
 
 _KEY = hpke.HpkePrivateKey.generate(X25519)
@@ -190,16 +277,56 @@ def test_suites_pyca_lacks_raise_unsupported_suite() -> None:
         hpke.seal_base(_KEY.public_key(), b"x", suite=export_only)
 
 
-def test_what_pyca_lacks_is_a_typed_unsupported_error() -> None:
-    enc, ct = hpke.seal_base(_KEY.public_key(), b"first", info=b"i", aad=b"a")
-    with pytest.raises(hpke.HPKEUnsupportedError, match="single-shot"):
-        hpke.setup_base_sender(_KEY.public_key(), b"i")
-    ctx = hpke.setup_base_receiver(enc, _KEY, b"i")
-    with pytest.raises(hpke.HPKEUnsupportedError):
-        ctx.export(b"ctx", 32)
-    assert ctx.open(b"a", ct) == b"first"
-    with pytest.raises(hpke.HPKEUnsupportedError, match="sequence number > 0"):
-        ctx.open(b"a", ct)
+def test_contexts_seal_and_open_in_order_and_export_alike() -> None:
+    """ECH's second ClientHello reuses the context: sequence 1 (draft-ietf-tls-esni §6.1.5)."""
+    enc, sender = hpke.setup_base_sender(_KEY.public_key(), b"i")
+    first, second = sender.seal(b"a", b"one"), sender.seal(b"a", b"two")
+    assert sender.sequence_number == 2
+    receiver = hpke.setup_base_receiver(enc, _KEY, b"i")
+    with pytest.raises(hpke.HPKEDecryptError):
+        receiver.open(b"a", second)  # out of order: sequence 0 expected
+    assert receiver.open(b"a", first) == b"one"
+    assert receiver.open(b"a", second) == b"two"
+    assert sender.export(b"ctx", 48) == receiver.export(b"ctx", 48)
+    assert sender.export(b"ctx", 32) != sender.export(b"other", 32)
+    with pytest.raises(hpke.HPKEError):
+        sender.export(b"ctx", 255 * 32 + 1)  # §5.3: at most 255 * Nh bytes
+
+
+def test_wrong_info_key_or_enc_fail_typed() -> None:
+    other = hpke.HpkePrivateKey.generate()
+    enc, sender = hpke.setup_base_sender(_KEY.public_key(), b"i")
+    sealed = sender.seal(b"", b"x")
+    for receiver in (
+        hpke.setup_base_receiver(enc, _KEY, b"j"),
+        hpke.setup_base_receiver(enc, other, b"i"),
+    ):
+        with pytest.raises(hpke.HPKEDecryptError):
+            receiver.open(b"", sealed)
+    with pytest.raises(hpke.HPKEDecryptError):
+        hpke.setup_base_receiver(enc[:31], _KEY, b"i")
+    with pytest.raises(hpke.HPKEDecryptError):  # §7.1.4: an all-zero X25519 result
+        hpke.setup_base_receiver(bytes(32), _KEY, b"i")
+    p256 = hpke.Suite(
+        hpke.KemId.DHKEM_P256_HKDF_SHA256, hpke.KdfId.HKDF_SHA256, hpke.AeadId.AES_128_GCM
+    )
+    sk = hpke.HpkePrivateKey.generate(p256.kem)
+    with pytest.raises(hpke.HPKEDecryptError):  # not a point on the curve
+        hpke.setup_base_receiver(b"\x04" + bytes(64), sk, b"i", p256)
+
+
+@pytest.mark.parametrize("kem", [X25519, hpke.KemId.DHKEM_P384_HKDF_SHA384])
+def test_private_key_pem_round_trip_and_refusals(kem: hpke.KemId) -> None:
+    key = hpke.HpkePrivateKey.generate(kem)
+    again = hpke.HpkePrivateKey.from_pem(key.to_pem())
+    assert again.kem is kem
+    assert again.to_bytes() == key.to_bytes()
+    with pytest.raises(hpke.HPKEKeyError):
+        hpke.HpkePrivateKey.from_pem(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        )
+    with pytest.raises(hpke.HPKEUnsupportedSuite):
+        hpke.HpkePrivateKey.generate(hpke.KemId.ML_KEM_768).to_pem()
 
 
 def test_failed_receiver_open_can_be_retried() -> None:
@@ -219,18 +346,3 @@ def test_hybrid_keys_work_in_memory_but_do_not_serialize() -> None:
         sk.to_bytes()
     with pytest.raises(hpke.HPKEUnsupportedSuite):
         hpke.HpkePublicKey.from_bytes(kem, bytes(1216))
-
-
-def test_a_pyca_without_the_aad_entry_points_gives_unsupported(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    enc, ct = hpke.seal_base(_KEY.public_key(), b"m", aad=b"a")
-    monkeypatch.delattr(hpke.rust_openssl.hpke, "_encrypt_with_aad")
-    monkeypatch.delattr(hpke.rust_openssl.hpke, "_decrypt_with_aad")
-    with pytest.raises(hpke.HPKEUnsupportedError, match="no HPKE AAD"):
-        hpke.seal_base(_KEY.public_key(), b"m", aad=b"a")
-    with pytest.raises(hpke.HPKEUnsupportedError, match="no HPKE AAD"):
-        hpke.open_base(enc, _KEY, ct, aad=b"a")
-    # Without AAD only the public API is used, and it still works.
-    enc, ct = hpke.seal_base(_KEY.public_key(), b"m")
-    assert hpke.open_base(enc, _KEY, ct) == b"m"

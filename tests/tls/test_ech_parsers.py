@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quicnet.crypto.errors import CryptoError
-from quicnet.crypto.hpke_base import HpkeAead, HpkeKdf, setup_base_sender
+from quicnet.crypto.hpke import DEFAULT_SUITE, HpkePublicKey, setup_base_sender
 from quicnet.tls import (
     AlertDescription,
     DecodeError,
@@ -119,7 +119,7 @@ def test_key_file_round_trip() -> None:
     key = generate_ech_key(PUBLIC, config_id=3)
     (loaded,) = load_ech_key_file(dump_ech_key_file([key]))
     assert loaded.config == key.config
-    assert loaded.private_key.public_bytes() == key.private_key.public_bytes()
+    assert loaded.private_key.to_bytes() == key.private_key.to_bytes()
     assert load_ech_configs(dump_ech_key_file([key])) == encode_ech_config_list([key.config])
 
 
@@ -154,10 +154,9 @@ def _sealed_outer(encoded_inner: bytes) -> ClientHello:
     outer, _ = _outer_and_inner()
     config = pki().ech.config
     enc, context = setup_base_sender(
-        config.public_key,
+        HpkePublicKey.from_bytes(DEFAULT_SUITE.kem, config.public_key),
         b"tls ech\x00" + config.encode(),
-        HpkeKdf.HKDF_SHA256,
-        HpkeAead.AES_128_GCM,
+        DEFAULT_SUITE,
     )
     offer = OuterECH(1, 1, config.config_id, enc, bytes(len(encoded_inner) + 16))
 

@@ -187,7 +187,7 @@ def test_crl_signed_by_the_wrong_key_fails_closed(chain: Chain) -> None:
     # Same issuer name, another key: a forger's CRL must not count, even when it lists nothing.
     impostor_key = new_key()
     impostor = make_ca(impostor_key, "/O=Toolkit Tests/CN=Intermediate", not_before=T0)
-    assert impostor._cert.subject == chain.intermediate._cert.subject
+    assert impostor.subject_name == chain.intermediate.subject_name
     forged = crl_for(impostor, impostor_key)
     with pytest.raises(BadCRLSignature, match="does not verify"):
         verify_chain(chain.presented, [chain.root], at=AT, crls=[forged])
@@ -212,7 +212,7 @@ def test_critical_unknown_extension_makes_crl_unusable(chain: Chain) -> None:
 
     builder = (
         x509.CertificateRevocationListBuilder()
-        .issuer_name(chain.intermediate._cert.subject)
+        .issuer_name(chain.intermediate.subject_name)
         .last_update(T0)
         .next_update(T0 + 30 * DAY)
         .add_extension(
