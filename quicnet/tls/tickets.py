@@ -39,6 +39,7 @@ def _shared_chain(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
     _RECENT_CHAINS[chain] = chain
     return chain
 
+
 MAX_TICKET_LIFETIME = 7 * 86400  # §4.6.1: seconds
 
 
