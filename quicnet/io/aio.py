@@ -31,6 +31,7 @@ from quicnet.io.udp import (
     loopback_configuration,
     open_preferred_sockets,
     open_udp_socket,
+    read_socket,
     read_socket_ecn,
     send_routed,
 )
@@ -53,12 +54,10 @@ __all__ = [
 
 _log = logging.getLogger("quicnet.io")
 
-_MAX_DATAGRAM = 65536
 #: The core's clock. Not loop.time(): uvloop's advances in whole milliseconds, so a
 #: pacing deadline a few microseconds ahead woke the core over and over at the same
 #: "now" (148,000 timer wakeups for 16 MB, against 990 on asyncio's loop).
 _clock = time.monotonic
-_READS_PER_WAKEUP = 256
 
 
 def run(main: Coroutine[Any, Any, Any]) -> Any:
@@ -134,13 +133,7 @@ class Transporter:
                     self._receive_marked(data, address, now, ecn)
                 self._dispatch()
                 return
-            for _ in range(_READS_PER_WAKEUP):
-                try:
-                    data, address = sock.recvfrom(_MAX_DATAGRAM)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    continue  # ICMP errors surface here: recovery treats the loss as loss
+            for data, address in read_socket(sock):
                 self._receive(data, address, now)
             self._dispatch()
         finally:
@@ -417,13 +410,7 @@ class QuicServer(Transporter):
                     receive(data, address, now, codepoint, local)
                 self._dispatch()
                 return
-            for _ in range(_READS_PER_WAKEUP):
-                try:
-                    data, address = sock.recvfrom(_MAX_DATAGRAM)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    continue
+            for data, address in read_socket(sock):
                 receive(data, address, now, 0, local)
             self._dispatch()
         finally:

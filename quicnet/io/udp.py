@@ -51,6 +51,7 @@ __all__ = [
     "loopback_configuration",
     "open_preferred_sockets",
     "open_udp_socket",
+    "read_socket",
     "read_socket_ecn",
     "set_dont_fragment",
 ]
@@ -295,9 +296,9 @@ class SocketDriver:
         return bool(readable)
 
     def _read(self) -> list[tuple[bytes, Address]]:
-        out = _read_socket(self.sock)
+        out = read_socket(self.sock)
         for sock, _ in self.lingering:
-            out += _read_socket(sock)
+            out += read_socket(sock)
         return out
 
     def _read_ecn(self) -> list[tuple[bytes, Address, int]]:
@@ -341,7 +342,7 @@ class SocketDriver:
                         for data, address, ecn in read_socket_ecn(sock):
                             receive_at(data, address, now, ecn, local)
                     else:
-                        for data, address in _read_socket(sock):
+                        for data, address in read_socket(sock):
                             receive_at(data, address, now, 0, local)
         now = clock()
         # The deadline found before waiting: what receiving added is not due yet (an
@@ -411,8 +412,9 @@ def send_routed(
             sender.send(marked + plain, len(marked))
 
 
-def _read_socket(sock: socket.socket) -> list[tuple[bytes, Address]]:
-    """Every datagram queued on ``sock`` (at most a poll's worth)."""
+def read_socket(sock: socket.socket) -> list[tuple[bytes, Address]]:
+    """Every datagram queued on ``sock`` (at most a poll's worth), read with ``recvfrom``
+    (no ECN); errors such as ICMP unreachable are skipped, recovery sees a loss."""
     out = []
     for _ in range(_READS_PER_POLL):
         try:

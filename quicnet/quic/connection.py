@@ -625,8 +625,7 @@ class QuicConnection:
         stateless_reset: bool = False,
         now: float | None = None,
     ) -> None:
-        """End now, silently; report why (once) unless the draining event already did.
-        ``now``, when the caller has it, dates the end in the qlog trace."""
+        """End now, silently (:func:`quicnet.quic.closing.end_connection`)."""
         end_connection(
             self,
             error_code,
