@@ -15,8 +15,14 @@ never finishes) fails the test instead of hanging it.
 
 Every simulation checks invariants after every step, whatever the test is
 about: the anti-amplification limit seen from the wire
-(:class:`TrafficLedger`) and the structure of the events nodes report
-(:class:`EventAudit`). :func:`deep_size` measures a connection's memory.
+(:class:`TrafficLedger`), the structure of the events nodes report
+(:class:`EventAudit`), and from siminvariants.py: every byte and DATAGRAM an
+application is handed is one its peer's application sent, once, in order and
+unaltered (:class:`~siminvariants.DeliveryLedger`); no connection closes itself
+with a transport error (its peer is honest, and an attacker's packets do not
+decrypt: :class:`~siminvariants.ProtocolErrorAudit`); per-connection state stays
+bounded (:class:`~siminvariants.StateBounds`). A test turns one off only with a
+reason (:meth:`Simulation.waive`). :func:`deep_size` measures a connection's memory.
 
 Link decisions draw a fixed number of ``random()`` values per datagram, so
 the sequence of fates depends on the seed and the number of datagrams only,
@@ -36,6 +42,8 @@ import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from siminvariants import DeliveryLedger, ProtocolErrorAudit, StateBounds
 
 from quicnet.crypto import dev_identity
 from quicnet.quic import (
@@ -329,6 +337,7 @@ class TrafficLedger:
         self.sent: dict[tuple[Node, Address], int] = {}
         self.sent_datagrams: dict[tuple[Node, Address], int] = {}
         self.received: dict[tuple[Node, Address], int] = {}
+        self.received_datagrams: dict[tuple[Node, Address], int] = {}
         self.validated: set[tuple[Node, Address]] = set()
         self.initiated: set[tuple[Node, Address]] = set()
         #: receiver -> (source address, receiver's address then) -> genuine senders.
@@ -353,6 +362,7 @@ class TrafficLedger:
     ) -> None:
         key = (node, src)
         self.received[key] = self.received.get(key, 0) + size
+        self.received_datagrams[key] = self.received_datagrams.get(key, 0) + 1
         if origin is not None and origin.address == src:
             at = at or node.address
             self._heard.setdefault(node, {}).setdefault((src, at), set()).add(origin)
@@ -555,13 +565,20 @@ class Simulation:
         self.wiretaps: list[Callable[[Address, Address, bytes, float], None]] = []
         self.ledger = TrafficLedger()
         self.audit = EventAudit(self)
+        self.delivery = DeliveryLedger(self, InvariantViolation)
+        self.bounds = StateBounds(self, InvariantViolation)
         #: The default invariants, by name; run after every step and every flush.
         self.invariants: dict[str, Callable[[], None]] = {
             "amplification": self.ledger.check,
             "integrity": self.audit.check,
+            "delivery": self.delivery.check,
+            "protocol errors": ProtocolErrorAudit(self, InvariantViolation).check,
+            "state bounds": self.bounds.check,
         }
         #: Invariants a test turned off, with its reason.
         self.waived: dict[str, str] = {}
+        if isinstance(server, QuicConnection):
+            self.delivery.follow(server)
         self.client = self.add_client(client, client_address, c2s=c2s, s2c=s2c)
 
     def _clock(self) -> float:
@@ -598,6 +615,7 @@ class Simulation:
         node.clock = self._clock
         self.nodes[address] = node
         self.clients.append(node)
+        self.delivery.follow(conn)
         # The first client keeps the seeds it always had, so existing runs do not change.
         prefix = f"{self.seed}" if name == "client" else f"{self.seed}/{name}"
         # Each link gets its own copy: tests change a running link's config freely.
@@ -647,6 +665,8 @@ class Simulation:
         node = Node("server", impl, self.server.address)
         node.clock = self._clock
         self.server = node
+        if isinstance(impl, QuicConnection):
+            self.delivery.follow(impl)
         self.nodes[node.address] = node
         for address in self.server_aliases:  # its preferred addresses go with it
             self.server_aliases[address] = node
@@ -784,6 +804,7 @@ class Simulation:
                 node.impl.receive_datagram(data, src, now, ecn)
             else:
                 node.impl.receive_datagram(data, src, now)
+            self.delivery.follow_new(node)  # an endpoint's new connection: before any event
             node.drain()
         for node in list(self.nodes.values()):
             t = node.impl.next_timer()
