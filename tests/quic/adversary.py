@@ -15,7 +15,14 @@ or forge protected packets, but it can
   real server connections toward a victim (§8.1, §21.2), or undecryptable
   ones;
 - flood many small datagrams at a live CID;
-- spoof the source address of a legitimate node.
+- spoof the source address of a legitimate node;
+- thin out a path (drop every other datagram one way for a while: the
+  receiver sees many gaps, more than the 64 ACK ranges it keeps, §13.2.3)
+  and meanwhile replay everything that path delivered (§12.3: packets below
+  the trimmed ranges are still duplicates);
+- lie in wait for a connection's first 1-RTT packets and forge short headers
+  at it from its peer's address while its handshake is not yet confirmed (a
+  forged key-phase bit must not end it, RFC 9001 §6.2).
 
 Everything it does is counted in :attr:`Adversary.counts` and logged in
 :attr:`Adversary.log` (shown when a test fails). Its bytes come from a seeded
@@ -31,6 +38,7 @@ from __future__ import annotations
 import bisect
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from simnet import Address, Simulation, client_config
@@ -96,6 +104,9 @@ class Adversary:
         #: Armed races: (src, victim, max_size): forward the next short-header datagram
         #: from ``src`` (of at most ``max_size`` bytes) from ``victim``.
         self._races: list[tuple[Address, Address, int | None]] = []
+        #: Armed ambushes: forge this many short headers at a node the first time its
+        #: peer sends it a 1-RTT datagram while ``unconfirmed(address)`` holds.
+        self._ambushes: list[tuple[int, Callable[[Address], bool]]] = []
         sim.wiretaps.append(self._tap)
 
     # Observing --------------------------------------------------------------------
@@ -118,6 +129,17 @@ class Adversary:
                 self.sim.inject(data, victim, dst)
                 self._did("race", f"{len(data)}B {src}->{dst} raced from {victim}")
                 break
+        if self._ambushes and captured.is_short:
+            for i, (count, unconfirmed) in enumerate(self._ambushes):
+                if unconfirmed(dst):
+                    del self._ambushes[i]
+                    # With the CID the genuine packet carries, from its source, before it
+                    # arrives (it is still on the link).
+                    cid = data[1 : 1 + self.cid_length]
+                    for _ in range(count):
+                        self._forged_short(dst, src, cid, self.rng.randrange(40, 1200))
+                    self._did("ambush", f"{count} forged short headers at {dst} as {src}")
+                    break
 
     def _learn_cids(self, c: Captured) -> None:
         data = c.data
@@ -181,10 +203,78 @@ class Adversary:
 
     def forge_short(self, dst: Address, src: Address, cid: bytes, size: int) -> None:
         """A short header with a (live) destination CID over random bytes."""
+        self._forged_short(dst, src, cid, size)
+        self._did("forge short", f"{size}B cid={cid.hex()} {src}->{dst}")
+
+    def _forged_short(self, dst: Address, src: Address, cid: bytes, size: int) -> None:
+        # Random protected bits: the key-phase bit unmasks to either phase (RFC 9001 §5.4).
         first = 0x40 | self.rng.randrange(0x40)
         body = self.rng.randbytes(max(0, size - 1 - len(cid)))
         self.sim.inject(bytes((first,)) + cid + body, src, dst)
-        self._did("forge short", f"{size}B cid={cid.hex()} {src}->{dst}")
+
+    def ambush(self, unconfirmed: Callable[[Address], bool], *, count: int) -> None:
+        """Forge ``count`` short headers at the first node whose peer sends it a 1-RTT
+        datagram while ``unconfirmed(its address)`` (its handshake not yet confirmed),
+        from that peer's address, with the CID the peer uses (RFC 9001 §6.2, §21.1.1)."""
+        self._ambushes.append((count, unconfirmed))
+        self.counts["ambush armed"] += 1
+
+    def thin_and_replay(
+        self,
+        src: Address,
+        dst: Address,
+        *,
+        duration: float,
+        every: float = 0.03,
+    ) -> None:
+        """On the path ``src`` -> ``dst``: drop every other datagram for ``duration``
+        seconds (each lost packet is a gap at the receiver, soon more than the 64 ACK
+        ranges it keeps, §13.2.3), and every ``every`` seconds until then, and once
+        after, replay each short-header datagram the path let through since the start
+        (§12.3: each is a duplicate, below the trimmed ranges too)."""
+        link = self.sim.link(src, dst)
+        if link is None:
+            return
+        sim = self.sim
+        start, end = sim.now, sim.now + duration
+        previous = link.filter
+        parity = [0]
+        dropped: set[bytes] = set()
+
+        def thin(data: bytes, now: float) -> bool:
+            if now >= end:
+                return previous is None or previous(data, now)
+            parity[0] ^= 1
+            if not parity[0]:
+                dropped.add(data)  # replaying it would fill the gap
+                return False
+            return previous is None or previous(data, now)
+
+        link.filter = thin
+        self._did("thin", f"{src}->{dst} every other datagram for {duration:.3f}s")
+        due: list[float | None] = [start + every]
+
+        def replay(sim: Simulation) -> None:
+            when = due[0]
+            if when is None or sim.now < when:
+                return
+            due[0] = sim.now + every if sim.now < end else None
+            if due[0] is None and link.filter is thin:
+                link.filter = previous
+            old = [
+                c
+                for c in self.captured
+                if c.time >= start
+                and c.src == src
+                and c.dst == dst
+                and c.is_short
+                and c.data not in dropped
+            ]
+            for c in old:
+                sim.inject(c.data, c.src, c.dst)
+            self._did("replay all", f"{len(old)} datagrams {src}->{dst} since t={start:.4f}")
+
+        sim.checks.append(replay)
 
     def flood(
         self, dst: Address, src: Address, cid: bytes, *, count: int, size: int, spread: float

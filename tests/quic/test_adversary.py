@@ -7,8 +7,11 @@ frames both ways, the whole time an :class:`~adversary.Adversary` replays,
 forwards, spoofs, forges and floods. Hypothesis chooses what it does and when.
 
 What must hold (beyond the simulation's default invariants, checked after
-every step: the 3x amplification limit toward every unvalidated address seen
-from the wire, and the structure of every event, see simnet.py):
+every step of every simulated run: the 3x amplification limit toward every
+unvalidated address seen from the wire, the structure of every event, the
+delivered data against what the peer's application sent, no connection
+closing itself with a transport error, bounded connection state; see
+simnet.py and siminvariants.py):
 
 - every byte of every stream arrives once, in order, unaltered, and each
   stream ends exactly once; a DATAGRAM payload arrives at most once, unaltered;
@@ -16,7 +19,14 @@ from the wire, and the structure of every event, see simnet.py):
   attacker sends ends them: no ConnectionTerminated);
 - every connection's memory (:func:`~simnet.deep_size`) stays under a fixed
   bound (see :data:`MEMORY_MARGIN`), measured every 0.1 simulated seconds and
-  at the end.
+  at the end;
+- a connection closed on purpose mid-attack answers in its closing state only
+  its peer's address, at a falling rate (:class:`Closing`, RFC 9000 §10.2.1).
+
+Besides the attacker's moves, hypothesis draws two the application or the
+network makes: a NAT rebinding, and a close (after which the attacker sends
+junk at the closing connection). "thin and replay" adds a burst of small
+DATAGRAMs, so the thinned path carries many packets.
 
 The named tests below script one attack each (RFC 9000 §8, §9.3, §10.2.1,
 §12.3, §21).
@@ -144,6 +154,7 @@ class Party:
         # DATAGRAM payloads each way: sent, and how often each arrived.
         self.sent_datagrams: dict[str, set[bytes]] = {"up": set(), "down": set()}
         self.got_datagrams: dict[str, Counter[bytes]] = {"up": Counter(), "down": Counter()}
+        self.ticked: Counter[str] = Counter()  # DATAGRAMs sent by tick(), each way
 
     @property
     def name(self) -> str:
@@ -185,12 +196,34 @@ class Party:
             self.requests[sid] = body
             self.conn.send_stream_data(sid, body, end_stream=True)
         for direction, conn in (("up", self.conn), ("down", self.server_conn)):
-            sent = self.sent_datagrams[direction]
-            if conn is None or len(sent) >= DATAGRAMS or conn.state != ConnectionState.CONNECTED:
+            k = self.ticked[direction]
+            if conn is None or k >= DATAGRAMS or conn.state != ConnectionState.CONNECTED:
                 continue
-            data = _payload(direction, "dgram", self.seed, self.index, len(sent), size=200)
+            data = _payload(direction, "dgram", self.seed, self.index, k, size=200)
             conn.send_datagram(data)
-            sent.add(data)
+            self.sent_datagrams[direction].add(data)
+            self.ticked[direction] += 1
+
+    def burst(self, direction: str, count: int, interval: float) -> None:
+        """Send ``count`` small DATAGRAMs one way, one every ``interval`` seconds (a game's
+        inputs or snapshots): many packets, so a lossy path leaves many gaps."""
+        sim = self.world.sim
+        due = [sim.now]
+        sent = [0]
+
+        def send(sim: Simulation) -> None:
+            conn = self.conn if direction == "up" else self.server_conn
+            if sent[0] >= count or sim.now < due[0] or conn is None:
+                return
+            due[0] = sim.now + interval
+            if conn.state != ConnectionState.CONNECTED:
+                return
+            data = _payload(direction, "burst", self.seed, self.index, sim.now, size=60)
+            conn.send_datagram(data)
+            self.sent_datagrams[direction].add(data)
+            sent[0] += 1
+
+        sim.checks.append(send)
 
     def done(self) -> bool:
         return len(self.requests) == REQUESTS and all(
@@ -251,6 +284,7 @@ class World:
         self.sim.server.on_event = self._on_server_event
         self.memory = MemoryMonitor(self.sim, interval=0.1)
         self._next_tick = self.sim.now
+        self.closings: list[Closing] = []
 
     def _on_server_event(self, node: Node, conn: QuicConnection, event: QuicEvent) -> None:
         party = self._by_odcid.get(conn.original_destination_cid)
@@ -339,6 +373,9 @@ ATTACKS = (
     "flood",
     "forge initial",
     "rebind",  # not the attacker: a real NAT rebinding, which looks the same (§9.3)
+    "thin and replay",
+    "ambush",  # armed from the start: it waits for a handshake to forge into
+    "close",  # not the attacker: one side closes, then the attacker sends it junk
 )
 
 #: No shrinking: a failing run is reported with hypothesis's draws and the attacker's
@@ -407,6 +444,27 @@ def _attack(data: st.DataObject, world: World, adv: Adversary, kind: str) -> Non
     elif kind == "forge initial":
         src = draw(st.sampled_from([*VICTIMS, ATTACKER_ADDR]))
         adv.forge_initial(SERVER_ADDR, src, valid=draw(st.booleans()))
+    elif kind == "thin and replay":
+        # §13.2.3, §12.3: a burst of DATAGRAMs on a path thinned out leaves the receiver
+        # more gaps than the ranges it keeps; meanwhile the attacker replays.
+        party = draw(st.sampled_from(world.parties))
+        up = draw(st.booleans())
+        src, dst = (party.node.address, SERVER_ADDR) if up else (SERVER_ADDR, party.node.address)
+        count = draw(st.integers(100, 250))
+        party.burst("up" if up else "down", count, 0.003)
+        adv.thin_and_replay(src, dst, duration=count * 0.003 + 0.1)
+    elif kind == "ambush":
+        parties = {p.node.address: p for p in world.parties}
+
+        def unconfirmed(address: Address) -> bool:
+            p = parties.get(address)
+            return p is not None and not p.conn.handshake_confirmed
+
+        # The key-phase bit unmasks with a key random per run: 8 forgeries or more all
+        # keep the current phase once in 256 runs at most (RFC 9001 §5.4).
+        adv.ambush(unconfirmed, count=draw(st.integers(8, 24)))
+    elif kind == "close":
+        _close_under_attack(data, world, adv)
     elif kind == "rebind":
         party = draw(st.sampled_from(world.parties))
         n = len(world.sim.nodes) + sum(adv.counts.values())
@@ -417,6 +475,79 @@ def _attack(data: st.DataObject, world: World, adv: Adversary, kind: str) -> Non
             adv.log.append(f"t={world.sim.now:.4f} (NAT) {party.name} rebound")
     else:  # pragma: no cover
         raise AssertionError(kind)
+
+
+class Closing:
+    """A connection closed on purpose mid-attack, and what it sent its peer since.
+
+    RFC 9000 §10.2.1: in the closing state a connection answers only packets
+    from its peer's address, the 1st, 2nd, 4th, 8th ... of them, so while it
+    closes it sends its peer at most one CONNECTION_CLOSE datagram more than the
+    bit length of the number of datagrams that came from there. Junk from any
+    other address must not add to that; the 3x limit toward those addresses is
+    the simulation's own invariant.
+    """
+
+    def __init__(self, world: World, node: Node, conn: QuicConnection, peer: Address) -> None:
+        self.node, self.conn, self.peer = node, conn, peer
+        ledger = world.sim.ledger
+        self.sent_before = ledger.sent_datagrams.get((node, peer), 0)
+        self.received_before = ledger.received_datagrams.get((node, peer), 0)
+        self.checks = 0
+        world.sim.checks.append(self.check)
+
+    def check(self, sim: Simulation) -> None:
+        if self.conn.state == ConnectionState.TERMINATED:
+            return  # after the closing period the endpoint may answer with stateless resets
+        self.checks += 1
+        ledger = sim.ledger
+        sent = ledger.sent_datagrams.get((self.node, self.peer), 0) - self.sent_before
+        came = ledger.received_datagrams.get((self.node, self.peer), 0) - self.received_before
+        assert sent <= came.bit_length() + 1, (
+            f"closing {self.node.name} connection sent {sent} datagrams to its peer "
+            f"{self.peer} for {came} datagrams from there (RFC 9000 §10.2.1: at a falling "
+            "rate, and only for packets from the peer's address)"
+        )
+
+
+def _close_under_attack(data: st.DataObject, world: World, adv: Adversary) -> None:
+    """One side of a good connection closes; junk at its CID from a third address or
+    its peer's."""
+    draw = data.draw
+    open_parties = [
+        p for p in world.parties if not p.may_close and p.server_conn is not None and p.connected
+    ]
+    if len(open_parties) < 2:  # keep a good connection to check
+        _attack(data, world, adv, "garbage")
+        return
+    party = draw(st.sampled_from(open_parties))
+    assert party.server_conn is not None
+    server_side = draw(st.booleans())
+    if server_side:
+        node, conn, peer = world.sim.server, party.server_conn, party.node.address
+    else:
+        node, conn, peer = party.node, party.conn, SERVER_ADDR
+    # The CID the peer sends to, from the latest short header captured on its way in.
+    heard = [c for c in adv.captured if c.dst == node.address and c.src == peer and c.is_short]
+    if not heard or conn.state != ConnectionState.CONNECTED:
+        _attack(data, world, adv, "garbage")
+        return
+    party.may_close = True
+    conn.close(0x42, "closing mid-attack")
+    world.sim.flush()
+    world.closings.append(Closing(world, node, conn, peer))
+    adv.flood(
+        node.address,
+        # A third address (nothing may answer it), or the peer's, spoofed (answers fall off).
+        draw(st.sampled_from([ATTACKER_ADDR, *VICTIMS, peer])),
+        heard[-1].data[1 : 1 + adv.cid_length],
+        count=draw(st.integers(50, 300)),
+        size=draw(st.integers(20, 100)),
+        spread=draw(st.floats(0, 0.1)),
+    )
+    adv.log.append(
+        f"t={world.sim.now:.4f} {party.name} closed its {'server' if server_side else 'client'} side"
+    )
 
 
 @ATTACK
@@ -438,11 +569,16 @@ def test_attacker_cannot_hurt_good_connections(data: st.DataObject) -> None:
         )
     )
     try:
+        for _, kind in plan:
+            if kind == "ambush":  # it lies in wait from the start
+                _attack(data, world, adv, kind)
         for at, kind in plan:
-            world.advance(start + at)
-            _attack(data, world, adv, kind)
+            if kind != "ambush":
+                world.advance(start + at)
+                _attack(data, world, adv, kind)
         world.finish()
         world.assert_healthy(memory_bound(seed, clients))
+        assert all(c.checks for c in world.closings)
     except BaseException:
         note(f"adversary: {adv.summary()}")
         note(f"simulation: {world.sim.describe()}")
