@@ -170,11 +170,15 @@ class ConnectionIdManager:
         )
         if frame.retire_prior_to > self._retire_prior_to:
             self._retire_prior_to = frame.retire_prior_to
-            for seq in [s for s in self.peer if s < frame.retire_prior_to]:
+            retired = [s for s in self.peer if s < frame.retire_prior_to]
+            for seq in retired:
                 del self.peer[seq]
-                self._retire(seq)
+            # Move off a retired CID first: retiring may end the connection, and its
+            # CONNECTION_CLOSE still needs a CID to go out with.
             if self.current_peer_sequence not in self.peer:
                 self.current_peer_sequence = min(self.peer)
+            for seq in retired:
+                self._retire(seq)
         if len(self.peer) > self.our_limit:
             raise TransportError(
                 TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
