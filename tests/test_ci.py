@@ -167,3 +167,6 @@ def test_the_hypothesis_ci_profile_follows_the_ci_variable() -> None:
     assert _hypothesis_profile("true") == ("ci", True)
     assert _hypothesis_profile("github") == ("ci", True)
     assert _hypothesis_profile(None) == ("dev", False)
+    # An explicit no is no CI, for hypothesis too (it derandomizes on any CI variable).
+    assert _hypothesis_profile("false") == ("dev", False)
+    assert _hypothesis_profile("0") == ("dev", False)
