@@ -35,6 +35,7 @@ reason=...)``; the reason is required. Use it only in such tests (grep
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from quicnet.quic import (
@@ -51,12 +52,33 @@ from quicnet.quic.recovery import MAX_RECEIVED_RANGES
 if TYPE_CHECKING:
     from simnet import Node, Simulation
 
-__all__ = ["MAX_QUEUED_FRAMES", "DeliveryLedger", "ProtocolErrorAudit", "StateBounds"]
+__all__ = [
+    "MAX_QUEUED_FRAMES",
+    "DeliveryLedger",
+    "ProtocolErrorAudit",
+    "StateBounds",
+    "new_events",
+]
 
 #: Control frames a connection may hold queued per kind (MAX_STREAM_DATA, STOP_SENDING,
 #: NEW_CONNECTION_ID, RETIRE_CONNECTION_ID): far above any honest run, far below what a
 #: flood left unbounded reaches (issue 7 item 6: 400k queued PATH_RESPONSEs).
 MAX_QUEUED_FRAMES = 4096
+
+
+def new_events(
+    sim: Simulation, seen: dict[Node, int]
+) -> Iterator[tuple[Node, QuicConnection, QuicEvent, float]]:
+    """Each node's events since the last call with ``seen`` (which it updates), with the
+    connection that reported each and when."""
+    for node in list(sim.nodes.values()):
+        start = seen.get(node, 0)
+        events = node.events
+        if start == len(events):
+            continue
+        seen[node] = len(events)
+        for i in range(start, len(events)):
+            yield node, node.event_connections[i], events[i], node.event_times[i]
 
 
 class DeliveryLedger:
@@ -134,16 +156,9 @@ class DeliveryLedger:
 
     # Checking receivers ---------------------------------------------------------------
     def check(self) -> None:
-        for node in list(self.sim.nodes.values()):
-            start = self._pos.get(node, 0)
-            events = node.events
-            if start == len(events):
-                continue
-            self._pos[node] = len(events)
-            for i in range(start, len(events)):
-                event = events[i]
-                if isinstance(event, (StreamDataReceived, DatagramReceived)):
-                    self._delivered(node, node.event_connections[i], event, node.event_times[i])
+        for node, conn, event, when in new_events(self.sim, self._pos):
+            if isinstance(event, (StreamDataReceived, DatagramReceived)):
+                self._delivered(node, conn, event, when)
 
     def _sender(self, conn: QuicConnection) -> QuicConnection | None:
         peer = self._peers.get(id(conn))

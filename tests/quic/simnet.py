@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from siminvariants import DeliveryLedger, ProtocolErrorAudit, StateBounds
+from siminvariants import DeliveryLedger, ProtocolErrorAudit, StateBounds, new_events
 
 from quicnet.crypto import dev_identity
 from quicnet.quic import (
@@ -416,14 +416,8 @@ class EventAudit:
         self._early_by_ticket: dict[object, int] = {}
 
     def check(self) -> None:
-        for node in list(self.sim.nodes.values()):
-            start = self._pos.get(node, 0)
-            events = node.events
-            if start == len(events):
-                continue
-            self._pos[node] = len(events)
-            for i in range(start, len(events)):
-                self._one(node, node.event_connections[i], events[i], node.event_times[i])
+        for node, conn, event, when in new_events(self.sim, self._pos):
+            self._one(node, conn, event, when)
 
     def _one(self, node: Node, conn: QuicConnection, event: QuicEvent, when: float) -> None:
         where = f"{node.name} t={when:.6f}"

@@ -155,6 +155,7 @@ class Party:
         self.sent_datagrams: dict[str, set[bytes]] = {"up": set(), "down": set()}
         self.got_datagrams: dict[str, Counter[bytes]] = {"up": Counter(), "down": Counter()}
         self.ticked: Counter[str] = Counter()  # DATAGRAMs sent by tick(), each way
+        self.bursts = 0  # burst() calls so far (names each burst's payloads)
 
     @property
     def name(self) -> str:
@@ -210,6 +211,10 @@ class Party:
         sim = self.world.sim
         due = [sim.now]
         sent = [0]
+        # Bursts may overlap (two "thin and replay" moves on one party): each payload names
+        # its burst and its place in it, so the application never sends the same bytes twice.
+        self.bursts += 1
+        burst = self.bursts
 
         def send(sim: Simulation) -> None:
             conn = self.conn if direction == "up" else self.server_conn
@@ -218,7 +223,7 @@ class Party:
             due[0] = sim.now + interval
             if conn.state != ConnectionState.CONNECTED:
                 return
-            data = _payload(direction, "burst", self.seed, self.index, sim.now, size=60)
+            data = _payload(direction, "burst", self.seed, self.index, burst, sent[0], size=60)
             conn.send_datagram(data)
             self.sent_datagrams[direction].add(data)
             sent[0] += 1
@@ -485,13 +490,15 @@ class Closing:
     closes it sends its peer at most one CONNECTION_CLOSE datagram more than the
     bit length of the number of datagrams that came from there. Junk from any
     other address must not add to that; the 3x limit toward those addresses is
-    the simulation's own invariant.
+    the simulation's own invariant. What the connection sent is its own count:
+    the endpoint around it may answer junk with unknown CIDs from the same
+    address with stateless resets (rate-limited, and not the connection's).
     """
 
     def __init__(self, world: World, node: Node, conn: QuicConnection, peer: Address) -> None:
         self.node, self.conn, self.peer = node, conn, peer
         ledger = world.sim.ledger
-        self.sent_before = ledger.sent_datagrams.get((node, peer), 0)
+        self.sent_before = conn.traffic.datagrams_sent
         self.received_before = ledger.received_datagrams.get((node, peer), 0)
         self.checks = 0
         world.sim.checks.append(self.check)
@@ -501,7 +508,7 @@ class Closing:
             return  # after the closing period the endpoint may answer with stateless resets
         self.checks += 1
         ledger = sim.ledger
-        sent = ledger.sent_datagrams.get((self.node, self.peer), 0) - self.sent_before
+        sent = self.conn.traffic.datagrams_sent - self.sent_before
         came = ledger.received_datagrams.get((self.node, self.peer), 0) - self.received_before
         assert sent <= came.bit_length() + 1, (
             f"closing {self.node.name} connection sent {sent} datagrams to its peer "

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import time
-from typing import Any
 
 import pytest
+from counting_socket import CountingSocket
 
 from quicnet.crypto import dev_identity
 from quicnet.io.aio import QuicServer, connect, serve
@@ -60,32 +59,11 @@ def _answer(conn: QuicConnection, event: QuicEvent) -> None:
         conn.send_stream_data(event.stream_id, BODY, end_stream=True)
 
 
-class _Counting:
-    """Wraps a socket and counts the datagrams read from it (what reached port B)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.received = 0
-
-    def recvfrom(self, size: int) -> tuple[bytes, Any]:
-        data, address = self.sock.recvfrom(size)
-        self.received += 1
-        return data, address
-
-    def recvmsg(self, size: int, ancillary: int) -> tuple[bytes, Any, int, Any]:
-        got = self.sock.recvmsg(size, ancillary)  # how the drivers read when ECN is on
-        self.received += 1
-        return got
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
-
-
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
 def test_udp_client_moves_to_the_udp_servers_preferred_address(host: str) -> None:
     server = UdpServer(_server_config(host), host)
     (sock_b, address_b, sender_b) = server.preferred[0]
-    counter = _Counting(sock_b)
+    counter = CountingSocket(sock_b)
     server.preferred = ((counter, address_b, sender_b),)  # type: ignore[assignment]
     address_a = server.local_address
     assert address_b[1] != address_a[1]
@@ -133,7 +111,7 @@ def test_aio_client_moves_to_the_aio_servers_preferred_address() -> None:
 
         # What serve() does, with socket B wrapped to count what reaches it.
         config, ((sock_b, address_b),) = open_preferred_sockets(_server_config())
-        counter = _Counting(sock_b)
+        counter = CountingSocket(sock_b)
         server = QuicServer(QuicEndpoint(loopback_configuration(config, "127.0.0.1")), handler)
         server.attach(open_udp_socket("127.0.0.1", 0))
         server.attach_preferred(counter, address_b)  # type: ignore[arg-type]

@@ -19,9 +19,9 @@ test_driver_preferred_address.py and test_interop_cli.py.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
+from counting_socket import CountingSocket
 from interop_peers import (  # noqa: F401  (fixtures are used by name)
     QuicnetServer,
     closing,
@@ -39,33 +39,12 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
 BODY = payload(2_000_000, seed=60)
 
 
-class _Counting:
-    """Wraps the server's socket B and counts the datagrams read from it."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.received = 0
-
-    def recvfrom(self, size: int) -> tuple[bytes, Any]:
-        data, address = self.sock.recvfrom(size)
-        self.received += 1
-        return data, address
-
-    def recvmsg(self, size: int, ancillary: int) -> tuple[bytes, Any, int, Any]:
-        got = self.sock.recvmsg(size, ancillary)  # how the drivers read when ECN is on
-        self.received += 1
-        return got
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
-
-
 def test_aioquic_client_moves_to_the_preferred_address(ident: Any, peer_loop: Any) -> None:
     stack = load_stack("aioquic")
     config = quicnet_server_config(ident, preferred_address_v4=("127.0.0.1", 0))
     server = QuicnetServer(config, {"/big.bin": BODY})
     ((sock_b, address_b, sender_b),) = server.driver.preferred
-    counter = _Counting(sock_b)
+    counter = CountingSocket(sock_b)
     server.driver.preferred = ((counter, address_b, sender_b),)  # type: ignore[assignment]
     assert address_b[1] != server.address[1]
     with closing(server):
