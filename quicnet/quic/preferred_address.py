@@ -138,6 +138,17 @@ class PreferredAddressState:
             return None, on_current
         return via, path_key(address, via) == current.key
 
+    def left_behind(self, c: QuicConnection) -> bool:
+        """A server that moved to its preferred address got the datagram being processed
+        at its original address (§9.6.2: it drops the newer packets that come there)."""
+        current = c.paths.current
+        return (
+            not c.is_client
+            and c.datagram_local is None
+            and current is not None
+            and current.local is not None
+        )
+
     def on_arrival(self, c: QuicConnection, path: Path, now: float) -> None:
         """A server: an authenticated packet reached the preferred address on ``path``.
         §9.6.2: the server probes the client from there (as §9.6.3 asks for any new

@@ -159,6 +159,12 @@ class PacketReceiver:
             if c.tracer is not None:
                 c.tracer.packet_dropped("1RTT", len(data) - start, "duplicate", now, pn)
             return
+        if c.preferred is not None and pn > space.largest_received and c.preferred.left_behind(c):
+            # §9.6.2: a server that moved to its preferred address drops newer packets
+            # that still reach the old one (delayed ones it may process).
+            if c.tracer is not None:
+                c.tracer.packet_dropped("1RTT", len(data) - start, "unexpected_packet", now, pn)
+            return
         c.on_packet_authenticated(now)
         if c.tracer is not None:
             c.tracer.packet_received(Epoch.ONE_RTT, pn, payload, len(data) - start, now)

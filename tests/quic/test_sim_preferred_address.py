@@ -22,7 +22,12 @@ from simnet import (
     server_config,
 )
 
-from quicnet.quic import PeerAddressChanged, QuicUsageError, StreamDataReceived
+from quicnet.quic import (
+    DatagramReceived,
+    PeerAddressChanged,
+    QuicUsageError,
+    StreamDataReceived,
+)
 from quicnet.quic.ecn import EcnValidation
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.migration import migration_refused
@@ -354,3 +359,43 @@ def test_a_restarted_server_resets_a_client_at_its_preferred_address() -> None:
     sim.run_until(lambda: client.termination is not None, timeout=5.0)
     assert client.termination is not None and client.termination.stateless_reset
     assert fresh.stats.stateless_resets_sent >= 1 and resets[0] == PREFERRED
+
+
+def test_a_server_that_moved_drops_newer_packets_at_its_original_address() -> None:
+    """§9.6.2: once the server sends from its preferred address, a newer packet that still
+    reaches the original address is dropped (here: the client's DATAGRAM, diverted there
+    by the network); what reaches the preferred address goes on being processed."""
+    config = {"max_datagram_frame_size": 1200}
+    sim = make_pair(seed=212, client=config, server={**config, "preferred_address_v4": PREFERRED})
+    sim.add_server_address(PREFERRED)
+    handshake(sim)
+    client = sim.client.connection
+    server = sim.server.connection
+    sim.run_until(
+        lambda: (
+            client.peer_address == PREFERRED
+            and server.paths.current is not None
+            and server.paths.current.local == PREFERRED
+        ),
+        timeout=5.0,
+    )
+    sim.run_for(0.2)
+    diverted: list[bytes] = []
+
+    def divert(data: bytes, now: float) -> bool:
+        if diverted:
+            return True
+        diverted.append(data)  # the next datagram goes to the old address instead
+        sim.inject(data, sim.client.address, SERVER_ADDR)
+        return False
+
+    sim.c2s.filter = divert
+    client.send_datagram(b"diverted to the old address")
+    sim.run_for(0.2)
+    sim.c2s.filter = None
+    client.send_datagram(b"at the preferred address")
+    sim.run_for(0.2)
+    got = [e.data for e in sim.server.events if isinstance(e, DatagramReceived)]
+    assert diverted and b"at the preferred address" in got
+    assert b"diverted to the old address" not in got
+    assert server.paths.current is not None and server.paths.current.local == PREFERRED
