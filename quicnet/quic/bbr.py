@@ -335,6 +335,12 @@ class Bbr(WindowController):
             cwnd += acked
         self.congestion_window = max(cwnd, self.minimum_window)
 
+    @property
+    def state_name(self) -> str:
+        """The mode, as qlog's ``recovery:congestion_state_updated`` shows it ("startup",
+        "drain", "probe_bw", "probe_rtt"). Read by the qlog tracer only."""
+        return self.mode
+
     # Loss and the rest ------------------------------------------------------------
     def on_packets_lost(self, packets: Iterable[SentInfo], now: float) -> None:
         """The model ignores loss. A loss sent after the last recovery period began starts

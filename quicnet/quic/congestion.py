@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -89,6 +90,7 @@ class WindowController:
         "congestion_window",
         "max_datagram_size",
         "minimum_window",
+        "recovering",
     )
 
     #: The minimum window, in datagrams.
@@ -102,6 +104,19 @@ class WindowController:
         self.bytes_in_flight = 0
         self.congestion_recovery_start_time: float | None = None
         self.congestion_events = 0
+        #: In a recovery period (RFC 9002 §7.3.2): from a reduction until a packet sent
+        #: after it is acknowledged. Kept for :attr:`state_name` (qlog), set per ACK frame.
+        self.recovering = False
+
+    @property
+    def state_name(self) -> str:
+        """The controller's state as qlog names it (``recovery:congestion_state_updated``):
+        "slow_start", "congestion_avoidance" or "recovery" (RFC 9002 §7.3). Read by the
+        qlog tracer only, never on the packet path."""
+        if self.recovering:
+            return "recovery"
+        ssthresh: float = getattr(self, "ssthresh", math.inf)
+        return "slow_start" if self.congestion_window < ssthresh else "congestion_avoidance"
 
     def _in_recovery(self, time_sent: float) -> bool:
         start = self.congestion_recovery_start_time
@@ -167,6 +182,9 @@ class NewReno(WindowController):
         """§7.3 / Appendix B.5: slow start grows by the bytes acknowledged, congestion
         avoidance by one datagram per window; packets sent before the recovery period
         began grow nothing."""
+        recovering = self.recovering
+        if recovering:
+            before = (self.congestion_window, self._acked_in_avoidance)
         for p in packets:
             self.bytes_in_flight -= p.size
             if self._in_recovery(p.time_sent):
@@ -178,6 +196,10 @@ class NewReno(WindowController):
                 if self._acked_in_avoidance >= self.congestion_window:
                     self._acked_in_avoidance -= self.congestion_window
                     self.congestion_window += self.max_datagram_size
+        # Growth means a packet sent after the recovery period began was acknowledged: the
+        # period is over (§7.3.2). Checked once per ACK frame, and only in recovery.
+        if recovering and before != (self.congestion_window, self._acked_in_avoidance):
+            self.recovering = False
 
     def on_congestion_event(self, sent_time: float, now: float) -> None:
         """§7.3.2 / Appendix B.6: a new recovery period halves ssthresh and the window."""
@@ -190,6 +212,7 @@ class NewReno(WindowController):
         )
         self.congestion_events += 1
         self.congestion_recovery_start_time = now
+        self.recovering = True
         self.ssthresh = max(self.congestion_window * K_LOSS_REDUCTION_FACTOR, self.minimum_window)
         self.congestion_window = int(self.ssthresh)
         self._acked_in_avoidance = 0
@@ -205,11 +228,13 @@ class NewReno(WindowController):
         self.congestion_window = max(self.congestion_window, window)
         self.ssthresh = max(self.ssthresh, ssthresh)
         self.congestion_recovery_start_time = start
+        self.recovering = False
 
     def on_persistent_congestion(self) -> None:
         """§7.6.2: the window drops to the minimum and the recovery period ends."""
         self.congestion_window = self.minimum_window  # §7.6.2
         self.congestion_recovery_start_time = None
+        self.recovering = False
         self._before_event = None  # nothing to go back to
 
 

@@ -87,6 +87,7 @@ class Cubic(WindowController):
             self._srtt = sample if not self._srtt else 0.875 * self._srtt + 0.125 * sample
         if not acked:
             return
+        self.recovering = False  # a packet sent after the reduction arrived (RFC 9002 §7.3.2)
         cwnd = float(self.congestion_window)
         if cwnd < self.ssthresh:  # slow start (§4.10: as in RFC 5681)
             self.congestion_window = int(cwnd + acked)
@@ -127,6 +128,7 @@ class Cubic(WindowController):
         self._before_event = self._state()
         self.congestion_events += 1
         self.congestion_recovery_start_time = now
+        self.recovering = True
         cwnd = float(self.congestion_window)
         # §4.7: a flow whose window stopped short of the last W_max releases bandwidth.
         self.w_max = cwnd * (1 + BETA_CUBIC) / 2 if cwnd < self.w_max else cwnd
@@ -154,11 +156,13 @@ class Cubic(WindowController):
             self._reno_est,
         ) = before
         self.congestion_window = max(self.congestion_window, window)
+        self.recovering = False
 
     def on_persistent_congestion(self) -> None:
         """RFC 9002 §7.6.2 (RFC 9438 §4.8): the window falls to the minimum and the
         curve starts over with the next congestion avoidance stage."""
         self.congestion_window = self.minimum_window
         self.congestion_recovery_start_time = None
+        self.recovering = False
         self._t_epoch = None
         self._before_event = None

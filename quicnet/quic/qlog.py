@@ -43,6 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from quicnet.quic.negotiation import NO_COMMON_VERSION
 from quicnet.quic.packets import parse_version_negotiation
+from quicnet.quic.pmtu import PmtuState
 from quicnet.quic.qlog_schema import (
     PACKET_TYPE,
     QLOG_FORMAT,
@@ -82,19 +83,25 @@ class QlogTracer:
     (``security:key_updated``, ``key_discarded``) and the peer's transport parameters
     are noticed at the next of these events. ``recovery:metrics_updated`` is written
     after whatever changed the metrics (a packet sent, received, lost), stamped with
-    that time, listing only the fields that changed. ``now`` None means the latest
+    that time, listing only the fields that changed; so are the congestion controller's
+    state (its ``state_name``), the path MTU and ECN validation, when they changed.
+    ``now`` None means the latest
     time the tracer saw (for calls from places that have no clock reading).
     """
 
     __slots__ = (
+        "_cc_state",
         "_confirmed",
         "_deferred",
+        "_ecn_state",
         "_ended",
         "_file",
         "_generations",
         "_keys",
         "_last",
+        "_lost",
         "_metrics",
+        "_mtu",
         "_remote_params",
         "_start",
         "_touched",
@@ -120,6 +127,12 @@ class QlogTracer:
         self._last = 0.0
         self._touched: float | None = None  # metrics may have changed since this time
         self._metrics: dict[str, float | int] = {}
+        # What the state events compare with (None: not looked at yet): the controller's
+        # state_name, the path's (MTU, search done), ECN validation; losses since then.
+        self._cc_state: str | None = None
+        self._mtu: tuple[int, bool] | None = None
+        self._ecn_state: str | None = None
+        self._lost = False
         self._keys: dict[str, object] = {}
         self._generations = [0, 0]  # 1-RTT key updates seen: sending, receiving
         self._remote_params: object = None
@@ -276,6 +289,51 @@ class QlogTracer:
             self._write(
                 {"time": self._time(when), "name": "recovery:metrics_updated", "data": changed}
             )
+        self._sync_states(when)
+
+    def _sync_states(self, when: float) -> None:
+        """recovery:congestion_state_updated, connectivity:mtu_updated and
+        recovery:ecn_state_updated (quic-events -03) when what they report changed, polled
+        with the metrics; the first look only records where things start."""
+        c = self.c
+        cc = c.recovery.cc
+        lost, self._lost = self._lost, False
+        state = getattr(cc, "state_name", None)  # a custom controller may have none
+        old = self._cc_state
+        if isinstance(state, str) and state != old:
+            self._cc_state = state
+            if old is not None:
+                data: dict[str, Any] = {"old": old, "new": state}
+                if state == "recovery" and not lost:
+                    data["trigger"] = "ECN"  # a reduction no loss explains: a CE mark
+                elif (
+                    state == "slow_start"
+                    and lost
+                    and cc.congestion_window <= getattr(cc, "minimum_window", 0)
+                ):
+                    data["trigger"] = "persistent_congestion"  # RFC 9002 §7.6.2
+                self._write_at(when, "recovery:congestion_state_updated", data)
+        path = c.paths.current
+        if path is not None:
+            pmtu = path.pmtu
+            mtu = (pmtu.mtu, pmtu.state == PmtuState.SEARCH_COMPLETE)
+            before = self._mtu
+            if mtu != before:
+                self._mtu = mtu
+                if before is not None:
+                    mtu_data: dict[str, Any] = {"new": mtu[0], "done": mtu[1]}
+                    if before[0] != mtu[0]:
+                        mtu_data = {"old": before[0], **mtu_data}
+                    self._write_at(when, "connectivity:mtu_updated", mtu_data)
+        ecn = c.ecn.state
+        old = self._ecn_state
+        if ecn != old:
+            self._ecn_state = ecn
+            if old is not None:
+                self._write_at(when, "recovery:ecn_state_updated", {"old": old, "new": ecn})
+
+    def _write_at(self, when: float, name: str, data: dict[str, Any]) -> None:
+        self._write({"time": self._time(when), "name": name, "data": data})
 
     def _poll(self, now: float | None) -> None:
         """Log what changed in the connection since the last event: keys, the peer's
@@ -512,6 +570,7 @@ class QlogTracer:
                 else "time_threshold",
             }
             self._event("recovery:packet_lost", data, now)
+        self._lost = True
         self._touched = now  # the congestion controller reacts next
 
     def attach(self, recovery: Recovery) -> None:
