@@ -75,6 +75,31 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, or None (said once) when
+    matplotlib is not installed: the benchmarks then write their JSON without a plot."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install quicnet[bench]): no plot")
+        return None
+    return plt
+
+
+def machine_share_line(results: dict[str, Any]) -> str | None:
+    """How busy the machine was during a run (``results["machine_share"]``), as printed."""
+    share = results.get("machine_share")
+    if not share:
+        return None
+    return (
+        f"cores busy on average: {share['this_run_cores']:.2f} this run,"
+        f" {share['other_processes_cores']:.2f} other processes"
+    )
+
+
 def write(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

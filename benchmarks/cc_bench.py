@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "quic"))
 sys.path.insert(0, str(REPO))
 
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, machine, pyplot  # noqa: E402
 from simnet import (  # noqa: E402
     CLIENT_ADDR,
     LinkConfig,
@@ -230,13 +230,8 @@ def table(r: dict[str, Any]) -> str:
 
 
 def plot(r: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install quicnet[bench]): no plot")
+    plt = pyplot()
+    if plt is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     controllers = list(dict.fromkeys(row["controller"] for row in r["rows"]))

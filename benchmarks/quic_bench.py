@@ -48,6 +48,8 @@ from _common import (
     PeerError,
     machine,
     machine_busy_seconds,
+    machine_share_line,
+    pyplot,
     summary,
     write,
 )
@@ -506,13 +508,8 @@ def table(r: dict[str, Any]) -> str:
 
 
 def plot(r: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install quicnet[bench]): no plot")
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(2, 3, figsize=(17, 9))
     # RTT
@@ -692,12 +689,9 @@ def main(argv: list[str]) -> int:
     plot(results, RESULTS / f"{name}.png")
     print()
     print(table(results))
-    share = results.get("machine_share")
+    share = machine_share_line(results)
     if share:
-        print(
-            f"\ncores busy on average: {share['this_run_cores']:.2f} this run,"
-            f" {share['other_processes_cores']:.2f} other processes"
-        )
+        print(f"\n{share}")
     print(f"wrote {path} and {name}.png in {results['seconds']['total']:.0f} s")
     return 0
 

@@ -45,7 +45,15 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(HERE.parent), os.environ.get("PYTHONPATH")) if p
 )
 
-from _common import RESULTS, Peer, PeerError, machine, summary  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    Peer,
+    PeerError,
+    machine,
+    machine_share_line,
+    pyplot,
+    summary,
+)
 from _loopback import ROUND_TIMEOUT, Rounds, measure_rtt  # noqa: E402
 from quic_bench import cpu_seconds, machine_share, source, versions, write_certificates  # noqa: E402
 
@@ -370,13 +378,8 @@ def table(r: dict[str, Any]) -> str:
 
 
 def plot(r: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install quicnet[bench]): no plot")
+    plt = pyplot()
+    if plt is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=[3, 2])
     rows = [row for row in ROWS if "median_us" in r["rows"].get(row, {})]
@@ -475,12 +478,9 @@ def main(argv: list[str]) -> int:
     plot(results, png_path)
     print()
     print(table(results))
-    share = results.get("machine_share")
+    share = machine_share_line(results)
     if share:
-        print(
-            f"\ncores busy on average: {share['this_run_cores']:.2f} this run,"
-            f" {share['other_processes_cores']:.2f} other processes"
-        )
+        print(f"\n{share}")
     print(f"wrote {json_path} and {png_path.name} in {results['seconds']:.0f} s")
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, machine, summary, write
+from _common import RESULTS, machine, pyplot, summary, write
 
 from quicnet.crypto import (
     generate_private_key,
@@ -150,13 +150,8 @@ async def bulk(ca, leaf, key, client_ctx, server_ctx, size: int, stack: str) -> 
 
 
 def plot(results: dict) -> None:  # type: ignore[type-arg]
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install quicnet[bench]): no plot")
+    plt = pyplot()
+    if plt is None:
         return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     kinds = list(results["handshake"]["quicnet"])
