@@ -43,7 +43,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from siminvariants import DeliveryLedger, ProtocolErrorAudit, StateBounds, new_events
+try:  # tests/quic on sys.path (its own tests), or imported as tests.quic.simnet (tests/tls)
+    from siminvariants import DeliveryLedger, ProtocolErrorAudit, StateBounds, new_events
+except ModuleNotFoundError:
+    from tests.quic.siminvariants import (
+        DeliveryLedger,
+        ProtocolErrorAudit,
+        StateBounds,
+        new_events,
+    )
 
 from quicnet.crypto import dev_identity
 from quicnet.quic import (
