@@ -9,10 +9,11 @@ Tickets and tokens belong to the version they were issued under (RFC 9369
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 from quicnet.cli.common import CliError
+from quicnet.crypto.errors import DecodeError as CryptoDecodeError
+from quicnet.crypto.pem import pem_decode, pem_encode
 from quicnet.tls import SessionTicket
 from quicnet.tls.errors import DecodeError
 
@@ -37,21 +38,15 @@ class QuicSession:
             + self.token
             + self.ticket.to_bytes()
         )
-        text = base64.encodebytes(body).decode()
-        return f"-----BEGIN {_LABEL}-----\n{text}-----END {_LABEL}-----\n".encode()
+        return pem_encode(_LABEL, body)
 
     @classmethod
     def from_pem(cls, data: bytes) -> QuicSession:
         """Parse what :meth:`to_pem` wrote; CliError when it is not one."""
-        text = data.decode("ascii", "replace")
-        begin, end = f"-----BEGIN {_LABEL}-----", f"-----END {_LABEL}-----"
-        if begin not in text or end not in text:
-            raise CliError(f"no {_LABEL} block in the session file")
-        inner = text.split(begin, 1)[1].split(end, 1)[0]
         try:
-            raw = base64.b64decode("".join(inner.split()), validate=True)
-        except ValueError:
-            raise CliError("the session file is not base64") from None
+            raw = pem_decode(_LABEL, data)
+        except CryptoDecodeError as exc:
+            raise CliError(f"the session file: {exc}") from None
         if len(raw) < 6 or len(raw) < 6 + int.from_bytes(raw[4:6], "big"):
             raise CliError("the session file is truncated")
         size = int.from_bytes(raw[4:6], "big")

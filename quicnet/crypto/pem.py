@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import binascii
 import re
 
 from quicnet.crypto.errors import DecodeError
 
-__all__ = ["is_pem", "pem_blocks", "pem_encode"]
+__all__ = ["is_pem", "pem_blocks", "pem_decode", "pem_encode"]
 
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
 
@@ -33,6 +34,18 @@ def pem_body(block: bytes) -> bytes:
         return binascii.a2b_base64(body)
     except binascii.Error as exc:
         raise DecodeError(f"PEM block is not valid base64: {exc}") from None
+
+
+def pem_decode(label: str, data: bytes) -> bytes:
+    """The contents of the first ``label`` block in ``data`` (strict base64, whatever
+    surrounds the block); DecodeError when there is none or it is not base64."""
+    for m in _BLOCK.finditer(data):
+        if m.group(1).decode("ascii") == label:
+            try:
+                return base64.b64decode(b"".join(m.group(2).split()), validate=True)
+            except binascii.Error:
+                raise DecodeError(f"the {label} block is not base64") from None
+    raise DecodeError(f"no {label} block found")
 
 
 def pem_encode(label: str, der: bytes) -> bytes:

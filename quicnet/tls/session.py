@@ -13,11 +13,12 @@ all when the register is full.
 
 from __future__ import annotations
 
-import base64
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from quicnet.crypto import Aead, AeadAlgorithm, DecryptError, digest, random_bytes
+from quicnet.crypto.errors import DecodeError as CryptoDecodeError
+from quicnet.crypto.pem import pem_decode, pem_encode
 from quicnet.tls.errors import DecodeError, UsageError
 from quicnet.tls.wire import Reader, Writer
 
@@ -122,20 +123,14 @@ class SessionTicket:
         )
 
     def to_pem(self) -> bytes:
-        body = base64.encodebytes(self.to_bytes()).decode()
-        return f"-----BEGIN {_PEM_LABEL}-----\n{body}-----END {_PEM_LABEL}-----\n".encode()
+        return pem_encode(_PEM_LABEL, self.to_bytes())
 
     @classmethod
     def from_pem(cls, data: bytes) -> SessionTicket:
-        text = data.decode("ascii", "replace")
-        begin, end = f"-----BEGIN {_PEM_LABEL}-----", f"-----END {_PEM_LABEL}-----"
-        if begin not in text or end not in text:
-            raise DecodeError(f"no {_PEM_LABEL} block found")
-        body = text.split(begin, 1)[1].split(end, 1)[0]
         try:
-            raw = base64.b64decode("".join(body.split()), validate=True)
-        except ValueError:
-            raise DecodeError("session block is not base64") from None
+            raw = pem_decode(_PEM_LABEL, data)
+        except CryptoDecodeError as exc:
+            raise DecodeError(str(exc)) from None
         return cls.from_bytes(raw)
 
 
