@@ -177,6 +177,38 @@ def _q_client(
     )
 
 
+def _q_client_pumping(
+    server: Any, ident: Any, out: Path, *urls: str, options: tuple[str, ...] = ()
+) -> tuple[int, bytes]:
+    """q_client (as :func:`_q_client` runs it) against an in-process server, which is
+    pumped until the client exits; its exit code and stderr."""
+    address = server.address
+    command = _quicnet(
+        "q_client",
+        "-connect",
+        f"{address[0]}:{address[1]}",
+        "-servername",
+        "localhost",
+        "-CAfile",
+        str(ident.ca_path),
+        "-out",
+        str(out),
+        *options,
+        *urls,
+    )
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        pump(server, until=lambda: proc.poll() is not None, timeout=40)
+        _, stderr = proc.communicate(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(5)
+    return proc.returncode, stderr
+
+
 def test_cli_q_client_download(tmp_path: Path, ident: Any, peer_loop: Any) -> None:
     """q_client downloads a 5 MB file and a small one from an aioquic hq-interop server."""
     files = {"/big.bin": payload(5_000_000, seed=31), "/small.txt": b"hello over hq-interop\n"}
@@ -305,23 +337,12 @@ def test_cli_q_client_does_not_migrate_from_a_server_that_disables_it(
     )
     out = tmp_path / "downloads"
     with closing(server):
-        address = server.address
-        command = _quicnet("q_client", "-connect", f"{address[0]}:{address[1]}")
-        command += ["-servername", "localhost", "-CAfile", str(ident.ca_path), "-out", str(out)]
-        command += ["-migrate_after", "100000", "https://localhost/big.bin"]
-        proc = subprocess.Popen(
-            command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        returncode, stderr = _q_client_pumping(
+            server, ident, out, "https://localhost/big.bin", options=("-migrate_after", "100000")
         )
-        try:
-            pump(server, until=lambda: proc.poll() is not None, timeout=40)
-            _, stderr = proc.communicate(5)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate(5)
         (rec,) = server.connections
         assert rec.conn.path_migrations == 0
-    assert proc.returncode == 0, stderr.decode()
+    assert returncode == 0, stderr.decode()
     assert b"cannot migrate" in stderr and b"disable_active_migration" in stderr
     assert b"migrated from" not in stderr
     assert sha256((out / "big.bin").read_bytes()) == sha256(body)
@@ -548,23 +569,12 @@ def test_cli_q_client_key_update_after(tmp_path: Path, ident: Any) -> None:
     server = QuicnetServer(quicnet_server_config(ident), {"/big.bin": body})
     out = tmp_path / "downloads"
     with closing(server):
-        address = server.address
-        command = _quicnet("q_client", "-connect", f"{address[0]}:{address[1]}")
-        command += ["-servername", "localhost", "-CAfile", str(ident.ca_path), "-out", str(out)]
-        command += ["-key_update_after", "500000", "https://localhost/big.bin"]
-        proc = subprocess.Popen(
-            command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        returncode, stderr = _q_client_pumping(
+            server, ident, out, "https://localhost/big.bin", options=("-key_update_after", "500000")
         )
-        try:
-            pump(server, until=lambda: proc.poll() is not None, timeout=40)
-            _, stderr = proc.communicate(5)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate(5)
         (rec,) = server.connections
         assert rec.conn.key_updates == 1  # it answered the client's update with its own
-    assert proc.returncode == 0, stderr.decode()
+    assert returncode == 0, stderr.decode()
     assert b"key update after" in stderr
     assert sha256((out / "big.bin").read_bytes()) == sha256(body)
 
