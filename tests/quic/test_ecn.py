@@ -119,6 +119,21 @@ class _Recorder(NewReno):
             self.ce_reductions.append(now)
 
 
+def _recorded_pair() -> tuple[Simulation, list[_Recorder]]:
+    """A 2 MB/s, 20 ms link whose client runs a :class:`_Recorder` (the last one made is the
+    connection's), handshake done."""
+    recorders: list[_Recorder] = []
+
+    def controller(size: int) -> _Recorder:
+        recorders.append(_Recorder(size))
+        return recorders[-1]
+
+    link = LinkConfig(latency=0.02, bandwidth=2_000_000, queue_limit=1 << 20)
+    sim = make_pair(seed=2, c2s=link, client={"congestion_controller": controller})
+    handshake(sim)
+    return sim, recorders
+
+
 def _upload(sim: Simulation, size: int, *, timeout: float = 120.0) -> None:
     collector = StreamCollector()
     sim.server.on_event = collector
@@ -144,15 +159,7 @@ def test_a_clean_path_validates_and_every_packet_is_counted() -> None:
 
 
 def test_ce_marks_halve_the_window_once_per_round_trip_with_nothing_lost() -> None:
-    recorders: list[_Recorder] = []
-
-    def controller(size: int) -> _Recorder:
-        recorders.append(_Recorder(size))
-        return recorders[-1]
-
-    link = LinkConfig(latency=0.02, bandwidth=2_000_000, queue_limit=1 << 20)
-    sim = make_pair(seed=2, c2s=link, client={"congestion_controller": controller})
-    handshake(sim)
+    sim, recorders = _recorded_pair()
     # A router past the handshake marks CE in bursts: 6 datagrams in every 60, so that
     # several ACK frames of one round trip report a rise in the CE count.
     sim.c2s.ecn = _remark(lambda i, cp: CE if cp == ECT0 and i % 60 < 6 else cp)
@@ -178,15 +185,7 @@ def test_ce_marks_halve_the_window_once_per_round_trip_with_nothing_lost() -> No
 
 def test_unmarked_path_keeps_growing_the_window() -> None:
     """The control for the test above: the same transfer, no CE, no reduction."""
-    recorders: list[_Recorder] = []
-
-    def controller(size: int) -> _Recorder:
-        recorders.append(_Recorder(size))
-        return recorders[-1]
-
-    link = LinkConfig(latency=0.02, bandwidth=2_000_000, queue_limit=1 << 20)
-    sim = make_pair(seed=2, c2s=link, client={"congestion_controller": controller})
-    handshake(sim)
+    sim, recorders = _recorded_pair()
     _upload(sim, 2_000_000)
     assert recorders[-1].ce_signals == 0 and recorders[-1].ssthresh == float("inf")
 

@@ -363,15 +363,15 @@ def with_extension(message: Any, extension: Extension, *, replace: bool = True) 
 
 
 # Driving connections --------------------------------------------------------------------
-def pump(client: TLSConnection, server: TLSConnection) -> None:
+def pump(client: TLSConnection, server: TLSConnection, now: float = NOW) -> None:
     """Exchange bytes until both sides are quiet."""
     for _ in range(20):
         c2s = client.data_to_send()
         if c2s:
-            server.receive_data(c2s, NOW)
+            server.receive_data(c2s, now)
         s2c = server.data_to_send()
         if s2c:
-            client.receive_data(s2c, NOW)
+            client.receive_data(s2c, now)
         if not c2s and not s2c:
             return
     raise AssertionError("the connections never went quiet")

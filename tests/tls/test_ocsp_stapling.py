@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from interop_helpers import Identity, Processes, quicnet_server, run_async
+from test_negative_helpers import pump
 
 import quicnet
 from quicnet.crypto import (
@@ -118,15 +119,7 @@ def handshake(client_config: ClientConfig, server_config: ServerConfig) -> Hands
     client = TLSConnection.client(client_config)
     server = TLSConnection.server(server_config)
     client.start(now)
-    for _ in range(20):
-        c2s = client.data_to_send()
-        if c2s:
-            server.receive_data(c2s, now)
-        s2c = server.data_to_send()
-        if s2c:
-            client.receive_data(s2c, now)
-        if not c2s and not s2c:
-            break
+    pump(client, server, now)
     events = []
     while (event := client.next_event()) is not None:
         events.append(event)
