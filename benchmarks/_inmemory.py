@@ -17,7 +17,7 @@ import tracemalloc
 from typing import Any
 
 from _common import percentile
-from _peers import ALPN, INPUT_SIZE, SNAPSHOT_SIZE, other_stack
+from _peers import ALPN, GAME_ACK_FREQUENCY, INPUT_SIZE, SNAPSHOT_SIZE, other_stack
 
 from quicnet.crypto import (
     Certificate,
@@ -59,13 +59,16 @@ class Identity:
         )
         self.key: PrivateKey = key
 
-    def server_config(self) -> QuicConfiguration:
+    def server_config(self, *, game: bool = False) -> QuicConfiguration:
+        """The server's configuration; a ``game`` server asks its clients for fewer ACKs
+        (the capacity test's GAME_ACK_FREQUENCY)."""
         return QuicConfiguration(
             is_client=False,
             alpn_protocols=[ALPN],
             certificate_chain=[self.certificate],
             private_key=self.key,
             idle_timeout=IDLE_TIMEOUT,
+            ack_frequency=GAME_ACK_FREQUENCY if game else None,
         )
 
     def client_config(self) -> QuicConfiguration:
@@ -81,8 +84,10 @@ class Identity:
 class MemoryNet:
     """One endpoint and its clients, each client at its own address, on a simulated clock."""
 
-    def __init__(self, identity: Identity, max_connections: int) -> None:
-        self.endpoint = QuicEndpoint(identity.server_config(), max_connections=max_connections)
+    def __init__(self, identity: Identity, max_connections: int, *, game: bool = False) -> None:
+        self.endpoint = QuicEndpoint(
+            identity.server_config(game=game), max_connections=max_connections
+        )
         self.client_config = identity.client_config()
         self.clients: dict[Any, QuicConnection] = {}
         self.now = 1.0
@@ -339,10 +344,11 @@ def capacity_in_memory(count: int, ticks: int, warmup_ticks: int, rate: float) -
     """Server CPU per client-tick: every client sends a 100-byte input, gets a 300-byte snapshot.
 
     Only the endpoint's work (receiving, the application's answer, sending,
-    timers) is timed; the clients run untimed in the same thread.
+    timers) is timed; the clients run untimed in the same thread. The server asks
+    its clients for GAME_ACK_FREQUENCY, as a game server would.
     """
     identity = Identity("P-256")
-    net = MemoryNet(identity, max_connections=count * 2 + 100)
+    net = MemoryNet(identity, max_connections=count * 2 + 100, game=True)
     clients = net.open(count, keep=True)
     by_address = dict(net.clients)
     endpoint = net.endpoint

@@ -46,6 +46,7 @@ from _common import SERVER_STACKS
 
 from quicnet.crypto import load_certificate, load_certificates, load_private_key
 from quicnet.quic import (
+    AckFrequencyRequest,
     ConnectionTerminated,
     DatagramLost,
     DatagramReceived,
@@ -61,6 +62,11 @@ LOOPS = ("asyncio", "uvloop")
 INPUT_SIZE = 100
 SNAPSHOT_SIZE = 300
 _READS = 256
+#: What the capacity server asks its clients (draft-ietf-quic-ack-frequency): a 30 Hz
+#: client's ACK may wait a little over one tick, so it rides on the next input instead
+#: of costing the server a datagram of its own (clients that do not offer the extension,
+#: such as qh3's, keep acknowledging as RFC 9000 says).
+GAME_ACK_FREQUENCY = AckFrequencyRequest(max_ack_delay=0.05)
 _MAX_DATAGRAM = 65536
 
 _out_lock = threading.Lock()
@@ -82,12 +88,15 @@ def run_loop(stack: str, main: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(main)
 
 
-def server_configuration(certdir: Path) -> QuicConfiguration:
+def server_configuration(certdir: Path, mode: str = "echo") -> QuicConfiguration:
+    """The server's identity from ``certdir``; a ``capacity`` server also asks its
+    clients for fewer ACKs (GAME_ACK_FREQUENCY)."""
     return QuicConfiguration(
         is_client=False,
         alpn_protocols=[ALPN],
         certificate_chain=load_certificates((certdir / "cert.pem").read_bytes()),
         private_key=load_private_key((certdir / "key.pem").read_bytes()),
+        ack_frequency=GAME_ACK_FREQUENCY if mode == "capacity" else None,
     )
 
 
@@ -188,7 +197,7 @@ def serve_quicnet_tick(server: Server, certdir: Path) -> None:
     """A tick-driven loop: poll with a timeout, answer the events, flush."""
     from quicnet.io.udp import UdpServer
 
-    udp = UdpServer(server_configuration(certdir), "127.0.0.1", 0)
+    udp = UdpServer(server_configuration(certdir, server.mode), "127.0.0.1", 0)
     emit(f"port {udp.local_address[1]}")
     while True:
         events = udp.poll(0.01)
@@ -217,7 +226,7 @@ async def serve_quicnet_aio(server: Server, certdir: Path) -> None:
         elif isinstance(event, StreamDataReceived):
             server.stream_data(len(event.data), event.end_stream)
 
-    quic = await serve("127.0.0.1", 0, server_configuration(certdir), handler)
+    quic = await serve("127.0.0.1", 0, server_configuration(certdir, server.mode), handler)
     emit(f"port {quic.local_address[1]}")
     await asyncio.get_running_loop().create_future()
 

@@ -15,6 +15,7 @@ from quicnet.crypto import (
     PrivateKey,
     RevocationCheck,
 )
+from quicnet.quic.ack_frequency import AckFrequencyRequest
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.controllers import CONTROLLERS, new_controller
 from quicnet.quic.errors import QuicUsageError
@@ -110,6 +111,14 @@ class QuicConfiguration:
     datagram_ack_events: bool = True
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025
+    #: The least delay we are willing to hold an ACK for, sent as min_ack_delay: the peer
+    #: may then tune our acknowledgments with ACK_FREQUENCY frames (draft-ietf-quic-ack-
+    #: frequency §3; quicnet.quic.ack_frequency). None: the extension is not offered.
+    min_ack_delay: float | None = 0.001
+    #: Ask a peer that offers the extension to acknowledge less (or more) often, e.g. a
+    #: game server whose clients send an input each tick: a delay a little over one tick
+    #: lets their ACKs ride on the inputs. None: the peer keeps RFC 9000's defaults.
+    ack_frequency: AckFrequencyRequest | None = None
     active_connection_id_limit: int = 4
     connection_id_length: int = 8
     #: Ask the peer not to move the connection to a new address (RFC 9000 §18.2; only
@@ -169,6 +178,14 @@ class QuicConfiguration:
         """``max_udp_payload_size``, or its default when None."""
         return self.max_udp_payload_size or DEFAULT_MAX_UDP_PAYLOAD_SIZE
 
+    @property
+    def min_ack_delay_us(self) -> int | None:
+        """The min_ack_delay we advertise, in microseconds: ``min_ack_delay``, but never
+        above the max_ack_delay we send (whole milliseconds; ack-frequency §3)."""
+        if self.min_ack_delay is None:
+            return None
+        return min(round(self.min_ack_delay * 1e6), int(self.max_ack_delay * 1000) * 1000)
+
     def __post_init__(self) -> None:
         if not self.supported_versions:
             spoken = (QuicVersion.V1, QuicVersion.V2)
@@ -197,6 +214,10 @@ class QuicConfiguration:
                     ok = False
                 if not ok or not 0 <= int(value[1]) < 65536:
                     raise QuicUsageError(f"{name} must be an IPv{family} (host, port), not {value}")
+        if self.min_ack_delay is not None and not self.min_ack_delay > 0:
+            raise QuicUsageError(
+                f"min_ack_delay must be a positive number of seconds, not {self.min_ack_delay}"
+            )
         if self.key_update_packets < 1:
             raise QuicUsageError(
                 f"key_update_packets must be at least 1, not {self.key_update_packets}"

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from types import MethodType
 
 from quicnet.crypto import random_bytes
+from quicnet.quic.ack_frequency import AckPolicy
 from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.closing import (
     ClosingState,
@@ -99,6 +100,7 @@ class QuicConnection:
     __slots__ = (
         "__weakref__",
         "_first_path_validated",
+        "acks",
         "active_dcid",
         "alpn_protocol",
         "cid_length",
@@ -195,6 +197,8 @@ class QuicConnection:
         self.timers = TimerDriver(self)
         self.recovery = self.new_recovery()
         self.ecn = EcnState(c.ecn)  # RFC 9000 §13.4 (quicnet.quic.ecn)
+        #: When we acknowledge, and what we ask of the peer (draft-ietf-quic-ack-frequency).
+        self.acks = AckPolicy(c.max_ack_delay, c.min_ack_delay_us)
         #: How many of the last ``datagrams_to_send``'s datagrams go out ECT(0) (all or none).
         self.ecn_marked = 0
         #: CRYPTO streams of each epoch, with the Initial and Handshake keys.

@@ -16,11 +16,13 @@ from quicnet.quic.errors import TransportError, TransportErrorCode
 
 __all__ = [
     "AckFrame",
+    "AckFrequencyFrame",
     "ConnectionCloseFrame",
     "CryptoFrame",
     "DatagramFrame",
     "Frame",
     "FrameType",
+    "ImmediateAckFrame",
     "NewConnectionIdFrame",
     "StreamFrame",
     "encode_ack",
@@ -59,8 +61,10 @@ class FrameType(enum.IntEnum):
     CONNECTION_CLOSE = 0x1C
     CONNECTION_CLOSE_APP = 0x1D
     HANDSHAKE_DONE = 0x1E
+    IMMEDIATE_ACK = 0x1F  # draft-ietf-quic-ack-frequency §5
     DATAGRAM = 0x30
     DATAGRAM_LEN = 0x31
+    ACK_FREQUENCY = 0xAF  # draft-ietf-quic-ack-frequency §4
 
 
 def _error(
@@ -241,6 +245,23 @@ class HandshakeDoneFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class AckFrequencyFrame:
+    """ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4): how often the sender wants ACKs."""
+
+    sequence_number: int
+    ack_eliciting_threshold: int
+    requested_max_ack_delay: int  # microseconds
+    reordering_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImmediateAckFrame:
+    """IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5): acknowledge this packet now."""
+
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class DatagramFrame:
     """DATAGRAM (RFC 9221 §4): an unreliable payload, never retransmitted."""
 
@@ -269,6 +290,8 @@ Frame = (
     | ConnectionCloseFrame
     | HandshakeDoneFrame
     | DatagramFrame
+    | AckFrequencyFrame
+    | ImmediateAckFrame
 )
 
 
@@ -383,6 +406,10 @@ def parse_frame(r: Reader, frame_type: int) -> Frame:
         return DatagramFrame(r.read(r.remaining))
     if t == FrameType.DATAGRAM_LEN:
         return DatagramFrame(r.read_varint_bytes())
+    if t == FrameType.IMMEDIATE_ACK:
+        return ImmediateAckFrame()
+    if t == FrameType.ACK_FREQUENCY:
+        return AckFrequencyFrame(r.varint(), r.varint(), r.varint(), r.varint())
     raise _error(t, f"unknown frame type 0x{t:x}")
 
 

@@ -21,10 +21,11 @@ __all__ = ["PendingFrames"]
 
 
 class PendingFrames:
-    """HANDSHAKE_DONE, PING, flow-control credit, STOP_SENDING, CID and NEW_TOKEN frames
-    to send."""
+    """HANDSHAKE_DONE, PING, flow-control credit, STOP_SENDING, CID, NEW_TOKEN and
+    ACK_FREQUENCY frames to send."""
 
     __slots__ = (
+        "ack_frequency",
         "handshake_done",
         "max_data",
         "max_stream_data",
@@ -41,6 +42,7 @@ class PendingFrames:
         #: Something below is queued (may be stale-True; the sender settles it).
         self.waiting = False
         self.handshake_done = False
+        self.ack_frequency = False  # the frame is the AckPolicy's request
         self.ping = False
         self.max_data = False  # the value is the stream manager's at sending time
         # Short lists, not sets: usually empty, and an empty set costs four times as much.
@@ -55,6 +57,7 @@ class PendingFrames:
         """Recompute ``waiting`` after the sender took what fitted."""
         self.waiting = bool(
             self.handshake_done
+            or self.ack_frequency
             or self.ping
             or self.max_data
             or self.max_stream_data
@@ -69,6 +72,10 @@ class PendingFrames:
     def queue_handshake_done(self) -> None:
         """HANDSHAKE_DONE (RFC 9000 §19.20): a server's, at handshake completion."""
         self.handshake_done = self.waiting = True
+
+    def queue_ack_frequency(self) -> None:
+        """ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4): our request to the peer."""
+        self.ack_frequency = self.waiting = True
 
     def queue_ping(self) -> None:
         """PING (§19.2): something for the peer to acknowledge."""

@@ -92,8 +92,10 @@ _FRAME_NAMES = {
     0x1C: "connection_close",
     0x1D: "connection_close",
     0x1E: "handshake_done",
+    0x1F: "immediate_ack",  # draft-ietf-quic-ack-frequency §5
     0x30: "datagram",
     0x31: "datagram",
+    0xAF: "ack_frequency",  # draft-ietf-quic-ack-frequency §4
 }
 
 
@@ -168,6 +170,13 @@ def _frame(frame: fr.Frame, frame_type: int, ack_delay_exponent: int) -> dict[st
         out["sequence_number"] = frame.sequence_number
     elif isinstance(frame, fr.PathChallengeFrame | fr.PathResponseFrame):
         out["data"] = frame.data.hex()
+    elif isinstance(frame, fr.AckFrequencyFrame):
+        out.update(
+            sequence_number=frame.sequence_number,
+            ack_eliciting_threshold=frame.ack_eliciting_threshold,
+            request_max_ack_delay=frame.requested_max_ack_delay / 1000,  # milliseconds
+            reordering_threshold=frame.reordering_threshold,
+        )
     elif isinstance(frame, fr.ConnectionCloseFrame):
         if frame.is_application:
             out.update(error_space="application", error_code=frame.error_code)

@@ -45,7 +45,8 @@ MAX_NEW_TOKENS = 4
 
 # Frames allowed per packet type (RFC 9000 §12.4, Table 3).
 _HANDSHAKE_FRAMES = frozenset({0x00, 0x01, 0x02, 0x03, 0x06, 0x1C})
-_ZERO_RTT_FORBIDDEN = frozenset({0x02, 0x03, 0x06, 0x07, 0x19, 0x1B, 0x1E})
+# 0-RTT: also ACK_FREQUENCY and IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §3).
+_ZERO_RTT_FORBIDDEN = frozenset({0x02, 0x03, 0x06, 0x07, 0x19, 0x1B, 0x1E, 0x1F, 0xAF})
 _NOT_ACK_ELICITING = frozenset({0x00, 0x02, 0x03, 0x1C, 0x1D})
 _PROBING = frozenset({0x00, 0x18, 0x1A, 0x1B})  # PADDING, NEW_CONNECTION_ID, PATH_* (§9.1)
 _PACKET_EPOCH = {
@@ -183,15 +184,22 @@ class PacketReceiver:
             ):
                 c.on_peer_migrated(address, dcid, now)  # §9.3: the newest packet decides
             c.active_dcid = dcid
+        previous = space.largest_received
         space.on_packet_received(pn, now)
         if ecn:  # §13.4.1: each packet counts, duplicates (dropped above) do not
             c.ecn.received[8 + ecn] += 1
         if ack_eliciting:
+            # §13.2.1 (and the peer's ACK_FREQUENCY): every second packet by default; at
+            # once when out of order or CE-marked; else within max_ack_delay.
+            acks = c.acks
             space.unacked_ack_eliciting += 1
-            if space.unacked_ack_eliciting >= 2:
-                space.ack_queued = True  # §13.2.1: at least every second packet
+            if space.unacked_ack_eliciting > acks.ack_eliciting_threshold or (
+                (pn != previous + 1 or ecn == 3 or acks.reordering_threshold > 1)
+                and acks.ack_now(space, pn, previous, ecn == 3)
+            ):
+                space.ack_queued = True
             elif space.ack_deadline is None:
-                space.ack_deadline = now + c.configuration.max_ack_delay
+                space.ack_deadline = now + acks.max_ack_delay
 
     def _one_rtt_frames(self, payload: bytes, now: float, dcid: bytes) -> tuple[bool, bool]:
         """The frames of a 1-RTT packet; returns (ack-eliciting?, non-probing? (§9.1))."""
@@ -204,13 +212,13 @@ class PacketReceiver:
         t = 0
         try:
             while pos < end:
+                frame_start = pos
                 t = payload[pos]
                 pos += 1
                 if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
                     pos = end - len(payload[pos:].lstrip(b"\x00"))
                     continue
                 if t == 0x31 or t == 0x30:  # DATAGRAM (RFC 9221 §4)
-                    frame_start = pos - 1
                     if t == 0x31:
                         length, pos = _varint_at(payload, pos)
                         if pos + length > end:
@@ -243,8 +251,15 @@ class PacketReceiver:
                     ack_eliciting = non_probing = True
                 elif t == 0x01:  # PING
                     ack_eliciting = non_probing = True
-                elif t >= 0x40:  # a type varint of two or more bytes: none is defined
-                    raise TransportError(_FRAME_ENCODING, f"unknown frame type byte 0x{t:x}", t)
+                elif t >= 0x40:  # a type varint of two or more bytes: only ACK_FREQUENCY
+                    t, pos = _varint_at(payload, pos - 1)
+                    if t != fr.FrameType.ACK_FREQUENCY or pos != frame_start + 2:
+                        raise TransportError(_FRAME_ENCODING, f"unknown frame type 0x{t:x}", t)
+                    reader = Reader(payload, pos)
+                    frame = fr.parse_frame(reader, t)
+                    pos = reader.pos
+                    ack_eliciting = non_probing = True
+                    self._on_control_frame(frame, t, dcid, now)
                 else:  # the rest: rare, parsed into objects
                     reader = Reader(payload, pos)
                     frame = fr.parse_frame(reader, t)
@@ -509,6 +524,16 @@ class PacketReceiver:
             c.confirm_handshake()
             if c.preferred is not None:
                 c.preferred.start(c, now)  # §9.6.1: once the handshake is confirmed
+        elif isinstance(frame, fr.AckFrequencyFrame):
+            c.acks.on_ack_frequency(
+                frame.sequence_number,
+                frame.ack_eliciting_threshold,
+                frame.requested_max_ack_delay,
+                frame.reordering_threshold,
+            )
+        elif isinstance(frame, fr.ImmediateAckFrame):
+            c.acks.on_immediate_ack()
+            c.recovery.spaces[2].ack_queued = True  # draft-ietf-quic-ack-frequency §5
         elif isinstance(frame, fr.NewTokenFrame):
             if not c.is_client:
                 raise TransportError(

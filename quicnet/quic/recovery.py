@@ -149,6 +149,7 @@ class PacketSpace:
         "ack_eliciting_in_flight",
         "ack_queued",
         "discarded",
+        "largest_ack_sent",
         "largest_acked",
         "largest_received",
         "largest_received_time",
@@ -178,6 +179,7 @@ class PacketSpace:
         #: When a delayed ACK becomes due (§13.2.1: within max_ack_delay), or None.
         self.ack_deadline: float | None = None
         self.unacked_ack_eliciting = 0  # ack-eliciting packets received since our last ACK
+        self.largest_ack_sent = -1  # the Largest Acknowledged of our last ACK frame
         self.discarded = False
 
     def is_duplicate(self, packet_number: int) -> bool:

@@ -33,6 +33,7 @@ from quicnet.quic.packets import (
 from quicnet.quic.pmtu import BASE_PLPMTU
 from quicnet.quic.probes import path_datagram, pmtu_probe, version_probe
 from quicnet.quic.records import (
+    ACK_FREQUENCY,
     CRYPTO,
     DATAGRAM,
     HANDSHAKE_DONE,
@@ -70,6 +71,7 @@ MAX_PACKET_SIZE = BASE_PLPMTU
 MAX_DATAGRAMS_PER_CALL = 64
 
 _R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
+_R_ACK_FREQUENCY: FrameRecord = (ACK_FREQUENCY,)
 _R_MAX_DATA: FrameRecord = (MAX_DATA,)
 
 
@@ -290,6 +292,7 @@ class PacketSender:
                     buf += ack
             if ack_sent:
                 rspace.ack_queued = False
+                rspace.largest_ack_sent = rspace.largest_received
                 rspace.unacked_ack_eliciting = 0
                 rspace.ack_deadline = None
         start = len(buf)
@@ -375,6 +378,11 @@ class PacketSender:
             buf.append(0x1E)
             pending.handshake_done = False
             frames.append(_R_HANDSHAKE_DONE)
+        request = c.acks.request
+        if pending.ack_frequency and request is not None and limit - len(buf) >= len(request[1]):
+            buf += request[1]  # ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4)
+            pending.ack_frequency = False
+            frames.append(_R_ACK_FREQUENCY)
         while pending.new_connection_ids and limit - len(buf) >= 45:
             entry = pending.new_connection_ids.pop(0)
             buf.append(0x18)
@@ -544,6 +552,7 @@ class PacketSender:
             if len(ack) <= room:
                 payload += ack
                 rspace.ack_queued = False
+                rspace.largest_ack_sent = rspace.largest_received
                 rspace.unacked_ack_eliciting = 0
                 rspace.ack_deadline = None
         if allow_eliciting:

@@ -57,6 +57,7 @@ def local_transport_parameters(
         initial_source_connection_id=initial_source_cid,
         retry_source_connection_id=retry_source_cid,
         max_datagram_frame_size=c.max_datagram_frame_size,
+        min_ack_delay=c.min_ack_delay_us,
         # RFC 9368 §3 (RFC 9369 §4: a v2 endpoint must send it).
         version_information=local_version_information(
             c.version if version is None else version, c.supported_versions

@@ -17,7 +17,7 @@ __all__ = ["PreferredAddress", "TransportParameterId", "TransportParameters"]
 
 
 class TransportParameterId(enum.IntEnum):
-    """Transport parameter IDs (RFC 9000 §18.2, RFC 9221 §3, RFC 9368)."""
+    """Transport parameter IDs (RFC 9000 §18.2, RFC 9221 §3, RFC 9368, ack-frequency §3)."""
 
     original_destination_connection_id = 0x00
     max_idle_timeout = 0x01
@@ -38,6 +38,7 @@ class TransportParameterId(enum.IntEnum):
     retry_source_connection_id = 0x10
     version_information = 0x11  # RFC 9368
     max_datagram_frame_size = 0x20  # RFC 9221
+    min_ack_delay = 0xFF04DE1B  # draft-ietf-quic-ack-frequency §3 (microseconds)
 
 
 _ID = TransportParameterId
@@ -60,6 +61,7 @@ _INTEGER = {
     _ID.max_ack_delay,
     _ID.active_connection_id_limit,
     _ID.max_datagram_frame_size,
+    _ID.min_ack_delay,
 }
 _CID = {
     _ID.original_destination_connection_id,
@@ -138,6 +140,8 @@ class TransportParameters:
     retry_source_connection_id: bytes | None = None
     max_datagram_frame_size: int | None = None  # RFC 9221: absent = no DATAGRAM frames
     version_information: bytes | None = None
+    #: Microseconds; present: the sender takes ACK_FREQUENCY frames (ack-frequency §3).
+    min_ack_delay: int | None = None
 
     def encode(self) -> bytes:
         """The extension's body: each parameter that is set, integers only when not at their
@@ -210,6 +214,8 @@ class TransportParameters:
             raise _error("ack_delay_exponent above 20")
         if self.max_ack_delay >= 1 << 14:
             raise _error("max_ack_delay of 2^14 ms or more")
+        if self.min_ack_delay is not None and self.min_ack_delay > self.max_ack_delay * 1000:
+            raise _error("min_ack_delay above max_ack_delay")  # ack-frequency §3
         if self.active_connection_id_limit < 2:
             raise _error("active_connection_id_limit below 2")
         for name in ("initial_max_streams_bidi", "initial_max_streams_uni"):

@@ -56,6 +56,7 @@ LIMITS = (
 _NOT_REMEMBERED: dict[str, object] = {
     "ack_delay_exponent": 3,
     "max_ack_delay": 25,
+    "min_ack_delay": None,  # draft-ietf-quic-ack-frequency §3: MUST NOT be remembered
     "initial_source_connection_id": None,
     "original_destination_connection_id": None,
     "preferred_address": None,

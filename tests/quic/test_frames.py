@@ -251,7 +251,8 @@ FEE = TransportErrorCode.FRAME_ENCODING_ERROR
         (b"\x1a" + b"7 bytes", FEE),  # PATH_CHALLENGE needs 8
         (b"\x1c" + v(1) + v(0) + v(10) + b"short", FEE),  # reason beyond the packet
         (b"\x31" + v(5) + b"four", FEE),
-        (b"\x1f", FEE),  # unknown frame types
+        (v(0xAF) + v(0) + v(1) + v(25000), FEE),  # ACK_FREQUENCY cut short
+        (b"\x21", FEE),  # unknown frame types
         (b"\x20", FEE),
         (v(0x4000), FEE),
     ],

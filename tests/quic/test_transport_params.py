@@ -180,6 +180,7 @@ def test_ids_match_the_rfc() -> None:
         "retry_source_connection_id": 0x10,
         "version_information": 0x11,
         "max_datagram_frame_size": 0x20,
+        "min_ack_delay": 0xFF04DE1B,  # draft-ietf-quic-ack-frequency §3
     }
     assert {p.name: int(p) for p in TransportParameterId} == expected
 

@@ -1,0 +1,332 @@
+"""The acknowledgment frequency extension (draft-ietf-quic-ack-frequency-13) and the
+RFC 9000 §13.2.1 acknowledgment rules it tunes."""
+
+from __future__ import annotations
+
+import pytest
+from adversary import seal_one_rtt
+from hypothesis import given
+from hypothesis import strategies as st
+from simnet import CLIENT_ADDR, SERVER_ADDR, LinkConfig, Simulation, handshake, make_pair
+
+from quicnet.quic import QuicConfiguration, QuicConnection, QuicUsageError, TransportError
+from quicnet.quic import frames as fr
+from quicnet.quic.ack_frequency import AckFrequencyRequest, AckPolicy
+from quicnet.quic.buffer import Reader, encode_varint
+from quicnet.quic.errors import TransportErrorCode
+from quicnet.quic.qlog_schema import qlog_frames
+from quicnet.quic.records import ACK_FREQUENCY, on_delivered
+from quicnet.quic.recovery import PacketSpace
+from quicnet.quic.transport_params import TransportParameters
+from quicnet.quic.zero_rtt import remembered_parameters
+from quicnet.tls import SessionTicket
+
+TICK = 1 / 30
+PV = TransportErrorCode.PROTOCOL_VIOLATION
+
+
+def v(value: int) -> bytes:
+    return encode_varint(value)
+
+
+def ack_frequency_frame(seq: int, threshold: int, delay_us: int, reordering: int) -> bytes:
+    return v(0xAF) + v(seq) + v(threshold) + v(delay_us) + v(reordering)
+
+
+def connected(**server: object) -> tuple[Simulation, QuicConnection, QuicConnection]:
+    sim = make_pair(
+        server=dict(server),
+        c2s=LinkConfig(latency=0.005),
+        s2c=LinkConfig(latency=0.005),
+    )
+    handshake(sim)
+    sim.run_for(0.2)  # HANDSHAKE_DONE, the ACK_FREQUENCY frame and their ACKs
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    server_conn = sim.peer_of(client)
+    assert server_conn is not None
+    return sim, client, server_conn
+
+
+def game_ticks(sim: Simulation, client: QuicConnection, server: QuicConnection, ticks: int) -> int:
+    """``ticks`` rounds at 30 Hz: the client sends an input, the server a snapshot;
+    returns the datagrams the client sent."""
+    before = sim.c2s.stats.datagrams
+    for _ in range(ticks):
+        client.send_datagram(bytes(100))
+        server.send_datagram(bytes(300))
+        sim.run_for(TICK)
+    return sim.c2s.stats.datagrams - before
+
+
+# Negotiation (§3) -----------------------------------------------------------------------
+
+
+def test_min_ack_delay_round_trips_and_may_not_exceed_max_ack_delay() -> None:
+    params = TransportParameters(max_ack_delay=25, min_ack_delay=1000)
+    assert TransportParameters.decode(params.encode(), from_server=True).min_ack_delay == 1000
+    assert (
+        TransportParameters.decode(TransportParameters().encode(), from_server=True).min_ack_delay
+        is None
+    )
+    too_big = TransportParameters(max_ack_delay=25, min_ack_delay=25001).encode()
+    with pytest.raises(TransportError) as info:
+        TransportParameters.decode(too_big, from_server=False)
+    assert info.value.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+
+
+def test_min_ack_delay_is_advertised_by_default_and_never_above_max_ack_delay() -> None:
+    assert QuicConfiguration().min_ack_delay_us == 1000
+    assert QuicConfiguration(min_ack_delay=None).min_ack_delay_us is None
+    # A max_ack_delay of 0.5 ms goes out as 0 ms: min_ack_delay follows it down.
+    assert QuicConfiguration(max_ack_delay=0.0005).min_ack_delay_us == 0
+    with pytest.raises(QuicUsageError):
+        QuicConfiguration(min_ack_delay=0)
+
+
+def test_min_ack_delay_is_not_remembered_for_0rtt() -> None:
+    stored = TransportParameters(min_ack_delay=1000, initial_max_data=5000).encode()
+    ticket = SessionTicket(
+        ticket=b"t",
+        resumption_psk=bytes(32),
+        cipher_suite=0x1301,
+        ticket_lifetime=3600,
+        ticket_age_add=0,
+        received_at=0.0,
+        max_early_data_size=0xFFFFFFFF,
+        server_name="localhost",
+        alpn_protocol="quicnet",
+        transport_parameters=stored,
+    )
+    remembered = remembered_parameters(ticket)
+    assert remembered is not None
+    assert remembered.initial_max_data == 5000
+    assert remembered.min_ack_delay is None
+
+
+def test_request_values_are_checked() -> None:
+    with pytest.raises(QuicUsageError):
+        AckFrequencyRequest(max_ack_delay=0)
+    with pytest.raises(QuicUsageError):
+        AckFrequencyRequest(max_ack_delay=16.384)
+    with pytest.raises(QuicUsageError):
+        AckFrequencyRequest(max_ack_delay=0.05, ack_eliciting_threshold=-1)
+
+
+# The frames (§4, §5) ----------------------------------------------------------------------
+
+
+@given(
+    st.integers(0, (1 << 62) - 1),
+    st.integers(0, (1 << 62) - 1),
+    st.integers(0, (1 << 62) - 1),
+    st.integers(0, (1 << 62) - 1),
+)
+def test_ack_frequency_frame_parses(seq: int, threshold: int, delay: int, reordering: int) -> None:
+    r = Reader(ack_frequency_frame(seq, threshold, delay, reordering))
+    assert r.varint() == fr.FrameType.ACK_FREQUENCY
+    assert fr.parse_frame(r, fr.FrameType.ACK_FREQUENCY) == fr.AckFrequencyFrame(
+        seq, threshold, delay, reordering
+    )
+    assert r.at_end()
+
+
+@given(st.binary(max_size=40))
+def test_any_ack_frequency_body_parses_or_is_a_frame_encoding_error(body: bytes) -> None:
+    r = Reader(body)
+    try:
+        frame = fr.parse_frame(r, fr.FrameType.ACK_FREQUENCY)
+    except TransportError as exc:
+        assert exc.error_code == TransportErrorCode.FRAME_ENCODING_ERROR
+    else:
+        assert isinstance(frame, fr.AckFrequencyFrame) and frame.sequence_number >= 0
+
+
+def test_qlog_names_the_frames() -> None:
+    logged = qlog_frames(b"\x1f" + ack_frequency_frame(3, 2, 40000, 0))
+    assert logged == [
+        {"frame_type": "immediate_ack"},
+        {
+            "frame_type": "ack_frequency",
+            "sequence_number": 3,
+            "ack_eliciting_threshold": 2,
+            "request_max_ack_delay": 40.0,
+            "reordering_threshold": 0,
+        },
+    ]
+
+
+# The receiver's rules (§4, §6; RFC 9000 §13.2.1) -----------------------------------------------
+
+
+def test_an_ack_frequency_frame_is_applied_once_and_in_order() -> None:
+    policy = AckPolicy(0.025, 1000)
+    policy.on_ack_frequency(1, 9, 50_000, 0)
+    assert (policy.ack_eliciting_threshold, policy.max_ack_delay, policy.reordering_threshold) == (
+        9,
+        0.05,
+        0,
+    )
+    policy.on_ack_frequency(0, 1, 2_000, 1)  # older: ignored (§4)
+    policy.on_ack_frequency(1, 1, 2_000, 1)  # repeated: ignored
+    assert policy.ack_eliciting_threshold == 9 and policy.max_ack_delay == 0.05
+
+
+@pytest.mark.parametrize(
+    ("min_ack_delay_us", "requested_us"),
+    [(None, 50_000), (1000, 999), (1000, (1 << 14) * 1000)],
+    ids=["not-offered", "below-min", "2^14-ms"],
+)
+def test_an_invalid_ack_frequency_is_a_protocol_violation(
+    min_ack_delay_us: int | None, requested_us: int
+) -> None:
+    policy = AckPolicy(0.025, min_ack_delay_us)
+    with pytest.raises(TransportError) as info:
+        policy.on_ack_frequency(0, 1, requested_us, 1)
+    assert info.value.error_code == PV
+    assert info.value.frame_type == fr.FrameType.ACK_FREQUENCY
+
+
+def _receive(space: PacketSpace, policy: AckPolicy, pn: int) -> bool:
+    """One ack-eliciting packet ``pn`` as the receive path handles it: ACK at once?"""
+    previous = space.largest_received
+    space.on_packet_received(pn, 0.0)
+    return policy.ack_now(space, pn, previous, False)
+
+
+def _send_ack(space: PacketSpace) -> None:
+    space.largest_ack_sent = space.largest_received
+
+
+@pytest.mark.parametrize(
+    ("threshold", "arrivals"),
+    [
+        # The draft's §6.2.1 tables: (packet received, immediate ACK?).
+        (
+            3,
+            [
+                (0, False),
+                (1, False),
+                (3, False),
+                (4, False),
+                (5, True),
+                (8, False),
+                (9, True),
+                (10, True),
+            ],
+        ),
+        (
+            5,
+            [
+                (0, False),
+                (1, False),
+                (3, False),
+                (5, False),
+                (6, False),
+                (7, True),
+                (8, False),
+                (9, True),
+            ],
+        ),
+        # RFC 9000 §13.2.1: a threshold of 1 acknowledges any gap and any late packet.
+        (1, [(0, False), (1, False), (3, True), (2, True), (4, False)]),
+        (0, [(0, False), (5, False), (1, False)]),  # never for reordering
+    ],
+)
+def test_reordering_threshold_follows_the_drafts_examples(
+    threshold: int, arrivals: list[tuple[int, bool]]
+) -> None:
+    policy = AckPolicy(0.025, 1000)
+    policy.on_ack_frequency(0, 100, 25_000, threshold)
+    space = PacketSpace()
+    for pn, immediate in arrivals:
+        assert _receive(space, policy, pn) == immediate, pn
+        if immediate:
+            _send_ack(space)
+
+
+def test_ce_is_acknowledged_at_once_and_above_threshold_one_only_on_the_first() -> None:
+    policy = AckPolicy(0.025, 1000)
+    space = PacketSpace()
+    for pn in range(3):  # RFC 9000 §13.2.1: every CE-marked packet by default
+        space.on_packet_received(pn, 0.0)
+        assert policy.ack_now(space, pn, pn - 1, True)
+    policy.on_ack_frequency(0, 10, 25_000, 1)
+    marks = [False, True, True, False, True]  # §6.4: only the step to CE is urgent
+    for pn, ce in enumerate(marks, start=3):
+        space.on_packet_received(pn, 0.0)
+        assert policy.ack_now(space, pn, pn - 1, ce) == (ce and not marks[pn - 4]), pn
+
+
+# Two endpoints ------------------------------------------------------------------------------
+
+
+def test_a_game_server_lets_its_clients_acks_ride_on_their_inputs() -> None:
+    """30 Hz inputs and snapshots: without a request a client also sends an ACK-only
+    datagram every tick (its 25 ms ACK delay runs out before the next input); asked to
+    wait 50 ms, it sends only the inputs, each carrying the ACK."""
+    sim, client, server = connected()
+    assert client.remote_params is not None and server.remote_params is not None
+    assert server.remote_params.min_ack_delay == 1000  # the client offers the extension
+    assert game_ticks(sim, client, server, 30) >= 55
+
+    sim, client, server = connected(ack_frequency=AckFrequencyRequest(0.05))
+    assert client.acks.max_ack_delay == 0.05
+    assert client.acks.largest_sequence == 0
+    assert server.recovery.max_ack_delay == 0.05  # §7: the PTO counts what was asked
+    assert game_ticks(sim, client, server, 30) <= 31
+    # Still acknowledged: nothing the server sent is left waiting for its PTO.
+    assert server.recovery.spaces[2].ack_eliciting_in_flight <= 2
+
+
+def test_no_request_goes_to_a_peer_that_did_not_offer_the_extension() -> None:
+    sim = make_pair(
+        client={"min_ack_delay": None}, server={"ack_frequency": AckFrequencyRequest(0.05)}
+    )
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    server = sim.peer_of(client)
+    assert server is not None
+    assert server.acks.request is None
+    assert client.acks.largest_sequence == -1 and client.acks.max_ack_delay == 0.025
+    assert server.recovery.max_ack_delay == 0.025
+
+
+def test_a_lost_request_is_sent_again() -> None:
+    sim, client, server = connected(ack_frequency=AckFrequencyRequest(0.05))
+    on_delivered(server, [(ACK_FREQUENCY,)], False)  # recovery declares its packet lost
+    assert server.pending.ack_frequency and server.pending.waiting
+    server.send_datagram(b"next")  # the next packet carries it again
+    sim.run_for(0.1)
+    assert not server.pending.ack_frequency
+    assert client.acks.max_ack_delay == 0.05  # the repeat (same sequence) was ignored
+
+
+def test_an_ack_frequency_to_an_endpoint_that_never_offered_it_closes_the_connection() -> None:
+    sim = make_pair(server={"min_ack_delay": None})
+    handshake(sim)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    server = sim.peer_of(client)
+    assert server is not None
+    sim.waive("protocol errors", reason="the client breaks the extension's rule on purpose")
+    sim.inject(seal_one_rtt(client, ack_frequency_frame(0, 1, 50_000, 1)), CLIENT_ADDR, SERVER_ADDR)
+    sim.run_for(0.01)
+    termination = server.termination
+    assert termination is not None
+    assert termination.error_code == PV
+    assert termination.frame_type == fr.FrameType.ACK_FREQUENCY
+
+
+@pytest.mark.parametrize(("frames", "immediate"), [(b"\x01", False), (b"\x1f", True)])
+def test_immediate_ack_is_answered_without_the_ack_delay(frames: bytes, immediate: bool) -> None:
+    """One in-order ack-eliciting packet waits for the ACK delay; with IMMEDIATE_ACK
+    (§5) the ACK is queued at once."""
+    sim, client, server = connected()
+    space = server.recovery.spaces[2]
+    assert not space.ack_queued and space.unacked_ack_eliciting == 0
+    server.receive_datagram(seal_one_rtt(client, frames), CLIENT_ADDR, sim.now)
+    assert space.unacked_ack_eliciting == 1
+    assert space.ack_queued is immediate
