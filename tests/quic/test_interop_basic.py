@@ -36,7 +36,7 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
     wait_future,
 )
 
-from quicnet.quic import QuicVersion
+from quicnet.quic import AckFrequencyRequest, QuicVersion
 from quicnet.tls import CipherSuite
 
 
@@ -97,6 +97,22 @@ def test_handshake(role: str, stack: Any, ident: Any, peer_loop: Any) -> None:
     if role == "quicnet_client":
         # The server confirms with HANDSHAKE_DONE; the quicnet client must have seen it.
         assert rec.conn.handshake_confirmed
+
+
+def test_ack_frequency_request_to_a_peer_without_the_extension(
+    role: str, stack: Any, ident: Any, peer_loop: Any
+) -> None:
+    """quicnet offers min_ack_delay (draft-ietf-quic-ack-frequency) to every peer, and
+    asks for an ACK frequency only of one that offers it: neither aioquic nor qh3 does,
+    so the request stays unsent and the transfer runs as usual."""
+    body = payload(300_000, seed=7)
+    options = {"ack_frequency": AckFrequencyRequest(0.05)}
+    bodies, rec, _ = _download(role, stack, ident, peer_loop, {"/f": body}, quicnet_options=options)
+    assert bodies == {"/f": body}
+    assert rec.conn.local_params.min_ack_delay == 1000
+    assert rec.conn.remote_params.min_ack_delay is None
+    assert rec.conn.acks.request is None
+    assert rec.conn.recovery.max_ack_delay == rec.conn.remote_params.max_ack_delay / 1000
 
 
 def test_transfer(role: str, stack: Any, ident: Any, peer_loop: Any) -> None:
