@@ -18,6 +18,7 @@ from typing import Any
 
 from quicnet.crypto import Certificate, PrivateKey
 from quicnet.quic import (
+    AckFrequencyRequest,
     Address,
     ConnectionState,
     QuicConfiguration,
@@ -80,6 +81,11 @@ def server_configuration(
         initial_max_streams_bidi=1,  # the control stream
         max_datagram_frame_size=65535,
         datagram_ack_events=False,  # the real-time layer reports no per-datagram fate
+        ack_frequency=(
+            None
+            if settings.client_ack_delay is None
+            else AckFrequencyRequest(settings.client_ack_delay)
+        ),
         **{"handshake_timeout": settings.handshake_timeout, **quic},
     )
 
