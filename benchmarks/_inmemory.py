@@ -177,49 +177,64 @@ class MemoryNet:
         return elapsed
 
 
+class _Endpoints:
+    """Where the handshakes for one N happen: an endpoint with N - 1 connections open,
+    refilled fresh whenever the measured handshakes (which stay open) would grow it by
+    more than 10%."""
+
+    def __init__(self, identity: Identity, n: int, limit: int) -> None:
+        self.identity, self.n, self.limit = identity, n, limit
+        self.per_fill = max(1, n // 10)
+        self.net: MemoryNet | None = None
+        self.used = 0
+
+    def sample(self) -> float:
+        if self.net is None or self.used == self.per_fill:
+            self.net = MemoryNet(self.identity, self.limit)
+            self.net.open(self.n - 1, keep=False)
+            # One handshake more, untimed: the first one after a fill measured ~10%
+            # slower than the next ones, whatever N was.
+            self.net.timed_handshake()
+            self.used = 0
+        self.used += 1
+        return self.net.timed_handshake()
+
+
 def handshake_cpu(algorithm: str, open_counts: list[int], samples: int) -> dict[str, Any]:
     """Median client+server CPU of a handshake through an endpoint with N connections open.
 
-    The measured handshakes stay open, so N grows while measuring, by at most
-    10%: a small N gets a freshly filled endpoint for every tenth of N samples;
-    larger ones share one endpoint, topped up from one N to the next.
+    The endpoints for every N are filled first; then the samples take turns (one
+    for each N, round after round), so a slow minute of this shared machine falls
+    on every N alike and the ratios between them compare like with like. The
+    measured handshakes stay open, so N grows while measuring, by at most 10%
+    before that N's endpoint is refilled.
     """
     identity = Identity(algorithm)
     limit = max(open_counts) * 2 + samples + 1000
+    started = time.perf_counter()
+    sources = {n: _Endpoints(identity, n, limit) for n in sorted(open_counts)}
+    for source in sources.values():
+        source.sample()  # fills it (and times one handshake, not kept)
+    times: dict[int, list[float]] = {n: [] for n in sources}
+    for _ in range(samples):
+        for n, source in sources.items():
+            times[n].append(source.sample())
+    seconds = time.perf_counter() - started
     result: dict[str, Any] = {}
-    shared: MemoryNet | None = None
-    shared_open = 0
-    for n in sorted(open_counts):
-        per_fill = max(1, n // 10)
-        times: list[float] = []
-        started = time.perf_counter()
-        # After filling, one handshake more, untimed: the first one after a fill measured
-        # ~10% slower than the next ones, whatever N was.
-        if per_fill >= samples:
-            if shared is None or shared_open > n:
-                shared, shared_open = MemoryNet(identity, limit), 0
-            shared.open(n - 1 - shared_open, keep=False)
-            shared.timed_handshake()
-            times = [shared.timed_handshake() for _ in range(samples)]
-            shared_open = n + samples
-        else:
-            while len(times) < samples:
-                net = MemoryNet(identity, limit)
-                net.open(n - 1, keep=False)
-                net.timed_handshake()
-                times += [net.timed_handshake() for _ in range(min(per_fill, samples - len(times)))]
-        ordered = sorted(times)
+    for n, measured in times.items():
+        ordered = sorted(measured)
         entry = {
             "open": n,
-            "samples": len(times),
+            "samples": len(measured),
             "median_ms": statistics.median(ordered) * 1e3,
             "p90_ms": percentile(ordered, 0.9) * 1e3,
-            "seconds": time.perf_counter() - started,
+            "seconds": seconds,
+            "interleaved": True,
         }
         result[str(n)] = entry
         print(
             f"  handshake {algorithm:7} N={n:6}: {entry['median_ms']:.2f} ms"
-            f" (p90 {entry['p90_ms']:.2f}, {entry['seconds']:.0f} s)",
+            f" (p90 {entry['p90_ms']:.2f})",
             flush=True,
         )
     return result
