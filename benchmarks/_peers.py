@@ -366,6 +366,9 @@ class ClientFleet:
         self.socks: list[socket.socket] = []
         self.conns: list[Any] = []  # QuicConnection or Qh3Client
         self.timers: list[tuple[float, int]] = []
+        #: Each connection's deadline as last put on ``timers``; an entry that differs
+        #: is stale and dropped when it comes up (as QuicEndpoint keeps its heap).
+        self.deadlines: list[float | None] = []
         self.send_failures = 0
         self.on_event: Callable[[int, Any, float], None] = lambda i, event, now: None
 
@@ -377,6 +380,7 @@ class ClientFleet:
         index = len(self.conns)
         self.conns.append(conn)
         self.socks.append(sock)
+        self.deadlines.append(None)
         self.selector.register(sock, selectors.EVENT_READ, index)
         conn.connect(self.server, now)
         self.flush(index, now)
@@ -397,8 +401,9 @@ class ClientFleet:
             except OSError:
                 self.send_failures += 1
         deadline = conn.next_timer()
-        if deadline is not None:
+        if deadline is not None and deadline != self.deadlines[index]:
             heapq.heappush(self.timers, (deadline, index))
+        self.deadlines[index] = deadline
 
     def _events(self, index: int, now: float) -> None:
         conn = self.conns[index]
@@ -408,18 +413,18 @@ class ClientFleet:
 
     def run_timers(self, now: float) -> None:
         timers = self.timers
+        deadlines = self.deadlines
         while timers and timers[0][0] <= now:
-            _, index = heapq.heappop(timers)
+            when, index = heapq.heappop(timers)
+            if deadlines[index] != when:
+                continue  # stale: the connection's deadline moved since
+            deadlines[index] = None
             conn = self.conns[index]
             deadline = conn.next_timer()
-            if deadline is None:
-                continue
-            if deadline <= now:
+            if deadline is not None and deadline <= now:
                 conn.handle_timer(now)
                 self._events(index, now)
-                self.flush(index, now)
-            else:
-                heapq.heappush(timers, (deadline, index))
+            self.flush(index, now)
 
     def next_deadline(self) -> float | None:
         return self.timers[0][0] if self.timers else None
