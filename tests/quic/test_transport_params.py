@@ -209,7 +209,8 @@ _params = st.builds(
     retry_source_connection_id=st.one_of(st.none(), _cid),
     max_datagram_frame_size=st.one_of(st.none(), st.integers(0, MAX_VARINT)),
     version_information=st.one_of(st.none(), st.binary(max_size=12)),
-)
+    min_ack_delay=st.one_of(st.none(), st.integers(0, (1 << 14) * 1000 - 1)),
+).filter(lambda p: p.min_ack_delay is None or p.min_ack_delay <= p.max_ack_delay * 1000)
 
 
 @settings(max_examples=300, deadline=None)
