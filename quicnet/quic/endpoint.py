@@ -123,6 +123,9 @@ class QuicEndpoint:
         # those that may have datagrams to send, and a heap of timers (stale entries,
         # whose time is no longer the connection's, are skipped when they surface).
         self._send_ready: dict[QuicConnection, None] = {}
+        #: Connections that received or ran a timer with nothing to send: only their
+        #: timers changed, and next_timer puts them on the heap.
+        self._timer_changed: dict[QuicConnection, None] = {}
         self._timers: list[tuple[float, int, QuicConnection]] = []
         self._timer_of: dict[QuicConnection, float] = {}
         self._timer_seq = itertools.count()
@@ -319,6 +322,7 @@ class QuicEndpoint:
     def _wake(self, conn: QuicConnection) -> None:
         """The application gave ``conn`` something to send (or to acknowledge)."""
         self._send_ready[conn] = None
+        self._timer_changed.pop(conn, None)  # scheduled when it has sent
 
     def _after(self, conn: QuicConnection) -> None:
         """Bookkeeping after a connection did something: routes, events, timer, sending."""
@@ -350,8 +354,13 @@ class QuicEndpoint:
             self._reap(conn)
             return
         # Its timer is put on the heap when it has sent (or in next_timer, whichever
-        # comes first): sending changes the timers anyway.
-        self._send_ready[conn] = None
+        # comes first): sending changes the timers anyway. One with nothing to send
+        # (an input to answer, an ACK to delay) is not visited by datagrams_to_send.
+        if conn.sender.nothing_to_send():
+            self._timer_changed[conn] = None
+        else:
+            self._send_ready[conn] = None
+            self._timer_changed.pop(conn, None)
 
     def _schedule(self, conn: QuicConnection) -> None:
         """Put the connection's next timer on the heap (if it changed)."""
@@ -375,6 +384,7 @@ class QuicEndpoint:
         self._all.discard(conn)
         self._handshaking.discard(conn)
         self._send_ready.pop(conn, None)
+        self._timer_changed.pop(conn, None)
         self._timer_of.pop(conn, None)
         for cid in self._cids_of.pop(conn, ()):
             if self.connections.get(cid) is conn:
@@ -426,6 +436,10 @@ class QuicEndpoint:
         """The earliest deadline of any connection (stale heap entries are dropped)."""
         for conn in self._send_ready:  # fed but not sent yet: their timers changed
             self._schedule(conn)
+        if self._timer_changed:
+            for conn in self._timer_changed:
+                self._schedule(conn)
+            self._timer_changed.clear()
         timers, timer_of = self._timers, self._timer_of
         while timers:
             when, _, conn = timers[0]

@@ -124,22 +124,31 @@ class PacketSender:
         self.packet_size = MAX_PACKET_SIZE
 
     # Datagrams ---------------------------------------------------------------------------------
+    def nothing_to_send(self) -> bool:
+        """True in the common case of a confirmed connection with no ACK due, no frame,
+        DATAGRAM or stream data queued, no probe and no path to challenge: answered in a
+        few attribute reads (False: :meth:`datagrams_to_send` has to look)."""
+        c = self.c
+        if not c.handshake_confirmed or c.closing is not None:
+            return False
+        recovery = c.recovery
+        if (
+            recovery.spaces[2].ack_queued
+            or c.pending.waiting
+            or c.datagram_queue
+            or c.streams.send_queue
+            or recovery.probes_pending
+            or c.paths.active
+        ):
+            return False
+        self.pacing_deadline = None  # nothing waits for the pacer
+        return True
+
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""
+        if self.nothing_to_send():
+            return []
         c = self.c
-        if c.handshake_confirmed and c.closing is None:
-            # The common case, answered in a few attribute reads: nothing to send.
-            recovery = c.recovery
-            if not (
-                recovery.spaces[2].ack_queued
-                or c.pending.waiting
-                or c.datagram_queue
-                or c.streams.send_queue
-                or recovery.probes_pending
-                or c.paths.active
-            ):
-                self.pacing_deadline = None
-                return []
         path = c.paths.current
         if path is None or not c.cids.peer or not c.can_send:
             return []

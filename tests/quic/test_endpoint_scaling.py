@@ -75,3 +75,40 @@ def test_idle_connections_cost_nothing_per_wakeup(idle: int) -> None:
     many = _visits_per_echo(idle)
     assert many == few  # the same work with 2 or 150 idle connections open
     assert many <= 3  # the active connection, once or twice per echo
+
+
+def test_a_connection_with_nothing_to_send_is_not_visited() -> None:
+    """A packet that needs no answer yet (one DATAGRAM: its ACK may wait) puts the
+    connection's timer on the heap but does not make datagrams_to_send visit it, as
+    the tick driver's send after receiving would; the application's answer does."""
+    endpoint = QuicEndpoint(server_config())
+    client = QuicConnection(client_config())
+    now = 1.0
+    client.connect(SERVER_ADDR, now)
+    for _ in range(30):
+        now += 0.05
+        _pump(endpoint, client, CLIENT_ADDR, now)
+    assert client.handshake_confirmed
+    while endpoint.next_event() is not None:
+        pass
+    while client.next_event() is not None:
+        pass
+    assert endpoint.datagrams_to_send(now) == []
+    client.send_datagram(b"input")
+    for data, _ in client.datagrams_to_send(now):
+        endpoint.receive_datagram(data, CLIENT_ADDR, now)
+    before = endpoint.stats.connections_visited
+    assert endpoint.datagrams_to_send(now) == []
+    assert endpoint.stats.connections_visited == before  # not visited: nothing to send
+    ack_at = endpoint.next_timer()
+    assert ack_at is not None and now < ack_at <= now + 0.025  # its ACK delay, scheduled
+    item = endpoint.next_event()
+    assert item is not None and isinstance(item[1], DatagramReceived)
+    item[0].send_datagram(b"snapshot")
+    sent = endpoint.datagrams_to_send(now)
+    assert len(sent) == 1 and endpoint.stats.connections_visited == before + 1
+    client.receive_datagram(sent[0][0], SERVER_ADDR, now)
+    events = []
+    while (event := client.next_event()) is not None:
+        events.append(event)
+    assert DatagramReceived(b"snapshot") in events
