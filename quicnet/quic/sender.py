@@ -316,7 +316,11 @@ class PacketSender:
             if streams.send_queue:
                 self._add_stream_frames(buf, frames, limit)
         if probes:
-            if len(buf) == start:
+            if c.acks.peer_takes_immediate_ack and len(buf) < limit:
+                # IMMEDIATE_ACK: ack-eliciting, and the probe's ACK is not held back by
+                # the peer's ACK delay (draft-ietf-quic-ack-frequency §7).
+                buf.append(0x1F)
+            elif len(buf) == start:
                 buf.append(0x01)  # PING: a probe must elicit an ACK
             recovery.take_probe(2)
         ack_eliciting = len(buf) > start

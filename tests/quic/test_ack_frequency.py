@@ -7,7 +7,16 @@ import pytest
 from adversary import seal_one_rtt
 from hypothesis import given
 from hypothesis import strategies as st
-from simnet import CLIENT_ADDR, SERVER_ADDR, LinkConfig, Simulation, handshake, make_pair
+from simnet import (
+    CLIENT_ADDR,
+    SERVER_ADDR,
+    LinkConfig,
+    Simulation,
+    client_config,
+    handshake,
+    make_pair,
+    server_config,
+)
 
 from quicnet.quic import QuicConfiguration, QuicConnection, QuicUsageError, TransportError
 from quicnet.quic import frames as fr
@@ -330,3 +339,53 @@ def test_immediate_ack_is_answered_without_the_ack_delay(frames: bytes, immediat
     server.receive_datagram(seal_one_rtt(client, frames), CLIENT_ADDR, sim.now)
     assert space.unacked_ack_eliciting == 1
     assert space.ack_queued is immediate
+
+
+def _bare_pair(**server: object) -> tuple[QuicConnection, QuicConnection, float]:
+    """A client and a server connection, handshake confirmed and settled, driven by hand."""
+    client = QuicConnection(client_config())
+    peer = QuicConnection(
+        server_config(**server), original_destination_cid=client.original_destination_cid
+    )
+    now = 1.0
+    client.connect(SERVER_ADDR, now)
+    for _ in range(40):
+        now += 0.01
+        for data, _ in client.datagrams_to_send(now):
+            peer.receive_datagram(data, CLIENT_ADDR, now)
+        for data, _ in peer.datagrams_to_send(now):
+            client.receive_datagram(data, SERVER_ADDR, now)
+        for conn in (client, peer):
+            if (t := conn.next_timer()) is not None and t <= now:
+                conn.handle_timer(now)
+    assert client.handshake_confirmed
+    return client, peer, now
+
+
+@pytest.mark.parametrize("client_offers", [True, False])
+def test_a_probe_carries_immediate_ack_to_a_peer_that_offers_the_extension(
+    client_offers: bool,
+) -> None:
+    """The server's DATAGRAM is lost; its PTO probe reaches the client, which (asked to
+    ignore reordering and wait 50 ms) acknowledges at once only because the probe
+    carries IMMEDIATE_ACK (§7)."""
+    request = AckFrequencyRequest(0.05, reordering_threshold=0)
+    if client_offers:
+        client, server, now = _bare_pair(ack_frequency=request)
+        assert client.acks.largest_sequence == 0 and client.acks.reordering_threshold == 0
+    else:  # the same delays, set by hand: no IMMEDIATE_ACK to a peer without the extension
+        client, server, now = _bare_pair()
+        client.acks.on_ack_frequency(0, 1, 50_000, 0)
+        server.acks.peer_takes_immediate_ack = False
+    server.send_datagram(b"lost")
+    assert len(server.datagrams_to_send(now)) == 1  # dropped on the way
+    pto = server.next_timer()
+    assert pto is not None
+    server.handle_timer(pto)
+    probes = server.datagrams_to_send(pto)
+    assert probes
+    space = client.recovery.spaces[2]
+    client.receive_datagram(probes[0][0], SERVER_ADDR, pto)
+    assert space.ack_queued is client_offers
+    if not client_offers:
+        assert space.ack_deadline == pytest.approx(pto + 0.05)
