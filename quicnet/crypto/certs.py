@@ -55,6 +55,11 @@ def format_fingerprint(fingerprint: bytes) -> str:
     return ":".join(f"{b:02X}" for b in fingerprint)
 
 
+#: Certificates parsed by :meth:`Certificate.from_der`, by their DER bytes (bounded).
+_PARSED: dict[bytes, Certificate] = {}
+_PARSED_MAX = 16
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -90,21 +95,36 @@ def _san(extensions: x509.Extensions) -> tuple[list[str], list[str]]:
 class Certificate:
     """An X.509 certificate."""
 
-    __slots__ = ("_cert", "_der")
+    __slots__ = ("_cert", "_der", "_public")
 
     def __init__(self, cert: x509.Certificate) -> None:
         self._cert = cert
         self._der = cert.public_bytes(ser.Encoding.DER)
+        self._public: PublicKey | None = None  # parsed on first use
         _check_parsable(cert)
 
     @classmethod
     def from_der(cls, der: bytes) -> Certificate:
+        """Parse a DER certificate (all of it: names, times, extensions).
+
+        The last few parsed are remembered by their exact bytes, so a server's
+        certificate met on every handshake is parsed once; that is parsing only
+        (a certificate is immutable): whoever trusts it still verifies it each time.
+        """
+        remember = cls is Certificate and type(der) is bytes
+        if remember and (cached := _PARSED.get(der)) is not None:
+            return cached
         try:
-            return cls(x509.load_der_x509_certificate(der))
+            cert = cls(x509.load_der_x509_certificate(der))
         except (ValueError, x509.InvalidVersion) as exc:
             if isinstance(exc, CryptoError):
                 raise
             raise DecodeError(f"not a valid DER certificate: {exc}") from None
+        if remember:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[der] = cert
+        return cert
 
     @classmethod
     def from_pem(cls, pem: bytes) -> Certificate:
@@ -174,12 +194,16 @@ class Certificate:
         return oid_name(self._cert.signature_algorithm_oid)
 
     def public_key(self) -> PublicKey:
+        public = self._public
+        if public is not None:
+            return public
         try:
-            return _wrap_public(self._cert.public_key())
+            public = self._public = _wrap_public(self._cert.public_key())
         except _PycaUnsupported as exc:
             raise UnsupportedAlgorithmError(f"certificate public key: {exc}") from None
         except ValueError as exc:
             raise DecodeError(f"certificate public key is malformed: {exc}") from None
+        return public
 
     def extensions(self) -> x509.Extensions:
         """Every extension, as pyca's ``Extensions``; :class:`DecodeError` when malformed."""
