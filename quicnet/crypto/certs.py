@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm as _PycaUnsupported
@@ -95,12 +95,15 @@ def _san(extensions: x509.Extensions) -> tuple[list[str], list[str]]:
 class Certificate:
     """An X.509 certificate."""
 
-    __slots__ = ("_cert", "_der", "_public")
+    __slots__ = ("_cert", "_der", "_memo", "_public")
 
     def __init__(self, cert: x509.Certificate) -> None:
         self._cert = cert
         self._der = cert.public_bytes(ser.Encoding.DER)
         self._public: PublicKey | None = None  # parsed on first use
+        #: What pyca parses again on every access (names, times, extensions by type, SANs),
+        #: kept on first use: path validation reads them several times per handshake.
+        self._memo: dict[object, object] = {}
         _check_parsable(cert)
 
     @classmethod
@@ -166,16 +169,25 @@ class Certificate:
     @property
     def subject_name(self) -> x509.Name:
         """The subject as a pyca ``Name``: what issuer matching compares (RFC 5280 §7.1)."""
-        return self._cert.subject
+        name = self._memo.get("subject")
+        if name is None:
+            name = self._memo["subject"] = self._cert.subject
+        return cast(x509.Name, name)
 
     @property
     def issuer_name(self) -> x509.Name:
         """The issuer as a pyca ``Name`` (see :attr:`subject_name`)."""
-        return self._cert.issuer
+        name = self._memo.get("issuer")
+        if name is None:
+            name = self._memo["issuer"] = self._cert.issuer
+        return cast(x509.Name, name)
 
     @property
     def is_self_issued(self) -> bool:
-        return self._cert.subject == self._cert.issuer
+        same = self._memo.get("self_issued")
+        if same is None:
+            same = self._memo["self_issued"] = self.subject_name == self.issuer_name
+        return cast(bool, same)
 
     @property
     def serial_number(self) -> int:
@@ -183,11 +195,17 @@ class Certificate:
 
     @property
     def not_before(self) -> datetime.datetime:
-        return self._cert.not_valid_before_utc
+        when = self._memo.get("not_before")
+        if when is None:
+            when = self._memo["not_before"] = self._cert.not_valid_before_utc
+        return cast(datetime.datetime, when)
 
     @property
     def not_after(self) -> datetime.datetime:
-        return self._cert.not_valid_after_utc
+        when = self._memo.get("not_after")
+        if when is None:
+            when = self._memo["not_after"] = self._cert.not_valid_after_utc
+        return cast(datetime.datetime, when)
 
     @property
     def signature_algorithm(self) -> str:
@@ -214,18 +232,29 @@ class Certificate:
 
     def extension(self, kind: type[_E]) -> _E | None:
         """The value of the extension of type ``kind`` (``x509.KeyUsage``, ...), None if absent."""
+        memo = self._memo
+        if kind in memo:
+            return cast("_E | None", memo[kind])
         try:
-            return self.extensions().get_extension_for_class(kind).value
+            value: _E | None = self.extensions().get_extension_for_class(kind).value
         except x509.ExtensionNotFound:
-            return None
+            value = None
+        memo[kind] = value
+        return value
+
+    def _names(self) -> tuple[list[str], list[str]]:
+        names = self._memo.get("san")
+        if names is None:
+            names = self._memo["san"] = _san(self.extensions())
+        return cast("tuple[list[str], list[str]]", names)
 
     @property
     def dns_names(self) -> list[str]:
-        return _san(self.extensions())[0]
+        return list(self._names()[0])
 
     @property
     def ip_addresses(self) -> list[str]:
-        return _san(self.extensions())[1]
+        return list(self._names()[1])
 
     def _basic_constraints(self) -> x509.BasicConstraints | None:
         return self.extension(x509.BasicConstraints)
