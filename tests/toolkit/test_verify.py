@@ -845,3 +845,31 @@ def test_openssl_agrees_on_a_not_yet_valid_chain(tmp_path, chain: Chain) -> None
     assert b"not yet valid" in result.stdout + result.stderr
     with pytest.raises(CertificateNotYetValid):
         verify(chain, at=at)
+
+
+def test_parsed_certificates_are_reused_but_verified_every_time(chain: Chain) -> None:
+    """Certificate.from_der hands back the certificate it parsed from the same bytes (what a
+    client meets on every handshake), and verify_chain still checks it every time: after a
+    chain verified once, the same parsed leaf fails against a forged root, a wrong name and
+    a time outside its validity, then passes again."""
+    leaf = Certificate.from_der(chain.leaf.to_der())
+    assert Certificate.from_der(bytes(bytearray(chain.leaf.to_der()))) is leaf  # equal bytes
+    presented = [leaf, Certificate.from_der(chain.intermediate.to_der())]
+    assert verify(presented, [chain.root], name="a.example.com")[0] is leaf
+    name = pyca_name(chain.root)
+    forger = new_key()
+    impostor = forge_ca(name, issuer_name=name, signer=forger, key=forger, ski=ski_of(chain.root))
+    with pytest.raises(BadCertificateSignature):
+        verify(presented, [impostor])
+    with pytest.raises(NameMismatch):
+        verify(presented, [chain.root], name="b.example.org")
+    with pytest.raises(CertificateExpired):
+        verify(presented, [chain.root], at=leaf.not_after + SECOND)
+    assert verify(presented, [chain.root], name="a.example.com")[-1] == chain.root
+
+
+def test_a_bad_der_is_rejected_every_time() -> None:
+    """Only parses that succeed are remembered: the same malformed bytes fail each time."""
+    for _ in range(2):
+        with pytest.raises(CryptoError):
+            Certificate.from_der(b"\x30\x03\x02\x01\x00")
