@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 from dataclasses import dataclass
 
 from quicnet.quic.buffer import Reader, encode_varint
@@ -135,26 +136,26 @@ class TransportParameters:
     version_information: bytes | None = None
 
     def encode(self) -> bytes:
-        """The extension's body: each parameter that is set, integers only when not at their
-        default."""
+        """The extension's body: each parameter that is set (in id order), integers only
+        when not at their default.
+
+        The parameters other than the connection IDs, the reset token and the preferred
+        address come from the configuration, the same for every connection: their
+        encoding is remembered by their values (a few configurations per process).
+        """
+        static = _STATIC_VALUES(self)
+        try:
+            pieces = _STATIC_ENCODED.get(static)
+        except TypeError:  # an unhashable value (a bytearray): encode it all
+            return _encode_fields(self, _ENCODING)
+        if pieces is None:
+            pieces = tuple(_encode_fields(self, run) for run in _STATIC_RUNS)
+            if len(_STATIC_ENCODED) >= _STATIC_ENCODED_MAX:
+                _STATIC_ENCODED.clear()
+            _STATIC_ENCODED[static] = pieces
         out: list[bytes] = []
-        for name, pid_bytes, kind, default in _ENCODING:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if kind is _Kind.INTEGER:
-                if value == default:
-                    continue
-                body = encode_varint(value)
-            elif kind is _Kind.FLAG:
-                if value:
-                    out.append(pid_bytes + b"\x00")
-                continue
-            elif kind is _Kind.PREFERRED_ADDRESS:
-                body = value.encode()
-            else:
-                body = value
-            out.append(pid_bytes + encode_varint(len(body)) + body)
+        for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True):
+            out.append(pieces[piece] if piece >= 0 else _encode_fields(self, run))
         return b"".join(out)
 
     @classmethod
@@ -241,6 +242,31 @@ class TransportParameters:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
+def _encode_fields(
+    params: TransportParameters, fields: tuple[tuple[str, bytes, _Kind, object], ...]
+) -> bytes:
+    """``fields`` of ``params`` as they go on the wire (RFC 9000 §18)."""
+    out: list[bytes] = []
+    for name, pid_bytes, kind, default in fields:
+        value = getattr(params, name)
+        if value is None:
+            continue
+        if kind is _Kind.INTEGER:
+            if value == default:
+                continue
+            body = encode_varint(value)
+        elif kind is _Kind.FLAG:
+            if value:
+                out.append(pid_bytes + b"\x00")
+            continue
+        elif kind is _Kind.PREFERRED_ADDRESS:
+            body = value.encode()
+        else:
+            body = value
+        out.append(pid_bytes + encode_varint(len(body)) + body)
+    return b"".join(out)
+
+
 class _Kind(enum.Enum):
     """How a parameter's value goes on the wire."""
 
@@ -282,6 +308,41 @@ _DEFAULTS = TransportParameters()
 _ENCODING = tuple(
     (pid.name, encode_varint(pid), _kind(pid), getattr(_DEFAULTS, pid.name)) for pid in _ID
 )
+#: What differs from one connection to the next; the rest comes from the configuration.
+_PER_CONNECTION = {
+    _ID.original_destination_connection_id,
+    _ID.stateless_reset_token,
+    _ID.preferred_address,
+    _ID.initial_source_connection_id,
+    _ID.retry_source_connection_id,
+}
+
+
+def _runs() -> tuple[tuple[tuple[tuple[str, bytes, _Kind, object], ...], ...], tuple[int, ...]]:
+    """``_ENCODING`` cut into runs of per-connection and of configuration parameters, with
+    for each run its index among the configuration runs (-1 for a per-connection one)."""
+    runs: list[list[tuple[str, bytes, _Kind, object]]] = []
+    static: list[bool] = []
+    for entry, pid in zip(_ENCODING, _ID, strict=True):
+        is_static = pid not in _PER_CONNECTION
+        if not static or static[-1] != is_static:
+            runs.append([])
+            static.append(is_static)
+        runs[-1].append(entry)
+    indices, n = [], 0
+    for is_static in static:
+        indices.append(n if is_static else -1)
+        n += is_static
+    return tuple(tuple(run) for run in runs), tuple(indices)
+
+
+_RUNS, _PIECE_OF_RUN = _runs()
+_STATIC_RUNS = tuple(run for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True) if piece >= 0)
+_STATIC_VALUES = operator.attrgetter(*(pid.name for pid in _ID if pid not in _PER_CONNECTION))
+#: Encoded configuration runs by the values they encode (bounded).
+_STATIC_ENCODED: dict[object, tuple[bytes, ...]] = {}
+_STATIC_ENCODED_MAX = 32
+
 #: id -> (field name, kind, server-only), for ``decode``.
 _DECODING: dict[int, tuple[str, _Kind, bool]] = {
     int(pid): (pid.name, _kind(pid), pid in _SERVER_ONLY) for pid in _ID
