@@ -180,8 +180,17 @@ class TransportParameters:
         seen: set[int] = set()
         pos, end = 0, len(data)
         while pos < end:
-            pid, pos = _varint(data, pos, end, "parameter id")
-            length, pos = _varint(data, pos, end, "parameter length")
+            # Ids and lengths are mostly one-byte varints: read those inline.
+            pid = data[pos]
+            if pid < 0x40:
+                pos += 1
+            else:
+                pid, pos = _varint(data, pos, end, "parameter id")
+            length = data[pos] if pos < end else 0xFF
+            if length < 0x40:
+                pos += 1
+            else:
+                length, pos = _varint(data, pos, end, "parameter length")
             stop = pos + length
             if stop > end:
                 raise _error("malformed transport parameters: truncated field")
