@@ -374,11 +374,13 @@ def encode_message(message: HandshakeMessage) -> bytes:
 
 def decode_message(data: bytes) -> HandshakeMessage:
     """Parse one whole message (header included); anything malformed raises DecodeError."""
-    r = Reader(data)
-    msg_type = r.uint8()
-    length = r.uint24()
-    if length != r.remaining:
-        raise DecodeError(f"handshake length {length} but {r.remaining} bytes follow")
+    if len(data) < 4:
+        raise DecodeError(f"truncated: a handshake header needs 4 bytes, {len(data)} left")
+    msg_type = data[0]
+    length = int.from_bytes(data[1:4], "big")
+    if length != len(data) - 4:
+        raise DecodeError(f"handshake length {length} but {len(data) - 4} bytes follow")
+    r = Reader(data, 4)
     cls = _DECODERS.get(msg_type)
     if cls is None:
         raise ProtocolViolation(

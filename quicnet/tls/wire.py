@@ -6,6 +6,8 @@ short read, so no parser can leak an IndexError or struct.error.
 
 from __future__ import annotations
 
+import struct
+
 from quicnet.tls.errors import DecodeError
 
 __all__ = ["Reader", "Writer"]
@@ -102,14 +104,19 @@ class Reader:
 
     def sub(self, length_size: int, *, min_length: int = 0) -> Reader:
         """A reader over the next length-prefixed vector."""
-        n = self.uint(length_size)
+        pos = self._pos
+        start = pos + length_size
+        end = self._end
+        if start > end:
+            raise DecodeError(f"truncated: wanted {length_size} bytes, {end - pos} left")
+        n = int.from_bytes(self._data[pos:start], "big")
         if n < min_length:
             raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
-        if n > self._end - self._pos:
-            raise DecodeError(f"truncated: vector of {n} bytes, {self._end - self._pos} left")
-        r = Reader(self._data, self._pos, self._pos + n)
-        self._pos += n
-        return r
+        stop = start + n
+        if stop > end:
+            raise DecodeError(f"truncated: vector of {n} bytes, {end - start} left")
+        self._pos = stop
+        return Reader(self._data, start, stop)
 
     def uint16_list(self, length_size: int, *, min_length: int = 0) -> list[int]:
         body = self.vector(length_size, min_length=min_length)
@@ -155,4 +162,8 @@ class Writer:
         self._buf += data
 
     def uint16_list(self, values: list[int] | tuple[int, ...], length_size: int) -> None:
-        self.vector(b"".join(v.to_bytes(2, "big") for v in values), length_size)
+        try:
+            packed = struct.pack(f">{len(values)}H", *values)
+        except struct.error:
+            raise OverflowError("a value does not fit 16 bits") from None
+        self.vector(packed, length_size)
