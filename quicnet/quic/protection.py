@@ -23,6 +23,21 @@ __all__ = ["PacketKey", "initial_keys", "next_key_secret", "retry_integrity_tag"
 _SAMPLE_LENGTH = 16
 
 
+#: ((key label, key length), (IV label, 12), (hp label, key length)) by (version, key
+#: length): RFC 9001 §5.1, RFC 9369 §3.3.2.
+_LABELS: dict[tuple[int, int], tuple[tuple[bytes, int], ...]] = {}
+
+
+def _labels(version: int, key_length: int) -> tuple[tuple[bytes, int], ...]:
+    params = VERSION_PARAMS[version]
+    labels = _LABELS[(version, key_length)] = (
+        (params.key_label, key_length),
+        (params.iv_label, 12),
+        (params.hp_label, key_length),
+    )
+    return labels
+
+
 class PacketKey:
     """AEAD + header protection for one direction at one epoch (and key phase)."""
 
@@ -36,24 +51,18 @@ class PacketKey:
         version: int,
         hp: HeaderProtection | None = None,
     ) -> None:
-        params = VERSION_PARAMS[version]
         self.algorithm = algorithm
         self.hash_name = hash_name
         self.secret = secret
         self.version = version
         key_len = algorithm.key_length
+        labels = _LABELS.get((version, key_len)) or _labels(version, key_len)
         if hp is None:
-            key, iv, self.hp_key = hkdf_expand_labels(
-                hash_name,
-                secret,
-                ((params.key_label, key_len), (params.iv_label, 12), (params.hp_label, key_len)),
-            )
+            key, iv, self.hp_key = hkdf_expand_labels(hash_name, secret, labels)
             self.hp = HeaderProtection(algorithm, self.hp_key)
         else:
             # RFC 9001 §6.1: the header-protection key does not change at key update.
-            key, iv = hkdf_expand_labels(
-                hash_name, secret, ((params.key_label, key_len), (params.iv_label, 12))
-            )
+            key, iv = hkdf_expand_labels(hash_name, secret, labels[:2])
             self.hp_key = hp.key
             self.hp = hp
         self.aead = Aead(algorithm, key, iv)
