@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from collections.abc import Iterable, Sequence
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm as _PycaUnsupported
@@ -95,15 +95,32 @@ def _san(extensions: x509.Extensions) -> tuple[list[str], list[str]]:
 class Certificate:
     """An X.509 certificate."""
 
-    __slots__ = ("_cert", "_der", "_memo", "_public")
+    __slots__ = (
+        "_cert",
+        "_der",
+        "_extension_values",
+        "_issuer_name",
+        "_not_after",
+        "_not_before",
+        "_public",
+        "_san",
+        "_self_issued",
+        "_subject_name",
+    )
 
     def __init__(self, cert: x509.Certificate) -> None:
         self._cert = cert
         self._der = cert.public_bytes(ser.Encoding.DER)
-        self._public: PublicKey | None = None  # parsed on first use
-        #: What pyca parses again on every access (names, times, extensions by type, SANs),
-        #: kept on first use: path validation reads them several times per handshake.
-        self._memo: dict[object, object] = {}
+        # What pyca parses again on every access (key, names, times, extensions by type,
+        # SANs), kept on first use: path validation reads them several times a handshake.
+        self._public: PublicKey | None = None
+        self._subject_name: x509.Name | None = None
+        self._issuer_name: x509.Name | None = None
+        self._self_issued: bool | None = None
+        self._not_before: datetime.datetime | None = None
+        self._not_after: datetime.datetime | None = None
+        self._extension_values: dict[type[x509.ExtensionType], x509.ExtensionType | None] = {}
+        self._san: tuple[list[str], list[str]] | None = None
         _check_parsable(cert)
 
     @classmethod
@@ -169,25 +186,25 @@ class Certificate:
     @property
     def subject_name(self) -> x509.Name:
         """The subject as a pyca ``Name``: what issuer matching compares (RFC 5280 §7.1)."""
-        name = self._memo.get("subject")
+        name = self._subject_name
         if name is None:
-            name = self._memo["subject"] = self._cert.subject
-        return cast(x509.Name, name)
+            name = self._subject_name = self._cert.subject
+        return name
 
     @property
     def issuer_name(self) -> x509.Name:
         """The issuer as a pyca ``Name`` (see :attr:`subject_name`)."""
-        name = self._memo.get("issuer")
+        name = self._issuer_name
         if name is None:
-            name = self._memo["issuer"] = self._cert.issuer
-        return cast(x509.Name, name)
+            name = self._issuer_name = self._cert.issuer
+        return name
 
     @property
     def is_self_issued(self) -> bool:
-        same = self._memo.get("self_issued")
+        same = self._self_issued
         if same is None:
-            same = self._memo["self_issued"] = self.subject_name == self.issuer_name
-        return cast(bool, same)
+            same = self._self_issued = self.subject_name == self.issuer_name
+        return same
 
     @property
     def serial_number(self) -> int:
@@ -195,17 +212,17 @@ class Certificate:
 
     @property
     def not_before(self) -> datetime.datetime:
-        when = self._memo.get("not_before")
+        when = self._not_before
         if when is None:
-            when = self._memo["not_before"] = self._cert.not_valid_before_utc
-        return cast(datetime.datetime, when)
+            when = self._not_before = self._cert.not_valid_before_utc
+        return when
 
     @property
     def not_after(self) -> datetime.datetime:
-        when = self._memo.get("not_after")
+        when = self._not_after
         if when is None:
-            when = self._memo["not_after"] = self._cert.not_valid_after_utc
-        return cast(datetime.datetime, when)
+            when = self._not_after = self._cert.not_valid_after_utc
+        return when
 
     @property
     def signature_algorithm(self) -> str:
@@ -232,21 +249,21 @@ class Certificate:
 
     def extension(self, kind: type[_E]) -> _E | None:
         """The value of the extension of type ``kind`` (``x509.KeyUsage``, ...), None if absent."""
-        memo = self._memo
-        if kind in memo:
-            return cast("_E | None", memo[kind])
+        values = self._extension_values
+        if kind in values:
+            return values[kind]  # type: ignore[return-value]  # stored under its own type
         try:
             value: _E | None = self.extensions().get_extension_for_class(kind).value
         except x509.ExtensionNotFound:
             value = None
-        memo[kind] = value
+        values[kind] = value
         return value
 
     def _names(self) -> tuple[list[str], list[str]]:
-        names = self._memo.get("san")
+        names = self._san
         if names is None:
-            names = self._memo["san"] = _san(self.extensions())
-        return cast("tuple[list[str], list[str]]", names)
+            names = self._san = _san(self.extensions())
+        return names
 
     @property
     def dns_names(self) -> list[str]:
