@@ -122,7 +122,7 @@ class Reader:
         body = self.vector(length_size, min_length=min_length)
         if len(body) % 2:
             raise DecodeError("odd length for a list of 16-bit values")
-        return [int.from_bytes(body[i : i + 2], "big") for i in range(0, len(body), 2)]
+        return list(struct.unpack(f">{len(body) // 2}H", body))
 
 
 class Writer:
