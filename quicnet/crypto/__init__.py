@@ -56,7 +56,13 @@ from quicnet.crypto.errors import (
 )
 from quicnet.crypto.hashes import HASH_NAMES, Hasher, digest, digest_size, hmac_digest
 from quicnet.crypto.identity import DevIdentity, dev_identity
-from quicnet.crypto.kdf import derive_secret, hkdf_expand, hkdf_expand_label, hkdf_extract
+from quicnet.crypto.kdf import (
+    derive_secret,
+    hkdf_expand,
+    hkdf_expand_label,
+    hkdf_expand_labels,
+    hkdf_extract,
+)
 from quicnet.crypto.kex import KeyShare, NamedGroup, respond_key_share
 from quicnet.crypto.keys import (
     KEY_ALGORITHMS,
@@ -139,6 +145,7 @@ __all__ = [
     "generate_private_key",
     "hkdf_expand",
     "hkdf_expand_label",
+    "hkdf_expand_labels",
     "hkdf_extract",
     "hmac_digest",
     "is_pkcs12",

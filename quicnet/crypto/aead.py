@@ -22,6 +22,7 @@ _TAG_LENGTH = 16
 _SAMPLE_LENGTH = 16
 _ZEROS5 = bytes(5)
 _ZEROS16 = bytes(16)
+_ECB = modes.ECB()  # stateless: one mode object serves every key
 
 
 class AeadAlgorithm(enum.Enum):
@@ -33,7 +34,8 @@ class AeadAlgorithm(enum.Enum):
 
     @property
     def key_length(self) -> int:
-        return 32 if self is AeadAlgorithm.CHACHA20_POLY1305 else self.value
+        # Identity tests: a plain Enum hashes in Python, so no dictionary keyed by it here.
+        return 16 if self is AeadAlgorithm.AES_128_GCM else 32
 
     @property
     def iv_length(self) -> int:
@@ -54,7 +56,7 @@ class Aead:
     __slots__ = ("_ctx", "_iv", "algorithm")
 
     def __init__(self, algorithm: AeadAlgorithm, key: bytes, iv: bytes) -> None:
-        if len(key) != algorithm.key_length:
+        if len(key) != (16 if algorithm is AeadAlgorithm.AES_128_GCM else 32):
             raise CryptoError(f"{algorithm.name} needs a {algorithm.key_length}-byte key")
         if len(iv) != _NONCE_LENGTH:
             raise CryptoError(f"AEAD IV must be {_NONCE_LENGTH} bytes")
@@ -108,15 +110,16 @@ class HeaderProtection:
     counter and nonce taken from the sample for ChaCha20 (§5.4.4).
     """
 
-    __slots__ = ("_chacha", "_ecb", "_key", "algorithm")
+    __slots__ = ("_chacha", "_ecb", "algorithm", "key")
 
     def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
-        if len(key) != algorithm.key_length:
+        if len(key) != (16 if algorithm is AeadAlgorithm.AES_128_GCM else 32):
             raise CryptoError(
                 f"{algorithm.name} header protection needs a {algorithm.key_length}-byte key"
             )
         self.algorithm = algorithm
-        self._key = key
+        #: The header-protection key (kept by a key update, RFC 9001 §6.1).
+        self.key = key
         # ECB keeps no state between blocks, so one encryptor serves every packet.
         self._ecb = None
         self._chacha = None
@@ -124,7 +127,7 @@ class HeaderProtection:
             # One ChaCha20 context whose nonce is reset from each sample.
             self._chacha = Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor()
         else:
-            self._ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+            self._ecb = Cipher(algorithms.AES(key), _ECB).encryptor()
 
     def mask(self, sample: bytes | bytearray | memoryview) -> bytes:
         if len(sample) != _SAMPLE_LENGTH:

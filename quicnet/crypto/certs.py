@@ -55,6 +55,11 @@ def format_fingerprint(fingerprint: bytes) -> str:
     return ":".join(f"{b:02X}" for b in fingerprint)
 
 
+#: Certificates parsed by :meth:`Certificate.from_der`, by their DER bytes (bounded).
+_PARSED: dict[bytes, Certificate] = {}
+_PARSED_MAX = 16
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -90,21 +95,56 @@ def _san(extensions: x509.Extensions) -> tuple[list[str], list[str]]:
 class Certificate:
     """An X.509 certificate."""
 
-    __slots__ = ("_cert", "_der")
+    __slots__ = (
+        "_cert",
+        "_der",
+        "_extension_values",
+        "_issuer_name",
+        "_not_after",
+        "_not_before",
+        "_public",
+        "_san",
+        "_self_issued",
+        "_subject_name",
+    )
 
     def __init__(self, cert: x509.Certificate) -> None:
         self._cert = cert
         self._der = cert.public_bytes(ser.Encoding.DER)
+        # What pyca parses again on every access (key, names, times, extensions by type,
+        # SANs), kept on first use: path validation reads them several times a handshake.
+        self._public: PublicKey | None = None
+        self._subject_name: x509.Name | None = None
+        self._issuer_name: x509.Name | None = None
+        self._self_issued: bool | None = None
+        self._not_before: datetime.datetime | None = None
+        self._not_after: datetime.datetime | None = None
+        self._extension_values: dict[type[x509.ExtensionType], x509.ExtensionType | None] = {}
+        self._san: tuple[list[str], list[str]] | None = None
         _check_parsable(cert)
 
     @classmethod
     def from_der(cls, der: bytes) -> Certificate:
+        """Parse a DER certificate (all of it: names, times, extensions).
+
+        The last few parsed are remembered by their exact bytes, so a server's
+        certificate met on every handshake is parsed once; that is parsing only
+        (a certificate is immutable): whoever trusts it still verifies it each time.
+        """
+        remember = cls is Certificate and type(der) is bytes
+        if remember and (cached := _PARSED.get(der)) is not None:
+            return cached
         try:
-            return cls(x509.load_der_x509_certificate(der))
+            cert = cls(x509.load_der_x509_certificate(der))
         except (ValueError, x509.InvalidVersion) as exc:
             if isinstance(exc, CryptoError):
                 raise
             raise DecodeError(f"not a valid DER certificate: {exc}") from None
+        if remember:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[der] = cert
+        return cert
 
     @classmethod
     def from_pem(cls, pem: bytes) -> Certificate:
@@ -146,16 +186,25 @@ class Certificate:
     @property
     def subject_name(self) -> x509.Name:
         """The subject as a pyca ``Name``: what issuer matching compares (RFC 5280 §7.1)."""
-        return self._cert.subject
+        name = self._subject_name
+        if name is None:
+            name = self._subject_name = self._cert.subject
+        return name
 
     @property
     def issuer_name(self) -> x509.Name:
         """The issuer as a pyca ``Name`` (see :attr:`subject_name`)."""
-        return self._cert.issuer
+        name = self._issuer_name
+        if name is None:
+            name = self._issuer_name = self._cert.issuer
+        return name
 
     @property
     def is_self_issued(self) -> bool:
-        return self._cert.subject == self._cert.issuer
+        same = self._self_issued
+        if same is None:
+            same = self._self_issued = self.subject_name == self.issuer_name
+        return same
 
     @property
     def serial_number(self) -> int:
@@ -163,23 +212,33 @@ class Certificate:
 
     @property
     def not_before(self) -> datetime.datetime:
-        return self._cert.not_valid_before_utc
+        when = self._not_before
+        if when is None:
+            when = self._not_before = self._cert.not_valid_before_utc
+        return when
 
     @property
     def not_after(self) -> datetime.datetime:
-        return self._cert.not_valid_after_utc
+        when = self._not_after
+        if when is None:
+            when = self._not_after = self._cert.not_valid_after_utc
+        return when
 
     @property
     def signature_algorithm(self) -> str:
         return oid_name(self._cert.signature_algorithm_oid)
 
     def public_key(self) -> PublicKey:
+        public = self._public
+        if public is not None:
+            return public
         try:
-            return _wrap_public(self._cert.public_key())
+            public = self._public = _wrap_public(self._cert.public_key())
         except _PycaUnsupported as exc:
             raise UnsupportedAlgorithmError(f"certificate public key: {exc}") from None
         except ValueError as exc:
             raise DecodeError(f"certificate public key is malformed: {exc}") from None
+        return public
 
     def extensions(self) -> x509.Extensions:
         """Every extension, as pyca's ``Extensions``; :class:`DecodeError` when malformed."""
@@ -190,18 +249,29 @@ class Certificate:
 
     def extension(self, kind: type[_E]) -> _E | None:
         """The value of the extension of type ``kind`` (``x509.KeyUsage``, ...), None if absent."""
+        values = self._extension_values
+        if kind in values:
+            return values[kind]  # type: ignore[return-value]  # stored under its own type
         try:
-            return self.extensions().get_extension_for_class(kind).value
+            value: _E | None = self.extensions().get_extension_for_class(kind).value
         except x509.ExtensionNotFound:
-            return None
+            value = None
+        values[kind] = value
+        return value
+
+    def _names(self) -> tuple[list[str], list[str]]:
+        names = self._san
+        if names is None:
+            names = self._san = _san(self.extensions())
+        return names
 
     @property
     def dns_names(self) -> list[str]:
-        return _san(self.extensions())[0]
+        return list(self._names()[0])
 
     @property
     def ip_addresses(self) -> list[str]:
-        return _san(self.extensions())[1]
+        return list(self._names()[1])
 
     def _basic_constraints(self) -> x509.BasicConstraints | None:
         return self.extension(x509.BasicConstraints)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.hashes import HashAlgorithm
+from cryptography.hazmat.primitives.hmac import HMAC as _HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from quicnet.crypto.errors import CryptoError
 from quicnet.crypto.hashes import digest, hash_algorithm, hmac_digest
 
-__all__ = ["derive_secret", "hkdf_expand", "hkdf_expand_label", "hkdf_extract"]
+__all__ = [
+    "derive_secret",
+    "hkdf_expand",
+    "hkdf_expand_label",
+    "hkdf_expand_labels",
+    "hkdf_extract",
+]
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -32,23 +42,83 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
         raise CryptoError(f"HKDF-Expand: {exc}") from None
 
 
+#: pyca hash objects by name, for the derivations below (a dict look-up, no call).
+_ALGORITHMS: dict[str, HashAlgorithm] = {}
+
+
+def _algorithm(hash_name: str) -> HashAlgorithm:
+    algorithm = _ALGORITHMS[hash_name] = hash_algorithm(hash_name)
+    return algorithm
+
+
+#: The HkdfLabel bytes before the context (uint16 length, opaque label<7..255>), by
+#: ``(label, length)``: the labels of TLS and QUIC are a few constants. Bounded, since
+#: an exporter's label comes from the application.
+_LABEL_PREFIXES: dict[tuple[bytes, int], bytes] = {}
+_LABEL_PREFIXES_MAX = 64
+
+
+def _label_prefix(label: bytes, length: int) -> bytes:
+    prefix = _LABEL_PREFIXES.get((label, length))
+    if prefix is not None:
+        return prefix
+    full_label = b"tls13 " + label
+    if not 0 <= length < 1 << 16:
+        raise CryptoError(f"HKDF-Expand-Label: length {length} does not fit 16 bits")
+    if len(full_label) > 255:
+        raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
+    prefix = length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
+    if len(_LABEL_PREFIXES) < _LABEL_PREFIXES_MAX:
+        _LABEL_PREFIXES[(label, length)] = prefix
+    return prefix
+
+
 def hkdf_expand_label(
     hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` is given without the ``tls13 `` prefix."""
-    full_label = b"tls13 " + label
-    if not 0 <= length < 1 << 16:
-        raise CryptoError(f"HKDF-Expand-Label: length {length} does not fit 16 bits")
-    if len(full_label) > 255 or len(context) > 255:
+    prefix = _LABEL_PREFIXES.get((label, length)) or _label_prefix(label, length)
+    if len(context) > 255:
         raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
-    info = (
-        length.to_bytes(2, "big")
-        + bytes((len(full_label),))
-        + full_label
-        + bytes((len(context),))
-        + context
-    )
-    return hkdf_expand(hash_name, secret, info, length)
+    algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
+    if 0 < length <= algorithm.digest_size:
+        # One block: T(1) = HMAC(Secret, HkdfLabel || 0x01) (RFC 5869 §2.3).
+        h = _HMAC(secret, algorithm)
+        h.update(b"".join((prefix, bytes((len(context),)), context, b"\x01")))
+        return h.finalize()[:length]
+    return hkdf_expand(hash_name, secret, prefix + bytes((len(context),)) + context, length)
+
+
+#: ``hkdf_expand_labels``' HMAC inputs (HkdfLabel with an empty context, then the block
+#: counter 0x01) and lengths, by the ``labels`` tuple (a few constant tuples).
+_LABEL_INFOS: dict[tuple[tuple[bytes, int], ...], tuple[tuple[bytes, int], ...]] = {}
+
+
+def hkdf_expand_labels(
+    hash_name: str, secret: bytes, labels: Sequence[tuple[bytes, int]]
+) -> list[bytes]:
+    """HKDF-Expand-Label with an empty context for each ``(label, length)`` of one
+    ``secret`` (a packet key's key, IV and header-protection key): the HMAC is keyed
+    once and copied for each label."""
+    algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
+    key = labels if isinstance(labels, tuple) else None
+    infos = _LABEL_INFOS.get(key) if key is not None else None
+    if infos is None:
+        infos = tuple(
+            (_label_prefix(label, length) + b"\x00\x01", length) for label, length in labels
+        )
+        if key is not None and len(_LABEL_INFOS) < _LABEL_PREFIXES_MAX:
+            _LABEL_INFOS[key] = infos
+    keyed = _HMAC(secret, algorithm)
+    out = []
+    for (info, length), (label, _) in zip(infos, labels, strict=True):
+        if not 0 < length <= algorithm.digest_size:
+            out.append(hkdf_expand_label(hash_name, secret, label, b"", length))
+            continue
+        h = keyed.copy()
+        h.update(info)
+        out.append(h.finalize()[:length])
+    return out
 
 
 def derive_secret(hash_name: str, secret: bytes, label: bytes, messages: bytes) -> bytes:

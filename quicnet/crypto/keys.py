@@ -8,7 +8,7 @@ engine and certificate code never deal with padding or hash objects.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 from cryptography.exceptions import InternalError as _PycaInternalError
 from cryptography.exceptions import InvalidSignature
@@ -69,6 +69,20 @@ PycaPublicKey: TypeAlias = (
     | mldsa.MLDSA65PublicKey
     | mldsa.MLDSA87PublicKey
 )
+_RawSigner: TypeAlias = (
+    ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+    | mldsa.MLDSA44PrivateKey
+    | mldsa.MLDSA65PrivateKey
+    | mldsa.MLDSA87PrivateKey
+)
+_RawVerifier: TypeAlias = (
+    ed25519.Ed25519PublicKey
+    | ed448.Ed448PublicKey
+    | mldsa.MLDSA44PublicKey
+    | mldsa.MLDSA65PublicKey
+    | mldsa.MLDSA87PublicKey
+)
 Encoding = Literal["PEM", "DER"]
 
 #: Algorithm names :func:`generate_private_key` accepts (OpenSSL's spelling).
@@ -109,7 +123,20 @@ def normalize_curve(name: str) -> str:
         ) from None
 
 
+#: ``_algorithm_of`` by concrete pyca class: the match below walks abstract classes
+#: (an ABC instance check each), a dictionary look-up does not.
+_ALGORITHM_BY_TYPE: dict[type, str] = {}
+
+
 def _algorithm_of(key: PycaPrivateKey | PycaPublicKey) -> str:
+    algorithm = _ALGORITHM_BY_TYPE.get(type(key))
+    if algorithm is None:
+        algorithm = _match_algorithm(key)
+        _ALGORITHM_BY_TYPE[type(key)] = algorithm
+    return algorithm
+
+
+def _match_algorithm(key: PycaPrivateKey | PycaPublicKey) -> str:
     match key:
         case ed25519.Ed25519PrivateKey() | ed25519.Ed25519PublicKey():
             return "Ed25519"
@@ -138,6 +165,8 @@ _KEY_FAMILY = {
     "Ed25519": "ed25519", "Ed448": "ed448", "EC": "ec", "RSA": "rsa",
     "ML-DSA-44": "ml-dsa-44", "ML-DSA-65": "ml-dsa-65", "ML-DSA-87": "ml-dsa-87",
 }  # fmt: skip
+#: Algorithms whose keys sign the message itself (no hash or padding to choose).
+_SIGNS_RAW = frozenset({"Ed25519", "Ed448", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87"})
 _RSA_SCHEMES = (
     SignatureScheme.rsa_pss_rsae_sha256,
     SignatureScheme.rsa_pss_rsae_sha384,
@@ -146,6 +175,10 @@ _RSA_SCHEMES = (
     SignatureScheme.rsa_pkcs1_sha384,
     SignatureScheme.rsa_pkcs1_sha512,
 )
+
+
+#: ``signature_schemes`` by (algorithm, curve): a few entries, computed on first use.
+_SCHEMES: dict[tuple[str, str | None], tuple[SignatureScheme, ...]] = {}
 
 
 class _KeyBase:
@@ -158,16 +191,17 @@ class _KeyBase:
     key_size: int
 
     def _describe(self, key: PycaPrivateKey | PycaPublicKey) -> None:
-        self.algorithm = _algorithm_of(key)
+        self.algorithm = algorithm = _algorithm_of(key)
         self.curve = None
         self.key_size = 0
-        if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-            if key.curve.name not in _CURVE_BY_PYCA:
-                raise UnsupportedAlgorithmError(f"unsupported curve {key.curve.name}")
-            self.curve = _CURVE_BY_PYCA[key.curve.name]
-            self.key_size = key.curve.key_size
-        elif isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-            self.key_size = key.key_size
+        if algorithm == "EC":
+            curve = cast("ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey", key).curve
+            if curve.name not in _CURVE_BY_PYCA:
+                raise UnsupportedAlgorithmError(f"unsupported curve {curve.name}")
+            self.curve = _CURVE_BY_PYCA[curve.name]
+            self.key_size = curve.key_size
+        elif algorithm == "RSA":
+            self.key_size = cast("rsa.RSAPrivateKey | rsa.RSAPublicKey", key).key_size
 
     @property
     def description(self) -> str:
@@ -185,14 +219,20 @@ class _KeyBase:
     @property
     def signature_schemes(self) -> tuple[SignatureScheme, ...]:
         """Schemes this key can make or check, best first (empty for KEM/ECDH keys)."""
-        family = _KEY_FAMILY.get(self.algorithm)
-        if family == "rsa":
-            return _RSA_SCHEMES
-        return tuple(
-            s
-            for s, info in SCHEME_INFO.items()
-            if info.key_family == family and (info.curve is None or info.curve == self.curve)
-        )
+        schemes = _SCHEMES.get((self.algorithm, self.curve))
+        if schemes is None:
+            family = _KEY_FAMILY.get(self.algorithm)
+            if family == "rsa":
+                schemes = _RSA_SCHEMES
+            else:
+                schemes = tuple(
+                    s
+                    for s, info in SCHEME_INFO.items()
+                    if info.key_family == family
+                    and (info.curve is None or info.curve == self.curve)
+                )
+            _SCHEMES[(self.algorithm, self.curve)] = schemes
+        return schemes
 
     def _check_scheme(self, scheme: int) -> SignatureScheme:
         try:
@@ -216,11 +256,12 @@ def _rsa_padding(scheme: SignatureScheme) -> padding.AsymmetricPadding:
 class PublicKey(_KeyBase):
     """A public key of any supported algorithm."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_der", "_key")
 
     def __init__(self, key: PycaPublicKey) -> None:
         self._describe(key)
         self._key = key
+        self._der: bytes | None = None  # made on first use (keys are immutable)
 
     def to_cryptography(self) -> PycaPublicKey:
         """The pyca/cryptography key underneath.
@@ -241,7 +282,12 @@ class PublicKey(_KeyBase):
 
     def to_der(self) -> bytes:
         """SubjectPublicKeyInfo, DER."""
-        return self._key.public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+        der = self._der
+        if der is None:
+            der = self._der = self._key.public_bytes(
+                ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo
+            )
+        return der
 
     def to_pem(self) -> bytes:
         """SubjectPublicKeyInfo, PEM (``BEGIN PUBLIC KEY``)."""
@@ -265,22 +311,20 @@ class PublicKey(_KeyBase):
         s = self._check_scheme(scheme)
         info = SCHEME_INFO[s]
         k = self._key
+        algorithm = self.algorithm  # a string compare; isinstance on pyca's ABCs is slow
         try:
-            if isinstance(k, rsa.RSAPublicKey):
+            if algorithm == "RSA":
                 assert info.hash_name is not None
-                k.verify(signature, data, _rsa_padding(s), hash_algorithm(info.hash_name))
-            elif isinstance(k, ec.EllipticCurvePublicKey):
+                cast("rsa.RSAPublicKey", k).verify(
+                    signature, data, _rsa_padding(s), hash_algorithm(info.hash_name)
+                )
+            elif algorithm == "EC":
                 assert info.hash_name is not None
-                k.verify(signature, data, ec.ECDSA(hash_algorithm(info.hash_name)))
-            elif isinstance(
-                k,
-                ed25519.Ed25519PublicKey
-                | ed448.Ed448PublicKey
-                | mldsa.MLDSA44PublicKey
-                | mldsa.MLDSA65PublicKey
-                | mldsa.MLDSA87PublicKey,
-            ):
-                k.verify(signature, data)
+                cast("ec.EllipticCurvePublicKey", k).verify(
+                    signature, data, ec.ECDSA(hash_algorithm(info.hash_name))
+                )
+            elif algorithm in _SIGNS_RAW:
+                cast("_RawVerifier", k).verify(signature, data)
             else:  # pragma: no cover - _check_scheme rejects non-signing keys
                 raise UnsupportedAlgorithmError(f"{self.description} keys do not sign")
         except InvalidSignature:
@@ -295,11 +339,12 @@ class PublicKey(_KeyBase):
 class PrivateKey(_KeyBase):
     """A private key of any supported algorithm."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_public")
 
     def __init__(self, key: PycaPrivateKey) -> None:
         self._describe(key)
         self._key = key
+        self._public: PublicKey | None = None  # made on first use (keys are immutable)
 
     def to_cryptography(self) -> PycaPrivateKey:
         """The pyca/cryptography key underneath (see :meth:`PublicKey.to_cryptography`)."""
@@ -309,28 +354,29 @@ class PrivateKey(_KeyBase):
         return f"<PrivateKey {self.description}>"
 
     def public_key(self) -> PublicKey:
-        return PublicKey(self._key.public_key())
+        public = self._public
+        if public is None:
+            public = self._public = PublicKey(self._key.public_key())
+        return public
 
     def sign(self, scheme: int, data: bytes) -> bytes:
         """Sign ``data`` with the TLS signature scheme ``scheme``."""
         s = self._check_scheme(scheme)
         info = SCHEME_INFO[s]
         k = self._key
-        if isinstance(k, rsa.RSAPrivateKey):
+        algorithm = self.algorithm
+        if algorithm == "RSA":
             assert info.hash_name is not None
-            return k.sign(data, _rsa_padding(s), hash_algorithm(info.hash_name))
-        if isinstance(k, ec.EllipticCurvePrivateKey):
+            return cast("rsa.RSAPrivateKey", k).sign(
+                data, _rsa_padding(s), hash_algorithm(info.hash_name)
+            )
+        if algorithm == "EC":
             assert info.hash_name is not None
-            return k.sign(data, ec.ECDSA(hash_algorithm(info.hash_name)))
-        if isinstance(
-            k,
-            ed25519.Ed25519PrivateKey
-            | ed448.Ed448PrivateKey
-            | mldsa.MLDSA44PrivateKey
-            | mldsa.MLDSA65PrivateKey
-            | mldsa.MLDSA87PrivateKey,
-        ):
-            return k.sign(data)
+            return cast("ec.EllipticCurvePrivateKey", k).sign(
+                data, ec.ECDSA(hash_algorithm(info.hash_name))
+            )
+        if algorithm in _SIGNS_RAW:
+            return cast("_RawSigner", k).sign(data)
         raise UnsupportedAlgorithmError(f"{self.description} keys do not sign")  # pragma: no cover
 
     def default_signature_scheme(self) -> SignatureScheme:

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from quicnet.crypto.errors import DecodeError
 
-__all__ = ["dns_name_matches", "parse_name", "san_entries"]
+__all__ = ["dns_name_matches", "ip_address_or_none", "parse_name", "san_entries"]
 
 _ATTRS = {
     "CN": NameOID.COMMON_NAME,
@@ -34,6 +34,20 @@ _ATTRS = {
     "SERIALNUMBER": NameOID.SERIAL_NUMBER,
     "EMAILADDRESS": NameOID.EMAIL_ADDRESS,
 }
+
+
+def ip_address_or_none(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``name`` as an IP address, or None when it is not one (a DNS name).
+
+    An IPv6 address has a colon and an IPv4 one is dotted decimal: anything else is
+    answered without the exceptions :func:`ipaddress.ip_address` raises for it.
+    """
+    if ":" not in name and not name.replace(".", "").isdigit():
+        return None
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
 
 
 def _split_unescaped(text: str, sep: str) -> list[str]:

@@ -34,7 +34,7 @@ from quicnet.crypto.errors import (
     UnsuitableCertificate,
     UnsupportedCriticalExtension,
 )
-from quicnet.crypto.names import dns_name_matches
+from quicnet.crypto.names import dns_name_matches, ip_address_or_none
 from quicnet.crypto.revocation import RevocationCheck
 
 __all__ = ["MAX_PATH_LENGTH", "Purpose", "verify_chain"]
@@ -107,9 +107,8 @@ def _check_leaf_usage(leaf: Certificate, purpose: Purpose) -> None:
 
 def _check_name(leaf: Certificate, name: str) -> None:
     dns, ips = leaf.dns_names, leaf.ip_addresses
-    try:
-        ip = ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
+    ip = ip_address_or_none(name.strip("[]"))
+    if ip is None:
         if any(dns_name_matches(pattern, name) for pattern in dns):
             return
         raise NameMismatch(

@@ -158,14 +158,20 @@ def resumption_context(version: int) -> bytes:
 
 
 def server_parameters_for(
-    params: TransportParameters, original: int, supported: Sequence[int]
+    params: TransportParameters,
+    original: int,
+    supported: Sequence[int],
+    encoded: bytes | None = None,
 ) -> Callable[[bytes], bytes]:
     """For the TLS server: our encoded parameters once the client's are known, with the
-    negotiated version as chosen (RFC 9368 §3)."""
+    negotiated version as chosen (RFC 9368 §3). ``encoded`` is ``params.encode()`` when
+    the caller has it: the answer when the version stays the one ``params`` names."""
 
     def encode(client_raw: bytes) -> bytes:
         version = negotiated_version(original, _client_information(client_raw, original), supported)
         info = local_version_information(version, supported)
+        if encoded is not None and info == params.version_information:
+            return encoded
         return params.replace(version_information=info).encode()
 
     return encode

@@ -103,36 +103,55 @@ def _long_type(version: int, bits: int) -> PacketType:
     return PacketType.RETRY
 
 
+def _truncated() -> TransportError:
+    return TransportError(TransportErrorCode.FRAME_ENCODING_ERROR, "truncated long header")
+
+
 def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
     """Parse the long header of the packet at ``start`` (a version we support)."""
-    r = Reader(datagram, start)
-    first = r.uint8()
-    version = r.uint(4)
+    # Indexing with explicit bounds checks rather than a Reader: this runs for every
+    # long-header packet, and each Reader call costs more than the field it reads.
+    end = len(datagram)
+    if start + 5 > end:  # the first byte and the version
+        raise _truncated()
+    first = datagram[start]
+    version = int.from_bytes(datagram[start + 1 : start + 5], "big")
     if version == 0:
         raise _bad("Version Negotiation is not a long-header packet to parse here")
     if version not in VERSION_PARAMS:
         raise _bad(f"unsupported version 0x{version:08x}")
     if not first & 0x40:  # the fixed bit (§17.2)
         raise _bad("fixed bit is zero")
-    dcid_len = r.uint8()
+    if start + 5 >= end:
+        raise _truncated()
+    dcid_len = datagram[start + 5]
     if dcid_len > MAX_CID_LENGTH:
         raise _bad("destination connection ID longer than 20 bytes")
-    dcid = r.read(dcid_len)
-    scid_len = r.uint8()
+    pos = start + 6 + dcid_len
+    if pos >= end:  # the DCID, then the SCID length
+        raise _truncated()
+    dcid = datagram[start + 6 : pos]
+    scid_len = datagram[pos]
     if scid_len > MAX_CID_LENGTH:
         raise _bad("source connection ID longer than 20 bytes")
-    scid = r.read(scid_len)
+    pos += 1
+    if pos + scid_len > end:
+        raise _truncated()
+    scid = datagram[pos : pos + scid_len]
+    pos += scid_len
     packet_type = _long_type(version, (first >> 4) & 0x03)
     if packet_type == PacketType.RETRY:
-        if r.remaining < _RETRY_TAG:
+        if end - pos < _RETRY_TAG:
             raise _bad("Retry packet too short")
-        token = r.read(r.remaining - _RETRY_TAG)
-        tag = r.read(_RETRY_TAG)
-        return LongHeader(packet_type, version, dcid, scid, token, r.pos, r.pos, tag)
+        token = datagram[pos : end - _RETRY_TAG]
+        return LongHeader(
+            packet_type, version, dcid, scid, token, end, end, datagram[end - _RETRY_TAG : end]
+        )
+    r = Reader(datagram, pos)
     token = r.read_varint_bytes() if packet_type == PacketType.INITIAL else b""
     length = r.varint()
     pn_offset = r.pos
-    if length > r.remaining:
+    if length > end - pn_offset:
         raise _bad("long-header packet length exceeds the datagram")
     if length < 20:  # 1-byte pn + 16-byte tag + enough to sample: below this it cannot be valid
         raise _bad("long-header packet too short")

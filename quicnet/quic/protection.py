@@ -13,6 +13,7 @@ from quicnet.crypto import (
     DecryptError,
     HeaderProtection,
     hkdf_expand_label,
+    hkdf_expand_labels,
     hkdf_extract,
 )
 from quicnet.quic.versions import VERSION_PARAMS, VersionParams
@@ -20,6 +21,21 @@ from quicnet.quic.versions import VERSION_PARAMS, VersionParams
 __all__ = ["PacketKey", "initial_keys", "next_key_secret", "retry_integrity_tag"]
 
 _SAMPLE_LENGTH = 16
+
+
+#: ((key label, key length), (IV label, 12), (hp label, key length)) by (version, key
+#: length): RFC 9001 §5.1, RFC 9369 §3.3.2.
+_LABELS: dict[tuple[int, int], tuple[tuple[bytes, int], ...]] = {}
+
+
+def _labels(version: int, key_length: int) -> tuple[tuple[bytes, int], ...]:
+    params = VERSION_PARAMS[version]
+    labels = _LABELS[(version, key_length)] = (
+        (params.key_label, key_length),
+        (params.iv_label, 12),
+        (params.hp_label, key_length),
+    )
+    return labels
 
 
 class PacketKey:
@@ -33,29 +49,32 @@ class PacketKey:
         hash_name: str,
         secret: bytes,
         version: int,
-        hp_key: bytes | None = None,
+        hp: HeaderProtection | None = None,
     ) -> None:
-        params = VERSION_PARAMS[version]
         self.algorithm = algorithm
         self.hash_name = hash_name
         self.secret = secret
         self.version = version
         key_len = algorithm.key_length
-        key = hkdf_expand_label(hash_name, secret, params.key_label, b"", key_len)
-        iv = hkdf_expand_label(hash_name, secret, params.iv_label, b"", 12)
+        labels = _LABELS.get((version, key_len)) or _labels(version, key_len)
+        if hp is None:
+            key, iv, self.hp_key = hkdf_expand_labels(hash_name, secret, labels)
+            self.hp = HeaderProtection(algorithm, self.hp_key)
+        else:
+            # RFC 9001 §6.1: the header-protection key does not change at key update.
+            key, iv = hkdf_expand_labels(hash_name, secret, labels[:2])
+            self.hp_key = hp.key
+            self.hp = hp
         self.aead = Aead(algorithm, key, iv)
-        # RFC 9001 §6.1: the header-protection key does not change at key update.
-        self.hp_key = hp_key or hkdf_expand_label(hash_name, secret, params.hp_label, b"", key_len)
-        self.hp = HeaderProtection(algorithm, self.hp_key)
 
     def next_generation(self) -> PacketKey:
-        """The key after a key update (same header-protection key)."""
+        """The key after a key update: a new AEAD, the same header protection (§6.1)."""
         return PacketKey(
             self.algorithm,
             self.hash_name,
             next_key_secret(self.hash_name, self.secret, VERSION_PARAMS[self.version]),
             self.version,
-            self.hp_key,
+            self.hp,
         )
 
     def protect(self, header: bytes, payload: bytes, packet_number: int) -> bytes:
@@ -107,8 +126,7 @@ def initial_secrets(version: int, destination_cid: bytes) -> tuple[bytes, bytes]
     """``(client_initial_secret, server_initial_secret)`` (RFC 9001 §5.2)."""
     params = VERSION_PARAMS[version]
     initial = hkdf_extract("sha256", params.initial_salt, destination_cid)
-    client = hkdf_expand_label("sha256", initial, b"client in", b"", 32)
-    server = hkdf_expand_label("sha256", initial, b"server in", b"", 32)
+    client, server = hkdf_expand_labels("sha256", initial, ((b"client in", 32), (b"server in", 32)))
     return client, server
 
 

@@ -169,7 +169,7 @@ def make_tls(
             resumption_context=resumption_context(version),
             quic_transport_parameters=transport_parameters,
             quic_transport_parameters_for=server_parameters_for(
-                params, c.version, c.supported_versions
+                params, c.version, c.supported_versions, transport_parameters
             ),
             middlebox_compatibility=False,
             key_log=c.key_log,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 from dataclasses import dataclass
 
-from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint
+from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.errors import TransportError, TransportErrorCode
 
 __all__ = ["PreferredAddress", "TransportParameterId", "TransportParameters"]
@@ -62,11 +63,6 @@ _INTEGER = {
     _ID.active_connection_id_limit,
     _ID.max_datagram_frame_size,
     _ID.min_ack_delay,
-}
-_CID = {
-    _ID.original_destination_connection_id,
-    _ID.initial_source_connection_id,
-    _ID.retry_source_connection_id,
 }
 
 
@@ -144,25 +140,27 @@ class TransportParameters:
     min_ack_delay: int | None = None
 
     def encode(self) -> bytes:
-        """The extension's body: each parameter that is set, integers only when not at their
-        default."""
-        out = bytearray()
-        for pid, name, integer, default in _TABLE:
-            value = getattr(self, name)
-            if value is None or (integer and value == default):
-                continue
-            if pid == _ID.disable_active_migration:
-                if value:
-                    out += encode_varint(pid) + b"\x00"
-                continue
-            if integer:
-                body = encode_varint(value)
-            elif pid == _ID.preferred_address:
-                body = value.encode()
-            else:
-                body = value
-            out += encode_varint(pid) + encode_varint(len(body)) + body
-        return bytes(out)
+        """The extension's body: each parameter that is set (in id order), integers only
+        when not at their default.
+
+        The parameters other than the connection IDs, the reset token and the preferred
+        address come from the configuration, the same for every connection: their
+        encoding is remembered by their values (a few configurations per process).
+        """
+        static = _STATIC_VALUES(self)
+        try:
+            pieces = _STATIC_ENCODED.get(static)
+        except TypeError:  # an unhashable value (a bytearray): encode it all
+            return _encode_fields(self, _ENCODING)
+        if pieces is None:
+            pieces = tuple(_encode_fields(self, run) for run in _STATIC_RUNS)
+            if len(_STATIC_ENCODED) >= _STATIC_ENCODED_MAX:
+                _STATIC_ENCODED.clear()
+            _STATIC_ENCODED[static] = pieces
+        out: list[bytes] = []
+        for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True):
+            out.append(pieces[piece] if piece >= 0 else _encode_fields(self, run))
+        return b"".join(out)
 
     @classmethod
     def decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
@@ -184,24 +182,46 @@ class TransportParameters:
     def _decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
         values: dict[str, object] = {}
         seen: set[int] = set()
-        r = Reader(data)
-        try:
-            while not r.at_end():
-                pid = r.varint()
-                body = r.read_varint_bytes()
-                if pid in seen:
-                    raise _error(f"transport parameter 0x{pid:x} appears twice")
-                seen.add(pid)
-                known = _KNOWN.get(pid)
-                if known is None:
-                    continue  # §18.1: unknown (and reserved) parameters are ignored
-                if known in _SERVER_ONLY and not from_server:
-                    raise _error(f"a client sent the server-only parameter {_NAMES[known]}")
-                values[_NAMES[known]] = _decode_value(known, body)
-        except TransportError as exc:
-            if exc.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR:
-                raise
-            raise _error(f"malformed transport parameters: {exc.reason}") from None
+        pos, end = 0, len(data)
+        while pos < end:
+            # Ids and lengths are mostly one-byte varints: read those inline.
+            pid = data[pos]
+            if pid < 0x40:
+                pos += 1
+            else:
+                pid, pos = _varint(data, pos, end, "parameter id")
+            length = data[pos] if pos < end else 0xFF
+            if length < 0x40:
+                pos += 1
+            else:
+                length, pos = _varint(data, pos, end, "parameter length")
+            stop = pos + length
+            if stop > end:
+                raise _error("malformed transport parameters: truncated field")
+            if pid in seen:
+                raise _error(f"transport parameter 0x{pid:x} appears twice")
+            seen.add(pid)
+            entry = _DECODING.get(pid)
+            if entry is None:
+                pos = stop
+                continue  # §18.1: unknown (and reserved) parameters are ignored
+            name, kind, server_only = entry
+            if server_only and not from_server:
+                raise _error(f"a client sent the server-only parameter {name}")
+            if kind is _Kind.INTEGER:
+                value, after = _varint(data, pos, stop, "integer")
+                if after != stop:
+                    raise _error(f"{name} has trailing bytes")
+                values[name] = value
+            elif kind is _Kind.FLAG:
+                if length:
+                    raise _error("disable_active_migration must be empty")
+                values[name] = True
+            elif kind is _Kind.PREFERRED_ADDRESS:
+                values[name] = PreferredAddress.decode(data[pos:stop])
+            else:
+                values[name] = data[pos:stop]
+            pos = stop
         params = cls(**values)  # type: ignore[arg-type]
         params.validate()
         return params
@@ -237,28 +257,108 @@ class TransportParameters:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _decode_value(pid: TransportParameterId, body: bytes) -> object:
+def _encode_fields(
+    params: TransportParameters, fields: tuple[tuple[str, bytes, _Kind, object], ...]
+) -> bytes:
+    """``fields`` of ``params`` as they go on the wire (RFC 9000 §18)."""
+    out: list[bytes] = []
+    for name, pid_bytes, kind, default in fields:
+        value = getattr(params, name)
+        if value is None:
+            continue
+        if kind is _Kind.INTEGER:
+            if value == default:
+                continue
+            body = encode_varint(value)
+        elif kind is _Kind.FLAG:
+            if value:
+                out.append(pid_bytes + b"\x00")
+            continue
+        elif kind is _Kind.PREFERRED_ADDRESS:
+            body = value.encode()
+        else:
+            body = value
+        out.append(pid_bytes + encode_varint(len(body)) + body)
+    return b"".join(out)
+
+
+class _Kind(enum.Enum):
+    """How a parameter's value goes on the wire."""
+
+    INTEGER = 1  # a varint (§18.2's "integer" parameters)
+    FLAG = 2  # zero-length: present means true
+    PREFERRED_ADDRESS = 3
+    BYTES = 4  # connection IDs, the reset token, version_information
+
+
+_VARINT_MASK = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
+
+
+def _varint(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
+    """The varint (RFC 9000 §16) at ``pos`` ending by ``end``, and the position after it."""
+    if pos >= end:
+        raise _error(f"malformed transport parameters: truncated {what}")
+    first = data[pos]
+    if first < 0x40:
+        return first, pos + 1
+    size = 1 << (first >> 6)
+    if pos + size > end:
+        raise _error(f"malformed transport parameters: truncated {what}")
+    return int.from_bytes(data[pos : pos + size], "big") & _VARINT_MASK[size], pos + size
+
+
+def _kind(pid: TransportParameterId) -> _Kind:
     if pid in _INTEGER:
-        r = Reader(body)
-        value = r.varint()
-        if not r.at_end():
-            raise _error(f"{pid.name} has trailing bytes")
-        if value > MAX_VARINT:
-            raise _error(f"{pid.name} too large")
-        return value
+        return _Kind.INTEGER
     if pid == _ID.disable_active_migration:
-        if body:
-            raise _error("disable_active_migration must be empty")
-        return True
+        return _Kind.FLAG
     if pid == _ID.preferred_address:
-        return PreferredAddress.decode(body)
-    if pid in _CID or pid in (_ID.stateless_reset_token, _ID.version_information):
-        return body
-    raise _error(f"unhandled parameter {pid.name}")  # pragma: no cover
+        return _Kind.PREFERRED_ADDRESS
+    return _Kind.BYTES
 
 
 # Tables read once per encode and decode instead of walking the enum (slow in Python).
-_NAMES = {pid: pid.name for pid in _ID}
-_KNOWN: dict[int, TransportParameterId] = {int(pid): pid for pid in _ID}
 _DEFAULTS = TransportParameters()
-_TABLE = tuple((pid, pid.name, pid in _INTEGER, getattr(_DEFAULTS, pid.name)) for pid in _ID)
+#: (field name, encoded id, kind, default) in id order, for ``encode``.
+_ENCODING = tuple(
+    (pid.name, encode_varint(pid), _kind(pid), getattr(_DEFAULTS, pid.name)) for pid in _ID
+)
+#: What differs from one connection to the next; the rest comes from the configuration.
+_PER_CONNECTION = {
+    _ID.original_destination_connection_id,
+    _ID.stateless_reset_token,
+    _ID.preferred_address,
+    _ID.initial_source_connection_id,
+    _ID.retry_source_connection_id,
+}
+
+
+def _runs() -> tuple[tuple[tuple[tuple[str, bytes, _Kind, object], ...], ...], tuple[int, ...]]:
+    """``_ENCODING`` cut into runs of per-connection and of configuration parameters, with
+    for each run its index among the configuration runs (-1 for a per-connection one)."""
+    runs: list[list[tuple[str, bytes, _Kind, object]]] = []
+    static: list[bool] = []
+    for entry, pid in zip(_ENCODING, _ID, strict=True):
+        is_static = pid not in _PER_CONNECTION
+        if not static or static[-1] != is_static:
+            runs.append([])
+            static.append(is_static)
+        runs[-1].append(entry)
+    indices, n = [], 0
+    for is_static in static:
+        indices.append(n if is_static else -1)
+        n += is_static
+    return tuple(tuple(run) for run in runs), tuple(indices)
+
+
+_RUNS, _PIECE_OF_RUN = _runs()
+_STATIC_RUNS = tuple(run for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True) if piece >= 0)
+_STATIC_VALUES = operator.attrgetter(*(pid.name for pid in _ID if pid not in _PER_CONNECTION))
+#: Encoded configuration runs by the values they encode (bounded).
+_STATIC_ENCODED: dict[object, tuple[bytes, ...]] = {}
+_STATIC_ENCODED_MAX = 32
+
+#: id -> (field name, kind, server-only), for ``decode``.
+_DECODING: dict[int, tuple[str, _Kind, bool]] = {
+    int(pid): (pid.name, _kind(pid), pid in _SERVER_ONLY) for pid in _ID
+}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import ipaddress
 from collections.abc import Callable, Sequence
 
 from quicnet.crypto import (
@@ -18,6 +17,7 @@ from quicnet.crypto import (
     load_certificate,
     verify_chain,
 )
+from quicnet.crypto.names import ip_address_or_none
 from quicnet.crypto.signing import SCHEME_INFO
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import ProtocolViolation
@@ -53,11 +53,7 @@ def choose_signature_scheme(key: PrivateKey, peer_schemes: Sequence[int]) -> Sig
 
 
 def is_ip_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
-    except ValueError:
-        return False
-    return True
+    return ip_address_or_none(name.removeprefix("[").removesuffix("]")) is not None
 
 
 def decode_certificate_chain(entries: Sequence[CertificateEntry]) -> list[Certificate]:

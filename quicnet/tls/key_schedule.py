@@ -46,6 +46,10 @@ CIPHER_SUITES: dict[CipherSuite, SuiteInfo] = {
 }
 
 
+#: Hash("") by hash name: a constant each "derived" secret needs (RFC 8446 §7.1).
+_EMPTY_HASHES: dict[str, bytes] = {}
+
+
 class Transcript:
     """Running hash of the handshake messages (§4.4.1).
 
@@ -125,7 +129,10 @@ class KeySchedule:
         return hkdf_expand_label(self.hash_name, secret, label, transcript_hash, self.hash_length)
 
     def _empty_hash(self) -> bytes:
-        return digest(self.hash_name, b"")
+        empty = _EMPTY_HASHES.get(self.hash_name)
+        if empty is None:
+            empty = _EMPTY_HASHES[self.hash_name] = digest(self.hash_name, b"")
+        return empty
 
     # Early secrets (PSK) -------------------------------------------------------
     def binder_key(self, *, external: bool = False) -> bytes:

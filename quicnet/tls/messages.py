@@ -70,26 +70,28 @@ Extensions = tuple[Extension, ...]
 
 def _read_extensions(r: Reader, *, min_length: int = 0) -> Extensions:
     block = r.sub(2, min_length=min_length)
-    seen: set[int] = set()
-    items = []
-    while not block.at_end():
-        ext_type = block.uint16()
-        data = block.vector(2)
-        if ext_type in seen:  # §4.2: at most one extension of each type
-            raise ProtocolViolation(
-                f"duplicate extension {ext_type}", AlertDescription.illegal_parameter
-            )
-        seen.add(ext_type)
-        items.append(Extension(ext_type, data))
-    return tuple(items)
+    items = block.extension_list()
+    extensions = tuple(Extension(ext_type, data) for ext_type, data in items)
+    if len({ext_type for ext_type, _ in items}) != len(items):
+        # §4.2: at most one extension of each type
+        seen: set[int] = set()
+        for ext_type, _ in items:
+            if ext_type in seen:
+                raise ProtocolViolation(
+                    f"duplicate extension {ext_type}", AlertDescription.illegal_parameter
+                )
+            seen.add(ext_type)
+    return extensions
 
 
 def _write_extensions(w: Writer, extensions: Extensions) -> None:
-    inner = Writer()
+    parts = []
     for ext in extensions:
-        inner.uint16(ext.type)
-        inner.vector(ext.data, 2)
-    w.vector(inner.getvalue(), 2)
+        data = ext.data
+        if len(data) > 0xFFFF:
+            raise ValueError(f"{len(data)} bytes do not fit a 2-byte length")
+        parts.append(ext.type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data)
+    w.vector(b"".join(parts), 2)
 
 
 def find_extension(extensions: Extensions, ext_type: int) -> bytes | None:
@@ -372,11 +374,13 @@ def encode_message(message: HandshakeMessage) -> bytes:
 
 def decode_message(data: bytes) -> HandshakeMessage:
     """Parse one whole message (header included); anything malformed raises DecodeError."""
-    r = Reader(data)
-    msg_type = r.uint8()
-    length = r.uint24()
-    if length != r.remaining:
-        raise DecodeError(f"handshake length {length} but {r.remaining} bytes follow")
+    if len(data) < 4:
+        raise DecodeError(f"truncated: a handshake header needs 4 bytes, {len(data)} left")
+    msg_type = data[0]
+    length = int.from_bytes(data[1:4], "big")
+    if length != len(data) - 4:
+        raise DecodeError(f"handshake length {length} but {len(data) - 4} bytes follow")
+    r = Reader(data, 4)
     cls = _DECODERS.get(msg_type)
     if cls is None:
         raise ProtocolViolation(

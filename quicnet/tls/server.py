@@ -83,7 +83,10 @@ def _parse_client_hello(hello: ClientHello) -> _Hello:
         raise ProtocolViolation(
             "ClientHello.legacy_version is 0x0300 or lower", AlertDescription.protocol_version
         )
-    versions_data = hello.extension(ET.supported_versions)
+    # One look-up table instead of a scan of the extensions per look-up (the first of a
+    # type wins, as with ``hello.extension``).
+    extensions = {e.type: e.data for e in reversed(hello.extensions)}
+    versions_data = extensions.get(ET.supported_versions)
     if versions_data is None or ext.TLS13 not in ext.decode_supported_versions_client(
         versions_data
     ):
@@ -95,12 +98,14 @@ def _parse_client_hello(hello: ClientHello) -> _Hello:
             "TLS 1.3 ClientHello must offer only null compression",
             AlertDescription.illegal_parameter,
         )
-    if hello.extensions and any(e.type == ET.pre_shared_key for e in hello.extensions[:-1]):
+    if ET.pre_shared_key in extensions and any(
+        e.type == ET.pre_shared_key for e in hello.extensions[:-1]
+    ):
         raise ProtocolViolation(  # §4.2.11
             "pre_shared_key is not the last extension", AlertDescription.illegal_parameter
         )
-    groups_data = hello.extension(ET.supported_groups)
-    shares_data = hello.extension(ET.key_share)
+    groups_data = extensions.get(ET.supported_groups)
+    shares_data = extensions.get(ET.key_share)
     if (groups_data is None) != (shares_data is None):  # §9.2
         raise ProtocolViolation(
             "supported_groups and key_share must come together", AlertDescription.missing_extension
@@ -116,20 +121,20 @@ def _parse_client_hello(hello: ClientHello) -> _Hello:
             raise ProtocolViolation(
                 "key share for a group not in supported_groups", AlertDescription.illegal_parameter
             )
-    sigs = hello.extension(ET.signature_algorithms)
-    alpn = hello.extension(ET.application_layer_protocol_negotiation)
-    sni = hello.extension(ET.server_name)
-    modes = hello.extension(ET.psk_key_exchange_modes)
-    psk = hello.extension(ET.pre_shared_key)
-    early = hello.extension(ET.early_data)
+    sigs = extensions.get(ET.signature_algorithms)
+    alpn = extensions.get(ET.application_layer_protocol_negotiation)
+    sni = extensions.get(ET.server_name)
+    modes = extensions.get(ET.psk_key_exchange_modes)
+    psk = extensions.get(ET.pre_shared_key)
+    early = extensions.get(ET.early_data)
     if early is not None:
         ext.decode_empty(early, "early_data")
     if psk is not None and modes is None:  # §4.2.9
         raise ProtocolViolation(
             "pre_shared_key without psk_key_exchange_modes", AlertDescription.missing_extension
         )
-    limit = hello.extension(ET.record_size_limit)
-    cookie = hello.extension(ET.cookie)
+    limit = extensions.get(ET.record_size_limit)
+    cookie = extensions.get(ET.cookie)
     return _Hello(
         suites=list(hello.cipher_suites),
         groups=groups,
@@ -141,9 +146,9 @@ def _parse_client_hello(hello: ClientHello) -> _Hello:
         psk=ext.decode_pre_shared_key_client(psk) if psk is not None else None,
         early_data=early is not None,
         record_size_limit=ext.decode_record_size_limit(limit) if limit is not None else None,
-        transport_parameters=hello.extension(ET.quic_transport_parameters),
+        transport_parameters=extensions.get(ET.quic_transport_parameters),
         cookie=ext.decode_cookie(cookie) if cookie is not None else None,
-        ocsp_requested=wants_ocsp(hello.extension(ET.status_request)),
+        ocsp_requested=wants_ocsp(extensions.get(ET.status_request)),
     )
 
 

@@ -6,6 +6,8 @@ short read, so no parser can leak an IndexError or struct.error.
 
 from __future__ import annotations
 
+import struct
+
 from quicnet.tls.errors import DecodeError
 
 __all__ = ["Reader", "Writer"]
@@ -32,18 +34,30 @@ class Reader:
         if self._pos != self._end:
             raise DecodeError(f"{self._end - self._pos} trailing bytes after {what}")
 
+    # The accessors below repeat the bounds check instead of calling each other: they
+    # run for every field of every handshake message.
     def read(self, n: int) -> bytes:
-        if n > self._end - self._pos:
-            raise DecodeError(f"truncated: wanted {n} bytes, {self._end - self._pos} left")
         start = self._pos
-        self._pos += n
-        return self._data[start : self._pos]
+        stop = start + n
+        if stop > self._end:
+            raise DecodeError(f"truncated: wanted {n} bytes, {self._end - start} left")
+        self._pos = stop
+        return self._data[start:stop]
 
     def uint(self, size: int) -> int:
-        return int.from_bytes(self.read(size), "big")
+        start = self._pos
+        stop = start + size
+        if stop > self._end:
+            raise DecodeError(f"truncated: wanted {size} bytes, {self._end - start} left")
+        self._pos = stop
+        return int.from_bytes(self._data[start:stop], "big")
 
     def uint8(self) -> int:
-        return self.uint(1)
+        pos = self._pos
+        if pos >= self._end:
+            raise DecodeError(f"truncated: wanted 1 bytes, {self._end - pos} left")
+        self._pos = pos + 1
+        return self._data[pos]
 
     def uint16(self) -> int:
         return self.uint(2)
@@ -56,27 +70,59 @@ class Reader:
 
     def vector(self, length_size: int, *, min_length: int = 0) -> bytes:
         """``opaque x<min..2^(8*length_size)-1>``."""
-        n = self.uint(length_size)
+        pos = self._pos
+        start = pos + length_size
+        end = self._end
+        if start > end:
+            raise DecodeError(f"truncated: wanted {length_size} bytes, {end - pos} left")
+        n = int.from_bytes(self._data[pos:start], "big")
         if n < min_length:
             raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
-        return self.read(n)
+        stop = start + n
+        if stop > end:
+            raise DecodeError(f"truncated: wanted {n} bytes, {end - start} left")
+        self._pos = stop
+        return self._data[start:stop]
+
+    def extension_list(self) -> list[tuple[int, bytes]]:
+        """The rest of the reader as ``(uint16 type, opaque data<0..2^16-1>)`` pairs: the
+        body of an extensions block (RFC 8446 §4.2)."""
+        data, pos, end = self._data, self._pos, self._end
+        items = []
+        while pos < end:
+            start = pos + 4
+            if start > end:
+                raise DecodeError(f"truncated: wanted {start - pos} bytes, {end - pos} left")
+            n = int.from_bytes(data[pos + 2 : start], "big")
+            stop = start + n
+            if stop > end:
+                raise DecodeError(f"truncated: wanted {n} bytes, {end - start} left")
+            items.append((int.from_bytes(data[pos : pos + 2], "big"), data[start:stop]))
+            pos = stop
+        self._pos = pos
+        return items
 
     def sub(self, length_size: int, *, min_length: int = 0) -> Reader:
         """A reader over the next length-prefixed vector."""
-        n = self.uint(length_size)
+        pos = self._pos
+        start = pos + length_size
+        end = self._end
+        if start > end:
+            raise DecodeError(f"truncated: wanted {length_size} bytes, {end - pos} left")
+        n = int.from_bytes(self._data[pos:start], "big")
         if n < min_length:
             raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
-        if n > self._end - self._pos:
-            raise DecodeError(f"truncated: vector of {n} bytes, {self._end - self._pos} left")
-        r = Reader(self._data, self._pos, self._pos + n)
-        self._pos += n
-        return r
+        stop = start + n
+        if stop > end:
+            raise DecodeError(f"truncated: vector of {n} bytes, {end - start} left")
+        self._pos = stop
+        return Reader(self._data, start, stop)
 
     def uint16_list(self, length_size: int, *, min_length: int = 0) -> list[int]:
         body = self.vector(length_size, min_length=min_length)
         if len(body) % 2:
             raise DecodeError("odd length for a list of 16-bit values")
-        return [int.from_bytes(body[i : i + 2], "big") for i in range(0, len(body), 2)]
+        return list(struct.unpack(f">{len(body) // 2}H", body))
 
 
 class Writer:
@@ -109,10 +155,15 @@ class Writer:
         self._buf += value.to_bytes(4, "big")
 
     def vector(self, data: bytes, length_size: int) -> None:
-        if len(data) >= 1 << (8 * length_size):
-            raise ValueError(f"{len(data)} bytes do not fit a {length_size}-byte length")
-        self._buf += len(data).to_bytes(length_size, "big")
+        n = len(data)
+        if n >> (8 * length_size):
+            raise ValueError(f"{n} bytes do not fit a {length_size}-byte length")
+        self._buf += n.to_bytes(length_size, "big")
         self._buf += data
 
     def uint16_list(self, values: list[int] | tuple[int, ...], length_size: int) -> None:
-        self.vector(b"".join(v.to_bytes(2, "big") for v in values), length_size)
+        try:
+            packed = struct.pack(f">{len(values)}H", *values)
+        except struct.error:
+            raise OverflowError("a value does not fit 16 bits") from None
+        self.vector(packed, length_size)

@@ -15,7 +15,7 @@ import pytest
 
 from quicnet.crypto.errors import CryptoError
 from quicnet.crypto.hashes import hmac_digest
-from quicnet.crypto.kdf import hkdf_expand, hkdf_extract
+from quicnet.crypto.kdf import hkdf_expand, hkdf_expand_label, hkdf_expand_labels, hkdf_extract
 
 
 @dataclass(frozen=True)
@@ -164,3 +164,43 @@ def test_hkdf_expand_length_limit(hash_name: str, hash_len: int) -> None:
     assert hkdf_expand(hash_name, prk, b"", max_len) == _ref_expand(hash_name, prk, b"", max_len)
     with pytest.raises(CryptoError):
         hkdf_expand(hash_name, prk, b"", max_len + 1)
+
+
+def _ref_expand_label(
+    hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    full = b"tls13 " + label
+    info = length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
+    return _ref_expand(hash_name, secret, info, length)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("length", [0, 12, 16, 32, 48, 49, 100])
+@pytest.mark.parametrize("context", [b"", b"\x01" * 32])
+def test_hkdf_expand_label_matches_reference(hash_name: str, length: int, context: bytes) -> None:
+    """RFC 8446 §7.1, one block and several, with and without a context; twice, so
+    the second call goes through the remembered label prefix."""
+    secret = _ref_extract(hash_name, b"salt", b"secret")
+    want = _ref_expand_label(hash_name, secret, b"quic key", context, length)
+    for _ in range(2):
+        assert hkdf_expand_label(hash_name, secret, b"quic key", context, length) == want
+
+
+def test_hkdf_expand_labels_is_hkdf_expand_label_for_each() -> None:
+    """The HMAC keyed once and copied gives what a fresh HMAC per label gives."""
+    secret = _ref_extract("sha256", b"salt", b"secret")
+    labels = ((b"quic key", 16), (b"quic iv", 12), (b"quic hp", 16), (b"long", 80), (b"no", 0))
+    got = hkdf_expand_labels("sha256", secret, labels)
+    assert got == [_ref_expand_label("sha256", secret, lb, b"", n) for lb, n in labels]
+
+
+def test_hkdf_expand_label_limits() -> None:
+    """The label (with "tls13 ") and the context fit one length byte; the length two."""
+    with pytest.raises(CryptoError):
+        hkdf_expand_label("sha256", bytes(32), b"x" * 250, b"", 32)
+    with pytest.raises(CryptoError):
+        hkdf_expand_label("sha256", bytes(32), b"key", bytes(256), 32)
+    with pytest.raises(CryptoError):
+        hkdf_expand_label("sha256", bytes(32), b"key", b"", 1 << 16)
+    with pytest.raises(CryptoError):
+        hkdf_expand_labels("sha256", bytes(32), ((b"x" * 250, 16),))

@@ -260,6 +260,7 @@ def test_a5_keys_and_key_update(a: Appendix) -> None:
     # The next secret is the "ku" value; the header-protection key stays (RFC 9001 §6.1).
     assert following.secret == a.derived(section, "ku")
     assert following.hp_key == key.hp_key
+    assert following.hp is key.hp  # the same context, not one rebuilt from the same key
     header = bytes.fromhex("4200bff4")
     sealed = following.protect(header, b"\x01", 654360564)
     assert sealed != a.value(5, "packet")

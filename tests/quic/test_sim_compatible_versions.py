@@ -34,6 +34,7 @@ from quicnet.quic import (
 from quicnet.quic.compatible_versions import (
     VersionInformation,
     check_server_parameters,
+    local_version_information,
     server_parameters_for,
 )
 from quicnet.quic.errors import TransportError, TransportErrorCode
@@ -185,6 +186,21 @@ def test_server_refuses_a_client_chosen_version_that_is_not_its_initials() -> No
     honest = TransportParameters(version_information=VersionInformation(V1, (V2, V1)).encode())
     ours = TransportParameters.decode(encode(honest.encode()), from_server=True)
     info = VersionInformation.of(ours)
+    assert info is not None and info.chosen == V2
+
+
+def test_server_parameters_reuse_the_encoding_only_for_the_same_version() -> None:
+    """The parameters encoded for the original version are sent as they are when the
+    client stays in it, and re-encoded with the new version_information when it moves."""
+    params = TransportParameters(version_information=local_version_information(V1, (V1, V2)))
+    encoded = params.encode()
+    encode = server_parameters_for(params, V1, (V1, V2), encoded)
+    stays = TransportParameters(version_information=VersionInformation(V1, (V1,)).encode())
+    assert encode(stays.encode()) is encoded
+    moves = TransportParameters(version_information=VersionInformation(V1, (V2, V1)).encode())
+    info = VersionInformation.of(
+        TransportParameters.decode(encode(moves.encode()), from_server=True)
+    )
     assert info is not None and info.chosen == V2
 
 

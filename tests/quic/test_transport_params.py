@@ -244,3 +244,33 @@ def test_mutated_parameters_raise_only_transport_parameter_error(
         TransportParameters.decode(bytes(wire[:cut]), from_server=True)
     except TransportError as exc:
         assert exc.error_code == TPE
+
+
+def test_encoding_is_the_same_for_every_connection_of_a_configuration() -> None:
+    """The configuration's parameters are encoded once and reused: connections that differ
+    only in their connection IDs and reset token each get their own, in id order."""
+    base = TransportParameters(
+        max_idle_timeout=30_000, initial_max_data=1 << 20, max_datagram_frame_size=1200
+    )
+    for i in range(3):
+        cid, token = bytes([i]) * 8, bytes([i]) * 16
+        params = base.replace(
+            original_destination_connection_id=cid,
+            stateless_reset_token=token,
+            initial_source_connection_id=cid[::-1] + b"x",
+        )
+        wire = params.encode()
+        assert wire == (
+            param(0x00, cid)
+            + param(0x01, v(30_000))
+            + param(0x02, token)
+            + param(0x04, v(1 << 20))
+            + param(0x0F, cid[::-1] + b"x")
+            + param(0x20, v(1200))
+        )
+        assert TransportParameters.decode(wire, from_server=True) == params
+    changed = base.replace(initial_max_data=5).encode()
+    assert changed == param(0x01, v(30_000)) + param(0x04, v(5)) + param(0x20, v(1200))
+    # A value that cannot be a dictionary key is still encoded (not remembered).
+    odd = TransportParameters(version_information=bytearray(b"\x00\x00\x00\x01"))  # type: ignore[arg-type]
+    assert odd.encode() == param(0x11, b"\x00\x00\x00\x01")

@@ -11,6 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 from toolkit_helpers import (
     DAY,
     T0,
@@ -44,7 +46,7 @@ from quicnet.crypto import (
     self_signed_certificate,
     verify_chain,
 )
-from quicnet.crypto.names import dns_name_matches
+from quicnet.crypto.names import dns_name_matches, ip_address_or_none
 
 AT = T0 + 10 * DAY  # inside every default validity window of build_chain()
 SECOND = datetime.timedelta(seconds=1)
@@ -845,3 +847,56 @@ def test_openssl_agrees_on_a_not_yet_valid_chain(tmp_path, chain: Chain) -> None
     assert b"not yet valid" in result.stdout + result.stderr
     with pytest.raises(CertificateNotYetValid):
         verify(chain, at=at)
+
+
+def test_parsed_certificates_are_reused_but_verified_every_time(chain: Chain) -> None:
+    """Certificate.from_der hands back the certificate it parsed from the same bytes (what a
+    client meets on every handshake), and verify_chain still checks it every time: after a
+    chain verified once, the same parsed leaf fails against a forged root, a wrong name and
+    a time outside its validity, then passes again."""
+    leaf = Certificate.from_der(chain.leaf.to_der())
+    assert Certificate.from_der(bytes(bytearray(chain.leaf.to_der()))) is leaf  # equal bytes
+    presented = [leaf, Certificate.from_der(chain.intermediate.to_der())]
+    assert verify(presented, [chain.root], name="a.example.com")[0] is leaf
+    name = pyca_name(chain.root)
+    forger = new_key()
+    impostor = forge_ca(name, issuer_name=name, signer=forger, key=forger, ski=ski_of(chain.root))
+    with pytest.raises(BadCertificateSignature):
+        verify(presented, [impostor])
+    with pytest.raises(NameMismatch):
+        verify(presented, [chain.root], name="b.example.org")
+    with pytest.raises(CertificateExpired):
+        verify(presented, [chain.root], at=leaf.not_after + SECOND)
+    assert verify(presented, [chain.root], name="a.example.com")[-1] == chain.root
+
+
+def test_a_bad_der_is_rejected_every_time() -> None:
+    """Only parses that succeed are remembered: the same malformed bytes fail each time."""
+    for _ in range(2):
+        with pytest.raises(CryptoError):
+            Certificate.from_der(b"\x30\x03\x02\x01\x00")
+
+
+def _reference_ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "localhost", "a.example.com", "192.0.2.1", "::1", "2001:db8::1", "fe80::1%eth0",
+        "1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "", ".", "...", "1234", "\u0661.\u0662.\u0663.\u0664",
+        "::ffff:192.0.2.1", "1.2.3.4 ", "example.com:443",
+    ],
+)  # fmt: skip
+def test_ip_address_or_none_agrees_with_ipaddress(name: str) -> None:
+    """The shortcut for names that cannot be addresses answers what ipaddress does."""
+    assert ip_address_or_none(name) == _reference_ip(name)
+
+
+@given(st.text(alphabet="0123456789abcdef.:%[]xyz ", max_size=45))
+def test_ip_address_or_none_agrees_with_ipaddress_on_any_text(name: str) -> None:
+    assert ip_address_or_none(name) == _reference_ip(name)
