@@ -27,7 +27,7 @@ from quicnet.crypto import (
     make_ca,
     make_csr,
 )
-from quicnet.quic import DatagramReceived, QuicConfiguration, QuicConnection
+from quicnet.quic import ConnectionState, DatagramReceived, QuicConfiguration, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 
 SERVER = ("192.0.2.1", 4433)
@@ -158,8 +158,10 @@ class MemoryNet:
             if server_due:
                 self.endpoint.handle_timer(self.now)
 
-    def timed_handshake(self) -> float:
-        """Process CPU of one full handshake (client and server), then settle it untimed."""
+    def timed_handshake(self, *, close: bool = False) -> float:
+        """Process CPU of one full handshake (client and server), then settle it untimed;
+        with ``close``, the client then closes and the server's side runs until it is
+        gone (untimed too), so the endpoint keeps the number of connections it had."""
         clock = time.process_time
         start = clock()
         client = QuicConnection(self.client_config)
@@ -173,31 +175,42 @@ class MemoryNet:
         if not client.handshake_confirmed:
             raise RuntimeError(f"the handshake did not complete: {client.termination}")
         self.settle(one)
+        if close:
+            server = self.endpoint.connections.get(client.cids.current_peer_cid)
+            client.close()
+            self.pump(one)
+            for _ in range(100):  # the server drains (RFC 9000 §10.2.2), then is reaped
+                if server is None or server.state == ConnectionState.TERMINATED:
+                    break
+                deadline = self.endpoint.next_timer()
+                if deadline is None:
+                    break
+                self.now = max(self.now, deadline)
+                self.endpoint.handle_timer(self.now)
+            if server is not None and server.state != ConnectionState.TERMINATED:
+                raise RuntimeError("a closed connection did not end on the server")
         del self.clients[address]
         return elapsed
 
 
 class _Endpoints:
-    """Where the handshakes for one N happen: an endpoint with N - 1 connections open,
-    refilled fresh whenever the measured handshakes (which stay open) would grow it by
-    more than 10%."""
+    """Where the handshakes for one N happen: an endpoint with N - 1 connections open.
+    Each measured connection is closed afterwards (untimed), so N stays put and no
+    refill is needed: a refill's thousands of connections would set Python's garbage
+    collector off during the other N's samples, which is the harness, not the server."""
 
     def __init__(self, identity: Identity, n: int, limit: int) -> None:
         self.identity, self.n, self.limit = identity, n, limit
-        self.per_fill = max(1, n // 10)
         self.net: MemoryNet | None = None
-        self.used = 0
 
     def sample(self) -> float:
-        if self.net is None or self.used == self.per_fill:
+        if self.net is None:
             self.net = MemoryNet(self.identity, self.limit)
             self.net.open(self.n - 1, keep=False)
             # One handshake more, untimed: the first one after a fill measured ~10%
             # slower than the next ones, whatever N was.
-            self.net.timed_handshake()
-            self.used = 0
-        self.used += 1
-        return self.net.timed_handshake()
+            self.net.timed_handshake(close=True)
+        return self.net.timed_handshake(close=True)
 
 
 def handshake_cpu(algorithm: str, open_counts: list[int], samples: int) -> dict[str, Any]:
@@ -205,9 +218,9 @@ def handshake_cpu(algorithm: str, open_counts: list[int], samples: int) -> dict[
 
     The endpoints for every N are filled first; then the samples take turns (one
     for each N, round after round), so a slow minute of this shared machine falls
-    on every N alike and the ratios between them compare like with like. The
-    measured handshakes stay open, so N grows while measuring, by at most 10%
-    before that N's endpoint is refilled.
+    on every N alike and the ratios between them compare like with like. Each
+    measured connection is closed after it is timed, so N stays put, as on a
+    server where connections come and go.
     """
     identity = Identity(algorithm)
     limit = max(open_counts) * 2 + samples + 1000

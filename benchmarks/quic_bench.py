@@ -92,7 +92,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "capacity_memory_ticks": 60,
         # Stops at the first step that fails: fine steps where quicnet is today, the
         # issue's ramp above.
-        "capacity_clients": [50, 100, 150, 200, 250, 300, 400, 500, 750, 1_000, 1_500, 2_000],
+        "capacity_clients": [50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 750, 1_000, 1_500],
         "capacity_seconds": 5.0,
         "capacity_warmup": 1.0,
     },
