@@ -271,7 +271,9 @@ def machine_share(before: Any, after: Any) -> dict[str, float] | None:
     wall = after[0] - before[0]
     busy = (after[1] - before[1]) / wall
     ours = (after[2] - before[2]) / wall
-    return {"busy_cores": busy, "this_run_cores": ours, "other_processes_cores": busy - ours}
+    # The two counters are read a moment apart: a quiet machine can come out a hair below 0.
+    others = max(0.0, busy - ours)
+    return {"busy_cores": busy, "this_run_cores": ours, "other_processes_cores": others}
 
 
 def run(quick: bool, sections: list[str], certdir: Path, commit: str | None) -> dict[str, Any]:
