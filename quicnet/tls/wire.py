@@ -68,8 +68,8 @@ class Reader:
     def uint32(self) -> int:
         return self.uint(4)
 
-    def vector(self, length_size: int, *, min_length: int = 0) -> bytes:
-        """``opaque x<min..2^(8*length_size)-1>``."""
+    def _span(self, length_size: int, min_length: int) -> tuple[int, int]:
+        """Step over a length-prefixed vector: its ``(start, stop)`` in the data."""
         pos = self._pos
         start = pos + length_size
         end = self._end
@@ -80,8 +80,13 @@ class Reader:
             raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
         stop = start + n
         if stop > end:
-            raise DecodeError(f"truncated: wanted {n} bytes, {end - start} left")
+            raise DecodeError(f"truncated: vector of {n} bytes, {end - start} left")
         self._pos = stop
+        return start, stop
+
+    def vector(self, length_size: int, *, min_length: int = 0) -> bytes:
+        """``opaque x<min..2^(8*length_size)-1>``."""
+        start, stop = self._span(length_size, min_length)
         return self._data[start:stop]
 
     def extension_list(self) -> list[tuple[int, bytes]]:
@@ -104,18 +109,7 @@ class Reader:
 
     def sub(self, length_size: int, *, min_length: int = 0) -> Reader:
         """A reader over the next length-prefixed vector."""
-        pos = self._pos
-        start = pos + length_size
-        end = self._end
-        if start > end:
-            raise DecodeError(f"truncated: wanted {length_size} bytes, {end - pos} left")
-        n = int.from_bytes(self._data[pos:start], "big")
-        if n < min_length:
-            raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
-        stop = start + n
-        if stop > end:
-            raise DecodeError(f"truncated: vector of {n} bytes, {end - start} left")
-        self._pos = stop
+        start, stop = self._span(length_size, min_length)
         return Reader(self._data, start, stop)
 
     def uint16_list(self, length_size: int, *, min_length: int = 0) -> list[int]:
