@@ -206,7 +206,26 @@ class DeliveryLedger:
             )
 
 
-class ProtocolErrorAudit:
+class _Periodic:
+    """A checker that looks every ``interval`` simulated seconds (``_due``)."""
+
+    def __init__(
+        self, sim: Simulation, violation: type[AssertionError], *, interval: float = 0.05
+    ) -> None:
+        self.sim = sim
+        self._violation = violation
+        self.interval = interval
+        self._next = sim.now
+
+    def _due(self) -> bool:
+        """True once per ``interval``: the next look is then scheduled."""
+        if self.sim.now < self._next:
+            return False
+        self._next = self.sim.now + self.interval
+        return True
+
+
+class ProtocolErrorAudit(_Periodic):
     """``"protocol errors"``: no connection closes itself with a transport error.
 
     It looks at the ConnectionTerminated events, and every ``interval`` simulated
@@ -217,16 +236,11 @@ class ProtocolErrorAudit:
     def __init__(
         self, sim: Simulation, violation: type[AssertionError], *, interval: float = 0.05
     ) -> None:
-        self.sim = sim
-        self._violation = violation
-        self.interval = interval
-        self._next = sim.now
+        super().__init__(sim, violation, interval=interval)
         self._pos: dict[Node, int] = {}
 
     def check(self) -> None:
-        scan = self.sim.now >= self._next
-        if scan:
-            self._next = self.sim.now + self.interval
+        scan = self._due()
         for node in list(self.sim.nodes.values()):
             start = self._pos.get(node, 0)
             if start < len(node.events):
@@ -260,7 +274,7 @@ class ProtocolErrorAudit:
         )
 
 
-class StateBounds:
+class StateBounds(_Periodic):
     """``"state bounds"``: per-connection state a peer or attacker can grow stays bounded.
 
     Checked every ``interval`` simulated seconds (cheap: a few ``len()`` per connection).
@@ -269,16 +283,12 @@ class StateBounds:
     def __init__(
         self, sim: Simulation, violation: type[AssertionError], *, interval: float = 0.05
     ) -> None:
-        self.sim = sim
-        self._violation = violation
-        self.interval = interval
-        self._next = sim.now
+        super().__init__(sim, violation, interval=interval)
         self.checks = 0
 
     def check(self) -> None:
-        if self.sim.now < self._next:
+        if not self._due():
             return
-        self._next = self.sim.now + self.interval
         self.checks += 1
         for node in list(self.sim.nodes.values()):
             for conn in node.live_connections():

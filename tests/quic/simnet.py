@@ -922,6 +922,24 @@ class StreamCollector:
         return all(s in self.ended for s in stream_ids)
 
 
+def answer_requests(body: bytes) -> Callable[[Node, QuicConnection, QuicEvent], None]:
+    """A server's ``on_event``: each stream the client ends is answered with ``body``."""
+
+    def serve(node: Node, conn: QuicConnection, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived) and event.end_stream:
+            conn.send_stream_data(event.stream_id, body, end_stream=True)
+
+    return serve
+
+
+def serve_download(sim: Simulation, body: bytes) -> StreamCollector:
+    """The server answers each request stream with ``body``; the client's collector."""
+    sim.server.on_event = answer_requests(body)
+    down = StreamCollector()
+    sim.client.on_event = down
+    return down
+
+
 def make_pair(
     *,
     seed: int = 0,

@@ -144,6 +144,25 @@ def test_cli_q_server_www(tmp_path: Path, ident: Any, peer_loop: Any) -> None:
     assert client_secrets <= _secrets(keylog.read_text())
 
 
+def _q_client_command(
+    address: tuple[str, int], ident: Any, out: Path, urls: tuple[str, ...], options: tuple[str, ...]
+) -> list[str]:
+    """q_client fetching ``urls`` from ``address`` into ``out``, trusting the test CA."""
+    return _quicnet(
+        "q_client",
+        "-connect",
+        f"{address[0]}:{address[1]}",
+        "-servername",
+        "localhost",
+        "-CAfile",
+        str(ident.ca_path),
+        "-out",
+        str(out),
+        *options,
+        *urls,
+    )
+
+
 def _q_client(
     address: tuple[str, int],
     ident: Any,
@@ -153,21 +172,7 @@ def _q_client(
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        _quicnet(
-            "q_client",
-            "-connect",
-            f"{address[0]}:{address[1]}",
-            "-servername",
-            "localhost",
-            "-CAfile",
-            str(ident.ca_path),
-            "-out",
-            str(out),
-            "-timeout",
-            "40",
-            *options,
-            *urls,
-        ),
+        _q_client_command(address, ident, out, urls, ("-timeout", "40", *options)),
         cwd=REPO,
         env=env or _env(),
         stdin=subprocess.DEVNULL,
@@ -182,20 +187,7 @@ def _q_client_pumping(
 ) -> tuple[int, bytes]:
     """q_client (as :func:`_q_client` runs it) against an in-process server, which is
     pumped until the client exits; its exit code and stderr."""
-    address = server.address
-    command = _quicnet(
-        "q_client",
-        "-connect",
-        f"{address[0]}:{address[1]}",
-        "-servername",
-        "localhost",
-        "-CAfile",
-        str(ident.ca_path),
-        "-out",
-        str(out),
-        *options,
-        *urls,
-    )
+    command = _q_client_command(server.address, ident, out, urls, options)
     proc = subprocess.Popen(
         command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -27,6 +27,7 @@ from simnet import (
     packet_types,
     payloads,
     send_on_new_streams,
+    serve_download,
     server_config,
 )
 
@@ -170,14 +171,7 @@ VICTIM = ("10.66.6.6", 6666)
 def _download(sim: Simulation, size: int, seed: int) -> tuple[StreamCollector, dict[int, bytes]]:
     """The client asks, the server sends ``size`` bytes back on the same stream."""
     body = payloads(seed, [size])[0]
-
-    def serve(node, conn, event) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(event, StreamDataReceived) and event.end_stream:
-            conn.send_stream_data(event.stream_id, body, end_stream=True)
-
-    sim.server.on_event = serve
-    collector = StreamCollector()
-    sim.client.on_event = collector
+    collector = serve_download(sim, body)
     asked = send_on_new_streams(sim.client.connection, [b"GET"])
     return collector, {sid: body for sid in asked}
 

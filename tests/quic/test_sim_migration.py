@@ -16,6 +16,7 @@ from simnet import (
     LinkConfig,
     Simulation,
     StreamCollector,
+    answer_requests,
     handshake,
     make_pair,
     payloads,
@@ -27,7 +28,6 @@ from quicnet.quic import (
     DatagramReceived,
     QuicConnection,
     QuicUsageError,
-    StreamDataReceived,
     TransportErrorCode,
 )
 from quicnet.quic.endpoint import QuicEndpoint
@@ -63,10 +63,7 @@ def test_thirty_seconds_with_a_move_every_two_seconds_at_five_percent_loss() -> 
     sim = make_pair(seed=90, c2s=_lossy(0.05), s2c=_lossy(0.05))
     sim.s2c.config.bandwidth = 150_000  # the download takes the whole 30 seconds
     body = payloads(91, [4_000_000])[0]
-
-    def serve(node, conn, event) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(event, StreamDataReceived) and event.end_stream:
-            conn.send_stream_data(event.stream_id, body, end_stream=True)
+    serve = answer_requests(body)
 
     up = StreamCollector()
 

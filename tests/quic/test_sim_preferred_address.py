@@ -19,6 +19,7 @@ from simnet import (
     make_pair,
     payloads,
     send_on_new_streams,
+    serve_download,
     server_config,
 )
 
@@ -26,7 +27,6 @@ from quicnet.quic import (
     DatagramReceived,
     PeerAddressChanged,
     QuicUsageError,
-    StreamDataReceived,
 )
 from quicnet.quic.ecn import EcnValidation
 from quicnet.quic.endpoint import QuicEndpoint
@@ -47,19 +47,6 @@ def _pair(seed: int, *, client: dict[str, Any] | None = None, reachable: bool = 
     return sim
 
 
-def _echo_download(sim: Simulation, body: bytes) -> StreamCollector:
-    """The server answers each request stream with ``body``; returns the client's collector."""
-
-    def serve(node, conn, event) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(event, StreamDataReceived) and event.end_stream:
-            conn.send_stream_data(event.stream_id, body, end_stream=True)
-
-    sim.server.on_event = serve
-    down = StreamCollector()
-    sim.client.on_event = down
-    return down
-
-
 def _from(sim: Simulation, source: Address) -> list[int]:
     """Sizes of the datagrams the server sends from ``source`` from now on (a wiretap)."""
     sizes: list[int] = []
@@ -78,7 +65,7 @@ def test_the_client_moves_to_the_preferred_address_and_the_transfer_goes_on() ->
     everything there; the server follows from its preferred address."""
     sim = _pair(201)
     body = payloads(201, [600_000])[0]
-    down = _echo_download(sim, body)
+    down = serve_download(sim, body)
     from_preferred = _from(sim, PREFERRED)
     handshake(sim, confirmed=False)
     client = sim.client.connection
@@ -118,7 +105,7 @@ def test_the_server_sends_only_probes_from_the_preferred_address_until_the_clien
     monkeypatch.setattr(PreferredAddressState, "_client_move", lambda self, c, path: None)
     sim = _pair(203)
     body = payloads(203, [400_000])[0]
-    down = _echo_download(sim, body)
+    down = serve_download(sim, body)
     from_preferred = _from(sim, PREFERRED)
     from_original = _from(sim, SERVER_ADDR)
     handshake(sim)
@@ -141,7 +128,7 @@ def test_a_preferred_address_that_never_answers_leaves_the_client_where_it_was()
     address; the validation is abandoned after three PTOs (§8.2.4)."""
     sim = _pair(204, reachable=False)
     body = payloads(204, [300_000])[0]
-    down = _echo_download(sim, body)
+    down = serve_download(sim, body)
     handshake(sim)
     client = sim.client.connection
     assert client.paths.get(PREFERRED) is not None  # being validated
@@ -292,7 +279,7 @@ def test_the_server_waits_for_validation_when_data_arrives_first() -> None:
     sending from the original address, challenges again, and moves once validated."""
     sim = _pair(209)
     body = payloads(209, [300_000])[0]
-    down = _echo_download(sim, body)
+    down = serve_download(sim, body)
     client = sim.client.connection
     dropped: list[int] = []
     drop_next = False

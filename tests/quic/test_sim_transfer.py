@@ -18,6 +18,7 @@ from simnet import (
     packet_types,
     payloads,
     send_on_new_streams,
+    serve_download,
 )
 
 from quicnet.quic import (
@@ -325,14 +326,7 @@ def test_stop_sending_round_trip(loss: float) -> None:
     sim = make_pair(seed=8, c2s=_noisy(loss), s2c=_noisy(loss))
     # Smaller than the client's 1 MB stream window: see the next test for larger bodies.
     body = payloads(8, [600_000])[0]
-
-    def serve(node, conn, event) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(event, StreamDataReceived) and event.end_stream:
-            conn.send_stream_data(event.stream_id, body, end_stream=True)
-
-    sim.server.on_event = serve
-    down = StreamCollector()
-    sim.client.on_event = down
+    down = serve_download(sim, body)
     _handshake_then_impair(sim)
     client = sim.client.connection
     sid = client.create_stream()
@@ -360,14 +354,7 @@ def test_resetting_a_stream_with_unsent_data_beyond_the_window(how: str) -> None
     """3 MB written on a stream the peer allows 1 MB of, then abandoned mid-way."""
     sim = make_pair(seed=13)
     body = payloads(13, [3_000_000])[0]
-
-    def serve(node, conn, event) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(event, StreamDataReceived) and event.end_stream:
-            conn.send_stream_data(event.stream_id, body, end_stream=True)
-
-    sim.server.on_event = serve
-    down = StreamCollector()
-    sim.client.on_event = down
+    down = serve_download(sim, body)
     handshake(sim)
     client = sim.client.connection
     sid = client.create_stream()
