@@ -81,7 +81,6 @@ class AckPolicy:
         "last_ce",
         "max_ack_delay",
         "min_ack_delay_us",
-        "peer_takes_immediate_ack",
         "reordering_threshold",
         "request",
     )
@@ -98,8 +97,6 @@ class AckPolicy:
         #: The ACK_FREQUENCY frame we sent: (requested max ack delay in seconds, the
         #: frame's bytes), or None before it is sent.
         self.request: tuple[float, bytes] | None = None
-        #: The peer sent min_ack_delay: our 1-RTT PTO probes carry IMMEDIATE_ACK (§7).
-        self.peer_takes_immediate_ack = False
 
     # Receiving: how we acknowledge -----------------------------------------------------
     def ack_now(self, space: PacketSpace, packet_number: int, previous: int, ce: bool) -> bool:

@@ -191,7 +191,6 @@ class HandshakeDriver:
         if c.is_client and params.preferred_address is not None:
             self._preferred_address_cid(params.preferred_address)
         c.remote_params = params
-        c.acks.peer_takes_immediate_ack = params.min_ack_delay is not None
         c.recovery.max_ack_delay = params.max_ack_delay / 1000
         c.deadlines.negotiate_idle_timeout(params.max_idle_timeout / 1000)
         c.streams.set_remote_parameters(params)

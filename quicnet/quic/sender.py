@@ -316,7 +316,8 @@ class PacketSender:
             if streams.send_queue:
                 self._add_stream_frames(buf, frames, limit)
         if probes:
-            if c.acks.peer_takes_immediate_ack and len(buf) < limit:
+            params = c.remote_params
+            if params is not None and params.min_ack_delay is not None and len(buf) < limit:
                 # IMMEDIATE_ACK: ack-eliciting, and the probe's ACK is not held back by
                 # the peer's ACK delay (draft-ietf-quic-ack-frequency §7).
                 buf.append(0x1F)

@@ -341,9 +341,11 @@ def test_immediate_ack_is_answered_without_the_ack_delay(frames: bytes, immediat
     assert space.ack_queued is immediate
 
 
-def _bare_pair(**server: object) -> tuple[QuicConnection, QuicConnection, float]:
+def _bare_pair(
+    client_options: dict[str, object] | None = None, **server: object
+) -> tuple[QuicConnection, QuicConnection, float]:
     """A client and a server connection, handshake confirmed and settled, driven by hand."""
-    client = QuicConnection(client_config())
+    client = QuicConnection(client_config(**(client_options or {})))
     peer = QuicConnection(
         server_config(**server), original_destination_cid=client.original_destination_cid
     )
@@ -374,9 +376,8 @@ def test_a_probe_carries_immediate_ack_to_a_peer_that_offers_the_extension(
         client, server, now = _bare_pair(ack_frequency=request)
         assert client.acks.largest_sequence == 0 and client.acks.reordering_threshold == 0
     else:  # the same delays, set by hand: no IMMEDIATE_ACK to a peer without the extension
-        client, server, now = _bare_pair()
-        client.acks.on_ack_frequency(0, 1, 50_000, 0)
-        server.acks.peer_takes_immediate_ack = False
+        client, server, now = _bare_pair({"min_ack_delay": None})
+        client.acks.max_ack_delay, client.acks.reordering_threshold = 0.05, 0
     server.send_datagram(b"lost")
     assert len(server.datagrams_to_send(now)) == 1  # dropped on the way
     pto = server.next_timer()
