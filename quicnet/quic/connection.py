@@ -69,7 +69,7 @@ from quicnet.quic.records import on_delivered
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.restart import on_version_negotiation
 from quicnet.quic.sender import PacketSender
-from quicnet.quic.states import ConnectionState
+from quicnet.quic.states import CLOSING, DRAINING, TERMINATED, ConnectionState
 from quicnet.quic.stats import ConnectionStats, TrafficCounters, connection_stats
 from quicnet.quic.stream_manager import StreamManager
 from quicnet.quic.timers import TimerDriver
@@ -499,7 +499,7 @@ class QuicConnection:
         """Process one UDP datagram from ``address`` (``ecn``: its IP ECN codepoint;
         ``local``: where it arrived, needed only at a preferred address, §9.6)."""
         state = self.state
-        if state == ConnectionState.TERMINATED:
+        if state is TERMINATED:
             return
         current = self.paths.current
         if current is None:  # a server's first datagram: the handshake's path
@@ -510,7 +510,7 @@ class QuicConnection:
         via = None
         if self.preferred is not None:  # §9.6: which of our addresses it reached counts too
             via, on_current = self.preferred.locate(current, address, local, on_current)
-        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
+        if state is CLOSING or state is DRAINING:
             closing = self.closing
             if closing is not None and on_current:
                 # §10.2.1: only the peer's address, at a falling rate, within the 3x limit.
@@ -589,7 +589,7 @@ class QuicConnection:
     def can_send(self) -> bool:
         """Not draining and not terminated: packets may still go out (§10.2)."""
         state = self.state
-        return state != ConnectionState.TERMINATED and state != ConnectionState.DRAINING
+        return state is not TERMINATED and state is not DRAINING
 
     # The handshake ------------------------------------------------------------------------------
     def drain_tls(self, now: float) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from quicnet.crypto import DecryptError, hmac_digest, random_bytes
 from quicnet.quic.config import QuicConfiguration
-from quicnet.quic.connection import ConnectionState, QuicConnection
+from quicnet.quic.connection import QuicConnection
 from quicnet.quic.errors import QuicUsageError, TransportError
 from quicnet.quic.events import Address, QuicEvent
 from quicnet.quic.packets import (
@@ -37,6 +37,7 @@ from quicnet.quic.packets import (
 )
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.sender import MAX_DATAGRAMS_PER_CALL
+from quicnet.quic.states import CONNECTED, HANDSHAKE, TERMINATED
 from quicnet.quic.tokens import NEW_TOKEN_KIND, AddressTokenManager, RetryTokenManager
 from quicnet.quic.versions import VERSION_PARAMS
 
@@ -335,12 +336,12 @@ class QuicEndpoint:
                     del self.connections[cid]
                     self._cids_of[conn].remove(cid)
             changes.clear()
-        if conn.state != ConnectionState.HANDSHAKE and conn in self._handshaking:
+        if conn.state is not HANDSHAKE and conn in self._handshaking:
             # (The client's first DCID keeps routing to the connection: a late copy of
             # its first Initial must not open a second one.)
             self._handshaking.discard(conn)
             address = conn.peer_address
-            if conn.state == ConnectionState.CONNECTED and self.send_address_tokens and address:
+            if conn.state is CONNECTED and self.send_address_tokens and address:
                 # §8.1.3: a token for the client's next connection, after the handshake.
                 wall_now = self.configuration.wall_clock()
                 # RFC 9369 §5: for the negotiated version, after compatible negotiation.
@@ -350,7 +351,7 @@ class QuicEndpoint:
         if conn.has_events and conn not in self._event_ready_set:
             self._event_ready_set.add(conn)
             self._event_ready.append(conn)
-        if conn.state == ConnectionState.TERMINATED:
+        if conn.state is TERMINATED:
             self._reap(conn)
             return
         # Its timer is put on the heap when it has sent (or in next_timer, whichever
@@ -414,7 +415,7 @@ class QuicEndpoint:
                 routed = conn.routed_datagrams()
                 self._routed += routed
                 sent += len(routed)
-            if conn.state == ConnectionState.TERMINATED:
+            if conn.state is TERMINATED:
                 self._after(conn)
                 continue
             if sent >= MAX_DATAGRAMS_PER_CALL:

@@ -64,6 +64,8 @@ _LONG_TYPE = {
     Epoch.ZERO_RTT: PacketType.ZERO_RTT,
     Epoch.HANDSHAKE: PacketType.HANDSHAKE,
 }
+# For the per-datagram checks: ``Epoch.X`` costs an EnumType.__getattr__ call on 3.11.
+_INITIAL, _HANDSHAKE = Epoch.INITIAL, Epoch.HANDSHAKE
 #: RFC 9000 §12.2: coalesced in order of increasing encryption level.
 _COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
 #: The size every path must carry (§14): every datagram's until PMTU discovery finds more.
@@ -184,14 +186,14 @@ class PacketSender:
         if size != self.packet_size:  # a new size, or a path of another size
             self.packet_size = size
             c.recovery.set_max_datagram_size(size)
-        one_rtt_only = c.spaces[Epoch.HANDSHAKE].send_key is None and c.handshake_complete
+        one_rtt_only = c.spaces[_HANDSHAKE].send_key is None and c.handshake_complete
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             budget = size
             if not path.validated:  # §8.1, §9.3.1: three times what we received
                 budget = min(budget, path.budget())
                 if budget < 64:
                     break
-            if one_rtt_only and c.spaces[Epoch.INITIAL].send_key is None:
+            if one_rtt_only and c.spaces[_INITIAL].send_key is None:
                 datagram = self._one_rtt_datagram(budget, now)
                 if datagram:
                     path.bytes_sent += len(datagram)

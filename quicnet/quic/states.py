@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ConnectionState"]
+__all__ = ["CLOSING", "CONNECTED", "DRAINING", "HANDSHAKE", "TERMINATED", "ConnectionState"]
 
 
 class ConnectionState(enum.Enum):
@@ -16,3 +16,13 @@ class ConnectionState(enum.Enum):
     CLOSING = "closing"  # we sent CONNECTION_CLOSE (§10.2.1)
     DRAINING = "draining"  # the peer did (§10.2.2)
     TERMINATED = "terminated"
+
+
+# The members as module constants, for the per-packet paths: on Python 3.11 every
+# ``ConnectionState.X`` lookup goes through ``EnumType.__getattr__`` (~70 ns, several
+# times a global's cost; 3.12 dropped that hook).
+HANDSHAKE = ConnectionState.HANDSHAKE
+CONNECTED = ConnectionState.CONNECTED
+CLOSING = ConnectionState.CLOSING
+DRAINING = ConnectionState.DRAINING
+TERMINATED = ConnectionState.TERMINATED

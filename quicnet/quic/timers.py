@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.records import requeue_crypto
-from quicnet.quic.states import ConnectionState
+from quicnet.quic.states import CLOSING, DRAINING, TERMINATED
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
 
@@ -35,9 +35,9 @@ class TimerDriver:
         """The earliest time :meth:`handle_timer` must run, or None."""
         c = self.c
         state = c.state
-        if state == ConnectionState.TERMINATED:
+        if state is TERMINATED:
             return None
-        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
+        if state is CLOSING or state is DRAINING:
             return c.deadlines.closing_ends
         recovery = c.recovery
         if c.handshake_confirmed:
@@ -125,9 +125,9 @@ class TimerDriver:
         """Run whatever timer is due at ``now`` (loss, probe, ACK delay, idle, paths, ...)."""
         c = self.c
         state = c.state
-        if state == ConnectionState.TERMINATED:
+        if state is TERMINATED:
             return
-        if state == ConnectionState.CLOSING or state == ConnectionState.DRAINING:
+        if state is CLOSING or state is DRAINING:
             ends = c.deadlines.closing_ends
             if ends is not None and now >= ends:
                 c.terminate(0, None, "closed", by_peer=False, now=now)
