@@ -262,9 +262,12 @@ class Pacer:
             self.rate = 1.25 * congestion_window / smoothed_rtt  # N = 1.25
 
     def _refill(self, now: float) -> None:
-        if self.rate is not None and now > self.last_update:
-            self.tokens = min(self.burst, self.tokens + (now - self.last_update) * self.rate)
-        self.last_update = max(self.last_update, now)
+        last = self.last_update
+        if now > last:  # (conditionals, not min/max: this runs for every packet sent)
+            if self.rate is not None:
+                tokens = self.tokens + (now - last) * self.rate
+                self.tokens = tokens if tokens < self.burst else self.burst
+            self.last_update = now
 
     def next_send_time(self, now: float, size: int) -> float | None:
         """None if a packet of ``size`` may go now, else when it may."""
@@ -282,4 +285,5 @@ class Pacer:
     def on_sent(self, now: float, size: int) -> None:
         """A packet of ``size`` bytes left at ``now``: spend its tokens."""
         self._refill(now)
-        self.tokens = max(0.0, self.tokens - size)
+        tokens = self.tokens - size
+        self.tokens = tokens if tokens > 0.0 else 0.0

@@ -128,6 +128,7 @@ class QuicEndpoint:
         #: timers changed, and next_timer puts them on the heap.
         self._timer_changed: dict[QuicConnection, None] = {}
         self._timers: list[tuple[float, int, QuicConnection]] = []
+        self._timers_limit = 64  # rebuilt (stale entries dropped) beyond this size
         self._timer_of: dict[QuicConnection, float] = {}
         self._timer_seq = itertools.count()
         self._outgoing: deque[tuple[bytes, Address]] = deque()
@@ -371,9 +372,16 @@ class QuicEndpoint:
         elif self._timer_of.get(conn) != when:
             self._timer_of[conn] = when
             heapq.heappush(self._timers, (when, next(self._timer_seq), conn))
-            if len(self._timers) > 4 * len(self._timer_of) + 64:  # mostly stale: rebuild
-                self._timers = [(t, next(self._timer_seq), c) for c, t in self._timer_of.items()]
-                heapq.heapify(self._timers)
+            if len(self._timers) > self._timers_limit:  # mostly stale entries
+                self._rebuild_timers()
+
+    def _rebuild_timers(self) -> None:
+        """Rebuild the heap from the live deadlines only (stale entries pile up as timers
+        move); the next rebuild comes when the heap is four times as large again."""
+        timer_of = self._timer_of
+        self._timers = [(t, next(self._timer_seq), c) for c, t in timer_of.items()]
+        heapq.heapify(self._timers)
+        self._timers_limit = 4 * len(timer_of) + 64
 
     def _fail(self, conn: QuicConnection) -> None:
         _log.exception("internal error in a connection; dropping it")

@@ -112,6 +112,11 @@ class RangeSet:
         """The lowest range, ``(start, stop)``."""
         return self._b[0], self._b[1]
 
+    def only(self) -> tuple[int, int] | None:
+        """The single range ``(start, stop)`` when there is exactly one, else None."""
+        b = self._b
+        return (b[0], b[1]) if len(b) == 2 else None
+
     @property
     def last(self) -> tuple[int, int]:
         """The highest range, ``(start, stop)``."""

@@ -130,7 +130,11 @@ class PacketReceiver:
             mask[1 : 1 + pn_len], "big"
         )
         space = c.recovery.spaces[2]
-        pn = decode_packet_number(truncated, pn_len, space.largest_received)
+        # Appendix A.3; in the common case the packet is the next one expected.
+        expected = space.largest_received + 1
+        pn = (expected >> (8 * pn_len) << (8 * pn_len)) | truncated
+        if pn != expected:
+            pn = decode_packet_number(truncated, pn_len, space.largest_received)
         header = bytes((first,)) + data[start + 1 : pn_offset] + truncated.to_bytes(pn_len, "big")
         body = memoryview(data)[pn_offset + pn_len :]
         try:
@@ -156,7 +160,7 @@ class PacketReceiver:
             return
         if first & 0x18:  # §17.3.1: reserved bits are zero once protection is removed
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
-        if space.is_duplicate(pn):
+        if pn <= space.largest_received and space.is_duplicate(pn):
             if c.tracer is not None:
                 c.tracer.packet_dropped("1RTT", len(data) - start, "duplicate", now, pn)
             return
@@ -220,7 +224,12 @@ class PacketReceiver:
                     continue
                 if t == 0x31 or t == 0x30:  # DATAGRAM (RFC 9221 §4)
                     if t == 0x31:
-                        length, pos = _varint_at(payload, pos)
+                        length = payload[pos]
+                        if 0x40 <= length < 0x80:  # the usual two-byte length
+                            length = ((length & 0x3F) << 8) | payload[pos + 1]
+                            pos += 2
+                        else:
+                            length, pos = _varint_at(payload, pos)
                         if pos + length > end:
                             raise _truncated(t)
                     else:
@@ -278,8 +287,24 @@ class PacketReceiver:
         return ack_eliciting, non_probing
 
     def _on_one_rtt_ack(self, payload: bytes, pos: int, t: int, now: float) -> int:
-        largest, pos = _varint_at(payload, pos)
-        delay, pos = _varint_at(payload, pos)
+        # Largest Acknowledged and ACK Delay: one or two bytes while the connection is
+        # young or the peer prompt, read inline; longer ones by _varint_at.
+        largest = payload[pos]
+        if largest < 0x40:
+            pos += 1
+        elif largest < 0x80:
+            largest = ((largest & 0x3F) << 8) | payload[pos + 1]
+            pos += 2
+        else:
+            largest, pos = _varint_at(payload, pos)
+        delay = payload[pos]
+        if delay < 0x40:
+            pos += 1
+        elif delay < 0x80:
+            delay = ((delay & 0x3F) << 8) | payload[pos + 1]
+            pos += 2
+        else:
+            delay, pos = _varint_at(payload, pos)
         count = payload[pos]  # one byte in all but pathological ACKs
         if count < 0x40:
             pos += 1
@@ -377,7 +402,7 @@ class PacketReceiver:
             return end
         if first & 0x0C:  # §17.2: reserved bits are zero once protection is removed
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
-        if space.is_duplicate(pn):
+        if pn <= space.largest_received and space.is_duplicate(pn):
             if tracer is not None:
                 tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "duplicate", now, pn)
             return end

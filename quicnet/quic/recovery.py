@@ -192,9 +192,12 @@ class PacketSpace:
         """Record an authenticated packet number; keep at most 64 ranges (§13.2.3)."""
         received = self.received
         received.add(packet_number)
-        if packet_number > self.largest_received:
+        largest = self.largest_received
+        if packet_number > largest:
             self.largest_received = packet_number
             self.largest_received_time = now
+            if packet_number == largest + 1:
+                return  # the next in order extends the top range (largest is in it)
         if len(received) > MAX_RECEIVED_RANGES:
             floor = received.descending()[MAX_RECEIVED_RANGES // 2 - 1][1]
             received.trim_below(floor)
@@ -360,9 +363,8 @@ class Recovery:
         """Process an ACK frame; returns ``(newly_acked, newly_lost)``."""
         space = self.spaces[space_id]
         largest = ranges[0][0]
-        space.largest_acked = (
-            largest if space.largest_acked is None else max(space.largest_acked, largest)
-        )
+        if space.largest_acked is None or largest > space.largest_acked:
+            space.largest_acked = largest
         sent = space.sent
         # ``sent`` is in ascending packet-number order: walk it up to the largest
         # acknowledged only (one merge pass with the ranges when there are several).
@@ -390,7 +392,7 @@ class Recovery:
             self._check_spurious(space.largest_acked, ranges, now)
         if not numbers:
             return [], []
-        acked = [sent.pop(pn) for pn in numbers]
+        acked = list(map(sent.pop, numbers))
         newest = acked[-1]
         if newest.size > BASE_PLPMTU:  # large packets pass (PMTU black holes, RFC 8899 §4.3)
             self.large_acked_sent = newest.time_sent

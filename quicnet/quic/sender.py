@@ -156,7 +156,7 @@ class PacketSender:
             return []
         if c.closing is not None:
             return close_datagrams(self, path, now)
-        if c.version_probing:
+        if not c.handshake_confirmed and c.version_probing:  # (over once confirmed)
             probe = version_probe(self, now)
             return [(probe, path.address)] if probe is not None else []
         out: list[tuple[bytes, Address]] = []
@@ -248,9 +248,11 @@ class PacketSender:
         c = self.c
         recovery = c.recovery
         rspace = recovery.spaces[2]
-        ack_due = rspace.ack_queued and bool(rspace.received)
+        # (largest_received >= 0: something arrived; no RangeSet.__bool__ call per packet)
+        ack_due = rspace.ack_queued and rspace.largest_received >= 0
         streams = c.streams
-        probes = recovery.probes_pending.get(2, 0)
+        probes_pending = recovery.probes_pending
+        probes = probes_pending.get(2, 0) if probes_pending else 0
         eliciting = bool(c.pending.waiting or c.datagram_queue or streams.send_queue)
         if eliciting:
             room = self._eliciting_room(now)
@@ -279,16 +281,20 @@ class PacketSender:
         limit = budget - _TAG  # where the payload must end
         frames: list[FrameRecord] = []
         # ACK (§13.2): when due, and piggybacked on anything ack-eliciting.
-        if (ack_due or (eliciting and rspace.unacked_ack_eliciting)) and rspace.received:
-            received = rspace.received
+        if (
+            ack_due or (eliciting and rspace.unacked_ack_eliciting)
+        ) and rspace.largest_received >= 0:
             ecn = c.ecn.received  # the 1-RTT counts are [9:12]: ECT(1), ECT(0), CE
-            if len(received) == 1 and limit - len(buf) >= 49:  # one range, written in place
-                first, stop = received.first
+            only = rspace.received.only()
+            if only is not None and limit - len(buf) >= 49:  # one range, written in place
+                first, stop = only
                 delay_us = int((now - rspace.largest_received_time) * 1e6)
+                if delay_us < 0:
+                    delay_us = 0
                 marks = ecn[9] or ecn[10] or ecn[11]
                 buf.append(0x03 if marks else 0x02)  # ACK_ECN once anything came marked
                 _varint(buf, stop - 1)
-                _varint(buf, max(0, delay_us) >> c.local_params.ack_delay_exponent)
+                _varint(buf, delay_us >> c.local_params.ack_delay_exponent)
                 buf.append(0)
                 _varint(buf, stop - 1 - first)
                 if marks:  # §19.3.2: ECT(0), ECT(1), CE

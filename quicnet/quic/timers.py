@@ -74,10 +74,21 @@ class TimerDriver:
             anchor = space.time_of_last_ack_eliciting
             if anchor is not None:
                 loss = anchor + pto * (1 << recovery.pto_count)  # RFC 9002 §6.2.1
-        paths = c.paths.next_timer() if c.paths.active else None
+        if loss is not None and (best is None or loss < best):
+            best = loss
+        t = space.ack_deadline
+        if t is not None and (best is None or t < best):
+            best = t
+        t = c.sender.pacing_deadline
+        if t is not None and (best is None or t < best):
+            best = t
+        if c.paths.active:
+            t = c.paths.next_timer()
+            if t is not None and (best is None or t < best):
+                best = t
         zero_rtt = c.zero_rtt  # a server's 0-RTT keys, kept a while (RFC 9001 §4.9.3)
-        discard = zero_rtt.discard_at if zero_rtt is not None else None
-        for t in (loss, space.ack_deadline, c.sender.pacing_deadline, paths, discard):
+        if zero_rtt is not None:
+            t = zero_rtt.discard_at
             if t is not None and (best is None or t < best):
                 best = t
         configuration = c.configuration
