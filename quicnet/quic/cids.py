@@ -46,6 +46,7 @@ class ConnectionIdManager:
         "_retire_prior_to",
         "_retiring",
         "cid_length",
+        "current_peer_cid",
         "current_peer_sequence",
         "local",
         "our_limit",
@@ -73,6 +74,9 @@ class ConnectionIdManager:
         self._next_local_sequence = 1
         self.peer: dict[int, PeerCid] = {}
         self.current_peer_sequence = 0
+        #: The peer's connection ID our packets carry now (that of current_peer_sequence;
+        #: kept as bytes: every packet sent reads it).
+        self.current_peer_cid = b""
         self._retire_prior_to = 0  # the peer's highest retire_prior_to
         self.our_limit = active_connection_id_limit  # what we told the peer we keep
         #: Where NEW_CONNECTION_ID (ours) and RETIRE_CONNECTION_ID (the peer's) wait.
@@ -132,17 +136,16 @@ class ConnectionIdManager:
         """Make ``cid`` the peer's only CID, sequence 0 (§7.2): the client's first DCID,
         then the SCID of the peer's first packet or of a Retry."""
         self.peer = {0: PeerCid(0, cid, stateless_reset_token)}
-        self.current_peer_sequence = 0
+        self._use(0)
 
     def set_peer_reset_token(self, token: bytes) -> None:
         """The server's stateless_reset_token transport parameter belongs to CID 0."""
         if 0 in self.peer:
             self.peer[0].stateless_reset_token = token
 
-    @property
-    def current_peer_cid(self) -> bytes:
-        """The peer's connection ID our packets carry now."""
-        return self.peer[self.current_peer_sequence].cid
+    def _use(self, sequence_number: int) -> None:
+        self.current_peer_sequence = sequence_number
+        self.current_peer_cid = self.peer[sequence_number].cid
 
     def on_new_connection_id(self, frame: NewConnectionIdFrame, peer_uses_empty_cid: bool) -> None:
         """NEW_CONNECTION_ID from the peer (§19.15)."""
@@ -176,7 +179,7 @@ class ConnectionIdManager:
             # Move off a retired CID first: retiring may end the connection, and its
             # CONNECTION_CLOSE still needs a CID to go out with.
             if self.current_peer_sequence not in self.peer:
-                self.current_peer_sequence = min(self.peer)
+                self._use(min(self.peer))
             for seq in retired:
                 self._retire(seq)
         if len(self.peer) > self.our_limit:
@@ -191,7 +194,7 @@ class ConnectionIdManager:
         if not spare:
             return False
         old = self.current_peer_sequence
-        self.current_peer_sequence = min(spare)
+        self._use(min(spare))
         del self.peer[old]
         self._retire(old)
         return True
@@ -209,7 +212,7 @@ class ConnectionIdManager:
         old = self.current_peer_sequence
         if sequence_number not in self.peer or sequence_number == old:
             return False
-        self.current_peer_sequence = sequence_number
+        self._use(sequence_number)
         del self.peer[old]
         self._retire(old)
         return True

@@ -89,7 +89,10 @@ class ConnectionDeadlines:
         """When the connection idles out, given the PTO without backoff (§10.1: >= 3 PTOs)."""
         if not self.idle_timeout or self.last_activity is None:
             return None
-        return self.last_activity + max(self.idle_timeout, 3 * pto)
+        three_ptos = 3 * pto
+        return self.last_activity + (
+            self.idle_timeout if self.idle_timeout > three_ptos else three_ptos
+        )
 
     def next(self, pto: float, handshake_complete: bool) -> float | None:
         """The earliest of these deadlines still relevant."""
