@@ -393,7 +393,8 @@ class QuicConnection:
 
     def send_datagram(self, data: bytes) -> int:
         """Queue an unreliable datagram (RFC 9221); returns an id for its ack/loss events."""
-        self._check_open()
+        if self.state in _ENDING:  # (_check_open, inline: once per datagram)
+            raise QuicUsageError("the connection is closed")
         datagram_id = self.datagrams.send(data, self.max_datagram_size)
         if self.wake is not None:
             self.wake(self)

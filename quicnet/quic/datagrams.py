@@ -25,7 +25,8 @@ def max_payload(params: TransportParameters | None) -> int | None:
     if params is None or params.max_datagram_frame_size is None:
         return None
     # A DATAGRAM frame must fit one packet: leave room for headers, tag and frame overhead.
-    return min(params.max_datagram_frame_size - 3, 1200 - 60)
+    limit = params.max_datagram_frame_size - 3
+    return limit if limit < 1200 - 60 else 1200 - 60
 
 
 class DatagramChannel:
