@@ -14,6 +14,11 @@ client learns the negotiated version from the first server packet in another
 version that opens under that version's Initial keys, and switches too; its
 0-RTT packets stay in the original version.
 
+Until it has read the client's parameters, a server that could switch sends nothing
+(:func:`defers_initial_ack`), and once it has sent anything in the original version
+it stays in it (:func:`on_initial_sent`): some clients take any packet in the
+original version as the server's choice.
+
 Downgrade protection (RFC 9368 §4): a client closes with VERSION_NEGOTIATION_ERROR
 when the server's chosen version is not the one in use, when the version changed
 and the server did not say so, or, after a Version Negotiation packet, when the
@@ -41,7 +46,9 @@ __all__ = [
     "VersionState",
     "check_server_parameters",
     "compatible",
+    "defers_initial_ack",
     "negotiated_version",
+    "on_initial_sent",
     "on_other_version_opened",
     "other_version_key",
     "resumption_context",
@@ -162,13 +169,17 @@ def server_parameters_for(
     original: int,
     supported: Sequence[int],
     encoded: bytes | None = None,
+    state: VersionState | None = None,
 ) -> Callable[[bytes], bytes]:
     """For the TLS server: our encoded parameters once the client's are known, with the
     negotiated version as chosen (RFC 9368 §3). ``encoded`` is ``params.encode()`` when
-    the caller has it: the answer when the version stays the one ``params`` names."""
+    the caller has it: the answer when the version stays the one ``params`` names.
+    ``state`` is the connection's: one that is ``committed`` chooses the original."""
 
     def encode(client_raw: bytes) -> bytes:
-        version = negotiated_version(original, _client_information(client_raw, original), supported)
+        client = _client_information(client_raw, original)
+        committed = state is not None and state.committed
+        version = original if committed else negotiated_version(original, client, supported)
         info = local_version_information(version, supported)
         if encoded is not None and info == params.version_information:
             return encoded
@@ -180,7 +191,7 @@ def server_parameters_for(
 class VersionState:
     """A connection's versions: the original one, and what switching left behind."""
 
-    __slots__ = ("original", "original_initial_recv", "switched")
+    __slots__ = ("committed", "original", "original_initial_recv", "switched")
 
     def __init__(self, original: int) -> None:
         #: The version of the client's first Initial (after Version Negotiation, the new one).
@@ -189,6 +200,9 @@ class VersionState:
         self.original_initial_recv: PacketKey | None = None
         #: The connection moved to a negotiated version.
         self.switched = False
+        #: Server: it sent a packet in the original version before reading the client's
+        #: parameters, and so stays in it (see :func:`on_initial_sent`).
+        self.committed = False
 
 
 def switch_server(c: QuicConnection, client_raw: bytes) -> None:
@@ -200,7 +214,7 @@ def switch_server(c: QuicConnection, client_raw: bytes) -> None:
         _client_information(client_raw, state.original),
         c.configuration.supported_versions,
     )
-    if version == c.version or state.switched:
+    if version == c.version or state.switched or state.committed:
         return
     state.switched = True
     state.original_initial_recv = c.spaces[Epoch.INITIAL].recv_key
@@ -208,6 +222,48 @@ def switch_server(c: QuicConnection, client_raw: bytes) -> None:
     c.install_initial_keys(c.retry_source_cid or c.original_destination_cid)
     if isinstance(c.tls, TLSServer):  # RFC 9369 §5: tickets are the negotiated version's
         c.tls.ticket_context = resumption_context(version)
+
+
+def _undecided(c: QuicConnection) -> bool:
+    """A server that could still switch: it speaks a version compatible with the
+    original, has not read the client's parameters, and has sent nothing yet."""
+    state = c.versions
+    return (
+        not c.is_client
+        and c.remote_params is None
+        and not state.switched
+        and not state.committed
+        and any(
+            v != c.version and compatible(c.version, v) for v in c.configuration.supported_versions
+        )
+    )
+
+
+def on_initial_sent(c: QuicConnection) -> None:
+    """A server sent an Initial before reading the client's parameters: it is in the
+    original version, and the connection stays in it.
+
+    RFC 9369 §4.1 lets a server answer in the original version and switch later (an
+    ACK of the first half of a ClientHello split over packets, RFC 9368 §2.3), and
+    makes a CRYPTO frame in it (a HelloRetryRequest) the choice of that version. Some
+    clients (qh3) take any authenticated original-version packet as the choice and then
+    drop the negotiated version's: the handshake would stall. Staying is always allowed:
+    the original version is in the client's list.
+    """
+    if not c.is_client and not c.versions.switched and c.remote_params is None:
+        c.versions.committed = True
+
+
+def defers_initial_ack(c: QuicConnection, hello_grew: bool) -> bool:
+    """Whether a server holds the ACK of an ack-eliciting original-version Initial: while
+    the client's ClientHello is still arriving (``hello_grew``: this packet brought new
+    CRYPTO data) and the version is open. The ACK then goes with the ServerHello, in the
+    negotiated version (RFC 9369 §4.1: the server "might" need to answer earlier, it need
+    not). A packet that brings nothing new (the client's PTO probe: its hello lost a
+    packet) is acknowledged at once, in the original version, which the server then keeps
+    (:func:`on_initial_sent`): a client may resend the lost part only once acknowledged.
+    """
+    return hello_grew and _undecided(c)
 
 
 def other_version_key(c: QuicConnection, version: int, epoch: Epoch) -> PacketKey | None:

@@ -262,7 +262,7 @@ class QuicConnection:
         self.alpn_protocol: str | None = None
         #: The TLS engine; once a server's handshake is confirmed, only its outcome.
         self.tls: TLSClient | TLSServer | FinishedTLS | TicketReceiver = make_tls(
-            c, self.local_params, self.version
+            c, self.local_params, self.version, self.versions
         )
         self.handshake = HandshakeDriver(self)
         if c.qlog_dir is not None:

@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
-from quicnet.quic.compatible_versions import on_other_version_opened, other_version_key
+from quicnet.quic.compatible_versions import (
+    defers_initial_ack,
+    on_other_version_opened,
+    other_version_key,
+)
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import NewTokenReceived, PathValidated
 from quicnet.quic.packets import (
@@ -412,13 +416,20 @@ class PacketReceiver:
         if tracer is not None:
             tracer.packet_received(epoch, pn, payload, end - start, now, header)
         c.handshake.on_long_header_packet(epoch, header.source_cid, address)
+        # A server's ClientHello so far (RFC 9368 §2.3: the version may hang on the rest).
+        hello = c.spaces[epoch].receiver if epoch == Epoch.INITIAL and not c.is_client else None
+        seen = hello.highest_offset + hello.read_offset if hello is not None else 0
         ack_eliciting = self._long_header_frames(epoch, payload, now, header.destination_cid)
         space.on_packet_received(pn, now)
         if ecn:
             c.ecn.received[EPOCH_SPACE[epoch] * 4 + ecn] += 1
         if ack_eliciting:
             space.unacked_ack_eliciting += 1
-            if epoch != Epoch.ZERO_RTT or space.unacked_ack_eliciting >= 2:
+            if hello is not None and defers_initial_ack(
+                c, hello.highest_offset + hello.read_offset > seen
+            ):
+                pass  # acknowledged with the ServerHello, in the negotiated version
+            elif epoch != Epoch.ZERO_RTT or space.unacked_ack_eliciting >= 2:
                 space.ack_queued = True  # §13.2.1: Initial and Handshake at once
             elif space.ack_deadline is None:
                 space.ack_deadline = now + c.configuration.max_ack_delay

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.quic import frames as fr
 from quicnet.quic.closing import close_datagrams
+from quicnet.quic.compatible_versions import on_initial_sent
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -659,6 +660,8 @@ class PacketSender:
             c.tracer.packet_sent(packet.epoch, packet.pn, packet.payload, 0, len(wire), now)
         space_id = _SPACE[packet.epoch]
         c.recovery.spaces[space_id].next_packet_number += 1
+        if space_id == 0 and not c.is_client:
+            on_initial_sent(c)  # RFC 9369 §4.1: before the switch, the original version
         if record:
             c.recovery.on_packet_sent(
                 space_id,

@@ -8,6 +8,7 @@ Pure functions: nothing here keeps state of a connection.
 from __future__ import annotations
 
 from quicnet.quic.compatible_versions import (
+    VersionState,
     local_version_information,
     resumption_context,
     server_parameters_for,
@@ -98,7 +99,10 @@ QUIC_MAX_EARLY_DATA = 0xFFFFFFFF
 
 
 def make_tls(
-    c: QuicConfiguration, params: TransportParameters, version: int | None = None
+    c: QuicConfiguration,
+    params: TransportParameters,
+    version: int | None = None,
+    versions: VersionState | None = None,
 ) -> TLSClient | TLSServer:
     """A fresh TLS engine in QUIC mode for ``c`` (a client or a server) carrying our
     transport parameters ``params``, for a connection starting in QUIC ``version``
@@ -110,6 +114,7 @@ def make_tls(
 
     A client without ``c.key_log`` appends its secrets to the file SSLKEYLOGFILE
     names, when it is set (:mod:`quicnet.tls.keylog`); a server logs only to ``c.key_log``.
+    A server's ``versions`` (its connection's) can keep it in the original version.
     """
     transport_parameters = params.encode()
     if version is None:
@@ -169,7 +174,7 @@ def make_tls(
             resumption_context=resumption_context(version),
             quic_transport_parameters=transport_parameters,
             quic_transport_parameters_for=server_parameters_for(
-                params, c.version, c.supported_versions, transport_parameters
+                params, c.version, c.supported_versions, transport_parameters, versions
             ),
             middlebox_compatibility=False,
             key_log=c.key_log,

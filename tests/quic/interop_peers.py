@@ -856,7 +856,11 @@ def packet_types(datagram: bytes, versions: set[tuple[str, int]] | None = None) 
     return out
 
 
-Policy = Callable[[str, int, bytes], bool]
+#: What a policy returns to keep a datagram back: it goes just before the next datagram of
+#: its direction that the policy forwards (a late datagram, overtaken by none but that one).
+HOLD = "hold"
+
+Policy = Callable[[str, int, bytes], bool | str]
 
 
 def drop_first(count: int, rate: float, seed: int) -> Policy:
@@ -887,7 +891,8 @@ class UdpRelay:
     """A UDP relay on 127.0.0.1 between one client and ``target``, in its own thread.
 
     ``policy(direction, index, datagram)`` says whether to forward
-    (directions "c2s" and "s2c"; ``index`` counts per direction). It counts
+    (directions "c2s" and "s2c"; ``index`` counts per direction), or HOLD to
+    forward it just before the next datagram of its direction that goes. It counts
     what passes, notes the packet types, and watches the server's bytes
     against the 3x amplification limit until the client's first Handshake
     packet goes by.
@@ -913,6 +918,8 @@ class UdpRelay:
         self.seen = {"c2s": 0, "s2c": 0}
         self.passed = {"c2s": 0, "s2c": 0}
         self.dropped = {"c2s": 0, "s2c": 0}
+        #: Datagrams the policy held back (HOLD), each way, not yet forwarded.
+        self.held: dict[str, list[bytes]] = {"c2s": [], "s2c": []}
         self.bytes = {"c2s": 0, "s2c": 0}
         self.types: dict[str, dict[str, int]] = {"c2s": {}, "s2c": {}}
         #: (long-header packet type, QUIC version) seen each way.
@@ -979,19 +986,27 @@ class UdpRelay:
                 self.captured.append((direction, data))
             for kind in kinds:
                 self.types[direction][kind] = self.types[direction].get(kind, 0) + 1
-            if self.policy is not None and not self.policy(direction, index, data):
+            verdict = True if self.policy is None else self.policy(direction, index, data)
+            if verdict == HOLD:
+                self.held[direction].append(data)
+                return
+            if not verdict:
                 self.dropped[direction] += 1
                 return
+            held, self.held[direction] = self.held[direction], []
+            size = len(data) + sum(map(len, held))
             if not self.validated:
                 if direction == "c2s" and "handshake" in kinds:
                     self.validated = True
                 else:
-                    self.pre_validation[direction] += len(data)
+                    self.pre_validation[direction] += size
                     excess = self.pre_validation["s2c"] - 3 * self.pre_validation["c2s"]
                     self.worst_excess = max(self.worst_excess, excess)
-            self.passed[direction] += 1
-            self.bytes[direction] += len(data)
+            self.passed[direction] += 1 + len(held)
+            self.bytes[direction] += size
         with contextlib.suppress(OSError):
+            for late in held:
+                out.sendto(late, to)
             out.sendto(data, to)
 
     def rebind(

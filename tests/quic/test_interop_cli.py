@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from interop_peers import (  # noqa: F401  (fixtures are used by name)
     ALPN,
+    HOLD,
     STACKS,
     PeerApp,
     QuicnetServer,
@@ -35,6 +36,7 @@ from interop_peers import (  # noqa: F401  (fixtures are used by name)
     hard_timeout,
     ident,
     load_stack,
+    packet_types,
     payload,
     peer_config,
     peer_loop,
@@ -552,6 +554,75 @@ def test_cli_v2_compatible_negotiation_from_a_peer_client(
     assert ("initial", v1) in wire.versions["c2s"]
     assert ("initial", v2) in wire.versions["s2c"] and ("handshake", v2) in wire.versions["s2c"]
     assert ("handshake", v1) not in wire.versions["s2c"]
+
+
+def _qh3_split_hello_client(
+    ident: Any, peer_loop: Any, tmp_path: Path, policy: Any
+) -> tuple[tuple[bytes, int], Any, Any]:
+    """qh3 (v1, preferring v2) fetches a file from q_server through a relay with
+    ``policy``; its ClientHello (an X25519MLKEM768 key share) spans two v1 Initial
+    datagrams, c2s 0 and 1. Returns (body, version), the relay and qh3's versions."""
+    www = _www(tmp_path, {"/v.txt": b"which version\n"})
+    stack = load_stack("qh3")
+    v1, v2 = stack.QuicProtocolVersion.VERSION_1, stack.QuicProtocolVersion.VERSION_2
+    args = ("-accept", "0", "-cert", str(ident.cert_path), "-key", str(ident.key_path))
+    with (
+        _q_server(*args, "-www", str(www)) as (_proc, address),
+        relay(address, policy, capture=True) as wire,
+    ):
+        config = peer_config(
+            stack, ident, is_client=True, original_version=v1, supported_versions=[v2, v1]
+        )
+
+        async def fetch(p: Any) -> tuple[bytes, int]:
+            return bytes(await p.get("/v.txt")), p._quic._version
+
+        got = peer_loop.run(run_peer_client(stack, config, wire.address, fetch, timeout=15), 20)
+    assert wire.captured is not None
+    first_two = wire.captured[:2]  # the split hello: two v1 Initials before anything else
+    assert [d for d, _ in first_two] == ["c2s", "c2s"]
+    assert all(packet_types(data) == ["initial"] for _, data in first_two)
+    assert got[0] == b"which version\n"
+    return got, wire, stack.QuicProtocolVersion
+
+
+def test_cli_v2_switch_waits_for_a_late_half_of_a_split_client_hello(
+    tmp_path: Path, ident: Any, peer_loop: Any
+) -> None:
+    """The relay holds back the second half of qh3's ClientHello until qh3's next datagram
+    (its PTO probe): q_server, whose version hangs on the client's parameters, says
+    nothing meanwhile, then answers in v2 only. A v1 ACK of the first half (the flaky
+    failure this pins down) makes qh3 take v1 as the server's choice and drop every v2
+    packet: the handshake stalls (RFC 9368 §2.3 foresees that ordering)."""
+
+    def late_second_half(direction: str, index: int, datagram: bytes) -> bool | str:
+        return HOLD if (direction, index) == ("c2s", 1) else True
+
+    (_, version), wire, versions = _qh3_split_hello_client(
+        ident, peer_loop, tmp_path, late_second_half
+    )
+    assert version == versions.VERSION_2
+    assert {v for _, v in wire.versions["s2c"]} == {versions.VERSION_2}  # nothing in v1
+
+
+def test_cli_stays_in_v1_when_half_a_split_client_hello_is_lost(
+    tmp_path: Path, ident: Any, peer_loop: Any
+) -> None:
+    """The relay drops the second half of qh3's ClientHello. qh3's PTO probes repeat the
+    first half and a PING, and it resends the rest only once the first is acknowledged:
+    q_server acknowledges the repeat at once, in v1, and so keeps v1 (qh3 takes that
+    ACK as the server's choice). The connection works, in v1, with no v2 packet."""
+
+    def lose_second_half(direction: str, index: int, datagram: bytes) -> bool:
+        return (direction, index) != ("c2s", 1)
+
+    (_, version), wire, versions = _qh3_split_hello_client(
+        ident, peer_loop, tmp_path, lose_second_half
+    )
+    assert wire.dropped["c2s"] == 1
+    assert version == versions.VERSION_1
+    both = wire.versions["s2c"] | wire.versions["c2s"]
+    assert {v for _, v in both} == {versions.VERSION_1}
 
 
 def test_cli_q_client_key_update_after(tmp_path: Path, ident: Any) -> None:

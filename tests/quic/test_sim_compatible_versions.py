@@ -24,6 +24,7 @@ from simnet import (
     server_config,
 )
 
+from quicnet.crypto import NamedGroup
 from quicnet.quic import (
     HandshakeCompleted,
     QuicConnection,
@@ -42,9 +43,11 @@ from quicnet.quic.packets import (
     PacketType,
     build_retry,
     build_version_negotiation,
+    long_header_prefix,
     parse_long_header,
 )
 from quicnet.quic.transport_params import TransportParameters
+from quicnet.tls import Epoch
 
 V1, V2 = QuicVersion.V1, QuicVersion.V2
 PREFERS_V2 = {"version": V1, "supported_versions": (V2, V1)}
@@ -275,3 +278,101 @@ def test_server_still_opens_the_clients_original_version_initials() -> None:
     assert c2s.count((PacketType.INITIAL, V1)) >= 2  # repeated before the switch
     server = sim.server.connection
     assert server.traffic.datagrams_received == sim.c2s.stats.delivered
+
+
+#: A ClientHello over two Initial packets (its X25519MLKEM768 key share), as qh3 sends.
+SPLIT_HELLO = {**PREFERS_V2, "groups": (NamedGroup.X25519MLKEM768, NamedGroup.x25519)}
+
+
+def _initial_ping(client: QuicConnection) -> bytes:
+    """A datagram of one v1 Initial from ``client``: PING and padding, no CRYPTO data (the
+    PTO probe of a client whose ClientHello lost a packet, as qh3 sends it). It takes the
+    client's next Initial packet number, which the client thus skips (§12.3)."""
+    key = client.send_key(Epoch.INITIAL)
+    assert key is not None
+    space = client.recovery.spaces[0]
+    pn = space.next_packet_number
+    space.next_packet_number += 1
+    prefix = long_header_prefix(
+        PacketType.INITIAL, V1, client.original_destination_cid, client.host_cid, b"", 4
+    )
+    payload = b"\x01" + bytes(1200 - len(prefix) - 2 - 4 - 16 - 1)
+    length = 4 + len(payload) + 16
+    return key.protect(
+        prefix + (0x4000 | length).to_bytes(2, "big") + pn.to_bytes(4, "big"), payload, pn
+    )
+
+
+@pytest.mark.parametrize("rest", ["late", "lost"])
+def test_server_is_silent_until_a_split_client_hello_is_whole(rest: str) -> None:
+    """The second half of a split ClientHello comes late, or is lost (the client's PTO
+    probe repeats both halves): the server, whose version hangs on the client's
+    parameters, sends nothing meanwhile. Its first packet, the ACK with its ServerHello,
+    is v2. A v1 ACK of the first half (RFC 9368 §2.3 allows it, and then switching) makes
+    a client that takes any v1 packet as the server's choice (qh3) drop every v2 one:
+    the handshake stalls."""
+    sim = make_pair(seed=20, client=SPLIT_HELLO)
+    c2s, s2c = _long_headers(sim)
+    times: list[float] = []
+
+    def second_datagram(data: bytes, now: float) -> bool:
+        times.append(now)
+        if len(times) != 2:
+            return True
+        if rest == "late":  # after the server has handled the first half
+            sim.inject(data, sim.client.address, sim.server.address, delay=0.030)
+        return False
+
+    sim.c2s.filter = second_datagram
+    handshake(sim, timeout=30)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    assert client.version == V2 and sim.server.connection.version == V2
+    # The hello went out as two v1 Initial datagrams at once.
+    assert times[0] == times[1] and c2s[:2] == [(PacketType.INITIAL, V1)] * 2
+    assert s2c[0] == (PacketType.INITIAL, V2)
+    assert all(version == V2 for _, version in s2c)
+
+
+def test_server_acknowledges_a_repeat_of_half_a_hello_and_stays_in_v1() -> None:
+    """The second half of the hello is lost and the client's probe repeats nothing new
+    (qh3 sends a PING): the server acknowledges at once, in v1, and stays in v1, since a
+    client may resend the lost half only once its first half is acknowledged (qh3 does)
+    and take that v1 ACK as the server's choice (qh3 does). Staying is always allowed:
+    the original version is in the client's list (RFC 9368 §2.3)."""
+    sim = make_pair(seed=21, client=SPLIT_HELLO)
+    c2s, s2c = _long_headers(sim)
+    gate = {"sent": 0, "open": False}
+
+    def lossy(data: bytes, now: float) -> bool:  # all but the first half, until opened
+        gate["sent"] += 1
+        return gate["sent"] == 1 or gate["open"]
+
+    sim.c2s.filter = lossy
+    sim.connect()
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    sim.run_until(lambda: sim.c2s.stats.delivered == 1, what="the first half")
+    assert not s2c  # half a hello: the server's version is open, it says nothing
+    sim.inject(_initial_ping(client), sim.client.address, sim.server.address)
+    sim.run_until(lambda: bool(s2c), what="the server's ACK")
+    assert s2c == [(PacketType.INITIAL, V1)]
+    gate["open"] = True
+    sim.run_until(lambda: client.handshake_confirmed, timeout=30, what="handshake")
+    assert client.version == V1 and sim.server.connection.version == V1
+    assert all(version == V1 for _, version in s2c + c2s)
+    info = VersionInformation.of(client.remote_params)  # type: ignore[arg-type]
+    assert info is not None and info.chosen == V1 and V2 in info.available
+
+
+def test_server_that_sent_a_hello_retry_request_in_v1_stays_in_v1() -> None:
+    """RFC 9369 §4.1: CRYPTO data from the server in the original version makes it the
+    negotiated one. A HelloRetryRequest goes out before the server has the client's
+    parameters (in v1): the ServerHello and the rest stay in v1."""
+    sim = make_pair(seed=22, client=PREFERS_V2, server={"groups": (NamedGroup.secp256r1,)})
+    c2s, s2c = _long_headers(sim)
+    handshake(sim)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    assert client.version == V1 and sim.server.connection.version == V1
+    assert all(version == V1 for _, version in s2c + c2s)
