@@ -271,7 +271,8 @@ def other_version_key(c: QuicConnection, version: int, epoch: Epoch) -> PacketKe
 
     A server opens the client's Initial and 0-RTT packets in the original version
     (RFC 9369 §4.1); a client that has not switched tries the Initial keys of a
-    compatible version it offered (the server's choice, RFC 9368 §2.3).
+    compatible version it offered (the server's choice, RFC 9368 §2.3), unless the
+    server already sent CRYPTO data in the original version: that chose it (§4.1).
     """
     state = c.versions
     if not c.is_client:
@@ -283,6 +284,7 @@ def other_version_key(c: QuicConnection, version: int, epoch: Epoch) -> PacketKe
     if (
         state.switched
         or epoch != Epoch.INITIAL
+        or c.spaces[Epoch.INITIAL].receiver.highest_offset  # CRYPTO came in the original
         or c.spaces[Epoch.HANDSHAKE].recv_key is not None
         or version not in c.configuration.supported_versions
         or not compatible(c.version, version)

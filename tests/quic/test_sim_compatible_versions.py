@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from simnet import (
+    CLIENT_ADDR,
+    SERVER_ADDR,
     LinkConfig,
     Simulation,
     StreamCollector,
@@ -36,6 +38,7 @@ from quicnet.quic.compatible_versions import (
     VersionInformation,
     check_server_parameters,
     local_version_information,
+    other_version_key,
     server_parameters_for,
 )
 from quicnet.quic.errors import TransportError, TransportErrorCode
@@ -376,3 +379,29 @@ def test_server_that_sent_a_hello_retry_request_in_v1_stays_in_v1() -> None:
     assert isinstance(client, QuicConnection)
     assert client.version == V1 and sim.server.connection.version == V1
     assert all(version == V1 for _, version in s2c + c2s)
+
+
+def test_client_keeps_the_original_version_once_the_server_sent_crypto_in_it() -> None:
+    """RFC 9369 §4.1: a CRYPTO frame from the server in the original version makes that
+    the negotiated version. Here it is a HelloRetryRequest, after which no handshake key
+    exists yet: the client no longer opens an Initial of another version (before it, it
+    does: that is how it learns of a switch)."""
+    client = QuicConnection(client_config(**PREFERS_V2))
+    server = QuicEndpoint(server_config(supported_versions=(V1,), groups=(NamedGroup.secp256r1,)))
+    now = 1.0
+    client.connect(SERVER_ADDR, now)
+    assert other_version_key(client, V2, Epoch.INITIAL) is not None  # a switch is possible
+    for data, _ in client.datagrams_to_send(now):
+        server.receive_datagram(data, CLIENT_ADDR, now)
+    retry_request = server.datagrams_to_send(now)
+    assert [parse_long_header(d).version for d, _ in retry_request] == [V1]
+    for data, _ in retry_request:
+        client.receive_datagram(data, SERVER_ADDR, now)
+    assert client.spaces[Epoch.HANDSHAKE].recv_key is None  # a HelloRetryRequest, no keys
+    assert other_version_key(client, V2, Epoch.INITIAL) is None
+    for _ in range(6):  # and the handshake completes in v1
+        for data, _ in client.datagrams_to_send(now):
+            server.receive_datagram(data, CLIENT_ADDR, now)
+        for data, _ in server.datagrams_to_send(now):
+            client.receive_datagram(data, SERVER_ADDR, now)
+    assert client.handshake_complete and client.version == V1
