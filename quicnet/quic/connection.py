@@ -94,6 +94,10 @@ _log = logging.getLogger("quicnet.quic")
 _ENDING = (ConnectionState.CLOSING, ConnectionState.DRAINING, ConnectionState.TERMINATED)
 
 
+def _delivered_nowhere(frames: object, acked: bool) -> None:
+    """Loss recovery's delivery callback once the connection is disposed of."""
+
+
 class QuicConnection:
     """One QUIC connection, client or server."""
 
@@ -113,6 +117,7 @@ class QuicConnection:
         "datagram_queue",
         "datagrams",
         "deadlines",
+        "disposed",
         "ecn",
         "ecn_marked",
         "event_queue",
@@ -174,6 +179,8 @@ class QuicConnection:
         self.negotiation = VersionNegotiation(offered, speaks_offered=offered == self.version)
         self.versions = VersionState(self.version)  # compatible negotiation (RFC 9368)
         self.state = ConnectionState.HANDSHAKE
+        #: :meth:`dispose` broke its reference cycles (it is TERMINATED).
+        self.disposed = False
         #: Events for the application, oldest first (taken with next_event()).
         self.event_queue: list[QuicEvent] = []
         #: Called when the application gives the connection something to send; set by an
@@ -310,6 +317,9 @@ class QuicConnection:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now, with its destination address."""
+        if self.state is TERMINATED:  # (and maybe disposed: nothing is asked of the sender)
+            self.ecn_marked = 0
+            return []
         recovery = self.recovery
         marking = self.ecn.begin_batch(recovery, self.paths.current)
         out = self.sender.datagrams_to_send(now)
@@ -450,6 +460,28 @@ class QuicConnection:
         begin_closing(self, error_code, None if application else 0, reason, application=application)
         if self.wake is not None:
             self.wake(self)
+
+    def dispose(self) -> None:
+        """Once TERMINATED, break the reference cycles between the connection and its
+        helpers (sender, receiver, timers, handshake driver, qlog tracer, the delivery
+        callback of loss recovery), so the last reference to it going frees it at once by
+        reference counting, with no wait for the cyclic garbage collector (and nothing
+        left for it, or out of its reach after ``gc.freeze()``). Its state, events,
+        ``termination`` and :meth:`stats` stay; it sends and times nothing more. The
+        endpoint disposes of a connection when it forgets it. Idempotent."""
+        if self.state is not TERMINATED:
+            raise QuicUsageError("only a terminated connection can be disposed of")
+        if self.disposed:
+            return
+        self.disposed = True
+        self.recovery.on_delivered = _delivered_nowhere
+        self.sender.detach()
+        self.receiver.detach()
+        self.timers.detach()
+        self.handshake.detach()
+        if self.tracer is not None:  # closed when the connection terminated
+            self.tracer.detach()
+            self.tracer = None
 
     def abort(self, reason: str) -> None:
         """End at once, without CONNECTION_CLOSE: for a connection whose own state broke."""
@@ -644,11 +676,14 @@ class QuicConnection:
     # Timers ---------------------------------------------------------------------------------
     def next_timer(self) -> float | None:
         """The earliest time :meth:`handle_timer` must run, or None."""
+        if self.state is TERMINATED:
+            return None
         return self.timers.next_timer()
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timer is due at ``now`` (loss, probe, ACK delay, idle, paths, ...)."""
-        self.timers.handle_timer(now)
+        if self.state is not TERMINATED:
+            self.timers.handle_timer(now)
 
     def start_idle_timer(self, now: float, *, half_open_timeout: float | None = None) -> None:
         """Arm the idle and handshake timers from ``now`` (a server, its first datagram).

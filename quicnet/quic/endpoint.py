@@ -390,6 +390,8 @@ class QuicEndpoint:
         self._reap(conn)
 
     def _reap(self, conn: QuicConnection) -> None:
+        if conn.state is TERMINATED:  # freed by reference counting once the app lets go
+            conn.dispose()
         self._all.discard(conn)
         self._handshaking.discard(conn)
         self._send_ready.pop(conn, None)

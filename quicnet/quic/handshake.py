@@ -105,6 +105,11 @@ class HandshakeDriver:
         self._released = False
         self._discarded: tuple[Epoch, ...] = ()  # a tuple: smaller than a set, at most 2
 
+    def detach(self) -> None:
+        """Forget the connection, which ended (:meth:`QuicConnection.dispose
+        <quicnet.quic.QuicConnection.dispose>`): no reference cycle is left through here."""
+        del self.c
+
     def drain(self, now: float) -> None:
         """Act on what TLS produced: new keys, handshake completion, tickets, CRYPTO data."""
         c = self.c

@@ -146,6 +146,12 @@ class QlogTracer:
         self._deferred: tuple[str, ConnectionTerminated] | None = None
 
     # Writing ----------------------------------------------------------------------------
+
+    def detach(self) -> None:
+        """Forget the connection, which ended (:meth:`QuicConnection.dispose
+        <quicnet.quic.QuicConnection.dispose>`): no reference cycle is left through here."""
+        del self.c
+
     def _open(self) -> bool:
         base, suffix = os.path.splitext(self.path)
         try:

@@ -75,6 +75,11 @@ class PacketReceiver:
         #: NEW_TOKEN frames received (RFC 9000 §19.7); only the first few become events.
         self.new_tokens = 0
 
+    def detach(self) -> None:
+        """Forget the connection, which ended (:meth:`QuicConnection.dispose
+        <quicnet.quic.QuicConnection.dispose>`): no reference cycle is left through here."""
+        del self.c
+
     def receive_packets(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
         """Every packet of a datagram, in order (raises on a peer's protocol violation);
         ``ecn`` is the datagram's ECN codepoint, counted for each packet (§13.4.1)."""

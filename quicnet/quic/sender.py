@@ -127,6 +127,12 @@ class PacketSender:
         self.packet_size = MAX_PACKET_SIZE
 
     # Datagrams ---------------------------------------------------------------------------------
+
+    def detach(self) -> None:
+        """Forget the connection, which ended (:meth:`QuicConnection.dispose
+        <quicnet.quic.QuicConnection.dispose>`): no reference cycle is left through here."""
+        del self.c
+
     def nothing_to_send(self) -> bool:
         """True in the common case of a confirmed connection with no ACK due, no frame,
         DATAGRAM or stream data queued, no probe and no path to challenge: answered in a

@@ -31,6 +31,11 @@ class TimerDriver:
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
 
+    def detach(self) -> None:
+        """Forget the connection, which ended (:meth:`QuicConnection.dispose
+        <quicnet.quic.QuicConnection.dispose>`): no reference cycle is left through here."""
+        del self.c
+
     def next_timer(self) -> float | None:
         """The earliest time :meth:`handle_timer` must run, or None."""
         c = self.c
