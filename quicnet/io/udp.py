@@ -288,7 +288,8 @@ class SocketDriver:
         if self.lingering:
             self._expire_lingering(time.monotonic())
             socks += [s for s, _ in self.lingering]
-        socks += [s for s, _, _ in self.preferred]
+        if self.preferred:
+            socks += [s for s, _, _ in self.preferred]
         if timeout <= 0:
             readable, _, _ = select.select(socks, [], [], 0)
         else:
