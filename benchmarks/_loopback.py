@@ -405,6 +405,10 @@ def capacity_step(
     wall = wall_after - wall_before
     cpu = after["cpu"] - before["cpu"]
     result["server_cpu_fraction"] = cpu / wall
+    # Full garbage collections in the server while measuring (each traverses every
+    # connection's objects: tens of ms at a thousand connections).
+    result["server_full_gc"] = after["full_gc"] - before["full_gc"]
+    result["server_longest_full_gc_ms"] = after["longest_full_gc"] * 1e3
     answered = after["datagrams"] - before["datagrams"]
     result["server_cpu_per_client_tick_us"] = cpu / answered * 1e6 if answered else None
     others = None

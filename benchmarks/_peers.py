@@ -112,6 +112,25 @@ def client_configuration(certdir: Path) -> QuicConfiguration:
     )
 
 
+class GcPauses:
+    """Full (generation 2) garbage collections in this process: how many, the longest."""
+
+    def __init__(self) -> None:
+        self.full = 0
+        self.longest = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.full += 1
+            self.longest = max(self.longest, time.perf_counter() - self._started)
+
+
 class Server:
     """What every server stack shares: the answer to an input, counters, control."""
 
@@ -119,6 +138,7 @@ class Server:
         self.mode = mode
         self.counters = {"datagrams": 0, "stream_bytes": 0, "errors": 0}
         self._pad = bytes(SNAPSHOT_SIZE - 16)
+        self.gc = GcPauses()
 
     def answer(self, data: bytes) -> bytes:
         self.counters["datagrams"] += 1
@@ -137,7 +157,11 @@ class Server:
         def control() -> None:
             for line in sys.stdin:
                 if line.strip() == "stats":
-                    emit("stats " + json.dumps({"cpu": time.process_time(), **self.counters}))
+                    # (the longest since the previous stats line)
+                    gc_figures = {"full_gc": self.gc.full, "longest_full_gc": self.gc.longest}
+                    self.gc.longest = 0.0
+                    figures = {"cpu": time.process_time(), **self.counters, **gc_figures}
+                    emit("stats " + json.dumps(figures))
             sys.stdout.flush()
             os._exit(0)
 
