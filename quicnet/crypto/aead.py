@@ -70,7 +70,7 @@ class Aead:
         """The nonce for sequence/packet number ``counter``."""
         return (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big")
 
-    def seal(self, counter: int, plaintext: bytes, associated_data: bytes) -> bytes:
+    def seal(self, counter: int, plaintext: bytes | bytearray, associated_data: bytes) -> bytes:
         """Encrypt and authenticate; returns ciphertext followed by the 16-byte tag."""
         return self._ctx.encrypt(
             (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"), plaintext, associated_data

@@ -526,6 +526,7 @@ class PacketSender:
         allow_eliciting = self._eliciting_room(now) > 0
         packets: list[OutgoingPacket] = []
         remaining = budget
+        pad = False
         for epoch in _COALESCED:
             if c.send_key(epoch) is None or remaining < 48:
                 continue
@@ -540,16 +541,19 @@ class PacketSender:
             if packet is not None:
                 packets.append(packet)
                 remaining -= packet.size()
+                # §14.1: datagrams with a client Initial (or an ack-eliciting server
+                # Initial) are >= 1200 bytes.
+                if epoch == Epoch.INITIAL and (c.is_client or packet.ack_eliciting):
+                    pad = True
         if not packets:
             return b""
-        # §14.1: datagrams with a client Initial (or an ack-eliciting server Initial) are >= 1200.
-        if any(p.epoch == Epoch.INITIAL and (c.is_client or p.ack_eliciting) for p in packets):
-            total = sum(p.size() for p in packets)
-            if total < MIN_INITIAL_DATAGRAM:
-                last = packets[-1]
-                last.payload += bytes(MIN_INITIAL_DATAGRAM - total)
-                last.padded = True
-        return b"".join(self.seal(p, now) for p in packets)
+        if pad and budget - remaining < MIN_INITIAL_DATAGRAM:
+            last = packets[-1]
+            last.payload += bytes(MIN_INITIAL_DATAGRAM - budget + remaining)
+            last.padded = True
+        if len(packets) == 1:
+            return self.seal(packets[0], now)
+        return b"".join([self.seal(p, now) for p in packets])
 
     def _fill_packet(
         self, epoch: Epoch, max_size: int, now: float, allow_eliciting: bool
@@ -563,8 +567,8 @@ class PacketSender:
         if not ((rspace.ack_queued and rspace.received) or probes or has_eliciting):
             return None
         packet = self.new_packet(epoch)
-        room = max_size - packet.overhead()
-        if room <= 0:
+        limit = max_size - packet.overhead()  # the most payload this packet holds
+        if limit <= 0:
             return None
         payload = packet.payload
         zero_rtt = epoch == Epoch.ZERO_RTT  # no ACK, no CRYPTO (RFC 9000 §12.5)
@@ -572,7 +576,7 @@ class PacketSender:
         piggyback = rspace.unacked_ack_eliciting and has_eliciting
         if (rspace.ack_queued or piggyback) and rspace.received and not zero_rtt:
             ack = self._ack_frame(rspace, now, space_id, one_rtt=epoch == Epoch.ONE_RTT)
-            if len(ack) <= room:
+            if len(ack) <= limit:
                 payload += ack
                 rspace.ack_queued = False
                 rspace.largest_ack_sent = rspace.largest_received
@@ -584,7 +588,6 @@ class PacketSender:
                 # drops an Initial without it (RFC 9000 §17.2.2).
                 requeue_crypto(c, space_id)
             start = len(payload)
-            limit = max_size - packet.overhead()  # the most payload this packet holds
             if not zero_rtt:
                 self._add_crypto(payload, packet.frames, epoch, limit)
             # 0-RTT: stream data and DATAGRAMs; control frames wait for 1-RTT.
@@ -655,7 +658,7 @@ class PacketSender:
         else:
             length = packet.pn_len + len(packet.payload) + _TAG
             header = packet.header + (0x4000 | length).to_bytes(2, "big") + pn_bytes
-        wire = key.protect(header, bytes(packet.payload), packet.pn)
+        wire = key.protect(header, packet.payload, packet.pn)
         if c.tracer is not None:
             c.tracer.packet_sent(packet.epoch, packet.pn, packet.payload, 0, len(wire), now)
         space_id = _SPACE[packet.epoch]
