@@ -95,11 +95,12 @@ _LABEL_INFOS: dict[tuple[tuple[bytes, int], ...], tuple[tuple[bytes, int], ...]]
 
 
 def hkdf_expand_labels(
-    hash_name: str, secret: bytes, labels: Sequence[tuple[bytes, int]]
+    hash_name: str, secret: bytes, labels: Sequence[tuple[bytes, int]], context: bytes = b""
 ) -> list[bytes]:
-    """HKDF-Expand-Label with an empty context for each ``(label, length)`` of one
-    ``secret`` (a packet key's key, IV and header-protection key): the HMAC is keyed
-    once and copied for each label."""
+    """HKDF-Expand-Label with one ``context`` (empty by default) for each ``(label,
+    length)`` of one ``secret`` (a packet key's key, IV and header-protection key; the
+    traffic secrets of one transcript hash): the HMAC is keyed once and copied for
+    each label."""
     algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
     key = labels if isinstance(labels, tuple) else None
     infos = _LABEL_INFOS.get(key) if key is not None else None
@@ -109,14 +110,19 @@ def hkdf_expand_labels(
         )
         if key is not None and len(_LABEL_INFOS) < _LABEL_PREFIXES_MAX:
             _LABEL_INFOS[key] = infos
+    tail = b""
+    if context:
+        if len(context) > 255:
+            raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
+        tail = bytes((len(context),)) + context + b"\x01"  # replaces the info's b"\x00\x01"
     keyed = _HMAC(secret, algorithm)
     out = []
     for (info, length), (label, _) in zip(infos, labels, strict=True):
         if not 0 < length <= algorithm.digest_size:
-            out.append(hkdf_expand_label(hash_name, secret, label, b"", length))
+            out.append(hkdf_expand_label(hash_name, secret, label, context, length))
             continue
         h = keyed.copy()
-        h.update(info)
+        h.update(info[:-2] + tail if tail else info)
         out.append(h.finalize()[:length])
     return out
 

@@ -87,6 +87,10 @@ class QuicConfiguration:
     qlog_dir: str | None = field(default_factory=qlog_dir_from_environment)
     session_ticket: SessionTicket | None = None
     ticket_keys: TicketKeys | None = field(default_factory=TicketKeys)
+    #: Server: NewSessionTickets sent after each handshake (RFC 8446 §4.6.1; 0: none).
+    #: One by default: a QUIC client resumes one connection at a time and keeps the
+    #: newest ticket, and each ticket costs the server a PSK derivation and a seal.
+    session_tickets: int = 1
     #: Client: send 0-RTT with ``session_ticket`` when it allows; server: issue tickets
     #: that allow 0-RTT and accept it (RFC 9001 §4.6). 0-RTT data can be replayed.
     enable_early_data: bool = False
@@ -218,6 +222,8 @@ class QuicConfiguration:
             raise QuicUsageError(
                 f"min_ack_delay must be a positive number of seconds, not {self.min_ack_delay}"
             )
+        if self.session_tickets < 0:
+            raise QuicUsageError(f"session_tickets must be 0 or more, not {self.session_tickets}")
         if self.key_update_packets < 1:
             raise QuicUsageError(
                 f"key_update_packets must be at least 1, not {self.key_update_packets}"

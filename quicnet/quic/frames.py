@@ -9,6 +9,7 @@ TransportError with FRAME_ENCODING_ERROR (or the code §19 names).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint
@@ -332,85 +333,105 @@ def _parse_stream(r: Reader, frame_type: int) -> StreamFrame:
     return StreamFrame(stream_id, offset, data, bool(frame_type & 0x01))
 
 
+def _parse_padding(r: Reader, t: int) -> PaddingFrame:
+    start = r.pos
+    r.pos = r.end - len(r.data[r.pos : r.end].lstrip(b"\x00"))
+    return PaddingFrame(1 + r.pos - start)
+
+
+def _parse_crypto(r: Reader, t: int) -> CryptoFrame:
+    offset = r.varint()
+    data = r.read_varint_bytes()
+    if offset + len(data) > MAX_VARINT:
+        raise _error(t, "crypto data beyond 2^62-1")
+    return CryptoFrame(offset, data)
+
+
+def _parse_new_token(r: Reader, t: int) -> NewTokenFrame:
+    token = r.read_varint_bytes()
+    if not token:
+        raise _error(t, "empty NEW_TOKEN")
+    return NewTokenFrame(token)
+
+
+def _parse_max_streams(r: Reader, t: int) -> MaxStreamsFrame:
+    n = r.varint()
+    if n > 1 << 60:
+        raise _error(t, "MAX_STREAMS above 2^60")
+    return MaxStreamsFrame(t == FrameType.MAX_STREAMS_BIDI, n)
+
+
+def _parse_streams_blocked(r: Reader, t: int) -> StreamsBlockedFrame:
+    n = r.varint()
+    if n > 1 << 60:
+        raise _error(t, "STREAMS_BLOCKED above 2^60")
+    return StreamsBlockedFrame(t == FrameType.STREAMS_BLOCKED_BIDI, n)
+
+
+def _parse_new_connection_id(r: Reader, t: int) -> NewConnectionIdFrame:
+    seq = r.varint()
+    retire = r.varint()
+    length = r.uint8()
+    if not 1 <= length <= 20:
+        raise _error(t, "NEW_CONNECTION_ID length outside 1..20")
+    cid = r.read(length)
+    token = r.read(16)
+    if retire > seq:
+        raise _error(t, "retire_prior_to above sequence number")
+    return NewConnectionIdFrame(seq, retire, cid, token)
+
+
+def _parse_connection_close(r: Reader, t: int) -> ConnectionCloseFrame:
+    code = r.varint()
+    offending = r.varint() if t == FrameType.CONNECTION_CLOSE else None
+    reason = r.read_varint_bytes()
+    return ConnectionCloseFrame(code, offending, reason)
+
+
+_Parser = Callable[[Reader, int], Frame]
+
+#: The parser of each frame type's body: one look-up instead of a chain of comparisons
+#: (a handshake reads NEW_CONNECTION_ID and HANDSHAKE_DONE, far down the table).
+_PARSERS: dict[int, _Parser] = {
+    FrameType.PADDING: _parse_padding,
+    FrameType.PING: lambda r, t: PingFrame(),
+    FrameType.ACK: _parse_ack,
+    FrameType.ACK_ECN: _parse_ack,
+    FrameType.RESET_STREAM: lambda r, t: ResetStreamFrame(r.varint(), r.varint(), r.varint()),
+    FrameType.STOP_SENDING: lambda r, t: StopSendingFrame(r.varint(), r.varint()),
+    FrameType.CRYPTO: _parse_crypto,
+    FrameType.NEW_TOKEN: _parse_new_token,
+    **dict.fromkeys(range(0x08, 0x10), _parse_stream),
+    FrameType.MAX_DATA: lambda r, t: MaxDataFrame(r.varint()),
+    FrameType.MAX_STREAM_DATA: lambda r, t: MaxStreamDataFrame(r.varint(), r.varint()),
+    FrameType.MAX_STREAMS_BIDI: _parse_max_streams,
+    FrameType.MAX_STREAMS_UNI: _parse_max_streams,
+    FrameType.DATA_BLOCKED: lambda r, t: DataBlockedFrame(r.varint()),
+    FrameType.STREAM_DATA_BLOCKED: lambda r, t: StreamDataBlockedFrame(r.varint(), r.varint()),
+    FrameType.STREAMS_BLOCKED_BIDI: _parse_streams_blocked,
+    FrameType.STREAMS_BLOCKED_UNI: _parse_streams_blocked,
+    FrameType.NEW_CONNECTION_ID: _parse_new_connection_id,
+    FrameType.RETIRE_CONNECTION_ID: lambda r, t: RetireConnectionIdFrame(r.varint()),
+    FrameType.PATH_CHALLENGE: lambda r, t: PathChallengeFrame(r.read(8)),
+    FrameType.PATH_RESPONSE: lambda r, t: PathResponseFrame(r.read(8)),
+    FrameType.CONNECTION_CLOSE: _parse_connection_close,
+    FrameType.CONNECTION_CLOSE_APP: _parse_connection_close,
+    FrameType.HANDSHAKE_DONE: lambda r, t: HandshakeDoneFrame(),
+    FrameType.DATAGRAM: lambda r, t: DatagramFrame(r.read(r.remaining)),
+    FrameType.DATAGRAM_LEN: lambda r, t: DatagramFrame(r.read_varint_bytes()),
+    FrameType.IMMEDIATE_ACK: lambda r, t: ImmediateAckFrame(),
+    FrameType.ACK_FREQUENCY: lambda r, t: AckFrequencyFrame(
+        r.varint(), r.varint(), r.varint(), r.varint()
+    ),
+}
+
+
 def parse_frame(r: Reader, frame_type: int) -> Frame:
     """Parse the body of a frame whose type varint was already read."""
-    t = frame_type
-    if t == FrameType.PADDING:
-        start = r.pos
-        r.pos = r.end - len(r.data[r.pos : r.end].lstrip(b"\x00"))
-        return PaddingFrame(1 + r.pos - start)
-    if t == FrameType.PING:
-        return PingFrame()
-    if t in (FrameType.ACK, FrameType.ACK_ECN):
-        return _parse_ack(r, t)
-    if t == FrameType.RESET_STREAM:
-        return ResetStreamFrame(r.varint(), r.varint(), r.varint())
-    if t == FrameType.STOP_SENDING:
-        return StopSendingFrame(r.varint(), r.varint())
-    if t == FrameType.CRYPTO:
-        offset = r.varint()
-        data = r.read_varint_bytes()
-        if offset + len(data) > MAX_VARINT:
-            raise _error(t, "crypto data beyond 2^62-1")
-        return CryptoFrame(offset, data)
-    if t == FrameType.NEW_TOKEN:
-        token = r.read_varint_bytes()
-        if not token:
-            raise _error(t, "empty NEW_TOKEN")
-        return NewTokenFrame(token)
-    if 0x08 <= t <= 0x0F:
-        return _parse_stream(r, t)
-    if t == FrameType.MAX_DATA:
-        return MaxDataFrame(r.varint())
-    if t == FrameType.MAX_STREAM_DATA:
-        return MaxStreamDataFrame(r.varint(), r.varint())
-    if t in (FrameType.MAX_STREAMS_BIDI, FrameType.MAX_STREAMS_UNI):
-        n = r.varint()
-        if n > 1 << 60:
-            raise _error(t, "MAX_STREAMS above 2^60")
-        return MaxStreamsFrame(t == FrameType.MAX_STREAMS_BIDI, n)
-    if t == FrameType.DATA_BLOCKED:
-        return DataBlockedFrame(r.varint())
-    if t == FrameType.STREAM_DATA_BLOCKED:
-        return StreamDataBlockedFrame(r.varint(), r.varint())
-    if t in (FrameType.STREAMS_BLOCKED_BIDI, FrameType.STREAMS_BLOCKED_UNI):
-        n = r.varint()
-        if n > 1 << 60:
-            raise _error(t, "STREAMS_BLOCKED above 2^60")
-        return StreamsBlockedFrame(t == FrameType.STREAMS_BLOCKED_BIDI, n)
-    if t == FrameType.NEW_CONNECTION_ID:
-        seq = r.varint()
-        retire = r.varint()
-        length = r.uint8()
-        if not 1 <= length <= 20:
-            raise _error(t, "NEW_CONNECTION_ID length outside 1..20")
-        cid = r.read(length)
-        token = r.read(16)
-        if retire > seq:
-            raise _error(t, "retire_prior_to above sequence number")
-        return NewConnectionIdFrame(seq, retire, cid, token)
-    if t == FrameType.RETIRE_CONNECTION_ID:
-        return RetireConnectionIdFrame(r.varint())
-    if t == FrameType.PATH_CHALLENGE:
-        return PathChallengeFrame(r.read(8))
-    if t == FrameType.PATH_RESPONSE:
-        return PathResponseFrame(r.read(8))
-    if t in (FrameType.CONNECTION_CLOSE, FrameType.CONNECTION_CLOSE_APP):
-        code = r.varint()
-        offending = r.varint() if t == FrameType.CONNECTION_CLOSE else None
-        reason = r.read_varint_bytes()
-        return ConnectionCloseFrame(code, offending, reason)
-    if t == FrameType.HANDSHAKE_DONE:
-        return HandshakeDoneFrame()
-    if t == FrameType.DATAGRAM:
-        return DatagramFrame(r.read(r.remaining))
-    if t == FrameType.DATAGRAM_LEN:
-        return DatagramFrame(r.read_varint_bytes())
-    if t == FrameType.IMMEDIATE_ACK:
-        return ImmediateAckFrame()
-    if t == FrameType.ACK_FREQUENCY:
-        return AckFrequencyFrame(r.varint(), r.varint(), r.varint(), r.varint())
-    raise _error(t, f"unknown frame type 0x{t:x}")
+    parser = _PARSERS.get(frame_type)
+    if parser is None:
+        raise _error(frame_type, f"unknown frame type 0x{frame_type:x}")
+    return parser(r, frame_type)
 
 
 # Encoding --------------------------------------------------------------------------

@@ -46,6 +46,15 @@ __all__ = ["MAX_SESSION_TICKETS", "FinishedTLS", "HandshakeDriver"]
 #: Session tickets per connection handed to the application; more are ignored.
 MAX_SESSION_TICKETS = 4
 
+#: Enum members read per packet or per handshake, as module constants: through its class a
+#: member costs ~115 ns on Python 3.11 (EnumType defines __getattr__), a global ~10 ns.
+_INITIAL, _ZERO_RTT, _HANDSHAKE, _ONE_RTT = (
+    Epoch.INITIAL,
+    Epoch.ZERO_RTT,
+    Epoch.HANDSHAKE,
+    Epoch.ONE_RTT,
+)
+
 
 class FinishedTLS:
     """What stays of a QUIC server's TLS engine once the handshake is confirmed
@@ -135,8 +144,8 @@ class HandshakeDriver:
                     ticket = replace(event.ticket, quic_version=c.version)
                     c.event_queue.append(SessionTicketReceived(ticket))
         for epoch, data in tls.data_to_send():
-            c.spaces[epoch if epoch != Epoch.ZERO_RTT else Epoch.ONE_RTT].sender.write(data, False)
-            if epoch == Epoch.ONE_RTT:
+            c.spaces[epoch if epoch != _ZERO_RTT else _ONE_RTT].sender.write(data, False)
+            if epoch == _ONE_RTT:
                 c.pending.waiting = True  # post-handshake CRYPTO goes with the control frames
         # The server learns them from the ClientHello it accepts (after a HelloRetryRequest,
         # from the second one); the TLS engine refuses a ClientHello without them.
@@ -161,15 +170,15 @@ class HandshakeDriver:
         c = self.c
         suite = CIPHER_SUITES[event.cipher_suite]
         # RFC 9369 §4.1: 0-RTT stays in the original version.
-        version = c.versions.original if event.epoch == Epoch.ZERO_RTT else c.version
+        version = c.versions.original if event.epoch == _ZERO_RTT else c.version
         key = PacketKey(suite.aead, suite.hash_name, event.secret, version)
-        if event.epoch == Epoch.ZERO_RTT:
+        if event.epoch == _ZERO_RTT:
             if event.is_write:
                 c.zero_rtt_send_key = key
                 zero_rtt.start_sending(c)
             else:
                 c.zero_rtt_recv_key = key
-        elif event.epoch == Epoch.ONE_RTT:
+        elif event.epoch == _ONE_RTT:
             if event.is_write:
                 c.keys.send = key
                 c.zero_rtt_send_key = None  # RFC 9001 §4.9.3, §5.6: no 0-RTT after 1-RTT
@@ -266,12 +275,12 @@ class HandshakeDriver:
             c.received_first_packet = True
             c.peer_initial_source_cid = peer_scid
             c.cids.set_initial_peer(peer_scid)  # RFC 9000 §7.2: from now on, the peer's own CID
-        if not c.is_client and epoch == Epoch.HANDSHAKE:
+        if not c.is_client and epoch == _HANDSHAKE:
             current = c.paths.current
             if current is not None and address_key(address) == current.key:
                 current.validated = True  # RFC 9000 §8.1: a Handshake packet proves the address
                 c.deadlines.on_address_validated()
-            self.discard_epoch(Epoch.INITIAL)  # RFC 9001 §4.9.1
+            self.discard_epoch(_INITIAL)  # RFC 9001 §4.9.1
 
     def discard_epoch(self, epoch: Epoch) -> None:
         """RFC 9001 §4.9: drop keys and recovery state of a finished epoch."""

@@ -77,17 +77,20 @@ class PacketKey:
             self.hp,
         )
 
-    def protect(self, header: bytes, payload: bytes, packet_number: int) -> bytes:
+    def protect(self, header: bytes, payload: bytes | bytearray, packet_number: int) -> bytes:
         """Seal ``payload`` and mask ``header`` (which ends with the packet number)."""
         pn_length = (header[0] & 0x03) + 1
         ciphertext = self.aead.seal(packet_number, payload, header)
         # The sample starts 4 bytes after the start of the packet number (§5.4.2).
         offset = 4 - pn_length
         mask = self.hp.mask(ciphertext[offset : offset + _SAMPLE_LENGTH])
-        first = header[0] ^ (mask[0] & (0x0F if header[0] & 0x80 else 0x1F))
+        out = bytearray(header)
+        out[0] ^= mask[0] & (0x0F if header[0] & 0x80 else 0x1F)
         pn_start = len(header) - pn_length
-        pn = bytes(b ^ m for b, m in zip(header[pn_start:], mask[1 : 1 + pn_length], strict=True))
-        return bytes((first,)) + header[1:pn_start] + pn + ciphertext
+        for i in range(pn_length):
+            out[pn_start + i] ^= mask[1 + i]
+        out += ciphertext
+        return bytes(out)
 
     def protect_in_place(
         self, buffer: bytearray, pn_offset: int, pn_length: int, packet_number: int

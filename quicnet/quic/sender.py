@@ -67,6 +67,9 @@ _LONG_TYPE = {
 }
 # For the per-datagram checks: ``Epoch.X`` costs an EnumType.__getattr__ call on 3.11.
 _INITIAL, _HANDSHAKE = Epoch.INITIAL, Epoch.HANDSHAKE
+# (and the per-packet ones of the handshake)
+_ZERO_RTT, _ONE_RTT = Epoch.ZERO_RTT, Epoch.ONE_RTT
+_LONG_ELICITING = (Epoch.INITIAL, Epoch.HANDSHAKE)  # not held back by the window
 #: RFC 9000 §12.2: coalesced in order of increasing encryption level.
 _COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
 #: The size every path must carry (§14): every datagram's until PMTU discovery finds more.
@@ -107,7 +110,7 @@ class OutgoingPacket:
         self.padded = False  # PADDING makes a packet count as in flight (RFC 9002 §2)
 
     def overhead(self) -> int:
-        length_field = 2 if self.epoch != Epoch.ONE_RTT else 0
+        length_field = 2 if self.epoch != _ONE_RTT else 0
         return len(self.header) + length_field + self.pn_len + _TAG
 
     def size(self) -> int:
@@ -532,13 +535,14 @@ class PacketSender:
         allow_eliciting = self._eliciting_room(now) > 0
         packets: list[OutgoingPacket] = []
         remaining = budget
+        pad = False
         for epoch in _COALESCED:
             if c.send_key(epoch) is None or remaining < 48:
                 continue
             # Handshake data is small and unblocks everything else: it is not held
             # back by a congestion window full of 1-RTT packets the peer cannot read yet.
-            eliciting = allow_eliciting or epoch == Epoch.INITIAL or epoch == Epoch.HANDSHAKE
-            if epoch == Epoch.INITIAL and budget < MIN_INITIAL_DATAGRAM:
+            eliciting = allow_eliciting or epoch in _LONG_ELICITING
+            if epoch == _INITIAL and budget < MIN_INITIAL_DATAGRAM:
                 # §14.1 pads an ack-eliciting Initial to 1200 bytes; §8.1 forbids the
                 # padding beyond 3x: without room for both, only an ACK may go.
                 eliciting = False
@@ -546,16 +550,19 @@ class PacketSender:
             if packet is not None:
                 packets.append(packet)
                 remaining -= packet.size()
+                # §14.1: datagrams with a client Initial (or an ack-eliciting server
+                # Initial) are >= 1200 bytes.
+                if epoch == _INITIAL and (c.is_client or packet.ack_eliciting):
+                    pad = True
         if not packets:
             return b""
-        # §14.1: datagrams with a client Initial (or an ack-eliciting server Initial) are >= 1200.
-        if any(p.epoch == Epoch.INITIAL and (c.is_client or p.ack_eliciting) for p in packets):
-            total = sum(p.size() for p in packets)
-            if total < MIN_INITIAL_DATAGRAM:
-                last = packets[-1]
-                last.payload += bytes(MIN_INITIAL_DATAGRAM - total)
-                last.padded = True
-        return b"".join(self.seal(p, now) for p in packets)
+        if pad and budget - remaining < MIN_INITIAL_DATAGRAM:
+            last = packets[-1]
+            last.payload += bytes(MIN_INITIAL_DATAGRAM - budget + remaining)
+            last.padded = True
+        if len(packets) == 1:
+            return self.seal(packets[0], now)
+        return b"".join([self.seal(p, now) for p in packets])
 
     def _fill_packet(
         self, epoch: Epoch, max_size: int, now: float, allow_eliciting: bool
@@ -569,16 +576,16 @@ class PacketSender:
         if not ((rspace.ack_queued and rspace.received) or probes or has_eliciting):
             return None
         packet = self.new_packet(epoch)
-        room = max_size - packet.overhead()
-        if room <= 0:
+        limit = max_size - packet.overhead()  # the most payload this packet holds
+        if limit <= 0:
             return None
         payload = packet.payload
-        zero_rtt = epoch == Epoch.ZERO_RTT  # no ACK, no CRYPTO (RFC 9000 §12.5)
+        zero_rtt = epoch == _ZERO_RTT  # no ACK, no CRYPTO (RFC 9000 §12.5)
         # ACK (§13.2): always when queued; piggybacked whenever anything else goes.
         piggyback = rspace.unacked_ack_eliciting and has_eliciting
         if (rspace.ack_queued or piggyback) and rspace.received and not zero_rtt:
-            ack = self._ack_frame(rspace, now, space_id, one_rtt=epoch == Epoch.ONE_RTT)
-            if len(ack) <= room:
+            ack = self._ack_frame(rspace, now, space_id, one_rtt=epoch == _ONE_RTT)
+            if len(ack) <= limit:
                 payload += ack
                 rspace.ack_queued = False
                 rspace.largest_ack_sent = rspace.largest_received
@@ -590,11 +597,10 @@ class PacketSender:
                 # drops an Initial without it (RFC 9000 §17.2.2).
                 requeue_crypto(c, space_id)
             start = len(payload)
-            limit = max_size - packet.overhead()  # the most payload this packet holds
             if not zero_rtt:
                 self._add_crypto(payload, packet.frames, epoch, limit)
             # 0-RTT: stream data and DATAGRAMs; control frames wait for 1-RTT.
-            if zero_rtt or (epoch == Epoch.ONE_RTT and c.handshake_complete):
+            if zero_rtt or (epoch == _ONE_RTT and c.handshake_complete):
                 if c.pending.waiting and not zero_rtt:
                     self._add_control_frames(payload, packet.frames, limit)
                 if c.datagram_queue:
@@ -614,11 +620,11 @@ class PacketSender:
 
     def _has_eliciting(self, epoch: Epoch) -> bool:
         c = self.c
-        if epoch == Epoch.ZERO_RTT:
+        if epoch == _ZERO_RTT:
             return bool(c.datagram_queue or c.streams.send_queue)
         if c.spaces[epoch].sender.has_pending():
             return True
-        if epoch != Epoch.ONE_RTT or not c.handshake_complete:
+        if epoch != _ONE_RTT or not c.handshake_complete:
             return False
         return bool(c.pending.waiting or c.datagram_queue or c.streams.send_queue)
 
@@ -632,10 +638,10 @@ class PacketSender:
             reference -= c.recovery.packet_threshold  # reordering, as _one_rtt_datagram
         _, pn_len = encode_packet_number(pn, reference)
         peer_cid = c.cids.current_peer_cid
-        if epoch == Epoch.ONE_RTT:
+        if epoch == _ONE_RTT:
             header = bytes((0x40 | (c.keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
         else:
-            token = c.retry_token if epoch == Epoch.INITIAL and c.is_client else b""
+            token = c.retry_token if epoch == _INITIAL and c.is_client else b""
             key = c.send_key(epoch)  # its version: 0-RTT stays in the original (RFC 9369 §4.1)
             version = c.version if key is None else key.version
             header = long_header_prefix(
@@ -656,12 +662,12 @@ class PacketSender:
             packet.payload += bytes(4 - packet.pn_len - len(packet.payload))
             packet.padded = True
         pn_bytes = (packet.pn & ((1 << (8 * packet.pn_len)) - 1)).to_bytes(packet.pn_len, "big")
-        if packet.epoch == Epoch.ONE_RTT:
+        if packet.epoch == _ONE_RTT:
             header = packet.header + pn_bytes
         else:
             length = packet.pn_len + len(packet.payload) + _TAG
             header = packet.header + (0x4000 | length).to_bytes(2, "big") + pn_bytes
-        wire = key.protect(header, bytes(packet.payload), packet.pn)
+        wire = key.protect(header, packet.payload, packet.pn)
         if c.tracer is not None:
             c.tracer.packet_sent(packet.epoch, packet.pn, packet.payload, 0, len(wire), now)
         space_id = _SPACE[packet.epoch]
@@ -682,13 +688,13 @@ class PacketSender:
             )
         if packet.ack_eliciting:
             c.deadlines.on_ack_eliciting_sent(now)
-        if packet.epoch == Epoch.ONE_RTT:
+        if packet.epoch == _ONE_RTT:
             keys = c.keys
             keys.packets_in_phase += 1
             if keys.phase_started is None:
                 keys.phase_started = now
             if keys.due() and c.handshake_confirmed:  # RFC 9001 §6.6
                 keys.initiate(c.recovery.spaces[2].next_packet_number)
-        if packet.epoch == Epoch.HANDSHAKE and c.is_client:
-            c.discard_epoch(Epoch.INITIAL)  # RFC 9001 §4.9.1
+        if packet.epoch == _HANDSHAKE and c.is_client:
+            c.discard_epoch(_INITIAL)  # RFC 9001 §4.9.1
         return wire

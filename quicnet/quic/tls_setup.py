@@ -168,6 +168,7 @@ def make_tls(
             cipher_suites=c.cipher_suites,
             groups=c.groups,
             ticket_keys=c.ticket_keys,
+            tickets_to_send=c.session_tickets,
             max_early_data_size=QUIC_MAX_EARLY_DATA if c.enable_early_data else 0,
             anti_replay=c.anti_replay,
             early_data_context=early_data_context(params),

@@ -68,6 +68,42 @@ _EE_FORBIDDEN = {
 }
 
 
+_HelloKey = tuple[str | None, bool, tuple[int, ...], tuple[int, ...], tuple[str, ...], int | None]
+
+#: The ClientHello extensions a configuration's values fix (before and after key_share), by
+#: those values: the same for every connection of a configuration (a few per process).
+_HELLO_EXTENSIONS: dict[_HelloKey, tuple[tuple[Extension, ...], tuple[Extension, ...]]] = {}
+_HELLO_EXTENSIONS_MAX = 32
+
+
+def _hello_extensions(key: _HelloKey) -> tuple[tuple[Extension, ...], tuple[Extension, ...]]:
+    name, ocsp, groups, signature_algorithms, alpn_protocols, record_size_limit = key
+    before: list[Extension] = []
+    if name and not is_ip_address(name):  # RFC 6066 §3: no IP literals in SNI
+        before.append(Extension(ET.server_name, ext.encode_server_name(name)))
+    if ocsp:  # RFC 6066 §8
+        before.append(Extension(ET.status_request, ext.encode_status_request()))
+    before.append(Extension(ET.supported_groups, ext.encode_u16_list(list(groups))))
+    before.append(
+        Extension(ET.signature_algorithms, ext.encode_u16_list(list(signature_algorithms)))
+    )
+    before.append(Extension(ET.supported_versions, ext.encode_supported_versions_client()))
+    after: list[Extension] = []
+    if alpn_protocols:
+        after.append(
+            Extension(ET.application_layer_protocol_negotiation, ext.encode_alpn(alpn_protocols))
+        )
+    if record_size_limit is not None:
+        after.append(
+            Extension(ET.record_size_limit, ext.encode_record_size_limit(record_size_limit))
+        )
+    fixed = (tuple(before), tuple(after))
+    if len(_HELLO_EXTENSIONS) >= _HELLO_EXTENSIONS_MAX:
+        _HELLO_EXTENSIONS.clear()
+    _HELLO_EXTENSIONS[key] = fixed
+    return fixed
+
+
 class TLSClient(TLSEngine):
     """A TLS 1.3 client. Call :meth:`start`, then feed what the server sends."""
 
@@ -188,33 +224,28 @@ class TLSClient(TLSEngine):
 
     def _client_hello(self, now: float) -> ClientHello:
         c = self.config
-        items: list[Extension] = []
         name = self._authenticated_name()  # the public name once ECH is rejected
-        if name and not is_ip_address(name):  # RFC 6066 §3: no IP literals in SNI
-            items.append(Extension(ET.server_name, ext.encode_server_name(name)))
-        if c.ocsp_stapling or c.require_ocsp_staple:  # RFC 6066 §8
-            items.append(Extension(ET.status_request, ext.encode_status_request()))
-        items.append(Extension(ET.supported_groups, ext.encode_u16_list(list(c.groups))))
-        items.append(
-            Extension(ET.signature_algorithms, ext.encode_u16_list(list(c.signature_algorithms)))
+        ocsp = c.ocsp_stapling or c.require_ocsp_staple
+        key = (
+            name,
+            ocsp,
+            tuple(c.groups),
+            tuple(c.signature_algorithms),
+            tuple(c.alpn_protocols),
+            c.record_size_limit,
         )
-        items.append(Extension(ET.supported_versions, ext.encode_supported_versions_client()))
+        fixed = _HELLO_EXTENSIONS.get(key)
+        if fixed is None:
+            fixed = _hello_extensions(key)
+        before_share, after_share = fixed
+        items: list[Extension] = list(before_share)
         if self._hrr_group is not None:
             share = self._shares[self._hrr_group]
             entries = [ext.KeyShareEntry(share.group, share.key_exchange)]
         else:
             entries = [ext.KeyShareEntry(s.group, s.key_exchange) for s in self._shares.values()]
         items.append(Extension(ET.key_share, ext.encode_key_share_client(entries)))
-        if c.alpn_protocols:
-            items.append(
-                Extension(
-                    ET.application_layer_protocol_negotiation, ext.encode_alpn(c.alpn_protocols)
-                )
-            )
-        if c.record_size_limit is not None:
-            items.append(
-                Extension(ET.record_size_limit, ext.encode_record_size_limit(c.record_size_limit))
-            )
+        items += after_share
         if self._cookie is not None:
             items.append(Extension(ET.cookie, ext.encode_cookie(self._cookie)))
         if self.quic:

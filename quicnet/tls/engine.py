@@ -201,7 +201,7 @@ class TLSEngine:
         assert self.key_schedule is not None
         self.key_schedule.enter_master()
         transcript_hash = self.transcript.digest()
-        client, server = self.key_schedule.application_traffic_secrets(transcript_hash)
+        client, server, exporter = self.key_schedule.application_secrets(transcript_hash)
         self.client_application_secret, self.server_application_secret = client, server
-        self._exporter_master_secret = self.key_schedule.exporter_master_secret(transcript_hash)
+        self._exporter_master_secret = exporter
         self._log("EXPORTER_SECRET", self._exporter_master_secret)

@@ -12,6 +12,7 @@ from quicnet.crypto import (
     constant_time_eq,
     digest,
     hkdf_expand_label,
+    hkdf_expand_labels,
     hkdf_extract,
     hmac_digest,
 )
@@ -59,11 +60,14 @@ class Transcript:
     first ClientHello is replaced by a synthetic ``message_hash``.
     """
 
-    __slots__ = ("_hasher", "_messages")
+    __slots__ = ("_digest", "_hasher", "_messages")
 
     def __init__(self) -> None:
         self._messages: list[bytes] = []
         self._hasher: Hasher | None = None
+        #: The digest of the messages so far, once asked (a handshake asks twice at the
+        #: server Finished: for the application secrets and for a Finished).
+        self._digest = b""
 
     @property
     def hash_name(self) -> str | None:
@@ -73,18 +77,23 @@ class Transcript:
         if self._hasher is not None and self._hasher.name == hash_name:
             return
         self._hasher = Hasher(hash_name)
+        self._digest = b""
         for message in self._messages:
             self._hasher.update(message)
 
     def add(self, message: bytes) -> None:
         self._messages.append(message)
+        self._digest = b""
         if self._hasher is not None:
             self._hasher.update(message)
 
     def digest(self) -> bytes:
+        if self._digest:
+            return self._digest
         if self._hasher is None:
             raise RuntimeError("transcript hash read before the cipher suite is known")
-        return self._hasher.digest()
+        self._digest = self._hasher.digest()
+        return self._digest
 
     def digest_as(self, hash_name: str) -> bytes:
         """The transcript hashed with ``hash_name``, whatever the current hash."""
@@ -109,18 +118,41 @@ class Transcript:
         self._messages = [synthetic]
         self._hasher = Hasher(hash_name)
         self._hasher.update(synthetic)
+        self._digest = b""
+
+
+#: Without a PSK, the early secret and the "derived" secret after it are constants of the
+#: hash (HKDF-Extract of zeros, RFC 8446 §7.1): ``(early_secret, derived)`` by hash name.
+_NO_PSK: dict[str, tuple[bytes, bytes]] = {}
 
 
 class KeySchedule:
     """Secrets of one connection, derived step by step as the handshake goes."""
 
-    __slots__ = ("early_secret", "handshake_secret", "hash_length", "hash_name", "master_secret")
+    __slots__ = (
+        "_early_derived",
+        "early_secret",
+        "handshake_secret",
+        "hash_length",
+        "hash_name",
+        "master_secret",
+    )
 
     def __init__(self, suite: SuiteInfo, psk: bytes | None = None) -> None:
         self.hash_name = suite.hash_name
         self.hash_length = suite.hash_length
         zeros = bytes(self.hash_length)
-        self.early_secret = hkdf_extract(self.hash_name, zeros, psk or zeros)
+        #: Derive-Secret(early_secret, "derived", ""), when it is a constant (no PSK).
+        self._early_derived = b""
+        if psk:
+            self.early_secret = hkdf_extract(self.hash_name, zeros, psk)
+        else:
+            constants = _NO_PSK.get(self.hash_name)
+            if constants is None:
+                early = hkdf_extract(self.hash_name, zeros, zeros)
+                derived = self.derive(early, b"derived", self._empty_hash())
+                constants = _NO_PSK[self.hash_name] = (early, derived)
+            self.early_secret, self._early_derived = constants
         self.handshake_secret = b""
         self.master_secret = b""
 
@@ -147,15 +179,21 @@ class KeySchedule:
 
     # Handshake --------------------------------------------------------------------
     def enter_handshake(self, shared_secret: bytes) -> None:
-        derived = self.derive(self.early_secret, b"derived", self._empty_hash())
+        derived = self._early_derived or self.derive(
+            self.early_secret, b"derived", self._empty_hash()
+        )
         self.handshake_secret = hkdf_extract(self.hash_name, derived, shared_secret)
 
     def handshake_traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
         """``(client, server)`` handshake traffic secrets; hash of ClientHello..ServerHello."""
-        return (
-            self.derive(self.handshake_secret, b"c hs traffic", transcript_hash),
-            self.derive(self.handshake_secret, b"s hs traffic", transcript_hash),
+        n = self.hash_length
+        client, server = hkdf_expand_labels(
+            self.hash_name,
+            self.handshake_secret,
+            ((b"c hs traffic", n), (b"s hs traffic", n)),
+            transcript_hash,
         )
+        return client, server
 
     # Application ------------------------------------------------------------------
     def enter_master(self) -> None:
@@ -164,10 +202,20 @@ class KeySchedule:
 
     def application_traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
         """``(client, server)`` application secrets; hash of ClientHello..server Finished."""
-        return (
-            self.derive(self.master_secret, b"c ap traffic", transcript_hash),
-            self.derive(self.master_secret, b"s ap traffic", transcript_hash),
+        client, server, _ = self.application_secrets(transcript_hash)
+        return client, server
+
+    def application_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes, bytes]:
+        """``(client, server, exporter master)``: the three secrets of the master secret
+        and the hash of ClientHello..server Finished, from one keyed HMAC."""
+        n = self.hash_length
+        client, server, exporter = hkdf_expand_labels(
+            self.hash_name,
+            self.master_secret,
+            ((b"c ap traffic", n), (b"s ap traffic", n), (b"exp master", n)),
+            transcript_hash,
         )
+        return client, server, exporter
 
     def exporter_master_secret(self, transcript_hash: bytes) -> bytes:
         return self.derive(self.master_secret, b"exp master", transcript_hash)

@@ -194,6 +194,21 @@ def test_hkdf_expand_labels_is_hkdf_expand_label_for_each() -> None:
     assert got == [_ref_expand_label("sha256", secret, lb, b"", n) for lb, n in labels]
 
 
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("context", [b"\x01", bytes(range(32)), bytes(48), b"c" * 255])
+def test_hkdf_expand_labels_with_a_context(hash_name: str, context: bytes) -> None:
+    """With a context (a transcript hash, as Derive-Secret gives), each label's output is
+    HKDF-Expand-Label's with that context, whether or not the labels were seen without one."""
+    secret = _ref_extract(hash_name, b"salt", b"secret")
+    labels = ((b"c ap traffic", 48), (b"s ap traffic", 32), (b"exp master", 16), (b"long", 80))
+    want = [_ref_expand_label(hash_name, secret, lb, context, n) for lb, n in labels]
+    assert hkdf_expand_labels(hash_name, secret, labels) != want
+    for _ in range(2):
+        assert hkdf_expand_labels(hash_name, secret, labels, context) == want
+    with pytest.raises(CryptoError):
+        hkdf_expand_labels(hash_name, secret, labels, bytes(256))
+
+
 def test_hkdf_expand_label_limits() -> None:
     """The label (with "tls13 ") and the context fit one length byte; the length two."""
     with pytest.raises(CryptoError):

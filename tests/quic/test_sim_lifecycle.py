@@ -309,6 +309,28 @@ def test_session_resumption() -> None:
     assert endpoint.stats.connections_accepted == 2
 
 
+@pytest.mark.parametrize(("count", "default"), [(1, True), (0, False), (3, False)])
+def test_a_server_sends_the_configured_number_of_session_tickets(count: int, default: bool) -> None:
+    """One NewSessionTicket per handshake unless configured (RFC 8446 §4.6.1: any number,
+    none included); each one resumes."""
+    sim = make_pair(seed=21, server={} if default else {"session_tickets": count})
+    handshake(sim)
+    sim.run_for(0.5)
+    tickets = sim.client.events_of(SessionTicketReceived)
+    assert len(tickets) == count
+    assert len({t.ticket.ticket for t in tickets}) == count  # each sealed on its own
+    if tickets:
+        again = QuicConnection(client_config(session_ticket=tickets[-1].ticket))
+        sim2 = Simulation(again, _endpoint(sim), seed=22, start=sim.now + 10)
+        handshake(sim2)
+        assert sim2.client.events_of(HandshakeCompleted)[0].session_resumed
+
+
+def test_a_negative_session_ticket_count_is_refused() -> None:
+    with pytest.raises(QuicUsageError, match="session_tickets"):
+        server_config(session_tickets=-1)
+
+
 # Stateless reset ---------------------------------------------------------------------------
 
 
