@@ -468,7 +468,7 @@ class QuicConnection:
     def dispose(self) -> None:
         """Once TERMINATED, break the reference cycles between the connection and its
         helpers (sender, receiver, timers, handshake driver, qlog tracer, the delivery
-        callback of loss recovery), so the last reference to it going frees it at once by
+        callback of loss recovery) and with its endpoint (the wake callback), so the last reference to it going frees it at once by
         reference counting, with no wait for the cyclic garbage collector (and nothing
         left for it, or out of its reach after ``gc.freeze()``). Its state, events,
         ``termination`` and :meth:`stats` stay; it sends and times nothing more. The
@@ -478,6 +478,7 @@ class QuicConnection:
         if self.disposed:
             return
         self.disposed = True
+        self.wake = None  # the endpoint's: it forgets the connection, and this the endpoint
         self.recovery.on_delivered = _delivered_nowhere
         self.sender.detach()
         self.receiver.detach()

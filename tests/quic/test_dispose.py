@@ -11,13 +11,16 @@ spare a game server 50-100 ms pauses at a thousand connections) would leak them.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from simnet import CLIENT_ADDR, SERVER_ADDR, client_config, server_config
 
-from quicnet.quic import ConnectionTerminated, QuicConnection, QuicUsageError
+from quicnet.crypto import dev_identity
+from quicnet.io.udp import UdpClient, UdpServer
+from quicnet.quic import ConnectionTerminated, QuicConfiguration, QuicConnection, QuicUsageError
 from quicnet.quic.endpoint import QuicEndpoint
 
 
@@ -126,3 +129,41 @@ def test_a_disposed_connection_keeps_its_outcome_and_does_nothing_more() -> None
     assert client.stats().packets_sent > 0
     with pytest.raises(QuicUsageError):
         client.send_datagram(b"late")
+
+
+def test_a_server_that_freezes_the_collector_frees_connections_that_close(
+    saved_garbage: list[object],
+) -> None:
+    """UdpServer(gc_freeze_interval=...) moves what lives (its connections among it) out
+    of the collector's reach with gc.freeze(), so full collections stop traversing every
+    connection. A connection frozen that way and closed later is still freed, by
+    reference counting: after gc.unfreeze(), none of it is left as cyclic garbage."""
+    ident = dev_identity()
+    server_config_ = QuicConfiguration(
+        is_client=False, certificate_chain=ident.certificate_chain, private_key=ident.private_key
+    )
+    with pytest.raises(ValueError):
+        UdpServer(server_config_, gc_freeze_interval=0)
+    server = UdpServer(server_config_, gc_freeze_interval=1e-3)
+    client = UdpClient(QuicConfiguration(trust_roots=[ident.trust_root]), server.local_address)
+    try:
+        deadline = time.monotonic() + 20
+        while not client.connection.handshake_confirmed and time.monotonic() < deadline:
+            server.poll(0.005)
+            client.poll(0.005)
+        assert client.connection.handshake_confirmed
+        assert gc.get_freeze_count() > 0  # the server's connection is frozen
+        client.connection.close()
+        while server.endpoint.connections and time.monotonic() < deadline:
+            server.poll(0.005)
+            client.poll(0.005)
+        assert not server.endpoint.connections  # closed, drained, forgotten (disposed)
+        server.poll(0)  # (its last event taken)
+        gc.unfreeze()
+        gc.collect()
+        assert _connection_garbage(saved_garbage) == []
+        assert client.connection.state.value == "terminated"  # (the client's own, held)
+    finally:
+        gc.unfreeze()
+        client.close_socket()
+        server.close_socket()
