@@ -78,6 +78,19 @@ def _long_headers(sim: Simulation) -> tuple[list[tuple[int, int]], list[tuple[in
     return c2s, s2c
 
 
+def _handshake_in(
+    sim: Simulation, version: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Run the handshake; both ends must end in ``version``. The long-header packets
+    each way, as :func:`_long_headers` records them."""
+    c2s, s2c = _long_headers(sim)
+    handshake(sim)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    assert client.version == version and sim.server.connection.version == version
+    return c2s, s2c
+
+
 def _transfer(sim: Simulation, size: int = 50_000) -> None:
     collector = StreamCollector()
     sim.server.on_event = collector
@@ -89,11 +102,7 @@ def _transfer(sim: Simulation, size: int = 50_000) -> None:
 
 def test_client_preferring_v2_switches_a_v2_server_compatibly() -> None:
     sim = make_pair(seed=11, client=PREFERS_V2)
-    c2s, s2c = _long_headers(sim)
-    handshake(sim)
-    client = sim.client.impl
-    assert isinstance(client, QuicConnection)
-    assert client.version == V2 and sim.server.connection.version == V2
+    c2s, s2c = _handshake_in(sim, V2)
     # The client's first Initial is v1 (the original version); everything the server
     # sends is in v2, starting with its first Initial: one round trip, no VN.
     assert c2s[0] == (PacketType.INITIAL, V1)
@@ -107,11 +116,7 @@ def test_client_preferring_v2_switches_a_v2_server_compatibly() -> None:
 
 def test_v1_only_server_stays_in_v1() -> None:
     sim = make_pair(seed=12, client=PREFERS_V2, server={"supported_versions": (V1,)})
-    c2s, s2c = _long_headers(sim)
-    handshake(sim)
-    client = sim.client.impl
-    assert isinstance(client, QuicConnection)
-    assert client.version == V1 and sim.server.connection.version == V1
+    c2s, s2c = _handshake_in(sim, V1)
     assert all(version == V1 for _, version in c2s + s2c)
     _transfer(sim)
 
@@ -229,11 +234,7 @@ def test_switch_after_a_retry() -> None:
     """RFC 9369 §4.1: the Retry is in the original version, the client's Initial with the
     token too; the server switches after it, keyed by the Retry's connection ID."""
     sim = make_pair(seed=17, client=PREFERS_V2, endpoint={"require_retry": True})
-    c2s, s2c = _long_headers(sim)
-    handshake(sim)
-    client = sim.client.impl
-    assert isinstance(client, QuicConnection)
-    assert client.version == V2 and sim.server.connection.version == V2
+    c2s, s2c = _handshake_in(sim, V2)
     assert s2c[0] == (PacketType.RETRY, V1)
     assert c2s[:2] == [(PacketType.INITIAL, V1), (PacketType.INITIAL, V1)]
     assert (PacketType.INITIAL, V2) in s2c and (PacketType.HANDSHAKE, V2) in s2c
@@ -373,11 +374,7 @@ def test_server_that_sent_a_hello_retry_request_in_v1_stays_in_v1() -> None:
     negotiated one. A HelloRetryRequest goes out before the server has the client's
     parameters (in v1): the ServerHello and the rest stay in v1."""
     sim = make_pair(seed=22, client=PREFERS_V2, server={"groups": (NamedGroup.secp256r1,)})
-    c2s, s2c = _long_headers(sim)
-    handshake(sim)
-    client = sim.client.impl
-    assert isinstance(client, QuicConnection)
-    assert client.version == V1 and sim.server.connection.version == V1
+    c2s, s2c = _handshake_in(sim, V1)
     assert all(version == V1 for _, version in s2c + c2s)
 
 
