@@ -301,23 +301,19 @@ class PacketReceiver:
 
     def _on_one_rtt_ack(self, payload: bytes, pos: int, t: int, now: float) -> int:
         # Largest Acknowledged and ACK Delay: one or two bytes while the connection is
-        # young or the peer prompt, read inline; longer ones by _varint_at.
-        largest = payload[pos]
-        if largest < 0x40:
-            pos += 1
-        elif largest < 0x80:
-            largest = ((largest & 0x3F) << 8) | payload[pos + 1]
-            pos += 2
-        else:
-            largest, pos = _varint_at(payload, pos)
-        delay = payload[pos]
-        if delay < 0x40:
-            pos += 1
-        elif delay < 0x80:
-            delay = ((delay & 0x3F) << 8) | payload[pos + 1]
-            pos += 2
-        else:
-            delay, pos = _varint_at(payload, pos)
+        # young or the peer prompt, read inline (no call); longer ones by _varint_at.
+        fields = [0, 0]
+        for i in (0, 1):
+            value = payload[pos]
+            if value < 0x40:
+                pos += 1
+            elif value < 0x80:
+                value = ((value & 0x3F) << 8) | payload[pos + 1]
+                pos += 2
+            else:
+                value, pos = _varint_at(payload, pos)
+            fields[i] = value
+        largest, delay = fields
         count = payload[pos]  # one byte in all but pathological ACKs
         if count < 0x40:
             pos += 1
