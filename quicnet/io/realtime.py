@@ -34,7 +34,6 @@ from quicnet.io.realtime_api import (
 )
 from quicnet.io.udp import (
     MIGRATION_LINGER,
-    DatagramSender,
     SocketDriver,
     local_host_for,
     open_udp_socket,
@@ -88,7 +87,8 @@ class _Ticking(SocketDriver, Generic[_Core]):
 
     def _flush(self) -> None:
         if not self._closed:
-            self.transmit(self.core.datagrams_to_send(time.monotonic()))
+            core = self.core
+            self.transmit(core.datagrams_to_send(time.monotonic()), core.ecn_marked)
 
     def flush(self) -> None:
         """Send everything queued now (inside ``batch()``, before its end)."""
@@ -158,7 +158,7 @@ class Server(_Ticking[ServerCore], ServerCalls):
             identity, self.settings, accept=accept, max_connections=max_connections, qlog=qlog
         )
         self.sock = open_udp_socket(address[0], address[1])
-        self.sender = DatagramSender(self.sock)
+        self._use_ecn(self.core.endpoint.configuration)  # marks read and sent (§13.4)
         self._closed = False
 
     @property
@@ -224,7 +224,7 @@ class Client(_Ticking[ClientCore], ClientCalls):
         remote = resolve(address)
         host = local_host or local_host_for(remote[0])
         self.sock = open_udp_socket(host, 0)
-        self.sender = DatagramSender(self.sock)
+        self._use_ecn(configuration)  # marks read and sent (RFC 9000 §13.4)
         self._closed = False
         self.core = ClientCore(configuration, remote, self.settings, time.monotonic(), token=token)
         self._flush()

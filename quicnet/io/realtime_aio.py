@@ -99,6 +99,7 @@ class _OnLoop(Transporter, Generic[_Core]):
     def __init__(self, core: _Core) -> None:
         super().__init__()
         self.core: _Core = core
+        self.want_ecn = core.ecn  # read the marks and send ECT(0) (RFC 9000 §13.4)
         self._events = _Events()
         self._closed = False
 
@@ -115,6 +116,12 @@ class _OnLoop(Transporter, Generic[_Core]):
 
     def _receive(self, data: bytes, address: Any, now: float) -> None:
         self.core.receive_datagram(data, address, now)
+
+    def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
+        self.core.receive_datagram(data, address, now, ecn)
+
+    def _ecn_marked(self) -> int:
+        return self.core.ecn_marked
 
     def _dispatch(self) -> None:
         self._events.push_from(self.core)

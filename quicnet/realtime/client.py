@@ -156,10 +156,21 @@ class ClientCore:
         return self.session.early
 
     # The sans-I/O interface ----------------------------------------------------------------
-    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
-        """One UDP datagram from ``address``."""
-        self.connection.receive_datagram(data, address, now)
+    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
+        """One UDP datagram from ``address`` (``ecn``: its IP ECN codepoint, RFC 9000 §13.4)."""
+        self.connection.receive_datagram(data, address, now, ecn)
         self._drain(now)
+
+    @property
+    def ecn(self) -> bool:
+        """The configuration asks for ECN: a driver reads the marks and applies them."""
+        return self.connection.configuration.ecn
+
+    @property
+    def ecn_marked(self) -> int:
+        """How many of the datagrams the last :meth:`datagrams_to_send` returned go out
+        ECT(0) (the first ones)."""
+        return self.connection.ecn_marked
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now."""

@@ -123,10 +123,21 @@ class ServerCore:
         self._draining: set[QuicConnection] = set()
 
     # The sans-I/O interface ----------------------------------------------------------------
-    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
-        """One UDP datagram from ``address``."""
-        self.endpoint.receive_datagram(data, address, now)
+    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
+        """One UDP datagram from ``address`` (``ecn``: its IP ECN codepoint, RFC 9000 §13.4)."""
+        self.endpoint.receive_datagram(data, address, now, ecn)
         self._drain(now)
+
+    @property
+    def ecn(self) -> bool:
+        """The configuration asks for ECN: a driver reads the marks and applies them."""
+        return self.endpoint.configuration.ecn
+
+    @property
+    def ecn_marked(self) -> int:
+        """How many of the datagrams the last :meth:`datagrams_to_send` returned go out
+        ECT(0) (the first ones)."""
+        return self.endpoint.ecn_marked
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go (what waited for credit goes first, where it can)."""
