@@ -34,6 +34,7 @@ from quicnet.io.realtime_api import (
 )
 from quicnet.io.udp import (
     MIGRATION_LINGER,
+    GcFreezer,
     SocketDriver,
     local_host_for,
     open_udp_socket,
@@ -83,7 +84,11 @@ class _Ticking(SocketDriver, Generic[_Core]):
         events = []
         while (event := core.next_event()) is not None:
             events.append(event)
+        self._after_poll()
         return events
+
+    def _after_poll(self) -> None:
+        """What a driver does at the end of each poll (the server: its GC freezes)."""
 
     def _flush(self) -> None:
         if not self._closed:
@@ -134,7 +139,10 @@ class Server(_Ticking[ServerCore], ServerCalls):
     :class:`~quicnet.realtime.ConnectRequest` (the would-be peer id, the
     address, the client's token) and returns True to admit, False or a reason
     to refuse. ``qlog`` is a directory for one qlog trace per connection
-    (default: the ``QLOGDIR`` environment variable). Other keywords are
+    (default: the ``QLOGDIR`` environment variable). ``gc_freeze_interval``:
+    ``gc.freeze()`` from :meth:`poll` that often (seconds; off by default), so
+    the garbage collector's full collections stop traversing every connection
+    (:class:`~quicnet.io.udp.GcFreezer`). Other keywords are
     :class:`~quicnet.realtime.Settings` fields (``early_data=False`` turns
     0-RTT off).
     """
@@ -151,8 +159,10 @@ class Server(_Ticking[ServerCore], ServerCalls):
         settings: Settings | None = None,
         max_connections: int = 4096,
         qlog: str | os.PathLike[str] | None = None,
+        gc_freeze_interval: float | None = None,
         **options: Any,
     ) -> None:
+        self.gc_freezer = GcFreezer(gc_freeze_interval)
         self.settings = make_settings(settings, channels, options)
         self.core = new_server_core(
             identity, self.settings, accept=accept, max_connections=max_connections, qlog=qlog
@@ -160,6 +170,9 @@ class Server(_Ticking[ServerCore], ServerCalls):
         self.sock = open_udp_socket(address[0], address[1])
         self._use_ecn(self.core.endpoint.configuration)  # marks read and sent (§13.4)
         self._closed = False
+
+    def _after_poll(self) -> None:
+        self.gc_freezer.poll()
 
     @property
     def address(self) -> tuple[str, int]:

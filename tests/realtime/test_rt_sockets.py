@@ -8,6 +8,7 @@ asserts how long anything took).
 
 from __future__ import annotations
 
+import gc
 import re
 import subprocess
 import sys
@@ -290,3 +291,29 @@ def test_the_readme_quick_start_code_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "echoed"
+
+
+@pytest.mark.parametrize("interval", [None, 1e-3])
+def test_a_server_freezes_the_collector_only_when_asked(interval: float | None) -> None:
+    """Server(gc_freeze_interval=...) calls gc.freeze() from poll() (docs/quic.md, "Garbage
+    collection in a server"): the live sessions leave the collector's generations. Off by
+    default: then nothing is frozen."""
+    with pytest.raises(ValueError):
+        quicnet.Server(("127.0.0.1", 0), identity=IDENTITY, gc_freeze_interval=0)
+    gc.unfreeze()
+    server = quicnet.Server(("127.0.0.1", 0), identity=IDENTITY, gc_freeze_interval=interval)
+    client = quicnet.Client(server.address, pin=IDENTITY.fingerprint)
+    try:
+
+        def tick() -> None:
+            server.poll(0.0)
+            client.poll(0.005)
+
+        _until(lambda: client.connected, tick, "the session")
+        deadline = time.monotonic() + 0.01
+        _until(lambda: time.monotonic() > deadline, tick, "a few more polls")
+        assert (gc.get_freeze_count() > 0) == (interval is not None)
+    finally:
+        gc.unfreeze()
+        client.close()
+        server.close()
