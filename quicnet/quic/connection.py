@@ -468,11 +468,12 @@ class QuicConnection:
     def dispose(self) -> None:
         """Once TERMINATED, break the reference cycles between the connection and its
         helpers (sender, receiver, timers, handshake driver, qlog tracer, the delivery
-        callback of loss recovery) and with its endpoint (the wake callback), so the last reference to it going frees it at once by
-        reference counting, with no wait for the cyclic garbage collector (and nothing
-        left for it, or out of its reach after ``gc.freeze()``). Its state, events,
-        ``termination`` and :meth:`stats` stay; it sends and times nothing more. The
-        endpoint disposes of a connection when it forgets it. Idempotent."""
+        callback of loss recovery) and with its endpoint (the wake callback), so the
+        last reference to it going frees it at once by reference counting, with no
+        wait for the cyclic garbage collector (and nothing left for it, or out of its
+        reach after ``gc.freeze()``). Its state, events, ``termination`` and
+        :meth:`stats` stay; it sends and times nothing more. The endpoint disposes of
+        a connection when it forgets it. Idempotent."""
         if self.state is not TERMINATED:
             raise QuicUsageError("only a terminated connection can be disposed of")
         if self.disposed:
