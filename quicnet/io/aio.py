@@ -278,6 +278,7 @@ class QuicClient(Transporter):
                     )
                 )
         if conn.state == ConnectionState.TERMINATED and not self._closed.done():
+            conn.dispose()  # freed by reference counting once the application lets go
             self._closed.set_result(None)
         if conn.has_events:
             self._event_ready.set()

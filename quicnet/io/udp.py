@@ -34,6 +34,7 @@ from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.events import Address, QuicEvent
+from quicnet.quic.states import TERMINATED
 
 __all__ = [
     "GcFreezer",
@@ -458,6 +459,8 @@ class UdpClient(SocketDriver):
         events = []
         while (event := conn.next_event()) is not None:
             events.append(event)
+        if conn.state is TERMINATED:
+            conn.dispose()  # freed by reference counting once the application lets go
         return events
 
     def flush(self) -> None:

@@ -21,6 +21,7 @@ from quicnet.quic import (
     QuicConnection,
     SessionTicketReceived,
 )
+from quicnet.quic.states import TERMINATED
 from quicnet.realtime.errors import RealtimeUsageError
 from quicnet.realtime.events import DisconnectReason, RealtimeEvent
 from quicnet.realtime.session import Session
@@ -220,6 +221,8 @@ class ClientCore:
                 self.early_data_accepted = event.early_data_accepted
                 self._welcome_by = now + self.settings.hello_timeout
             session.on_event(event, now)
+        if conn.state is TERMINATED:
+            conn.dispose()  # freed by reference counting once the application lets go
 
     # The application's interface -------------------------------------------------------------
     @property

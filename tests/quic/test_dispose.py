@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from simnet import CLIENT_ADDR, SERVER_ADDR, client_config, server_config
 
+import quicnet
 from quicnet.crypto import dev_identity
 from quicnet.io.udp import UdpClient, UdpServer
 from quicnet.quic import ConnectionTerminated, QuicConfiguration, QuicConnection, QuicUsageError
@@ -167,3 +168,44 @@ def test_a_server_that_freezes_the_collector_frees_connections_that_close(
         gc.unfreeze()
         client.close_socket()
         server.close_socket()
+
+
+def test_the_client_drivers_dispose_of_their_connection_when_it_ends() -> None:
+    """UdpClient and the real-time client dispose of their connection once it has ended,
+    as the endpoint does on the server side (events and stats stay readable)."""
+    ident = dev_identity()
+    server = UdpServer(
+        QuicConfiguration(
+            is_client=False,
+            certificate_chain=ident.certificate_chain,
+            private_key=ident.private_key,
+        )
+    )
+    client = UdpClient(QuicConfiguration(trust_roots=[ident.trust_root]), server.local_address)
+    rt_server = quicnet.Server(("127.0.0.1", 0), identity=ident)
+    rt_client = quicnet.Client(rt_server.address, pin=ident.fingerprint)
+    deadline = time.monotonic() + 20
+
+    def poll_all() -> None:
+        assert time.monotonic() < deadline
+        server.poll(0.002)
+        client.poll(0.002)
+        rt_server.poll(0.0)
+        rt_client.poll(0.002)
+
+    try:
+        while not (client.connection.handshake_confirmed and rt_client.connected):
+            poll_all()
+        client.connection.close()
+        rt_server.disconnect(rt_client.client_id, "bye")
+        conn, rt_conn = client.connection, rt_client.core.connection
+        while conn.state.value != "terminated" or rt_conn.state.value != "terminated":
+            poll_all()
+        poll_all()
+        assert conn.disposed and rt_conn.disposed
+        assert conn.termination is not None and conn.stats().packets_sent > 0
+    finally:
+        client.close_socket()
+        server.close_socket()
+        rt_client.close()
+        rt_server.close()
