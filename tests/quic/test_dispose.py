@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from simnet import CLIENT_ADDR, SERVER_ADDR, client_config, server_config
+from simnet import CLIENT_ADDR, SERVER_ADDR, client_config, identity, server_config
 
 import quicnet
-from quicnet.crypto import dev_identity
 from quicnet.io.udp import UdpClient, UdpServer
-from quicnet.quic import ConnectionTerminated, QuicConfiguration, QuicConnection, QuicUsageError
+from quicnet.quic import ConnectionTerminated, QuicConnection, QuicUsageError
 from quicnet.quic.endpoint import QuicEndpoint
 
 
@@ -139,14 +138,10 @@ def test_a_server_that_freezes_the_collector_frees_connections_that_close(
     of the collector's reach with gc.freeze(), so full collections stop traversing every
     connection. A connection frozen that way and closed later is still freed, by
     reference counting: after gc.unfreeze(), none of it is left as cyclic garbage."""
-    ident = dev_identity()
-    server_config_ = QuicConfiguration(
-        is_client=False, certificate_chain=ident.certificate_chain, private_key=ident.private_key
-    )
     with pytest.raises(ValueError):
-        UdpServer(server_config_, gc_freeze_interval=0)
-    server = UdpServer(server_config_, gc_freeze_interval=1e-3)
-    client = UdpClient(QuicConfiguration(trust_roots=[ident.trust_root]), server.local_address)
+        UdpServer(server_config(), gc_freeze_interval=0)
+    server = UdpServer(server_config(), gc_freeze_interval=1e-3)
+    client = UdpClient(client_config(), server.local_address)
     try:
         deadline = time.monotonic() + 20
         while not client.connection.handshake_confirmed and time.monotonic() < deadline:
@@ -173,15 +168,9 @@ def test_a_server_that_freezes_the_collector_frees_connections_that_close(
 def test_the_client_drivers_dispose_of_their_connection_when_it_ends() -> None:
     """UdpClient and the real-time client dispose of their connection once it has ended,
     as the endpoint does on the server side (events and stats stay readable)."""
-    ident = dev_identity()
-    server = UdpServer(
-        QuicConfiguration(
-            is_client=False,
-            certificate_chain=ident.certificate_chain,
-            private_key=ident.private_key,
-        )
-    )
-    client = UdpClient(QuicConfiguration(trust_roots=[ident.trust_root]), server.local_address)
+    ident = identity()
+    server = UdpServer(server_config())
+    client = UdpClient(client_config(), server.local_address)
     rt_server = quicnet.Server(("127.0.0.1", 0), identity=ident)
     rt_client = quicnet.Client(rt_server.address, pin=ident.fingerprint)
     deadline = time.monotonic() + 20
