@@ -485,9 +485,8 @@ class QuicConnection:
         self.receiver.detach()
         self.timers.detach()
         self.handshake.detach()
-        if self.tracer is not None:  # closed when the connection terminated
+        if self.tracer is not None:  # closed when the connection terminated; kept to read
             self.tracer.detach()
-            self.tracer = None
 
     def abort(self, reason: str) -> None:
         """End at once, without CONNECTION_CLOSE: for a connection whose own state broke."""
