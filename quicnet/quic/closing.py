@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from quicnet.quic.errors import TransportError, TransportErrorCode
+from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import Address, ConnectionTerminated
 from quicnet.quic.frames import encode_connection_close
 from quicnet.quic.states import ConnectionState
@@ -38,6 +38,7 @@ __all__ = [
     "begin_draining",
     "close_datagrams",
     "close_on_error",
+    "dispose_connection",
     "end_connection",
 ]
 
@@ -185,3 +186,26 @@ def end_connection(
         c.event_queue.append(c.termination)
     if c.tracer is not None:
         c.tracer.connection_terminated(c.termination, now)
+
+
+def _delivered_nowhere(frames: object, acked: bool) -> None:
+    """Loss recovery's delivery callback once the connection is disposed of."""
+
+
+def dispose_connection(c: QuicConnection) -> None:
+    """After the end (:meth:`QuicConnection.dispose`): break the cycles through the
+    connection's helpers, its recovery's delivery callback and its endpoint's wake
+    callback, so reference counting frees it; its closed qlog tracer stays readable."""
+    if c.state != ConnectionState.TERMINATED:
+        raise QuicUsageError("only a terminated connection can be disposed of")
+    if c.disposed:
+        return
+    c.disposed = True
+    c.wake = None  # the endpoint's: it forgets the connection, and this the endpoint
+    c.recovery.on_delivered = _delivered_nowhere
+    c.sender.detach()
+    c.receiver.detach()
+    c.timers.detach()
+    c.handshake.detach()
+    if c.tracer is not None:  # closed when the connection terminated
+        c.tracer.detach()

@@ -37,6 +37,7 @@ from quicnet.quic.closing import (
     begin_closing,
     begin_draining,
     close_on_error,
+    dispose_connection,
     end_connection,
 )
 from quicnet.quic.compatible_versions import VersionState, starting_versions
@@ -96,10 +97,6 @@ _log = logging.getLogger("quicnet.quic")
 
 
 _ENDING = (ConnectionState.CLOSING, ConnectionState.DRAINING, ConnectionState.TERMINATED)
-
-
-def _delivered_nowhere(frames: object, acked: bool) -> None:
-    """Loss recovery's delivery callback once the connection is disposed of."""
 
 
 class QuicConnection:
@@ -407,8 +404,7 @@ class QuicConnection:
 
     def send_datagram(self, data: bytes) -> int:
         """Queue an unreliable datagram (RFC 9221); returns an id for its ack/loss events."""
-        if self.state in _ENDING:  # (_check_open, inline: once per datagram)
-            raise QuicUsageError("the connection is closed")
+        self._check_open()
         datagram_id = self.datagrams.send(data, self.max_datagram_size)
         if self.wake is not None:
             self.wake(self)
@@ -474,19 +470,7 @@ class QuicConnection:
         reach after ``gc.freeze()``). Its state, events, ``termination`` and
         :meth:`stats` stay; it sends and times nothing more. The endpoint disposes of
         a connection when it forgets it. Idempotent."""
-        if self.state is not TERMINATED:
-            raise QuicUsageError("only a terminated connection can be disposed of")
-        if self.disposed:
-            return
-        self.disposed = True
-        self.wake = None  # the endpoint's: it forgets the connection, and this the endpoint
-        self.recovery.on_delivered = _delivered_nowhere
-        self.sender.detach()
-        self.receiver.detach()
-        self.timers.detach()
-        self.handshake.detach()
-        if self.tracer is not None:  # closed when the connection terminated; kept to read
-            self.tracer.detach()
+        dispose_connection(self)
 
     def abort(self, reason: str) -> None:
         """End at once, without CONNECTION_CLOSE: for a connection whose own state broke."""
