@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.records import requeue_crypto
-from quicnet.quic.states import CLOSING, DRAINING, TERMINATED
+from quicnet.quic.states import CLOSING, DRAINING
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
 
@@ -41,11 +41,10 @@ class TimerDriver:
         del self.c
 
     def next_timer(self) -> float | None:
-        """The earliest time :meth:`handle_timer` must run, or None."""
+        """The earliest time :meth:`handle_timer` must run, or None (the connection asks
+        only until it has terminated)."""
         c = self.c
         state = c.state
-        if state is TERMINATED:
-            return None
         if state is CLOSING or state is DRAINING:
             return c.deadlines.closing_ends
         recovery = c.recovery
@@ -142,11 +141,10 @@ class TimerDriver:
         return current is None or current.validated or current.budget() > 0
 
     def handle_timer(self, now: float) -> None:
-        """Run whatever timer is due at ``now`` (loss, probe, ACK delay, idle, paths, ...)."""
+        """Run whatever timer is due at ``now`` (loss, probe, ACK delay, idle, paths, ...);
+        the connection calls it only until it has terminated."""
         c = self.c
         state = c.state
-        if state is TERMINATED:
-            return
         if state is CLOSING or state is DRAINING:
             ends = c.deadlines.closing_ends
             if ends is not None and now >= ends:
