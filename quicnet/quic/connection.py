@@ -85,13 +85,11 @@ from quicnet.tls import (
     TLSClient,
     TLSServer,
 )
+from quicnet.tls.events import ONE_RTT_EPOCH, ZERO_RTT_EPOCH
 from quicnet.tls.tickets import TicketReceiver
 
 __all__ = ["ConnectionState", "QuicConnection"]
 
-#: Enum members read per packet or per handshake, as module constants: through its class a
-#: member costs ~115 ns on Python 3.11 (EnumType defines __getattr__), a global ~10 ns.
-_ZERO_RTT, _ONE_RTT = Epoch.ZERO_RTT, Epoch.ONE_RTT
 
 _log = logging.getLogger("quicnet.quic")
 
@@ -588,18 +586,18 @@ class QuicConnection:
     # Keys -----------------------------------------------------------------------------------
     def send_key(self, epoch: Epoch) -> PacketKey | None:
         """The key that seals our ``epoch`` packets (1-RTT: the current key phase's), or None."""
-        if epoch == _ONE_RTT:
+        if epoch == ONE_RTT_EPOCH:
             return self.keys.send
-        if epoch == _ZERO_RTT:
+        if epoch == ZERO_RTT_EPOCH:
             return self.zero_rtt_send_key
         return self.spaces[epoch].send_key
 
     def recv_key(self, epoch: Epoch) -> PacketKey | None:
         """The key that opens the peer's ``epoch`` packets (1-RTT: the current key phase's),
         or None: not yet, or no longer, available."""
-        if epoch == _ZERO_RTT:
+        if epoch == ZERO_RTT_EPOCH:
             return self.zero_rtt_recv_key
-        return self.keys.recv if epoch == _ONE_RTT else self.spaces[epoch].recv_key
+        return self.keys.recv if epoch == ONE_RTT_EPOCH else self.spaces[epoch].recv_key
 
     def install_initial_keys(self, destination_cid: bytes) -> None:
         """Initial keys from the client's first Destination CID (RFC 9001 §5.2)."""

@@ -37,6 +37,7 @@ from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.quic.restart import on_retry
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
+from quicnet.tls.events import INITIAL_EPOCH, ONE_RTT_EPOCH, ZERO_RTT_EPOCH
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
@@ -59,9 +60,6 @@ _PACKET_EPOCH = {
     PacketType.ZERO_RTT: Epoch.ZERO_RTT,
 }
 _FRAME_ENCODING = TransportErrorCode.FRAME_ENCODING_ERROR
-#: Enum members read per packet or per handshake, as module constants: through its class a
-#: member costs ~115 ns on Python 3.11 (EnumType defines __getattr__), a global ~10 ns.
-_INITIAL, _ZERO_RTT, _ONE_RTT = Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.ONE_RTT
 _RETRY = PacketType.RETRY
 
 
@@ -384,13 +382,13 @@ class PacketReceiver:
             return None
         epoch = _PACKET_EPOCH[header.packet_type]
         tracer = c.tracer
-        if not c.is_client and epoch == _INITIAL and len(data) < MIN_INITIAL_DATAGRAM:
+        if not c.is_client and epoch == INITIAL_EPOCH and len(data) < MIN_INITIAL_DATAGRAM:
             # §14.1: a server drops Initials in small datagrams.
             if tracer is not None:
                 tracer.packet_dropped(PACKET_TYPE[epoch], len(data) - start, "invalid_initial", now)
             return None
         end = header.end
-        if epoch == _ZERO_RTT and c.zero_rtt is not None:
+        if epoch == ZERO_RTT_EPOCH and c.zero_rtt is not None:
             discard_keys_if_due(c, now)  # RFC 9001 §4.9.3: never past their time
         key = c.recv_key(epoch) if other_key is None else other_key
         if key is None:  # keys not (yet, or any longer) available: drop this packet
@@ -422,7 +420,7 @@ class PacketReceiver:
             tracer.packet_received(epoch, pn, payload, end - start, now, header)
         c.handshake.on_long_header_packet(epoch, header.source_cid, address)
         # A server's ClientHello so far (RFC 9368 §2.3: the version may hang on the rest).
-        hello = c.spaces[epoch].receiver if epoch == _INITIAL and not c.is_client else None
+        hello = c.spaces[epoch].receiver if epoch == INITIAL_EPOCH and not c.is_client else None
         seen = hello.highest_offset + hello.read_offset if hello is not None else 0
         ack_eliciting = self._long_header_frames(epoch, payload, now, header.destination_cid)
         space.on_packet_received(pn, now)
@@ -434,7 +432,7 @@ class PacketReceiver:
                 c, hello.highest_offset + hello.read_offset > seen
             ):
                 pass  # acknowledged with the ServerHello, in the negotiated version
-            elif epoch != _ZERO_RTT or space.unacked_ack_eliciting >= 2:
+            elif epoch != ZERO_RTT_EPOCH or space.unacked_ack_eliciting >= 2:
                 space.ack_queued = True  # §13.2.1: Initial and Handshake at once
             elif space.ack_deadline is None:
                 space.ack_deadline = now + c.configuration.max_ack_delay
@@ -446,7 +444,7 @@ class PacketReceiver:
         if r.at_end():
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         ack_eliciting = False
-        handshake = epoch != _ZERO_RTT
+        handshake = epoch != ZERO_RTT_EPOCH
         while not r.at_end():
             t = r.varint()
             if handshake and t not in _HANDSHAKE_FRAMES:
@@ -485,7 +483,7 @@ class PacketReceiver:
     # Frames shared by both paths ----------------------------------------------------------------
     def _on_crypto(self, epoch: Epoch, frame: fr.CryptoFrame, now: float) -> None:
         c = self.c
-        space = c.spaces[_ONE_RTT if epoch == _ZERO_RTT else epoch]
+        space = c.spaces[ONE_RTT_EPOCH if epoch == ZERO_RTT_EPOCH else epoch]
         data = space.receive(frame.offset, frame.data)
         if data:
             c.tls.receive(epoch, data, c.configuration.wall_clock())  # dates tickets

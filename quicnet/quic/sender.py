@@ -51,6 +51,7 @@ from quicnet.quic.records import (
 )
 from quicnet.quic.recovery import FrameRecord, PacketSpace, SentPacket
 from quicnet.tls import Epoch
+from quicnet.tls.events import HANDSHAKE_EPOCH, INITIAL_EPOCH, ONE_RTT_EPOCH, ZERO_RTT_EPOCH
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
@@ -65,10 +66,6 @@ _LONG_TYPE = {
     Epoch.ZERO_RTT: PacketType.ZERO_RTT,
     Epoch.HANDSHAKE: PacketType.HANDSHAKE,
 }
-# For the per-datagram checks: ``Epoch.X`` costs an EnumType.__getattr__ call on 3.11.
-_INITIAL, _HANDSHAKE = Epoch.INITIAL, Epoch.HANDSHAKE
-# (and the per-packet ones of the handshake)
-_ZERO_RTT, _ONE_RTT = Epoch.ZERO_RTT, Epoch.ONE_RTT
 _LONG_ELICITING = (Epoch.INITIAL, Epoch.HANDSHAKE)  # not held back by the window
 #: RFC 9000 §12.2: coalesced in order of increasing encryption level.
 _COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
@@ -110,7 +107,7 @@ class OutgoingPacket:
         self.padded = False  # PADDING makes a packet count as in flight (RFC 9002 §2)
 
     def overhead(self) -> int:
-        length_field = 2 if self.epoch != _ONE_RTT else 0
+        length_field = 2 if self.epoch != ONE_RTT_EPOCH else 0
         return len(self.header) + length_field + self.pn_len + _TAG
 
     def size(self) -> int:
@@ -196,14 +193,14 @@ class PacketSender:
         if size != self.packet_size:  # a new size, or a path of another size
             self.packet_size = size
             c.recovery.set_max_datagram_size(size)
-        one_rtt_only = c.spaces[_HANDSHAKE].send_key is None and c.handshake_complete
+        one_rtt_only = c.spaces[HANDSHAKE_EPOCH].send_key is None and c.handshake_complete
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             budget = size
             if not path.validated:  # §8.1, §9.3.1: three times what we received
                 budget = min(budget, path.budget())
                 if budget < 64:
                     break
-            if one_rtt_only and c.spaces[_INITIAL].send_key is None:
+            if one_rtt_only and c.spaces[INITIAL_EPOCH].send_key is None:
                 datagram = self._one_rtt_datagram(budget, now)
                 if datagram:
                     path.bytes_sent += len(datagram)
@@ -542,7 +539,7 @@ class PacketSender:
             # Handshake data is small and unblocks everything else: it is not held
             # back by a congestion window full of 1-RTT packets the peer cannot read yet.
             eliciting = allow_eliciting or epoch in _LONG_ELICITING
-            if epoch == _INITIAL and budget < MIN_INITIAL_DATAGRAM:
+            if epoch == INITIAL_EPOCH and budget < MIN_INITIAL_DATAGRAM:
                 # §14.1 pads an ack-eliciting Initial to 1200 bytes; §8.1 forbids the
                 # padding beyond 3x: without room for both, only an ACK may go.
                 eliciting = False
@@ -552,7 +549,7 @@ class PacketSender:
                 remaining -= packet.size()
                 # §14.1: datagrams with a client Initial (or an ack-eliciting server
                 # Initial) are >= 1200 bytes.
-                if epoch == _INITIAL and (c.is_client or packet.ack_eliciting):
+                if epoch == INITIAL_EPOCH and (c.is_client or packet.ack_eliciting):
                     pad = True
         if not packets:
             return b""
@@ -580,11 +577,11 @@ class PacketSender:
         if limit <= 0:
             return None
         payload = packet.payload
-        zero_rtt = epoch == _ZERO_RTT  # no ACK, no CRYPTO (RFC 9000 §12.5)
+        zero_rtt = epoch == ZERO_RTT_EPOCH  # no ACK, no CRYPTO (RFC 9000 §12.5)
         # ACK (§13.2): always when queued; piggybacked whenever anything else goes.
         piggyback = rspace.unacked_ack_eliciting and has_eliciting
         if (rspace.ack_queued or piggyback) and rspace.received and not zero_rtt:
-            ack = self._ack_frame(rspace, now, space_id, one_rtt=epoch == _ONE_RTT)
+            ack = self._ack_frame(rspace, now, space_id, one_rtt=epoch == ONE_RTT_EPOCH)
             if len(ack) <= limit:
                 payload += ack
                 rspace.ack_queued = False
@@ -600,7 +597,7 @@ class PacketSender:
             if not zero_rtt:
                 self._add_crypto(payload, packet.frames, epoch, limit)
             # 0-RTT: stream data and DATAGRAMs; control frames wait for 1-RTT.
-            if zero_rtt or (epoch == _ONE_RTT and c.handshake_complete):
+            if zero_rtt or (epoch == ONE_RTT_EPOCH and c.handshake_complete):
                 if c.pending.waiting and not zero_rtt:
                     self._add_control_frames(payload, packet.frames, limit)
                 if c.datagram_queue:
@@ -620,11 +617,11 @@ class PacketSender:
 
     def _has_eliciting(self, epoch: Epoch) -> bool:
         c = self.c
-        if epoch == _ZERO_RTT:
+        if epoch == ZERO_RTT_EPOCH:
             return bool(c.datagram_queue or c.streams.send_queue)
         if c.spaces[epoch].sender.has_pending():
             return True
-        if epoch != _ONE_RTT or not c.handshake_complete:
+        if epoch != ONE_RTT_EPOCH or not c.handshake_complete:
             return False
         return bool(c.pending.waiting or c.datagram_queue or c.streams.send_queue)
 
@@ -638,10 +635,10 @@ class PacketSender:
             reference -= c.recovery.packet_threshold  # reordering, as _one_rtt_datagram
         _, pn_len = encode_packet_number(pn, reference)
         peer_cid = c.cids.current_peer_cid
-        if epoch == _ONE_RTT:
+        if epoch == ONE_RTT_EPOCH:
             header = bytes((0x40 | (c.keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
         else:
-            token = c.retry_token if epoch == _INITIAL and c.is_client else b""
+            token = c.retry_token if epoch == INITIAL_EPOCH and c.is_client else b""
             key = c.send_key(epoch)  # its version: 0-RTT stays in the original (RFC 9369 §4.1)
             version = c.version if key is None else key.version
             header = long_header_prefix(
@@ -662,7 +659,7 @@ class PacketSender:
             packet.payload += bytes(4 - packet.pn_len - len(packet.payload))
             packet.padded = True
         pn_bytes = (packet.pn & ((1 << (8 * packet.pn_len)) - 1)).to_bytes(packet.pn_len, "big")
-        if packet.epoch == _ONE_RTT:
+        if packet.epoch == ONE_RTT_EPOCH:
             header = packet.header + pn_bytes
         else:
             length = packet.pn_len + len(packet.payload) + _TAG
@@ -688,13 +685,13 @@ class PacketSender:
             )
         if packet.ack_eliciting:
             c.deadlines.on_ack_eliciting_sent(now)
-        if packet.epoch == _ONE_RTT:
+        if packet.epoch == ONE_RTT_EPOCH:
             keys = c.keys
             keys.packets_in_phase += 1
             if keys.phase_started is None:
                 keys.phase_started = now
             if keys.due() and c.handshake_confirmed:  # RFC 9001 §6.6
                 keys.initiate(c.recovery.spaces[2].next_packet_number)
-        if packet.epoch == _HANDSHAKE and c.is_client:
-            c.discard_epoch(_INITIAL)  # RFC 9001 §4.9.1
+        if packet.epoch == HANDSHAKE_EPOCH and c.is_client:
+            c.discard_epoch(INITIAL_EPOCH)  # RFC 9001 §4.9.1
         return wire
