@@ -501,14 +501,14 @@ class GcFreezer:
         if interval is not None and interval <= 0:
             raise ValueError("gc_freeze_interval must be positive (or None)")
         self.interval = interval
-        self._due = None if interval is None else time.monotonic() + interval
+        self._due = time.monotonic() + (interval or 0.0)  # (unused without an interval)
 
     def poll(self) -> None:
         """Freeze if the interval has passed since the last time."""
-        due = self._due
-        if due is not None and self.interval is not None and time.monotonic() >= due:
+        interval = self.interval
+        if interval is not None and time.monotonic() >= self._due:
             gc.freeze()
-            self._due = time.monotonic() + self.interval
+            self._due = time.monotonic() + interval
 
 
 class UdpServer(SocketDriver):
