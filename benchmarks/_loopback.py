@@ -26,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 PAYLOAD = 64
 CHUNK = 1 << 16
 #: A round trip without an answer after this long counts as lost; this many end the run.
+#: The asyncio clients all wait under ``asyncio.timeout``, in their own task: none pays
+#: for a Task per round (``asyncio.wait_for`` on a coroutine would make one, on a future not).
 ROUND_TIMEOUT = 1.0
 MAX_LOST_ROUNDS = 10
 
@@ -151,7 +153,8 @@ async def rtt_raw_asyncio(port: int, rounds: Rounds) -> None:
             t0 = perf()
             sock.sendto(payload, server)
             try:
-                await asyncio.wait_for(waiter[0], ROUND_TIMEOUT)
+                async with asyncio.timeout(ROUND_TIMEOUT):
+                    await waiter[0]
             except TimeoutError:
                 rounds.record(i, None)
                 continue
@@ -209,7 +212,8 @@ async def rtt_quicnet_aio(port: int, rounds: Rounds, certdir: Path) -> None:
             t0 = perf()
             client.send_datagram(payload)
             try:
-                await asyncio.wait_for(echo(), ROUND_TIMEOUT)
+                async with asyncio.timeout(ROUND_TIMEOUT):
+                    await echo()
             except TimeoutError:
                 rounds.record(i, None)
                 continue
@@ -252,7 +256,8 @@ async def rtt_other(name: str, port: int, rounds: Rounds, certdir: Path) -> None
             client._quic.send_datagram_frame(payload)
             client.transmit()
             try:
-                await asyncio.wait_for(echoes.get(), ROUND_TIMEOUT)
+                async with asyncio.timeout(ROUND_TIMEOUT):
+                    await echoes.get()
             except TimeoutError:
                 rounds.record(i, None)
                 continue

@@ -36,10 +36,11 @@ from quicnet.io.udp import (
     send_routed,
 )
 from quicnet.quic.config import QuicConfiguration
-from quicnet.quic.connection import ConnectionState, QuicConnection
+from quicnet.quic.connection import QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.events import Address, ConnectionTerminated, QuicEvent, StreamDataReceived
+from quicnet.quic.states import TERMINATED
 from quicnet.tls import TLSClient
 
 __all__ = [
@@ -277,7 +278,7 @@ class QuicClient(Transporter):
                         f"connection failed: {describe_termination(conn.termination)}"
                     )
                 )
-        if conn.state == ConnectionState.TERMINATED and not self._closed.done():
+        if conn.state is TERMINATED and not self._closed.done():
             conn.dispose()  # freed by reference counting once the application lets go
             self._closed.set_result(None)
         if conn.has_events:
