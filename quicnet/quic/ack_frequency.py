@@ -7,11 +7,14 @@ acknowledges as RFC 9000 §13.2.1 says: every second ack-eliciting packet, withi
 max_ack_delay, and at once when a packet arrives out of order or marked CE.
 ACK_FREQUENCY changes the threshold, the delay and the reordering tolerance.
 
-A data sender with a :class:`AckFrequencyRequest` configured sends one
+A data sender with a :class:`AckFrequencyRequest` configured sends an
 ACK_FREQUENCY frame once the handshake is confirmed, if the peer supports it: a
 game server whose clients send an input every tick asks them to wait a little
 longer than a tick, and their acknowledgments ride on the inputs instead of
-costing a datagram of their own.
+costing a datagram of their own. It asks again, with the next sequence number,
+once a connection migration is confirmed (§8.4: the new path's congestion
+controller and RTT estimate start afresh); a lost request is sent again only
+while it is the newest (§4).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from quicnet.quic import records
 from quicnet.quic.buffer import encode_varint
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 
 if TYPE_CHECKING:
+    from quicnet.quic.connection import QuicConnection
     from quicnet.quic.recovery import PacketSpace, Recovery
 
 __all__ = [
@@ -31,6 +36,9 @@ __all__ = [
     "MAX_REQUESTED_ACK_DELAY_US",
     "AckFrequencyRequest",
     "AckPolicy",
+    "ask",
+    "on_path_confirmed",
+    "peer_offered",
 ]
 
 ACK_FREQUENCY = 0xAF  # §4 (two bytes as a varint: 0x40 0xaf)
@@ -42,7 +50,8 @@ MAX_REQUESTED_ACK_DELAY_US = (1 << 14) * 1000
 @dataclass(frozen=True, slots=True)
 class AckFrequencyRequest:
     """What a data sender asks its peer (draft-ietf-quic-ack-frequency §4), sent once the
-    handshake is confirmed and only to a peer that sent ``min_ack_delay``.
+    handshake is confirmed (and again after each confirmed migration, §8.4) and only to
+    a peer that sent ``min_ack_delay``.
 
     ``max_ack_delay`` is in seconds; it is raised to the peer's ``min_ack_delay`` when
     below it. ``ack_eliciting_threshold`` ack-eliciting packets may arrive before the
@@ -67,7 +76,7 @@ class AckFrequencyRequest:
 
 
 class AckPolicy:
-    """When this endpoint sends an ACK for 1-RTT packets, and the one ACK_FREQUENCY frame
+    """When this endpoint sends an ACK for 1-RTT packets, and the ACK_FREQUENCY frames
     it sends its peer (see the module docstring).
 
     The receive path reads ``ack_eliciting_threshold`` and ``max_ack_delay`` for each
@@ -77,12 +86,16 @@ class AckPolicy:
 
     __slots__ = (
         "ack_eliciting_threshold",
+        "acked_sequence",
+        "in_flight",
         "largest_sequence",
         "last_ce",
         "max_ack_delay",
         "min_ack_delay_us",
+        "peer_delay",
         "reordering_threshold",
         "request",
+        "request_migrations",
     )
 
     def __init__(self, max_ack_delay: float, min_ack_delay_us: int | None) -> None:
@@ -94,9 +107,17 @@ class AckPolicy:
         self.min_ack_delay_us = min_ack_delay_us
         self.largest_sequence = -1  # of the ACK_FREQUENCY frames applied (§4)
         self.last_ce = -1  # the packet number of the last CE-marked packet (§6.4)
-        #: The ACK_FREQUENCY frame we sent: (requested max ack delay in seconds, the
-        #: frame's bytes), or None before it is sent.
-        self.request: tuple[float, bytes] | None = None
+        #: Our newest ACK_FREQUENCY frame: (requested max ack delay in seconds, the
+        #: frame's bytes, its sequence number), or None before the first.
+        self.request: tuple[float, bytes, int] | None = None
+        #: Requests sent and neither acknowledged nor lost for good: sequence -> delay.
+        self.in_flight: dict[int, float] = {}
+        #: The largest sequence number the peer acknowledged, and the max ack delay it
+        #: applies since (before any: its max_ack_delay transport parameter).
+        self.acked_sequence = -1
+        self.peer_delay = max_ack_delay
+        #: The connection's path migrations when the newest request was made (§8.4).
+        self.request_migrations = 0
 
     # Receiving: how we acknowledge -----------------------------------------------------
     def ack_now(self, space: PacketSpace, packet_number: int, previous: int, ce: bool) -> bool:
@@ -163,22 +184,92 @@ class AckPolicy:
 
     # Sending: what we ask of the peer ---------------------------------------------------
     def make_request(
-        self, request: AckFrequencyRequest, peer_min_ack_delay_us: int, recovery: Recovery
+        self,
+        request: AckFrequencyRequest,
+        peer_min_ack_delay_us: int,
+        recovery: Recovery,
+        migrations: int = 0,
     ) -> None:
-        """Encode the ACK_FREQUENCY frame (sequence 0) for ``request``; until it is
-        acknowledged the PTO counts the larger of the two delays (§7)."""
+        """Encode the next ACK_FREQUENCY frame for ``request`` (sequence numbers 0, 1, ...,
+        §4); until the peer acknowledges it the PTO counts the larger delay (§7)."""
+        if self.request is None:
+            self.peer_delay = recovery.max_ack_delay  # the peer's transport parameter
+        sequence = 0 if self.request is None else self.request[2] + 1
         delay_us = max(round(request.max_ack_delay * 1e6), peer_min_ack_delay_us)
         delay_us = min(delay_us, MAX_REQUESTED_ACK_DELAY_US - 1)
         frame = (
-            b"\x40\xaf\x00"  # type 0xaf as a two-byte varint, sequence number 0
+            b"\x40\xaf"  # type 0xaf as a two-byte varint
+            + encode_varint(sequence)
             + encode_varint(request.ack_eliciting_threshold)
             + encode_varint(delay_us)
             + encode_varint(request.reordering_threshold)
         )
-        self.request = (delay_us / 1e6, frame)
-        recovery.max_ack_delay = max(recovery.max_ack_delay, delay_us / 1e6)
+        self.request = (delay_us / 1e6, frame, sequence)
+        self.request_migrations = migrations
+        self._update_pto(recovery)
 
-    def on_request_acked(self, recovery: Recovery) -> None:
-        """The peer has our ACK_FREQUENCY: its max_ack_delay is what we asked (§7)."""
-        if self.request is not None:
-            recovery.max_ack_delay = self.request[0]
+    def on_request_sent(self) -> tuple[int, int]:
+        """The newest request went out: its frame record for the packet."""
+        request = self.request
+        assert request is not None
+        self.in_flight[request[2]] = request[0]
+        return (records.ACK_FREQUENCY, request[2])
+
+    def on_request_delivered(self, sequence: int, acked: bool, recovery: Recovery) -> bool:
+        """The packet carrying request ``sequence`` was acknowledged or lost. Returns True
+        when it must be sent again: lost, and still the newest (§4; an older one is
+        superseded, and the peer would ignore it after the newer one anyway)."""
+        request = self.request
+        newest = request is not None and request[2] == sequence
+        if acked:
+            delay = self.in_flight.pop(sequence, None)
+            if delay is not None and sequence > self.acked_sequence:
+                self.acked_sequence = sequence  # §4: the peer applied it, or a newer one
+                self.peer_delay = delay
+        elif not newest:
+            self.in_flight.pop(sequence, None)
+        self._update_pto(recovery)
+        return not acked and newest
+
+    def _update_pto(self, recovery: Recovery) -> None:
+        """§7: the PTO counts the largest max ack delay the peer may be using: the one it
+        acknowledged, and every one in flight or about to be sent."""
+        delay = self.peer_delay
+        for value in self.in_flight.values():
+            delay = max(delay, value)
+        request = self.request
+        if request is not None and request[2] > self.acked_sequence:
+            delay = max(delay, request[0])
+        recovery.max_ack_delay = delay
+
+
+def peer_offered(c: QuicConnection) -> bool:
+    """The peer sent ``min_ack_delay`` (§3): it takes ACK_FREQUENCY and IMMEDIATE_ACK."""
+    params = c.remote_params
+    return params is not None and params.min_ack_delay is not None
+
+
+def ask(c: QuicConnection) -> None:
+    """Queue an ACK_FREQUENCY frame with the configured request, if there is one and the
+    peer offered the extension (§3): at handshake confirmation, and after migrations."""
+    request = c.configuration.ack_frequency
+    params = c.remote_params
+    if request is None or params is None or params.min_ack_delay is None:
+        return
+    c.acks.make_request(request, params.min_ack_delay, c.recovery, c.paths.migrations)
+    c.pending.queue_ack_frequency()
+
+
+def on_path_confirmed(c: QuicConnection) -> None:
+    """A path was validated or became current. §8.4: once a migration is confirmed (the
+    current path changed since the last request and is validated), a sender that asked
+    before asks again with the next sequence number: the new path's congestion
+    controller and RTT estimate start afresh, and the pattern of acknowledgments with
+    them. quicnet's request comes from the configuration, not from the RTT or the
+    congestion window, so its values are the same (still raised to ``min_ack_delay``)."""
+    acks = c.acks
+    path = c.paths.current
+    if acks.request is None or path is None or acks.request_migrations == c.paths.migrations:
+        return
+    if path.validated and path.validation_deadline is None:
+        ask(c)

@@ -188,9 +188,10 @@ class ConnectionIdManager:
                 "the peer issued more CIDs than our limit",
             )
 
-    def switch_peer_cid(self) -> bool:
-        """Move to an unused peer CID (for migration); False if none is spare."""
-        spare = [s for s in self.peer if s != self.current_peer_sequence]
+    def switch_peer_cid(self, *, taken: tuple[int, ...] = ()) -> bool:
+        """Move to an unused peer CID (for migration), not one of ``taken`` (those other
+        paths probe with); False if none is spare."""
+        spare = [s for s in self.peer if s != self.current_peer_sequence and s not in taken]
         if not spare:
             return False
         old = self.current_peer_sequence
@@ -216,6 +217,13 @@ class ConnectionIdManager:
         del self.peer[old]
         self._retire(old)
         return True
+
+    def retire_peer_cid(self, sequence_number: int) -> None:
+        """Retire the peer's CID ``sequence_number``, not the current one: a path that
+        probed with it now probes from another local address (RFC 9000 §9.5)."""
+        if sequence_number in self.peer and sequence_number != self.current_peer_sequence:
+            del self.peer[sequence_number]
+            self._retire(sequence_number)
 
     def _retire(self, sequence_number: int) -> None:
         """Queue RETIRE_CONNECTION_ID once per sequence number until it is acknowledged."""

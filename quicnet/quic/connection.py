@@ -30,6 +30,7 @@ from collections.abc import Callable
 from types import MethodType
 
 from quicnet.crypto import random_bytes
+from quicnet.quic import ack_frequency
 from quicnet.quic.ack_frequency import AckPolicy
 from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.closing import (
@@ -507,10 +508,12 @@ class QuicConnection:
             address, now, self.recovery, self.new_controller, self.datagram_local
         )
         self.on_peer_address_changed(old.address, new.address)
-        if dcid != self.active_dcid and not self.cids.switch_peer_cid():
+        taken = self.paths.peer_cids_taken()  # §9.5: not one another path probes with
+        if dcid != self.active_dcid and not self.cids.switch_peer_cid(taken=taken):
             # §9.5: the peer moved to a new CID of ours; without a spare one of its own
             # we keep the current one (linkable, but the connection goes on).
             _log.debug("no spare peer connection ID for the new path")
+        ack_frequency.on_path_confirmed(self)  # a path validated before: confirmed now
 
     # Receiving ---------------------------------------------------------------------------
     def receive_datagram(

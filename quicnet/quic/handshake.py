@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from quicnet.quic import zero_rtt
+from quicnet.quic import ack_frequency, zero_rtt
 from quicnet.quic.compatible_versions import check_server_parameters, switch_server
 from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.errors import TransportError, TransportErrorCode
@@ -257,12 +257,7 @@ class HandshakeDriver:
         c.recovery.handshake_confirmed = True
         c.recovery.peer_completed_address_validation = True
         self.discard_epoch(Epoch.HANDSHAKE)
-        request = c.configuration.ack_frequency
-        peer_min_ack_delay = None if c.remote_params is None else c.remote_params.min_ack_delay
-        if request is not None and peer_min_ack_delay is not None:
-            # draft-ietf-quic-ack-frequency §3: only to a peer that offered it, in 1-RTT.
-            c.acks.make_request(request, peer_min_ack_delay, c.recovery)
-            c.pending.queue_ack_frequency()
+        ack_frequency.ask(c)  # draft-ietf-quic-ack-frequency §3: a peer that offered it
         if c.tracer is not None:
             c.tracer.handshake_confirmed()
         if c.is_client:

@@ -17,15 +17,22 @@ What refuses a move (:class:`~quicnet.quic.errors.QuicUsageError`, nothing
 changed): a server connection (only clients migrate, §9), a handshake not yet
 confirmed (§9), a peer that sent ``disable_active_migration`` (§18.2; it concerns
 the handshake's address: after a move to the server's preferred address, §9.6,
-the client may migrate), a validation of the preferred address under way, a peer
-with zero-length connection IDs (§9.5: the paths would be linkable), and no
-spare connection ID from the peer yet (§5.1.1).
+the client may migrate), a peer with zero-length connection IDs (§9.5: the paths
+would be linkable), and no spare connection ID from the peer yet (§5.1.1).
+
+A client that moves while it validates the server's preferred address (§9.6)
+validates both server addresses from the new one (§9.6.3's SHOULD): the CID its
+probes of the preferred address carried is retired like the current one, and the
+preferred address is probed again with a third CID (so the move needs two spare
+ones); whichever validation succeeds decides where the connection ends up, the
+preferred address winning if both do (:mod:`~quicnet.quic.preferred_address`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from quicnet.quic import ack_frequency
 from quicnet.quic.errors import QuicUsageError
 from quicnet.quic.states import ConnectionState
 
@@ -49,13 +56,20 @@ def migration_refused(c: QuicConnection) -> str | None:
     if params is not None and params.disable_active_migration and not moved:
         # §18.2: it concerns the handshake's address, not a preferred address moved to.
         return "the server sent disable_active_migration (RFC 9000 §18.2)"
-    if preferred is not None and preferred.path is not None and preferred.path.validating:
-        return "the server's preferred address is being validated (RFC 9000 §9.6.1)"
     cids = c.cids
     if not cids.current_peer_cid:
         return "the server uses zero-length connection IDs (RFC 9000 §9.5)"
-    if len(cids.peer) < 2:
+    # Unused server CIDs: not the current one, nor the one the preferred address's probes
+    # carried from this address (§9.5: neither may leave from the next one).
+    spare = len(cids.peer) - 1 - (preferred is not None and preferred.used_cid(c) is not None)
+    if spare < 1:
         return "the server has not issued a spare connection ID yet (RFC 9000 §5.1.1)"
+    if preferred is not None and preferred.probing() is not None and spare < 2:
+        # §9.6.3: both server addresses are validated from the new address, one CID each.
+        return (
+            "the server's preferred address is being validated and the server has not "
+            "issued two spare connection IDs yet, one per path (RFC 9000 §9.5, §9.6.3)"
+        )
     return None
 
 
@@ -70,6 +84,8 @@ def start_migration(c: QuicConnection, now: float, *, port_only: bool) -> None:
         raise QuicUsageError(f"cannot migrate: {reason}")
     path = c.paths.current
     assert path is not None  # a connected client has its server's path
+    preferred = c.preferred
+    probing = None if preferred is None else preferred.before_local_move(c)
     switched = c.cids.switch_peer_cid()  # §9.5: a fresh CID, the old one retired
     assert switched
     recovery = c.recovery
@@ -81,5 +97,10 @@ def start_migration(c: QuicConnection, now: float, *, port_only: bool) -> None:
     path.challenges.clear()
     path.response = None
     c.paths.validate(path, now, recovery.pto_base())
+    if preferred is not None and probing is not None:  # §9.6.3: concurrently
+        preferred.after_local_move(c, probing, now)
     c.paths.migrations += 1
-    c.pending.queue_ping()  # §9.2: a non-probing packet moves the server too
+    # §9.2: a non-probing packet moves the server too; to a peer that offered the ACK
+    # frequency extension, IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §8.4) so that
+    # its acknowledgment, which confirms the move, is not held back by an ACK delay.
+    c.pending.queue_ping(immediate_ack=ack_frequency.peer_offered(c))

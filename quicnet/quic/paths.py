@@ -185,6 +185,11 @@ class PathManager:
                 return path
         return None
 
+    def peer_cids_taken(self) -> tuple[int, ...]:
+        """Sequence numbers of the peer's CIDs that paths probe with (§9.5: each has gone
+        to that path's addresses only, so no other path may take it)."""
+        return tuple(p.peer_cid.sequence_number for p in self._paths if p.peer_cid is not None)
+
     def paths(self) -> list[Path]:
         """Every path tracked (at most :data:`MAX_PATHS`)."""
         return list(self._paths)
@@ -271,6 +276,11 @@ class PathManager:
         path.validation_deadline = now + 3 * max(pto, INITIAL_PTO)  # §8.2.4
         self.active = True
 
+    def stop_validation(self, path: Path) -> None:
+        """Give up validating ``path`` (a response that still comes validates nothing)."""
+        path.challenges.clear()
+        path.challenge_due = path.validation_deadline = None
+
     # Sending ---------------------------------------------------------------------------------
     def challenge_due(self, path: Path, now: float) -> bool:
         """A PATH_CHALLENGE is due on ``path`` at ``now``."""
@@ -343,8 +353,7 @@ class PathManager:
             deadline = path.validation_deadline
             if deadline is None or now < deadline:
                 continue
-            path.challenges.clear()
-            path.challenge_due = path.validation_deadline = None
+            self.stop_validation(path)
             if path is not self.current:
                 if path is not self.fallback and not path.validated:
                     self._paths.remove(path)

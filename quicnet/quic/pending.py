@@ -43,7 +43,9 @@ class PendingFrames:
         self.waiting = False
         self.handshake_done = False
         self.ack_frequency = False  # the frame is the AckPolicy's request
-        self.ping = False
+        #: The frame type of the ack-eliciting frame asked for: 0 none, PING (0x01), or
+        #: IMMEDIATE_ACK (0x1f, draft-ietf-quic-ack-frequency §5), which also elicits one.
+        self.ping = 0
         self.max_data = False  # the value is the stream manager's at sending time
         # Short lists, not sets: usually empty, and an empty set costs four times as much.
         self.max_stream_data: list[int] = []
@@ -77,9 +79,15 @@ class PendingFrames:
         """ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4): our request to the peer."""
         self.ack_frequency = self.waiting = True
 
-    def queue_ping(self) -> None:
-        """PING (§19.2): something for the peer to acknowledge."""
-        self.ping = self.waiting = True
+    def queue_ping(self, *, immediate_ack: bool = False) -> None:
+        """PING (§19.2): something for the peer to acknowledge; ``immediate_ack``: an
+        IMMEDIATE_ACK instead, to acknowledge at once (a peer that offered the extension).
+        """
+        if immediate_ack:
+            self.ping = 0x1F
+        elif not self.ping:
+            self.ping = 0x01
+        self.waiting = True
 
     def queue_max_data(self) -> None:
         """MAX_DATA (§19.9); the value is the stream manager's when the frame is written."""

@@ -15,7 +15,9 @@ without a preferred address pay nothing for it.
   preferred address's CID, §9.5), and once the server answers from there it
   sends everything there and retires the old CID; a failed validation leaves
   it where it was. It accepts packets from that address from the moment it
-  starts probing it, and from no other new address (§9.6).
+  starts probing it, and from no other new address (§9.6). A client that moves to
+  a new local address meanwhile validates both server addresses from there at once
+  (§9.6.3), the preferred one with another CID (§9.5).
 - **Server** (§9.6.2): it answers a PATH_CHALLENGE that reached the preferred
   address from there, probes the client from there too (with another of the
   client's CIDs), and sends its non-probing packets from the original address
@@ -28,6 +30,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
+from quicnet.quic import ack_frequency
 from quicnet.quic.events import Address
 from quicnet.quic.paths import Path, address_key, path_key
 from quicnet.quic.transport_params import PreferredAddress
@@ -156,7 +159,7 @@ class PreferredAddressState:
         if path.validated or path.validating or path is c.paths.current:
             return
         if path.peer_cid is None:
-            path.peer_cid = c.cids.spare_peer_cid()
+            path.peer_cid = c.cids.spare_peer_cid(taken=c.paths.peer_cids_taken())
         c.paths.validate(path, now, c.recovery.pto_base())
 
     def on_non_probing(self, c: QuicConnection, address: Address, dcid: bytes, now: float) -> None:
@@ -222,9 +225,58 @@ class PreferredAddressState:
         cid, path.peer_cid = path.peer_cid, None
         if cid is None or not c.cids.use_peer_cid(cid.sequence_number):
             c.cids.switch_peer_cid()  # the CID went meanwhile: any fresh one (§9.5)
+        if old.validating:
+            # §9.6.3: the original address, validated concurrently from a new local
+            # address, is moot now (and its probes may not carry this path's CID, §9.5).
+            paths.stop_validation(old)
         self._switch(c, old, path)
         self.moved = True
-        c.pending.queue_ping()  # a non-probing packet: the server moves too (§9.6.2)
+        # A non-probing packet: the server moves too (§9.6.2); IMMEDIATE_ACK to a peer
+        # that offered it (draft-ietf-quic-ack-frequency §8.4).
+        c.pending.queue_ping(immediate_ack=ack_frequency.peer_offered(c))
+
+    # The client moves while it validates (§9.6.3) -----------------------------------------
+    def probing(self) -> Path | None:
+        """A client's path to the preferred address while its validation is under way."""
+        path = self.path
+        return path if path is not None and path.validating else None
+
+    def used_cid(self, c: QuicConnection) -> int | None:
+        """The sequence number of the server CID the client's probes of the preferred
+        address carry from its current local address (§9.5: it may leave from no other
+        one), or None."""
+        path = self.path
+        cid = None if path is None else path.peer_cid
+        if cid is None or cid.sequence_number not in c.cids.peer:
+            return None
+        return cid.sequence_number
+
+    def before_local_move(self, c: QuicConnection) -> Path | None:
+        """The client's local address is about to change: the CID of its probes of the
+        preferred address is retired (§9.5). Returns the path if its validation goes on
+        from the new address (§9.6.3); one that failed is forgotten (§9.6.1: the client
+        stays on the original address)."""
+        path = self.path
+        if path is None:
+            return None
+        sequence = self.used_cid(c)
+        if sequence is not None:
+            c.cids.retire_peer_cid(sequence)
+        path.peer_cid = None
+        if not path.validating:
+            self.path = None
+            return None
+        return path
+
+    def after_local_move(self, c: QuicConnection, path: Path, now: float) -> None:
+        """§9.6.3: validate the preferred address from the new local address too,
+        concurrently with the original one, with a server CID no other path carries
+        (§9.5; ``migration_refused`` made sure there is one). Challenges sent from the
+        old address prove nothing about the new one (§8.2)."""
+        path.peer_cid = c.cids.spare_peer_cid()
+        path.challenges.clear()
+        path.response = None
+        c.paths.validate(path, now, c.recovery.pto_base())
 
     # The server's move -------------------------------------------------------------------
     def _server_move(self, c: QuicConnection, path: Path) -> None:
@@ -249,3 +301,4 @@ class PreferredAddressState:
             old.recovery_state = c.recovery.switch_path(c.new_controller(), restore)
         if old.address != new.address:
             c.on_peer_address_changed(old.address, new.address)
+        ack_frequency.on_path_confirmed(c)  # draft-ietf-quic-ack-frequency §8.4

@@ -73,6 +73,12 @@ def path_datagram(sender: PacketSender, path: Path, now: float) -> bytes:
     packet = sender.new_packet(Epoch.ONE_RTT)
     if path.peer_cid is not None:  # §9.5: a CID of its own on a path not yet in use
         packet.header = packet.header[:1] + path.peer_cid.cid
+    elif c.is_client and path is not c.paths.current:
+        # A server address the client left (for its preferred one, §9.6): the current
+        # CID may not go to a second server address (§9.5), so nothing more goes there.
+        path.response = None
+        c.paths.stop_validation(path)
+        return b""
     challenge = c.paths.challenge_due(path, now)
     budget = path.budget()
     if packet.overhead() + 9 * (challenge + (path.response is not None)) > budget:

@@ -6,7 +6,10 @@ draft-ietf-quic-qlog-main-schema-04 (``"qlog_version": "0.3"``,
 ``"qlog_format": "JSON-SEQ"``, §6.2) and the QUIC events of
 draft-ietf-quic-qlog-quic-events-03 (event names, fields and frame shapes as
 written there; DATAGRAM frames, which that draft does not define yet, as
-``{"frame_type": "datagram", "length": n}``).
+``{"frame_type": "datagram", "length": n}``; ECN validation, which it does not
+define either, as ``recovery:ecn_state_updated`` of quic-events-06 §7.7, the first
+revision to define it, still with the categories of -03: from -09 on it is
+``quic:ecn_state_updated``, with the same fields).
 
 Every record starts with the ASCII Record Separator (0x1E) and ends with a
 newline; the first is the header (``QlogFileSeq``: the trace's vantage point
@@ -298,9 +301,11 @@ class QlogTracer:
         self._sync_states(when)
 
     def _sync_states(self, when: float) -> None:
-        """recovery:congestion_state_updated, connectivity:mtu_updated and
-        recovery:ecn_state_updated (quic-events -03) when what they report changed, polled
-        with the metrics; the first look only records where things start."""
+        """recovery:congestion_state_updated (quic-events -03 §7.3), connectivity:
+        mtu_updated (§4.8) and recovery:ecn_state_updated (not in -03: -06 §7.7, ``old``
+        and ``new``, each an ECNState: testing, unknown, failed or capable) when what
+        they report changed, polled with the metrics; the first look only records where
+        things start."""
         c = self.c
         cc = c.recovery.cc
         lost, self._lost = self._lost, False
@@ -336,6 +341,7 @@ class QlogTracer:
         if ecn != old:
             self._ecn_state = ecn
             if old is not None:
+                # quic-events-06 §7.7 (RFC 9000 §A.4's states); -03 defines no ECN event.
                 self._write_at(when, "recovery:ecn_state_updated", {"old": old, "new": ecn})
 
     def _write_at(self, when: float, name: str, data: dict[str, Any]) -> None:

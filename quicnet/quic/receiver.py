@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quicnet.crypto import DecryptError
+from quicnet.quic import ack_frequency
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
 from quicnet.quic.compatible_versions import (
@@ -555,6 +556,7 @@ class PacketReceiver:
                 c.event_queue.append(PathValidated(validated.address))
                 if c.preferred is not None:
                     c.preferred.on_validated(c, validated)
+                ack_frequency.on_path_confirmed(c)  # a migration confirmed: ask again
         elif isinstance(frame, fr.HandshakeDoneFrame):
             if not c.is_client:
                 raise TransportError(

@@ -51,7 +51,7 @@ NEW_CONNECTION_ID = 9  # (NEW_CONNECTION_ID, LocalCid)
 RETIRE_CONNECTION_ID = 10  # (RETIRE_CONNECTION_ID, sequence_number)
 NEW_TOKEN = 11  # (NEW_TOKEN, token)
 PMTU_PROBE = 12  # (PMTU_PROBE, PathMtu, probe_id, size)
-ACK_FREQUENCY = 13  # (ACK_FREQUENCY,)
+ACK_FREQUENCY = 13  # (ACK_FREQUENCY, sequence_number)
 
 
 def on_delivered(c: QuicConnection, frames: Sequence[FrameRecord], acked: bool) -> None:
@@ -100,11 +100,9 @@ def on_delivered(c: QuicConnection, frames: Sequence[FrameRecord], acked: bool) 
         elif kind == PMTU_PROBE:  # the search goes on (RFC 8899 §5.2)
             pmtu = record[1]
             (pmtu.on_probe_acked if acked else pmtu.on_probe_lost)(record[2], record[3])
-        elif kind == ACK_FREQUENCY:
-            if acked:  # draft-ietf-quic-ack-frequency §7: the PTO may use what we asked
-                c.acks.on_request_acked(c.recovery)
-            else:
-                pending.queue_ack_frequency()  # §4: the same frame again (sequence 0)
+        elif kind == ACK_FREQUENCY:  # draft-ietf-quic-ack-frequency §4, §7
+            if c.acks.on_request_delivered(record[1], acked, c.recovery):
+                pending.queue_ack_frequency()  # lost and still the newest: again
         elif acked:
             continue
         elif kind == HANDSHAKE_DONE:

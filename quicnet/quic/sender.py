@@ -34,7 +34,6 @@ from quicnet.quic.packets import (
 from quicnet.quic.pmtu import BASE_PLPMTU
 from quicnet.quic.probes import path_datagram, pmtu_probe, version_probe
 from quicnet.quic.records import (
-    ACK_FREQUENCY,
     CRYPTO,
     DATAGRAM,
     HANDSHAKE_DONE,
@@ -74,7 +73,6 @@ MAX_PACKET_SIZE = BASE_PLPMTU
 MAX_DATAGRAMS_PER_CALL = 64
 
 _R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
-_R_ACK_FREQUENCY: FrameRecord = (ACK_FREQUENCY,)
 _R_MAX_DATA: FrameRecord = (MAX_DATA,)
 
 
@@ -411,7 +409,7 @@ class PacketSender:
         if pending.ack_frequency and request is not None and limit - len(buf) >= len(request[1]):
             buf += request[1]  # ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4)
             pending.ack_frequency = False
-            frames.append(_R_ACK_FREQUENCY)
+            frames.append(c.acks.on_request_sent())
         while pending.new_connection_ids and limit - len(buf) >= 45:
             entry = pending.new_connection_ids.pop(0)
             buf.append(0x18)
@@ -465,8 +463,8 @@ class PacketSender:
             pending.new_token = b""
             frames.append((NEW_TOKEN, token))
         if pending.ping and len(buf) < limit:
-            buf.append(0x01)
-            pending.ping = False
+            buf.append(pending.ping)  # PING, or IMMEDIATE_ACK
+            pending.ping = 0
         pending.settle()
         if c.spaces[Epoch.ONE_RTT].sender.has_pending():
             pending.waiting = True  # post-handshake CRYPTO that did not fit rides this flag

@@ -333,7 +333,8 @@ class TrafficLedger:
     it at most three times what it received from it. The ledger judges that
     from the wire alone. A destination ``D`` counts as validated for a sender
     ``S`` once a real node located at ``D`` received a datagram that ``S``
-    really sent and then sent one back to ``S`` from ``D`` (it could have
+    really sent (from any address of ``S``'s: a server's preferred address
+    too) and then sent one back to that address from ``D`` (it could have
     proved it owns ``D``); or when ``S`` itself chose ``D`` (a client
     connecting to its server). Addresses that no node owns (an attacker's
     victims) are never validated. Received bytes count every datagram
@@ -341,7 +342,10 @@ class TrafficLedger:
     the node cannot tell them apart either.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, aliases: dict[Address, Node] | None = None) -> None:
+        #: Other addresses a node owns (a server's preferred addresses, RFC 9000 §9.6):
+        #: a datagram it really sent from one of them counts as from that node.
+        self.aliases = aliases if aliases is not None else {}
         self.sent: dict[tuple[Node, Address], int] = {}
         self.sent_datagrams: dict[tuple[Node, Address], int] = {}
         self.received: dict[tuple[Node, Address], int] = {}
@@ -371,7 +375,7 @@ class TrafficLedger:
         key = (node, src)
         self.received[key] = self.received.get(key, 0) + size
         self.received_datagrams[key] = self.received_datagrams.get(key, 0) + 1
-        if origin is not None and origin.address == src:
+        if origin is not None and (origin.address == src or self.aliases.get(src) is origin):
             at = at or node.address
             self._heard.setdefault(node, {}).setdefault((src, at), set()).add(origin)
 
@@ -565,7 +569,7 @@ class Simulation:
         #: Called with every datagram a node sends, before any link decides its fate:
         #: ``tap(src, dst, data, now)`` (an on-path observer sees all of them).
         self.wiretaps: list[Callable[[Address, Address, bytes, float], None]] = []
-        self.ledger = TrafficLedger()
+        self.ledger = TrafficLedger(self.server_aliases)
         self.audit = EventAudit(self)
         self.delivery = DeliveryLedger(self, InvariantViolation)
         self.bounds = StateBounds(self, InvariantViolation)

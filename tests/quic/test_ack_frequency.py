@@ -3,6 +3,8 @@ RFC 9000 §13.2.1 acknowledgment rules it tunes."""
 
 from __future__ import annotations
 
+import types
+
 import pytest
 from adversary import seal_one_rtt
 from hypothesis import given
@@ -18,7 +20,13 @@ from simnet import (
     server_config,
 )
 
-from quicnet.quic import QuicConfiguration, QuicConnection, QuicUsageError, TransportError
+from quicnet.quic import (
+    QuicConfiguration,
+    QuicConnection,
+    QuicUsageError,
+    TransportError,
+    ack_frequency,
+)
 from quicnet.quic import frames as fr
 from quicnet.quic.ack_frequency import AckFrequencyRequest, AckPolicy
 from quicnet.quic.buffer import Reader, encode_varint
@@ -305,7 +313,7 @@ def test_no_request_goes_to_a_peer_that_did_not_offer_the_extension() -> None:
 
 def test_a_lost_request_is_sent_again() -> None:
     sim, client, server = connected(ack_frequency=AckFrequencyRequest(0.05))
-    on_delivered(server, [(ACK_FREQUENCY,)], False)  # recovery declares its packet lost
+    on_delivered(server, [(ACK_FREQUENCY, 0)], False)  # recovery declares its packet lost
     assert server.pending.ack_frequency and server.pending.waiting
     server.send_datagram(b"next")  # the next packet carries it again
     sim.run_for(0.1)
@@ -390,3 +398,98 @@ def test_a_probe_carries_immediate_ack_to_a_peer_that_offers_the_extension(
     assert space.ack_queued is client_offers
     if not client_offers:
         assert space.ack_deadline == pytest.approx(pto + 0.05)
+
+
+# After a migration (§8.4) and when a request is lost (§4) --------------------------------
+
+REQUEST = AckFrequencyRequest(0.05, ack_eliciting_threshold=3, reordering_threshold=2)
+
+
+def _applied(conn: QuicConnection, sequence: int) -> bool:
+    """``conn`` applied the request of that sequence number (and ``REQUEST``'s values)."""
+    acks = conn.acks
+    return (
+        acks.largest_sequence == sequence
+        and acks.max_ack_delay == 0.05
+        and (acks.ack_eliciting_threshold, acks.reordering_threshold) == (3, 2)
+    )
+
+
+@pytest.mark.parametrize("port_only", [True, False])
+def test_a_client_that_migrates_asks_again_once_the_new_path_is_validated(port_only: bool) -> None:
+    """The client asks (sequence 0) and moves: once its new path is validated it sends
+    sequence 1, which the server applies; the move's non-probing frame was IMMEDIATE_ACK
+    (§8.4), not PING, to a server that offered the extension."""
+    sim = make_pair(client={"ack_frequency": REQUEST})
+    handshake(sim)
+    sim.run_for(0.2)
+    client = sim.client.connection
+    server = sim.server.connection
+    assert _applied(server, 0) and client.acks.request is not None
+    host, port = CLIENT_ADDR
+    sim.rebind_client((host, port + 1) if port_only else ("10.0.5.1", 50000))
+    client.migrate(sim.now, port_only=port_only)
+    assert client.pending.ping == fr.FrameType.IMMEDIATE_ACK
+    assert client.acks.request[2] == 0  # not before the move is confirmed
+    sim.run_until(lambda: client.paths.current is not None and not client.paths.current.validating)
+    assert client.acks.request is not None and client.acks.request[2] == 1
+    sim.run_for(0.5)
+    assert _applied(server, 1)
+    assert server.peer_address == sim.client.address
+    assert client.recovery.max_ack_delay == 0.05  # §7: what the server acknowledged
+
+
+def test_a_server_asks_again_once_it_validated_a_rebound_client() -> None:
+    """NAT rebinding: the server follows the client to its new address, validates it, and
+    only then sends its next ACK_FREQUENCY (sequence 1), which the client applies."""
+    sim = make_pair(server={"ack_frequency": REQUEST})
+    handshake(sim)
+    sim.run_for(0.2)
+    client = sim.client.connection
+    server = sim.server.connection
+    assert _applied(client, 0)
+    sim.rebind_client(("10.0.6.1", 40000))  # the client's connection never knows
+    client.send_datagram(b"after the rebinding")
+    sim.run_until(lambda: server.path_migrations == 1)
+    current = server.paths.current
+    assert current is not None and current.validating  # not confirmed yet
+    assert server.acks.request is not None and server.acks.request[2] == 0
+    sim.run_until(lambda: not current.validating)
+    assert current.validated and server.acks.request[2] == 1
+    sim.run_for(0.5)
+    assert _applied(client, 1)
+    assert client.recovery.spaces[2].ack_eliciting_in_flight == 0  # everything acknowledged
+    assert server.acks.in_flight == {}
+
+
+def test_a_lost_request_is_sent_again_only_while_it_is_the_newest() -> None:
+    """§4: a lost ACK_FREQUENCY is sent again unless a newer one went out; the newer one
+    is, with its own sequence number."""
+    sim, client, server = connected(ack_frequency=REQUEST)
+    ack_frequency.ask(server)  # what a confirmed migration does
+    server.send_datagram(b"carries sequence 1")
+    sim.flush()
+    assert not server.pending.ack_frequency and 1 in server.acks.in_flight
+    on_delivered(server, [(ACK_FREQUENCY, 0)], False)  # an older one, lost: superseded
+    assert not server.pending.ack_frequency
+    on_delivered(server, [(ACK_FREQUENCY, 1)], False)  # the newest, lost: again
+    assert server.pending.ack_frequency
+    server.send_datagram(b"carries it again")
+    sim.run_for(0.2)
+    assert _applied(client, 1) and server.acks.in_flight == {}
+
+
+def test_the_pto_counts_the_largest_delay_the_peer_may_be_using() -> None:
+    """§7: until acknowledged, a request's delay counts if larger than the acknowledged
+    one; an acknowledged older request does not lower what a newer one in flight asks."""
+    recovery = types.SimpleNamespace(max_ack_delay=0.025)  # the peer's transport parameter
+    acks = AckPolicy(0.025, 1000)
+    acks.make_request(AckFrequencyRequest(0.05), 1000, recovery)  # type: ignore[arg-type]
+    assert acks.on_request_sent() == (ACK_FREQUENCY, 0) and recovery.max_ack_delay == 0.05
+    acks.make_request(AckFrequencyRequest(0.01), 1000, recovery)  # type: ignore[arg-type]
+    assert acks.on_request_sent() == (ACK_FREQUENCY, 1) and recovery.max_ack_delay == 0.05
+    assert not acks.on_request_delivered(0, True, recovery)  # type: ignore[arg-type]
+    assert recovery.max_ack_delay == 0.05  # the peer uses 50 ms until it has sequence 1
+    assert not acks.on_request_delivered(1, True, recovery)  # type: ignore[arg-type]
+    assert recovery.max_ack_delay == 0.01
+    assert acks.request is not None and acks.request[1][2] == 1  # sequence 1 on the wire

@@ -176,12 +176,27 @@ def test_a_black_hole_above_1280_ends_the_search_at_1280(tmp_path: Path) -> None
 # ECN ------------------------------------------------------------------------------------------
 
 
+#: quic-events-06 §7.7 (-03 defines no ECN event): ECNStateUpdated and its ECNState.
+ECN_STATES = {"testing", "unknown", "failed", "capable"}
+
+
+def _ecn_updates(trace: list[Record]) -> list[Record]:
+    """The trace's recovery:ecn_state_updated data, each checked against the draft's
+    shape: ``old`` and ``new`` (``old`` optional there, always written here), nothing
+    else, each one of the four ECNState values."""
+    updates = events(trace, "recovery:ecn_state_updated")
+    for data in updates:
+        assert set(data) == {"old", "new"} and {data["old"], data["new"]} <= ECN_STATES, data
+    assert not events(trace, "quic:ecn_state_updated")  # -09's name: not this qlog's draft
+    return updates
+
+
 def test_ecn_validation_reaching_capable_is_traced(tmp_path: Path) -> None:
     sim, client = _pair(tmp_path, 27)
     _upload(sim, client, 100_000)
     assert client.ecn.state == EcnValidation.CAPABLE
     trace = _client_trace(sim, client, tmp_path)
-    states = _chain(events(trace, "recovery:ecn_state_updated"))
+    states = _chain(_ecn_updates(trace))
     assert states[0] == "testing" and states[-1] == "capable"
 
 
@@ -191,7 +206,7 @@ def test_bleached_marks_trace_ecn_failing(tmp_path: Path) -> None:
     _upload(sim, client, 100_000)
     assert client.ecn.state == EcnValidation.FAILED
     trace = _client_trace(sim, client, tmp_path)
-    states = _chain(events(trace, "recovery:ecn_state_updated"))
+    states = _chain(_ecn_updates(trace))
     assert states[-1] == "failed" and "capable" not in states
 
 

@@ -132,8 +132,6 @@ def test_a_preferred_address_that_never_answers_leaves_the_client_where_it_was()
     handshake(sim)
     client = sim.client.connection
     assert client.paths.get(PREFERRED) is not None  # being validated
-    with pytest.raises(QuicUsageError, match="preferred address is being validated"):
-        client.migrate(sim.now)
     sent = send_on_new_streams(client, [b"GET /"])
     sim.run_until(lambda: down.complete(sent), timeout=30.0)
     sim.run_for(5.0)
@@ -143,6 +141,120 @@ def test_a_preferred_address_that_never_answers_leaves_the_client_where_it_was()
     assert migration_refused(client) is None  # and the client may migrate again
     assert not any(isinstance(e, PeerAddressChanged) for e in sim.client.events)
     assert sum(1 for src, dst, _ in sim.sent_elsewhere if dst == PREFERRED) >= 2
+
+
+CidUses = dict[bytes, set[tuple[Address, Address]]]
+
+
+def _cid_uses(sim: Simulation) -> tuple[CidUses, CidUses]:
+    """The (from, to) addresses each CID that 1-RTT packets carry travels between: the
+    server's CIDs in the client's datagrams, the client's in the server's (a wiretap on
+    the datagrams that start with a short header; both sides use 8-byte CIDs)."""
+    client: CidUses = {}
+    server: CidUses = {}
+
+    def tap(src: Address, dst: Address, data: bytes, now: float) -> None:
+        if not data[0] & 0x80:
+            uses = client if sim.nodes.get(src) is sim.client else server
+            uses.setdefault(bytes(data[1:9]), set()).add((src, dst))
+
+    sim.wiretaps.append(tap)
+    return client, server
+
+
+def _check_cid_uses(uses: tuple[CidUses, CidUses]) -> None:
+    """§9.5: the client sent no server CID from two addresses or to two; the server sent
+    no client CID from two of its addresses (its original and its preferred one)."""
+    client, server = uses
+    assert all(len(pairs) == 1 for pairs in client.values()), client
+    assert all(len({src for src, _ in pairs}) == 1 for pairs in server.values()), server
+
+
+def _move_while_validating(sim: Simulation, new: Address) -> tuple[bytes, bytes]:
+    """The client moves to ``new`` while it validates the preferred address; returns the
+    server CIDs it used from the old address (current, preferred probes)."""
+    client = sim.client.connection
+    preferred = client.preferred
+    assert preferred is not None
+    probing = preferred.probing()
+    assert probing is not None and probing.peer_cid is not None  # validation under way
+    old = (client.cids.current_peer_cid, probing.peer_cid.cid)
+    sim.rebind_client(new)
+    client.migrate(sim.now)
+    # §9.6.3: both server addresses are validated from the new address, concurrently,
+    # and §9.5: each path with a CID never used before (the two old ones are retired).
+    current = client.paths.current
+    assert current is not None and current.address == SERVER_ADDR and current.validating
+    assert preferred.probing() is probing and not probing.challenges
+    assert probing.peer_cid is not None
+    fresh = {client.cids.current_peer_cid, probing.peer_cid.cid}
+    assert len(fresh) == 2 and not fresh & set(old)
+    assert all(cid not in {p.cid for p in client.cids.peer.values()} for cid in old)
+    return old
+
+
+def test_a_client_that_moves_while_validating_ends_at_the_preferred_address() -> None:
+    """§9.6.3: a client that migrates while it validates the preferred address validates
+    both server addresses from its new one; the preferred one answers, so the connection
+    ends up there, and a download goes on byte for byte."""
+    sim = _pair(206)
+    body = payloads(206, [300_000])[0]
+    down = serve_download(sim, body)
+    uses = _cid_uses(sim)
+    handshake(sim)
+    client = sim.client.connection
+    new = ("10.0.7.1", 50000)
+    _move_while_validating(sim, new)
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    assert {dst for src, dst in set().union(*uses[0].values()) if src == new} == {
+        SERVER_ADDR,
+        PREFERRED,
+    }
+    assert client.peer_address == PREFERRED and client.path_migrations == 2
+    server = sim.server.connection
+    current = server.paths.current
+    assert current is not None and current.local == PREFERRED and current.address == new
+    _check_cid_uses(uses)
+
+
+def test_a_client_that_moves_while_validating_stays_if_only_the_original_answers() -> None:
+    """§9.6.3, §9.6.1: the preferred address is a black hole; validated from the new
+    address as well, it fails, and the client stays at the original address, which its
+    new address validated."""
+    sim = _pair(207, reachable=False)
+    body = payloads(207, [300_000])[0]
+    down = serve_download(sim, body)
+    uses = _cid_uses(sim)
+    handshake(sim)
+    client = sim.client.connection
+    new = ("10.0.8.1", 50000)
+    _move_while_validating(sim, new)
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    sim.run_for(5.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    assert any(src == new and dst == PREFERRED for src, dst, _ in sim.sent_elsewhere)
+    assert client.peer_address == SERVER_ADDR and client.path_migrations == 1
+    assert client.paths.get(PREFERRED) is None  # abandoned (§8.2.4)
+    assert client.preferred is not None and client.preferred.probing() is None
+    server = sim.server.connection
+    assert server.peer_address == new and server.path_migrations == 1
+    _check_cid_uses(uses)
+
+
+def test_a_move_while_validating_waits_for_two_spare_connection_ids() -> None:
+    """§9.5, §9.6.3: the two server addresses need a fresh CID each; with the preferred
+    address's CID and one spare only, the client cannot move yet."""
+    sim = _pair(208, client={"active_connection_id_limit": 3}, reachable=False)
+    handshake(sim)
+    sim.run_for(0.05)  # the server's one NEW_CONNECTION_ID
+    client = sim.client.connection
+    assert len(client.cids.peer) == 3 and client.preferred is not None
+    assert client.preferred.probing() is not None
+    with pytest.raises(QuicUsageError, match="two spare connection IDs"):
+        client.migrate(sim.now)
 
 
 def test_a_client_that_opts_out_stays() -> None:
