@@ -119,11 +119,10 @@ def hkdf_expand_labels(
     algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
     plan = _LABEL_PLANS.get(labels) if type(labels) is tuple else None
     entries, shortest, longest = plan or _label_plan(labels)
-    if not 0 < shortest or longest > algorithm.digest_size:
+    if shortest <= 0 or longest > algorithm.digest_size:
         # Some label is empty or longer than one block: each on its own.
         return [
-            hkdf_expand_label(hash_name, secret, label, context, length)
-            for label, length in labels
+            hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
         ]
     keyed = _HMAC(secret, algorithm)
     out = []
