@@ -209,10 +209,20 @@ class TransportParameters:
             if server_only and not from_server:
                 raise _error(f"a client sent the server-only parameter {name}")
             if kind is _KIND_INTEGER:
-                value, after = _varint(data, pos, stop, "integer")
-                if after != stop:
+                # The varint (§16) must fill the field exactly: its first byte gives its size.
+                if not length:
+                    raise _error("malformed transport parameters: truncated integer")
+                first = data[pos]
+                size = 1 << (first >> 6)
+                if size != length:
+                    if size > length:
+                        raise _error("malformed transport parameters: truncated integer")
                     raise _error(f"{name} has trailing bytes")
-                values[name] = value
+                values[name] = (
+                    first
+                    if size == 1
+                    else int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
+                )
             elif kind is _KIND_FLAG:
                 if length:
                     raise _error("disable_active_migration must be empty")
@@ -238,19 +248,22 @@ class TransportParameters:
             raise _error("min_ack_delay above max_ack_delay")  # ack-frequency §3
         if self.active_connection_id_limit < 2:
             raise _error("active_connection_id_limit below 2")
-        for name in ("initial_max_streams_bidi", "initial_max_streams_uni"):
-            if getattr(self, name) > 1 << 60:
-                raise _error(f"{name} above 2^60")
+        # Each field by name, not by getattr in a loop: this runs for every handshake.
+        if self.initial_max_streams_bidi > 1 << 60:
+            raise _error("initial_max_streams_bidi above 2^60")
+        if self.initial_max_streams_uni > 1 << 60:
+            raise _error("initial_max_streams_uni above 2^60")
         if self.stateless_reset_token is not None and len(self.stateless_reset_token) != 16:
             raise _error("stateless_reset_token is not 16 bytes")
-        for name in (
-            "original_destination_connection_id",
-            "initial_source_connection_id",
-            "retry_source_connection_id",
-        ):
-            value = getattr(self, name)
-            if value is not None and len(value) > 20:
-                raise _error(f"{name} longer than 20 bytes")
+        cid = self.original_destination_connection_id
+        if cid is not None and len(cid) > 20:
+            raise _error("original_destination_connection_id longer than 20 bytes")
+        cid = self.initial_source_connection_id
+        if cid is not None and len(cid) > 20:
+            raise _error("initial_source_connection_id longer than 20 bytes")
+        cid = self.retry_source_connection_id
+        if cid is not None and len(cid) > 20:
+            raise _error("retry_source_connection_id longer than 20 bytes")
 
     def replace(self, **changes: object) -> TransportParameters:
         """A copy with ``changes`` applied."""

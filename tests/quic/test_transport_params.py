@@ -141,6 +141,21 @@ def test_invalid_parameters(wire: bytes, from_server: bool) -> None:
     decode_error(wire, from_server=from_server)
 
 
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+def test_integers_of_every_varint_size(size: int) -> None:
+    """§16: an integer parameter's varint may take any of the four sizes, even one longer
+    than its value needs; the size its first byte gives must fill the field exactly."""
+    prefix = {1: 0x00, 2: 0x40, 4: 0x80, 8: 0xC0}[size]
+    value = 37 if size == 1 else 1000 + size
+    body = value.to_bytes(size, "big")
+    body = bytes((body[0] | prefix,)) + body[1:]
+    params = TransportParameters.decode(param(0x04, body), from_server=True)
+    assert params.initial_max_data == value
+    assert "trailing" in decode_error(param(0x04, body + b"\x00")).reason
+    if size > 1:
+        assert "truncated" in decode_error(param(0x04, body[:-1])).reason
+
+
 def test_boundaries_that_are_valid() -> None:
     ok = (
         param(0x03, v(1200))
