@@ -181,7 +181,7 @@ class TransportParameters:
     @classmethod
     def _decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
         values: dict[str, object] = {}
-        seen: set[int] = set()
+        seen: set[int] = set()  # the ids of parameters other than the integers
         pos, end = 0, len(data)
         while pos < end:
             # Ids and lengths are mostly one-byte varints: read those inline.
@@ -198,21 +198,12 @@ class TransportParameters:
             stop = pos + length
             if stop > end:
                 raise _error("malformed transport parameters: truncated field")
-            if pid in seen:
-                raise _error(f"transport parameter 0x{pid:x} appears twice")
-            seen.add(pid)
-            entry = _DECODING.get(pid)
-            if entry is None:
-                pos = stop
-                continue  # §18.1: unknown (and reserved) parameters are ignored
-            name, kind, server_only = entry
-            if server_only and not from_server:
-                raise _error(f"a client sent the server-only parameter {name}")
-            if kind is _KIND_INTEGER:
+            name = _INTEGER_NAMES.get(pid)
+            if name is not None:  # most of them: no integer is server-only
+                if name in values:
+                    raise _error(f"transport parameter 0x{pid:x} appears twice")
                 # The varint (§16) must fill the field exactly: its first byte gives its size.
-                if not length:
-                    raise _error("malformed transport parameters: truncated integer")
-                first = data[pos]
+                first = data[pos] if length else 0xFF
                 size = 1 << (first >> 6)
                 if size != length:
                     if size > length:
@@ -223,7 +214,19 @@ class TransportParameters:
                     if size == 1
                     else int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
                 )
-            elif kind is _KIND_FLAG:
+                pos = stop
+                continue
+            if pid in seen:
+                raise _error(f"transport parameter 0x{pid:x} appears twice")
+            seen.add(pid)
+            entry = _DECODING.get(pid)
+            if entry is None:
+                pos = stop
+                continue  # §18.1: unknown (and reserved) parameters are ignored
+            name, kind, server_only = entry
+            if server_only and not from_server:
+                raise _error(f"a client sent the server-only parameter {name}")
+            if kind is _KIND_FLAG:
                 if length:
                     raise _error("disable_active_migration must be empty")
                 values[name] = True
@@ -377,7 +380,9 @@ _STATIC_VALUES = operator.attrgetter(*(pid.name for pid in _ID if pid not in _PE
 _STATIC_ENCODED: dict[object, tuple[bytes, ...]] = {}
 _STATIC_ENCODED_MAX = 32
 
-#: id -> (field name, kind, server-only), for ``decode``.
+#: id -> (field name, kind, server-only), for ``decode``: the parameters other than the
+#: integers, which ``_INTEGER_NAMES`` names (none of them is server-only).
 _DECODING: dict[int, tuple[str, _Kind, bool]] = {
-    int(pid): (pid.name, _kind(pid), pid in _SERVER_ONLY) for pid in _ID
+    int(pid): (pid.name, _kind(pid), pid in _SERVER_ONLY) for pid in _ID if pid not in _INTEGER
 }
+_INTEGER_NAMES: dict[int, str] = {int(pid): pid.name for pid in _ID if pid in _INTEGER}
