@@ -222,12 +222,24 @@ def test_server_configuration_lists_its_versions() -> None:
 
 @given(st.binary(max_size=40))
 def test_version_information_parsing(body: bytes) -> None:
-    try:
-        info = VersionInformation.decode(body)
-    except TransportError as exc:
-        assert exc.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+    """Parsed twice (the second time from the remembered versions), the same answer: a
+    malformed value fails each time, a good one gives equal, separate objects."""
+    results = []
+    for _ in range(2):
+        try:
+            info = VersionInformation.decode(body)
+        except TransportError as exc:
+            assert exc.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+            results.append(None)
+            continue
+        assert info.encode() == body and info.chosen != 0 and 0 not in info.available
+        results.append(info)
+    first, second = results
+    if first is None or second is None:
+        assert first is second is None
         return
-    assert info.encode() == body and info.chosen != 0 and 0 not in info.available
+    assert first is not second
+    assert (first.chosen, first.available) == (second.chosen, second.available)
 
 
 def test_switch_after_a_retry() -> None:
