@@ -58,9 +58,11 @@ __all__ = [
 ]
 
 
-#: version_information values that parsed, by their bytes: (chosen, available). Bounded.
+#: version_information values that parsed, by their bytes: (chosen, available). Bounded:
+#: a few values, of a few versions each (a peer may send a longer list; it is not kept).
 _DECODED: dict[bytes, tuple[int, tuple[int, ...]]] = {}
 _DECODED_MAX = 16
+_DECODED_BODY_MAX = 64
 #: Our version_information by (chosen, supported): a few per configuration. Bounded.
 _LOCAL: dict[tuple[int, tuple[int, ...]], bytes] = {}
 _LOCAL_MAX = 16
@@ -99,9 +101,10 @@ class VersionInformation:
                 TransportErrorCode.TRANSPORT_PARAMETER_ERROR, "version_information lists version 0"
             )
         info = cls(versions[0], versions[1:])
-        if len(_DECODED) >= _DECODED_MAX:
-            _DECODED.clear()
-        _DECODED[bytes(body)] = (info.chosen, info.available)
+        if len(body) <= _DECODED_BODY_MAX:
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[bytes(body)] = (info.chosen, info.available)
         return info
 
     @classmethod

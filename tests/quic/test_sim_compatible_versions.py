@@ -33,6 +33,7 @@ from quicnet.quic import (
     QuicEndpoint,
     QuicVersion,
     SessionTicketReceived,
+    compatible_versions,
 )
 from quicnet.quic.compatible_versions import (
     VersionInformation,
@@ -240,6 +241,18 @@ def test_version_information_parsing(body: bytes) -> None:
         return
     assert first is not second
     assert (first.chosen, first.available) == (second.chosen, second.available)
+
+
+def test_remembered_version_information_is_bounded() -> None:
+    """A peer's list is remembered only when short: a long one (20 versions) parses the
+    same each time and is not kept; a short one is."""
+    long_list = VersionInformation(V1, [V1, *range(0x1A2A3A4A, 0x1A2A3A4A + 19)]).encode()
+    short_list = VersionInformation(V1, (V2, V1)).encode()
+    for body in (long_list, short_list):
+        first, second = VersionInformation.decode(body), VersionInformation.decode(body)
+        assert (first.chosen, first.available) == (second.chosen, second.available)
+    assert long_list not in compatible_versions._DECODED
+    assert short_list in compatible_versions._DECODED
 
 
 def test_switch_after_a_retry() -> None:
