@@ -47,6 +47,10 @@ def chain() -> Chain:
     return build_chain()
 
 
+def _path(chain: Chain) -> list[Certificate]:
+    return [chain.leaf, chain.intermediate, chain.root]
+
+
 def _pairs(chain: Chain) -> set[tuple[bytes, bytes]]:
     return {
         (chain.leaf.to_der(), chain.intermediate.to_der()),
@@ -57,10 +61,10 @@ def _pairs(chain: Chain) -> set[tuple[bytes, bytes]]:
 def test_a_verified_chain_leaves_its_signatures_and_nothing_else(
     chain: Chain, memo: set[tuple[bytes, bytes]]
 ) -> None:
-    verify_chain(chain.presented, [chain.root], name="a.example.com", at=AT)
+    assert verify_chain(chain.presented, [chain.root], name="a.example.com", at=AT) == _path(chain)
     assert memo == _pairs(chain)
     # Verifying again finds both and adds nothing.
-    verify_chain(chain.presented, [chain.root], name="a.example.com", at=AT)
+    assert verify_chain(chain.presented, [chain.root], name="a.example.com", at=AT) == _path(chain)
     assert memo == _pairs(chain)
 
 
@@ -69,7 +73,7 @@ def test_remembered_signatures_still_fail_every_other_check(
 ) -> None:
     """With both signatures remembered, the same chain still fails on time, name,
     revocation and trust, each time it is asked, and passes again after."""
-    verify_chain(chain.presented, [chain.root], name="a.example.com", at=AT)
+    assert verify_chain(chain.presented, [chain.root], name="a.example.com", at=AT) == _path(chain)
     assert memo == _pairs(chain)
     revoked_leaf = make_crl(
         chain.intermediate,
@@ -100,7 +104,7 @@ def test_remembered_signatures_still_fail_every_other_check(
 def test_a_tampered_signature_is_not_a_hit(chain: Chain, memo: set[tuple[bytes, bytes]]) -> None:
     """The leaf with one byte of its signature changed parses, but its bytes are not the
     remembered ones: its signature is checked, fails, and the failure is not remembered."""
-    verify_chain(chain.presented, [chain.root], at=AT)
+    assert verify_chain(chain.presented, [chain.root], at=AT) == _path(chain)
     der = chain.leaf.to_der()
     tampered = Certificate.from_der(der[:-1] + bytes((der[-1] ^ 0x01,)))
     assert tampered.subject == chain.leaf.subject
