@@ -59,6 +59,14 @@ def format_fingerprint(fingerprint: bytes) -> str:
 _PARSED: dict[bytes, Certificate] = {}
 _PARSED_MAX = 16
 
+#: Signature checks that passed, by the exact DER bytes of ``(child, issuer)``: a
+#: signature check of the same bytes is a pure function of them, so a hit answers what
+#: verifying again would. Only successes are kept, of pairs up to _SIGNED_PAIR_MAX bytes,
+#: at most _SIGNED_MAX of them (cleared when full): at most 4 MiB, whoever fills it.
+_SIGNED: set[tuple[bytes, bytes]] = set()
+_SIGNED_MAX = 256
+_SIGNED_PAIR_MAX = 16384
+
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
@@ -295,11 +303,25 @@ class Certificate:
         return self.public_key().fingerprint(hash_name)
 
     def issued(self, child: Certificate) -> bool:
-        """True when this certificate's name and key signed ``child``."""
+        """True when this certificate's name and key signed ``child``.
+
+        A pair that passed is remembered by its exact DER bytes (a few hundred, bounded),
+        so a server's chain met on every handshake has its signatures computed once: the
+        same bytes give the same answer. Only the signature is remembered; whatever else
+        a caller checks (validity at a time, names, constraints, revocation) it checks
+        each time.
+        """
+        key = (child._der, self._der)
+        if key in _SIGNED:
+            return True
         try:
             child._cert.verify_directly_issued_by(self._cert)
         except (ValueError, TypeError, Exception):
             return False
+        if len(key[0]) + len(key[1]) <= _SIGNED_PAIR_MAX:
+            if len(_SIGNED) >= _SIGNED_MAX:
+                _SIGNED.clear()
+            _SIGNED.add(key)
         return True
 
     def to_text(self) -> str:

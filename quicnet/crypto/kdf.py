@@ -89,9 +89,24 @@ def hkdf_expand_label(
     return hkdf_expand(hash_name, secret, prefix + bytes((len(context),)) + context, length)
 
 
-#: ``hkdf_expand_labels``' HMAC inputs (HkdfLabel with an empty context, then the block
-#: counter 0x01) and lengths, by the ``labels`` tuple (a few constant tuples).
-_LABEL_INFOS: dict[tuple[tuple[bytes, int], ...], tuple[tuple[bytes, int], ...]] = {}
+#: ``hkdf_expand_labels``' plan for a ``labels`` tuple (a few constant tuples): each
+#: label's HkdfLabel up to its context (the prefix), its HMAC input with the empty
+#: context (the prefix, a zero context length, the block counter 0x01) and its length;
+#: then the smallest and largest length, which say whether every label is one block.
+_Plan = tuple[tuple[tuple[bytes, bytes, int], ...], int, int]
+_LABEL_PLANS: dict[tuple[tuple[bytes, int], ...], _Plan] = {}
+
+
+def _label_plan(labels: Sequence[tuple[bytes, int]]) -> _Plan:
+    entries = []
+    for label, length in labels:
+        prefix = _label_prefix(label, length)
+        entries.append((prefix, prefix + b"\x00\x01", length))
+    lengths = [length for _, length in labels] or [0]
+    plan = (tuple(entries), min(lengths), max(lengths))
+    if type(labels) is tuple and len(_LABEL_PLANS) < _LABEL_PREFIXES_MAX:
+        _LABEL_PLANS[labels] = plan
+    return plan
 
 
 def hkdf_expand_labels(
@@ -102,27 +117,28 @@ def hkdf_expand_labels(
     traffic secrets of one transcript hash): the HMAC is keyed once and copied for
     each label."""
     algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
-    key = labels if isinstance(labels, tuple) else None
-    infos = _LABEL_INFOS.get(key) if key is not None else None
-    if infos is None:
-        infos = tuple(
-            (_label_prefix(label, length) + b"\x00\x01", length) for label, length in labels
-        )
-        if key is not None and len(_LABEL_INFOS) < _LABEL_PREFIXES_MAX:
-            _LABEL_INFOS[key] = infos
-    tail = b""
-    if context:
-        if len(context) > 255:
-            raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
-        tail = bytes((len(context),)) + context + b"\x01"  # replaces the info's b"\x00\x01"
+    plan = _LABEL_PLANS.get(labels) if type(labels) is tuple else None
+    entries, shortest, longest = plan or _label_plan(labels)
+    if shortest <= 0 or longest > algorithm.digest_size:
+        # Some label is empty or longer than one block: each on its own.
+        return [
+            hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
+        ]
     keyed = _HMAC(secret, algorithm)
     out = []
-    for (info, length), (label, _) in zip(infos, labels, strict=True):
-        if not 0 < length <= algorithm.digest_size:
-            out.append(hkdf_expand_label(hash_name, secret, label, context, length))
-            continue
+    if not context:
+        for _, info, length in entries:
+            h = keyed.copy()
+            h.update(info)
+            out.append(h.finalize()[:length])
+        return out
+    if len(context) > 255:
+        raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
+    # HkdfLabel's context, then the block counter (RFC 5869 §2.3: T(1)).
+    tail = bytes((len(context),)) + context + b"\x01"
+    for prefix, _, length in entries:
         h = keyed.copy()
-        h.update(info[:-2] + tail if tail else info)
+        h.update(prefix + tail)
         out.append(h.finalize()[:length])
     return out
 

@@ -8,6 +8,10 @@ name constraints on DNS names and IP addresses, and that no critical
 extension goes unprocessed; revocation against the CRLs given (RFC 5280 §6.3,
 in :mod:`quicnet.crypto.crl`); then the leaf's name (RFC 6125) and extended
 key usage. Each failure raises the :class:`CertificateError` subclass naming it.
+
+Every check runs on every call; the signature checks go through
+:meth:`Certificate.issued`, which remembers pairs that verified by their exact DER bytes
+(bounded), so a chain met on every handshake has its signatures computed once.
 """
 
 from __future__ import annotations

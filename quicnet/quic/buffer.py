@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from quicnet.quic.errors import TransportError, TransportErrorCode
 
-__all__ = ["MAX_VARINT", "Reader", "encode_varint", "varint_size"]
+__all__ = ["MAX_VARINT", "Reader", "append_varint", "encode_varint", "varint_size"]
 
 MAX_VARINT = (1 << 62) - 1
 
@@ -37,6 +37,18 @@ def encode_varint(value: int) -> bytes:
     if value <= MAX_VARINT:
         return (value | 0xC000000000000000).to_bytes(8, "big")
     raise ValueError(f"{value} does not fit a QUIC varint")
+
+
+def append_varint(buf: bytearray, value: int) -> None:
+    """Append ``value`` to ``buf`` as a varint (§16), the shortest that holds it."""
+    if value < 0x40:
+        buf.append(value)
+    elif value < 0x4000:
+        buf += (value | 0x4000).to_bytes(2, "big")
+    elif value < 0x40000000:
+        buf += (value | 0x80000000).to_bytes(4, "big")
+    else:
+        buf += (value | 0xC000000000000000).to_bytes(8, "big")
 
 
 def _short(what: str) -> TransportError:

@@ -58,6 +58,16 @@ __all__ = [
 ]
 
 
+#: version_information values that parsed, by their bytes: (chosen, available). Bounded:
+#: a few values, of a few versions each (a peer may send a longer list; it is not kept).
+_DECODED: dict[bytes, tuple[int, tuple[int, ...]]] = {}
+_DECODED_MAX = 16
+_DECODED_BODY_MAX = 64
+#: Our version_information by (chosen, supported): a few per configuration. Bounded.
+_LOCAL: dict[tuple[int, tuple[int, ...]], bytes] = {}
+_LOCAL_MAX = 16
+
+
 class VersionInformation:
     """The version_information transport parameter (RFC 9368 §3)."""
 
@@ -74,7 +84,13 @@ class VersionInformation:
     @classmethod
     def decode(cls, body: bytes) -> VersionInformation:
         """Parse the value; TRANSPORT_PARAMETER_ERROR when malformed (RFC 9368 §3: a
-        length that is not a positive multiple of 4, or a version 0)."""
+        length that is not a positive multiple of 4, or a version 0).
+
+        The versions of the last few values that parsed are remembered by their bytes
+        (a peer's list is the same on every connection, and a server reads it twice)."""
+        known = _DECODED.get(body)
+        if known is not None:
+            return cls(known[0], known[1])
         if not body or len(body) % 4:
             raise TransportError(
                 TransportErrorCode.TRANSPORT_PARAMETER_ERROR, "version_information is malformed"
@@ -84,7 +100,12 @@ class VersionInformation:
             raise TransportError(
                 TransportErrorCode.TRANSPORT_PARAMETER_ERROR, "version_information lists version 0"
             )
-        return cls(versions[0], versions[1:])
+        info = cls(versions[0], versions[1:])
+        if len(body) <= _DECODED_BODY_MAX:
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[bytes(body)] = (info.chosen, info.available)
+        return info
 
     @classmethod
     def of(cls, params: TransportParameters) -> VersionInformation | None:
@@ -100,10 +121,17 @@ def compatible(original: int, other: int) -> bool:
 
 def local_version_information(version: int, supported: Sequence[int]) -> bytes:
     """Ours: ``version`` chosen, the ``supported`` ones we speak available (it included)."""
+    key = (version, tuple(supported))
+    encoded = _LOCAL.get(key)
+    if encoded is not None:
+        return encoded
     available = [v for v in supported if v in VERSION_PARAMS]
     if version not in available:
         available.append(version)
-    return VersionInformation(version, available).encode()
+    encoded = VersionInformation(version, available).encode()
+    if len(_LOCAL) < _LOCAL_MAX:
+        _LOCAL[key] = encoded
+    return encoded
 
 
 def negotiated_version(

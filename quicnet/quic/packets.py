@@ -109,6 +109,10 @@ def _long_type(version: int, bits: int) -> PacketType:
     return _RETRY
 
 
+#: The value bits of a 2-, 4- and 8-byte varint (§16).
+_MASK = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
+
+
 def _truncated() -> TransportError:
     return TransportError(TransportErrorCode.FRAME_ENCODING_ERROR, "truncated long header")
 
@@ -153,10 +157,29 @@ def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
         return LongHeader(
             packet_type, version, dcid, scid, token, end, end, datagram[end - _RETRY_TAG : end]
         )
-    r = Reader(datagram, pos)
-    token = r.read_varint_bytes() if packet_type == _INITIAL else b""
-    length = r.varint()
-    pn_offset = r.pos
+    token = b""
+    if packet_type == _INITIAL:  # the token, after its varint length (§17.2.2)
+        if pos >= end:
+            raise _truncated()
+        first = datagram[pos]
+        size = 1 << (first >> 6)
+        if pos + size > end:
+            raise _truncated()
+        n = first if size == 1 else int.from_bytes(datagram[pos : pos + size], "big") & _MASK[size]
+        pos += size
+        if pos + n > end:
+            raise _truncated()
+        token = datagram[pos : pos + n]
+        pos += n
+    # The Length varint (§17.2), read in place as the rest of the header.
+    if pos >= end:
+        raise _truncated()
+    first = datagram[pos]
+    size = 1 << (first >> 6)
+    if pos + size > end:
+        raise _truncated()
+    length = first if size == 1 else int.from_bytes(datagram[pos : pos + size], "big") & _MASK[size]
+    pn_offset = pos + size
     if length > end - pn_offset:
         raise _bad("long-header packet length exceeds the datagram")
     if length < 20:  # 1-byte pn + 16-byte tag + enough to sample: below this it cannot be valid

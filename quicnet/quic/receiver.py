@@ -250,7 +250,8 @@ class PacketReceiver:
                     pos += length
                     ack_eliciting = non_probing = True
                 elif t == 0x02 or t == 0x03:  # ACK (§19.3)
-                    pos = self._on_one_rtt_ack(payload, pos, t, now)
+                    ranges, delay, counts, pos = _read_ack(payload, pos, t)
+                    self._on_ack(2, ranges, delay, now, counts)
                     non_probing = True
                 elif 0x08 <= t <= 0x0F:  # STREAM (§19.8)
                     stream_id, pos = _varint_at(payload, pos)
@@ -291,60 +292,12 @@ class PacketReceiver:
                         non_probing = True
                     if t == 0x06:
                         assert isinstance(frame, fr.CryptoFrame)
-                        self._on_crypto(Epoch.ONE_RTT, frame, now)
+                        self._on_crypto(Epoch.ONE_RTT, frame.offset, frame.data, now)
                     else:
                         self._on_control_frame(frame, t, dcid, now)
         except IndexError:  # a varint or field ran past the payload
             raise _truncated(t) from None
         return ack_eliciting, non_probing
-
-    def _on_one_rtt_ack(self, payload: bytes, pos: int, t: int, now: float) -> int:
-        # Largest Acknowledged and ACK Delay: one or two bytes while the connection is
-        # young or the peer prompt, read inline (no call); longer ones by _varint_at.
-        fields = [0, 0]
-        for i in (0, 1):
-            value = payload[pos]
-            if value < 0x40:
-                pos += 1
-            elif value < 0x80:
-                value = ((value & 0x3F) << 8) | payload[pos + 1]
-                pos += 2
-            else:
-                value, pos = _varint_at(payload, pos)
-            fields[i] = value
-        largest, delay = fields
-        count = payload[pos]  # one byte in all but pathological ACKs
-        if count < 0x40:
-            pos += 1
-        else:
-            count, pos = _varint_at(payload, pos)
-        first = payload[pos]
-        if first < 0x40:
-            pos += 1
-        else:
-            first, pos = _varint_at(payload, pos)
-        if first > largest:
-            raise TransportError(_FRAME_ENCODING, "ACK first range below zero", t)
-        smallest = largest - first
-        ranges = [(largest, smallest)]
-        if count > len(payload) - pos:  # every range takes at least 2 bytes
-            raise TransportError(_FRAME_ENCODING, "ACK range count exceeds the frame", t)
-        for _ in range(count):
-            gap, pos = _varint_at(payload, pos)
-            length, pos = _varint_at(payload, pos)
-            top = smallest - gap - 2
-            if top < 0 or length > top:
-                raise TransportError(_FRAME_ENCODING, "ACK range below zero", t)
-            smallest = top - length
-            ranges.append((top, smallest))
-        counts = None
-        if t == 0x03:  # ECN counts (§19.3.2)
-            ect0, pos = _varint_at(payload, pos)
-            ect1, pos = _varint_at(payload, pos)
-            ce, pos = _varint_at(payload, pos)
-            counts = (ect0, ect1, ce)
-        self._on_ack(2, ranges, delay, now, counts)
-        return pos
 
     def _on_datagram(self, data: bytes, frame_size: int, t: int) -> None:
         c = self.c
@@ -440,14 +393,25 @@ class PacketReceiver:
         return end
 
     def _long_header_frames(self, epoch: Epoch, payload: bytes, now: float, dcid: bytes) -> bool:
-        """Process an Initial, Handshake or 0-RTT packet's frames; True if ack-eliciting."""
-        r = Reader(payload)
-        if r.at_end():
+        """Process an Initial, Handshake or 0-RTT packet's frames; True if ack-eliciting.
+
+        ACK and CRYPTO, the frames of the handshake, are read in place as on the 1-RTT
+        path; the others are parsed into objects."""
+        end = len(payload)
+        if not end:
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         ack_eliciting = False
         handshake = epoch != ZERO_RTT_EPOCH
-        while not r.at_end():
-            t = r.varint()
+        pos = 0
+        while pos < end:
+            t = payload[pos]
+            if t < 0x40:
+                pos += 1
+            else:
+                try:
+                    t, pos = _varint_at(payload, pos)
+                except IndexError:
+                    raise _truncated(t) from None
             if handshake and t not in _HANDSHAKE_FRAMES:
                 raise TransportError(
                     TransportErrorCode.PROTOCOL_VIOLATION,
@@ -456,36 +420,52 @@ class PacketReceiver:
                 )
             if not handshake and t in _ZERO_RTT_FORBIDDEN:
                 raise TransportError(
-                    TransportErrorCode.PROTOCOL_VIOLATION, f"frame 0x{t:x} not allowed in 0-RTT", t
+                    TransportErrorCode.PROTOCOL_VIOLATION,
+                    f"frame 0x{t:x} not allowed in 0-RTT",
+                    t,
                 )
             if t not in _NOT_ACK_ELICITING:
                 ack_eliciting = True
             if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
-                r.pos = r.end - len(payload[r.pos : r.end].lstrip(b"\x00"))
-                continue
-            frame = fr.parse_frame(r, t)
-            if isinstance(frame, fr.AckFrame):
-                self._on_ack(
-                    EPOCH_SPACE[epoch], frame.ranges, frame.ack_delay, now, frame.ecn_counts
-                )
-            elif isinstance(frame, fr.CryptoFrame):
-                self._on_crypto(epoch, frame, now)
-            elif isinstance(frame, fr.StreamFrame):  # 0-RTT only
-                self.c.streams.on_stream(frame, t)
-            elif isinstance(frame, fr.DatagramFrame):
-                size = len(frame.data) + 1
-                if t == 0x31:
-                    size += varint_size(len(frame.data))
-                self._on_datagram(frame.data, size, t)
-            elif not isinstance(frame, fr.PingFrame | fr.PaddingFrame):
-                self._on_control_frame(frame, t, dcid, now)
+                pos = end - len(payload[pos:].lstrip(b"\x00"))
+            elif t == 0x06:  # CRYPTO (§19.6), never in 0-RTT
+                try:
+                    offset, pos = _varint_at(payload, pos)
+                    length, pos = _varint_at(payload, pos)
+                except IndexError:
+                    raise _truncated(t) from None
+                if pos + length > end:
+                    raise _truncated(t)
+                if offset + length > MAX_VARINT:
+                    raise TransportError(_FRAME_ENCODING, "crypto data beyond 2^62-1", t)
+                self._on_crypto(epoch, offset, payload[pos : pos + length], now)
+                pos += length
+            elif t == 0x02 or t == 0x03:  # ACK (§19.3), never in 0-RTT
+                try:
+                    ranges, delay, counts, pos = _read_ack(payload, pos, t)
+                except IndexError:
+                    raise _truncated(t) from None
+                self._on_ack(EPOCH_SPACE[epoch], ranges, delay, now, counts)
+            else:
+                reader = Reader(payload, pos)
+                frame = fr.parse_frame(reader, t)
+                pos = reader.pos
+                if isinstance(frame, fr.StreamFrame):  # 0-RTT only
+                    self.c.streams.on_stream(frame, t)
+                elif isinstance(frame, fr.DatagramFrame):
+                    size = len(frame.data) + 1
+                    if t == 0x31:
+                        size += varint_size(len(frame.data))
+                    self._on_datagram(frame.data, size, t)
+                elif not isinstance(frame, fr.PingFrame | fr.PaddingFrame):
+                    self._on_control_frame(frame, t, dcid, now)
         return ack_eliciting
 
     # Frames shared by both paths ----------------------------------------------------------------
-    def _on_crypto(self, epoch: Epoch, frame: fr.CryptoFrame, now: float) -> None:
+    def _on_crypto(self, epoch: Epoch, offset: int, data: bytes, now: float) -> None:
         c = self.c
         space = c.spaces[ONE_RTT_EPOCH if epoch == ZERO_RTT_EPOCH else epoch]
-        data = space.receive(frame.offset, frame.data)
+        data = space.receive(offset, data)
         if data:
             c.tls.receive(epoch, data, c.configuration.wall_clock())  # dates tickets
             c.drain_tls(now)
@@ -601,3 +581,55 @@ def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
     if pos + size > len(buf):
         raise IndexError(pos)
     return int.from_bytes(buf[pos : pos + size], "big") & ((1 << (8 * size - 2)) - 1), pos + size
+
+
+def _read_ack(
+    payload: bytes, pos: int, t: int
+) -> tuple[list[tuple[int, int]], int, tuple[int, int, int] | None, int]:
+    """An ACK frame (§19.3) at ``pos``, after its type ``t``: ``(ranges, ACK delay, ECN
+    counts or None, the position after it)``. IndexError when it runs past the payload."""
+    # Largest Acknowledged and ACK Delay: one or two bytes while the connection is
+    # young or the peer prompt, read inline (no call); longer ones by _varint_at.
+    fields = [0, 0]
+    for i in (0, 1):
+        value = payload[pos]
+        if value < 0x40:
+            pos += 1
+        elif value < 0x80:
+            value = ((value & 0x3F) << 8) | payload[pos + 1]
+            pos += 2
+        else:
+            value, pos = _varint_at(payload, pos)
+        fields[i] = value
+    largest, delay = fields
+    count = payload[pos]  # one byte in all but pathological ACKs
+    if count < 0x40:
+        pos += 1
+    else:
+        count, pos = _varint_at(payload, pos)
+    first = payload[pos]
+    if first < 0x40:
+        pos += 1
+    else:
+        first, pos = _varint_at(payload, pos)
+    if first > largest:
+        raise TransportError(_FRAME_ENCODING, "ACK first range below zero", t)
+    smallest = largest - first
+    ranges = [(largest, smallest)]
+    if count > len(payload) - pos:  # every range takes at least 2 bytes
+        raise TransportError(_FRAME_ENCODING, "ACK range count exceeds the frame", t)
+    for _ in range(count):
+        gap, pos = _varint_at(payload, pos)
+        length, pos = _varint_at(payload, pos)
+        top = smallest - gap - 2
+        if top < 0 or length > top:
+            raise TransportError(_FRAME_ENCODING, "ACK range below zero", t)
+        smallest = top - length
+        ranges.append((top, smallest))
+    counts = None
+    if t == 0x03:  # ECN counts (§19.3.2)
+        ect0, pos = _varint_at(payload, pos)
+        ect1, pos = _varint_at(payload, pos)
+        ce, pos = _varint_at(payload, pos)
+        counts = (ect0, ect1, ce)
+    return ranges, delay, counts, pos

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quicnet.quic import frames as fr
+from quicnet.quic.buffer import append_varint
 from quicnet.quic.closing import close_datagrams
 from quicnet.quic.compatible_versions import on_initial_sent
 from quicnet.quic.packets import (
@@ -55,6 +56,9 @@ from quicnet.tls.events import HANDSHAKE_EPOCH, INITIAL_EPOCH, ONE_RTT_EPOCH, ZE
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
     from quicnet.quic.events import Address
+    from quicnet.quic.protection import PacketKey
+
+    Key = PacketKey | None
 
 __all__ = ["MAX_DATAGRAMS_PER_CALL", "MAX_PACKET_SIZE", "OutgoingPacket", "PacketSender"]
 
@@ -76,26 +80,25 @@ _R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
 _R_MAX_DATA: FrameRecord = (MAX_DATA,)
 
 
-def _varint(buf: bytearray, value: int) -> None:
-    """Append ``value`` as a QUIC variable-length integer (RFC 9000 §16)."""
-    if value < 0x40:
-        buf.append(value)
-    elif value < 0x4000:
-        buf += (value | 0x4000).to_bytes(2, "big")
-    elif value < 0x40000000:
-        buf += (value | 0x80000000).to_bytes(4, "big")
-    else:
-        buf += (value | 0xC000000000000000).to_bytes(8, "big")
-
-
 class OutgoingPacket:
     """A packet being filled (long header, or 1-RTT outside the one-buffer path):
     frames go into ``payload``, their records into ``frames``."""
 
-    __slots__ = ("ack_eliciting", "epoch", "frames", "header", "padded", "payload", "pn", "pn_len")
+    __slots__ = (
+        "ack_eliciting",
+        "epoch",
+        "frames",
+        "header",
+        "key",
+        "padded",
+        "payload",
+        "pn",
+        "pn_len",
+    )
 
-    def __init__(self, epoch: Epoch, header: bytes, pn: int, pn_len: int) -> None:
+    def __init__(self, epoch: Epoch, header: bytes, pn: int, pn_len: int, key: Key) -> None:
         self.epoch = epoch
+        self.key = key  # what seals it: the key its header was built for (version, phase)
         self.header = header  # long: up to (not incl.) the Length field; short: incl. DCID
         self.pn = pn
         self.pn_len = pn_len
@@ -298,14 +301,14 @@ class PacketSender:
                     delay_us = 0
                 marks = ecn[9] or ecn[10] or ecn[11]
                 buf.append(0x03 if marks else 0x02)  # ACK_ECN once anything came marked
-                _varint(buf, stop - 1)
-                _varint(buf, delay_us >> c.local_params.ack_delay_exponent)
+                append_varint(buf, stop - 1)
+                append_varint(buf, delay_us >> c.local_params.ack_delay_exponent)
                 buf.append(0)
-                _varint(buf, stop - 1 - first)
+                append_varint(buf, stop - 1 - first)
                 if marks:  # §19.3.2: ECT(0), ECT(1), CE
-                    _varint(buf, ecn[10])
-                    _varint(buf, ecn[9])
-                    _varint(buf, ecn[11])
+                    append_varint(buf, ecn[10])
+                    append_varint(buf, ecn[9])
+                    append_varint(buf, ecn[11])
                 ack_sent = True
             else:
                 ack = self._ack_frame(rspace, now, 2, one_rtt=True)
@@ -379,8 +382,8 @@ class PacketSender:
                 return
             offset, data, _fin, _new = chunk
             buf.append(0x06)
-            _varint(buf, offset)
-            _varint(buf, len(data))
+            append_varint(buf, offset)
+            append_varint(buf, len(data))
             buf += data
             frames.append((CRYPTO, epoch, offset, len(data)))
 
@@ -393,7 +396,7 @@ class PacketSender:
                 return
             del queue[0]
             buf.append(0x31)
-            _varint(buf, len(data))
+            append_varint(buf, len(data))
             buf += data
             frames.append((DATAGRAM, datagram_id))
 
@@ -413,7 +416,7 @@ class PacketSender:
         while pending.new_connection_ids and limit - len(buf) >= 45:
             entry = pending.new_connection_ids.pop(0)
             buf.append(0x18)
-            _varint(buf, entry.sequence_number)
+            append_varint(buf, entry.sequence_number)
             buf.append(0)  # retire_prior_to
             buf.append(len(entry.cid))
             buf += entry.cid
@@ -422,11 +425,11 @@ class PacketSender:
         while pending.retire_connection_ids and limit - len(buf) >= 9:
             seq = pending.retire_connection_ids.pop(0)
             buf.append(0x19)
-            _varint(buf, seq)
+            append_varint(buf, seq)
             frames.append((RETIRE_CONNECTION_ID, seq))
         if pending.max_data and limit - len(buf) >= 9:
             buf.append(0x10)
-            _varint(buf, streams.max_data_local)
+            append_varint(buf, streams.max_data_local)
             pending.max_data = False
             frames.append(_R_MAX_DATA)
         while pending.max_stream_data:
@@ -437,28 +440,28 @@ class PacketSender:
             if receiver is None:
                 continue
             buf.append(0x11)
-            _varint(buf, stream_id)
-            _varint(buf, receiver.max_stream_data)
+            append_varint(buf, stream_id)
+            append_varint(buf, receiver.max_stream_data)
             frames.append((MAX_STREAM_DATA, stream_id))
         while pending.max_streams:
             if limit - len(buf) < 9:
                 break
             bidi = pending.max_streams.pop()
             buf.append(0x12 if bidi else 0x13)
-            _varint(buf, streams.max_streams_local[bidi])
+            append_varint(buf, streams.max_streams_local[bidi])
             frames.append((MAX_STREAMS, bidi))
         for stream_id, code in list(pending.stop_sending.items()):
             if limit - len(buf) < 17:
                 break
             del pending.stop_sending[stream_id]
             buf.append(0x05)
-            _varint(buf, stream_id)
-            _varint(buf, code)
+            append_varint(buf, stream_id)
+            append_varint(buf, code)
             frames.append((STOP_SENDING, stream_id, code))
         token = pending.new_token
         if token and limit - len(buf) >= len(token) + 3:
             buf.append(0x07)  # NEW_TOKEN (RFC 9000 §19.7)
-            _varint(buf, len(token))
+            append_varint(buf, len(token))
             buf += token
             pending.new_token = b""
             frames.append((NEW_TOKEN, token))
@@ -483,9 +486,9 @@ class PacketSender:
                 continue
             if sender.reset_pending and sender.reset_error_code is not None:
                 buf.append(0x04)
-                _varint(buf, stream_id)
-                _varint(buf, sender.reset_error_code)
-                _varint(buf, sender.final_size)
+                append_varint(buf, stream_id)
+                append_varint(buf, sender.reset_error_code)
+                append_varint(buf, sender.final_size)
                 sender.reset_pending = False
                 frames.append((RESET_STREAM, stream_id))
                 continue
@@ -495,10 +498,10 @@ class PacketSender:
                 streams.data_sent += new_bytes
                 # Type 0x08 | OFF (0x04) | LEN (0x02) | FIN (0x01), §19.8.
                 buf.append(0x0A | (0x04 if offset else 0) | (0x01 if fin else 0))
-                _varint(buf, stream_id)
+                append_varint(buf, stream_id)
                 if offset:
-                    _varint(buf, offset)
-                _varint(buf, len(data))
+                    append_varint(buf, offset)
+                append_varint(buf, len(data))
                 buf += data
                 frames.append((STREAM, stream_id, offset, len(data), fin))
             if sender.has_pending():
@@ -517,10 +520,10 @@ class PacketSender:
         if len(received) == 1:  # the common case: one range, written directly
             first, stop = received.first
             buf = bytearray(b"\x02")
-            _varint(buf, stop - 1)
-            _varint(buf, delay)
+            append_varint(buf, stop - 1)
+            append_varint(buf, delay)
             buf.append(0)
-            _varint(buf, stop - 1 - first)
+            append_varint(buf, stop - 1 - first)
             return bytes(buf)
         return fr.encode_ack(received.descending()[:32], delay)
 
@@ -531,8 +534,9 @@ class PacketSender:
         packets: list[OutgoingPacket] = []
         remaining = budget
         pad = False
-        for epoch in _COALESCED:
-            if c.send_key(epoch) is None or remaining < 48:
+        keys = (c.spaces[0].send_key, c.zero_rtt_send_key, c.spaces[2].send_key, c.keys.send)
+        for epoch, key in zip(_COALESCED, keys, strict=True):  # c.send_key(epoch), as is
+            if key is None or remaining < 48:
                 continue
             # Handshake data is small and unblocks everything else: it is not held
             # back by a congestion window full of 1-RTT packets the peer cannot read yet.
@@ -633,16 +637,18 @@ class PacketSender:
             reference -= c.recovery.packet_threshold  # reordering, as _one_rtt_datagram
         _, pn_len = encode_packet_number(pn, reference)
         peer_cid = c.cids.current_peer_cid
-        if epoch == ONE_RTT_EPOCH:
-            header = bytes((0x40 | (c.keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
+        if epoch == ONE_RTT_EPOCH:  # the key as c.send_key(epoch) gives it
+            keys = c.keys
+            key = keys.send
+            header = bytes((0x40 | (keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
         else:
+            key = c.zero_rtt_send_key if epoch == ZERO_RTT_EPOCH else c.spaces[epoch].send_key
             token = c.retry_token if epoch == INITIAL_EPOCH and c.is_client else b""
-            key = c.send_key(epoch)  # its version: 0-RTT stays in the original (RFC 9369 §4.1)
-            version = c.version if key is None else key.version
+            version = c.version if key is None else key.version  # 0-RTT: RFC 9369 §4.1
             header = long_header_prefix(
                 _LONG_TYPE[epoch], version, peer_cid, c.host_cid, token, pn_len
             )
-        return OutgoingPacket(epoch, header, pn, pn_len)
+        return OutgoingPacket(epoch, header, pn, pn_len, key)
 
     def seal(
         self, packet: OutgoingPacket, now: float, *, record: bool = True, in_flight: bool = True
@@ -650,7 +656,7 @@ class PacketSender:
         """Protect ``packet`` and hand its record to recovery (none with ``record=False``;
         not counted in flight with ``in_flight=False``): the datagram bytes."""
         c = self.c
-        key = c.send_key(packet.epoch)
+        key = packet.key
         assert key is not None
         # §5.4.2: the sample needs 4 bytes after the start of the packet number.
         if packet.pn_len + len(packet.payload) < 4:

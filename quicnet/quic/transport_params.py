@@ -181,7 +181,7 @@ class TransportParameters:
     @classmethod
     def _decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
         values: dict[str, object] = {}
-        seen: set[int] = set()
+        seen: set[int] = set()  # the ids of parameters other than the integers
         pos, end = 0, len(data)
         while pos < end:
             # Ids and lengths are mostly one-byte varints: read those inline.
@@ -198,6 +198,24 @@ class TransportParameters:
             stop = pos + length
             if stop > end:
                 raise _error("malformed transport parameters: truncated field")
+            name = _INTEGER_NAMES.get(pid)
+            if name is not None:  # most of them: no integer is server-only
+                if name in values:
+                    raise _error(f"transport parameter 0x{pid:x} appears twice")
+                # The varint (§16) must fill the field exactly: its first byte gives its size.
+                first = data[pos] if length else 0xFF
+                size = 1 << (first >> 6)
+                if size != length:
+                    if size > length:
+                        raise _error("malformed transport parameters: truncated integer")
+                    raise _error(f"{name} has trailing bytes")
+                values[name] = (
+                    first
+                    if size == 1
+                    else int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
+                )
+                pos = stop
+                continue
             if pid in seen:
                 raise _error(f"transport parameter 0x{pid:x} appears twice")
             seen.add(pid)
@@ -208,12 +226,7 @@ class TransportParameters:
             name, kind, server_only = entry
             if server_only and not from_server:
                 raise _error(f"a client sent the server-only parameter {name}")
-            if kind is _KIND_INTEGER:
-                value, after = _varint(data, pos, stop, "integer")
-                if after != stop:
-                    raise _error(f"{name} has trailing bytes")
-                values[name] = value
-            elif kind is _KIND_FLAG:
+            if kind is _KIND_FLAG:
                 if length:
                     raise _error("disable_active_migration must be empty")
                 values[name] = True
@@ -238,19 +251,22 @@ class TransportParameters:
             raise _error("min_ack_delay above max_ack_delay")  # ack-frequency §3
         if self.active_connection_id_limit < 2:
             raise _error("active_connection_id_limit below 2")
-        for name in ("initial_max_streams_bidi", "initial_max_streams_uni"):
-            if getattr(self, name) > 1 << 60:
-                raise _error(f"{name} above 2^60")
+        # Each field by name, not by getattr in a loop: this runs for every handshake.
+        if self.initial_max_streams_bidi > 1 << 60:
+            raise _error("initial_max_streams_bidi above 2^60")
+        if self.initial_max_streams_uni > 1 << 60:
+            raise _error("initial_max_streams_uni above 2^60")
         if self.stateless_reset_token is not None and len(self.stateless_reset_token) != 16:
             raise _error("stateless_reset_token is not 16 bytes")
-        for name in (
-            "original_destination_connection_id",
-            "initial_source_connection_id",
-            "retry_source_connection_id",
-        ):
-            value = getattr(self, name)
-            if value is not None and len(value) > 20:
-                raise _error(f"{name} longer than 20 bytes")
+        cid = self.original_destination_connection_id
+        if cid is not None and len(cid) > 20:
+            raise _error("original_destination_connection_id longer than 20 bytes")
+        cid = self.initial_source_connection_id
+        if cid is not None and len(cid) > 20:
+            raise _error("initial_source_connection_id longer than 20 bytes")
+        cid = self.retry_source_connection_id
+        if cid is not None and len(cid) > 20:
+            raise _error("retry_source_connection_id longer than 20 bytes")
 
     def replace(self, **changes: object) -> TransportParameters:
         """A copy with ``changes`` applied."""
@@ -364,7 +380,9 @@ _STATIC_VALUES = operator.attrgetter(*(pid.name for pid in _ID if pid not in _PE
 _STATIC_ENCODED: dict[object, tuple[bytes, ...]] = {}
 _STATIC_ENCODED_MAX = 32
 
-#: id -> (field name, kind, server-only), for ``decode``.
+#: id -> (field name, kind, server-only), for ``decode``: the parameters other than the
+#: integers, which ``_INTEGER_NAMES`` names (none of them is server-only).
 _DECODING: dict[int, tuple[str, _Kind, bool]] = {
-    int(pid): (pid.name, _kind(pid), pid in _SERVER_ONLY) for pid in _ID
+    int(pid): (pid.name, _kind(pid), pid in _SERVER_ONLY) for pid in _ID if pid not in _INTEGER
 }
+_INTEGER_NAMES: dict[int, str] = {int(pid): pid.name for pid in _ID if pid in _INTEGER}

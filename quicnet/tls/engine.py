@@ -35,6 +35,10 @@ from quicnet.tls.messages import (
 
 __all__ = ["TLSEngine"]
 
+#: No fixed inputs (every handshake but a test vector's): one frozen instance for all,
+#: whose mappings are only read.
+_NOT_FIXED = FixedInputs()
+
 
 class TLSEngine:
     """Base of :class:`~quicnet.tls.client.TLSClient` and :class:`~quicnet.tls.server.TLSServer`."""
@@ -50,7 +54,7 @@ class TLSEngine:
         self.quic = quic
         self.state = "START"
         self._key_log = config.key_log
-        self._fixed = fixed or FixedInputs()
+        self._fixed = fixed or _NOT_FIXED
         # What the handshake settles, for both roles.
         self.group: int | None = None
         self.resumed = False

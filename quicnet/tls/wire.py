@@ -60,7 +60,12 @@ class Reader:
         return self._data[pos]
 
     def uint16(self) -> int:
-        return self.uint(2)
+        start = self._pos
+        stop = start + 2
+        if stop > self._end:
+            raise DecodeError(f"truncated: wanted 2 bytes, {self._end - start} left")
+        self._pos = stop
+        return int.from_bytes(self._data[start:stop], "big")
 
     def uint24(self) -> int:
         return self.uint(3)
@@ -86,8 +91,21 @@ class Reader:
 
     def vector(self, length_size: int, *, min_length: int = 0) -> bytes:
         """``opaque x<min..2^(8*length_size)-1>``."""
-        start, stop = self._span(length_size, min_length)
-        return self._data[start:stop]
+        # _span, inline: this and sub() read most fields of every handshake message.
+        pos = self._pos
+        start = pos + length_size
+        end = self._end
+        if start > end:
+            raise DecodeError(f"truncated: wanted {length_size} bytes, {end - pos} left")
+        data = self._data
+        n = int.from_bytes(data[pos:start], "big")
+        if n < min_length:
+            raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
+        stop = start + n
+        if stop > end:
+            raise DecodeError(f"truncated: vector of {n} bytes, {end - start} left")
+        self._pos = stop
+        return data[start:stop]
 
     def extension_list(self) -> list[tuple[int, bytes]]:
         """The rest of the reader as ``(uint16 type, opaque data<0..2^16-1>)`` pairs: the

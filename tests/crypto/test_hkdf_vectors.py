@@ -192,6 +192,12 @@ def test_hkdf_expand_labels_is_hkdf_expand_label_for_each() -> None:
     labels = ((b"quic key", 16), (b"quic iv", 12), (b"quic hp", 16), (b"long", 80), (b"no", 0))
     got = hkdf_expand_labels("sha256", secret, labels)
     assert got == [_ref_expand_label("sha256", secret, lb, b"", n) for lb, n in labels]
+    # One-block labels only (a packet key's: the planned path), as a tuple twice (the
+    # second from the remembered plan) and as a list (never remembered).
+    short = labels[:3]
+    want = [_ref_expand_label("sha256", secret, lb, b"", n) for lb, n in short]
+    for given in (short, short, list(short)):
+        assert hkdf_expand_labels("sha256", secret, given) == want
 
 
 @pytest.mark.parametrize("hash_name", ["sha256", "sha384"])

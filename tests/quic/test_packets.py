@@ -309,6 +309,38 @@ def test_long_header_rejections() -> None:
         parse_long_header(packet[:1] + bytes(4) + packet[5:])
 
 
+def _varint_of_size(value: int, size: int) -> bytes:
+    """``value`` as a varint of ``size`` bytes (§16 allows any size that holds it)."""
+    body = value.to_bytes(size, "big")
+    return bytes((body[0] | {1: 0x00, 2: 0x40, 4: 0x80, 8: 0xC0}[size],)) + body[1:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=40),
+    st.sampled_from([1, 2, 4, 8]),
+    st.sampled_from([2, 4, 8]),
+    st.integers(min_value=20, max_value=60),
+    st.integers(min_value=0, max_value=120),
+)
+def test_initial_token_and_length_of_any_varint_size(
+    token: bytes, token_size: int, length_size: int, length: int, cut: int
+) -> None:
+    """An Initial's token length and Length may be varints of any size (§16, §17.2); the
+    header parses to the same fields, and any truncation of it is a typed error."""
+    if token_size == 1 and len(token) >= 64:
+        token = token[:63]
+    prefix = long_header_prefix(PacketType.INITIAL, 1, CLIENT_DCID, b"\x01\x02", b"", 4)
+    header = prefix[:-1] + _varint_of_size(len(token), token_size) + token
+    header += _varint_of_size(length, length_size)
+    packet = header + bytes(length)
+    parsed = parse_long_header(packet)
+    assert (parsed.token, parsed.pn_offset, parsed.end) == (token, len(header), len(packet))
+    if cut < len(header):
+        with pytest.raises(TransportError):
+            parse_long_header(packet[:cut])
+
+
 def test_coalesced_packets_are_located() -> None:
     _h, _p, server = _server_initial_parts(V1)
     _h, _p, client = _client_initial_parts(V1)

@@ -14,6 +14,7 @@ import functools
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from simnet import (
@@ -31,7 +32,7 @@ from simnet import (
 
 from quicnet.quic import ConnectionState, ConnectionTerminated, QuicConnection, QuicVersion
 from quicnet.quic.endpoint import QuicEndpoint
-from quicnet.quic.errors import TransportError
+from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -43,6 +44,7 @@ from quicnet.quic.packets import (
     parse_short_header,
     parse_version_negotiation,
 )
+from quicnet.quic.protection import initial_keys
 
 FUZZ = settings(
     max_examples=150,
@@ -341,3 +343,64 @@ def test_fresh_server_connection_survives_an_undecryptable_initial() -> None:
     garbage[-100:] = bytes(100)  # the header is right, the AEAD tag is not
     server.receive_datagram(bytes(garbage), CLIENT_ADDR, 1.0)
     assert server.datagrams_to_send(1.0) == []
+
+
+_FRAME_PIECES = st.lists(
+    st.tuples(
+        # PADDING, PING, ACK, ACK_ECN, CRYPTO, CONNECTION_CLOSE, then types an Initial
+        # may not carry (STREAM, NEW_TOKEN, a two-byte type, a truncated one).
+        st.sampled_from([0x00, 0x01, 0x02, 0x03, 0x06, 0x1C, 0x08, 0x07, 0x40, 0xFF]),
+        st.binary(max_size=12),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+def _server_after_initial(frames: bytes) -> QuicConnection:
+    """A fresh server connection after one client Initial carrying ``frames`` (then
+    PADDING to a full datagram), protected with the real Initial keys."""
+    dcid = bytes(range(8))
+    payload = frames + bytes(max(0, MIN_INITIAL_DATAGRAM - 40 - len(frames)))
+    send, _ = initial_keys(QuicVersion.V1, dcid, is_client=True)
+    prefix = long_header_prefix(PacketType.INITIAL, QuicVersion.V1, dcid, b"\x01" * 8, b"", 2)
+    header = prefix + (0x4000 | (2 + len(payload) + 16)).to_bytes(2, "big") + bytes(2)
+    server = QuicConnection(server_config(), original_destination_cid=dcid)
+    server.receive_datagram(send.protect(header, payload, 0), CLIENT_ADDR, 1.0)
+    server.datagrams_to_send(1.0)
+    return server
+
+
+@FUZZ
+@given(_FRAME_PIECES)
+def test_frames_of_an_authentic_initial_end_in_a_typed_close(
+    pieces: list[tuple[int, bytes]],
+) -> None:
+    """Frames read in place from an Initial that decrypts (a peer with the keys): any
+    bytes are accepted or close the connection with their transport error or TLS alert,
+    never an internal error or an exception out of receive_datagram."""
+    server = _server_after_initial(b"".join(bytes((t,)) + tail for t, tail in pieces))
+    ended = server.termination
+    if ended is not None:
+        assert ended.error_code != TransportErrorCode.INTERNAL_ERROR, ended
+
+
+@pytest.mark.parametrize(
+    ("frames", "code", "frame_type"),
+    [
+        # CRYPTO whose length runs past the packet (§19.6), or a truncated offset.
+        (b"\x06\x00\x47\xd0", TransportErrorCode.FRAME_ENCODING_ERROR, 0x06),
+        # ACK whose first range goes below zero, one for a packet never sent (§19.3).
+        (b"\x02\x01\x00\x00\x05", TransportErrorCode.FRAME_ENCODING_ERROR, 0x02),
+        (b"\x02\x05\x00\x00\x00", TransportErrorCode.PROTOCOL_VIOLATION, 0x02),
+        # Frames an Initial may not carry (§12.4): STREAM, a two-byte type.
+        (b"\x08\x00\x00", TransportErrorCode.PROTOCOL_VIOLATION, 0x08),
+        (b"\x40\xaf\x00", TransportErrorCode.PROTOCOL_VIOLATION, 0xAF),
+    ],
+)
+def test_malformed_frames_of_an_authentic_initial(
+    frames: bytes, code: int, frame_type: int
+) -> None:
+    ended = _server_after_initial(frames).termination
+    assert ended is not None
+    assert (ended.error_code, ended.frame_type) == (code, frame_type), ended

@@ -33,6 +33,7 @@ from quicnet.quic import (
     QuicEndpoint,
     QuicVersion,
     SessionTicketReceived,
+    compatible_versions,
 )
 from quicnet.quic.compatible_versions import (
     VersionInformation,
@@ -222,12 +223,36 @@ def test_server_configuration_lists_its_versions() -> None:
 
 @given(st.binary(max_size=40))
 def test_version_information_parsing(body: bytes) -> None:
-    try:
-        info = VersionInformation.decode(body)
-    except TransportError as exc:
-        assert exc.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+    """Parsed twice (the second time from the remembered versions), the same answer: a
+    malformed value fails each time, a good one gives equal, separate objects."""
+    results = []
+    for _ in range(2):
+        try:
+            info = VersionInformation.decode(body)
+        except TransportError as exc:
+            assert exc.error_code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+            results.append(None)
+            continue
+        assert info.encode() == body and info.chosen != 0 and 0 not in info.available
+        results.append(info)
+    first, second = results
+    if first is None or second is None:
+        assert first is second is None
         return
-    assert info.encode() == body and info.chosen != 0 and 0 not in info.available
+    assert first is not second
+    assert (first.chosen, first.available) == (second.chosen, second.available)
+
+
+def test_remembered_version_information_is_bounded() -> None:
+    """A peer's list is remembered only when short: a long one (20 versions) parses the
+    same each time and is not kept; a short one is."""
+    long_list = VersionInformation(V1, [V1, *range(0x1A2A3A4A, 0x1A2A3A4A + 19)]).encode()
+    short_list = VersionInformation(V1, (V2, V1)).encode()
+    for body in (long_list, short_list):
+        first, second = VersionInformation.decode(body), VersionInformation.decode(body)
+        assert (first.chosen, first.available) == (second.chosen, second.available)
+    assert long_list not in compatible_versions._DECODED
+    assert short_list in compatible_versions._DECODED
 
 
 def test_switch_after_a_retry() -> None:

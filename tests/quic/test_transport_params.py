@@ -141,6 +141,41 @@ def test_invalid_parameters(wire: bytes, from_server: bool) -> None:
     decode_error(wire, from_server=from_server)
 
 
+def test_integer_parameters_a_client_may_send_are_checked_like_the_others() -> None:
+    """Integers are read on a path of their own: each, sent twice, is refused as any other
+    parameter is, and each is one a client may send (none is server-only, RFC 9000 §18.2)."""
+    for pid in range(0x21):
+        try:
+            name = TransportParameterId(pid).name
+        except ValueError:
+            continue
+        if name.startswith("initial_max") or name in (
+            "max_idle_timeout",
+            "ack_delay_exponent",
+            "max_ack_delay",
+            "active_connection_id_limit",
+            "max_datagram_frame_size",
+        ):
+            one = param(pid, v(3 if name != "active_connection_id_limit" else 4))
+            assert getattr(TransportParameters.decode(one, from_server=False), name) in (3, 4)
+            assert "twice" in decode_error(one + one, from_server=False).reason
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+def test_integers_of_every_varint_size(size: int) -> None:
+    """§16: an integer parameter's varint may take any of the four sizes, even one longer
+    than its value needs; the size its first byte gives must fill the field exactly."""
+    prefix = {1: 0x00, 2: 0x40, 4: 0x80, 8: 0xC0}[size]
+    value = 37 if size == 1 else 1000 + size
+    body = value.to_bytes(size, "big")
+    body = bytes((body[0] | prefix,)) + body[1:]
+    params = TransportParameters.decode(param(0x04, body), from_server=True)
+    assert params.initial_max_data == value
+    assert "trailing" in decode_error(param(0x04, body + b"\x00")).reason
+    if size > 1:
+        assert "truncated" in decode_error(param(0x04, body[:-1])).reason
+
+
 def test_boundaries_that_are_valid() -> None:
     ok = (
         param(0x03, v(1200))
