@@ -26,6 +26,7 @@ from quicnet.quic import frames as fr
 from quicnet.quic.buffer import append_varint
 from quicnet.quic.closing import close_datagrams
 from quicnet.quic.compatible_versions import on_initial_sent
+from quicnet.quic.control_frames import write_control_frames
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -37,15 +38,7 @@ from quicnet.quic.probes import path_datagram, pmtu_probe, version_probe
 from quicnet.quic.records import (
     CRYPTO,
     DATAGRAM,
-    HANDSHAKE_DONE,
-    MAX_DATA,
-    MAX_STREAM_DATA,
-    MAX_STREAMS,
-    NEW_CONNECTION_ID,
-    NEW_TOKEN,
     RESET_STREAM,
-    RETIRE_CONNECTION_ID,
-    STOP_SENDING,
     STREAM,
     requeue_crypto,
 )
@@ -75,9 +68,6 @@ _COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
 #: The size every path must carry (§14): every datagram's until PMTU discovery finds more.
 MAX_PACKET_SIZE = BASE_PLPMTU
 MAX_DATAGRAMS_PER_CALL = 64
-
-_R_HANDSHAKE_DONE: FrameRecord = (HANDSHAKE_DONE,)
-_R_MAX_DATA: FrameRecord = (MAX_DATA,)
 
 
 class OutgoingPacket:
@@ -326,7 +316,7 @@ class PacketSender:
                 crypto = c.spaces[Epoch.ONE_RTT].sender  # post-handshake CRYPTO (tickets)
                 if crypto.has_pending():
                     self._add_crypto(buf, frames, Epoch.ONE_RTT, limit)
-                self._add_control_frames(buf, frames, limit)
+                write_control_frames(c, buf, frames, limit)
             if c.datagram_queue:
                 self._add_datagrams(buf, frames, limit)
             if streams.send_queue:
@@ -399,78 +389,6 @@ class PacketSender:
             append_varint(buf, len(data))
             buf += data
             frames.append((DATAGRAM, datagram_id))
-
-    def _add_control_frames(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
-        c = self.c
-        pending = c.pending
-        streams = c.streams
-        if pending.handshake_done and len(buf) < limit:
-            buf.append(0x1E)
-            pending.handshake_done = False
-            frames.append(_R_HANDSHAKE_DONE)
-        request = c.acks.request
-        if pending.ack_frequency and request is not None and limit - len(buf) >= len(request[1]):
-            buf += request[1]  # ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4)
-            pending.ack_frequency = False
-            frames.append(c.acks.on_request_sent())
-        while pending.new_connection_ids and limit - len(buf) >= 45:
-            entry = pending.new_connection_ids.pop(0)
-            buf.append(0x18)
-            append_varint(buf, entry.sequence_number)
-            buf.append(0)  # retire_prior_to
-            buf.append(len(entry.cid))
-            buf += entry.cid
-            buf += entry.stateless_reset_token
-            frames.append((NEW_CONNECTION_ID, entry))
-        while pending.retire_connection_ids and limit - len(buf) >= 9:
-            seq = pending.retire_connection_ids.pop(0)
-            buf.append(0x19)
-            append_varint(buf, seq)
-            frames.append((RETIRE_CONNECTION_ID, seq))
-        if pending.max_data and limit - len(buf) >= 9:
-            buf.append(0x10)
-            append_varint(buf, streams.max_data_local)
-            pending.max_data = False
-            frames.append(_R_MAX_DATA)
-        while pending.max_stream_data:
-            if limit - len(buf) < 17:
-                break
-            stream_id = pending.max_stream_data.pop()
-            receiver = streams.receiver_of(stream_id)
-            if receiver is None:
-                continue
-            buf.append(0x11)
-            append_varint(buf, stream_id)
-            append_varint(buf, receiver.max_stream_data)
-            frames.append((MAX_STREAM_DATA, stream_id))
-        while pending.max_streams:
-            if limit - len(buf) < 9:
-                break
-            bidi = pending.max_streams.pop()
-            buf.append(0x12 if bidi else 0x13)
-            append_varint(buf, streams.max_streams_local[bidi])
-            frames.append((MAX_STREAMS, bidi))
-        for stream_id, code in list(pending.stop_sending.items()):
-            if limit - len(buf) < 17:
-                break
-            del pending.stop_sending[stream_id]
-            buf.append(0x05)
-            append_varint(buf, stream_id)
-            append_varint(buf, code)
-            frames.append((STOP_SENDING, stream_id, code))
-        token = pending.new_token
-        if token and limit - len(buf) >= len(token) + 3:
-            buf.append(0x07)  # NEW_TOKEN (RFC 9000 §19.7)
-            append_varint(buf, len(token))
-            buf += token
-            pending.new_token = b""
-            frames.append((NEW_TOKEN, token))
-        if pending.ping and len(buf) < limit:
-            buf.append(pending.ping)  # PING, or IMMEDIATE_ACK
-            pending.ping = 0
-        pending.settle()
-        if c.spaces[Epoch.ONE_RTT].sender.has_pending():
-            pending.waiting = True  # post-handshake CRYPTO that did not fit rides this flag
 
     def _add_stream_frames(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
         """STREAM frames (and RESET_STREAM), round robin over streams with data to send."""
@@ -601,7 +519,7 @@ class PacketSender:
             # 0-RTT: stream data and DATAGRAMs; control frames wait for 1-RTT.
             if zero_rtt or (epoch == ONE_RTT_EPOCH and c.handshake_complete):
                 if c.pending.waiting and not zero_rtt:
-                    self._add_control_frames(payload, packet.frames, limit)
+                    write_control_frames(self.c, payload, packet.frames, limit)
                 if c.datagram_queue:
                     self._add_datagrams(payload, packet.frames, limit)
                 if c.streams.send_queue:
