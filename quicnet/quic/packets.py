@@ -117,6 +117,20 @@ def _truncated() -> TransportError:
     return TransportError(TransportErrorCode.FRAME_ENCODING_ERROR, "truncated long header")
 
 
+def _varint_in(datagram: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The varint at ``pos`` of a header that ends at ``end`` (RFC 9000 §16), read in place
+    (no Reader), and the position after it."""
+    if pos >= end:
+        raise _truncated()
+    first = datagram[pos]
+    size = 1 << (first >> 6)
+    if pos + size > end:
+        raise _truncated()
+    if size == 1:
+        return first, pos + 1
+    return int.from_bytes(datagram[pos : pos + size], "big") & _MASK[size], pos + size
+
+
 def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
     """Parse the long header of the packet at ``start`` (a version we support)."""
     # Indexing with explicit bounds checks rather than a Reader: this runs for every
@@ -159,27 +173,12 @@ def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
         )
     token = b""
     if packet_type == _INITIAL:  # the token, after its varint length (§17.2.2)
-        if pos >= end:
-            raise _truncated()
-        first = datagram[pos]
-        size = 1 << (first >> 6)
-        if pos + size > end:
-            raise _truncated()
-        n = first if size == 1 else int.from_bytes(datagram[pos : pos + size], "big") & _MASK[size]
-        pos += size
+        n, pos = _varint_in(datagram, pos, end)
         if pos + n > end:
             raise _truncated()
         token = datagram[pos : pos + n]
         pos += n
-    # The Length varint (§17.2), read in place as the rest of the header.
-    if pos >= end:
-        raise _truncated()
-    first = datagram[pos]
-    size = 1 << (first >> 6)
-    if pos + size > end:
-        raise _truncated()
-    length = first if size == 1 else int.from_bytes(datagram[pos : pos + size], "big") & _MASK[size]
-    pn_offset = pos + size
+    length, pn_offset = _varint_in(datagram, pos, end)  # the Length (§17.2)
     if length > end - pn_offset:
         raise _bad("long-header packet length exceeds the datagram")
     if length < 20:  # 1-byte pn + 16-byte tag + enough to sample: below this it cannot be valid
