@@ -207,15 +207,17 @@ class ConnectionIdManager:
                 return self.peer[seq]
         return None
 
-    def use_peer_cid(self, sequence_number: int) -> bool:
+    def use_peer_cid(self, sequence_number: int, *, retire: bool = True) -> bool:
         """Send with the peer's CID ``sequence_number`` from now on, retiring the current
-        one (a path probed with it became current, RFC 9000 §9.5); False if it is gone."""
+        one (a path probed with it became current, RFC 9000 §9.5) unless ``retire`` is
+        False (the previous path still probes with it); False if it is gone."""
         old = self.current_peer_sequence
         if sequence_number not in self.peer or sequence_number == old:
             return False
         self._use(sequence_number)
-        del self.peer[old]
-        self._retire(old)
+        if retire:
+            del self.peer[old]
+            self._retire(old)
         return True
 
     def retire_peer_cid(self, sequence_number: int) -> None:

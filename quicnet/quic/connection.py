@@ -25,7 +25,6 @@ adds is the public API, the TLS plumbing and where each datagram belongs.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from types import MethodType
 
@@ -92,9 +91,6 @@ from quicnet.tls.tickets import TicketReceiver
 __all__ = ["ConnectionState", "QuicConnection"]
 
 
-_log = logging.getLogger("quicnet.quic")
-
-
 _ENDING = (ConnectionState.CLOSING, ConnectionState.DRAINING, ConnectionState.TERMINATED)
 
 
@@ -105,7 +101,6 @@ class QuicConnection:
         "__weakref__",
         "_first_path_validated",
         "acks",
-        "active_dcid",
         "alpn_protocol",
         "cid_length",
         "cids",
@@ -187,8 +182,6 @@ class QuicConnection:
         #: endpoint that only looks at connections with something to do.
         self.wake: Callable[[QuicConnection], None] | None = None
         self.pending = PendingFrames()
-        #: The peer's addresses: the current path, a fallback, those being probed (§9).
-        self.paths = PathManager(pmtu_discovery=c.pmtu_discovery)
         self.cid_length = c.connection_id_length
         self.host_cid = local_cid if local_cid is not None else random_bytes(self.cid_length)
         self.cids = ConnectionIdManager(
@@ -198,6 +191,8 @@ class QuicConnection:
             active_connection_id_limit=c.active_connection_id_limit,
             pending=self.pending,
         )
+        #: The peer's addresses: the current path, a fallback, those being probed (§9).
+        self.paths = PathManager(self.cids, pmtu_discovery=c.pmtu_discovery)
         self.traffic = TrafficCounters()
         self.sender = PacketSender(self)
         self.receiver = PacketReceiver(self)
@@ -227,8 +222,6 @@ class QuicConnection:
         self.datagram_address: Address | None = None
         #: The preferred local address it reached (RFC 9000 §9.6); None: the default one.
         self.datagram_local: Address | None = None
-        #: Which of our CIDs the peer's newest non-probing packet was sent to (§9.5).
-        self.active_dcid = b""
         #: A client's token for its Initials: a NEW_TOKEN one (§8.1.3), then a Retry's (§17.2.5.2).
         self.retry_token = c.address_token if self.is_client else b""
         #: A Retry was taken (by this client, or by the endpoint before this server).
@@ -502,17 +495,14 @@ class QuicConnection:
         """How many times the connection changed paths (the peer moved, or this client)."""
         return self.paths.migrations
 
-    def on_peer_migrated(self, address: Address, dcid: bytes, now: float) -> None:
-        """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address``."""
+    def on_peer_migrated(self, address: Address, now: float) -> None:
+        """RFC 9000 §9.3: the peer's newest non-probing packet came from ``address`` (the
+        peer's CIDs each path carries, §9.5: :meth:`PathManager.migrate
+        <quicnet.quic.paths.PathManager.migrate>`)."""
         old, new = self.paths.migrate(
             address, now, self.recovery, self.new_controller, self.datagram_local
         )
         self.on_peer_address_changed(old.address, new.address)
-        taken = self.paths.peer_cids_taken()  # §9.5: not one another path probes with
-        if dcid != self.active_dcid and not self.cids.switch_peer_cid(taken=taken):
-            # §9.5: the peer moved to a new CID of ours; without a spare one of its own
-            # we keep the current one (linkable, but the connection goes on).
-            _log.debug("no spare peer connection ID for the new path")
         ack_frequency.on_path_confirmed(self)  # a path validated before: confirmed now
 
     # Receiving ---------------------------------------------------------------------------

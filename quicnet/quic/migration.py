@@ -86,7 +86,8 @@ def start_migration(c: QuicConnection, now: float, *, port_only: bool) -> None:
     assert path is not None  # a connected client has its server's path
     preferred = c.preferred
     probing = None if preferred is None else preferred.before_local_move(c)
-    switched = c.cids.switch_peer_cid()  # §9.5: a fresh CID, the old one retired
+    # §9.5: a fresh CID (none another path carries), the old one retired.
+    switched = c.cids.switch_peer_cid(taken=c.paths.peer_cids_taken())
     assert switched
     recovery = c.recovery
     if not port_only:

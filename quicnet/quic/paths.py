@@ -9,15 +9,23 @@ path starts at 1200 bytes and searches again, RFC 9000 §14.3).
 back to (§9.3.2), and a few others being probed, and decides what happens
 when packets arrive from somewhere new. It never sends: the sender asks
 it which frames each path needs and tells it what it sent.
+
+It also decides which of the peer's connection IDs each path's packets carry
+(RFC 9000 §9.5: none goes to two peer addresses, or leaves from two local
+ones): the current path has the connection's current CID; a path the peer left
+keeps the CID it had while it is re-validated (§9.3.3), and that CID is retired
+once the validation ends, unless the peer comes back, when the path is current
+again with it; a path the peer only probes gets a spare CID of its own.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from quicnet.crypto import random_bytes
-from quicnet.quic.cids import PeerCid
+from quicnet.quic.cids import ConnectionIdManager, PeerCid
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.events import Address
 from quicnet.quic.pmtu import PathMtu
@@ -42,6 +50,8 @@ MAX_CHALLENGES = 3
 MIN_PROBE_SIZE = 64
 #: RFC 9002 §6.2.2: the PTO of a path with no RTT sample (kInitialRtt 333 ms x 3).
 INITIAL_PTO = 0.999
+
+_log = logging.getLogger("quicnet.quic")
 
 
 #: What identifies a path: the peer's host and port, and our own host and port when the
@@ -77,6 +87,7 @@ class Path:
         "peer_cid",
         "pmtu",
         "recovery_state",
+        "release_cid",
         "response",
         "validated",
         "validation_deadline",
@@ -104,6 +115,9 @@ class Path:
         #: The peer's connection ID this path's probes carry when it is not the current
         #: one (RFC 9000 §9.5: no CID is used on two paths); None: the current one.
         self.peer_cid: PeerCid | None = None
+        #: ``peer_cid`` is the one this path had while it was current: it is retired as
+        #: soon as no probe is under way or owed on the path (§9.3.3's re-validation).
+        self.release_cid = False
         #: Bytes of datagrams from this address that carried an authenticated packet, and
         #: bytes we sent to it: before validation the second is at most 3x the first (§8).
         self.bytes_received = 0
@@ -144,6 +158,7 @@ class PathManager:
     __slots__ = (
         "_paths",
         "active",
+        "cids",
         "current",
         "fallback",
         "migrations",
@@ -151,7 +166,9 @@ class PathManager:
         "routed",
     )
 
-    def __init__(self, *, pmtu_discovery: bool = True) -> None:
+    def __init__(self, cids: ConnectionIdManager, *, pmtu_discovery: bool = True) -> None:
+        #: The connection's CIDs: which of the peer's each path carries is decided here.
+        self.cids = cids
         #: Each new path searches for its MTU (RFC 9000 §14.3); False: 1200 bytes throughout.
         self.pmtu_discovery = pmtu_discovery
         self.current: Path | None = None
@@ -203,7 +220,7 @@ class PathManager:
         if len(self._paths) >= MAX_PATHS:
             for old in self._paths:
                 if old is not self.current and old is not self.fallback:
-                    self._paths.remove(old)
+                    self._drop(old)
                     break
         path = Path(address, pmtu_discovery=self.pmtu_discovery, local=local)
         self._paths.append(path)
@@ -233,6 +250,7 @@ class PathManager:
                 path.validated = True
                 path.challenges.clear()
                 path.challenge_due = path.validation_deadline = None
+                self.release_idle_cid(path)
                 return path
         return None
 
@@ -247,10 +265,10 @@ class PathManager:
         """§9.3: the peer's highest-numbered non-probing packet came from ``address``.
 
         Makes that path current, starts validating it unless it was validated before,
-        and re-validates the previous one (§9.3.3). A new IP address (not only a new
-        port) may not carry the old sending rate (§9.4): ``recovery`` gets fresh
-        congestion and RTT state, or that of a path the connection comes back to.
-        Returns ``(old, new)``.
+        and re-validates the previous one (§9.3.3), each with a CID of its own (§9.5,
+        :meth:`_hand_over`). A new IP address (not only a new port) may not carry the
+        old sending rate (§9.4): ``recovery`` gets fresh congestion and RTT state, or
+        that of a path the connection comes back to. Returns ``(old, new)``.
         """
         pto = recovery.pto_base()
         old = self.current
@@ -265,10 +283,64 @@ class PathManager:
         if old.validated and not old.validating:
             # §9.3.3: a forwarded copy may have won the race; make the old path speak.
             self.validate(old, now, pto)
+        self._hand_over(old, new)
         if old.key[0] != new.key[0]:
             restore, new.recovery_state = new.recovery_state, None
             old.recovery_state = recovery.switch_path(new_controller(), restore)
         return old, new
+
+    def _hand_over(self, old: Path, new: Path) -> None:
+        """``new`` is current instead of ``old``: which of the peer's CIDs each carries.
+
+        §9.5: no CID goes to two peer addresses. ``new`` takes the CID it was probed
+        with, if any (it went to its address only), else a spare one: the peer's
+        choice of our CID binds none of ours (§5.1.2), so even after a NAT rebinding,
+        where the peer kept its CID, ours changes. ``old``, still probed (§9.3.3) or
+        owed a response, keeps the CID it had until that ends
+        (:meth:`release_idle_cid`); otherwise that CID is retired now. With no spare
+        CID both keep the current one: linkable (for a NAT rebinding §9.5 allows it),
+        but the connection goes on; the next migration, once the peer has issued
+        more, separates them again.
+        """
+        cids = self.cids
+        own, new.peer_cid, new.release_cid = new.peer_cid, None, False
+        previous = cids.current_peer_sequence
+        if own is None or own.sequence_number not in cids.peer or own.sequence_number == previous:
+            own = cids.spare_peer_cid(taken=self.peer_cids_taken())
+        switched = own is not None and cids.use_peer_cid(own.sequence_number, retire=False)
+        if not switched:
+            _log.debug("no spare peer connection ID for the new path (RFC 9000 §9.5)")
+        if old in self._paths and (old.validating or old.response is not None):
+            old.peer_cid, old.release_cid = cids.peer.get(previous), True
+        elif switched:
+            cids.retire_peer_cid(previous)
+
+    def release_idle_cid(self, path: Path) -> None:
+        """Retire the CID ``path`` kept from when it was current (:meth:`_hand_over`) once
+        no validation is under way on it and no response is owed there."""
+        cid = path.peer_cid
+        if path.release_cid and cid is not None and not path.validating and path.response is None:
+            path.peer_cid, path.release_cid = None, False
+            self.cids.retire_peer_cid(cid.sequence_number)
+
+    def lend_cid(self, path: Path) -> bool:
+        """Give ``path``, not the current one, a spare CID of the peer's for what it is
+        sent (a response to the peer's probe, §9.5), kept while the path is tracked and
+        taken along if it becomes current; False when none is spare."""
+        if not self.cids.current_peer_cid:
+            return True  # zero-length CIDs: none to keep apart, the path carries none too
+        cid = self.cids.spare_peer_cid(taken=self.peer_cids_taken())
+        if cid is None:
+            return False
+        path.peer_cid = cid
+        return True
+
+    def _drop(self, path: Path) -> None:
+        """Forget ``path``: a CID that went there goes nowhere else (§9.5), it is retired."""
+        self._paths.remove(path)
+        cid, path.peer_cid = path.peer_cid, None
+        if cid is not None:
+            self.cids.retire_peer_cid(cid.sequence_number)
 
     def validate(self, path: Path, now: float, pto: float) -> None:
         """Start (or restart) path validation: a challenge now, give up after 3 PTOs."""
@@ -280,6 +352,7 @@ class PathManager:
         """Give up validating ``path`` (a response that still comes validates nothing)."""
         path.challenges.clear()
         path.challenge_due = path.validation_deadline = None
+        self.release_idle_cid(path)
 
     # Sending ---------------------------------------------------------------------------------
     def challenge_due(self, path: Path, now: float) -> bool:
@@ -356,7 +429,7 @@ class PathManager:
             self.stop_validation(path)
             if path is not self.current:
                 if path is not self.fallback and not path.validated:
-                    self._paths.remove(path)
+                    self._drop(path)
                 continue
             fallback = self.fallback
             if fallback is None or fallback is path:
@@ -364,6 +437,7 @@ class PathManager:
             self.current = fallback
             self.fallback = None
             self._paths.remove(path)
+            self._hand_over(path, fallback)  # §9.5: the failed path's CID stays there
             if path.key[0] != fallback.key[0] and fallback.recovery_state is not None:
                 restore, fallback.recovery_state = fallback.recovery_state, None
                 recovery.switch_path(new_controller(), restore)

@@ -162,7 +162,7 @@ class PreferredAddressState:
             path.peer_cid = c.cids.spare_peer_cid(taken=c.paths.peer_cids_taken())
         c.paths.validate(path, now, c.recovery.pto_base())
 
-    def on_non_probing(self, c: QuicConnection, address: Address, dcid: bytes, now: float) -> None:
+    def on_non_probing(self, c: QuicConnection, address: Address, now: float) -> None:
         """The newest non-probing packet came from ``address`` (at the local address
         the datagram reached): the server follows once that path is validated (§9.6.2),
         a client never follows (§9)."""
@@ -173,7 +173,7 @@ class PreferredAddressState:
         if path_key(address, via) == current.key:
             return
         if via is None:  # the original address: ordinary migration rules (§9.3)
-            c.on_peer_migrated(address, dcid, now)
+            c.on_peer_migrated(address, now)
             return
         path = c.paths.get(address, via)
         if path is None:
@@ -224,7 +224,8 @@ class PreferredAddressState:
             return
         cid, path.peer_cid = path.peer_cid, None
         if cid is None or not c.cids.use_peer_cid(cid.sequence_number):
-            c.cids.switch_peer_cid()  # the CID went meanwhile: any fresh one (§9.5)
+            # The CID went meanwhile: any fresh one no other path carries (§9.5).
+            c.cids.switch_peer_cid(taken=c.paths.peer_cids_taken())
         if old.validating:
             # §9.6.3: the original address, validated concurrently from a new local
             # address, is moot now (and its probes may not carry this path's CID, §9.5).
@@ -287,7 +288,7 @@ class PreferredAddressState:
             return
         cid, path.peer_cid = path.peer_cid, None
         if cid is None or not c.cids.use_peer_cid(cid.sequence_number):
-            c.cids.switch_peer_cid()
+            c.cids.switch_peer_cid(taken=c.paths.peer_cids_taken())
         self._switch(c, old, path)
 
     def _switch(self, c: QuicConnection, old: Path, new: Path) -> None:

@@ -70,16 +70,25 @@ def path_datagram(sender: PacketSender, path: Path, now: float) -> bytes:
     exception): it is sent at most once per PTO and per challenge received.
     """
     c = sender.c
-    packet = sender.new_packet(Epoch.ONE_RTT)
-    if path.peer_cid is not None:  # §9.5: a CID of its own on a path not yet in use
-        packet.header = packet.header[:1] + path.peer_cid.cid
-    elif c.is_client and path is not c.paths.current:
-        # A server address the client left (for its preferred one, §9.6): the current
-        # CID may not go to a second server address (§9.5), so nothing more goes there.
+    paths = c.paths
+    cid = path.peer_cid
+    if cid is not None and cid.sequence_number not in c.cids.peer:
+        path.peer_cid, path.release_cid = None, False  # the peer retired it (§5.1.2)
+    if (
+        path.peer_cid is None
+        and path is not paths.current
+        and (c.is_client or not paths.lend_cid(path))
+    ):
+        # §9.5: the current CID may not go to a second peer address. A client's other
+        # server address is one it left (for the preferred one, §9.6); a server with no
+        # spare CID of the client's cannot answer its probes (§9.5) until it issues one.
         path.response = None
-        c.paths.stop_validation(path)
+        paths.stop_validation(path)
         return b""
-    challenge = c.paths.challenge_due(path, now)
+    packet = sender.new_packet(Epoch.ONE_RTT)
+    if path.peer_cid is not None:  # §9.5: a CID of its own on a path not in use
+        packet.header = packet.header[:1] + path.peer_cid.cid
+    challenge = paths.challenge_due(path, now)
     budget = path.budget()
     if packet.overhead() + 9 * (challenge + (path.response is not None)) > budget:
         return b""  # the 3x limit leaves no room yet: wait for the peer's next datagram
@@ -87,12 +96,14 @@ def path_datagram(sender: PacketSender, path: Path, now: float) -> bytes:
         packet.payload += b"\x1b" + path.response
         path.response = None
     if challenge:
-        packet.payload += b"\x1a" + c.paths.new_challenge(path, now, c.recovery.pto_base())
+        packet.payload += b"\x1a" + paths.new_challenge(path, now, c.recovery.pto_base())
     packet.ack_eliciting = True
     size = min(MIN_INITIAL_DATAGRAM, budget)
     if packet.size() < size:
         packet.payload += bytes(size - packet.size())
-    return sender.seal(packet, now, in_flight=False)
+    datagram = sender.seal(packet, now, in_flight=False)
+    paths.release_idle_cid(path)  # the last probe owed on a path the peer left
+    return datagram
 
 
 def version_probe(sender: PacketSender, now: float) -> bytes | None:

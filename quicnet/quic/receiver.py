@@ -190,7 +190,7 @@ class PacketReceiver:
         if non_probing and pn > space.largest_received:
             current = c.paths.current
             if c.preferred is not None:  # §9.6.2: the preferred address has its own rules
-                c.preferred.on_non_probing(c, address, dcid, now)
+                c.preferred.on_non_probing(c, address, now)
             elif (
                 current is not None
                 and address != current.address
@@ -198,8 +198,7 @@ class PacketReceiver:
                 and c.handshake_confirmed
                 and not c.is_client
             ):
-                c.on_peer_migrated(address, dcid, now)  # §9.3: the newest packet decides
-            c.active_dcid = dcid
+                c.on_peer_migrated(address, now)  # §9.3: the newest packet decides
         previous = space.largest_received
         space.on_packet_received(pn, now)
         if ecn:  # §13.4.1: each packet counts, duplicates (dropped above) do not

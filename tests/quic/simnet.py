@@ -85,6 +85,8 @@ __all__ = [
     "Simulation",
     "StreamCollector",
     "TrafficLedger",
+    "check_cid_uses",
+    "cid_uses",
     "client_config",
     "deep_size",
     "identity",
@@ -1000,6 +1002,38 @@ def send_on_new_streams(conn: QuicConnection, datas: Iterable[bytes]) -> dict[in
         conn.send_stream_data(sid, data, end_stream=True)
         out[sid] = data
     return out
+
+
+#: For each CID that 1-RTT packets carried: the (from, to) address pairs it travelled between.
+CidUses = dict[bytes, set[tuple[Address, Address]]]
+
+
+def cid_uses(sim: Simulation) -> tuple[CidUses, CidUses]:
+    """A wiretap on the datagrams that start with a short header, from now on: the
+    (from, to) addresses each CID travels between, the server's CIDs in the clients'
+    datagrams and the clients' in the server's (the simulator's CIDs are 8 bytes)."""
+    client: CidUses = {}
+    server: CidUses = {}
+
+    def tap(src: Address, dst: Address, data: bytes, now: float) -> None:
+        if not data[0] & 0x80:
+            uses = client if sim.nodes.get(src) in sim.clients else server
+            uses.setdefault(bytes(data[1:9]), set()).add((src, dst))
+
+    sim.wiretaps.append(tap)
+    return client, server
+
+
+def check_cid_uses(uses: tuple[CidUses, CidUses], *, rebound: bool = False) -> None:
+    """RFC 9000 §9.5: no CID left a side from two of its addresses, nor went to two of
+    the other side's. ``rebound``: a NAT changed the client's address, which the client
+    cannot know (it keeps its CID, §9.5 allows that): only where its CIDs went counts."""
+    client, server = uses
+    assert all(len(pairs) == 1 for pairs in server.values()), server
+    if rebound:
+        assert all(len({dst for _, dst in pairs}) == 1 for pairs in client.values()), client
+    else:
+        assert all(len(pairs) == 1 for pairs in client.values()), client
 
 
 def drop_long_headers(probability: float, seed: object) -> Callable[[bytes, float], bool]:

@@ -13,14 +13,19 @@ import dataclasses
 
 import pytest
 from simnet import (
+    SERVER_ADDR,
+    Address,
     LinkConfig,
     Simulation,
     StreamCollector,
     answer_requests,
+    check_cid_uses,
+    cid_uses,
     handshake,
     make_pair,
     payloads,
     send_on_new_streams,
+    serve_download,
 )
 
 from quicnet.quic import (
@@ -144,6 +149,193 @@ def test_a_move_validates_the_new_path_and_the_server_follows() -> None:
     sim.server.on_event = collector
     sim.run_until(lambda: collector.complete(sent), timeout=10.0)
     assert bytes(collector.data[next(iter(sent))]) == next(iter(sent.values()))
+
+
+def _move_or_rebind(sim: Simulation, how: str) -> None:
+    if how == "migrate":
+        _move(sim, 0, port_only=False)
+    else:  # the NAT's doing: the client's connection never knows (and keeps its CID)
+        sim.rebind_client(("10.0.0.1", 50001))
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+@pytest.mark.parametrize("how", ["migrate", "nat-rebinding"])
+def test_the_server_sends_each_client_cid_to_one_client_address(how: str, loss: float) -> None:
+    """§9.5: the server never sends one client CID to two client addresses. The old path,
+    re-validated (§9.3.3), keeps the CID it had; the new one gets another, even after a
+    NAT rebinding where the client kept its CID (ours binds none of the server's); the
+    old CID is retired once the re-validation ends (here: fails, the address is gone),
+    and a download goes on byte for byte (links with jitter and reordering, and loss)."""
+    seed = 110 + int(loss * 100) + (how == "migrate")
+    sim = make_pair(seed=seed, c2s=_lossy(0.0), s2c=_lossy(0.0))
+    body = payloads(seed, [300_000])[0]
+    down = serve_download(sim, body)
+    handshake(sim)
+    sim.run_for(0.5)  # the NEW_CONNECTION_ID frames have arrived
+    sim.c2s.config.loss = sim.s2c.config.loss = loss
+    client = sim.client.connection
+    server = sim.server.connection
+    old_cid = server.cids.current_peer_cid
+    old_address = sim.client.address
+    uses = cid_uses(sim)
+    _move_or_rebind(sim, how)
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=60.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    sim.run_for(5.0)  # the old path's re-validation fails (3 PTOs), its CID is retired
+    assert client.state == server.state == ConnectionState.CONNECTED
+    assert server.peer_address == sim.client.address != old_address
+    assert server.path_migrations == 1
+    check_cid_uses(uses, rebound=how == "nat-rebinding")
+    server_uses = uses[1]
+    # The old path was re-validated with the old CID, the new one got one CID only.
+    to_old = [d for _src, dst, d in sim.sent_elsewhere if dst == old_address]
+    assert to_old and all(d[1:9] == old_cid for d in to_old)
+    assert server_uses[old_cid] == {(SERVER_ADDR, old_address)}
+    to_new = [
+        cid for cid, pairs in server_uses.items() if (SERVER_ADDR, sim.client.address) in pairs
+    ]
+    assert to_new == [server.cids.current_peer_cid] != [old_cid]
+    # Retired: the client got RETIRE_CONNECTION_ID for it (and issued another).
+    assert not client.cids.is_local(old_cid)
+    assert old_cid not in {p.cid for p in server.cids.peer.values()}
+    assert len(client.cids.local) == server.cids.our_limit
+
+
+def test_a_client_that_still_hears_its_old_address_answers_from_its_new_one() -> None:
+    """§9.3.3, §9.5, the client's side: the server's challenge to the client's old address
+    reaches it (a driver keeps reading its old socket a while). The client answers from
+    its new address with the server CID it uses there (it sends nothing more from the
+    old one, where the old CID went); the response validates the old path (§8.2.3: on
+    any path), whose CID the server then retires."""
+    sim = make_pair(seed=123)
+    body = payloads(123, [200_000])[0]
+    down = serve_download(sim, body)
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    server = sim.server.connection
+    old_address, old_cid = sim.client.address, server.cids.current_peer_cid
+    heard: list[bytes] = []
+
+    def linger(src: Address, dst: Address, data: bytes, now: float) -> None:
+        if dst == old_address:  # the old socket still reads: the client gets it
+            heard.append(data)
+            sim.inject(data, src, sim.client.address, delay=0.02)
+
+    uses = cid_uses(sim)
+    sim.wiretaps.append(linger)
+    _move(sim, 0, port_only=False)
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    sim.run_for(1.0)
+    assert heard and all(d[1:9] == old_cid for d in heard)
+    old = server.paths.get(old_address)
+    assert old is not None and old.validated and not old.validating and old.peer_cid is None
+    assert not client.cids.is_local(old_cid)  # retired once validated
+    assert server.peer_address == sim.client.address != old_address
+    check_cid_uses(uses)  # from the client: one server CID per (from, to)
+
+
+def test_a_probe_answered_before_the_move_keeps_its_cid() -> None:
+    """§9.5: the client's PATH_CHALLENGE from its new address arrives alone (the
+    non-probing packet after it is lost): the server answers it with a spare CID of the
+    client's, not its current one (which went to the old address), and once the client's
+    next non-probing packet moves it there, that CID is the current one."""
+    sim = make_pair(seed=122)
+    body = payloads(122, [200_000])[0]
+    down = serve_download(sim, body)
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    server = sim.server.connection
+    old_cid = server.cids.current_peer_cid
+    uses = cid_uses(sim)
+    after: list[bytes] = []
+
+    def lose_the_second(data: bytes, now: float) -> bool:
+        after.append(data)
+        return len(after) != 2
+
+    sim.c2s.filter = lose_the_second
+    _move(sim, 0, port_only=False)
+    new_address = sim.client.address
+    sim.run_for(0.03)  # the challenge arrived, alone; the response is on its way
+    assert server.peer_address != new_address and server.path_migrations == 0
+    probed = server.paths.get(new_address)
+    assert probed is not None and probed.peer_cid is not None
+    lent = probed.peer_cid.cid
+    assert lent != old_cid
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    assert server.peer_address == new_address and server.cids.current_peer_cid == lent
+    assert [cid for cid, pairs in uses[1].items() if (SERVER_ADDR, new_address) in pairs] == [lent]
+    check_cid_uses(uses)
+
+
+def test_a_client_that_comes_back_gets_the_cid_its_old_path_kept() -> None:
+    """§9.3.3, §9.5: the NAT rebinds the client and, while the server re-validates the
+    old address, rebinds it back: the old path is current again with the CID it kept;
+    the CID the server used meanwhile stays with the other address and is retired
+    once that address's validation ends."""
+    sim = make_pair(seed=120)
+    body = payloads(120, [200_000])[0]
+    down = serve_download(sim, body)
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    server = sim.server.connection
+    home, away = sim.client.address, ("10.0.0.1", 50001)
+    first = server.cids.current_peer_cid
+    uses = cid_uses(sim)
+    sim.rebind_client(away)
+    client.ping()
+    sim.run_for(0.1)
+    assert server.peer_address == away
+    old = server.paths.get(home)
+    assert old is not None and old.validating and old.peer_cid is not None
+    assert old.peer_cid.cid == first
+    second = server.cids.current_peer_cid
+    assert second != first
+    sim.rebind_client(home)
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    assert server.peer_address == home and server.path_migrations == 2
+    assert server.cids.current_peer_cid == first  # the CID the path kept
+    sim.run_for(5.0)  # the validation of the address it left fails: its CID is retired
+    check_cid_uses(uses, rebound=True)
+    assert {dst for _src, dst in uses[1][second]} == {away}
+    assert not client.cids.is_local(second) and client.cids.is_local(first)
+    assert client.state == server.state == ConnectionState.CONNECTED
+
+
+def test_without_a_spare_cid_the_server_follows_with_the_current_one() -> None:
+    """§9.5: a server holding no spare CID of the client's (two NAT rebindings in quick
+    succession, two CIDs per side) keeps its current CID for the new address, which
+    §9.5 allows when the client kept its own: linkable, but the connection goes on."""
+    sim = make_pair(seed=121, server={"active_connection_id_limit": 2})
+    body = payloads(121, [200_000])[0]
+    down = serve_download(sim, body)
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    server = sim.server.connection
+    assert len(server.cids.peer) == 2
+    sim.rebind_client(("10.0.0.1", 50001))
+    client.ping()
+    sim.run_for(0.1)  # the server moved to its spare CID; the old path keeps the other
+    current = server.cids.current_peer_cid
+    sim.rebind_client(("10.0.0.1", 50002))
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    assert server.peer_address == ("10.0.0.1", 50002) and server.path_migrations == 2
+    assert server.cids.current_peer_cid == current  # none spare: the same CID
+    sim.run_for(5.0)
+    assert client.state == server.state == ConnectionState.CONNECTED
 
 
 def test_no_move_before_the_handshake_is_confirmed() -> None:

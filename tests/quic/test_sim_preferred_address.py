@@ -15,6 +15,8 @@ from simnet import (
     SERVER_ADDR,
     Simulation,
     StreamCollector,
+    check_cid_uses,
+    cid_uses,
     handshake,
     make_pair,
     payloads,
@@ -143,33 +145,6 @@ def test_a_preferred_address_that_never_answers_leaves_the_client_where_it_was()
     assert sum(1 for src, dst, _ in sim.sent_elsewhere if dst == PREFERRED) >= 2
 
 
-CidUses = dict[bytes, set[tuple[Address, Address]]]
-
-
-def _cid_uses(sim: Simulation) -> tuple[CidUses, CidUses]:
-    """The (from, to) addresses each CID that 1-RTT packets carry travels between: the
-    server's CIDs in the client's datagrams, the client's in the server's (a wiretap on
-    the datagrams that start with a short header; both sides use 8-byte CIDs)."""
-    client: CidUses = {}
-    server: CidUses = {}
-
-    def tap(src: Address, dst: Address, data: bytes, now: float) -> None:
-        if not data[0] & 0x80:
-            uses = client if sim.nodes.get(src) is sim.client else server
-            uses.setdefault(bytes(data[1:9]), set()).add((src, dst))
-
-    sim.wiretaps.append(tap)
-    return client, server
-
-
-def _check_cid_uses(uses: tuple[CidUses, CidUses]) -> None:
-    """§9.5: the client sent no server CID from two addresses or to two; the server sent
-    no client CID from two of its addresses (its original and its preferred one)."""
-    client, server = uses
-    assert all(len(pairs) == 1 for pairs in client.values()), client
-    assert all(len({src for src, _ in pairs}) == 1 for pairs in server.values()), server
-
-
 def _move_while_validating(sim: Simulation, new: Address) -> tuple[bytes, bytes]:
     """The client moves to ``new`` while it validates the preferred address; returns the
     server CIDs it used from the old address (current, preferred probes)."""
@@ -200,7 +175,7 @@ def test_a_client_that_moves_while_validating_ends_at_the_preferred_address() ->
     sim = _pair(206)
     body = payloads(206, [300_000])[0]
     down = serve_download(sim, body)
-    uses = _cid_uses(sim)
+    uses = cid_uses(sim)
     handshake(sim)
     client = sim.client.connection
     new = ("10.0.7.1", 50000)
@@ -216,7 +191,7 @@ def test_a_client_that_moves_while_validating_ends_at_the_preferred_address() ->
     server = sim.server.connection
     current = server.paths.current
     assert current is not None and current.local == PREFERRED and current.address == new
-    _check_cid_uses(uses)
+    check_cid_uses(uses)
 
 
 def test_a_client_that_moves_while_validating_stays_if_only_the_original_answers() -> None:
@@ -226,7 +201,7 @@ def test_a_client_that_moves_while_validating_stays_if_only_the_original_answers
     sim = _pair(207, reachable=False)
     body = payloads(207, [300_000])[0]
     down = serve_download(sim, body)
-    uses = _cid_uses(sim)
+    uses = cid_uses(sim)
     handshake(sim)
     client = sim.client.connection
     new = ("10.0.8.1", 50000)
@@ -241,7 +216,7 @@ def test_a_client_that_moves_while_validating_stays_if_only_the_original_answers
     assert client.preferred is not None and client.preferred.probing() is None
     server = sim.server.connection
     assert server.peer_address == new and server.path_migrations == 1
-    _check_cid_uses(uses)
+    check_cid_uses(uses)
 
 
 def test_a_move_while_validating_waits_for_two_spare_connection_ids() -> None:
