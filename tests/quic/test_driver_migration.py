@@ -19,6 +19,7 @@ from quicnet.crypto import dev_identity
 from quicnet.io.aio import connect, serve
 from quicnet.io.udp import UdpClient, UdpServer
 from quicnet.quic import (
+    PathValidated,
     QuicConfiguration,
     QuicConnection,
     QuicEvent,
@@ -115,6 +116,80 @@ def test_udp_client_reads_the_old_socket_while_it_lingers(
         assert time.monotonic() < deadline
         client.poll(0.05)
     assert old_sock.fileno() == -1
+
+
+def test_udp_client_answers_the_revalidation_of_its_old_address_from_there(
+    pair: tuple[UdpClient, UdpServer],
+) -> None:
+    """RFC 9000 §9.3.3, §8.2.2: the server re-validates the address the client left; its
+    challenge reaches the old socket, still read, and the response leaves from that
+    socket (whose sender counts it), which validates the old path at the server. The
+    server CID used there is retired once the socket closes (§9.5), not before."""
+    client, server = pair
+    conn = client.connection
+    old_port = client.local_address[1]
+    old_sender = client.sender
+    before = old_sender.datagrams_sent
+    old_seq, old_cid = conn.cids.current_peer_sequence, conn.cids.current_peer_cid
+    new_port = client.migrate()[1]  # the old socket is read MIGRATION_LINGER seconds
+    (server_conn,) = set(server.endpoint.connections.values())
+    validated: list[int] = []
+    deadline = time.monotonic() + 10
+    while not (old_sender.datagrams_sent > before and old_port in validated):
+        assert time.monotonic() < deadline
+        assert client.lingering, "the old socket closed before the re-validation ended"
+        for _, event in server.poll(0.005):
+            if isinstance(event, PathValidated):
+                validated.append(event.address[1])
+        client.poll(0.005)
+    assert server_conn.peer_address is not None and server_conn.peer_address[1] == new_port
+    assert old_seq in conn.cids.peer and old_cid in server.endpoint.connections  # kept
+    while client.lingering or old_cid in server.endpoint.connections:
+        assert time.monotonic() < deadline
+        server.poll(0.005)
+        client.poll(0.005)
+    assert old_seq not in conn.cids.peer  # retired (RETIRE_CONNECTION_ID, §5.1.2)
+    assert conn.cids.current_peer_cid in server.endpoint.connections
+
+
+def test_asyncio_client_answers_the_revalidation_of_its_old_address_from_there() -> None:
+    """As above, with the asyncio client: the response to the server's challenge to the
+    old address leaves from the old socket, and the CID used there is retired when that
+    socket closes."""
+
+    async def main() -> None:
+        validated: list[int] = []
+
+        def handler(conn: QuicConnection, event: QuicEvent) -> None:
+            if isinstance(event, PathValidated):
+                validated.append(event.address[1])
+
+        server = await serve("127.0.0.1", 0, _server_config(), handler)
+        client = await connect("127.0.0.1", server.local_address[1], _client_config())
+        try:
+            conn = client.connection
+            deadline = time.monotonic() + 10
+            while not (conn.handshake_confirmed and len(conn.cids.peer) > 1):
+                assert time.monotonic() < deadline, "no spare CID"
+                await asyncio.sleep(0.005)
+            old_port = client.local_address[1]
+            old_sender = client.sender
+            before = old_sender.datagrams_sent
+            old_seq, old_cid = conn.cids.current_peer_sequence, conn.cids.current_peer_cid
+            client.migrate(linger=1.0)
+            while not (old_sender.datagrams_sent > before and old_port in validated):
+                assert time.monotonic() < deadline
+                assert old_seq in conn.cids.peer, "the old socket closed first"
+                await asyncio.sleep(0.005)
+            while old_cid in server.endpoint.connections:  # retired once the linger ends
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            assert old_seq not in conn.cids.peer
+        finally:
+            await client.close()
+            await server.close()
+
+    asyncio.run(main())
 
 
 def test_udp_client_refused_keeps_its_socket() -> None:
