@@ -149,6 +149,7 @@ def left_local(c: QuicConnection, address: Address, local: Address) -> Address |
 
 def release_local(c: QuicConnection, local: Address) -> None:
     """A client's driver no longer reads ``local``, an address it left: the server CID
-    kept for it is retired (RETIRE_CONNECTION_ID, §5.1.2). Nothing for a server."""
-    if c.is_client:
+    kept for it is retired (RETIRE_CONNECTION_ID, §5.1.2). Nothing for a server, or
+    once the connection is closing."""
+    if c.is_client and c.state in (ConnectionState.HANDSHAKE, ConnectionState.CONNECTED):
         c.paths.release_local(local)

@@ -205,10 +205,11 @@ def test_the_server_sends_each_client_cid_to_one_client_address(how: str, loss: 
 
 def test_a_client_that_still_hears_its_old_address_answers_from_its_new_one() -> None:
     """§9.3.3, §9.5, the client's side: the server's challenge to the client's old address
-    reaches it (a driver keeps reading its old socket a while). The client answers from
-    its new address with the server CID it uses there (it sends nothing more from the
-    old one, where the old CID went); the response validates the old path (§8.2.3: on
-    any path), whose CID the server then retires."""
+    reaches it (a driver keeps reading its old socket a while) but the connection is not
+    told where it arrived (no ``old_local``, no ``local=``: a driver that does not say).
+    The client answers from its new address with the server CID it uses there (it sends
+    nothing more from the old one, where the old CID went); the response validates the
+    old path (§8.2.3: on any path), whose CID the server then retires."""
     sim = make_pair(seed=123)
     body = payloads(123, [200_000])[0]
     down = serve_download(sim, body)
