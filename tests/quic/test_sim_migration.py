@@ -317,10 +317,11 @@ def test_a_client_that_still_reads_its_old_address_answers_from_there() -> None:
         assert frames == [PATH_RESPONSE] and data[1:9] == old_cid and len(data) >= 1200
     # Kept while the old address is read: the client has not retired it, nor used it.
     assert old_seq in client.cids.peer and _server_routes(sim, old_cid)
+    assert client.paths.get(SERVER_ADDR, old_address) is not None
     _release(sim, old_address)
     sim.run_for(1.0)
     assert old_seq not in client.cids.peer and not _server_routes(sim, old_cid)
-    assert client.paths.get(old_address, old_address) is None
+    assert client.paths.get(SERVER_ADDR, old_address) is None
     assert client.state == server.state == ConnectionState.CONNECTED
     check_cid_uses(uses)  # from the client: one server CID per (from, to), and back
 
