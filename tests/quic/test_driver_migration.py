@@ -272,3 +272,32 @@ def test_realtime_client_migrates() -> None:
     assert messages == [b"before %d" % i for i in range(5)] + [b"after %d" % i for i in range(5)]
     (moved,) = [e for e in events if isinstance(e, quicnet.PeerMigrated)]
     assert moved.new_address[1] == new_port
+
+
+def test_realtime_client_answers_from_its_old_socket() -> None:
+    """``quicnet.Client.migrate`` (the same socket driver, a real-time core in between):
+    the response to the server's challenge to the old address leaves from the old
+    socket (RFC 9000 §8.2.2), and the CID used there is retired once it closes."""
+    server = quicnet.Server(("127.0.0.1", 0), identity=IDENT)
+    client = quicnet.Client(server.address, pin=IDENT.fingerprint)
+
+    def run_until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 15
+        while not condition():
+            assert time.monotonic() < deadline, "not reached within 15 s"
+            server.poll(0.002)
+            client.poll(0.0)
+
+    try:
+        conn = client.core.connection
+        run_until(lambda: client.connected and len(conn.cids.peer) > 1)
+        old_sender, old_seq = client.sender, conn.cids.current_peer_sequence
+        before = old_sender.datagrams_sent
+        client.migrate(linger=1.0)
+        run_until(lambda: old_sender.datagrams_sent > before or not client.lingering)
+        assert old_sender.datagrams_sent > before and old_seq in conn.cids.peer
+        run_until(lambda: old_seq not in conn.cids.peer)
+        assert not client.lingering
+    finally:
+        client.close()
+        server.close()
