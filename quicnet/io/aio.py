@@ -26,6 +26,7 @@ from typing import Any
 from quicnet.io.udp import (
     MIGRATION_LINGER,
     DatagramSender,
+    bound_address,
     enable_ecn,
     local_host_for,
     loopback_configuration,
@@ -113,8 +114,9 @@ class Transporter:
         #: How many times the timer woke the core (a pacing or clock bug shows here).
         self.timer_wakeups = 0
         self.loop = asyncio.get_running_loop()
-        #: Sockets left by a migration, still read for a while.
-        self._lingering: set[socket.socket] = set()
+        #: Sockets left by a migration, still read for a while: the address the core knows
+        #: each by, and its sender (RFC 9000 §8.2.2: a challenge there is answered there).
+        self._lingering: dict[socket.socket, tuple[Address, DatagramSender]] = {}
 
     def attach(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -142,28 +144,52 @@ class Transporter:
 
     def replace_socket(self, sock: socket.socket, linger: float) -> None:
         """Send from ``sock`` from now on; keep reading the old socket ``linger`` seconds
-        (packets already on their way to it), then close it."""
+        (packets already on their way to it), then close it. What is read there reaches
+        the core with the old socket's address (:meth:`_receive_left`)."""
         old = self.sock
         if old is not None:
             self.loop.remove_reader(old.fileno())
         if old is not None and linger <= 0:
             old.close()
         elif old is not None:
-            self._lingering.add(old)
-            self.loop.add_reader(old.fileno(), self._readable, old)
+            local = bound_address(old)
+            self._lingering[old] = (local, self.sender)
+            self.loop.add_reader(old.fileno(), self._readable_left, old, local)
             self.loop.call_later(linger, self._close_lingering, old)
         self.attach(sock)
 
+    def _readable_left(self, sock: socket.socket, local: Address) -> None:
+        entry = self._lingering.get(sock)
+        if entry is None:
+            return
+        now = _clock()
+        try:
+            if entry[1].ecn:
+                for data, address, ecn in read_socket_ecn(sock):
+                    self._receive_left(data, address, now, ecn, local)
+            else:
+                for data, address in read_socket(sock):
+                    self._receive_left(data, address, now, 0, local)
+            self._dispatch()
+        finally:
+            self.transmit()
+
     def _close_lingering(self, sock: socket.socket) -> None:
-        if sock in self._lingering:
-            self._lingering.discard(sock)
+        entry = self._lingering.pop(sock, None)
+        if entry is not None:
             self.loop.remove_reader(sock.fileno())
             sock.close()
+            self._left_closed(entry[0])
+
+    def _left_sockets(self) -> list[tuple[socket.socket, Address, DatagramSender]]:
+        return [(sock, local, sender) for sock, (local, sender) in self._lingering.items()]
 
     def detach(self) -> None:
         self.stop_timer()
         for sock in list(self._lingering):
-            self._close_lingering(sock)
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self._lingering.clear()
         if self.sock is not None:
             self.loop.remove_reader(self.sock.fileno())
             self.sock.close()
@@ -179,6 +205,15 @@ class Transporter:
     def _ecn_marked(self) -> int:
         """How many of the datagrams ``_pending`` just returned go out ECT(0)."""
         return 0
+
+    def _receive_left(
+        self, data: bytes, address: Any, now: float, ecn: int, local: Address
+    ) -> None:
+        """A datagram read on a socket a migration left, whose address is ``local``."""
+        raise NotImplementedError
+
+    def _left_closed(self, local: Address) -> None:
+        """The lingering socket of ``local`` was closed (its time was up)."""
 
     def _dispatch(self) -> None:
         raise NotImplementedError
@@ -261,6 +296,23 @@ class QuicClient(Transporter):
     def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
         self.connection.receive_datagram(data, address, now, ecn)
 
+    def _receive_left(
+        self, data: bytes, address: Any, now: float, ecn: int, local: Address
+    ) -> None:
+        self.connection.receive_datagram(data, address, now, ecn, local)
+
+    def _left_closed(self, local: Address) -> None:
+        self.connection.release_local(local)  # the server CID kept there is retired
+        self.transmit()
+
+    def _send_routed(self) -> None:
+        """A PATH_RESPONSE to a challenge that reached a lingering socket leaves from it
+        (RFC 9000 §8.2.2)."""
+        if self._lingering:
+            routed = self.connection.routed_datagrams()
+            if routed:
+                send_routed(self._left_sockets(), routed)
+
     def _ecn_marked(self) -> int:
         return self.connection.ecn_marked
 
@@ -329,15 +381,17 @@ class QuicClient(Transporter):
         ``local_host`` (default: the current host) on a new port, the connection
         moves (:meth:`QuicConnection.migrate`), and the old socket is read for
         ``linger`` more seconds (default :data:`~quicnet.io.udp.MIGRATION_LINGER`; 0
-        closes it at once). QuicUsageError (nothing changed) when the connection
-        cannot move now.
+        closes it at once), a challenge there answered from there (RFC 9000 §8.2.2).
+        QuicUsageError (nothing changed) when the connection cannot move now.
         """
         assert self.sock is not None, "the client is closed"
-        old_host = str(self.sock.getsockname()[0])
-        host = local_host or old_host
+        old = bound_address(self.sock)
+        host = local_host or old[0]
         sock = open_udp_socket(host, 0)
         try:
-            self.connection.migrate(_clock(), port_only=host == old_host)
+            self.connection.migrate(
+                _clock(), port_only=host == old[0], old_local=old if linger > 0 else None
+            )
         except BaseException:
             sock.close()
             raise

@@ -94,6 +94,8 @@ class _Ticking(SocketDriver, Generic[_Core]):
         if not self._closed:
             core = self.core
             self.transmit(core.datagrams_to_send(time.monotonic()), core.ecn_marked)
+            if self.lingering:  # a response from a socket a migration left (RFC 9000 §8.2.2)
+                self._transmit_routed(core)
 
     def flush(self) -> None:
         """Send everything queued now (inside ``batch()``, before its end)."""

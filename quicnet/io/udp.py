@@ -47,6 +47,7 @@ __all__ = [
     "SocketDriver",
     "UdpClient",
     "UdpServer",
+    "bound_address",
     "enable_ecn",
     "gso_batches",
     "LOOPBACK_MAX_UDP_PAYLOAD",
@@ -94,6 +95,13 @@ _READS_PER_POLL = 256
 #: Seconds a client keeps reading the socket it moved away from (RFC 9000 §9.2):
 #: the server's packets already on their way there still arrive.
 MIGRATION_LINGER = 2.0
+
+
+def bound_address(sock: socket.socket) -> Address:
+    """The host and port ``sock`` is bound to: how a connection knows that local address
+    (``receive_datagram(..., local=)``, ``routed_datagrams()``)."""
+    name = sock.getsockname()
+    return (str(name[0]), int(name[1]))
 
 
 def local_host_for(remote_host: str) -> str:
@@ -268,8 +276,13 @@ class SocketDriver:
     sock: socket.socket
     sender: DatagramSender
     """What went out on the socket: see :class:`DatagramSender` for the counters."""
-    #: Sockets a migrated client still reads until the time beside each (then closed).
-    lingering: tuple[tuple[socket.socket, float], ...] = ()
+    #: Sockets a migrated client still reads until the time beside each (then closed),
+    #: each with the address its connection knows it by and its sender (RFC 9000 §8.2.2:
+    #: a challenge that reaches one is answered from it).
+    lingering: tuple[tuple[socket.socket, float, Address, DatagramSender], ...] = ()
+    #: The connection that moved (:meth:`switch_socket`): it says what leaves from a
+    #: lingering socket and is told when one closes.
+    migrated: QuicConnection | None = None
     #: A server's sockets on its preferred addresses (RFC 9000 §9.6), each with the
     #: address the core knows it by and its sender; the core says what leaves from them.
     preferred: tuple[tuple[socket.socket, Address, DatagramSender], ...] = ()
@@ -290,7 +303,7 @@ class SocketDriver:
         socks = [self.sock]
         if self.lingering:
             self._expire_lingering(time.monotonic())
-            socks += [s for s, _ in self.lingering]
+            socks += [s for s, _, _, _ in self.lingering]
         if self.preferred:
             socks += [s for s, _, _ in self.preferred]
         if timeout <= 0:
@@ -300,23 +313,40 @@ class SocketDriver:
         return bool(readable)
 
     def _read(self) -> list[tuple[bytes, Address]]:
-        out = read_socket(self.sock)
-        for sock, _ in self.lingering:
-            out += read_socket(sock)
-        return out
+        return read_socket(self.sock)
 
     def _read_ecn(self) -> list[tuple[bytes, Address, int]]:
-        out = read_socket_ecn(self.sock)
-        for sock, _ in self.lingering:
-            out += read_socket_ecn(sock)
-        return out
+        return read_socket_ecn(self.sock)
+
+    def _read_at(
+        self,
+        core: SansIoCore,
+        now: float,
+        sockets: Sequence[tuple[socket.socket, Address, DatagramSender]],
+    ) -> None:
+        """Hand the core what reached the sockets of its other local addresses, saying
+        which (``local=``): a server's preferred ones, a migrated client's old ones."""
+        receive_at = cast(_RoutingCore, core).receive_datagram
+        for sock, local, sender in sockets:
+            if sender.ecn:
+                for data, address, ecn in read_socket_ecn(sock):
+                    receive_at(data, address, now, ecn, local)
+            else:
+                for data, address in read_socket(sock):
+                    receive_at(data, address, now, 0, local)
+
+    def _left(self) -> list[tuple[socket.socket, Address, DatagramSender]]:
+        return [(sock, local, sender) for sock, _, local, sender in self.lingering]
 
     def _expire_lingering(self, now: float) -> None:
-        """Close the sockets left by a migration whose time is up."""
-        for sock, until in self.lingering:
+        """Close the sockets left by a migration whose time is up; the connection retires
+        the server CID it kept for each (RFC 9000 §9.5)."""
+        for sock, until, local, _ in self.lingering:
             if until <= now:
                 sock.close()
-        self.lingering = tuple((s, t) for s, t in self.lingering if t > now)
+                if self.migrated is not None:
+                    self.migrated.release_local(local)
+        self.lingering = tuple(entry for entry in self.lingering if entry[1] > now)
 
     def cycle(self, core: SansIoCore, timeout: float) -> None:
         """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
@@ -325,7 +355,7 @@ class SocketDriver:
         out = core.datagrams_to_send(now)
         if out:
             self.transmit(out, getattr(core, "ecn_marked", 0))
-        if self.preferred:
+        if self.preferred or self.lingering:
             self._transmit_routed(core)
         deadline = core.next_timer()
         wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
@@ -340,14 +370,9 @@ class SocketDriver:
                 for data, address in self._read():
                     receive(data, address, now)
             if self.preferred:
-                receive_at = cast(_RoutingCore, core).receive_datagram
-                for sock, local, sender in self.preferred:
-                    if sender.ecn:
-                        for data, address, ecn in read_socket_ecn(sock):
-                            receive_at(data, address, now, ecn, local)
-                    else:
-                        for data, address in read_socket(sock):
-                            receive_at(data, address, now, 0, local)
+                self._read_at(core, now, self.preferred)
+            if self.lingering:
+                self._read_at(core, now, self._left())
         now = clock()
         # The deadline found before waiting: what receiving added is not due yet (an
         # ACK to send now is not a timer), and the next poll sees it.
@@ -356,14 +381,21 @@ class SocketDriver:
         out = core.datagrams_to_send(now)
         if out:
             self.transmit(out, getattr(core, "ecn_marked", 0))
-        if self.preferred:
+        if self.preferred or self.lingering:
             self._transmit_routed(core)
 
     def _transmit_routed(self, core: SansIoCore) -> None:
-        """What the core sends from a preferred address leaves from that socket."""
-        routed = cast(_RoutingCore, core).routed_datagrams()
-        if routed:
-            send_routed(self.preferred, routed)
+        """What the core sends from a preferred address leaves from that socket, and what
+        a migrated connection sends from an address it left (its PATH_RESPONSEs, RFC 9000
+        §8.2.2) from the lingering socket there."""
+        if self.preferred:
+            routed = cast(_RoutingCore, core).routed_datagrams()
+            if routed:
+                send_routed(self.preferred, routed)
+        if self.lingering and self.migrated is not None:
+            routed = self.migrated.routed_datagrams()
+            if routed:
+                send_routed(self._left(), routed)
 
     @property
     def local_address(self) -> Address:
@@ -375,17 +407,21 @@ class SocketDriver:
     ) -> Address:
         """A client's move (RFC 9000 §9.2): a new socket on ``local_host`` (default: the
         current host) and a new port, ``connection`` told; the old socket is read for
-        ``linger`` more seconds. Nothing changes if the connection refuses to move."""
-        old_host = str(self.sock.getsockname()[0])
-        host = local_host or old_host
+        ``linger`` more seconds, and a challenge that reaches it is answered from it
+        (§8.2.2). Nothing changes if the connection refuses to move."""
+        old = bound_address(self.sock)
+        host = local_host or old[0]
         sock = open_udp_socket(host, 0)
         try:
-            connection.migrate(time.monotonic(), port_only=host == old_host)
+            connection.migrate(
+                time.monotonic(), port_only=host == old[0], old_local=old if linger > 0 else None
+            )
         except BaseException:
             sock.close()
             raise
         if linger > 0:
-            self.lingering += ((self.sock, time.monotonic() + linger),)
+            self.lingering += ((self.sock, time.monotonic() + linger, old, self.sender),)
+            self.migrated = connection
         else:
             self.sock.close()
         self.sock = sock
@@ -398,7 +434,7 @@ class SocketDriver:
         for sock, _, _ in self.preferred:
             sock.close()
         self.preferred = ()
-        for sock, _ in self.lingering:
+        for sock, _, _, _ in self.lingering:
             sock.close()
         self.lingering = ()
 
@@ -467,6 +503,8 @@ class UdpClient(SocketDriver):
         """Send what the connection has queued (e.g. right after send_stream_data)."""
         conn = self.connection
         self.transmit(conn.datagrams_to_send(time.monotonic()), conn.ecn_marked)
+        if self.lingering:
+            self._transmit_routed(conn)
 
     def migrate(
         self, local_host: str | None = None, *, linger: float = MIGRATION_LINGER
@@ -478,7 +516,9 @@ class UdpClient(SocketDriver):
         <quicnet.quic.QuicConnection.migrate>`: a new connection ID, path
         validation, fresh congestion state unless only the port changed). The old
         socket is still read for ``linger`` seconds (0 closes it at once), for the
-        packets the server sent before it saw the move. Raises QuicUsageError (and
+        packets the server sent before it saw the move and its challenge to the old
+        address (RFC 9000 §9.3.3), answered from there (§8.2.2); the server CID used
+        there is retired when it closes. Raises QuicUsageError (and
         keeps the old socket) when the connection cannot move now.
         """
         address = self.switch_socket(self.connection, local_host, linger)

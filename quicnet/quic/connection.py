@@ -58,7 +58,7 @@ from quicnet.quic.events import (
 )
 from quicnet.quic.handshake import FinishedTLS, HandshakeDriver
 from quicnet.quic.key_phases import OneRttKeys
-from quicnet.quic.migration import start_migration
+from quicnet.quic.migration import left_local, release_local, start_migration
 from quicnet.quic.negotiation import VersionNegotiation
 from quicnet.quic.paths import PathManager, address_key
 from quicnet.quic.pending import PendingFrames
@@ -220,7 +220,8 @@ class QuicConnection:
         self.datagram_authenticated = False
         #: The address the datagram being processed came from.
         self.datagram_address: Address | None = None
-        #: The preferred local address it reached (RFC 9000 §9.6); None: the default one.
+        #: The other local address it reached (a server's preferred one, RFC 9000 §9.6,
+        #: a client's left one, §9.3.3); None: the default one.
         self.datagram_local: Address | None = None
         #: A client's token for its Initials: a NEW_TOKEN one (§8.1.3), then a Retry's (§17.2.5.2).
         self.retry_token = c.address_token if self.is_client else b""
@@ -325,8 +326,9 @@ class QuicConnection:
         return out
 
     def routed_datagrams(self) -> list[tuple[bytes, Address, Address, int]]:
-        """Take the ``(data, to, from, ecn)`` datagrams that leave from a server's preferred
-        address (RFC 9000 §9.6; ``ecn``: 2 for ECT(0), or 0); always empty without one."""
+        """Take the ``(data, to, from, ecn)`` datagrams that leave from another local
+        address: a server's preferred one (RFC 9000 §9.6), a client's ``old_local`` (its
+        PATH_RESPONSEs, §8.2.2); ``ecn``: 2 for ECT(0), or 0. Empty without either."""
         out, self.paths.routed = self.paths.routed, []
         self.traffic.datagrams_sent += len(out)
         self.traffic.bytes_sent += sum(len(d) for d, _, _, _ in out)
@@ -408,12 +410,21 @@ class QuicConnection:
         if self.wake is not None:
             self.wake(self)
 
-    def migrate(self, now: float, *, port_only: bool = False) -> None:
+    def migrate(
+        self, now: float, *, port_only: bool = False, old_local: Address | None = None
+    ) -> None:
         """Client: our datagrams leave from a new local address from now on (RFC 9000 §9.2;
-        :mod:`~quicnet.quic.migration`); QuicUsageError when it cannot move."""
-        start_migration(self, now, port_only=port_only)
+        :mod:`~quicnet.quic.migration`); QuicUsageError when it cannot move. ``old_local``:
+        the address left, still read (``receive_datagram(..., local=)``) until
+        :meth:`release_local`: challenges there are answered from there (§8.2.2)."""
+        start_migration(self, now, port_only=port_only, old_local=old_local)
         if self.wake is not None:
             self.wake(self)
+
+    def release_local(self, local: Address) -> None:
+        """Client: the driver stopped reading ``local`` (an ``old_local`` of :meth:`migrate`);
+        the server CID kept for it is retired (RFC 9000 §5.1.2)."""
+        release_local(self, local)
 
     def request_key_update(self) -> None:
         """Start a 1-RTT key update (RFC 9001 §6.1)."""
@@ -510,7 +521,8 @@ class QuicConnection:
         self, data: bytes, address: Address, now: float, ecn: int = 0, local: Address | None = None
     ) -> None:
         """Process one UDP datagram from ``address`` (``ecn``: its IP ECN codepoint;
-        ``local``: where it arrived, needed only at a preferred address, §9.6)."""
+        ``local``: where it arrived, needed only at a preferred address, §9.6, or at an
+        address a client left, :meth:`migrate`)."""
         state = self.state
         if state is TERMINATED:
             return
@@ -521,7 +533,10 @@ class QuicConnection:
                 self.tracer = None
         on_current = address == current.address or address_key(address) == current.key
         via = None
-        if self.preferred is not None:  # §9.6: which of our addresses it reached counts too
+        if local is not None and self.is_client:  # at an address it left (§9.3.3, §8.2.2)
+            via = left_local(self, address, local)
+            on_current = on_current and via is None
+        elif self.preferred is not None:  # §9.6: which of our addresses it reached counts
             via, on_current = self.preferred.locate(current, address, local, on_current)
         if state is CLOSING or state is DRAINING:
             closing = self.closing

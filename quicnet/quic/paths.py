@@ -15,7 +15,10 @@ It also decides which of the peer's connection IDs each path's packets carry
 ones): the current path has the connection's current CID; a path the peer left
 keeps the CID it had while it is re-validated (§9.3.3), and that CID is retired
 once the validation ends, unless the peer comes back, when the path is current
-again with it; a path the peer only probes gets a spare CID of its own.
+again with it; a path the peer only probes gets a spare CID of its own. A client
+that moved and still reads its old local address keeps, for the path from there,
+the server CID that left from there, to answer the server's re-validation from
+where it arrived (§8.2.2), until its driver stops reading there.
 """
 
 from __future__ import annotations
@@ -103,8 +106,8 @@ class Path:
     ) -> None:
         self.address = address
         #: The local address this path's datagrams leave from and arrive at; None: the
-        #: default one (the driver's main socket). Only a server's preferred address
-        #: (RFC 9000 §9.6) makes another.
+        #: default one (the driver's main socket). Another is a server's preferred
+        #: address (RFC 9000 §9.6), or one a client left and still reads (§9.3.3).
         self.local = local
         self.key: PathKey = path_key(address, local)
         self.validated = validated
@@ -182,8 +185,9 @@ class PathManager:
         #: Some path owes a response or is being validated (the sender's cheap check).
         self.active = False
         #: Datagrams built for paths that leave from another local address than the
-        #: default one (a server's preferred address, RFC 9000 §9.6): (data, to, from,
-        #: ECN codepoint), until the connection's ``routed_datagrams()`` takes them.
+        #: default one (a server's preferred address, RFC 9000 §9.6; a client's
+        #: PATH_RESPONSE from an address it left, §8.2.2): (data, to, from, ECN
+        #: codepoint), until the connection's ``routed_datagrams()`` takes them.
         self.routed: list[tuple[bytes, Address, Address, int]] = []
 
     # Setup -------------------------------------------------------------------------------
@@ -334,6 +338,35 @@ class PathManager:
             return False
         path.peer_cid = cid
         return True
+
+    def keep_left(self, address: Address, local: Address, cid: PeerCid) -> Path:
+        """A client moved away from ``local`` and its driver still reads there: the path
+        from there to ``address``, validated before, keeps ``cid``, the server CID that
+        left from there (RFC 9000 §9.5: it leaves from nowhere else), for what it owes
+        there: the PATH_RESPONSE to the server's re-validation (§9.3.3, §8.2.2). It
+        carries nothing else and never becomes current; :meth:`release_local` ends it."""
+        local = address_key(local)
+        same = self.get(address, local)  # (that address left again: not while it is read)
+        if same is not None and same is not self.current:
+            self._drop(same)
+        if len(self._paths) >= MAX_PATHS:  # an address left earlier goes first
+            for older in self._paths:
+                if older.local is not None and older is not self.current:
+                    self._drop(older)
+                    break
+        path = self.path_for(address, local)
+        path.validated = True  # the server's address, from where the client was
+        path.peer_cid = cid
+        return path
+
+    def release_local(self, local: Address) -> None:
+        """A client's driver no longer reads ``local``, a local address it left: the
+        paths from there are forgotten and the server CIDs they kept retired (§5.1.2)."""
+        key = address_key(local)
+        for path in list(self._paths):
+            left = path.local
+            if left is not None and path is not self.current and address_key(left) == key:
+                self._drop(path)
 
     def _drop(self, path: Path) -> None:
         """Forget ``path``: a CID that went there goes nowhere else (§9.5), it is retired."""

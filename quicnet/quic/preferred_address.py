@@ -207,8 +207,9 @@ class PreferredAddressState:
         address = chosen_address(params.preferred_address, current.address)
         if address is None or path_key(address, None) == current.key:
             return
-        cid = c.cids.peer.get(1) or c.cids.spare_peer_cid()
-        if cid is None or cid.sequence_number == c.cids.current_peer_sequence:
+        taken = c.paths.peer_cids_taken()  # §9.5: one an address left keeps, say
+        cid = c.cids.peer.get(1) or c.cids.spare_peer_cid(taken=taken)
+        if cid is None or cid.sequence_number in (c.cids.current_peer_sequence, *taken):
             return  # retired already and no spare: stay (§9.6.1 is a SHOULD)
         path = c.paths.path_for(address)
         path.chosen = True  # from the authenticated handshake, as the server's address
@@ -274,7 +275,7 @@ class PreferredAddressState:
         concurrently with the original one, with a server CID no other path carries
         (§9.5; ``migration_refused`` made sure there is one). Challenges sent from the
         old address prove nothing about the new one (§8.2)."""
-        path.peer_cid = c.cids.spare_peer_cid()
+        path.peer_cid = c.cids.spare_peer_cid(taken=c.paths.peer_cids_taken())
         path.challenges.clear()
         path.response = None
         c.paths.validate(path, now, c.recovery.pto_base())

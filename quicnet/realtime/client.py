@@ -157,9 +157,12 @@ class ClientCore:
         return self.session.early
 
     # The sans-I/O interface ----------------------------------------------------------------
-    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
-        """One UDP datagram from ``address`` (``ecn``: its IP ECN codepoint, RFC 9000 §13.4)."""
-        self.connection.receive_datagram(data, address, now, ecn)
+    def receive_datagram(
+        self, data: bytes, address: Address, now: float, ecn: int = 0, local: Address | None = None
+    ) -> None:
+        """One UDP datagram from ``address`` (``ecn``: its IP ECN codepoint, RFC 9000 §13.4;
+        ``local``: an address the client left and still reads, ``QuicConnection.migrate``)."""
+        self.connection.receive_datagram(data, address, now, ecn, local)
         self._drain(now)
 
     @property

@@ -67,9 +67,12 @@ from quicnet.quic import (
     StreamDataReceived,
     StreamReset,
 )
+from quicnet.quic import frames as fr
+from quicnet.quic.buffer import Reader
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportError
-from quicnet.quic.packets import PacketType, parse_long_header
+from quicnet.quic.packets import PacketType, decode_packet_number, parse_long_header
+from quicnet.tls import Epoch
 
 __all__ = [
     "CLIENT_ADDR",
@@ -93,6 +96,7 @@ __all__ = [
     "drop_long_headers",
     "handshake",
     "make_pair",
+    "one_rtt_frame_types",
     "packet_types",
     "payloads",
     "send_on_new_streams",
@@ -554,8 +558,9 @@ class Simulation:
         self.server = Node("server", server, server_address)
         self.server.clock = self._clock
         self.nodes: dict[Address, Node] = {server_address: self.server}
-        #: The server's other local addresses (a preferred address, RFC 9000 §9.6).
-        self.server_aliases: dict[Address, Node] = {}
+        #: Nodes' other local addresses: a server's preferred address (RFC 9000 §9.6), an
+        #: address a client moved from and still reads (§9.3.3, :meth:`keep_client_address`).
+        self.aliases: dict[Address, Node] = {}
         self.clients: list[Node] = []
         #: Links by (source node name, destination node name): they follow a node that
         #: rebinds to another address and survive a server replaced at the same address.
@@ -571,7 +576,7 @@ class Simulation:
         #: Called with every datagram a node sends, before any link decides its fate:
         #: ``tap(src, dst, data, now)`` (an on-path observer sees all of them).
         self.wiretaps: list[Callable[[Address, Address, bytes, float], None]] = []
-        self.ledger = TrafficLedger(self.server_aliases)
+        self.ledger = TrafficLedger(self.aliases)
         self.audit = EventAudit(self)
         self.delivery = DeliveryLedger(self, InvariantViolation)
         self.bounds = StateBounds(self, InvariantViolation)
@@ -641,7 +646,7 @@ class Simulation:
         sends from it (``routed_datagrams()``) leaves from it, over the same links. The
         clients chose it from the server's authenticated parameters, as they chose the
         server's address: the ledger counts it as theirs to send to."""
-        self.server_aliases[address] = self.server
+        self.aliases[address] = self.server
         for node in self.clients:
             self.ledger.initiated.add((node, address))
 
@@ -672,12 +677,13 @@ class Simulation:
         """Put another implementation at the server's address (e.g. a restarted endpoint)."""
         node = Node("server", impl, self.server.address)
         node.clock = self._clock
-        self.server = node
+        old, self.server = self.server, node
         if isinstance(impl, QuicConnection):
             self.delivery.follow(impl)
         self.nodes[node.address] = node
-        for address in self.server_aliases:  # its preferred addresses go with it
-            self.server_aliases[address] = node
+        for address, owner in self.aliases.items():  # its preferred addresses go with it
+            if owner is old:
+                self.aliases[address] = node
         return node
 
     def rebind_client(self, address: Address, node: Node | None = None) -> None:
@@ -691,9 +697,20 @@ class Simulation:
         node.address = address
         self.nodes[address] = node
 
+    def keep_client_address(self, address: Address, node: Node | None = None) -> None:
+        """The client (the first by default) moved from ``address`` and still reads it, as
+        a driver reads its old socket a while: datagrams to it reach the client with
+        ``local=address``, and what the client sends from it (``routed_datagrams()``)
+        leaves from it, over the client's links, until :meth:`drop_client_address`."""
+        self.aliases[address] = node or self.client
+
+    def drop_client_address(self, address: Address) -> None:
+        """The client no longer reads ``address``: datagrams to it are lost from now on."""
+        del self.aliases[address]
+
     def link(self, src: Address, dst: Address) -> Link | None:
-        a = self.nodes.get(src) or self.server_aliases.get(src)
-        b = self.nodes.get(dst) or self.server_aliases.get(dst)
+        a = self.nodes.get(src) or self.aliases.get(src)
+        b = self.nodes.get(dst) or self.aliases.get(dst)
         if a is None or b is None:
             return None
         return self._links.get((a.name, b.name))
@@ -795,8 +812,8 @@ class Simulation:
             _, _, src, dst, data, origin, ecn = heapq.heappop(self._queue)
             node = self.nodes.get(dst)
             local = None
-            if node is None and dst in self.server_aliases:
-                node, local = self.server_aliases[dst], dst
+            if node is None and dst in self.aliases:
+                node, local = self.aliases[dst], dst
             if node is None:
                 self.unroutable += 1
                 continue
@@ -1017,7 +1034,7 @@ def cid_uses(sim: Simulation) -> tuple[CidUses, CidUses]:
 
     def tap(src: Address, dst: Address, data: bytes, now: float) -> None:
         if not data[0] & 0x80:
-            uses = client if sim.nodes.get(src) in sim.clients else server
+            uses = client if (sim.nodes.get(src) or sim.aliases.get(src)) in sim.clients else server
             uses.setdefault(bytes(data[1:9]), set()).add((src, dst))
 
     sim.wiretaps.append(tap)
@@ -1034,6 +1051,28 @@ def check_cid_uses(uses: tuple[CidUses, CidUses], *, rebound: bool = False) -> N
         assert all(len({dst for _, dst in pairs}) == 1 for pairs in client.values()), client
     else:
         assert all(len(pairs) == 1 for pairs in client.values()), client
+
+
+def one_rtt_frame_types(datagram: bytes, receiver: QuicConnection) -> list[int]:
+    """The frame types of a 1-RTT datagram, opened with the receiver's current keys."""
+    if not datagram or datagram[0] & 0x80:
+        return []
+    key = receiver.recv_key(Epoch.ONE_RTT)
+    assert key is not None
+    pn_offset = 1 + receiver.configuration.connection_id_length
+    first, truncated, pn_len = key.unprotect_header(datagram, pn_offset)
+    largest = receiver.recovery.spaces[2].largest_received
+    pn = decode_packet_number(truncated, pn_len, largest)
+    header = bytes((first,)) + datagram[1:pn_offset] + truncated.to_bytes(pn_len, "big")
+    payload = key.open(header, datagram[pn_offset + pn_len :], pn)
+    reader = Reader(payload)
+    types = []
+    while not reader.at_end():
+        t = reader.varint()
+        if t:
+            fr.parse_frame(reader, t)
+            types.append(t)
+    return types
 
 
 def drop_long_headers(probability: float, seed: object) -> Callable[[bytes, float], bool]:

@@ -19,6 +19,7 @@ from quicnet.crypto import dev_identity
 from quicnet.io.aio import connect, serve
 from quicnet.io.udp import UdpClient, UdpServer
 from quicnet.quic import (
+    PathValidated,
     QuicConfiguration,
     QuicConnection,
     QuicEvent,
@@ -117,6 +118,80 @@ def test_udp_client_reads_the_old_socket_while_it_lingers(
     assert old_sock.fileno() == -1
 
 
+def test_udp_client_answers_the_revalidation_of_its_old_address_from_there(
+    pair: tuple[UdpClient, UdpServer],
+) -> None:
+    """RFC 9000 §9.3.3, §8.2.2: the server re-validates the address the client left; its
+    challenge reaches the old socket, still read, and the response leaves from that
+    socket (whose sender counts it), which validates the old path at the server. The
+    server CID used there is retired once the socket closes (§9.5), not before."""
+    client, server = pair
+    conn = client.connection
+    old_port = client.local_address[1]
+    old_sender = client.sender
+    before = old_sender.datagrams_sent
+    old_seq, old_cid = conn.cids.current_peer_sequence, conn.cids.current_peer_cid
+    new_port = client.migrate()[1]  # the old socket is read MIGRATION_LINGER seconds
+    (server_conn,) = set(server.endpoint.connections.values())
+    validated: list[int] = []
+    deadline = time.monotonic() + 10
+    while not (old_sender.datagrams_sent > before and old_port in validated):
+        assert time.monotonic() < deadline
+        assert client.lingering, "the old socket closed before the re-validation ended"
+        for _, event in server.poll(0.005):
+            if isinstance(event, PathValidated):
+                validated.append(event.address[1])
+        client.poll(0.005)
+    assert server_conn.peer_address is not None and server_conn.peer_address[1] == new_port
+    assert old_seq in conn.cids.peer and old_cid in server.endpoint.connections  # kept
+    while client.lingering or old_cid in server.endpoint.connections:
+        assert time.monotonic() < deadline
+        server.poll(0.005)
+        client.poll(0.005)
+    assert old_seq not in conn.cids.peer  # retired (RETIRE_CONNECTION_ID, §5.1.2)
+    assert conn.cids.current_peer_cid in server.endpoint.connections
+
+
+def test_asyncio_client_answers_the_revalidation_of_its_old_address_from_there() -> None:
+    """As above, with the asyncio client: the response to the server's challenge to the
+    old address leaves from the old socket, and the CID used there is retired when that
+    socket closes."""
+
+    async def main() -> None:
+        validated: list[int] = []
+
+        def handler(conn: QuicConnection, event: QuicEvent) -> None:
+            if isinstance(event, PathValidated):
+                validated.append(event.address[1])
+
+        server = await serve("127.0.0.1", 0, _server_config(), handler)
+        client = await connect("127.0.0.1", server.local_address[1], _client_config())
+        try:
+            conn = client.connection
+            deadline = time.monotonic() + 10
+            while not (conn.handshake_confirmed and len(conn.cids.peer) > 1):
+                assert time.monotonic() < deadline, "no spare CID"
+                await asyncio.sleep(0.005)
+            old_port = client.local_address[1]
+            old_sender = client.sender
+            before = old_sender.datagrams_sent
+            old_seq, old_cid = conn.cids.current_peer_sequence, conn.cids.current_peer_cid
+            client.migrate(linger=1.0)
+            while not (old_sender.datagrams_sent > before and old_port in validated):
+                assert time.monotonic() < deadline
+                assert old_seq in conn.cids.peer, "the old socket closed first"
+                await asyncio.sleep(0.005)
+            while old_cid in server.endpoint.connections:  # retired once the linger ends
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            assert old_seq not in conn.cids.peer
+        finally:
+            await client.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
 def test_udp_client_refused_keeps_its_socket() -> None:
     """A move the connection refuses (not confirmed yet) leaves the driver as it was."""
     server = UdpServer(_server_config())
@@ -197,3 +272,32 @@ def test_realtime_client_migrates() -> None:
     assert messages == [b"before %d" % i for i in range(5)] + [b"after %d" % i for i in range(5)]
     (moved,) = [e for e in events if isinstance(e, quicnet.PeerMigrated)]
     assert moved.new_address[1] == new_port
+
+
+def test_realtime_client_answers_from_its_old_socket() -> None:
+    """``quicnet.Client.migrate`` (the same socket driver, a real-time core in between):
+    the response to the server's challenge to the old address leaves from the old
+    socket (RFC 9000 §8.2.2), and the CID used there is retired once it closes."""
+    server = quicnet.Server(("127.0.0.1", 0), identity=IDENT)
+    client = quicnet.Client(server.address, pin=IDENT.fingerprint)
+
+    def run_until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 15
+        while not condition():
+            assert time.monotonic() < deadline, "not reached within 15 s"
+            server.poll(0.002)
+            client.poll(0.0)
+
+    try:
+        conn = client.core.connection
+        run_until(lambda: client.connected and len(conn.cids.peer) > 1)
+        old_sender, old_seq = client.sender, conn.cids.current_peer_sequence
+        before = old_sender.datagrams_sent
+        client.migrate(linger=1.0)
+        run_until(lambda: old_sender.datagrams_sent > before or not client.lingering)
+        assert old_sender.datagrams_sent > before and old_seq in conn.cids.peer
+        run_until(lambda: old_seq not in conn.cids.peer)
+        assert not client.lingering
+    finally:
+        client.close()
+        server.close()

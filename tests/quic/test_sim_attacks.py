@@ -26,6 +26,7 @@ from simnet import (
     client_config,
     handshake,
     make_pair,
+    one_rtt_frame_types,
     packet_types,
     payloads,
     send_on_new_streams,
@@ -44,12 +45,10 @@ from quicnet.quic import (
     StreamDataReceived,
     TransportErrorCode,
 )
-from quicnet.quic import frames as fr
-from quicnet.quic.buffer import Reader, encode_varint
+from quicnet.quic.buffer import encode_varint
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.handshake import MAX_SESSION_TICKETS
-from quicnet.quic.packets import PacketType, decode_packet_number
-from quicnet.tls import Epoch
+from quicnet.quic.packets import PacketType
 from quicnet.tls.server import TLSServer
 
 # RFC 9000 §12.3, §13.2.3: a packet number below the tracked floor is never accepted again.
@@ -240,28 +239,6 @@ def test_failed_validation_reverts_to_the_last_validated_address() -> None:
     assert server.state == ConnectionState.CONNECTED
     assert b"still here" in [e.data for e in sim.server.events_of(DatagramReceived)]
     check_cid_uses(uses)
-
-
-def one_rtt_frame_types(datagram: bytes, receiver: QuicConnection) -> list[int]:
-    """The frame types of a 1-RTT datagram, opened with the receiver's current keys."""
-    if not datagram or datagram[0] & 0x80:
-        return []
-    key = receiver.recv_key(Epoch.ONE_RTT)
-    assert key is not None
-    pn_offset = 1 + receiver.configuration.connection_id_length
-    first, truncated, pn_len = key.unprotect_header(datagram, pn_offset)
-    largest = receiver.recovery.spaces[2].largest_received
-    pn = decode_packet_number(truncated, pn_len, largest)
-    header = bytes((first,)) + datagram[1:pn_offset] + truncated.to_bytes(pn_len, "big")
-    payload = key.open(header, datagram[pn_offset + pn_len :], pn)
-    reader = Reader(payload)
-    types = []
-    while not reader.at_end():
-        t = reader.varint()
-        if t:
-            fr.parse_frame(reader, t)
-            types.append(t)
-    return types
 
 
 PATH_CHALLENGE, PATH_RESPONSE = 0x1A, 0x1B

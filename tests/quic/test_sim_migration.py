@@ -23,6 +23,7 @@ from simnet import (
     cid_uses,
     handshake,
     make_pair,
+    one_rtt_frame_types,
     payloads,
     send_on_new_streams,
     serve_download,
@@ -204,10 +205,11 @@ def test_the_server_sends_each_client_cid_to_one_client_address(how: str, loss: 
 
 def test_a_client_that_still_hears_its_old_address_answers_from_its_new_one() -> None:
     """§9.3.3, §9.5, the client's side: the server's challenge to the client's old address
-    reaches it (a driver keeps reading its old socket a while). The client answers from
-    its new address with the server CID it uses there (it sends nothing more from the
-    old one, where the old CID went); the response validates the old path (§8.2.3: on
-    any path), whose CID the server then retires."""
+    reaches it (a driver keeps reading its old socket a while) but the connection is not
+    told where it arrived (no ``old_local``, no ``local=``: a driver that does not say).
+    The client answers from its new address with the server CID it uses there (it sends
+    nothing more from the old one, where the old CID went); the response validates the
+    old path (§8.2.3: on any path), whose CID the server then retires."""
     sim = make_pair(seed=123)
     body = payloads(123, [200_000])[0]
     down = serve_download(sim, body)
@@ -236,6 +238,141 @@ def test_a_client_that_still_hears_its_old_address_answers_from_its_new_one() ->
     assert not client.cids.is_local(old_cid)  # retired once validated
     assert server.peer_address == sim.client.address != old_address
     check_cid_uses(uses)  # from the client: one server CID per (from, to)
+
+
+PATH_CHALLENGE, PATH_RESPONSE = 0x1A, 0x1B
+
+
+def _move_keeping(sim: Simulation, address: Address) -> Address:
+    """The client moves to ``address`` and its driver still reads the old one (a lingering
+    socket): what reaches it there comes with ``local=old``. Returns the old address."""
+    old = sim.client.address
+    sim.rebind_client(address)
+    sim.keep_client_address(old)
+    sim.client.connection.migrate(sim.now, old_local=old)
+    return old
+
+
+def _release(sim: Simulation, old: Address) -> None:
+    """The driver stops reading ``old`` (the linger is over) and tells the connection."""
+    sim.drop_client_address(old)
+    sim.client.connection.release_local(old)
+
+
+def _sent_from(sim: Simulation, src: Address) -> list[tuple[bytes, list[int]]]:
+    """From now on: each 1-RTT datagram the client sends from ``src``, with its frame types."""
+    out: list[tuple[bytes, list[int]]] = []
+    server = sim.server.connection
+
+    def tap(source: Address, dst: Address, data: bytes, now: float) -> None:
+        if source == src and dst == SERVER_ADDR:
+            out.append((data, one_rtt_frame_types(data, server)))
+
+    sim.wiretaps.append(tap)
+    return out
+
+
+def _challenges_to(sim: Simulation, dst: Address) -> list[bytes]:
+    """From now on: each datagram with a PATH_CHALLENGE the server sends to ``dst``."""
+    out: list[bytes] = []
+    client = sim.client.connection
+
+    def tap(src: Address, to: Address, data: bytes, now: float) -> None:
+        if to == dst and PATH_CHALLENGE in one_rtt_frame_types(data, client):
+            out.append(data)
+
+    sim.wiretaps.append(tap)
+    return out
+
+
+def test_a_client_that_still_reads_its_old_address_answers_from_there() -> None:
+    """§8.2.2: a PATH_RESPONSE goes on the path its PATH_CHALLENGE came on. A client that
+    moved and still reads its old address (``migrate(old_local=)``) answers the server's
+    re-validation of that address (§9.3.3) from there, with the server CID it used there
+    (§9.5: it leaves from nowhere else), padded to 1200 bytes; nothing else leaves from
+    there. The CID is kept until the client stops reading there, then retired."""
+    sim = make_pair(seed=124)
+    body = payloads(124, [200_000])[0]
+    down = serve_download(sim, body)
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    server = sim.server.connection
+    old_cid, old_seq = client.cids.current_peer_cid, client.cids.current_peer_sequence
+    uses = cid_uses(sim)
+    old_address = sim.client.address
+    from_old = _sent_from(sim, old_address)
+    challenged = _challenges_to(sim, old_address)
+    _move_keeping(sim, ("10.0.1.1", 50000))
+    assert client.cids.current_peer_cid != old_cid and old_seq in client.cids.peer
+    sent = send_on_new_streams(client, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    sim.run_for(1.0)
+    assert server.peer_address == sim.client.address != old_address
+    old = server.paths.get(old_address)
+    assert old is not None and old.validated and not old.validating  # §9.3.3 done
+    assert challenged and 1 <= len(from_old) <= len(challenged)
+    for data, frames in from_old:
+        assert frames == [PATH_RESPONSE] and data[1:9] == old_cid and len(data) >= 1200
+    # Kept while the old address is read: the client has not retired it, nor used it.
+    assert old_seq in client.cids.peer and _server_routes(sim, old_cid)
+    assert client.paths.get(SERVER_ADDR, old_address) is not None
+    _release(sim, old_address)
+    sim.run_for(1.0)
+    assert old_seq not in client.cids.peer and not _server_routes(sim, old_cid)
+    assert client.paths.get(SERVER_ADDR, old_address) is None
+    assert client.state == server.state == ConnectionState.CONNECTED
+    check_cid_uses(uses)  # from the client: one server CID per (from, to), and back
+
+
+def test_two_moves_within_the_linger_keep_one_cid_per_old_address() -> None:
+    """A client that moves twice while it still reads both old addresses answers each
+    re-validation from the address it reached, each with the CID used from there
+    (§9.5), and retires each CID when it stops reading that address, not before.
+    The CIDs kept are not spares: a move that would need one is refused."""
+    sim = make_pair(seed=125)
+    handshake(sim)
+    sim.run_for(0.5)
+    client = sim.client.connection
+    server = sim.server.connection
+    uses = cid_uses(sim)
+    first, second, third = sim.client.address, ("10.0.1.1", 50000), ("10.0.2.1", 50000)
+    cids = [client.cids.current_peer_cid]
+    seqs = [client.cids.current_peer_sequence]
+    sent_from = [_sent_from(sim, first)]
+    _move_keeping(sim, second)
+    cids.append(client.cids.current_peer_cid)
+    seqs.append(client.cids.current_peer_sequence)
+    sim.run_for(1.0)
+    sent_from.append(_sent_from(sim, second))  # after the move from there
+    assert _move_keeping(sim, third) == second
+    sim.run_for(1.0)
+    assert server.peer_address == third and server.path_migrations == 2
+    for address, cid, sent in zip((first, second), cids, sent_from, strict=True):
+        path = server.paths.get(address)
+        assert path is not None and path.validated and not path.validating
+        assert sent and all(f == [PATH_RESPONSE] and d[1:9] == cid for d, f in sent)
+    assert set(seqs) <= set(client.cids.peer)  # both kept
+    # The server issued active_connection_id_limit (4) CIDs and replaced none (none was
+    # retired): one more move can go, the one after cannot until a CID is retired.
+    assert migration_refused(client) is None
+    _move_keeping(sim, ("10.0.3.1", 50000))
+    sim.run_for(1.0)
+    assert migration_refused(client) == (
+        "the server has not issued a spare connection ID yet (RFC 9000 §5.1.1)"
+    )
+    _release(sim, first)
+    sim.run_for(1.0)
+    assert seqs[0] not in client.cids.peer and seqs[1] in client.cids.peer
+    assert not _server_routes(sim, cids[0]) and _server_routes(sim, cids[1])
+    assert migration_refused(client) is None  # the server replaced the retired one
+    for address in (second, third):
+        _release(sim, address)
+    sim.run_for(1.0)
+    assert seqs[1] not in client.cids.peer and not _server_routes(sim, cids[1])
+    assert client.state == server.state == ConnectionState.CONNECTED
+    check_cid_uses(uses)
 
 
 def test_a_probe_answered_before_the_move_keeps_its_cid() -> None:
