@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import DecodeError, ProtocolViolation
@@ -59,19 +61,25 @@ class HandshakeType(enum.IntEnum):
     message_hash = 254
 
 
-@dataclass(frozen=True, slots=True)
-class Extension:
+class Extension(NamedTuple):
+    """One extension as it is on the wire: its type and its undecoded body (RFC 8446 §4.2).
+
+    A named tuple, not a dataclass: a handshake reads some twenty of them, and the
+    decoder builds each from its ``(type, data)`` pair with no Python call."""
+
     type: int
     data: bytes
 
 
 Extensions = tuple[Extension, ...]
 
+#: ``Extension`` from a ``(type, data)`` pair, in C (a NamedTuple's ``__new__`` is Python).
+_extension_from_pair = partial(tuple.__new__, Extension)
+
 
 def _read_extensions(r: Reader, *, min_length: int = 0) -> Extensions:
-    block = r.sub(2, min_length=min_length)
-    items = block.extension_list()
-    extensions = tuple(Extension(ext_type, data) for ext_type, data in items)
+    items = r.extension_block(min_length)
+    extensions: Extensions = tuple(map(_extension_from_pair, items))
     if len({ext_type for ext_type, _ in items}) != len(items):
         # §4.2: at most one extension of each type
         seen: set[int] = set()
