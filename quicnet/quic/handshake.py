@@ -17,7 +17,6 @@ from quicnet.quic.compatible_versions import check_server_parameters, switch_ser
 from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
-from quicnet.quic.frames import NewConnectionIdFrame
 from quicnet.quic.paths import address_key
 from quicnet.quic.preferred_address import PreferredAddressState
 from quicnet.quic.protection import PacketKey
@@ -219,8 +218,13 @@ class HandshakeDriver:
                 TransportErrorCode.TRANSPORT_PARAMETER_ERROR,
                 "preferred_address from a server with a zero-length connection ID",
             )
-        frame = NewConnectionIdFrame(1, 0, preferred.connection_id, preferred.stateless_reset_token)
-        cids.on_new_connection_id(frame, peer_uses_empty_cid=False)
+        cids.on_new_connection_id(
+            1,
+            0,
+            preferred.connection_id,
+            preferred.stateless_reset_token,
+            peer_uses_empty_cid=False,
+        )
         self.c.preferred = PreferredAddressState(self.c.configuration)  # moved to at §9.6.1
 
     def _on_complete(self, event: HandshakeComplete, now: float) -> None:
