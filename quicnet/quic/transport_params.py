@@ -183,58 +183,61 @@ class TransportParameters:
         values: dict[str, object] = {}
         seen: set[int] = set()  # the ids of parameters other than the integers
         pos, end = 0, len(data)
-        while pos < end:
-            # Ids and lengths are mostly one-byte varints: read those inline.
-            pid = data[pos]
-            if pid < 0x40:
-                pos += 1
-            else:
-                pid, pos = _varint(data, pos, end, "parameter id")
-            length = data[pos] if pos < end else 0xFF
-            if length < 0x40:
-                pos += 1
-            else:
-                length, pos = _varint(data, pos, end, "parameter length")
-            stop = pos + length
-            if stop > end:
-                raise _error("malformed transport parameters: truncated field")
-            name = _INTEGER_NAMES.get(pid)
-            if name is not None:  # most of them: no integer is server-only
-                if name in values:
+        try:  # an index past the end is a truncated field (IndexError, below)
+            while pos < end:
+                # Ids and lengths are mostly one-byte varints: read those inline.
+                pid = data[pos]
+                if pid < 0x40:
+                    pos += 1
+                else:
+                    pid, pos = _varint(data, pos, end, "parameter id")
+                length = data[pos]
+                if length < 0x40:
+                    pos += 1
+                else:
+                    length, pos = _varint(data, pos, end, "parameter length")
+                stop = pos + length
+                if stop > end:
+                    raise _error("malformed transport parameters: truncated field")
+                name = _INTEGER_NAMES.get(pid)
+                if name is not None:  # most of them: no integer is server-only
+                    if name in values:
+                        raise _error(f"transport parameter 0x{pid:x} appears twice")
+                    # The varint (§16) must fill the field exactly: its first byte gives
+                    # its size. (With length 0, ``first`` is the next field's: too long.)
+                    first = data[pos]
+                    if length == 1 and first < 0x40:  # the usual one-byte value
+                        values[name] = first
+                    else:
+                        size = 1 << (first >> 6)
+                        if size != length:
+                            if size > length:
+                                raise _error("malformed transport parameters: truncated integer")
+                            raise _error(f"{name} has trailing bytes")
+                        values[name] = int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
+                    pos = stop
+                    continue
+                if pid in seen:
                     raise _error(f"transport parameter 0x{pid:x} appears twice")
-                # The varint (§16) must fill the field exactly: its first byte gives its size.
-                first = data[pos] if length else 0xFF
-                size = 1 << (first >> 6)
-                if size != length:
-                    if size > length:
-                        raise _error("malformed transport parameters: truncated integer")
-                    raise _error(f"{name} has trailing bytes")
-                values[name] = (
-                    first
-                    if size == 1
-                    else int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
-                )
+                seen.add(pid)
+                entry = _DECODING.get(pid)
+                if entry is None:
+                    pos = stop
+                    continue  # §18.1: unknown (and reserved) parameters are ignored
+                name, kind, server_only = entry
+                if server_only and not from_server:
+                    raise _error(f"a client sent the server-only parameter {name}")
+                if kind is _KIND_FLAG:
+                    if length:
+                        raise _error("disable_active_migration must be empty")
+                    values[name] = True
+                elif kind is _KIND_PREFERRED_ADDRESS:
+                    values[name] = PreferredAddress.decode(data[pos:stop])
+                else:
+                    values[name] = data[pos:stop]
                 pos = stop
-                continue
-            if pid in seen:
-                raise _error(f"transport parameter 0x{pid:x} appears twice")
-            seen.add(pid)
-            entry = _DECODING.get(pid)
-            if entry is None:
-                pos = stop
-                continue  # §18.1: unknown (and reserved) parameters are ignored
-            name, kind, server_only = entry
-            if server_only and not from_server:
-                raise _error(f"a client sent the server-only parameter {name}")
-            if kind is _KIND_FLAG:
-                if length:
-                    raise _error("disable_active_migration must be empty")
-                values[name] = True
-            elif kind is _KIND_PREFERRED_ADDRESS:
-                values[name] = PreferredAddress.decode(data[pos:stop])
-            else:
-                values[name] = data[pos:stop]
-            pos = stop
+        except IndexError:
+            raise _error("malformed transport parameters: truncated field") from None
         params = cls(**values)  # type: ignore[arg-type]
         params.validate()
         return params
