@@ -9,7 +9,6 @@ It works on the connection's public state and keeps only its own bookkeeping.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from quicnet.quic import ack_frequency, zero_rtt
@@ -140,7 +139,7 @@ class HandshakeDriver:
                 self._tickets += 1
                 if self._tickets <= MAX_SESSION_TICKETS:
                     # RFC 9369 §5: the ticket is the negotiated version's.
-                    ticket = replace(event.ticket, quic_version=c.version)
+                    ticket = event.ticket.for_quic_version(c.version)
                     c.event_queue.append(SessionTicketReceived(ticket))
         for epoch, data in tls.data_to_send():
             c.spaces[epoch if epoch != _ZERO_RTT else _ONE_RTT].sender.write(data, False)

@@ -80,7 +80,7 @@ _extension_from_pair = partial(tuple.__new__, Extension)
 def _read_extensions(r: Reader, *, min_length: int = 0) -> Extensions:
     items = r.extension_block(min_length)
     extensions: Extensions = tuple(map(_extension_from_pair, items))
-    if len({ext_type for ext_type, _ in items}) != len(items):
+    if len(dict(items)) != len(items):  # a dict of the pairs, in C: one entry per type
         # §4.2: at most one extension of each type
         seen: set[int] = set()
         for ext_type, _ in items:
