@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quicnet.crypto import constant_time_eq, hmac_digest, random_bytes
+from quicnet.crypto import HmacKey, constant_time_eq, random_bytes
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.pending import PendingFrames
 
@@ -31,9 +31,13 @@ class PeerCid:
     stateless_reset_token: bytes | None
 
 
-def _default_reset_token(cid: bytes, key: bytes = random_bytes(32)) -> bytes:
+#: The key of ``_default_reset_token``: one per process, keyed once.
+_RESET_KEY = HmacKey("sha256", random_bytes(32))
+
+
+def _default_reset_token(cid: bytes) -> bytes:
     """A stateless reset token for ``cid`` (RFC 9000 §10.3.2), keyed once per process."""
-    return hmac_digest("sha256", key, cid)[:16]
+    return _RESET_KEY.digest(cid)[:16]
 
 
 class ConnectionIdManager:

@@ -12,9 +12,9 @@ from quicnet.crypto import (
     AeadAlgorithm,
     DecryptError,
     HeaderProtection,
+    HmacKey,
     hkdf_expand_label,
     hkdf_expand_labels,
-    hkdf_extract,
 )
 from quicnet.quic.versions import VERSION_PARAMS, VersionParams
 
@@ -125,10 +125,18 @@ class PacketKey:
         return self.aead.open(packet_number, ciphertext, header)
 
 
+#: HKDF-Extract keyed with each version's Initial salt (a constant of the version), by
+#: version: HMAC-SHA256(initial_salt, client DCID) is the initial secret (RFC 9001 §5.2).
+_INITIAL_EXTRACT: dict[int, HmacKey] = {}
+
+
 def initial_secrets(version: int, destination_cid: bytes) -> tuple[bytes, bytes]:
     """``(client_initial_secret, server_initial_secret)`` (RFC 9001 §5.2)."""
-    params = VERSION_PARAMS[version]
-    initial = hkdf_extract("sha256", params.initial_salt, destination_cid)
+    extract = _INITIAL_EXTRACT.get(version)
+    if extract is None:
+        extract = HmacKey("sha256", VERSION_PARAMS[version].initial_salt)
+        _INITIAL_EXTRACT[version] = extract
+    initial = extract.digest(destination_cid)
     client, server = hkdf_expand_labels("sha256", initial, ((b"client in", 32), (b"server in", 32)))
     return client, server
 
