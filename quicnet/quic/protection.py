@@ -21,6 +21,7 @@ from quicnet.quic.versions import VERSION_PARAMS, VersionParams
 __all__ = ["PacketKey", "initial_keys", "next_key_secret", "retry_integrity_tag"]
 
 _SAMPLE_LENGTH = 16
+_AES_128_GCM = AeadAlgorithm.AES_128_GCM
 
 
 #: ((key label, key length), (IV label, 12), (hp label, key length)) by (version, key
@@ -55,7 +56,7 @@ class PacketKey:
         self.hash_name = hash_name
         self.secret = secret
         self.version = version
-        key_len = algorithm.key_length
+        key_len = 16 if algorithm is _AES_128_GCM else 32  # .key_length, without its call
         labels = _LABELS.get((version, key_len)) or _labels(version, key_len)
         if hp is None:
             key, iv, self.hp_key = hkdf_expand_labels(hash_name, secret, labels)
