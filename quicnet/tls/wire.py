@@ -12,6 +12,9 @@ from quicnet.tls.errors import DecodeError
 
 __all__ = ["Reader", "Writer"]
 
+#: An extension's uint16 type and uint16 length, read in one call.
+_unpack_type_length = struct.Struct(">HH").unpack_from
+
 
 class Reader:
     """A cursor over a message body."""
@@ -117,11 +120,11 @@ class Reader:
             start = pos + 4
             if start > end:
                 raise DecodeError(f"truncated: wanted {start - pos} bytes, {end - pos} left")
-            n = int.from_bytes(data[pos + 2 : start], "big")
+            ext_type, n = _unpack_type_length(data, pos)
             stop = start + n
             if stop > end:
                 raise DecodeError(f"truncated: wanted {n} bytes, {end - start} left")
-            items.append((int.from_bytes(data[pos : pos + 2], "big"), data[start:stop]))
+            items.append((ext_type, data[start:stop]))
             pos = stop
         return items
 
