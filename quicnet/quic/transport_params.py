@@ -6,10 +6,10 @@ TRANSPORT_PARAMETER_ERROR, as §7.4 requires.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import operator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.errors import TransportError, TransportErrorCode
@@ -113,9 +113,12 @@ class PreferredAddress:
 _last_decoded: tuple[bytes, bool, TransportParameters] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TransportParameters:
-    """Every §18.2 parameter with its default; unknown ones are ignored on receipt."""
+class TransportParameters(NamedTuple):
+    """Every §18.2 parameter with its default; unknown ones are ignored on receipt.
+
+    A named tuple (immutable, like the frozen dataclass it was): a handshake builds
+    four, and a frozen dataclass's ``__init__`` pays an ``object.__setattr__`` per field.
+    """
 
     original_destination_connection_id: bytes | None = None
     max_idle_timeout: int = 0  # milliseconds; 0 = none
@@ -273,7 +276,7 @@ class TransportParameters:
 
     def replace(self, **changes: object) -> TransportParameters:
         """A copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return self._replace(**changes)  # type: ignore[arg-type]
 
 
 def _encode_fields(
