@@ -6,9 +6,11 @@ flow control to the stream manager, CRYPTO to TLS, the rest to the
 connection's state. Also Version Negotiation and Retry on the client.
 
 A 1-RTT packet takes a flat path: header protection and AEAD with the keys
-built once per key phase, and ACK, STREAM, DATAGRAM, PADDING and PING read in
-place from the payload without frame objects. Other frames, and the long
-header packets of the handshake, go through the general parser.
+built once per key phase, and ACK, STREAM, DATAGRAM, PADDING, PING and
+NEW_CONNECTION_ID read in place from the payload without frame objects. Other
+frames go through the general parser, then to their handler by frame type
+(:mod:`~quicnet.quic.control_received`); the long-header packets of the
+handshake read ACK and CRYPTO in place too.
 """
 
 from __future__ import annotations
