@@ -54,7 +54,7 @@ from quicnet.crypto.errors import (
     UnsupportedAlgorithmError,
     UnsupportedCriticalExtension,
 )
-from quicnet.crypto.hashes import HASH_NAMES, Hasher, digest, digest_size, hmac_digest
+from quicnet.crypto.hashes import HASH_NAMES, Hasher, HmacKey, digest, digest_size, hmac_digest
 from quicnet.crypto.identity import DevIdentity, dev_identity
 from quicnet.crypto.kdf import (
     derive_secret,
@@ -112,6 +112,7 @@ __all__ = [
     "DecryptError",
     "DevIdentity",
     "Hasher",
+    "HmacKey",
     "HeaderProtection",
     "InvalidSignatureError",
     "KeyExchangeError",

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hmac as _hmac
 
 from quicnet.crypto.errors import UnsupportedAlgorithmError
 
-__all__ = ["HASH_NAMES", "Hasher", "digest", "digest_size", "hmac_digest"]
+__all__ = ["HASH_NAMES", "Hasher", "HmacKey", "digest", "digest_size", "hmac_digest"]
 
 _FACTORIES: dict[str, type[_hashes.HashAlgorithm] | _hashes.HashAlgorithm] = {
     "sha1": _hashes.SHA1,
@@ -70,6 +70,23 @@ def hmac_digest(name: str, key: bytes, data: bytes) -> bytes:
     h = _hmac.HMAC(key, hash_algorithm(name))
     h.update(data)
     return h.finalize()
+
+
+class HmacKey:
+    """One HMAC key for many messages: keyed once, the keyed state copied for each
+    ``digest`` (the hash is not looked up nor the key set up again). For a key that
+    signs many short values: stateless reset tokens, a version's Initial salt."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, name: str, key: bytes) -> None:
+        self._keyed = _hmac.HMAC(key, hash_algorithm(name))
+
+    def digest(self, data: bytes) -> bytes:
+        """HMAC (RFC 2104) of ``data`` under this key; the same as ``hmac_digest``."""
+        h = self._keyed.copy()
+        h.update(data)
+        return h.finalize()
 
 
 class Hasher:

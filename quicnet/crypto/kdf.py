@@ -89,23 +89,33 @@ def hkdf_expand_label(
     return hkdf_expand(hash_name, secret, prefix + bytes((len(context),)) + context, length)
 
 
-#: ``hkdf_expand_labels``' plan for a ``labels`` tuple (a few constant tuples): each
-#: label's HkdfLabel up to its context (the prefix), its HMAC input with the empty
-#: context (the prefix, a zero context length, the block counter 0x01) and its length;
-#: then the smallest and largest length, which say whether every label is one block.
-_Plan = tuple[tuple[tuple[bytes, bytes, int], ...], int, int]
-_LABEL_PLANS: dict[tuple[tuple[bytes, int], ...], _Plan] = {}
+#: ``hkdf_expand_labels``' plan by ``(hash name, labels)`` (a few constant pairs): the
+#: hash; whether every label is one block long (RFC 5869 §2.3: T(1) only); each label's
+#: HMAC input with the empty context (its HkdfLabel: the prefix, a zero context length,
+#: then the block counter 0x01) and each label's prefix, with its length, all but the
+#: last label's apart (the last one takes the keyed HMAC itself, not a copy).
+_Entries = tuple[tuple[bytes, int], ...]
+_Plan = tuple[HashAlgorithm, bool, _Entries, tuple[bytes, int], _Entries, tuple[bytes, int]]
+_LABEL_PLANS: dict[tuple[str, tuple[tuple[bytes, int], ...]], _Plan] = {}
 
 
-def _label_plan(labels: Sequence[tuple[bytes, int]]) -> _Plan:
-    entries = []
-    for label, length in labels:
-        prefix = _label_prefix(label, length)
-        entries.append((prefix, prefix + b"\x00\x01", length))
+def _label_plan(hash_name: str, labels: Sequence[tuple[bytes, int]]) -> _Plan:
+    algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
+    prefixes = tuple((_label_prefix(label, length), length) for label, length in labels)
     lengths = [length for _, length in labels] or [0]
-    plan = (tuple(entries), min(lengths), max(lengths))
+    one_block = min(lengths) > 0 and max(lengths) <= algorithm.digest_size
+    empty_context = tuple((prefix + b"\x00\x01", length) for prefix, length in prefixes)
+    nothing = (b"", 0)  # no labels: never one block, never read
+    plan = (
+        algorithm,
+        one_block,
+        empty_context[:-1],
+        empty_context[-1] if empty_context else nothing,
+        prefixes[:-1],
+        prefixes[-1] if prefixes else nothing,
+    )
     if type(labels) is tuple and len(_LABEL_PLANS) < _LABEL_PREFIXES_MAX:
-        _LABEL_PLANS[labels] = plan
+        _LABEL_PLANS[(hash_name, labels)] = plan
     return plan
 
 
@@ -115,11 +125,12 @@ def hkdf_expand_labels(
     """HKDF-Expand-Label with one ``context`` (empty by default) for each ``(label,
     length)`` of one ``secret`` (a packet key's key, IV and header-protection key; the
     traffic secrets of one transcript hash): the HMAC is keyed once and copied for
-    each label."""
-    algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
-    plan = _LABEL_PLANS.get(labels) if type(labels) is tuple else None
-    entries, shortest, longest = plan or _label_plan(labels)
-    if shortest <= 0 or longest > algorithm.digest_size:
+    each label but the last, which takes it as it is."""
+    plan = _LABEL_PLANS.get((hash_name, labels)) if type(labels) is tuple else None
+    algorithm, one_block, empty_head, empty_last, prefix_head, prefix_last = plan or _label_plan(
+        hash_name, labels
+    )
+    if not one_block:
         # Some label is empty or longer than one block: each on its own.
         return [
             hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
@@ -127,19 +138,25 @@ def hkdf_expand_labels(
     keyed = _HMAC(secret, algorithm)
     out = []
     if not context:
-        for _, info, length in entries:
+        for info, length in empty_head:
             h = keyed.copy()
             h.update(info)
             out.append(h.finalize()[:length])
+        info, length = empty_last
+        keyed.update(info)
+        out.append(keyed.finalize()[:length])
         return out
     if len(context) > 255:
         raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
     # HkdfLabel's context, then the block counter (RFC 5869 §2.3: T(1)).
     tail = bytes((len(context),)) + context + b"\x01"
-    for prefix, _, length in entries:
+    for prefix, length in prefix_head:
         h = keyed.copy()
         h.update(prefix + tail)
         out.append(h.finalize()[:length])
+    prefix, length = prefix_last
+    keyed.update(prefix + tail)
+    out.append(keyed.finalize()[:length])
     return out
 
 

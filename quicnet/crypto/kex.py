@@ -48,11 +48,15 @@ _X448_LEN = 56
 _Private = x25519.X25519PrivateKey | x448.X448PrivateKey | ec.EllipticCurvePrivateKey
 
 
+#: The groups by value: a dict look-up, where ``NamedGroup(value)`` is two Python calls.
+_GROUPS: dict[int, NamedGroup] = {int(g): g for g in NamedGroup}
+
+
 def _group(group: int) -> NamedGroup:
-    try:
-        return NamedGroup(group)
-    except ValueError:
-        raise UnsupportedAlgorithmError(f"unsupported key exchange group 0x{group:04x}") from None
+    named = _GROUPS.get(group)
+    if named is None:
+        raise UnsupportedAlgorithmError(f"unsupported key exchange group 0x{group:04x}")
+    return named
 
 
 def _ec_public(group: NamedGroup, data: bytes) -> ec.EllipticCurvePublicKey:

@@ -179,6 +179,8 @@ _RSA_SCHEMES = (
 
 #: ``signature_schemes`` by (algorithm, curve): a few entries, computed on first use.
 _SCHEMES: dict[tuple[str, str | None], tuple[SignatureScheme, ...]] = {}
+#: Every scheme by value (a dict look-up; ``SignatureScheme(value)`` is two Python calls).
+_SCHEMES_BY_VALUE: dict[int, SignatureScheme] = {int(s): s for s in SignatureScheme}
 
 
 class _KeyBase:
@@ -235,10 +237,9 @@ class _KeyBase:
         return schemes
 
     def _check_scheme(self, scheme: int) -> SignatureScheme:
-        try:
-            s = SignatureScheme(scheme)
-        except ValueError:
-            raise UnsupportedAlgorithmError(f"unknown signature scheme 0x{scheme:04x}") from None
+        s = _SCHEMES_BY_VALUE.get(scheme)  # not SignatureScheme(scheme): two Python calls
+        if s is None:
+            raise UnsupportedAlgorithmError(f"unknown signature scheme 0x{scheme:04x}")
         if s not in self.signature_schemes:
             raise UnsupportedAlgorithmError(f"a {self.description} key cannot use {s.name}")
         return s

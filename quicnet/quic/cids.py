@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quicnet.crypto import constant_time_eq, hmac_digest, random_bytes
+from quicnet.crypto import HmacKey, constant_time_eq, random_bytes
 from quicnet.quic.errors import TransportError, TransportErrorCode
-from quicnet.quic.frames import NewConnectionIdFrame
 from quicnet.quic.pending import PendingFrames
 
 __all__ = ["ConnectionIdManager", "PeerCid"]
@@ -32,9 +31,13 @@ class PeerCid:
     stateless_reset_token: bytes | None
 
 
-def _default_reset_token(cid: bytes, key: bytes = random_bytes(32)) -> bytes:
+#: The key of ``_default_reset_token``: one per process, keyed once.
+_RESET_KEY = HmacKey("sha256", random_bytes(32))
+
+
+def _default_reset_token(cid: bytes) -> bytes:
     """A stateless reset token for ``cid`` (RFC 9000 §10.3.2), keyed once per process."""
-    return hmac_digest("sha256", key, cid)[:16]
+    return _RESET_KEY.digest(cid)[:16]
 
 
 class ConnectionIdManager:
@@ -147,33 +150,36 @@ class ConnectionIdManager:
         self.current_peer_sequence = sequence_number
         self.current_peer_cid = self.peer[sequence_number].cid
 
-    def on_new_connection_id(self, frame: NewConnectionIdFrame, peer_uses_empty_cid: bool) -> None:
-        """NEW_CONNECTION_ID from the peer (§19.15)."""
+    def on_new_connection_id(
+        self,
+        sequence_number: int,
+        retire_prior_to: int,
+        cid: bytes,
+        stateless_reset_token: bytes,
+        peer_uses_empty_cid: bool,
+    ) -> None:
+        """NEW_CONNECTION_ID from the peer (§19.15), its fields already checked for
+        encoding (the length of ``cid``, ``retire_prior_to`` <= ``sequence_number``)."""
         if peer_uses_empty_cid:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION,
                 "NEW_CONNECTION_ID from a peer with a zero-length CID",
             )
-        existing = self.peer.get(frame.sequence_number)
+        existing = self.peer.get(sequence_number)
         if existing is not None:
-            if (
-                existing.cid != frame.connection_id
-                or existing.stateless_reset_token != frame.stateless_reset_token
-            ):
+            if existing.cid != cid or existing.stateless_reset_token != stateless_reset_token:
                 raise TransportError(
                     TransportErrorCode.PROTOCOL_VIOLATION,
                     "NEW_CONNECTION_ID reuses a sequence number",
                 )
             return
-        if frame.sequence_number < self._retire_prior_to:
-            self._retire(frame.sequence_number)  # already retired: retire at once
+        if sequence_number < self._retire_prior_to:
+            self._retire(sequence_number)  # already retired: retire at once
             return
-        self.peer[frame.sequence_number] = PeerCid(
-            frame.sequence_number, frame.connection_id, frame.stateless_reset_token
-        )
-        if frame.retire_prior_to > self._retire_prior_to:
-            self._retire_prior_to = frame.retire_prior_to
-            retired = [s for s in self.peer if s < frame.retire_prior_to]
+        self.peer[sequence_number] = PeerCid(sequence_number, cid, stateless_reset_token)
+        if retire_prior_to > self._retire_prior_to:
+            self._retire_prior_to = retire_prior_to
+            retired = [s for s in self.peer if s < retire_prior_to]
             for seq in retired:
                 del self.peer[seq]
             # Move off a retired CID first: retiring may end the connection, and its

@@ -53,11 +53,16 @@ def write_control_frames(
         frames.append(c.acks.on_request_sent())
     while pending.new_connection_ids and limit - len(buf) >= 45:
         entry = pending.new_connection_ids.pop(0)
-        buf.append(0x18)
-        append_varint(buf, entry.sequence_number)
-        buf.append(0)  # retire_prior_to
-        buf.append(len(entry.cid))
-        buf += entry.cid
+        sequence_number = entry.sequence_number
+        cid = entry.cid
+        if sequence_number < 0x40:  # a one-byte varint: a connection's first 64 CIDs
+            buf += bytes((0x18, sequence_number, 0, len(cid)))  # retire_prior_to 0
+        else:
+            buf.append(0x18)
+            append_varint(buf, sequence_number)
+            buf.append(0)  # retire_prior_to
+            buf.append(len(cid))
+        buf += cid
         buf += entry.stateless_reset_token
         frames.append((NEW_CONNECTION_ID, entry))
     while pending.retire_connection_ids and limit - len(buf) >= 9:
@@ -88,7 +93,7 @@ def write_control_frames(
         buf.append(0x12 if bidi else 0x13)
         append_varint(buf, streams.max_streams_local[bidi])
         frames.append((MAX_STREAMS, bidi))
-    for stream_id, code in list(pending.stop_sending.items()):
+    for stream_id, code in list(pending.stop_sending.items()) if pending.stop_sending else ():
         if limit - len(buf) < 17:
             break
         del pending.stop_sending[stream_id]

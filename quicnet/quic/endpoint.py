@@ -20,7 +20,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, replace
 
-from quicnet.crypto import DecryptError, hmac_digest, random_bytes
+from quicnet.crypto import DecryptError, HmacKey, random_bytes
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.errors import QuicUsageError, TransportError
@@ -92,6 +92,9 @@ class QuicEndpoint:
         self.configuration = configuration
         #: Persist this to reset connections of a previous run after a restart.
         self.stateless_reset_key = stateless_reset_key or random_bytes(32)
+        #: ``stateless_reset_key`` keyed once (``reset_token`` runs for every CID issued),
+        #: and the key it was keyed with.
+        self._reset_mac = (self.stateless_reset_key, HmacKey("sha256", self.stateless_reset_key))
         self.require_retry = require_retry
         self._tokens = RetryTokenManager(retry_secret)
         #: NEW_TOKEN tokens (§8.1.3), dated by the configuration's wall clock; keep
@@ -147,7 +150,12 @@ class QuicEndpoint:
 
     def reset_token(self, cid: bytes) -> bytes:
         """The stateless reset token for one of our CIDs (a keyed hash: survives restarts)."""
-        return hmac_digest("sha256", self.stateless_reset_key, b"quicnet reset" + cid)[:16]
+        key, mac = self._reset_mac
+        if key is not self.stateless_reset_key:  # the attribute was set since
+            key = self.stateless_reset_key
+            mac = HmacKey("sha256", key)
+            self._reset_mac = (key, mac)
+        return mac.digest(b"quicnet reset" + cid)[:16]
 
     # Datagrams in ---------------------------------------------------------------------
     def receive_datagram(

@@ -9,7 +9,6 @@ It works on the connection's public state and keeps only its own bookkeeping.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from quicnet.quic import ack_frequency, zero_rtt
@@ -17,7 +16,6 @@ from quicnet.quic.compatible_versions import check_server_parameters, switch_ser
 from quicnet.quic.crypto_streams import DISCARDED
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
-from quicnet.quic.frames import NewConnectionIdFrame
 from quicnet.quic.paths import address_key
 from quicnet.quic.preferred_address import PreferredAddressState
 from quicnet.quic.protection import PacketKey
@@ -141,7 +139,7 @@ class HandshakeDriver:
                 self._tickets += 1
                 if self._tickets <= MAX_SESSION_TICKETS:
                     # RFC 9369 §5: the ticket is the negotiated version's.
-                    ticket = replace(event.ticket, quic_version=c.version)
+                    ticket = event.ticket.for_quic_version(c.version)
                     c.event_queue.append(SessionTicketReceived(ticket))
         for epoch, data in tls.data_to_send():
             c.spaces[epoch if epoch != _ZERO_RTT else _ONE_RTT].sender.write(data, False)
@@ -219,8 +217,13 @@ class HandshakeDriver:
                 TransportErrorCode.TRANSPORT_PARAMETER_ERROR,
                 "preferred_address from a server with a zero-length connection ID",
             )
-        frame = NewConnectionIdFrame(1, 0, preferred.connection_id, preferred.stateless_reset_token)
-        cids.on_new_connection_id(frame, peer_uses_empty_cid=False)
+        cids.on_new_connection_id(
+            1,
+            0,
+            preferred.connection_id,
+            preferred.stateless_reset_token,
+            peer_uses_empty_cid=False,
+        )
         self.c.preferred = PreferredAddressState(self.c.configuration)  # moved to at §9.6.1
 
     def _on_complete(self, event: HandshakeComplete, now: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.errors import TransportError, TransportErrorCode
@@ -59,8 +60,13 @@ def _bad(reason: str) -> TransportError:
     return TransportError(TransportErrorCode.PROTOCOL_VIOLATION, reason)
 
 
-@dataclass(frozen=True, slots=True)
-class InvariantHeader:
+#: The headers below are named tuples, built here by ``tuple.__new__`` with every field:
+#: no Python call per packet (a frozen dataclass's ``__init__`` is one, with an
+#: ``object.__setattr__`` per field).
+_new_tuple = tuple.__new__
+
+
+class InvariantHeader(NamedTuple):
     """RFC 8999: what every QUIC version shares; enough to route a datagram."""
 
     is_long: bool
@@ -78,14 +84,13 @@ def parse_invariant_header(datagram: bytes, short_cid_length: int) -> InvariantH
         version = r.uint(4)
         dcid = r.read(r.uint8())
         scid = r.read(r.uint8())
-        return InvariantHeader(True, version, dcid, scid)
+        return _new_tuple(InvariantHeader, (True, version, dcid, scid))
     if len(datagram) < 1 + short_cid_length:
         raise _bad("short header shorter than its connection ID")
-    return InvariantHeader(False, None, datagram[1 : 1 + short_cid_length], None)
+    return _new_tuple(InvariantHeader, (False, None, datagram[1 : 1 + short_cid_length], None))
 
 
-@dataclass(frozen=True, slots=True)
-class LongHeader:
+class LongHeader(NamedTuple):
     """A long-header packet located in a datagram (protection still on)."""
 
     packet_type: PacketType
@@ -108,6 +113,9 @@ def _long_type(version: int, bits: int) -> PacketType:
         return _HANDSHAKE
     return _RETRY
 
+
+#: ``_long_type`` of each supported version and type bits, computed once.
+_LONG_TYPES = {(v, bits): _long_type(v, bits) for v in VERSION_PARAMS for bits in range(4)}
 
 #: The value bits of a 2-, 4- and 8-byte varint (§16).
 _MASK = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
@@ -163,14 +171,16 @@ def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
         raise _truncated()
     scid = datagram[pos : pos + scid_len]
     pos += scid_len
-    packet_type = _long_type(version, (first >> 4) & 0x03)
+    bits = (first >> 4) & 0x03
+    packet_type = _LONG_TYPES.get((version, bits))
+    if packet_type is None:  # a version registered since this module was loaded
+        packet_type = _long_type(version, bits)
     if packet_type == _RETRY:
         if end - pos < _RETRY_TAG:
             raise _bad("Retry packet too short")
         token = datagram[pos : end - _RETRY_TAG]
-        return LongHeader(
-            packet_type, version, dcid, scid, token, end, end, datagram[end - _RETRY_TAG : end]
-        )
+        tag = datagram[end - _RETRY_TAG : end]
+        return _new_tuple(LongHeader, (packet_type, version, dcid, scid, token, end, end, tag))
     token = b""
     if packet_type == _INITIAL:  # the token, after its varint length (§17.2.2)
         n, pos = _varint_in(datagram, pos, end)
@@ -183,7 +193,9 @@ def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
         raise _bad("long-header packet length exceeds the datagram")
     if length < 20:  # 1-byte pn + 16-byte tag + enough to sample: below this it cannot be valid
         raise _bad("long-header packet too short")
-    return LongHeader(packet_type, version, dcid, scid, token, pn_offset, pn_offset + length)
+    return _new_tuple(
+        LongHeader, (packet_type, version, dcid, scid, token, pn_offset, pn_offset + length, b"")
+    )
 
 
 @dataclass(frozen=True, slots=True)

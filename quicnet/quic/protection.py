@@ -12,15 +12,16 @@ from quicnet.crypto import (
     AeadAlgorithm,
     DecryptError,
     HeaderProtection,
+    HmacKey,
     hkdf_expand_label,
     hkdf_expand_labels,
-    hkdf_extract,
 )
 from quicnet.quic.versions import VERSION_PARAMS, VersionParams
 
 __all__ = ["PacketKey", "initial_keys", "next_key_secret", "retry_integrity_tag"]
 
 _SAMPLE_LENGTH = 16
+_AES_128_GCM = AeadAlgorithm.AES_128_GCM
 
 
 #: ((key label, key length), (IV label, 12), (hp label, key length)) by (version, key
@@ -55,7 +56,7 @@ class PacketKey:
         self.hash_name = hash_name
         self.secret = secret
         self.version = version
-        key_len = algorithm.key_length
+        key_len = 16 if algorithm is _AES_128_GCM else 32  # .key_length, without its call
         labels = _LABELS.get((version, key_len)) or _labels(version, key_len)
         if hp is None:
             key, iv, self.hp_key = hkdf_expand_labels(hash_name, secret, labels)
@@ -125,10 +126,18 @@ class PacketKey:
         return self.aead.open(packet_number, ciphertext, header)
 
 
+#: HKDF-Extract keyed with each version's Initial salt (a constant of the version), by
+#: version: HMAC-SHA256(initial_salt, client DCID) is the initial secret (RFC 9001 §5.2).
+_INITIAL_EXTRACT: dict[int, HmacKey] = {}
+
+
 def initial_secrets(version: int, destination_cid: bytes) -> tuple[bytes, bytes]:
     """``(client_initial_secret, server_initial_secret)`` (RFC 9001 §5.2)."""
-    params = VERSION_PARAMS[version]
-    initial = hkdf_extract("sha256", params.initial_salt, destination_cid)
+    extract = _INITIAL_EXTRACT.get(version)
+    if extract is None:
+        extract = HmacKey("sha256", VERSION_PARAMS[version].initial_salt)
+        _INITIAL_EXTRACT[version] = extract
+    initial = extract.digest(destination_cid)
     client, server = hkdf_expand_labels("sha256", initial, ((b"client in", 32), (b"server in", 32)))
     return client, server
 

@@ -22,23 +22,26 @@ class RangeSet:
     connection holds several of these.
     """
 
-    __slots__ = ("_b",)
+    __slots__ = ("bounds",)
 
     def __init__(self) -> None:
-        self._b: list[int] = []
+        #: The flat boundary list, changed in place only (never rebound): the per-packet
+        #: paths read it without a call, its truthiness for "any range?" and
+        #: ``bounds[0]``, ``bounds[1]`` for the lowest range. Read-only outside.
+        self.bounds: list[int] = []
 
     def __len__(self) -> int:
-        return len(self._b) >> 1
+        return len(self.bounds) >> 1
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        b = self._b
+        b = self.bounds
         return iter(zip(b[0::2], b[1::2], strict=True))
 
     def __bool__(self) -> bool:
-        return bool(self._b)
+        return bool(self.bounds)
 
     def __contains__(self, value: int) -> bool:
-        return bool(bisect.bisect_right(self._b, value) & 1)
+        return bool(bisect.bisect_right(self.bounds, value) & 1)
 
     def __repr__(self) -> str:
         return f"RangeSet({list(self)})"
@@ -49,7 +52,7 @@ class RangeSet:
             stop = start + 1
         if stop <= start:
             return
-        b = self._b
+        b = self.bounds
         # Fast path: appending at or just past the end (packet numbers, in-order data).
         if not b or start > b[-1]:
             b.append(start)
@@ -73,7 +76,7 @@ class RangeSet:
         """Remove ``[start, stop)``: two binary searches and one splice."""
         if stop <= start:
             return
-        b = self._b
+        b = self.bounds
         lo = bisect.bisect_right(b, start)
         hi = bisect.bisect_left(b, stop)
         if lo == hi and not lo & 1:
@@ -93,7 +96,7 @@ class RangeSet:
 
     def overlapping(self, start: int, stop: int) -> list[tuple[int, int]]:
         """The ranges that intersect ``[start, stop)``, clipped to it."""
-        b = self._b
+        b = self.bounds
         lo = bisect.bisect_right(b, start)
         lo -= lo & 1
         hi = bisect.bisect_left(b, stop)
@@ -102,7 +105,7 @@ class RangeSet:
 
     def shift(self) -> tuple[int, int]:
         """Remove and return the lowest range."""
-        b = self._b
+        b = self.bounds
         first = b[0], b[1]
         del b[:2]
         return first
@@ -110,26 +113,26 @@ class RangeSet:
     @property
     def first(self) -> tuple[int, int]:
         """The lowest range, ``(start, stop)``."""
-        return self._b[0], self._b[1]
+        return self.bounds[0], self.bounds[1]
 
     def only(self) -> tuple[int, int] | None:
         """The single range ``(start, stop)`` when there is exactly one, else None."""
-        b = self._b
+        b = self.bounds
         return (b[0], b[1]) if len(b) == 2 else None
 
     @property
     def last(self) -> tuple[int, int]:
         """The highest range, ``(start, stop)``."""
-        return self._b[-2], self._b[-1]
+        return self.bounds[-2], self.bounds[-1]
 
     def descending(self) -> list[tuple[int, int]]:
         """Inclusive ``(largest, smallest)`` pairs, largest first (ACK frame order)."""
-        b = self._b
+        b = self.bounds
         return [(b[i + 1] - 1, b[i]) for i in range(len(b) - 2, -1, -2)]
 
     def trim_below(self, value: int) -> None:
         """Forget everything below ``value`` (bounded memory for old packet numbers)."""
-        b = self._b
+        b = self.bounds
         i = bisect.bisect_right(b, value)
         if i & 1:  # value is inside a range: it now starts there
             del b[: i - 1]

@@ -6,9 +6,11 @@ flow control to the stream manager, CRYPTO to TLS, the rest to the
 connection's state. Also Version Negotiation and Retry on the client.
 
 A 1-RTT packet takes a flat path: header protection and AEAD with the keys
-built once per key phase, and ACK, STREAM, DATAGRAM, PADDING and PING read in
-place from the payload without frame objects. Other frames, and the long
-header packets of the handshake, go through the general parser.
+built once per key phase, and ACK, STREAM, DATAGRAM, PADDING, PING and
+NEW_CONNECTION_ID read in place from the payload without frame objects. Other
+frames go through the general parser, then to their handler by frame type
+(:mod:`~quicnet.quic.control_received`); the long-header packets of the
+handshake read ACK and CRYPTO in place too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quicnet.crypto import DecryptError
-from quicnet.quic import ack_frequency
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
 from quicnet.quic.compatible_versions import (
@@ -24,8 +25,8 @@ from quicnet.quic.compatible_versions import (
     on_other_version_opened,
     other_version_key,
 )
+from quicnet.quic.control_received import CONTROL_HANDLERS, MAX_NEW_TOKENS
 from quicnet.quic.errors import TransportError, TransportErrorCode
-from quicnet.quic.events import NewTokenReceived, PathValidated
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_NEW_TOKENS", "PacketReceiver"]
 
-#: NEW_TOKEN frames per connection handed to the application; more are ignored.
-MAX_NEW_TOKENS = 4
 
 # Frames allowed per packet type (RFC 9000 §12.4, Table 3).
 _HANDSHAKE_FRAMES = frozenset({0x00, 0x01, 0x02, 0x03, 0x06, 0x1C})
@@ -272,6 +271,9 @@ class PacketReceiver:
                     ack_eliciting = non_probing = True
                 elif t == 0x01:  # PING
                     ack_eliciting = non_probing = True
+                elif t == 0x18:  # NEW_CONNECTION_ID: a probing frame (§9.1), several a handshake
+                    pos = self._on_new_connection_id(payload, pos, end)
+                    ack_eliciting = True
                 elif t >= 0x40:  # a type varint of two or more bytes: only ACK_FREQUENCY
                     t, pos = _varint_at(payload, pos - 1)
                     if t != fr.FrameType.ACK_FREQUENCY or pos != frame_start + 2:
@@ -297,6 +299,31 @@ class PacketReceiver:
         except IndexError:  # a varint or field ran past the payload
             raise _truncated(t) from None
         return ack_eliciting, non_probing
+
+    def _on_new_connection_id(self, payload: bytes, pos: int, end: int) -> int:
+        """NEW_CONNECTION_ID (§19.15) at ``pos``, after its type, read in place; returns
+        the position after it. IndexError when a varint runs past the payload."""
+        sequence_number, pos = _varint_at(payload, pos)
+        retire_prior_to, pos = _varint_at(payload, pos)
+        length = payload[pos]
+        if not 1 <= length <= 20:
+            raise TransportError(_FRAME_ENCODING, "NEW_CONNECTION_ID length outside 1..20", 0x18)
+        start = pos + 1
+        token_start = start + length
+        stop = token_start + 16  # the Stateless Reset Token
+        if stop > end:
+            raise _truncated(0x18)
+        if retire_prior_to > sequence_number:
+            raise TransportError(_FRAME_ENCODING, "retire_prior_to above sequence number", 0x18)
+        cids = self.c.cids
+        cids.on_new_connection_id(
+            sequence_number,
+            retire_prior_to,
+            payload[start:token_start],
+            payload[token_start:stop],
+            peer_uses_empty_cid=not cids.current_peer_cid,
+        )
+        return stop
 
     def _on_datagram(self, data: bytes, frame_size: int, t: int) -> None:
         c = self.c
@@ -503,66 +530,9 @@ class PacketReceiver:
                 recovery.cc.on_congestion_event(acked[-1].time_sent, now)  # §13.4.2, RFC 9002 §B.7
 
     def _on_control_frame(self, frame: fr.Frame, t: int, dcid: bytes, now: float) -> None:
-        c = self.c
-        streams = c.streams
-        if isinstance(frame, fr.ConnectionCloseFrame):
-            reason = frame.reason.decode("utf-8", "replace")
-            c.enter_draining(frame.error_code, frame.frame_type, reason, frame.is_application, now)
-        elif isinstance(frame, fr.MaxDataFrame):
-            streams.on_max_data(frame.maximum_data)
-        elif isinstance(frame, fr.MaxStreamDataFrame):
-            streams.on_max_stream_data(frame, t)
-        elif isinstance(frame, fr.MaxStreamsFrame):
-            streams.on_max_streams(frame)
-        elif isinstance(frame, fr.ResetStreamFrame):
-            streams.on_reset_stream(frame, t)
-        elif isinstance(frame, fr.StopSendingFrame):
-            streams.on_stop_sending(frame, t)
-        elif isinstance(frame, fr.NewConnectionIdFrame):
-            c.cids.on_new_connection_id(
-                frame, peer_uses_empty_cid=len(c.cids.current_peer_cid) == 0
-            )
-        elif isinstance(frame, fr.RetireConnectionIdFrame):
-            c.cids.on_retire(frame.sequence_number, dcid)
-        elif isinstance(frame, fr.PathChallengeFrame):
-            # §8.2.2: the response goes on the path the challenge came on.
-            address = c.datagram_address
-            if address is not None:
-                c.paths.on_challenge(c.paths.path_for(address, c.datagram_local), frame.data)
-        elif isinstance(frame, fr.PathResponseFrame):
-            validated = c.paths.on_response(frame.data)  # §8.2.3: the challenged path
-            if validated is not None:
-                c.event_queue.append(PathValidated(validated.address))
-                if c.preferred is not None:
-                    c.preferred.on_validated(c, validated)
-                ack_frequency.on_path_confirmed(c)  # a migration confirmed: ask again
-        elif isinstance(frame, fr.HandshakeDoneFrame):
-            if not c.is_client:
-                raise TransportError(
-                    TransportErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from a client", t
-                )
-            c.confirm_handshake()
-            if c.preferred is not None:
-                c.preferred.start(c, now)  # §9.6.1: once the handshake is confirmed
-        elif isinstance(frame, fr.AckFrequencyFrame):
-            c.acks.on_ack_frequency(
-                frame.sequence_number,
-                frame.ack_eliciting_threshold,
-                frame.requested_max_ack_delay,
-                frame.reordering_threshold,
-            )
-        elif isinstance(frame, fr.ImmediateAckFrame):
-            c.acks.on_immediate_ack()
-            c.recovery.spaces[2].ack_queued = True  # draft-ietf-quic-ack-frequency §5
-        elif isinstance(frame, fr.NewTokenFrame):
-            if not c.is_client:
-                raise TransportError(
-                    TransportErrorCode.PROTOCOL_VIOLATION, "NEW_TOKEN from a client", t
-                )
-            self.new_tokens += 1  # §8.1.3: for the next connection; a few are plenty
-            if self.new_tokens <= MAX_NEW_TOKENS:
-                c.event_queue.append(NewTokenReceived(frame.token))
-        # DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED: informational.
+        handler = CONTROL_HANDLERS.get(t)
+        if handler is not None:  # none for DATA_BLOCKED and the like: informational
+            handler(self, frame, t, dcid, now)
 
 
 def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:

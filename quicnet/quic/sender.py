@@ -490,7 +490,7 @@ class PacketSender:
         rspace = recovery.spaces[space_id]
         probes = recovery.probes_pending.get(space_id, 0)
         has_eliciting = allow_eliciting and self._has_eliciting(epoch)
-        if not ((rspace.ack_queued and rspace.received) or probes or has_eliciting):
+        if not ((rspace.ack_queued and rspace.received.bounds) or probes or has_eliciting):
             return None
         packet = self.new_packet(epoch)
         limit = max_size - packet.overhead()  # the most payload this packet holds
@@ -500,7 +500,7 @@ class PacketSender:
         zero_rtt = epoch == ZERO_RTT_EPOCH  # no ACK, no CRYPTO (RFC 9000 §12.5)
         # ACK (§13.2): always when queued; piggybacked whenever anything else goes.
         piggyback = rspace.unacked_ack_eliciting and has_eliciting
-        if (rspace.ack_queued or piggyback) and rspace.received and not zero_rtt:
+        if (rspace.ack_queued or piggyback) and rspace.received.bounds and not zero_rtt:
             ack = self._ack_frame(rspace, now, space_id, one_rtt=epoch == ONE_RTT_EPOCH)
             if len(ack) <= limit:
                 payload += ack

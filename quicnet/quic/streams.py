@@ -81,7 +81,7 @@ class ReceiveHalf:
         self.highest_offset = max(self.highest_offset, end)
         if self.reset_error_code is not None:
             return grew
-        if offset == self.read_offset and not self._received and not self._ready:
+        if offset == self.read_offset and not self._received.bounds and not self._ready:
             self._ready = data
             return grew
         if self._ready:  # more before read(): into the buffer with the rest
@@ -105,9 +105,10 @@ class ReceiveHalf:
             self._ready = b""
             self.read_offset += len(ready)
             return ready
-        if not self._received or self._received.first[0] != self.read_offset:
+        received = self._received.bounds  # the lowest range: received[0], received[1]
+        if not received or received[0] != self.read_offset:
             return b""
-        stop = self._received.first[1]
+        stop = received[1]
         n = stop - self.read_offset
         data = bytes(self._buffer[:n])
         del self._buffer[:n]
@@ -215,9 +216,10 @@ class SendHalf:
         MAX_STREAM_DATA, or a FIN with no data left before it."""
         if self.reset_error_code is not None:
             return self.reset_pending
-        if self._pending and self._pending.first[0] < self.max_stream_data:
+        pending = self._pending.bounds  # RangeSet.bounds: no call per test
+        if pending and pending[0] < self.max_stream_data:
             return True
-        return self.fin_pending and (not self._pending)
+        return self.fin_pending and not pending
 
     def next_range(
         self, max_bytes: int, connection_credit: int
@@ -230,12 +232,14 @@ class SendHalf:
         """
         if self.reset_error_code is not None:
             return None
-        if not self._pending:
+        pending = self._pending.bounds  # changed in place by subtract() below
+        if not pending:
             if self.fin_pending and self.fin_offset is not None:
                 self.fin_pending = False
                 return self.fin_offset, b"", True, 0
             return None
-        start, stop = self._pending.first
+        start = pending[0]
+        stop = pending[1]
         stop = min(stop, start + max_bytes, self.max_stream_data)
         if stop > self.sent_high:
             stop = min(stop, max(start, self.sent_high) + connection_credit)
@@ -245,7 +249,7 @@ class SendHalf:
         self.sent_high = max(self.sent_high, stop)
         data = bytes(self._buffer[start - self._buffer_start : stop - self._buffer_start])
         self._pending.subtract(start, stop)
-        fin = self.fin_pending and self.fin_offset == stop and not self._pending
+        fin = self.fin_pending and self.fin_offset == stop and not pending
         if fin:
             self.fin_pending = False
         return start, data, fin, new_bytes
@@ -257,8 +261,9 @@ class SendHalf:
             self._acked.add(offset, offset + length)
         if fin:
             self.fin_acked = True
-        if self._acked and self._acked.first[0] == self._buffer_start:
-            stop = self._acked.first[1]
+        acked = self._acked.bounds
+        if acked and acked[0] == self._buffer_start:
+            stop = acked[1]
             del self._buffer[: stop - self._buffer_start]
             self._buffer_start = stop
             self._acked.shift()

@@ -6,10 +6,10 @@ TRANSPORT_PARAMETER_ERROR, as §7.4 requires.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import operator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.errors import TransportError, TransportErrorCode
@@ -113,9 +113,12 @@ class PreferredAddress:
 _last_decoded: tuple[bytes, bool, TransportParameters] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TransportParameters:
-    """Every §18.2 parameter with its default; unknown ones are ignored on receipt."""
+class TransportParameters(NamedTuple):
+    """Every §18.2 parameter with its default; unknown ones are ignored on receipt.
+
+    A named tuple (immutable, like the frozen dataclass it was): a handshake builds
+    four, and a frozen dataclass's ``__init__`` pays an ``object.__setattr__`` per field.
+    """
 
     original_destination_connection_id: bytes | None = None
     max_idle_timeout: int = 0  # milliseconds; 0 = none
@@ -183,58 +186,61 @@ class TransportParameters:
         values: dict[str, object] = {}
         seen: set[int] = set()  # the ids of parameters other than the integers
         pos, end = 0, len(data)
-        while pos < end:
-            # Ids and lengths are mostly one-byte varints: read those inline.
-            pid = data[pos]
-            if pid < 0x40:
-                pos += 1
-            else:
-                pid, pos = _varint(data, pos, end, "parameter id")
-            length = data[pos] if pos < end else 0xFF
-            if length < 0x40:
-                pos += 1
-            else:
-                length, pos = _varint(data, pos, end, "parameter length")
-            stop = pos + length
-            if stop > end:
-                raise _error("malformed transport parameters: truncated field")
-            name = _INTEGER_NAMES.get(pid)
-            if name is not None:  # most of them: no integer is server-only
-                if name in values:
+        try:  # an index past the end is a truncated field (IndexError, below)
+            while pos < end:
+                # Ids and lengths are mostly one-byte varints: read those inline.
+                pid = data[pos]
+                if pid < 0x40:
+                    pos += 1
+                else:
+                    pid, pos = _varint(data, pos, end, "parameter id")
+                length = data[pos]
+                if length < 0x40:
+                    pos += 1
+                else:
+                    length, pos = _varint(data, pos, end, "parameter length")
+                stop = pos + length
+                if stop > end:
+                    raise _error("malformed transport parameters: truncated field")
+                name = _INTEGER_NAMES.get(pid)
+                if name is not None:  # most of them: no integer is server-only
+                    if name in values:
+                        raise _error(f"transport parameter 0x{pid:x} appears twice")
+                    # The varint (§16) must fill the field exactly: its first byte gives
+                    # its size. (With length 0, ``first`` is the next field's: too long.)
+                    first = data[pos]
+                    if length == 1 and first < 0x40:  # the usual one-byte value
+                        values[name] = first
+                    else:
+                        size = 1 << (first >> 6)
+                        if size != length:
+                            if size > length:
+                                raise _error("malformed transport parameters: truncated integer")
+                            raise _error(f"{name} has trailing bytes")
+                        values[name] = int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
+                    pos = stop
+                    continue
+                if pid in seen:
                     raise _error(f"transport parameter 0x{pid:x} appears twice")
-                # The varint (§16) must fill the field exactly: its first byte gives its size.
-                first = data[pos] if length else 0xFF
-                size = 1 << (first >> 6)
-                if size != length:
-                    if size > length:
-                        raise _error("malformed transport parameters: truncated integer")
-                    raise _error(f"{name} has trailing bytes")
-                values[name] = (
-                    first
-                    if size == 1
-                    else int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
-                )
+                seen.add(pid)
+                entry = _DECODING.get(pid)
+                if entry is None:
+                    pos = stop
+                    continue  # §18.1: unknown (and reserved) parameters are ignored
+                name, kind, server_only = entry
+                if server_only and not from_server:
+                    raise _error(f"a client sent the server-only parameter {name}")
+                if kind is _KIND_FLAG:
+                    if length:
+                        raise _error("disable_active_migration must be empty")
+                    values[name] = True
+                elif kind is _KIND_PREFERRED_ADDRESS:
+                    values[name] = PreferredAddress.decode(data[pos:stop])
+                else:
+                    values[name] = data[pos:stop]
                 pos = stop
-                continue
-            if pid in seen:
-                raise _error(f"transport parameter 0x{pid:x} appears twice")
-            seen.add(pid)
-            entry = _DECODING.get(pid)
-            if entry is None:
-                pos = stop
-                continue  # §18.1: unknown (and reserved) parameters are ignored
-            name, kind, server_only = entry
-            if server_only and not from_server:
-                raise _error(f"a client sent the server-only parameter {name}")
-            if kind is _KIND_FLAG:
-                if length:
-                    raise _error("disable_active_migration must be empty")
-                values[name] = True
-            elif kind is _KIND_PREFERRED_ADDRESS:
-                values[name] = PreferredAddress.decode(data[pos:stop])
-            else:
-                values[name] = data[pos:stop]
-            pos = stop
+        except IndexError:
+            raise _error("malformed transport parameters: truncated field") from None
         params = cls(**values)  # type: ignore[arg-type]
         params.validate()
         return params
@@ -270,7 +276,7 @@ class TransportParameters:
 
     def replace(self, **changes: object) -> TransportParameters:
         """A copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return self._replace(**changes)  # type: ignore[arg-type]
 
 
 def _encode_fields(

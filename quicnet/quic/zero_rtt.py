@@ -18,6 +18,7 @@ handshake, for reordered packets, then drops them (RFC 9001 §4.9.3).
 
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING
 
 from quicnet.quic.errors import TransportError, TransportErrorCode
@@ -86,14 +87,29 @@ def remembered_parameters(ticket: SessionTicket | None) -> TransportParameters |
     return params.replace(**_NOT_REMEMBERED)
 
 
+#: ``early_data_context`` by the limits' values: they come from the configuration, the
+#: same for every connection of a server (a few configurations per process; bounded).
+_CONTEXTS: dict[tuple[int | None, ...], bytes] = {}
+_CONTEXTS_MAX = 32
+_limit_values = operator.attrgetter(*LIMITS)
+
+
 def early_data_context(params: TransportParameters) -> bytes:
     """A server's 0-RTT limits as it seals them into its tickets (RFC 9001 §4.6.3): a
     ticket issued under other limits gets no 0-RTT (RFC 9000 §7.4.1: a server that
     accepts must not lower them, and "cannot be supported" means reject)."""
+    values = _limit_values(params)
+    context = _CONTEXTS.get(values)
+    if context is not None:
+        return context
     out = bytearray(b"quic 0-rtt limits")
     for name in LIMITS:
         out += (_limit(params, name) & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
-    return bytes(out)
+    context = bytes(out)
+    if len(_CONTEXTS) >= _CONTEXTS_MAX:
+        _CONTEXTS.clear()
+    _CONTEXTS[values] = context
+    return context
 
 
 def check_not_reduced(remembered: TransportParameters, params: TransportParameters) -> None:

@@ -181,7 +181,8 @@ class TLSEngine:
         self._events.append(TrafficSecretReady(epoch, is_write, self.cipher_suite, secret))
         if not is_write:
             self._read_key_changes += 1
-        self._log(log_label, secret)
+        if self._key_log is not None:
+            self._log(log_label, secret)
 
     def _log(self, label: str, secret: bytes) -> None:
         if self._key_log is not None:

@@ -8,8 +8,10 @@ in where the shapes differ. Decoders raise
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import DecodeError, ProtocolViolation
@@ -66,6 +68,29 @@ def _done(r: Reader, what: str) -> None:
     r.expect_end(f"the {what} extension")
 
 
+def _only_vector(data: bytes, length_size: int, min_length: int, what: str) -> bytes:
+    """The body of the one ``opaque x<min_length..>`` vector that ``data`` holds
+    whole: a handshake reads a dozen such extension bodies, each without a Reader."""
+    size = len(data)
+    if size < length_size:
+        raise DecodeError(f"truncated: wanted {length_size} bytes, {size} left")
+    n = int.from_bytes(data[:length_size], "big")
+    if n < min_length:
+        raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
+    stop = length_size + n
+    if stop != size:
+        if stop > size:
+            raise DecodeError(f"truncated: vector of {n} bytes, {size - length_size} left")
+        raise DecodeError(f"{size - stop} trailing bytes after the {what} extension")
+    return data[length_size:]
+
+
+def _u16_values(body: bytes) -> list[int]:
+    if len(body) % 2:
+        raise DecodeError("odd length for a list of 16-bit values")
+    return list(struct.unpack(f">{len(body) // 2}H", body))
+
+
 # server_name (RFC 6066 §3) ---------------------------------------------------
 
 
@@ -79,9 +104,7 @@ def encode_server_name(host: str) -> bytes:
 
 
 def decode_server_name(data: bytes) -> str | None:
-    r = Reader(data)
-    names = r.sub(2, min_length=1)
-    _done(r, "server_name")
+    names = Reader(_only_vector(data, 2, 1, "server_name"))
     host: str | None = None
     while not names.at_end():
         kind = names.uint8()
@@ -177,10 +200,7 @@ def encode_supported_versions_client(versions: tuple[int, ...] = (TLS13,)) -> by
 
 
 def decode_supported_versions_client(data: bytes) -> list[int]:
-    r = Reader(data)
-    versions = r.uint16_list(1, min_length=2)
-    _done(r, "supported_versions")
-    return versions
+    return _u16_values(_only_vector(data, 1, 2, "supported_versions"))
 
 
 def encode_supported_versions_server(version: int = TLS13) -> bytes:
@@ -188,10 +208,9 @@ def encode_supported_versions_server(version: int = TLS13) -> bytes:
 
 
 def decode_supported_versions_server(data: bytes) -> int:
-    r = Reader(data)
-    version = r.uint16()
-    _done(r, "supported_versions")
-    return version
+    if len(data) != 2:
+        raise DecodeError(f"supported_versions of {len(data)} bytes in a ServerHello, not 2")
+    return int.from_bytes(data, "big")
 
 
 # supported_groups, signature_algorithms(_cert) -------------------------------------
@@ -204,43 +223,41 @@ def encode_u16_list(values: tuple[int, ...] | list[int]) -> bytes:
 
 
 def decode_u16_list(data: bytes, what: str) -> list[int]:
-    r = Reader(data)
-    values = r.uint16_list(2, min_length=2)
-    _done(r, what)
-    return values
+    return _u16_values(_only_vector(data, 2, 2, what))
 
 
 # key_share (§4.2.8) ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class KeyShareEntry:
+class KeyShareEntry(NamedTuple):
+    """A KeyShareEntry (§4.2.8): a named group and its key_exchange bytes."""
+
     group: int
     key_exchange: bytes
-
-
-def _write_entry(w: Writer, entry: KeyShareEntry) -> None:
-    w.uint16(entry.group)
-    w.vector(entry.key_exchange, 2)
 
 
 def _read_entry(r: Reader) -> KeyShareEntry:
     return KeyShareEntry(r.uint16(), r.vector(2, min_length=1))
 
 
+def _key_exchange_field(entry: KeyShareEntry) -> bytes:
+    """``group`` and ``opaque key_exchange<1..2^16-1>``, the entry as on the wire."""
+    group, key_exchange = entry
+    n = len(key_exchange)
+    if n >> 16:
+        raise ValueError(f"{n} bytes do not fit a 2-byte length")
+    return group.to_bytes(2, "big") + n.to_bytes(2, "big") + key_exchange
+
+
 def encode_key_share_client(entries: list[KeyShareEntry] | tuple[KeyShareEntry, ...]) -> bytes:
-    inner = Writer()
-    for entry in entries:
-        _write_entry(inner, entry)
-    w = Writer()
-    w.vector(inner.getvalue(), 2)
-    return w.getvalue()
+    inner = b"".join([_key_exchange_field(entry) for entry in entries])
+    if len(inner) >> 16:
+        raise ValueError(f"{len(inner)} bytes do not fit a 2-byte length")
+    return len(inner).to_bytes(2, "big") + inner
 
 
 def decode_key_share_client(data: bytes) -> list[KeyShareEntry]:
-    r = Reader(data)
-    block = r.sub(2)
-    _done(r, "key_share")
+    block = Reader(_only_vector(data, 2, 0, "key_share"))
     entries = []
     groups: set[int] = set()
     while not block.at_end():
@@ -255,16 +272,13 @@ def decode_key_share_client(data: bytes) -> list[KeyShareEntry]:
 
 
 def encode_key_share_server(entry: KeyShareEntry) -> bytes:
-    w = Writer()
-    _write_entry(w, entry)
-    return w.getvalue()
+    return _key_exchange_field(entry)
 
 
 def decode_key_share_server(data: bytes) -> KeyShareEntry:
-    r = Reader(data)
-    entry = _read_entry(r)
-    _done(r, "key_share")
-    return entry
+    if len(data) < 2:
+        raise DecodeError(f"truncated: wanted 2 bytes, {len(data)} left")
+    return KeyShareEntry(int.from_bytes(data[:2], "big"), _only_vector(data[2:], 2, 1, "key_share"))
 
 
 def encode_key_share_hrr(group: int) -> bytes:
@@ -291,9 +305,7 @@ def encode_alpn(protocols: Sequence[str]) -> bytes:
 
 
 def decode_alpn(data: bytes) -> list[str]:
-    r = Reader(data)
-    block = r.sub(2, min_length=2)
-    _done(r, "ALPN")
+    block = Reader(_only_vector(data, 2, 2, "ALPN"))
     protocols = []
     while not block.at_end():
         name = block.vector(1, min_length=1)
@@ -311,10 +323,7 @@ def encode_psk_modes(modes: tuple[int, ...] = (PskKeyExchangeMode.psk_dhe_ke,)) 
 
 
 def decode_psk_modes(data: bytes) -> list[int]:
-    r = Reader(data)
-    modes = list(r.vector(1, min_length=1))
-    _done(r, "psk_key_exchange_modes")
-    return modes
+    return list(_only_vector(data, 1, 1, "psk_key_exchange_modes"))
 
 
 # pre_shared_key (§4.2.11) ------------------------------------------------------

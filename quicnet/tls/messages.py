@@ -8,7 +8,10 @@ their bodies.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import DecodeError, ProtocolViolation
@@ -59,20 +62,26 @@ class HandshakeType(enum.IntEnum):
     message_hash = 254
 
 
-@dataclass(frozen=True, slots=True)
-class Extension:
+class Extension(NamedTuple):
+    """One extension as it is on the wire: its type and its undecoded body (RFC 8446 §4.2).
+
+    A named tuple, not a dataclass: a handshake reads some twenty of them, and the
+    decoder builds each from its ``(type, data)`` pair with no Python call."""
+
     type: int
     data: bytes
 
 
 Extensions = tuple[Extension, ...]
 
+#: ``Extension`` from a ``(type, data)`` pair, in C (a NamedTuple's ``__new__`` is Python).
+_extension_from_pair = partial(tuple.__new__, Extension)
+
 
 def _read_extensions(r: Reader, *, min_length: int = 0) -> Extensions:
-    block = r.sub(2, min_length=min_length)
-    items = block.extension_list()
-    extensions = tuple(Extension(ext_type, data) for ext_type, data in items)
-    if len({ext_type for ext_type, _ in items}) != len(items):
+    items = r.extension_block(min_length)
+    extensions: Extensions = tuple(map(_extension_from_pair, items))
+    if len(dict(items)) != len(items):  # a dict of the pairs, in C: one entry per type
         # §4.2: at most one extension of each type
         seen: set[int] = set()
         for ext_type, _ in items:
@@ -84,13 +93,21 @@ def _read_extensions(r: Reader, *, min_length: int = 0) -> Extensions:
     return extensions
 
 
+#: An extension's type and length (RFC 8446 §4.2), packed in one call.
+_pack_extension_header = struct.Struct(">HH").pack
+
+
 def _write_extensions(w: Writer, extensions: Extensions) -> None:
     parts = []
-    for ext in extensions:
-        data = ext.data
-        if len(data) > 0xFFFF:
-            raise ValueError(f"{len(data)} bytes do not fit a 2-byte length")
-        parts.append(ext.type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data)
+    for ext_type, data in extensions:
+        n = len(data)
+        if n > 0xFFFF:
+            raise ValueError(f"{n} bytes do not fit a 2-byte length")
+        try:
+            parts.append(_pack_extension_header(ext_type, n))
+        except struct.error:
+            raise OverflowError(f"extension type {ext_type} does not fit 16 bits") from None
+        parts.append(data)
     w.vector(b"".join(parts), 2)
 
 
@@ -408,17 +425,29 @@ class HandshakeReassembler:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Append ``data``; return every complete message (header included)."""
-        self._buf += data
+        buf = self._buf
+        if buf:  # the start of a message is waiting: the new bytes go after it
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        elif type(data) is not bytes:
+            data = bytes(data)
+        # Messages are cut from ``data`` where they lie; only a trailing part is kept.
         out = []
-        while len(self._buf) >= 4:
-            length = int.from_bytes(self._buf[1:4], "big")
+        pos, end = 0, len(data)
+        while end - pos >= 4:
+            length = int.from_bytes(data[pos + 1 : pos + 4], "big")
             if length > MAX_HANDSHAKE_MESSAGE:
+                buf += data[pos:]
                 raise ProtocolViolation(
                     f"handshake message of {length} bytes exceeds {MAX_HANDSHAKE_MESSAGE}",
                     AlertDescription.decode_error,
                 )
-            if len(self._buf) < 4 + length:
+            stop = pos + 4 + length
+            if stop > end:
                 break
-            out.append(bytes(self._buf[: 4 + length]))
-            del self._buf[: 4 + length]
+            out.append(data[pos:stop])
+            pos = stop
+        if pos < end:
+            buf += data[pos:]
         return out

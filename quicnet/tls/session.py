@@ -122,6 +122,24 @@ class SessionTicket:
             quic_version or None,
         )
 
+    def for_quic_version(self, version: int) -> SessionTicket:
+        """This ticket with ``quic_version`` set (RFC 9369 §5: the version of the
+        connection that received it). Every field by position: a QUIC client makes
+        one per ticket, and ``dataclasses.replace`` walks the field metadata."""
+        return SessionTicket(
+            self.ticket,
+            self.resumption_psk,
+            self.cipher_suite,
+            self.ticket_lifetime,
+            self.ticket_age_add,
+            self.received_at,
+            self.max_early_data_size,
+            self.server_name,
+            self.alpn_protocol,
+            self.transport_parameters,
+            version,
+        )
+
     def to_pem(self) -> bytes:
         return pem_encode(_PEM_LABEL, self.to_bytes())
 

@@ -12,6 +12,9 @@ from quicnet.tls.errors import DecodeError
 
 __all__ = ["Reader", "Writer"]
 
+#: An extension's uint16 type and uint16 length, read in one call.
+_unpack_type_length = struct.Struct(">HH").unpack_from
+
 
 class Reader:
     """A cursor over a message body."""
@@ -107,22 +110,22 @@ class Reader:
         self._pos = stop
         return data[start:stop]
 
-    def extension_list(self) -> list[tuple[int, bytes]]:
-        """The rest of the reader as ``(uint16 type, opaque data<0..2^16-1>)`` pairs: the
-        body of an extensions block (RFC 8446 §4.2)."""
-        data, pos, end = self._data, self._pos, self._end
+    def extension_block(self, min_length: int = 0) -> list[tuple[int, bytes]]:
+        """``Extension extensions<min_length..2^16-1>`` (RFC 8446 §4.2) as ``(uint16
+        type, opaque data<0..2^16-1>)`` pairs, read in place (no reader over the block)."""
+        pos, end = self._span(2, min_length)
+        data = self._data
         items = []
         while pos < end:
             start = pos + 4
             if start > end:
                 raise DecodeError(f"truncated: wanted {start - pos} bytes, {end - pos} left")
-            n = int.from_bytes(data[pos + 2 : start], "big")
+            ext_type, n = _unpack_type_length(data, pos)
             stop = start + n
             if stop > end:
                 raise DecodeError(f"truncated: wanted {n} bytes, {end - start} left")
-            items.append((int.from_bytes(data[pos : pos + 2], "big"), data[start:stop]))
+            items.append((ext_type, data[start:stop]))
             pos = stop
-        self._pos = pos
         return items
 
     def sub(self, length_size: int, *, min_length: int = 0) -> Reader:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from quicnet.crypto.errors import CryptoError
-from quicnet.crypto.hashes import hmac_digest
+from quicnet.crypto.hashes import HmacKey, hmac_digest
 from quicnet.crypto.kdf import hkdf_expand, hkdf_expand_label, hkdf_expand_labels, hkdf_extract
 
 
@@ -139,6 +139,16 @@ def test_hkdf_expand_prefixes(case: HkdfCase) -> None:
 def test_hkdf_extract_is_hmac_with_salt_as_key(case: HkdfCase) -> None:
     key = case.salt or bytes(hashlib.new(case.hash_name).digest_size)
     assert hmac_digest(case.hash_name, key, case.ikm) == case.prk
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_a_keyed_hmac_gives_each_message_its_own_mac(case: HkdfCase) -> None:
+    """HmacKey copies its keyed state per message: no message leaks into the next."""
+    key = case.salt or bytes(hashlib.new(case.hash_name).digest_size)
+    mac = HmacKey(case.hash_name, key)
+    assert mac.digest(case.ikm) == case.prk
+    assert mac.digest(case.info) == hmac.new(key, case.info, case.hash_name).digest()
+    assert mac.digest(case.ikm) == case.prk  # again, after another message
 
 
 def test_empty_salt_equals_hashlen_zero_salt() -> None:

@@ -9,8 +9,6 @@ byte for byte.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from simnet import (
     SERVER_ADDR,
@@ -615,7 +613,7 @@ def _offer_preferred_address(sim: Simulation) -> bytes:
         server.cids.issue(1)  # also announced by NEW_CONNECTION_ID: the same CID, seq 1
         cid, token = server.cids.local[1].cid, server.cids.local[1].stateless_reset_token
     preferred = PreferredAddress(bytes((10, 0, 0, 3)), 4433, bytes(16), 0, cid, token)
-    server.local_params = dataclasses.replace(server.local_params, preferred_address=preferred)
+    server.local_params = server.local_params.replace(preferred_address=preferred)
     server.tls = make_tls(server.configuration, server.local_params)
     return preferred.connection_id
 

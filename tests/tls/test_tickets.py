@@ -8,13 +8,22 @@ errors on arbitrary bytes.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quicnet.quic import QuicConnection
 from quicnet.quic.packets import parse_long_header
-from quicnet.tls import AlertDescription, Epoch, ProtocolViolation, TLSClient, TLSError
+from quicnet.tls import (
+    AlertDescription,
+    Epoch,
+    ProtocolViolation,
+    SessionTicket,
+    TLSClient,
+    TLSError,
+)
 from quicnet.tls.events import SessionTicketReceived
 from quicnet.tls.extensions import ExtensionType, encode_early_data_ticket
 from quicnet.tls.messages import Extension, Finished, KeyUpdate, NewSessionTicket, encode_message
@@ -185,3 +194,14 @@ def test_arbitrary_bytes_give_a_tls_error_or_tickets(chunks: list[bytes]) -> Non
         # only whole, well-formed tickets within the 7-day cap reach the application
         assert event.ticket.ticket == b"opaque ticket"
         assert event.ticket.ticket_lifetime <= 7 * 86400
+
+
+def test_for_quic_version_carries_every_other_field() -> None:
+    """``SessionTicket.for_quic_version`` lists the fields by position: a field added to
+    the class and left out there would be dropped (here, its value would differ)."""
+    values: dict[str, object] = {}
+    for i, f in enumerate(dataclasses.fields(SessionTicket)):
+        values[f.name] = f"value {i}"  # distinct from every default and from each other
+    ticket = SessionTicket(**values)  # type: ignore[arg-type]
+    moved = ticket.for_quic_version(0x6B3343CF)
+    assert moved == dataclasses.replace(ticket, quic_version=0x6B3343CF)

@@ -1,0 +1,84 @@
+"""NEW_CONNECTION_ID in a 1-RTT packet (RFC 9000 §19.15), which the receiver reads in
+place: the fields land where they belong, and each malformation closes the connection
+with its error code."""
+
+from __future__ import annotations
+
+import pytest
+from adversary import seal_one_rtt
+from simnet import CLIENT_ADDR, SERVER_ADDR, Simulation, handshake, make_pair
+
+from quicnet.quic import QuicConnection
+from quicnet.quic.buffer import encode_varint
+from quicnet.quic.errors import TransportErrorCode
+
+FEE = TransportErrorCode.FRAME_ENCODING_ERROR
+PV = TransportErrorCode.PROTOCOL_VIOLATION
+TOKEN = bytes(range(16))
+
+
+def _frame(sequence: int, retire_prior_to: int, cid: bytes, token: bytes = TOKEN) -> bytes:
+    return (
+        b"\x18"
+        + encode_varint(sequence)
+        + encode_varint(retire_prior_to)
+        + bytes((len(cid),))
+        + cid
+        + token
+    )
+
+
+def _pair(**client: object) -> tuple[Simulation, QuicConnection, QuicConnection]:
+    sim = make_pair(client=dict(client))
+    handshake(sim)
+    sim.run_for(0.1)  # the NEW_CONNECTION_IDs of the handshake have arrived
+    client_conn = sim.client.impl
+    assert isinstance(client_conn, QuicConnection)
+    server = sim.peer_of(client_conn)
+    assert server is not None
+    return sim, client_conn, server
+
+
+def _close_after(frames: bytes, code: int, **client: object) -> None:
+    sim, client_conn, server = _pair(**client)
+    sim.waive("protocol errors", reason="the client sends a malformed frame on purpose")
+    sim.inject(seal_one_rtt(client_conn, frames), CLIENT_ADDR, SERVER_ADDR)
+    sim.run_for(0.01)
+    termination = server.termination
+    assert termination is not None
+    assert termination.error_code == code
+    if code == FEE:
+        assert termination.frame_type == 0x18
+
+
+def test_two_frames_in_one_packet_are_read_field_by_field() -> None:
+    sim, client, server = _pair()
+    first = max(server.cids.peer) + 1
+    frames = _frame(first, first, b"\xaa" * 20) + _frame(first + 1, first, b"\xbb", TOKEN[::-1])
+    server.receive_datagram(seal_one_rtt(client, frames), CLIENT_ADDR, sim.now)
+    assert server.termination is None
+    peer = server.cids.peer
+    assert sorted(peer) == [first, first + 1]  # retire_prior_to retired the rest
+    assert (peer[first].cid, peer[first].stateless_reset_token) == (b"\xaa" * 20, TOKEN)
+    assert (peer[first + 1].cid, peer[first + 1].stateless_reset_token) == (b"\xbb", TOKEN[::-1])
+    assert server.cids.current_peer_cid == b"\xaa" * 20
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        _frame(9, 0, b""),  # §19.15: length 1..20
+        _frame(9, 0, b"x" * 21),
+        _frame(9, 10, b"cid"),  # retire_prior_to above the sequence number
+        _frame(9, 0, b"cid", TOKEN[:15]),  # the token cut short
+        _frame(9, 0, b"cid", b"")[:-2],  # the connection ID cut short
+        b"\x18\x09",  # no retire_prior_to
+        b"\x18\x49",  # a two-byte sequence number cut short
+    ],
+)
+def test_a_malformed_frame_is_a_frame_encoding_error(frames: bytes) -> None:
+    _close_after(frames, FEE)
+
+
+def test_from_a_peer_with_zero_length_connection_ids_it_is_a_protocol_violation() -> None:
+    _close_after(_frame(1, 0, b"cid"), PV, connection_id_length=0)
