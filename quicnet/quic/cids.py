@@ -157,9 +157,12 @@ class ConnectionIdManager:
         cid: bytes,
         stateless_reset_token: bytes,
         peer_uses_empty_cid: bool,
+        taken: tuple[int, ...] = (),
     ) -> None:
         """NEW_CONNECTION_ID from the peer (§19.15), its fields already checked for
-        encoding (the length of ``cid``, ``retire_prior_to`` <= ``sequence_number``)."""
+        encoding (the length of ``cid``, ``retire_prior_to`` <= ``sequence_number``).
+        ``taken``: the peer CIDs other paths hold, which a forced move off a retired
+        current CID avoids (§9.5: each has left only towards its own path)."""
         if peer_uses_empty_cid:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION,
@@ -185,7 +188,8 @@ class ConnectionIdManager:
             # Move off a retired CID first: retiring may end the connection, and its
             # CONNECTION_CLOSE still needs a CID to go out with.
             if self.current_peer_sequence not in self.peer:
-                self._use(min(self.peer))
+                free = [seq for seq in self.peer if seq not in taken]
+                self._use(min(free) if free else min(self.peer))
             for seq in retired:
                 self._retire(seq)
         if len(self.peer) > self.our_limit:

@@ -75,6 +75,7 @@ def _new_connection_id(
         frame.connection_id,
         frame.stateless_reset_token,
         peer_uses_empty_cid=not cids.current_peer_cid,
+        taken=r.c.paths.peer_cids_taken(),
     )
 
 

@@ -322,6 +322,7 @@ class PacketReceiver:
             payload[start:token_start],
             payload[token_start:stop],
             peer_uses_empty_cid=not cids.current_peer_cid,
+            taken=self.c.paths.peer_cids_taken(),
         )
         return stop
 

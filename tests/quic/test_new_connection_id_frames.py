@@ -10,6 +10,7 @@ from simnet import CLIENT_ADDR, SERVER_ADDR, Simulation, handshake, make_pair
 
 from quicnet.quic import QuicConnection
 from quicnet.quic.buffer import encode_varint
+from quicnet.quic.cids import ConnectionIdManager
 from quicnet.quic.errors import TransportErrorCode
 
 FEE = TransportErrorCode.FRAME_ENCODING_ERROR
@@ -82,3 +83,20 @@ def test_a_malformed_frame_is_a_frame_encoding_error(frames: bytes) -> None:
 
 def test_from_a_peer_with_zero_length_connection_ids_it_is_a_protocol_violation() -> None:
     _close_after(_frame(1, 0, b"cid"), PV, connection_id_length=0)
+
+
+def test_a_forced_move_off_a_retired_cid_avoids_one_a_path_holds() -> None:
+    """§5.1.2, §9.5: when Retire Prior To retires the CID in use, the new one is not a
+    CID another path holds (it has gone towards that path's address only)."""
+    cids = ConnectionIdManager(
+        b"\x01" * 8, cid_length=8, reset_token_for=None, active_connection_id_limit=8
+    )
+    cids.set_initial_peer(b"\x10" * 8)
+    for seq in (1, 2, 3):
+        cids.on_new_connection_id(seq, 0, bytes([seq]) * 8, TOKEN, peer_uses_empty_cid=False)
+    cids.on_new_connection_id(4, 1, b"\x04" * 8, TOKEN, peer_uses_empty_cid=False, taken=(1,))
+    assert cids.current_peer_sequence == 2  # the lowest one no path holds
+    assert 1 in cids.peer  # still the other path's
+    # With every remaining CID held, the lowest: a CID is needed to send at all.
+    cids.on_new_connection_id(5, 4, b"\x05" * 8, TOKEN, peer_uses_empty_cid=False, taken=(4, 5))
+    assert cids.current_peer_sequence == 4
