@@ -441,7 +441,7 @@ _ONE_RTT_PIECES = st.lists(
 
 @FUZZ
 @given(_ONE_RTT_PIECES, st.booleans())
-@example([b"\x18\x01\x00\x08" + b"\xaa" * 8 + bytes(16)], True)  # a valid one: accepted
+@example([b"\x18\x05\x05\x08" + b"\xaa" * 8 + bytes(16)], True)  # valid: accepted
 def test_frames_of_an_authentic_one_rtt_packet_end_in_a_typed_close(
     pieces: list[bytes], to_server: bool
 ) -> None:
