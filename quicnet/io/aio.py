@@ -185,6 +185,8 @@ class Transporter:
         return [(sock, local, sender) for sock, (local, sender) in self._lingering.items()]
 
     def detach(self) -> None:
+        """Stop the timer and close every socket, the ones a migration left included (the
+        connection is over: no CID is released)."""
         self.stop_timer()
         for sock in list(self._lingering):
             self.loop.remove_reader(sock.fileno())

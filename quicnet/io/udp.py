@@ -430,6 +430,7 @@ class SocketDriver:
         return self.local_address
 
     def close_socket(self) -> None:
+        """Close the socket, the preferred addresses' and those a migration left."""
         self.sock.close()
         for sock, _, _ in self.preferred:
             sock.close()

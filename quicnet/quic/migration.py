@@ -9,8 +9,10 @@ datagram the connection hands out leaves from the new address. Moving means:
   retired (§9.5: a CID is not reused from more than one local address), or kept
   for the old address alone while the driver still reads there (below);
 - the path is validated again from the new address (§9.2, §8.2): a
-  PATH_CHALLENGE, padded to 1200 bytes, goes out at once, and a PING makes the
-  first packet non-probing so the server moves too (§9.3);
+  PATH_CHALLENGE, padded to 1200 bytes, goes out at once, and a PING (an
+  IMMEDIATE_ACK to a server that offered the ACK frequency extension,
+  draft-ietf-quic-ack-frequency §8.4) makes the first packet non-probing so the
+  server moves too (§9.3);
 - a new IP address starts congestion control and the RTT estimate afresh;
   a new port on the same host keeps them (§9.4 allows it for port-only changes).
 

@@ -1,12 +1,13 @@
 """Control frames waiting for a packet (RFC 9000 §13.3).
 
 The application and the receive path queue them here; the sender drains them
-into the next packet it builds, and puts back what a lost packet carried.
+into the next packet it builds (:mod:`~quicnet.quic.control_frames` writes them),
+and what a lost packet carried is put back.
 ``waiting`` is the one cheap answer to "is there anything to send?": the hot
 path reads one attribute instead of asking every part of the connection.
 
 Each frame is recorded on the packet that carries it as a small tuple (see
-:mod:`quicnet.quic.sender`), never as a closure, so acknowledging or losing a
+:mod:`quicnet.quic.records`), never as a closure, so acknowledging or losing a
 packet is a loop over data.
 """
 

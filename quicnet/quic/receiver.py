@@ -298,6 +298,10 @@ class PacketReceiver:
                         self._on_control_frame(frame, t, dcid, now)
         except IndexError:  # a varint or field ran past the payload
             raise _truncated(t) from None
+        except TransportError as exc:  # §19.19: the close names the frame that caused it
+            if exc.frame_type is None:
+                exc.frame_type = t
+            raise
         return ack_eliciting, non_probing
 
     def _on_new_connection_id(self, payload: bytes, pos: int, end: int) -> int:

@@ -1,11 +1,13 @@
 """Building packets and datagrams for a connection (RFC 9000 §12-§14, RFC 9001 §5).
 
-Frames go in priority order: ACK, CRYPTO, control frames (HANDSHAKE_DONE,
-CIDs, flow-control credit, STOP_SENDING, PING), DATAGRAMs, then STREAM data
-round robin. Each frame that needs action on acknowledgement or loss leaves a
-small tuple on its packet's record (a *frame record*); :meth:`PacketSender.
-on_delivered` reads them when recovery reports the packet acknowledged or lost,
-so a lost frame is queued again as data, never as the same packet.
+Frames go in priority order: ACK, CRYPTO, control frames (written by
+:func:`~quicnet.quic.control_frames.write_control_frames`: HANDSHAKE_DONE,
+ACK_FREQUENCY, CIDs, flow-control credit, STOP_SENDING, NEW_TOKEN, PING or
+IMMEDIATE_ACK), DATAGRAMs, then STREAM data round robin. Each frame that needs
+action on acknowledgement or loss leaves a small tuple on its packet's record (a
+*frame record*); :func:`quicnet.quic.records.on_delivered` reads them when recovery
+reports the packet acknowledged or lost, so a lost frame is queued again as data,
+never as the same packet.
 
 Once the handshake is over, a datagram is one 1-RTT packet built in one
 buffer: header, frames written in place, sealed in place (AEAD, then header

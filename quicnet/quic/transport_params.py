@@ -171,7 +171,7 @@ class TransportParameters(NamedTuple):
 
         A server reads the client's parameters three times in one handshake (to
         choose the version, to encode its own, to apply them): the last result is
-        kept, and the same bytes again cost one comparison (the object is frozen).
+        kept, and the same bytes again cost one comparison (the object is immutable).
         """
         global _last_decoded
         last = _last_decoded

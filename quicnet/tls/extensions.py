@@ -95,6 +95,7 @@ def _u16_values(body: bytes) -> list[int]:
 
 
 def encode_server_name(host: str) -> bytes:
+    """server_name (RFC 6066 §3) naming one ``host`` (an ASCII host_name)."""
     name = Writer()
     name.uint8(0)  # host_name
     name.vector(host.encode("ascii"), 2)
@@ -104,6 +105,8 @@ def encode_server_name(host: str) -> bytes:
 
 
 def decode_server_name(data: bytes) -> str | None:
+    """The host_name of a server_name body (RFC 6066 §3), or None when it lists none;
+    DecodeError (decode_error) when malformed, non-ASCII or with two host_names."""
     names = Reader(_only_vector(data, 2, 1, "server_name"))
     host: str | None = None
     while not names.at_end():
@@ -194,20 +197,25 @@ def decode_certificate_status(data: bytes) -> bytes:
 
 
 def encode_supported_versions_client(versions: tuple[int, ...] = (TLS13,)) -> bytes:
+    """A ClientHello's supported_versions (§4.2.1)."""
     w = Writer()
     w.uint16_list(versions, 1)
     return w.getvalue()
 
 
 def decode_supported_versions_client(data: bytes) -> list[int]:
+    """A ClientHello's supported_versions (§4.2.1): ``ProtocolVersion versions<2..254>``;
+    DecodeError when malformed."""
     return _u16_values(_only_vector(data, 1, 2, "supported_versions"))
 
 
 def encode_supported_versions_server(version: int = TLS13) -> bytes:
+    """A ServerHello's supported_versions (§4.2.1): the selected version."""
     return version.to_bytes(2, "big")
 
 
 def decode_supported_versions_server(data: bytes) -> int:
+    """A ServerHello's supported_versions (§4.2.1): exactly two bytes; DecodeError else."""
     if len(data) != 2:
         raise DecodeError(f"supported_versions of {len(data)} bytes in a ServerHello, not 2")
     return int.from_bytes(data, "big")
@@ -217,12 +225,16 @@ def decode_supported_versions_server(data: bytes) -> int:
 
 
 def encode_u16_list(values: tuple[int, ...] | list[int]) -> bytes:
+    """A list of uint16 values behind a two-byte length (supported_groups, §4.2.7;
+    signature_algorithms, §4.2.3)."""
     w = Writer()
     w.uint16_list(values, 2)
     return w.getvalue()
 
 
 def decode_u16_list(data: bytes, what: str) -> list[int]:
+    """The uint16 values of a non-empty two-byte-length list (supported_groups,
+    signature_algorithms); DecodeError naming ``what`` when malformed."""
     return _u16_values(_only_vector(data, 2, 2, what))
 
 
@@ -250,6 +262,7 @@ def _key_exchange_field(entry: KeyShareEntry) -> bytes:
 
 
 def encode_key_share_client(entries: list[KeyShareEntry] | tuple[KeyShareEntry, ...]) -> bytes:
+    """A ClientHello's key_share (§4.2.8): ``KeyShareEntry client_shares<0..2^16-1>``."""
     inner = b"".join([_key_exchange_field(entry) for entry in entries])
     if len(inner) >> 16:
         raise ValueError(f"{len(inner)} bytes do not fit a 2-byte length")
@@ -257,6 +270,8 @@ def encode_key_share_client(entries: list[KeyShareEntry] | tuple[KeyShareEntry, 
 
 
 def decode_key_share_client(data: bytes) -> list[KeyShareEntry]:
+    """A ClientHello's key_share (§4.2.8); DecodeError when malformed, illegal_parameter
+    for two shares of one group."""
     block = Reader(_only_vector(data, 2, 0, "key_share"))
     entries = []
     groups: set[int] = set()
@@ -272,20 +287,25 @@ def decode_key_share_client(data: bytes) -> list[KeyShareEntry]:
 
 
 def encode_key_share_server(entry: KeyShareEntry) -> bytes:
+    """A ServerHello's key_share (§4.2.8): one KeyShareEntry."""
     return _key_exchange_field(entry)
 
 
 def decode_key_share_server(data: bytes) -> KeyShareEntry:
+    """A ServerHello's key_share (§4.2.8): one KeyShareEntry, nothing after it;
+    DecodeError when malformed."""
     if len(data) < 2:
         raise DecodeError(f"truncated: wanted 2 bytes, {len(data)} left")
     return KeyShareEntry(int.from_bytes(data[:2], "big"), _only_vector(data[2:], 2, 1, "key_share"))
 
 
 def encode_key_share_hrr(group: int) -> bytes:
+    """A HelloRetryRequest's key_share (§4.2.8): the selected group."""
     return group.to_bytes(2, "big")
 
 
 def decode_key_share_hrr(data: bytes) -> int:
+    """A HelloRetryRequest's key_share (§4.2.8): the selected group; DecodeError else."""
     r = Reader(data)
     group = r.uint16()
     _done(r, "key_share")
@@ -296,6 +316,7 @@ def decode_key_share_hrr(data: bytes) -> int:
 
 
 def encode_alpn(protocols: Sequence[str]) -> bytes:
+    """application_layer_protocol_negotiation (RFC 7301 §3.1): the protocol names."""
     inner = Writer()
     for proto in protocols:
         inner.vector(proto.encode("latin-1"), 1)
@@ -305,6 +326,8 @@ def encode_alpn(protocols: Sequence[str]) -> bytes:
 
 
 def decode_alpn(data: bytes) -> list[str]:
+    """The protocol names of an ALPN body (RFC 7301 §3.1; bytes read as latin-1), none
+    empty; DecodeError when malformed."""
     block = Reader(_only_vector(data, 2, 2, "ALPN"))
     protocols = []
     while not block.at_end():
@@ -317,12 +340,14 @@ def decode_alpn(data: bytes) -> list[str]:
 
 
 def encode_psk_modes(modes: tuple[int, ...] = (PskKeyExchangeMode.psk_dhe_ke,)) -> bytes:
+    """psk_key_exchange_modes (§4.2.9): ``PskKeyExchangeMode ke_modes<1..255>``."""
     w = Writer()
     w.vector(bytes(modes), 1)
     return w.getvalue()
 
 
 def decode_psk_modes(data: bytes) -> list[int]:
+    """psk_key_exchange_modes (§4.2.9), unknown modes included; DecodeError when malformed."""
     return list(_only_vector(data, 1, 1, "psk_key_exchange_modes"))
 
 

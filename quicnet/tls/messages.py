@@ -1,4 +1,5 @@
-"""Handshake messages (RFC 8446 §4): frozen dataclasses and their codec.
+"""Handshake messages (RFC 8446 §4): frozen dataclasses (each ``Extension`` a named tuple)
+and their codec.
 
 Extensions stay as ``(type, data)`` pairs in wire order, so a message decodes
 and re-encodes byte for byte; :mod:`quicnet.tls.extensions` reads and writes

@@ -63,6 +63,7 @@ class Reader:
         return self._data[pos]
 
     def uint16(self) -> int:
+        """A big-endian uint16; DecodeError when fewer than two bytes are left."""
         start = self._pos
         stop = start + 2
         if stop > self._end:

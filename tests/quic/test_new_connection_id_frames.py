@@ -81,6 +81,20 @@ def test_a_malformed_frame_is_a_frame_encoding_error(frames: bytes) -> None:
     _close_after(frames, FEE)
 
 
+def test_a_close_for_the_state_it_breaks_names_the_frame() -> None:
+    """§19.15: a sequence number issued before with another CID is a PROTOCOL_VIOLATION;
+    the connection manager that finds it does not know the frame, the frame loop does,
+    and the CONNECTION_CLOSE names it (§19.19), as the encoding errors' do."""
+    sim, client, server = _pair()
+    taken = max(server.cids.peer)
+    server.receive_datagram(
+        seal_one_rtt(client, _frame(taken, 0, b"\xcc" * 8)), CLIENT_ADDR, sim.now
+    )
+    termination = server.termination
+    assert termination is not None
+    assert (termination.error_code, termination.frame_type) == (PV, 0x18)
+
+
 def test_from_a_peer_with_zero_length_connection_ids_it_is_a_protocol_violation() -> None:
     _close_after(_frame(1, 0, b"cid"), PV, connection_id_length=0)
 

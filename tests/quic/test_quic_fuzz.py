@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 import pytest
+from adversary import seal_one_rtt
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from simnet import (
@@ -406,3 +407,62 @@ def test_malformed_frames_of_an_authentic_initial(
     ended = _server_after_initial(frames).termination
     assert ended is not None
     assert (ended.error_code, ended.frame_type) == (code, frame_type), ended
+
+
+# Frames of an authentic 1-RTT packet ------------------------------------------------------------
+
+#: Every frame type a 1-RTT packet may carry (RFC 9000 §12.4; RFC 9221 §4; ack-frequency §4,
+#: §5: ACK_FREQUENCY's two-byte type), and some it may not or that do not exist.
+_ONE_RTT_TYPES = st.sampled_from(
+    [*range(0x00, 0x20), 0x30, 0x31, 0x40AF, 0x401F, 0x40, 0x21, 0x3F]
+).map(lambda t: t.to_bytes(2, "big") if t > 0xFF else bytes((t,)))
+
+
+@st.composite
+def _new_connection_id(draw: Any) -> bytes:
+    """A NEW_CONNECTION_ID (§19.15) near valid: small sequence numbers (so they meet the
+    CIDs of the handshake), a length around 1..20, the token perhaps cut short."""
+    sequence = draw(st.integers(0, 12))
+    retire = draw(st.integers(0, 13))
+    cid = draw(st.binary(min_size=0, max_size=21))
+    frame = b"\x18" + bytes((sequence, retire, len(cid))) + cid + bytes(range(16))
+    return frame[: draw(st.integers(1, len(frame)))] if draw(st.booleans()) else frame
+
+
+_ONE_RTT_PIECES = st.lists(
+    st.one_of(
+        st.tuples(_ONE_RTT_TYPES, st.binary(max_size=24)).map(b"".join),
+        _new_connection_id(),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@FUZZ
+@given(_ONE_RTT_PIECES, st.booleans())
+@example([b"\x18\x05\x05\x08" + b"\xaa" * 8 + bytes(16)], True)  # valid: accepted
+def test_frames_of_an_authentic_one_rtt_packet_end_in_a_typed_close(
+    pieces: list[bytes], to_server: bool
+) -> None:
+    """The 1-RTT frame loop reads ACK, STREAM, DATAGRAM and NEW_CONNECTION_ID in place
+    and hands the rest to the handlers by type (control_received.py): any frames from a
+    peer that holds the keys are accepted or close the connection with their transport
+    error, never an exception out of receive_datagram or an INTERNAL_ERROR of ours (what
+    a bug that raised would give)."""
+    sim = make_pair(seed=7)
+    handshake(sim)
+    sim.run_for(0.1)
+    client = sim.client.impl
+    assert isinstance(client, QuicConnection)
+    server = sim.peer_of(client)
+    assert server is not None
+    sender, receiver, src = (
+        (client, server, CLIENT_ADDR) if to_server else (server, client, SERVER_ADDR)
+    )
+    receiver.receive_datagram(seal_one_rtt(sender, b"".join(pieces)), src, sim.now)
+    ended = receiver.termination
+    if ended is None:
+        assert receiver.state == ConnectionState.CONNECTED
+    elif not ended.by_peer:
+        assert ended.error_code != TransportErrorCode.INTERNAL_ERROR, ended
