@@ -86,9 +86,13 @@ class ConnectionIdManager:
         self.pending = pending if pending is not None else PendingFrames()
         #: The peer's CIDs we retired and the peer has not acknowledged retiring (§5.1.2):
         #: a peer that keeps us retiring faster than it acknowledges is stopped.
-        self._retiring: list[int] = []  # short: a list costs less than a set
-        #: Routing changes for the endpoint: (cid, added?).
-        self.routing_changes: list[tuple[bytes, bool]] = []
+        # A tuple of ints: short, smaller than a set, and (holding only ints) untracked by
+        # the garbage collector, unlike a list; rebuilt on the rare change.
+        self._retiring: tuple[int, ...] = ()
+        #: Routing changes for the endpoint: (cid, added?); the endpoint empties it (sets
+        #: ``()``) once applied. A tuple of tuples of atomics, which the garbage collector
+        #: stops tracking, where a list would stay one more tracked object per connection.
+        self.routing_changes: tuple[tuple[bytes, bool], ...] = ()
 
     # Ours ---------------------------------------------------------------------------
     def issue(self, count: int) -> None:
@@ -101,7 +105,7 @@ class ConnectionIdManager:
             self.local[entry.sequence_number] = entry
             self._next_local_sequence += 1
             self.pending.queue_new_connection_id(entry)
-            self.routing_changes.append((cid, True))
+            self.routing_changes += ((cid, True),)
 
     def issue_preferred(self) -> LocalCid:
         """Sequence 1, for a server's preferred_address transport parameter (RFC 9000
@@ -110,7 +114,7 @@ class ConnectionIdManager:
         entry = LocalCid(self._next_local_sequence, cid, self._reset_token_for(cid))
         self.local[entry.sequence_number] = entry
         self._next_local_sequence += 1
-        self.routing_changes.append((cid, True))
+        self.routing_changes += ((cid, True),)
         return entry
 
     def on_retire(self, sequence_number: int, packet_dcid: bytes) -> None:
@@ -127,7 +131,7 @@ class ConnectionIdManager:
                 TransportErrorCode.PROTOCOL_VIOLATION, "RETIRE_CONNECTION_ID for the CID in use"
             )
         del self.local[sequence_number]
-        self.routing_changes.append((entry.cid, False))
+        self.routing_changes += ((entry.cid, False),)
         self.issue(1)
 
     def is_local(self, cid: bytes) -> bool:
@@ -248,7 +252,7 @@ class ConnectionIdManager:
                 TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
                 "the peer made us retire too many connection IDs at once",
             )
-        self._retiring.append(sequence_number)
+        self._retiring += (sequence_number,)
         self.pending.queue_retire_connection_id(sequence_number)
 
     @property
@@ -260,7 +264,7 @@ class ConnectionIdManager:
         """A RETIRE_CONNECTION_ID frame was acknowledged (done) or lost (sent again)."""
         if acked:
             if sequence_number in self._retiring:
-                self._retiring.remove(sequence_number)
+                self._retiring = tuple(s for s in self._retiring if s != sequence_number)
         elif sequence_number in self._retiring:
             self.pending.queue_retire_connection_id(sequence_number)
 

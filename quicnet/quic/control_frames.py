@@ -51,25 +51,34 @@ def write_control_frames(
         buf += request[1]  # ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4)
         pending.ack_frequency = False
         frames.append(c.acks.on_request_sent())
-    while pending.new_connection_ids and limit - len(buf) >= 45:
-        entry = pending.new_connection_ids.pop(0)
-        sequence_number = entry.sequence_number
-        cid = entry.cid
-        if sequence_number < 0x40:  # a one-byte varint: a connection's first 64 CIDs
-            buf += bytes((0x18, sequence_number, 0, len(cid)))  # retire_prior_to 0
-        else:
-            buf.append(0x18)
-            append_varint(buf, sequence_number)
-            buf.append(0)  # retire_prior_to
-            buf.append(len(cid))
-        buf += cid
-        buf += entry.stateless_reset_token
-        frames.append((NEW_CONNECTION_ID, entry))
-    while pending.retire_connection_ids and limit - len(buf) >= 9:
-        seq = pending.retire_connection_ids.pop(0)
-        buf.append(0x19)
-        append_varint(buf, seq)
-        frames.append((RETIRE_CONNECTION_ID, seq))
+    # Drained queues go back to the shared empty tuple (PendingFrames): no list kept.
+    if pending.new_connection_ids:
+        queued = pending.new_connection_ids
+        while queued and limit - len(buf) >= 45:
+            entry = queued.pop(0)
+            sequence_number = entry.sequence_number
+            cid = entry.cid
+            if sequence_number < 0x40:  # a one-byte varint: a connection's first 64 CIDs
+                buf += bytes((0x18, sequence_number, 0, len(cid)))  # retire_prior_to 0
+            else:
+                buf.append(0x18)
+                append_varint(buf, sequence_number)
+                buf.append(0)  # retire_prior_to
+                buf.append(len(cid))
+            buf += cid
+            buf += entry.stateless_reset_token
+            frames.append((NEW_CONNECTION_ID, entry))
+        if not queued:
+            pending.new_connection_ids = ()
+    if pending.retire_connection_ids:
+        retiring = pending.retire_connection_ids
+        while retiring and limit - len(buf) >= 9:
+            seq = retiring.pop(0)
+            buf.append(0x19)
+            append_varint(buf, seq)
+            frames.append((RETIRE_CONNECTION_ID, seq))
+        if not retiring:
+            pending.retire_connection_ids = ()
     if pending.max_data and limit - len(buf) >= 9:
         buf.append(0x10)
         append_varint(buf, streams.max_data_local)

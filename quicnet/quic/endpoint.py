@@ -344,7 +344,7 @@ class QuicEndpoint:
                 elif self.connections.get(cid) is conn:
                     del self.connections[cid]
                     self._cids_of[conn].remove(cid)
-            changes.clear()
+            conn.cids.routing_changes = ()
         if conn.state is not HANDSHAKE and conn in self._handshaking:
             # (The client's first DCID keeps routing to the connection: a late copy of
             # its first Initial must not open a second one.)

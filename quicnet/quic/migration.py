@@ -123,7 +123,7 @@ def start_migration(
         recovery.switch_path(c.new_controller())
     # §9.2, §8.2: validate the path from the new address; challenges sent from the
     # old address prove nothing about it, and a response owed there cannot go.
-    path.challenges.clear()
+    path.challenges = ()
     path.response = None
     c.paths.validate(path, now, recovery.pto_base())
     if preferred is not None and probing is not None:  # §9.6.3: concurrently

@@ -125,8 +125,9 @@ class Path:
         #: bytes we sent to it: before validation the second is at most 3x the first (§8).
         self.bytes_received = 0
         self.bytes_sent = 0
-        #: PATH_CHALLENGE data sent on this path and not yet answered (§8.2.1).
-        self.challenges: list[bytes] = []
+        #: PATH_CHALLENGE data sent on this path and not yet answered (§8.2.1): a tuple
+        #: of bytes, which the garbage collector stops tracking (a list it would not).
+        self.challenges: tuple[bytes, ...] = ()
         #: When to send (another) PATH_CHALLENGE; None: no validation under way.
         self.challenge_due: float | None = None
         #: When validation is abandoned (§8.2.4).
@@ -252,7 +253,7 @@ class PathManager:
         for path in self._paths:
             if data in path.challenges:
                 path.validated = True
-                path.challenges.clear()
+                path.challenges = ()
                 path.challenge_due = path.validation_deadline = None
                 self.release_idle_cid(path)
                 return path
@@ -383,7 +384,7 @@ class PathManager:
 
     def stop_validation(self, path: Path) -> None:
         """Give up validating ``path`` (a response that still comes validates nothing)."""
-        path.challenges.clear()
+        path.challenges = ()
         path.challenge_due = path.validation_deadline = None
         self.release_idle_cid(path)
 
@@ -396,8 +397,7 @@ class PathManager:
     def new_challenge(self, path: Path, now: float, pto: float) -> bytes:
         """PATH_CHALLENGE data to send on ``path`` now; the next one after a PTO."""
         data = random_bytes(8)
-        path.challenges.append(data)
-        del path.challenges[:-MAX_CHALLENGES]
+        path.challenges = (*path.challenges[1 - MAX_CHALLENGES :], data)
         path.challenge_due = now + max(pto, 0.001)
         return data
 

@@ -49,11 +49,15 @@ class PendingFrames:
         self.ping = 0
         self.max_data = False  # the value is the stream manager's at sending time
         # Short lists, not sets: usually empty, and an empty set costs four times as much.
-        self.max_stream_data: list[int] = []
-        self.max_streams: list[bool] = []  # True: bidirectional
+        # Until the first frame of a kind is queued, the shared empty tuple stands in for
+        # its list: most connections never queue most kinds, and an empty list is one more
+        # object per connection for the garbage collector to track (the readers only test
+        # truthiness and pop while non-empty, which a tuple answers the same way).
+        self.max_stream_data: list[int] | tuple[()] = ()
+        self.max_streams: list[bool] | tuple[()] = ()  # True: bidirectional
         self.stop_sending: dict[int, int] = {}
-        self.new_connection_ids: list[LocalCid] = []
-        self.retire_connection_ids: list[int] = []
+        self.new_connection_ids: list[LocalCid] | tuple[()] = ()
+        self.retire_connection_ids: list[int] | tuple[()] = ()
         self.new_token = b""
 
     def settle(self) -> None:
@@ -96,14 +100,20 @@ class PendingFrames:
 
     def queue_max_stream_data(self, stream_id: int) -> None:
         """MAX_STREAM_DATA (§19.10) for ``stream_id``, once; its value is read when written."""
-        if stream_id not in self.max_stream_data:
-            self.max_stream_data.append(stream_id)
+        queued = self.max_stream_data
+        if not queued:
+            self.max_stream_data = [stream_id]
+        elif stream_id not in queued:
+            queued.append(stream_id)
         self.waiting = True
 
     def queue_max_streams(self, bidirectional: bool) -> None:
         """MAX_STREAMS (§19.11) for one stream type, once; its value is read when written."""
-        if bidirectional not in self.max_streams:
-            self.max_streams.append(bidirectional)
+        queued = self.max_streams
+        if not queued:
+            self.max_streams = [bidirectional]
+        elif bidirectional not in queued:
+            queued.append(bidirectional)
         self.waiting = True
 
     def queue_stop_sending(self, stream_id: int, error_code: int) -> None:
@@ -113,12 +123,20 @@ class PendingFrames:
 
     def queue_new_connection_id(self, entry: LocalCid) -> None:
         """NEW_CONNECTION_ID (§19.15) for a CID of ours."""
-        self.new_connection_ids.append(entry)
+        queued = self.new_connection_ids
+        if queued:
+            queued.append(entry)
+        else:
+            self.new_connection_ids = [entry]
         self.waiting = True
 
     def queue_retire_connection_id(self, sequence_number: int) -> None:
         """RETIRE_CONNECTION_ID (§19.16) for the peer's CID ``sequence_number``."""
-        self.retire_connection_ids.append(sequence_number)
+        queued = self.retire_connection_ids
+        if queued:
+            queued.append(sequence_number)
+        else:
+            self.retire_connection_ids = [sequence_number]
         self.waiting = True
 
     def queue_new_token(self, token: bytes) -> None:

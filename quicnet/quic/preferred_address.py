@@ -276,7 +276,7 @@ class PreferredAddressState:
         (§9.5; ``migration_refused`` made sure there is one). Challenges sent from the
         old address prove nothing about the new one (§8.2)."""
         path.peer_cid = c.cids.spare_peer_cid(taken=c.paths.peer_cids_taken())
-        path.challenges.clear()
+        path.challenges = ()
         path.response = None
         c.paths.validate(path, now, c.recovery.pto_base())
 

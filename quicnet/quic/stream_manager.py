@@ -77,11 +77,14 @@ class StreamManager:
         # Reassembly state (§21.7): separate byte ranges buffered over all streams.
         self.fragments = 0
         self.max_fragments = max(MIN_FRAGMENT_LIMIT, local.initial_max_data // 512)
-        # Stream limits (§4.6), indexed by "bidirectional?" (False: 0, True: 1).
-        self.max_streams_local = [local.initial_max_streams_uni, local.initial_max_streams_bidi]
-        self.max_streams_remote = [0, 0]
-        self.opened_remote = [0, 0]  # highest count the peer opened
-        self.next_local_index = [0, 0]
+        # Stream limits (§4.6), indexed by "bidirectional?" (False: 0, True: 1). Pairs of
+        # ints as tuples, rebuilt when a stream opens or a limit moves: the garbage
+        # collector stops tracking a tuple of ints, where each list would stay one more
+        # tracked object per connection.
+        self.max_streams_local = (local.initial_max_streams_uni, local.initial_max_streams_bidi)
+        self.max_streams_remote = (0, 0)
+        self.opened_remote = (0, 0)  # highest count the peer opened
+        self.next_local_index = (0, 0)
         self._remote_params: TransportParameters | None = None
         self.send_queue: list[int] = []  # streams with data to send, round robin
         #: Our streams beyond the peer's MAX_STREAMS after a 0-RTT rejection, waiting.
@@ -92,7 +95,7 @@ class StreamManager:
         the initial send credit of the streams already open."""
         self._remote_params = params
         self.max_data_remote = params.initial_max_data
-        self.max_streams_remote = [params.initial_max_streams_uni, params.initial_max_streams_bidi]
+        self.max_streams_remote = (params.initial_max_streams_uni, params.initial_max_streams_bidi)
         for stream in self.streams.values():
             if stream.sender is not None:
                 stream.sender.max_stream_data = max(
@@ -108,7 +111,7 @@ class StreamManager:
         """
         self._remote_params = params
         self.max_data_remote = params.initial_max_data
-        self.max_streams_remote = [params.initial_max_streams_uni, params.initial_max_streams_bidi]
+        self.max_streams_remote = (params.initial_max_streams_uni, params.initial_max_streams_bidi)
         self.data_sent = 0
         self.send_queue = []
         held: set[int] = set()
@@ -166,7 +169,8 @@ class StreamManager:
                 f"the peer allows {self.max_streams_remote[bidirectional]} "
                 f"{'bidirectional' if bidirectional else 'unidirectional'} streams; all are open"
             )
-        self.next_local_index[bidirectional] = index + 1
+        n = self.next_local_index
+        self.next_local_index = (n[0], index + 1) if bidirectional else (index + 1, n[1])
         stream_id = (index << 2) | (0 if self.is_client else 1) | (0 if bidirectional else 2)
         self._new(stream_id)
         return stream_id
@@ -254,7 +258,8 @@ class StreamManager:
             return None  # already finished and forgotten
         for i in range(self.opened_remote[bidi], index + 1):  # lower streams open implicitly
             self._new((i << 2) | (stream_id & 0x03))
-        self.opened_remote[bidi] = index + 1
+        n = self.opened_remote
+        self.opened_remote = (n[0], index + 1) if bidi else (index + 1, n[1])
         return self.streams[stream_id]
 
     def on_stream(self, frame: StreamFrame, frame_type: int) -> None:
@@ -372,8 +377,10 @@ class StreamManager:
 
     def on_max_streams(self, frame: MaxStreamsFrame) -> None:
         """MAX_STREAMS (§19.11): we may open more streams of a type (a lower limit is ignored)."""
-        if frame.maximum_streams > self.max_streams_remote[frame.bidirectional]:
-            self.max_streams_remote[frame.bidirectional] = frame.maximum_streams
+        n = self.max_streams_remote
+        maximum = frame.maximum_streams
+        if maximum > n[frame.bidirectional]:
+            self.max_streams_remote = (n[0], maximum) if frame.bidirectional else (maximum, n[1])
             if self._held is not None:
                 self._release_held()
 
@@ -394,7 +401,8 @@ class StreamManager:
             del self.streams[stream.stream_id]
             if not stream.is_local:
                 bidi = stream_is_bidirectional(stream.stream_id)
-                self.max_streams_local[bidi] += 1
+                n = self.max_streams_local
+                self.max_streams_local = (n[0], n[1] + 1) if bidi else (n[0] + 1, n[1])
                 self.pending.queue_max_streams(bidi)
 
     def on_sender_done(self, stream_id: int) -> None:

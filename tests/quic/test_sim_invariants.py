@@ -123,6 +123,6 @@ def test_unbounded_connection_state_is_a_violation() -> None:
     bound would let a peer fill it) stops the run."""
     sim = _connected(66)
     server = sim.server.connection
-    server.pending.retire_connection_ids.extend(range(MAX_QUEUED_FRAMES + 1))
+    server.pending.retire_connection_ids = list(range(MAX_QUEUED_FRAMES + 1))
     with pytest.raises(InvariantViolation, match=r"state unbounded .* RETIRE_CONNECTION_ID"):
         sim.run_for(0.2)

@@ -140,7 +140,7 @@ def test_a_move_validates_the_new_path_and_the_server_follows() -> None:
     sim.c2s.taps.append(lambda data, now: sizes.append(len(data)))
     sim.run_for(1.0)
     assert sizes and sizes[0] == 1200  # the challenge, expanded, first
-    assert not path.validating and path.challenges == []  # the response came back
+    assert not path.validating and path.challenges == ()  # the response came back
     assert server.peer_address == sim.client.address != old_address
     assert server.path_migrations == 1 and server.address_validated
     sent = send_on_new_streams(client, payloads(93, [50_000]))
