@@ -68,6 +68,11 @@ _EE_FORBIDDEN = {
 }
 
 
+#: Cipher suites and signature schemes by value: a dict look-up, where ``CipherSuite(value)``
+#: is two Python calls.
+_SUITES_BY_VALUE: dict[int, CipherSuite] = {int(s): s for s in CipherSuite}
+_SCHEMES_BY_VALUE: dict[int, SignatureScheme] = {int(s): s for s in SignatureScheme}
+
 _HelloKey = tuple[str | None, bool, tuple[int, ...], tuple[int, ...], tuple[str, ...], int | None]
 
 #: The ClientHello extensions a configuration's values fix (before and after key_share), by
@@ -338,7 +343,7 @@ class TLSClient(TLSEngine):
                     if e.type in self._offered_extensions
                     else AlertDescription.unsupported_extension,
                 )
-        suite = CipherSuite(hello.cipher_suite)
+        suite = _SUITES_BY_VALUE.get(hello.cipher_suite) or CipherSuite(hello.cipher_suite)
         if self._hello_retry and suite != self.cipher_suite:
             raise ProtocolViolation(
                 "ServerHello cipher suite differs from the HelloRetryRequest's",
@@ -558,7 +563,9 @@ class TLSClient(TLSEngine):
         scheme = message.algorithm
         if (
             scheme not in self.config.signature_algorithms
-            or not SCHEME_INFO[SignatureScheme(scheme)].handshake_allowed
+            or not SCHEME_INFO[
+                _SCHEMES_BY_VALUE.get(scheme) or SignatureScheme(scheme)
+            ].handshake_allowed
         ):
             raise ProtocolViolation(
                 f"CertificateVerify with scheme 0x{scheme:04x} we did not offer",

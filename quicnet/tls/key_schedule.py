@@ -9,6 +9,7 @@ from quicnet.crypto import (
     Aead,
     AeadAlgorithm,
     Hasher,
+    HmacKey,
     constant_time_eq,
     digest,
     hkdf_expand_label,
@@ -122,15 +123,17 @@ class Transcript:
 
 
 #: Without a PSK, the early secret and the "derived" secret after it are constants of the
-#: hash (HKDF-Extract of zeros, RFC 8446 §7.1): ``(early_secret, derived)`` by hash name.
-_NO_PSK: dict[str, tuple[bytes, bytes]] = {}
+#: hash (HKDF-Extract of zeros, RFC 8446 §7.1): by hash name, the early secret and the
+#: HKDF-Extract keyed with that "derived" secret (the salt of the handshake secret),
+#: keyed once and copied per handshake (as each QUIC version's Initial salt is).
+_NO_PSK: dict[str, tuple[bytes, HmacKey]] = {}
 
 
 class KeySchedule:
     """Secrets of one connection, derived step by step as the handshake goes."""
 
     __slots__ = (
-        "_early_derived",
+        "_handshake_extract",
         "early_secret",
         "handshake_secret",
         "hash_length",
@@ -142,8 +145,9 @@ class KeySchedule:
         self.hash_name = suite.hash_name
         self.hash_length = suite.hash_length
         zeros = bytes(self.hash_length)
-        #: Derive-Secret(early_secret, "derived", ""), when it is a constant (no PSK).
-        self._early_derived = b""
+        #: HKDF-Extract salted with Derive-Secret(early_secret, "derived", ""), when that
+        #: is a constant (no PSK).
+        self._handshake_extract: HmacKey | None = None
         if psk:
             self.early_secret = hkdf_extract(self.hash_name, zeros, psk)
         else:
@@ -151,8 +155,9 @@ class KeySchedule:
             if constants is None:
                 early = hkdf_extract(self.hash_name, zeros, zeros)
                 derived = self.derive(early, b"derived", self._empty_hash())
-                constants = _NO_PSK[self.hash_name] = (early, derived)
-            self.early_secret, self._early_derived = constants
+                constants = (early, HmacKey(self.hash_name, derived))
+                _NO_PSK[self.hash_name] = constants
+            self.early_secret, self._handshake_extract = constants
         self.handshake_secret = b""
         self.master_secret = b""
 
@@ -179,9 +184,11 @@ class KeySchedule:
 
     # Handshake --------------------------------------------------------------------
     def enter_handshake(self, shared_secret: bytes) -> None:
-        derived = self._early_derived or self.derive(
-            self.early_secret, b"derived", self._empty_hash()
-        )
+        extract = self._handshake_extract
+        if extract is not None:  # HKDF-Extract(salt=derived, IKM) = HMAC(derived, IKM)
+            self.handshake_secret = extract.digest(shared_secret)
+            return
+        derived = self.derive(self.early_secret, b"derived", self._empty_hash())
         self.handshake_secret = hkdf_extract(self.hash_name, derived, shared_secret)
 
     def handshake_traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:

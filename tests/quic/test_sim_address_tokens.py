@@ -220,6 +220,28 @@ def test_token_is_accepted_once() -> None:
     assert not AddressTokenManager(SECRET).validate(token, ("192.0.2.2", 2000), EPOCH + 7, V1)
 
 
+@given(
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=4).map(str),
+    st.sampled_from(["localhost", "10.0.0.01", "1.2.3", "::ffff:10.0.0.1", "10.0.0.1 "]),
+)
+def test_token_is_bound_to_the_ipv4_address_it_was_issued_to(
+    issued_to: str, other: str, not_dotted_quad: str
+) -> None:
+    """A token validates from its own IPv4 address (any port) and from no other, nor
+    from a name that is no dotted-quad IPv4 address (a DNS name, leading zeros, three
+    octets, trailing blank) or from the same address mapped into IPv6: those bind
+    other bytes (the IPv4 address is read without ``ipaddress``, with the same rules)."""
+    token = AddressTokenManager(SECRET).create((issued_to, 1000), EPOCH, V1)
+    assert AddressTokenManager(SECRET).validate(token, (issued_to, 2), EPOCH, V1)
+    if other != issued_to:
+        assert not AddressTokenManager(SECRET).validate(token, (other, 1000), EPOCH, V1)
+    assert not AddressTokenManager(SECRET).validate(token, (not_dotted_quad, 1000), EPOCH, V1)
+    named = AddressTokenManager(SECRET).create((not_dotted_quad, 1), EPOCH, V1)
+    assert AddressTokenManager(SECRET).validate(named, (not_dotted_quad, 1), EPOCH, V1)
+    assert not AddressTokenManager(SECRET).validate(named, (issued_to, 1), EPOCH, V1)
+
+
 def test_token_is_for_the_version_it_was_issued_under() -> None:
     """RFC 9369 §5: a v1 connection's token does not validate a v2 Initial."""
     token = AddressTokenManager(SECRET).create(("192.0.2.1", 1000), EPOCH, V1)
