@@ -95,21 +95,8 @@ class Reader:
 
     def vector(self, length_size: int, *, min_length: int = 0) -> bytes:
         """``opaque x<min..2^(8*length_size)-1>``."""
-        # _span, inline: this and sub() read most fields of every handshake message.
-        pos = self._pos
-        start = pos + length_size
-        end = self._end
-        if start > end:
-            raise DecodeError(f"truncated: wanted {length_size} bytes, {end - pos} left")
-        data = self._data
-        n = int.from_bytes(data[pos:start], "big")
-        if n < min_length:
-            raise DecodeError(f"vector shorter than its minimum of {min_length} bytes")
-        stop = start + n
-        if stop > end:
-            raise DecodeError(f"truncated: vector of {n} bytes, {end - start} left")
-        self._pos = stop
-        return data[start:stop]
+        start, stop = self._span(length_size, min_length)
+        return self._data[start:stop]
 
     def extension_block(self, min_length: int = 0) -> list[tuple[int, bytes]]:
         """``Extension extensions<min_length..2^16-1>`` (RFC 8446 §4.2) as ``(uint16
