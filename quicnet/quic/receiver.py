@@ -515,7 +515,9 @@ class PacketReceiver:
             return  # the rest of a packet whose CRYPTO data just ended its epoch (§4.9)
         if ranges[0][0] >= space.next_packet_number:
             raise TransportError(
-                TransportErrorCode.PROTOCOL_VIOLATION, "ACK for a packet never sent", 0x02
+                TransportErrorCode.PROTOCOL_VIOLATION,
+                "ACK for a packet never sent",
+                0x02 if ecn_counts is None else 0x03,  # ACK or ACK_ECN (§19.3)
             )
         params = c.remote_params
         exponent = params.ack_delay_exponent if params is not None and space_id == 2 else 3
