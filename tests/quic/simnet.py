@@ -78,6 +78,7 @@ __all__ = [
     "CLIENT_ADDR",
     "SERVER_ADDR",
     "Address",
+    "CidUses",
     "MemoryMonitor",
     "EventAudit",
     "InvariantViolation",

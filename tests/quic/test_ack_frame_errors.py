@@ -8,7 +8,6 @@ import pytest
 from adversary import seal_one_rtt
 from simnet import CLIENT_ADDR, SERVER_ADDR, handshake, make_pair
 
-from quicnet.quic import QuicConnection
 from quicnet.quic.buffer import encode_varint
 from quicnet.quic.errors import TransportErrorCode
 
@@ -18,10 +17,8 @@ def test_an_ack_for_a_packet_never_sent_names_its_frame(frame_type: int) -> None
     sim = make_pair()
     handshake(sim)
     sim.run_for(0.1)
-    client = sim.client.impl
-    assert isinstance(client, QuicConnection)
-    server = sim.peer_of(client)
-    assert server is not None
+    client = sim.client.connection
+    server = sim.server.connection
     never_sent = server.recovery.spaces[2].next_packet_number + 100
     frame = (
         bytes((frame_type,))

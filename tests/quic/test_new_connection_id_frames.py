@@ -33,11 +33,7 @@ def _pair(**client: object) -> tuple[Simulation, QuicConnection, QuicConnection]
     sim = make_pair(client=dict(client))
     handshake(sim)
     sim.run_for(0.1)  # the NEW_CONNECTION_IDs of the handshake have arrived
-    client_conn = sim.client.impl
-    assert isinstance(client_conn, QuicConnection)
-    server = sim.peer_of(client_conn)
-    assert server is not None
-    return sim, client_conn, server
+    return sim, sim.client.connection, sim.server.connection
 
 
 def _close_after(frames: bytes, code: int, **client: object) -> None:

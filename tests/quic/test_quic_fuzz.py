@@ -453,10 +453,8 @@ def test_frames_of_an_authentic_one_rtt_packet_end_in_a_typed_close(
     sim = make_pair(seed=7)
     handshake(sim)
     sim.run_for(0.1)
-    client = sim.client.impl
-    assert isinstance(client, QuicConnection)
-    server = sim.peer_of(client)
-    assert server is not None
+    client = sim.client.connection
+    server = sim.server.connection
     sender, receiver, src = (
         (client, server, CLIENT_ADDR) if to_server else (server, client, SERVER_ADDR)
     )

@@ -60,6 +60,19 @@ def _server_routes(sim: Simulation, cid: bytes) -> bool:
     return cid in endpoint.connections
 
 
+def _downloading(
+    seed: int, **server: object
+) -> tuple[Simulation, bytes, StreamCollector, QuicConnection, QuicConnection]:
+    """A connected pair whose server answers a request with a 200,000-byte body, once
+    the NEW_CONNECTION_ID frames have arrived: ``(sim, body, download, client, server)``."""
+    sim = make_pair(seed=seed, server=dict(server) or None)
+    body = payloads(seed, [200_000])[0]
+    down = serve_download(sim, body)
+    handshake(sim)
+    sim.run_for(0.5)
+    return sim, body, down, sim.client.connection, sim.server.connection
+
+
 def test_thirty_seconds_with_a_move_every_two_seconds_at_five_percent_loss() -> None:
     """Streams both ways and datagrams go on across 14 moves; every byte arrives in order,
     each move uses a new server CID and retires the old one (§9.5), and the server
@@ -208,13 +221,7 @@ def test_a_client_that_still_hears_its_old_address_answers_from_its_new_one() ->
     The client answers from its new address with the server CID it uses there (it sends
     nothing more from the old one, where the old CID went); the response validates the
     old path (§8.2.3: on any path), whose CID the server then retires."""
-    sim = make_pair(seed=123)
-    body = payloads(123, [200_000])[0]
-    down = serve_download(sim, body)
-    handshake(sim)
-    sim.run_for(0.5)
-    client = sim.client.connection
-    server = sim.server.connection
+    sim, body, down, client, server = _downloading(123)
     old_address, old_cid = sim.client.address, server.cids.current_peer_cid
     heard: list[bytes] = []
 
@@ -289,13 +296,7 @@ def test_a_client_that_still_reads_its_old_address_answers_from_there() -> None:
     re-validation of that address (§9.3.3) from there, with the server CID it used there
     (§9.5: it leaves from nowhere else), padded to 1200 bytes; nothing else leaves from
     there. The CID is kept until the client stops reading there, then retired."""
-    sim = make_pair(seed=124)
-    body = payloads(124, [200_000])[0]
-    down = serve_download(sim, body)
-    handshake(sim)
-    sim.run_for(0.5)
-    client = sim.client.connection
-    server = sim.server.connection
+    sim, body, down, client, server = _downloading(124)
     old_cid, old_seq = client.cids.current_peer_cid, client.cids.current_peer_sequence
     uses = cid_uses(sim)
     old_address = sim.client.address
@@ -378,13 +379,7 @@ def test_a_probe_answered_before_the_move_keeps_its_cid() -> None:
     non-probing packet after it is lost): the server answers it with a spare CID of the
     client's, not its current one (which went to the old address), and once the client's
     next non-probing packet moves it there, that CID is the current one."""
-    sim = make_pair(seed=122)
-    body = payloads(122, [200_000])[0]
-    down = serve_download(sim, body)
-    handshake(sim)
-    sim.run_for(0.5)
-    client = sim.client.connection
-    server = sim.server.connection
+    sim, body, down, client, server = _downloading(122)
     old_cid = server.cids.current_peer_cid
     uses = cid_uses(sim)
     after: list[bytes] = []
@@ -415,13 +410,7 @@ def test_a_client_that_comes_back_gets_the_cid_its_old_path_kept() -> None:
     old address, rebinds it back: the old path is current again with the CID it kept;
     the CID the server used meanwhile stays with the other address and is retired
     once that address's validation ends."""
-    sim = make_pair(seed=120)
-    body = payloads(120, [200_000])[0]
-    down = serve_download(sim, body)
-    handshake(sim)
-    sim.run_for(0.5)
-    client = sim.client.connection
-    server = sim.server.connection
+    sim, body, down, client, server = _downloading(120)
     home, away = sim.client.address, ("10.0.0.1", 50001)
     first = server.cids.current_peer_cid
     uses = cid_uses(sim)
@@ -451,13 +440,7 @@ def test_without_a_spare_cid_the_server_follows_with_the_current_one() -> None:
     """§9.5: a server holding no spare CID of the client's (two NAT rebindings in quick
     succession, two CIDs per side) keeps its current CID for the new address, which
     §9.5 allows when the client kept its own: linkable, but the connection goes on."""
-    sim = make_pair(seed=121, server={"active_connection_id_limit": 2})
-    body = payloads(121, [200_000])[0]
-    down = serve_download(sim, body)
-    handshake(sim)
-    sim.run_for(0.5)
-    client = sim.client.connection
-    server = sim.server.connection
+    sim, body, down, client, server = _downloading(121, active_connection_id_limit=2)
     assert len(server.cids.peer) == 2
     sim.rebind_client(("10.0.0.1", 50001))
     client.ping()

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from simnet import (
     SERVER_ADDR,
+    Address,
+    CidUses,
     Simulation,
     StreamCollector,
     check_cid_uses,
@@ -36,7 +38,6 @@ from quicnet.quic.migration import migration_refused
 from quicnet.quic.preferred_address import chosen_address
 from quicnet.quic.transport_params import PreferredAddress
 
-Address = tuple[str, int]
 PREFERRED: Address = ("10.0.0.3", 4444)
 
 
@@ -168,21 +169,28 @@ def _move_while_validating(sim: Simulation, new: Address) -> tuple[bytes, bytes]
     return old
 
 
+def _download_across_the_move(sim: Simulation, seed: int, new: Address) -> tuple[CidUses, CidUses]:
+    """Handshake, move the client to ``new`` while it validates the preferred address,
+    then download a 300,000-byte body byte for byte; the CIDs used on the way."""
+    body = payloads(seed, [300_000])[0]
+    down = serve_download(sim, body)
+    uses = cid_uses(sim)
+    handshake(sim)
+    _move_while_validating(sim, new)
+    sent = send_on_new_streams(sim.client.connection, [b"GET /"])
+    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    assert bytes(down.data[next(iter(sent))]) == body
+    return uses
+
+
 def test_a_client_that_moves_while_validating_ends_at_the_preferred_address() -> None:
     """§9.6.3: a client that migrates while it validates the preferred address validates
     both server addresses from its new one; the preferred one answers, so the connection
     ends up there, and a download goes on byte for byte."""
     sim = _pair(206)
-    body = payloads(206, [300_000])[0]
-    down = serve_download(sim, body)
-    uses = cid_uses(sim)
-    handshake(sim)
-    client = sim.client.connection
     new = ("10.0.7.1", 50000)
-    _move_while_validating(sim, new)
-    sent = send_on_new_streams(client, [b"GET /"])
-    sim.run_until(lambda: down.complete(sent), timeout=30.0)
-    assert bytes(down.data[next(iter(sent))]) == body
+    uses = _download_across_the_move(sim, 206, new)
+    client = sim.client.connection
     assert {dst for src, dst in set().union(*uses[0].values()) if src == new} == {
         SERVER_ADDR,
         PREFERRED,
@@ -199,17 +207,10 @@ def test_a_client_that_moves_while_validating_stays_if_only_the_original_answers
     address as well, it fails, and the client stays at the original address, which its
     new address validated."""
     sim = _pair(207, reachable=False)
-    body = payloads(207, [300_000])[0]
-    down = serve_download(sim, body)
-    uses = cid_uses(sim)
-    handshake(sim)
-    client = sim.client.connection
     new = ("10.0.8.1", 50000)
-    _move_while_validating(sim, new)
-    sent = send_on_new_streams(client, [b"GET /"])
-    sim.run_until(lambda: down.complete(sent), timeout=30.0)
+    uses = _download_across_the_move(sim, 207, new)
+    client = sim.client.connection
     sim.run_for(5.0)
-    assert bytes(down.data[next(iter(sent))]) == body
     assert any(src == new and dst == PREFERRED for src, dst, _ in sim.sent_elsewhere)
     assert client.peer_address == SERVER_ADDR and client.path_migrations == 1
     assert client.paths.get(PREFERRED) is None  # abandoned (§8.2.4)
