@@ -8,9 +8,26 @@ from __future__ import annotations
 
 from quicnet.quic.errors import TransportError, TransportErrorCode
 
-__all__ = ["MAX_VARINT", "Reader", "append_varint", "encode_varint", "varint_size"]
+__all__ = ["MAX_VARINT", "Reader", "append_varint", "encode_varint", "varint_at", "varint_size"]
 
 MAX_VARINT = (1 << 62) - 1
+
+
+def varint_at(buf: bytes, pos: int) -> tuple[int, int]:
+    """The variable-length integer at ``pos`` and the position after it (RFC 9000 §16).
+
+    Raises IndexError past the end (a frame or header reader turns it into FRAME_ENCODING_ERROR).
+    """
+    first = buf[pos]
+    kind = first >> 6
+    if kind == 0:
+        return first, pos + 1
+    if kind == 1:
+        return ((first & 0x3F) << 8) | buf[pos + 1], pos + 2
+    size = 4 if kind == 2 else 8
+    if pos + size > len(buf):
+        raise IndexError(pos)
+    return int.from_bytes(buf[pos : pos + size], "big") & ((1 << (8 * size - 2)) - 1), pos + size
 
 
 def varint_size(value: int) -> int:

@@ -19,9 +19,10 @@ from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import NewTokenReceived, PathValidated
 
 if TYPE_CHECKING:
+    from quicnet.quic.connection import QuicConnection
     from quicnet.quic.receiver import PacketReceiver
 
-__all__ = ["CONTROL_HANDLERS", "MAX_NEW_TOKENS"]
+__all__ = ["CONTROL_HANDLERS", "MAX_NEW_TOKENS", "new_connection_id"]
 
 #: NEW_TOKEN frames per connection handed to the application; more are ignored.
 MAX_NEW_TOKENS = 4
@@ -64,18 +65,36 @@ def _stop_sending(
     r.c.streams.on_stop_sending(frame, t)
 
 
+def new_connection_id(
+    c: QuicConnection,
+    sequence_number: int,
+    retire_prior_to: int,
+    cid: bytes,
+    stateless_reset_token: bytes,
+) -> None:
+    """NEW_CONNECTION_ID (§19.15), its encoding checked: to the CID manager, which moves
+    off a retired CID to none another path holds (§9.5)."""
+    cids = c.cids
+    cids.on_new_connection_id(
+        sequence_number,
+        retire_prior_to,
+        cid,
+        stateless_reset_token,
+        peer_uses_empty_cid=not cids.current_peer_cid,
+        taken=c.paths.peer_cids_taken(),
+    )
+
+
 def _new_connection_id(
     r: PacketReceiver, frame: fr.NewConnectionIdFrame, t: int, dcid: bytes, now: float
 ) -> None:
     # In a 0-RTT packet; a 1-RTT packet's are read in place by the receiver.
-    cids = r.c.cids
-    cids.on_new_connection_id(
+    new_connection_id(
+        r.c,
         frame.sequence_number,
         frame.retire_prior_to,
         frame.connection_id,
         frame.stateless_reset_token,
-        peer_uses_empty_cid=not cids.current_peer_cid,
-        taken=r.c.paths.peer_cids_taken(),
     )
 
 

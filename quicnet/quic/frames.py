@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint
+from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint, varint_at
 from quicnet.quic.errors import TransportError, TransportErrorCode
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "encode_datagram",
     "encode_stream",
     "parse_frame",
+    "read_ack",
 ]
 
 
@@ -297,28 +298,64 @@ Frame = (
 
 
 def _parse_ack(r: Reader, frame_type: int) -> AckFrame:
-    largest = r.varint()
-    delay = r.varint()
-    count = r.varint()
-    first = r.varint()
+    data = r.data if r.end == len(r.data) else r.data[: r.end]
+    try:
+        ranges, delay, ecn, r.pos = read_ack(data, r.pos, frame_type)
+    except IndexError:
+        raise _error(frame_type, "ACK truncated") from None
+    return AckFrame(tuple(ranges), delay, ecn)
+
+
+def read_ack(
+    payload: bytes, pos: int, t: int
+) -> tuple[list[tuple[int, int]], int, tuple[int, int, int] | None, int]:
+    """An ACK frame (§19.3) at ``pos``, after its type ``t``: ``(ranges, ACK delay, ECN
+    counts or None, the position after it)``. IndexError when it runs past the payload."""
+    # Largest Acknowledged and ACK Delay: one or two bytes while the connection is
+    # young or the peer prompt, read inline (no call); longer ones by varint_at.
+    fields = [0, 0]
+    for i in (0, 1):
+        value = payload[pos]
+        if value < 0x40:
+            pos += 1
+        elif value < 0x80:
+            value = ((value & 0x3F) << 8) | payload[pos + 1]
+            pos += 2
+        else:
+            value, pos = varint_at(payload, pos)
+        fields[i] = value
+    largest, delay = fields
+    count = payload[pos]  # one byte in all but pathological ACKs
+    if count < 0x40:
+        pos += 1
+    else:
+        count, pos = varint_at(payload, pos)
+    first = payload[pos]
+    if first < 0x40:
+        pos += 1
+    else:
+        first, pos = varint_at(payload, pos)
     if first > largest:
-        raise _error(frame_type, "ACK first range below zero")
+        raise _error(t, "ACK first range below zero")
     smallest = largest - first
     ranges = [(largest, smallest)]
-    if count > r.remaining:  # every range takes at least 2 bytes
-        raise _error(frame_type, "ACK range count exceeds the frame")
+    if count > len(payload) - pos:  # every range takes at least 2 bytes
+        raise _error(t, "ACK range count exceeds the frame")
     for _ in range(count):
-        gap = r.varint()
-        length = r.varint()
-        largest = smallest - gap - 2
-        if largest < 0 or length > largest:
-            raise _error(frame_type, "ACK range below zero")
-        smallest = largest - length
-        ranges.append((largest, smallest))
-    ecn = None
-    if frame_type == FrameType.ACK_ECN:
-        ecn = (r.varint(), r.varint(), r.varint())
-    return AckFrame(tuple(ranges), delay, ecn)
+        gap, pos = varint_at(payload, pos)
+        length, pos = varint_at(payload, pos)
+        top = smallest - gap - 2
+        if top < 0 or length > top:
+            raise _error(t, "ACK range below zero")
+        smallest = top - length
+        ranges.append((top, smallest))
+    counts = None
+    if t == 0x03:  # ECN counts (§19.3.2)
+        ect0, pos = varint_at(payload, pos)
+        ect1, pos = varint_at(payload, pos)
+        ce, pos = varint_at(payload, pos)
+        counts = (ect0, ect1, ce)
+    return ranges, delay, counts, pos
 
 
 def _parse_stream(r: Reader, frame_type: int) -> StreamFrame:

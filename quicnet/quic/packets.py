@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from quicnet.quic.buffer import Reader, encode_varint
+from quicnet.quic.buffer import Reader, encode_varint, varint_at
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.protection import retry_integrity_tag
 from quicnet.quic.versions import VERSION_PARAMS
@@ -117,26 +117,18 @@ def _long_type(version: int, bits: int) -> PacketType:
 #: ``_long_type`` of each supported version and type bits, computed once.
 _LONG_TYPES = {(v, bits): _long_type(v, bits) for v in VERSION_PARAMS for bits in range(4)}
 
-#: The value bits of a 2-, 4- and 8-byte varint (§16).
-_MASK = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
-
 
 def _truncated() -> TransportError:
     return TransportError(TransportErrorCode.FRAME_ENCODING_ERROR, "truncated long header")
 
 
-def _varint_in(datagram: bytes, pos: int, end: int) -> tuple[int, int]:
-    """The varint at ``pos`` of a header that ends at ``end`` (RFC 9000 §16), read in place
-    (no Reader), and the position after it."""
-    if pos >= end:
-        raise _truncated()
-    first = datagram[pos]
-    size = 1 << (first >> 6)
-    if pos + size > end:
-        raise _truncated()
-    if size == 1:
-        return first, pos + 1
-    return int.from_bytes(datagram[pos : pos + size], "big") & _MASK[size], pos + size
+def _varint_in(datagram: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` of a long header (RFC 9000 §16), read in place (no Reader),
+    and the position after it."""
+    try:
+        return varint_at(datagram, pos)
+    except IndexError:
+        raise _truncated() from None
 
 
 def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
@@ -183,12 +175,12 @@ def parse_long_header(datagram: bytes, start: int = 0) -> LongHeader:
         return _new_tuple(LongHeader, (packet_type, version, dcid, scid, token, end, end, tag))
     token = b""
     if packet_type == _INITIAL:  # the token, after its varint length (§17.2.2)
-        n, pos = _varint_in(datagram, pos, end)
+        n, pos = _varint_in(datagram, pos)
         if pos + n > end:
             raise _truncated()
         token = datagram[pos : pos + n]
         pos += n
-    length, pn_offset = _varint_in(datagram, pos, end)  # the Length (§17.2)
+    length, pn_offset = _varint_in(datagram, pos)  # the Length (§17.2)
     if length > end - pn_offset:
         raise _bad("long-header packet length exceeds the datagram")
     if length < 20:  # 1-byte pn + 16-byte tag + enough to sample: below this it cannot be valid

@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING
 
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
-from quicnet.quic.buffer import MAX_VARINT, Reader, varint_size
+from quicnet.quic.buffer import MAX_VARINT, Reader, varint_at, varint_size
 from quicnet.quic.compatible_versions import (
     defers_initial_ack,
     on_other_version_opened,
     other_version_key,
 )
-from quicnet.quic.control_received import CONTROL_HANDLERS, MAX_NEW_TOKENS
+from quicnet.quic.control_received import CONTROL_HANDLERS, MAX_NEW_TOKENS, new_connection_id
 from quicnet.quic.errors import TransportError, TransportErrorCode
+from quicnet.quic.frames import read_ack
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -239,7 +240,7 @@ class PacketReceiver:
                             length = ((length & 0x3F) << 8) | payload[pos + 1]
                             pos += 2
                         else:
-                            length, pos = _varint_at(payload, pos)
+                            length, pos = varint_at(payload, pos)
                         if pos + length > end:
                             raise _truncated(t)
                     else:
@@ -248,16 +249,16 @@ class PacketReceiver:
                     pos += length
                     ack_eliciting = non_probing = True
                 elif t == 0x02 or t == 0x03:  # ACK (§19.3)
-                    ranges, delay, counts, pos = _read_ack(payload, pos, t)
+                    ranges, delay, counts, pos = read_ack(payload, pos, t)
                     self._on_ack(2, ranges, delay, now, counts)
                     non_probing = True
                 elif 0x08 <= t <= 0x0F:  # STREAM (§19.8)
-                    stream_id, pos = _varint_at(payload, pos)
+                    stream_id, pos = varint_at(payload, pos)
                     offset = 0
                     if t & 0x04:
-                        offset, pos = _varint_at(payload, pos)
+                        offset, pos = varint_at(payload, pos)
                     if t & 0x02:
-                        length, pos = _varint_at(payload, pos)
+                        length, pos = varint_at(payload, pos)
                         if pos + length > end:
                             raise _truncated(t)
                     else:
@@ -275,7 +276,7 @@ class PacketReceiver:
                     pos = self._on_new_connection_id(payload, pos, end)
                     ack_eliciting = True
                 elif t >= 0x40:  # a type varint of two or more bytes: only ACK_FREQUENCY
-                    t, pos = _varint_at(payload, pos - 1)
+                    t, pos = varint_at(payload, pos - 1)
                     if t != fr.FrameType.ACK_FREQUENCY or pos != frame_start + 2:
                         raise TransportError(_FRAME_ENCODING, f"unknown frame type 0x{t:x}", t)
                     reader = Reader(payload, pos)
@@ -307,8 +308,8 @@ class PacketReceiver:
     def _on_new_connection_id(self, payload: bytes, pos: int, end: int) -> int:
         """NEW_CONNECTION_ID (§19.15) at ``pos``, after its type, read in place; returns
         the position after it. IndexError when a varint runs past the payload."""
-        sequence_number, pos = _varint_at(payload, pos)
-        retire_prior_to, pos = _varint_at(payload, pos)
+        sequence_number, pos = varint_at(payload, pos)
+        retire_prior_to, pos = varint_at(payload, pos)
         length = payload[pos]
         if not 1 <= length <= 20:
             raise TransportError(_FRAME_ENCODING, "NEW_CONNECTION_ID length outside 1..20", 0x18)
@@ -319,14 +320,12 @@ class PacketReceiver:
             raise _truncated(0x18)
         if retire_prior_to > sequence_number:
             raise TransportError(_FRAME_ENCODING, "retire_prior_to above sequence number", 0x18)
-        cids = self.c.cids
-        cids.on_new_connection_id(
+        new_connection_id(
+            self.c,
             sequence_number,
             retire_prior_to,
             payload[start:token_start],
             payload[token_start:stop],
-            peer_uses_empty_cid=not cids.current_peer_cid,
-            taken=self.c.paths.peer_cids_taken(),
         )
         return stop
 
@@ -440,7 +439,7 @@ class PacketReceiver:
                 pos += 1
             else:
                 try:
-                    t, pos = _varint_at(payload, pos)
+                    t, pos = varint_at(payload, pos)
                 except IndexError:
                     raise _truncated(t) from None
             if handshake and t not in _HANDSHAKE_FRAMES:
@@ -461,8 +460,8 @@ class PacketReceiver:
                 pos = end - len(payload[pos:].lstrip(b"\x00"))
             elif t == 0x06:  # CRYPTO (§19.6), never in 0-RTT
                 try:
-                    offset, pos = _varint_at(payload, pos)
-                    length, pos = _varint_at(payload, pos)
+                    offset, pos = varint_at(payload, pos)
+                    length, pos = varint_at(payload, pos)
                 except IndexError:
                     raise _truncated(t) from None
                 if pos + length > end:
@@ -473,7 +472,7 @@ class PacketReceiver:
                 pos += length
             elif t == 0x02 or t == 0x03:  # ACK (§19.3), never in 0-RTT
                 try:
-                    ranges, delay, counts, pos = _read_ack(payload, pos, t)
+                    ranges, delay, counts, pos = read_ack(payload, pos, t)
                 except IndexError:
                     raise _truncated(t) from None
                 self._on_ack(EPOCH_SPACE[epoch], ranges, delay, now, counts)
@@ -540,72 +539,3 @@ class PacketReceiver:
         handler = CONTROL_HANDLERS.get(t)
         if handler is not None:  # none for DATA_BLOCKED and the like: informational
             handler(self, frame, t, dcid, now)
-
-
-def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
-    """The variable-length integer at ``pos`` and the position after it (RFC 9000 §16).
-
-    Raises IndexError past the end (the frame loop turns it into FRAME_ENCODING_ERROR).
-    """
-    first = buf[pos]
-    kind = first >> 6
-    if kind == 0:
-        return first, pos + 1
-    if kind == 1:
-        return ((first & 0x3F) << 8) | buf[pos + 1], pos + 2
-    size = 4 if kind == 2 else 8
-    if pos + size > len(buf):
-        raise IndexError(pos)
-    return int.from_bytes(buf[pos : pos + size], "big") & ((1 << (8 * size - 2)) - 1), pos + size
-
-
-def _read_ack(
-    payload: bytes, pos: int, t: int
-) -> tuple[list[tuple[int, int]], int, tuple[int, int, int] | None, int]:
-    """An ACK frame (§19.3) at ``pos``, after its type ``t``: ``(ranges, ACK delay, ECN
-    counts or None, the position after it)``. IndexError when it runs past the payload."""
-    # Largest Acknowledged and ACK Delay: one or two bytes while the connection is
-    # young or the peer prompt, read inline (no call); longer ones by _varint_at.
-    fields = [0, 0]
-    for i in (0, 1):
-        value = payload[pos]
-        if value < 0x40:
-            pos += 1
-        elif value < 0x80:
-            value = ((value & 0x3F) << 8) | payload[pos + 1]
-            pos += 2
-        else:
-            value, pos = _varint_at(payload, pos)
-        fields[i] = value
-    largest, delay = fields
-    count = payload[pos]  # one byte in all but pathological ACKs
-    if count < 0x40:
-        pos += 1
-    else:
-        count, pos = _varint_at(payload, pos)
-    first = payload[pos]
-    if first < 0x40:
-        pos += 1
-    else:
-        first, pos = _varint_at(payload, pos)
-    if first > largest:
-        raise TransportError(_FRAME_ENCODING, "ACK first range below zero", t)
-    smallest = largest - first
-    ranges = [(largest, smallest)]
-    if count > len(payload) - pos:  # every range takes at least 2 bytes
-        raise TransportError(_FRAME_ENCODING, "ACK range count exceeds the frame", t)
-    for _ in range(count):
-        gap, pos = _varint_at(payload, pos)
-        length, pos = _varint_at(payload, pos)
-        top = smallest - gap - 2
-        if top < 0 or length > top:
-            raise TransportError(_FRAME_ENCODING, "ACK range below zero", t)
-        smallest = top - length
-        ranges.append((top, smallest))
-    counts = None
-    if t == 0x03:  # ECN counts (§19.3.2)
-        ect0, pos = _varint_at(payload, pos)
-        ect1, pos = _varint_at(payload, pos)
-        ce, pos = _varint_at(payload, pos)
-        counts = (ect0, ect1, ce)
-    return ranges, delay, counts, pos
