@@ -433,62 +433,68 @@ class PacketReceiver:
         ack_eliciting = False
         handshake = epoch != ZERO_RTT_EPOCH
         pos = 0
-        while pos < end:
-            t = payload[pos]
-            if t < 0x40:
-                pos += 1
-            else:
-                try:
-                    t, pos = varint_at(payload, pos)
-                except IndexError:
-                    raise _truncated(t) from None
-            if handshake and t not in _HANDSHAKE_FRAMES:
-                raise TransportError(
-                    TransportErrorCode.PROTOCOL_VIOLATION,
-                    f"frame 0x{t:x} not allowed at {epoch.name}",
-                    t,
-                )
-            if not handshake and t in _ZERO_RTT_FORBIDDEN:
-                raise TransportError(
-                    TransportErrorCode.PROTOCOL_VIOLATION,
-                    f"frame 0x{t:x} not allowed in 0-RTT",
-                    t,
-                )
-            if t not in _NOT_ACK_ELICITING:
-                ack_eliciting = True
-            if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
-                pos = end - len(payload[pos:].lstrip(b"\x00"))
-            elif t == 0x06:  # CRYPTO (§19.6), never in 0-RTT
-                try:
-                    offset, pos = varint_at(payload, pos)
-                    length, pos = varint_at(payload, pos)
-                except IndexError:
-                    raise _truncated(t) from None
-                if pos + length > end:
-                    raise _truncated(t)
-                if offset + length > MAX_VARINT:
-                    raise TransportError(_FRAME_ENCODING, "crypto data beyond 2^62-1", t)
-                self._on_crypto(epoch, offset, payload[pos : pos + length], now)
-                pos += length
-            elif t == 0x02 or t == 0x03:  # ACK (§19.3), never in 0-RTT
-                try:
-                    ranges, delay, counts, pos = read_ack(payload, pos, t)
-                except IndexError:
-                    raise _truncated(t) from None
-                self._on_ack(EPOCH_SPACE[epoch], ranges, delay, now, counts)
-            else:
-                reader = Reader(payload, pos)
-                frame = fr.parse_frame(reader, t)
-                pos = reader.pos
-                if isinstance(frame, fr.StreamFrame):  # 0-RTT only
-                    self.c.streams.on_stream(frame, t)
-                elif isinstance(frame, fr.DatagramFrame):
-                    size = len(frame.data) + 1
-                    if t == 0x31:
-                        size += varint_size(len(frame.data))
-                    self._on_datagram(frame.data, size, t)
-                elif not isinstance(frame, fr.PingFrame | fr.PaddingFrame):
-                    self._on_control_frame(frame, t, dcid, now)
+        t = 0
+        try:
+            while pos < end:
+                t = payload[pos]
+                if t < 0x40:
+                    pos += 1
+                else:
+                    try:
+                        t, pos = varint_at(payload, pos)
+                    except IndexError:
+                        raise _truncated(t) from None
+                if handshake and t not in _HANDSHAKE_FRAMES:
+                    raise TransportError(
+                        TransportErrorCode.PROTOCOL_VIOLATION,
+                        f"frame 0x{t:x} not allowed at {epoch.name}",
+                        t,
+                    )
+                if not handshake and t in _ZERO_RTT_FORBIDDEN:
+                    raise TransportError(
+                        TransportErrorCode.PROTOCOL_VIOLATION,
+                        f"frame 0x{t:x} not allowed in 0-RTT",
+                        t,
+                    )
+                if t not in _NOT_ACK_ELICITING:
+                    ack_eliciting = True
+                if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
+                    pos = end - len(payload[pos:].lstrip(b"\x00"))
+                elif t == 0x06:  # CRYPTO (§19.6), never in 0-RTT
+                    try:
+                        offset, pos = varint_at(payload, pos)
+                        length, pos = varint_at(payload, pos)
+                    except IndexError:
+                        raise _truncated(t) from None
+                    if pos + length > end:
+                        raise _truncated(t)
+                    if offset + length > MAX_VARINT:
+                        raise TransportError(_FRAME_ENCODING, "crypto data beyond 2^62-1", t)
+                    self._on_crypto(epoch, offset, payload[pos : pos + length], now)
+                    pos += length
+                elif t == 0x02 or t == 0x03:  # ACK (§19.3), never in 0-RTT
+                    try:
+                        ranges, delay, counts, pos = read_ack(payload, pos, t)
+                    except IndexError:
+                        raise _truncated(t) from None
+                    self._on_ack(EPOCH_SPACE[epoch], ranges, delay, now, counts)
+                else:
+                    reader = Reader(payload, pos)
+                    frame = fr.parse_frame(reader, t)
+                    pos = reader.pos
+                    if isinstance(frame, fr.StreamFrame):  # 0-RTT only
+                        self.c.streams.on_stream(frame, t)
+                    elif isinstance(frame, fr.DatagramFrame):
+                        size = len(frame.data) + 1
+                        if t == 0x31:
+                            size += varint_size(len(frame.data))
+                        self._on_datagram(frame.data, size, t)
+                    elif not isinstance(frame, fr.PingFrame | fr.PaddingFrame):
+                        self._on_control_frame(frame, t, dcid, now)
+        except TransportError as exc:  # §19.19: the close names the frame that caused it
+            if exc.frame_type is None:
+                exc.frame_type = t
+            raise
         return ack_eliciting
 
     # Frames shared by both paths ----------------------------------------------------------------
