@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -15,6 +16,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm as _PycaUnsupported
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from quicnet.crypto.errors import (
@@ -143,8 +145,13 @@ class Certificate:
         if remember and (cached := _PARSED.get(der)) is not None:
             return cached
         try:
-            cert = cls(x509.load_der_x509_certificate(der))
-        except (ValueError, x509.InvalidVersion) as exc:
+            with warnings.catch_warnings():
+                # What pyca only warns of today (a serial number that is not positive,
+                # RFC 5280 §4.1.2.2) a later release refuses: refuse it now, the same
+                # whichever release is installed.
+                warnings.simplefilter("error", CryptographyDeprecationWarning)
+                cert = cls(x509.load_der_x509_certificate(der))
+        except (ValueError, x509.InvalidVersion, CryptographyDeprecationWarning) as exc:
             if isinstance(exc, CryptoError):
                 raise
             raise DecodeError(f"not a valid DER certificate: {exc}") from None

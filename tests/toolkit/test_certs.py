@@ -687,6 +687,17 @@ def test_unknown_certificate_version_is_a_decode_error() -> None:
         load_certificate(_set_byte(_CERT_DER, _CERT_VERSION, 0x05))
 
 
+def test_negative_serial_number_is_a_decode_error() -> None:
+    # RFC 5280 §4.1.2.2: the serial is positive. pyca only warns today and will refuse
+    # in a later release; quicnet refuses now, whichever release is installed.
+    serial = _CERT_VERSION + 1  # the INTEGER after the version: tag, length, first byte
+    assert _CERT_DER[serial] == 0x02
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing leaks as a warning either
+        with pytest.raises(DecodeError, match="serial"):
+            load_certificate(_set_byte(_CERT_DER, serial + 2, 0x80))
+
+
 def test_unknown_csr_version_is_a_decode_error() -> None:
     with pytest.raises(DecodeError):
         load_csr(_set_byte(_CSR_DER, _CSR_VERSION, 0x05))
