@@ -13,7 +13,7 @@ __all__ = ["MAX_VARINT", "Reader", "append_varint", "encode_varint", "varint_at"
 MAX_VARINT = (1 << 62) - 1
 
 
-def varint_at(buf: bytes, pos: int) -> tuple[int, int]:
+def varint_at(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """The variable-length integer at ``pos`` and the position after it (RFC 9000 §16).
 
     Raises IndexError past the end (a frame or header reader turns it into FRAME_ENCODING_ERROR).

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 
 from quicnet.errors import QuicnetError
+from quicnet.quic.buffer import encode_varint, varint_at
 
 __all__ = [
     "ALPN",
@@ -73,37 +74,12 @@ class RealtimeProtocolError(QuicnetError):
     code = CloseCode.PROTOCOL_ERROR
 
 
-# Variable-length integers (RFC 9000 §16) ------------------------------------------------------
-def encode_varint(value: int) -> bytes:
-    """``value`` as a QUIC variable-length integer, in the fewest bytes."""
-    if value < 0x40:
-        return bytes((value,))
-    if value < 0x4000:
-        return (value | 0x4000).to_bytes(2, "big")
-    if value < 0x40000000:
-        return (value | 0x80000000).to_bytes(4, "big")
-    if value < 0x4000000000000000:
-        return (value | 0xC000000000000000).to_bytes(8, "big")
-    raise ValueError(f"{value} does not fit a varint")
-
-
-def _varint_at(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
-    """The varint at ``pos`` and the position after it; IndexError if truncated."""
-    first = data[pos]
-    size = 1 << (first >> 6)
-    if size == 1:
-        return first, pos + 1
-    end = pos + size
-    if end > len(data):
-        raise IndexError(pos)
-    return int.from_bytes(data[pos:end], "big") & ((1 << (8 * size - 2)) - 1), end
-
-
+# Variable-length integers: QUIC's (RFC 9000 §16), quicnet.quic.buffer's ----------------------
 def read_varint(data: bytes, pos: int, what: str = "a varint") -> tuple[int, int]:
     """The varint at ``pos`` and the position after it; RealtimeProtocolError ("``what``
     truncated") if ``data`` ends inside it."""
     try:
-        return _varint_at(data, pos)
+        return varint_at(data, pos)
     except IndexError:
         raise RealtimeProtocolError(f"{what} truncated") from None
 
@@ -146,13 +122,13 @@ def encode_control(message: ControlMessage) -> bytes:
 
 
 def _decode_hello(body: bytes) -> Hello:
-    version, pos = _varint_at(body, 0)
-    length, pos = _varint_at(body, pos)
+    version, pos = varint_at(body, 0)
+    length, pos = varint_at(body, pos)
     if length > MAX_TOKEN or pos + length > len(body):
         raise RealtimeProtocolError("HELLO: token too long or truncated")
     token = body[pos : pos + length]
     pos += length
-    count, pos = _varint_at(body, pos)
+    count, pos = varint_at(body, pos)
     if not 1 <= count <= 256 or pos + 2 * count != len(body):
         raise RealtimeProtocolError("HELLO: channel table of the wrong size")
     channels = []
@@ -183,8 +159,8 @@ class ControlReader:
         out: list[ControlMessage] = []
         while buffer:
             try:
-                kind, pos = _varint_at(buffer, 0)
-                length, pos = _varint_at(buffer, pos)
+                kind, pos = varint_at(buffer, 0)
+                length, pos = varint_at(buffer, pos)
             except IndexError:
                 break  # the type or length is still on its way
             if length > MAX_CONTROL_MESSAGE:
@@ -197,7 +173,7 @@ class ControlReader:
                 if kind == _HELLO:
                     out.append(_decode_hello(body))
                 elif kind == _WELCOME:
-                    peer, end = _varint_at(body, 0)
+                    peer, end = varint_at(body, 0)
                     if end != len(body):
                         raise RealtimeProtocolError("WELCOME: trailing bytes")
                     out.append(Welcome(peer))
@@ -226,7 +202,7 @@ class OrderedReader:
         buffer = self._buffer
         if not buffer:
             try:  # the common case: exactly one whole message
-                length, start = _varint_at(data, 0)
+                length, start = varint_at(data, 0)
                 if start + length == len(data) and length <= self._limit:
                     return [data[start:]]
             except IndexError:
@@ -250,7 +226,7 @@ class OrderedReader:
         self._wanted = 0
         while pos < end:
             try:
-                length, start = _varint_at(data, pos)
+                length, start = varint_at(data, pos)
             except IndexError:
                 break
             if length > limit:
@@ -304,12 +280,12 @@ def parse_datagram_header(data: bytes, sequenced: bool) -> DatagramHeader:
         pos = 2
         sequence = None
         if sequenced:
-            sequence, pos = _varint_at(data, pos)
+            sequence, pos = varint_at(data, pos)
         fragment = None
         if flags:
-            message_id, pos = _varint_at(data, pos)
-            index, pos = _varint_at(data, pos)
-            count, pos = _varint_at(data, pos)
+            message_id, pos = varint_at(data, pos)
+            index, pos = varint_at(data, pos)
+            count, pos = varint_at(data, pos)
             if count < 2 or index >= count:
                 raise RealtimeProtocolError(f"fragment {index} of {count}")
             fragment = (message_id, index, count)
