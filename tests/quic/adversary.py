@@ -329,3 +329,33 @@ def seal_one_rtt(conn: QuicConnection, payload: bytes, *, dcid: bytes | None = N
         bytes((0x40 | (conn.key_phase << 2) | 0x03,)) + cid + (pn & 0xFFFFFFFF).to_bytes(4, "big")
     )
     return key.protect(header, payload, pn)
+
+
+def seal_initial(
+    conn: QuicConnection, frames: bytes, *, version: int | None = None, dcid: bytes | None = None
+) -> bytes:
+    """A client's datagram of one Initial packet carrying ``frames`` then PADDING to 1,200
+    bytes (RFC 9000 §14.1), sealed with ``conn``'s own Initial send key, in ``version``
+    (default: the connection's) to ``dcid`` (default: the peer CID in use).
+
+    Like :func:`seal_one_rtt`, it takes the next packet number (§12.3 lets the
+    client skip it) and encodes it in 4 bytes.
+    """
+    key = conn.send_key(Epoch.INITIAL)
+    assert key is not None, "no Initial keys (any longer)"
+    space = conn.recovery.spaces[0]
+    pn = space.next_packet_number
+    space.next_packet_number += 1
+    header = long_header_prefix(
+        PacketType.INITIAL,
+        conn.version if version is None else version,
+        conn.cids.current_peer_cid if dcid is None else dcid,
+        conn.host_cid,
+        b"",
+        4,
+    )
+    payload = frames + bytes(1200 - len(header) - 2 - 4 - 16 - len(frames))
+    length = 4 + len(payload) + 16
+    return key.protect(
+        header + (0x4000 | length).to_bytes(2, "big") + pn.to_bytes(4, "big"), payload, pn
+    )

@@ -8,13 +8,11 @@ CRYPTO frame beyond the buffer (CRYPTO_BUFFER_EXCEEDED, §7.5) name theirs too."
 from __future__ import annotations
 
 import pytest
-from adversary import seal_one_rtt
+from adversary import seal_initial, seal_one_rtt
 from simnet import CLIENT_ADDR, SERVER_ADDR, handshake, make_pair
 
 from quicnet.quic.buffer import encode_varint
 from quicnet.quic.errors import TransportErrorCode
-from quicnet.quic.packets import PacketType, long_header_prefix
-from quicnet.tls import Epoch
 
 
 @pytest.mark.parametrize("frame_type", [0x02, 0x03])
@@ -73,18 +71,8 @@ def test_an_initial_frame_error_names_its_frame(
     else:
         beyond = server.configuration.max_crypto_buffer + 1000  # RFC 9000 §7.5
         frame = b"\x06" + encode_varint(beyond) + encode_varint(4) + b"late"
-    key = client.send_key(Epoch.INITIAL)
-    assert key is not None
-    space = client.recovery.spaces[0]
-    pn = space.next_packet_number
-    space.next_packet_number += 1
-    header = long_header_prefix(
-        PacketType.INITIAL, client.version, client.cids.current_peer_cid, client.host_cid, b"", 4
-    )
-    payload = frame + bytes(1200 - len(header) - 2 - 4 - 16 - len(frame))  # §14.1: padded
-    header += (0x4000 | (4 + len(payload) + 16)).to_bytes(2, "big") + pn.to_bytes(4, "big")
     sim.waive("protocol errors", reason="the client breaks a rule in its Initial on purpose")
-    sim.inject(key.protect(header, payload, pn), CLIENT_ADDR, SERVER_ADDR)
+    sim.inject(seal_initial(client, frame), CLIENT_ADDR, SERVER_ADDR)
     sim.run_for(0.01)
     termination = server.termination
     assert termination is not None

@@ -10,6 +10,7 @@ check (RFC 9368 §4: VERSION_NEGOTIATION_ERROR).
 from __future__ import annotations
 
 import pytest
+from adversary import seal_initial
 from hypothesis import given
 from hypothesis import strategies as st
 from simnet import (
@@ -47,7 +48,6 @@ from quicnet.quic.packets import (
     PacketType,
     build_retry,
     build_version_negotiation,
-    long_header_prefix,
     parse_long_header,
 )
 from quicnet.quic.transport_params import TransportParameters
@@ -317,19 +317,7 @@ def _initial_ping(client: QuicConnection) -> bytes:
     """A datagram of one v1 Initial from ``client``: PING and padding, no CRYPTO data (the
     PTO probe of a client whose ClientHello lost a packet, as qh3 sends it). It takes the
     client's next Initial packet number, which the client thus skips (§12.3)."""
-    key = client.send_key(Epoch.INITIAL)
-    assert key is not None
-    space = client.recovery.spaces[0]
-    pn = space.next_packet_number
-    space.next_packet_number += 1
-    prefix = long_header_prefix(
-        PacketType.INITIAL, V1, client.original_destination_cid, client.host_cid, b"", 4
-    )
-    payload = b"\x01" + bytes(1200 - len(prefix) - 2 - 4 - 16 - 1)
-    length = 4 + len(payload) + 16
-    return key.protect(
-        prefix + (0x4000 | length).to_bytes(2, "big") + pn.to_bytes(4, "big"), payload, pn
-    )
+    return seal_initial(client, b"\x01", version=V1, dcid=client.original_destination_cid)
 
 
 @pytest.mark.parametrize("rest", ["late", "lost"])
