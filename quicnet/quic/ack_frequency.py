@@ -20,8 +20,9 @@ confirmed, if the peer supports it. What it asks comes in two kinds:
   trip: enough for the congestion controller and loss detection (§8.1, §8.3),
   far fewer ACKs than every second packet once the window is large. The values are
   looked at again at most once per smoothed RTT, on ACK processing (one comparison
-  per ACK frame, :func:`review`), and a new frame goes out only when one of them
-  moved by half or more (§8.1: "not every change should trigger an update").
+  per ACK frame, :func:`review`), and a new frame goes out only when the window or
+  the RTT moved by a factor of two (§8.1: "not every change should trigger an
+  update").
 
 It asks again, with the next sequence number, once a connection migration is
 confirmed (§8.4: the new path's congestion controller and RTT estimate start
@@ -131,9 +132,10 @@ class AdaptiveAckFrequency:
       than an RTT).
 
     The values are reviewed at most once per smoothed RTT, on ACK processing, and a
-    new frame goes when the threshold or the delay moved by half or more (the
-    reordering threshold: at any change), so the peer acknowledges more than
-    ``2/3 * acks_per_rtt`` times per RTT between updates.
+    new frame goes only when they changed materially (:meth:`update`): between
+    updates the threshold in force still gives at least ``acks_per_rtt / 2`` ACKs
+    per window (at least one, §8.1), the window's saw-tooth moves nothing, and slow
+    start sends one every RTT or two.
     """
 
     acks_per_rtt: int = 4
@@ -170,6 +172,30 @@ class AdaptiveAckFrequency:
         delay_us = min(delay_us, MAX_REQUESTED_ACK_DELAY_US - 1)
         reordering = self.reordering_threshold if delay_us <= srtt_us else 1  # §8.1
         return (threshold, delay_us, reordering)
+
+    def update(
+        self, current: RequestValues, peer_min_ack_delay_us: int, recovery: Recovery
+    ) -> RequestValues | None:
+        """The values to ask for instead of ``current``, or None while those still do
+        (§8.1: "not every change should trigger an update"). A change is material when
+        the window moved so far that the threshold in force gives fewer than half or
+        more than twice ``acks_per_rtt`` ACKs per window (a NewReno or CUBIC reduction
+        alone does not: no request flaps back and forth with the window's saw-tooth),
+        when the delay in force is half or twice the derived one, or when the
+        reordering threshold changes."""
+        values = self.values(peer_min_ack_delay_us, recovery)
+        if values == current:
+            return None
+        threshold, delay_us, reordering = current
+        per_rtt = self.acks_per_rtt
+        # ACKs per window with the threshold in force: packets / (threshold + 1).
+        packets = recovery.cc.congestion_window // recovery.pacer.max_datagram_size
+        if (
+            values[0] != threshold
+            and (2 * packets < per_rtt * (threshold + 1) or packets > 2 * per_rtt * (threshold + 1))
+        ) or (values[1] != delay_us and (2 * values[1] <= delay_us or values[1] >= 2 * delay_us)):
+            return values
+        return values if values[2] != reordering else None
 
 
 class AckPolicy:
@@ -370,9 +396,8 @@ def ask(c: QuicConnection) -> None:
 
 def review(c: QuicConnection, now: float) -> None:
     """ACK processing found ``now >= c.acks.review_at``: an adaptive request's values
-    are due for a look (§8.1: not more than once per RTT). A new frame, with the next
-    sequence number, goes when the path's congestion window or smoothed RTT moved the
-    threshold or the delay by half or more, or the reordering threshold changed."""
+    are due for a look (§8.1: not more than once per RTT); a new frame, with the next
+    sequence number, goes if :meth:`AdaptiveAckFrequency.update` finds them stale."""
     acks = c.acks
     recovery = c.recovery
     rtt = recovery.rtt
@@ -391,16 +416,11 @@ def review(c: QuicConnection, now: float) -> None:
         or current is None
     ):
         return
-    values = request.values(params.min_ack_delay, recovery)
-    if values[2] != current[2] or _moved(values[0], current[0]) or _moved(values[1], current[1]):
+    values = request.update(current, params.min_ack_delay, recovery)
+    if values is not None:
         # A migration not yet confirmed still gets its own request (§8.4): keep the count.
         acks.make_request(values, recovery, acks.request_migrations)
         c.pending.queue_ack_frequency()
-
-
-def _moved(new: int, old: int) -> bool:
-    """``new`` is half as large again as ``old``, or two thirds of it or less."""
-    return new != old and (2 * new >= 3 * old or 3 * new <= 2 * old)
 
 
 def on_path_confirmed(c: QuicConnection) -> None:
