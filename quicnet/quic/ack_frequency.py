@@ -115,7 +115,7 @@ class AdaptiveAckFrequency:
     without starving its congestion controller or loss detection of them.
 
     ``acks_per_rtt`` is how many acknowledgments per round trip the peer should
-    still send (at least 2; §8.1 asks for at least one):
+    still send (2 to 65535; §8.1 asks for at least one):
 
     - Ack-Eliciting Threshold: the congestion window in maximum-sized packets over
       ``acks_per_rtt``, less one (the peer acknowledges after *more* than that
@@ -131,11 +131,12 @@ class AdaptiveAckFrequency:
       exceeds the smoothed RTT (§8.1: other values then delay loss detection by more
       than an RTT).
 
-    The values are reviewed at most once per smoothed RTT, on ACK processing, and a
-    new frame goes only when they changed materially (:meth:`update`): between
-    updates the threshold in force still gives at least ``acks_per_rtt / 2`` ACKs
-    per window (at least one, §8.1), the window's saw-tooth moves nothing, and slow
-    start sends one every RTT or two.
+    While data flows the delay alone brings about ``acks_per_rtt`` ACKs per RTT; the
+    threshold keeps them that frequent within a full window. The values are reviewed
+    at most once per smoothed RTT, on ACK processing, and a new frame goes only when
+    they changed materially (:meth:`update`): between updates the threshold in force
+    still gives at least ``acks_per_rtt / 2`` ACKs per window (at least one, §8.1),
+    the window's saw-tooth moves nothing, and slow start asks again every RTT or two.
     """
 
     acks_per_rtt: int = 4
@@ -145,7 +146,7 @@ class AdaptiveAckFrequency:
     def __post_init__(self) -> None:
         if not 2 <= self.acks_per_rtt < 1 << 16:
             raise QuicUsageError(
-                f"AdaptiveAckFrequency.acks_per_rtt must be 2 or more, not {self.acks_per_rtt}"
+                f"AdaptiveAckFrequency.acks_per_rtt must be 2 to 65535, not {self.acks_per_rtt}"
             )
         if not 0 <= self.max_ack_delay_floor * 1e6 < MAX_REQUESTED_ACK_DELAY_US:
             raise QuicUsageError(
