@@ -11,7 +11,7 @@ Neither touches a socket or reads a clock: :mod:`quicnet.io` has the drivers
 that do (tick-driven UDP and asyncio).
 """
 
-from quicnet.quic.ack_frequency import AckFrequencyRequest
+from quicnet.quic.ack_frequency import AckFrequencyRequest, AdaptiveAckFrequency
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import ConnectionState, QuicConnection
 from quicnet.quic.endpoint import EndpointStats, QuicEndpoint
@@ -37,6 +37,7 @@ from quicnet.quic.versions import QuicVersion
 
 __all__ = [
     "AckFrequencyRequest",
+    "AdaptiveAckFrequency",
     "Address",
     "ConnectionState",
     "ConnectionStats",

@@ -7,18 +7,34 @@ acknowledges as RFC 9000 §13.2.1 says: every second ack-eliciting packet, withi
 max_ack_delay, and at once when a packet arrives out of order or marked CE.
 ACK_FREQUENCY changes the threshold, the delay and the reordering tolerance.
 
-A data sender with a :class:`AckFrequencyRequest` configured sends an
-ACK_FREQUENCY frame once the handshake is confirmed, if the peer supports it: a
-game server whose clients send an input every tick asks them to wait a little
-longer than a tick, and their acknowledgments ride on the inputs instead of
-costing a datagram of their own. It asks again, with the next sequence number,
-once a connection migration is confirmed (§8.4: the new path's congestion
-controller and RTT estimate start afresh); a lost request is sent again only
-while it is the newest (§4).
+A data sender configured to ask sends an ACK_FREQUENCY frame once the handshake is
+confirmed, if the peer supports it. What it asks comes in two kinds:
+
+- :class:`AckFrequencyRequest`: fixed values. A game server whose clients send an
+  input every tick asks them to wait a little longer than a tick, and their
+  acknowledgments ride on the inputs instead of costing a datagram of their own.
+- :class:`AdaptiveAckFrequency`: values derived from the path, as §8.1 guides a
+  bulk sender. The Ack-Eliciting Threshold follows the congestion window in
+  maximum-sized packets and the Requested Max Ack Delay the smoothed RTT (not
+  min_rtt), so that the peer still acknowledges ``acks_per_rtt`` times per round
+  trip: enough for the congestion controller and loss detection (§8.1, §8.3),
+  far fewer ACKs than every second packet once the window is large. The values are
+  looked at again at most once per smoothed RTT, on ACK processing (one comparison
+  per ACK frame, :func:`review`), and a new frame goes out only when the window or
+  the RTT moved by a factor of two (§8.1: "not every change should trigger an
+  update").
+
+It asks again, with the next sequence number, once a connection migration is
+confirmed (§8.4: the new path's congestion controller and RTT estimate start
+afresh, and derived values with them); a lost request is sent again only while it
+is the newest (§4). The PTO counts the largest max ack delay the peer may be using
+(§7). Bursts that fewer ACKs could release are spread by the pacer (§8.2, RFC
+9002 §7.7).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,15 +52,25 @@ __all__ = [
     "MAX_REQUESTED_ACK_DELAY_US",
     "AckFrequencyRequest",
     "AckPolicy",
+    "AdaptiveAckFrequency",
+    "RequestValues",
     "ask",
     "on_path_confirmed",
     "peer_offered",
+    "review",
 ]
 
 ACK_FREQUENCY = 0xAF  # §4 (two bytes as a varint: 0x40 0xaf)
 IMMEDIATE_ACK = 0x1F  # §5
 #: §4: a Requested Max Ack Delay of 2^14 ms or more is invalid (RFC 9000 §18.2's bound).
 MAX_REQUESTED_ACK_DELAY_US = (1 << 14) * 1000
+#: What an ACK_FREQUENCY frame carries besides its sequence number: (Ack-Eliciting
+#: Threshold, Requested Max Ack Delay in microseconds, Reordering Threshold).
+RequestValues = tuple[int, int, int]
+#: ``AckPolicy.review_at`` when nothing is to be reviewed (no adaptive request) ...
+_NEVER = math.inf
+#: ... and when a request was just made: the next ACK starts the RTT to wait.
+_NEXT_ACK = -math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +100,104 @@ class AckFrequencyRequest:
             if not 0 <= value < 1 << 62:
                 raise QuicUsageError(f"AckFrequencyRequest.{name} must be a varint, not {value}")
 
+    def values(self, peer_min_ack_delay_us: int, recovery: Recovery) -> RequestValues:
+        """The frame's values: the configured ones, the delay raised to the peer's
+        ``min_ack_delay`` (§4: a smaller one is invalid)."""
+        delay_us = max(round(self.max_ack_delay * 1e6), peer_min_ack_delay_us)
+        delay_us = min(delay_us, MAX_REQUESTED_ACK_DELAY_US - 1)
+        return (self.ack_eliciting_threshold, delay_us, self.reordering_threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveAckFrequency:
+    """Ask the peer for ACK_FREQUENCY values derived from this end's path state
+    (draft-ietf-quic-ack-frequency §8.1), for a data sender that wants fewer ACKs
+    without starving its congestion controller or loss detection of them.
+
+    ``acks_per_rtt`` is how many acknowledgments per round trip the peer should
+    still send (2 to 65535; §8.1 asks for at least one):
+
+    - Ack-Eliciting Threshold: the congestion window in maximum-sized packets over
+      ``acks_per_rtt``, less one (the peer acknowledges after *more* than that
+      many), never below 1 (RFC 9000's every second packet);
+    - Requested Max Ack Delay: the smoothed RTT over ``acks_per_rtt`` (§8.1: from
+      smoothed_rtt, not min_rtt), never below ``max_ack_delay_floor`` nor the peer's
+      ``min_ack_delay``, always below 2^14 ms. Without an RTT sample on the path (a
+      new path, before its first) it is not raised above what the peer may already
+      be using;
+    - Reordering Threshold: ``reordering_threshold`` (1: an ACK at once on any gap,
+      RFC 9000's rule and the fastest loss detection; §6.3 suggests RFC 9002's packet
+      threshold, 3, for fewer ACKs under reordering), but 1 whenever the delay
+      exceeds the smoothed RTT (§8.1: other values then delay loss detection by more
+      than an RTT).
+
+    While data flows the delay alone brings about ``acks_per_rtt`` ACKs per RTT; the
+    threshold keeps them that frequent within a full window. The values are reviewed
+    at most once per smoothed RTT, on ACK processing, and a new frame goes only when
+    they changed materially (:meth:`update`): between updates the threshold in force
+    still gives at least ``acks_per_rtt / 2`` ACKs per window (at least one, §8.1),
+    the window's saw-tooth moves nothing, and slow start asks again every RTT or two.
+    """
+
+    acks_per_rtt: int = 4
+    max_ack_delay_floor: float = 0.001
+    reordering_threshold: int = 1
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.acks_per_rtt < 1 << 16:
+            raise QuicUsageError(
+                f"AdaptiveAckFrequency.acks_per_rtt must be 2 to 65535, not {self.acks_per_rtt}"
+            )
+        if not 0 <= self.max_ack_delay_floor * 1e6 < MAX_REQUESTED_ACK_DELAY_US:
+            raise QuicUsageError(
+                f"AdaptiveAckFrequency.max_ack_delay_floor must be 0 or more and below "
+                f"16.384 s (RFC 9000 §18.2), not {self.max_ack_delay_floor}"
+            )
+        if not 0 <= self.reordering_threshold < 1 << 62:
+            raise QuicUsageError(
+                f"AdaptiveAckFrequency.reordering_threshold must be a varint, "
+                f"not {self.reordering_threshold}"
+            )
+
+    def values(self, peer_min_ack_delay_us: int, recovery: Recovery) -> RequestValues:
+        """The frame's values for the path's congestion window and smoothed RTT now."""
+        per_rtt = self.acks_per_rtt
+        packets = recovery.cc.congestion_window // recovery.pacer.max_datagram_size
+        threshold = max(packets // per_rtt - 1, 1)  # §8.1: well inside the window
+        rtt = recovery.rtt
+        srtt_us = round(rtt.smoothed_rtt * 1e6)
+        delay_us = srtt_us // per_rtt  # §8.1: no more than the RTT
+        if not rtt.first_sample:  # kInitialRtt is no estimate: ask for no longer delay
+            delay_us = min(delay_us, round(recovery.max_ack_delay * 1e6))
+        delay_us = max(delay_us, round(self.max_ack_delay_floor * 1e6), peer_min_ack_delay_us)
+        delay_us = min(delay_us, MAX_REQUESTED_ACK_DELAY_US - 1)
+        reordering = self.reordering_threshold if delay_us <= srtt_us else 1  # §8.1
+        return (threshold, delay_us, reordering)
+
+    def update(
+        self, current: RequestValues, peer_min_ack_delay_us: int, recovery: Recovery
+    ) -> RequestValues | None:
+        """The values to ask for instead of ``current``, or None while those still do
+        (§8.1: "not every change should trigger an update"). A change is material when
+        the window moved so far that the threshold in force gives fewer than half or
+        more than twice ``acks_per_rtt`` ACKs per window (a NewReno or CUBIC reduction
+        alone does not: no request flaps back and forth with the window's saw-tooth),
+        when the delay in force is half or twice the derived one, or when the
+        reordering threshold changes."""
+        values = self.values(peer_min_ack_delay_us, recovery)
+        if values == current:
+            return None
+        threshold, delay_us, reordering = current
+        per_rtt = self.acks_per_rtt
+        # ACKs per window with the threshold in force: packets / (threshold + 1).
+        packets = recovery.cc.congestion_window // recovery.pacer.max_datagram_size
+        if (
+            values[0] != threshold
+            and (2 * packets < per_rtt * (threshold + 1) or packets > 2 * per_rtt * (threshold + 1))
+        ) or (values[1] != delay_us and (2 * values[1] <= delay_us or values[1] >= 2 * delay_us)):
+            return values
+        return values if values[2] != reordering else None
+
 
 class AckPolicy:
     """When this endpoint sends an ACK for 1-RTT packets, and the ACK_FREQUENCY frames
@@ -96,6 +220,8 @@ class AckPolicy:
         "reordering_threshold",
         "request",
         "request_migrations",
+        "request_values",
+        "review_at",
     )
 
     def __init__(self, max_ack_delay: float, min_ack_delay_us: int | None) -> None:
@@ -118,6 +244,11 @@ class AckPolicy:
         self.peer_delay = max_ack_delay
         #: The connection's path migrations when the newest request was made (§8.4).
         self.request_migrations = 0
+        #: The newest request's values (threshold, delay in µs, reordering), or None.
+        self.request_values: RequestValues | None = None
+        #: When ACK processing next calls :func:`review` (an adaptive request only):
+        #: at most once per smoothed RTT (§8.1). A float compared per ACK frame.
+        self.review_at = _NEVER
 
     # Receiving: how we acknowledge -----------------------------------------------------
     def ack_now(self, space: PacketSpace, packet_number: int, previous: int, ce: bool) -> bool:
@@ -185,26 +316,25 @@ class AckPolicy:
     # Sending: what we ask of the peer ---------------------------------------------------
     def make_request(
         self,
-        request: AckFrequencyRequest,
-        peer_min_ack_delay_us: int,
+        values: RequestValues,
         recovery: Recovery,
         migrations: int = 0,
     ) -> None:
-        """Encode the next ACK_FREQUENCY frame for ``request`` (sequence numbers 0, 1, ...,
-        §4); until the peer acknowledges it the PTO counts the larger delay (§7)."""
+        """Encode the next ACK_FREQUENCY frame with ``values`` (sequence numbers 0, 1,
+        ..., §4); until the peer acknowledges it the PTO counts the larger delay (§7)."""
         if self.request is None:
             self.peer_delay = recovery.max_ack_delay  # the peer's transport parameter
         sequence = 0 if self.request is None else self.request[2] + 1
-        delay_us = max(round(request.max_ack_delay * 1e6), peer_min_ack_delay_us)
-        delay_us = min(delay_us, MAX_REQUESTED_ACK_DELAY_US - 1)
+        threshold, delay_us, reordering = values
         frame = (
             b"\x40\xaf"  # type 0xaf as a two-byte varint
             + encode_varint(sequence)
-            + encode_varint(request.ack_eliciting_threshold)
+            + encode_varint(threshold)
             + encode_varint(delay_us)
-            + encode_varint(request.reordering_threshold)
+            + encode_varint(reordering)
         )
         self.request = (delay_us / 1e6, frame, sequence)
+        self.request_values = values
         self.request_migrations = migrations
         self._update_pto(recovery)
 
@@ -250,14 +380,48 @@ def peer_offered(c: QuicConnection) -> bool:
 
 
 def ask(c: QuicConnection) -> None:
-    """Queue an ACK_FREQUENCY frame with the configured request, if there is one and the
-    peer offered the extension (§3): at handshake confirmation, and after migrations."""
+    """Queue an ACK_FREQUENCY frame with the configured request's values, if there is one
+    and the peer offered the extension (§3): at handshake confirmation, and after
+    migrations. An adaptive request derives them from the current path's state."""
     request = c.configuration.ack_frequency
     params = c.remote_params
     if request is None or params is None or params.min_ack_delay is None:
         return
-    c.acks.make_request(request, params.min_ack_delay, c.recovery, c.paths.migrations)
+    acks = c.acks
+    recovery = c.recovery
+    acks.make_request(request.values(params.min_ack_delay, recovery), recovery, c.paths.migrations)
+    if isinstance(request, AdaptiveAckFrequency):
+        acks.review_at = _NEXT_ACK  # the RTT before the next review starts at the next ACK
     c.pending.queue_ack_frequency()
+
+
+def review(c: QuicConnection, now: float) -> None:
+    """ACK processing found ``now >= c.acks.review_at``: an adaptive request's values
+    are due for a look (§8.1: not more than once per RTT); a new frame, with the next
+    sequence number, goes if :meth:`AdaptiveAckFrequency.update` finds them stale."""
+    acks = c.acks
+    recovery = c.recovery
+    rtt = recovery.rtt
+    if not rtt.first_sample:
+        return  # a new path without an RTT estimate yet: look again at the next ACK
+    starting = acks.review_at == _NEXT_ACK
+    acks.review_at = now + rtt.smoothed_rtt
+    request = c.configuration.ack_frequency
+    params = c.remote_params
+    current = acks.request_values
+    if (
+        starting
+        or not isinstance(request, AdaptiveAckFrequency)
+        or params is None
+        or params.min_ack_delay is None
+        or current is None
+    ):
+        return
+    values = request.update(current, params.min_ack_delay, recovery)
+    if values is not None:
+        # A migration not yet confirmed still gets its own request (§8.4): keep the count.
+        acks.make_request(values, recovery, acks.request_migrations)
+        c.pending.queue_ack_frequency()
 
 
 def on_path_confirmed(c: QuicConnection) -> None:
@@ -265,8 +429,8 @@ def on_path_confirmed(c: QuicConnection) -> None:
     current path changed since the last request and is validated), a sender that asked
     before asks again with the next sequence number: the new path's congestion
     controller and RTT estimate start afresh, and the pattern of acknowledgments with
-    them. quicnet's request comes from the configuration, not from the RTT or the
-    congestion window, so its values are the same (still raised to ``min_ack_delay``)."""
+    them. A fixed request's values are the same (still raised to ``min_ack_delay``); an
+    adaptive one's come from the new path's fresh state."""
     acks = c.acks
     path = c.paths.current
     if acks.request is None or path is None or acks.request_migrations == c.paths.migrations:

@@ -15,7 +15,7 @@ from quicnet.crypto import (
     PrivateKey,
     RevocationCheck,
 )
-from quicnet.quic.ack_frequency import AckFrequencyRequest
+from quicnet.quic.ack_frequency import AckFrequencyRequest, AdaptiveAckFrequency
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.controllers import CONTROLLERS, new_controller
 from quicnet.quic.errors import QuicUsageError
@@ -119,10 +119,12 @@ class QuicConfiguration:
     #: may then tune our acknowledgments with ACK_FREQUENCY frames (draft-ietf-quic-ack-
     #: frequency §3; quicnet.quic.ack_frequency). None: the extension is not offered.
     min_ack_delay: float | None = 0.001
-    #: Ask a peer that offers the extension to acknowledge less (or more) often, e.g. a
-    #: game server whose clients send an input each tick: a delay a little over one tick
-    #: lets their ACKs ride on the inputs. None: the peer keeps RFC 9000's defaults.
-    ack_frequency: AckFrequencyRequest | None = None
+    #: Ask a peer that offers the extension to acknowledge less (or more) often:
+    #: fixed values (AckFrequencyRequest), e.g. a game server whose clients send an input
+    #: each tick, where a delay a little over one tick lets their ACKs ride on the
+    #: inputs; or values that follow the path's congestion window and RTT
+    #: (AdaptiveAckFrequency), for a bulk sender. None: the peer keeps RFC 9000's defaults.
+    ack_frequency: AckFrequencyRequest | AdaptiveAckFrequency | None = None
     active_connection_id_limit: int = 4
     connection_id_length: int = 8
     #: Ask the peer not to move the connection to a new address (RFC 9000 §18.2; only

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
+from quicnet.quic.ack_frequency import review as review_ack_frequency
 from quicnet.quic.buffer import MAX_VARINT, Reader, varint_at, varint_size
 from quicnet.quic.compatible_versions import (
     defers_initial_ack,
@@ -534,6 +535,8 @@ class PacketReceiver:
             return
         if space_id == 2:
             c.keys.on_acked(acked[-1].packet_number)  # RFC 9001 §6.1
+            if now >= c.acks.review_at:  # an adaptive ACK_FREQUENCY, once per RTT (§8.1)
+                review_ack_frequency(c, now)
         ecn = c.ecn
         if ecn.validating:  # RFC 9000 §13.4.2.1; a CE rise is congestion (RFC 9002 §7.1)
             raised = previous is None or ranges[0][0] > previous

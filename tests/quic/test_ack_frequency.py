@@ -484,9 +484,11 @@ def test_the_pto_counts_the_largest_delay_the_peer_may_be_using() -> None:
     one; an acknowledged older request does not lower what a newer one in flight asks."""
     recovery = types.SimpleNamespace(max_ack_delay=0.025)  # the peer's transport parameter
     acks = AckPolicy(0.025, 1000)
-    acks.make_request(AckFrequencyRequest(0.05), 1000, recovery)  # type: ignore[arg-type]
+    values = AckFrequencyRequest(0.05).values(1000, recovery)  # type: ignore[arg-type]
+    assert values == (1, 50_000, 1)
+    acks.make_request(values, recovery)  # type: ignore[arg-type]
     assert acks.on_request_sent() == (ACK_FREQUENCY, 0) and recovery.max_ack_delay == 0.05
-    acks.make_request(AckFrequencyRequest(0.01), 1000, recovery)  # type: ignore[arg-type]
+    acks.make_request((1, 10_000, 1), recovery)  # type: ignore[arg-type]
     assert acks.on_request_sent() == (ACK_FREQUENCY, 1) and recovery.max_ack_delay == 0.05
     assert not acks.on_request_delivered(0, True, recovery)  # type: ignore[arg-type]
     assert recovery.max_ack_delay == 0.05  # the peer uses 50 ms until it has sequence 1
