@@ -58,7 +58,7 @@ TOGGLE = "_operator_call"
 STACKS = ["python", "quicnet", "qh3", "aioquic"]
 REFERENCE = "qh3"
 #: Operations per region (the child) and how many regions: chosen so that the whole run,
-#: twice, takes about four minutes under callgrind on a 2-core VM (Python runs ~50x slower).
+#: twice, takes about three minutes under callgrind on a 2-core VM (Python runs ~50x slower).
 PARAMETERS: dict[str, int] = {
     "empty_regions": 5,
     "loop_iterations": 100_000,
