@@ -14,6 +14,7 @@ import gc
 import statistics
 import time
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 from _common import percentile
@@ -29,6 +30,7 @@ from quicnet.crypto import (
 )
 from quicnet.quic import ConnectionState, DatagramReceived, QuicConfiguration, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
+from quicnet.quic.packets import parse_long_header
 
 SERVER = ("192.0.2.1", 4433)
 #: Long enough that the simulated clock never idles a connection out.
@@ -158,20 +160,36 @@ class MemoryNet:
             if server_due:
                 self.endpoint.handle_timer(self.now)
 
+    def handshake(self) -> tuple[Any, QuicConnection]:
+        """One full handshake, client and server: a new client, its datagrams and the
+        endpoint's pumped until none moves (what :meth:`timed_handshake` times). The
+        client's address and the client; :meth:`finish_handshake` must follow."""
+        client = QuicConnection(self.client_config)
+        client.connect(SERVER, self.now)
+        address = self._address()
+        self.clients[address] = client
+        one = {address: client}
+        while self.pump(one):
+            pass
+        return address, client
+
     def timed_handshake(self, *, close: bool = False) -> float:
         """Process CPU of one full handshake (client and server), then settle it untimed;
         with ``close``, the client then closes and the server's side runs until it is
         gone (untimed too), so the endpoint keeps the number of connections it had."""
         clock = time.process_time
         start = clock()
-        client = QuicConnection(self.client_config)
-        client.connect(SERVER, self.now)
-        address = self._address()
-        one = {address: client}
-        self.clients[address] = client
-        while self.pump(one):
-            pass
+        address, client = self.handshake()
         elapsed = clock() - start
+        self.finish_handshake(address, client, close=close)
+        return elapsed
+
+    def finish_handshake(
+        self, address: Any, client: QuicConnection, *, close: bool = False
+    ) -> None:
+        """After :meth:`handshake`: check it completed, settle its ACKs and, with
+        ``close``, close it until the server's side is gone."""
+        one = {address: client}
         if not client.handshake_confirmed:
             raise RuntimeError(f"the handshake did not complete: {client.termination}")
         self.settle(one)
@@ -190,7 +208,6 @@ class MemoryNet:
             if server is not None and server.state != ConnectionState.TERMINATED:
                 raise RuntimeError("a closed connection did not end on the server")
         del self.clients[address]
-        return elapsed
 
 
 class _Endpoints:
@@ -253,69 +270,97 @@ def handshake_cpu(algorithm: str, open_counts: list[int], samples: int) -> dict[
     return result
 
 
-def other_handshake_cpu(name: str, algorithm: str, samples: int) -> dict[str, Any]:
-    """aioquic's or qh3's handshake CPU (client + server pair, no endpoint), for reference."""
-    import tempfile
-    from pathlib import Path
+class OtherPair:
+    """aioquic's or qh3's client and server connections in memory, no endpoint, as
+    ``other_handshake_cpu`` drives them: a server connection is made for the client's
+    first Initial, and datagrams go across until none moves. The identity lives in a
+    temporary directory (the CA file is read on every handshake, as in an application)
+    until :meth:`close`; ``datagrams`` lets both ends send DATAGRAM frames."""
 
-    from quicnet.quic.packets import parse_long_header
+    CLIENT_ADDRESS = ("127.0.0.1", 2)
+    SERVER_ADDRESS = ("127.0.0.1", 1)
 
-    api = other_stack(name)
-    identity = Identity(algorithm)
-    with tempfile.TemporaryDirectory() as tmp:
-        cert, key, ca = Path(tmp, "cert.pem"), Path(tmp, "key.pem"), Path(tmp, "ca.pem")
+    def __init__(self, name: str, algorithm: str, *, datagrams: bool = False) -> None:
+        import tempfile
+        from pathlib import Path
+
+        self.name = name
+        self.api = api = other_stack(name)
+        identity = Identity(algorithm)
+        self._tmp = tempfile.TemporaryDirectory()
+        cert, key, ca = (Path(self._tmp.name, f) for f in ("cert.pem", "key.pem", "ca.pem"))
         cert.write_bytes(identity.certificate.to_pem())
         key.write_bytes(identity.key.to_pem())
         ca.write_bytes(identity.ca.to_pem())
-        client_config = api["Config"](
-            is_client=True, alpn_protocols=[ALPN], server_name="localhost"
+        extra = {"max_datagram_frame_size": 65536} if datagrams else {}
+        self.client_config = api["Config"](
+            is_client=True, alpn_protocols=[ALPN], server_name="localhost", **extra
         )
-        client_config.load_verify_locations(str(ca))
-        server_config = api["Config"](is_client=False, alpn_protocols=[ALPN])
-        server_config.load_cert_chain(str(cert), str(key))
-        connection, completed = api["Connection"], api["HandshakeCompleted"]
+        self.client_config.load_verify_locations(str(ca))
+        self.server_config = api["Config"](is_client=False, alpn_protocols=[ALPN], **extra)
+        self.server_config.load_cert_chain(str(cert), str(key))
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def handshake(self, now: float = 1.0) -> tuple[Any, Any]:
+        """One full handshake, client and server, until no datagram moves: (client, server)."""
+        connection = self.api["Connection"]
+        client = connection(configuration=self.client_config)
+        client.connect(self.CLIENT_ADDRESS, now=now)
+        server = None
+        for _ in range(20):
+            moved = 0
+            for data, _ in client.datagrams_to_send(now=now):
+                if server is None:
+                    dcid = parse_long_header(data).destination_cid
+                    server = connection(
+                        configuration=self.server_config, original_destination_connection_id=dcid
+                    )
+                server.receive_datagram(data, self.SERVER_ADDRESS, now=now)
+                moved += 1
+            assert server is not None
+            for data, _ in server.datagrams_to_send(now=now):
+                client.receive_datagram(data, self.CLIENT_ADDRESS, now=now)
+                moved += 1
+            if not moved:
+                break
+        return client, server
+
+    def check(self, client: Any) -> None:
+        """After :meth:`handshake`: take the client's events; raise if it did not complete."""
+        done = False
+        while (event := client.next_event()) is not None:
+            done = done or isinstance(event, self.api["HandshakeCompleted"])
+        if not done:
+            why = getattr(client, "_close_event", None)  # both keep the reason there
+            reason = getattr(why, "reason_phrase", "")
+            raise RuntimeError(f"{self.name}: the handshake did not complete: {reason}")
+
+
+def other_handshake_cpu(name: str, algorithm: str, samples: int) -> dict[str, Any]:
+    """aioquic's or qh3's handshake CPU (client + server pair, no endpoint), for reference."""
+    pair = OtherPair(name, algorithm)
+    try:
 
         def once() -> float:
             start = time.process_time()
-            client = connection(configuration=client_config)
-            now = 1.0
-            client.connect(("127.0.0.1", 2), now=now)
-            server = None
-            for _ in range(20):
-                moved = 0
-                for data, _ in client.datagrams_to_send(now=now):
-                    if server is None:
-                        dcid = parse_long_header(data).destination_cid
-                        server = connection(
-                            configuration=server_config, original_destination_connection_id=dcid
-                        )
-                    server.receive_datagram(data, ("127.0.0.1", 1), now=now)
-                    moved += 1
-                assert server is not None
-                for data, _ in server.datagrams_to_send(now=now):
-                    client.receive_datagram(data, ("127.0.0.1", 2), now=now)
-                    moved += 1
-                if not moved:
-                    break
+            client, _ = pair.handshake()
             elapsed = time.process_time() - start
-            done = False
-            while (event := client.next_event()) is not None:
-                done = done or isinstance(event, completed)
-            if not done:
-                why = getattr(client, "_close_event", None)  # both keep the reason there
-                reason = getattr(why, "reason_phrase", "")
-                raise RuntimeError(f"{name}: the handshake did not complete: {reason}")
+            pair.check(client)
             return elapsed
 
         for _ in range(5):
-            once()  # the CA file is read on every handshake, as in an application
+            once()
         times = sorted(once() for _ in range(samples))
-        return {
-            "samples": samples,
-            "median_ms": statistics.median(times) * 1e3,
-            "p90_ms": percentile(times, 0.9) * 1e3,
-            "version": api["version"],
-        }
+    finally:
+        pair.close()
+    return {
+        "samples": samples,
+        "median_ms": statistics.median(times) * 1e3,
+        "p90_ms": percentile(times, 0.9) * 1e3,
+        "version": pair.api["version"],
+    }
 
 
 def _top_sites(
@@ -370,12 +415,21 @@ def memory_per_connection(count: int) -> dict[str, Any]:
     }
 
 
-def capacity_in_memory(count: int, ticks: int, warmup_ticks: int, rate: float) -> dict[str, Any]:
+def capacity_in_memory(
+    count: int,
+    ticks: int,
+    warmup_ticks: int,
+    rate: float,
+    *,
+    measured_call: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
     """Server CPU per client-tick: every client sends a 100-byte input, gets a 300-byte snapshot.
 
     Only the endpoint's work (receiving, the application's answer, sending,
     timers) is timed; the clients run untimed in the same thread. The server asks
-    its clients for GAME_ACK_FREQUENCY, as a game server would.
+    its clients for GAME_ACK_FREQUENCY, as a game server would. In the measured
+    ticks the server's share runs as ``measured_call(serve, inbound, now)`` when
+    given (instructions.py counts inside it), else as ``serve(inbound, now)``.
     """
     identity = Identity("P-256")
     net = MemoryNet(identity, max_connections=count * 2 + 100, game=True)
@@ -431,7 +485,10 @@ def capacity_in_memory(count: int, ticks: int, warmup_ticks: int, rate: float) -
                 for data, _ in client.datagrams_to_send(now):
                     inbound.append((data, address))
             start = clock()
-            outbound = serve(inbound, now)
+            if measured and measured_call is not None:
+                outbound = measured_call(serve, inbound, now)
+            else:
+                outbound = serve(inbound, now)
             elapsed = clock() - start
             got = deliver(outbound, now)
             if measured:
