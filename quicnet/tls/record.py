@@ -122,7 +122,7 @@ class TLSConnection:
     # Public API -----------------------------------------------------------------------
     @property
     def handshake_complete(self) -> bool:
-        """Whether both Finished messages have been exchanged (RFC 8446 §4.4.4)."""
+        """Whether this side has verified the peer's Finished and sent its own (RFC 8446 §4.4.4)."""
         return self.engine.handshake_complete
 
     def start(self, now: float) -> None:
