@@ -82,6 +82,7 @@ def _gencrl(p: Parser, rest: list[str]) -> int:
 
 
 def ca(argv: list[str]) -> int:
+    """``quicnet ca init|issue|list|revoke|gencrl DIR``: a development CA kept in a directory."""
     if not argv or argv[0] not in _ACTIONS:
         raise CliError(_USAGE)
     action, rest = argv[0], argv[1:]

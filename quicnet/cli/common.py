@@ -36,6 +36,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(prog=f"quicnet {prog}", description=description, allow_abbrev=False)
 
     def error(self, message: str) -> NoReturn:
+        """Print ``message`` as one line with a pointer to ``-help``, then exit with status 2."""
         sys.stderr.write(f"{self.prog}: {message} (see '{self.prog} -help')\n")
         raise SystemExit(2)
 
@@ -138,6 +139,7 @@ def parse_serial(text: str | None) -> int | None:
 
 
 def parse_days(days: int) -> int:
+    """``days`` from ``-days``; :class:`CliError` unless it is at least 1."""
     if days < 1:
         raise CliError(f"-days must be at least 1, not {days}")
     return days
@@ -155,6 +157,7 @@ def openssl_time(moment: datetime.datetime) -> str:
 
 
 def add_output_flags(p: argparse.ArgumentParser) -> None:
+    """Add ``-out FILE`` (default: standard output) and ``-outform PEM|DER`` to ``p``."""
     p.add_argument("-out", metavar="FILE", help="output file (default: standard output)")
     p.add_argument("-outform", choices=("PEM", "DER", "pem", "der"), default="PEM")
 

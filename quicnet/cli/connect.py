@@ -56,11 +56,13 @@ _OK = {
 
 
 def status(line: str) -> None:
+    """Write a ``connect:`` status line to standard error."""
     sys.stderr.write(f"connect: {line}\n")
     sys.stderr.flush()
 
 
 def rtt_line(stats: quicnet.PeerStats) -> str:
+    """RTT, minimum RTT and jitter in ms and loss in percent, as one status line."""
     return (
         f"rtt {stats.rtt * 1000:.2f} ms (min {stats.min_rtt * 1000:.2f} ms, "
         f"jitter {stats.jitter * 1000:.2f} ms, loss {stats.loss * 100:.1f}%)"
@@ -68,6 +70,11 @@ def rtt_line(stats: quicnet.PeerStats) -> str:
 
 
 def connect(argv: list[str]) -> int:
+    """``quicnet connect HOST:PORT``: a real-time chat client for ``quicnet serve``.
+
+    Standard input lines go to the server, the messages it relays to standard
+    output. Returns 1 if the connection closed before the server admitted it.
+    """
     p = Parser("connect", "A real-time chat client: stdin lines to the server, messages out.")
     p.add_argument("address", metavar="HOST:PORT")
     p.add_argument("-pin", action="append", default=[], metavar="HEX", help="server fingerprint")

@@ -41,6 +41,12 @@ _MODES = (
 
 
 def demo(argv: list[str]) -> int:
+    """``quicnet demo``: a local encrypted game server and bot clients, with live figures.
+
+    With ``-toolkit`` (or ``-dir``) it walks through the crypto toolkit instead.
+    Returns 1 if a check in the summary failed (a message missing, duplicated,
+    out of order or stale, or bots that never connected).
+    """
     p = Parser("demo", "A local encrypted game server and bot clients, with live figures.")
     p.add_argument("-seconds", type=float, default=5.0, help="how long it runs (default 5)")
     p.add_argument("-clients", type=int, default=4, help="bot clients (default 4)")
@@ -163,6 +169,7 @@ class GameDemo:
 
     # The loop -------------------------------------------------------------------------------
     def run(self, seconds: float) -> bool:
+        """Run the bots for ``seconds`` and print the summary; False if a check failed."""
         print(
             f"quicnet demo: a server on {self.server.address[0]}:{self.server.address[1]} "
             f"and {len(self.bots)} bot clients pinning its certificate"

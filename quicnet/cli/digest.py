@@ -27,6 +27,7 @@ def _hash_stream(name: str, path: str | None, hmac_key: bytes | None) -> bytes:
 
 
 def dgst(argv: list[str]) -> int:
+    """``quicnet dgst``: hash (or HMAC) files or standard input, as ``openssl dgst``."""
     p = Parser("dgst", "Hash files (default SHA-256).")
     add_hash_flags(p, "sha256")
     p.add_argument("-hex", action="store_true", help="hex output (the default)")
@@ -53,6 +54,7 @@ def dgst(argv: list[str]) -> int:
 
 
 def rand(argv: list[str]) -> int:
+    """``quicnet rand NUM``: NUM random bytes from the OS CSPRNG, raw, hex or base64."""
     p = Parser("rand", "Random bytes from the operating system's CSPRNG.")
     p.add_argument("-hex", action="store_true")
     p.add_argument("-base64", action="store_true")

@@ -39,6 +39,7 @@ __all__ = [
 
 
 def ech(argv: list[str]) -> int:
+    """``quicnet ech``: make Encrypted Client Hello keys and configs (draft-ietf-tls-esni)."""
     p = Parser("ech", "Encrypted Client Hello keys and configs (draft-ietf-tls-esni).")
     p.add_argument("-genkey", action="store_true", help="make a key and its ECHConfig")
     p.add_argument("-public_name", metavar="NAME", help="the name the outer ClientHello shows")
@@ -86,6 +87,7 @@ def ech(argv: list[str]) -> int:
 
 
 def add_ech_client_flags(p: argparse.ArgumentParser) -> None:
+    """Add ``-ech_config`` (an ECHConfigList, base64 or a file) and ``-ech_grease`` to ``p``."""
     p.add_argument(
         "-ech_config",
         "-ech_config_list",
@@ -111,6 +113,7 @@ def ech_client_options(a: argparse.Namespace) -> tuple[bytes | None, bool]:
 
 
 def add_ech_server_flags(p: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``-ech_key FILE`` to ``p``."""
     p.add_argument(
         "-ech_key",
         action="append",
@@ -121,6 +124,7 @@ def add_ech_server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def ech_server_keys(a: argparse.Namespace) -> list[ECHKey]:
+    """The ECH keys of every ``-ech_key`` file; :class:`CliError` naming a bad one."""
     keys: list[ECHKey] = []
     for path in a.ech_key:
         try:

@@ -47,10 +47,12 @@ def key_from_spec(algorithm: str, pkeyopts: list[str]) -> PrivateKey:
 
 
 def private_key_output(key: PrivateKey, outform: str, password: bytes | None) -> bytes:
+    """``key`` as PKCS#8 PEM or DER per ``outform``, encrypted when ``password`` is given."""
     return key.to_pem(password) if pem_or_der(outform) else key.to_der(password)
 
 
 def genpkey(argv: list[str]) -> int:
+    """``quicnet genpkey -algorithm ALG``: generate a PKCS#8 private key, as ``openssl genpkey``."""
     p = Parser("genpkey", "Generate a private key (PKCS#8).")
     p.add_argument(
         "-algorithm", required=True, help=f"one of: {', '.join(KEY_ALGORITHMS)} (any case)"
@@ -78,6 +80,7 @@ def _encryption_password(a: argparse.Namespace) -> bytes | None:
 
 
 def pkey(argv: list[str]) -> int:
+    """``quicnet pkey``: read a private or public key, print or convert it, as ``openssl pkey``."""
     p = Parser("pkey", "Read a key; print or convert it.")
     p.add_argument("-in", dest="input", metavar="FILE", help="input (default: standard input)")
     p.add_argument("-inform", choices=("PEM", "DER", "pem", "der"), help="ignored: detected")

@@ -174,6 +174,11 @@ def _verify(
 
 
 def ocsp(argv: list[str]) -> int:
+    """``quicnet ocsp``: OCSP requests, responses and a responder (RFC 6960).
+
+    As ``openssl ocsp``: ``-port`` runs a responder; otherwise it builds,
+    sends or checks requests and responses.
+    """
     a = _parser().parse_args(argv)
     if a.port is not None:
         if not 0 <= a.port <= 65535:

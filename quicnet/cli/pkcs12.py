@@ -79,6 +79,7 @@ def _parse(a: argparse.Namespace) -> int:
 
 
 def pkcs12(argv: list[str]) -> int:
+    """``quicnet pkcs12``: write (``-export``) or read a PKCS#12 file (RFC 7292)."""
     p = Parser("pkcs12", "Write (-export) or read a PKCS#12 file (RFC 7292).")
     p.add_argument("-export", action="store_true", help="create a PKCS#12 file")
     p.add_argument("-in", dest="input", metavar="FILE", help="input (default: stdin)")

@@ -224,6 +224,7 @@ class _KeyUpdater(_AfterBytes):
 
 
 async def main(argv: list[str]) -> int:
+    """The ``q_client`` command on a running event loop; 1 if a download failed."""
     p = Parser("q_client", "QUIC client: sends stdin on a stream, or downloads URLs (hq-interop).")
     p.add_argument("-connect", required=True, metavar="HOST:PORT")
     p.add_argument("-servername", metavar="NAME")
@@ -384,4 +385,9 @@ def _read_stdin() -> bytes:
 
 
 def q_client(argv: list[str]) -> int:
+    """``quicnet q_client -connect HOST:PORT``: a QUIC client.
+
+    It sends standard input on a stream, or downloads URLs over hq-interop.
+    Returns 1 if a download failed.
+    """
     return int(run(main(argv)))

@@ -58,6 +58,7 @@ def _server_secret(path: str) -> bytes:
 
 
 async def main(argv: list[str]) -> int:
+    """The ``q_server`` command on a running event loop."""
     p = Parser(
         "q_server", "QUIC server: echoes each stream, or with -www serves files (hq-interop)."
     )
@@ -215,6 +216,11 @@ async def main(argv: list[str]) -> int:
 
 
 def q_server(argv: list[str]) -> int:
+    """``quicnet q_server``: a QUIC server that echoes each stream.
+
+    With ``-www`` it serves files over hq-interop instead. Ctrl-C stops it
+    with status 0.
+    """
     try:
         return int(run(main(argv)))
     except KeyboardInterrupt:

@@ -39,6 +39,7 @@ def _new_key(spec: str, pkeyopts: list[str]) -> PrivateKey:
 
 
 def req(argv: list[str]) -> int:
+    """``quicnet req``: make a CSR (or a self-signed certificate) or check one, as openssl req."""
     p = Parser("req", "Make a certificate signing request, or check one.")
     p.add_argument("-new", action="store_true", help="make a new request")
     p.add_argument("-x509", action="store_true", help="make a self-signed certificate instead")

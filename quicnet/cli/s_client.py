@@ -35,6 +35,7 @@ from quicnet.tls.errors import ECHRejected
 
 
 def describe(h: HandshakeComplete, quiet: bool) -> None:
+    """Print the negotiated session to stderr, as ``openssl s_client``; nothing if ``quiet``."""
     if quiet:
         return
     err = sys.stderr
@@ -83,6 +84,7 @@ def start_stdin_reader(queue: asyncio.Queue[bytes | None]) -> None:
 
 
 async def run(argv: list[str]) -> int:
+    """The ``s_client`` command on a running event loop."""
     p = Parser("s_client", "TLS 1.3 client: stdin goes to the server, its replies to stdout.")
     p.add_argument("-connect", required=True, metavar="HOST:PORT")
     p.add_argument("-servername", metavar="NAME", help="SNI and the name to verify (default: host)")
@@ -190,4 +192,8 @@ async def run(argv: list[str]) -> int:
 
 
 def s_client(argv: list[str]) -> int:
+    """``quicnet s_client -connect HOST:PORT``: a TLS 1.3 client over TCP.
+
+    Standard input goes to the server and its replies to standard output.
+    """
     return asyncio.run(run(argv))

@@ -46,6 +46,7 @@ def status_page(writer: TLSStreamWriter) -> bytes:
 
 
 async def run(argv: list[str]) -> int:
+    """The ``s_server`` command on a running event loop."""
     p = Parser(
         "s_server", "TLS 1.3 server: prints what clients send; -www answers GET / with a page."
     )
@@ -167,6 +168,11 @@ async def run(argv: list[str]) -> int:
 
 
 def s_server(argv: list[str]) -> int:
+    """``quicnet s_server``: a TLS 1.3 server over TCP that prints what clients send.
+
+    With ``-www`` it answers ``GET /`` with a status page. Ctrl-C stops it
+    with status 0.
+    """
     try:
         return asyncio.run(run(argv))
     except KeyboardInterrupt:

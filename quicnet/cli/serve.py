@@ -63,6 +63,7 @@ def stats_line(peer: int, stats: quicnet.PeerStats) -> str:
 
 
 def serve(argv: list[str]) -> int:
+    """``quicnet serve``: a real-time chat relay that ``quicnet connect`` clients talk through."""
     p = Parser("serve", "A real-time chat relay: 'quicnet connect' clients talk through it.")
     p.add_argument("-host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)")
     p.add_argument("-port", type=int, default=7777, help="UDP port (default 7777; 0: any)")

@@ -163,6 +163,7 @@ def _table(rows: list[dict[str, Any]], clock: str) -> str:
 
 
 def speed(argv: list[str]) -> int:
+    """``quicnet speed``: time quicnet's AEADs, signatures, key exchanges, TLS and QUIC."""
     p = Parser("speed", "Time quicnet's AEADs, signatures, key exchanges, TLS and QUIC.")
     p.add_argument("-seconds", type=float, default=1.0, metavar="N", help="per test (default 1)")
     p.add_argument("-elapsed", action="store_true", help="wall-clock time, not CPU time")

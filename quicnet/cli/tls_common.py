@@ -84,6 +84,7 @@ def parse_pins(values: list[str]) -> list[bytes]:
 
 
 def add_tls_flags(p: argparse.ArgumentParser) -> None:
+    """Add the TLS flags ``s_client`` and ``s_server`` share (ALPN, groups, suites, keys...)."""
     p.add_argument("-alpn", metavar="P1,P2", help="ALPN protocols, comma separated")
     p.add_argument("-groups", metavar="G1:G2", help="key exchange groups, in preference order")
     p.add_argument("-ciphersuites", metavar="S1:S2", help="TLS 1.3 cipher suites")

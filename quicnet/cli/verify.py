@@ -14,6 +14,10 @@ _PURPOSES: dict[str, Purpose] = {"sslserver": "server", "sslclient": "client", "
 
 
 def verify(argv: list[str]) -> int:
+    """``quicnet verify``: validate certificates against trusted roots (RFC 5280 §6).
+
+    Prints ``OK`` or the reason per certificate; exits with status 2 if any failed.
+    """
     p = Parser("verify", "Validate certificates against trusted roots (RFC 5280).")
     p.add_argument("-CAfile", required=True, metavar="FILE", help="trusted root certificates")
     p.add_argument("-untrusted", action="append", default=[], metavar="FILE", help="intermediates")

@@ -52,6 +52,7 @@ def hash_label(name: str) -> str:
 
 
 def add_hash_flags(p: argparse.ArgumentParser, default: str | None) -> None:
+    """Add one flag per hash (``-sha256``, ...) to ``p``; ``default`` when none is given."""
     for name in HASH_NAMES:
         p.add_argument(f"-{name}", dest="hash", action="store_const", const=name)
     p.set_defaults(hash=default)
@@ -101,6 +102,7 @@ def _issue(a: argparse.Namespace) -> Certificate:
 
 
 def x509(argv: list[str]) -> int:
+    """``quicnet x509``: print a certificate or issue one from a CSR (``-req``), as openssl x509."""
     p = Parser("x509", "Print a certificate, or issue one from a request (-req).")
     p.add_argument("-in", dest="input", metavar="FILE", help="input (default: standard input)")
     p.add_argument("-inform", choices=("PEM", "DER", "pem", "der"), help="ignored: detected")

@@ -34,15 +34,18 @@ class AeadAlgorithm(enum.Enum):
 
     @property
     def key_length(self) -> int:
+        """The key length in bytes: 16 for AES-128-GCM, 32 for the others."""
         # Identity tests: a plain Enum hashes in Python, so no dictionary keyed by it here.
         return 16 if self is _AES_128_GCM else 32
 
     @property
     def iv_length(self) -> int:
+        """The nonce (IV) length in bytes: 12 for every TLS 1.3 AEAD (RFC 8446 §5.3)."""
         return _NONCE_LENGTH
 
     @property
     def tag_length(self) -> int:
+        """The authentication tag length in bytes: 16."""
         return _TAG_LENGTH
 
 
@@ -136,6 +139,10 @@ class HeaderProtection:
             self._ecb = Cipher(algorithms.AES(key), _ECB).encryptor()
 
     def mask(self, sample: bytes | bytearray | memoryview) -> bytes:
+        """The 5-byte mask for a 16-byte ciphertext ``sample`` (RFC 9001 §5.4).
+
+        Raises :class:`CryptoError` if the sample is not 16 bytes.
+        """
         if len(sample) != _SAMPLE_LENGTH:
             raise CryptoError(f"header protection sample must be {_SAMPLE_LENGTH} bytes")
         if self._ecb is not None:

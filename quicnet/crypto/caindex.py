@@ -108,6 +108,7 @@ class IndexEntry:
         return replace(self, status="V", revoked_at=None, reason=None, reason_detail="")
 
     def to_line(self) -> str:
+        """This entry as a tab-separated ``index.txt`` line, newline included (``openssl ca``)."""
         revocation = ""
         if self.revoked_at is not None:
             revocation = _format_time(self.revoked_at, generalized_from_2050=False)

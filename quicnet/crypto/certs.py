@@ -163,6 +163,7 @@ class Certificate:
 
     @classmethod
     def from_pem(cls, pem: bytes) -> Certificate:
+        """The first certificate in ``pem`` (DER also accepted); :class:`DecodeError` if none."""
         return load_certificate(pem)
 
     def __eq__(self, other: object) -> bool:
@@ -175,9 +176,11 @@ class Certificate:
         return f"<Certificate {self.subject!r} serial={self.serial_number:x}>"
 
     def to_der(self) -> bytes:
+        """The certificate's DER encoding (RFC 5280 §4.1)."""
         return self._der
 
     def to_pem(self) -> bytes:
+        """The certificate as a PEM ``CERTIFICATE`` block (RFC 7468 §5)."""
         return self._cert.public_bytes(ser.Encoding.PEM)
 
     def to_cryptography(self) -> x509.Certificate:
@@ -196,6 +199,7 @@ class Certificate:
 
     @property
     def issuer(self) -> str:
+        """The issuer as an RFC 4514 string (RFC 5280 §4.1.2.4)."""
         return self._cert.issuer.rfc4514_string()
 
     @property
@@ -216,6 +220,7 @@ class Certificate:
 
     @property
     def is_self_issued(self) -> bool:
+        """Whether subject and issuer are the same name (RFC 5280 §6.1)."""
         same = self._self_issued
         if same is None:
             same = self._self_issued = self.subject_name == self.issuer_name
@@ -223,10 +228,12 @@ class Certificate:
 
     @property
     def serial_number(self) -> int:
+        """The serial number the issuer assigned (RFC 5280 §4.1.2.2)."""
         return self._cert.serial_number
 
     @property
     def not_before(self) -> datetime.datetime:
+        """Start of the validity period, an aware UTC datetime (RFC 5280 §4.1.2.5)."""
         when = self._not_before
         if when is None:
             when = self._not_before = self._cert.not_valid_before_utc
@@ -234,6 +241,7 @@ class Certificate:
 
     @property
     def not_after(self) -> datetime.datetime:
+        """End of the validity period, an aware UTC datetime (RFC 5280 §4.1.2.5)."""
         when = self._not_after
         if when is None:
             when = self._not_after = self._cert.not_valid_after_utc
@@ -241,9 +249,15 @@ class Certificate:
 
     @property
     def signature_algorithm(self) -> str:
+        """The issuer's signature algorithm, by OpenSSL's short name (RFC 5280 §4.1.1.2)."""
         return oid_name(self._cert.signature_algorithm_oid)
 
     def public_key(self) -> PublicKey:
+        """The subject's public key (RFC 5280 §4.1.2.7).
+
+        Raises :class:`UnsupportedAlgorithmError` for a key type quicnet does not
+        support, :class:`DecodeError` for a malformed key.
+        """
         public = self._public
         if public is not None:
             return public
@@ -282,10 +296,12 @@ class Certificate:
 
     @property
     def dns_names(self) -> list[str]:
+        """The dNSName entries of the subjectAltName (RFC 5280 §4.2.1.6); empty if none."""
         return list(self._names()[0])
 
     @property
     def ip_addresses(self) -> list[str]:
+        """The iPAddress entries of the subjectAltName, as text (RFC 5280 §4.2.1.6)."""
         return list(self._names()[1])
 
     def _basic_constraints(self) -> x509.BasicConstraints | None:
@@ -293,11 +309,13 @@ class Certificate:
 
     @property
     def is_ca(self) -> bool:
+        """Whether basicConstraints marks this a CA certificate (RFC 5280 §4.2.1.9)."""
         bc = self._basic_constraints()
         return bc is not None and bc.ca
 
     @property
     def path_length(self) -> int | None:
+        """basicConstraints' pathLenConstraint; None (no limit) if absent (RFC 5280 §4.2.1.9)."""
         bc = self._basic_constraints()
         return bc.path_length if bc is not None else None
 
@@ -332,6 +350,7 @@ class Certificate:
         return True
 
     def to_text(self) -> str:
+        """A human-readable dump, as ``openssl x509 -text`` prints."""
         from quicnet.crypto.text import certificate_text
 
         return certificate_text(self)
@@ -347,9 +366,11 @@ class CertificateRequest:
         _check_parsable(csr)
 
     def to_der(self) -> bytes:
+        """The request's DER encoding (RFC 2986 §4)."""
         return self._csr.public_bytes(ser.Encoding.DER)
 
     def to_pem(self) -> bytes:
+        """The request as a PEM ``CERTIFICATE REQUEST`` block (RFC 7468 §7)."""
         return self._csr.public_bytes(ser.Encoding.PEM)
 
     def to_cryptography(self) -> x509.CertificateSigningRequest:
@@ -358,6 +379,7 @@ class CertificateRequest:
 
     @property
     def subject(self) -> str:
+        """The subject asked for, as an RFC 4514 string."""
         return self._csr.subject.rfc4514_string()
 
     @property
@@ -366,6 +388,11 @@ class CertificateRequest:
         return self._csr.subject
 
     def public_key(self) -> PublicKey:
+        """The public key to certify (RFC 2986 §4.1).
+
+        Raises :class:`UnsupportedAlgorithmError` for a key type quicnet does not
+        support, :class:`DecodeError` for a malformed key.
+        """
         try:
             return _wrap_public(self._csr.public_key())
         except _PycaUnsupported as exc:
@@ -382,10 +409,12 @@ class CertificateRequest:
 
     @property
     def dns_names(self) -> list[str]:
+        """The dNSName entries of the requested subjectAltName; empty if none."""
         return _san(self.extensions())[0]
 
     @property
     def ip_addresses(self) -> list[str]:
+        """The iPAddress entries of the requested subjectAltName, as text."""
         return _san(self.extensions())[1]
 
     def verify_signature(self) -> None:
@@ -398,6 +427,7 @@ class CertificateRequest:
             raise InvalidSignatureError("CSR signature does not verify with its public key")
 
     def to_text(self) -> str:
+        """A human-readable dump, as ``openssl req -text`` prints."""
         from quicnet.crypto.text import csr_text
 
         return csr_text(self)
@@ -654,6 +684,7 @@ def issue_certificate(
 
 
 def is_ip_address(name: str) -> bool:
+    """Whether ``name`` is an IPv4 or IPv6 address literal (no brackets)."""
     try:
         ipaddress.ip_address(name)
     except ValueError:

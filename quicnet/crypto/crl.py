@@ -95,6 +95,7 @@ class CertificateRevocationList:
 
     @classmethod
     def from_der(cls, der: bytes) -> CertificateRevocationList:
+        """The CRL in ``der``; :class:`DecodeError` if it does not parse (RFC 5280 §5.1)."""
         try:
             return cls(x509.load_der_x509_crl(der))
         except (ValueError, TypeError) as exc:
@@ -112,9 +113,11 @@ class CertificateRevocationList:
         return f"<CertificateRevocationList {self.issuer!r} entries={len(self._entries)}>"
 
     def to_der(self) -> bytes:
+        """The CRL's DER encoding (RFC 5280 §5.1)."""
         return self._der
 
     def to_pem(self) -> bytes:
+        """The CRL as a PEM ``X509 CRL`` block (RFC 7468 §6)."""
         return self._crl.public_bytes(ser.Encoding.PEM)
 
     @property
@@ -129,10 +132,12 @@ class CertificateRevocationList:
 
     @property
     def this_update(self) -> datetime.datetime:
+        """When the CRL was issued, an aware UTC datetime (RFC 5280 §5.1.2.4)."""
         return self._crl.last_update_utc
 
     @property
     def next_update(self) -> datetime.datetime | None:
+        """When the next CRL is due, UTC; None if absent (RFC 5280 §5.1.2.5)."""
         return self._crl.next_update_utc
 
     @property

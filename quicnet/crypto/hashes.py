@@ -104,12 +104,15 @@ class Hasher:
 
     @property
     def digest_size(self) -> int:
+        """The digest length in bytes."""
         return self._h.algorithm.digest_size
 
     def update(self, data: bytes) -> None:
+        """Feed ``data`` into the hash."""
         self._h.update(data)
 
     def copy(self) -> Hasher:
+        """An independent hasher that continues from the current state."""
         return Hasher(self.name, self._h.copy())
 
     def digest(self) -> bytes:

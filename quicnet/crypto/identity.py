@@ -35,10 +35,12 @@ class DevIdentity:
 
     @property
     def certificate(self) -> Certificate:
+        """The leaf certificate (the first of ``certificate_chain``)."""
         return self.certificate_chain[0]
 
     @property
     def fingerprint_text(self) -> str:
+        """``fingerprint`` as colon-separated hex, as ``openssl x509 -fingerprint`` prints it."""
         return format_fingerprint(self.fingerprint)
 
 

@@ -332,6 +332,7 @@ class PublicKey(_KeyBase):
             raise InvalidSignatureError(f"{s.name} signature does not verify") from None
 
     def to_text(self) -> str:
+        """A human-readable dump, as ``openssl pkey -pubin -text`` prints."""
         from quicnet.crypto.text import public_key_text
 
         return public_key_text(self)
@@ -355,6 +356,7 @@ class PrivateKey(_KeyBase):
         return f"<PrivateKey {self.description}>"
 
     def public_key(self) -> PublicKey:
+        """The matching public key."""
         public = self._public
         if public is None:
             public = self._public = PublicKey(self._key.public_key())
@@ -402,6 +404,10 @@ class PrivateKey(_KeyBase):
         return self._key.private_bytes(encoding, ser.PrivateFormat.PKCS8, enc)
 
     def to_text(self) -> str:
+        """A human-readable dump, as ``openssl pkey -text`` prints.
+
+        It includes the private value: treat the text as a secret.
+        """
         from quicnet.crypto.text import private_key_text
 
         return private_key_text(self)

@@ -125,6 +125,7 @@ class OCSPCertificateRevoked(OCSPError, CertificateRevoked):
 
     @property
     def revocation_time(self) -> datetime.datetime | None:
+        """When the certificate was revoked (RFC 6960 §4.2.1); None if not given."""
         return self.revocation.revoked_at if self.revocation else None
 
 
@@ -164,6 +165,7 @@ _CERT_ID_HASHES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 
 
 def pyca_cert_status(status: CertStatus) -> ocsp.OCSPCertStatus:
+    """pyca's ``OCSPCertStatus`` for ``status``, for building a response."""
     return _PYCA_STATUS[status]
 
 
@@ -202,13 +204,16 @@ class OCSPRequest:
         self._request = request
 
     def to_der(self) -> bytes:
+        """The request's DER encoding (RFC 6960 §4.1.1)."""
         return self._request.public_bytes(serialization.Encoding.DER)
 
     def to_pem(self) -> bytes:
+        """The request as a PEM ``OCSP REQUEST`` block."""
         return pem_encode("OCSP REQUEST", self.to_der())
 
     @property
     def serial_number(self) -> int:
+        """The serial number of the certificate asked about (CertID, RFC 6960 §4.1.1)."""
         return self._request.serial_number
 
     @property
@@ -218,10 +223,12 @@ class OCSPRequest:
 
     @property
     def issuer_name_hash(self) -> bytes:
+        """The CertID's issuerNameHash: hash of the issuer's DER name (RFC 6960 §4.1.1)."""
         return self._request.issuer_name_hash
 
     @property
     def issuer_key_hash(self) -> bytes:
+        """The CertID's issuerKeyHash: hash of the issuer's public key (RFC 6960 §4.1.1)."""
         return self._request.issuer_key_hash
 
     @property
@@ -386,17 +393,21 @@ class OCSPResponse:
                 raise OCSPDecodeError(f"a certificate in the OCSP response: {exc}") from None
 
     def to_der(self) -> bytes:
+        """The response's DER encoding (RFC 6960 §4.2.1)."""
         return self._der
 
     def to_pem(self) -> bytes:
+        """The response as a PEM ``OCSP RESPONSE`` block."""
         return pem_encode("OCSP RESPONSE", self._der)
 
     @property
     def response_status(self) -> ResponseStatus:
+        """The responder's OCSPResponseStatus (RFC 6960 §4.2.1)."""
         return ResponseStatus(self._response.response_status.value)
 
     @property
     def is_successful(self) -> bool:
+        """Whether the status is ``successful``, so a signed response follows (RFC 6960 §4.2.1)."""
         return self._response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
 
     def _signed(self) -> ocsp.OCSPResponse:
@@ -415,10 +426,18 @@ class OCSPResponse:
 
     @property
     def produced_at(self) -> datetime.datetime:
+        """When the responder signed the response, UTC (RFC 6960 §4.2.1).
+
+        Raises :class:`OCSPResponderError` for a response that is not successful.
+        """
         return self._signed().produced_at_utc
 
     @property
     def nonce(self) -> bytes | None:
+        """The nonce extension's value (RFC 8954), None if absent.
+
+        Raises :class:`OCSPResponderError` for a response that is not successful.
+        """
         try:
             return self._signed().extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
         except x509.ExtensionNotFound:

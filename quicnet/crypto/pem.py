@@ -14,6 +14,7 @@ _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", 
 
 
 def is_pem(data: bytes) -> bool:
+    """Whether ``data`` holds a PEM ``-----BEGIN`` line anywhere (else take it as DER)."""
     return b"-----BEGIN " in data
 
 
@@ -49,6 +50,7 @@ def pem_decode(label: str, data: bytes) -> bytes:
 
 
 def pem_encode(label: str, der: bytes) -> bytes:
+    """``der`` as a PEM block with ``label``, base64 in 64-character lines (RFC 7468 §2)."""
     b64 = binascii.b2a_base64(der, newline=False)
     lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
     head = f"-----BEGIN {label}-----\n".encode()

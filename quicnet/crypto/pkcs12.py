@@ -41,6 +41,7 @@ class Pkcs12Identity:
 
     @property
     def certificate(self) -> Certificate:
+        """The leaf certificate (the first of ``certificate_chain``)."""
         return self.certificate_chain[0]
 
 

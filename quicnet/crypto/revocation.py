@@ -97,10 +97,12 @@ class CertificateRevoked(CertificateError):
 
     @property
     def serial_number(self) -> int | None:
+        """The revoked certificate's serial number, None if not known."""
         return self.revocation.serial_number if self.revocation else None
 
     @property
     def reason(self) -> RevocationReason | None:
+        """The revocation reason (RFC 5280 §5.3.1), None if not given."""
         return self.revocation.reason if self.revocation else None
 
 

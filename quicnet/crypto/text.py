@@ -39,6 +39,7 @@ def _size_text(key: PublicKey | PrivateKey) -> str:
 
 
 def public_key_text(key: PublicKey) -> str:
+    """A human-readable dump of ``key``, as ``openssl pkey -pubin -text`` prints."""
     lines = [f"{key.description} Public-Key{_size_text(key)}"]
     lines += _public_lines(key)
     lines.append(f"SPKI SHA256 Fingerprint={format_fingerprint(key.fingerprint())}")
@@ -46,6 +47,10 @@ def public_key_text(key: PublicKey) -> str:
 
 
 def private_key_text(key: PrivateKey) -> str:
+    """A human-readable dump of ``key``, as ``openssl pkey -text`` prints.
+
+    It includes the private value: treat the text as a secret.
+    """
     lines = [f"{key.description} Private-Key{_size_text(key)}"]
     k = key.to_cryptography()
     if isinstance(k, rsa.RSAPrivateKey):
@@ -128,6 +133,7 @@ def _serial_text(serial: int) -> str:
 
 
 def certificate_text(cert: Certificate) -> str:
+    """A human-readable dump of ``cert``, as ``openssl x509 -text`` prints."""
     c = cert.to_cryptography()
     public = cert.public_key()
     lines = [
@@ -153,6 +159,7 @@ def certificate_text(cert: Certificate) -> str:
 
 
 def csr_text(csr: CertificateRequest) -> str:
+    """A human-readable dump of ``csr``, as ``openssl req -text`` prints."""
     public = csr.public_key()
     lines = [
         "Certificate Request:",

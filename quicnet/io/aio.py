@@ -119,6 +119,10 @@ class Transporter:
         self._lingering: dict[socket.socket, tuple[Address, DatagramSender]] = {}
 
     def attach(self, sock: socket.socket) -> None:
+        """Start reading ``sock`` on the event loop and sending through it.
+
+        ECN is turned on for the socket when the core takes it (RFC 9000 §13.4).
+        """
         self.sock = sock
         self.ecn = self.want_ecn and enable_ecn(sock)
         # Kept after detach: its counters stay readable.
@@ -262,6 +266,7 @@ class Transporter:
             self.transmit()
 
     def stop_timer(self) -> None:
+        """Cancel the pending timer wake-up, if any."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -486,6 +491,7 @@ class QuicServer(Transporter):
         return [local for _, local, _ in self._preferred]
 
     def detach(self) -> None:
+        """Close the preferred-address sockets (RFC 9000 §9.6), then every other socket."""
         for sock, _, _ in self._preferred:
             self.loop.remove_reader(sock.fileno())
             sock.close()

@@ -42,10 +42,12 @@ class Identity(Protocol):
     """A server's certificate chain and private key (``quicnet.dev_identity()`` is one)."""
 
     @property
-    def certificate_chain(self) -> Sequence[Certificate]: ...
+    def certificate_chain(self) -> Sequence[Certificate]:
+        """The certificates the server sends, leaf first (RFC 8446 §4.4.2)."""
 
     @property
-    def private_key(self) -> PrivateKey: ...
+    def private_key(self) -> PrivateKey:
+        """The private key of the leaf certificate, which signs CertificateVerify."""
 
 
 def make_settings(

@@ -399,6 +399,7 @@ class SocketDriver:
 
     @property
     def local_address(self) -> Address:
+        """The address the current socket is bound to, as ``getsockname`` gives it."""
         name: Address = self.sock.getsockname()
         return name
 

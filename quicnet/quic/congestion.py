@@ -137,6 +137,10 @@ class WindowController:
             self.on_congestion_event(latest_sent, now)
 
     def on_congestion_event(self, sent_time: float, now: float) -> None:
+        """A congestion signal for a packet sent at ``sent_time`` (RFC 9002 §7.3.2).
+
+        Each subclass (NewReno, CUBIC, BBR) decides how its window responds.
+        """
         raise NotImplementedError
 
     def on_app_limited(self, now: float) -> None:

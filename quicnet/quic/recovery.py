@@ -50,7 +50,12 @@ class LargeLossObserver(Protocol):
     them was acknowledged, with the mark of the newest such acknowledgement (RFC 8899 §4.3).
     An object rather than a callback: a stored bound method costs every connection."""
 
-    def on_large_lost(self, mark: float) -> None: ...
+    def on_large_lost(self, mark: float) -> None:
+        """Packets above BASE_PLPMTU sent after ``mark`` were lost (RFC 8899 §4.3).
+
+        ``mark`` is when the newest acknowledged larger-than-base packet was sent
+        (-1.0 before any).
+        """
 
 
 def _ignore(frames: Sequence[FrameRecord], acked: bool) -> None:

@@ -100,10 +100,15 @@ class OutgoingPacket:
         self.padded = False  # PADDING makes a packet count as in flight (RFC 9002 §2)
 
     def overhead(self) -> int:
+        """Bytes of the packet that are not payload: header, Length field, packet number, tag.
+
+        Short-header (1-RTT) packets have no Length field (RFC 9000 §17.3).
+        """
         length_field = 2 if self.epoch != ONE_RTT_EPOCH else 0
         return len(self.header) + length_field + self.pn_len + _TAG
 
     def size(self) -> int:
+        """The protected packet's size in bytes: :meth:`overhead` plus the payload."""
         return self.overhead() + len(self.payload)
 
 

@@ -8,11 +8,15 @@ __all__ = ["AlertDescription", "AlertLevel"]
 
 
 class AlertLevel(enum.IntEnum):
+    """An alert's legacy level byte; in TLS 1.3 the alert's type implies it (RFC 8446 §6)."""
+
     warning = 1
     fatal = 2
 
 
 class AlertDescription(enum.IntEnum):
+    """The TLS alert descriptions (RFC 8446 §6, §B.2), and ECH's ech_required."""
+
     close_notify = 0
     unexpected_message = 10
     bad_record_mac = 20

@@ -53,10 +53,16 @@ def choose_signature_scheme(key: PrivateKey, peer_schemes: Sequence[int]) -> Sig
 
 
 def is_ip_address(name: str) -> bool:
+    """Whether ``name`` is an IPv4 or IPv6 literal, brackets allowed (never sent as SNI)."""
     return ip_address_or_none(name.removeprefix("[").removesuffix("]")) is not None
 
 
 def decode_certificate_chain(entries: Sequence[CertificateEntry]) -> list[Certificate]:
+    """Parse the DER certificates of a Certificate message, leaf first (RFC 8446 §4.4.2).
+
+    Raises :class:`~quicnet.tls.errors.ProtocolViolation` (bad_certificate) if
+    a certificate or its public key does not parse.
+    """
     chain = []
     for entry in entries:
         try:

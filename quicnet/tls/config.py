@@ -128,6 +128,12 @@ class ClientConfig:
     wall_clock: Callable[[], float] | None = None
 
     def validate(self) -> None:
+        """Check that the settings can be used together and authenticate the server.
+
+        Raises :class:`~quicnet.tls.errors.UsageError` (or its subclass
+        :class:`~quicnet.tls.errors.ConfigurationError` for an unsafe combination)
+        naming what to change.
+        """
         if self.ech_configs is not None and (
             not self.server_name or (self.session is not None and self.enable_early_data)
         ):
@@ -232,6 +238,10 @@ class ServerConfig:
     wall_clock: Callable[[], float] | None = None
 
     def validate(self) -> None:
+        """Check the certificate chain, that the key matches it, client auth and ALPN.
+
+        Raises :class:`~quicnet.tls.errors.UsageError` naming what to change.
+        """
         if not self.certificate_chain:
             raise UsageError("a server needs a certificate chain")
         if self.certificate_chain[0].public_key() != self.private_key.public_key():

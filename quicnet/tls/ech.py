@@ -172,6 +172,7 @@ def decode_ech_config_list(data: bytes) -> list[ECHConfig]:
 
 
 def encode_ech_config_list(configs: Sequence[ECHConfig]) -> bytes:
+    """An ECHConfigList holding ``configs`` in order (draft-ietf-tls-esni §4)."""
     w = Writer()
     w.vector(b"".join(c.encode() for c in configs), 2)
     return w.getvalue()
@@ -266,6 +267,7 @@ class OuterECH:
     payload: bytes
 
     def encode(self) -> bytes:
+        """The extension body: this ECHClientHello of type outer (draft-ietf-tls-esni §5)."""
         w = Writer()
         w.uint8(_OUTER)
         w.uint16(self.kdf_id)
@@ -347,6 +349,7 @@ class ClientECH:
 
     @property
     def grease(self) -> bool:
+        """Whether this client sends GREASE ECH, having no config (draft-ietf-tls-esni §6.2)."""
         return self.config is None
 
     def hello_extension(self) -> Extension:
@@ -463,6 +466,7 @@ class ClientECH:
             self.retry_configs = configs
 
     def rejection(self) -> ECHRejected:
+        """The error to end with after the server declined ECH, carrying its retry_configs."""
         return ECHRejected(self.retry_configs)
 
 
@@ -621,4 +625,5 @@ def confirm_hello_retry(
 
 
 def encode_retry_configs(keys: Sequence[ECHKey]) -> bytes:
+    """The retry_configs a server sends: the ECHConfigList of its keys (draft-ietf-tls-esni §7)."""
     return encode_ech_config_list([k.config for k in keys])

@@ -117,6 +117,7 @@ class TLSEngine:
         return out
 
     def next_event(self) -> TLSEvent | None:
+        """The oldest event not yet taken (secrets, completion, tickets), or None."""
         return self._events.pop(0) if self._events else None
 
     def release_handshake_state(self) -> None:

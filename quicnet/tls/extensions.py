@@ -30,6 +30,8 @@ TLS13 = 0x0304
 
 
 class ExtensionType(enum.IntEnum):
+    """Extension code points from the IANA TLS ExtensionType registry (RFC 8446 §4.2)."""
+
     server_name = 0
     max_fragment_length = 1
     status_request = 5
@@ -60,6 +62,8 @@ class ExtensionType(enum.IntEnum):
 
 
 class PskKeyExchangeMode(enum.IntEnum):
+    """How a PSK is used: alone or with an (EC)DHE exchange (RFC 8446 §4.2.9)."""
+
     psk_ke = 0
     psk_dhe_ke = 1
 
@@ -144,6 +148,7 @@ class StatusRequest:
 
 
 def encode_status_request(request: StatusRequest | None = None) -> bytes:
+    """The body of a ClientHello's status_request (RFC 6066 §8); an OCSP request by default."""
     request = request or StatusRequest()
     w = Writer()
     w.uint8(request.status_type)
@@ -159,6 +164,10 @@ def encode_status_request(request: StatusRequest | None = None) -> bytes:
 
 
 def decode_status_request(data: bytes) -> StatusRequest:
+    """Read a ClientHello's status_request body (RFC 6066 §8).
+
+    A status type other than ``ocsp`` is kept whole in ``other``.
+    """
     r = Reader(data)
     status_type = r.uint8()
     if status_type != STATUS_TYPE_OCSP:
@@ -356,17 +365,22 @@ def decode_psk_modes(data: bytes) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class PskIdentity:
+    """A PSK identity (a ticket) and its obfuscated age in ms (RFC 8446 §4.2.11)."""
+
     identity: bytes
     obfuscated_ticket_age: int
 
 
 @dataclass(frozen=True, slots=True)
 class OfferedPsks:
+    """A ClientHello's pre_shared_key: identities and their binders (RFC 8446 §4.2.11)."""
+
     identities: tuple[PskIdentity, ...]
     binders: tuple[bytes, ...]
 
 
 def encode_identities(identities: tuple[PskIdentity, ...]) -> bytes:
+    """The length-prefixed ``identities`` list of a pre_shared_key (RFC 8446 §4.2.11)."""
     inner = Writer()
     for ident in identities:
         inner.vector(ident.identity, 2)
@@ -377,6 +391,7 @@ def encode_identities(identities: tuple[PskIdentity, ...]) -> bytes:
 
 
 def encode_binders(binders: tuple[bytes, ...]) -> bytes:
+    """The length-prefixed ``binders`` list of a pre_shared_key (RFC 8446 §4.2.11)."""
     inner = Writer()
     for binder in binders:
         inner.vector(binder, 1)
@@ -386,10 +401,16 @@ def encode_binders(binders: tuple[bytes, ...]) -> bytes:
 
 
 def encode_pre_shared_key_client(offer: OfferedPsks) -> bytes:
+    """The body of a ClientHello's pre_shared_key (RFC 8446 §4.2.11)."""
     return encode_identities(offer.identities) + encode_binders(offer.binders)
 
 
 def decode_pre_shared_key_client(data: bytes) -> OfferedPsks:
+    """Read a ClientHello's pre_shared_key body (RFC 8446 §4.2.11).
+
+    Raises :class:`~quicnet.tls.errors.ProtocolViolation` (illegal_parameter)
+    if the numbers of identities and binders differ.
+    """
     r = Reader(data)
     block = r.sub(2, min_length=7)
     identities = []
@@ -414,10 +435,12 @@ def binders_length(offer: OfferedPsks) -> int:
 
 
 def encode_pre_shared_key_server(selected_identity: int) -> bytes:
+    """The body of a ServerHello's pre_shared_key: the chosen identity's index."""
     return selected_identity.to_bytes(2, "big")
 
 
 def decode_pre_shared_key_server(data: bytes) -> int:
+    """The identity index a ServerHello's pre_shared_key selects (RFC 8446 §4.2.11)."""
     r = Reader(data)
     selected = r.uint16()
     _done(r, "pre_shared_key")
@@ -428,10 +451,12 @@ def decode_pre_shared_key_server(data: bytes) -> int:
 
 
 def encode_early_data_ticket(max_early_data_size: int) -> bytes:
+    """The body of a NewSessionTicket's early_data: max_early_data_size (RFC 8446 §4.2.10)."""
     return max_early_data_size.to_bytes(4, "big")
 
 
 def decode_early_data_ticket(data: bytes) -> int:
+    """The max_early_data_size a NewSessionTicket's early_data carries (RFC 8446 §4.2.10)."""
     r = Reader(data)
     size = r.uint32()
     _done(r, "early_data")
@@ -439,17 +464,20 @@ def decode_early_data_ticket(data: bytes) -> int:
 
 
 def decode_empty(data: bytes, what: str) -> None:
+    """Raise :class:`~quicnet.tls.errors.DecodeError` unless the ``what`` extension is empty."""
     if data:
         raise DecodeError(f"the {what} extension must be empty here")
 
 
 def encode_cookie(cookie: bytes) -> bytes:
+    """The body of a cookie extension (RFC 8446 §4.2.2)."""
     w = Writer()
     w.vector(cookie, 2)
     return w.getvalue()
 
 
 def decode_cookie(data: bytes) -> bytes:
+    """The cookie a cookie extension carries, at least one byte (RFC 8446 §4.2.2)."""
     r = Reader(data)
     cookie = r.vector(2, min_length=1)
     _done(r, "cookie")
@@ -457,10 +485,16 @@ def decode_cookie(data: bytes) -> bytes:
 
 
 def encode_record_size_limit(limit: int) -> bytes:
+    """The body of a record_size_limit extension (RFC 8449 §4)."""
     return limit.to_bytes(2, "big")
 
 
 def decode_record_size_limit(data: bytes) -> int:
+    """The limit a record_size_limit extension carries (RFC 8449 §4).
+
+    Raises :class:`~quicnet.tls.errors.ProtocolViolation` (illegal_parameter)
+    below 64.
+    """
     r = Reader(data)
     limit = r.uint16()
     _done(r, "record_size_limit")

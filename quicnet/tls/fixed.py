@@ -28,6 +28,8 @@ class FixedTicket:
 
 @dataclass(frozen=True)
 class FixedInputs:
+    """Values a test engine uses instead of fresh randomness (RFC 8448 traces only)."""
+
     random: bytes | None = None
     session_id: bytes | None = None
     #: group -> private key bytes for our key shares.

@@ -23,6 +23,8 @@ __all__ = ["CIPHER_SUITES", "CipherSuite", "KeySchedule", "SuiteInfo", "Transcri
 
 
 class CipherSuite(enum.IntEnum):
+    """The TLS 1.3 cipher suites quicnet implements (RFC 8446 §B.4)."""
+
     TLS_AES_128_GCM_SHA256 = 0x1301
     TLS_AES_256_GCM_SHA384 = 0x1302
     TLS_CHACHA20_POLY1305_SHA256 = 0x1303
@@ -30,12 +32,15 @@ class CipherSuite(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class SuiteInfo:
+    """A cipher suite's hash (name, output length in bytes) and AEAD (RFC 8446 §B.4)."""
+
     hash_name: str
     hash_length: int
     aead: AeadAlgorithm
 
     @property
     def key_length(self) -> int:
+        """The AEAD key length in bytes."""
         return self.aead.key_length
 
 
@@ -72,9 +77,11 @@ class Transcript:
 
     @property
     def hash_name(self) -> str | None:
+        """The transcript's hash function, or None until the cipher suite is known."""
         return self._hasher.name if self._hasher is not None else None
 
     def set_hash(self, hash_name: str) -> None:
+        """Hash the transcript with ``hash_name`` from now on, rehashing the messages so far."""
         if self._hasher is not None and self._hasher.name == hash_name:
             return
         self._hasher = Hasher(hash_name)
@@ -83,12 +90,17 @@ class Transcript:
             self._hasher.update(message)
 
     def add(self, message: bytes) -> None:
+        """Append a whole handshake message, header included (RFC 8446 §4.4.1)."""
         self._messages.append(message)
         self._digest = b""
         if self._hasher is not None:
             self._hasher.update(message)
 
     def digest(self) -> bytes:
+        """The transcript hash of the messages so far (RFC 8446 §4.4.1).
+
+        Raises RuntimeError before :meth:`set_hash`.
+        """
         if self._digest:
             return self._digest
         if self._hasher is None:
@@ -173,17 +185,21 @@ class KeySchedule:
 
     # Early secrets (PSK) -------------------------------------------------------
     def binder_key(self, *, external: bool = False) -> bytes:
+        """The PSK binder key: ``ext binder`` if ``external``, else ``res binder`` (§7.1)."""
         label = b"ext binder" if external else b"res binder"
         return self.derive(self.early_secret, label, self._empty_hash())
 
     def client_early_traffic_secret(self, transcript_hash: bytes) -> bytes:
+        """client_early_traffic_secret; hash of the ClientHello (RFC 8446 §7.1)."""
         return self.derive(self.early_secret, b"c e traffic", transcript_hash)
 
     def early_exporter_master_secret(self, transcript_hash: bytes) -> bytes:
+        """early_exporter_master_secret; hash of the ClientHello (RFC 8446 §7.1)."""
         return self.derive(self.early_secret, b"e exp master", transcript_hash)
 
     # Handshake --------------------------------------------------------------------
     def enter_handshake(self, shared_secret: bytes) -> None:
+        """Derive the handshake secret from the (EC)DHE shared secret (RFC 8446 §7.1)."""
         extract = self._handshake_extract
         if extract is not None:  # HKDF-Extract(salt=derived, IKM) = HMAC(derived, IKM)
             self.handshake_secret = extract.digest(shared_secret)
@@ -204,6 +220,7 @@ class KeySchedule:
 
     # Application ------------------------------------------------------------------
     def enter_master(self) -> None:
+        """Derive the master secret from the handshake secret (RFC 8446 §7.1)."""
         derived = self.derive(self.handshake_secret, b"derived", self._empty_hash())
         self.master_secret = hkdf_extract(self.hash_name, derived, bytes(self.hash_length))
 
@@ -225,6 +242,7 @@ class KeySchedule:
         return client, server, exporter
 
     def exporter_master_secret(self, transcript_hash: bytes) -> bytes:
+        """exporter_master_secret; hash of ClientHello..server Finished (RFC 8446 §7.1)."""
         return self.derive(self.master_secret, b"exp master", transcript_hash)
 
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
@@ -233,12 +251,14 @@ class KeySchedule:
 
     # Finished (§4.4.4) -------------------------------------------------------------
     def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
+        """The Finished verify_data for ``base_key`` over ``transcript_hash`` (RFC 8446 §4.4.4)."""
         finished_key = hkdf_expand_label(
             self.hash_name, base_key, b"finished", b"", self.hash_length
         )
         return hmac_digest(self.hash_name, finished_key, transcript_hash)
 
     def check_finished(self, base_key: bytes, transcript_hash: bytes, verify_data: bytes) -> bool:
+        """Whether ``verify_data`` is the expected Finished value, compared in constant time."""
         return constant_time_eq(self.finished_verify_data(base_key, transcript_hash), verify_data)
 
 

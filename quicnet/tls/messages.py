@@ -50,6 +50,8 @@ LEGACY_VERSION = 0x0303
 
 
 class HandshakeType(enum.IntEnum):
+    """The type byte that opens each handshake message (RFC 8446 §4)."""
+
     client_hello = 1
     server_hello = 2
     new_session_ticket = 4
@@ -113,6 +115,7 @@ def _write_extensions(w: Writer, extensions: Extensions) -> None:
 
 
 def find_extension(extensions: Extensions, ext_type: int) -> bytes | None:
+    """The body of the first extension of type ``ext_type``, or None if absent."""
     for ext in extensions:
         if ext.type == ext_type:
             return ext.data
@@ -121,6 +124,8 @@ def find_extension(extensions: Extensions, ext_type: int) -> bytes | None:
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
+    """The client's first flight: offered suites, key shares, extensions (RFC 8446 §4.1.2)."""
+
     random: bytes
     legacy_session_id: bytes
     cipher_suites: tuple[int, ...]
@@ -131,6 +136,7 @@ class ClientHello:
     msg_type = HandshakeType.client_hello
 
     def extension(self, ext_type: int) -> bytes | None:
+        """The body of the extension of type ``ext_type``, or None if it was not sent."""
         return find_extension(self.extensions, ext_type)
 
     def _encode(self, w: Writer) -> None:
@@ -156,6 +162,8 @@ class ClientHello:
 
 @dataclass(frozen=True, slots=True)
 class ServerHello:
+    """The server's choice of suite and key share, or an HRR (RFC 8446 §4.1.3)."""
+
     random: bytes
     legacy_session_id_echo: bytes
     cipher_suite: int
@@ -167,9 +175,11 @@ class ServerHello:
 
     @property
     def is_hello_retry_request(self) -> bool:
+        """Whether this is a HelloRetryRequest, told by its special random (RFC 8446 §4.1.3)."""
         return self.random == HELLO_RETRY_REQUEST_RANDOM
 
     def extension(self, ext_type: int) -> bytes | None:
+        """The body of the extension of type ``ext_type``, or None if it was not sent."""
         return find_extension(self.extensions, ext_type)
 
     def _encode(self, w: Writer) -> None:
@@ -195,11 +205,14 @@ class ServerHello:
 
 @dataclass(frozen=True, slots=True)
 class EncryptedExtensions:
+    """The server's extensions sent under handshake keys (RFC 8446 §4.3.1)."""
+
     extensions: Extensions
 
     msg_type = HandshakeType.encrypted_extensions
 
     def extension(self, ext_type: int) -> bytes | None:
+        """The body of the extension of type ``ext_type``, or None if it was not sent."""
         return find_extension(self.extensions, ext_type)
 
     def _encode(self, w: Writer) -> None:
@@ -212,12 +225,15 @@ class EncryptedExtensions:
 
 @dataclass(frozen=True, slots=True)
 class CertificateRequest:
+    """The server's request for a client certificate (RFC 8446 §4.3.2)."""
+
     certificate_request_context: bytes
     extensions: Extensions
 
     msg_type = HandshakeType.certificate_request
 
     def extension(self, ext_type: int) -> bytes | None:
+        """The body of the extension of type ``ext_type``, or None if it was not sent."""
         return find_extension(self.extensions, ext_type)
 
     def _encode(self, w: Writer) -> None:
@@ -232,12 +248,16 @@ class CertificateRequest:
 
 @dataclass(frozen=True, slots=True)
 class CertificateEntry:
+    """One certificate of a chain, DER, with its per-entry extensions (RFC 8446 §4.4.2)."""
+
     cert_data: bytes
     extensions: Extensions = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Certificate:
+    """The sender's certificate chain, end-entity first (RFC 8446 §4.4.2)."""
+
     certificate_request_context: bytes
     certificate_list: tuple[CertificateEntry, ...]
 
@@ -264,6 +284,8 @@ class Certificate:
 
 @dataclass(frozen=True, slots=True)
 class CertificateVerify:
+    """A signature over the transcript with the certificate's key (RFC 8446 §4.4.3)."""
+
     algorithm: int
     signature: bytes
 
@@ -280,6 +302,8 @@ class CertificateVerify:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
+    """The HMAC over the transcript that authenticates the handshake (RFC 8446 §4.4.4)."""
+
     verify_data: bytes
 
     msg_type = HandshakeType.finished
@@ -294,6 +318,8 @@ class Finished:
 
 @dataclass(frozen=True, slots=True)
 class NewSessionTicket:
+    """A ticket the server issues for later resumption (RFC 8446 §4.6.1)."""
+
     ticket_lifetime: int
     ticket_age_add: int
     ticket_nonce: bytes
@@ -303,6 +329,7 @@ class NewSessionTicket:
     msg_type = HandshakeType.new_session_ticket
 
     def extension(self, ext_type: int) -> bytes | None:
+        """The body of the extension of type ``ext_type``, or None if it was not sent."""
         return find_extension(self.extensions, ext_type)
 
     def _encode(self, w: Writer) -> None:
@@ -323,6 +350,8 @@ class NewSessionTicket:
 
 @dataclass(frozen=True, slots=True)
 class EndOfEarlyData:
+    """The client's marker that its 0-RTT data has ended (RFC 8446 §4.5)."""
+
     msg_type = HandshakeType.end_of_early_data
 
     def _encode(self, w: Writer) -> None:
@@ -335,6 +364,8 @@ class EndOfEarlyData:
 
 @dataclass(frozen=True, slots=True)
 class KeyUpdate:
+    """A switch to the next traffic secret, maybe asking the peer to follow (RFC 8446 §4.6.3)."""
+
     request_update: bool
 
     msg_type = HandshakeType.key_update

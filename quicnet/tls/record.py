@@ -116,11 +116,13 @@ class TLSConnection:
 
     @classmethod
     def server(cls, config: ServerConfig) -> TLSConnection:
+        """A server connection for ``config``."""
         return cls(TLSServer(config))
 
     # Public API -----------------------------------------------------------------------
     @property
     def handshake_complete(self) -> bool:
+        """Whether this side has verified the peer's Finished and sent its own (RFC 8446 §4.4.4)."""
         return self.engine.handshake_complete
 
     def start(self, now: float) -> None:
@@ -171,12 +173,14 @@ class TLSConnection:
         self._send_alert(alert)
 
     def data_to_send(self) -> bytes:
+        """The records queued for the peer since the last call, as bytes for the transport."""
         out = bytes(self._out)
         self._out.clear()
         self._key_update_reply_queued = False
         return out
 
     def next_event(self) -> RecordEvent | None:
+        """The oldest event not yet taken (data, close, completion, ticket), or None."""
         return self._events.popleft() if self._events else None
 
     def send(self, data: bytes) -> None:
@@ -222,6 +226,10 @@ class TLSConnection:
         self.local_closed = True
 
     def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """``length`` bytes of the TLS exporter for ``label`` and ``context`` (RFC 8446 §7.5).
+
+        Raises :class:`~quicnet.tls.errors.UsageError` before the handshake is complete.
+        """
         return self.engine.export_keying_material(label, context, length)
 
     # Reading --------------------------------------------------------------------------

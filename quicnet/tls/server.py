@@ -196,6 +196,7 @@ class TLSServer(TLSEngine):
 
     @property
     def hello_retry_sent(self) -> bool:
+        """Whether this server answered with a HelloRetryRequest (RFC 8446 §4.1.4)."""
         return self._hrr_group is not None
 
     def _on_client_hello(self, hello: ClientHello, raw: bytes, now: float) -> None:

@@ -65,6 +65,10 @@ class SessionTicket:
     quic_version: int | None = None
 
     def is_valid_at(self, now: float) -> bool:
+        """Whether the ticket may still be offered at ``now`` (wall-clock seconds).
+
+        Its lifetime, capped at seven days, must not have passed (RFC 8446 §4.6.1).
+        """
         return 0 <= now - self.received_at <= min(self.ticket_lifetime, 7 * 86400)
 
     def obfuscated_age(self, now: float) -> int:
@@ -73,6 +77,10 @@ class SessionTicket:
         return (age_ms + self.ticket_age_add) & 0xFFFFFFFF
 
     def to_bytes(self) -> bytes:
+        """The session in quicnet's binary format, for :meth:`from_bytes`.
+
+        It holds the resumption PSK: store it as a secret.
+        """
         w = Writer()
         w.write(_SESSION_MAGIC)
         w.vector(self.ticket, 2)
@@ -91,6 +99,10 @@ class SessionTicket:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SessionTicket:
+        """A session saved by :meth:`to_bytes`.
+
+        Raises :class:`~quicnet.tls.errors.DecodeError` if ``data`` is not one.
+        """
         r = Reader(data)
         magic = r.read(4)
         if magic not in (_SESSION_MAGIC, _SESSION_MAGIC_V1):
@@ -141,10 +153,18 @@ class SessionTicket:
         )
 
     def to_pem(self) -> bytes:
+        """The session as PEM (``QUICNET TLS SESSION``), for :meth:`from_pem`.
+
+        It holds the resumption PSK: store it as a secret.
+        """
         return pem_encode(_PEM_LABEL, self.to_bytes())
 
     @classmethod
     def from_pem(cls, data: bytes) -> SessionTicket:
+        """A session saved by :meth:`to_pem`.
+
+        Raises :class:`~quicnet.tls.errors.DecodeError` if ``data`` is not one.
+        """
         try:
             raw = pem_decode(_PEM_LABEL, data)
         except CryptoDecodeError as exc:
@@ -175,6 +195,7 @@ class TicketState:
     resumption_context: bytes = b""
 
     def encode(self) -> bytes:
+        """The state in the binary form :meth:`TicketKeys.seal` encrypts."""
         w = Writer()
         w.uint8(_TICKET_VERSION)
         w.uint16(self.cipher_suite)
@@ -195,6 +216,7 @@ class TicketState:
 
     @classmethod
     def decode(cls, data: bytes) -> TicketState:
+        """A state encoded by :meth:`encode` (or an older ticket version still accepted)."""
         r = Reader(data)
         version = r.uint8()
         if version not in (2, 3, _TICKET_VERSION):
@@ -253,6 +275,10 @@ class TicketKeys:
             self._keys.popitem(last=False)
 
     def seal(self, state: TicketState) -> bytes:
+        """A ticket holding ``state``, AES-256-GCM-sealed under the current key.
+
+        The ticket is the key id, a random 12-byte nonce and the ciphertext.
+        """
         nonce = random_bytes(12)
         aead = self._keys[self._current_id]
         counter = int.from_bytes(nonce, "big")  # IV is zero, so the nonce is the counter

@@ -100,15 +100,21 @@ class TLSStreamWriter:
             self._raw.write(data)
 
     def write(self, data: bytes) -> None:
+        """Send ``data`` as TLS application data records (RFC 8446 §5.2).
+
+        Raises the stream's error if the connection has failed.
+        """
         if self.error is not None:
             raise self.error
         self.connection.send(bytes(data))
         self._flush()
 
     def writelines(self, lines: list[bytes]) -> None:
+        """Send the concatenation of ``lines``, as :meth:`write`."""
         self.write(b"".join(lines))
 
     async def drain(self) -> None:
+        """Wait until the TCP write buffer has room, as :meth:`asyncio.StreamWriter.drain`."""
         await self._raw.drain()
 
     def key_update(self, *, request_peer: bool = True) -> None:
@@ -117,9 +123,14 @@ class TLSStreamWriter:
         self._flush()
 
     def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """``length`` bytes of the TLS exporter for ``label`` and ``context`` (RFC 8446 §7.5).
+
+        Raises :class:`~quicnet.tls.errors.UsageError` before the handshake is complete.
+        """
         return self.connection.export_keying_material(label, context, length)
 
     def can_write_eof(self) -> bool:
+        """True: :meth:`write_eof` sends close_notify (RFC 8446 §6.1)."""
         return True
 
     def write_eof(self) -> None:
@@ -128,9 +139,11 @@ class TLSStreamWriter:
         self._flush()
 
     def is_closing(self) -> bool:
+        """Whether the TCP transport underneath is closing or closed."""
         return self._raw.is_closing()
 
     def close(self) -> None:
+        """Send close_notify if still possible (RFC 8446 §6.1), then close the TCP transport."""
         with contextlib.suppress(TLSError):
             self.connection.close()
             self._flush()
@@ -139,6 +152,7 @@ class TLSStreamWriter:
             self._gate.resume_reading()  # let the pump see the end instead of waiting
 
     async def wait_closed(self) -> None:
+        """Wait until the TCP transport has closed and the reading task has ended."""
         with contextlib.suppress(ConnectionError):
             await self._raw.wait_closed()
         if self._pump is not None:
@@ -147,6 +161,13 @@ class TLSStreamWriter:
                 await self._pump
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Transport information, as :meth:`asyncio.StreamWriter.get_extra_info`.
+
+        ``"tls_handshake"`` gives the :class:`~quicnet.tls.events.HandshakeComplete`
+        (None before it); ``"peercert"`` the peer's leaf
+        :class:`~quicnet.crypto.Certificate` (``default`` if none); other names go
+        to the TCP transport.
+        """
         if name == "tls_handshake":
             return self.handshake
         if name == "peercert":

@@ -28,18 +28,22 @@ class Reader:
 
     @property
     def remaining(self) -> int:
+        """How many bytes are left to read."""
         return self._end - self._pos
 
     def at_end(self) -> bool:
+        """Whether every byte has been read."""
         return self._pos >= self._end
 
     def expect_end(self, what: str) -> None:
+        """Raise :class:`~quicnet.tls.errors.DecodeError` naming ``what`` if bytes are left."""
         if self._pos != self._end:
             raise DecodeError(f"{self._end - self._pos} trailing bytes after {what}")
 
     # The accessors below repeat the bounds check instead of calling each other: they
     # run for every field of every handshake message.
     def read(self, n: int) -> bytes:
+        """The next ``n`` bytes; :class:`~quicnet.tls.errors.DecodeError` if fewer are left."""
         start = self._pos
         stop = start + n
         if stop > self._end:
@@ -48,6 +52,7 @@ class Reader:
         return self._data[start:stop]
 
     def uint(self, size: int) -> int:
+        """The next ``size``-byte big-endian unsigned integer (RFC 8446 §3.3)."""
         start = self._pos
         stop = start + size
         if stop > self._end:
@@ -56,6 +61,7 @@ class Reader:
         return int.from_bytes(self._data[start:stop], "big")
 
     def uint8(self) -> int:
+        """The next ``uint8`` (RFC 8446 §3.3)."""
         pos = self._pos
         if pos >= self._end:
             raise DecodeError(f"truncated: wanted 1 bytes, {self._end - pos} left")
@@ -72,9 +78,11 @@ class Reader:
         return int.from_bytes(self._data[start:stop], "big")
 
     def uint24(self) -> int:
+        """The next big-endian ``uint24`` (RFC 8446 §3.3)."""
         return self.uint(3)
 
     def uint32(self) -> int:
+        """The next big-endian ``uint32`` (RFC 8446 §3.3)."""
         return self.uint(4)
 
     def _span(self, length_size: int, min_length: int) -> tuple[int, int]:
@@ -122,6 +130,11 @@ class Reader:
         return Reader(self._data, start, stop)
 
     def uint16_list(self, length_size: int, *, min_length: int = 0) -> list[int]:
+        """The ``uint16`` values of the next length-prefixed vector (RFC 8446 §3.4).
+
+        Raises :class:`~quicnet.tls.errors.DecodeError` if the vector is shorter
+        than ``min_length`` bytes or its length is odd.
+        """
         body = self.vector(length_size, min_length=min_length)
         if len(body) % 2:
             raise DecodeError("odd length for a list of 16-bit values")
@@ -137,27 +150,38 @@ class Writer:
         self._buf = bytearray()
 
     def getvalue(self) -> bytes:
+        """The bytes written so far."""
         return bytes(self._buf)
 
     def write(self, data: bytes) -> None:
+        """Append ``data`` as it is."""
         self._buf += data
 
     def uint(self, value: int, size: int) -> None:
+        """Append ``value`` as a ``size``-byte big-endian unsigned integer (RFC 8446 §3.3)."""
         self._buf += value.to_bytes(size, "big")
 
     def uint8(self, value: int) -> None:
+        """Append a ``uint8`` (RFC 8446 §3.3)."""
         self._buf.append(value)
 
     def uint16(self, value: int) -> None:
+        """Append a big-endian ``uint16`` (RFC 8446 §3.3)."""
         self._buf += value.to_bytes(2, "big")
 
     def uint24(self, value: int) -> None:
+        """Append a big-endian ``uint24`` (RFC 8446 §3.3)."""
         self._buf += value.to_bytes(3, "big")
 
     def uint32(self, value: int) -> None:
+        """Append a big-endian ``uint32`` (RFC 8446 §3.3)."""
         self._buf += value.to_bytes(4, "big")
 
     def vector(self, data: bytes, length_size: int) -> None:
+        """Append ``data`` behind a ``length_size``-byte length (RFC 8446 §3.4).
+
+        Raises ValueError if the length does not fit ``length_size`` bytes.
+        """
         n = len(data)
         if n >> (8 * length_size):
             raise ValueError(f"{n} bytes do not fit a {length_size}-byte length")
@@ -165,6 +189,10 @@ class Writer:
         self._buf += data
 
     def uint16_list(self, values: list[int] | tuple[int, ...], length_size: int) -> None:
+        """Append ``values`` as a vector of ``uint16`` (RFC 8446 §3.4).
+
+        Raises OverflowError if a value does not fit 16 bits.
+        """
         try:
             packed = struct.pack(f">{len(values)}H", *values)
         except struct.error:
