@@ -89,15 +89,14 @@ def run_loop(stack: str, main: Coroutine[Any, Any, Any]) -> Any:
 
 def server_configuration(certdir: Path, mode: str = "echo") -> QuicConfiguration:
     """The server's identity from ``certdir``; a ``capacity`` server also asks its
-    clients for fewer ACKs (GAME_ACK_FREQUENCY) and, like the real-time layer, wants
-    no event for each DATAGRAM acknowledged."""
+    clients for fewer ACKs (GAME_ACK_FREQUENCY). No server asks for DATAGRAM fates
+    (``datagram_ack_events``, off by default)."""
     return QuicConfiguration(
         is_client=False,
         alpn_protocols=[ALPN],
         certificate_chain=load_certificates((certdir / "cert.pem").read_bytes()),
         private_key=load_private_key((certdir / "key.pem").read_bytes()),
         ack_frequency=GAME_ACK_FREQUENCY if mode == "capacity" else None,
-        datagram_ack_events=mode != "capacity",
     )
 
 

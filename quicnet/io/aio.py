@@ -374,7 +374,7 @@ class QuicClient(Transporter):
 
     def send_datagram(self, data: bytes) -> int:
         """Queue an unreliable datagram (RFC 9221) and send now; returns its id for the
-        DatagramAcknowledged / DatagramLost event."""
+        DatagramAcknowledged / DatagramLost event (with ``datagram_ack_events``)."""
         datagram_id = self.connection.send_datagram(data)
         self.transmit()
         return datagram_id

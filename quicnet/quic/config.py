@@ -110,9 +110,9 @@ class QuicConfiguration:
     #: Received datagrams waiting for the application; beyond this new ones are dropped.
     max_received_datagrams: int = 1024
     #: Report each DATAGRAM sent as DatagramAcknowledged or DatagramLost (RFC 9221 §5.2
-    #: lets a sender know); False spares an application that has no use for them (the
-    #: real-time layer) one event object per datagram.
-    datagram_ack_events: bool = True
+    #: lets a sender know). Off by default: an application that does not ask (the
+    #: real-time layer, most users of DATAGRAM) pays no event object per datagram.
+    datagram_ack_events: bool = False
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025
     #: The least delay we are willing to hold an ACK for, sent as min_ack_delay: the peer

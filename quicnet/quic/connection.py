@@ -397,7 +397,8 @@ class QuicConnection:
         return max_payload(p)
 
     def send_datagram(self, data: bytes) -> int:
-        """Queue an unreliable datagram (RFC 9221); returns an id for its ack/loss events."""
+        """Queue an unreliable datagram (RFC 9221); returns the id its DatagramAcknowledged
+        or DatagramLost event carries (with ``datagram_ack_events``)."""
         self._check_open()
         datagram_id = self.datagrams.send(data, self.max_datagram_size)
         if self.wake is not None:

@@ -155,22 +155,23 @@ def on_rejected(c: QuicConnection) -> None:
 
     They leave recovery as neither acknowledged nor lost to congestion control
     (RFC 9002 §6.4); what they carried is reported lost: DATAGRAMs as
-    DatagramLost, and every stream starts sending over, from offset 0, counted
-    against the server's new limits (RFC 9001 §4.6.2: "reset the state of all
-    streams"). Stream IDs stay: a stream beyond the server's new MAX_STREAMS
-    waits for more. DATAGRAMs still queued that the new limit no longer allows
-    are lost too.
+    DatagramLost (when ``datagram_ack_events`` asks for their fates), and every
+    stream starts sending over, from offset 0, counted against the server's new
+    limits (RFC 9001 §4.6.2: "reset the state of all streams"). Stream IDs stay:
+    a stream beyond the server's new MAX_STREAMS waits for more. DATAGRAMs still
+    queued that the new limit no longer allows are lost too.
     """
     params = c.remote_params
     assert params is not None
     c.recovery.abandon_space(2)
     c.streams.restart_sending(params)
     limit = c.max_datagram_size
+    report = c.configuration.datagram_ack_events  # as for every other DATAGRAM's fate
     kept: list[tuple[int, bytes]] = []
     for datagram_id, data in c.datagram_queue:
         if limit is not None and len(data) <= limit:
             kept.append((datagram_id, data))
-        else:
+        elif report:
             c.event_queue.append(DatagramLost(datagram_id))
     c.datagram_queue[:] = kept  # in place: the DATAGRAM channel holds this list
 

@@ -150,6 +150,7 @@ def make_identity(directory: Path, *, padding_names: int = 0) -> Identity:
 
 def quicnet_server_config(ident: Identity, **options: Any) -> QuicConfiguration:
     options.setdefault("alpn_protocols", (ALPN,))
+    options.setdefault("datagram_ack_events", True)  # the records note each DATAGRAM's fate
     return QuicConfiguration(
         is_client=False, certificate_chain=ident.chain, private_key=ident.key, **options
     )
@@ -157,6 +158,7 @@ def quicnet_server_config(ident: Identity, **options: Any) -> QuicConfiguration:
 
 def quicnet_client_config(ident: Identity, **options: Any) -> QuicConfiguration:
     options.setdefault("alpn_protocols", (ALPN,))
+    options.setdefault("datagram_ack_events", True)
     return QuicConfiguration(
         is_client=True, server_name="localhost", trust_roots=(ident.root,), **options
     )

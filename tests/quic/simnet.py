@@ -125,6 +125,8 @@ def client_config(**overrides: Any) -> QuicConfiguration:
         "is_client": True,
         "server_name": "localhost",
         "trust_roots": (ident.trust_root,),
+        # Each DATAGRAM's fate reported (off by default), checked never to come twice.
+        "datagram_ack_events": True,
     }
     kwargs.update(overrides)
     return QuicConfiguration(**kwargs)
@@ -136,6 +138,7 @@ def server_config(**overrides: Any) -> QuicConfiguration:
         "is_client": False,
         "certificate_chain": ident.certificate_chain,
         "private_key": ident.private_key,
+        "datagram_ack_events": True,
     }
     kwargs.update(overrides)
     return QuicConfiguration(**kwargs)
