@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from quicnet.crypto import (
     InvalidSignatureError,
@@ -74,9 +73,10 @@ def _alpn_chosen(protocol: str) -> bytes:
     return body
 
 
-@dataclass(frozen=True, slots=True)
-class _Hello:
-    """What the server read from a ClientHello."""
+class _Hello(NamedTuple):
+    """What the server read from a ClientHello (an internal record, built once a hello:
+    a named tuple, where a frozen dataclass's ``__init__`` sets each of the 13 fields
+    through ``object.__setattr__``)."""
 
     suites: list[int]
     groups: list[int]
