@@ -73,15 +73,30 @@ def _label_prefix(label: bytes, length: int) -> bytes:
     return prefix
 
 
+#: ``hkdf_expand_label``'s plan by ``(hash name, label, length)`` (TLS and QUIC use a few
+#: constant ones; bounded, an exporter's label comes from the application): the hash, the
+#: HkdfLabel prefix, and whether the output is one block (RFC 5869 §2.3: T(1) only).
+_SINGLE_PLANS: dict[tuple[str, bytes, int], tuple[HashAlgorithm, bytes, bool]] = {}
+
+
+def _single_plan(hash_name: str, label: bytes, length: int) -> tuple[HashAlgorithm, bytes, bool]:
+    prefix = _label_prefix(label, length)
+    algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
+    plan = (algorithm, prefix, 0 < length <= algorithm.digest_size)
+    if len(_SINGLE_PLANS) < _LABEL_PREFIXES_MAX:
+        _SINGLE_PLANS[(hash_name, label, length)] = plan
+    return plan
+
+
 def hkdf_expand_label(
     hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` is given without the ``tls13 `` prefix."""
-    prefix = _LABEL_PREFIXES.get((label, length)) or _label_prefix(label, length)
+    plan = _SINGLE_PLANS.get((hash_name, label, length)) or _single_plan(hash_name, label, length)
+    algorithm, prefix, one_block = plan
     if len(context) > 255:
         raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
-    algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
-    if 0 < length <= algorithm.digest_size:
+    if one_block:
         # One block: T(1) = HMAC(Secret, HkdfLabel || 0x01) (RFC 5869 §2.3).
         h = _HMAC(secret, algorithm)
         h.update(b"".join((prefix, bytes((len(context),)), context, b"\x01")))
