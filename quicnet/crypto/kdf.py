@@ -111,7 +111,7 @@ def hkdf_expand_label(
 #: last label's apart (the last one takes the keyed HMAC itself, not a copy).
 _Entries = tuple[tuple[bytes, int], ...]
 _Plan = tuple[HashAlgorithm, bool, _Entries, tuple[bytes, int], _Entries, tuple[bytes, int]]
-_LABEL_PLANS: dict[tuple[str, tuple[tuple[bytes, int], ...]], _Plan] = {}
+_LABEL_PLANS: dict[tuple[str, Sequence[tuple[bytes, int]]], _Plan] = {}  # tuple keys only
 
 
 def _label_plan(hash_name: str, labels: Sequence[tuple[bytes, int]]) -> _Plan:
@@ -141,7 +141,10 @@ def hkdf_expand_labels(
     length)`` of one ``secret`` (a packet key's key, IV and header-protection key; the
     traffic secrets of one transcript hash): the HMAC is keyed once and copied for
     each label but the last, which takes it as it is."""
-    plan = _LABEL_PLANS.get((hash_name, labels)) if type(labels) is tuple else None
+    try:
+        plan = _LABEL_PLANS.get((hash_name, labels))
+    except TypeError:  # labels in a list (unhashable): never kept, planned each call
+        plan = None
     algorithm, one_block, empty_head, empty_last, prefix_head, prefix_last = plan or _label_plan(
         hash_name, labels
     )
