@@ -148,9 +148,10 @@ class EcnState:
         n = self._n
         if recovery is not self._recovery:  # a new connection, or restarted by VN (§6)
             # Not marking after the reset: the _LAST numbers are taken below, unread before.
+            if self._recovery is not None:  # restarted (a new connection is fresh from init)
+                self._reset()
+                n = self._n
             self._recovery = recovery
-            self._reset()
-            n = self._n
         if path is not self._path:
             # §13.4.2: each path is validated on its own (the peer's counts and ours of
             # what went out marked are per packet number space, so they carry over).
