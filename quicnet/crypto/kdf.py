@@ -73,15 +73,30 @@ def _label_prefix(label: bytes, length: int) -> bytes:
     return prefix
 
 
+#: ``hkdf_expand_label``'s plan by ``(hash name, label, length)`` (TLS and QUIC use a few
+#: constant ones; bounded, an exporter's label comes from the application): the hash, the
+#: HkdfLabel prefix, and whether the output is one block (RFC 5869 §2.3: T(1) only).
+_SINGLE_PLANS: dict[tuple[str, bytes, int], tuple[HashAlgorithm, bytes, bool]] = {}
+
+
+def _single_plan(hash_name: str, label: bytes, length: int) -> tuple[HashAlgorithm, bytes, bool]:
+    prefix = _label_prefix(label, length)
+    algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
+    plan = (algorithm, prefix, 0 < length <= algorithm.digest_size)
+    if len(_SINGLE_PLANS) < _LABEL_PREFIXES_MAX:
+        _SINGLE_PLANS[(hash_name, label, length)] = plan
+    return plan
+
+
 def hkdf_expand_label(
     hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` is given without the ``tls13 `` prefix."""
-    prefix = _LABEL_PREFIXES.get((label, length)) or _label_prefix(label, length)
+    plan = _SINGLE_PLANS.get((hash_name, label, length)) or _single_plan(hash_name, label, length)
+    algorithm, prefix, one_block = plan
     if len(context) > 255:
         raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
-    algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
-    if 0 < length <= algorithm.digest_size:
+    if one_block:
         # One block: T(1) = HMAC(Secret, HkdfLabel || 0x01) (RFC 5869 §2.3).
         h = _HMAC(secret, algorithm)
         h.update(b"".join((prefix, bytes((len(context),)), context, b"\x01")))
@@ -96,7 +111,7 @@ def hkdf_expand_label(
 #: last label's apart (the last one takes the keyed HMAC itself, not a copy).
 _Entries = tuple[tuple[bytes, int], ...]
 _Plan = tuple[HashAlgorithm, bool, _Entries, tuple[bytes, int], _Entries, tuple[bytes, int]]
-_LABEL_PLANS: dict[tuple[str, tuple[tuple[bytes, int], ...]], _Plan] = {}
+_LABEL_PLANS: dict[tuple[str, Sequence[tuple[bytes, int]]], _Plan] = {}  # tuple keys only
 
 
 def _label_plan(hash_name: str, labels: Sequence[tuple[bytes, int]]) -> _Plan:
@@ -126,7 +141,10 @@ def hkdf_expand_labels(
     length)`` of one ``secret`` (a packet key's key, IV and header-protection key; the
     traffic secrets of one transcript hash): the HMAC is keyed once and copied for
     each label but the last, which takes it as it is."""
-    plan = _LABEL_PLANS.get((hash_name, labels)) if type(labels) is tuple else None
+    try:
+        plan = _LABEL_PLANS.get((hash_name, labels))
+    except TypeError:  # labels in a list (unhashable): never kept, planned each call
+        plan = None
     algorithm, one_block, empty_head, empty_last, prefix_head, prefix_last = plan or _label_plan(
         hash_name, labels
     )

@@ -97,10 +97,12 @@ class ConnectionIdManager:
     # Ours ---------------------------------------------------------------------------
     def issue(self, count: int) -> None:
         """Issue ``count`` more CIDs (zero-length CIDs cannot have siblings)."""
-        if self.cid_length == 0:
+        length = self.cid_length
+        if length == 0 or count <= 0:
             return
-        for _ in range(count):
-            cid = random_bytes(self.cid_length)
+        fresh = random_bytes(length * count)  # one read of the OS source for all of them
+        for start in range(0, length * count, length):
+            cid = fresh[start : start + length]
             entry = LocalCid(self._next_local_sequence, cid, self._reset_token_for(cid))
             self.local[entry.sequence_number] = entry
             self._next_local_sequence += 1

@@ -280,9 +280,11 @@ class QuicConnection:
     def new_recovery(self) -> Recovery:
         """Fresh loss recovery and congestion control (a new connection, or after VN)."""
         recovery = Recovery(
-            max_ack_delay=0.025, max_datagram_size=1200, on_delivered=MethodType(on_delivered, self)
+            max_ack_delay=0.025,
+            max_datagram_size=1200,
+            on_delivered=MethodType(on_delivered, self),
+            cc=self.new_controller(),  # the configured kind (no default NewReno made and dropped)
         )
-        recovery.cc = self.new_controller()
         recovery.large_loss_observer = self.paths  # PMTU black holes
         if self.tracer is not None:
             self.tracer.attach(recovery)

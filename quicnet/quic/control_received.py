@@ -81,7 +81,8 @@ def new_connection_id(
         cid,
         stateless_reset_token,
         peer_uses_empty_cid=not cids.current_peer_cid,
-        taken=c.paths.peer_cids_taken(),
+        # Read only when the frame retires CIDs: most (a handshake's) retire none.
+        taken=c.paths.peer_cids_taken() if retire_prior_to else (),
     )
 
 

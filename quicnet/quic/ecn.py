@@ -147,10 +147,11 @@ class EcnState:
             return False
         n = self._n
         if recovery is not self._recovery:  # a new connection, or restarted by VN (§6)
+            # Not marking after the reset: the _LAST numbers are taken below, unread before.
+            if self._recovery is not None:  # restarted (a new connection is fresh from init)
+                self._reset()
+                n = self._n
             self._recovery = recovery
-            self._reset()
-            n = self._n
-            n[_LAST : _LAST + 3] = [s.next_packet_number for s in recovery.spaces]
         if path is not self._path:
             # §13.4.2: each path is validated on its own (the peer's counts and ours of
             # what went out marked are per packet number space, so they carry over).
@@ -177,11 +178,12 @@ class EcnState:
         mark = state == EcnValidation.TESTING or state == EcnValidation.CAPABLE
         if mark != self.marking:
             self.marking = mark
+            if mark:  # each space opens a range at its next packet number
+                n[_OPEN : _OPEN + 3] = numbers
+                return True
             for space_id, pn in enumerate(numbers):
                 first = n[_OPEN + space_id]
-                if mark:
-                    n[_OPEN + space_id] = pn
-                elif first >= 0:  # close this space's open range
+                if first >= 0:  # close this space's open range
                     n[_OPEN + space_id] = -1
                     if pn > first:
                         closed = self._marked

@@ -96,6 +96,10 @@ class FinishedTLS:
         """None: the engine is gone, nothing more happens."""
         return None
 
+    def take_events(self) -> tuple[()]:
+        """None: the engine is gone, nothing more happens."""
+        return ()
+
     def data_to_send(self) -> list[tuple[Epoch, bytes]]:
         """Nothing: no handshake bytes are left to send."""
         return []
@@ -124,7 +128,7 @@ class HandshakeDriver:
         if not c.is_client and c.remote_params is None and tls.peer_transport_parameters:
             # RFC 9368 §2.3: move to the negotiated version before any handshake key exists.
             switch_server(c, tls.peer_transport_parameters)
-        while (event := tls.next_event()) is not None:
+        for event in tls.take_events():  # handling an event makes no TLS event
             if isinstance(event, TrafficSecretReady):
                 self._install_secret(event)
             elif isinstance(event, HandshakeComplete):

@@ -80,11 +80,19 @@ def parse_invariant_header(datagram: bytes, short_cid_length: int) -> InvariantH
     if not datagram:
         raise _bad("empty datagram")
     if datagram[0] & 0x80:
-        r = Reader(datagram, 1)
-        version = r.uint(4)
-        dcid = r.read(r.uint8())
-        scid = r.read(r.uint8())
-        return _new_tuple(InvariantHeader, (True, version, dcid, scid))
+        # Indexing with bounds checks, as parse_long_header (no Reader call per field).
+        end = len(datagram)
+        if end < 6:  # the first byte, the version, the DCID length
+            raise _truncated()
+        version = int.from_bytes(datagram[1:5], "big")
+        pos = 6 + datagram[5]
+        if pos >= end:  # the DCID, then the SCID length
+            raise _truncated()
+        dcid = datagram[6:pos]
+        stop = pos + 1 + datagram[pos]
+        if stop > end:
+            raise _truncated()
+        return _new_tuple(InvariantHeader, (True, version, dcid, datagram[pos + 1 : stop]))
     if len(datagram) < 1 + short_cid_length:
         raise _bad("short header shorter than its connection ID")
     return _new_tuple(InvariantHeader, (False, None, datagram[1 : 1 + short_cid_length], None))

@@ -247,12 +247,14 @@ class Recovery:
         max_ack_delay: float = 0.025,
         max_datagram_size: int = 1200,
         on_delivered: DeliveryCallback | None = None,
+        cc: CongestionController | None = None,
     ) -> None:
         #: Called with each acknowledged or lost packet's frame records.
         self.on_delivered: DeliveryCallback = on_delivered or _ignore
         self.rtt = RttEstimator()
         self.spaces = (PacketSpace(), PacketSpace(), PacketSpace())  # Initial, Handshake, 1-RTT
-        self.cc: CongestionController = NewReno(max_datagram_size)
+        #: The congestion controller (by default NewReno).
+        self.cc: CongestionController = cc if cc is not None else NewReno(max_datagram_size)
         self.pacer = Pacer(max_datagram_size)
         self.pto_count = 0
         #: In-flight packets sent and declared lost, over the connection's life.

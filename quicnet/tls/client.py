@@ -73,6 +73,9 @@ _EE_FORBIDDEN = {
 _SUITES_BY_VALUE: dict[int, CipherSuite] = {int(s): s for s in CipherSuite}
 _SCHEMES_BY_VALUE: dict[int, SignatureScheme] = {int(s): s for s in SignatureScheme}
 
+#: psk_key_exchange_modes (§4.2.9): psk_dhe_ke only, the same in every ClientHello.
+_PSK_MODES = Extension(ET.psk_key_exchange_modes, ext.encode_psk_modes())
+
 _HelloKey = tuple[str | None, bool, tuple[int, ...], tuple[int, ...], tuple[str, ...], int | None]
 
 #: The ClientHello extensions a configuration's values fix (before and after key_share), by
@@ -256,7 +259,7 @@ class TLSClient(TLSEngine):
         if self.quic:
             assert c.quic_transport_parameters is not None
             items.append(Extension(ET.quic_transport_parameters, c.quic_transport_parameters))
-        items.append(Extension(ET.psk_key_exchange_modes, ext.encode_psk_modes()))
+        items.append(_PSK_MODES)
         if self._ech is not None:
             items.append(self._ech.hello_extension())
         if self._early_data_offered and not self._hello_retry:

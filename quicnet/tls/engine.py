@@ -10,6 +10,7 @@ the completed handshake, and session tickets. ``now`` is wall-clock seconds
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from quicnet.crypto import Certificate
@@ -119,6 +120,14 @@ class TLSEngine:
     def next_event(self) -> TLSEvent | None:
         """The oldest event not yet taken (secrets, completion, tickets), or None."""
         return self._events.pop(0) if self._events else None
+
+    def take_events(self) -> Sequence[TLSEvent]:
+        """Every event not taken yet, oldest first: ``next_event`` until None, in one call."""
+        events = self._events
+        if not events:
+            return ()
+        self._events = []
+        return events
 
     def release_handshake_state(self) -> None:
         """Once the handshake is complete, drop what only the handshake needed.

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from quicnet.crypto import (
     InvalidSignatureError,
@@ -58,10 +57,26 @@ __all__ = ["TLSServer"]
 #: holding an older ticket: the 16 KiB other stacks default to.
 SKIP_EARLY_DATA_DEFAULT = 1 << 14
 
+#: The EncryptedExtensions' ALPN body (RFC 7301 §3.1: the one protocol chosen) by protocol:
+#: a few names, those of the server's configurations (bounded all the same).
+_ALPN_CHOSEN: dict[str, bytes] = {}
+_ALPN_CHOSEN_MAX = 32
 
-@dataclass(frozen=True, slots=True)
-class _Hello:
-    """What the server read from a ClientHello."""
+
+def _alpn_chosen(protocol: str) -> bytes:
+    body = _ALPN_CHOSEN.get(protocol)
+    if body is None:
+        body = ext.encode_alpn([protocol])
+        if len(_ALPN_CHOSEN) >= _ALPN_CHOSEN_MAX:
+            _ALPN_CHOSEN.clear()
+        _ALPN_CHOSEN[protocol] = body
+    return body
+
+
+class _Hello(NamedTuple):
+    """What the server read from a ClientHello (an internal record, built once a hello:
+    a named tuple, where a frozen dataclass's ``__init__`` sets each of the 13 fields
+    through ``object.__setattr__``)."""
 
     suites: list[int]
     groups: list[int]
@@ -485,11 +500,8 @@ class TLSServer(TLSEngine):
         if offer.server_name is not None:
             ee.append(Extension(ET.server_name, b""))
         if self.alpn_protocol is not None:
-            ee.append(
-                Extension(
-                    ET.application_layer_protocol_negotiation, ext.encode_alpn([self.alpn_protocol])
-                )
-            )
+            body = _alpn_chosen(self.alpn_protocol)
+            ee.append(Extension(ET.application_layer_protocol_negotiation, body))
         if self.early_data_accepted:
             ee.append(Extension(ET.early_data, b""))
         if self.ech is not None and not self.ech.accepted:  # §7.1: the keys to retry with

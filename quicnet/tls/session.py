@@ -13,6 +13,7 @@ all when the register is full.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -28,6 +29,12 @@ _SESSION_MAGIC = b"QNS2"  # QNS2 adds the QUIC version; QNS1 (without it) still 
 _SESSION_MAGIC_V1 = b"QNS1"
 _PEM_LABEL = "QUICNET TLS SESSION"
 _TICKET_VERSION = 4  # 3 added the early-data context, 4 the resumption context; 2, 3 open
+
+
+#: A ticket state's fixed-size fields, each packed in one call: version and cipher suite;
+#: issue time (ms), lifetime, age_add and max_early_data_size (uint64, then 3 x uint32).
+_STATE_HEAD = struct.Struct(">BH")
+_STATE_NUMBERS = struct.Struct(">QIII")
 
 
 def _opt_str(w: Writer, value: str | None) -> None:
@@ -197,13 +204,16 @@ class TicketState:
     def encode(self) -> bytes:
         """The state in the binary form :meth:`TicketKeys.seal` encrypts."""
         w = Writer()
-        w.uint8(_TICKET_VERSION)
-        w.uint16(self.cipher_suite)
+        w.write(_STATE_HEAD.pack(_TICKET_VERSION, self.cipher_suite))
         w.vector(self.resumption_psk, 1)
-        w.uint(round(self.issued_at * 1000), 8)
-        w.uint32(self.ticket_lifetime)
-        w.uint32(self.ticket_age_add)
-        w.uint32(self.max_early_data_size)
+        w.write(
+            _STATE_NUMBERS.pack(
+                round(self.issued_at * 1000),
+                self.ticket_lifetime,
+                self.ticket_age_add,
+                self.max_early_data_size,
+            )
+        )
         _opt_str(w, self.alpn_protocol)
         _opt_str(w, self.server_name)
         chain = Writer()

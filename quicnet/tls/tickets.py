@@ -11,6 +11,8 @@ certificates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from quicnet.crypto import Certificate
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
@@ -176,6 +178,14 @@ class TicketReceiver:
     def next_event(self) -> SessionTicketReceived | None:
         """The next ticket, or None."""
         return self._events.pop(0) if self._events else None
+
+    def take_events(self) -> Sequence[SessionTicketReceived]:
+        """Every ticket not taken yet, oldest first: ``next_event`` until None, in one call."""
+        events = self._events
+        if not events:
+            return ()
+        self._events = []
+        return events
 
     def data_to_send(self) -> list[tuple[Epoch, bytes]]:
         """Nothing: a client sends no TLS message after its Finished over QUIC."""
