@@ -10,14 +10,13 @@ the completed handshake, and session tickets. ``now`` is wall-clock seconds
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 from quicnet.crypto import Certificate
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.config import ClientConfig, ServerConfig
 from quicnet.tls.errors import ProtocolViolation, UsageError
-from quicnet.tls.events import Epoch, TLSEvent, TrafficSecretReady
+from quicnet.tls.events import Epoch, EventQueue, TLSEvent, TrafficSecretReady
 from quicnet.tls.fixed import FixedInputs
 from quicnet.tls.key_schedule import (
     CIPHER_SUITES,
@@ -41,8 +40,9 @@ __all__ = ["TLSEngine"]
 _NOT_FIXED = FixedInputs()
 
 
-class TLSEngine:
-    """Base of :class:`~quicnet.tls.client.TLSClient` and :class:`~quicnet.tls.server.TLSServer`."""
+class TLSEngine(EventQueue[TLSEvent]):
+    """Base of :class:`~quicnet.tls.client.TLSClient` and :class:`~quicnet.tls.server.TLSServer`;
+    its events are traffic secrets, the handshake's completion and tickets."""
 
     is_client: bool
 
@@ -116,18 +116,6 @@ class TLSEngine:
         out = [(epoch, bytes(buf)) for epoch, buf in self._outgoing if buf]
         self._outgoing.clear()
         return out
-
-    def next_event(self) -> TLSEvent | None:
-        """The oldest event not yet taken (secrets, completion, tickets), or None."""
-        return self._events.pop(0) if self._events else None
-
-    def take_events(self) -> Sequence[TLSEvent]:
-        """Every event not taken yet, oldest first: ``next_event`` until None, in one call."""
-        events = self._events
-        if not events:
-            return ()
-        self._events = []
-        return events
 
     def release_handshake_state(self) -> None:
         """Once the handshake is complete, drop what only the handshake needed.

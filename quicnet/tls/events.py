@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from quicnet.crypto import Certificate
 from quicnet.tls.key_schedule import CipherSuite
@@ -15,6 +17,7 @@ __all__ = [
     "ONE_RTT_EPOCH",
     "ZERO_RTT_EPOCH",
     "Epoch",
+    "EventQueue",
     "HandshakeComplete",
     "SessionTicketReceived",
     "TLSEvent",
@@ -74,3 +77,27 @@ class SessionTicketReceived:
 
 
 TLSEvent = TrafficSecretReady | HandshakeComplete | SessionTicketReceived
+
+
+_E = TypeVar("_E")
+
+
+class EventQueue(Generic[_E]):
+    """The events a TLS object made for its caller, oldest first: taken one at a time
+    (:meth:`next_event`) or all at once (:meth:`take_events`). A subclass sets
+    ``self._events`` to a list (a few events per handshake: lighter than a deque)."""
+
+    __slots__ = ("_events",)
+    _events: list[_E]
+
+    def next_event(self) -> _E | None:
+        """The oldest event not yet taken, or None."""
+        return self._events.pop(0) if self._events else None
+
+    def take_events(self) -> Sequence[_E]:
+        """Every event not taken yet, oldest first: ``next_event`` until None, in one call."""
+        events = self._events
+        if not events:
+            return ()
+        self._events = []
+        return events

@@ -11,13 +11,11 @@ certificates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from quicnet.crypto import Certificate
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import ProtocolViolation
-from quicnet.tls.events import Epoch, SessionTicketReceived
+from quicnet.tls.events import Epoch, EventQueue, SessionTicketReceived
 from quicnet.tls.extensions import ExtensionType as ET
 from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, resumption_psk
 from quicnet.tls.messages import HandshakeReassembler, NewSessionTicket, decode_message
@@ -84,7 +82,7 @@ def session_ticket(
     )
 
 
-class TicketReceiver:
+class TicketReceiver(EventQueue[SessionTicketReceived]):
     """A QUIC client's TLS after the handshake: turns NewSessionTickets into events.
 
     It answers the calls the QUIC connection makes of a TLS engine
@@ -98,7 +96,6 @@ class TicketReceiver:
     """
 
     __slots__ = (
-        "_events",
         "_peer_certificate_ders",
         "_reassembler",
         "_resumption_master_secret",
@@ -174,18 +171,6 @@ class TicketReceiver:
                 transport_parameters=self.peer_transport_parameters,
             )
             self._events.append(SessionTicketReceived(ticket))
-
-    def next_event(self) -> SessionTicketReceived | None:
-        """The next ticket, or None."""
-        return self._events.pop(0) if self._events else None
-
-    def take_events(self) -> Sequence[SessionTicketReceived]:
-        """Every ticket not taken yet, oldest first: ``next_event`` until None, in one call."""
-        events = self._events
-        if not events:
-            return ()
-        self._events = []
-        return events
 
     def data_to_send(self) -> list[tuple[Epoch, bytes]]:
         """Nothing: a client sends no TLS message after its Finished over QUIC."""
