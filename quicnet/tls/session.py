@@ -95,7 +95,13 @@ class SessionTicket:
         w.uint16(self.cipher_suite)
         w.uint32(self.ticket_lifetime)
         w.uint32(self.ticket_age_add)
-        w.uint(round(self.received_at * 1000), 8)
+        # Milliseconds, never rounded up: a restored ticket must not look received
+        # after the moment it was (is_valid_at refuses a negative age). Exact for a
+        # value from_bytes made.
+        received_ms = round(self.received_at * 1000)
+        if received_ms / 1000 > self.received_at:
+            received_ms -= 1
+        w.uint(received_ms, 8)
         w.uint32(self.max_early_data_size)
         _opt_str(w, self.server_name)
         _opt_str(w, self.alpn_protocol)

@@ -532,6 +532,18 @@ def test_session_encoding_is_stable_to_the_millisecond(ms: int) -> None:
     assert TicketState.decode(sealed).encode() == sealed
 
 
+@settings(max_examples=300, deadline=None)
+@example(at=1_000.0006)  # rounded to the millisecond, 1000.001: after it was received
+@given(st.floats(0, 4_000_000_000, allow_nan=False))
+def test_a_restored_session_is_never_newer_than_when_it_was_received(at: float) -> None:
+    """Saved and restored at once, a ticket can still be offered: its receipt time is kept
+    to the millisecond below, never above (a negative age is invalid, RFC 8446 §4.6.1)."""
+    ticket = SessionTicket(b"t", bytes(32), 0x1301, 60, 0, at, 0, None, None)
+    restored = SessionTicket.from_bytes(ticket.to_bytes())
+    assert at - 0.001 <= restored.received_at <= at
+    assert restored.is_valid_at(at)
+
+
 @FUZZ
 @given(st.binary(max_size=200))
 def test_session_ticket_from_bytes_random(data: bytes) -> None:
