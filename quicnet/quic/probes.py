@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from quicnet.quic.ack_frequency import peer_offered
 from quicnet.quic.packets import MIN_INITIAL_DATAGRAM
 from quicnet.quic.records import PMTU_PROBE
 from quicnet.tls import Epoch
@@ -35,10 +36,11 @@ __all__ = ["path_datagram", "pmtu_probe", "version_probe"]
 
 
 def pmtu_probe(sender: PacketSender, pmtu: PathMtu, now: float) -> bytes:
-    """The PMTU probe the path asks for: PING and PADDING filling the size tried
-    (§14.4); empty when none is due now. It counts as in flight (RFC 8899 §4.4) and
-    waits until the window also has room for a packet of the current size: it must
-    not hold the next one until its own ACK (delayed, the probe being alone) comes back."""
+    """The PMTU probe the path asks for: IMMEDIATE_ACK (PING to a peer without the
+    ACK frequency extension) and PADDING filling the size tried (§14.4); empty when
+    none is due now. It counts as in flight (RFC 8899 §4.4) and waits until the
+    window also has room for a packet of the current size: it must not hold the next
+    one until its own ACK (delayed by a peer without the extension) comes back."""
     c = sender.c
     remote = c.remote_params
     ceiling = c.configuration.udp_payload_limit
@@ -53,7 +55,10 @@ def pmtu_probe(sender: PacketSender, pmtu: PathMtu, now: float) -> bytes:
         pmtu.postpone()
         return b""
     packet = sender.new_packet(Epoch.ONE_RTT)
-    packet.payload += b"\x01"  # PING: the probe must be acknowledged
+    # The probe must be acknowledged: IMMEDIATE_ACK where the peer takes it, so its
+    # ACK is not held for the peer's ACK delay (draft-ietf-quic-ack-frequency §8.3:
+    # a sender SHOULD bundle one with PMTU probes); PING otherwise.
+    packet.payload += b"\x1f" if peer_offered(c) else b"\x01"
     packet.payload += bytes(size - packet.size())  # PADDING to the size tried
     packet.ack_eliciting = True
     packet.frames.append((PMTU_PROBE, pmtu, probe_id, size))

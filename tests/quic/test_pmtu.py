@@ -486,3 +486,33 @@ def test_on_loopback_the_path_grows_past_1200_bytes() -> None:
     finally:
         client.close_socket()
         server.close_socket()
+
+
+@pytest.mark.parametrize("peer_takes_immediate_ack", [True, False])
+def test_a_probe_is_acknowledged_at_once_by_a_peer_that_takes_immediate_ack(
+    peer_takes_immediate_ack: bool,
+) -> None:
+    """draft-ietf-quic-ack-frequency §8.3: a sender SHOULD bundle IMMEDIATE_ACK with its
+    PMTU probes. The probe, alone in flight, is then acknowledged one round trip after it
+    left; a peer without the extension (no min_ack_delay) gets PING and holds its ACK
+    for its max_ack_delay (25 ms here) first."""
+    link = LinkConfig(latency=0.02)
+    server = {} if peer_takes_immediate_ack else {"min_ack_delay": None}
+    sim = make_pair(seed=113, c2s=link, s2c=link, server=server)
+    sent: list[float] = []
+
+    def tap(s: tuple[str, int], d: tuple[str, int], data: bytes, now: float) -> None:
+        if d == sim.server.address and len(data) > 1200:
+            sent.append(now)  # the client's probe: nothing else is that large yet
+
+    sim.wiretaps.append(tap)
+    handshake(sim)
+    pmtu = _client(sim).paths.current.pmtu if _client(sim).paths.current else None
+    assert pmtu is not None
+    sim.run_until(lambda: pmtu.mtu > 1200, timeout=5.0, what="the probe acknowledged")
+    round_trip = 2 * link.latency
+    waited = sim.now - sent[0]
+    if peer_takes_immediate_ack:
+        assert waited == pytest.approx(round_trip)
+    else:
+        assert waited == pytest.approx(round_trip + 0.025)
