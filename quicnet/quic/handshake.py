@@ -97,7 +97,7 @@ class FinishedTLS:
         return None
 
     def take_events(self) -> tuple[()]:
-        """None: the engine is gone, nothing more happens."""
+        """Nothing: the engine is gone, nothing more happens."""
         return ()
 
     def data_to_send(self) -> list[tuple[Epoch, bytes]]:

@@ -441,10 +441,7 @@ class PacketReceiver:
                 if t < 0x40:
                     pos += 1
                 else:
-                    try:
-                        t, pos = varint_at(payload, pos)
-                    except IndexError:
-                        raise _truncated(t) from None
+                    t, pos = varint_at(payload, pos)
                 if handshake and t not in _HANDSHAKE_FRAMES:
                     raise TransportError(
                         TransportErrorCode.PROTOCOL_VIOLATION,
@@ -462,11 +459,8 @@ class PacketReceiver:
                 if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
                     pos = end - len(payload[pos:].lstrip(b"\x00"))
                 elif t == 0x06:  # CRYPTO (§19.6), never in 0-RTT
-                    try:
-                        offset, pos = varint_at(payload, pos)
-                        length, pos = varint_at(payload, pos)
-                    except IndexError:
-                        raise _truncated(t) from None
+                    offset, pos = varint_at(payload, pos)
+                    length, pos = varint_at(payload, pos)
                     if pos + length > end:
                         raise _truncated(t)
                     if offset + length > MAX_VARINT:
@@ -474,10 +468,7 @@ class PacketReceiver:
                     self._on_crypto(epoch, offset, payload[pos : pos + length], now)
                     pos += length
                 elif t == 0x02 or t == 0x03:  # ACK (§19.3), never in 0-RTT
-                    try:
-                        ranges, delay, counts, pos = read_ack(payload, pos, t)
-                    except IndexError:
-                        raise _truncated(t) from None
+                    ranges, delay, counts, pos = read_ack(payload, pos, t)
                     self._on_ack(EPOCH_SPACE[epoch], ranges, delay, now, counts)
                 else:
                     reader = Reader(payload, pos)
@@ -492,6 +483,8 @@ class PacketReceiver:
                         self._on_datagram(frame.data, size, t)
                     elif not isinstance(frame, fr.PingFrame | fr.PaddingFrame):
                         self._on_control_frame(frame, t, dcid, now)
+        except IndexError:  # a varint or field ran past the payload, as on the 1-RTT path
+            raise _truncated(t) from None
         except TransportError as exc:  # §19.19: the close names the frame that caused it
             if exc.frame_type is None:
                 exc.frame_type = t
