@@ -130,9 +130,9 @@ class MemoryNet:
                 endpoint.receive_datagram(data, address, now)
                 moved += 1
         for data, address in endpoint.datagrams_to_send(now):
-            client = self.clients.get(address)
-            if client is not None:
-                client.receive_datagram(data, SERVER, now)
+            receiver = self.clients.get(address)
+            if receiver is not None:
+                receiver.receive_datagram(data, SERVER, now)
                 moved += 1
         while endpoint.next_event() is not None:
             pass

@@ -343,13 +343,15 @@ class Qh3Client:
         self._conn.connect(address, now=now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        return self._conn.datagrams_to_send(now=now)
+        sent: list[tuple[bytes, Any]] = self._conn.datagrams_to_send(now=now)
+        return sent
 
     def receive_datagram(self, data: bytes, address: Any, now: float) -> None:
         self._conn.receive_datagram(data, address, now=now)
 
     def next_timer(self) -> float | None:
-        return self._conn.get_timer()
+        deadline: float | None = self._conn.get_timer()
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         self._conn.handle_timer(now=now)

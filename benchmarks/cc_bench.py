@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "tests" / "quic"))
 sys.path.insert(0, str(REPO))
 
 from _common import RESULTS, machine, pyplot  # noqa: E402
-from simnet import (  # noqa: E402
+from simnet import (  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
     CLIENT_ADDR,
     LinkConfig,
     Simulation,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from quicnet.io.udp import ECN_PLATFORM, enable_ecn, open_udp_socket, read_socket_ecn
 
@@ -30,7 +30,7 @@ def _read_plain(sock: socket.socket) -> list[tuple[bytes, object]]:
     return out
 
 
-def _per_datagram(reader: Callable[[socket.socket], list[object]], ecn: bool, n: int) -> float:
+def _per_datagram(reader: Callable[[socket.socket], Sequence[object]], ecn: bool, n: int) -> float:
     rx = open_udp_socket("127.0.0.1", 0)
     tx = open_udp_socket("127.0.0.1", 0)
     try:

@@ -121,8 +121,8 @@ def quic_pair(stream: bool = False) -> tuple[Pair, Callable[[], None]]:
                 conn.send_datagram(event.data)
         pair.pump_server()
         got = False
-        while (event := client.next_event()) is not None:
-            got = got or type(event) is DatagramReceived
+        while (reply := client.next_event()) is not None:
+            got = got or type(reply) is DatagramReceived
         if not got:
             raise RuntimeError("no echo")
         pair.tick()
@@ -141,8 +141,8 @@ def quic_pair(stream: bool = False) -> tuple[Pair, Callable[[], None]]:
                 conn.send_stream_data(down[conn], event.data)
         pair.pump_server()
         got = False
-        while (event := client.next_event()) is not None:
-            got = got or type(event) is StreamDataReceived
+        while (reply := client.next_event()) is not None:
+            got = got or type(reply) is StreamDataReceived
         if not got:
             raise RuntimeError("no echo")
         pair.tick()

@@ -108,7 +108,7 @@ def serve_realtime(certdir: Path) -> None:
     while True:
         for event in server.poll(0.01):
             if type(event) is received:
-                server.send(event.peer, event.channel, event.data)  # type: ignore[union-attr]
+                server.send(event.peer, event.channel, event.data)
 
 
 def serve_quic_stream(certdir: Path) -> None:
@@ -188,7 +188,7 @@ def rtt_realtime(channel: int, port: int, rounds: Rounds, certdir: Path) -> None
             while not got and perf() - t0 < ROUND_TIMEOUT:
                 for event in client.poll(0.01):
                     # An echo that came too late for its round is not this round's.
-                    if type(event) is received and event.data[:4] == tag:  # type: ignore[union-attr]
+                    if type(event) is received and event.data[:4] == tag:
                         got = True
             rounds.record(i, perf() - t0 if got else None)
     finally:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -39,7 +40,7 @@ from quicnet.tls import (
     start_server,
 )
 
-KEYS = {
+KEYS: dict[str, tuple[str, dict[str, Any]]] = {
     "ecdsa_p256": ("EC", {"curve": "P-256"}),
     "ed25519": ("Ed25519", {}),
     "rsa2048_pss": ("RSA", {"rsa_bits": 2048}),
@@ -126,6 +127,7 @@ async def bulk(ca, leaf, key, client_ctx, server_ctx, size: int, stack: str) -> 
     else:
         server = await asyncio.start_server(sink, "127.0.0.1", 0, ssl=server_ctx)
     port = server.sockets[0].getsockname()[1]
+    writer: Any  # quicnet's TLSStreamWriter or asyncio's StreamWriter, used alike
     if stack == "quicnet":
         _, writer = await open_connection(
             "127.0.0.1", port, ClientConfig(server_name="localhost", trust_roots=[ca])

@@ -7,7 +7,6 @@ objects so nothing above :mod:`quicnet.crypto` touches them.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
@@ -681,12 +680,3 @@ def issue_certificate(
         issuer_public=issuer.public_key(),
     )
     return _sign(builder, issuer_key)
-
-
-def is_ip_address(name: str) -> bool:
-    """Whether ``name`` is an IPv4 or IPv6 address literal (no brackets)."""
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
