@@ -349,13 +349,18 @@ def read_ack(
             raise _error(t, "ACK range below zero")
         smallest = top - length
         ranges.append((top, smallest))
-    counts = None
-    if t == 0x03:  # ECN counts (§19.3.2)
-        ect0, pos = varint_at(payload, pos)
-        ect1, pos = varint_at(payload, pos)
-        ce, pos = varint_at(payload, pos)
-        counts = (ect0, ect1, ce)
-    return ranges, delay, counts, pos
+    if t != 0x03:
+        return ranges, delay, None, pos
+    # ECN counts (§19.3.2): ECT(0), then ECT(1) and CE, which stay 0 on most paths: a
+    # byte each, read inline.
+    ect0, pos = varint_at(payload, pos)
+    ect1 = payload[pos]
+    ce = payload[pos + 1]
+    if ect1 < 0x40 and ce < 0x40:
+        return ranges, delay, (ect0, ect1, ce), pos + 2
+    ect1, pos = varint_at(payload, pos)
+    ce, pos = varint_at(payload, pos)
+    return ranges, delay, (ect0, ect1, ce), pos
 
 
 def _parse_stream(r: Reader, frame_type: int) -> StreamFrame:

@@ -304,8 +304,14 @@ class PacketSender:
                 append_varint(buf, stop - 1 - first)
                 if marks:  # §19.3.2: ECT(0), ECT(1), CE
                     append_varint(buf, ecn[10])
-                    append_varint(buf, ecn[9])
-                    append_varint(buf, ecn[11])
+                    ect1 = ecn[9]
+                    ce = ecn[11]
+                    if ect1 < 0x40 and ce < 0x40:  # most paths: both 0
+                        buf.append(ect1)
+                        buf.append(ce)
+                    else:
+                        append_varint(buf, ect1)
+                        append_varint(buf, ce)
                 ack_sent = True
             else:
                 ack = self._ack_frame(rspace, now, 2, one_rtt=True)
