@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from quicnet.io.udp import (
     MIGRATION_LINGER,
@@ -90,6 +90,28 @@ def describe_termination(event: ConnectionTerminated) -> str:
     return f"closed by the peer with {kind}" + (f": {event.reason}" if event.reason else "")
 
 
+class TransportCore(Protocol):
+    """What :class:`Transporter` drives: a :class:`~quicnet.quic.QuicConnection`, a
+    :class:`~quicnet.quic.endpoint.QuicEndpoint` or a real-time core."""
+
+    @property
+    def ecn_marked(self) -> int:
+        """How many of the datagrams the last ``datagrams_to_send`` returned go out
+        ECT(0) (the first ones)."""
+
+    def receive_datagram(self, data: bytes, address: Address, now: float, ecn: int = 0) -> None:
+        """Process one datagram from ``address`` (``ecn``: its codepoint, RFC 9000 §13.4)."""
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """What is ready to go now."""
+
+    def next_timer(self) -> float | None:
+        """When ``handle_timer`` must run next, or None."""
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due at ``now``."""
+
+
 class Transporter:
     """Moves datagrams between a UDP socket and a sans-I/O core; keeps its timer armed.
 
@@ -103,11 +125,14 @@ class Transporter:
     """What went out on the socket: see :class:`~quicnet.io.udp.DatagramSender`."""
     #: Whether the core takes ECN (RFC 9000 §13.4): set by subclasses from the configuration.
     want_ecn = False
-    #: ECN in use on the socket: each datagram read with recvmsg and its codepoint handed
-    #: to :meth:`_receive_marked`, what is sent marked as :meth:`_ecn_marked` says (Linux).
+    #: ECN in use on the socket: each datagram read with recvmsg and handed to the core
+    #: with its codepoint, what is sent marked as the core's ``ecn_marked`` says (Linux).
     ecn = False
 
-    def __init__(self) -> None:
+    def __init__(self, core: TransportCore) -> None:
+        #: The sans-I/O core whose datagrams and timer this moves (called directly on
+        #: the per-packet path, no hook in between).
+        self.core = core
         self.sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -117,6 +142,9 @@ class Transporter:
         #: Sockets left by a migration, still read for a while: the address the core knows
         #: each by, and its sender (RFC 9000 §8.2.2: a challenge there is answered there).
         self._lingering: dict[socket.socket, tuple[Address, DatagramSender]] = {}
+        #: A server's sockets on its preferred addresses (RFC 9000 §9.6), with the address
+        #: the endpoint knows each by and its sender.
+        self._preferred: list[tuple[socket.socket, Address, DatagramSender]] = []
 
     def attach(self, sock: socket.socket) -> None:
         """Start reading ``sock`` on the event loop and sending through it.
@@ -134,14 +162,15 @@ class Transporter:
         if sock is None:
             return
         now = _clock()
+        receive = self.core.receive_datagram
         try:
             if self.ecn:
                 for data, address, ecn in read_socket_ecn(sock):
-                    self._receive_marked(data, address, now, ecn)
+                    receive(data, address, now, ecn)
                 self._dispatch()
                 return
             for data, address in read_socket(sock):
-                self._receive(data, address, now)
+                receive(data, address, now)
             self._dispatch()
         finally:
             self.transmit()  # whatever happened above, what is queued leaves now
@@ -201,17 +230,6 @@ class Transporter:
             self.sock.close()
             self.sock = None
 
-    def _receive(self, data: bytes, address: Any, now: float) -> None:
-        raise NotImplementedError
-
-    def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
-        """A datagram with its ECN codepoint (only when :attr:`want_ecn` is set)."""
-        raise NotImplementedError
-
-    def _ecn_marked(self) -> int:
-        """How many of the datagrams ``_pending`` just returned go out ECT(0)."""
-        return 0
-
     def _receive_left(
         self, data: bytes, address: Any, now: float, ecn: int, local: Address
     ) -> None:
@@ -224,29 +242,28 @@ class Transporter:
     def _dispatch(self) -> None:
         raise NotImplementedError
 
-    # Subclasses provide these three.
-    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
-        raise NotImplementedError
-
-    def _next_timer(self) -> float | None:
-        raise NotImplementedError
-
     def _on_timer(self, now: float) -> None:
-        raise NotImplementedError
+        """The timer fired: run the core's timers, then hand out what they produced."""
+        self.core.handle_timer(now)
+        self._dispatch()
 
     def _send_routed(self) -> None:
         """Send what leaves from another local address (a server's preferred address)."""
 
     def transmit(self) -> None:
         """Send what is due and re-arm the timer."""
-        now = _clock()
         if self.sock is None:
             return  # detached: no more sending, no timers
+        core = self.core
         # Runs of equal-size datagrams leave in one GSO sendmsg where Linux offers
         # it; a full kernel buffer drops the rest (recovery treats it as loss).
-        self.sender.send(self._pending(now), self._ecn_marked())
-        self._send_routed()
-        deadline = self._next_timer()
+        now = _clock()
+        out = core.datagrams_to_send(now)
+        if out:
+            self.sender.send(out, core.ecn_marked)
+        if self._lingering or self._preferred:
+            self._send_routed()
+        deadline = core.next_timer()
         # Re-arm only for an earlier deadline: a timer that fires early is harmless
         # (the core checks its own deadlines and hands back the next one), while
         # cancelling and re-creating a handle per datagram costs more than the packet.
@@ -277,7 +294,7 @@ class QuicClient(Transporter):
     """A client connection on the event loop."""
 
     def __init__(self, connection: QuicConnection) -> None:
-        super().__init__()
+        super().__init__(connection)
         self.connection = connection
         self.want_ecn = connection.configuration.ecn
         # Events stay in the connection until the application asks for them: taking a
@@ -286,22 +303,6 @@ class QuicClient(Transporter):
         self._event_ready = asyncio.Event()
         self._connected = self.loop.create_future()
         self._closed = self.loop.create_future()
-
-    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
-        return self.connection.datagrams_to_send(now)
-
-    def _next_timer(self) -> float | None:
-        return self.connection.next_timer()
-
-    def _on_timer(self, now: float) -> None:
-        self.connection.handle_timer(now)
-        self._dispatch()
-
-    def _receive(self, data: bytes, address: Any, now: float) -> None:
-        self.connection.receive_datagram(data, address, now)
-
-    def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
-        self.connection.receive_datagram(data, address, now, ecn)
 
     def _receive_left(
         self, data: bytes, address: Any, now: float, ecn: int, local: Address
@@ -319,9 +320,6 @@ class QuicClient(Transporter):
             routed = self.connection.routed_datagrams()
             if routed:
                 send_routed(self._left_sockets(), routed)
-
-    def _ecn_marked(self) -> int:
-        return self.connection.ecn_marked
 
     def _dispatch(self) -> None:
         conn = self.connection
@@ -448,14 +446,11 @@ class QuicServer(Transporter):
     """A server endpoint on the event loop; ``handler`` sees every connection's events."""
 
     def __init__(self, endpoint: QuicEndpoint, handler: Handler) -> None:
-        super().__init__()
+        super().__init__(endpoint)
         self.endpoint = endpoint
         self.want_ecn = endpoint.configuration.ecn
         self._handler = handler
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Sockets on the preferred addresses (RFC 9000 §9.6), with the address the
-        #: endpoint knows each by and its sender.
-        self._preferred: list[tuple[socket.socket, Address, DatagramSender]] = []
 
     def attach_preferred(self, sock: socket.socket, local: Address) -> None:
         """Read and send on ``sock``, the socket of the preferred address ``local`` (with
@@ -497,25 +492,6 @@ class QuicServer(Transporter):
             sock.close()
         self._preferred = []
         super().detach()
-
-    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
-        return self.endpoint.datagrams_to_send(now)
-
-    def _next_timer(self) -> float | None:
-        return self.endpoint.next_timer()
-
-    def _on_timer(self, now: float) -> None:
-        self.endpoint.handle_timer(now)
-        self._dispatch()
-
-    def _receive(self, data: bytes, address: Any, now: float) -> None:
-        self.endpoint.receive_datagram(data, address, now)
-
-    def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
-        self.endpoint.receive_datagram(data, address, now, ecn)
-
-    def _ecn_marked(self) -> int:
-        return self.endpoint.ecn_marked
 
     def _dispatch(self) -> None:
         while (item := self.endpoint.next_event()) is not None:

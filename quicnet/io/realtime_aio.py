@@ -33,7 +33,6 @@ from quicnet.io.realtime_api import (
     trust_roots_from,
 )
 from quicnet.io.udp import local_host_for, open_udp_socket
-from quicnet.quic import Address
 from quicnet.realtime import (
     AcceptHook,
     ClientCore,
@@ -97,32 +96,13 @@ class _OnLoop(Transporter, Generic[_Core]):
     ``next_event()``; what the application sends leaves at once."""
 
     def __init__(self, core: _Core) -> None:
-        super().__init__()
+        super().__init__(core)
         self.core: _Core = core
         self.want_ecn = core.ecn  # read the marks and send ECT(0) (RFC 9000 §13.4)
         self._events = _Events()
         self._closed = False
 
-    # Transporter's hooks.
-    def _pending(self, now: float) -> list[tuple[bytes, Address]]:
-        return self.core.datagrams_to_send(now)
-
-    def _next_timer(self) -> float | None:
-        return self.core.next_timer()
-
-    def _on_timer(self, now: float) -> None:
-        self.core.handle_timer(now)
-        self._dispatch()
-
-    def _receive(self, data: bytes, address: Any, now: float) -> None:
-        self.core.receive_datagram(data, address, now)
-
-    def _receive_marked(self, data: bytes, address: Any, now: float, ecn: int) -> None:
-        self.core.receive_datagram(data, address, now, ecn)
-
-    def _ecn_marked(self) -> int:
-        return self.core.ecn_marked
-
+    # Transporter's hook.
     def _dispatch(self) -> None:
         self._events.push_from(self.core)
 

@@ -129,20 +129,24 @@ class DatagramSender:
         A full buffer (EAGAIN) drops the rest, an other error the datagram (or
         run) it came from: recovery treats both as loss.
         """
-        if not self.ecn:
-            self._send(datagrams)
+        count = len(datagrams)
+        if not count:
             return
-        if marked >= len(datagrams):
-            self._marking(2)
-            self._send(datagrams)
-        elif not marked:
-            self._marking(0)
-            self._send(datagrams)
+        if self.ecn:
+            if 0 < marked < count:  # a run marked, then the rest not
+                self._marking(2)
+                if self._send(datagrams[:marked]):
+                    self._marking(0)
+                    self._send(datagrams[marked:])
+                return
+            codepoint = 2 if marked else 0
+            if codepoint != self._mark:
+                self._marking(codepoint)
+        if count == 1:  # the common case (an echo, a game tick): one sendto, no batching
+            data, address = datagrams[0]
+            self._sendto(data, address)
         else:
-            self._marking(2)
-            if self._send(datagrams[:marked]):
-                self._marking(0)
-                self._send(datagrams[marked:])
+            self._send(datagrams)
 
     def _marking(self, codepoint: int) -> None:
         if codepoint != self._mark:
