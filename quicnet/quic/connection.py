@@ -316,9 +316,12 @@ class QuicConnection:
         if self.state is TERMINATED:  # (and maybe disposed: nothing is asked of the sender)
             self.ecn_marked = 0
             return []
-        recovery = self.recovery
-        marking = self.ecn.begin_batch(recovery, self.paths.current)
-        out = self.sender.datagrams_to_send(now)
+        sender = self.sender
+        if sender.nothing_to_send():  # the common answer, before any ECN bookkeeping
+            self.ecn_marked = 0
+            return []
+        marking = self.ecn.begin_batch(self.recovery, self.paths.current)
+        out = sender.build_datagrams(now)
         self.ecn_marked = len(out) if marking else 0
         if out:
             traffic = self.traffic

@@ -155,6 +155,11 @@ class PacketSender:
         """Every datagram ready to go now, with its destination address."""
         if self.nothing_to_send():
             return []
+        return self.build_datagrams(now)
+
+    def build_datagrams(self, now: float) -> list[tuple[bytes, Address]]:
+        """:meth:`datagrams_to_send` for a caller that asked :meth:`nothing_to_send`
+        already and got False."""
         c = self.c
         path = c.paths.current
         if path is None or not c.cids.peer or not c.can_send:
