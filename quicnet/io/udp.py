@@ -312,12 +312,6 @@ class SocketDriver:
             readable, _, _ = select.select(socks, [], [], timeout)
         return bool(readable)
 
-    def _read(self) -> list[tuple[bytes, Address]]:
-        return read_socket(self.sock)
-
-    def _read_ecn(self) -> list[tuple[bytes, Address, int]]:
-        return read_socket_ecn(self.sock)
-
     def _read_at(
         self,
         core: SansIoCore,
@@ -352,22 +346,33 @@ class SocketDriver:
         """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
         clock = time.monotonic
         now = clock()
+        routed = self.preferred or self.lingering  # other sockets: a server's, a migration's
         out = core.datagrams_to_send(now)
         if out:
-            self.transmit(out, getattr(core, "ecn_marked", 0))
-        if self.preferred or self.lingering:
+            self.sender.send(out, getattr(core, "ecn_marked", 0))
+        if routed:
             self._transmit_routed(core)
         deadline = core.next_timer()
-        wait = timeout if deadline is None else max(0.0, min(timeout, deadline - now))
-        if self._wait(wait):
+        wait = timeout
+        if deadline is not None:
+            wait = deadline - now
+            if wait > timeout:
+                wait = timeout
+            elif wait < 0.0:
+                wait = 0.0
+        if routed:
+            readable = self._wait(wait)
+        else:  # one socket: select on it directly
+            readable = bool(select.select((self.sock,), (), (), wait)[0])
+        if readable:
             now = clock()
             if self.ecn:
                 receive_ecn = cast(_EcnCore, core).receive_datagram
-                for data, address, ecn in self._read_ecn():
+                for data, address, ecn in read_socket_ecn(self.sock):
                     receive_ecn(data, address, now, ecn)
             else:
                 receive = core.receive_datagram
-                for data, address in self._read():
+                for data, address in read_socket(self.sock):
                     receive(data, address, now)
             if self.preferred:
                 self._read_at(core, now, self.preferred)
@@ -380,7 +385,7 @@ class SocketDriver:
             core.handle_timer(now)
         out = core.datagrams_to_send(now)
         if out:
-            self.transmit(out, getattr(core, "ecn_marked", 0))
+            self.sender.send(out, getattr(core, "ecn_marked", 0))
         if self.preferred or self.lingering:
             self._transmit_routed(core)
 

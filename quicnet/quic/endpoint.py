@@ -413,6 +413,9 @@ class QuicEndpoint:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every datagram ready to go now: each busy connection's, those to mark ECT(0)
         first (``ecn_marked`` says how many), then the rest and the endpoint's own."""
+        if not self._send_ready and not self._outgoing:  # a poll with nothing to send
+            self.ecn_marked = 0
+            return []
         out: list[tuple[bytes, Address]] = []
         plain = list(self._outgoing)
         self._outgoing.clear()
