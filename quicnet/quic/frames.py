@@ -312,19 +312,23 @@ def read_ack(
     """An ACK frame (§19.3) at ``pos``, after its type ``t``: ``(ranges, ACK delay, ECN
     counts or None, the position after it)``. IndexError when it runs past the payload."""
     # Largest Acknowledged and ACK Delay: one or two bytes while the connection is
-    # young or the peer prompt, read inline (no call); longer ones by varint_at.
-    fields = [0, 0]
-    for i in (0, 1):
-        value = payload[pos]
-        if value < 0x40:
-            pos += 1
-        elif value < 0x80:
-            value = ((value & 0x3F) << 8) | payload[pos + 1]
-            pos += 2
-        else:
-            value, pos = varint_at(payload, pos)
-        fields[i] = value
-    largest, delay = fields
+    # young or the peer prompt, read inline (no call, no loop); longer ones by varint_at.
+    largest = payload[pos]
+    if largest < 0x40:
+        pos += 1
+    elif largest < 0x80:
+        largest = ((largest & 0x3F) << 8) | payload[pos + 1]
+        pos += 2
+    else:
+        largest, pos = varint_at(payload, pos)
+    delay = payload[pos]
+    if delay < 0x40:
+        pos += 1
+    elif delay < 0x80:
+        delay = ((delay & 0x3F) << 8) | payload[pos + 1]
+        pos += 2
+    else:
+        delay, pos = varint_at(payload, pos)
     count = payload[pos]  # one byte in all but pathological ACKs
     if count < 0x40:
         pos += 1
