@@ -28,7 +28,9 @@ It asks again, with the next sequence number, once a connection migration is
 confirmed (§8.4: the new path's congestion controller and RTT estimate start
 afresh, and derived values with them); a lost request is sent again only while it
 is the newest (§4). The PTO counts the largest max ack delay the peer may be using
-(§7). Bursts that fewer ACKs could release are spread by the pacer (§8.2, RFC
+(§7), and leaves it out while more ack-eliciting packets are in flight than the largest
+Ack-Eliciting Threshold the peer may be using (§7: it acknowledges without waiting
+then; never with a Reordering Threshold of 0). Bursts that fewer ACKs could release are spread by the pacer (§8.2, RFC
 9002 §7.7).
 """
 
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING
 from quicnet.quic import records
 from quicnet.quic.buffer import encode_varint
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
+from quicnet.quic.recovery import ACK_DELAY_ALWAYS
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
@@ -217,6 +220,7 @@ class AckPolicy:
         "max_ack_delay",
         "min_ack_delay_us",
         "peer_delay",
+        "peer_threshold",
         "reordering_threshold",
         "request",
         "request_migrations",
@@ -234,14 +238,20 @@ class AckPolicy:
         self.largest_sequence = -1  # of the ACK_FREQUENCY frames applied (§4)
         self.last_ce = -1  # the packet number of the last CE-marked packet (§6.4)
         #: Our newest ACK_FREQUENCY frame: (requested max ack delay in seconds, the
-        #: frame's bytes, its sequence number), or None before the first.
-        self.request: tuple[float, bytes, int] | None = None
-        #: Requests sent and neither acknowledged nor lost for good: sequence -> delay.
-        self.in_flight: dict[int, float] = {}
+        #: frame's bytes, its sequence number, its PTO threshold: see ``peer_threshold``),
+        #: or None before the first.
+        self.request: tuple[float, bytes, int, int] | None = None
+        #: Requests sent, not acknowledged, and still possibly applied by the peer (none
+        #: older than the newest it acknowledged): sequence -> (delay, PTO threshold).
+        self.in_flight: dict[int, tuple[float, int]] = {}
         #: The largest sequence number the peer acknowledged, and the max ack delay it
-        #: applies since (before any: its max_ack_delay transport parameter).
+        #: applies since (before any: its max_ack_delay transport parameter) ...
         self.acked_sequence = -1
         self.peer_delay = max_ack_delay
+        #: ... and the Ack-Eliciting Threshold above which it acknowledges without waiting
+        #: for that delay (§7): ACK_DELAY_ALWAYS before any, or when its Reordering
+        #: Threshold is 0 (a loss may then leave it waiting, and the PTO must allow for it).
+        self.peer_threshold = ACK_DELAY_ALWAYS
         #: The connection's path migrations when the newest request was made (§8.4).
         self.request_migrations = 0
         #: The newest request's values (threshold, delay in µs, reordering), or None.
@@ -321,7 +331,8 @@ class AckPolicy:
         migrations: int = 0,
     ) -> None:
         """Encode the next ACK_FREQUENCY frame with ``values`` (sequence numbers 0, 1,
-        ..., §4); until the peer acknowledges it the PTO counts the larger delay (§7)."""
+        ..., §4); until the peer acknowledges it the PTO counts the larger delay and
+        threshold (§7)."""
         if self.request is None:
             self.peer_delay = recovery.max_ack_delay  # the peer's transport parameter
         sequence = 0 if self.request is None else self.request[2] + 1
@@ -333,7 +344,8 @@ class AckPolicy:
             + encode_varint(delay_us)
             + encode_varint(reordering)
         )
-        self.request = (delay_us / 1e6, frame, sequence)
+        pto_threshold = threshold if reordering else ACK_DELAY_ALWAYS  # §7
+        self.request = (delay_us / 1e6, frame, sequence, pto_threshold)
         self.request_values = values
         self.request_migrations = migrations
         self._update_pto(recovery)
@@ -342,7 +354,7 @@ class AckPolicy:
         """The newest request went out: its frame record for the packet."""
         request = self.request
         assert request is not None
-        self.in_flight[request[2]] = request[0]
+        self.in_flight[request[2]] = (request[0], request[3])
         return (records.ACK_FREQUENCY, request[2])
 
     def on_request_delivered(self, sequence: int, acked: bool, recovery: Recovery) -> bool:
@@ -351,26 +363,36 @@ class AckPolicy:
         superseded, and the peer would ignore it after the newer one anyway)."""
         request = self.request
         newest = request is not None and request[2] == sequence
+        in_flight = self.in_flight
         if acked:
-            delay = self.in_flight.pop(sequence, None)
-            if delay is not None and sequence > self.acked_sequence:
+            values = in_flight.pop(sequence, None)
+            if values is not None and sequence > self.acked_sequence:
                 self.acked_sequence = sequence  # §4: the peer applied it, or a newer one
-                self.peer_delay = delay
-        elif not newest:
-            self.in_flight.pop(sequence, None)
+                self.peer_delay, self.peer_threshold = values
+                for older in [s for s in in_flight if s < sequence]:
+                    del in_flight[older]  # the peer ignores it now, even if it arrives
+        # A lost request stays counted: the packet may have arrived all the same, and
+        # the peer applies it until it has a newer one.
         self._update_pto(recovery)
         return not acked and newest
 
     def _update_pto(self, recovery: Recovery) -> None:
         """§7: the PTO counts the largest max ack delay the peer may be using: the one it
-        acknowledged, and every one in flight or about to be sent."""
+        acknowledged, and every one in flight or about to be sent; it leaves that delay
+        out only above the largest Ack-Eliciting Threshold among them."""
         delay = self.peer_delay
-        for value in self.in_flight.values():
-            delay = max(delay, value)
+        threshold = self.peer_threshold
+        for value, pto_threshold in self.in_flight.values():
+            if value > delay:
+                delay = value
+            if pto_threshold > threshold:
+                threshold = pto_threshold
         request = self.request
         if request is not None and request[2] > self.acked_sequence:
             delay = max(delay, request[0])
+            threshold = max(threshold, request[3])
         recovery.max_ack_delay = delay
+        recovery.peer_ack_threshold = threshold
 
 
 def peer_offered(c: QuicConnection) -> bool:
