@@ -86,11 +86,18 @@ class AckFrequencyRequest:
     below it. ``ack_eliciting_threshold`` ack-eliciting packets may arrive before the
     peer must acknowledge (1: every second one, RFC 9000's default); a
     ``reordering_threshold`` of 1 asks for an immediate ACK on any gap, 0 for none.
+
+    ``immediate_ack_before_idle``: the packet that empties the send queues carries
+    IMMEDIATE_ACK (§8.1.1, see :class:`AdaptiveAckFrequency`). Off by default: an
+    application that fixes the delay usually counts on the peer's ACKs riding on its
+    own next packets (a game client's next input), which an immediate ACK after every
+    snapshot would undo.
     """
 
     max_ack_delay: float
     ack_eliciting_threshold: int = 1
     reordering_threshold: int = 1
+    immediate_ack_before_idle: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.max_ack_delay * 1e6 < MAX_REQUESTED_ACK_DELAY_US:
@@ -140,11 +147,19 @@ class AdaptiveAckFrequency:
     they changed materially (:meth:`update`): between updates the threshold in force
     still gives at least ``acks_per_rtt / 2`` ACKs per window (at least one, §8.1),
     the window's saw-tooth moves nothing, and slow start asks again every RTT or two.
+
+    ``immediate_ack_before_idle`` (§8.1.1): a 1-RTT packet that carries data and leaves
+    nothing queued to send (the sender becomes application-limited) also carries an
+    IMMEDIATE_ACK, so that its acknowledgment, and that of the packets the peer still
+    holds below the threshold, comes one RTT after it left instead of after the delay
+    too. At most one such frame is in flight: the next goes only once its packet was
+    acknowledged or lost, so at most about one extra ACK per RTT.
     """
 
     acks_per_rtt: int = 4
     max_ack_delay_floor: float = 0.001
     reordering_threshold: int = 1
+    immediate_ack_before_idle: bool = True
 
     def __post_init__(self) -> None:
         if not 2 <= self.acks_per_rtt < 1 << 16:
@@ -411,6 +426,8 @@ def ask(c: QuicConnection) -> None:
         return
     acks = c.acks
     recovery = c.recovery
+    if acks.request is None and request.immediate_ack_before_idle:
+        c.sender.idle_ack = True  # §8.1.1, from the first request on
     acks.make_request(request.values(params.min_ack_delay, recovery), recovery, c.paths.migrations)
     if isinstance(request, AdaptiveAckFrequency):
         acks.review_at = _NEXT_ACK  # the RTT before the next review starts at the next ACK
