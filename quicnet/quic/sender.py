@@ -264,7 +264,8 @@ class PacketSender:
         streams = c.streams
         probes_pending = recovery.probes_pending
         probes = probes_pending.get(2, 0) if probes_pending else 0
-        eliciting = bool(c.pending.waiting or c.datagram_queue or streams.send_queue)
+        # Truthy when anything ack-eliciting is queued (no bool() call per packet).
+        eliciting: object = c.pending.waiting or c.datagram_queue or streams.send_queue
         if eliciting:
             room = self._eliciting_room(now)
             if not room:
