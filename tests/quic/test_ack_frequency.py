@@ -321,7 +321,16 @@ def test_a_lost_request_is_sent_again() -> None:
     assert client.acks.max_ack_delay == 0.05  # the repeat (same sequence) was ignored
 
 
-def test_an_ack_frequency_to_an_endpoint_that_never_offered_it_closes_the_connection() -> None:
+@pytest.mark.parametrize(
+    ("frame", "frame_type"),
+    [
+        (ack_frequency_frame(0, 1, 50_000, 1), fr.FrameType.ACK_FREQUENCY),
+        (b"\x1f", fr.FrameType.IMMEDIATE_ACK),
+    ],
+)
+def test_an_ack_frequency_to_an_endpoint_that_never_offered_it_closes_the_connection(
+    frame: bytes, frame_type: fr.FrameType
+) -> None:
     sim = make_pair(server={"min_ack_delay": None})
     handshake(sim)
     client = sim.client.impl
@@ -329,12 +338,12 @@ def test_an_ack_frequency_to_an_endpoint_that_never_offered_it_closes_the_connec
     server = sim.peer_of(client)
     assert server is not None
     sim.waive("protocol errors", reason="the client breaks the extension's rule on purpose")
-    sim.inject(seal_one_rtt(client, ack_frequency_frame(0, 1, 50_000, 1)), CLIENT_ADDR, SERVER_ADDR)
+    sim.inject(seal_one_rtt(client, frame), CLIENT_ADDR, SERVER_ADDR)
     sim.run_for(0.01)
     termination = server.termination
     assert termination is not None
     assert termination.error_code == PV
-    assert termination.frame_type == fr.FrameType.ACK_FREQUENCY
+    assert termination.frame_type == frame_type
 
 
 @pytest.mark.parametrize(("frames", "immediate"), [(b"\x01", False), (b"\x1f", True)])
