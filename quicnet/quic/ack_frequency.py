@@ -30,8 +30,9 @@ afresh, and derived values with them); a lost request is sent again only while i
 is the newest (§4). The PTO counts the largest max ack delay the peer may be using
 (§7), and leaves it out while more ack-eliciting packets are in flight than the largest
 Ack-Eliciting Threshold the peer may be using (§7: it acknowledges without waiting
-then; never with a Reordering Threshold of 0). Bursts that fewer ACKs could release are spread by the pacer (§8.2, RFC
-9002 §7.7).
+then; never with a Reordering Threshold of 0). Bursts that fewer ACKs could release
+are spread by the pacer (§8.2, RFC 9002 §7.7). A sender about to go idle asks for an
+immediate ACK (§8.1.1: :class:`AdaptiveAckFrequency`'s ``immediate_ack_before_idle``).
 """
 
 from __future__ import annotations
