@@ -28,8 +28,11 @@ It asks again, with the next sequence number, once a connection migration is
 confirmed (§8.4: the new path's congestion controller and RTT estimate start
 afresh, and derived values with them); a lost request is sent again only while it
 is the newest (§4). The PTO counts the largest max ack delay the peer may be using
-(§7). Bursts that fewer ACKs could release are spread by the pacer (§8.2, RFC
-9002 §7.7).
+(§7), and leaves it out while more ack-eliciting packets are in flight than the largest
+Ack-Eliciting Threshold the peer may be using (§7: it acknowledges without waiting
+then; never with a Reordering Threshold of 0). Bursts that fewer ACKs could release
+are spread by the pacer (§8.2, RFC 9002 §7.7). A sender about to go idle asks for an
+immediate ACK (§8.1.1: :class:`AdaptiveAckFrequency`'s ``immediate_ack_before_idle``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING
 from quicnet.quic import records
 from quicnet.quic.buffer import encode_varint
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
+from quicnet.quic.recovery import ACK_DELAY_ALWAYS
 
 if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
@@ -83,11 +87,18 @@ class AckFrequencyRequest:
     below it. ``ack_eliciting_threshold`` ack-eliciting packets may arrive before the
     peer must acknowledge (1: every second one, RFC 9000's default); a
     ``reordering_threshold`` of 1 asks for an immediate ACK on any gap, 0 for none.
+
+    ``immediate_ack_before_idle``: the packet that empties the send queues carries
+    IMMEDIATE_ACK (§8.1.1, see :class:`AdaptiveAckFrequency`). Off by default: an
+    application that fixes the delay usually counts on the peer's ACKs riding on its
+    own next packets (a game client's next input), which an immediate ACK after every
+    snapshot would undo.
     """
 
     max_ack_delay: float
     ack_eliciting_threshold: int = 1
     reordering_threshold: int = 1
+    immediate_ack_before_idle: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.max_ack_delay * 1e6 < MAX_REQUESTED_ACK_DELAY_US:
@@ -137,11 +148,19 @@ class AdaptiveAckFrequency:
     they changed materially (:meth:`update`): between updates the threshold in force
     still gives at least ``acks_per_rtt / 2`` ACKs per window (at least one, §8.1),
     the window's saw-tooth moves nothing, and slow start asks again every RTT or two.
+
+    ``immediate_ack_before_idle`` (§8.1.1): a 1-RTT packet that carries data and leaves
+    nothing queued to send (the sender becomes application-limited) also carries an
+    IMMEDIATE_ACK, so that its acknowledgment, and that of the packets the peer still
+    holds below the threshold, comes one RTT after it left instead of after the delay
+    too. At most one such frame is in flight: the next goes only once its packet was
+    acknowledged or lost, so at most about one extra ACK per RTT.
     """
 
     acks_per_rtt: int = 4
     max_ack_delay_floor: float = 0.001
     reordering_threshold: int = 1
+    immediate_ack_before_idle: bool = True
 
     def __post_init__(self) -> None:
         if not 2 <= self.acks_per_rtt < 1 << 16:
@@ -217,6 +236,7 @@ class AckPolicy:
         "max_ack_delay",
         "min_ack_delay_us",
         "peer_delay",
+        "peer_threshold",
         "reordering_threshold",
         "request",
         "request_migrations",
@@ -234,14 +254,20 @@ class AckPolicy:
         self.largest_sequence = -1  # of the ACK_FREQUENCY frames applied (§4)
         self.last_ce = -1  # the packet number of the last CE-marked packet (§6.4)
         #: Our newest ACK_FREQUENCY frame: (requested max ack delay in seconds, the
-        #: frame's bytes, its sequence number), or None before the first.
-        self.request: tuple[float, bytes, int] | None = None
-        #: Requests sent and neither acknowledged nor lost for good: sequence -> delay.
-        self.in_flight: dict[int, float] = {}
+        #: frame's bytes, its sequence number, its PTO threshold: see ``peer_threshold``),
+        #: or None before the first.
+        self.request: tuple[float, bytes, int, int] | None = None
+        #: Requests sent, not acknowledged, and still possibly applied by the peer (none
+        #: older than the newest it acknowledged): sequence -> (delay, PTO threshold).
+        self.in_flight: dict[int, tuple[float, int]] = {}
         #: The largest sequence number the peer acknowledged, and the max ack delay it
-        #: applies since (before any: its max_ack_delay transport parameter).
+        #: applies since (before any: its max_ack_delay transport parameter) ...
         self.acked_sequence = -1
         self.peer_delay = max_ack_delay
+        #: ... and the Ack-Eliciting Threshold above which it acknowledges without waiting
+        #: for that delay (§7): ACK_DELAY_ALWAYS before any, or when its Reordering
+        #: Threshold is 0 (a loss may then leave it waiting, and the PTO must allow for it).
+        self.peer_threshold = ACK_DELAY_ALWAYS
         #: The connection's path migrations when the newest request was made (§8.4).
         self.request_migrations = 0
         #: The newest request's values (threshold, delay in µs, reordering), or None.
@@ -321,7 +347,8 @@ class AckPolicy:
         migrations: int = 0,
     ) -> None:
         """Encode the next ACK_FREQUENCY frame with ``values`` (sequence numbers 0, 1,
-        ..., §4); until the peer acknowledges it the PTO counts the larger delay (§7)."""
+        ..., §4); until the peer acknowledges it the PTO counts the larger delay and
+        threshold (§7)."""
         if self.request is None:
             self.peer_delay = recovery.max_ack_delay  # the peer's transport parameter
         sequence = 0 if self.request is None else self.request[2] + 1
@@ -333,7 +360,8 @@ class AckPolicy:
             + encode_varint(delay_us)
             + encode_varint(reordering)
         )
-        self.request = (delay_us / 1e6, frame, sequence)
+        pto_threshold = threshold if reordering else ACK_DELAY_ALWAYS  # §7
+        self.request = (delay_us / 1e6, frame, sequence, pto_threshold)
         self.request_values = values
         self.request_migrations = migrations
         self._update_pto(recovery)
@@ -342,7 +370,7 @@ class AckPolicy:
         """The newest request went out: its frame record for the packet."""
         request = self.request
         assert request is not None
-        self.in_flight[request[2]] = request[0]
+        self.in_flight[request[2]] = (request[0], request[3])
         return (records.ACK_FREQUENCY, request[2])
 
     def on_request_delivered(self, sequence: int, acked: bool, recovery: Recovery) -> bool:
@@ -351,26 +379,36 @@ class AckPolicy:
         superseded, and the peer would ignore it after the newer one anyway)."""
         request = self.request
         newest = request is not None and request[2] == sequence
+        in_flight = self.in_flight
         if acked:
-            delay = self.in_flight.pop(sequence, None)
-            if delay is not None and sequence > self.acked_sequence:
+            values = in_flight.pop(sequence, None)
+            if values is not None and sequence > self.acked_sequence:
                 self.acked_sequence = sequence  # §4: the peer applied it, or a newer one
-                self.peer_delay = delay
-        elif not newest:
-            self.in_flight.pop(sequence, None)
+                self.peer_delay, self.peer_threshold = values
+                for older in [s for s in in_flight if s < sequence]:
+                    del in_flight[older]  # the peer ignores it now, even if it arrives
+        # A lost request stays counted: the packet may have arrived all the same, and
+        # the peer applies it until it has a newer one.
         self._update_pto(recovery)
         return not acked and newest
 
     def _update_pto(self, recovery: Recovery) -> None:
         """§7: the PTO counts the largest max ack delay the peer may be using: the one it
-        acknowledged, and every one in flight or about to be sent."""
+        acknowledged, and every one in flight or about to be sent; it leaves that delay
+        out only above the largest Ack-Eliciting Threshold among them."""
         delay = self.peer_delay
-        for value in self.in_flight.values():
-            delay = max(delay, value)
+        threshold = self.peer_threshold
+        for value, pto_threshold in self.in_flight.values():
+            if value > delay:
+                delay = value
+            if pto_threshold > threshold:
+                threshold = pto_threshold
         request = self.request
         if request is not None and request[2] > self.acked_sequence:
             delay = max(delay, request[0])
+            threshold = max(threshold, request[3])
         recovery.max_ack_delay = delay
+        recovery.peer_ack_threshold = threshold
 
 
 def peer_offered(c: QuicConnection) -> bool:
@@ -389,6 +427,8 @@ def ask(c: QuicConnection) -> None:
         return
     acks = c.acks
     recovery = c.recovery
+    if acks.request is None and request.immediate_ack_before_idle:
+        c.sender.idle_ack = True  # §8.1.1, from the first request on
     acks.make_request(request.values(params.min_ack_delay, recovery), recovery, c.paths.migrations)
     if isinstance(request, AdaptiveAckFrequency):
         acks.review_at = _NEXT_ACK  # the RTT before the next review starts at the next ACK

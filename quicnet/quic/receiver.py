@@ -276,6 +276,10 @@ class PacketReceiver:
                 elif t == 0x18:  # NEW_CONNECTION_ID: a probing frame (§9.1), several a handshake
                     pos = self._on_new_connection_id(payload, pos, end)
                     ack_eliciting = True
+                elif t == 0x1F:  # IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5)
+                    c.acks.on_immediate_ack()  # PROTOCOL_VIOLATION unless we offered it
+                    c.recovery.spaces[2].ack_queued = True
+                    ack_eliciting = non_probing = True
                 elif t >= 0x40:  # a type varint of two or more bytes: only ACK_FREQUENCY
                     t, pos = varint_at(payload, pos - 1)
                     if t != fr.FrameType.ACK_FREQUENCY or pos != frame_start + 2:

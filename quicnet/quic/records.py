@@ -23,6 +23,7 @@ __all__ = [
     "CRYPTO",
     "DATAGRAM",
     "HANDSHAKE_DONE",
+    "IDLE_IMMEDIATE_ACK",
     "MAX_DATA",
     "MAX_STREAMS",
     "MAX_STREAM_DATA",
@@ -52,6 +53,7 @@ RETIRE_CONNECTION_ID = 10  # (RETIRE_CONNECTION_ID, sequence_number)
 NEW_TOKEN = 11  # (NEW_TOKEN, token)
 PMTU_PROBE = 12  # (PMTU_PROBE, PathMtu, probe_id, size)
 ACK_FREQUENCY = 13  # (ACK_FREQUENCY, sequence_number)
+IDLE_IMMEDIATE_ACK = 14  # (IDLE_IMMEDIATE_ACK,): sent with the last packet before idle
 
 
 def on_delivered(c: QuicConnection, frames: Sequence[FrameRecord], acked: bool) -> None:
@@ -103,6 +105,8 @@ def on_delivered(c: QuicConnection, frames: Sequence[FrameRecord], acked: bool) 
         elif kind == ACK_FREQUENCY:  # draft-ietf-quic-ack-frequency §4, §7
             if c.acks.on_request_delivered(record[1], acked, c.recovery):
                 pending.queue_ack_frequency()  # lost and still the newest: again
+        elif kind == IDLE_IMMEDIATE_ACK:  # draft-ietf-quic-ack-frequency §8.1.1
+            c.sender.idle_ack = True  # that flight is over: the next idle period gets one
         elif acked:
             continue
         elif kind == HANDSHAKE_DONE:

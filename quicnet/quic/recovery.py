@@ -13,6 +13,7 @@ from quicnet.quic.reordering import SpuriousLosses
 from quicnet.tls import Epoch
 
 __all__ = [
+    "ACK_DELAY_ALWAYS",
     "EPOCH_SPACE",
     "K_GRANULARITY",
     "PacketSpace",
@@ -34,6 +35,8 @@ K_MAX_TIME_THRESHOLD = 2.0
 EPOCH_SPACE = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
 #: Received packet-number ranges kept for ACK frames before the oldest half is forgotten.
 MAX_RECEIVED_RANGES = 64
+#: ``Recovery.peer_ack_threshold`` while the peer's max_ack_delay always counts in the PTO.
+ACK_DELAY_ALWAYS = 1 << 62
 
 #: What a packet carried, as the sender recorded it: one small tuple per frame that
 #: needs action on acknowledgement or loss (see quicnet.quic.sender).
@@ -233,6 +236,7 @@ class Recovery:
         "packet_threshold",
         "packets_lost",
         "packets_sent",
+        "peer_ack_threshold",
         "peer_completed_address_validation",
         "probes_pending",
         "pto_count",
@@ -263,6 +267,10 @@ class Recovery:
         #: Probe packets still to send per space after a PTO (§6.2.4: one or two).
         self.probes_pending: dict[int, int] = {}
         self.max_ack_delay = max_ack_delay  # the peer's, seconds
+        #: draft-ietf-quic-ack-frequency §7: with more ack-eliciting packets than this in
+        #: flight the peer acknowledges without waiting for its max_ack_delay, which the
+        #: 1-RTT PTO then leaves out (set by quicnet.quic.ack_frequency).
+        self.peer_ack_threshold = ACK_DELAY_ALWAYS
         self.handshake_confirmed = False
         self.peer_completed_address_validation = False  # client: server validated us
         self.first_rtt_sample_time: float | None = None
@@ -579,12 +587,27 @@ class Recovery:
         return duration * (1 << self.pto_count)
 
     def pto_base(self) -> float:
-        """The 1-RTT PTO without backoff (for the idle timeout, RFC 9000 §10.1)."""
+        """The 1-RTT PTO without backoff, the peer's max_ack_delay counted (for the idle
+        timeout, RFC 9000 §10.1, and path validation, §8.2.4)."""
         rtt = self.rtt
         variation = 4 * rtt.rttvar
         if variation < K_GRANULARITY:
             variation = K_GRANULARITY
         return rtt.smoothed_rtt + variation + self.max_ack_delay
+
+    def probe_timeout(self) -> float:
+        """The 1-RTT probe timeout without backoff (§6.2.1): :meth:`pto_base`, but without
+        the peer's max_ack_delay while more ack-eliciting packets are in flight than any
+        Ack-Eliciting Threshold the peer may be using (draft-ietf-quic-ack-frequency §7:
+        it then acknowledges without waiting; never so with a Reordering Threshold of 0)."""
+        rtt = self.rtt
+        variation = 4 * rtt.rttvar
+        if variation < K_GRANULARITY:
+            variation = K_GRANULARITY
+        duration = rtt.smoothed_rtt + variation
+        if self.spaces[2].ack_eliciting_in_flight <= self.peer_ack_threshold:
+            duration += self.max_ack_delay  # as pto_base, to the last bit
+        return duration
 
     def earliest_loss_time(self) -> tuple[float | None, int]:
         """The earliest time-threshold loss deadline and its space (Appendix A.8), or
@@ -619,7 +642,10 @@ class Recovery:
                 continue
             if i == 2 and not self.handshake_confirmed:
                 continue  # §6.2.1: no 1-RTT PTO before the handshake is confirmed
-            t = space.time_of_last_ack_eliciting + self.pto_duration(i)
+            if i == 2:  # as TimerDriver.next_timer computes it
+                t = space.time_of_last_ack_eliciting + self.probe_timeout() * (1 << self.pto_count)
+            else:
+                t = space.time_of_last_ack_eliciting + self.pto_duration(i)
             if best[0] is None or t < best[0]:
                 best = (t, i)
         return best

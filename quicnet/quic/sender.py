@@ -40,6 +40,7 @@ from quicnet.quic.probes import path_datagram, pmtu_probe, version_probe
 from quicnet.quic.records import (
     CRYPTO,
     DATAGRAM,
+    IDLE_IMMEDIATE_ACK,
     RESET_STREAM,
     STREAM,
     requeue_crypto,
@@ -70,6 +71,7 @@ _COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
 #: The size every path must carry (§14): every datagram's until PMTU discovery finds more.
 MAX_PACKET_SIZE = BASE_PLPMTU
 MAX_DATAGRAMS_PER_CALL = 64
+_IDLE_ACK_RECORD = (IDLE_IMMEDIATE_ACK,)
 
 
 class OutgoingPacket:
@@ -115,10 +117,14 @@ class OutgoingPacket:
 class PacketSender:
     """The sending half of a :class:`~quicnet.quic.connection.QuicConnection`."""
 
-    __slots__ = ("c", "pacing_deadline", "packet_size")
+    __slots__ = ("c", "idle_ack", "pacing_deadline", "packet_size")
 
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
+        #: The next 1-RTT packet that empties the send queues carries IMMEDIATE_ACK
+        #: (draft-ietf-quic-ack-frequency §8.1.1; set by quicnet.quic.ack_frequency,
+        #: cleared while one is in flight). False on a connection that asked nothing.
+        self.idle_ack = False
         #: When pacing lets the next ack-eliciting packet go (None: not waiting).
         self.pacing_deadline: float | None = None
         #: The current path's MTU: how large the datagrams being built may be.
@@ -263,7 +269,8 @@ class PacketSender:
         streams = c.streams
         probes_pending = recovery.probes_pending
         probes = probes_pending.get(2, 0) if probes_pending else 0
-        eliciting = bool(c.pending.waiting or c.datagram_queue or streams.send_queue)
+        # Truthy when anything ack-eliciting is queued (no bool() call per packet).
+        eliciting: object = c.pending.waiting or c.datagram_queue or streams.send_queue
         if eliciting:
             room = self._eliciting_room(now)
             if not room:
@@ -339,6 +346,8 @@ class PacketSender:
                 self._add_datagrams(buf, frames, limit)
             if streams.send_queue:
                 self._add_stream_frames(buf, frames, limit)
+            if self.idle_ack:
+                self._idle_immediate_ack(buf, frames, limit, probes)
         if probes:
             params = c.remote_params
             if params is not None and params.min_ack_delay is not None and len(buf) < limit:
@@ -376,6 +385,37 @@ class PacketSender:
         ):
             keys.initiate(rspace.next_packet_number)  # RFC 9001 §6.6
         return bytes(buf)
+
+    def _idle_immediate_ack(
+        self, buf: bytearray, frames: list[FrameRecord], limit: int, probes: int
+    ) -> None:
+        """draft-ietf-quic-ack-frequency §8.1.1: this packet carries application data
+        and leaves nothing queued to send (none held back by flow control either), so
+        the sender goes idle after it: IMMEDIATE_ACK, so the peer acknowledges it (and
+        what it still holds) at once instead of after the delay we asked for. One in
+        flight at a time (the next once its packet is acknowledged or lost); not in a
+        PTO probe, which carries its own."""
+        c = self.c
+        streams = c.streams
+        if c.pending.waiting or c.datagram_queue or streams.send_queue or probes:
+            return
+        if len(buf) >= limit:
+            return  # no room left: the next packet that empties the queues
+        data = False
+        for record in frames:
+            kind = record[0]
+            if kind == STREAM:
+                sender = streams.sender_of(record[1])
+                if sender is not None and sender.offset > sender.sent_high:
+                    return  # written, not sent: flow control holds it, not the application
+                data = True
+            elif kind == DATAGRAM:
+                data = True
+        if not data:
+            return
+        buf.append(0x1F)
+        frames.append(_IDLE_ACK_RECORD)
+        self.idle_ack = False
 
     def _add_crypto(
         self, buf: bytearray, frames: list[FrameRecord], epoch: Epoch, limit: int

@@ -81,6 +81,8 @@ class TimerDriver:
         if loss is None and space.ack_eliciting_in_flight and self._may_send_probe():
             anchor = space.time_of_last_ack_eliciting
             if anchor is not None:
+                if space.ack_eliciting_in_flight > recovery.peer_ack_threshold:
+                    pto = recovery.probe_timeout()  # without the ACK delay (ack-frequency §7)
                 loss = anchor + pto * (1 << recovery.pto_count)  # RFC 9002 §6.2.1
         if loss is not None and (best is None or loss < best):
             best = loss

@@ -33,7 +33,7 @@ from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.qlog_schema import qlog_frames
 from quicnet.quic.records import ACK_FREQUENCY, on_delivered
-from quicnet.quic.recovery import PacketSpace
+from quicnet.quic.recovery import ACK_DELAY_ALWAYS, PacketSpace
 from quicnet.quic.transport_params import TransportParameters
 from quicnet.quic.zero_rtt import remembered_parameters
 from quicnet.tls import SessionTicket
@@ -321,7 +321,16 @@ def test_a_lost_request_is_sent_again() -> None:
     assert client.acks.max_ack_delay == 0.05  # the repeat (same sequence) was ignored
 
 
-def test_an_ack_frequency_to_an_endpoint_that_never_offered_it_closes_the_connection() -> None:
+@pytest.mark.parametrize(
+    ("frame", "frame_type"),
+    [
+        (ack_frequency_frame(0, 1, 50_000, 1), fr.FrameType.ACK_FREQUENCY),
+        (b"\x1f", fr.FrameType.IMMEDIATE_ACK),
+    ],
+)
+def test_an_ack_frequency_to_an_endpoint_that_never_offered_it_closes_the_connection(
+    frame: bytes, frame_type: fr.FrameType
+) -> None:
     sim = make_pair(server={"min_ack_delay": None})
     handshake(sim)
     client = sim.client.impl
@@ -329,12 +338,12 @@ def test_an_ack_frequency_to_an_endpoint_that_never_offered_it_closes_the_connec
     server = sim.peer_of(client)
     assert server is not None
     sim.waive("protocol errors", reason="the client breaks the extension's rule on purpose")
-    sim.inject(seal_one_rtt(client, ack_frequency_frame(0, 1, 50_000, 1)), CLIENT_ADDR, SERVER_ADDR)
+    sim.inject(seal_one_rtt(client, frame), CLIENT_ADDR, SERVER_ADDR)
     sim.run_for(0.01)
     termination = server.termination
     assert termination is not None
     assert termination.error_code == PV
-    assert termination.frame_type == fr.FrameType.ACK_FREQUENCY
+    assert termination.frame_type == frame_type
 
 
 @pytest.mark.parametrize(("frames", "immediate"), [(b"\x01", False), (b"\x1f", True)])
@@ -495,3 +504,77 @@ def test_the_pto_counts_the_largest_delay_the_peer_may_be_using() -> None:
     assert not acks.on_request_delivered(1, True, recovery)  # type: ignore[arg-type]
     assert recovery.max_ack_delay == 0.01
     assert acks.request is not None and acks.request[1][2] == 1  # sequence 1 on the wire
+
+
+# §7: the PTO without the peer's max_ack_delay above its Ack-Eliciting Threshold ----------
+
+
+def _pto_after_lost_packets(count: int, request: AckFrequencyRequest) -> tuple[float, float]:
+    """The server, whose ``request`` the client applied and acknowledged, sends ``count``
+    packets that are all lost: (how long after the last one its PTO fires, the client's
+    max_ack_delay). The PTO fires when next_timer says."""
+    client, server, now = _bare_pair(ack_frequency=request)
+    assert client.acks.largest_sequence == 0 and server.acks.acked_sequence == 0
+    for i in range(count):
+        server.send_datagram(bytes([i]))
+        assert len(server.datagrams_to_send(now)) == 1  # one packet each, dropped
+    assert server.recovery.spaces[2].ack_eliciting_in_flight == count
+    pto = server.next_timer()
+    assert pto is not None
+    server.handle_timer(pto - 1e-6)
+    assert server.recovery.pto_count == 0  # not a moment before ...
+    server.handle_timer(pto)
+    assert server.recovery.pto_count == 1  # ... and then: handle_timer agrees
+    return pto - now, client.acks.max_ack_delay
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 8])
+def test_the_pto_leaves_out_the_ack_delay_only_above_the_threshold(count: int) -> None:
+    """§7: with more ack-eliciting packets in flight than the Ack-Eliciting Threshold the
+    peer applies (3), it acknowledges without waiting for its max_ack_delay (200 ms), and
+    the PTO leaves it out; with that many or fewer, the PTO counts it (RFC 9002 §6.2.1)."""
+    duration, delay = _pto_after_lost_packets(count, AckFrequencyRequest(0.2, 3))
+    assert delay == 0.2
+    if count > 3:
+        assert duration < 0.05
+    else:
+        assert 0.2 < duration < 0.25
+
+
+def test_the_pto_keeps_the_ack_delay_when_the_peer_ignores_reordering() -> None:
+    """With a Reordering Threshold of 0 a loss can leave the peer waiting for its delay
+    however many packets were sent: §7, the PTO MUST then be larger than it."""
+    duration, _ = _pto_after_lost_packets(8, AckFrequencyRequest(0.2, 3, reordering_threshold=0))
+    assert duration > 0.2
+
+
+def test_the_pto_threshold_is_the_largest_the_peer_may_be_using() -> None:
+    """§7: a request waiting or in flight with a larger threshold (or a Reordering
+    Threshold of 0) counts until acknowledged, lost or not; once a newer one is
+    acknowledged an older one no longer does (the peer ignores it, §4)."""
+    recovery = types.SimpleNamespace(max_ack_delay=0.025)
+    acks = AckPolicy(0.025, 1000)
+
+    def request(threshold: int, reordering: int = 1) -> int:
+        acks.make_request((threshold, 50_000, reordering), recovery)  # type: ignore[arg-type]
+        sequence: int = acks.on_request_sent()[1]
+        return sequence
+
+    def delivered(sequence: int, acked: bool) -> None:
+        assert not acks.on_request_delivered(sequence, acked, recovery)  # type: ignore[arg-type]
+
+    first = request(3)
+    assert recovery.peer_ack_threshold == ACK_DELAY_ALWAYS  # nothing acknowledged yet
+    delivered(first, True)
+    assert recovery.peer_ack_threshold == 3
+    acks.make_request((10, 50_000, 1), recovery)  # type: ignore[arg-type]
+    assert recovery.peer_ack_threshold == 10  # waiting to be sent
+    larger = acks.on_request_sent()[1]
+    newer = request(5)
+    assert recovery.peer_ack_threshold == 10  # ``larger`` is in flight
+    delivered(larger, False)
+    assert recovery.peer_ack_threshold == 10  # lost, but it may have arrived
+    delivered(newer, True)
+    assert recovery.peer_ack_threshold == 5 and acks.in_flight == {}
+    delivered(request(5, reordering=0), True)
+    assert recovery.peer_ack_threshold == ACK_DELAY_ALWAYS

@@ -8,12 +8,15 @@ from __future__ import annotations
 import itertools
 import math
 import types
+from collections.abc import Callable
 
 import pytest
+from adversary import Adversary
 from hypothesis import given
 from hypothesis import strategies as st
 from simnet import (
     CLIENT_ADDR,
+    SERVER_ADDR,
     LinkConfig,
     Simulation,
     StreamCollector,
@@ -26,7 +29,7 @@ from simnet import (
 
 from quicnet.quic import AckFrequencyRequest, AdaptiveAckFrequency, QuicConnection, QuicUsageError
 from quicnet.quic.ack_frequency import MAX_REQUESTED_ACK_DELAY_US, RequestValues
-from quicnet.quic.recovery import Recovery
+from quicnet.quic.recovery import K_GRANULARITY, Recovery
 
 MSS = 1200
 
@@ -171,7 +174,9 @@ def test_a_reordering_threshold_change_is_material() -> None:
 class Watch:
     """Per step of a simulation: the requests the data sender made (time, sequence,
     values, window in packets), its reviews, and §7: the PTO never counts less than the
-    max ack delay the peer is using."""
+    max ack delay the peer is using, and leaves it out only while more ack-eliciting
+    packets are in flight than the Ack-Eliciting Threshold the peer is using (with a
+    Reordering Threshold other than 0). ``shortened`` counts the steps it did."""
 
     def __init__(self, sim: Simulation, sender: QuicConnection, receiver: QuicConnection) -> None:
         self.sender = sender
@@ -180,6 +185,7 @@ class Watch:
         self.reviews: list[float] = []
         #: Losses the sender detected while the receiver used a threshold above 1.
         self.losses_under_threshold = 0
+        self.shortened = 0
         self._lost = sender.recovery.packets_lost
         sim.checks.append(self)
 
@@ -195,8 +201,18 @@ class Watch:
             not self.reviews or acks.review_at != self.reviews[-1]
         ):
             self.reviews.append(acks.review_at)
-        # §7: the PTO counts the largest delay the peer may be using.
-        assert recovery.max_ack_delay >= self.receiver.acks.max_ack_delay
+        # §7: the PTO counts the largest delay the peer may be using ...
+        peer = self.receiver.acks
+        assert recovery.max_ack_delay >= peer.max_ack_delay
+        # ... and leaves it out only when the peer acknowledges without waiting for it.
+        rtt = recovery.rtt
+        pto = recovery.probe_timeout()
+        rfc = rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY)
+        if pto < rfc + peer.max_ack_delay:
+            in_flight = recovery.spaces[2].ack_eliciting_in_flight
+            assert in_flight > peer.ack_eliciting_threshold and peer.reordering_threshold != 0
+            assert pto == rfc
+            self.shortened += 1
         if recovery.packets_lost > self._lost and self.receiver.acks.ack_eliciting_threshold > 1:
             self.losses_under_threshold += recovery.packets_lost - self._lost
         self._lost = recovery.packets_lost
@@ -209,9 +225,11 @@ def download(
     link: LinkConfig | None = None,
     seed: int = 1,
     timeout: float = 60.0,
+    attack: Callable[[Simulation], object] | None = None,
 ) -> tuple[Simulation, Watch, float]:
     """The client fetches ``size`` bytes from the server: the simulation, the watch on the
-    server's requests, and the simulated seconds the download took (checked intact)."""
+    server's requests, and the simulated seconds the download took (checked intact).
+    ``attack`` starts as the request goes out."""
     sim = make_pair(
         seed=seed,
         c2s=link or LinkConfig(latency=0.02),
@@ -227,6 +245,8 @@ def download(
     watch = Watch(sim, sim.server.connection, client)
     start = sim.now
     sent = send_on_new_streams(client, [b"get"])
+    if attack is not None:
+        attack(sim)
     sim.run_until(lambda: down.complete(sent), timeout=timeout, max_steps=2_000_000)
     assert bytes(down.data[next(iter(sent))]) == body
     return sim, watch, sim.now - start
@@ -343,3 +363,34 @@ def test_after_a_migration_the_new_path_gets_fresh_values() -> None:
     assert server.acks.ack_eliciting_threshold > 1  # the new window grew too
     assert server.peer_address == sim.client.address
     assert watch.requests[-1][1] > after[2]
+
+
+def test_the_pto_leaves_out_the_ack_delay_only_while_the_peer_would_not_wait() -> None:
+    """§7 under attack: once the client acknowledges only every dozen packets, every
+    other datagram each way is dropped for 50 ms and everything delivered is replayed.
+    At every step the watch checks that the server's PTO leaves out the client's
+    max_ack_delay only while more ack-eliciting packets are in flight than the client's
+    Ack-Eliciting Threshold (and never with a Reordering Threshold of 0); it did so for
+    much of the transfer, which completes intact."""
+
+    def attack(sim: Simulation) -> None:
+        adversary = Adversary(sim, seed=7)
+        armed = [False]
+
+        def when_the_threshold_grew(sim: Simulation) -> None:
+            values = sim.server.connection.acks.request_values
+            if not armed[0] and values is not None and values[0] >= 11:
+                armed[0] = True
+                adversary.thin_and_replay(SERVER_ADDR, CLIENT_ADDR, duration=0.05)
+                adversary.thin_and_replay(CLIENT_ADDR, SERVER_ADDR, duration=0.05)
+
+        sim.checks.append(when_the_threshold_grew)
+
+    sim, watch, _ = download(
+        {"ack_frequency": AdaptiveAckFrequency(reordering_threshold=3)},
+        2_000_000,
+        attack=attack,
+    )
+    assert sim.server.connection.recovery.packets_lost > 10
+    assert watch.losses_under_threshold > 0
+    assert watch.shortened > 100
