@@ -65,9 +65,14 @@ _LONG_TYPE = {
     Epoch.ZERO_RTT: PacketType.ZERO_RTT,
     Epoch.HANDSHAKE: PacketType.HANDSHAKE,
 }
-_LONG_ELICITING = (Epoch.INITIAL, Epoch.HANDSHAKE)  # not held back by the window
-#: RFC 9000 §12.2: coalesced in order of increasing encryption level.
-_COALESCED = (Epoch.INITIAL, Epoch.ZERO_RTT, Epoch.HANDSHAKE, Epoch.ONE_RTT)
+#: RFC 9000 §12.2: coalesced in order of increasing encryption level; with each epoch its
+#: packet number space and whether its data goes regardless of the congestion window.
+_COALESCED_PLAN = (
+    (Epoch.INITIAL, 0, True),
+    (Epoch.ZERO_RTT, 2, False),
+    (Epoch.HANDSHAKE, 1, True),
+    (Epoch.ONE_RTT, 2, False),
+)
 #: The size every path must carry (§14): every datagram's until PMTU discovery finds more.
 MAX_PACKET_SIZE = BASE_PLPMTU
 MAX_DATAGRAMS_PER_CALL = 64
@@ -507,21 +512,32 @@ class PacketSender:
     def _coalesced_datagram(self, budget: int, now: float) -> bytes:
         c = self.c
         allow_eliciting = self._eliciting_room(now) > 0
+        recovery = c.recovery
+        spaces = recovery.spaces
+        probes_pending = recovery.probes_pending
         packets: list[OutgoingPacket] = []
         remaining = budget
         pad = False
         keys = (c.spaces[0].send_key, c.zero_rtt_send_key, c.spaces[2].send_key, c.keys.send)
-        for epoch, key in zip(_COALESCED, keys, strict=True):  # c.send_key(epoch), as is
+        # c.send_key(epoch), as is
+        for (epoch, space_id, long_eliciting), key in zip(_COALESCED_PLAN, keys, strict=True):
             if key is None or remaining < 48:
                 continue
             # Handshake data is small and unblocks everything else: it is not held
             # back by a congestion window full of 1-RTT packets the peer cannot read yet.
-            eliciting = allow_eliciting or epoch in _LONG_ELICITING
+            eliciting = allow_eliciting or long_eliciting
             if epoch == INITIAL_EPOCH and budget < MIN_INITIAL_DATAGRAM:
                 # §14.1 pads an ack-eliciting Initial to 1200 bytes; §8.1 forbids the
                 # padding beyond 3x: without room for both, only an ACK may go.
                 eliciting = False
-            packet = self._fill_packet(epoch, remaining, now, eliciting)
+            rspace = spaces[space_id]
+            probes = probes_pending.get(space_id, 0) if probes_pending else 0
+            has_eliciting = eliciting and self._has_eliciting(epoch)
+            if not ((rspace.ack_queued and rspace.received.bounds) or probes or has_eliciting):
+                continue  # nothing for this space: no ACK due, no probe, no frame waiting
+            packet = self._fill_packet(
+                epoch, space_id, rspace, remaining, now, eliciting, has_eliciting, probes
+            )
             if packet is not None:
                 packets.append(packet)
                 remaining -= packet.size()
@@ -540,16 +556,20 @@ class PacketSender:
         return b"".join([self.seal(p, now) for p in packets])
 
     def _fill_packet(
-        self, epoch: Epoch, max_size: int, now: float, allow_eliciting: bool
+        self,
+        epoch: Epoch,
+        space_id: int,
+        rspace: PacketSpace,
+        max_size: int,
+        now: float,
+        allow_eliciting: bool,
+        has_eliciting: bool,
+        probes: int,
     ) -> OutgoingPacket | None:
+        """A packet of ``epoch`` with what its space has to send, or None; the caller
+        found something (an ACK due in ``rspace``, ``probes``, or ``has_eliciting``)."""
         c = self.c
-        space_id = _SPACE[epoch]
         recovery = c.recovery
-        rspace = recovery.spaces[space_id]
-        probes = recovery.probes_pending.get(space_id, 0)
-        has_eliciting = allow_eliciting and self._has_eliciting(epoch)
-        if not ((rspace.ack_queued and rspace.received.bounds) or probes or has_eliciting):
-            return None
         packet = self.new_packet(epoch)
         limit = max_size - packet.overhead()  # the most payload this packet holds
         if limit <= 0:
