@@ -85,7 +85,7 @@ from quicnet.tls import (
     TLSClient,
     TLSServer,
 )
-from quicnet.tls.events import ONE_RTT_EPOCH, ZERO_RTT_EPOCH
+from quicnet.tls.events import INITIAL_EPOCH, ONE_RTT_EPOCH, ZERO_RTT_EPOCH
 from quicnet.tls.tickets import TicketReceiver
 
 __all__ = ["ConnectionState", "QuicConnection"]
@@ -271,7 +271,7 @@ class QuicConnection:
             self.tracer.attach(self.recovery)
         if not self.is_client:
             if initial_keys is not None:  # derived by the endpoint to check the first packet
-                space = self.spaces[Epoch.INITIAL]
+                space = self.spaces[INITIAL_EPOCH]
                 space.send_key, space.recv_key = initial_keys
             else:
                 # The client's Initial after a Retry is keyed by the Retry's source CID.
@@ -616,7 +616,7 @@ class QuicConnection:
     def install_initial_keys(self, destination_cid: bytes) -> None:
         """Initial keys from the client's first Destination CID (RFC 9001 §5.2)."""
         send, recv = initial_keys(self.version, destination_cid, is_client=self.is_client)
-        space = self.spaces[Epoch.INITIAL]
+        space = self.spaces[INITIAL_EPOCH]
         space.send_key, space.recv_key = send, recv
 
     @property

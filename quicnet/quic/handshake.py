@@ -32,6 +32,7 @@ from quicnet.tls import (
     TrafficSecretReady,
 )
 from quicnet.tls import SessionTicketReceived as TLSSessionTicket
+from quicnet.tls.events import HANDSHAKE_EPOCH
 from quicnet.tls.key_schedule import CIPHER_SUITES
 from quicnet.tls.tickets import TicketReceiver
 
@@ -263,7 +264,7 @@ class HandshakeDriver:
         c.handshake_confirmed = True
         c.recovery.handshake_confirmed = True
         c.recovery.peer_completed_address_validation = True
-        self.discard_epoch(Epoch.HANDSHAKE)
+        self.discard_epoch(HANDSHAKE_EPOCH)
         ack_frequency.ask(c)  # draft-ietf-quic-ack-frequency §3: a peer that offered it
         if c.tracer is not None:
             c.tracer.handshake_confirmed()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from quicnet.quic.ack_frequency import peer_offered
 from quicnet.quic.packets import MIN_INITIAL_DATAGRAM
 from quicnet.quic.records import PMTU_PROBE
-from quicnet.tls import Epoch
+from quicnet.tls.events import ONE_RTT_EPOCH
 
 if TYPE_CHECKING:
     from quicnet.quic.paths import Path
@@ -54,7 +54,7 @@ def pmtu_probe(sender: PacketSender, pmtu: PathMtu, now: float) -> bytes:
     if cc.congestion_window - cc.bytes_in_flight < size + pmtu.mtu or c.closing is not None:
         pmtu.postpone()
         return b""
-    packet = sender.new_packet(Epoch.ONE_RTT)
+    packet = sender.new_packet(ONE_RTT_EPOCH)
     # The probe must be acknowledged: IMMEDIATE_ACK where the peer takes it, so its
     # ACK is not held for the peer's ACK delay (draft-ietf-quic-ack-frequency §8.3:
     # a sender SHOULD bundle one with PMTU probes); PING otherwise.
@@ -90,7 +90,7 @@ def path_datagram(sender: PacketSender, path: Path, now: float) -> bytes:
         path.response = None
         paths.stop_validation(path)
         return b""
-    packet = sender.new_packet(Epoch.ONE_RTT)
+    packet = sender.new_packet(ONE_RTT_EPOCH)
     if path.peer_cid is not None:  # §9.5: a CID of its own on a path not in use
         packet.header = packet.header[:1] + path.peer_cid.cid
     challenge = paths.challenge_due(path, now)

@@ -147,8 +147,8 @@ def initial_keys(
 ) -> tuple[PacketKey, PacketKey]:
     """``(send, receive)`` Initial keys for one side."""
     client, server = initial_secrets(version, destination_cid)
-    c = PacketKey(AeadAlgorithm.AES_128_GCM, "sha256", client, version)
-    s = PacketKey(AeadAlgorithm.AES_128_GCM, "sha256", server, version)
+    c = PacketKey(_AES_128_GCM, "sha256", client, version)
+    s = PacketKey(_AES_128_GCM, "sha256", server, version)
     return (c, s) if is_client else (s, c)
 
 

@@ -185,7 +185,7 @@ class PacketReceiver:
             return
         c.on_packet_authenticated(now)
         if c.tracer is not None:
-            c.tracer.packet_received(Epoch.ONE_RTT, pn, payload, len(data) - start, now)
+            c.tracer.packet_received(ONE_RTT_EPOCH, pn, payload, len(data) - start, now)
         dcid = data[start + 1 : pn_offset]
         ack_eliciting, non_probing = self._one_rtt_frames(payload, now, dcid)
         if non_probing and pn > space.largest_received:
@@ -299,7 +299,7 @@ class PacketReceiver:
                         non_probing = True
                     if t == 0x06:
                         assert isinstance(frame, fr.CryptoFrame)
-                        self._on_crypto(Epoch.ONE_RTT, frame.offset, frame.data, now)
+                        self._on_crypto(ONE_RTT_EPOCH, frame.offset, frame.data, now)
                     else:
                         self._on_control_frame(frame, t, dcid, now)
         except IndexError:  # a varint or field ran past the payload

@@ -343,9 +343,9 @@ class PacketSender:
         start = len(buf)
         if eliciting:
             if c.pending.waiting:
-                crypto = c.spaces[Epoch.ONE_RTT].sender  # post-handshake CRYPTO (tickets)
+                crypto = c.spaces[ONE_RTT_EPOCH].sender  # post-handshake CRYPTO (tickets)
                 if crypto.has_pending():
-                    self._add_crypto(buf, frames, Epoch.ONE_RTT, limit)
+                    self._add_crypto(buf, frames, ONE_RTT_EPOCH, limit)
                 write_control_frames(c, buf, frames, limit)
             if c.datagram_queue:
                 self._add_datagrams(buf, frames, limit)
@@ -372,7 +372,7 @@ class PacketSender:
             buf += bytes(4 - short)
             padded = True
         if c.tracer is not None:  # qlog: the plaintext, before it is sealed in place
-            c.tracer.packet_sent(Epoch.ONE_RTT, pn, buf, header_length, len(buf) + _TAG, now)
+            c.tracer.packet_sent(ONE_RTT_EPOCH, pn, buf, header_length, len(buf) + _TAG, now)
         c.keys.send.protect_in_place(buf, pn_offset, pn_len, pn)  # type: ignore[union-attr]
         rspace.next_packet_number = pn + 1
         size = len(buf)

@@ -21,7 +21,15 @@ from quicnet.tls.config import ClientConfig
 from quicnet.tls.ech import ClientECH
 from quicnet.tls.engine import TLSEngine
 from quicnet.tls.errors import ECHRejected, ProtocolViolation, UsageError
-from quicnet.tls.events import Epoch, HandshakeComplete, SessionTicketReceived
+from quicnet.tls.events import (
+    HANDSHAKE_EPOCH,
+    INITIAL_EPOCH,
+    ONE_RTT_EPOCH,
+    ZERO_RTT_EPOCH,
+    Epoch,
+    HandshakeComplete,
+    SessionTicketReceived,
+)
 from quicnet.tls.extensions import ExtensionType as ET
 from quicnet.tls.fixed import FixedInputs
 from quicnet.tls.key_schedule import CIPHER_SUITES, CipherSuite, KeySchedule, Transcript
@@ -182,7 +190,7 @@ class TLSClient(TLSEngine):
             hello_hash = self.transcript.digest_as(info.hash_name)
             secret = schedule.client_early_traffic_secret(hello_hash)
             self.cipher_suite = suite  # §4.2.10: 0-RTT uses the ticket's suite
-            self._secret(Epoch.ZERO_RTT, True, secret, "CLIENT_EARLY_TRAFFIC_SECRET")
+            self._secret(ZERO_RTT_EPOCH, True, secret, "CLIENT_EARLY_TRAFFIC_SECRET")
             self.cipher_suite = None
         self.state = "WAIT_SH"
 
@@ -191,9 +199,9 @@ class TLSClient(TLSEngine):
         ``hello`` (the inner) until the server answers (draft-ietf-tls-esni §6.1)."""
         ech = self._ech
         if ech is None or ech.grease or ech.accepted is False:
-            self._send(Epoch.INITIAL, hello)
+            self._send(INITIAL_EPOCH, hello)
             return
-        self._send(Epoch.INITIAL, ech.outer_hello(hello), transcript=False)
+        self._send(INITIAL_EPOCH, ech.outer_hello(hello), transcript=False)
         self.transcript.add(encode_message(hello))
 
     def _ech_verdict(self, hello: ServerHello, raw: bytes) -> None:
@@ -603,20 +611,20 @@ class TLSClient(TLSEngine):
             raise self.ech_rejection
         self._derive_application_secrets()
         self._secret(
-            Epoch.ONE_RTT, False, self.server_application_secret, "SERVER_TRAFFIC_SECRET_0"
+            ONE_RTT_EPOCH, False, self.server_application_secret, "SERVER_TRAFFIC_SECRET_0"
         )
         if self.early_data_accepted and not self.quic:
-            self._send(Epoch.ZERO_RTT, EndOfEarlyData())  # §4.5 (QUIC omits it: RFC 9001 §8.3)
+            self._send(ZERO_RTT_EPOCH, EndOfEarlyData())  # §4.5 (QUIC omits it: RFC 9001 §8.3)
         if self._certificate_request is not None:
             self._send_client_certificate(self._certificate_request)
         verify_data = self.key_schedule.finished_verify_data(
             self.client_handshake_secret, self.transcript.digest()
         )
-        self._send(Epoch.HANDSHAKE, Finished(verify_data))
+        self._send(HANDSHAKE_EPOCH, Finished(verify_data))
         self._resumption_master_secret = self.key_schedule.resumption_master_secret(
             self.transcript.digest()
         )
-        self._secret(Epoch.ONE_RTT, True, self.client_application_secret, "CLIENT_TRAFFIC_SECRET_0")
+        self._secret(ONE_RTT_EPOCH, True, self.client_application_secret, "CLIENT_TRAFFIC_SECRET_0")
         self.state = "CONNECTED"
         self.handshake_complete = True
         assert self.cipher_suite is not None
@@ -645,13 +653,13 @@ class TLSClient(TLSEngine):
             s in peer_algs and SCHEME_INFO[s].handshake_allowed for s in key.signature_schemes
         )
         if not usable or key is None:
-            self._send(Epoch.HANDSHAKE, Certificate(b"", ()))  # §4.4.2: empty when we have none
+            self._send(HANDSHAKE_EPOCH, Certificate(b"", ()))  # §4.4.2: empty when we have none
             return
         entries = tuple(CertificateEntry(cert.to_der()) for cert in c.certificate_chain)
-        self._send(Epoch.HANDSHAKE, Certificate(b"", entries))
+        self._send(HANDSHAKE_EPOCH, Certificate(b"", entries))
         scheme = choose_signature_scheme(key, peer_algs)
         content = certificate_verify_content(self.transcript.digest(), server=False)
-        self._send(Epoch.HANDSHAKE, CertificateVerify(scheme, key.sign(scheme, content)))
+        self._send(HANDSHAKE_EPOCH, CertificateVerify(scheme, key.sign(scheme, content)))
 
     # Post-handshake -------------------------------------------------------------------
     def _on_new_session_ticket(self, message: NewSessionTicket, raw: bytes, now: float) -> None:

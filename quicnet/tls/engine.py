@@ -16,7 +16,13 @@ from quicnet.crypto import Certificate
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.config import ClientConfig, ServerConfig
 from quicnet.tls.errors import ProtocolViolation, UsageError
-from quicnet.tls.events import Epoch, EventQueue, TLSEvent, TrafficSecretReady
+from quicnet.tls.events import (
+    HANDSHAKE_EPOCH,
+    Epoch,
+    EventQueue,
+    TLSEvent,
+    TrafficSecretReady,
+)
 from quicnet.tls.fixed import FixedInputs
 from quicnet.tls.key_schedule import (
     CIPHER_SUITES,
@@ -195,9 +201,9 @@ class TLSEngine(EventQueue[TLSEvent]):
         assert self.key_schedule is not None
         client, server = self.key_schedule.handshake_traffic_secrets(self.transcript.digest())
         self.client_handshake_secret, self.server_handshake_secret = client, server
-        self._secret(Epoch.HANDSHAKE, not self.is_client, server, "SERVER_HANDSHAKE_TRAFFIC_SECRET")
+        self._secret(HANDSHAKE_EPOCH, not self.is_client, server, "SERVER_HANDSHAKE_TRAFFIC_SECRET")
         if not defer_server_read:
-            self._secret(Epoch.HANDSHAKE, self.is_client, client, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")
+            self._secret(HANDSHAKE_EPOCH, self.is_client, client, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")
 
     def _derive_application_secrets(self) -> None:
         """After the server's Finished: application and exporter secrets."""
