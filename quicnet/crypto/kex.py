@@ -13,6 +13,7 @@ secret is the ML-KEM secret (32) || the X25519 secret (32).
 from __future__ import annotations
 
 import enum
+from typing import cast
 
 from cryptography.hazmat.primitives import serialization as _serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x448, x25519
@@ -50,6 +51,9 @@ _Private = x25519.X25519PrivateKey | x448.X448PrivateKey | ec.EllipticCurvePriva
 
 #: The groups by value: a dict look-up, where ``NamedGroup(value)`` is two Python calls.
 _GROUPS: dict[int, NamedGroup] = {int(g): g for g in NamedGroup}
+#: Members read on every handshake, as module constants (through the class, ~70 ns each on
+#: Python 3.11).
+_X25519, _X448, _X25519MLKEM768 = NamedGroup.x25519, NamedGroup.x448, NamedGroup.X25519MLKEM768
 
 
 def _group(group: int) -> NamedGroup:
@@ -101,13 +105,13 @@ class KeyShare:
         self.group = _group(group)
         self._kem: mlkem.MLKEM768PrivateKey | None = None
         private: _Private
-        if self.group is NamedGroup.x25519:
+        if self.group is _X25519:
             private = x25519.X25519PrivateKey.generate()
             public = private.public_key().public_bytes_raw()
-        elif self.group is NamedGroup.x448:
+        elif self.group is _X448:
             private = x448.X448PrivateKey.generate()
             public = private.public_key().public_bytes_raw()
-        elif self.group is NamedGroup.X25519MLKEM768:
+        elif self.group is _X25519MLKEM768:
             self._kem = mlkem.MLKEM768PrivateKey.generate()
             private = x25519.X25519PrivateKey.generate()
             public = (
@@ -157,17 +161,21 @@ class KeyShare:
             except ValueError:
                 raise KeyExchangeError("ML-KEM-768 ciphertext is malformed") from None
             return kem_secret + _x25519_secret(private, peer_key_exchange[_MLKEM768_CT:])
-        if isinstance(private, x25519.X25519PrivateKey):
-            return _x25519_secret(private, peer_key_exchange)
-        if isinstance(private, x448.X448PrivateKey):
-            return _x448_secret(private, peer_key_exchange)
-        return private.exchange(ec.ECDH(), _ec_public(self.group, peer_key_exchange))
+        # The group names the key's type (an isinstance on pyca's ABCs runs Python code).
+        group = self.group
+        if group is _X25519:
+            return _x25519_secret(cast(x25519.X25519PrivateKey, private), peer_key_exchange)
+        if group is _X448:
+            return _x448_secret(cast(x448.X448PrivateKey, private), peer_key_exchange)
+        return cast(ec.EllipticCurvePrivateKey, private).exchange(
+            ec.ECDH(), _ec_public(group, peer_key_exchange)
+        )
 
 
 def respond_key_share(group: int, peer_key_exchange: bytes) -> tuple[bytes, bytes]:
     """Responder (TLS server) side: returns ``(key_exchange, shared_secret)``."""
     g = _group(group)
-    if g is NamedGroup.X25519MLKEM768:
+    if g is _X25519MLKEM768:
         if len(peer_key_exchange) != _MLKEM768_EK + _X25519_LEN:
             raise KeyExchangeError("X25519MLKEM768 client share must be 1216 bytes")
         try:

@@ -166,6 +166,18 @@ _KEY_FAMILY = {
     "ML-DSA-44": "ml-dsa-44", "ML-DSA-65": "ml-dsa-65", "ML-DSA-87": "ml-dsa-87",
 }  # fmt: skip
 #: Algorithms whose keys sign the message itself (no hash or padding to choose).
+#: ECDSA with each hash, by hash name: pyca's signature-algorithm object is a constant of
+#: the hash, made once (its ``__init__`` runs Python code on every call).
+_ECDSA: dict[str, ec.ECDSA] = {}
+
+
+def _ecdsa(hash_name: str) -> ec.ECDSA:
+    algorithm = _ECDSA.get(hash_name)
+    if algorithm is None:
+        algorithm = _ECDSA[hash_name] = ec.ECDSA(hash_algorithm(hash_name))
+    return algorithm
+
+
 _SIGNS_RAW = frozenset({"Ed25519", "Ed448", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87"})
 _RSA_SCHEMES = (
     SignatureScheme.rsa_pss_rsae_sha256,
@@ -321,9 +333,7 @@ class PublicKey(_KeyBase):
                 )
             elif algorithm == "EC":
                 assert info.hash_name is not None
-                cast("ec.EllipticCurvePublicKey", k).verify(
-                    signature, data, ec.ECDSA(hash_algorithm(info.hash_name))
-                )
+                cast("ec.EllipticCurvePublicKey", k).verify(signature, data, _ecdsa(info.hash_name))
             elif algorithm in _SIGNS_RAW:
                 cast("_RawVerifier", k).verify(signature, data)
             else:  # pragma: no cover - _check_scheme rejects non-signing keys
@@ -375,9 +385,7 @@ class PrivateKey(_KeyBase):
             )
         if algorithm == "EC":
             assert info.hash_name is not None
-            return cast("ec.EllipticCurvePrivateKey", k).sign(
-                data, ec.ECDSA(hash_algorithm(info.hash_name))
-            )
+            return cast("ec.EllipticCurvePrivateKey", k).sign(data, _ecdsa(info.hash_name))
         if algorithm in _SIGNS_RAW:
             return cast("_RawSigner", k).sign(data)
         raise UnsupportedAlgorithmError(f"{self.description} keys do not sign")  # pragma: no cover
