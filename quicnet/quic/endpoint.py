@@ -36,6 +36,7 @@ from quicnet.quic.packets import (
     parse_long_header,
 )
 from quicnet.quic.protection import PacketKey, initial_keys
+from quicnet.quic.receiver import OpenedInitial
 from quicnet.quic.sender import MAX_DATAGRAMS_PER_CALL
 from quicnet.quic.states import CONNECTED, HANDSHAKE, TERMINATED
 from quicnet.quic.tokens import NEW_TOKEN_KIND, AddressTokenManager, RetryTokenManager
@@ -237,8 +238,8 @@ class QuicEndpoint:
                 token.retry_source_cid,
                 True,
             )
-        keys = _open_client_initial(data, long)
-        if keys is None:
+        opened = _open_client_initial(data, long)
+        if opened is None:
             # Forged or corrupted: decrypt before building anything (RFC 9001 §5.2 keys
             # are public, but a packet that does not open costs one AEAD call, no state).
             self.stats.datagrams_dropped += 1
@@ -260,7 +261,7 @@ class QuicEndpoint:
             retry_source_cid=retry_scid,
             reset_token_for=self.reset_token,
             peer_address_validated=validated,
-            initial_keys=keys,
+            initial_keys=(opened[0], opened[1]),
         )
         self._all.add(conn)
         self._handshaking.add(conn)
@@ -269,7 +270,12 @@ class QuicEndpoint:
         self._route(conn, long.destination_cid)  # until the client switches to ours
         conn.wake = self._wake
         conn.start_idle_timer(now, half_open_timeout=self.half_open_timeout)
-        conn.receive_datagram(data, address, now, ecn)
+        # The first Initial is not opened a second time (the receiver takes it as opened).
+        conn.receiver.opened_first = opened[2]
+        try:
+            conn.receive_datagram(data, address, now, ecn)
+        finally:
+            conn.receiver.opened_first = None
         self.stats.connections_accepted += 1
         self._after(conn)
 
@@ -509,8 +515,11 @@ class QuicEndpoint:
             self._after(conn)
 
 
-def _open_client_initial(datagram: bytes, header: LongHeader) -> tuple[PacketKey, PacketKey] | None:
-    """The server's Initial keys if the client's first packet authenticates under them."""
+def _open_client_initial(
+    datagram: bytes, header: LongHeader
+) -> tuple[PacketKey, PacketKey, OpenedInitial] | None:
+    """The server's Initial keys if the client's first packet authenticates under them,
+    with the opened packet (which the new connection then takes as it is)."""
     send, recv = initial_keys(header.version, header.destination_cid, is_client=False)
     packet = datagram[: header.end]
     offset = header.pn_offset
@@ -518,7 +527,7 @@ def _open_client_initial(datagram: bytes, header: LongHeader) -> tuple[PacketKey
         first, truncated, pn_len = recv.unprotect_header(packet, offset)
         pn = decode_packet_number(truncated, pn_len, -1)
         aad = bytes((first,)) + packet[1:offset] + truncated.to_bytes(pn_len, "big")
-        recv.open(aad, packet[offset + pn_len :], pn)
+        payload = recv.open(aad, packet[offset + pn_len :], pn)
     except DecryptError:
         return None
-    return send, recv
+    return send, recv, (datagram, recv, header, first, pn, payload)

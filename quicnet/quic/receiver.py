@@ -31,11 +31,13 @@ from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.frames import read_ack
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
+    LongHeader,
     PacketType,
     decode_packet_number,
     parse_long_header,
 )
 from quicnet.quic.paths import address_key
+from quicnet.quic.protection import PacketKey
 from quicnet.quic.qlog_schema import PACKET_TYPE
 from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.quic.restart import on_retry
@@ -47,7 +49,11 @@ if TYPE_CHECKING:
     from quicnet.quic.connection import QuicConnection
     from quicnet.quic.events import Address
 
-__all__ = ["MAX_NEW_TOKENS", "PacketReceiver"]
+__all__ = ["MAX_NEW_TOKENS", "OpenedInitial", "PacketReceiver"]
+
+#: A datagram's first packet, already opened: (datagram, key, header, first byte, packet
+#: number, payload); see ``PacketReceiver.opened_first``.
+OpenedInitial = tuple[bytes, PacketKey, LongHeader, int, int, bytes]
 
 
 # Frames allowed per packet type (RFC 9000 §12.4, Table 3).
@@ -72,12 +78,18 @@ def _truncated(frame_type: int) -> TransportError:
 class PacketReceiver:
     """Parses and dispatches what arrives for one connection."""
 
-    __slots__ = ("c", "new_tokens")
+    __slots__ = ("c", "new_tokens", "opened_first")
 
     def __init__(self, connection: QuicConnection) -> None:
         self.c = connection
         #: NEW_TOKEN frames received (RFC 9000 §19.7); only the first few become events.
         self.new_tokens = 0
+        #: A server endpoint's client first Initial, which it authenticated before building
+        #: the connection: the datagram, the key that opened it, the parsed header, and
+        #: what opening gave (first byte, packet number, payload). Set and cleared by the
+        #: endpoint around that datagram's ``receive_datagram``, so the packet is not
+        #: decrypted twice; the same datagram object under the same key only.
+        self.opened_first: OpenedInitial | None = None
 
     def detach(self) -> None:
         """Forget the connection, which ended (:meth:`QuicConnection.dispose
@@ -350,8 +362,11 @@ class PacketReceiver:
     ) -> int | None:
         """Process the long-header packet at ``start``; return where the next one starts."""
         c = self.c
+        opened = self.opened_first
+        if opened is not None and (start or opened[0] is not data):
+            opened = None
         try:
-            header = parse_long_header(data, start)
+            header = parse_long_header(data, start) if opened is None else opened[2]
         except TransportError:  # unknown version or malformed: drop the rest
             if c.tracer is not None:
                 c.tracer.packet_dropped("unknown", len(data) - start, "header_parse_error", now)
@@ -384,18 +399,26 @@ class PacketReceiver:
             if tracer is not None:
                 tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "key_unavailable", now)
             return end
-        packet = data[start:end]
-        pn_offset = header.pn_offset - start
         space = c.recovery.spaces[EPOCH_SPACE[epoch]]
-        try:
-            first, truncated, pn_len = key.unprotect_header(packet, pn_offset)
-            pn = decode_packet_number(truncated, pn_len, space.largest_received)
-            aad = bytes((first,)) + packet[1:pn_offset] + truncated.to_bytes(pn_len, "big")
-            payload = key.open(aad, packet[pn_offset + pn_len :], pn)
-        except DecryptError:
-            if tracer is not None:
-                tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "payload_decrypt_error", now)
-            return end
+        if opened is not None and opened[1] is key and space.largest_received < 0:
+            # Opened by the endpoint with this key, nothing received before (the packet
+            # number decodes as it did there): the same first byte, number and payload.
+            self.opened_first = None
+            first, pn, payload = opened[3], opened[4], opened[5]
+        else:
+            packet = data[start:end]
+            pn_offset = header.pn_offset - start
+            try:
+                first, truncated, pn_len = key.unprotect_header(packet, pn_offset)
+                pn = decode_packet_number(truncated, pn_len, space.largest_received)
+                aad = bytes((first,)) + packet[1:pn_offset] + truncated.to_bytes(pn_len, "big")
+                payload = key.open(aad, packet[pn_offset + pn_len :], pn)
+            except DecryptError:
+                if tracer is not None:
+                    tracer.packet_dropped(
+                        PACKET_TYPE[epoch], end - start, "payload_decrypt_error", now
+                    )
+                return end
         if first & 0x0C:  # §17.2: reserved bits are zero once protection is removed
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if pn <= space.largest_received and space.is_duplicate(pn):

@@ -12,6 +12,7 @@ from simnet import CLIENT_ADDR, SERVER_ADDR, client_config, server_config
 
 from quicnet.quic import DatagramReceived, QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
+from quicnet.quic.protection import PacketKey
 
 
 def _pump(
@@ -112,3 +113,38 @@ def test_a_connection_with_nothing_to_send_is_not_visited() -> None:
     while (event := client.next_event()) is not None:
         events.append(event)
     assert DatagramReceived(b"snapshot") in events
+
+
+def test_a_client_first_initial_is_decrypted_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint authenticates a client's first Initial before it builds a connection
+    (RFC 9001 §5.2 keys are public: a forged packet must cost no state); the connection
+    then takes that packet as opened, not decrypting it a second time, and answers it."""
+    opened: list[int] = []
+    original = PacketKey.open
+
+    def counting_open(
+        self: PacketKey, header: bytes, ciphertext: bytes | memoryview, packet_number: int
+    ) -> bytes:
+        opened.append(packet_number)
+        return original(self, header, ciphertext, packet_number)
+
+    monkeypatch.setattr(PacketKey, "open", counting_open)
+    endpoint = QuicEndpoint(server_config())
+    client = QuicConnection(client_config())
+    client.connect(SERVER_ADDR, 1.0)
+    ((first, _),) = client.datagrams_to_send(1.0)
+    endpoint.receive_datagram(first, CLIENT_ADDR, 1.0)
+    assert opened == [0]  # one AEAD open for the one packet
+    assert endpoint.stats.connections_accepted == 1
+    replies = endpoint.datagrams_to_send(1.0)
+    assert replies  # the ServerHello flight, built from the payload the endpoint opened
+    opened.clear()
+    for data, _ in replies:
+        client.receive_datagram(data, SERVER_ADDR, 1.0)
+    assert opened  # the client opens the server's packets as usual
+    for _ in range(4):
+        for data, _ in client.datagrams_to_send(1.0):
+            endpoint.receive_datagram(data, CLIENT_ADDR, 1.0)
+        for data, _ in endpoint.datagrams_to_send(1.0):
+            client.receive_datagram(data, SERVER_ADDR, 1.0)
+    assert client.handshake_confirmed
