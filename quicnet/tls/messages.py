@@ -396,6 +396,7 @@ HandshakeMessage = (
     | KeyUpdate
 )
 
+_CERTIFICATE_TYPE = int(HandshakeType.certificate)
 _DECODERS: dict[int, type[HandshakeMessage]] = {
     cls.msg_type: cls
     for cls in (
@@ -413,8 +414,21 @@ _DECODERS: dict[int, type[HandshakeMessage]] = {
 }
 
 
+#: Certificate messages by their exact bytes (header included), and their encodings by
+#: message: a server sends the same chain on every handshake, and parsing identical bytes
+#: (or encoding an equal, immutable message) gives the same result each time. Only the
+#: parsing is kept; every check of the chain runs on each handshake. Bounded: a few
+#: chains, each at most ``_CERTIFICATE_CACHE_BYTES``.
+_CERTIFICATES_DECODED: dict[bytes, Certificate] = {}
+_CERTIFICATES_ENCODED: dict[Certificate, bytes] = {}
+_CERTIFICATE_CACHE_MAX = 16
+_CERTIFICATE_CACHE_BYTES = 1 << 14
+
+
 def encode_message(message: HandshakeMessage) -> bytes:
     """The message with its 4-byte handshake header."""
+    if type(message) is Certificate:
+        return _encode_certificate(message)
     w = Writer()
     message._encode(w)
     body = w.getvalue()
@@ -435,9 +449,41 @@ def decode_message(data: bytes) -> HandshakeMessage:
         raise ProtocolViolation(
             f"unknown handshake message type {msg_type}", AlertDescription.unexpected_message
         )
+    if msg_type == _CERTIFICATE_TYPE and type(data) is bytes:
+        cached = _CERTIFICATES_DECODED.get(data)
+        if cached is not None:
+            return cached
+        certificate = Certificate._decode(r)
+        r.expect_end("Certificate")
+        if len(data) <= _CERTIFICATE_CACHE_BYTES:
+            if len(_CERTIFICATES_DECODED) >= _CERTIFICATE_CACHE_MAX:
+                _CERTIFICATES_DECODED.clear()
+            _CERTIFICATES_DECODED[data] = certificate
+        return certificate
     message = cls._decode(r)
     r.expect_end(cls.__name__)
     return message
+
+
+def _encode_certificate(message: Certificate) -> bytes:
+    try:
+        cached = _CERTIFICATES_ENCODED.get(message)
+    except TypeError:  # a field of another type than declared (a list): not kept
+        cached = None
+        message_key = None
+    else:
+        message_key = message
+    if cached is not None:
+        return cached
+    w = Writer()
+    message._encode(w)
+    body = w.getvalue()
+    encoded = bytes((message.msg_type,)) + len(body).to_bytes(3, "big") + body
+    if message_key is not None and len(encoded) <= _CERTIFICATE_CACHE_BYTES:
+        if len(_CERTIFICATES_ENCODED) >= _CERTIFICATE_CACHE_MAX:
+            _CERTIFICATES_ENCODED.clear()
+        _CERTIFICATES_ENCODED[message_key] = encoded
+    return encoded
 
 
 class HandshakeReassembler:

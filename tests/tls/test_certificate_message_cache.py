@@ -1,0 +1,74 @@
+"""Certificate messages are parsed once per exact bytes and encoded once per message.
+
+A server sends the same chain on every handshake; parsing identical bytes (and
+encoding an equal, immutable message) gives the same result, so the work is kept
+(bounded). What is verified about the chain is not: that runs on every handshake
+(tests/crypto and the handshake tests cover it).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from quicnet.crypto import dev_identity
+from quicnet.tls.errors import DecodeError
+from quicnet.tls.messages import (
+    Certificate,
+    CertificateEntry,
+    Extension,
+    decode_message,
+    encode_message,
+)
+
+
+def _message(*ders: bytes, staple: bytes | None = None) -> Certificate:
+    entries = []
+    for i, der in enumerate(ders):
+        extensions = (Extension(5, staple),) if staple is not None and i == 0 else ()
+        entries.append(CertificateEntry(der, extensions))
+    return Certificate(b"", tuple(entries))
+
+
+def test_identical_bytes_parse_to_the_same_message() -> None:
+    leaf = dev_identity().certificate_chain[0].to_der()
+    message = _message(leaf)
+    raw = encode_message(message)
+    first = decode_message(bytes(raw))  # a new bytes object each time, as received
+    again = decode_message(bytes(raw))
+    assert first == message
+    assert again is first  # parsed once
+    other = decode_message(encode_message(_message(leaf, staple=b"\x01ocsp")))
+    assert other is not first
+    assert other.certificate_list[0].extensions == (Extension(5, b"\x01ocsp"),)
+
+
+def test_a_malformed_certificate_message_fails_every_time() -> None:
+    leaf = dev_identity().certificate_chain[0].to_der()
+    raw = encode_message(_message(leaf))
+    truncated = raw[:4] + raw[4:-1]  # the header still claims the full length
+    for _ in range(2):
+        with pytest.raises(DecodeError):
+            decode_message(truncated)
+    trailing = bytes((raw[0],)) + (len(raw) - 3).to_bytes(3, "big") + raw[4:] + b"\x00"
+    for _ in range(2):
+        with pytest.raises(DecodeError):
+            decode_message(trailing)
+
+
+def test_equal_messages_encode_the_same_and_round_trip() -> None:
+    chain = [c.to_der() for c in dev_identity().certificate_chain]
+    a, b = _message(*chain), _message(*chain)
+    assert a is not b
+    assert encode_message(a) == encode_message(b)
+    assert decode_message(encode_message(b)) == b
+    # A message with another staple encodes differently (nothing stale is returned).
+    stapled = encode_message(_message(*chain, staple=b"\x01x"))
+    assert stapled != encode_message(a)
+    assert decode_message(stapled) == _message(*chain, staple=b"\x01x")
+
+
+def test_many_chains_keep_working() -> None:
+    leaf = dev_identity().certificate_chain[0].to_der()
+    for i in range(40):  # beyond the bound: the cache is cleared, not grown
+        message = _message(leaf, staple=bytes((1, i)))
+        assert decode_message(encode_message(message)) == message
