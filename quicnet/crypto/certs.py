@@ -106,6 +106,7 @@ class Certificate:
 
     __slots__ = (
         "_cert",
+        "_critical",
         "_der",
         "_extension_values",
         "_issuer_name",
@@ -130,6 +131,7 @@ class Certificate:
         self._not_after: datetime.datetime | None = None
         self._extension_values: dict[type[x509.ExtensionType], x509.ExtensionType | None] = {}
         self._san: tuple[list[str], list[str]] | None = None
+        self._critical: tuple[x509.ObjectIdentifier, ...] | None = None
         _check_parsable(cert)
 
     @classmethod
@@ -274,6 +276,14 @@ class Certificate:
             return self._cert.extensions
         except ValueError as exc:  # duplicate or malformed extension
             raise DecodeError(f"certificate extensions are malformed: {exc}") from None
+
+    def critical_extension_oids(self) -> tuple[x509.ObjectIdentifier, ...]:
+        """The OIDs of the extensions marked critical (RFC 5280 §4.2), in order;
+        :class:`DecodeError` when the extensions are malformed."""
+        oids = self._critical
+        if oids is None:
+            oids = self._critical = tuple(e.oid for e in self.extensions() if e.critical)
+        return oids
 
     def extension(self, kind: type[_E]) -> _E | None:
         """The value of the extension of type ``kind`` (``x509.KeyUsage``, ...), None if absent."""

@@ -72,11 +72,11 @@ def _check_time(cert: Certificate, at: datetime.datetime) -> None:
 
 
 def _check_critical(cert: Certificate) -> None:
-    for ext in cert.extensions():
-        if ext.critical and ext.oid not in _PROCESSED_CRITICAL:
+    for oid in cert.critical_extension_oids():
+        if oid not in _PROCESSED_CRITICAL:
             raise UnsupportedCriticalExtension(
                 f"certificate {cert.subject!r} has an unsupported critical extension "
-                f"{ext.oid.dotted_string}"
+                f"{oid.dotted_string}"
             )
 
 
