@@ -70,7 +70,14 @@ from quicnet.quic.records import on_delivered
 from quicnet.quic.recovery import Recovery
 from quicnet.quic.restart import on_version_negotiation
 from quicnet.quic.sender import PacketSender
-from quicnet.quic.states import CLOSING, DRAINING, TERMINATED, ConnectionState
+from quicnet.quic.states import (
+    CLOSING,
+    CONNECTED,
+    DRAINING,
+    HANDSHAKE,
+    TERMINATED,
+    ConnectionState,
+)
 from quicnet.quic.stats import ConnectionStats, TrafficCounters, connection_stats
 from quicnet.quic.stream_manager import StreamManager
 from quicnet.quic.timers import TimerDriver
@@ -173,7 +180,7 @@ class QuicConnection:
         #: RFC 9000 §6: the version offered first may be one we do not speak.
         self.negotiation = VersionNegotiation(offered, speaks_offered=offered == self.version)
         self.versions = VersionState(self.version)  # compatible negotiation (RFC 9368)
-        self.state = ConnectionState.HANDSHAKE
+        self.state = HANDSHAKE
         #: :meth:`dispose` broke its reference cycles (it is TERMINATED).
         self.disposed = False
         #: Events for the application, oldest first (taken with next_event()).
@@ -634,7 +641,7 @@ class QuicConnection:
         """RFC 9001 §4.1.1: TLS completed the handshake; the connection is CONNECTED."""
         self.handshake_complete = True
         self.alpn_protocol = alpn_protocol
-        self.state = ConnectionState.CONNECTED
+        self.state = CONNECTED
         if self.tracer is not None:
             self.tracer.handshake_completed(alpn_protocol, None)
 

@@ -80,6 +80,11 @@ class PmtuState(enum.Enum):
     SEARCH_COMPLETE = "search_complete"
 
 
+# The members as module constants: on Python 3.11 ``PmtuState.X`` costs ~70 ns.
+_DISABLED, _BASE = PmtuState.DISABLED, PmtuState.BASE
+_SEARCHING, _SEARCH_COMPLETE = PmtuState.SEARCHING, PmtuState.SEARCH_COMPLETE
+
+
 class PathMtu:
     """The PLPMTU of one path and the search for a larger one (RFC 8899 §5.2)."""
 
@@ -102,7 +107,7 @@ class PathMtu:
     def __init__(self, *, enabled: bool = True) -> None:
         #: The largest UDP payload this path is known to carry (RFC 8899 PLPMTU).
         self.mtu = BASE_PLPMTU
-        self.state = PmtuState.BASE if enabled else PmtuState.DISABLED
+        self.state = _BASE if enabled else _DISABLED
         #: When the next probe may go (None: one is in flight, or discovery is off or
         #: done until the sender restarts it); 0.0: as soon as the path allows.
         self.due_at: float | None = 0.0 if enabled else None
@@ -130,16 +135,16 @@ class PathMtu:
         :attr:`due_at` has passed; then send the probe, or call :meth:`postpone`.
         A completed search whose raise timer passed starts again here.
         """
-        if self.state == PmtuState.SEARCH_COMPLETE:  # RFC 8899 §5.2: PMTU_RAISE_TIMER
+        if self.state == _SEARCH_COMPLETE:  # RFC 8899 §5.2: PMTU_RAISE_TIMER
             self._high = 0
             self._jump = True
             self._failures = 0
         size = self._next_size(ceiling)
         if size is None:
-            self.state = PmtuState.SEARCH_COMPLETE
+            self.state = _SEARCH_COMPLETE
             self.due_at = now + PMTU_RAISE_TIMER
             return None
-        self.state = PmtuState.SEARCHING
+        self.state = _SEARCHING
         self._probe_id += 1
         self.outstanding = size
         self.due_at = None  # wait for its acknowledgement or loss
@@ -170,7 +175,7 @@ class PathMtu:
     # What happened to a probe --------------------------------------------------------------
     def on_probe_acked(self, probe_id: int, size: int) -> bool:
         """A probe was acknowledged: its size passes. True when the path's size grew."""
-        if probe_id != self._probe_id or self.state == PmtuState.DISABLED:
+        if probe_id != self._probe_id or self.state == _DISABLED:
             return False  # a probe from before a black hole or a restart
         self.probes_acked += 1
         self.outstanding = 0
@@ -184,7 +189,7 @@ class PathMtu:
 
     def on_probe_lost(self, probe_id: int, size: int) -> None:
         """A probe was declared lost: after ``MAX_PROBES`` in a row its size is too big."""
-        if probe_id != self._probe_id or self.state == PmtuState.DISABLED:
+        if probe_id != self._probe_id or self.state == _DISABLED:
             return
         self.probes_lost += 1
         self.outstanding = 0
@@ -228,7 +233,7 @@ class PathMtu:
         """RFC 8899 §5.2: back to BASE_PLPMTU, then search again from there."""
         self.black_holes += 1
         self.mtu = BASE_PLPMTU
-        self.state = PmtuState.BASE
+        self.state = _BASE
         self.outstanding = 0
         self._probe_id += 1  # probes in flight belong to the search that failed
         self._high = 0

@@ -59,6 +59,9 @@ DOWNGRADE_SENTINELS = (b"DOWNGRD\x01", b"DOWNGRD\x00")
 
 # §4.2: extensions each message may carry (responses to what we offered).
 _SERVER_HELLO_EXTENSIONS = {ET.supported_versions, ET.key_share, ET.pre_shared_key}
+#: Members read on every handshake, as module constants (~70 ns each through the class).
+_SUPPORTED_VERSIONS, _PRE_SHARED_KEY = ET.supported_versions, ET.pre_shared_key
+_KEY_SHARE, _QUIC_TRANSPORT_PARAMETERS = ET.key_share, ET.quic_transport_parameters
 #: The EncryptedExtensions the client reads, in the order ``_on_encrypted_extensions``
 #: unpacks them.
 _EE_EXTENSIONS = (
@@ -269,13 +272,13 @@ class TLSClient(TLSEngine):
             entries = [ext.KeyShareEntry(share.group, share.key_exchange)]
         else:
             entries = [ext.KeyShareEntry(s.group, s.key_exchange) for s in self._shares.values()]
-        items.append(Extension(ET.key_share, ext.encode_key_share_client(entries)))
+        items.append(Extension(_KEY_SHARE, ext.encode_key_share_client(entries)))
         items += after_share
         if self._cookie is not None:
             items.append(Extension(ET.cookie, ext.encode_cookie(self._cookie)))
         if self.quic:
             assert c.quic_transport_parameters is not None
-            items.append(Extension(ET.quic_transport_parameters, c.quic_transport_parameters))
+            items.append(Extension(_QUIC_TRANSPORT_PARAMETERS, c.quic_transport_parameters))
         items.append(_PSK_MODES)
         if self._ech is not None:
             items.append(self._ech.hello_extension())
@@ -320,7 +323,7 @@ class TLSClient(TLSEngine):
         return schedule.finished_verify_data(schedule.binder_key(), prefix)
 
     def _check_hello_common(self, hello: ServerHello) -> None:
-        versions = hello.extension(ET.supported_versions)
+        versions = hello.extension(_SUPPORTED_VERSIONS)
         if versions is None:
             if hello.random[-8:] in DOWNGRADE_SENTINELS:
                 raise ProtocolViolation(
@@ -370,10 +373,10 @@ class TLSClient(TLSEngine):
                 AlertDescription.illegal_parameter,
             )
         psk: bytes | None = None
-        selected = hello.extension(ET.pre_shared_key)
+        selected = hello.extension(_PRE_SHARED_KEY)
         if selected is not None:
             offered = self._offered_psk
-            if ET.pre_shared_key not in self._offered_extensions:
+            if _PRE_SHARED_KEY not in self._offered_extensions:
                 raise ProtocolViolation(  # §4.2: a response to no request
                     "pre_shared_key in ServerHello but none offered",
                     AlertDescription.unsupported_extension,
@@ -392,7 +395,7 @@ class TLSClient(TLSEngine):
                 )
             psk = offered.resumption_psk
             self.resumed = True
-        share_data = hello.extension(ET.key_share)
+        share_data = hello.extension(_KEY_SHARE)
         if share_data is None:
             # We offer only psk_dhe_ke, so a key share is always required.
             raise ProtocolViolation(
