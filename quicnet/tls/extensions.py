@@ -334,14 +334,27 @@ def encode_alpn(protocols: Sequence[str]) -> bytes:
     return w.getvalue()
 
 
+#: ALPN bodies already parsed, by their exact bytes (a client offers the same list on
+#: every handshake; the parse of identical bytes is the same). Bounded.
+_ALPN_DECODED: dict[bytes, tuple[str, ...]] = {}
+_ALPN_DECODED_MAX = 32
+
+
 def decode_alpn(data: bytes) -> list[str]:
     """The protocol names of an ALPN body (RFC 7301 §3.1; bytes read as latin-1), none
     empty; DecodeError when malformed."""
+    known = _ALPN_DECODED.get(data) if type(data) is bytes else None
+    if known is not None:
+        return list(known)
     block = Reader(_only_vector(data, 2, 2, "ALPN"))
     protocols = []
     while not block.at_end():
         name = block.vector(1, min_length=1)
         protocols.append(name.decode("latin-1"))
+    if type(data) is bytes and len(data) <= 256:
+        if len(_ALPN_DECODED) >= _ALPN_DECODED_MAX:
+            _ALPN_DECODED.clear()
+        _ALPN_DECODED[data] = tuple(protocols)
     return protocols
 
 

@@ -1,16 +1,20 @@
-"""Certificate messages are parsed once per exact bytes and encoded once per message.
+"""What every handshake repeats is parsed once per exact bytes (bounded).
 
-A server sends the same chain on every handshake; parsing identical bytes (and
-encoding an equal, immutable message) gives the same result, so the work is kept
-(bounded). What is verified about the chain is not: that runs on every handshake
-(tests/crypto and the handshake tests cover it).
+A server sends the same certificate chain on every handshake and a client offers
+the same ALPN list: parsing identical bytes (and encoding an equal, immutable
+message) gives the same result, so the work is kept. What is verified is not: the
+chain's checks run on every handshake (tests/crypto and the handshake tests cover
+them), and a malformed body fails every time.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from quicnet.crypto import dev_identity
+from quicnet.tls import extensions as ext
 from quicnet.tls.errors import DecodeError
 from quicnet.tls.messages import (
     Certificate,
@@ -19,6 +23,7 @@ from quicnet.tls.messages import (
     decode_message,
     encode_message,
 )
+from quicnet.tls.wire import Reader
 
 
 def _message(*ders: bytes, staple: bytes | None = None) -> Certificate:
@@ -72,3 +77,30 @@ def test_many_chains_keep_working() -> None:
     for i in range(40):  # beyond the bound: the cache is cleared, not grown
         message = _message(leaf, staple=bytes((1, i)))
         assert decode_message(encode_message(message)) == message
+
+
+def test_an_alpn_list_is_parsed_once_and_handed_out_as_a_new_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readers: list[object] = []
+
+    class CountingReader(Reader):
+        __slots__ = ()
+
+        def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
+            readers.append(data)
+            super().__init__(data, start, end)
+
+    monkeypatch.setattr(ext, "Reader", CountingReader)
+    name = f"hq-{os.urandom(6).hex()}"  # bytes no other test (or earlier run) parsed
+    body = ext.encode_alpn([name, "h3"])
+    first = ext.decode_alpn(bytes(body))
+    assert first == [name, "h3"]
+    assert ext.decode_alpn(bytes(body)) == first
+    assert len(readers) == 1  # the second decode of the same bytes parsed nothing
+    first.append("changed by the caller")
+    assert ext.decode_alpn(bytes(body)) == [name, "h3"]
+    for bad in (body[:-1], body + b"\x00", b"\x00\x02\x00\x00"):
+        for _ in range(2):
+            with pytest.raises(DecodeError):
+                ext.decode_alpn(bad)
