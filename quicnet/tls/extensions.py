@@ -108,9 +108,26 @@ def encode_server_name(host: str) -> bytes:
     return w.getvalue()
 
 
+#: server_name bodies already parsed, by their exact bytes (a client names the same
+#: server on every handshake). Bounded.
+_SERVER_NAMES: dict[bytes, str | None] = {}
+_SERVER_NAMES_MAX = 64
+
+
 def decode_server_name(data: bytes) -> str | None:
     """The host_name of a server_name body (RFC 6066 §3), or None when it lists none;
     DecodeError (decode_error) when malformed, non-ASCII or with two host_names."""
+    if type(data) is bytes and data in _SERVER_NAMES:
+        return _SERVER_NAMES[data]
+    host = _decode_server_name(data)
+    if type(data) is bytes and len(data) <= 300:
+        if len(_SERVER_NAMES) >= _SERVER_NAMES_MAX:
+            _SERVER_NAMES.clear()
+        _SERVER_NAMES[data] = host
+    return host
+
+
+def _decode_server_name(data: bytes) -> str | None:
     names = Reader(_only_vector(data, 2, 1, "server_name"))
     host: str | None = None
     while not names.at_end():

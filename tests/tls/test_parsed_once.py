@@ -79,19 +79,23 @@ def test_many_chains_keep_working() -> None:
         assert decode_message(encode_message(message)) == message
 
 
-def test_an_alpn_list_is_parsed_once_and_handed_out_as_a_new_list(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    readers: list[object] = []
+@pytest.fixture
+def readers(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The bodies the extension parsers open a Reader over (each is a parse)."""
+    opened: list[bytes] = []
 
     class CountingReader(Reader):
         __slots__ = ()
 
         def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
-            readers.append(data)
+            opened.append(data)
             super().__init__(data, start, end)
 
     monkeypatch.setattr(ext, "Reader", CountingReader)
+    return opened
+
+
+def test_an_alpn_list_is_parsed_once_and_handed_out_as_a_new_list(readers: list[bytes]) -> None:
     name = f"hq-{os.urandom(6).hex()}"  # bytes no other test (or earlier run) parsed
     body = ext.encode_alpn([name, "h3"])
     first = ext.decode_alpn(bytes(body))
@@ -104,3 +108,16 @@ def test_an_alpn_list_is_parsed_once_and_handed_out_as_a_new_list(
         for _ in range(2):
             with pytest.raises(DecodeError):
                 ext.decode_alpn(bad)
+
+
+def test_a_server_name_is_parsed_once(readers: list[bytes]) -> None:
+    name = f"h{os.urandom(6).hex()}.example"
+    body = ext.encode_server_name(name)
+    assert ext.decode_server_name(bytes(body)) == name
+    assert ext.decode_server_name(bytes(body)) == name
+    assert len(readers) == 1
+    two = body[:2] + body[2:] + body[2:]  # two host_names under one (wrong) length
+    for bad in (body[:-1], body + b"\x00", two, b"\x00\x04\x00\x00\x01\xff"):
+        for _ in range(2):
+            with pytest.raises(DecodeError):
+                ext.decode_server_name(bad)
