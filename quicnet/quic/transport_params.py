@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import operator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.errors import TransportError, TransportErrorCode
@@ -161,8 +161,19 @@ class TransportParameters(NamedTuple):
                 _STATIC_ENCODED.clear()
             _STATIC_ENCODED[static] = pieces
         out: list[bytes] = []
-        for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True):
-            out.append(pieces[piece] if piece >= 0 else _encode_fields(self, run))
+        for piece, fields in _PLAN:
+            if piece >= 0:
+                out.append(pieces[piece])
+                continue
+            # The per-connection parameters, written here (each is bytes, or a preferred
+            # address, when set): no call per run.
+            for index, pid_bytes, preferred in fields:
+                value: Any = self[index]  # bytes, or the PreferredAddress when ``preferred``
+                if value is None:
+                    continue
+                body: bytes = value.encode() if preferred else value
+                n = len(body)
+                out.append(pid_bytes + (_ONE_BYTE[n] if n < 64 else encode_varint(n)) + body)
         return b"".join(out)
 
     @classmethod
@@ -380,6 +391,29 @@ def _runs() -> tuple[tuple[tuple[tuple[str, bytes, _Kind, object], ...], ...], t
 
 
 _RUNS, _PIECE_OF_RUN = _runs()
+#: ``_RUNS`` for ``encode``: a configuration run by the index of its encoded piece; a
+#: per-connection run (piece -1) by its fields as (tuple index, encoded id, whether it
+#: is the preferred address). Every per-connection parameter is bytes or that address.
+_PLAN = tuple(
+    (
+        piece,
+        ()
+        if piece >= 0
+        else tuple(
+            (TransportParameters._fields.index(name), pid_bytes, kind is _KIND_PREFERRED_ADDRESS)
+            for name, pid_bytes, kind, _ in run
+        ),
+    )
+    for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True)
+)
+assert all(
+    kind in (_Kind.BYTES, _Kind.PREFERRED_ADDRESS)
+    for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True)
+    if piece < 0
+    for _, _, kind, _ in run
+)
+#: A varint length below 64, as one byte (RFC 9000 §16).
+_ONE_BYTE = tuple(bytes((n,)) for n in range(64))
 _STATIC_RUNS = tuple(run for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True) if piece >= 0)
 _STATIC_VALUES = operator.attrgetter(*(pid.name for pid in _ID if pid not in _PER_CONNECTION))
 #: Encoded configuration runs by the values they encode (bounded).
