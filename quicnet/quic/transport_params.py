@@ -194,65 +194,68 @@ class TransportParameters(NamedTuple):
 
     @classmethod
     def _decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
-        values: dict[str, object] = {}
-        seen: set[int] = set()  # the ids of parameters other than the integers
+        fields = list(_DEFAULTS)  # by position; each parameter read replaces its default
+        seen: set[int] = set()  # every id read: none may come twice (§7.4)
         pos, end = 0, len(data)
         try:  # an index past the end is a truncated field (IndexError, below)
             while pos < end:
-                # Ids and lengths are mostly one-byte varints: read those inline.
+                # Ids and lengths are mostly one-byte varints: both read at once.
                 pid = data[pos]
-                if pid < 0x40:
-                    pos += 1
-                else:
-                    pid, pos = _varint(data, pos, end, "parameter id")
-                length = data[pos]
+                length = data[pos + 1] if pid < 0x40 else 0x40
                 if length < 0x40:
-                    pos += 1
+                    pos += 2
                 else:
-                    length, pos = _varint(data, pos, end, "parameter length")
+                    if pid < 0x40:
+                        pos += 1
+                    else:
+                        pid, pos = _varint(data, pos, end, "parameter id")
+                    length = data[pos]
+                    if length < 0x40:
+                        pos += 1
+                    else:
+                        length, pos = _varint(data, pos, end, "parameter length")
                 stop = pos + length
                 if stop > end:
                     raise _error("malformed transport parameters: truncated field")
-                name = _INTEGER_NAMES.get(pid)
-                if name is not None:  # most of them: no integer is server-only
-                    if name in values:
-                        raise _error(f"transport parameter 0x{pid:x} appears twice")
+                if pid in seen:
+                    raise _error(f"transport parameter 0x{pid:x} appears twice")
+                seen.add(pid)
+                integer = _INTEGER_FIELDS.get(pid)
+                if integer is not None:  # most of them: no integer is server-only
                     # The varint (§16) must fill the field exactly: its first byte gives
                     # its size. (With length 0, ``first`` is the next field's: too long.)
                     first = data[pos]
                     if length == 1 and first < 0x40:  # the usual one-byte value
-                        values[name] = first
+                        fields[integer[0]] = first
                     else:
                         size = 1 << (first >> 6)
                         if size != length:
                             if size > length:
                                 raise _error("malformed transport parameters: truncated integer")
-                            raise _error(f"{name} has trailing bytes")
-                        values[name] = int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
+                            raise _error(f"{integer[1]} has trailing bytes")
+                        value = int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
+                        fields[integer[0]] = value
                     pos = stop
                     continue
-                if pid in seen:
-                    raise _error(f"transport parameter 0x{pid:x} appears twice")
-                seen.add(pid)
                 entry = _DECODING.get(pid)
                 if entry is None:
                     pos = stop
                     continue  # §18.1: unknown (and reserved) parameters are ignored
-                name, kind, server_only = entry
+                index, name, kind, server_only = entry
                 if server_only and not from_server:
                     raise _error(f"a client sent the server-only parameter {name}")
                 if kind is _KIND_FLAG:
                     if length:
                         raise _error("disable_active_migration must be empty")
-                    values[name] = True
+                    fields[index] = True
                 elif kind is _KIND_PREFERRED_ADDRESS:
-                    values[name] = PreferredAddress.decode(data[pos:stop])
+                    fields[index] = PreferredAddress.decode(data[pos:stop])
                 else:
-                    values[name] = data[pos:stop]
+                    fields[index] = data[pos:stop]
                 pos = stop
         except IndexError:
             raise _error("malformed transport parameters: truncated field") from None
-        params = cls(**values)  # type: ignore[arg-type]
+        params: TransportParameters = _new_tuple(cls, fields)
         params.validate()
         return params
 
@@ -420,9 +423,24 @@ _STATIC_VALUES = operator.attrgetter(*(pid.name for pid in _ID if pid not in _PE
 _STATIC_ENCODED: dict[object, tuple[bytes, ...]] = {}
 _STATIC_ENCODED_MAX = 32
 
-#: id -> (field name, kind, server-only), for ``decode``: the parameters other than the
-#: integers, which ``_INTEGER_NAMES`` names (none of them is server-only).
-_DECODING: dict[int, tuple[str, _Kind, bool]] = {
-    int(pid): (pid.name, _kind(pid), pid in _SERVER_ONLY) for pid in _ID if pid not in _INTEGER
+#: id -> (field position, name, kind, server-only), for ``decode``: the parameters other
+#: than the integers, which ``_INTEGER_FIELDS`` gives (none of them is server-only).
+_DECODING: dict[int, tuple[int, str, _Kind, bool]] = {
+    int(pid): (
+        TransportParameters._fields.index(pid.name),
+        pid.name,
+        _kind(pid),
+        pid in _SERVER_ONLY,
+    )
+    for pid in _ID
+    if pid not in _INTEGER
 }
-_INTEGER_NAMES: dict[int, str] = {int(pid): pid.name for pid in _ID if pid in _INTEGER}
+#: id -> (field position, name) of the integer parameters.
+_INTEGER_FIELDS: dict[int, tuple[int, str]] = {
+    int(pid): (TransportParameters._fields.index(pid.name), pid.name)
+    for pid in _ID
+    if pid in _INTEGER
+}
+#: A TransportParameters from its fields in order, in C (the NamedTuple's ``__new__`` is
+#: Python, with keywords).
+_new_tuple = tuple.__new__
