@@ -361,6 +361,9 @@ def _kind(pid: TransportParameterId) -> _Kind:
 
 # Tables read once per encode and decode instead of walking the enum (slow in Python).
 _DEFAULTS = TransportParameters()
+#: Each field's position in the tuple, by name (the class's annotations, in field order).
+_FIELD_INDEX = {name: i for i, name in enumerate(TransportParameters.__annotations__)}
+assert len(_FIELD_INDEX) == len(_DEFAULTS)
 #: (field name, encoded id, kind, default) in id order, for ``encode``.
 _ENCODING = tuple(
     (pid.name, encode_varint(pid), _kind(pid), getattr(_DEFAULTS, pid.name)) for pid in _ID
@@ -403,7 +406,7 @@ _PLAN = tuple(
         ()
         if piece >= 0
         else tuple(
-            (TransportParameters._fields.index(name), pid_bytes, kind is _KIND_PREFERRED_ADDRESS)
+            (_FIELD_INDEX[name], pid_bytes, kind is _KIND_PREFERRED_ADDRESS)
             for name, pid_bytes, kind, _ in run
         ),
     )
@@ -427,7 +430,7 @@ _STATIC_ENCODED_MAX = 32
 #: than the integers, which ``_INTEGER_FIELDS`` gives (none of them is server-only).
 _DECODING: dict[int, tuple[int, str, _Kind, bool]] = {
     int(pid): (
-        TransportParameters._fields.index(pid.name),
+        _FIELD_INDEX[pid.name],
         pid.name,
         _kind(pid),
         pid in _SERVER_ONLY,
@@ -437,9 +440,7 @@ _DECODING: dict[int, tuple[int, str, _Kind, bool]] = {
 }
 #: id -> (field position, name) of the integer parameters.
 _INTEGER_FIELDS: dict[int, tuple[int, str]] = {
-    int(pid): (TransportParameters._fields.index(pid.name), pid.name)
-    for pid in _ID
-    if pid in _INTEGER
+    int(pid): (_FIELD_INDEX[pid.name], pid.name) for pid in _ID if pid in _INTEGER
 }
 #: A TransportParameters from its fields in order, in C (the NamedTuple's ``__new__`` is
 #: Python, with keywords).
