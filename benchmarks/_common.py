@@ -79,10 +79,11 @@ def pyplot() -> Any:
     """matplotlib's pyplot on the file-only Agg backend, or None (said once) when
     matplotlib is not installed: the benchmarks then write their JSON without a plot."""
     try:
-        import matplotlib
+        # (the bench extra: CI type-checks without it)
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         print("matplotlib not installed (pip install quicnet[bench]): no plot")
         return None
