@@ -47,6 +47,7 @@ from quicnet.tls import TLSClient
 __all__ = [
     "QuicClient",
     "QuicServer",
+    "TransportCore",
     "Transporter",
     "connect",
     "describe_termination",
