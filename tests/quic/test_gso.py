@@ -25,11 +25,13 @@ from hypothesis import strategies as st
 from quicnet.crypto import dev_identity
 from quicnet.io.aio import connect, serve
 from quicnet.io.udp import (
+    ECN_PLATFORM,
     GSO_MAX_BYTES,
     GSO_MAX_SEGMENTS,
     DatagramSender,
     UdpClient,
     UdpServer,
+    enable_ecn,
     gso_batches,
     open_udp_socket,
 )
@@ -109,6 +111,54 @@ def test_a_run_leaves_in_one_gso_send_and_arrives_as_separate_datagrams(
     if not sender.gso:
         pytest.skip(_why_no_gso())
     assert (sender.gso_sends, sender.syscalls) == (1, 1)
+
+
+@pytest.mark.parametrize("pair", HOSTS, indirect=True)
+def test_a_lone_datagram_is_one_sendto_and_nothing_to_send_is_no_system_call(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    sock, receiver = pair
+    to: Address = receiver.getsockname()
+    sender = DatagramSender(sock, ecn=ECN_PLATFORM)
+    sender.send([])
+    sender.send([], 1)
+    assert (sender.syscalls, sender.datagrams_sent) == (0, 0)
+    data = _datagrams([100, 100, 100], b"lone")
+    for one in data:
+        sender.send([(one, to)])
+    assert _receive(receiver, 3) == data
+    _assert_empty(receiver)
+    assert (sender.syscalls, sender.gso_sends, sender.datagrams_sent) == (3, 0, 3)
+
+
+def _codepoint(receiver: socket.socket) -> int:
+    """The ECN bits of the next datagram on ``receiver`` (prepared by enable_ecn)."""
+    _data, ancillary, _flags, _address = receiver.recvmsg(65536, socket.CMSG_SPACE(4) * 2)
+    (value,) = [v for _level, _kind, v in ancillary]  # IP_TOS or IPV6_TCLASS
+    return int.from_bytes(value, sys.byteorder) & 3
+
+
+@pytest.mark.skipif(
+    not ECN_PLATFORM, reason="ECN marks are read and set only on Linux (IP_RECVTOS, IP_TOS)"
+)
+@pytest.mark.parametrize("pair", HOSTS, indirect=True)
+def test_each_lone_datagram_leaves_with_the_marking_its_call_asked_for(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # RFC 9000 §13.4: the socket's marking changes only when the core's does, and a
+    # lone datagram (the fast path) is no exception.
+    sock, receiver = pair
+    assert enable_ecn(receiver)
+    to: Address = receiver.getsockname()
+    sender = DatagramSender(sock, ecn=True)
+    asked = [1, 1, 0, 1, 0, 0, 1]
+    for i, marked in enumerate(asked):
+        sender.send([(bytes([i]) * 40, to)], marked)
+    assert [_codepoint(receiver) for _ in asked] == [2 if m else 0 for m in asked]
+    # A run split in two: the first ``marked`` ECT(0), the rest Not-ECT.
+    sender.send([(bytes([9]) * 40, to)] * 3, 2)
+    assert [_codepoint(receiver) for _ in range(3)] == [2, 2, 0]
+    _assert_empty(receiver)
 
 
 @pytest.mark.parametrize("pair", HOSTS, indirect=True)
