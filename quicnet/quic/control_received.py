@@ -1,7 +1,8 @@
 """What a connection does with the control frames it receives (RFC 9000 §19).
 
 The receiver reads ACK, STREAM, DATAGRAM, PADDING, PING and (in 1-RTT packets)
-NEW_CONNECTION_ID in place; the rarer frames come here parsed, and
+NEW_CONNECTION_ID and IMMEDIATE_ACK in place (IMMEDIATE_ACK is allowed in 1-RTT
+packets only); the rarer frames come here parsed, and
 :data:`CONTROL_HANDLERS` gives each frame type its handler: one dictionary look-up
 where a chain of ``isinstance`` tests cost a dozen for the frames a handshake
 brings last (HANDSHAKE_DONE, NEW_TOKEN). DATA_BLOCKED, STREAM_DATA_BLOCKED and
@@ -151,14 +152,6 @@ def _ack_frequency(
     )
 
 
-def _immediate_ack(
-    r: PacketReceiver, frame: fr.ImmediateAckFrame, t: int, dcid: bytes, now: float
-) -> None:
-    c = r.c
-    c.acks.on_immediate_ack()
-    c.recovery.spaces[2].ack_queued = True  # draft-ietf-quic-ack-frequency §5
-
-
 def _new_token(r: PacketReceiver, frame: fr.NewTokenFrame, t: int, dcid: bytes, now: float) -> None:
     c = r.c
     if not c.is_client:
@@ -186,7 +179,6 @@ _BY_TYPE: dict[fr.FrameType, _Handler] = {
     _FT.PATH_RESPONSE: _path_response,
     _FT.HANDSHAKE_DONE: _handshake_done,
     _FT.ACK_FREQUENCY: _ack_frequency,
-    _FT.IMMEDIATE_ACK: _immediate_ack,
     _FT.NEW_TOKEN: _new_token,
 }
 #: Keyed by plain ints, as the receiver looks them up.

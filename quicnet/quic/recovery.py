@@ -600,14 +600,10 @@ class Recovery:
         the peer's max_ack_delay while more ack-eliciting packets are in flight than any
         Ack-Eliciting Threshold the peer may be using (draft-ietf-quic-ack-frequency §7:
         it then acknowledges without waiting; never so with a Reordering Threshold of 0)."""
-        rtt = self.rtt
-        variation = 4 * rtt.rttvar
-        if variation < K_GRANULARITY:
-            variation = K_GRANULARITY
-        duration = rtt.smoothed_rtt + variation
         if self.spaces[2].ack_eliciting_in_flight <= self.peer_ack_threshold:
-            duration += self.max_ack_delay  # as pto_base, to the last bit
-        return duration
+            return self.pto_base()
+        rtt = self.rtt
+        return rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY)
 
     def earliest_loss_time(self) -> tuple[float | None, int]:
         """The earliest time-threshold loss deadline and its space (Appendix A.8), or

@@ -145,7 +145,7 @@ class PacketSender:
     def nothing_to_send(self) -> bool:
         """True in the common case of a confirmed connection with no ACK due, no frame,
         DATAGRAM or stream data queued, no probe and no path to challenge: answered in a
-        few attribute reads (False: :meth:`datagrams_to_send` has to look)."""
+        few attribute reads (False: :meth:`build_datagrams` has to look)."""
         c = self.c
         if not c.handshake_confirmed or c.closing is not None:
             return False
@@ -162,15 +162,11 @@ class PacketSender:
         self.pacing_deadline = None  # nothing waits for the pacer
         return True
 
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """Every datagram ready to go now, with its destination address."""
-        if self.nothing_to_send():
-            return []
-        return self.build_datagrams(now)
-
     def build_datagrams(self, now: float) -> list[tuple[bytes, Address]]:
-        """:meth:`datagrams_to_send` for a caller that asked :meth:`nothing_to_send`
-        already and got False."""
+        """Every datagram ready to go now, with its destination address; the caller
+        (:meth:`QuicConnection.datagrams_to_send
+        <quicnet.quic.QuicConnection.datagrams_to_send>`) asked :meth:`nothing_to_send`
+        first and got False."""
         c = self.c
         path = c.paths.current
         if path is None or not c.cids.peer or not c.can_send:
@@ -519,7 +515,7 @@ class PacketSender:
         remaining = budget
         pad = False
         keys = (c.spaces[0].send_key, c.zero_rtt_send_key, c.spaces[2].send_key, c.keys.send)
-        # c.send_key(epoch), as is
+        # send_key(c, epoch) (crypto_streams), as is
         for (epoch, space_id, long_eliciting), key in zip(_COALESCED_PLAN, keys, strict=True):
             if key is None or remaining < 48:
                 continue
@@ -633,7 +629,7 @@ class PacketSender:
             reference -= c.recovery.packet_threshold  # reordering, as _one_rtt_datagram
         _, pn_len = encode_packet_number(pn, reference)
         peer_cid = c.cids.current_peer_cid
-        if epoch == ONE_RTT_EPOCH:  # the key as c.send_key(epoch) gives it
+        if epoch == ONE_RTT_EPOCH:  # the key as send_key(c, epoch) gives it
             keys = c.keys
             key = keys.send
             header = bytes((0x40 | (keys.key_phase << 2) | (pn_len - 1),)) + peer_cid
