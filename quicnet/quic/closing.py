@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from quicnet.quic.crypto_streams import send_key
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.events import Address, ConnectionTerminated
 from quicnet.quic.frames import encode_connection_close
@@ -94,7 +95,7 @@ def close_datagrams(sender: PacketSender, path: Path, now: float) -> list[tuple[
         c.deadlines.closing_ends = now + 3 * c.recovery.pto_duration(2)
     buf = bytearray()
     for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT):
-        if c.send_key(epoch) is None:
+        if send_key(c, epoch) is None:
             continue
         frame = closing.frame
         if epoch != Epoch.ONE_RTT and closing.application and frame[0] == 0x1D:

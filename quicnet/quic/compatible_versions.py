@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from quicnet.quic.crypto_streams import install_initial_keys
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.quic.transport_params import TransportParameters
@@ -247,7 +248,7 @@ def switch_server(c: QuicConnection, client_raw: bytes) -> None:
     state.switched = True
     state.original_initial_recv = c.spaces[Epoch.INITIAL].recv_key
     c.version = version
-    c.install_initial_keys(c.retry_source_cid or c.original_destination_cid)
+    install_initial_keys(c, c.retry_source_cid or c.original_destination_cid)
     if isinstance(c.tls, TLSServer):  # RFC 9369 §5: tickets are the negotiated version's
         c.tls.ticket_context = resumption_context(version)
 
@@ -327,7 +328,7 @@ def on_other_version_opened(c: QuicConnection, version: int) -> None:
     if c.is_client and not c.versions.switched:
         c.versions.switched = True
         c.version = version
-        c.install_initial_keys(c.retry_source_cid or c.original_destination_cid)
+        install_initial_keys(c, c.retry_source_cid or c.original_destination_cid)
 
 
 def check_server_parameters(c: QuicConnection, params: TransportParameters) -> None:

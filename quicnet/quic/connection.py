@@ -43,7 +43,7 @@ from quicnet.quic.closing import (
 from quicnet.quic.compatible_versions import VersionState, starting_versions
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
-from quicnet.quic.crypto_streams import new_crypto_spaces
+from quicnet.quic.crypto_streams import install_initial_keys, new_crypto_spaces
 from quicnet.quic.datagrams import DatagramChannel, max_payload
 from quicnet.quic.deadlines import ConnectionDeadlines
 from quicnet.quic.ecn import EcnState
@@ -63,7 +63,7 @@ from quicnet.quic.negotiation import VersionNegotiation
 from quicnet.quic.paths import PathManager, address_key
 from quicnet.quic.pending import PendingFrames
 from quicnet.quic.preferred_address import PreferredAddressState, offer
-from quicnet.quic.protection import PacketKey, initial_keys
+from quicnet.quic.protection import PacketKey
 from quicnet.quic.qlog import QlogTracer
 from quicnet.quic.receiver import PacketReceiver
 from quicnet.quic.records import on_delivered
@@ -92,7 +92,7 @@ from quicnet.tls import (
     TLSClient,
     TLSServer,
 )
-from quicnet.tls.events import INITIAL_EPOCH, ONE_RTT_EPOCH, ZERO_RTT_EPOCH
+from quicnet.tls.events import INITIAL_EPOCH
 from quicnet.tls.tickets import TicketReceiver
 
 __all__ = ["ConnectionState", "QuicConnection"]
@@ -282,7 +282,7 @@ class QuicConnection:
                 space.send_key, space.recv_key = initial_keys
             else:
                 # The client's Initial after a Retry is keyed by the Retry's source CID.
-                self.install_initial_keys(retry_source_cid or self.original_destination_cid)
+                install_initial_keys(self, retry_source_cid or self.original_destination_cid)
 
     def new_recovery(self) -> Recovery:
         """Fresh loss recovery and congestion control (a new connection, or after VN)."""
@@ -313,7 +313,7 @@ class QuicConnection:
 
     def start_tls(self, now: float) -> None:
         """A client sends its ClientHello."""
-        self.install_initial_keys(self.original_destination_cid)
+        install_initial_keys(self, self.original_destination_cid)
         assert isinstance(self.tls, TLSClient)
         self.tls.start(self.configuration.wall_clock())  # TLS dates tickets: wall clock
         self.drain_tls(now)
@@ -604,28 +604,7 @@ class QuicConnection:
         Version Negotiation (RFC 9000 §6)."""
         return self.negotiation.probing
 
-    # Keys -----------------------------------------------------------------------------------
-    def send_key(self, epoch: Epoch) -> PacketKey | None:
-        """The key that seals our ``epoch`` packets (1-RTT: the current key phase's), or None."""
-        if epoch == ONE_RTT_EPOCH:
-            return self.keys.send
-        if epoch == ZERO_RTT_EPOCH:
-            return self.zero_rtt_send_key
-        return self.spaces[epoch].send_key
-
-    def recv_key(self, epoch: Epoch) -> PacketKey | None:
-        """The key that opens the peer's ``epoch`` packets (1-RTT: the current key phase's),
-        or None: not yet, or no longer, available."""
-        if epoch == ZERO_RTT_EPOCH:
-            return self.zero_rtt_recv_key
-        return self.keys.recv if epoch == ONE_RTT_EPOCH else self.spaces[epoch].recv_key
-
-    def install_initial_keys(self, destination_cid: bytes) -> None:
-        """Initial keys from the client's first Destination CID (RFC 9001 §5.2)."""
-        send, recv = initial_keys(self.version, destination_cid, is_client=self.is_client)
-        space = self.spaces[INITIAL_EPOCH]
-        space.send_key, space.recv_key = send, recv
-
+    # Keys: quicnet.quic.crypto_streams (send_key, recv_key, install_initial_keys) ----------
     @property
     def can_send(self) -> bool:
         """Not draining and not terminated: packets may still go out (§10.2)."""

@@ -27,6 +27,7 @@ from quicnet.quic.compatible_versions import (
     other_version_key,
 )
 from quicnet.quic.control_received import CONTROL_HANDLERS, MAX_NEW_TOKENS, new_connection_id
+from quicnet.quic.crypto_streams import recv_key
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.frames import read_ack
 from quicnet.quic.packets import (
@@ -394,7 +395,7 @@ class PacketReceiver:
         end = header.end
         if epoch == ZERO_RTT_EPOCH and c.zero_rtt is not None:
             discard_keys_if_due(c, now)  # RFC 9001 §4.9.3: never past their time
-        key = c.recv_key(epoch) if other_key is None else other_key
+        key = recv_key(c, epoch) if other_key is None else other_key
         if key is None:  # keys not (yet, or any longer) available: drop this packet
             if tracer is not None:
                 tracer.packet_dropped(PACKET_TYPE[epoch], end - start, "key_unavailable", now)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quicnet.quic.compatible_versions import local_version_information
-from quicnet.quic.crypto_streams import new_crypto_spaces
+from quicnet.quic.crypto_streams import install_initial_keys, new_crypto_spaces
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.negotiation import NO_COMMON_VERSION
 from quicnet.quic.packets import retry_is_valid
@@ -64,7 +64,7 @@ def on_retry(c: QuicConnection, packet: bytes, source_cid: bytes, token: bytes) 
     c.retry_source_cid = source_cid
     c.retry_token = token
     c.cids.set_initial_peer(source_cid)
-    c.install_initial_keys(source_cid)
+    install_initial_keys(c, source_cid)
     # Everything sent in Initial packets goes again under the new keys (§17.2.5.3).
     requeue_crypto(c, 0)
     c.recovery.discard_space(0, keep_space=True)

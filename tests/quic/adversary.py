@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from simnet import Address, Simulation, client_config
 
 from quicnet.quic import QuicConnection
+from quicnet.quic.crypto_streams import send_key
 from quicnet.quic.errors import TransportError
 from quicnet.quic.packets import PacketType, long_header_prefix, parse_long_header
 from quicnet.quic.versions import QuicVersion
@@ -319,7 +320,7 @@ def seal_one_rtt(conn: QuicConnection, payload: bytes, *, dcid: bytes | None = N
     peer breaking the rules; it reads the connection's internals (``spaces``,
     ``recovery``, ``cids``, ``key_phase``).
     """
-    key = conn.send_key(Epoch.ONE_RTT)
+    key = send_key(conn, Epoch.ONE_RTT)
     assert key is not None, "no 1-RTT keys yet"
     space = conn.recovery.spaces[2]
     pn = space.next_packet_number
@@ -341,7 +342,7 @@ def seal_initial(
     Like :func:`seal_one_rtt`, it takes the next packet number (§12.3 lets the
     client skip it) and encodes it in 4 bytes.
     """
-    key = conn.send_key(Epoch.INITIAL)
+    key = send_key(conn, Epoch.INITIAL)
     assert key is not None, "no Initial keys (any longer)"
     space = conn.recovery.spaces[0]
     pn = space.next_packet_number

@@ -69,6 +69,7 @@ from quicnet.quic import (
 )
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import Reader
+from quicnet.quic.crypto_streams import recv_key
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.errors import TransportError
 from quicnet.quic.packets import PacketType, decode_packet_number, parse_long_header
@@ -1061,7 +1062,7 @@ def one_rtt_frame_types(datagram: bytes, receiver: QuicConnection) -> list[int]:
     """The frame types of a 1-RTT datagram, opened with the receiver's current keys."""
     if not datagram or datagram[0] & 0x80:
         return []
-    key = receiver.recv_key(Epoch.ONE_RTT)
+    key = recv_key(receiver, Epoch.ONE_RTT)
     assert key is not None
     pn_offset = 1 + receiver.configuration.connection_id_length
     first, truncated, pn_len = key.unprotect_header(datagram, pn_offset)
