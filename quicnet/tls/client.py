@@ -13,10 +13,10 @@ from quicnet.tls.auth import (
     certificate_verify_content,
     choose_signature_scheme,
     decode_certificate_chain,
-    is_ip_address,
     validity_time,
     verify_peer_certificates,
 )
+from quicnet.tls.client_hello import PSK_MODES, fixed_extensions
 from quicnet.tls.config import ClientConfig
 from quicnet.tls.ech import ClientECH
 from quicnet.tls.engine import TLSEngine
@@ -92,44 +92,6 @@ _EE_FORBIDDEN = {
 #: is two Python calls.
 _SUITES_BY_VALUE: dict[int, CipherSuite] = {int(s): s for s in CipherSuite}
 _SCHEMES_BY_VALUE: dict[int, SignatureScheme] = {int(s): s for s in SignatureScheme}
-
-#: psk_key_exchange_modes (§4.2.9): psk_dhe_ke only, the same in every ClientHello.
-_PSK_MODES = Extension(ET.psk_key_exchange_modes, ext.encode_psk_modes())
-
-_HelloKey = tuple[str | None, bool, tuple[int, ...], tuple[int, ...], tuple[str, ...], int | None]
-
-#: The ClientHello extensions a configuration's values fix (before and after key_share), by
-#: those values: the same for every connection of a configuration (a few per process).
-_HELLO_EXTENSIONS: dict[_HelloKey, tuple[tuple[Extension, ...], tuple[Extension, ...]]] = {}
-_HELLO_EXTENSIONS_MAX = 32
-
-
-def _hello_extensions(key: _HelloKey) -> tuple[tuple[Extension, ...], tuple[Extension, ...]]:
-    name, ocsp, groups, signature_algorithms, alpn_protocols, record_size_limit = key
-    before: list[Extension] = []
-    if name and not is_ip_address(name):  # RFC 6066 §3: no IP literals in SNI
-        before.append(Extension(ET.server_name, ext.encode_server_name(name)))
-    if ocsp:  # RFC 6066 §8
-        before.append(Extension(ET.status_request, ext.encode_status_request()))
-    before.append(Extension(ET.supported_groups, ext.encode_u16_list(list(groups))))
-    before.append(
-        Extension(ET.signature_algorithms, ext.encode_u16_list(list(signature_algorithms)))
-    )
-    before.append(Extension(ET.supported_versions, ext.encode_supported_versions_client()))
-    after: list[Extension] = []
-    if alpn_protocols:
-        after.append(
-            Extension(ET.application_layer_protocol_negotiation, ext.encode_alpn(alpn_protocols))
-        )
-    if record_size_limit is not None:
-        after.append(
-            Extension(ET.record_size_limit, ext.encode_record_size_limit(record_size_limit))
-        )
-    fixed = (tuple(before), tuple(after))
-    if len(_HELLO_EXTENSIONS) >= _HELLO_EXTENSIONS_MAX:
-        _HELLO_EXTENSIONS.clear()
-    _HELLO_EXTENSIONS[key] = fixed
-    return fixed
 
 
 class TLSClient(TLSEngine):
@@ -252,20 +214,8 @@ class TLSClient(TLSEngine):
 
     def _client_hello(self, now: float) -> ClientHello:
         c = self.config
-        name = self._authenticated_name()  # the public name once ECH is rejected
-        ocsp = c.ocsp_stapling or c.require_ocsp_staple
-        key = (
-            name,
-            ocsp,
-            tuple(c.groups),
-            tuple(c.signature_algorithms),
-            tuple(c.alpn_protocols),
-            c.record_size_limit,
-        )
-        fixed = _HELLO_EXTENSIONS.get(key)
-        if fixed is None:
-            fixed = _hello_extensions(key)
-        before_share, after_share = fixed
+        # The public name once ECH is rejected.
+        before_share, after_share = fixed_extensions(c, self._authenticated_name())
         items: list[Extension] = list(before_share)
         if self._hrr_group is not None:
             share = self._shares[self._hrr_group]
@@ -279,7 +229,7 @@ class TLSClient(TLSEngine):
         if self.quic:
             assert c.quic_transport_parameters is not None
             items.append(Extension(_QUIC_TRANSPORT_PARAMETERS, c.quic_transport_parameters))
-        items.append(_PSK_MODES)
+        items.append(PSK_MODES)
         if self._ech is not None:
             items.append(self._ech.hello_extension())
         if self._early_data_offered and not self._hello_retry:
