@@ -30,6 +30,7 @@ from quicnet.crypto.keys import PrivateKey, PublicKey, PycaPublicKey
 from quicnet.crypto.names import parse_name, san_entries
 from quicnet.crypto.oids import oid_name
 from quicnet.crypto.pem import is_pem, pem_blocks, pem_body
+from quicnet.memo import BoundedMemo
 
 __all__ = [
     "Certificate",
@@ -57,8 +58,7 @@ def format_fingerprint(fingerprint: bytes) -> str:
 
 
 #: Certificates parsed by :meth:`Certificate.from_der`, by their DER bytes (bounded).
-_PARSED: dict[bytes, Certificate] = {}
-_PARSED_MAX = 16
+_PARSED: BoundedMemo[bytes, Certificate] = BoundedMemo(16)
 
 #: Signature checks that passed, by the exact DER bytes of ``(child, issuer)``: a
 #: signature check of the same bytes is a pure function of them, so a hit answers what
@@ -157,9 +157,7 @@ class Certificate:
                 raise
             raise DecodeError(f"not a valid DER certificate: {exc}") from None
         if remember:
-            if len(_PARSED) >= _PARSED_MAX:
-                _PARSED.clear()
-            _PARSED[der] = cert
+            _PARSED.remember(der, cert)
         return cert
 
     @classmethod

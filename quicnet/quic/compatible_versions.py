@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from quicnet.memo import BoundedMemo
 from quicnet.quic.crypto_streams import install_initial_keys
 from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCode
 from quicnet.quic.protection import PacketKey, initial_keys
@@ -61,8 +62,7 @@ __all__ = [
 
 #: version_information values that parsed, by their bytes: (chosen, available). Bounded:
 #: a few values, of a few versions each (a peer may send a longer list; it is not kept).
-_DECODED: dict[bytes, tuple[int, tuple[int, ...]]] = {}
-_DECODED_MAX = 16
+_DECODED: BoundedMemo[bytes, tuple[int, tuple[int, ...]]] = BoundedMemo(16)
 _DECODED_BODY_MAX = 64
 #: Our version_information by (chosen, supported): a few per configuration. Bounded.
 _LOCAL: dict[tuple[int, tuple[int, ...]], bytes] = {}
@@ -103,9 +103,7 @@ class VersionInformation:
             )
         info = cls(versions[0], versions[1:])
         if len(body) <= _DECODED_BODY_MAX:
-            if len(_DECODED) >= _DECODED_MAX:
-                _DECODED.clear()
-            _DECODED[bytes(body)] = (info.chosen, info.available)
+            _DECODED.remember(bytes(body), (info.chosen, info.available))
         return info
 
     @classmethod

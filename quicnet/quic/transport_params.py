@@ -11,6 +11,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from quicnet.memo import BoundedMemo
 from quicnet.quic.buffer import Reader, encode_varint
 from quicnet.quic.errors import TransportError, TransportErrorCode
 
@@ -156,10 +157,9 @@ class TransportParameters(NamedTuple):
         except TypeError:  # an unhashable value (a bytearray): encode it all
             return _encode_fields(self, _ENCODING)
         if pieces is None:
-            pieces = tuple(_encode_fields(self, run) for run in _STATIC_RUNS)
-            if len(_STATIC_ENCODED) >= _STATIC_ENCODED_MAX:
-                _STATIC_ENCODED.clear()
-            _STATIC_ENCODED[static] = pieces
+            pieces = _STATIC_ENCODED.remember(
+                static, tuple(_encode_fields(self, run) for run in _STATIC_RUNS)
+            )
         out: list[bytes] = []
         for piece, fields in _PLAN:
             if piece >= 0:
@@ -423,8 +423,7 @@ _ONE_BYTE = tuple(bytes((n,)) for n in range(64))
 _STATIC_RUNS = tuple(run for run, piece in zip(_RUNS, _PIECE_OF_RUN, strict=True) if piece >= 0)
 _STATIC_VALUES = operator.attrgetter(*(pid.name for pid in _ID if pid not in _PER_CONNECTION))
 #: Encoded configuration runs by the values they encode (bounded).
-_STATIC_ENCODED: dict[object, tuple[bytes, ...]] = {}
-_STATIC_ENCODED_MAX = 32
+_STATIC_ENCODED: BoundedMemo[object, tuple[bytes, ...]] = BoundedMemo(32)
 
 #: id -> (field position, name, kind, server-only), for ``decode``: the parameters other
 #: than the integers, which ``_INTEGER_FIELDS`` gives (none of them is server-only).

@@ -21,6 +21,7 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING
 
+from quicnet.memo import BoundedMemo
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import DatagramLost
 from quicnet.quic.transport_params import TransportParameters
@@ -89,8 +90,7 @@ def remembered_parameters(ticket: SessionTicket | None) -> TransportParameters |
 
 #: ``early_data_context`` by the limits' values: they come from the configuration, the
 #: same for every connection of a server (a few configurations per process; bounded).
-_CONTEXTS: dict[tuple[int | None, ...], bytes] = {}
-_CONTEXTS_MAX = 32
+_CONTEXTS: BoundedMemo[tuple[int | None, ...], bytes] = BoundedMemo(32)
 _limit_values = operator.attrgetter(*LIMITS)
 
 
@@ -105,11 +105,7 @@ def early_data_context(params: TransportParameters) -> bytes:
     out = bytearray(b"quic 0-rtt limits")
     for name in LIMITS:
         out += (_limit(params, name) & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
-    context = bytes(out)
-    if len(_CONTEXTS) >= _CONTEXTS_MAX:
-        _CONTEXTS.clear()
-    _CONTEXTS[values] = context
-    return context
+    return _CONTEXTS.remember(values, bytes(out))
 
 
 def check_not_reduced(remembered: TransportParameters, params: TransportParameters) -> None:

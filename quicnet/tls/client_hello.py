@@ -11,6 +11,7 @@ the client adds around them.
 
 from __future__ import annotations
 
+from quicnet.memo import BoundedMemo
 from quicnet.tls import extensions as ext
 from quicnet.tls.auth import is_ip_address
 from quicnet.tls.config import ClientConfig
@@ -26,8 +27,7 @@ _Key = tuple[str | None, bool, tuple[int, ...], tuple[int, ...], tuple[str, ...]
 _Fixed = tuple[tuple[Extension, ...], tuple[Extension, ...]]
 
 #: The encoded extensions by the values they come from; bounded all the same.
-_FIXED: dict[_Key, _Fixed] = {}
-_FIXED_MAX = 32
+_FIXED: BoundedMemo[_Key, _Fixed] = BoundedMemo(32)
 
 
 def fixed_extensions(config: ClientConfig, name: str | None) -> _Fixed:
@@ -43,10 +43,7 @@ def fixed_extensions(config: ClientConfig, name: str | None) -> _Fixed:
     )
     fixed = _FIXED.get(key)
     if fixed is None:
-        fixed = _encode(key)
-        if len(_FIXED) >= _FIXED_MAX:
-            _FIXED.clear()
-        _FIXED[key] = fixed
+        fixed = _FIXED.remember(key, _encode(key))
     return fixed
 
 

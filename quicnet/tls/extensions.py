@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from quicnet.memo import BoundedMemo
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import DecodeError, ProtocolViolation
 from quicnet.tls.wire import Reader, Writer
@@ -110,8 +111,7 @@ def encode_server_name(host: str) -> bytes:
 
 #: server_name bodies already parsed, by their exact bytes (a client names the same
 #: server on every handshake). Bounded.
-_SERVER_NAMES: dict[bytes, str | None] = {}
-_SERVER_NAMES_MAX = 64
+_SERVER_NAMES: BoundedMemo[bytes, str | None] = BoundedMemo(64)
 
 
 def decode_server_name(data: bytes) -> str | None:
@@ -121,9 +121,7 @@ def decode_server_name(data: bytes) -> str | None:
         return _SERVER_NAMES[data]
     host = _decode_server_name(data)
     if type(data) is bytes and len(data) <= 300:
-        if len(_SERVER_NAMES) >= _SERVER_NAMES_MAX:
-            _SERVER_NAMES.clear()
-        _SERVER_NAMES[data] = host
+        _SERVER_NAMES.remember(data, host)
     return host
 
 
@@ -353,8 +351,7 @@ def encode_alpn(protocols: Sequence[str]) -> bytes:
 
 #: ALPN bodies already parsed, by their exact bytes (a client offers the same list on
 #: every handshake; the parse of identical bytes is the same). Bounded.
-_ALPN_DECODED: dict[bytes, tuple[str, ...]] = {}
-_ALPN_DECODED_MAX = 32
+_ALPN_DECODED: BoundedMemo[bytes, tuple[str, ...]] = BoundedMemo(32)
 
 
 def decode_alpn(data: bytes) -> list[str]:
@@ -369,9 +366,7 @@ def decode_alpn(data: bytes) -> list[str]:
         name = block.vector(1, min_length=1)
         protocols.append(name.decode("latin-1"))
     if type(data) is bytes and len(data) <= 256:
-        if len(_ALPN_DECODED) >= _ALPN_DECODED_MAX:
-            _ALPN_DECODED.clear()
-        _ALPN_DECODED[data] = tuple(protocols)
+        _ALPN_DECODED.remember(data, tuple(protocols))
     return protocols
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
+from quicnet.memo import BoundedMemo
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import DecodeError, ProtocolViolation
 from quicnet.tls.wire import Reader, Writer
@@ -419,9 +420,8 @@ _DECODERS: dict[int, type[HandshakeMessage]] = {
 #: (or encoding an equal, immutable message) gives the same result each time. Only the
 #: parsing is kept; every check of the chain runs on each handshake. Bounded: a few
 #: chains, each at most ``_CERTIFICATE_CACHE_BYTES``.
-_CERTIFICATES_DECODED: dict[bytes, Certificate] = {}
-_CERTIFICATES_ENCODED: dict[Certificate, bytes] = {}
-_CERTIFICATE_CACHE_MAX = 16
+_CERTIFICATES_DECODED: BoundedMemo[bytes, Certificate] = BoundedMemo(16)
+_CERTIFICATES_ENCODED: BoundedMemo[Certificate, bytes] = BoundedMemo(16)
 _CERTIFICATE_CACHE_BYTES = 1 << 14
 
 
@@ -456,9 +456,7 @@ def decode_message(data: bytes) -> HandshakeMessage:
         certificate = Certificate._decode(r)
         r.expect_end("Certificate")
         if len(data) <= _CERTIFICATE_CACHE_BYTES:
-            if len(_CERTIFICATES_DECODED) >= _CERTIFICATE_CACHE_MAX:
-                _CERTIFICATES_DECODED.clear()
-            _CERTIFICATES_DECODED[data] = certificate
+            _CERTIFICATES_DECODED.remember(data, certificate)
         return certificate
     message = cls._decode(r)
     r.expect_end(cls.__name__)
@@ -480,9 +478,7 @@ def _encode_certificate(message: Certificate) -> bytes:
     body = w.getvalue()
     encoded = bytes((message.msg_type,)) + len(body).to_bytes(3, "big") + body
     if message_key is not None and len(encoded) <= _CERTIFICATE_CACHE_BYTES:
-        if len(_CERTIFICATES_ENCODED) >= _CERTIFICATE_CACHE_MAX:
-            _CERTIFICATES_ENCODED.clear()
-        _CERTIFICATES_ENCODED[message_key] = encoded
+        _CERTIFICATES_ENCODED.remember(message_key, encoded)
     return encoded
 
 

@@ -16,6 +16,7 @@ from quicnet.crypto import (
 )
 from quicnet.crypto.errors import CryptoError, UnsupportedAlgorithmError
 from quicnet.crypto.signing import SCHEME_INFO
+from quicnet.memo import BoundedMemo
 from quicnet.tls import ech
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
@@ -66,17 +67,13 @@ SKIP_EARLY_DATA_DEFAULT = 1 << 14
 
 #: The EncryptedExtensions' ALPN body (RFC 7301 §3.1: the one protocol chosen) by protocol:
 #: a few names, those of the server's configurations (bounded all the same).
-_ALPN_CHOSEN: dict[str, bytes] = {}
-_ALPN_CHOSEN_MAX = 32
+_ALPN_CHOSEN: BoundedMemo[str, bytes] = BoundedMemo(32)
 
 
 def _alpn_chosen(protocol: str) -> bytes:
     body = _ALPN_CHOSEN.get(protocol)
     if body is None:
-        body = ext.encode_alpn([protocol])
-        if len(_ALPN_CHOSEN) >= _ALPN_CHOSEN_MAX:
-            _ALPN_CHOSEN.clear()
-        _ALPN_CHOSEN[protocol] = body
+        body = _ALPN_CHOSEN.remember(protocol, ext.encode_alpn([protocol]))
     return body
 
 
