@@ -41,9 +41,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simnet import Address, Simulation, client_config
+from simnet import CLIENT_ADDR, SERVER_ADDR, Address, Simulation, client_config
 
-from quicnet.quic import QuicConnection
+from quicnet.quic import ConnectionTerminated, QuicConnection
 from quicnet.quic.crypto_streams import send_key
 from quicnet.quic.errors import TransportError
 from quicnet.quic.packets import PacketType, long_header_prefix, parse_long_header
@@ -360,3 +360,16 @@ def seal_initial(
     return key.protect(
         header + (0x4000 | length).to_bytes(2, "big") + pn.to_bytes(4, "big"), payload, pn
     )
+
+
+def server_ends_on(
+    sim: Simulation, server: QuicConnection, datagram: bytes, reason: str
+) -> ConnectionTerminated:
+    """Inject ``datagram`` from the client, one that breaks a rule on purpose (``reason``
+    waives the simulator's protocol-error check), and return how ``server`` ended."""
+    sim.waive("protocol errors", reason=reason)
+    sim.inject(datagram, CLIENT_ADDR, SERVER_ADDR)
+    sim.run_for(0.01)
+    termination = server.termination
+    assert termination is not None
+    return termination

@@ -8,8 +8,8 @@ CRYPTO frame beyond the buffer (CRYPTO_BUFFER_EXCEEDED, §7.5) name theirs too."
 from __future__ import annotations
 
 import pytest
-from adversary import seal_initial, seal_one_rtt
-from simnet import CLIENT_ADDR, SERVER_ADDR, handshake, make_pair
+from adversary import seal_initial, seal_one_rtt, server_ends_on
+from simnet import handshake, make_pair
 
 from quicnet.quic.buffer import encode_varint
 from quicnet.quic.errors import TransportErrorCode
@@ -32,11 +32,12 @@ def test_an_ack_for_a_packet_never_sent_names_its_frame(frame_type: int) -> None
     )
     if frame_type == 0x03:
         frame += encode_varint(0) * 3  # ECT(0), ECT(1), ECN-CE counts
-    sim.waive("protocol errors", reason="the client acknowledges a packet never sent on purpose")
-    sim.inject(seal_one_rtt(client, frame), CLIENT_ADDR, SERVER_ADDR)
-    sim.run_for(0.01)
-    termination = server.termination
-    assert termination is not None
+    termination = server_ends_on(
+        sim,
+        server,
+        seal_one_rtt(client, frame),
+        "the client acknowledges a packet never sent on purpose",
+    )
     assert termination.error_code == TransportErrorCode.PROTOCOL_VIOLATION
     assert termination.frame_type == frame_type
 
@@ -71,10 +72,11 @@ def test_an_initial_frame_error_names_its_frame(
     else:
         beyond = server.configuration.max_crypto_buffer + 1000  # RFC 9000 §7.5
         frame = b"\x06" + encode_varint(beyond) + encode_varint(4) + b"late"
-    sim.waive("protocol errors", reason="the client breaks a rule in its Initial on purpose")
-    sim.inject(seal_initial(client, frame), CLIENT_ADDR, SERVER_ADDR)
-    sim.run_for(0.01)
-    termination = server.termination
-    assert termination is not None
+    termination = server_ends_on(
+        sim,
+        server,
+        seal_initial(client, frame),
+        "the client breaks a rule in its Initial on purpose",
+    )
     assert termination.error_code == error_code
     assert termination.frame_type == frame_type

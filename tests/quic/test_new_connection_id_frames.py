@@ -5,8 +5,8 @@ with its error code."""
 from __future__ import annotations
 
 import pytest
-from adversary import seal_one_rtt
-from simnet import CLIENT_ADDR, SERVER_ADDR, Simulation, handshake, make_pair
+from adversary import seal_one_rtt, server_ends_on
+from simnet import CLIENT_ADDR, Simulation, handshake, make_pair
 
 from quicnet.quic import QuicConnection
 from quicnet.quic.buffer import encode_varint
@@ -38,11 +38,12 @@ def _pair(**client: object) -> tuple[Simulation, QuicConnection, QuicConnection]
 
 def _close_after(frames: bytes, code: int, **client: object) -> None:
     sim, client_conn, server = _pair(**client)
-    sim.waive("protocol errors", reason="the client sends a malformed frame on purpose")
-    sim.inject(seal_one_rtt(client_conn, frames), CLIENT_ADDR, SERVER_ADDR)
-    sim.run_for(0.01)
-    termination = server.termination
-    assert termination is not None
+    termination = server_ends_on(
+        sim,
+        server,
+        seal_one_rtt(client_conn, frames),
+        "the client sends a malformed frame on purpose",
+    )
     assert termination.error_code == code
     if code == FEE:
         assert termination.frame_type == 0x18
