@@ -410,6 +410,8 @@ def capacity_step(
     wall = wall_after - wall_before
     cpu = after["cpu"] - before["cpu"]
     result["server_cpu_fraction"] = cpu / wall
+    # The kernel's share: on loopback each sendto delivers into the client's socket.
+    result["server_sys_fraction"] = (after["sys"] - before["sys"]) / wall
     # Full garbage collections in the server while measuring (each traverses every
     # connection's objects: tens of ms at a thousand connections).
     result["server_full_gc"] = after["full_gc"] - before["full_gc"]

@@ -158,7 +158,14 @@ class Server:
                     # (the longest since the previous stats line)
                     gc_figures = {"full_gc": self.gc.full, "longest_full_gc": self.gc.longest}
                     self.gc.longest = 0.0
-                    figures = {"cpu": time.process_time(), **self.counters, **gc_figures}
+                    t = os.times()
+                    figures = {
+                        "cpu": time.process_time(),
+                        "user": t.user,
+                        "sys": t.system,
+                        **self.counters,
+                        **gc_figures,
+                    }
                     emit("stats " + json.dumps(figures))
             sys.stdout.flush()
             os._exit(0)
