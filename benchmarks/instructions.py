@@ -1,6 +1,6 @@
 """Machine instructions per operation, counted by valgrind's callgrind: quicnet beside qh3 and aioquic.
 
-    python benchmarks/instructions.py [--runs 2] [--out DIR] [--table]
+    python benchmarks/instructions.py [--runs 2] [--out DIR] [--stacks quicnet] [--table]
 
 Wall time on a shared VM drifts 5-10% between runs; an instruction count does
 not. Each stack runs in memory (both ends in one process, no sockets, a
@@ -469,7 +469,7 @@ def available(stack: str) -> bool:
     return stack in ("python", "quicnet") or importlib.util.find_spec(stack) is not None
 
 
-def run(valgrind: str, runs: int) -> dict[str, Any]:
+def run(valgrind: str, runs: int, only: list[str] | None = None) -> dict[str, Any]:
     from _common import machine
     from quic_bench import source, versions
 
@@ -485,7 +485,7 @@ def run(valgrind: str, runs: int) -> dict[str, Any]:
             " region entry cost (empty regions) subtracted; PYTHONHASHSEED=0"
         ),
     }
-    stacks = [s for s in STACKS if available(s)]
+    stacks = [s for s in STACKS if available(s) and (only is None or s in only)]
     results["not_installed"] = [s for s in STACKS if s not in stacks]
     each: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -512,6 +512,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=HERE / "results", help="directory of the JSON")
     p.add_argument("--valgrind", default="valgrind", help="the valgrind executable")
     p.add_argument("--table", action="store_true", help="the table of the last run, then exit")
+    p.add_argument(
+        "--stacks",
+        help="comma-separated subset of " + ",".join(STACKS) + " (a quick check of one stack;"
+        " the committed results count them all)",
+    )
     a = p.parse_args(argv)
     path = a.out / "instructions.json"
     if a.table:
@@ -525,7 +530,10 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    results = run(valgrind, a.runs)
+    only = a.stacks.split(",") if a.stacks else None
+    if only and not set(only) <= set(STACKS):
+        p.error(f"--stacks: choose from {','.join(STACKS)}")
+    results = run(valgrind, a.runs, only)
     a.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
