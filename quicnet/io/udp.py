@@ -225,6 +225,8 @@ def open_preferred_sockets(
 # ECN on receipt (RFC 9000 §13.4): the TOS byte or traffic class comes with each datagram
 # as a control message; marking what is sent is :class:`DatagramSender`'s (udp_send).
 _ECN_CMSG_SPACE = socket.CMSG_SPACE(4) * 2 if ECN_PLATFORM else 0
+#: Where the low byte of a control message's native int is (a one-byte IP_TOS: index 0).
+_LOW_BYTE = 0 if sys.byteorder == "little" else -1
 
 
 def enable_ecn(sock: socket.socket) -> bool:
@@ -256,11 +258,9 @@ def read_socket_ecn(sock: socket.socket) -> list[tuple[bytes, Address, int]]:
             break
         except OSError:
             continue  # ICMP errors surface here on some systems
-        ecn = 0
-        for _level, _kind, value in ancillary:
-            # IP_TOS (one byte) or IPV6_TCLASS (an int): the ECN field is the low 2 bits.
-            ecn = int.from_bytes(value, sys.byteorder) & 3
-        out.append((data, address, ecn))
+        # IP_TOS (one byte) or IPV6_TCLASS (a native int), the last one if both came:
+        # the ECN field is the low 2 bits of its low byte.
+        out.append((data, address, ancillary[-1][2][_LOW_BYTE] & 3 if ancillary else 0))
     return out
 
 
@@ -509,7 +509,9 @@ class UdpClient(SocketDriver):
     def flush(self) -> None:
         """Send what the connection has queued (e.g. right after send_stream_data)."""
         conn = self.connection
-        self.transmit(conn.datagrams_to_send(time.monotonic()), conn.ecn_marked)
+        out = conn.datagrams_to_send(time.monotonic())
+        if out:
+            self.sender.send(out, conn.ecn_marked)
         if self.lingering:
             self._transmit_routed(conn)
 

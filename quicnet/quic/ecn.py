@@ -92,6 +92,7 @@ class EcnState:
         "_n",
         "_path",
         "_recovery",
+        "_settled",
         "_testing_left",
         "marking",
         "received",
@@ -110,6 +111,9 @@ class EcnState:
         self.validating = enabled
         self._path: object = None
         self._recovery: object = None
+        #: The path whose marking decision is settled (capable and marking, or unknown or
+        #: failed and not): begin_batch answers ``marking`` at once until the state moves.
+        self._settled: object = None
         self._reset()
 
     def received_counts(self, space_id: int) -> tuple[int, int, int, int]:
@@ -130,19 +134,15 @@ class EcnState:
         self._n = [-1, -1, -1] + [0] * 12
         self._testing_left = TESTING_PACKETS
         self.marking = False
+        self._settled = None
 
     # Sending ----------------------------------------------------------------------------------
     def begin_batch(self, recovery: _Recovery, path: object) -> bool:
         """Decide whether the datagrams about to be built carry ECT(0); called once per
         ``datagrams_to_send`` with the connection's recovery and current path."""
+        if path is self._settled and recovery is self._recovery:  # the common case: no news
+            return self.marking
         state = self.state
-        if path is self._path and recovery is self._recovery:  # the common case: no news
-            if state == EcnValidation.CAPABLE and self.marking:
-                return True
-            if (state == EcnValidation.FAILED or state == EcnValidation.UNKNOWN) and not (
-                self.marking
-            ):
-                return False
         if state == EcnValidation.DISABLED:
             return False
         n = self._n
@@ -176,6 +176,8 @@ class EcnState:
                 state = self.state = EcnValidation.UNKNOWN
         n[_LAST : _LAST + 3] = numbers
         mark = state == EcnValidation.TESTING or state == EcnValidation.CAPABLE
+        # Only testing counts packets per call; the other states wait for an ACK frame.
+        self._settled = None if state == EcnValidation.TESTING else path
         if mark != self.marking:
             self.marking = mark
             if mark:  # each space opens a range at its next packet number
@@ -251,8 +253,10 @@ class EcnState:
         n[_PEER_CE + space_id] = ce
         if marked and self.state != EcnValidation.CAPABLE:
             self.state = EcnValidation.CAPABLE
+            self._settled = None  # marking resumes at the next batch
         return dce
 
     def _fail(self) -> None:
         self.state = EcnValidation.FAILED
+        self._settled = None  # marking stops at the next batch
         self.validating = False
