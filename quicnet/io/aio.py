@@ -502,7 +502,7 @@ class QuicServer(Transporter):
             except Exception as exc:
                 self._handler_failed(conn, event, exc)
                 continue
-            if asyncio.iscoroutine(result):
+            if result is not None and asyncio.iscoroutine(result):  # (a plain handler: None)
                 task = asyncio.ensure_future(result)
                 self._tasks.add(task)
                 task.add_done_callback(functools.partial(self._done, conn, event))
