@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from quicnet.crypto.errors import CryptoError, DecryptError
@@ -119,7 +119,7 @@ class HeaderProtection:
     counter and nonce taken from the sample for ChaCha20 (§5.4.4).
     """
 
-    __slots__ = ("_chacha", "_ecb", "algorithm", "key")
+    __slots__ = ("_chacha", "algorithm", "ecb", "key")
 
     def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
         if len(key) != (16 if algorithm is _AES_128_GCM else 32):
@@ -129,14 +129,17 @@ class HeaderProtection:
         self.algorithm = algorithm
         #: The header-protection key (kept by a key update, RFC 9001 §6.1).
         self.key = key
-        # ECB keeps no state between blocks, so one encryptor serves every packet.
-        self._ecb = None
+        #: The AES suites' AES-ECB encryptor (None for ChaCha20): ``ecb.update(sample)``
+        #: is 16 bytes whose first 5 are the mask, which a packet layer may take directly
+        #: on its per-packet path instead of a :meth:`mask` call. ECB keeps no state
+        #: between blocks, so one encryptor serves every packet.
+        self.ecb: CipherContext | None = None
         self._chacha = None
         if algorithm is _CHACHA20_POLY1305:
             # One ChaCha20 context whose nonce is reset from each sample.
             self._chacha = Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor()
         else:
-            self._ecb = Cipher(algorithms.AES(key), _ECB).encryptor()
+            self.ecb = Cipher(algorithms.AES(key), _ECB).encryptor()
 
     def mask(self, sample: bytes | bytearray | memoryview) -> bytes:
         """The 5-byte mask for a 16-byte ciphertext ``sample`` (RFC 9001 §5.4).
@@ -145,8 +148,8 @@ class HeaderProtection:
         """
         if len(sample) != _SAMPLE_LENGTH:
             raise CryptoError(f"header protection sample must be {_SAMPLE_LENGTH} bytes")
-        if self._ecb is not None:
-            return self._ecb.update(sample)[:5]
+        if self.ecb is not None:
+            return self.ecb.update(sample)[:5]
         # pyca's ChaCha20 nonce is counter (4 bytes, little-endian) || nonce (12),
         # exactly the layout of the sample.
         chacha = self._chacha
