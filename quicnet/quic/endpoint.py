@@ -363,7 +363,7 @@ class QuicEndpoint:
                 token = self.address_tokens.create(address, wall_now, conn.version)
                 conn.pending.queue_new_token(token)
                 self.stats.new_tokens_sent += 1
-        if conn.has_events and conn not in self._event_ready_set:
+        if conn.event_queue and conn not in self._event_ready_set:
             self._event_ready_set.add(conn)
             self._event_ready.append(conn)
         if conn.state is TERMINATED:
@@ -501,9 +501,10 @@ class QuicEndpoint:
         ready = self._event_ready
         while ready:
             conn = ready[0]
-            event = conn.next_event()
-            if event is not None:
-                return conn, event
+            if conn.event_queue:  # (read first: no call for the empty answer)
+                event = conn.next_event()
+                if event is not None:
+                    return conn, event
             ready.popleft()
             self._event_ready_set.discard(conn)
         return None

@@ -101,7 +101,7 @@ class PacketReceiver:
         """Every packet of a datagram, in order (raises on a peer's protocol violation);
         ``ecn`` is the datagram's ECN codepoint, counted for each packet (§13.4.1)."""
         if not data[0] & 0x80:
-            self._receive_short(data, 0, address, now, ecn)  # the common case: one 1-RTT packet
+            self.receive_short(data, 0, address, now, ecn)  # the common case: one 1-RTT packet
             return
         start = 0
         end: int | None = 0
@@ -123,14 +123,16 @@ class PacketReceiver:
             if data[start] & 0x80:
                 end = self._receive_long(data, start, address, now, ecn)
             else:
-                self._receive_short(data, start, address, now, ecn)
+                self.receive_short(data, start, address, now, ecn)
                 return  # a short-header packet runs to the end of the datagram
             start = end if end is not None else start
 
     # 1-RTT: the flat path ---------------------------------------------------------------------
-    def _receive_short(
+    def receive_short(
         self, data: bytes, start: int, address: Address, now: float, ecn: int
     ) -> None:
+        """The 1-RTT packet at ``start``, to the end of the datagram (the connection
+        calls it directly for a datagram that starts with one)."""
         c = self.c
         keys = c.keys
         recv = keys.recv
@@ -165,7 +167,7 @@ class PacketReceiver:
         body = memoryview(data)[pn_offset + pn_len :]
         try:
             if (first >> 2) & 0x01 == keys.recv_phase:
-                payload = recv.open(header, body, pn)
+                payload = recv.aead.open(pn, body, header)  # (PacketKey.open, one call less)
             else:  # RFC 9001 §6.3: the next keys, or late old ones
                 payload = keys.open_flipped(
                     header,
@@ -196,7 +198,12 @@ class PacketReceiver:
             if c.tracer is not None:
                 c.tracer.packet_dropped("1RTT", len(data) - start, "unexpected_packet", now, pn)
             return
-        c.on_packet_authenticated(now)
+        # QuicConnection.on_packet_authenticated, in place (once per packet): §10.1, the
+        # idle timer restarts; the datagram earned its path's 3x budget (§8).
+        deadlines = c.deadlines
+        deadlines.last_activity = now
+        deadlines.restart_on_send = True
+        c.datagram_authenticated = True
         if c.tracer is not None:
             c.tracer.packet_received(ONE_RTT_EPOCH, pn, payload, len(data) - start, now)
         dcid = data[start + 1 : pn_offset]
@@ -214,7 +221,15 @@ class PacketReceiver:
             ):
                 c.on_peer_migrated(address, now)  # §9.3: the newest packet decides
         previous = space.largest_received
-        space.on_packet_received(pn, now)
+        bounds = space.received.bounds
+        if pn == previous + 1 and bounds and bounds[-1] == pn:
+            # PacketSpace.on_packet_received for the next packet in order: it extends
+            # the top range (no new range, so no trimming).
+            bounds[-1] = pn + 1
+            space.largest_received = pn
+            space.largest_received_time = now
+        else:
+            space.on_packet_received(pn, now)
         if ecn:  # §13.4.1: each packet counts, duplicates (dropped above) do not
             c.ecn.received[8 + ecn] += 1
         if ack_eliciting:
