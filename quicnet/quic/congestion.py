@@ -288,6 +288,13 @@ class Pacer:
 
     def on_sent(self, now: float, size: int) -> None:
         """A packet of ``size`` bytes left at ``now``: spend its tokens."""
-        self._refill(now)
-        tokens = self.tokens - size
+        tokens = self.tokens
+        last = self.last_update
+        if now > last:  # _refill, in place (once per packet sent)
+            if self.rate is not None:
+                tokens += (now - last) * self.rate
+                if tokens > self.burst:
+                    tokens = self.burst
+            self.last_update = now
+        tokens -= size
         self.tokens = tokens if tokens > 0.0 else 0.0

@@ -337,6 +337,9 @@ def read_ack(
     first = payload[pos]
     if first < 0x40:
         pos += 1
+    elif first < 0x80:
+        first = ((first & 0x3F) << 8) | payload[pos + 1]
+        pos += 2
     else:
         first, pos = varint_at(payload, pos)
     if first > largest:

@@ -102,8 +102,10 @@ class PacketKey:
         sample_start = pn_offset + 4  # §5.4.2
         mask = self.hp.mask(buffer[sample_start : sample_start + _SAMPLE_LENGTH])
         buffer[0] ^= mask[0] & (0x0F if buffer[0] & 0x80 else 0x1F)
-        for i in range(pn_length):
-            buffer[pn_offset + i] ^= mask[1 + i]
+        buffer[pn_offset] ^= mask[1]
+        if pn_length > 1:  # (a one-byte packet number, the common case: no loop)
+            for i in range(1, pn_length):
+                buffer[pn_offset + i] ^= mask[1 + i]
 
     def unprotect_header(self, packet: bytes, pn_offset: int) -> tuple[int, int, int]:
         """Remove header protection: ``(first_byte, truncated_pn, pn_length)``.

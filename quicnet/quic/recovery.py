@@ -449,8 +449,10 @@ class Recovery:
         if space_id or self.peer_completed_address_validation:
             self.pto_count = 0
         rate = cc.pacing_rate
-        if rate is None:
-            self.pacer.update_rate(cc.congestion_window, rtt.smoothed_rtt)
+        if rate is None:  # §7.7: 1.25 windows per smoothed RTT (Pacer.update_rate, in place)
+            srtt = rtt.smoothed_rtt
+            if srtt > 0:
+                self.pacer.rate = 1.25 * cc.congestion_window / srtt
         else:  # a model-based controller paces at its own rate (BBR)
             self.pacer.rate = rate
         deliver = self.on_delivered
