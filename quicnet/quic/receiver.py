@@ -69,6 +69,7 @@ _PACKET_EPOCH = {
     PacketType.ZERO_RTT: Epoch.ZERO_RTT,
 }
 _FRAME_ENCODING = TransportErrorCode.FRAME_ENCODING_ERROR
+_VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
 _RETRY = PacketType.RETRY
 
 
@@ -274,7 +275,13 @@ class PacketReceiver:
                             raise _truncated(t)
                     else:
                         length = end - pos
-                    self._on_datagram(payload[pos : pos + length], pos + length - frame_start, t)
+                    limit = c.local_params.max_datagram_frame_size
+                    # RFC 9221 §3: the limit counts the whole frame (type, length, payload).
+                    if limit is None or pos + length - frame_start > limit:
+                        raise TransportError(
+                            _VIOLATION, "DATAGRAM frame not allowed or too large", t
+                        )
+                    c.datagrams.on_received(payload[pos : pos + length])
                     pos += length
                     ack_eliciting = non_probing = True
                 elif t == 0x02 or t == 0x03:  # ACK (§19.3)
@@ -363,13 +370,12 @@ class PacketReceiver:
         return stop
 
     def _on_datagram(self, data: bytes, frame_size: int, t: int) -> None:
+        """A DATAGRAM frame of a 0-RTT packet (the 1-RTT loop reads its own in place)."""
         c = self.c
         limit = c.local_params.max_datagram_frame_size
         # RFC 9221 §3: the limit counts the whole frame (type, length, payload).
         if limit is None or frame_size > limit:
-            raise TransportError(
-                TransportErrorCode.PROTOCOL_VIOLATION, "DATAGRAM frame not allowed or too large", t
-            )
+            raise TransportError(_VIOLATION, "DATAGRAM frame not allowed or too large", t)
         c.datagrams.on_received(data)
 
     # Long headers: the handshake ----------------------------------------------------------------
@@ -570,7 +576,9 @@ class PacketReceiver:
         if not acked:
             return
         if space_id == 2:
-            c.keys.on_acked(acked[-1].packet_number)  # RFC 9001 §6.1
+            keys = c.keys
+            if not keys.update_confirmed:  # RFC 9001 §6.1
+                keys.on_acked(acked[-1].packet_number)
             if now >= c.acks.review_at:  # an adaptive ACK_FREQUENCY, once per RTT (§8.1)
                 review_ack_frequency(c, now)
         ecn = c.ecn

@@ -45,6 +45,7 @@ from quicnet.quic.records import (
     requeue_crypto,
 )
 from quicnet.quic.recovery import FrameRecord, PacketSpace, SentPacket
+from quicnet.quic.states import DRAINING, TERMINATED
 from quicnet.tls import Epoch
 from quicnet.tls.events import HANDSHAKE_EPOCH, INITIAL_EPOCH, ONE_RTT_EPOCH, ZERO_RTT_EPOCH
 
@@ -168,7 +169,8 @@ class PacketSender:
         first and got False."""
         c = self.c
         path = c.paths.current
-        if path is None or not c.cids.peer or not c.can_send:
+        state = c.state  # (QuicConnection.can_send, in place)
+        if path is None or not c.cids.peer or state is TERMINATED or state is DRAINING:
             return []
         if c.closing is not None:
             return close_datagrams(self, path, now)
@@ -272,11 +274,18 @@ class PacketSender:
         # Truthy when anything ack-eliciting is queued (no bool() call per packet).
         eliciting: object = c.pending.waiting or c.datagram_queue or streams.send_queue
         if eliciting:
-            room = self._eliciting_room(now)
-            if not room:
-                eliciting = False
-            elif room < budget:
-                budget = room
+            size = self.packet_size
+            cc = recovery.cc
+            if (
+                probes_pending
+                or cc.congestion_window - cc.bytes_in_flight < size
+                or recovery.pacer.tokens < size
+            ):  # (else room and tokens for a full packet, _eliciting_room's common answer)
+                room = self._eliciting_room(now)
+                if not room:
+                    eliciting = False
+                elif room < budget:
+                    budget = room
         if not (ack_due or eliciting or probes):
             return b""  # the common case when idle: nothing to build
         keys = c.keys
@@ -385,8 +394,11 @@ class PacketSender:
         size = len(buf)
         if ack_eliciting or padded:  # an ACK-only packet needs no record (RFC 9002 §2)
             recovery.on_packet_sent(2, SentPacket(pn, now, ack_eliciting, True, size, frames))
-        if ack_eliciting and c.deadlines.restart_on_send:  # §10.1 (on_ack_eliciting_sent)
-            c.deadlines.on_ack_eliciting_sent(now)
+        if ack_eliciting:  # §10.1: the first since a receipt restarts the idle timer
+            deadlines = c.deadlines  # (ConnectionDeadlines.on_ack_eliciting_sent, in place)
+            if deadlines.restart_on_send:
+                deadlines.restart_on_send = False
+                deadlines.last_activity = now
         keys.packets_in_phase += 1
         if keys.phase_started is None:
             keys.phase_started = now
