@@ -44,7 +44,7 @@ from quicnet.quic.compatible_versions import VersionState, starting_versions
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.crypto_streams import install_initial_keys, new_crypto_spaces
-from quicnet.quic.datagrams import DatagramChannel, max_payload
+from quicnet.quic.datagrams import DatagramChannel
 from quicnet.quic.deadlines import ConnectionDeadlines
 from quicnet.quic.ecn import EcnState
 from quicnet.quic.errors import QuicUsageError, TransportErrorCode
@@ -406,13 +406,17 @@ class QuicConnection:
         p = self.remote_params
         if p is None and self.zero_rtt is not None:
             p = self.zero_rtt.remembered  # RFC 9221 §3: in 0-RTT, the remembered limit
-        return max_payload(p)
+        return self.datagrams.payload_limit(p)
 
     def send_datagram(self, data: bytes) -> int:
         """Queue an unreliable datagram (RFC 9221); returns the id its DatagramAcknowledged
         or DatagramLost event carries (with ``datagram_ack_events``)."""
-        self._check_open()
-        datagram_id = self.datagrams.send(data, self.max_datagram_size)
+        if self.state in _ENDING:  # (_check_open, in place)
+            raise QuicUsageError("the connection is closed")
+        p = self.remote_params
+        if p is None and self.zero_rtt is not None:
+            p = self.zero_rtt.remembered  # RFC 9221 §3: in 0-RTT, the remembered limit
+        datagram_id = self.datagrams.send(data, p)
         if self.wake is not None:
             self.wake(self)
         return datagram_id
@@ -595,11 +599,6 @@ class QuicConnection:
     def on_peer_address_changed(self, old_address: Address, new_address: Address) -> None:
         """Packets now go to ``new_address`` (migration, or a fall back): tell the application."""
         self.event_queue.append(PeerAddressChanged(old_address, new_address))
-
-    def on_packet_authenticated(self, now: float) -> None:
-        """A packet of this datagram decrypted (the receive path calls this once per packet)."""
-        self.deadlines.on_packet_received(now)
-        self.datagram_authenticated = True
 
     def end_by_stateless_reset(self) -> None:
         """RFC 9000 §10.3.1: the datagram ended with a reset token the peer gave us."""

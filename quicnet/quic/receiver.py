@@ -199,8 +199,8 @@ class PacketReceiver:
             if c.tracer is not None:
                 c.tracer.packet_dropped("1RTT", len(data) - start, "unexpected_packet", now, pn)
             return
-        # QuicConnection.on_packet_authenticated, in place (once per packet): §10.1, the
-        # idle timer restarts; the datagram earned its path's 3x budget (§8).
+        # §10.1: the idle timer restarts (ConnectionDeadlines.on_packet_received, in
+        # place); the datagram earned its path's 3x budget (§8).
         deadlines = c.deadlines
         deadlines.last_activity = now
         deadlines.restart_on_send = True
@@ -449,7 +449,8 @@ class PacketReceiver:
             return end
         if other_key is not None:
             on_other_version_opened(c, header.version)
-        c.on_packet_authenticated(now)
+        c.deadlines.on_packet_received(now)  # §10.1: the idle timer restarts
+        c.datagram_authenticated = True  # §8: the datagram earns its path's 3x budget
         if tracer is not None:
             tracer.packet_received(epoch, pn, payload, end - start, now, header)
         c.handshake.on_long_header_packet(epoch, header.source_cid, address)
