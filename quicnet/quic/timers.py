@@ -53,7 +53,8 @@ class TimerDriver:
             return self._next_timer_handshake()
         # Only the application space is left (the common case), in one function: the
         # PTO without backoff (Recovery.pto_base) and the idle deadline
-        # (ConnectionDeadlines.idle_deadline) are computed in place, once per send.
+        # (ConnectionDeadlines.idle_deadline) computed in place: the endpoint asks after
+        # every send.
         space = recovery.spaces[2]
         rtt = recovery.rtt
         variation = 4 * rtt.rttvar
