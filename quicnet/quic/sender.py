@@ -205,6 +205,7 @@ class PacketSender:
             self.packet_size = size
             c.recovery.set_max_datagram_size(size)
         one_rtt_only = c.spaces[HANDSHAKE_EPOCH].send_key is None and c.handshake_complete
+        drained = False
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             budget = size
             if not path.validated:  # §8.1, §9.3.1: three times what we received
@@ -219,6 +220,7 @@ class PacketSender:
                 # What did not fit is still queued; with the queues empty, one packet
                 # held everything and another round would find nothing.
                 if not (c.datagram_queue or c.streams.send_queue or c.pending.waiting):
+                    drained = True
                     break
                 if not datagram:
                     break
@@ -232,7 +234,9 @@ class PacketSender:
             ecn = 2 if c.ecn.marking else 0
             c.paths.routed += [(d, a, path.local, ecn) for d, a in out[first:]]
             del out[first:]
-        if one_rtt_only and not (c.datagram_queue or c.streams.send_queue or c.pending.waiting):
+        if drained or (
+            one_rtt_only and not (c.datagram_queue or c.streams.send_queue or c.pending.waiting)
+        ):  # (drained: the loop just found the queues empty)
             c.recovery.cc.on_app_limited(now)  # ran out of data, not of window or pacing
         return out
 
@@ -302,8 +306,11 @@ class PacketSender:
         buf = bytearray((0x40 | (keys.key_phase << 2) | (pn_len - 1),))
         buf += c.cids.current_peer_cid
         pn_offset = len(buf)
-        buf += (pn & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
-        header_length = len(buf)
+        if pn_len == 1:  # (most packets: the newest acknowledged is a few packets back)
+            buf.append(pn & 0xFF)
+        else:
+            buf += (pn & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
+        header_length = pn_offset + pn_len
         limit = budget - _TAG  # where the payload must end
         frames: list[FrameRecord] = []
         # ACK (§13.2): when due, and piggybacked on anything ack-eliciting.
@@ -336,12 +343,17 @@ class PacketSender:
                     buf.append(0)
                     append_varint(buf, first)
                 if marks:  # §19.3.2: ECT(0), ECT(1), CE
-                    append_varint(buf, ecn[10])
+                    ect0 = ecn[10]  # a count of packets: two bytes until 16,384 of them
+                    if ect0 < 0x40:
+                        buf.append(ect0)
+                    elif ect0 < 0x4000:
+                        buf += (0x4000 | ect0).to_bytes(2, "big")
+                    else:
+                        append_varint(buf, ect0)
                     ect1 = ecn[9]
                     ce = ecn[11]
                     if ect1 < 0x40 and ce < 0x40:  # most paths: both 0
-                        buf.append(ect1)
-                        buf.append(ce)
+                        buf += bytes((ect1, ce))
                     else:
                         append_varint(buf, ect1)
                         append_varint(buf, ce)
