@@ -405,7 +405,7 @@ class PacketSender:
         rspace.next_packet_number = pn + 1
         size = len(buf)
         if ack_eliciting or padded:  # an ACK-only packet needs no record (RFC 9002 §2)
-            recovery.on_packet_sent(2, SentPacket(pn, now, ack_eliciting, True, size, frames))
+            recovery.on_one_rtt_sent(pn, now, ack_eliciting, size, frames)
         if ack_eliciting:  # §10.1: the first since a receipt restarts the idle timer
             deadlines = c.deadlines  # (ConnectionDeadlines.on_ack_eliciting_sent, in place)
             if deadlines.restart_on_send:

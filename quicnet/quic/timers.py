@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.records import requeue_crypto
-from quicnet.quic.recovery import K_GRANULARITY
+from quicnet.quic.rtt import K_GRANULARITY
 from quicnet.quic.states import CLOSING, DRAINING
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
