@@ -155,16 +155,20 @@ class PacketReceiver:
         mask = recv.hp.mask(data[sample : sample + 16])
         first ^= mask[0] & 0x1F
         pn_len = (first & 0x03) + 1
-        truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big") ^ int.from_bytes(
-            mask[1 : 1 + pn_len], "big"
-        )
+        dcid = data[start + 1 : pn_offset]
+        if pn_len == 1:  # (most packets: no int conversions)
+            truncated = data[pn_offset] ^ mask[1]
+            header = bytes((first,)) + dcid + bytes((truncated,))
+        else:
+            truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big")
+            truncated ^= int.from_bytes(mask[1 : 1 + pn_len], "big")
+            header = bytes((first,)) + dcid + truncated.to_bytes(pn_len, "big")
         space = c.recovery.spaces[2]
         # Appendix A.3; in the common case the packet is the next one expected.
         expected = space.largest_received + 1
         pn = (expected >> (8 * pn_len) << (8 * pn_len)) | truncated
         if pn != expected:
             pn = decode_packet_number(truncated, pn_len, space.largest_received)
-        header = bytes((first,)) + data[start + 1 : pn_offset] + truncated.to_bytes(pn_len, "big")
         body = memoryview(data)[pn_offset + pn_len :]
         try:
             if (first >> 2) & 0x01 == keys.recv_phase:
@@ -207,7 +211,6 @@ class PacketReceiver:
         c.datagram_authenticated = True
         if c.tracer is not None:
             c.tracer.packet_received(ONE_RTT_EPOCH, pn, payload, len(data) - start, now)
-        dcid = data[start + 1 : pn_offset]
         ack_eliciting, non_probing = self._one_rtt_frames(payload, now, dcid)
         if non_probing and pn > space.largest_received:
             current = c.paths.current
