@@ -189,9 +189,10 @@ class NewReno(WindowController):
         recovering = self.recovering
         if recovering:
             before = (self.congestion_window, self._acked_in_avoidance)
+        start = self.congestion_recovery_start_time  # (_in_recovery, in place)
         for p in packets:
             self.bytes_in_flight -= p.size
-            if self._in_recovery(p.time_sent):
+            if start is not None and p.time_sent <= start:
                 continue  # §7.3.2: no growth for packets sent before recovery began
             if self.congestion_window < self.ssthresh:
                 self.congestion_window += p.size  # slow start
@@ -288,6 +289,13 @@ class Pacer:
 
     def on_sent(self, now: float, size: int) -> None:
         """A packet of ``size`` bytes left at ``now``: spend its tokens."""
-        self._refill(now)
-        tokens = self.tokens - size
+        tokens = self.tokens
+        last = self.last_update
+        if now > last:  # _refill, in place (once per packet sent)
+            if self.rate is not None:
+                tokens += (now - last) * self.rate
+                if tokens > self.burst:
+                    tokens = self.burst
+            self.last_update = now
+        tokens -= size
         self.tokens = tokens if tokens > 0.0 else 0.0

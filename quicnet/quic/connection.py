@@ -44,7 +44,7 @@ from quicnet.quic.compatible_versions import VersionState, starting_versions
 from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.congestion import CongestionController
 from quicnet.quic.crypto_streams import install_initial_keys, new_crypto_spaces
-from quicnet.quic.datagrams import DatagramChannel, max_payload
+from quicnet.quic.datagrams import DatagramChannel
 from quicnet.quic.deadlines import ConnectionDeadlines
 from quicnet.quic.ecn import EcnState
 from quicnet.quic.errors import QuicUsageError, TransportErrorCode
@@ -406,13 +406,17 @@ class QuicConnection:
         p = self.remote_params
         if p is None and self.zero_rtt is not None:
             p = self.zero_rtt.remembered  # RFC 9221 §3: in 0-RTT, the remembered limit
-        return max_payload(p)
+        return self.datagrams.payload_limit(p)
 
     def send_datagram(self, data: bytes) -> int:
         """Queue an unreliable datagram (RFC 9221); returns the id its DatagramAcknowledged
         or DatagramLost event carries (with ``datagram_ack_events``)."""
-        self._check_open()
-        datagram_id = self.datagrams.send(data, self.max_datagram_size)
+        if self.state in _ENDING:  # (_check_open, in place)
+            raise QuicUsageError("the connection is closed")
+        p = self.remote_params
+        if p is None and self.zero_rtt is not None:
+            p = self.zero_rtt.remembered  # RFC 9221 §3: in 0-RTT, the remembered limit
+        datagram_id = self.datagrams.send(data, p)
         if self.wake is not None:
             self.wake(self)
         return datagram_id
@@ -537,27 +541,36 @@ class QuicConnection:
         ``local``: where it arrived, needed only at a preferred address, §9.6, or at an
         address a client left, :meth:`migrate`)."""
         state = self.state
-        if state is TERMINATED:
-            return
         current = self.paths.current
-        if current is None:  # a server's first datagram: the handshake's path
-            current = self.paths.start(address, validated=self._first_path_validated)
-            if self.tracer is not None and not self.tracer.connection_started(address, now):
-                self.tracer = None
-        on_current = address == current.address or address_key(address) == current.key
         via = None
-        if local is not None and self.is_client:  # at an address it left (§9.3.3, §8.2.2)
-            via = left_local(self, address, local)
-            on_current = on_current and via is None
-        elif self.preferred is not None:  # §9.6: which of our addresses it reached counts
-            via, on_current = self.preferred.locate(current, address, local, on_current)
-        if state is CLOSING or state is DRAINING:
-            closing = self.closing
-            if closing is not None and on_current:
-                # §10.2.1: only the peer's address, at a falling rate, within the 3x limit.
-                current.bytes_received += len(data)
-                closing.on_packet_received()
-            return
+        if (  # the common case: connected, from the current path's address, no §9.6
+            state is CONNECTED
+            and local is None
+            and current is not None
+            and address == current.address
+            and self.preferred is None
+        ):
+            on_current = True
+        else:
+            if state is TERMINATED:
+                return
+            if current is None:  # a server's first datagram: the handshake's path
+                current = self.paths.start(address, validated=self._first_path_validated)
+                if self.tracer is not None and not self.tracer.connection_started(address, now):
+                    self.tracer = None
+            on_current = address == current.address or address_key(address) == current.key
+            if local is not None and self.is_client:  # at an address it left (§9.3.3, §8.2.2)
+                via = left_local(self, address, local)
+                on_current = on_current and via is None
+            elif self.preferred is not None:  # §9.6: which of our addresses it reached counts
+                via, on_current = self.preferred.locate(current, address, local, on_current)
+            if state is CLOSING or state is DRAINING:
+                closing = self.closing
+                if closing is not None and on_current:
+                    # §10.2.1: only the peer's address, at a falling rate, within the 3x limit.
+                    current.bytes_received += len(data)
+                    closing.on_packet_received()
+                return
         if not data or (self.is_client and not on_current and not self.paths.get(address)):
             return  # §9, §9.6: a client discards packets from an unknown server address
         if self.is_client and data[0] & 0x80 and data[1:5] == b"\x00\x00\x00\x00":
@@ -566,7 +579,10 @@ class QuicConnection:
         self.datagram_authenticated = False
         self.datagram_address, self.datagram_local = address, via
         try:
-            self.receiver.receive_packets(data, address, now, ecn & 3)
+            if data[0] & 0x80:
+                self.receiver.receive_packets(data, address, now, ecn & 3)
+            else:  # one 1-RTT packet: the common case
+                self.receiver.receive_short(data, 0, address, now, ecn & 3)
         except Exception as exc:  # closes this connection, never its server
             close_on_error(self, exc)
         if self.datagram_authenticated:  # §8: what earns a path its 3x budget
@@ -583,11 +599,6 @@ class QuicConnection:
     def on_peer_address_changed(self, old_address: Address, new_address: Address) -> None:
         """Packets now go to ``new_address`` (migration, or a fall back): tell the application."""
         self.event_queue.append(PeerAddressChanged(old_address, new_address))
-
-    def on_packet_authenticated(self, now: float) -> None:
-        """A packet of this datagram decrypted (the receive path calls this once per packet)."""
-        self.deadlines.on_packet_received(now)
-        self.datagram_authenticated = True
 
     def end_by_stateless_reset(self) -> None:
         """RFC 9000 §10.3.1: the datagram ended with a reset token the peer gave us."""

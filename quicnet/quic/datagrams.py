@@ -32,7 +32,7 @@ def max_payload(params: TransportParameters | None) -> int | None:
 class DatagramChannel:
     """The ids of queued DATAGRAMs and the bound on received ones waiting for the application."""
 
-    __slots__ = ("dropped", "events", "max_received", "next_id", "queue", "queued")
+    __slots__ = ("_limit_of", "dropped", "events", "max_received", "next_id", "queue", "queued")
 
     def __init__(
         self, queue: list[tuple[int, bytes]], events: list[QuicEvent], max_received: int
@@ -45,10 +45,26 @@ class DatagramChannel:
         #: Received payloads waiting in the event queue, and how many were dropped (§5).
         self.queued = 0
         self.dropped = 0
+        #: The peer's parameters last asked about and their payload limit (max_payload,
+        #: a pure function of the immutable parameters: computed once per set).
+        self._limit_of: tuple[TransportParameters | None, int | None] = (None, None)
 
-    def send(self, data: bytes, limit: int | None) -> int:
-        """Queue ``data`` (at most ``limit`` bytes; None: the peer takes no DATAGRAM
-        frames); returns its id. QuicUsageError when it cannot go."""
+    def payload_limit(self, params: TransportParameters | None) -> int | None:
+        """:func:`max_payload` of ``params`` (kept for the last parameters asked about)."""
+        cached, limit = self._limit_of
+        if params is not cached:
+            limit = max_payload(params)
+            self._limit_of = (params, limit)
+        return limit
+
+    def send(self, data: bytes, params: TransportParameters | None) -> int:
+        """Queue ``data`` (at most :meth:`payload_limit` bytes for the peer's ``params``;
+        None: the peer takes no DATAGRAM frames); returns its id. QuicUsageError when it
+        cannot go."""
+        cached, limit = self._limit_of  # (payload_limit, in place: once per DATAGRAM)
+        if params is not cached:
+            limit = max_payload(params)
+            self._limit_of = (params, limit)
         if limit is None:
             raise QuicUsageError("the peer does not accept DATAGRAM frames")
         if len(data) > limit:

@@ -20,12 +20,12 @@ class ConnectionDeadlines:
 
     __slots__ = (
         "_half_open_since",
-        "_restart_on_send",
         "closing_ends",
         "handshake_deadline",
         "handshake_timeout",
         "idle_timeout",
         "last_activity",
+        "restart_on_send",
     )
 
     def __init__(self, idle_timeout: float, handshake_timeout: float | None) -> None:
@@ -33,7 +33,8 @@ class ConnectionDeadlines:
         self.handshake_timeout = handshake_timeout
         #: When the idle timer last restarted (None: not started yet).
         self.last_activity: float | None = None
-        self._restart_on_send = False
+        #: The first ack-eliciting packet sent from now on restarts the idle timer too.
+        self.restart_on_send = False
         self.handshake_deadline: float | None = None
         self._half_open_since: float | None = None
         #: The end of the closing or draining period (RFC 9000 §10.2), once it started.
@@ -77,12 +78,12 @@ class ConnectionDeadlines:
     def on_packet_received(self, now: float) -> None:
         """§10.1: a packet that authenticated restarts the idle timer."""
         self.last_activity = now
-        self._restart_on_send = True
+        self.restart_on_send = True
 
     def on_ack_eliciting_sent(self, now: float) -> None:
         """§10.1: so does the first ack-eliciting packet sent after a receipt."""
-        if self._restart_on_send:
-            self._restart_on_send = False
+        if self.restart_on_send:
+            self.restart_on_send = False
             self.last_activity = now
 
     def idle_deadline(self, pto: float) -> float | None:

@@ -351,22 +351,23 @@ class QuicEndpoint:
                     del self.connections[cid]
                     self._cids_of[conn].remove(cid)
             conn.cids.routing_changes = ()
-        if conn.state is not HANDSHAKE and conn in self._handshaking:
+        state = conn.state
+        if state is not HANDSHAKE and conn in self._handshaking:
             # (The client's first DCID keeps routing to the connection: a late copy of
             # its first Initial must not open a second one.)
             self._handshaking.discard(conn)
             address = conn.peer_address
-            if conn.state is CONNECTED and self.send_address_tokens and address:
+            if state is CONNECTED and self.send_address_tokens and address:
                 # §8.1.3: a token for the client's next connection, after the handshake.
                 wall_now = self.configuration.wall_clock()
                 # RFC 9369 §5: for the negotiated version, after compatible negotiation.
                 token = self.address_tokens.create(address, wall_now, conn.version)
                 conn.pending.queue_new_token(token)
                 self.stats.new_tokens_sent += 1
-        if conn.has_events and conn not in self._event_ready_set:
+        if conn.event_queue and conn not in self._event_ready_set:
             self._event_ready_set.add(conn)
             self._event_ready.append(conn)
-        if conn.state is TERMINATED:
+        if state is TERMINATED:
             self._reap(conn)
             return
         # Its timer is put on the heap when it has sent (or in next_timer, whichever
@@ -380,7 +381,8 @@ class QuicEndpoint:
 
     def _schedule(self, conn: QuicConnection) -> None:
         """Put the connection's next timer on the heap (if it changed)."""
-        when = conn.next_timer()
+        # (QuicConnection.next_timer without its call: it asks only a live connection)
+        when = None if conn.state is TERMINATED else conn.timers.next_timer()
         if when is None:
             self._timer_of.pop(conn, None)
         elif self._timer_of.get(conn) != when:
@@ -501,9 +503,10 @@ class QuicEndpoint:
         ready = self._event_ready
         while ready:
             conn = ready[0]
-            event = conn.next_event()
-            if event is not None:
-                return conn, event
+            if conn.event_queue:  # (read first: no call for the empty answer)
+                event = conn.next_event()
+                if event is not None:
+                    return conn, event
             ready.popleft()
             self._event_ready_set.discard(conn)
         return None

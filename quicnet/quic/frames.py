@@ -337,6 +337,9 @@ def read_ack(
     first = payload[pos]
     if first < 0x40:
         pos += 1
+    elif first < 0x80:
+        first = ((first & 0x3F) << 8) | payload[pos + 1]
+        pos += 2
     else:
         first, pos = varint_at(payload, pos)
     if first > largest:
@@ -357,7 +360,14 @@ def read_ack(
         return ranges, delay, None, pos
     # ECN counts (§19.3.2): ECT(0), then ECT(1) and CE, which stay 0 on most paths: a
     # byte each, read inline.
-    ect0, pos = varint_at(payload, pos)
+    ect0 = payload[pos]  # a count of packets: one or two bytes until 16,384 of them
+    if ect0 < 0x40:
+        pos += 1
+    elif ect0 < 0x80:
+        ect0 = ((ect0 & 0x3F) << 8) | payload[pos + 1]
+        pos += 2
+    else:
+        ect0, pos = varint_at(payload, pos)
     ect1 = payload[pos]
     ce = payload[pos + 1]
     if ect1 < 0x40 and ce < 0x40:

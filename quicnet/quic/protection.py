@@ -105,10 +105,9 @@ class PacketKey:
         ecb = hp.ecb  # AES (§5.4.3): the mask is the block's first 5 bytes, no mask() call
         mask = hp.mask(sample) if ecb is None else ecb.update(sample)
         buffer[0] ^= mask[0] & (0x0F if buffer[0] & 0x80 else 0x1F)
-        if pn_length == 1:  # while few packets are unacknowledged (§17.1)
-            buffer[pn_offset] ^= mask[1]
-        else:
-            for i in range(pn_length):
+        buffer[pn_offset] ^= mask[1]
+        if pn_length > 1:  # (a one-byte packet number, the common case: no loop)
+            for i in range(1, pn_length):
                 buffer[pn_offset + i] ^= mask[1 + i]
 
     def unprotect_header(self, packet: bytes, pn_offset: int) -> tuple[int, int, int]:

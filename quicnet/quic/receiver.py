@@ -69,6 +69,7 @@ _PACKET_EPOCH = {
     PacketType.ZERO_RTT: Epoch.ZERO_RTT,
 }
 _FRAME_ENCODING = TransportErrorCode.FRAME_ENCODING_ERROR
+_VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
 _RETRY = PacketType.RETRY
 
 
@@ -101,7 +102,7 @@ class PacketReceiver:
         """Every packet of a datagram, in order (raises on a peer's protocol violation);
         ``ecn`` is the datagram's ECN codepoint, counted for each packet (§13.4.1)."""
         if not data[0] & 0x80:
-            self._receive_short(data, 0, address, now, ecn)  # the common case: one 1-RTT packet
+            self.receive_short(data, 0, address, now, ecn)  # the common case: one 1-RTT packet
             return
         start = 0
         end: int | None = 0
@@ -123,14 +124,16 @@ class PacketReceiver:
             if data[start] & 0x80:
                 end = self._receive_long(data, start, address, now, ecn)
             else:
-                self._receive_short(data, start, address, now, ecn)
+                self.receive_short(data, start, address, now, ecn)
                 return  # a short-header packet runs to the end of the datagram
             start = end if end is not None else start
 
     # 1-RTT: the flat path ---------------------------------------------------------------------
-    def _receive_short(
+    def receive_short(
         self, data: bytes, start: int, address: Address, now: float, ecn: int
     ) -> None:
+        """The 1-RTT packet at ``start``, to the end of the datagram (the connection
+        calls it directly for a datagram that starts with one)."""
         c = self.c
         keys = c.keys
         recv = keys.recv
@@ -152,20 +155,24 @@ class PacketReceiver:
         mask = recv.hp.mask(data[sample : sample + 16])
         first ^= mask[0] & 0x1F
         pn_len = (first & 0x03) + 1
-        truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big") ^ int.from_bytes(
-            mask[1 : 1 + pn_len], "big"
-        )
+        dcid = data[start + 1 : pn_offset]
+        if pn_len == 1:  # (most packets: no int conversions)
+            truncated = data[pn_offset] ^ mask[1]
+            header = bytes((first,)) + dcid + bytes((truncated,))
+        else:
+            truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big")
+            truncated ^= int.from_bytes(mask[1 : 1 + pn_len], "big")
+            header = bytes((first,)) + dcid + truncated.to_bytes(pn_len, "big")
         space = c.recovery.spaces[2]
         # Appendix A.3; in the common case the packet is the next one expected.
         expected = space.largest_received + 1
         pn = (expected >> (8 * pn_len) << (8 * pn_len)) | truncated
         if pn != expected:
             pn = decode_packet_number(truncated, pn_len, space.largest_received)
-        header = bytes((first,)) + data[start + 1 : pn_offset] + truncated.to_bytes(pn_len, "big")
         body = memoryview(data)[pn_offset + pn_len :]
         try:
             if (first >> 2) & 0x01 == keys.recv_phase:
-                payload = recv.open(header, body, pn)
+                payload = recv.aead.open(pn, body, header)  # (PacketKey.open, one call less)
             else:  # RFC 9001 §6.3: the next keys, or late old ones
                 payload = keys.open_flipped(
                     header,
@@ -196,10 +203,14 @@ class PacketReceiver:
             if c.tracer is not None:
                 c.tracer.packet_dropped("1RTT", len(data) - start, "unexpected_packet", now, pn)
             return
-        c.on_packet_authenticated(now)
+        # §10.1: the idle timer restarts (ConnectionDeadlines.on_packet_received, in
+        # place); the datagram earned its path's 3x budget (§8).
+        deadlines = c.deadlines
+        deadlines.last_activity = now
+        deadlines.restart_on_send = True
+        c.datagram_authenticated = True
         if c.tracer is not None:
             c.tracer.packet_received(ONE_RTT_EPOCH, pn, payload, len(data) - start, now)
-        dcid = data[start + 1 : pn_offset]
         ack_eliciting, non_probing = self._one_rtt_frames(payload, now, dcid)
         if non_probing and pn > space.largest_received:
             current = c.paths.current
@@ -214,7 +225,15 @@ class PacketReceiver:
             ):
                 c.on_peer_migrated(address, now)  # §9.3: the newest packet decides
         previous = space.largest_received
-        space.on_packet_received(pn, now)
+        bounds = space.received.bounds
+        if pn == previous + 1 and bounds and bounds[-1] == pn:
+            # PacketSpace.on_packet_received for the next packet in order: it extends
+            # the top range (no new range, so no trimming).
+            bounds[-1] = pn + 1
+            space.largest_received = pn
+            space.largest_received_time = now
+        else:
+            space.on_packet_received(pn, now)
         if ecn:  # §13.4.1: each packet counts, duplicates (dropped above) do not
             c.ecn.received[8 + ecn] += 1
         if ack_eliciting:
@@ -259,7 +278,13 @@ class PacketReceiver:
                             raise _truncated(t)
                     else:
                         length = end - pos
-                    self._on_datagram(payload[pos : pos + length], pos + length - frame_start, t)
+                    limit = c.local_params.max_datagram_frame_size
+                    # RFC 9221 §3: the limit counts the whole frame (type, length, payload).
+                    if limit is None or pos + length - frame_start > limit:
+                        raise TransportError(
+                            _VIOLATION, "DATAGRAM frame not allowed or too large", t
+                        )
+                    c.datagrams.on_received(payload[pos : pos + length])
                     pos += length
                     ack_eliciting = non_probing = True
                 elif t == 0x02 or t == 0x03:  # ACK (§19.3)
@@ -348,13 +373,12 @@ class PacketReceiver:
         return stop
 
     def _on_datagram(self, data: bytes, frame_size: int, t: int) -> None:
+        """A DATAGRAM frame of a 0-RTT packet (the 1-RTT loop reads its own in place)."""
         c = self.c
         limit = c.local_params.max_datagram_frame_size
         # RFC 9221 §3: the limit counts the whole frame (type, length, payload).
         if limit is None or frame_size > limit:
-            raise TransportError(
-                TransportErrorCode.PROTOCOL_VIOLATION, "DATAGRAM frame not allowed or too large", t
-            )
+            raise TransportError(_VIOLATION, "DATAGRAM frame not allowed or too large", t)
         c.datagrams.on_received(data)
 
     # Long headers: the handshake ----------------------------------------------------------------
@@ -428,7 +452,8 @@ class PacketReceiver:
             return end
         if other_key is not None:
             on_other_version_opened(c, header.version)
-        c.on_packet_authenticated(now)
+        c.deadlines.on_packet_received(now)  # §10.1: the idle timer restarts
+        c.datagram_authenticated = True  # §8: the datagram earns its path's 3x budget
         if tracer is not None:
             tracer.packet_received(epoch, pn, payload, end - start, now, header)
         c.handshake.on_long_header_packet(epoch, header.source_cid, address)
@@ -555,7 +580,9 @@ class PacketReceiver:
         if not acked:
             return
         if space_id == 2:
-            c.keys.on_acked(acked[-1].packet_number)  # RFC 9001 §6.1
+            keys = c.keys
+            if not keys.update_confirmed:  # RFC 9001 §6.1
+                keys.on_acked(acked[-1].packet_number)
             if now >= c.acks.review_at:  # an adaptive ACK_FREQUENCY, once per RTT (§8.1)
                 review_ack_frequency(c, now)
         ecn = c.ecn

@@ -1,4 +1,4 @@
-"""Loss detection and RTT estimation (RFC 9002 §5, §6, Appendix A)."""
+"""Loss detection (RFC 9002 §6, Appendix A); RTT estimation (§5) is in :mod:`~quicnet.quic.rtt`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from quicnet.quic.congestion import CongestionController, NewReno, Pacer
 from quicnet.quic.pmtu import BASE_PLPMTU
 from quicnet.quic.rangeset import RangeSet
 from quicnet.quic.reordering import SpuriousLosses
+from quicnet.quic.rtt import K_GRANULARITY, RttEstimator
 from quicnet.tls import Epoch
 
 __all__ = [
@@ -25,8 +26,6 @@ __all__ = [
 
 K_PACKET_THRESHOLD = 3
 K_TIME_THRESHOLD = 9 / 8
-K_GRANULARITY = 0.001
-K_INITIAL_RTT = 0.333
 K_PERSISTENT_CONGESTION_THRESHOLD = 3
 #: Caps on the adapted loss thresholds (§6.1.1 and §6.1.2 allow raising them).
 K_MAX_PACKET_THRESHOLD = 1000
@@ -63,60 +62,6 @@ class LargeLossObserver(Protocol):
 
 def _ignore(frames: Sequence[FrameRecord], acked: bool) -> None:
     pass
-
-
-class RttEstimator:
-    """§5: latest, min, smoothed RTT and its variation."""
-
-    __slots__ = (
-        "first_sample",
-        "jitter",
-        "latest_adjusted",
-        "latest_rtt",
-        "min_rtt",
-        "rttvar",
-        "smoothed_rtt",
-    )
-
-    def __init__(self) -> None:
-        #: Smoothed difference between consecutive samples less the peer's ACK delay
-        #: (gain 1/16, as RFC 3550 §6.4.1's interarrival jitter).
-        self.jitter = 0.0
-        self.latest_adjusted = 0.0
-        self.latest_rtt = 0.0
-        self.min_rtt = 0.0
-        self.smoothed_rtt = K_INITIAL_RTT
-        self.rttvar = K_INITIAL_RTT / 2
-        self.first_sample = False
-
-    def update(
-        self,
-        latest_rtt: float,
-        ack_delay: float,
-        handshake_confirmed: bool,
-        max_ack_delay: float,
-    ) -> None:
-        """Take an RTT sample (§5.1-5.3). The first sets every estimate; later ones update
-        min_rtt, then smooth the sample less the peer's ack delay (capped at
-        max_ack_delay once the handshake is confirmed; not subtracted below min_rtt)."""
-        self.latest_rtt = latest_rtt
-        if not self.first_sample:
-            self.first_sample = True
-            self.latest_adjusted = latest_rtt
-            self.min_rtt = latest_rtt
-            self.smoothed_rtt = latest_rtt
-            self.rttvar = latest_rtt / 2
-            return
-        # (Conditionals, not min(): a builtin call costs several times as much per ACK.)
-        if latest_rtt < self.min_rtt:
-            self.min_rtt = latest_rtt
-        if handshake_confirmed and ack_delay > max_ack_delay:
-            ack_delay = max_ack_delay
-        adjusted = latest_rtt - ack_delay if latest_rtt >= self.min_rtt + ack_delay else latest_rtt
-        self.jitter += (abs(adjusted - self.latest_adjusted) - self.jitter) / 16
-        self.latest_adjusted = adjusted
-        self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.smoothed_rtt - adjusted)
-        self.smoothed_rtt = 0.875 * self.smoothed_rtt + 0.125 * adjusted
 
 
 class SentPacket:
@@ -373,6 +318,20 @@ class Recovery:
             self.cc.on_packet_sent(packet.size, packet.time_sent)
             self.pacer.on_sent(packet.time_sent, packet.size)
 
+    def on_one_rtt_sent(
+        self, pn: int, now: float, ack_eliciting: bool, size: int, frames: list[FrameRecord]
+    ) -> None:
+        """:meth:`on_packet_sent` for the sender's in-flight 1-RTT packet (once per
+        packet): the record made here from the fields, not read back from it."""
+        space = self.spaces[2]
+        space.sent[pn] = SentPacket(pn, now, ack_eliciting, True, size, frames)
+        self.packets_sent += 1
+        if ack_eliciting:
+            space.time_of_last_ack_eliciting = now
+            space.ack_eliciting_in_flight += 1
+        self.cc.on_packet_sent(size, now)
+        self.pacer.on_sent(now, size)
+
     # Receiving ACKs (§A.7) -----------------------------------------------------------------
     def on_ack_received(
         self, space_id: int, ranges: Sequence[tuple[int, int]], ack_delay: float, now: float
@@ -449,8 +408,10 @@ class Recovery:
         if space_id or self.peer_completed_address_validation:
             self.pto_count = 0
         rate = cc.pacing_rate
-        if rate is None:
-            self.pacer.update_rate(cc.congestion_window, rtt.smoothed_rtt)
+        if rate is None:  # §7.7: 1.25 windows per smoothed RTT (Pacer.update_rate, in place)
+            srtt = rtt.smoothed_rtt
+            if srtt > 0:
+                self.pacer.rate = 1.25 * cc.congestion_window / srtt
         else:  # a model-based controller paces at its own rate (BBR)
             self.pacer.rate = rate
         deliver = self.on_delivered

@@ -29,6 +29,7 @@ from quicnet.quic.buffer import append_varint
 from quicnet.quic.closing import close_datagrams
 from quicnet.quic.compatible_versions import on_initial_sent
 from quicnet.quic.control_frames import write_control_frames
+from quicnet.quic.data_frames import write_crypto, write_datagrams, write_stream_frames
 from quicnet.quic.packets import (
     MIN_INITIAL_DATAGRAM,
     PacketType,
@@ -38,14 +39,13 @@ from quicnet.quic.packets import (
 from quicnet.quic.pmtu import BASE_PLPMTU
 from quicnet.quic.probes import path_datagram, pmtu_probe, version_probe
 from quicnet.quic.records import (
-    CRYPTO,
     DATAGRAM,
     IDLE_IMMEDIATE_ACK,
-    RESET_STREAM,
     STREAM,
     requeue_crypto,
 )
 from quicnet.quic.recovery import FrameRecord, PacketSpace, SentPacket
+from quicnet.quic.states import DRAINING, TERMINATED
 from quicnet.tls import Epoch
 from quicnet.tls.events import HANDSHAKE_EPOCH, INITIAL_EPOCH, ONE_RTT_EPOCH, ZERO_RTT_EPOCH
 
@@ -147,16 +147,16 @@ class PacketSender:
         DATAGRAM or stream data queued, no probe and no path to challenge: answered in a
         few attribute reads (False: :meth:`build_datagrams` has to look)."""
         c = self.c
-        if not c.handshake_confirmed or c.closing is not None:
-            return False
         recovery = c.recovery
-        if (
-            recovery.spaces[2].ack_queued
-            or c.pending.waiting
-            or c.datagram_queue
+        if (  # (the queues first: the False answer of a woken connection comes soonest)
+            c.datagram_queue
             or c.streams.send_queue
+            or recovery.spaces[2].ack_queued
+            or c.pending.waiting
             or recovery.probes_pending
             or c.paths.active
+            or not c.handshake_confirmed
+            or c.closing is not None
         ):
             return False
         self.pacing_deadline = None  # nothing waits for the pacer
@@ -169,7 +169,8 @@ class PacketSender:
         first and got False."""
         c = self.c
         path = c.paths.current
-        if path is None or not c.cids.peer or not c.can_send:
+        state = c.state  # (QuicConnection.can_send, in place)
+        if path is None or not c.cids.peer or state is TERMINATED or state is DRAINING:
             return []
         if c.closing is not None:
             return close_datagrams(self, path, now)
@@ -204,6 +205,7 @@ class PacketSender:
             self.packet_size = size
             c.recovery.set_max_datagram_size(size)
         one_rtt_only = c.spaces[HANDSHAKE_EPOCH].send_key is None and c.handshake_complete
+        drained = False
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             budget = size
             if not path.validated:  # §8.1, §9.3.1: three times what we received
@@ -218,6 +220,7 @@ class PacketSender:
                 # What did not fit is still queued; with the queues empty, one packet
                 # held everything and another round would find nothing.
                 if not (c.datagram_queue or c.streams.send_queue or c.pending.waiting):
+                    drained = True
                     break
                 if not datagram:
                     break
@@ -231,7 +234,9 @@ class PacketSender:
             ecn = 2 if c.ecn.marking else 0
             c.paths.routed += [(d, a, path.local, ecn) for d, a in out[first:]]
             del out[first:]
-        if one_rtt_only and not (c.datagram_queue or c.streams.send_queue or c.pending.waiting):
+        if drained or (
+            one_rtt_only and not (c.datagram_queue or c.streams.send_queue or c.pending.waiting)
+        ):  # (drained: the loop just found the queues empty)
             c.recovery.cc.on_app_limited(now)  # ran out of data, not of window or pacing
         return out
 
@@ -273,11 +278,18 @@ class PacketSender:
         # Truthy when anything ack-eliciting is queued (no bool() call per packet).
         eliciting: object = c.pending.waiting or c.datagram_queue or streams.send_queue
         if eliciting:
-            room = self._eliciting_room(now)
-            if not room:
-                eliciting = False
-            elif room < budget:
-                budget = room
+            size = self.packet_size
+            cc = recovery.cc
+            if (
+                probes_pending
+                or cc.congestion_window - cc.bytes_in_flight < size
+                or recovery.pacer.tokens < size
+            ):  # (else room and tokens for a full packet, _eliciting_room's common answer)
+                room = self._eliciting_room(now)
+                if not room:
+                    eliciting = False
+                elif room < budget:
+                    budget = room
         if not (ack_due or eliciting or probes):
             return b""  # the common case when idle: nothing to build
         keys = c.keys
@@ -294,8 +306,11 @@ class PacketSender:
         buf = bytearray((0x40 | (keys.key_phase << 2) | (pn_len - 1),))
         buf += c.cids.current_peer_cid
         pn_offset = len(buf)
-        buf += (pn & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
-        header_length = len(buf)
+        if pn_len == 1:  # (most packets: the newest acknowledged is a few packets back)
+            buf.append(pn & 0xFF)
+        else:
+            buf += (pn & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
+        header_length = pn_offset + pn_len
         limit = budget - _TAG  # where the payload must end
         frames: list[FrameRecord] = []
         # ACK (§13.2): when due, and piggybacked on anything ack-eliciting.
@@ -303,25 +318,42 @@ class PacketSender:
             ack_due or (eliciting and rspace.unacked_ack_eliciting)
         ) and rspace.largest_received >= 0:
             ecn = c.ecn.received  # the 1-RTT counts are [9:12]: ECT(1), ECT(0), CE
-            only = rspace.received.only()
-            if only is not None and limit - len(buf) >= 49:  # one range, written in place
-                first, stop = only
+            bounds = rspace.received.bounds  # (RangeSet.only, without its call)
+            if len(bounds) == 2 and limit - len(buf) >= 49:  # one range, written in place
+                first, stop = bounds
                 delay_us = int((now - rspace.largest_received_time) * 1e6)
-                if delay_us < 0:
-                    delay_us = 0
+                delay = delay_us >> c.local_params.ack_delay_exponent if delay_us > 0 else 0
                 marks = ecn[9] or ecn[10] or ecn[11]
                 buf.append(0x03 if marks else 0x02)  # ACK_ECN once anything came marked
-                append_varint(buf, stop - 1)
-                append_varint(buf, delay_us >> c.local_params.ack_delay_exponent)
-                buf.append(0)
-                append_varint(buf, stop - 1 - first)
+                # Largest Acknowledged, ACK Delay, 0 more ranges, First ACK Range: one or
+                # two bytes each in all but long or slow connections (§16), in place.
+                stop -= 1
+                first = stop - first
+                if stop < 0x4000 and delay < 0x4000 and first < 0x4000:
+                    buf += bytes((stop,)) if stop < 0x40 else (0x4000 | stop).to_bytes(2, "big")
+                    buf += (
+                        bytes((delay, 0))
+                        if delay < 0x40
+                        else (0x400000 | delay << 8).to_bytes(3, "big")
+                    )
+                    buf += bytes((first,)) if first < 0x40 else (0x4000 | first).to_bytes(2, "big")
+                else:
+                    append_varint(buf, stop)
+                    append_varint(buf, delay)
+                    buf.append(0)
+                    append_varint(buf, first)
                 if marks:  # §19.3.2: ECT(0), ECT(1), CE
-                    append_varint(buf, ecn[10])
+                    ect0 = ecn[10]  # a count of packets: two bytes until 16,384 of them
+                    if ect0 < 0x40:
+                        buf.append(ect0)
+                    elif ect0 < 0x4000:
+                        buf += (0x4000 | ect0).to_bytes(2, "big")
+                    else:
+                        append_varint(buf, ect0)
                     ect1 = ecn[9]
                     ce = ecn[11]
                     if ect1 < 0x40 and ce < 0x40:  # most paths: both 0
-                        buf.append(ect1)
-                        buf.append(ce)
+                        buf += bytes((ect1, ce))
                     else:
                         append_varint(buf, ect1)
                         append_varint(buf, ce)
@@ -341,12 +373,12 @@ class PacketSender:
             if c.pending.waiting:
                 crypto = c.spaces[ONE_RTT_EPOCH].sender  # post-handshake CRYPTO (tickets)
                 if crypto.has_pending():
-                    self._add_crypto(buf, frames, ONE_RTT_EPOCH, limit)
+                    write_crypto(c, buf, frames, ONE_RTT_EPOCH, limit)
                 write_control_frames(c, buf, frames, limit)
             if c.datagram_queue:
-                self._add_datagrams(buf, frames, limit)
+                write_datagrams(c, buf, frames, limit, self.idle_ack)
             if streams.send_queue:
-                self._add_stream_frames(buf, frames, limit)
+                write_stream_frames(c, buf, frames, limit)
             if self.idle_ack:
                 self._idle_immediate_ack(buf, frames, limit, probes)
         if probes:
@@ -373,9 +405,12 @@ class PacketSender:
         rspace.next_packet_number = pn + 1
         size = len(buf)
         if ack_eliciting or padded:  # an ACK-only packet needs no record (RFC 9002 §2)
-            recovery.on_packet_sent(2, SentPacket(pn, now, ack_eliciting, True, size, frames))
-        if ack_eliciting:
-            c.deadlines.on_ack_eliciting_sent(now)
+            recovery.on_one_rtt_sent(pn, now, ack_eliciting, size, frames)
+        if ack_eliciting:  # §10.1: the first since a receipt restarts the idle timer
+            deadlines = c.deadlines  # (ConnectionDeadlines.on_ack_eliciting_sent, in place)
+            if deadlines.restart_on_send:
+                deadlines.restart_on_send = False
+                deadlines.last_activity = now
         keys.packets_in_phase += 1
         if keys.phase_started is None:
             keys.phase_started = now
@@ -417,72 +452,6 @@ class PacketSender:
         buf.append(0x1F)
         frames.append(_IDLE_ACK_RECORD)
         self.idle_ack = False
-
-    def _add_crypto(
-        self, buf: bytearray, frames: list[FrameRecord], epoch: Epoch, limit: int
-    ) -> None:
-        crypto = self.c.spaces[epoch].sender
-        while True:
-            avail = limit - len(buf) - 1 - 8 - 2  # type, offset, length (upper bounds)
-            if avail <= 0:
-                return
-            chunk = crypto.next_range(avail, 1 << 62)
-            if chunk is None:
-                return
-            offset, data, _fin, _new = chunk
-            buf.append(0x06)
-            append_varint(buf, offset)
-            append_varint(buf, len(data))
-            buf += data
-            frames.append((CRYPTO, epoch, offset, len(data)))
-
-    def _add_datagrams(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
-        """DATAGRAM frames (RFC 9221) in queue order, as many as fit; never retransmitted."""
-        queue = self.c.datagram_queue
-        while queue:
-            datagram_id, data = queue[0]
-            if len(buf) + len(data) + 3 > limit:
-                return
-            del queue[0]
-            buf.append(0x31)
-            append_varint(buf, len(data))
-            buf += data
-            frames.append((DATAGRAM, datagram_id))
-
-    def _add_stream_frames(self, buf: bytearray, frames: list[FrameRecord], limit: int) -> None:
-        """STREAM frames (and RESET_STREAM), round robin over streams with data to send."""
-        streams = self.c.streams
-        queue = streams.send_queue
-        for _ in range(len(queue)):
-            room = limit - len(buf)
-            if room < 24:
-                return
-            stream_id = queue.pop(0)
-            sender = streams.sender_of(stream_id)
-            if sender is None:
-                continue
-            if sender.reset_pending and sender.reset_error_code is not None:
-                buf.append(0x04)
-                append_varint(buf, stream_id)
-                append_varint(buf, sender.reset_error_code)
-                append_varint(buf, sender.final_size)
-                sender.reset_pending = False
-                frames.append((RESET_STREAM, stream_id))
-                continue
-            chunk = sender.next_range(room - 19, streams.connection_credit)  # 1+8+8+2
-            if chunk is not None:
-                offset, data, fin, new_bytes = chunk
-                streams.data_sent += new_bytes
-                # Type 0x08 | OFF (0x04) | LEN (0x02) | FIN (0x01), §19.8.
-                buf.append(0x0A | (0x04 if offset else 0) | (0x01 if fin else 0))
-                append_varint(buf, stream_id)
-                if offset:
-                    append_varint(buf, offset)
-                append_varint(buf, len(data))
-                buf += data
-                frames.append((STREAM, stream_id, offset, len(data), fin))
-            if sender.has_pending():
-                queue.append(stream_id)
 
     def _ack_frame(self, rspace: PacketSpace, now: float, space_id: int, *, one_rtt: bool) -> bytes:
         """An ACK frame for ``space_id``; ACK_ECN once any packet of it arrived marked."""
@@ -589,15 +558,15 @@ class PacketSender:
                 requeue_crypto(c, space_id)
             start = len(payload)
             if not zero_rtt:
-                self._add_crypto(payload, packet.frames, epoch, limit)
+                write_crypto(c, payload, packet.frames, epoch, limit)
             # 0-RTT: stream data and DATAGRAMs; control frames wait for 1-RTT.
             if zero_rtt or (epoch == ONE_RTT_EPOCH and c.handshake_complete):
                 if c.pending.waiting and not zero_rtt:
                     write_control_frames(self.c, payload, packet.frames, limit)
                 if c.datagram_queue:
-                    self._add_datagrams(payload, packet.frames, limit)
+                    write_datagrams(c, payload, packet.frames, limit, self.idle_ack)
                 if c.streams.send_queue:
-                    self._add_stream_frames(payload, packet.frames, limit)
+                    write_stream_frames(c, payload, packet.frames, limit)
             if len(payload) > start:
                 packet.ack_eliciting = True
             if probes:

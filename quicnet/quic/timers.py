@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.records import requeue_crypto
+from quicnet.quic.rtt import K_GRANULARITY
 from quicnet.quic.states import CLOSING, DRAINING
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
@@ -48,39 +49,34 @@ class TimerDriver:
         if state is CLOSING or state is DRAINING:
             return c.deadlines.closing_ends
         recovery = c.recovery
-        if c.handshake_confirmed:
-            return self._next_timer_one_rtt()
-        best = c.deadlines.next(recovery.pto_base(), c.handshake_complete)
-        loss_time, _ = recovery.earliest_loss_time()
-        if loss_time is None and self._may_send_probe():
-            loss_time, _ = recovery.pto_time(
-                c.deadlines.last_activity or 0.0,
-                has_handshake_keys=c.spaces[_HANDSHAKE].send_key is not None,
-                is_client=c.is_client,
-                zero_rtt_only=not c.handshake_complete,
-            )
-        for t in (
-            loss_time,
-            recovery.spaces[2].ack_deadline,
-            c.sender.pacing_deadline,
-            c.negotiation.next_timer(),
-            c.paths.next_timer() if c.paths.active else None,
-        ):
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
-
-    def _next_timer_one_rtt(self) -> float | None:
-        """next_timer once only the application space is left (the common case)."""
-        c = self.c
-        recovery = c.recovery
+        if not c.handshake_confirmed:
+            return self._next_timer_handshake()
+        # Only the application space is left (the common case), in one function: the
+        # PTO without backoff (Recovery.pto_base) and the idle deadline
+        # (ConnectionDeadlines.idle_deadline) computed in place: the endpoint asks after
+        # every send.
         space = recovery.spaces[2]
-        pto = recovery.pto_base()
-        best = c.deadlines.idle_deadline(pto)
+        rtt = recovery.rtt
+        variation = 4 * rtt.rttvar
+        if variation < K_GRANULARITY:
+            variation = K_GRANULARITY
+        pto = rtt.smoothed_rtt + variation + recovery.max_ack_delay
+        deadlines = c.deadlines
+        idle_timeout = deadlines.idle_timeout
+        last_activity = deadlines.last_activity
+        if not idle_timeout or last_activity is None:
+            best = None
+        else:  # RFC 9000 §10.1: at least three PTOs
+            three_ptos = 3 * pto
+            best = last_activity + (idle_timeout if idle_timeout > three_ptos else three_ptos)
         loss = space.loss_time
-        if loss is None and space.ack_eliciting_in_flight and self._may_send_probe():
+        if loss is None and space.ack_eliciting_in_flight:
+            # §8.1 / RFC 9002 §6.2.2.1: an amplification-limited server does not arm the PTO.
+            current = c.paths.current
             anchor = space.time_of_last_ack_eliciting
-            if anchor is not None:
+            if anchor is not None and (
+                current is None or current.validated or current.budget() > 0
+            ):
                 if space.ack_eliciting_in_flight > recovery.peer_ack_threshold:
                     pto = recovery.probe_timeout()  # without the ACK delay (ack-frequency §7)
                 loss = anchor + pto * (1 << recovery.pto_count)  # RFC 9002 §6.2.1
@@ -108,6 +104,30 @@ class TimerDriver:
                 best = t
         if configuration.key_update_interval is not None:
             t = c.keys.update_deadline(configuration.key_update_interval)
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _next_timer_handshake(self) -> float | None:
+        """next_timer before the handshake is confirmed: every space may hold a timer."""
+        c = self.c
+        recovery = c.recovery
+        best = c.deadlines.next(recovery.pto_base(), c.handshake_complete)
+        loss_time, _ = recovery.earliest_loss_time()
+        if loss_time is None and self._may_send_probe():
+            loss_time, _ = recovery.pto_time(
+                c.deadlines.last_activity or 0.0,
+                has_handshake_keys=c.spaces[_HANDSHAKE].send_key is not None,
+                is_client=c.is_client,
+                zero_rtt_only=not c.handshake_complete,
+            )
+        for t in (
+            loss_time,
+            recovery.spaces[2].ack_deadline,
+            c.sender.pacing_deadline,
+            c.negotiation.next_timer(),
+            c.paths.next_timer() if c.paths.active else None,
+        ):
             if t is not None and (best is None or t < best):
                 best = t
         return best
