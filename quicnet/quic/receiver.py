@@ -152,7 +152,13 @@ class PacketReceiver:
             elif c.tracer is not None:
                 c.tracer.packet_dropped("1RTT", len(data) - start, "header_parse_error", now)
             return
-        mask = recv.hp.mask(data[sample : sample + 16])
+        hp = recv.hp
+        ecb = hp.ecb  # AES (RFC 9001 §5.4.3): the block's first 5 bytes, no mask() call
+        mask = (
+            hp.mask(data[sample : sample + 16])
+            if ecb is None
+            else ecb.update(data[sample : sample + 16])
+        )
         first ^= mask[0] & 0x1F
         pn_len = (first & 0x03) + 1
         dcid = data[start + 1 : pn_offset]
