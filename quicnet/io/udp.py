@@ -367,7 +367,8 @@ class SocketDriver:
         if readable:
             now = clock()
             if self.ecn:
-                receive_ecn = cast(_EcnCore, core).receive_datagram
+                ecn_core: _EcnCore = core  # type: ignore[assignment]  # (no cast() call)
+                receive_ecn = ecn_core.receive_datagram
                 for data, address, ecn in read_socket_ecn(self.sock):
                     receive_ecn(data, address, now, ecn)
             else:
@@ -386,7 +387,7 @@ class SocketDriver:
         out = core.datagrams_to_send(now)
         if out:
             self.sender.send(out, getattr(core, "ecn_marked", 0))
-        if self.preferred or self.lingering:
+        if routed:  # (a lingering socket the reads above closed: nothing to send there)
             self._transmit_routed(core)
 
     def _transmit_routed(self, core: SansIoCore) -> None:
