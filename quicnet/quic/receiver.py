@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
 from quicnet.quic.ack_frequency import review as review_ack_frequency
-from quicnet.quic.buffer import MAX_VARINT, Reader, varint_at, varint_size
+from quicnet.quic.buffer import MAX_VARINT, Reader, padding_end, varint_at, varint_size
 from quicnet.quic.compatible_versions import (
     defers_initial_ack,
     on_other_version_opened,
@@ -270,7 +270,7 @@ class PacketReceiver:
                 t = payload[pos]
                 pos += 1
                 if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
-                    pos = end - len(payload[pos:].lstrip(b"\x00"))
+                    pos = padding_end(payload, pos)
                     continue
                 if t == 0x31 or t == 0x30:  # DATAGRAM (RFC 9221 §4)
                     if t == 0x31:
@@ -516,7 +516,7 @@ class PacketReceiver:
                 if t not in _NOT_ACK_ELICITING:
                     ack_eliciting = True
                 if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
-                    pos = end - len(payload[pos:].lstrip(b"\x00"))
+                    pos = padding_end(payload, pos)
                 elif t == 0x06:  # CRYPTO (§19.6), never in 0-RTT
                     offset, pos = varint_at(payload, pos)
                     length, pos = varint_at(payload, pos)
