@@ -143,8 +143,11 @@ class HandshakeDriver:
                 # A peer may send any number of NewSessionTicket messages; keep a few.
                 self._tickets += 1
                 if self._tickets <= MAX_SESSION_TICKETS:
-                    # RFC 9369 §5: the ticket is the negotiated version's.
-                    ticket = event.ticket.for_quic_version(c.version)
+                    # RFC 9369 §5: the ticket is the negotiated version's (TLS made it so
+                    # from _on_complete on).
+                    ticket = event.ticket
+                    if ticket.quic_version != c.version:
+                        ticket = ticket.for_quic_version(c.version)
                     c.event_queue.append(SessionTicketReceived(ticket))
         for epoch, data in tls.data_to_send():
             c.spaces[epoch if epoch != _ZERO_RTT else _ONE_RTT].sender.write(data, False)
@@ -235,6 +238,8 @@ class HandshakeDriver:
         c = self.c
         early = c.zero_rtt
         if c.is_client:
+            if isinstance(c.tls, TLSClient):  # its tickets are this version's (RFC 9369 §5)
+                c.tls.quic_version = c.version
             self._set_remote_params(c.tls.peer_transport_parameters)
             if early is not None and early.remembered is not None:
                 c.zero_rtt = None  # 1-RTT from now on, with the server's new parameters

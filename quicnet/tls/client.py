@@ -126,6 +126,9 @@ class TLSClient(TLSEngine):
         self._certificate_request: CertificateRequest | None = None
         self._server_signature_scheme: int | None = None
         self._resumption_master_secret = b""
+        #: Over QUIC, the connection's version once known (the QUIC layer sets it): each
+        #: session ticket is for that version (RFC 9369 §5). None over TCP.
+        self.quic_version: int | None = None
         #: The DER OCSP response stapled to the server's leaf, if any.
         self.ocsp_staple: bytes | None = None
         use_ech = config.ech_configs is not None or config.ech_grease
@@ -634,6 +637,7 @@ class TLSClient(TLSEngine):
             server_name=self.config.server_name,
             alpn_protocol=self.alpn_protocol,
             transport_parameters=self.peer_transport_parameters,
+            quic_version=self.quic_version,
         )
         self._events.append(SessionTicketReceived(ticket))
 
@@ -655,4 +659,5 @@ class TLSClient(TLSEngine):
             peer_transport_parameters=self.peer_transport_parameters,
             peer_certificates=self.peer_certificates,
             buffered=self._reassembler.buffered(),  # a ticket cut across CRYPTO frames
+            quic_version=self.quic_version,
         )

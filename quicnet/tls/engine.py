@@ -168,11 +168,18 @@ class TLSEngine(EventQueue[TLSEvent]):
         raw = encode_message(message)
         if transcript:
             self.transcript.add(raw)
-        if self._outgoing and self._outgoing[-1][0] == epoch:
+        if self._outgoing and self._outgoing[-1][0] == epoch:  # as _queue, without its call
             self._outgoing[-1][1].extend(raw)
         else:
             self._outgoing.append((epoch, bytearray(raw)))
         return raw
+
+    def _queue(self, epoch: Epoch, raw: bytes) -> None:
+        """Queue the encoded message ``raw`` for ``epoch`` (not added to the transcript)."""
+        if self._outgoing and self._outgoing[-1][0] == epoch:
+            self._outgoing[-1][1].extend(raw)
+        else:
+            self._outgoing.append((epoch, bytearray(raw)))
 
     def _set_suite(self, suite: CipherSuite, psk: bytes | None = None) -> None:
         self.cipher_suite = suite

@@ -38,7 +38,9 @@ __all__ = [
     "NewSessionTicket",
     "ServerHello",
     "decode_message",
+    "encode_extensions",
     "encode_message",
+    "new_session_ticket_message",
 ]
 
 #: SHA-256("HelloRetryRequest"): the ServerHello.random of an HRR (§4.1.3).
@@ -102,6 +104,14 @@ _pack_extension_header = struct.Struct(">HH").pack
 
 
 def _write_extensions(w: Writer, extensions: Extensions) -> None:
+    w.write(encode_extensions(extensions))
+
+
+def encode_extensions(extensions: Extensions) -> bytes:
+    """``Extension extensions<0..2^16-1>`` (RFC 8446 §4.2): the block, its length first.
+
+    Raises ValueError (OverflowError for a type) if something does not fit 16 bits.
+    """
     parts = []
     for ext_type, data in extensions:
         n = len(data)
@@ -112,7 +122,10 @@ def _write_extensions(w: Writer, extensions: Extensions) -> None:
         except struct.error:
             raise OverflowError(f"extension type {ext_type} does not fit 16 bits") from None
         parts.append(data)
-    w.vector(b"".join(parts), 2)
+    block = b"".join(parts)
+    if len(block) > 0xFFFF:
+        raise ValueError(f"{len(block)} bytes of extensions do not fit a 2-byte length")
+    return len(block).to_bytes(2, "big") + block
 
 
 def find_extension(extensions: Extensions, ext_type: int) -> bytes | None:
@@ -334,11 +347,14 @@ class NewSessionTicket:
         return find_extension(self.extensions, ext_type)
 
     def _encode(self, w: Writer) -> None:
-        w.uint32(self.ticket_lifetime)
-        w.uint32(self.ticket_age_add)
-        w.vector(self.ticket_nonce, 1)
-        w.vector(self.ticket, 2)
-        _write_extensions(w, self.extensions)
+        message = new_session_ticket_message(
+            self.ticket_lifetime,
+            self.ticket_age_add,
+            self.ticket_nonce,
+            self.ticket,
+            encode_extensions(self.extensions),
+        )
+        w.write(message[4:])  # the body: encode_message writes the header
 
     @classmethod
     def _decode(cls, r: Reader) -> NewSessionTicket:
@@ -347,6 +363,38 @@ class NewSessionTicket:
         nonce = r.vector(1)
         ticket = r.vector(2, min_length=1)
         return cls(lifetime, age_add, nonce, ticket, _read_extensions(r))
+
+
+#: A NewSessionTicket's header and fixed fields, in one call (RFC 8446 §4, §4.6.1): the
+#: message type in the top byte of a uint32 whose low 24 bits are the body's length;
+#: ticket_lifetime; ticket_age_add; the nonce's uint8 length.
+_NEW_SESSION_TICKET_HEAD = struct.Struct(">IIIB")
+_NEW_SESSION_TICKET_TYPE = 4 << 24  # HandshakeType.new_session_ticket, in the top byte
+
+
+def new_session_ticket_message(
+    ticket_lifetime: int, ticket_age_add: int, ticket_nonce: bytes, ticket: bytes, extensions: bytes
+) -> bytes:
+    """A whole NewSessionTicket message, header included (RFC 8446 §4.6.1): what
+    ``encode_message(NewSessionTicket(...))`` gives, without the object. ``extensions``
+    is the encoded block (:func:`encode_extensions`, its length first).
+
+    Raises ValueError if the nonce is over 255 bytes or the ticket over 65,535 (an empty
+    one, which a decoder refuses, is written as given: a test may send one).
+    """
+    n_nonce, n_ticket = len(ticket_nonce), len(ticket)
+    if n_nonce > 0xFF or n_ticket > 0xFFFF:
+        raise ValueError("ticket_nonce<0..255> or ticket<1..2^16-1> too long")
+    try:
+        head = _NEW_SESSION_TICKET_HEAD.pack(
+            _NEW_SESSION_TICKET_TYPE | (11 + n_nonce + n_ticket + len(extensions)),
+            ticket_lifetime,
+            ticket_age_add,
+            n_nonce,
+        )
+    except struct.error:
+        raise ValueError("ticket_lifetime or ticket_age_add does not fit 32 bits") from None
+    return b"".join((head, ticket_nonce, n_ticket.to_bytes(2, "big"), ticket, extensions))
 
 
 @dataclass(frozen=True, slots=True)
