@@ -333,6 +333,16 @@ class PacketReceiver:
                     pos = reader.pos
                     ack_eliciting = non_probing = True
                     self._on_control_frame(frame, t, dcid, now)
+                elif t == 0x06:  # CRYPTO (§19.6): a NewSessionTicket, read in place
+                    offset, pos = varint_at(payload, pos)
+                    length, pos = varint_at(payload, pos)
+                    if pos + length > end:
+                        raise _truncated(t)
+                    if offset + length > MAX_VARINT:
+                        raise TransportError(_FRAME_ENCODING, "crypto data beyond 2^62-1", t)
+                    ack_eliciting = non_probing = True
+                    self._on_crypto(ONE_RTT_EPOCH, offset, payload[pos : pos + length], now)
+                    pos += length
                 else:  # the rest: rare, parsed into objects
                     reader = Reader(payload, pos)
                     frame = fr.parse_frame(reader, t)
@@ -341,11 +351,7 @@ class PacketReceiver:
                         ack_eliciting = True
                     if t not in _PROBING:
                         non_probing = True
-                    if t == 0x06:
-                        assert isinstance(frame, fr.CryptoFrame)
-                        self._on_crypto(ONE_RTT_EPOCH, frame.offset, frame.data, now)
-                    else:
-                        self._on_control_frame(frame, t, dcid, now)
+                    self._on_control_frame(frame, t, dcid, now)
         except IndexError:  # a varint or field ran past the payload
             raise _truncated(t) from None
         except TransportError as exc:  # §19.19: the close names the frame that caused it
