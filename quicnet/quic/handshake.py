@@ -18,7 +18,7 @@ from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
 from quicnet.quic.paths import address_key
 from quicnet.quic.preferred_address import PreferredAddressState
-from quicnet.quic.protection import PacketKey
+from quicnet.quic.protection import PacketKey, recv_key
 from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.quic.tls_setup import QUIC_MAX_EARLY_DATA, peer_transport_parameters
 from quicnet.quic.transport_params import PreferredAddress
@@ -177,7 +177,11 @@ class HandshakeDriver:
         suite = CIPHER_SUITES[event.cipher_suite]
         # RFC 9369 §4.1: 0-RTT stays in the original version.
         version = c.versions.original if event.epoch == _ZERO_RTT else c.version
-        key = PacketKey(suite.aead, suite.hash_name, event.secret, version)
+        if event.epoch == _ONE_RTT and not event.is_write and event.keyed is None:
+            # RFC 9001 §6.3: the next phase's key derived ahead, its secret with the keys.
+            c.keys.install_recv(*recv_key(suite.aead, suite.hash_name, event.secret, version))
+            return
+        key = PacketKey(suite.aead, suite.hash_name, event.secret, version, keyed=event.keyed)
         if event.epoch == _ZERO_RTT:
             if event.is_write:
                 c.zero_rtt_send_key = key

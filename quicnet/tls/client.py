@@ -563,7 +563,9 @@ class TLSClient(TLSEngine):
         if len(message.verify_data) != self.key_schedule.hash_length:
             raise ProtocolViolation("Finished of the wrong length", AlertDescription.decode_error)
         if not self.key_schedule.check_finished(
-            self.server_handshake_secret, self.transcript.digest(), message.verify_data
+            self._server_handshake_key or self.server_handshake_secret,
+            self.transcript.digest(),
+            message.verify_data,
         ):
             raise ProtocolViolation(
                 "server Finished does not verify", AlertDescription.decrypt_error
@@ -583,7 +585,7 @@ class TLSClient(TLSEngine):
         if self._certificate_request is not None:
             self._send_client_certificate(self._certificate_request)
         verify_data = self.key_schedule.finished_verify_data(
-            self.client_handshake_secret, self.transcript.digest()
+            self._client_handshake_key or self.client_handshake_secret, self.transcript.digest()
         )
         self._send(HANDSHAKE_EPOCH, Finished(verify_data))
         self._resumption_master_secret = self.key_schedule.resumption_master_secret(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from quicnet.crypto import Certificate
+from quicnet.crypto import Certificate, ExpandKey
 from quicnet.tls.key_schedule import CipherSuite
 from quicnet.tls.session import SessionTicket
 
@@ -49,6 +49,9 @@ class TrafficSecretReady:
     is_write: bool
     cipher_suite: CipherSuite
     secret: bytes = field(repr=False)  # never in a repr or a log
+    #: The same secret keyed once for HKDF-Expand-Label, when TLS expands it too (a
+    #: handshake secret: its Finished key): the packet keys copy its keyed HMAC.
+    keyed: ExpandKey | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

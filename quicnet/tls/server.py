@@ -360,7 +360,11 @@ class TLSServer(TLSEngine):
         self.transcript.add(raw)
         # The client's handshake keys protect what follows EndOfEarlyData (§4.5).
         self._secret(
-            HANDSHAKE_EPOCH, False, self.client_handshake_secret, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
+            HANDSHAKE_EPOCH,
+            False,
+            self.client_handshake_secret,
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            self._client_handshake_key,
         )
         self.state = self._after_server_flight()
 
@@ -569,7 +573,7 @@ class TLSServer(TLSEngine):
             self._signature_scheme = scheme
         assert self.key_schedule is not None
         verify_data = self.key_schedule.finished_verify_data(
-            self.server_handshake_secret, self.transcript.digest()
+            self._server_handshake_key or self.server_handshake_secret, self.transcript.digest()
         )
         self._send(HANDSHAKE_EPOCH, Finished(verify_data))
 
@@ -624,7 +628,9 @@ class TLSServer(TLSEngine):
         if len(message.verify_data) != self.key_schedule.hash_length:
             raise ProtocolViolation("Finished of the wrong length", AlertDescription.decode_error)
         if not self.key_schedule.check_finished(
-            self.client_handshake_secret, self.transcript.digest(), message.verify_data
+            self._client_handshake_key or self.client_handshake_secret,
+            self.transcript.digest(),
+            message.verify_data,
         ):
             raise ProtocolViolation(
                 "client Finished does not verify", AlertDescription.decrypt_error
