@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -53,6 +53,22 @@ class TrafficSecretReady:
     #: handshake secret: its Finished key): the packet keys copy its keyed HMAC.
     keyed: ExpandKey | None = field(default=None, repr=False, compare=False)
 
+    def __init__(
+        self,
+        epoch: Epoch,
+        is_write: bool,
+        cipher_suite: CipherSuite,
+        secret: bytes,
+        keyed: ExpandKey | None = None,
+    ) -> None:
+        # Each slot set through its descriptor: a frozen dataclass's own __init__ calls
+        # object.__setattr__ per field, about twice the cost (8 of these a handshake).
+        _set_epoch(self, epoch)
+        _set_is_write(self, is_write)
+        _set_cipher_suite(self, cipher_suite)
+        _set_secret(self, secret)
+        _set_keyed(self, keyed)
+
 
 @dataclass(frozen=True, slots=True)
 class HandshakeComplete:
@@ -70,6 +86,58 @@ class HandshakeComplete:
     ocsp_staple: bytes | None = None
     #: Encrypted Client Hello was offered and accepted (draft-ietf-tls-esni §6.1.4).
     ech_accepted: bool = False
+
+    def __init__(
+        self,
+        cipher_suite: CipherSuite,
+        group: int | None,
+        alpn_protocol: str | None,
+        resumed: bool,
+        early_data_accepted: bool,
+        peer_certificates: tuple[Certificate, ...],
+        server_name: str | None,
+        signature_scheme: int | None,
+        ocsp_staple: bytes | None = None,
+        ech_accepted: bool = False,
+    ) -> None:
+        # Each slot set through its descriptor, as TrafficSecretReady's.
+        _set_complete_suite(self, cipher_suite)
+        _set_complete_group(self, group)
+        _set_complete_alpn(self, alpn_protocol)
+        _set_complete_resumed(self, resumed)
+        _set_complete_early(self, early_data_accepted)
+        _set_complete_certificates(self, peer_certificates)
+        _set_complete_server_name(self, server_name)
+        _set_complete_scheme(self, signature_scheme)
+        _set_complete_staple(self, ocsp_staple)
+        _set_complete_ech(self, ech_accepted)
+
+
+def _setters(cls: type, names: str) -> tuple[Callable[[object, object], None], ...]:
+    """The ``__set__`` of each named slot of ``cls`` (a frozen dataclass: these bypass its
+    ``__setattr__``, as ``object.__setattr__`` does, at a lower cost)."""
+    return tuple(cls.__dict__[name].__set__ for name in names.split())
+
+
+_set_epoch, _set_is_write, _set_cipher_suite, _set_secret, _set_keyed = _setters(
+    TrafficSecretReady, "epoch is_write cipher_suite secret keyed"
+)
+(
+    _set_complete_suite,
+    _set_complete_group,
+    _set_complete_alpn,
+    _set_complete_resumed,
+    _set_complete_early,
+    _set_complete_certificates,
+    _set_complete_server_name,
+    _set_complete_scheme,
+    _set_complete_staple,
+    _set_complete_ech,
+) = _setters(
+    HandshakeComplete,
+    "cipher_suite group alpn_protocol resumed early_data_accepted peer_certificates"
+    " server_name signature_scheme ocsp_staple ech_accepted",
+)
 
 
 @dataclass(frozen=True, slots=True)
