@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from quicnet.crypto import Certificate, ExpandKey
+from quicnet.slots import slot_setters
 from quicnet.tls.key_schedule import CipherSuite
 from quicnet.tls.session import SessionTicket
 
@@ -61,8 +62,7 @@ class TrafficSecretReady:
         secret: bytes,
         keyed: ExpandKey | None = None,
     ) -> None:
-        # Each slot set through its descriptor: a frozen dataclass's own __init__ calls
-        # object.__setattr__ per field, about twice the cost (8 of these a handshake).
+        # Each slot through its descriptor (quicnet.slots): 8 of these a handshake.
         _set_epoch(self, epoch)
         _set_is_write(self, is_write)
         _set_cipher_suite(self, cipher_suite)
@@ -100,7 +100,7 @@ class HandshakeComplete:
         ocsp_staple: bytes | None = None,
         ech_accepted: bool = False,
     ) -> None:
-        # Each slot set through its descriptor, as TrafficSecretReady's.
+        # Each slot through its descriptor (quicnet.slots).
         _set_complete_suite(self, cipher_suite)
         _set_complete_group(self, group)
         _set_complete_alpn(self, alpn_protocol)
@@ -113,13 +113,7 @@ class HandshakeComplete:
         _set_complete_ech(self, ech_accepted)
 
 
-def _setters(cls: type, names: str) -> tuple[Callable[[object, object], None], ...]:
-    """The ``__set__`` of each named slot of ``cls`` (a frozen dataclass: these bypass its
-    ``__setattr__``, as ``object.__setattr__`` does, at a lower cost)."""
-    return tuple(cls.__dict__[name].__set__ for name in names.split())
-
-
-_set_epoch, _set_is_write, _set_cipher_suite, _set_secret, _set_keyed = _setters(
+_set_epoch, _set_is_write, _set_cipher_suite, _set_secret, _set_keyed = slot_setters(
     TrafficSecretReady, "epoch is_write cipher_suite secret keyed"
 )
 (
@@ -133,7 +127,7 @@ _set_epoch, _set_is_write, _set_cipher_suite, _set_secret, _set_keyed = _setters
     _set_complete_scheme,
     _set_complete_staple,
     _set_complete_ech,
-) = _setters(
+) = slot_setters(
     HandshakeComplete,
     "cipher_suite group alpn_protocol resumed early_data_accepted peer_certificates"
     " server_name signature_scheme ocsp_staple ech_accepted",

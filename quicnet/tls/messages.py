@@ -15,6 +15,7 @@ from functools import partial
 from typing import NamedTuple
 
 from quicnet.memo import BoundedMemo
+from quicnet.slots import slot_setters
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import DecodeError, ProtocolViolation
 from quicnet.tls.wire import Reader, Writer
@@ -149,6 +150,24 @@ class ClientHello:
 
     msg_type = HandshakeType.client_hello
 
+    def __init__(
+        self,
+        random: bytes,
+        legacy_session_id: bytes,
+        cipher_suites: tuple[int, ...],
+        extensions: Extensions,
+        legacy_version: int = LEGACY_VERSION,
+        legacy_compression_methods: bytes = b"\x00",
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots): two of these a handshake.
+        set0, set1, set2, set3, set4, set5 = _CLIENT_HELLO_SET
+        set0(self, random)
+        set1(self, legacy_session_id)
+        set2(self, cipher_suites)
+        set3(self, extensions)
+        set4(self, legacy_version)
+        set5(self, legacy_compression_methods)
+
     def extension(self, ext_type: int) -> bytes | None:
         """The body of the extension of type ``ext_type``, or None if it was not sent."""
         return find_extension(self.extensions, ext_type)
@@ -187,6 +206,24 @@ class ServerHello:
 
     msg_type = HandshakeType.server_hello
 
+    def __init__(
+        self,
+        random: bytes,
+        legacy_session_id_echo: bytes,
+        cipher_suite: int,
+        extensions: Extensions,
+        legacy_version: int = LEGACY_VERSION,
+        legacy_compression_method: int = 0,
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots): two of these a handshake.
+        set0, set1, set2, set3, set4, set5 = _SERVER_HELLO_SET
+        set0(self, random)
+        set1(self, legacy_session_id_echo)
+        set2(self, cipher_suite)
+        set3(self, extensions)
+        set4(self, legacy_version)
+        set5(self, legacy_compression_method)
+
     @property
     def is_hello_retry_request(self) -> bool:
         """Whether this is a HelloRetryRequest, told by its special random (RFC 8446 §4.1.3)."""
@@ -215,6 +252,17 @@ class ServerHello:
         compression = r.uint8()
         extensions = _read_extensions(r, min_length=6)
         return cls(random, session_id, suite, extensions, legacy_version, compression)
+
+
+_CLIENT_HELLO_SET = slot_setters(
+    ClientHello,
+    "random legacy_session_id cipher_suites extensions legacy_version legacy_compression_methods",
+)
+_SERVER_HELLO_SET = slot_setters(
+    ServerHello,
+    "random legacy_session_id_echo cipher_suite extensions legacy_version"
+    " legacy_compression_method",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +390,22 @@ class NewSessionTicket:
 
     msg_type = HandshakeType.new_session_ticket
 
+    def __init__(
+        self,
+        ticket_lifetime: int,
+        ticket_age_add: int,
+        ticket_nonce: bytes,
+        ticket: bytes,
+        extensions: Extensions = (),
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots).
+        set0, set1, set2, set3, set4 = _NEW_SESSION_TICKET_SET
+        set0(self, ticket_lifetime)
+        set1(self, ticket_age_add)
+        set2(self, ticket_nonce)
+        set3(self, ticket)
+        set4(self, extensions)
+
     def extension(self, ext_type: int) -> bytes | None:
         """The body of the extension of type ``ext_type``, or None if it was not sent."""
         return find_extension(self.extensions, ext_type)
@@ -364,6 +428,10 @@ class NewSessionTicket:
         ticket = r.vector(2, min_length=1)
         return cls(lifetime, age_add, nonce, ticket, _read_extensions(r))
 
+
+_NEW_SESSION_TICKET_SET = slot_setters(
+    NewSessionTicket, "ticket_lifetime ticket_age_add ticket_nonce ticket extensions"
+)
 
 #: A NewSessionTicket's header and fixed fields, in one call (RFC 8446 §4, §4.6.1): the
 #: message type in the top byte of a uint32 whose low 24 bits are the body's length;

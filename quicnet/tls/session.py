@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from quicnet.crypto import Aead, AeadAlgorithm, DecryptError, digest, random_bytes
 from quicnet.crypto.errors import DecodeError as CryptoDecodeError
 from quicnet.crypto.pem import pem_decode, pem_encode
+from quicnet.slots import slot_setters
 from quicnet.tls.errors import DecodeError, UsageError
 from quicnet.tls.wire import Reader, Writer
 
@@ -72,6 +73,34 @@ class SessionTicket:
     alpn_protocol: str | None
     transport_parameters: bytes | None = None
     quic_version: int | None = None
+
+    def __init__(
+        self,
+        ticket: bytes,
+        resumption_psk: bytes,
+        cipher_suite: int,
+        ticket_lifetime: int,
+        ticket_age_add: int,
+        received_at: float,
+        max_early_data_size: int,
+        server_name: str | None,
+        alpn_protocol: str | None,
+        transport_parameters: bytes | None = None,
+        quic_version: int | None = None,
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots): one per ticket received.
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10 = _SESSION_TICKET_SET
+        s0(self, ticket)
+        s1(self, resumption_psk)
+        s2(self, cipher_suite)
+        s3(self, ticket_lifetime)
+        s4(self, ticket_age_add)
+        s5(self, received_at)
+        s6(self, max_early_data_size)
+        s7(self, server_name)
+        s8(self, alpn_protocol)
+        s9(self, transport_parameters)
+        s10(self, quic_version)
 
     def is_valid_at(self, now: float) -> bool:
         """Whether the ticket may still be offered at ``now`` (wall-clock seconds).
@@ -185,6 +214,13 @@ class SessionTicket:
         except CryptoDecodeError as exc:
             raise DecodeError(str(exc)) from None
         return cls.from_bytes(raw)
+
+
+_SESSION_TICKET_SET = slot_setters(
+    SessionTicket,
+    "ticket resumption_psk cipher_suite ticket_lifetime ticket_age_add received_at"
+    " max_early_data_size server_name alpn_protocol transport_parameters quic_version",
+)
 
 
 @dataclass(frozen=True, slots=True)
