@@ -57,6 +57,7 @@ from quicnet.crypto.errors import (
 from quicnet.crypto.hashes import HASH_NAMES, Hasher, HmacKey, digest, digest_size, hmac_digest
 from quicnet.crypto.identity import DevIdentity, dev_identity
 from quicnet.crypto.kdf import (
+    ExpandKey,
     derive_secret,
     hkdf_expand,
     hkdf_expand_label,
@@ -111,6 +112,7 @@ __all__ = [
     "DecodeError",
     "DecryptError",
     "DevIdentity",
+    "ExpandKey",
     "Hasher",
     "HmacKey",
     "HeaderProtection",

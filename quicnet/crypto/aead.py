@@ -23,6 +23,11 @@ _SAMPLE_LENGTH = 16
 _ZEROS5 = bytes(5)
 _ZEROS16 = bytes(16)
 _ECB = modes.ECB()  # stateless: one mode object serves every key
+#: AES with the key size a class attribute (``AES.key_size`` is a property, read twice
+#: per context), taken from pyca's module once: ``algorithms`` is a module object with
+#: deprecation hooks, each attribute read ~1,000 instructions.
+_AES128 = algorithms.AES128
+_AES256 = algorithms.AES256
 
 
 class AeadAlgorithm(enum.Enum):
@@ -139,7 +144,8 @@ class HeaderProtection:
             # One ChaCha20 context whose nonce is reset from each sample.
             self._chacha = Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor()
         else:
-            self.ecb = Cipher(algorithms.AES(key), _ECB).encryptor()
+            aes = _AES128(key) if algorithm is _AES_128_GCM else _AES256(key)
+            self.ecb = Cipher(aes, _ECB).encryptor()
 
     def mask(self, sample: bytes | bytearray | memoryview) -> bytes:
         """The 5-byte mask for a 16-byte ciphertext ``sample`` (RFC 9001 §5.4).

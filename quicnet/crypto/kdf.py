@@ -12,6 +12,7 @@ from quicnet.crypto.errors import CryptoError
 from quicnet.crypto.hashes import digest, hash_algorithm, hmac_digest
 
 __all__ = [
+    "ExpandKey",
     "derive_secret",
     "hkdf_expand",
     "hkdf_expand_label",
@@ -139,8 +140,8 @@ def hkdf_expand_labels(
 ) -> list[bytes]:
     """HKDF-Expand-Label with one ``context`` (empty by default) for each ``(label,
     length)`` of one ``secret`` (a packet key's key, IV and header-protection key; the
-    traffic secrets of one transcript hash): the HMAC is keyed once and copied for
-    each label but the last, which takes it as it is."""
+    traffic secrets of one transcript hash): the HMAC is keyed once and copied for each
+    label but the last, which takes it as it is."""
     try:
         plan = _LABEL_PLANS.get((hash_name, labels))
     except TypeError:  # labels in a list (unhashable): never kept, planned each call
@@ -155,7 +156,7 @@ def hkdf_expand_labels(
         ]
     keyed = _HMAC(secret, algorithm)
     out = []
-    if not context:
+    if not context:  # the packet keys: the label and its empty context are one constant
         for info, length in empty_head:
             h = keyed.copy()
             h.update(info)
@@ -164,18 +165,119 @@ def hkdf_expand_labels(
         keyed.update(info)
         out.append(keyed.finalize()[:length])
         return out
+    return _expand_with(keyed, prefix_head, prefix_last, context, True)
+
+
+def _expand_labels(
+    keyed: _HMAC,
+    hash_name: str,
+    secret: bytes,
+    labels: Sequence[tuple[bytes, int]],
+    context: bytes,
+    last: bool,
+) -> list[bytes]:
+    """:func:`hkdf_expand_labels` with the HMAC ``keyed`` by ``secret`` already; ``last``:
+    the last label takes ``keyed`` itself, not a copy."""
+    try:
+        plan = _LABEL_PLANS.get((hash_name, labels))
+    except TypeError:  # labels in a list (unhashable): never kept, planned each call
+        plan = None
+    _, one_block, empty_head, empty_last, prefix_head, prefix_last = plan or _label_plan(
+        hash_name, labels
+    )
+    if not one_block:
+        return [
+            hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
+        ]
+    if context:
+        return _expand_with(keyed, prefix_head, prefix_last, context, last)
+    out = []
+    for info, length in empty_head:
+        h = keyed.copy()
+        h.update(info)
+        out.append(h.finalize()[:length])
+    info, length = empty_last
+    h = keyed if last else keyed.copy()
+    h.update(info)
+    out.append(h.finalize()[:length])
+    return out
+
+
+def _expand_with(
+    keyed: _HMAC,
+    prefix_head: _Entries,
+    prefix_last: tuple[bytes, int],
+    context: bytes,
+    last: bool,
+) -> list[bytes]:
+    """The labels (their HkdfLabel prefixes) with a non-empty ``context``, from ``keyed``."""
     if len(context) > 255:
         raise CryptoError("HKDF-Expand-Label: label or context longer than 255 bytes")
     # HkdfLabel's context, then the block counter (RFC 5869 §2.3: T(1)).
     tail = bytes((len(context),)) + context + b"\x01"
+    out = []
     for prefix, length in prefix_head:
         h = keyed.copy()
         h.update(prefix + tail)
         out.append(h.finalize()[:length])
     prefix, length = prefix_last
-    keyed.update(prefix + tail)
-    out.append(keyed.finalize()[:length])
+    h = keyed if last else keyed.copy()
+    h.update(prefix + tail)
+    out.append(h.finalize()[:length])
     return out
+
+
+class ExpandKey:
+    """One secret keyed once for HKDF-Expand-Label (RFC 8446 §7.1), for a secret expanded
+    at several moments: a handshake traffic secret (its packet keys, then its Finished
+    key), the master secret (the traffic secrets, then the resumption master secret). Its
+    HMAC is keyed at construction and copied for each expansion, where keying it again
+    would cost several times a copy. It belongs to the connection whose secret it holds.
+
+    ``last=True`` marks the key's last use: the keyed HMAC itself is used, not a copy,
+    and the key cannot expand again (RuntimeError).
+    """
+
+    __slots__ = ("_keyed", "hash_name", "secret")
+
+    def __init__(self, hash_name: str, secret: bytes) -> None:
+        self.hash_name = hash_name
+        self.secret = secret
+        algorithm = _ALGORITHMS.get(hash_name) or _algorithm(hash_name)
+        self._keyed: _HMAC | None = _HMAC(secret, algorithm)
+
+    def expand_labels(
+        self, labels: Sequence[tuple[bytes, int]], context: bytes = b"", *, last: bool = False
+    ) -> list[bytes]:
+        """:func:`hkdf_expand_labels` of this secret."""
+        keyed = self._keyed
+        if keyed is None:
+            raise RuntimeError("this ExpandKey had its last use")
+        if last:
+            self._keyed = None
+        return _expand_labels(keyed, self.hash_name, self.secret, labels, context, last)
+
+    def expand_label(
+        self, label: bytes, context: bytes, length: int, *, last: bool = False
+    ) -> bytes:
+        """:func:`hkdf_expand_label` of this secret."""
+        keyed = self._keyed
+        if keyed is None:
+            raise RuntimeError("this ExpandKey had its last use")
+        hash_name = self.hash_name
+        plan = _SINGLE_PLANS.get((hash_name, label, length)) or _single_plan(
+            hash_name, label, length
+        )
+        if not plan[2] or len(context) > 255:  # not one block, or an error to raise
+            return hkdf_expand_label(hash_name, self.secret, label, context, length)
+        if last:
+            self._keyed = None
+            h = keyed
+        else:
+            h = keyed.copy()
+        # One block: T(1) = HMAC(Secret, HkdfLabel || 0x01) (RFC 5869 §2.3).
+        h.update(b"".join((plan[1], bytes((len(context),)), context, b"\x01")))
+        return h.finalize()[:length]
 
 
 def derive_secret(hash_name: str, secret: bytes, label: bytes, messages: bytes) -> bytes:

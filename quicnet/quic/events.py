@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from quicnet.slots import slot_setters
 from quicnet.tls import SessionTicket
 
 __all__ = [
@@ -37,6 +38,20 @@ class HandshakeCompleted:
     alpn_protocol: str | None
     session_resumed: bool
     early_data_accepted: bool
+
+    def __init__(
+        self, alpn_protocol: str | None, session_resumed: bool, early_data_accepted: bool
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots): two of these a handshake.
+        set_alpn, set_resumed, set_early = _HANDSHAKE_COMPLETED_SET
+        set_alpn(self, alpn_protocol)
+        set_resumed(self, session_resumed)
+        set_early(self, early_data_accepted)
+
+
+_HANDSHAKE_COMPLETED_SET = slot_setters(
+    HandshakeCompleted, "alpn_protocol session_resumed early_data_accepted"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint, varint_at
+from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint, padding_end, varint_at
 from quicnet.quic.errors import TransportError, TransportErrorCode
 
 __all__ = [
@@ -391,7 +391,8 @@ def _parse_stream(r: Reader, frame_type: int) -> StreamFrame:
 
 def _parse_padding(r: Reader, t: int) -> PaddingFrame:
     start = r.pos
-    r.pos = r.end - len(r.data[r.pos : r.end].lstrip(b"\x00"))
+    data = r.data if r.end == len(r.data) else r.data[: r.end]
+    r.pos = padding_end(data, start)
     return PaddingFrame(1 + r.pos - start)
 
 

@@ -18,7 +18,7 @@ from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.events import HandshakeCompleted, SessionTicketReceived
 from quicnet.quic.paths import address_key
 from quicnet.quic.preferred_address import PreferredAddressState
-from quicnet.quic.protection import PacketKey
+from quicnet.quic.protection import PacketKey, recv_key
 from quicnet.quic.recovery import EPOCH_SPACE
 from quicnet.quic.tls_setup import QUIC_MAX_EARLY_DATA, peer_transport_parameters
 from quicnet.quic.transport_params import PreferredAddress
@@ -143,8 +143,11 @@ class HandshakeDriver:
                 # A peer may send any number of NewSessionTicket messages; keep a few.
                 self._tickets += 1
                 if self._tickets <= MAX_SESSION_TICKETS:
-                    # RFC 9369 §5: the ticket is the negotiated version's.
-                    ticket = event.ticket.for_quic_version(c.version)
+                    # RFC 9369 §5: the ticket is the negotiated version's (TLS made it so
+                    # from _on_complete on).
+                    ticket = event.ticket
+                    if ticket.quic_version != c.version:
+                        ticket = ticket.for_quic_version(c.version)
                     c.event_queue.append(SessionTicketReceived(ticket))
         for epoch, data in tls.data_to_send():
             c.spaces[epoch if epoch != _ZERO_RTT else _ONE_RTT].sender.write(data, False)
@@ -174,7 +177,11 @@ class HandshakeDriver:
         suite = CIPHER_SUITES[event.cipher_suite]
         # RFC 9369 §4.1: 0-RTT stays in the original version.
         version = c.versions.original if event.epoch == _ZERO_RTT else c.version
-        key = PacketKey(suite.aead, suite.hash_name, event.secret, version)
+        if event.epoch == _ONE_RTT and not event.is_write and event.keyed is None:
+            # RFC 9001 §6.3: the next phase's key derived ahead, its secret with the keys.
+            c.keys.install_recv(*recv_key(suite.aead, suite.hash_name, event.secret, version))
+            return
+        key = PacketKey(suite.aead, suite.hash_name, event.secret, version, keyed=event.keyed)
         if event.epoch == _ZERO_RTT:
             if event.is_write:
                 c.zero_rtt_send_key = key
@@ -235,6 +242,8 @@ class HandshakeDriver:
         c = self.c
         early = c.zero_rtt
         if c.is_client:
+            if isinstance(c.tls, TLSClient):  # its tickets are this version's (RFC 9369 §5)
+                c.tls.quic_version = c.version
             self._set_remote_params(c.tls.peer_transport_parameters)
             if early is not None and early.remembered is not None:
                 c.zero_rtt = None  # 1-RTT from now on, with the server's new parameters

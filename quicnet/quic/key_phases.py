@@ -55,10 +55,11 @@ class OneRttKeys:
         #: When the first packet of the current sending phase was sealed (None: not yet).
         self.phase_started: float | None = None
 
-    def install_recv(self, key: PacketKey) -> None:
-        """The peer's first 1-RTT key; the next phase's is derived ahead (RFC 9001 §6.3)."""
+    def install_recv(self, key: PacketKey, next_secret: bytes | None = None) -> None:
+        """The peer's first 1-RTT key; the next phase's is derived ahead (RFC 9001 §6.3),
+        from ``next_secret`` when the caller derived it (else here)."""
         self.recv = key
-        self.next_recv = key.next_generation()
+        self.next_recv = key.next_generation(next_secret)
 
     def open_flipped(
         self,

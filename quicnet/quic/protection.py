@@ -11,6 +11,7 @@ from quicnet.crypto import (
     Aead,
     AeadAlgorithm,
     DecryptError,
+    ExpandKey,
     HeaderProtection,
     HmacKey,
     hkdf_expand_label,
@@ -18,7 +19,7 @@ from quicnet.crypto import (
 )
 from quicnet.quic.versions import VERSION_PARAMS, VersionParams
 
-__all__ = ["PacketKey", "initial_keys", "next_key_secret", "retry_integrity_tag"]
+__all__ = ["PacketKey", "initial_keys", "next_key_secret", "recv_key", "retry_integrity_tag"]
 
 _SAMPLE_LENGTH = 16
 _AES_128_GCM = AeadAlgorithm.AES_128_GCM
@@ -51,6 +52,7 @@ class PacketKey:
         secret: bytes,
         version: int,
         hp: HeaderProtection | None = None,
+        keyed: ExpandKey | None = None,
     ) -> None:
         self.algorithm = algorithm
         self.hash_name = hash_name
@@ -58,7 +60,10 @@ class PacketKey:
         self.version = version
         key_len = 16 if algorithm is _AES_128_GCM else 32  # .key_length, without its call
         labels = _LABELS.get((version, key_len)) or _labels(version, key_len)
-        if hp is None:
+        if keyed is not None:  # ``secret`` keyed once already (TLS expands it too)
+            key, iv, self.hp_key = keyed.expand_labels(labels)
+            self.hp = HeaderProtection(algorithm, self.hp_key)
+        elif hp is None:
             key, iv, self.hp_key = hkdf_expand_labels(hash_name, secret, labels)
             self.hp = HeaderProtection(algorithm, self.hp_key)
         else:
@@ -68,15 +73,12 @@ class PacketKey:
             self.hp = hp
         self.aead = Aead(algorithm, key, iv)
 
-    def next_generation(self) -> PacketKey:
-        """The key after a key update: a new AEAD, the same header protection (§6.1)."""
-        return PacketKey(
-            self.algorithm,
-            self.hash_name,
-            next_key_secret(self.hash_name, self.secret, VERSION_PARAMS[self.version]),
-            self.version,
-            self.hp,
-        )
+    def next_generation(self, secret: bytes | None = None) -> PacketKey:
+        """The key after a key update: a new AEAD, the same header protection (§6.1);
+        ``secret`` the next secret when it is derived already (:func:`next_key_secret`)."""
+        if secret is None:
+            secret = next_key_secret(self.hash_name, self.secret, VERSION_PARAMS[self.version])
+        return PacketKey(self.algorithm, self.hash_name, secret, self.version, self.hp)
 
     def protect(self, header: bytes, payload: bytes | bytearray, packet_number: int) -> bytes:
         """Seal ``payload`` and mask ``header`` (which ends with the packet number)."""
@@ -155,6 +157,17 @@ def initial_keys(
     c = PacketKey(_AES_128_GCM, "sha256", client, version)
     s = PacketKey(_AES_128_GCM, "sha256", server, version)
     return (c, s) if is_client else (s, c)
+
+
+def recv_key(
+    algorithm: AeadAlgorithm, hash_name: str, secret: bytes, version: int
+) -> tuple[PacketKey, bytes]:
+    """A first 1-RTT receiving key and the next key phase's secret (RFC 9001 §6.1), which
+    is derived ahead (§6.3): both from one keyed HMAC, the secret its last use."""
+    keyed = ExpandKey(hash_name, secret)
+    key = PacketKey(algorithm, hash_name, secret, version, keyed=keyed)
+    length = 48 if hash_name == "sha384" else 32
+    return key, keyed.expand_label(VERSION_PARAMS[version].ku_label, b"", length, last=True)
 
 
 def next_key_secret(hash_name: str, secret: bytes, params: VersionParams) -> bytes:

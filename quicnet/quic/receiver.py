@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from quicnet.crypto import DecryptError
 from quicnet.quic import frames as fr
 from quicnet.quic.ack_frequency import review as review_ack_frequency
-from quicnet.quic.buffer import MAX_VARINT, Reader, varint_at, varint_size
+from quicnet.quic.buffer import MAX_VARINT, Reader, padding_end, varint_at, varint_size
 from quicnet.quic.compatible_versions import (
     defers_initial_ack,
     on_other_version_opened,
@@ -270,7 +270,7 @@ class PacketReceiver:
                 t = payload[pos]
                 pos += 1
                 if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
-                    pos = end - len(payload[pos:].lstrip(b"\x00"))
+                    pos = padding_end(payload, pos)
                     continue
                 if t == 0x31 or t == 0x30:  # DATAGRAM (RFC 9221 §4)
                     if t == 0x31:
@@ -333,6 +333,16 @@ class PacketReceiver:
                     pos = reader.pos
                     ack_eliciting = non_probing = True
                     self._on_control_frame(frame, t, dcid, now)
+                elif t == 0x06:  # CRYPTO (§19.6): a NewSessionTicket, read in place
+                    offset, pos = varint_at(payload, pos)
+                    length, pos = varint_at(payload, pos)
+                    if pos + length > end:
+                        raise _truncated(t)
+                    if offset + length > MAX_VARINT:
+                        raise TransportError(_FRAME_ENCODING, "crypto data beyond 2^62-1", t)
+                    ack_eliciting = non_probing = True
+                    self._on_crypto(ONE_RTT_EPOCH, offset, payload[pos : pos + length], now)
+                    pos += length
                 else:  # the rest: rare, parsed into objects
                     reader = Reader(payload, pos)
                     frame = fr.parse_frame(reader, t)
@@ -341,11 +351,7 @@ class PacketReceiver:
                         ack_eliciting = True
                     if t not in _PROBING:
                         non_probing = True
-                    if t == 0x06:
-                        assert isinstance(frame, fr.CryptoFrame)
-                        self._on_crypto(ONE_RTT_EPOCH, frame.offset, frame.data, now)
-                    else:
-                        self._on_control_frame(frame, t, dcid, now)
+                    self._on_control_frame(frame, t, dcid, now)
         except IndexError:  # a varint or field ran past the payload
             raise _truncated(t) from None
         except TransportError as exc:  # §19.19: the close names the frame that caused it
@@ -516,7 +522,7 @@ class PacketReceiver:
                 if t not in _NOT_ACK_ELICITING:
                     ack_eliciting = True
                 if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
-                    pos = end - len(payload[pos:].lstrip(b"\x00"))
+                    pos = padding_end(payload, pos)
                 elif t == 0x06:  # CRYPTO (§19.6), never in 0-RTT
                     offset, pos = varint_at(payload, pos)
                     length, pos = varint_at(payload, pos)

@@ -194,6 +194,72 @@ class TransportParameters(NamedTuple):
 
     @classmethod
     def _decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
+        # The parameters a peer's configuration sets (most of them) come back the same on
+        # each of its connections: they are parsed once by their exact bytes, in order
+        # (_decode_fields), and only the per-connection ones (connection IDs, the reset
+        # token, the preferred address) are read here. Every id is still read and checked
+        # against the others (§7.4: none twice), and validate() runs on each result.
+        seen: set[int] = set()
+        static: list[bytes] = []  # runs of the other parameters' bytes, in order
+        own: list[tuple[int, Any]] = []  # (field position, value) of the per-connection ones
+        pos, end = 0, len(data)
+        run = 0  # where the current run of other parameters started
+        try:
+            while pos < end:
+                start = pos
+                pid = data[pos]  # ids and lengths mostly one-byte varints: read at once
+                length = data[pos + 1] if pid < 0x40 else 0x40
+                if length < 0x40:
+                    pos += 2
+                else:
+                    if pid < 0x40:
+                        pos += 1
+                    else:
+                        pid, pos = _varint(data, pos, end, "parameter id")
+                    length = data[pos]
+                    if length < 0x40:
+                        pos += 1
+                    else:
+                        length, pos = _varint(data, pos, end, "parameter length")
+                stop = pos + length
+                if stop > end:
+                    raise _error("malformed transport parameters: truncated field")
+                if pid in seen:
+                    raise _error(f"transport parameter 0x{pid:x} appears twice")
+                seen.add(pid)
+                entry = _OWN_DECODING.get(pid)
+                if entry is None:
+                    pos = stop
+                    continue
+                if start > run:
+                    static.append(data[run:start])
+                run = stop
+                index, name, kind, server_only = entry
+                if server_only and not from_server:
+                    raise _error(f"a client sent the server-only parameter {name}")
+                if kind is _KIND_PREFERRED_ADDRESS:
+                    own.append((index, PreferredAddress.decode(data[pos:stop])))
+                else:
+                    own.append((index, data[pos:stop]))
+                pos = stop
+        except IndexError:
+            raise _error("malformed transport parameters: truncated field") from None
+        if run < end:
+            static.append(data[run:end])
+        key = b"".join(static)
+        values = _STATIC_DECODED.get(key)
+        if values is None:  # from_server changes nothing here: no such parameter is server-only
+            values = _STATIC_DECODED.remember(key, tuple(cls._decode_fields(key, from_server)))
+        fields = list(values)
+        for index, value in own:
+            fields[index] = value
+        params: TransportParameters = _new_tuple(cls, fields)
+        params.validate()
+        return params
+
+    @staticmethod
+    def _decode_fields(data: bytes, from_server: bool) -> list[Any]:
+        """Every parameter in ``data`` over the defaults, by position (§18.2, §7.4)."""
         fields = list(_DEFAULTS)  # by position; each parameter read replaces its default
         seen: set[int] = set()  # every id read: none may come twice (§7.4)
         pos, end = 0, len(data)
@@ -255,9 +321,7 @@ class TransportParameters(NamedTuple):
                 pos = stop
         except IndexError:
             raise _error("malformed transport parameters: truncated field") from None
-        params: TransportParameters = _new_tuple(cls, fields)
-        params.validate()
-        return params
+        return fields
 
     def validate(self) -> None:
         """Check the bounds §18.2 sets; TRANSPORT_PARAMETER_ERROR for the first value outside."""
@@ -441,6 +505,14 @@ _DECODING: dict[int, tuple[int, str, _Kind, bool]] = {
 _INTEGER_FIELDS: dict[int, tuple[int, str]] = {
     int(pid): (_FIELD_INDEX[pid.name], pid.name) for pid in _ID if pid in _INTEGER
 }
+#: id -> (field position, name, kind, server-only) of the per-connection parameters.
+_OWN_DECODING = {pid: entry for pid, entry in _DECODING.items() if pid in _PER_CONNECTION}
+assert all(kind is not _KIND_FLAG for _, _, kind, _ in _OWN_DECODING.values())
+assert not any(int(pid) in _INTEGER_FIELDS for pid in _PER_CONNECTION | _SERVER_ONLY)
+assert _SERVER_ONLY <= _PER_CONNECTION
+#: Parsed configuration parameters (their field values by position, the rest defaults)
+#: by their exact bytes: a few peer configurations per process (bounded).
+_STATIC_DECODED: BoundedMemo[bytes, tuple[Any, ...]] = BoundedMemo(32)
 #: A TransportParameters from its fields in order, in C (the NamedTuple's ``__new__`` is
 #: Python, with keywords).
 _new_tuple = tuple.__new__

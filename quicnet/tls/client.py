@@ -126,6 +126,9 @@ class TLSClient(TLSEngine):
         self._certificate_request: CertificateRequest | None = None
         self._server_signature_scheme: int | None = None
         self._resumption_master_secret = b""
+        #: Over QUIC, the connection's version once known (the QUIC layer sets it): each
+        #: session ticket is for that version (RFC 9369 §5). None over TCP.
+        self.quic_version: int | None = None
         #: The DER OCSP response stapled to the server's leaf, if any.
         self.ocsp_staple: bytes | None = None
         use_ech = config.ech_configs is not None or config.ech_grease
@@ -560,7 +563,9 @@ class TLSClient(TLSEngine):
         if len(message.verify_data) != self.key_schedule.hash_length:
             raise ProtocolViolation("Finished of the wrong length", AlertDescription.decode_error)
         if not self.key_schedule.check_finished(
-            self.server_handshake_secret, self.transcript.digest(), message.verify_data
+            self._server_handshake_key or self.server_handshake_secret,
+            self.transcript.digest(),
+            message.verify_data,
         ):
             raise ProtocolViolation(
                 "server Finished does not verify", AlertDescription.decrypt_error
@@ -580,7 +585,7 @@ class TLSClient(TLSEngine):
         if self._certificate_request is not None:
             self._send_client_certificate(self._certificate_request)
         verify_data = self.key_schedule.finished_verify_data(
-            self.client_handshake_secret, self.transcript.digest()
+            self._client_handshake_key or self.client_handshake_secret, self.transcript.digest()
         )
         self._send(HANDSHAKE_EPOCH, Finished(verify_data))
         self._resumption_master_secret = self.key_schedule.resumption_master_secret(
@@ -634,6 +639,7 @@ class TLSClient(TLSEngine):
             server_name=self.config.server_name,
             alpn_protocol=self.alpn_protocol,
             transport_parameters=self.peer_transport_parameters,
+            quic_version=self.quic_version,
         )
         self._events.append(SessionTicketReceived(ticket))
 
@@ -655,4 +661,5 @@ class TLSClient(TLSEngine):
             peer_transport_parameters=self.peer_transport_parameters,
             peer_certificates=self.peer_certificates,
             buffered=self._reassembler.buffered(),  # a ticket cut across CRYPTO frames
+            quic_version=self.quic_version,
         )

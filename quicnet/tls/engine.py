@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from quicnet.crypto import Certificate
+from quicnet.crypto import Certificate, ExpandKey
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.config import ClientConfig, ServerConfig
 from quicnet.tls.errors import ProtocolViolation, UsageError
@@ -82,6 +82,10 @@ class TLSEngine(EventQueue[TLSEvent]):
         self.handshake_complete = False
         self._exporter_master_secret = b""
         self.client_handshake_secret = b""
+        #: The handshake traffic secrets keyed once (ExpandKey): the Finished keys and,
+        #: over QUIC, the packet keys are expanded from them.
+        self._client_handshake_key: ExpandKey | None = None
+        self._server_handshake_key: ExpandKey | None = None
         self._read_key_changes = 0
         #: The record_size_limit we announced and the peer accepted (RFC 8449), if any.
         self.local_record_size_limit: int | None = None
@@ -135,6 +139,7 @@ class TLSEngine(EventQueue[TLSEvent]):
             raise UsageError("the handshake is not complete")
         self.transcript = Transcript()
         self.client_handshake_secret = self.server_handshake_secret = b""
+        self._client_handshake_key = self._server_handshake_key = None
         self._release_role_state()
 
     def _release_role_state(self) -> None:
@@ -168,11 +173,18 @@ class TLSEngine(EventQueue[TLSEvent]):
         raw = encode_message(message)
         if transcript:
             self.transcript.add(raw)
-        if self._outgoing and self._outgoing[-1][0] == epoch:
+        if self._outgoing and self._outgoing[-1][0] == epoch:  # as _queue, without its call
             self._outgoing[-1][1].extend(raw)
         else:
             self._outgoing.append((epoch, bytearray(raw)))
         return raw
+
+    def _queue(self, epoch: Epoch, raw: bytes) -> None:
+        """Queue the encoded message ``raw`` for ``epoch`` (not added to the transcript)."""
+        if self._outgoing and self._outgoing[-1][0] == epoch:
+            self._outgoing[-1][1].extend(raw)
+        else:
+            self._outgoing.append((epoch, bytearray(raw)))
 
     def _set_suite(self, suite: CipherSuite, psk: bytes | None = None) -> None:
         self.cipher_suite = suite
@@ -180,9 +192,16 @@ class TLSEngine(EventQueue[TLSEvent]):
         self.transcript.set_hash(self.suite.hash_name)
         self.key_schedule = KeySchedule(self.suite, psk)
 
-    def _secret(self, epoch: Epoch, is_write: bool, secret: bytes, log_label: str) -> None:
+    def _secret(
+        self,
+        epoch: Epoch,
+        is_write: bool,
+        secret: bytes,
+        log_label: str,
+        keyed: ExpandKey | None = None,
+    ) -> None:
         assert self.cipher_suite is not None
-        self._events.append(TrafficSecretReady(epoch, is_write, self.cipher_suite, secret))
+        self._events.append(TrafficSecretReady(epoch, is_write, self.cipher_suite, secret, keyed))
         if not is_write:
             self._read_key_changes += 1
         if self._key_log is not None:
@@ -199,11 +218,27 @@ class TLSEngine(EventQueue[TLSEvent]):
         EndOfEarlyData, so it asks for its read secret later (``defer_server_read``).
         """
         assert self.key_schedule is not None
-        client, server = self.key_schedule.handshake_traffic_secrets(self.transcript.digest())
+        schedule = self.key_schedule
+        client, server = schedule.handshake_traffic_secrets(self.transcript.digest())
         self.client_handshake_secret, self.server_handshake_secret = client, server
-        self._secret(HANDSHAKE_EPOCH, not self.is_client, server, "SERVER_HANDSHAKE_TRAFFIC_SECRET")
+        # Each keyed once for its Finished key and the packet keys (RFC 8446 §4.4.4, §7.3).
+        self._client_handshake_key = ExpandKey(schedule.hash_name, client)
+        self._server_handshake_key = server_key = ExpandKey(schedule.hash_name, server)
+        self._secret(
+            HANDSHAKE_EPOCH,
+            not self.is_client,
+            server,
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            server_key,
+        )
         if not defer_server_read:
-            self._secret(HANDSHAKE_EPOCH, self.is_client, client, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")
+            self._secret(
+                HANDSHAKE_EPOCH,
+                self.is_client,
+                client,
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                self._client_handshake_key,
+            )
 
     def _derive_application_secrets(self) -> None:
         """After the server's Finished: application and exporter secrets."""

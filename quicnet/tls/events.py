@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from quicnet.crypto import Certificate
+from quicnet.crypto import Certificate, ExpandKey
+from quicnet.slots import slot_setters
 from quicnet.tls.key_schedule import CipherSuite
 from quicnet.tls.session import SessionTicket
 
@@ -49,6 +50,24 @@ class TrafficSecretReady:
     is_write: bool
     cipher_suite: CipherSuite
     secret: bytes = field(repr=False)  # never in a repr or a log
+    #: The same secret keyed once for HKDF-Expand-Label, when TLS expands it too (a
+    #: handshake secret: its Finished key): the packet keys copy its keyed HMAC.
+    keyed: ExpandKey | None = field(default=None, repr=False, compare=False)
+
+    def __init__(
+        self,
+        epoch: Epoch,
+        is_write: bool,
+        cipher_suite: CipherSuite,
+        secret: bytes,
+        keyed: ExpandKey | None = None,
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots): 8 of these a handshake.
+        _set_epoch(self, epoch)
+        _set_is_write(self, is_write)
+        _set_cipher_suite(self, cipher_suite)
+        _set_secret(self, secret)
+        _set_keyed(self, keyed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +86,52 @@ class HandshakeComplete:
     ocsp_staple: bytes | None = None
     #: Encrypted Client Hello was offered and accepted (draft-ietf-tls-esni §6.1.4).
     ech_accepted: bool = False
+
+    def __init__(
+        self,
+        cipher_suite: CipherSuite,
+        group: int | None,
+        alpn_protocol: str | None,
+        resumed: bool,
+        early_data_accepted: bool,
+        peer_certificates: tuple[Certificate, ...],
+        server_name: str | None,
+        signature_scheme: int | None,
+        ocsp_staple: bytes | None = None,
+        ech_accepted: bool = False,
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots).
+        _set_complete_suite(self, cipher_suite)
+        _set_complete_group(self, group)
+        _set_complete_alpn(self, alpn_protocol)
+        _set_complete_resumed(self, resumed)
+        _set_complete_early(self, early_data_accepted)
+        _set_complete_certificates(self, peer_certificates)
+        _set_complete_server_name(self, server_name)
+        _set_complete_scheme(self, signature_scheme)
+        _set_complete_staple(self, ocsp_staple)
+        _set_complete_ech(self, ech_accepted)
+
+
+_set_epoch, _set_is_write, _set_cipher_suite, _set_secret, _set_keyed = slot_setters(
+    TrafficSecretReady, "epoch is_write cipher_suite secret keyed"
+)
+(
+    _set_complete_suite,
+    _set_complete_group,
+    _set_complete_alpn,
+    _set_complete_resumed,
+    _set_complete_early,
+    _set_complete_certificates,
+    _set_complete_server_name,
+    _set_complete_scheme,
+    _set_complete_staple,
+    _set_complete_ech,
+) = slot_setters(
+    HandshakeComplete,
+    "cipher_suite group alpn_protocol resumed early_data_accepted peer_certificates"
+    " server_name signature_scheme ocsp_staple ech_accepted",
+)
 
 
 @dataclass(frozen=True, slots=True)

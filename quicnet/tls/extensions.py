@@ -480,6 +480,19 @@ def encode_early_data_ticket(max_early_data_size: int) -> bytes:
     return max_early_data_size.to_bytes(4, "big")
 
 
+#: A NewSessionTicket's extension block with early_data alone (§4.2, §4.2.10): the block's
+#: length (8), the type (42), the body's length (4) and max_early_data_size.
+_TICKET_EARLY_DATA = struct.Struct(">HHHI")
+
+
+def encode_ticket_extensions(max_early_data_size: int) -> bytes:
+    """A NewSessionTicket's extension block, its length first (RFC 8446 §4.6.1): early_data
+    with ``max_early_data_size`` when it is not 0 (0-RTT allowed, §4.2.10), else empty."""
+    if not max_early_data_size:
+        return b"\x00\x00"
+    return _TICKET_EARLY_DATA.pack(8, 42, 4, max_early_data_size)
+
+
 def decode_early_data_ticket(data: bytes) -> int:
     """The max_early_data_size a NewSessionTicket's early_data carries (RFC 8446 §4.2.10)."""
     r = Reader(data)

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from quicnet.crypto import (
     Aead,
     AeadAlgorithm,
+    ExpandKey,
     Hasher,
     HmacKey,
     constant_time_eq,
     digest,
     hkdf_expand_label,
-    hkdf_expand_labels,
     hkdf_extract,
     hmac_digest,
 )
@@ -146,6 +146,8 @@ class KeySchedule:
 
     __slots__ = (
         "_handshake_extract",
+        "_master_key",
+        "_master_salt",
         "early_secret",
         "handshake_secret",
         "hash_length",
@@ -172,6 +174,12 @@ class KeySchedule:
             self.early_secret, self._handshake_extract = constants
         self.handshake_secret = b""
         self.master_secret = b""
+        #: Derive-Secret(handshake_secret, "derived", ""), made with the handshake traffic
+        #: secrets from the same keyed HMAC.
+        self._master_salt = b""
+        #: The master secret keyed once: the application secrets, then the resumption
+        #: master secret (its last use).
+        self._master_key: ExpandKey | None = None
 
     def derive(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret with the transcript hash already computed."""
@@ -210,19 +218,23 @@ class KeySchedule:
     def handshake_traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
         """``(client, server)`` handshake traffic secrets; hash of ClientHello..ServerHello."""
         n = self.hash_length
-        client, server = hkdf_expand_labels(
-            self.hash_name,
-            self.handshake_secret,
-            ((b"c hs traffic", n), (b"s hs traffic", n)),
-            transcript_hash,
+        # One keyed HMAC for both traffic secrets and the "derived" salt of the master
+        # secret, which enter_master would otherwise key again (RFC 8446 §7.1).
+        handshake = ExpandKey(self.hash_name, self.handshake_secret)
+        client, server = handshake.expand_labels(
+            ((b"c hs traffic", n), (b"s hs traffic", n)), transcript_hash
         )
+        self._master_salt = handshake.expand_label(b"derived", self._empty_hash(), n, last=True)
         return client, server
 
     # Application ------------------------------------------------------------------
     def enter_master(self) -> None:
         """Derive the master secret from the handshake secret (RFC 8446 §7.1)."""
-        derived = self.derive(self.handshake_secret, b"derived", self._empty_hash())
+        derived = self._master_salt or self.derive(
+            self.handshake_secret, b"derived", self._empty_hash()
+        )
         self.master_secret = hkdf_extract(self.hash_name, derived, bytes(self.hash_length))
+        self._master_key = ExpandKey(self.hash_name, self.master_secret)
 
     def application_traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
         """``(client, server)`` application secrets; hash of ClientHello..server Finished."""
@@ -233,12 +245,10 @@ class KeySchedule:
         """``(client, server, exporter master)``: the three secrets of the master secret
         and the hash of ClientHello..server Finished, from one keyed HMAC."""
         n = self.hash_length
-        client, server, exporter = hkdf_expand_labels(
-            self.hash_name,
-            self.master_secret,
-            ((b"c ap traffic", n), (b"s ap traffic", n), (b"exp master", n)),
-            transcript_hash,
-        )
+        labels = ((b"c ap traffic", n), (b"s ap traffic", n), (b"exp master", n))
+        master = self._master_key or ExpandKey(self.hash_name, self.master_secret)
+        self._master_key = master  # kept for the resumption master secret
+        client, server, exporter = master.expand_labels(labels, transcript_hash)
         return client, server, exporter
 
     def exporter_master_secret(self, transcript_hash: bytes) -> bytes:
@@ -246,18 +256,26 @@ class KeySchedule:
         return self.derive(self.master_secret, b"exp master", transcript_hash)
 
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
-        """Hash of ClientHello..client Finished."""
-        return self.derive(self.master_secret, b"res master", transcript_hash)
+        """Hash of ClientHello..client Finished: the last use of the master secret."""
+        master = self._master_key or ExpandKey(self.hash_name, self.master_secret)
+        self._master_key = None
+        return master.expand_label(b"res master", transcript_hash, self.hash_length, last=True)
 
     # Finished (§4.4.4) -------------------------------------------------------------
-    def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
-        """The Finished verify_data for ``base_key`` over ``transcript_hash`` (RFC 8446 §4.4.4)."""
-        finished_key = hkdf_expand_label(
-            self.hash_name, base_key, b"finished", b"", self.hash_length
-        )
+    def finished_verify_data(self, base_key: bytes | ExpandKey, transcript_hash: bytes) -> bytes:
+        """The Finished verify_data for ``base_key`` over ``transcript_hash`` (RFC 8446 §4.4.4);
+        ``base_key`` a traffic secret, or that secret keyed once (an :class:`ExpandKey`)."""
+        if isinstance(base_key, ExpandKey):
+            finished_key = base_key.expand_label(b"finished", b"", self.hash_length)
+        else:
+            finished_key = hkdf_expand_label(
+                self.hash_name, base_key, b"finished", b"", self.hash_length
+            )
         return hmac_digest(self.hash_name, finished_key, transcript_hash)
 
-    def check_finished(self, base_key: bytes, transcript_hash: bytes, verify_data: bytes) -> bool:
+    def check_finished(
+        self, base_key: bytes | ExpandKey, transcript_hash: bytes, verify_data: bytes
+    ) -> bool:
         """Whether ``verify_data`` is the expected Finished value, compared in constant time."""
         return constant_time_eq(self.finished_verify_data(base_key, transcript_hash), verify_data)
 

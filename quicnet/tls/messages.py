@@ -15,6 +15,7 @@ from functools import partial
 from typing import NamedTuple
 
 from quicnet.memo import BoundedMemo
+from quicnet.slots import slot_setters
 from quicnet.tls.alerts import AlertDescription
 from quicnet.tls.errors import DecodeError, ProtocolViolation
 from quicnet.tls.wire import Reader, Writer
@@ -38,7 +39,9 @@ __all__ = [
     "NewSessionTicket",
     "ServerHello",
     "decode_message",
+    "encode_extensions",
     "encode_message",
+    "new_session_ticket_message",
 ]
 
 #: SHA-256("HelloRetryRequest"): the ServerHello.random of an HRR (§4.1.3).
@@ -102,6 +105,14 @@ _pack_extension_header = struct.Struct(">HH").pack
 
 
 def _write_extensions(w: Writer, extensions: Extensions) -> None:
+    w.write(encode_extensions(extensions))
+
+
+def encode_extensions(extensions: Extensions) -> bytes:
+    """``Extension extensions<0..2^16-1>`` (RFC 8446 §4.2): the block, its length first.
+
+    Raises ValueError (OverflowError for a type) if something does not fit 16 bits.
+    """
     parts = []
     for ext_type, data in extensions:
         n = len(data)
@@ -112,7 +123,10 @@ def _write_extensions(w: Writer, extensions: Extensions) -> None:
         except struct.error:
             raise OverflowError(f"extension type {ext_type} does not fit 16 bits") from None
         parts.append(data)
-    w.vector(b"".join(parts), 2)
+    block = b"".join(parts)
+    if len(block) > 0xFFFF:
+        raise ValueError(f"{len(block)} bytes of extensions do not fit a 2-byte length")
+    return len(block).to_bytes(2, "big") + block
 
 
 def find_extension(extensions: Extensions, ext_type: int) -> bytes | None:
@@ -135,6 +149,24 @@ class ClientHello:
     legacy_compression_methods: bytes = b"\x00"
 
     msg_type = HandshakeType.client_hello
+
+    def __init__(
+        self,
+        random: bytes,
+        legacy_session_id: bytes,
+        cipher_suites: tuple[int, ...],
+        extensions: Extensions,
+        legacy_version: int = LEGACY_VERSION,
+        legacy_compression_methods: bytes = b"\x00",
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots): two of these a handshake.
+        set0, set1, set2, set3, set4, set5 = _CLIENT_HELLO_SET
+        set0(self, random)
+        set1(self, legacy_session_id)
+        set2(self, cipher_suites)
+        set3(self, extensions)
+        set4(self, legacy_version)
+        set5(self, legacy_compression_methods)
 
     def extension(self, ext_type: int) -> bytes | None:
         """The body of the extension of type ``ext_type``, or None if it was not sent."""
@@ -174,6 +206,24 @@ class ServerHello:
 
     msg_type = HandshakeType.server_hello
 
+    def __init__(
+        self,
+        random: bytes,
+        legacy_session_id_echo: bytes,
+        cipher_suite: int,
+        extensions: Extensions,
+        legacy_version: int = LEGACY_VERSION,
+        legacy_compression_method: int = 0,
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots): two of these a handshake.
+        set0, set1, set2, set3, set4, set5 = _SERVER_HELLO_SET
+        set0(self, random)
+        set1(self, legacy_session_id_echo)
+        set2(self, cipher_suite)
+        set3(self, extensions)
+        set4(self, legacy_version)
+        set5(self, legacy_compression_method)
+
     @property
     def is_hello_retry_request(self) -> bool:
         """Whether this is a HelloRetryRequest, told by its special random (RFC 8446 §4.1.3)."""
@@ -202,6 +252,17 @@ class ServerHello:
         compression = r.uint8()
         extensions = _read_extensions(r, min_length=6)
         return cls(random, session_id, suite, extensions, legacy_version, compression)
+
+
+_CLIENT_HELLO_SET = slot_setters(
+    ClientHello,
+    "random legacy_session_id cipher_suites extensions legacy_version legacy_compression_methods",
+)
+_SERVER_HELLO_SET = slot_setters(
+    ServerHello,
+    "random legacy_session_id_echo cipher_suite extensions legacy_version"
+    " legacy_compression_method",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,16 +390,35 @@ class NewSessionTicket:
 
     msg_type = HandshakeType.new_session_ticket
 
+    def __init__(
+        self,
+        ticket_lifetime: int,
+        ticket_age_add: int,
+        ticket_nonce: bytes,
+        ticket: bytes,
+        extensions: Extensions = (),
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots).
+        set0, set1, set2, set3, set4 = _NEW_SESSION_TICKET_SET
+        set0(self, ticket_lifetime)
+        set1(self, ticket_age_add)
+        set2(self, ticket_nonce)
+        set3(self, ticket)
+        set4(self, extensions)
+
     def extension(self, ext_type: int) -> bytes | None:
         """The body of the extension of type ``ext_type``, or None if it was not sent."""
         return find_extension(self.extensions, ext_type)
 
     def _encode(self, w: Writer) -> None:
-        w.uint32(self.ticket_lifetime)
-        w.uint32(self.ticket_age_add)
-        w.vector(self.ticket_nonce, 1)
-        w.vector(self.ticket, 2)
-        _write_extensions(w, self.extensions)
+        message = new_session_ticket_message(
+            self.ticket_lifetime,
+            self.ticket_age_add,
+            self.ticket_nonce,
+            self.ticket,
+            encode_extensions(self.extensions),
+        )
+        w.write(message[4:])  # the body: encode_message writes the header
 
     @classmethod
     def _decode(cls, r: Reader) -> NewSessionTicket:
@@ -347,6 +427,42 @@ class NewSessionTicket:
         nonce = r.vector(1)
         ticket = r.vector(2, min_length=1)
         return cls(lifetime, age_add, nonce, ticket, _read_extensions(r))
+
+
+_NEW_SESSION_TICKET_SET = slot_setters(
+    NewSessionTicket, "ticket_lifetime ticket_age_add ticket_nonce ticket extensions"
+)
+
+#: A NewSessionTicket's header and fixed fields, in one call (RFC 8446 §4, §4.6.1): the
+#: message type in the top byte of a uint32 whose low 24 bits are the body's length;
+#: ticket_lifetime; ticket_age_add; the nonce's uint8 length.
+_NEW_SESSION_TICKET_HEAD = struct.Struct(">IIIB")
+_NEW_SESSION_TICKET_TYPE = 4 << 24  # HandshakeType.new_session_ticket, in the top byte
+
+
+def new_session_ticket_message(
+    ticket_lifetime: int, ticket_age_add: int, ticket_nonce: bytes, ticket: bytes, extensions: bytes
+) -> bytes:
+    """A whole NewSessionTicket message, header included (RFC 8446 §4.6.1): what
+    ``encode_message(NewSessionTicket(...))`` gives, without the object. ``extensions``
+    is the encoded block (:func:`encode_extensions`, its length first).
+
+    Raises ValueError if the nonce is over 255 bytes or the ticket over 65,535 (an empty
+    one, which a decoder refuses, is written as given: a test may send one).
+    """
+    n_nonce, n_ticket = len(ticket_nonce), len(ticket)
+    if n_nonce > 0xFF or n_ticket > 0xFFFF:
+        raise ValueError("ticket_nonce<0..255> or ticket<1..2^16-1> too long")
+    try:
+        head = _NEW_SESSION_TICKET_HEAD.pack(
+            _NEW_SESSION_TICKET_TYPE | (11 + n_nonce + n_ticket + len(extensions)),
+            ticket_lifetime,
+            ticket_age_add,
+            n_nonce,
+        )
+    except struct.error:
+        raise ValueError("ticket_lifetime or ticket_age_add does not fit 32 bits") from None
+    return b"".join((head, ticket_nonce, n_ticket.to_bytes(2, "big"), ticket, extensions))
 
 
 @dataclass(frozen=True, slots=True)

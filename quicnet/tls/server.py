@@ -53,10 +53,10 @@ from quicnet.tls.messages import (
     Extension,
     Finished,
     HandshakeType,
-    NewSessionTicket,
     ServerHello,
+    new_session_ticket_message,
 )
-from quicnet.tls.session import TicketState
+from quicnet.tls.session import TicketState, encode_ticket_state
 from quicnet.tls.stapling import server_certificate_entries, wants_ocsp
 
 __all__ = ["TLSServer"]
@@ -360,7 +360,11 @@ class TLSServer(TLSEngine):
         self.transcript.add(raw)
         # The client's handshake keys protect what follows EndOfEarlyData (§4.5).
         self._secret(
-            HANDSHAKE_EPOCH, False, self.client_handshake_secret, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
+            HANDSHAKE_EPOCH,
+            False,
+            self.client_handshake_secret,
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            self._client_handshake_key,
         )
         self.state = self._after_server_flight()
 
@@ -569,7 +573,7 @@ class TLSServer(TLSEngine):
             self._signature_scheme = scheme
         assert self.key_schedule is not None
         verify_data = self.key_schedule.finished_verify_data(
-            self.server_handshake_secret, self.transcript.digest()
+            self._server_handshake_key or self.server_handshake_secret, self.transcript.digest()
         )
         self._send(HANDSHAKE_EPOCH, Finished(verify_data))
 
@@ -624,7 +628,9 @@ class TLSServer(TLSEngine):
         if len(message.verify_data) != self.key_schedule.hash_length:
             raise ProtocolViolation("Finished of the wrong length", AlertDescription.decode_error)
         if not self.key_schedule.check_finished(
-            self.client_handshake_secret, self.transcript.digest(), message.verify_data
+            self._client_handshake_key or self.client_handshake_secret,
+            self.transcript.digest(),
+            message.verify_data,
         ):
             raise ProtocolViolation(
                 "client Finished does not verify", AlertDescription.decrypt_error
@@ -635,9 +641,10 @@ class TLSServer(TLSEngine):
         )
         self.state = "CONNECTED"
         self.handshake_complete = True
-        resumption_master = self.key_schedule.resumption_master_secret(self.transcript.digest())
-        for _ in range(self.config.tickets_to_send):
-            self._send_ticket(resumption_master, now)
+        if self.config.tickets_to_send and self.config.ticket_keys is not None:
+            resumption = self.key_schedule.resumption_master_secret(self.transcript.digest())
+            for _ in range(self.config.tickets_to_send):
+                self._send_ticket(resumption, now)
         self._events.append(
             HandshakeComplete(
                 cipher_suite=self.cipher_suite,
@@ -655,41 +662,38 @@ class TLSServer(TLSEngine):
         c = self.config
         if c.ticket_keys is None or self.suite is None or self.cipher_suite is None:
             return
-        nonce = self._tickets_sent.to_bytes(8, "big")
-        age_add = int.from_bytes(random_bytes(4), "big")
-        lifetime = c.ticket_lifetime
-        fixed = (
-            self._fixed.tickets[self._tickets_sent]
-            if self._tickets_sent < len(self._fixed.tickets)
-            else None
-        )
-        if fixed is not None:
+        index = self._tickets_sent
+        self._tickets_sent += 1
+        fixed = self._fixed.tickets[index] if index < len(self._fixed.tickets) else None
+        if fixed is None:
+            # §4.6.1: a nonce distinct per ticket of the connection; a fresh random age_add.
+            nonce = index.to_bytes(8, "big")
+            drawn = random_bytes(16)  # the age_add, then the sealing nonce
+            age_add = int.from_bytes(drawn[:4], "big")
+            lifetime = c.ticket_lifetime
+        else:
             nonce, age_add, lifetime = (
                 fixed.ticket_nonce,
                 fixed.ticket_age_add,
                 fixed.ticket_lifetime,
             )
-        self._tickets_sent += 1
-        state = TicketState(
-            cipher_suite=self.cipher_suite,
-            resumption_psk=resumption_psk(self.suite, resumption_master, nonce),
-            issued_at=now,
-            ticket_lifetime=lifetime,
-            ticket_age_add=age_add,
-            max_early_data_size=c.max_early_data_size,
-            alpn_protocol=self.alpn_protocol,
-            server_name=self.server_name,
-            peer_certificates=tuple(cert.to_der() for cert in self.peer_certificates),
-            early_data_context=c.early_data_context,
-            resumption_context=self.ticket_context,
+        # The state is encoded straight from its fields (no TicketState per ticket).
+        state = encode_ticket_state(
+            self.cipher_suite,
+            resumption_psk(self.suite, resumption_master, nonce),
+            now,
+            lifetime,
+            age_add,
+            c.max_early_data_size,
+            self.alpn_protocol,
+            self.server_name,
+            tuple([cert.to_der() for cert in self.peer_certificates]),
+            c.early_data_context,
+            self.ticket_context,
         )
-        extensions: tuple[Extension, ...] = ()
-        if c.max_early_data_size:
-            extensions = (
-                Extension(ET.early_data, ext.encode_early_data_ticket(c.max_early_data_size)),
-            )
-        sealed = fixed.ticket if fixed is not None else c.ticket_keys.seal(state)
+        sealed = fixed.ticket if fixed is not None else c.ticket_keys.seal_encoded(state, drawn[4:])
         if len(sealed) > 0xFFFF:  # §4.6.1: a client chain too large to seal: no ticket
             return
-        ticket = NewSessionTicket(lifetime, age_add, nonce, sealed, extensions)
-        self._send(ONE_RTT_EPOCH, ticket, transcript=False)
+        extensions = ext.encode_ticket_extensions(c.max_early_data_size)
+        message = new_session_ticket_message(lifetime, age_add, nonce, sealed, extensions)
+        self._queue(ONE_RTT_EPOCH, message)

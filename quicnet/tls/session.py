@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from quicnet.crypto import Aead, AeadAlgorithm, DecryptError, digest, random_bytes
 from quicnet.crypto.errors import DecodeError as CryptoDecodeError
 from quicnet.crypto.pem import pem_decode, pem_encode
+from quicnet.slots import slot_setters
 from quicnet.tls.errors import DecodeError, UsageError
 from quicnet.tls.wire import Reader, Writer
 
-__all__ = ["SessionTicket", "StrikeRegister", "TicketKeys", "TicketState"]
+__all__ = ["SessionTicket", "StrikeRegister", "TicketKeys", "TicketState", "encode_ticket_state"]
 
 _SESSION_MAGIC = b"QNS2"  # QNS2 adds the QUIC version; QNS1 (without it) still loads
 _SESSION_MAGIC_V1 = b"QNS1"
@@ -31,10 +32,12 @@ _PEM_LABEL = "QUICNET TLS SESSION"
 _TICKET_VERSION = 4  # 3 added the early-data context, 4 the resumption context; 2, 3 open
 
 
-#: A ticket state's fixed-size fields, each packed in one call: version and cipher suite;
-#: issue time (ms), lifetime, age_add and max_early_data_size (uint64, then 3 x uint32).
-_STATE_HEAD = struct.Struct(">BH")
-_STATE_NUMBERS = struct.Struct(">QIII")
+#: A ticket state's fixed-size fields, each run packed in one call: version, cipher suite
+#: and the PSK's length; issue time (ms), lifetime, age_add, max_early_data_size and the
+#: ALPN's length (uint64, 3 x uint32, uint16).
+_STATE_HEAD = struct.Struct(">BHB")
+_STATE_NUMBERS = struct.Struct(">QIIIH")
+_UINT16 = struct.Struct(">H")
 
 
 def _opt_str(w: Writer, value: str | None) -> None:
@@ -70,6 +73,34 @@ class SessionTicket:
     alpn_protocol: str | None
     transport_parameters: bytes | None = None
     quic_version: int | None = None
+
+    def __init__(
+        self,
+        ticket: bytes,
+        resumption_psk: bytes,
+        cipher_suite: int,
+        ticket_lifetime: int,
+        ticket_age_add: int,
+        received_at: float,
+        max_early_data_size: int,
+        server_name: str | None,
+        alpn_protocol: str | None,
+        transport_parameters: bytes | None = None,
+        quic_version: int | None = None,
+    ) -> None:
+        # Each slot through its descriptor (quicnet.slots): one per ticket received.
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10 = _SESSION_TICKET_SET
+        s0(self, ticket)
+        s1(self, resumption_psk)
+        s2(self, cipher_suite)
+        s3(self, ticket_lifetime)
+        s4(self, ticket_age_add)
+        s5(self, received_at)
+        s6(self, max_early_data_size)
+        s7(self, server_name)
+        s8(self, alpn_protocol)
+        s9(self, transport_parameters)
+        s10(self, quic_version)
 
     def is_valid_at(self, now: float) -> bool:
         """Whether the ticket may still be offered at ``now`` (wall-clock seconds).
@@ -185,6 +216,13 @@ class SessionTicket:
         return cls.from_bytes(raw)
 
 
+_SESSION_TICKET_SET = slot_setters(
+    SessionTicket,
+    "ticket resumption_psk cipher_suite ticket_lifetime ticket_age_add received_at"
+    " max_early_data_size server_name alpn_protocol transport_parameters quic_version",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TicketState:
     """What the server seals into a ticket."""
@@ -209,26 +247,19 @@ class TicketState:
 
     def encode(self) -> bytes:
         """The state in the binary form :meth:`TicketKeys.seal` encrypts."""
-        w = Writer()
-        w.write(_STATE_HEAD.pack(_TICKET_VERSION, self.cipher_suite))
-        w.vector(self.resumption_psk, 1)
-        w.write(
-            _STATE_NUMBERS.pack(
-                round(self.issued_at * 1000),
-                self.ticket_lifetime,
-                self.ticket_age_add,
-                self.max_early_data_size,
-            )
+        return encode_ticket_state(
+            self.cipher_suite,
+            self.resumption_psk,
+            self.issued_at,
+            self.ticket_lifetime,
+            self.ticket_age_add,
+            self.max_early_data_size,
+            self.alpn_protocol,
+            self.server_name,
+            self.peer_certificates,
+            self.early_data_context,
+            self.resumption_context,
         )
-        _opt_str(w, self.alpn_protocol)
-        _opt_str(w, self.server_name)
-        chain = Writer()
-        for der in self.peer_certificates:
-            chain.vector(der, 3)
-        w.vector(chain.getvalue(), 3)
-        w.vector(self.early_data_context, 2)
-        w.vector(self.resumption_context, 1)
-        return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> TicketState:
@@ -260,6 +291,57 @@ class TicketState:
             early_data_context=context,
             resumption_context=resumption,
         )
+
+
+def encode_ticket_state(
+    cipher_suite: int,
+    resumption_psk: bytes,
+    issued_at: float,
+    ticket_lifetime: int,
+    ticket_age_add: int,
+    max_early_data_size: int,
+    alpn_protocol: str | None,
+    server_name: str | None,
+    peer_certificates: tuple[bytes, ...],
+    early_data_context: bytes,
+    resumption_context: bytes,
+) -> bytes:
+    """:meth:`TicketState.encode` of a state with these fields, without the object: a
+    server seals one per ticket it issues. Each vector behind its length (RFC 8446 §3.4
+    notation): ``psk<32..255>``, ``alpn<0..2^16-1>`` and ``server_name<0..2^16-1>``
+    (UTF-8, empty for None), ``certificates<0..2^24-1>`` (each ``<1..2^24-1>``),
+    ``early_data_context<0..2^16-1>``, ``resumption_context<0..255>``.
+
+    Raises ValueError if a field does not fit its length.
+    """
+    alpn = alpn_protocol.encode() if alpn_protocol else b""
+    sni = server_name.encode() if server_name else b""
+    chain = b"".join([len(der).to_bytes(3, "big") + der for der in peer_certificates])
+    try:
+        return b"".join(
+            (
+                _STATE_HEAD.pack(_TICKET_VERSION, cipher_suite, len(resumption_psk)),
+                resumption_psk,
+                _STATE_NUMBERS.pack(
+                    round(issued_at * 1000),
+                    ticket_lifetime,
+                    ticket_age_add,
+                    max_early_data_size,
+                    len(alpn),
+                ),
+                alpn,
+                _UINT16.pack(len(sni)),
+                sni,
+                len(chain).to_bytes(3, "big"),
+                chain,
+                _UINT16.pack(len(early_data_context)),
+                early_data_context,
+                bytes((len(resumption_context),)),
+                resumption_context,
+            )
+        )
+    except (struct.error, OverflowError, ValueError):
+        raise ValueError("a ticket state field does not fit its length") from None
 
 
 _KEY_ID_LENGTH = 16
@@ -295,10 +377,17 @@ class TicketKeys:
 
         The ticket is the key id, a random 12-byte nonce and the ciphertext.
         """
-        nonce = random_bytes(12)
-        aead = self._keys[self._current_id]
+        return self.seal_encoded(state.encode(), random_bytes(12))
+
+    def seal_encoded(self, encoded_state: bytes, nonce: bytes) -> bytes:
+        """:meth:`seal` of a state already encoded (:func:`encode_ticket_state`), with
+        ``nonce``: 12 bytes, fresh and random for each ticket (a server draws them with
+        the ticket's age_add)."""
+        if len(nonce) != 12:
+            raise UsageError("a ticket nonce is 12 bytes")
+        key_id = self._current_id
         counter = int.from_bytes(nonce, "big")  # IV is zero, so the nonce is the counter
-        return self._current_id + nonce + aead.seal(counter, state.encode(), self._current_id)
+        return key_id + nonce + self._keys[key_id].seal(counter, encoded_state, key_id)
 
     def open(self, ticket: bytes) -> TicketState | None:
         """The state in ``ticket``, or None if it is not ours, was tampered with, or too old."""

@@ -52,8 +52,10 @@ def session_ticket(
     server_name: str | None,
     alpn_protocol: str | None,
     transport_parameters: bytes | None,
+    quic_version: int | None = None,
 ) -> SessionTicket:
-    """The :class:`SessionTicket` a NewSessionTicket message stands for (§4.6.1).
+    """The :class:`SessionTicket` a NewSessionTicket message stands for (§4.6.1), of a
+    connection in QUIC ``quic_version`` (None outside QUIC).
 
     Raises :class:`ProtocolViolation` (illegal_parameter) for a lifetime over
     seven days, and (decode_error) for a malformed early_data extension.
@@ -79,6 +81,7 @@ def session_ticket(
         server_name=server_name,
         alpn_protocol=alpn_protocol,
         transport_parameters=transport_parameters,
+        quic_version=quic_version,
     )
 
 
@@ -89,7 +92,8 @@ class TicketReceiver(EventQueue[SessionTicketReceived]):
     (:meth:`receive`, :meth:`next_event`, :meth:`data_to_send`) and keeps the
     handshake's outcome readable (``cipher_suite``, ``group``,
     ``alpn_protocol``, ``resumed``, ``early_data_accepted``,
-    ``peer_certificates``, parsed from DER only when asked for). Any message
+    ``peer_certificates``, parsed from DER only when asked for) and the QUIC
+    version its tickets are for (``quic_version``, RFC 9369 §5). Any message
     but NewSessionTicket, or one at another epoch than 1-RTT, is
     unexpected_message. ``buffered``: the start of a ticket the engine it
     replaces had already read (a message may be cut across CRYPTO frames).
@@ -104,6 +108,7 @@ class TicketReceiver(EventQueue[SessionTicketReceived]):
         "early_data_accepted",
         "group",
         "peer_transport_parameters",
+        "quic_version",
         "resumed",
         "server_name",
     )
@@ -124,6 +129,7 @@ class TicketReceiver(EventQueue[SessionTicketReceived]):
         peer_transport_parameters: bytes | None,
         peer_certificates: tuple[Certificate, ...],
         buffered: bytes = b"",
+        quic_version: int | None = None,
     ) -> None:
         self.cipher_suite = cipher_suite
         self._resumption_master_secret = resumption_master_secret
@@ -133,6 +139,7 @@ class TicketReceiver(EventQueue[SessionTicketReceived]):
         self.early_data_accepted = early_data_accepted
         self.server_name = server_name
         self.peer_transport_parameters = peer_transport_parameters
+        self.quic_version = quic_version
         self._peer_certificate_ders = _shared_chain(tuple(c.to_der() for c in peer_certificates))
         self._reassembler: HandshakeReassembler | None = None  # made by the first ticket
         if buffered:  # the engine it replaces had the start of a ticket already
@@ -169,6 +176,7 @@ class TicketReceiver(EventQueue[SessionTicketReceived]):
                 server_name=self.server_name,
                 alpn_protocol=self.alpn_protocol,
                 transport_parameters=self.peer_transport_parameters,
+                quic_version=self.quic_version,
             )
             self._events.append(SessionTicketReceived(ticket))
 

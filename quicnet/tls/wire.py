@@ -83,7 +83,12 @@ class Reader:
 
     def uint32(self) -> int:
         """The next big-endian ``uint32`` (RFC 8446 §3.3)."""
-        return self.uint(4)
+        start = self._pos
+        stop = start + 4
+        if stop > self._end:
+            raise DecodeError(f"truncated: wanted 4 bytes, {self._end - start} left")
+        self._pos = stop
+        return int.from_bytes(self._data[start:stop], "big")
 
     def _span(self, length_size: int, min_length: int) -> tuple[int, int]:
         """Step over a length-prefixed vector: its ``(start, stop)`` in the data."""

@@ -15,7 +15,13 @@ import pytest
 
 from quicnet.crypto.errors import CryptoError
 from quicnet.crypto.hashes import HmacKey, hmac_digest
-from quicnet.crypto.kdf import hkdf_expand, hkdf_expand_label, hkdf_expand_labels, hkdf_extract
+from quicnet.crypto.kdf import (
+    ExpandKey,
+    hkdf_expand,
+    hkdf_expand_label,
+    hkdf_expand_labels,
+    hkdf_extract,
+)
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,42 @@ def test_hkdf_expand_labels_with_a_context(hash_name: str, context: bytes) -> No
         assert hkdf_expand_labels(hash_name, secret, labels, context) == want
     with pytest.raises(CryptoError):
         hkdf_expand_labels(hash_name, secret, labels, bytes(256))
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+def test_an_expand_key_expands_as_a_fresh_hmac_would_until_its_last_use(hash_name: str) -> None:
+    """One keyed HMAC copied for each expansion, with or without a context, labels alone
+    or several at once, then used itself (``last``): every output is the reference's."""
+    secret = _ref_extract(hash_name, b"salt", b"secret")
+    context = bytes(range(32))
+    key = ExpandKey(hash_name, secret)
+    labels = ((b"quic key", 16), (b"quic iv", 12), (b"quic hp", 16))
+    for _ in range(2):  # copies: the keyed state is not spent
+        assert key.expand_labels(labels) == [
+            _ref_expand_label(hash_name, secret, lb, b"", n) for lb, n in labels
+        ]
+        assert key.expand_labels(labels, context) == [
+            _ref_expand_label(hash_name, secret, lb, context, n) for lb, n in labels
+        ]
+        assert key.expand_label(b"finished", b"", 32) == _ref_expand_label(
+            hash_name, secret, b"finished", b"", 32
+        )
+    assert key.expand_label(b"long", context, 80) == _ref_expand_label(
+        hash_name, secret, b"long", context, 80
+    )
+    with pytest.raises(CryptoError):
+        key.expand_label(b"key", bytes(256), 16)
+    assert key.expand_label(b"res master", context, 32, last=True) == _ref_expand_label(
+        hash_name, secret, b"res master", context, 32
+    )
+    with pytest.raises(RuntimeError):  # its HMAC went into the last expansion
+        key.expand_label(b"res master", context, 32)
+    last = ExpandKey(hash_name, secret)
+    assert last.expand_labels(labels, context, last=True)[2] == _ref_expand_label(
+        hash_name, secret, b"quic hp", context, 16
+    )
+    with pytest.raises(RuntimeError):
+        last.expand_labels(labels)
 
 
 def test_hkdf_expand_label_limits() -> None:

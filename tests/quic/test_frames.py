@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quicnet.quic import frames as fr
-from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint, varint_size
+from quicnet.quic.buffer import MAX_VARINT, Reader, encode_varint, padding_end, varint_size
 from quicnet.quic.errors import TransportError, TransportErrorCode
 
 
@@ -89,6 +89,26 @@ def test_padding_and_ping() -> None:
     assert parse(b"\x00" * 7) == fr.PaddingFrame(7)
     assert parse(b"\x01") == fr.PingFrame()
     assert parse(b"\x1e") == fr.HandshakeDoneFrame()
+
+
+@given(st.binary(max_size=40), st.integers(0, 1500), st.binary(max_size=40))
+def test_padding_end_is_the_end_of_the_zero_run(before: bytes, zeros: int, after: bytes) -> None:
+    # Padding to the end of the packet (one comparison) or before other bytes (a scan).
+    data = before + bytes(zeros) + after
+    for pos in {0, len(before), len(before) + zeros // 2, len(data)}:
+        expected = len(data) - len(data[pos:].lstrip(b"\x00"))
+        assert padding_end(data, pos) == expected
+        assert padding_end(bytearray(data), pos) == expected
+
+
+def test_padding_runs_to_the_next_frame_or_the_end() -> None:
+    r = Reader(b"\x00\x00\x00\x01\x00\x00")
+    r.pos = 1
+    assert fr.parse_frame(r, 0x00) == fr.PaddingFrame(3)
+    assert r.pos == 3
+    r = Reader(b"\x00" * 9 + b"\x01", 1, 5)  # a reader that ends before its data does
+    assert fr.parse_frame(r, 0x00) == fr.PaddingFrame(5)
+    assert r.pos == 5
 
 
 def test_ack_frames() -> None:

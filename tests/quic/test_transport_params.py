@@ -309,3 +309,44 @@ def test_encoding_is_the_same_for_every_connection_of_a_configuration() -> None:
     # A value that cannot be a dictionary key is still encoded (not remembered).
     odd = TransportParameters(version_information=bytearray(b"\x00\x00\x00\x01"))  # type: ignore[arg-type]
     assert odd.encode() == param(0x11, b"\x00\x00\x00\x01")
+
+
+def test_a_configurations_parameters_parsed_once_still_give_each_connection_its_own() -> None:
+    """The parameters other than the per-connection ones are parsed once by their bytes;
+    each decode still reads its own connection IDs and token, checks every id against the
+    others, and refuses a client's server-only parameter."""
+    static_a = param(0x01, v(30_000)) + param(0x04, v(1 << 20))
+    static_b = param(0x20, v(1200))
+    for i in range(3):
+        cid, token = bytes([i]) * 8, bytes([i + 1]) * 16
+        wire = param(0x00, cid) + static_a + param(0x02, token) + param(0x0F, cid) + static_b
+        got = TransportParameters.decode(wire, from_server=True)
+        assert got == TransportParameters(
+            original_destination_connection_id=cid,
+            max_idle_timeout=30_000,
+            stateless_reset_token=token,
+            initial_max_data=1 << 20,
+            initial_source_connection_id=cid,
+            max_datagram_frame_size=1200,
+        )
+        # The same configuration bytes, in one run or cut elsewhere: the same values.
+        client = TransportParameters.decode(
+            static_a + static_b + param(0x0F, cid), from_server=False
+        )
+        assert client == got.replace(
+            original_destination_connection_id=None, stateless_reset_token=None
+        )
+    # Another value of a configuration parameter is its own entry, not the last one's.
+    other = param(0x01, v(5)) + param(0x04, v(1 << 20)) + param(0x0F, b"c") + static_b
+    assert TransportParameters.decode(other, from_server=False).max_idle_timeout == 5
+    # A parameter repeated across the connection IDs is still seen twice (§7.4).
+    assert "twice" in str(decode_error(static_a + param(0x0F, b"c") + static_a))
+    assert "twice" in str(decode_error(param(0x0F, b"c") + static_b + param(0x0F, b"d")))
+    # A client's server-only parameter, with configuration bytes seen before (§7.4).
+    assert "server-only" in str(
+        decode_error(static_a + param(0x02, bytes(16)) + static_b, from_server=False)
+    )
+    # A malformed configuration parameter fails each time, remembered or not.
+    bad = param(0x01, v(30_000) + b"\x00") + param(0x0F, b"c")
+    for _ in range(2):
+        assert "trailing" in str(decode_error(bad, from_server=False))

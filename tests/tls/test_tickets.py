@@ -25,8 +25,22 @@ from quicnet.tls import (
     TLSError,
 )
 from quicnet.tls.events import SessionTicketReceived
-from quicnet.tls.extensions import ExtensionType, encode_early_data_ticket
-from quicnet.tls.messages import Extension, Finished, KeyUpdate, NewSessionTicket, encode_message
+from quicnet.tls.extensions import (
+    ExtensionType,
+    encode_early_data_ticket,
+    encode_ticket_extensions,
+)
+from quicnet.tls.messages import (
+    Extension,
+    Finished,
+    KeyUpdate,
+    NewSessionTicket,
+    decode_message,
+    encode_extensions,
+    encode_message,
+    new_session_ticket_message,
+)
+from quicnet.tls.session import TicketState, encode_ticket_state
 from quicnet.tls.tickets import TicketReceiver
 from tests.quic.simnet import client_config, deep_size, server_config
 
@@ -102,6 +116,8 @@ def test_the_receiver_makes_the_ticket_the_engine_would(early: int | None) -> No
     assert from_receiver == from_engine
     assert from_receiver.ticket.resumption_psk == from_engine.ticket.resumption_psk
     assert from_receiver.ticket.max_early_data_size == (early or 0)
+    # RFC 9369 §5: both made it for the connection's QUIC version, set at completion.
+    assert from_engine.ticket.quic_version == client_config().version
 
 
 def test_tickets_split_across_crypto_frames_are_reassembled() -> None:
@@ -205,3 +221,86 @@ def test_for_quic_version_carries_every_other_field() -> None:
     ticket = SessionTicket(**values)  # type: ignore[arg-type]
     moved = ticket.for_quic_version(0x6B3343CF)
     assert moved == dataclasses.replace(ticket, quic_version=0x6B3343CF)
+
+
+# The server's ticket, written without objects: the same bytes as the general encoders --
+
+
+def test_a_new_session_ticket_is_laid_out_as_rfc_8446_says() -> None:
+    # §4.6.1: lifetime, age_add, nonce<0..255>, ticket<1..2^16-1>, extensions<0..2^16-2>,
+    # behind the handshake header (§4): type 4, uint24 length. Bytes from the Writer-based
+    # encoder this one replaced.
+    extensions = (Extension(ExtensionType.early_data, b"\xff\xff\xff\xff"),)
+    message = new_session_ticket_message(
+        7200, 0xDEADBEEF, bytes(8), b"opaque-ticket", encode_extensions(extensions)
+    )
+    assert message.hex() == (
+        "0400002a00001c20deadbeef0800000000000000000"
+        "00d6f70617175652d7469636b65740008002a0004ffffffff"
+    )
+    ticket = NewSessionTicket(7200, 0xDEADBEEF, bytes(8), b"opaque-ticket", extensions)
+    assert decode_message(message) == ticket
+    assert encode_message(ticket) == message
+    assert new_session_ticket_message(60, 1, b"", b"t", encode_extensions(())).hex() == (
+        "0400000e0000003c00000001000001740000"
+    )
+    # A server's block: early_data alone, or nothing.
+    assert encode_ticket_extensions(0xFFFFFFFF) == encode_extensions(extensions)
+    assert encode_ticket_extensions(0) == encode_extensions(())
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.binary(max_size=255),
+    st.binary(min_size=1, max_size=300),
+    st.lists(
+        st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=8)),
+        max_size=3,
+        unique_by=lambda e: e[0],
+    ),
+)
+def test_a_new_session_ticket_decodes_to_its_fields(
+    lifetime: int, age_add: int, nonce: bytes, ticket: bytes, pairs: list[tuple[int, bytes]]
+) -> None:
+    extensions = tuple(Extension(t, d) for t, d in pairs)
+    message = new_session_ticket_message(
+        lifetime, age_add, nonce, ticket, encode_extensions(extensions)
+    )
+    assert decode_message(message) == NewSessionTicket(lifetime, age_add, nonce, ticket, extensions)
+
+
+def test_an_oversized_nonce_or_ticket_is_refused() -> None:
+    with pytest.raises(ValueError):
+        new_session_ticket_message(60, 1, bytes(256), b"t", b"\x00\x00")
+    with pytest.raises(ValueError):
+        new_session_ticket_message(60, 1, b"", bytes(0x10000), b"\x00\x00")
+    with pytest.raises(ValueError):
+        new_session_ticket_message(2**32, 1, b"", b"t", b"\x00\x00")
+
+
+def test_a_ticket_state_is_encoded_as_before_field_by_field() -> None:
+    # Bytes from the Writer-based TicketState.encode this one replaced (ticket version 4).
+    fields = (
+        0x1301,
+        bytes(range(32)),
+        1700000000.25,
+        7200,
+        0xDEADBEEF,
+        0xFFFFFFFF,
+        "h3",
+        "example.com",
+        (b"\x30\x01\x02", b"\x30"),
+        b"ctx",
+        b"\x00\x00\x00\x01",
+    )
+    expected = (
+        "04130120000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f0000018bcfe568fa"
+        "00001c20deadbeefffffffff00026833000b6578616d706c652e636f6d00000a000003300102000001300003"
+        "6374780400000001"
+    )
+    assert encode_ticket_state(*fields).hex() == expected
+    assert TicketState(*fields).encode().hex() == expected
+    assert TicketState.decode(bytes.fromhex(expected)).encode().hex() == expected
+    with pytest.raises(ValueError):  # psk<32..255>
+        encode_ticket_state(0x1301, bytes(256), 1.0, 60, 0, 0, None, None, (), b"", b"")
