@@ -577,7 +577,8 @@ class PacketReceiver:
         space = c.recovery.spaces[space_id]
         if space.discarded:
             return  # the rest of a packet whose CRYPTO data just ended its epoch (§4.9)
-        if ranges[0][0] >= space.next_packet_number:
+        largest = ranges[0][0]
+        if largest >= space.next_packet_number:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION,
                 "ACK for a packet never sent",
@@ -599,8 +600,11 @@ class PacketReceiver:
                 review_ack_frequency(c, now)
         ecn = c.ecn
         if ecn.validating:  # RFC 9000 §13.4.2.1; a CE rise is congestion (RFC 9002 §7.1)
-            raised = previous is None or ranges[0][0] > previous
-            ce = ecn.on_ack(space_id, acked, ecn_counts, raised, space.next_packet_number)
+            raised = previous is None or largest > previous
+            if raised and space_id == 2 and ecn_counts is not None:  # the common case
+                ce = ecn.on_one_rtt_ack(acked, ecn_counts, space.next_packet_number)
+            else:
+                ce = ecn.on_ack(space_id, acked, ecn_counts, raised, space.next_packet_number)
             if ce:
                 recovery.cc.on_congestion_event(acked[-1].time_sent, now)  # §13.4.2, RFC 9002 §B.7
 

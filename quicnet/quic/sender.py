@@ -323,7 +323,7 @@ class PacketSender:
                 first, stop = bounds
                 delay_us = int((now - rspace.largest_received_time) * 1e6)
                 delay = delay_us >> c.local_params.ack_delay_exponent if delay_us > 0 else 0
-                marks = ecn[9] or ecn[10] or ecn[11]
+                marks = ecn[10] or ecn[9] or ecn[11]  # (ECT(0) first: the one that counts)
                 buf.append(0x03 if marks else 0x02)  # ACK_ECN once anything came marked
                 # Largest Acknowledged, ACK Delay, 0 more ranges, First ACK Range: one or
                 # two bytes each in all but long or slow connections (§16), in place.
@@ -344,19 +344,14 @@ class PacketSender:
                     append_varint(buf, first)
                 if marks:  # §19.3.2: ECT(0), ECT(1), CE
                     ect0 = ecn[10]  # a count of packets: two bytes until 16,384 of them
-                    if ect0 < 0x40:
-                        buf.append(ect0)
-                    elif ect0 < 0x4000:
-                        buf += (0x4000 | ect0).to_bytes(2, "big")
+                    if 0x40 <= ect0 < 0x4000 and not (ecn[9] or ecn[11]):
+                        # Most marked paths: ECT(0) in two bytes, then ECT(1) and CE both
+                        # 0, the three written at once.
+                        buf += (0x40000000 | ect0 << 16).to_bytes(4, "big")
                     else:
                         append_varint(buf, ect0)
-                    ect1 = ecn[9]
-                    ce = ecn[11]
-                    if ect1 < 0x40 and ce < 0x40:  # most paths: both 0
-                        buf += bytes((ect1, ce))
-                    else:
-                        append_varint(buf, ect1)
-                        append_varint(buf, ce)
+                        append_varint(buf, ecn[9])
+                        append_varint(buf, ecn[11])
                 ack_sent = True
             else:
                 ack = self._ack_frame(rspace, now, 2, one_rtt=True)
