@@ -330,7 +330,18 @@ class Recovery:
             space.time_of_last_ack_eliciting = now
             space.ack_eliciting_in_flight += 1
         self.cc.on_packet_sent(size, now)
-        self.pacer.on_sent(now, size)
+        pacer = self.pacer  # (Pacer.on_sent, in place: once per packet sent)
+        tokens = pacer.tokens
+        last = pacer.last_update
+        if now > last:
+            rate = pacer.rate
+            if rate is not None:
+                tokens += (now - last) * rate
+                if tokens > pacer.burst:
+                    tokens = pacer.burst
+            pacer.last_update = now
+        tokens -= size
+        pacer.tokens = tokens if tokens > 0.0 else 0.0
 
     # Receiving ACKs (§A.7) -----------------------------------------------------------------
     def on_ack_received(

@@ -324,34 +324,48 @@ class PacketSender:
                 delay_us = int((now - rspace.largest_received_time) * 1e6)
                 delay = delay_us >> c.local_params.ack_delay_exponent if delay_us > 0 else 0
                 marks = ecn[10] or ecn[9] or ecn[11]  # (ECT(0) first: the one that counts)
-                buf.append(0x03 if marks else 0x02)  # ACK_ECN once anything came marked
-                # Largest Acknowledged, ACK Delay, 0 more ranges, First ACK Range: one or
-                # two bytes each in all but long or slow connections (§16), in place.
                 stop -= 1
                 first = stop - first
                 if stop < 0x4000 and delay < 0x4000 and first < 0x4000:
-                    buf += bytes((stop,)) if stop < 0x40 else (0x4000 | stop).to_bytes(2, "big")
-                    buf += (
-                        bytes((delay, 0))
-                        if delay < 0x40
-                        else (0x400000 | delay << 8).to_bytes(3, "big")
-                    )
-                    buf += bytes((first,)) if first < 0x40 else (0x4000 | first).to_bytes(2, "big")
+                    # The type (ACK_ECN once anything came marked), Largest Acknowledged,
+                    # ACK Delay, 0 more ranges, First ACK Range: one or two bytes each in
+                    # all but long or slow connections (§16), as one int, one to_bytes.
+                    if stop < 0x40:
+                        v = (0x0300 if marks else 0x0200) | stop
+                        size = 2
+                    else:
+                        v = (0x034000 if marks else 0x024000) | stop
+                        size = 3
+                    if delay < 0x40:
+                        v = v << 16 | delay << 8
+                        size += 2
+                    else:
+                        v = v << 24 | 0x400000 | delay << 8
+                        size += 3
+                    if first < 0x40:
+                        v = v << 8 | first
+                        size += 1
+                    else:
+                        v = v << 16 | 0x4000 | first
+                        size += 2
+                    if marks:  # §19.3.2: ECT(0), ECT(1), CE
+                        ect0 = ecn[10]  # a count of packets: two bytes until 16,384 of them
+                        if 0x40 <= ect0 < 0x4000 and not (ecn[9] or ecn[11]):
+                            # Most marked paths: ECT(1) and CE both 0, in the same int.
+                            v = v << 32 | 0x40000000 | ect0 << 16
+                            size += 4
+                            marks = 0
+                    buf += v.to_bytes(size, "big")
                 else:
+                    buf.append(0x03 if marks else 0x02)
                     append_varint(buf, stop)
                     append_varint(buf, delay)
                     buf.append(0)
                     append_varint(buf, first)
-                if marks:  # §19.3.2: ECT(0), ECT(1), CE
-                    ect0 = ecn[10]  # a count of packets: two bytes until 16,384 of them
-                    if 0x40 <= ect0 < 0x4000 and not (ecn[9] or ecn[11]):
-                        # Most marked paths: ECT(0) in two bytes, then ECT(1) and CE both
-                        # 0, the three written at once.
-                        buf += (0x40000000 | ect0 << 16).to_bytes(4, "big")
-                    else:
-                        append_varint(buf, ect0)
-                        append_varint(buf, ecn[9])
-                        append_varint(buf, ecn[11])
+                if marks:  # §19.3.2: the counts not written above
+                    append_varint(buf, ecn[10])
+                    append_varint(buf, ecn[9])
+                    append_varint(buf, ecn[11])
                 ack_sent = True
             else:
                 ack = self._ack_frame(rspace, now, 2, one_rtt=True)
