@@ -162,17 +162,18 @@ class PacketReceiver:
         first ^= mask[0] & 0x1F
         pn_len = (first & 0x03) + 1
         dcid = data[start + 1 : pn_offset]
+        space = c.recovery.spaces[2]
+        # Appendix A.3; in the common case the packet is the next one expected.
+        expected = space.largest_received + 1
         if pn_len == 1:  # (most packets: no int conversions)
             truncated = data[pn_offset] ^ mask[1]
             header = bytes((first,)) + dcid + bytes((truncated,))
+            pn = (expected & -0x100) | truncated  # (the expected number's high bytes)
         else:
             truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big")
             truncated ^= int.from_bytes(mask[1 : 1 + pn_len], "big")
             header = bytes((first,)) + dcid + truncated.to_bytes(pn_len, "big")
-        space = c.recovery.spaces[2]
-        # Appendix A.3; in the common case the packet is the next one expected.
-        expected = space.largest_received + 1
-        pn = (expected >> (8 * pn_len) << (8 * pn_len)) | truncated
+            pn = (expected >> (8 * pn_len) << (8 * pn_len)) | truncated
         if pn != expected:
             pn = decode_packet_number(truncated, pn_len, space.largest_received)
         body = memoryview(data)[pn_offset + pn_len :]
