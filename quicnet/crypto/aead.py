@@ -95,16 +95,15 @@ class Aead:
         the rest the plaintext, which becomes ciphertext followed by the tag."""
         end = len(buffer)
         buffer += _ZEROS16
+        # The view and its slices go when this returns (reference counting releases
+        # them, so the caller may grow ``buffer`` again); no release() call per packet.
         view = memoryview(buffer)
-        try:
-            self._ctx.encrypt_into(
-                (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"),
-                view[header_length:end],
-                view[:header_length],
-                view[header_length:],
-            )
-        finally:
-            view.release()
+        self._ctx.encrypt_into(
+            (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"),
+            view[header_length:end],
+            view[:header_length],
+            view[header_length:],
+        )
 
     def open(self, counter: int, ciphertext: bytes | memoryview, associated_data: bytes) -> bytes:
         """Authenticate and decrypt; raises :class:`DecryptError` on any mismatch."""

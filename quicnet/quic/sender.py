@@ -410,7 +410,19 @@ class PacketSender:
             padded = True
         if c.tracer is not None:  # qlog: the plaintext, before it is sealed in place
             c.tracer.packet_sent(ONE_RTT_EPOCH, pn, buf, header_length, len(buf) + _TAG, now)
-        c.keys.send.protect_in_place(buf, pn_offset, pn_len, pn)  # type: ignore[union-attr]
+        # PacketKey.protect_in_place, in place (once per packet): seal, then mask the
+        # short header (RFC 9001 §5.4.1) from the sample 4 bytes after the pn (§5.4.2).
+        send = keys.send
+        send.aead.seal_in_place(pn, buf, header_length)  # type: ignore[union-attr]
+        hp = send.hp  # type: ignore[union-attr]
+        ecb = hp.ecb  # AES (§5.4.3): the block's first 5 bytes, no mask() call
+        sample = buf[pn_offset + 4 : pn_offset + 20]
+        mask = hp.mask(sample) if ecb is None else ecb.update(sample)
+        buf[0] ^= mask[0] & 0x1F
+        buf[pn_offset] ^= mask[1]
+        if pn_len > 1:  # (a one-byte packet number, the common case: no loop)
+            for i in range(1, pn_len):
+                buf[pn_offset + i] ^= mask[1 + i]
         rspace.next_packet_number = pn + 1
         size = len(buf)
         if ack_eliciting or padded:  # an ACK-only packet needs no record (RFC 9002 §2)
