@@ -319,14 +319,15 @@ class PacketSender:
         ) and rspace.largest_received >= 0:
             ecn = c.ecn.received  # the 1-RTT counts are [9:12]: ECT(1), ECT(0), CE
             bounds = rspace.received.bounds  # (RangeSet.only, without its call)
-            if len(bounds) == 2 and limit - len(buf) >= 49:  # one range, written in place
+            # (buf holds the header alone so far)
+            if len(bounds) == 2 and limit - header_length >= 49:  # one range, written in place
                 first, stop = bounds
                 delay_us = int((now - rspace.largest_received_time) * 1e6)
                 delay = delay_us >> c.local_params.ack_delay_exponent if delay_us > 0 else 0
                 marks = ecn[10] or ecn[9] or ecn[11]  # (ECT(0) first: the one that counts)
                 stop -= 1
                 first = stop - first
-                if stop < 0x4000 and delay < 0x4000 and first < 0x4000:
+                if (stop | delay | first) < 0x4000:  # (all three: none has a higher bit)
                     # The type (ACK_ECN once anything came marked), Largest Acknowledged,
                     # ACK Delay, 0 more ranges, First ACK Range: one or two bytes each in
                     # all but long or slow connections (§16), as one int, one to_bytes.
@@ -399,12 +400,13 @@ class PacketSender:
             elif len(buf) == start:
                 buf.append(0x01)  # PING: a probe must elicit an ACK
             recovery.take_probe(2)
-        ack_eliciting = len(buf) > start
-        if len(buf) == header_length:
+        end = len(buf)
+        ack_eliciting = end > start
+        if end == header_length:
             return b""
         # §5.4.2: the header-protection sample needs 4 bytes after the packet number.
         padded = False
-        short = pn_len + len(buf) - header_length
+        short = pn_len + end - header_length
         if short < 4:
             buf += bytes(4 - short)
             padded = True
