@@ -409,10 +409,13 @@ class Recovery:
                 adjusted = (
                     latest_rtt - ack_delay if latest_rtt >= rtt.min_rtt + ack_delay else latest_rtt
                 )
-                rtt.jitter += (abs(adjusted - rtt.latest_adjusted) - rtt.jitter) / 16
+                # (abs() as conditionals: a builtin call costs more than the test.)
+                step = adjusted - rtt.latest_adjusted
+                rtt.jitter += ((step if step >= 0.0 else -step) - rtt.jitter) / 16
                 rtt.latest_adjusted = adjusted
                 smoothed = rtt.smoothed_rtt
-                rtt.rttvar = 0.75 * rtt.rttvar + 0.25 * abs(smoothed - adjusted)
+                step = smoothed - adjusted
+                rtt.rttvar = 0.75 * rtt.rttvar + 0.25 * (step if step >= 0.0 else -step)
                 rtt.smoothed_rtt = 0.875 * smoothed + 0.125 * adjusted
             else:
                 rtt.update(
