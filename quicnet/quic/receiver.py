@@ -69,6 +69,9 @@ _PACKET_EPOCH = {
     PacketType.ZERO_RTT: Epoch.ZERO_RTT,
 }
 _FRAME_ENCODING = TransportErrorCode.FRAME_ENCODING_ERROR
+#: Each byte value as a one-byte ``bytes``: a tuple lookup, not a ``bytes(...)`` call, for
+#: the first and packet-number bytes of each 1-RTT packet's associated data.
+_BYTE = tuple(bytes((i,)) for i in range(256))
 _VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
 _RETRY = PacketType.RETRY
 
@@ -167,16 +170,16 @@ class PacketReceiver:
         expected = space.largest_received + 1
         if pn_len == 1:  # (most packets: no int conversions)
             truncated = data[pn_offset] ^ mask[1]
-            header = bytes((first,)) + dcid + bytes((truncated,))
+            header = _BYTE[first] + dcid + _BYTE[truncated]
             pn = (expected & -0x100) | truncated  # (the expected number's high bytes)
         else:
             truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big")
             truncated ^= int.from_bytes(mask[1 : 1 + pn_len], "big")
-            header = bytes((first,)) + dcid + truncated.to_bytes(pn_len, "big")
+            header = _BYTE[first] + dcid + truncated.to_bytes(pn_len, "big")
             pn = (expected >> (8 * pn_len) << (8 * pn_len)) | truncated
         if pn != expected:
             pn = decode_packet_number(truncated, pn_len, space.largest_received)
-        body = memoryview(data)[pn_offset + pn_len :]
+        body = data[pn_offset + pn_len :]  # (a copy costs less than a view of a packet)
         try:
             if (first >> 2) & 0x01 == keys.recv_phase:
                 payload = recv.aead.open(pn, body, header)  # (PacketKey.open, one call less)
