@@ -21,7 +21,6 @@ _NONCE_LENGTH = 12
 _TAG_LENGTH = 16
 _SAMPLE_LENGTH = 16
 _ZEROS5 = bytes(5)
-_ZEROS16 = bytes(16)
 _ECB = modes.ECB()  # stateless: one mode object serves every key
 #: AES with the key size a class attribute (``AES.key_size`` is a property, read twice
 #: per context), taken from pyca's module once: ``algorithms`` is a module object with
@@ -93,18 +92,14 @@ class Aead:
     def seal_in_place(self, counter: int, buffer: bytearray, header_length: int) -> None:
         """Seal ``buffer`` in place: ``buffer[:header_length]`` is the associated data,
         the rest the plaintext, which becomes ciphertext followed by the tag."""
-        end = len(buffer)
-        buffer += _ZEROS16
-        view = memoryview(buffer)
-        try:
-            self._ctx.encrypt_into(
-                (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"),
-                view[header_length:end],
-                view[:header_length],
-                view[header_length:],
-            )
-        finally:
-            view.release()
+        # Slices of the bytearray in, the sealed bytes back in its place: cheaper than
+        # encrypt_into through memoryviews at every packet size (fewer objects, and
+        # pyca takes bytes-like input directly), measured at 100 and 1,200 bytes.
+        buffer[header_length:] = self._ctx.encrypt(
+            (self._iv ^ counter).to_bytes(_NONCE_LENGTH, "big"),
+            buffer[header_length:],
+            buffer[:header_length],
+        )
 
     def open(self, counter: int, ciphertext: bytes | memoryview, associated_data: bytes) -> bytes:
         """Authenticate and decrypt; raises :class:`DecryptError` on any mismatch."""

@@ -289,6 +289,7 @@ class Pacer:
 
     def on_sent(self, now: float, size: int) -> None:
         """A packet of ``size`` bytes left at ``now``: spend its tokens."""
+        # (Recovery.on_one_rtt_sent does the same in place: a change here goes there too.)
         tokens = self.tokens
         last = self.last_update
         if now > last:  # _refill, in place (once per packet sent)

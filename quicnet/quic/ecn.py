@@ -78,6 +78,7 @@ class _Acked(Protocol):
 
 # Offsets of the per-space fields in ``EcnState._n``.
 _OPEN, _CLOSED, _PEER_ECT0, _PEER_CE, _LAST = 0, 3, 6, 9, 12
+_CAPABLE = EcnValidation.CAPABLE
 
 
 class EcnState:
@@ -253,6 +254,35 @@ class EcnState:
         n[_PEER_CE + space_id] = ce
         if marked and self.state != EcnValidation.CAPABLE:
             self.state = EcnValidation.CAPABLE
+            self._settled = None  # marking resumes at the next batch
+        return dce
+
+    def on_one_rtt_ack(
+        self, acked: Sequence[_Acked], counts: tuple[int, int, int], next_packet_number: int
+    ) -> int:
+        """``on_ack`` for the common case, checked the same way (§13.4.2.1): a 1-RTT ACK
+        frame with ECN counts that raised the largest acknowledged; the fields of
+        space 2 at fixed offsets (``_n[_OPEN + 2]`` is ``_n[2]``, and so on)."""
+        n = self._n
+        start = n[2]  # _OPEN + 2
+        if start >= 0 and acked[0].packet_number >= start:
+            marked = len(acked)  # all in the open range
+            sent = n[5] + next_packet_number - start  # _CLOSED + 2, plus the open range
+        else:
+            marked = self._marked_among(2, acked)
+            sent = n[5] + (next_packet_number - start if start >= 0 else 0)
+        ect0, ect1, ce = counts
+        d0 = ect0 - n[8]  # _PEER_ECT0 + 2
+        dce = ce - n[11]  # _PEER_CE + 2
+        # The ints' sign bits at once: negative when a count fell (d0 or dce below 0) or
+        # when ECT(1), never sent, is reported (-ect1 below 0).
+        if (d0 | dce | -ect1) < 0 or ect0 > sent or d0 + dce < marked:
+            self._fail()
+            return 0
+        n[8] = ect0
+        n[11] = ce
+        if self.state != _CAPABLE and marked:
+            self.state = _CAPABLE
             self._settled = None  # marking resumes at the next batch
         return dce
 

@@ -346,16 +346,17 @@ def read_ack(
         raise _error(t, "ACK first range below zero")
     smallest = largest - first
     ranges = [(largest, smallest)]
-    if count > len(payload) - pos:  # every range takes at least 2 bytes
-        raise _error(t, "ACK range count exceeds the frame")
-    for _ in range(count):
-        gap, pos = varint_at(payload, pos)
-        length, pos = varint_at(payload, pos)
-        top = smallest - gap - 2
-        if top < 0 or length > top:
-            raise _error(t, "ACK range below zero")
-        smallest = top - length
-        ranges.append((top, smallest))
+    if count:  # (most ACK frames hold one range: no loop to set up)
+        if count > len(payload) - pos:  # every range takes at least 2 bytes
+            raise _error(t, "ACK range count exceeds the frame")
+        for _ in range(count):
+            gap, pos = varint_at(payload, pos)
+            length, pos = varint_at(payload, pos)
+            top = smallest - gap - 2
+            if top < 0 or length > top:
+                raise _error(t, "ACK range below zero")
+            smallest = top - length
+            ranges.append((top, smallest))
     if t != 0x03:
         return ranges, delay, None, pos
     # ECN counts (§19.3.2): ECT(0), then ECT(1) and CE, which stay 0 on most paths: a

@@ -69,6 +69,9 @@ _PACKET_EPOCH = {
     PacketType.ZERO_RTT: Epoch.ZERO_RTT,
 }
 _FRAME_ENCODING = TransportErrorCode.FRAME_ENCODING_ERROR
+#: Each byte value as a one-byte ``bytes``: a tuple lookup, not a ``bytes(...)`` call, for
+#: the first and packet-number bytes of each 1-RTT packet's associated data.
+_BYTE = tuple(bytes((i,)) for i in range(256))
 _VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
 _RETRY = PacketType.RETRY
 
@@ -162,20 +165,21 @@ class PacketReceiver:
         first ^= mask[0] & 0x1F
         pn_len = (first & 0x03) + 1
         dcid = data[start + 1 : pn_offset]
-        if pn_len == 1:  # (most packets: no int conversions)
-            truncated = data[pn_offset] ^ mask[1]
-            header = bytes((first,)) + dcid + bytes((truncated,))
-        else:
-            truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big")
-            truncated ^= int.from_bytes(mask[1 : 1 + pn_len], "big")
-            header = bytes((first,)) + dcid + truncated.to_bytes(pn_len, "big")
         space = c.recovery.spaces[2]
         # Appendix A.3; in the common case the packet is the next one expected.
         expected = space.largest_received + 1
-        pn = (expected >> (8 * pn_len) << (8 * pn_len)) | truncated
+        if pn_len == 1:  # (most packets: no int conversions)
+            truncated = data[pn_offset] ^ mask[1]
+            header = _BYTE[first] + dcid + _BYTE[truncated]
+            pn = (expected & -0x100) | truncated  # (the expected number's high bytes)
+        else:
+            truncated = int.from_bytes(data[pn_offset : pn_offset + pn_len], "big")
+            truncated ^= int.from_bytes(mask[1 : 1 + pn_len], "big")
+            header = _BYTE[first] + dcid + truncated.to_bytes(pn_len, "big")
+            pn = (expected >> (8 * pn_len) << (8 * pn_len)) | truncated
         if pn != expected:
             pn = decode_packet_number(truncated, pn_len, space.largest_received)
-        body = memoryview(data)[pn_offset + pn_len :]
+        body = data[pn_offset + pn_len :]  # (a copy costs less than a view of a packet)
         try:
             if (first >> 2) & 0x01 == keys.recv_phase:
                 payload = recv.aead.open(pn, body, header)  # (PacketKey.open, one call less)
@@ -577,7 +581,8 @@ class PacketReceiver:
         space = c.recovery.spaces[space_id]
         if space.discarded:
             return  # the rest of a packet whose CRYPTO data just ended its epoch (§4.9)
-        if ranges[0][0] >= space.next_packet_number:
+        largest = ranges[0][0]
+        if largest >= space.next_packet_number:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION,
                 "ACK for a packet never sent",
@@ -599,8 +604,11 @@ class PacketReceiver:
                 review_ack_frequency(c, now)
         ecn = c.ecn
         if ecn.validating:  # RFC 9000 §13.4.2.1; a CE rise is congestion (RFC 9002 §7.1)
-            raised = previous is None or ranges[0][0] > previous
-            ce = ecn.on_ack(space_id, acked, ecn_counts, raised, space.next_packet_number)
+            raised = previous is None or largest > previous
+            if raised and space_id == 2 and ecn_counts is not None:  # the common case
+                ce = ecn.on_one_rtt_ack(acked, ecn_counts, space.next_packet_number)
+            else:
+                ce = ecn.on_ack(space_id, acked, ecn_counts, raised, space.next_packet_number)
             if ce:
                 recovery.cc.on_congestion_event(acked[-1].time_sent, now)  # §13.4.2, RFC 9002 §B.7
 

@@ -330,7 +330,18 @@ class Recovery:
             space.time_of_last_ack_eliciting = now
             space.ack_eliciting_in_flight += 1
         self.cc.on_packet_sent(size, now)
-        self.pacer.on_sent(now, size)
+        pacer = self.pacer  # (Pacer.on_sent, in place: once per packet sent)
+        tokens = pacer.tokens
+        last = pacer.last_update
+        if now > last:
+            rate = pacer.rate
+            if rate is not None:
+                tokens += (now - last) * rate
+                if tokens > pacer.burst:
+                    tokens = pacer.burst
+            pacer.last_update = now
+        tokens -= size
+        pacer.tokens = tokens if tokens > 0.0 else 0.0
 
     # Receiving ACKs (§A.7) -----------------------------------------------------------------
     def on_ack_received(
@@ -385,14 +396,36 @@ class Recovery:
                     space.ack_eliciting_in_flight -= 1
         rtt = self.rtt
         if eliciting and newest.packet_number == largest:
-            rtt.update(
-                now - newest.time_sent,
-                ack_delay if space_id == 2 else 0.0,
-                self.handshake_confirmed,
-                self.max_ack_delay,
-            )
-            if self.first_rtt_sample_time is None:
-                self.first_rtt_sample_time = now
+            latest_rtt = now - newest.time_sent
+            if space_id == 2 and rtt.first_sample and self.handshake_confirmed:
+                # RttEstimator.update, in place for the common sample (once per ACK frame):
+                # min_rtt, then the sample less the capped ACK delay (§5.2-5.3); a first
+                # sample was taken, so first_rtt_sample_time is set.
+                rtt.latest_rtt = latest_rtt
+                if latest_rtt < rtt.min_rtt:
+                    rtt.min_rtt = latest_rtt
+                if ack_delay > self.max_ack_delay:
+                    ack_delay = self.max_ack_delay
+                adjusted = (
+                    latest_rtt - ack_delay if latest_rtt >= rtt.min_rtt + ack_delay else latest_rtt
+                )
+                # (abs() as conditionals: a builtin call costs more than the test.)
+                step = adjusted - rtt.latest_adjusted
+                rtt.jitter += ((step if step >= 0.0 else -step) - rtt.jitter) / 16
+                rtt.latest_adjusted = adjusted
+                smoothed = rtt.smoothed_rtt
+                step = smoothed - adjusted
+                rtt.rttvar = 0.75 * rtt.rttvar + 0.25 * (step if step >= 0.0 else -step)
+                rtt.smoothed_rtt = 0.875 * smoothed + 0.125 * adjusted
+            else:
+                rtt.update(
+                    latest_rtt,
+                    ack_delay if space_id == 2 else 0.0,
+                    self.handshake_confirmed,
+                    self.max_ack_delay,
+                )
+                if self.first_rtt_sample_time is None:
+                    self.first_rtt_sample_time = now
         if sent:
             lost = self._detect_lost(space_id, now)
         else:  # everything sent is acknowledged: nothing can be lost (the common case)

@@ -52,6 +52,8 @@ class RttEstimator:
             self.rttvar = latest_rtt / 2
             return
         # (Conditionals, not min(): a builtin call costs several times as much per ACK.)
+        # (Recovery.on_ack_received does the same in place for 1-RTT samples once the
+        # handshake is confirmed: a change here goes there too.)
         if latest_rtt < self.min_rtt:
             self.min_rtt = latest_rtt
         if handshake_confirmed and ack_delay > max_ack_delay:

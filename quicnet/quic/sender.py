@@ -319,44 +319,54 @@ class PacketSender:
         ) and rspace.largest_received >= 0:
             ecn = c.ecn.received  # the 1-RTT counts are [9:12]: ECT(1), ECT(0), CE
             bounds = rspace.received.bounds  # (RangeSet.only, without its call)
-            if len(bounds) == 2 and limit - len(buf) >= 49:  # one range, written in place
+            # (buf holds the header alone so far)
+            if len(bounds) == 2 and limit - header_length >= 49:  # one range, written in place
                 first, stop = bounds
                 delay_us = int((now - rspace.largest_received_time) * 1e6)
                 delay = delay_us >> c.local_params.ack_delay_exponent if delay_us > 0 else 0
-                marks = ecn[9] or ecn[10] or ecn[11]
-                buf.append(0x03 if marks else 0x02)  # ACK_ECN once anything came marked
-                # Largest Acknowledged, ACK Delay, 0 more ranges, First ACK Range: one or
-                # two bytes each in all but long or slow connections (§16), in place.
+                marks = ecn[10] or ecn[9] or ecn[11]  # (ECT(0) first: the one that counts)
                 stop -= 1
                 first = stop - first
-                if stop < 0x4000 and delay < 0x4000 and first < 0x4000:
-                    buf += bytes((stop,)) if stop < 0x40 else (0x4000 | stop).to_bytes(2, "big")
-                    buf += (
-                        bytes((delay, 0))
-                        if delay < 0x40
-                        else (0x400000 | delay << 8).to_bytes(3, "big")
-                    )
-                    buf += bytes((first,)) if first < 0x40 else (0x4000 | first).to_bytes(2, "big")
+                if (stop | delay | first) < 0x4000:  # (all three: none has a higher bit)
+                    # The type (ACK_ECN once anything came marked), Largest Acknowledged,
+                    # ACK Delay, 0 more ranges, First ACK Range: one or two bytes each in
+                    # all but long or slow connections (§16), as one int, one to_bytes.
+                    if stop < 0x40:
+                        v = (0x0300 if marks else 0x0200) | stop
+                        size = 2
+                    else:
+                        v = (0x034000 if marks else 0x024000) | stop
+                        size = 3
+                    if delay < 0x40:
+                        v = v << 16 | delay << 8
+                        size += 2
+                    else:
+                        v = v << 24 | 0x400000 | delay << 8
+                        size += 3
+                    if first < 0x40:
+                        v = v << 8 | first
+                        size += 1
+                    else:
+                        v = v << 16 | 0x4000 | first
+                        size += 2
+                    if marks:  # §19.3.2: ECT(0), ECT(1), CE
+                        ect0 = ecn[10]  # a count of packets: two bytes until 16,384 of them
+                        if 0x40 <= ect0 < 0x4000 and not (ecn[9] or ecn[11]):
+                            # Most marked paths: ECT(1) and CE both 0, in the same int.
+                            v = v << 32 | 0x40000000 | ect0 << 16
+                            size += 4
+                            marks = 0
+                    buf += v.to_bytes(size, "big")
                 else:
+                    buf.append(0x03 if marks else 0x02)
                     append_varint(buf, stop)
                     append_varint(buf, delay)
                     buf.append(0)
                     append_varint(buf, first)
-                if marks:  # §19.3.2: ECT(0), ECT(1), CE
-                    ect0 = ecn[10]  # a count of packets: two bytes until 16,384 of them
-                    if ect0 < 0x40:
-                        buf.append(ect0)
-                    elif ect0 < 0x4000:
-                        buf += (0x4000 | ect0).to_bytes(2, "big")
-                    else:
-                        append_varint(buf, ect0)
-                    ect1 = ecn[9]
-                    ce = ecn[11]
-                    if ect1 < 0x40 and ce < 0x40:  # most paths: both 0
-                        buf += bytes((ect1, ce))
-                    else:
-                        append_varint(buf, ect1)
-                        append_varint(buf, ce)
+                if marks:  # §19.3.2: the counts not written above
+                    append_varint(buf, ecn[10])
+                    append_varint(buf, ecn[9])
+                    append_varint(buf, ecn[11])
                 ack_sent = True
             else:
                 ack = self._ack_frame(rspace, now, 2, one_rtt=True)
@@ -390,18 +400,31 @@ class PacketSender:
             elif len(buf) == start:
                 buf.append(0x01)  # PING: a probe must elicit an ACK
             recovery.take_probe(2)
-        ack_eliciting = len(buf) > start
-        if len(buf) == header_length:
+        end = len(buf)
+        ack_eliciting = end > start
+        if end == header_length:
             return b""
         # §5.4.2: the header-protection sample needs 4 bytes after the packet number.
         padded = False
-        short = pn_len + len(buf) - header_length
+        short = pn_len + end - header_length
         if short < 4:
             buf += bytes(4 - short)
             padded = True
         if c.tracer is not None:  # qlog: the plaintext, before it is sealed in place
             c.tracer.packet_sent(ONE_RTT_EPOCH, pn, buf, header_length, len(buf) + _TAG, now)
-        c.keys.send.protect_in_place(buf, pn_offset, pn_len, pn)  # type: ignore[union-attr]
+        # PacketKey.protect_in_place, in place (once per packet): seal, then mask the
+        # short header (RFC 9001 §5.4.1) from the sample 4 bytes after the pn (§5.4.2).
+        send = keys.send
+        send.aead.seal_in_place(pn, buf, header_length)  # type: ignore[union-attr]
+        hp = send.hp  # type: ignore[union-attr]
+        ecb = hp.ecb  # AES (§5.4.3): the block's first 5 bytes, no mask() call
+        sample = buf[pn_offset + 4 : pn_offset + 20]
+        mask = hp.mask(sample) if ecb is None else ecb.update(sample)
+        buf[0] ^= mask[0] & 0x1F
+        buf[pn_offset] ^= mask[1]
+        if pn_len > 1:  # (a one-byte packet number, the common case: no loop)
+            for i in range(1, pn_len):
+                buf[pn_offset + i] ^= mask[1 + i]
         rspace.next_packet_number = pn + 1
         size = len(buf)
         if ack_eliciting or padded:  # an ACK-only packet needs no record (RFC 9002 §2)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.quic.records import requeue_crypto
 from quicnet.quic.rtt import K_GRANULARITY
-from quicnet.quic.states import CLOSING, DRAINING
+from quicnet.quic.states import CLOSING, CONNECTED, DRAINING
 from quicnet.quic.zero_rtt import discard_keys_if_due
 from quicnet.tls import Epoch
 
@@ -46,7 +46,7 @@ class TimerDriver:
         only until it has terminated)."""
         c = self.c
         state = c.state
-        if state is CLOSING or state is DRAINING:
+        if state is not CONNECTED and (state is CLOSING or state is DRAINING):
             return c.deadlines.closing_ends
         recovery = c.recovery
         if not c.handshake_confirmed:

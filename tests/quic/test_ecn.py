@@ -482,3 +482,25 @@ def test_asyncio_driver_marks_and_reads_ect0() -> None:
     assert both
     assert ect0 > 10
     assert state == EcnValidation.CAPABLE
+
+
+@given(
+    batches=st.lists(st.integers(1, 12), min_size=1, max_size=5),
+    counts=st.lists(
+        st.tuples(st.integers(0, 70), st.integers(0, 2), st.integers(0, 6)), min_size=1, max_size=5
+    ),
+)
+def test_one_rtt_fast_path_checks_as_on_ack(
+    batches: list[int], counts: list[tuple[int, int, int]]
+) -> None:
+    """on_one_rtt_ack (the receiver's common case) answers and moves state exactly as
+    on_ack for a 1-RTT frame with counts that raised the largest acknowledged."""
+    general, fast, recovery_g, recovery_f = EcnState(True), EcnState(True), _Recovery(), _Recovery()
+    for n, frame_counts in zip(batches, counts, strict=False):
+        acked_g = _sent(general, recovery_g, n)
+        acked_f = _sent(fast, recovery_f, n)
+        pn = recovery_g.spaces[2].next_packet_number
+        expected = general.on_ack(2, acked_g, frame_counts, True, pn)
+        assert fast.on_one_rtt_ack(acked_f, frame_counts, pn) == expected
+        assert (fast.state, fast.validating) == (general.state, general.validating)
+        assert fast.begin_batch(recovery_f, "p") == general.begin_batch(recovery_g, "p")

@@ -459,3 +459,34 @@ def test_packets_sent_before_a_path_switch_give_the_new_path_no_rtt_sample() -> 
     _send(recovery, log, 2, 1.6)  # on the new path
     recovery.on_ack_received(APP, ((2, 2),), 0.0, 1.9)
     assert recovery.rtt.first_sample and recovery.rtt.latest_rtt == pytest.approx(0.3)
+
+
+@given(
+    samples=st.lists(
+        st.tuples(st.integers(1, 400_000), st.integers(0, 60_000)), min_size=2, max_size=8
+    ),
+    confirmed=st.booleans(),
+)
+def test_one_rtt_samples_match_the_estimator(
+    samples: list[tuple[int, int]], confirmed: bool
+) -> None:
+    """The 1-RTT sample on_ack_received takes in place (handshake confirmed) moves every
+    estimate exactly as RttEstimator.update does."""
+    recovery = Recovery(max_ack_delay=0.025)
+    recovery.handshake_confirmed = confirmed
+    reference = RttEstimator()
+    now = 1.0
+    for pn, (rtt_us, delay_us) in enumerate(samples):
+        sent_at = now
+        recovery.on_one_rtt_sent(pn, sent_at, True, 100, [])
+        now += rtt_us / 1e6
+        recovery.on_ack_received(2, [(pn, pn)], delay_us / 1e6, now)
+        reference.update(now - sent_at, delay_us / 1e6, confirmed, 0.025)
+        got, want = recovery.rtt, reference
+        assert (got.latest_rtt, got.min_rtt, got.smoothed_rtt, got.rttvar, got.jitter) == (
+            want.latest_rtt,
+            want.min_rtt,
+            want.smoothed_rtt,
+            want.rttvar,
+            want.jitter,
+        )
