@@ -95,23 +95,6 @@ class PacketKey:
         out += ciphertext
         return bytes(out)
 
-    def protect_in_place(
-        self, buffer: bytearray, pn_offset: int, pn_length: int, packet_number: int
-    ) -> None:
-        """Seal ``buffer`` (header through packet number, then payload) where it lies:
-        AEAD over the payload with the header as associated data, then the mask."""
-        self.aead.seal_in_place(packet_number, buffer, pn_offset + pn_length)
-        sample_start = pn_offset + 4  # §5.4.2: the sender padded, so 16 bytes are there
-        sample = buffer[sample_start : sample_start + _SAMPLE_LENGTH]
-        hp = self.hp
-        ecb = hp.ecb  # AES (§5.4.3): the mask is the block's first 5 bytes, no mask() call
-        mask = hp.mask(sample) if ecb is None else ecb.update(sample)
-        buffer[0] ^= mask[0] & (0x0F if buffer[0] & 0x80 else 0x1F)
-        buffer[pn_offset] ^= mask[1]
-        if pn_length > 1:  # (a one-byte packet number, the common case: no loop)
-            for i in range(1, pn_length):
-                buffer[pn_offset + i] ^= mask[1 + i]
-
     def unprotect_header(self, packet: bytes, pn_offset: int) -> tuple[int, int, int]:
         """Remove header protection: ``(first_byte, truncated_pn, pn_length)``.
 

@@ -412,8 +412,8 @@ class PacketSender:
             padded = True
         if c.tracer is not None:  # qlog: the plaintext, before it is sealed in place
             c.tracer.packet_sent(ONE_RTT_EPOCH, pn, buf, header_length, len(buf) + _TAG, now)
-        # PacketKey.protect_in_place, in place (once per packet): seal, then mask the
-        # short header (RFC 9001 §5.4.1) from the sample 4 bytes after the pn (§5.4.2).
+        # Packet protection in place (RFC 9001 §5): seal, then mask the short header
+        # (§5.4.1) from the sample 4 bytes after the packet number (§5.4.2).
         send = keys.send
         send.aead.seal_in_place(pn, buf, header_length)  # type: ignore[union-attr]
         hp = send.hp  # type: ignore[union-attr]
