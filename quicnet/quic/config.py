@@ -23,6 +23,7 @@ from quicnet.quic.versions import QuicVersion
 from quicnet.tls import CipherSuite, SessionTicket, StrikeRegister, TicketKeys
 from quicnet.tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS
 from quicnet.tls.ech import ECHKey
+from quicnet.tls.keylog import key_log_from_environment
 
 __all__ = [
     "DEFAULT_MAX_UDP_PAYLOAD_SIZE",
@@ -79,7 +80,8 @@ class QuicConfiguration:
     cipher_suites: Sequence[CipherSuite] = DEFAULT_CIPHER_SUITES
     groups: Sequence[NamedGroup] = DEFAULT_GROUPS
     #: Called with each NSS key log line (SSLKEYLOGFILE format). A client without one
-    #: appends to the file ``SSLKEYLOGFILE`` names, if set (quicnet.tls.keylog).
+    #: appends to the file ``SSLKEYLOGFILE`` names, if set when the configuration is
+    #: made (quicnet.tls.keylog; see :meth:`client_key_log`).
     key_log: Callable[[str], None] | None = None
     #: Where each connection writes its qlog trace, ``<odcid>_<client|server>.sqlog``
     #: (see :mod:`quicnet.quic.qlog`). The default is the ``QLOGDIR`` environment
@@ -178,6 +180,11 @@ class QuicConfiguration:
     #: Client: an address-validation token from a NEW_TOKEN frame of an earlier
     #: connection to the same server (RFC 9000 §8.1.3), sent in the first Initial.
     address_token: bytes = b""
+    #: A client's writer for the file ``SSLKEYLOGFILE`` named when the configuration was
+    #: made (None: unset, or a server): read once here, not per connection.
+    _environment_key_log: Callable[[str], None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def udp_payload_limit(self) -> int:
@@ -192,7 +199,15 @@ class QuicConfiguration:
             return None
         return min(round(self.min_ack_delay * 1e6), int(self.max_ack_delay * 1000) * 1000)
 
+    def client_key_log(self) -> Callable[[str], None] | None:
+        """Where a client connection logs its TLS secrets: ``key_log``, else the file
+        ``SSLKEYLOGFILE`` named when this configuration was made (as ``qlog_dir``
+        follows ``QLOGDIR``), else None."""
+        return self.key_log if self.key_log is not None else self._environment_key_log
+
     def __post_init__(self) -> None:
+        if self.is_client:  # servers never read SSLKEYLOGFILE (quicnet.tls.keylog)
+            self._environment_key_log = key_log_from_environment()
         if not self.supported_versions:
             spoken = (QuicVersion.V1, QuicVersion.V2)
             first = (self.version,) if self.version in spoken else ()

@@ -18,7 +18,6 @@ from quicnet.quic.errors import QuicUsageError, TransportError, TransportErrorCo
 from quicnet.quic.transport_params import PreferredAddress, TransportParameters
 from quicnet.quic.zero_rtt import early_data_context, remembered_parameters
 from quicnet.tls import ClientConfig, ServerConfig, TLSClient, TLSServer
-from quicnet.tls.keylog import key_log_from_environment
 
 __all__ = [
     "QUIC_MAX_EARLY_DATA",
@@ -113,7 +112,8 @@ def make_tls(
     version); a server resumes only tickets it issued for this version.
 
     A client without ``c.key_log`` appends its secrets to the file SSLKEYLOGFILE
-    names, when it is set (:mod:`quicnet.tls.keylog`); a server logs only to ``c.key_log``.
+    named when ``c`` was made (:meth:`QuicConfiguration.client_key_log`); a server logs
+    only to ``c.key_log``.
     A server's ``versions`` (its connection's) can keep it in the original version.
     """
     transport_parameters = params.encode()
@@ -153,7 +153,7 @@ def make_tls(
                 enable_early_data=early_data,
                 quic_transport_parameters=transport_parameters,
                 middlebox_compatibility=False,  # RFC 9001 §8.4
-                key_log=c.key_log if c.key_log is not None else key_log_from_environment(),
+                key_log=c.client_key_log(),
                 wall_clock=c.wall_clock,
             ),
             quic=True,

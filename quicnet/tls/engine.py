@@ -81,6 +81,10 @@ class TLSEngine(EventQueue[TLSEvent]):
         self.peer_certificates: tuple[Certificate, ...] = ()
         self.handshake_complete = False
         self._exporter_master_secret = b""
+        #: The transcript hash the exporter master secret is derived from (RFC 8446 §7.1),
+        #: set with the application secrets; the secret itself is derived at the first
+        #: export (QUIC never exports), or at once when a key log wants it.
+        self._exporter_hash = b""
         self.client_handshake_secret = b""
         #: The handshake traffic secrets keyed once (ExpandKey): the Finished keys and,
         #: over QUIC, the packet keys are expanded from them.
@@ -147,8 +151,12 @@ class TLSEngine(EventQueue[TLSEvent]):
 
     def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
         """RFC 8446 §7.5 exporter; available once the handshake is complete."""
-        if not self._exporter_master_secret or self.suite is None:
+        if not self._exporter_hash or self.suite is None or self.key_schedule is None:
             raise UsageError("keying material can be exported only after the handshake")
+        if not self._exporter_master_secret:
+            self._exporter_master_secret = self.key_schedule.exporter_master_secret(
+                self._exporter_hash
+            )
         return export_keying_material(
             self.suite, self._exporter_master_secret, label, context, length
         )
@@ -241,11 +249,17 @@ class TLSEngine(EventQueue[TLSEvent]):
             )
 
     def _derive_application_secrets(self) -> None:
-        """After the server's Finished: application and exporter secrets."""
+        """After the server's Finished: the application secrets; the exporter master
+        secret's transcript hash, the secret itself derived when first asked for (a key
+        log gets it now)."""
         assert self.key_schedule is not None
         self.key_schedule.enter_master()
         transcript_hash = self.transcript.digest()
-        client, server, exporter = self.key_schedule.application_secrets(transcript_hash)
+        self._exporter_hash = transcript_hash
+        if self._key_log is not None:
+            client, server, exporter = self.key_schedule.application_secrets(transcript_hash)
+            self._exporter_master_secret = exporter
+            self._log("EXPORTER_SECRET", exporter)
+        else:
+            client, server = self.key_schedule.application_traffic_secrets(transcript_hash)
         self.client_application_secret, self.server_application_secret = client, server
-        self._exporter_master_secret = exporter
-        self._log("EXPORTER_SECRET", self._exporter_master_secret)

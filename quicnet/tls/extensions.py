@@ -296,7 +296,13 @@ def encode_key_share_client(entries: list[KeyShareEntry] | tuple[KeyShareEntry, 
 def decode_key_share_client(data: bytes) -> list[KeyShareEntry]:
     """A ClientHello's key_share (§4.2.8); DecodeError when malformed, illegal_parameter
     for two shares of one group."""
-    block = Reader(_only_vector(data, 2, 0, "key_share"))
+    body = _only_vector(data, 2, 0, "key_share")
+    n = len(body) - 4
+    if n > 0 and int.from_bytes(body[2:4], "big") == n:
+        # One entry filling the list (the usual hello): read at once, no Reader; any
+        # other shape (several, truncated, empty) goes the general way below.
+        return [KeyShareEntry(int.from_bytes(body[:2], "big"), body[4:])]
+    block = Reader(body)
     entries = []
     groups: set[int] = set()
     while not block.at_end():

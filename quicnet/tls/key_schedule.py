@@ -237,8 +237,15 @@ class KeySchedule:
         self._master_key = ExpandKey(self.hash_name, self.master_secret)
 
     def application_traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
-        """``(client, server)`` application secrets; hash of ClientHello..server Finished."""
-        client, server, _ = self.application_secrets(transcript_hash)
+        """``(client, server)`` application secrets; hash of ClientHello..server Finished.
+        The exporter master secret is left to :meth:`exporter_master_secret` (the same
+        keyed HMAC, kept for the resumption master secret)."""
+        n = self.hash_length
+        master = self._master_key or ExpandKey(self.hash_name, self.master_secret)
+        self._master_key = master  # kept for the resumption master secret
+        client, server = master.expand_labels(
+            ((b"c ap traffic", n), (b"s ap traffic", n)), transcript_hash
+        )
         return client, server
 
     def application_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes, bytes]:
@@ -253,6 +260,9 @@ class KeySchedule:
 
     def exporter_master_secret(self, transcript_hash: bytes) -> bytes:
         """exporter_master_secret; hash of ClientHello..server Finished (RFC 8446 §7.1)."""
+        master = self._master_key
+        if master is not None:  # before the resumption master secret: keyed already
+            return master.expand_label(b"exp master", transcript_hash, self.hash_length)
         return self.derive(self.master_secret, b"exp master", transcript_hash)
 
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:

@@ -3,7 +3,8 @@
 A debugging aid, and a dangerous one: anyone who reads the file can decrypt
 every session logged in it (TLS over TCP and QUIC alike), so it defeats the
 secrecy of those sessions. Only clients log by default, and only when the
-``SSLKEYLOGFILE`` environment variable names a file; a server logs only
+``SSLKEYLOGFILE`` environment variable names a file (read when a QUIC client's
+configuration is made, at each connection for TLS over TCP); a server logs only
 when its configuration has a ``key_log`` callback.
 
 Each line is ``<LABEL> <client_random hex> <secret hex>`` (the labels of

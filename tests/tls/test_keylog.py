@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from quicnet.crypto import AeadAlgorithm, DecryptError, dev_identity
-from quicnet.quic import QuicConnection, SessionTicketReceived
+from quicnet.quic import QuicConfiguration, QuicConnection, SessionTicketReceived
 from quicnet.quic import frames as fr
 from quicnet.quic.buffer import Reader
+from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.packets import PacketType, decode_packet_number, parse_long_header
 from quicnet.quic.protection import PacketKey, initial_keys
 from quicnet.tls import CipherSuite, ClientConfig, ServerConfig, open_connection, start_server
 from quicnet.tls.keylog import key_log_file
-from tests.quic.simnet import Simulation, client_config, handshake, make_pair
+from tests.quic.simnet import Simulation, client_config, handshake, make_pair, server_config
 
 LINE = re.compile(r"^([A-Z_0-9]+) ([0-9a-f]{64}) ([0-9a-f]+)$")
 TRAFFIC_LABELS = {
@@ -391,3 +392,41 @@ def test_zero_rtt_client_logs_the_early_secret_that_opens_its_0rtt_packets(
         isinstance(f, fr.StreamFrame) and f.stream_id == stream_id and f.data == b"early words"
         for f in early_frames
     )
+
+
+def test_quic_client_reads_the_variable_when_its_configuration_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QUIC configuration reads SSLKEYLOGFILE once, when it is made (not per
+    connection): a client configuration made before the variable was set logs nothing,
+    one made after logs each of its connections; a server's never names the file, and a
+    configured key_log wins."""
+    log = tmp_path / "keys.log"
+    monkeypatch.delenv("SSLKEYLOGFILE", raising=False)
+    before = client_config()
+    assert before.client_key_log() is None
+    monkeypatch.setenv("SSLKEYLOGFILE", str(log))
+    handshake(_pair(before, 30))
+    assert not log.exists()
+    after = client_config()
+    assert after.client_key_log() is key_log_file(str(log))
+    monkeypatch.delenv("SSLKEYLOGFILE")  # read already: the configuration keeps it
+    handshake(_pair(after, 31))
+    handshake(_pair(after, 32))
+    lines = parse_log(log)
+    randoms = {r for _, r, _ in lines}
+    assert len(randoms) == 2
+    for random in randoms:
+        assert set(secrets_by_label(lines, random)) >= TRAFFIC_LABELS
+    received: list[str] = []
+    monkeypatch.setenv("SSLKEYLOGFILE", str(log))
+    assert client_config(key_log=received.append).client_key_log() == received.append
+    assert server_config().client_key_log() is None
+    server = make_pair(seed=33, use_endpoint=False).server.impl
+    assert isinstance(server, QuicConnection)
+    assert server.tls.config.key_log is None
+
+
+def _pair(config: QuicConfiguration, seed: int) -> Simulation:
+    """A client of ``config`` and a fresh endpoint, not yet connected."""
+    return Simulation(QuicConnection(config), QuicEndpoint(server_config()), seed=seed)
