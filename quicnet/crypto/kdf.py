@@ -142,30 +142,13 @@ def hkdf_expand_labels(
     length)`` of one ``secret`` (a packet key's key, IV and header-protection key; the
     traffic secrets of one transcript hash): the HMAC is keyed once and copied for each
     label but the last, which takes it as it is."""
-    try:
-        plan = _LABEL_PLANS.get((hash_name, labels))
-    except TypeError:  # labels in a list (unhashable): never kept, planned each call
-        plan = None
-    algorithm, one_block, empty_head, empty_last, prefix_head, prefix_last = plan or _label_plan(
-        hash_name, labels
-    )
-    if not one_block:
+    plan = _plan_of(hash_name, labels)
+    if not plan[1]:
         # Some label is empty or longer than one block: each on its own.
         return [
             hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
         ]
-    keyed = _HMAC(secret, algorithm)
-    out = []
-    if not context:  # the packet keys: the label and its empty context are one constant
-        for info, length in empty_head:
-            h = keyed.copy()
-            h.update(info)
-            out.append(h.finalize()[:length])
-        info, length = empty_last
-        keyed.update(info)
-        out.append(keyed.finalize()[:length])
-        return out
-    return _expand_with(keyed, prefix_head, prefix_last, context, True)
+    return _expand_planned(_HMAC(secret, plan[0]), plan, context, True)
 
 
 def _expand_labels(
@@ -178,19 +161,29 @@ def _expand_labels(
 ) -> list[bytes]:
     """:func:`hkdf_expand_labels` with the HMAC ``keyed`` by ``secret`` already; ``last``:
     the last label takes ``keyed`` itself, not a copy."""
+    plan = _plan_of(hash_name, labels)
+    if not plan[1]:
+        return [
+            hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
+        ]
+    return _expand_planned(keyed, plan, context, last)
+
+
+def _plan_of(hash_name: str, labels: Sequence[tuple[bytes, int]]) -> _Plan:
     try:
         plan = _LABEL_PLANS.get((hash_name, labels))
     except TypeError:  # labels in a list (unhashable): never kept, planned each call
         plan = None
-    _, one_block, empty_head, empty_last, prefix_head, prefix_last = plan or _label_plan(
-        hash_name, labels
-    )
-    if not one_block:
-        return [
-            hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
-        ]
+    return plan or _label_plan(hash_name, labels)
+
+
+def _expand_planned(keyed: _HMAC, plan: _Plan, context: bytes, last: bool) -> list[bytes]:
+    """The labels of a one-block ``plan`` from ``keyed``; ``last``: the last label takes
+    ``keyed`` itself, not a copy."""
+    _, _, empty_head, empty_last, prefix_head, prefix_last = plan
     if context:
         return _expand_with(keyed, prefix_head, prefix_last, context, last)
+    # The packet keys: each label and its empty context are one constant.
     out = []
     for info, length in empty_head:
         h = keyed.copy()

@@ -338,15 +338,8 @@ class PacketReceiver:
                     ack_eliciting = non_probing = True
                     self._on_control_frame(frame, t, dcid, now)
                 elif t == 0x06:  # CRYPTO (§19.6): a NewSessionTicket, read in place
-                    offset, pos = varint_at(payload, pos)
-                    length, pos = varint_at(payload, pos)
-                    if pos + length > end:
-                        raise _truncated(t)
-                    if offset + length > MAX_VARINT:
-                        raise TransportError(_FRAME_ENCODING, "crypto data beyond 2^62-1", t)
                     ack_eliciting = non_probing = True
-                    self._on_crypto(ONE_RTT_EPOCH, offset, payload[pos : pos + length], now)
-                    pos += length
+                    pos = self._read_crypto(ONE_RTT_EPOCH, payload, pos, end, now)
                 else:  # the rest: rare, parsed into objects
                     reader = Reader(payload, pos)
                     frame = fr.parse_frame(reader, t)
@@ -528,14 +521,7 @@ class PacketReceiver:
                 if t == 0x00:  # PADDING: skip the run (in C, not byte by byte)
                     pos = padding_end(payload, pos)
                 elif t == 0x06:  # CRYPTO (§19.6), never in 0-RTT
-                    offset, pos = varint_at(payload, pos)
-                    length, pos = varint_at(payload, pos)
-                    if pos + length > end:
-                        raise _truncated(t)
-                    if offset + length > MAX_VARINT:
-                        raise TransportError(_FRAME_ENCODING, "crypto data beyond 2^62-1", t)
-                    self._on_crypto(epoch, offset, payload[pos : pos + length], now)
-                    pos += length
+                    pos = self._read_crypto(epoch, payload, pos, end, now)
                 elif t == 0x02 or t == 0x03:  # ACK (§19.3), never in 0-RTT
                     ranges, delay, counts, pos = read_ack(payload, pos, t)
                     self._on_ack(EPOCH_SPACE[epoch], ranges, delay, now, counts)
@@ -561,6 +547,18 @@ class PacketReceiver:
         return ack_eliciting
 
     # Frames shared by both paths ----------------------------------------------------------------
+    def _read_crypto(self, epoch: Epoch, payload: bytes, pos: int, end: int, now: float) -> int:
+        """The CRYPTO frame (§19.6) whose type byte ends at ``pos``, read in place and
+        handed on; returns where the next frame starts."""
+        offset, pos = varint_at(payload, pos)
+        length, pos = varint_at(payload, pos)
+        if pos + length > end:
+            raise _truncated(0x06)
+        if offset + length > MAX_VARINT:
+            raise TransportError(_FRAME_ENCODING, "crypto data beyond 2^62-1", 0x06)
+        self._on_crypto(epoch, offset, payload[pos : pos + length], now)
+        return pos + length
+
     def _on_crypto(self, epoch: Epoch, offset: int, data: bytes, now: float) -> None:
         c = self.c
         space = c.spaces[ONE_RTT_EPOCH if epoch == ZERO_RTT_EPOCH else epoch]
