@@ -92,10 +92,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "memory_connections": 1_000,
         "capacity_memory_clients": 1_000,
         "capacity_memory_ticks": 60,
-        # Stops at the first step that fails: steps of 50 up to 800, around where quicnet
-        # is today (500 held and 750 did not in the run of 2026-12-05 16:33), then the
-        # issue's ramp.
-        "capacity_clients": [*range(50, 801, 50), 1_000, 1_500],
+        # Stops at the first step that fails: steps of 50 up to the 1,000 (800
+        # held and 1,000 failed in the run of 2026-12-05 18:57, with no step between),
+        # then 1,500.
+        "capacity_clients": [*range(50, 1_001, 50), 1_500],
         "capacity_seconds": 5.0,
         "capacity_warmup": 1.0,
     },
