@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -202,34 +203,12 @@ class TransportParameters(NamedTuple):
         seen: set[int] = set()
         static: list[bytes] = []  # runs of the other parameters' bytes, in order
         own: list[tuple[int, Any]] = []  # (field position, value) of the per-connection ones
-        pos, end = 0, len(data)
+        end = len(data)
         run = 0  # where the current run of other parameters started
         try:
-            while pos < end:
-                start = pos
-                pid = data[pos]  # ids and lengths mostly one-byte varints: read at once
-                length = data[pos + 1] if pid < 0x40 else 0x40
-                if length < 0x40:
-                    pos += 2
-                else:
-                    if pid < 0x40:
-                        pos += 1
-                    else:
-                        pid, pos = _varint(data, pos, end, "parameter id")
-                    length = data[pos]
-                    if length < 0x40:
-                        pos += 1
-                    else:
-                        length, pos = _varint(data, pos, end, "parameter length")
-                stop = pos + length
-                if stop > end:
-                    raise _error("malformed transport parameters: truncated field")
-                if pid in seen:
-                    raise _error(f"transport parameter 0x{pid:x} appears twice")
-                seen.add(pid)
+            for start, pid, pos, stop in _parameters(data, seen):
                 entry = _OWN_DECODING.get(pid)
                 if entry is None:
-                    pos = stop
                     continue
                 if start > run:
                     static.append(data[run:start])
@@ -241,7 +220,6 @@ class TransportParameters(NamedTuple):
                     own.append((index, PreferredAddress.decode(data[pos:stop])))
                 else:
                     own.append((index, data[pos:stop]))
-                pos = stop
         except IndexError:
             raise _error("malformed transport parameters: truncated field") from None
         if run < end:
@@ -262,30 +240,9 @@ class TransportParameters(NamedTuple):
         """Every parameter in ``data`` over the defaults, by position (§18.2, §7.4)."""
         fields = list(_DEFAULTS)  # by position; each parameter read replaces its default
         seen: set[int] = set()  # every id read: none may come twice (§7.4)
-        pos, end = 0, len(data)
         try:  # an index past the end is a truncated field (IndexError, below)
-            while pos < end:
-                # Ids and lengths are mostly one-byte varints: both read at once.
-                pid = data[pos]
-                length = data[pos + 1] if pid < 0x40 else 0x40
-                if length < 0x40:
-                    pos += 2
-                else:
-                    if pid < 0x40:
-                        pos += 1
-                    else:
-                        pid, pos = _varint(data, pos, end, "parameter id")
-                    length = data[pos]
-                    if length < 0x40:
-                        pos += 1
-                    else:
-                        length, pos = _varint(data, pos, end, "parameter length")
-                stop = pos + length
-                if stop > end:
-                    raise _error("malformed transport parameters: truncated field")
-                if pid in seen:
-                    raise _error(f"transport parameter 0x{pid:x} appears twice")
-                seen.add(pid)
+            for _, pid, pos, stop in _parameters(data, seen):
+                length = stop - pos
                 integer = _INTEGER_FIELDS.get(pid)
                 if integer is not None:  # most of them: no integer is server-only
                     # The varint (§16) must fill the field exactly: its first byte gives
@@ -301,11 +258,9 @@ class TransportParameters(NamedTuple):
                             raise _error(f"{integer[1]} has trailing bytes")
                         value = int.from_bytes(data[pos:stop], "big") & _VARINT_MASK[size]
                         fields[integer[0]] = value
-                    pos = stop
                     continue
                 entry = _DECODING.get(pid)
                 if entry is None:
-                    pos = stop
                     continue  # §18.1: unknown (and reserved) parameters are ignored
                 index, name, kind, server_only = entry
                 if server_only and not from_server:
@@ -318,7 +273,6 @@ class TransportParameters(NamedTuple):
                     fields[index] = PreferredAddress.decode(data[pos:stop])
                 else:
                     fields[index] = data[pos:stop]
-                pos = stop
         except IndexError:
             raise _error("malformed transport parameters: truncated field") from None
         return fields
@@ -398,6 +352,38 @@ _KIND_PREFERRED_ADDRESS = _Kind.PREFERRED_ADDRESS
 
 
 _VARINT_MASK = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
+
+
+def _parameters(data: bytes, seen: set[int]) -> Iterator[tuple[int, int, int, int]]:
+    """Each parameter of ``data`` in order (§18: id, length, value) as ``(start, id,
+    value start, value end)``, its id added to ``seen``. A field running past the end,
+    or an id already in ``seen`` (§7.4), is a TRANSPORT_PARAMETER_ERROR; a length byte
+    past the end is an IndexError for the caller to report as truncated."""
+    pos, end = 0, len(data)
+    while pos < end:
+        start = pos
+        pid = data[pos]  # ids and lengths mostly one-byte varints: read at once
+        length = data[pos + 1] if pid < 0x40 else 0x40
+        if length < 0x40:
+            pos += 2
+        else:
+            if pid < 0x40:
+                pos += 1
+            else:
+                pid, pos = _varint(data, pos, end, "parameter id")
+            length = data[pos]
+            if length < 0x40:
+                pos += 1
+            else:
+                length, pos = _varint(data, pos, end, "parameter length")
+        stop = pos + length
+        if stop > end:
+            raise _error("malformed transport parameters: truncated field")
+        if pid in seen:
+            raise _error(f"transport parameter 0x{pid:x} appears twice")
+        seen.add(pid)
+        yield start, pid, pos, stop
+        pos = stop
 
 
 def _varint(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
