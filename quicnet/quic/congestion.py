@@ -6,9 +6,11 @@ import math
 from collections.abc import Iterable
 from typing import Protocol
 
-__all__ = ["CongestionController", "NewReno", "Pacer", "SentInfo"]
+__all__ = ["PACING_GAIN", "CongestionController", "NewReno", "Pacer", "SentInfo"]
 
 K_LOSS_REDUCTION_FACTOR = 0.5
+#: Congestion windows paced out per smoothed RTT (RFC 9002 §7.7: N = 1.25).
+PACING_GAIN = 1.25
 
 
 class SentInfo(Protocol):
@@ -262,9 +264,10 @@ class Pacer:
         self.last_update = 0.0
 
     def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
-        """Pace at 1.25 congestion windows per smoothed RTT (RFC 9002 §7.7, N = 1.25)."""
+        """Pace at PACING_GAIN congestion windows per smoothed RTT (RFC 9002 §7.7)."""
+        # (Recovery.on_ack_received does the same in place: a change here goes there too.)
         if smoothed_rtt > 0:
-            self.rate = 1.25 * congestion_window / smoothed_rtt  # N = 1.25
+            self.rate = PACING_GAIN * congestion_window / smoothed_rtt
 
     def _refill(self, now: float) -> None:
         last = self.last_update

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from quicnet.quic.congestion import CongestionController, NewReno, Pacer
+from quicnet.quic.congestion import PACING_GAIN, CongestionController, NewReno, Pacer
 from quicnet.quic.pmtu import BASE_PLPMTU
 from quicnet.quic.rangeset import RangeSet
 from quicnet.quic.reordering import SpuriousLosses
@@ -441,10 +441,10 @@ class Recovery:
         if space_id or self.peer_completed_address_validation:
             self.pto_count = 0
         rate = cc.pacing_rate
-        if rate is None:  # §7.7: 1.25 windows per smoothed RTT (Pacer.update_rate, in place)
+        if rate is None:  # RFC 9002 §7.7 (Pacer.update_rate, in place: once per ACK frame)
             srtt = rtt.smoothed_rtt
             if srtt > 0:
-                self.pacer.rate = 1.25 * cc.congestion_window / srtt
+                self.pacer.rate = PACING_GAIN * cc.congestion_window / srtt
         else:  # a model-based controller paces at its own rate (BBR)
             self.pacer.rate = rate
         deliver = self.on_delivered
