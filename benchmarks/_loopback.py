@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import Peer, machine_busy_seconds
-from _peers import ALPN, client_configuration, other_stack, run_loop
+from _peers import ALPN, client_configuration, input_waiting, other_stack, run_loop
 
 from quicnet.quic import DatagramReceived
 
@@ -102,6 +102,7 @@ def rtt_raw_select(port: int, rounds: Rounds) -> None:
     """As quicnet.io.udp: non-blocking socket, select() with a timeout per poll."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
+    waiting = input_waiting(sock)
     server = ("127.0.0.1", port)
     payload = os.urandom(PAYLOAD)
     perf = time.perf_counter
@@ -120,6 +121,8 @@ def rtt_raw_select(port: int, rounds: Rounds) -> None:
                     except BlockingIOError:
                         break
                     got = True
+                    if not waiting(0):
+                        break
             rounds.record(i, perf() - t0 if got else None)
     finally:
         sock.close()
@@ -130,6 +133,7 @@ async def rtt_raw_asyncio(port: int, rounds: Rounds) -> None:
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
+    waiting = input_waiting(sock)
     waiter: list[asyncio.Future[None]] = []
 
     def readable() -> None:
@@ -140,6 +144,8 @@ async def rtt_raw_asyncio(port: int, rounds: Rounds) -> None:
             except BlockingIOError:
                 break
             got = True
+            if not waiting(0):
+                break
         if got and waiter and not waiter[0].done():
             waiter[0].set_result(None)
 

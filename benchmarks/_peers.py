@@ -193,30 +193,45 @@ def serve_raw_blocking(server: Server) -> None:
         sock.sendto(server.answer(data), address)
 
 
-def _drain_and_answer(sock: socket.socket, server: Server) -> None:
+def input_waiting(sock: socket.socket) -> Callable[[int], list[tuple[int, int]]]:
+    """``poll`` of a ``select.poll`` on ``sock``: ``poll(0)`` is non-empty while a
+    datagram waits. The raw loops drain as quicnet's drivers do (quicnet.io.udp's
+    ``input_poller``): after the first datagram of a wakeup they ask this instead of
+    reading until a read fails with EAGAIN, so both sides use the cheaper check."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return poller.poll
+
+
+def _drain_and_answer(
+    sock: socket.socket, server: Server, waiting: Callable[[int], list[tuple[int, int]]]
+) -> None:
     for _ in range(_READS):
         try:
             data, address = sock.recvfrom(_MAX_DATAGRAM)
         except (BlockingIOError, InterruptedError):
             return
         sock.sendto(server.answer(data), address)
+        if not waiting(0):
+            return
 
 
 def serve_raw_select(server: Server) -> None:
     """As quicnet.io.udp: select() with a timeout, then drain the socket."""
     sock = _udp_socket(blocking=False)
+    waiting = input_waiting(sock)
     emit(f"port {sock.getsockname()[1]}")
     while True:
         readable, _, _ = select.select([sock], [], [], 0.01)
         if readable:
-            _drain_and_answer(sock, server)
+            _drain_and_answer(sock, server, waiting)
 
 
 async def serve_raw_asyncio(server: Server) -> None:
     """As quicnet.io.aio: loop.add_reader, then drain the socket per wakeup."""
     loop = asyncio.get_running_loop()
     sock = _udp_socket(blocking=False)
-    loop.add_reader(sock.fileno(), _drain_and_answer, sock, server)
+    loop.add_reader(sock.fileno(), _drain_and_answer, sock, server, input_waiting(sock))
     emit(f"port {sock.getsockname()[1]}")
     await loop.create_future()
 
