@@ -248,7 +248,8 @@ def enable_ecn(sock: socket.socket) -> bool:
 
 def read_socket_ecn(sock: socket.socket) -> list[tuple[bytes, Address, int]]:
     """Every datagram queued on ``sock`` (at most a poll's worth) with its ECN codepoint,
-    read with ``recvmsg`` from a socket :func:`enable_ecn` prepared."""
+    read with ``recvmsg`` from a socket :func:`enable_ecn` prepared. (The tick driver's
+    main socket is read by a copy of this loop in :meth:`SocketDriver.cycle`.)"""
     out = []
     recvmsg = sock.recvmsg
     for _ in range(_READS_PER_POLL):
@@ -369,8 +370,19 @@ class SocketDriver:
             if self.ecn:
                 ecn_core: _EcnCore = core  # type: ignore[assignment]  # (no cast() call)
                 receive_ecn = ecn_core.receive_datagram
-                for data, address, ecn in read_socket_ecn(self.sock):
-                    receive_ecn(data, address, now, ecn)
+                # read_socket_ecn, in place (once per wakeup): each datagram goes to the
+                # core as it is read, with no list between; a change there goes here too.
+                recvmsg = self.sock.recvmsg
+                for _ in range(_READS_PER_POLL):
+                    try:
+                        data, ancillary, _flags, address = recvmsg(_MAX_DATAGRAM, _ECN_CMSG_SPACE)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        continue  # ICMP errors surface here on some systems
+                    receive_ecn(
+                        data, address, now, ancillary[-1][2][_LOW_BYTE] & 3 if ancillary else 0
+                    )
             else:
                 receive = core.receive_datagram
                 for data, address in read_socket(self.sock):
@@ -501,8 +513,10 @@ class UdpClient(SocketDriver):
         conn = self.connection
         self.cycle(conn, timeout)
         events = []
-        while (event := conn.next_event()) is not None:
-            events.append(event)
+        while conn.event_queue:  # (no next_event call for the empty answer)
+            event = conn.next_event()
+            if event is not None:
+                events.append(event)
         if conn.state is TERMINATED:
             conn.dispose()  # freed by reference counting once the application lets go
         return events
@@ -597,12 +611,16 @@ class UdpServer(SocketDriver):
         events = []
         while (item := endpoint.next_event()) is not None:
             events.append(item)
-        self.gc_freezer.poll()
+        gc_freezer = self.gc_freezer
+        if gc_freezer.interval is not None:  # (no call when it never freezes)
+            gc_freezer.poll()
         return events
 
     def flush(self) -> None:
         """Send what the connections have queued (e.g. right after send_stream_data)."""
         endpoint = self.endpoint
-        self.transmit(endpoint.datagrams_to_send(time.monotonic()), endpoint.ecn_marked)
+        out = endpoint.datagrams_to_send(time.monotonic())
+        if out:
+            self.sender.send(out, endpoint.ecn_marked)
         if self.preferred:
             self._transmit_routed(endpoint)
