@@ -27,6 +27,7 @@ from quicnet.io.udp import (
     MIGRATION_LINGER,
     DatagramSender,
     bound_address,
+    deliver_socket_ecn,
     enable_ecn,
     local_host_for,
     loopback_configuration,
@@ -166,8 +167,7 @@ class Transporter:
         receive = self.core.receive_datagram
         try:
             if self.ecn:
-                for data, address, ecn in read_socket_ecn(sock):
-                    receive(data, address, now, ecn)
+                deliver_socket_ecn(sock, receive, now)
                 self._dispatch()
                 return
             for data, address in read_socket(sock):

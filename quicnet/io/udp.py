@@ -20,7 +20,7 @@ import select
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 from quicnet.io.udp_send import (
@@ -57,6 +57,7 @@ __all__ = [
     "open_udp_socket",
     "read_socket",
     "read_socket_ecn",
+    "deliver_socket_ecn",
     "set_dont_fragment",
 ]
 
@@ -248,8 +249,7 @@ def enable_ecn(sock: socket.socket) -> bool:
 
 def read_socket_ecn(sock: socket.socket) -> list[tuple[bytes, Address, int]]:
     """Every datagram queued on ``sock`` (at most a poll's worth) with its ECN codepoint,
-    read with ``recvmsg`` from a socket :func:`enable_ecn` prepared. (The tick driver's
-    main socket is read by a copy of this loop in :meth:`SocketDriver.cycle`.)"""
+    read with ``recvmsg`` from a socket :func:`enable_ecn` prepared."""
     out = []
     recvmsg = sock.recvmsg
     for _ in range(_READS_PER_POLL):
@@ -263,6 +263,23 @@ def read_socket_ecn(sock: socket.socket) -> list[tuple[bytes, Address, int]]:
         # the ECN field is the low 2 bits of its low byte.
         out.append((data, address, ancillary[-1][2][_LOW_BYTE] & 3 if ancillary else 0))
     return out
+
+
+def deliver_socket_ecn(
+    sock: socket.socket, receive: Callable[[bytes, Address, float, int], object], now: float
+) -> None:
+    """Hand every datagram queued on ``sock`` (at most a poll's worth) to ``receive`` as
+    ``(data, address, now, ecn)`` as it is read: :func:`read_socket_ecn` without the list
+    between (what both drivers do with their main socket at each wakeup)."""
+    recvmsg = sock.recvmsg
+    for _ in range(_READS_PER_POLL):
+        try:
+            data, ancillary, _flags, address = recvmsg(_MAX_DATAGRAM, _ECN_CMSG_SPACE)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            continue  # ICMP errors surface here on some systems
+        receive(data, address, now, ancillary[-1][2][_LOW_BYTE] & 3 if ancillary else 0)
 
 
 class SocketDriver:
@@ -369,20 +386,7 @@ class SocketDriver:
             now = clock()
             if self.ecn:
                 ecn_core: _EcnCore = core  # type: ignore[assignment]  # (no cast() call)
-                receive_ecn = ecn_core.receive_datagram
-                # read_socket_ecn, in place (once per wakeup): each datagram goes to the
-                # core as it is read, with no list between; a change there goes here too.
-                recvmsg = self.sock.recvmsg
-                for _ in range(_READS_PER_POLL):
-                    try:
-                        data, ancillary, _flags, address = recvmsg(_MAX_DATAGRAM, _ECN_CMSG_SPACE)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:
-                        continue  # ICMP errors surface here on some systems
-                    receive_ecn(
-                        data, address, now, ancillary[-1][2][_LOW_BYTE] & 3 if ancillary else 0
-                    )
+                deliver_socket_ecn(self.sock, ecn_core.receive_datagram, now)
             else:
                 receive = core.receive_datagram
                 for data, address in read_socket(self.sock):
