@@ -34,6 +34,7 @@ from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.events import Address, QuicEvent
+from quicnet.quic.sender import MAX_DATAGRAMS_PER_CALL
 from quicnet.quic.states import TERMINATED
 
 __all__ = [
@@ -360,14 +361,19 @@ class SocketDriver:
                     self.migrated.release_local(local)
         self.lingering = tuple(entry for entry in self.lingering if entry[1] > now)
 
-    def cycle(self, core: SansIoCore, timeout: float) -> None:
-        """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
+    def cycle(self, core: SansIoCore, timeout: float, send_first: bool = True) -> int:
+        """One tick of a sans-I/O core: send, wait for input or its timer, receive, send.
+
+        Returns how many datagrams the last send took from the core. ``send_first``
+        False: the caller knows the core has had nothing new to send since it was last
+        asked (and that answer held fewer than ``MAX_DATAGRAMS_PER_CALL``)."""
         clock = time.monotonic
         now = clock()
         routed = self.preferred or self.lingering  # other sockets: a server's, a migration's
-        out = core.datagrams_to_send(now)
-        if out:
-            self.sender.send(out, getattr(core, "ecn_marked", 0))
+        if send_first:
+            out = core.datagrams_to_send(now)
+            if out:
+                self.sender.send(out, getattr(core, "ecn_marked", 0))
         if routed:
             self._transmit_routed(core)
         deadline = core.next_timer()
@@ -405,6 +411,7 @@ class SocketDriver:
             self.sender.send(out, getattr(core, "ecn_marked", 0))
         if routed:  # (a lingering socket the reads above closed: nothing to send there)
             self._transmit_routed(core)
+        return len(out)
 
     def _transmit_routed(self, core: SansIoCore) -> None:
         """What the core sends from a preferred address leaves from that socket, and what
@@ -509,13 +516,25 @@ class UdpClient(SocketDriver):
         self.sock = open_udp_socket(host, 0)
         self._use_ecn(configuration)
         self.connection = QuicConnection(configuration)
+        # Whether the connection may have something to send that it was not asked for
+        # yet: the application gave it something (its wake callback, as an endpoint is
+        # told), or the last answer was a full one (MAX_DATAGRAMS_PER_CALL). Else a poll
+        # does not ask before it waits: what receiving and the timers queue, the ask
+        # after them takes. (A cell, not an attribute: no cycle through the callback.)
+        due = self._send_due = [True]
+
+        def wake(_conn: QuicConnection) -> None:
+            due[0] = True
+
+        self.connection.wake = wake
         self.connection.connect(address, time.monotonic() if now is None else now)
         self.flush()
 
     def poll(self, timeout: float = 0.0) -> list[QuicEvent]:
         """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
         conn = self.connection
-        self.cycle(conn, timeout)
+        due = self._send_due  # (a wake during the cycle comes before its last ask)
+        due[0] = self.cycle(conn, timeout, due[0]) >= MAX_DATAGRAMS_PER_CALL
         events = []
         while conn.event_queue:  # (no next_event call for the empty answer)
             event = conn.next_event()
@@ -529,6 +548,7 @@ class UdpClient(SocketDriver):
         """Send what the connection has queued (e.g. right after send_stream_data)."""
         conn = self.connection
         out = conn.datagrams_to_send(time.monotonic())
+        self._send_due[0] = len(out) >= MAX_DATAGRAMS_PER_CALL
         if out:
             self.sender.send(out, conn.ecn_marked)
         if self.lingering:
