@@ -29,6 +29,7 @@ from quicnet.io.udp import (
     bound_address,
     deliver_socket_ecn,
     enable_ecn,
+    input_poller,
     local_host_for,
     loopback_configuration,
     open_preferred_sockets,
@@ -138,6 +139,7 @@ class Transporter:
         self.sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._waiting: Callable[[int], list[tuple[int, int]]] | None = None
         #: How many times the timer woke the core (a pacing or clock bug shows here).
         self.timer_wakeups = 0
         self.loop = asyncio.get_running_loop()
@@ -157,6 +159,7 @@ class Transporter:
         self.ecn = self.want_ecn and enable_ecn(sock)
         # Kept after detach: its counters stay readable.
         self.sender = DatagramSender(sock, ecn=self.ecn)
+        self._waiting = input_poller(sock)
         self.loop.add_reader(sock.fileno(), self._readable)
 
     def _readable(self, sock: socket.socket | None = None) -> None:
@@ -167,7 +170,7 @@ class Transporter:
         receive = self.core.receive_datagram
         try:
             if self.ecn:
-                deliver_socket_ecn(sock, receive, now)
+                deliver_socket_ecn(sock, receive, now, self._waiting if sock is self.sock else None)
                 self._dispatch()
                 return
             for data, address in read_socket(sock):
