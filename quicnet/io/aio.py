@@ -159,7 +159,7 @@ class Transporter:
         self.ecn = self.want_ecn and enable_ecn(sock)
         # Kept after detach: its counters stay readable.
         self.sender = DatagramSender(sock, ecn=self.ecn)
-        self._waiting = input_poller(sock)
+        self._waiting = input_poller(sock) if self.ecn else None  # (Linux: poll there)
         self.loop.add_reader(sock.fileno(), self._readable)
 
     def _readable(self, sock: socket.socket | None = None) -> None:

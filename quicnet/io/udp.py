@@ -271,7 +271,8 @@ def input_poller(sock: socket.socket) -> Callable[[int], list[tuple[int, int]]]:
     """``poll`` of a ``select.poll`` watching ``sock`` for input: ``poll(0)`` is
     non-empty when a datagram waits. A read that finds nothing raises BlockingIOError
     (an exception built with its strerror text, ~6,000 machine instructions), which
-    this answers without."""
+    this answers without. Where ``select.poll`` exists (it does wherever
+    :data:`ECN_PLATFORM` holds, the only place the drivers use it)."""
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return poller.poll
@@ -339,7 +340,7 @@ class SocketDriver:
         """ECN on this driver's socket when configured and the platform has it."""
         self.ecn = configuration.ecn and enable_ecn(self.sock)
         self.sender = DatagramSender(self.sock, ecn=self.ecn)
-        self.waiting = input_poller(self.sock)
+        self.waiting = input_poller(self.sock) if self.ecn else None  # (Linux: poll there)
 
     def _wait(self, timeout: float) -> bool:
         socks = [self.sock]
@@ -480,7 +481,7 @@ class SocketDriver:
         self.sock = sock
         self.ecn = self.ecn and enable_ecn(sock)
         self.sender = DatagramSender(sock, ecn=self.ecn)
-        self.waiting = input_poller(sock)
+        self.waiting = input_poller(sock) if self.ecn else None
         return self.local_address
 
     def close_socket(self) -> None:
