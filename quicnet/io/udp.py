@@ -657,9 +657,7 @@ class UdpServer(SocketDriver):
         """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
         endpoint = self.endpoint
         self.cycle(endpoint, timeout)
-        events = []
-        while (item := endpoint.next_event()) is not None:
-            events.append(item)
+        events = endpoint.take_events()
         gc_freezer = self.gc_freezer
         if gc_freezer.interval is not None:  # (no call when it never freezes)
             gc_freezer.poll()
