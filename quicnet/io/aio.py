@@ -304,7 +304,9 @@ class QuicClient(Transporter):
         # Events stay in the connection until the application asks for them: taking a
         # StreamDataReceived is what returns flow-control credit to the peer, so a
         # reader that falls behind holds the sender at one window (RFC 9000 §4).
-        self._event_ready = asyncio.Event()
+        # The futures of next_event calls waiting for one (an asyncio.Event's waiters,
+        # without its flag: next_event asks the connection first).
+        self._waiters: list[asyncio.Future[None]] = []
         self._connected = self.loop.create_future()
         self._closed = self.loop.create_future()
 
@@ -342,8 +344,10 @@ class QuicClient(Transporter):
         if conn.state is TERMINATED and not self._closed.done():
             conn.dispose()  # freed by reference counting once the application lets go
             self._closed.set_result(None)
-        if conn.has_events:
-            self._event_ready.set()
+        if conn.event_queue and self._waiters:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def wait_connected(self) -> None:
         """Wait until the handshake completed; ConnectionError if the connection ended first."""
@@ -358,8 +362,13 @@ class QuicClient(Transporter):
                 if type(event) is StreamDataReceived and conn.pending.credit:
                     self.transmit()  # MAX_DATA / MAX_STREAM_DATA now, not with the next packet
                 return event
-            self._event_ready.clear()
-            await self._event_ready.wait()
+            waiter = self.loop.create_future()
+            waiters = self._waiters
+            waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                waiters.remove(waiter)
 
     async def events(self) -> AsyncIterator[QuicEvent]:
         """Every event until the connection ends (the ConnectionTerminated included)."""
