@@ -9,7 +9,7 @@ import inspect
 
 import pytest
 
-from quicnet.quic.events import HandshakeCompleted
+from quicnet.quic.events import DatagramReceived, HandshakeCompleted
 from quicnet.tls.events import HandshakeComplete, TrafficSecretReady
 from quicnet.tls.messages import ClientHello, NewSessionTicket, ServerHello
 from quicnet.tls.session import SessionTicket
@@ -22,6 +22,7 @@ WRITTEN_OUT = [
     NewSessionTicket,
     SessionTicket,
     HandshakeCompleted,
+    DatagramReceived,
 ]
 
 

@@ -27,7 +27,9 @@ from quicnet.io.udp import (
     MIGRATION_LINGER,
     DatagramSender,
     bound_address,
+    deliver_socket_ecn,
     enable_ecn,
+    input_poller,
     local_host_for,
     loopback_configuration,
     open_preferred_sockets,
@@ -137,6 +139,7 @@ class Transporter:
         self.sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._waiting: Callable[[int], list[tuple[int, int]]] | None = None
         #: How many times the timer woke the core (a pacing or clock bug shows here).
         self.timer_wakeups = 0
         self.loop = asyncio.get_running_loop()
@@ -156,6 +159,7 @@ class Transporter:
         self.ecn = self.want_ecn and enable_ecn(sock)
         # Kept after detach: its counters stay readable.
         self.sender = DatagramSender(sock, ecn=self.ecn)
+        self._waiting = input_poller(sock) if self.ecn else None  # (Linux: poll there)
         self.loop.add_reader(sock.fileno(), self._readable)
 
     def _readable(self, sock: socket.socket | None = None) -> None:
@@ -166,8 +170,7 @@ class Transporter:
         receive = self.core.receive_datagram
         try:
             if self.ecn:
-                for data, address, ecn in read_socket_ecn(sock):
-                    receive(data, address, now, ecn)
+                deliver_socket_ecn(sock, receive, now, self._waiting if sock is self.sock else None)
                 self._dispatch()
                 return
             for data, address in read_socket(sock):
@@ -301,7 +304,9 @@ class QuicClient(Transporter):
         # Events stay in the connection until the application asks for them: taking a
         # StreamDataReceived is what returns flow-control credit to the peer, so a
         # reader that falls behind holds the sender at one window (RFC 9000 §4).
-        self._event_ready = asyncio.Event()
+        # The futures of next_event calls waiting for one (an asyncio.Event's waiters,
+        # without its flag: next_event asks the connection first).
+        self._waiters: list[asyncio.Future[None]] = []
         self._connected = self.loop.create_future()
         self._closed = self.loop.create_future()
 
@@ -339,8 +344,10 @@ class QuicClient(Transporter):
         if conn.state is TERMINATED and not self._closed.done():
             conn.dispose()  # freed by reference counting once the application lets go
             self._closed.set_result(None)
-        if conn.has_events:
-            self._event_ready.set()
+        if conn.event_queue and self._waiters:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def wait_connected(self) -> None:
         """Wait until the handshake completed; ConnectionError if the connection ended first."""
@@ -355,8 +362,13 @@ class QuicClient(Transporter):
                 if type(event) is StreamDataReceived and conn.pending.credit:
                     self.transmit()  # MAX_DATA / MAX_STREAM_DATA now, not with the next packet
                 return event
-            self._event_ready.clear()
-            await self._event_ready.wait()
+            waiter = self.loop.create_future()
+            waiters = self._waiters
+            waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                waiters.remove(waiter)
 
     async def events(self) -> AsyncIterator[QuicEvent]:
         """Every event until the connection ends (the ConnectionTerminated included)."""

@@ -20,7 +20,7 @@ import select
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 from quicnet.io.udp_send import (
@@ -34,6 +34,7 @@ from quicnet.quic.config import QuicConfiguration
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.endpoint import QuicEndpoint
 from quicnet.quic.events import Address, QuicEvent
+from quicnet.quic.sender import MAX_DATAGRAMS_PER_CALL
 from quicnet.quic.states import TERMINATED
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
     "open_udp_socket",
     "read_socket",
     "read_socket_ecn",
+    "deliver_socket_ecn",
+    "input_poller",
     "set_dont_fragment",
 ]
 
@@ -264,6 +267,43 @@ def read_socket_ecn(sock: socket.socket) -> list[tuple[bytes, Address, int]]:
     return out
 
 
+def input_poller(sock: socket.socket) -> Callable[[int], list[tuple[int, int]]]:
+    """``poll`` of a ``select.poll`` watching ``sock`` for input: ``poll(0)`` is
+    non-empty when a datagram waits. A read that finds nothing raises BlockingIOError
+    (an exception built with its strerror text, ~6,000 machine instructions), which
+    this answers without. Where ``select.poll`` exists (it does wherever
+    :data:`ECN_PLATFORM` holds, the only place the drivers use it)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return poller.poll
+
+
+def deliver_socket_ecn(
+    sock: socket.socket,
+    receive: Callable[[bytes, Address, float, int], object],
+    now: float,
+    waiting: Callable[[int], list[tuple[int, int]]] | None = None,
+) -> None:
+    """Hand every datagram queued on ``sock`` (at most a poll's worth) to ``receive`` as
+    ``(data, address, now, ecn)`` as it is read: :func:`read_socket_ecn` without the list
+    between (what both drivers do with their main socket at each wakeup).
+
+    ``waiting``: ``sock``'s :func:`input_poller`, asked after the first datagram: a
+    wakeup that brought one (an echo, a game tick) then ends without a read that
+    finds the socket empty; with more queued, reading goes on until one does."""
+    recvmsg = sock.recvmsg
+    for i in range(_READS_PER_POLL):
+        try:
+            data, ancillary, _flags, address = recvmsg(_MAX_DATAGRAM, _ECN_CMSG_SPACE)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            continue  # ICMP errors surface here on some systems
+        receive(data, address, now, ancillary[-1][2][_LOW_BYTE] & 3 if ancillary else 0)
+        if i == 0 and waiting is not None and not waiting(0):
+            break
+
+
 class SocketDriver:
     """Runs a sans-I/O core on a non-blocking UDP socket, one tick at a time.
 
@@ -276,6 +316,8 @@ class SocketDriver:
     sock: socket.socket
     sender: DatagramSender
     """What went out on the socket: see :class:`DatagramSender` for the counters."""
+    #: ``sock``'s :func:`input_poller` (whether more than one datagram waits).
+    waiting: Callable[[int], list[tuple[int, int]]] | None = None
     #: Sockets a migrated client still reads until the time beside each (then closed),
     #: each with the address its connection knows it by and its sender (RFC 9000 §8.2.2:
     #: a challenge that reaches one is answered from it).
@@ -298,6 +340,7 @@ class SocketDriver:
         """ECN on this driver's socket when configured and the platform has it."""
         self.ecn = configuration.ecn and enable_ecn(self.sock)
         self.sender = DatagramSender(self.sock, ecn=self.ecn)
+        self.waiting = input_poller(self.sock) if self.ecn else None  # (Linux: poll there)
 
     def _wait(self, timeout: float) -> bool:
         socks = [self.sock]
@@ -342,14 +385,19 @@ class SocketDriver:
                     self.migrated.release_local(local)
         self.lingering = tuple(entry for entry in self.lingering if entry[1] > now)
 
-    def cycle(self, core: SansIoCore, timeout: float) -> None:
-        """One tick of a sans-I/O core: send, wait for input or its timer, receive, send."""
+    def cycle(self, core: SansIoCore, timeout: float, send_first: bool = True) -> int:
+        """One tick of a sans-I/O core: send, wait for input or its timer, receive, send.
+
+        Returns how many datagrams the last send took from the core. ``send_first``
+        False: the caller knows the core has had nothing new to send since it was last
+        asked (and that answer held fewer than ``MAX_DATAGRAMS_PER_CALL``)."""
         clock = time.monotonic
         now = clock()
         routed = self.preferred or self.lingering  # other sockets: a server's, a migration's
-        out = core.datagrams_to_send(now)
-        if out:
-            self.sender.send(out, getattr(core, "ecn_marked", 0))
+        if send_first:
+            out = core.datagrams_to_send(now)
+            if out:
+                self.sender.send(out, getattr(core, "ecn_marked", 0))
         if routed:
             self._transmit_routed(core)
         deadline = core.next_timer()
@@ -368,9 +416,7 @@ class SocketDriver:
             now = clock()
             if self.ecn:
                 ecn_core: _EcnCore = core  # type: ignore[assignment]  # (no cast() call)
-                receive_ecn = ecn_core.receive_datagram
-                for data, address, ecn in read_socket_ecn(self.sock):
-                    receive_ecn(data, address, now, ecn)
+                deliver_socket_ecn(self.sock, ecn_core.receive_datagram, now, self.waiting)
             else:
                 receive = core.receive_datagram
                 for data, address in read_socket(self.sock):
@@ -389,6 +435,7 @@ class SocketDriver:
             self.sender.send(out, getattr(core, "ecn_marked", 0))
         if routed:  # (a lingering socket the reads above closed: nothing to send there)
             self._transmit_routed(core)
+        return len(out)
 
     def _transmit_routed(self, core: SansIoCore) -> None:
         """What the core sends from a preferred address leaves from that socket, and what
@@ -434,6 +481,7 @@ class SocketDriver:
         self.sock = sock
         self.ecn = self.ecn and enable_ecn(sock)
         self.sender = DatagramSender(sock, ecn=self.ecn)
+        self.waiting = input_poller(sock) if self.ecn else None
         return self.local_address
 
     def close_socket(self) -> None:
@@ -493,16 +541,30 @@ class UdpClient(SocketDriver):
         self.sock = open_udp_socket(host, 0)
         self._use_ecn(configuration)
         self.connection = QuicConnection(configuration)
+        # Whether the connection may have something to send that it was not asked for
+        # yet: the application gave it something (its wake callback, as an endpoint is
+        # told), or the last answer was a full one (MAX_DATAGRAMS_PER_CALL). Else a poll
+        # does not ask before it waits: what receiving and the timers queue, the ask
+        # after them takes. (A cell, not an attribute: no cycle through the callback.)
+        due = self._send_due = [True]
+
+        def wake(_conn: QuicConnection) -> None:
+            due[0] = True
+
+        self.connection.wake = wake
         self.connection.connect(address, time.monotonic() if now is None else now)
         self.flush()
 
     def poll(self, timeout: float = 0.0) -> list[QuicEvent]:
         """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
         conn = self.connection
-        self.cycle(conn, timeout)
+        due = self._send_due  # (a wake during the cycle comes before its last ask)
+        due[0] = self.cycle(conn, timeout, due[0]) >= MAX_DATAGRAMS_PER_CALL
         events = []
-        while (event := conn.next_event()) is not None:
-            events.append(event)
+        while conn.event_queue:  # (no next_event call for the empty answer)
+            event = conn.next_event()
+            if event is not None:
+                events.append(event)
         if conn.state is TERMINATED:
             conn.dispose()  # freed by reference counting once the application lets go
         return events
@@ -511,6 +573,7 @@ class UdpClient(SocketDriver):
         """Send what the connection has queued (e.g. right after send_stream_data)."""
         conn = self.connection
         out = conn.datagrams_to_send(time.monotonic())
+        self._send_due[0] = len(out) >= MAX_DATAGRAMS_PER_CALL
         if out:
             self.sender.send(out, conn.ecn_marked)
         if self.lingering:
@@ -594,15 +657,17 @@ class UdpServer(SocketDriver):
         """Send, wait up to ``timeout`` for input, process it and the timers; return events."""
         endpoint = self.endpoint
         self.cycle(endpoint, timeout)
-        events = []
-        while (item := endpoint.next_event()) is not None:
-            events.append(item)
-        self.gc_freezer.poll()
+        events = endpoint.take_events()
+        gc_freezer = self.gc_freezer
+        if gc_freezer.interval is not None:  # (no call when it never freezes)
+            gc_freezer.poll()
         return events
 
     def flush(self) -> None:
         """Send what the connections have queued (e.g. right after send_stream_data)."""
         endpoint = self.endpoint
-        self.transmit(endpoint.datagrams_to_send(time.monotonic()), endpoint.ecn_marked)
+        out = endpoint.datagrams_to_send(time.monotonic())
+        if out:
+            self.sender.send(out, endpoint.ecn_marked)
         if self.preferred:
             self._transmit_routed(endpoint)

@@ -425,8 +425,11 @@ class QuicEndpoint:
             self.ecn_marked = 0
             return []
         out: list[tuple[bytes, Address]] = []
-        plain = list(self._outgoing)
-        self._outgoing.clear()
+        outgoing = self._outgoing
+        plain: list[tuple[bytes, Address]] = []
+        if outgoing:  # (the endpoint's own: Version Negotiation, Retry, resets)
+            plain += outgoing
+            outgoing.clear()
         ready, self._send_ready = self._send_ready, {}
         self.stats.connections_visited += len(ready)
         for conn in ready:
@@ -451,7 +454,8 @@ class QuicEndpoint:
                 self._send_ready[conn] = None  # more where these came from
             self._schedule(conn)
         self.ecn_marked = len(out)
-        out += plain
+        if plain:
+            out += plain
         return out
 
     def routed_datagrams(self) -> list[tuple[bytes, Address, Address, int]]:
@@ -510,6 +514,20 @@ class QuicEndpoint:
             ready.popleft()
             self._event_ready_set.discard(conn)
         return None
+
+    def take_events(self) -> list[tuple[QuicConnection, QuicEvent]]:
+        """Every waiting ``(connection, event)`` at once, in :meth:`next_event`'s order
+        and taken as it takes them (what a driver that returns a poll's events does)."""
+        out: list[tuple[QuicConnection, QuicEvent]] = []
+        ready = self._event_ready
+        while ready:
+            conn = ready.popleft()
+            self._event_ready_set.discard(conn)
+            while conn.event_queue:
+                event = conn.next_event()
+                if event is not None:
+                    out.append((conn, event))
+        return out
 
     def close(self, error_code: int = 0, reason: str = "server shutting down") -> None:
         """Close every connection (each sends CONNECTION_CLOSE on the next send)."""

@@ -88,6 +88,14 @@ class DatagramReceived:
 
     data: bytes
 
+    def __init__(self, data: bytes) -> None:
+        # The slot through its descriptor (quicnet.slots): one of these per DATAGRAM
+        # received, where the generated __init__ calls object.__setattr__.
+        _set_datagram_data(self, data)
+
+
+(_set_datagram_data,) = slot_setters(DatagramReceived, "data")
+
 
 @dataclass(frozen=True, slots=True)
 class DatagramAcknowledged:

@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -31,8 +32,10 @@ from quicnet.io.udp import (
     DatagramSender,
     UdpClient,
     UdpServer,
+    deliver_socket_ecn,
     enable_ecn,
     gso_batches,
+    input_poller,
     open_udp_socket,
     read_socket_ecn,
 )
@@ -437,3 +440,45 @@ def test_one_wakeup_of_the_asyncio_driver_reads_every_queued_datagram(host: str)
             await server.close()
 
     asyncio.run(scenario())
+
+
+class _CountingReads:
+    """A socket whose recvmsg calls are counted (deliver_socket_ecn reads only that)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reads = 0
+
+    def recvmsg(self, size: int, ancillary: int) -> Any:
+        self.reads += 1
+        return self.sock.recvmsg(size, ancillary)
+
+
+@pytest.mark.skipif(
+    not ECN_PLATFORM, reason="the drivers read with recvmsg and ECN marks only on Linux"
+)
+@pytest.mark.parametrize("count", [0, 1, 2, 5])
+@pytest.mark.parametrize("pair", HOSTS, indirect=True)
+def test_a_wakeup_delivers_every_queued_datagram_and_one_ends_without_an_empty_read(
+    pair: tuple[socket.socket, socket.socket], count: int
+) -> None:
+    """deliver_socket_ecn with the socket's input_poller: every datagram queued is
+    handed on, in order, with its codepoint; a lone one (the usual wakeup) is the only
+    read, where draining would read again to find the socket empty (BlockingIOError)."""
+    sock, receiver = pair
+    assert enable_ecn(receiver)
+    receiver.setblocking(False)
+    to: Address = receiver.getsockname()
+    DatagramSender(sock, ecn=True).send([(bytes([i]) * 50, to) for i in range(count)], count)
+    got: list[tuple[bytes, int, float]] = []
+    counting = _CountingReads(receiver)
+    deliver_socket_ecn(
+        cast(socket.socket, counting),
+        lambda data, _address, now, ecn: got.append((data, ecn, now)),
+        7.0,
+        input_poller(receiver),
+    )
+    assert got == [(bytes([i]) * 50, 2, 7.0) for i in range(count)]
+    # One read for one datagram; otherwise each, then the one that finds none.
+    assert counting.reads == (1 if count == 1 else count + 1)
+    _assert_empty(receiver)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from simnet import handshake as sim_handshake
 from simnet import make_pair
 
 from quicnet.crypto import dev_identity
+from quicnet.io import udp
 from quicnet.io.udp import UdpClient, UdpServer, local_host_for
-from quicnet.quic import ConnectionTerminated, HandshakeCompleted, QuicConfiguration
+from quicnet.quic import (
+    ConnectionTerminated,
+    DatagramReceived,
+    HandshakeCompleted,
+    QuicConfiguration,
+)
 from quicnet.quic.connection import QuicConnection
 from quicnet.quic.errors import TransportErrorCode
 from quicnet.tls import AlertDescription, ConfigurationError
@@ -102,6 +109,60 @@ def test_udp_client_to_a_loopback_server_is_bound_to_loopback() -> None:
     client = UdpClient(QuicConfiguration(trust_roots=[ident.trust_root]), server.local_address)
     try:
         assert client.sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        client.close_socket()
+        server.close_socket()
+
+
+def test_what_the_application_queued_leaves_before_a_poll_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poll asks the connection before it waits only when the application gave it
+    something since it was last asked (its wake callback) or the last answer was full;
+    a datagram queued without flush() still leaves before the wait, not after it."""
+    ident = dev_identity()
+    server = UdpServer(
+        QuicConfiguration(
+            is_client=False,
+            certificate_chain=ident.certificate_chain,
+            private_key=ident.private_key,
+            max_datagram_frame_size=65536,
+        )
+    )
+    client = UdpClient(
+        QuicConfiguration(trust_roots=[ident.trust_root], max_datagram_frame_size=65536),
+        server.local_address,
+    )
+    try:
+        assert isinstance(handshake(client, server), HandshakeCompleted)
+        for _ in range(20):  # the rest of the handshake's traffic settles
+            server.poll(0.001)
+            client.poll(0.001)
+        sent_at_wait: list[int] = []
+        real_select = udp.select.select
+
+        def spy(r: Any, w: Any, x: Any, timeout: float) -> Any:
+            if r and r[0] is client.sock:
+                sent_at_wait.append(client.sender.datagrams_sent)
+            return real_select(r, w, x, 0)  # (no waiting in a test)
+
+        monkeypatch.setattr(udp.select, "select", spy)
+        before = client.sender.datagrams_sent
+        client.connection.send_datagram(b"queued, not flushed")
+        client.poll(1.0)
+        assert sent_at_wait == [before + 1]
+        # Nothing new since: the next poll sends nothing before its wait.
+        client.poll(1.0)
+        assert sent_at_wait[1] == client.sender.datagrams_sent
+        monkeypatch.undo()
+        deadline = time.monotonic() + 10
+        got: list[bytes] = []
+        while not got and time.monotonic() < deadline:
+            for _conn, event in server.poll(0.005):
+                if isinstance(event, DatagramReceived):
+                    got.append(event.data)
+            client.poll(0.0)
+        assert got == [b"queued, not flushed"]
     finally:
         client.close_socket()
         server.close_socket()
