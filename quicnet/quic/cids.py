@@ -71,9 +71,10 @@ class ConnectionIdManager:
         if reset_token_for is None:  # the endpoint's own, or one keyed for this process
             reset_token_for = _default_reset_token
         self._reset_token_for = reset_token_for
-        self.local: dict[int, LocalCid] = {
-            0: LocalCid(0, initial_local_cid, reset_token_for(initial_local_cid))
-        }
+        # Sequence 0's token goes only in a server's stateless_reset_token transport
+        # parameter (RFC 9000 §18.2): made when asked (first_reset_token), so a client,
+        # whose first CID is never sent with one (§5.1.1), makes none.
+        self.local: dict[int, LocalCid] = {0: LocalCid(0, initial_local_cid, b"")}
         self._next_local_sequence = 1
         self.peer: dict[int, PeerCid] = {}
         self.current_peer_sequence = 0
@@ -108,6 +109,14 @@ class ConnectionIdManager:
             self._next_local_sequence += 1
             self.pending.queue_new_connection_id(entry)
             self.routing_changes += ((cid, True),)
+
+    def first_reset_token(self) -> bytes:
+        """The stateless reset token of our sequence-0 CID (a server's transport
+        parameter, RFC 9000 §18.2), made at the first ask."""
+        entry = self.local[0]
+        if not entry.stateless_reset_token:
+            entry.stateless_reset_token = self._reset_token_for(entry.cid)
+        return entry.stateless_reset_token
 
     def issue_preferred(self) -> LocalCid:
         """Sequence 1, for a server's preferred_address transport parameter (RFC 9000

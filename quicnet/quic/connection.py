@@ -249,7 +249,7 @@ class QuicConnection:
             retry_source_cid=self.retry_source_cid,
             stateless_reset_token=None
             if self.is_client
-            else self.cids.local[0].stateless_reset_token,
+            else self.cids.first_reset_token(),
             version=self.version,
             preferred_address=offer(self),
         )
