@@ -161,6 +161,21 @@ class ConnectionIdManager:
         if 0 in self.peer:
             self.peer[0].stateless_reset_token = token
 
+    def _retire_below(self, retire_prior_to: int, taken: tuple[int, ...]) -> None:
+        """A NEW_CONNECTION_ID's Retire Prior To rose (§5.1.2). (A method apart: its
+        comprehensions made cells of the caller's arguments on every frame.)"""
+        self._retire_prior_to = retire_prior_to
+        retired = [s for s in self.peer if s < retire_prior_to]
+        for seq in retired:
+            del self.peer[seq]
+        # Move off a retired CID first: retiring may end the connection, and its
+        # CONNECTION_CLOSE still needs a CID to go out with.
+        if self.current_peer_sequence not in self.peer:
+            free = [seq for seq in self.peer if seq not in taken]
+            self._use(min(free) if free else min(self.peer))
+        for seq in retired:
+            self._retire(seq)
+
     def _use(self, sequence_number: int) -> None:
         self.current_peer_sequence = sequence_number
         self.current_peer_cid = self.peer[sequence_number].cid
@@ -196,17 +211,7 @@ class ConnectionIdManager:
             return
         self.peer[sequence_number] = PeerCid(sequence_number, cid, stateless_reset_token)
         if retire_prior_to > self._retire_prior_to:
-            self._retire_prior_to = retire_prior_to
-            retired = [s for s in self.peer if s < retire_prior_to]
-            for seq in retired:
-                del self.peer[seq]
-            # Move off a retired CID first: retiring may end the connection, and its
-            # CONNECTION_CLOSE still needs a CID to go out with.
-            if self.current_peer_sequence not in self.peer:
-                free = [seq for seq in self.peer if seq not in taken]
-                self._use(min(free) if free else min(self.peer))
-            for seq in retired:
-                self._retire(seq)
+            self._retire_below(retire_prior_to, taken)
         if len(self.peer) > self.our_limit:
             raise TransportError(
                 TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
