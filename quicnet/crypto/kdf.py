@@ -144,11 +144,19 @@ def hkdf_expand_labels(
     label but the last, which takes it as it is."""
     plan = _plan_of(hash_name, labels)
     if not plan[1]:
-        # Some label is empty or longer than one block: each on its own.
-        return [
-            hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
-        ]
+        return _each_on_its_own(hash_name, secret, labels, context)
     return _expand_planned(_HMAC(secret, plan[0]), plan, context, True)
+
+
+def _each_on_its_own(
+    hash_name: str, secret: bytes, labels: Sequence[tuple[bytes, int]], context: bytes
+) -> list[bytes]:
+    """Some label is empty or longer than one block: each label expanded on its own. (A
+    function apart: its comprehension would make cells of the callers' arguments on
+    every call, the planned ones' too.)"""
+    return [
+        hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
+    ]
 
 
 def _expand_labels(
@@ -163,9 +171,7 @@ def _expand_labels(
     the last label takes ``keyed`` itself, not a copy."""
     plan = _plan_of(hash_name, labels)
     if not plan[1]:
-        return [
-            hkdf_expand_label(hash_name, secret, label, context, length) for label, length in labels
-        ]
+        return _each_on_its_own(hash_name, secret, labels, context)
     return _expand_planned(keyed, plan, context, last)
 
 

@@ -71,9 +71,10 @@ class ConnectionIdManager:
         if reset_token_for is None:  # the endpoint's own, or one keyed for this process
             reset_token_for = _default_reset_token
         self._reset_token_for = reset_token_for
-        self.local: dict[int, LocalCid] = {
-            0: LocalCid(0, initial_local_cid, reset_token_for(initial_local_cid))
-        }
+        # Sequence 0's token goes only in a server's stateless_reset_token transport
+        # parameter (RFC 9000 §18.2): made when asked (first_reset_token), so a client,
+        # whose first CID is never sent with one (§5.1.1), makes none.
+        self.local: dict[int, LocalCid] = {0: LocalCid(0, initial_local_cid, b"")}
         self._next_local_sequence = 1
         self.peer: dict[int, PeerCid] = {}
         self.current_peer_sequence = 0
@@ -108,6 +109,14 @@ class ConnectionIdManager:
             self._next_local_sequence += 1
             self.pending.queue_new_connection_id(entry)
             self.routing_changes += ((cid, True),)
+
+    def first_reset_token(self) -> bytes:
+        """The stateless reset token of our sequence-0 CID (a server's transport
+        parameter, RFC 9000 §18.2), made at the first ask."""
+        entry = self.local[0]
+        if not entry.stateless_reset_token:
+            entry.stateless_reset_token = self._reset_token_for(entry.cid)
+        return entry.stateless_reset_token
 
     def issue_preferred(self) -> LocalCid:
         """Sequence 1, for a server's preferred_address transport parameter (RFC 9000
@@ -152,6 +161,21 @@ class ConnectionIdManager:
         if 0 in self.peer:
             self.peer[0].stateless_reset_token = token
 
+    def _retire_below(self, retire_prior_to: int, taken: tuple[int, ...]) -> None:
+        """A NEW_CONNECTION_ID's Retire Prior To rose (§5.1.2). (A method apart: its
+        comprehensions made cells of the caller's arguments on every frame.)"""
+        self._retire_prior_to = retire_prior_to
+        retired = [s for s in self.peer if s < retire_prior_to]
+        for seq in retired:
+            del self.peer[seq]
+        # Move off a retired CID first: retiring may end the connection, and its
+        # CONNECTION_CLOSE still needs a CID to go out with.
+        if self.current_peer_sequence not in self.peer:
+            free = [seq for seq in self.peer if seq not in taken]
+            self._use(min(free) if free else min(self.peer))
+        for seq in retired:
+            self._retire(seq)
+
     def _use(self, sequence_number: int) -> None:
         self.current_peer_sequence = sequence_number
         self.current_peer_cid = self.peer[sequence_number].cid
@@ -187,17 +211,7 @@ class ConnectionIdManager:
             return
         self.peer[sequence_number] = PeerCid(sequence_number, cid, stateless_reset_token)
         if retire_prior_to > self._retire_prior_to:
-            self._retire_prior_to = retire_prior_to
-            retired = [s for s in self.peer if s < retire_prior_to]
-            for seq in retired:
-                del self.peer[seq]
-            # Move off a retired CID first: retiring may end the connection, and its
-            # CONNECTION_CLOSE still needs a CID to go out with.
-            if self.current_peer_sequence not in self.peer:
-                free = [seq for seq in self.peer if seq not in taken]
-                self._use(min(free) if free else min(self.peer))
-            for seq in retired:
-                self._retire(seq)
+            self._retire_below(retire_prior_to, taken)
         if len(self.peer) > self.our_limit:
             raise TransportError(
                 TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,

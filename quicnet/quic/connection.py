@@ -247,9 +247,7 @@ class QuicConnection:
             initial_source_cid=self.host_cid,
             original_destination_cid=None if self.is_client else self.original_destination_cid,
             retry_source_cid=self.retry_source_cid,
-            stateless_reset_token=None
-            if self.is_client
-            else self.cids.local[0].stateless_reset_token,
+            stateless_reset_token=None if self.is_client else self.cids.first_reset_token(),
             version=self.version,
             preferred_address=offer(self),
         )

@@ -231,8 +231,10 @@ class PacketSender:
             path.bytes_sent += len(datagram)
             out.append((datagram, address))
         if path.local is not None:  # the current path leaves from a preferred address
-            ecn = 2 if c.ecn.marking else 0
-            c.paths.routed += [(d, a, path.local, ecn) for d, a in out[first:]]
+            # (A loop, not a comprehension: that made cells of path and ecn on every call.)
+            routed, local, ecn = c.paths.routed, path.local, 2 if c.ecn.marking else 0
+            for d, a in out[first:]:
+                routed.append((d, a, local, ecn))
             del out[first:]
         if drained or (
             one_rtt_only and not (c.datagram_queue or c.streams.send_queue or c.pending.waiting)
@@ -541,7 +543,10 @@ class PacketSender:
             last.padded = True
         if len(packets) == 1:
             return self.seal(packets[0], now)
-        return b"".join([self.seal(p, now) for p in packets])
+        sealed = []  # (a loop: a comprehension made cells of self and now on every call)
+        for p in packets:
+            sealed.append(self.seal(p, now))
+        return b"".join(sealed)
 
     def _fill_packet(
         self,

@@ -195,6 +195,27 @@ class TransportParameters(NamedTuple):
 
     @classmethod
     def _decode(cls, data: bytes, *, from_server: bool) -> TransportParameters:
+        # A peer's connections send the same bytes but for their connection IDs and
+        # reset token (and a preferred address): when everything outside those values
+        # is byte for byte the last layout of this length's, every id, length and
+        # configuration value is too, so the walk below (ids, lengths, §7.4's checks)
+        # would find them where it found them then; only the values are read again.
+        layout = _LAYOUTS.get((from_server, len(data)))
+        if layout is not None:
+            keep, outside, own_at, values = layout
+            if b"".join(map(data.__getitem__, keep)) == outside:
+                fields = list(values)
+                for index, pos, stop, preferred in own_at:
+                    fields[index] = (
+                        PreferredAddress.decode(data[pos:stop]) if preferred else data[pos:stop]
+                    )
+                params: TransportParameters = _new_tuple(cls, fields)
+                params.validate()
+                return params
+        return cls._walk(data, from_server)
+
+    @classmethod
+    def _walk(cls, data: bytes, from_server: bool) -> TransportParameters:
         # The parameters a peer's configuration sets (most of them) come back the same on
         # each of its connections: they are parsed once by their exact bytes, in order
         # (_decode_fields), and only the per-connection ones (connection IDs, the reset
@@ -203,6 +224,7 @@ class TransportParameters(NamedTuple):
         seen: set[int] = set()
         static: list[bytes] = []  # runs of the other parameters' bytes, in order
         own: list[tuple[int, Any]] = []  # (field position, value) of the per-connection ones
+        own_at: list[tuple[int, int, int, bool]] = []  # (position, value start, end, kind)
         end = len(data)
         run = 0  # where the current run of other parameters started
         try:
@@ -216,10 +238,14 @@ class TransportParameters(NamedTuple):
                 index, name, kind, server_only = entry
                 if server_only and not from_server:
                     raise _error(f"a client sent the server-only parameter {name}")
-                if kind is _KIND_PREFERRED_ADDRESS:
-                    own.append((index, PreferredAddress.decode(data[pos:stop])))
-                else:
-                    own.append((index, data[pos:stop]))
+                preferred = kind is _KIND_PREFERRED_ADDRESS
+                own_at.append((index, pos, stop, preferred))
+                own.append(
+                    (
+                        index,
+                        PreferredAddress.decode(data[pos:stop]) if preferred else data[pos:stop],
+                    )
+                )
         except IndexError:
             raise _error("malformed transport parameters: truncated field") from None
         if run < end:
@@ -233,6 +259,17 @@ class TransportParameters(NamedTuple):
             fields[index] = value
         params: TransportParameters = _new_tuple(cls, fields)
         params.validate()
+        # This layout for the next decode of this length: the bytes outside the
+        # per-connection values (their ids and lengths included), cut where they are.
+        cuts = [0]
+        for _, pos, stop, _ in own_at:
+            cuts += (pos, stop)
+        cuts.append(end)
+        keep = tuple(slice(cuts[i], cuts[i + 1]) for i in range(0, len(cuts), 2))
+        _LAYOUTS.remember(
+            (from_server, end),
+            (keep, b"".join(map(data.__getitem__, keep)), tuple(own_at), values),
+        )
         return params
 
     @staticmethod
@@ -499,6 +536,12 @@ assert _SERVER_ONLY <= _PER_CONNECTION
 #: Parsed configuration parameters (their field values by position, the rest defaults)
 #: by their exact bytes: a few peer configurations per process (bounded).
 _STATIC_DECODED: BoundedMemo[bytes, tuple[Any, ...]] = BoundedMemo(32)
+#: The last layout of a peer's parameters by (from_server, length): which slices hold
+#: everything but the per-connection values, those bytes, each per-connection value's
+#: (field position, start, end, whether it is the preferred address), and the
+#: configuration values (bounded; see ``_decode``).
+_Layout = tuple[tuple[slice, ...], bytes, tuple[tuple[int, int, int, bool], ...], tuple[Any, ...]]
+_LAYOUTS: BoundedMemo[tuple[bool, int], _Layout] = BoundedMemo(32)
 #: A TransportParameters from its fields in order, in C (the NamedTuple's ``__new__`` is
 #: Python, with keywords).
 _new_tuple = tuple.__new__

@@ -50,6 +50,43 @@ class TLSEngine(EventQueue[TLSEvent]):
     """Base of :class:`~quicnet.tls.client.TLSClient` and :class:`~quicnet.tls.server.TLSServer`;
     its events are traffic secrets, the handshake's completion and tickets."""
 
+    # The engine's own state in slots: with the role's attributes (in the subclass's
+    # __dict__) an engine has ~50, past what CPython 3.11 shares between instances'
+    # dictionaries (30 keys), so each engine grew its own dictionary through resizes and
+    # its attribute stores and loads went unspecialized.
+    __slots__ = (
+        "_client_handshake_key",
+        "_exporter_hash",
+        "_exporter_master_secret",
+        "_fixed",
+        "_key_log",
+        "_outgoing",
+        "_read_key_changes",
+        "_reassembler",
+        "_reassembly_epoch",
+        "_server_handshake_key",
+        "alpn_protocol",
+        "cipher_suite",
+        "client_application_secret",
+        "client_handshake_secret",
+        "client_random",
+        "early_data_accepted",
+        "group",
+        "handshake_complete",
+        "key_schedule",
+        "local_record_size_limit",
+        "peer_certificates",
+        "peer_record_size_limit",
+        "peer_transport_parameters",
+        "quic",
+        "resumed",
+        "server_application_secret",
+        "server_handshake_secret",
+        "state",
+        "suite",
+        "transcript",
+    )
+
     is_client: bool
 
     def __init__(

@@ -230,7 +230,7 @@ def encode_supported_versions_client(versions: tuple[int, ...] = (TLS13,)) -> by
 def decode_supported_versions_client(data: bytes) -> list[int]:
     """A ClientHello's supported_versions (§4.2.1): ``ProtocolVersion versions<2..254>``;
     DecodeError when malformed."""
-    return _u16_values(_only_vector(data, 1, 2, "supported_versions"))
+    return _u16_list(data, 1, "supported_versions")
 
 
 def encode_supported_versions_server(version: int = TLS13) -> bytes:
@@ -259,7 +259,26 @@ def encode_u16_list(values: tuple[int, ...] | list[int]) -> bytes:
 def decode_u16_list(data: bytes, what: str) -> list[int]:
     """The uint16 values of a non-empty two-byte-length list (supported_groups,
     signature_algorithms); DecodeError naming ``what`` when malformed."""
-    return _u16_values(_only_vector(data, 2, 2, what))
+    return _u16_list(data, 2, what)
+
+
+#: uint16 lists already parsed (supported_versions, supported_groups,
+#: signature_algorithms), by their exact bytes and length-prefix size: a client offers
+#: the same ones on every handshake, and the parse of identical bytes is the same.
+#: Bounded; malformed bodies are never kept (each raises again).
+_U16_DECODED: BoundedMemo[tuple[bytes, int], tuple[int, ...]] = BoundedMemo(64)
+
+
+def _u16_list(data: bytes, length_size: int, what: str) -> list[int]:
+    """``uint16 values<2..>`` behind a ``length_size``-byte length; a new list each call."""
+    key = (data, length_size)
+    known = _U16_DECODED.get(key) if type(data) is bytes else None
+    if known is not None:
+        return list(known)
+    values = _u16_values(_only_vector(data, length_size, 2, what))
+    if type(data) is bytes and len(data) <= 512:
+        _U16_DECODED.remember(key, tuple(values))
+    return values
 
 
 # key_share (§4.2.8) ------------------------------------------------------------

@@ -4,9 +4,11 @@ with its error code."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from adversary import seal_one_rtt, server_ends_on
-from simnet import CLIENT_ADDR, Simulation, handshake, make_pair
+from simnet import CLIENT_ADDR, Simulation, client_config, handshake, make_pair, server_config
 
 from quicnet.quic import QuicConnection
 from quicnet.quic.buffer import encode_varint
@@ -111,3 +113,30 @@ def test_a_forced_move_off_a_retired_cid_avoids_one_a_path_holds() -> None:
     # With every remaining CID held, the lowest: a CID is needed to send at all.
     cids.on_new_connection_id(5, 4, b"\x05" * 8, TOKEN, peer_uses_empty_cid=False, taken=(4, 5))
     assert cids.current_peer_sequence == 4
+
+
+def test_reset_tokens_made_only_for_the_cids_sent_with_one() -> None:
+    """A stateless reset token is made for each CID that goes out with one: a server's
+    first (its stateless_reset_token transport parameter, RFC 9000 §18.2) and every
+    NEW_CONNECTION_ID's; a client's first CID is never sent with one (§5.1.1), so none
+    is made for it."""
+    asked: list[tuple[str, bytes]] = []
+
+    def counting(side: str) -> Callable[[bytes], bytes]:
+        return lambda cid: asked.append((side, cid)) or bytes(16 - len(side)) + side.encode()
+
+    client = QuicConnection(client_config(), reset_token_for=counting("c"))
+    assert asked == []  # the client's first CID has no token
+    assert client.local_params.stateless_reset_token is None
+    server = QuicConnection(
+        server_config(), original_destination_cid=b"\x01" * 8, reset_token_for=counting("s")
+    )
+    assert asked == [("s", server.host_cid)]
+    assert server.local_params.stateless_reset_token == bytes(15) + b"s"
+    server.cids.issue(2)
+    assert [side for side, _ in asked] == ["s", "s", "s"]
+    assert server.cids.first_reset_token() == bytes(15) + b"s"  # made once
+    assert len(asked) == 3
+    client.cids.issue(1)
+    assert asked[-1] == ("c", client.cids.local[1].cid)
+    assert client.cids.local[1].stateless_reset_token == bytes(15) + b"c"

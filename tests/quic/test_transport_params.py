@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quicnet.quic import transport_params as tp
 from quicnet.quic.buffer import MAX_VARINT
 from quicnet.quic.errors import TransportError, TransportErrorCode
 from quicnet.quic.transport_params import (
@@ -350,3 +351,77 @@ def test_a_configurations_parameters_parsed_once_still_give_each_connection_its_
     bad = param(0x01, v(30_000) + b"\x00") + param(0x0F, b"c")
     for _ in range(2):
         assert "trailing" in str(decode_error(bad, from_server=False))
+
+
+def _outcome(wire: bytes, from_server: bool) -> object:
+    TransportParameters.decode(b"", from_server=from_server)  # not the last bytes decoded
+    try:
+        return TransportParameters.decode(wire, from_server=from_server)
+    except TransportError as exc:
+        assert exc.error_code == TPE
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_params, st.booleans(), st.data())
+def test_a_remembered_layout_reads_what_a_fresh_walk_reads(
+    params: TransportParameters, from_server: bool, data: st.DataObject
+) -> None:
+    """A decode remembers the layout of its bytes (everything outside the per-connection
+    values); bytes of that length are read through it when all of that is the same, else
+    walked again. Either way: the result, or the error, of a walk with no layout kept."""
+    wire = params.encode()
+    _outcome(wire, from_server)  # its layout, when it decodes, is remembered
+    mutated = bytearray(wire)
+    for _ in range(data.draw(st.integers(0, 4)) if wire else 0):
+        mutated[data.draw(st.integers(0, len(wire) - 1))] ^= data.draw(st.integers(1, 255))
+    got = _outcome(bytes(mutated), from_server)
+    tp._LAYOUTS.clear()
+    assert _outcome(bytes(mutated), from_server) == got
+
+
+def test_connections_with_one_layout_each_get_their_own_values() -> None:
+    """Connections of one peer configuration: the same layout, their own connection IDs,
+    token and preferred address; a configuration value that changes is read again, a
+    repeated id is still refused (§7.4), and a client still may not send a server-only one."""
+    static_a = param(0x01, v(30_000)) + param(0x04, v(1 << 20))
+    static_b = param(0x20, v(1200))
+    for i in range(4):
+        cid, token = bytes([i, 1, 2, 3, 4, 5, 6, 7]), bytes([i + 1]) * 16
+        preferred = PreferredAddress(
+            bytes((192, 0, 2, i)), 443 + i, bytes(range(i, i + 16)), 8443, cid[::-1], token
+        )
+        wire = (
+            param(0x00, cid)
+            + static_a
+            + param(0x02, token)
+            + param(0x0D, preferred.encode())
+            + param(0x0F, cid[:4])
+            + static_b
+        )
+        assert TransportParameters.decode(wire, from_server=True) == TransportParameters(
+            original_destination_connection_id=cid,
+            max_idle_timeout=30_000,
+            stateless_reset_token=token,
+            initial_max_data=1 << 20,
+            preferred_address=preferred,
+            initial_source_connection_id=cid[:4],
+            max_datagram_frame_size=1200,
+        )
+    # The same length, another configuration value (30,001 is also two bytes).
+    other = wire.replace(v(30_000), v(30_001))
+    assert len(other) == len(wire)
+    assert TransportParameters.decode(other, from_server=True).max_idle_timeout == 30_001
+    # The same length, an id changed outside the values: walked, and refused (§7.4).
+    twice = param(0x0F, b"ab") + param(0x01, v(5))
+    TransportParameters.decode(twice, from_server=False)
+    assert "twice" in str(decode_error(param(0x0F, b"ab") + param(0x0F, b"c"), from_server=False))
+    # A client's bytes of a server's layout: the server-only check runs again.
+    server = param(0x02, bytes(16)) + static_b
+    TransportParameters.decode(server, from_server=True)
+    assert "server-only" in str(decode_error(server, from_server=False))
+    # A malformed preferred address in a remembered layout is still refused.
+    address = preferred.encode()
+    at = wire.index(address) + 24  # the connection ID's length (§18.2)
+    broken = wire[:at] + b"\x00" + wire[at + 1 :]
+    assert "preferred_address" in str(decode_error(broken))

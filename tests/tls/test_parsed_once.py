@@ -121,3 +121,36 @@ def test_a_server_name_is_parsed_once(readers: list[bytes]) -> None:
         for _ in range(2):
             with pytest.raises(DecodeError):
                 ext.decode_server_name(bad)
+
+
+def test_uint16_lists_are_parsed_once_and_handed_out_as_new_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """supported_versions, supported_groups and signature_algorithms: identical bytes are
+    parsed once (per length-prefix size), each caller gets a list of its own, and a
+    malformed body fails every time."""
+    parsed: list[bytes] = []
+    values = ext._u16_values
+
+    def counting(body: bytes) -> list[int]:
+        parsed.append(body)
+        return values(body)
+
+    monkeypatch.setattr(ext, "_u16_values", counting)
+    fresh = [int.from_bytes(os.urandom(2), "big") for _ in range(3)]  # not parsed before
+    groups = ext.encode_u16_list(fresh)
+    first = ext.decode_u16_list(bytes(groups), "supported_groups")
+    assert first == fresh
+    assert ext.decode_u16_list(bytes(groups), "signature_algorithms") == fresh
+    assert len(parsed) == 1
+    first.append(0)
+    assert ext.decode_u16_list(bytes(groups), "supported_groups") == fresh
+    # The same bytes with a one-byte length prefix are another vector: parsed again.
+    versions = bytes((len(groups) - 2,)) + groups[2:]
+    assert ext.decode_supported_versions_client(versions) == fresh
+    assert ext.decode_supported_versions_client(versions) == fresh
+    assert len(parsed) == 2
+    for bad in (groups[:-1], groups + b"\x00", b"\x00\x03\x00\x00\x00", b"\x00\x00"):
+        for _ in range(2):
+            with pytest.raises(DecodeError):
+                ext.decode_u16_list(bad, "supported_groups")
