@@ -240,15 +240,29 @@ class SendHalf:
             return None
         start = pending[0]
         stop = pending[1]
-        stop = min(stop, start + max_bytes, self.max_stream_data)
-        if stop > self.sent_high:
-            stop = min(stop, max(start, self.sent_high) + connection_credit)
+        # (min and max as conditionals: a builtin call costs more than the test)
+        if stop > start + max_bytes:
+            stop = start + max_bytes
+        if stop > self.max_stream_data:
+            stop = self.max_stream_data
+        sent_high = self.sent_high
+        fresh = start if start > sent_high else sent_high  # where new bytes begin
+        if stop > fresh + connection_credit:
+            stop = fresh + connection_credit
         if stop <= start:
             return None
-        new_bytes = max(0, stop - max(start, self.sent_high))
-        self.sent_high = max(self.sent_high, stop)
+        if stop > sent_high:  # bytes never sent before count against MAX_DATA
+            new_bytes = stop - fresh
+            self.sent_high = stop
+        else:
+            new_bytes = 0
         data = bytes(self._buffer[start - self._buffer_start : stop - self._buffer_start])
-        self._pending.subtract(start, stop)
+        # [start, stop) is a prefix of the first pending range (stop <= pending[1]):
+        # RangeSet.subtract's answer for a prefix, in place.
+        if stop == pending[1]:
+            del pending[:2]
+        else:
+            pending[0] = stop
         fin = self.fin_pending and self.fin_offset == stop and not pending
         if fin:
             self.fin_pending = False
@@ -257,14 +271,26 @@ class SendHalf:
     def on_ack(self, offset: int, length: int, fin: bool) -> None:
         """A STREAM frame's range (and FIN) was acknowledged; the acknowledged prefix leaves
         the buffer."""
-        if length:
-            self._acked.add(offset, offset + length)
         if fin:
             self.fin_acked = True
+        start = self._buffer_start
+        stop = offset + length
+        if stop <= start:
+            return  # nothing left in the buffer (an empty range, or one acknowledged before)
         acked = self._acked.bounds
-        if acked and acked[0] == self._buffer_start:
+        if offset <= start and not acked:
+            # It reaches the buffer's start with nothing acknowledged ahead (the common
+            # case): it leaves at once, as the add-then-shift below would do.
+            del self._buffer[: stop - start]
+            self._buffer_start = stop
+            return
+        # Only what is still buffered is recorded: a range below the buffer's start (the
+        # same data acknowledged twice, in an original and its retransmission, §13.3)
+        # would sit below it for good and keep everything after it from being freed.
+        self._acked.add(offset if offset > start else start, stop)
+        if acked[0] == start:
             stop = acked[1]
-            del self._buffer[: stop - self._buffer_start]
+            del self._buffer[: stop - start]
             self._buffer_start = stop
             self._acked.shift()
 

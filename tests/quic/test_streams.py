@@ -555,3 +555,67 @@ def test_rangeset_empty_subtract_is_a_no_op() -> None:
     r.add(0, 10)
     r.subtract(4, 4)
     assert list(r) == [(0, 10)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pieces=st.lists(st.binary(min_size=0, max_size=400), min_size=1, max_size=8),
+    seed=st.integers(0, 10_000),
+)
+def test_send_half_any_ack_order_frees_exactly_the_acknowledged_prefix(
+    pieces: list[bytes], seed: int
+) -> None:
+    """Acknowledgements in any order, duplicated, mixed with losses: every range handed
+    out carries the bytes written at its offset, and the buffer holds exactly what lies
+    past the acknowledged prefix (the in-order fast paths of next_range and on_ack
+    against a model of which bytes were acknowledged)."""
+    rng = random.Random(seed)
+    data = b"".join(pieces)
+    sender = SendHalf(1 << 20)
+    acked = [False] * len(data)
+    in_flight: list[tuple[int, int, bool]] = []
+    written = 0
+    for _ in range(20_000):
+        if written < len(pieces) and rng.random() < 0.3:
+            sender.write(pieces[written], written == len(pieces) - 1)
+            written += 1
+        while (r := sender.next_range(rng.randint(1, 300), 1 << 20)) is not None:
+            offset, piece, fin, _ = r
+            assert piece == data[offset : offset + len(piece)]
+            in_flight.append((offset, len(piece), fin))
+        if not in_flight:
+            if written == len(pieces):
+                break
+            continue
+        i = rng.randrange(len(in_flight))
+        offset, length, fin = in_flight[i]
+        if rng.random() < 0.2:
+            del in_flight[i]
+            sender.on_lost(offset, length, fin)
+        else:
+            if rng.random() < 0.8:  # else acknowledged again later (a duplicate ACK)
+                del in_flight[i]
+            sender.on_ack(offset, length, fin)
+            acked[offset : offset + length] = [True] * length
+        prefix = acked.index(False) if False in acked else len(acked)
+        assert sender.buffered == sender.offset - min(prefix, sender.offset)
+    assert sender.all_acked and sender.buffered == 0 and all(acked)
+
+
+def test_data_acknowledged_twice_does_not_hold_the_buffer() -> None:
+    """A range declared lost and resent, then acknowledged in both packets (§13.3): the
+    second acknowledgement comes after the range left the buffer and must not keep the
+    data after it from being freed."""
+    sender = SendHalf(1 << 20)
+    sender.write(b"a" * 100 + b"b" * 100, True)
+    first = sender.next_range(100, 1 << 20)
+    second = sender.next_range(100, 1 << 20)
+    assert first is not None and second is not None
+    sender.on_lost(0, 100, False)  # declared lost (spuriously): resent
+    resent = sender.next_range(100, 1 << 20)
+    assert resent is not None and resent[0] == 0
+    sender.on_ack(0, 100, False)  # the retransmission
+    sender.on_ack(0, 100, False)  # the original, late
+    assert sender.buffered == 100
+    sender.on_ack(100, 100, True)
+    assert sender.buffered == 0 and sender.all_acked
