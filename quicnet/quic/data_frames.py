@@ -96,13 +96,23 @@ def write_stream_frames(
         if chunk is not None:
             offset, data, fin, new_bytes = chunk
             streams.data_sent += new_bytes
-            # Type 0x08 | OFF (0x04) | LEN (0x02) | FIN (0x01), §19.8.
+            # Type 0x08 | OFF (0x04) | LEN (0x02) | FIN (0x01), §19.8; one- and
+            # two-byte varints (the first streams, short data) written inline.
             buf.append(0x0A | (0x04 if offset else 0) | (0x01 if fin else 0))
-            append_varint(buf, stream_id)
+            if stream_id < 0x40:
+                buf.append(stream_id)
+            else:
+                append_varint(buf, stream_id)
             if offset:
                 append_varint(buf, offset)
-            append_varint(buf, len(data))
+            n = len(data)
+            if n < 0x40:
+                buf.append(n)
+            elif n < 0x4000:
+                buf += (0x4000 | n).to_bytes(2, "big")
+            else:
+                append_varint(buf, n)
             buf += data
-            frames.append((STREAM, stream_id, offset, len(data), fin))
+            frames.append((STREAM, stream_id, offset, n, fin))
         if sender.has_pending():
             queue.append(stream_id)

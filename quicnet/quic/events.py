@@ -64,6 +64,18 @@ class StreamDataReceived:
     data: bytes
     end_stream: bool
 
+    def __init__(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        # The slots through their descriptors (quicnet.slots): one of these per STREAM
+        # frame delivered, where the generated __init__ calls object.__setattr__ thrice.
+        _set_stream_id(self, stream_id)
+        _set_stream_data(self, data)
+        _set_end_stream(self, end_stream)
+
+
+_set_stream_id, _set_stream_data, _set_end_stream = slot_setters(
+    StreamDataReceived, "stream_id data end_stream"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StreamReset:

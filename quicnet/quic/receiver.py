@@ -302,12 +302,25 @@ class PacketReceiver:
                     self._on_ack(2, ranges, delay, now, counts)
                     non_probing = True
                 elif 0x08 <= t <= 0x0F:  # STREAM (§19.8)
-                    stream_id, pos = varint_at(payload, pos)
+                    # One- and two-byte varints inline (the first streams, short
+                    # lengths); longer ones by varint_at.
+                    stream_id = payload[pos]
+                    if stream_id < 0x40:
+                        pos += 1
+                    else:
+                        stream_id, pos = varint_at(payload, pos)
                     offset = 0
                     if t & 0x04:
                         offset, pos = varint_at(payload, pos)
                     if t & 0x02:
-                        length, pos = varint_at(payload, pos)
+                        length = payload[pos]
+                        if length < 0x40:
+                            pos += 1
+                        elif length < 0x80:
+                            length = ((length & 0x3F) << 8) | payload[pos + 1]
+                            pos += 2
+                        else:
+                            length, pos = varint_at(payload, pos)
                         if pos + length > end:
                             raise _truncated(t)
                     else:

@@ -71,7 +71,8 @@ def on_delivered(c: QuicConnection, frames: Sequence[FrameRecord], acked: bool) 
                 continue
             if acked:
                 sender.on_ack(offset, length, fin)
-                streams.on_sender_done(stream_id)
+                if sender.fin_acked:  # (else the send half is not done: nothing to forget)
+                    streams.on_sender_done(stream_id)
             else:
                 sender.on_lost(offset, length, fin)
                 streams.schedule(stream_id)

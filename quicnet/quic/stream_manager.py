@@ -276,9 +276,11 @@ class StreamManager:
         receiver = stream.receiver
         before = receiver.fragments
         grew = receiver.receive(offset, data, fin)
-        self._account_received(grew, frame_type)
+        if grew:  # (no new bytes: MAX_DATA cannot be newly exceeded)
+            self._account_received(grew, frame_type)
         self._deliver(stream)
-        self._account_fragments(receiver.fragments - before, frame_type)
+        if receiver.fragments != before:
+            self._account_fragments(receiver.fragments - before, frame_type)
 
     def _account_fragments(self, change: int, frame_type: int) -> None:
         """RFC 9000 §21.7: bound the ranges buffered across all streams (§21.9: an error)."""
@@ -305,7 +307,8 @@ class StreamManager:
         if data or end:
             receiver.fin_delivered = receiver.fin_delivered or end
             self._events.append(StreamDataReceived(stream.stream_id, data, end))
-        self._maybe_forget(stream)
+        if receiver.final_size is not None:  # (else the receive half is not done)
+            self._maybe_forget(stream)
 
     def on_data_consumed(self, stream_id: int, length: int) -> None:
         """The application took ``length`` bytes of ``stream_id`` out of an event.
