@@ -9,7 +9,7 @@ import inspect
 
 import pytest
 
-from quicnet.quic.events import DatagramReceived, HandshakeCompleted
+from quicnet.quic.events import DatagramReceived, HandshakeCompleted, StreamDataReceived
 from quicnet.tls.events import HandshakeComplete, TrafficSecretReady
 from quicnet.tls.messages import ClientHello, NewSessionTicket, ServerHello
 from quicnet.tls.session import SessionTicket
@@ -23,6 +23,7 @@ WRITTEN_OUT = [
     SessionTicket,
     HandshakeCompleted,
     DatagramReceived,
+    StreamDataReceived,
 ]
 
 
