@@ -251,19 +251,14 @@ def enable_ecn(sock: socket.socket) -> bool:
 
 def read_socket_ecn(sock: socket.socket) -> list[tuple[bytes, Address, int]]:
     """Every datagram queued on ``sock`` (at most a poll's worth) with its ECN codepoint,
-    read with ``recvmsg`` from a socket :func:`enable_ecn` prepared."""
-    out = []
-    recvmsg = sock.recvmsg
-    for _ in range(_READS_PER_POLL):
-        try:
-            data, ancillary, _flags, address = recvmsg(_MAX_DATAGRAM, _ECN_CMSG_SPACE)
-        except (BlockingIOError, InterruptedError):
-            break
-        except OSError:
-            continue  # ICMP errors surface here on some systems
-        # IP_TOS (one byte) or IPV6_TCLASS (a native int), the last one if both came:
-        # the ECN field is the low 2 bits of its low byte.
-        out.append((data, address, ancillary[-1][2][_LOW_BYTE] & 3 if ancillary else 0))
+    read with ``recvmsg`` from a socket :func:`enable_ecn` prepared: what
+    :func:`deliver_socket_ecn` hands on, as a list."""
+    out: list[tuple[bytes, Address, int]] = []
+
+    def collect(data: bytes, address: Address, _now: float, ecn: int) -> None:
+        out.append((data, address, ecn))
+
+    deliver_socket_ecn(sock, collect, 0.0)
     return out
 
 
@@ -299,6 +294,8 @@ def deliver_socket_ecn(
             break
         except OSError:
             continue  # ICMP errors surface here on some systems
+        # IP_TOS (one byte) or IPV6_TCLASS (a native int), the last one if both came:
+        # the ECN field is the low 2 bits of its low byte.
         receive(data, address, now, ancillary[-1][2][_LOW_BYTE] & 3 if ancillary else 0)
         if i == 0 and waiting is not None and not waiting(0):
             break
