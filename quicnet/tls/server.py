@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 from quicnet.crypto import (
     InvalidSignatureError,
@@ -27,6 +27,7 @@ from quicnet.tls.auth import (
     validity_time,
     verify_peer_certificates,
 )
+from quicnet.tls.client_offer import ClientOffer, read_client_hello
 from quicnet.tls.config import ClientAuth, ServerConfig
 from quicnet.tls.engine import TLSEngine
 from quicnet.tls.errors import ProtocolViolation, UsageError
@@ -57,7 +58,7 @@ from quicnet.tls.messages import (
     new_session_ticket_message,
 )
 from quicnet.tls.session import TicketState, encode_ticket_state
-from quicnet.tls.stapling import server_certificate_entries, wants_ocsp
+from quicnet.tls.stapling import server_certificate_entries
 
 __all__ = ["TLSServer"]
 
@@ -75,123 +76,6 @@ def _alpn_chosen(protocol: str) -> bytes:
     if body is None:
         body = _ALPN_CHOSEN.remember(protocol, ext.encode_alpn([protocol]))
     return body
-
-
-class _Hello(NamedTuple):
-    """What the server read from a ClientHello (an internal record, built once a hello:
-    a named tuple, where a frozen dataclass's ``__init__`` sets each of the 13 fields
-    through ``object.__setattr__``)."""
-
-    suites: list[int]
-    groups: list[int]
-    shares: dict[int, bytes]
-    signature_algorithms: list[int]
-    alpn: list[str] | None
-    server_name: str | None
-    psk_modes: list[int]
-    psk: ext.OfferedPsks | None
-    early_data: bool
-    record_size_limit: int | None
-    transport_parameters: bytes | None
-    cookie: bytes | None
-    ocsp_requested: bool = False
-
-
-#: The ClientHello extensions ``_parse_client_hello`` reads, in the order it unpacks them.
-_HELLO_EXTENSIONS = (
-    ET.supported_versions,
-    ET.pre_shared_key,
-    ET.supported_groups,
-    ET.key_share,
-    ET.signature_algorithms,
-    ET.application_layer_protocol_negotiation,
-    ET.server_name,
-    ET.psk_key_exchange_modes,
-    ET.early_data,
-    ET.record_size_limit,
-    ET.cookie,
-    ET.quic_transport_parameters,
-    ET.status_request,
-)
-_PRE_SHARED_KEY = ET.pre_shared_key
-
-
-def _parse_client_hello(hello: ClientHello) -> _Hello:
-    if hello.legacy_version <= 0x0300:  # Appendix D.5: SSL 3.0 or older
-        raise ProtocolViolation(
-            "ClientHello.legacy_version is 0x0300 or lower", AlertDescription.protocol_version
-        )
-    # One look-up table instead of a scan of the extensions per look-up (the first of a
-    # type wins, as with ``hello.extension``).
-    extensions = {e.type: e.data for e in reversed(hello.extensions)}
-    # Every extension read below, in one pass (an enum member through its class costs
-    # ~70 ns on Python 3.11; the tuple is built once).
-    (
-        versions_data,
-        psk,
-        groups_data,
-        shares_data,
-        sigs,
-        alpn,
-        sni,
-        modes,
-        early,
-        limit,
-        cookie,
-        transport_parameters,
-        status_request,
-    ) = map(extensions.get, _HELLO_EXTENSIONS)
-    if versions_data is None or ext.TLS13 not in ext.decode_supported_versions_client(
-        versions_data
-    ):
-        raise ProtocolViolation(
-            "the client does not offer TLS 1.3", AlertDescription.protocol_version
-        )
-    if hello.legacy_compression_methods != b"\x00":
-        raise ProtocolViolation(
-            "TLS 1.3 ClientHello must offer only null compression",
-            AlertDescription.illegal_parameter,
-        )
-    if psk is not None and any(e.type == _PRE_SHARED_KEY for e in hello.extensions[:-1]):
-        raise ProtocolViolation(  # §4.2.11
-            "pre_shared_key is not the last extension", AlertDescription.illegal_parameter
-        )
-    if (groups_data is None) != (shares_data is None):  # §9.2
-        raise ProtocolViolation(
-            "supported_groups and key_share must come together", AlertDescription.missing_extension
-        )
-    groups = ext.decode_u16_list(groups_data, "supported_groups") if groups_data else []
-    shares = (
-        {e.group: e.key_exchange for e in ext.decode_key_share_client(shares_data)}
-        if shares_data
-        else {}
-    )
-    for group in shares:
-        if group not in groups:  # §4.2.8
-            raise ProtocolViolation(
-                "key share for a group not in supported_groups", AlertDescription.illegal_parameter
-            )
-    if early is not None:
-        ext.decode_empty(early, "early_data")
-    if psk is not None and modes is None:  # §4.2.9
-        raise ProtocolViolation(
-            "pre_shared_key without psk_key_exchange_modes", AlertDescription.missing_extension
-        )
-    return _Hello(
-        suites=list(hello.cipher_suites),
-        groups=groups,
-        shares=shares,
-        signature_algorithms=ext.decode_u16_list(sigs, "signature_algorithms") if sigs else [],
-        alpn=ext.decode_alpn(alpn) if alpn is not None else None,
-        server_name=ext.decode_server_name(sni) if sni is not None else None,
-        psk_modes=ext.decode_psk_modes(modes) if modes is not None else [],
-        psk=ext.decode_pre_shared_key_client(psk) if psk is not None else None,
-        early_data=early is not None,
-        record_size_limit=ext.decode_record_size_limit(limit) if limit is not None else None,
-        transport_parameters=transport_parameters,
-        cookie=ext.decode_cookie(cookie) if cookie is not None else None,
-        ocsp_requested=wants_ocsp(status_request),
-    )
 
 
 class TLSServer(TLSEngine):
@@ -245,7 +129,7 @@ class TLSServer(TLSEngine):
         c = self.config
         if c.ech_keys:  # draft-ietf-tls-esni §7.1: go on with the inner hello if it opens
             hello, raw, self.ech = ech.server_open(hello, raw, c.ech_keys, self.ech)
-        offer = _parse_client_hello(hello)
+        offer = read_client_hello(hello)
         self.early_data_offered = self.early_data_offered or offer.early_data
         if offer.early_data:
             self.early_data_limit = c.max_early_data_size or SKIP_EARLY_DATA_DEFAULT
@@ -373,7 +257,7 @@ class TLSServer(TLSEngine):
             return "WAIT_CERT"
         return "WAIT_FINISHED"
 
-    def _check_second_hello(self, hello: ClientHello, offer: _Hello) -> None:
+    def _check_second_hello(self, hello: ClientHello, offer: ClientOffer) -> None:
         first = self._first_hello
         assert first is not None
         # §4.1.2: the second ClientHello repeats the first but for a few fields.
@@ -441,7 +325,7 @@ class TLSServer(TLSEngine):
 
     # Resumption and early data ----------------------------------------------------------
     def _select_psk(
-        self, hello: ClientHello, raw: bytes, offer: _Hello, suite: CipherSuite, now: float
+        self, hello: ClientHello, raw: bytes, offer: ClientOffer, suite: CipherSuite, now: float
     ) -> tuple[TicketState | None, int]:
         keys = self.config.ticket_keys
         if (
@@ -504,7 +388,7 @@ class TLSServer(TLSEngine):
         return True
 
     def _early_data_acceptable(
-        self, state: TicketState, hello: ClientHello, offer: _Hello, now: float
+        self, state: TicketState, hello: ClientHello, offer: ClientOffer, now: float
     ) -> bool:
         c = self.config
         if not c.max_early_data_size or not state.max_early_data_size:
@@ -525,7 +409,7 @@ class TLSServer(TLSEngine):
         )
 
     # The server's flight -------------------------------------------------------------
-    def _send_server_flight(self, offer: _Hello) -> None:
+    def _send_server_flight(self, offer: ClientOffer) -> None:
         c = self.config
         ee: list[Extension] = []
         if offer.server_name is not None:
