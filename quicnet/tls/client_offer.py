@@ -18,7 +18,7 @@ from quicnet.tls.extensions import ExtensionType as ET
 from quicnet.tls.messages import ClientHello
 from quicnet.tls.stapling import wants_ocsp
 
-__all__ = ["ClientOffer", "read_client_hello"]
+__all__ = ["HELLO_EXTENSIONS", "ClientOffer", "read_client_hello"]
 
 
 class ClientOffer(NamedTuple):
@@ -42,7 +42,7 @@ class ClientOffer(NamedTuple):
 
 
 #: The ClientHello extensions ``read_client_hello`` reads, in the order it unpacks them.
-_HELLO_EXTENSIONS = (
+HELLO_EXTENSIONS = (
     ET.supported_versions,
     ET.pre_shared_key,
     ET.supported_groups,
@@ -86,7 +86,7 @@ def read_client_hello(hello: ClientHello) -> ClientOffer:
         cookie,
         transport_parameters,
         status_request,
-    ) = map(extensions.get, _HELLO_EXTENSIONS)
+    ) = map(extensions.get, HELLO_EXTENSIONS)
     if versions_data is None or ext.TLS13 not in ext.decode_supported_versions_client(
         versions_data
     ):

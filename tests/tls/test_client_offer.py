@@ -15,27 +15,10 @@ from hypothesis import strategies as st
 
 from quicnet.tls import extensions as ext
 from quicnet.tls.alerts import AlertDescription
-from quicnet.tls.client_offer import ClientOffer, read_client_hello
+from quicnet.tls.client_offer import HELLO_EXTENSIONS, ClientOffer, read_client_hello
 from quicnet.tls.errors import ProtocolViolation
 from quicnet.tls.extensions import ExtensionType as ET
 from quicnet.tls.messages import ClientHello, Extension
-
-_READ = [
-    ET.supported_versions,
-    ET.pre_shared_key,
-    ET.supported_groups,
-    ET.key_share,
-    ET.signature_algorithms,
-    ET.application_layer_protocol_negotiation,
-    ET.server_name,
-    ET.psk_key_exchange_modes,
-    ET.early_data,
-    ET.record_size_limit,
-    ET.cookie,
-    ET.quic_transport_parameters,
-    ET.status_request,
-]
-
 
 #: The alerts a refused ClientHello may carry: malformed bodies, and the §4.1.2/§4.2
 #: rules read_client_hello checks.
@@ -83,7 +66,7 @@ def test_key_share_without_supported_groups_is_missing_an_extension() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     chosen=st.lists(
-        st.tuples(st.sampled_from(_READ), st.binary(max_size=40)),
+        st.tuples(st.sampled_from(HELLO_EXTENSIONS), st.binary(max_size=40)),
         max_size=8,
         unique_by=lambda e: e[0],
     ),
