@@ -232,7 +232,7 @@ class SendHalf:
         """
         if self.reset_error_code is not None:
             return None
-        pending = self._pending.bounds  # changed in place by subtract() below
+        pending = self._pending.bounds  # its first range is cut in place below
         if not pending:
             if self.fin_pending and self.fin_offset is not None:
                 self.fin_pending = False
